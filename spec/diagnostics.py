@@ -1,0 +1,87 @@
+"""Diagnostics: problems with a spec, as values that carry their source location.
+
+Every stage (reader, YAML loader, schema, check passes) returns a list of `Diagnostic`s instead of
+raising, so that one run reports every problem at once (sqlglot's ErrorLevel.RAISE: collect all
+errors, then fail once). `SpecError` is the single exception a user sees for a bad spec.
+
+>>> d = Diagnostic("gpt.yaml", 3, 5, "model.heads", "expected-int", "expected integer, got '4'")
+>>> d.render()
+"gpt.yaml:3:5: error[expected-int] model.heads: expected integer, got '4'"
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+ERROR = "error"
+WARNING = "warning"
+
+# Values echoed in messages are ascii()-escaped and cut to this length, so that no control or
+# bidi character and no megabyte of text ever reaches a terminal or a CI log.
+ECHO_LIMIT = 80
+
+
+@dataclass(frozen=True, order=True)
+class Diagnostic:
+    """One problem at one place: 1-based line and column, dotted key path, kebab-case rule id."""
+
+    path: str
+    line: int
+    col: int
+    key: str
+    code: str
+    message: str
+    severity: str = ERROR
+
+    def render(self) -> str:
+        """`PATH:LINE:COL: error[code] key.path: message` (DESIGN.md section 3)."""
+        key = f"{printable(self.key)}: " if self.key else ""
+        where = f"{printable(self.path)}:{self.line}:{self.col}"
+        return f"{where}: {self.severity}[{self.code}] {key}{self.message}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class SpecError(ValueError):
+    """A spec was rejected; `.diagnostics` holds every problem found, errors and warnings."""
+
+    def __init__(self, diagnostics: list[Diagnostic]):
+        self.diagnostics = sorted(diagnostics)
+        errors = [d for d in self.diagnostics if d.severity == ERROR]
+        shown = "\n".join(d.render() for d in errors or self.diagnostics)
+        super().__init__(f"{len(errors)} error(s) in spec:\n{shown}")
+
+
+def echo(value: object) -> str:
+    """A value as it may appear in a message: ascii()-escaped, at most ECHO_LIMIT characters.
+
+    >>> echo("caf\\u00e9")
+    "'caf\\\\xe9'"
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        # str() of a 4300+ digit int raises since Python 3.11: never format huge ints in full.
+        return f"<integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    text = ascii(value)
+    if len(text) > ECHO_LIMIT:
+        text = text[: ECHO_LIMIT - 3] + "..."
+    return text
+
+
+def printable(text: str) -> str:
+    """Text as is when it is plain printable, else ascii()-escaped (a file name can hold a
+    newline or a bidi control, and a key can come from a quoted YAML string)."""
+    return text if text.isprintable() and text.isascii() else ascii(text)[1:-1]
+
+
+def has_errors(diagnostics: list[Diagnostic]) -> bool:
+    return any(d.severity == ERROR for d in diagnostics)
+
+
+def render_text(diagnostics: list[Diagnostic]) -> str:
+    return "".join(d.render() + "\n" for d in sorted(diagnostics))
+
+
+def render_json(diagnostics: list[Diagnostic]) -> str:
+    return json.dumps([d.as_dict() for d in sorted(diagnostics)], indent=2) + "\n"

@@ -1,0 +1,102 @@
+"""The keyword table of x-transformers 2.31.10 (spec/keywords.json), and which keywords apply where.
+
+The table is data generated from the installed reference (scripts/gen_keyword_table.py) and
+checked against `inspect.signature` by tests/test_keyword_table.py. This module only reads it and
+answers "which keywords may this mapping hold" for each place in a spec (DESIGN.md section 1).
+
+>>> table = keyword_table()
+>>> table.layers("Decoder")["heads"].default
+8
+>>> "causal" in table.layers("Decoder")
+False
+>>> table.routed("attn")["flash"].owner
+'Attention'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+WRAPPERS = ("TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper")
+LAYER_TYPES = ("Encoder", "Decoder", "CrossAttender")
+MODEL_TYPES = (*WRAPPERS, "XTransformer", *LAYER_TYPES)
+ROUTED_SECTIONS = ("attn", "cross_attn", "ff")
+XTRANSFORMER_SIDES = ("encoder", "decoder")
+
+
+@dataclass(frozen=True)
+class Keyword:
+    """One keyword of a reference class: its name, allowed value types and default.
+
+    types are drawn from: int, float, bool, str, dict, module (a nested mapping with a `type`),
+    object (a Python object: not expressible in a spec), layer_types (a list of 'a'/'c'/'f'),
+    int_list. per_layer keywords also take a list with one such value per layer.
+    """
+
+    name: str
+    owner: str
+    types: tuple[str, ...]
+    default: object
+    required: bool = False
+    per_layer: bool = False
+
+    @property
+    def nullable(self) -> bool:
+        return self.default is None and not self.required
+
+
+class KeywordTable:
+    def __init__(self, data: dict):
+        self.reference = data["reference"]
+        self.classes = {
+            owner: {name: keyword(owner, name, entry) for name, entry in keywords.items()}
+            for owner, keywords in data["classes"].items()
+        }
+        self.routing = data["routing"]
+        self.layer_classes = data["layer_classes"]
+        self.sides = data["xtransformer_sides"]
+
+    def wrapper(self, type_name: str) -> dict[str, Keyword]:
+        """Keywords of TransformerWrapper, ViTransformerWrapper, ContinuousTransformerWrapper or
+        XTransformer (its own keywords only; `encoder`/`decoder` are `side()`)."""
+        return self.classes[type_name]
+
+    def layers(self, layer_type: str) -> dict[str, Keyword]:
+        """AttentionLayers keywords that Encoder / Decoder / CrossAttender accept."""
+        excluded = set(self.layer_classes[layer_type]["exclude"])
+        return {n: k for n, k in self.classes["AttentionLayers"].items() if n not in excluded}
+
+    def routed(self, section: str) -> dict[str, Keyword]:
+        """Keywords of the nested `attn:`, `cross_attn:` or `ff:` mapping (prefix stripped)."""
+        route = self.routing[section]
+        excluded = set(route["exclude"])
+        return {n: k for n, k in self.classes[route["class"]].items() if n not in excluded}
+
+    def side(self, side: str) -> dict[str, Keyword]:
+        """Keywords of XTransformer's flat `encoder:` / `decoder:` mapping."""
+        rule = self.sides[side]
+        wrapper = self.classes["TransformerWrapper"]
+        own = {name: wrapper[name] for name in rule["wrapper_keys"]}
+        excluded = set(rule["exclude"])
+        layer = {n: k for n, k in self.classes["AttentionLayers"].items() if n not in excluded}
+        return {**own, **layer}
+
+
+def keyword(owner: str, name: str, entry: dict) -> Keyword:
+    return Keyword(
+        name=name,
+        owner=owner,
+        types=tuple(entry["type"]),
+        default=entry["default"],
+        required=entry.get("required", False),
+        per_layer=entry.get("per_layer", False),
+    )
+
+
+@cache
+def keyword_table() -> KeywordTable:
+    text = resources.files(__package__).joinpath("keywords.json").read_text(encoding="utf-8")
+    return KeywordTable(json.loads(text))

@@ -1,0 +1,45 @@
+"""Rules for the spec's `name`: it becomes the generated class name, so it must be a safe,
+non-shadowing identifier once PascalCased.
+
+>>> name_problem("gpt_small") is None
+True
+>>> name_problem("none")
+"PascalCased name 'None' is a Python keyword"
+"""
+
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+from .diagnostics import echo
+from .model import pascal_case
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+MAX_NAME_LENGTH = 64
+
+# Class and module-level names that generated modules define or import; the compiler checks
+# that every class it emits is listed here, so a spec name can never shadow one of them.
+RESERVED_CLASS_NAMES = frozenset({
+    "Config", "Attention", "FeedForward", "Block", "Layers", "TokenEmbedding",
+    "AbsolutePositionalEmbedding", "LayerNorm", "RMSNorm", "Encoder", "Decoder", "CrossAttender",
+    "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper", "XTransformer",
+    "Model", "Module", "Tensor", "F", "Optional", "Any",
+})
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot name a spec, or None."""
+    if not NAME_PATTERN.fullmatch(name):
+        return f"must match [a-z][a-z0-9_]*, got {echo(name)}"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+    class_name = pascal_case(name)
+    if keyword.iskeyword(class_name) or keyword.issoftkeyword(class_name):
+        return f"PascalCased name {class_name!r} is a Python keyword"
+    if class_name in RESERVED_CLASS_NAMES:
+        return f"PascalCased name {class_name!r} collides with a class the generated module defines"
+    if hasattr(builtins, class_name):
+        return f"PascalCased name {class_name!r} shadows a Python builtin"
+    return None

@@ -1,0 +1,439 @@
+"""Checking a loaded YAML tree against the spec language and the keyword table.
+
+Closed keys (an unknown key is `unknown-key` with a did-you-mean), strict types (no coercion:
+"4" is not 4, true is not 1), value ranges, and `unsupported-option` for known keywords that xtc
+does not compile yet. Every problem is collected; the result is a `Spec` only if there were none.
+
+>>> from .yaml_loader import load_yaml
+>>> tree, _ = load_yaml("xtc: 1\\nname: lm\\nmodel: {type: TransformerWrapper, num_tokens: 8,\\n"
+...                     "  max_seq_len: 8, haeds: 2, attn_layers: {type: Decoder, dim: 8}}", "s.yaml")
+>>> spec, problems = check_schema(tree, "s.yaml", "0" * 64)
+>>> [p.render() for p in problems]
+["s.yaml:4:19: error[unknown-key] model.haeds: unknown key 'haeds' for TransformerWrapper"]
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from .constraints import range_problem
+from .diagnostics import Diagnostic, echo
+from .keywords import (
+    LAYER_TYPES, MODEL_TYPES, ROUTED_SECTIONS, WRAPPERS, XTRANSFORMER_SIDES, Keyword,
+    keyword_table,
+)
+from .model import Connection, ModuleSpec, Spec
+from .names import NAME_PATTERN, name_problem
+from .support import SUPPORTED_LAYER_TYPES, SUPPORTED_MODEL_TYPES, is_supported
+from .yaml_loader import Node, scalar_type_name
+
+SPEC_VERSION = 1
+DOCUMENT_KEYS = ("xtc", "name", "description", "model", "components", "connections")
+MAX_DESCRIPTION = 2000
+
+# Which layer classes each wrapper's `attn_layers` may be (ViT asserts an Encoder).
+ATTN_LAYERS_TYPES = {
+    "TransformerWrapper": LAYER_TYPES,
+    "ViTransformerWrapper": ("Encoder",),
+    "ContinuousTransformerWrapper": LAYER_TYPES,
+}
+TYPE_WORDS = {
+    "int": "integer", "float": "number", "bool": "boolean", "str": "string", "dict": "mapping",
+    "module": "mapping with a `type`", "layer_types": "list of layer types ('a', 'c', 'f')",
+    "int_list": "list of integers",
+}
+CONNECTION_TARGET = re.compile(r"([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)")
+
+
+def check_schema(tree: Node, path: str, sha256: str) -> tuple[Spec | None, list[Diagnostic]]:
+    checker = SchemaChecker(path)
+    spec = checker.document(tree, sha256)
+    return (None if checker.problems else spec), checker.problems
+
+
+class SchemaChecker:
+    def __init__(self, path: str):
+        self.path = path
+        self.table = keyword_table()
+        self.problems: list[Diagnostic] = []
+        self.locations: dict[str, tuple[int, int]] = {}
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def error(self, node_or_pos, key: str, code: str, message: str) -> None:
+        line, col = (node_or_pos.line, node_or_pos.col) if isinstance(node_or_pos, Node) else node_or_pos
+        self.problems.append(Diagnostic(self.path, line, col, key, code, message))
+
+    def unknown_key(self, pos, key: str, name: str, known, where: str, hint: str = "") -> None:
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        self.error(pos, key, "unknown-key", f"unknown key {echo(name)} for {where}{suggestion}{hint}")
+
+    # -- the document ----------------------------------------------------------------------
+
+    def document(self, tree: Node, sha256: str) -> Spec | None:
+        entries = self.entries_of(tree, "", DOCUMENT_KEYS, "a spec")
+        version = self.version(entries.get("xtc"), tree)
+        name = self.name(entries.get("name"), tree)
+        description = self.description(entries.get("description"))
+        model, components, connections = self.body(entries, tree)
+        if self.problems:
+            return None
+        return Spec(name=name, version=version, path=self.path, sha256=sha256, model=model,
+                    components=components, connections=connections, description=description,
+                    locations=dict(self.locations))
+
+    def entries_of(self, node: Node, key: str, known, where: str) -> dict[str, Node]:
+        """The entries of a mapping with a closed key set; unknown keys are reported."""
+        found = {}
+        for name, entry in node.entries.items():
+            child_key = f"{key}.{name}" if key else name
+            self.locations[child_key] = (entry.key_line, entry.key_col)
+            if name in known:
+                found[name] = entry.value
+            else:
+                self.unknown_key((entry.key_line, entry.key_col), child_key, name, known, where)
+        return found
+
+    def version(self, node: Node | None, tree: Node) -> int:
+        if node is None:
+            self.error(tree, "xtc", "missing-key", "missing required key 'xtc' (spec format version: 1)")
+        elif node.value != SPEC_VERSION or type(node.value) is not int:
+            self.error(node, "xtc", "unsupported-version",
+                       f"spec format version must be {SPEC_VERSION}, got {echo(node.text)}")
+        return SPEC_VERSION
+
+    def name(self, node: Node | None, tree: Node) -> str:
+        if node is None:
+            self.error(tree, "name", "missing-key", "missing required key 'name'")
+            return ""
+        if not isinstance(node.value, str) or node.kind != "scalar":
+            self.error(node, "name", "invalid-name", f"expected string, got {describe(node)}")
+            return ""
+        problem = name_problem(node.value)
+        if problem:
+            self.error(node, "name", "invalid-name", problem)
+        return node.value
+
+    def description(self, node: Node | None) -> str | None:
+        if node is None:
+            return None
+        if node.kind != "scalar" or not isinstance(node.value, str):
+            self.error(node, "description", "expected-type", f"expected string, got {describe(node)}")
+            return None
+        text = node.value
+        if len(text) > MAX_DESCRIPTION:
+            self.error(node, "description", "out-of-range",
+                       f"must be at most {MAX_DESCRIPTION} characters, got {len(text)}")
+        if any(ord(c) < 0x20 and c not in "\n\t" for c in text):
+            self.error(node, "description", "invalid-character", "control characters not allowed")
+        return text
+
+    def body(self, entries: dict[str, Node], tree: Node):
+        model_node, components_node = entries.get("model"), entries.get("components")
+        if (model_node is None) == (components_node is None):
+            if model_node is None:
+                self.error(tree, "model", "missing-key",
+                           "missing required key 'model' (or 'components' for a composite)")
+            else:
+                self.error(components_node, "components", "conflicting-keys",
+                           "a spec has either 'model' or 'components', not both")
+            return None, {}, ()
+        if "connections" in entries and components_node is None:
+            self.error(entries["connections"], "connections", "conflicting-keys",
+                       "'connections' belongs to a composite spec with 'components'")
+        if model_node is not None:
+            return self.module(model_node, "model", MODEL_TYPES), {}, ()
+        components = self.components(components_node)
+        connections = self.connections(entries.get("connections"), tree)
+        return None, components, connections
+
+    # -- composites (structure only; compiling them is a later feature) --------------------
+
+    def components(self, node: Node) -> dict[str, ModuleSpec]:
+        if node.kind != "map" or not node.entries:
+            self.error(node, "components", "expected-type",
+                       f"expected a mapping of named components, got {describe(node)}")
+            return {}
+        self.error(node, "components", "unsupported-option",
+                   "composite specs (components and connections) are not supported by xtc yet")
+        result = {}
+        for name, entry in node.entries.items():
+            key = f"components.{name}"
+            self.locations[key] = (entry.key_line, entry.key_col)
+            if not NAME_PATTERN.fullmatch(name):
+                self.error((entry.key_line, entry.key_col), key, "invalid-name",
+                           f"component names must match [a-z][a-z0-9_]*, got {echo(name)}")
+                continue
+            module = self.module(entry.value, key, MODEL_TYPES)
+            if module is not None:
+                result[name] = module
+        return result
+
+    def connections(self, node: Node | None, tree: Node) -> tuple[Connection, ...]:
+        if node is None:
+            return ()
+        if node.kind != "seq":
+            self.error(node, "connections", "expected-type", f"expected a list, got {describe(node)}")
+            return ()
+        result = []
+        for item in node.items:
+            if item.kind != "map":
+                self.error(item, "connections", "expected-type",
+                           f"expected a mapping {{from: X, to: Y.arg}}, got {describe(item)}")
+                continue
+            fields = self.entries_of(item, "connections", ("from", "to"), "a connection")
+            source, target = fields.get("from"), fields.get("to")
+            if source is None or target is None:
+                self.error(item, "connections", "missing-key", "a connection needs 'from' and 'to'")
+                continue
+            match = CONNECTION_TARGET.fullmatch(target.value) if isinstance(target.value, str) else None
+            if not (isinstance(source.value, str) and NAME_PATTERN.fullmatch(source.value)) or not match:
+                self.error(item, "connections", "invalid-connection",
+                           f"expected {{from: component, to: component.argument}}, got from "
+                           f"{echo(source.text)} to {echo(target.text)}")
+                continue
+            result.append(Connection(source.value, match[1], match[2], "connections"))
+        return tuple(result)
+
+    # -- modules ---------------------------------------------------------------------------
+
+    def module(self, node: Node, key: str, allowed: tuple[str, ...]) -> ModuleSpec | None:
+        if node.invalid:
+            return None
+        if node.kind != "map":
+            self.error(node, key, "expected-type", f"expected a mapping with a `type`, got {describe(node)}")
+            return None
+        type_name = self.module_type(node, key, allowed)
+        if type_name is None:
+            return None
+        if type_name in LAYER_TYPES:
+            return self.keywords_module(node, key, type_name, self.table.layers(type_name), "layers",
+                                        ROUTED_SECTIONS)
+        if type_name == "XTransformer":
+            return self.xtransformer(node, key)
+        return self.keywords_module(node, key, type_name, self.table.wrapper(type_name), type_name, ())
+
+    def module_type(self, node: Node, key: str, allowed: tuple[str, ...]) -> str | None:
+        entry = node.entries.get("type")
+        type_key = f"{key}.type"
+        if entry is None:
+            self.error(node, type_key, "missing-key", f"missing required key 'type': one of {', '.join(allowed)}")
+            return None
+        self.locations[type_key] = (entry.key_line, entry.key_col)
+        value = entry.value.value
+        if not isinstance(value, str) or entry.value.kind != "scalar" or value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            self.error(entry.value, type_key, "unknown-type",
+                       f"expected one of {', '.join(allowed)}, got {describe(entry.value)}{hint}")
+            return None
+        supported = SUPPORTED_LAYER_TYPES if value in LAYER_TYPES else SUPPORTED_MODEL_TYPES
+        if value not in supported:
+            self.error(entry.value, type_key, "unsupported-option",
+                       f"x-transformers class {value} not supported by xtc yet")
+        return value
+
+    def xtransformer(self, node: Node, key: str) -> ModuleSpec | None:
+        own = self.table.wrapper("XTransformer")
+        module = self.keywords_module(node, key, "XTransformer", own, "XTransformer", (),
+                                      sides=XTRANSFORMER_SIDES)
+        return module
+
+    def keywords_module(self, node: Node, key: str, type_name: str, keywords: dict[str, Keyword],
+                        place: str, sections: tuple[str, ...], sides: tuple[str, ...] = ()):
+        options = {name: kw.default for name, kw in keywords.items() if "module" not in kw.types}
+        given: list[str] = []
+        built_sections: dict[str, dict] = {}
+        sections_given: dict[str, tuple[str, ...]] = {}
+        children: dict[str, ModuleSpec] = {}
+        for name, entry in node.entries.items():
+            if name == "type":
+                continue
+            child_key = f"{key}.{name}"
+            pos = (entry.key_line, entry.key_col)
+            self.locations[child_key] = pos
+            if name in sections:
+                built_sections[name], sections_given[name] = self.section(entry.value, child_key, name)
+            elif name in sides:
+                side = self.side(entry.value, child_key, name)
+                if side is not None:
+                    children[name] = side
+            elif name in keywords:
+                kw = keywords[name]
+                if "module" in kw.types:
+                    child = self.module(entry.value, child_key, ATTN_LAYERS_TYPES[type_name])
+                    if child is not None:
+                        children[name] = child
+                    given.append(name)
+                    continue
+                options[name] = self.value(entry.value, kw, child_key, place)
+                given.append(name)
+            else:
+                known = [*keywords, *sections, *sides]
+                hint = routing_hint(name, sections) or self.fixed_hint(name, type_name)
+                self.unknown_key(pos, child_key, name, known, type_name, hint)
+        self.missing_required(node, key, keywords, node.entries, sides)
+        return ModuleSpec(type=type_name, key=key, options=options, given=tuple(given),
+                          sections=built_sections, sections_given=sections_given, children=children)
+
+    def fixed_hint(self, name: str, type_name: str) -> str:
+        """`causal` on a Decoder: the class sets it itself, so the reference refuses it."""
+        if type_name in LAYER_TYPES and name in self.table.classes["AttentionLayers"]:
+            return f"; {type_name} sets {name!r} itself here"
+        return ""
+
+    def missing_required(self, node: Node, key: str, keywords, present, sides) -> None:
+        for name, kw in keywords.items():
+            if kw.required and name not in present:
+                self.error(node, f"{key}.{name}", "missing-key", f"missing required key {name!r}")
+        for side in sides:
+            if side not in present:
+                self.error(node, f"{key}.{side}", "missing-key", f"missing required key {side!r}")
+
+    def side(self, node: Node, key: str, side: str) -> ModuleSpec | None:
+        """XTransformer's flat `encoder:` / `decoder:` (wrapper and layer keywords together)."""
+        if node.kind != "map":
+            self.error(node, key, "expected-type", f"expected a mapping, got {describe(node)}")
+            return None
+        if "type" in node.entries:
+            entry = node.entries["type"]
+            self.error((entry.key_line, entry.key_col), f"{key}.type", "unknown-key",
+                       f"XTransformer's {side} takes no 'type'; it is always "
+                       f"{self.table.sides[side]['layers']}")
+        layer_type = self.table.sides[side]["layers"]
+        return self.keywords_module(node, key, layer_type, self.table.side(side), "layers",
+                                    ROUTED_SECTIONS)
+
+    def section(self, node: Node, key: str, section: str) -> tuple[dict, tuple[str, ...]]:
+        """A nested `attn:` / `cross_attn:` / `ff:` mapping of routed keywords."""
+        keywords = self.table.routed(section)
+        options = {name: kw.default for name, kw in keywords.items()}
+        if node.invalid:
+            return options, ()
+        if node.kind != "map":
+            self.error(node, key, "expected-type", f"expected a mapping, got {describe(node)}")
+            return options, ()
+        given = []
+        for name, entry in node.entries.items():
+            child_key = f"{key}.{name}"
+            pos = (entry.key_line, entry.key_col)
+            self.locations[child_key] = pos
+            if name not in keywords:
+                owner = self.table.routing[section]["class"]
+                self.unknown_key(pos, child_key, name, keywords, f"{section} ({owner})")
+                continue
+            options[name] = self.value(entry.value, keywords[name], child_key, section)
+            given.append(name)
+        return options, tuple(given)
+
+    # -- values ----------------------------------------------------------------------------
+
+    def value(self, node: Node, kw: Keyword, key: str, place: str) -> object:
+        value = self.typed_value(node, kw, key)
+        if value is INVALID:
+            return kw.default
+        for item in value if isinstance(value, tuple) and kw.per_layer else (value,):
+            problem = range_problem(kw.name, item)
+            if problem:
+                self.error(node, key, "out-of-range", problem)
+                return kw.default
+        if value != kw.default and not is_supported(place, kw.name):
+            self.error(node, key, "unsupported-option",
+                       f"x-transformers option {kw.owner}.{kw.name} not supported by xtc yet")
+        return value
+
+    def typed_value(self, node: Node, kw: Keyword, key: str) -> object:
+        if node.invalid:
+            return INVALID
+        if "object" in kw.types:
+            self.error(node, key, "not-expressible",
+                       f"{kw.owner}.{kw.name} takes a Python object, which a spec cannot express")
+            return INVALID
+        if node.kind == "scalar" and node.value is None:
+            if kw.nullable:
+                return None
+            self.error(node, key, "expected-type", f"expected {expected(kw)}, got null")
+            return INVALID
+        if node.kind == "seq" and (kw.per_layer or {"layer_types", "int_list"} & set(kw.types)):
+            return self.list_value(node, kw, key)
+        if any(matches(node, t) for t in kw.types):
+            return convert(node)
+        self.error(node, key, "expected-type", f"expected {expected(kw)}, got {describe(node)}")
+        return INVALID
+
+    def list_value(self, node: Node, kw: Keyword, key: str) -> object:
+        if not node.items:
+            self.error(node, key, "expected-type", f"expected {expected(kw)}, got an empty list")
+            return INVALID
+        if "layer_types" in kw.types:
+            item_ok, want = (lambda n: n.kind == "scalar" and n.value in ("a", "c", "f")), "'a', 'c' or 'f'"
+        elif "int_list" in kw.types:
+            item_ok, want = (lambda n: matches(n, "int")), "integer"
+        else:
+            item_ok = lambda n: any(matches(n, t) for t in kw.types)  # noqa: E731
+            want = expected(kw, per_item=True)
+        for item in node.items:
+            if item.invalid:
+                return INVALID
+            if not item_ok(item):
+                self.error(item, key, "expected-type", f"list items must be {want}, got {describe(item)}")
+                return INVALID
+        return tuple(convert(item) for item in node.items)
+
+
+INVALID = object()  # marker: the value was reported and the default stands in for it
+
+
+def matches(node: Node, type_name: str) -> bool:
+    if type_name in ("dict", "module"):
+        return node.kind == "map"
+    if node.kind != "scalar":
+        return False
+    value = node.value
+    if type_name == "int":
+        return type(value) is int
+    if type_name == "float":
+        return type(value) in (int, float)
+    if type_name == "bool":
+        return type(value) is bool
+    if type_name == "str":
+        return type(value) is str
+    return False
+
+
+def convert(node: Node) -> object:
+    """A node's plain Python value: mappings as dicts, lists as tuples."""
+    if node.kind == "map":
+        return {name: convert(entry.value) for name, entry in node.entries.items()}
+    if node.kind == "seq":
+        return tuple(convert(item) for item in node.items)
+    return node.value
+
+
+def expected(kw: Keyword, per_item: bool = False) -> str:
+    words = " or ".join(TYPE_WORDS[t] for t in kw.types)
+    if kw.per_layer and not per_item:
+        words += " (or a list with one per layer)"
+    return words
+
+
+def describe(node: Node) -> str:
+    """`string '4'`, `boolean`, `float '1e3'`, `sequence`: what a node is, for messages."""
+    if node.kind != "scalar":
+        return node.type_name()
+    type_name = scalar_type_name(node.value)
+    if type_name in ("boolean", "null"):
+        return f"{type_name} ({'quoted ' if node.quoted else 'unquoted '}{node.text})" if node.text else type_name
+    return f"{type_name} {echo(node.text if type_name != 'string' else node.value)}"
+
+
+def routing_hint(name: str, sections: tuple[str, ...]) -> str:
+    """`attn_flash` at the layer level: say where it goes."""
+    for section in sorted(sections, key=len, reverse=True):
+        prefix = f"{section}_"
+        if name.startswith(prefix) and len(name) > len(prefix):
+            rest = name[len(prefix):]
+            return f"; write it as {section}: {{{rest}: ...}}"
+    return ""

@@ -1,0 +1,33 @@
+"""What xtc implements today: the rest of the keyword table is `unsupported-option`.
+
+A keyword of the reference that xtc does not compile yet is still known (so a typo next to it
+gets a did-you-mean, and its value is type-checked), but setting it to anything other than the
+reference's default is an error, "x-transformers option not supported by xtc yet". Each feature
+issue moves keywords into these sets together with the code that compiles them.
+
+>>> is_supported("attn", "flash"), is_supported("attn", "talking_heads")
+(True, False)
+"""
+
+from __future__ import annotations
+
+# Model types a spec may name under `type:`, per place.
+SUPPORTED_MODEL_TYPES = frozenset({"TransformerWrapper"})
+SUPPORTED_LAYER_TYPES = frozenset({"Encoder", "Decoder"})
+
+# Supported keywords per place in the spec: a wrapper class, "layers" (Encoder / Decoder /
+# CrossAttender), or a routed section ("attn", "cross_attn", "ff").
+SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
+    "TransformerWrapper": frozenset({"num_tokens", "max_seq_len", "attn_layers"}),
+    "ViTransformerWrapper": frozenset(),
+    "ContinuousTransformerWrapper": frozenset(),
+    "XTransformer": frozenset(),
+    "layers": frozenset({"dim", "depth", "heads"}),
+    "attn": frozenset({"dim_head", "flash"}),
+    "cross_attn": frozenset(),
+    "ff": frozenset(),
+}
+
+
+def is_supported(place: str, keyword: str) -> bool:
+    return keyword in SUPPORTED_KEYWORDS.get(place, frozenset())

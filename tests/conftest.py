@@ -1,0 +1,36 @@
+"""Shared test options: `pytest --regen` rewrites snapshot files and golden modules instead of
+comparing against them (then review the diff and commit it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen", action="store_true", help="rewrite snapshots and golden files")
+
+
+@pytest.fixture
+def regen(request) -> bool:
+    return request.config.getoption("--regen")
+
+
+@pytest.fixture(params=["libyaml", "pure"])
+def yaml_backend(request, monkeypatch):
+    """Run a test with PyYAML's C loader and with its pure-Python one: same verdict either way."""
+    monkeypatch.setenv("XTC_PURE_YAML", "1" if request.param == "pure" else "0")
+    return request.param
+
+
+def check_snapshot(path: Path, actual: str, regen: bool) -> None:
+    if regen or not path.exists():
+        path.write_text(actual)
+        if not regen:
+            pytest.fail(f"snapshot {path.name} was missing and has been written; review it")
+        return
+    assert actual == path.read_text(), f"output differs from {path.name} (pytest --regen rewrites)"

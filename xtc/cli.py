@@ -1,0 +1,104 @@
+"""The `xtc` command line.
+
+Exit codes (DESIGN.md section 3): 0 ok (warnings allowed), 1 a spec rejected, 2 usage or
+environment error, 3 internal error (one line, no traceback). With several specs the highest
+applicable code wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .spec import Diagnostic, SpecInputError
+from .spec.diagnostics import has_errors, render_json, render_text
+from .spec.load import read_spec
+from .spec.source import read_spec_bytes
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class UsageError(Exception):
+    """Bad arguments or environment: exit 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage and exits 2; keep it to one line
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(prog="xtc", description="Compile YAML transformer specs to PyTorch.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    validate = commands.add_parser("validate", help="check specs; report every problem")
+    validate.add_argument("specs", nargs="+", metavar="SPEC")
+    validate.add_argument("--format", choices=("text", "json", "github"), default="text")
+    validate.set_defaults(run=run_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.run(args)
+    except UsageError as exc:
+        print(f"xtc: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        print(f"xtc: internal error: {type(exc).__name__}: {one_line(exc)} (please report)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def one_line(exc: BaseException) -> str:
+    return ascii(str(exc))[1:-1][:200]
+
+
+def check_file(path: str) -> tuple[int, list[Diagnostic]]:
+    """Exit code and diagnostics for one spec file."""
+    try:
+        data = read_spec_bytes(path)
+    except SpecInputError as exc:
+        print(f"xtc: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE, []
+    _, problems = read_spec(data, path)
+    return (EXIT_REJECTED if has_errors(problems) else EXIT_OK), problems
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    code, everything = EXIT_OK, []
+    for path in args.specs:
+        file_code, problems = check_file(path)
+        code = max(code, file_code)
+        everything += problems
+    emit(everything, args.format)
+    if args.format == "text" and code == EXIT_OK:
+        print(f"xtc: {len(args.specs)} spec(s) valid", file=sys.stderr)
+    return code
+
+
+def emit(diagnostics: list[Diagnostic], fmt: str) -> None:
+    if fmt == "json":
+        sys.stdout.write(render_json(diagnostics))
+    elif fmt == "github":
+        sys.stdout.write("".join(github_annotation(d) + "\n" for d in sorted(diagnostics)))
+    else:
+        sys.stderr.write(render_text(diagnostics))
+
+
+def github_annotation(d: Diagnostic) -> str:
+    """A GitHub Actions workflow command, so problems show inline on the pull request."""
+    def prop(text: str) -> str:
+        return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+    level = "error" if d.severity == "error" else "warning"
+    where = f"file={prop(d.path)},line={d.line},col={d.col},title={prop(d.code)}"
+    message = f"{d.key}: {d.message}" if d.key else d.message
+    return f"::{level} {where}::{escape_data(message)}"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
