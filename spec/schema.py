@@ -208,12 +208,17 @@ class SchemaChecker:
         type_name = self.module_type(node, key, allowed)
         if type_name is None:
             return None
+        # Inside a class xtc does not support at all, one diagnostic (on `type`) is enough.
+        supported = type_name in SUPPORTED_LAYER_TYPES | SUPPORTED_MODEL_TYPES
         if type_name in LAYER_TYPES:
-            return self.keywords_module(node, key, type_name, self.table.layers(type_name), "layers",
-                                        ROUTED_SECTIONS)
+            return self.keywords_module(node, key, type_name, self.table.layers(type_name),
+                                        "layers" if supported else None, ROUTED_SECTIONS)
         if type_name == "XTransformer":
-            return self.xtransformer(node, key)
-        return self.keywords_module(node, key, type_name, self.table.wrapper(type_name), type_name, ())
+            return self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
+                                        type_name if supported else None, (),
+                                        sides=XTRANSFORMER_SIDES)
+        return self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
+                                    type_name if supported else None, ())
 
     def module_type(self, node: Node, key: str, allowed: tuple[str, ...]) -> str | None:
         entry = node.entries.get("type")
@@ -235,14 +240,10 @@ class SchemaChecker:
                        f"x-transformers class {value} not supported by xtc yet")
         return value
 
-    def xtransformer(self, node: Node, key: str) -> ModuleSpec | None:
-        own = self.table.wrapper("XTransformer")
-        module = self.keywords_module(node, key, "XTransformer", own, "XTransformer", (),
-                                      sides=XTRANSFORMER_SIDES)
-        return module
-
     def keywords_module(self, node: Node, key: str, type_name: str, keywords: dict[str, Keyword],
-                        place: str, sections: tuple[str, ...], sides: tuple[str, ...] = ()):
+                        place: str | None, sections: tuple[str, ...], sides: tuple[str, ...] = ()):
+        """A module's keywords, sections and children. `place` names the support set to check
+        values against (spec/support.py); None skips the check (the class is unsupported)."""
         options = {name: kw.default for name, kw in keywords.items() if "module" not in kw.types}
         given: list[str] = []
         built_sections: dict[str, dict] = {}
@@ -255,9 +256,10 @@ class SchemaChecker:
             pos = (entry.key_line, entry.key_col)
             self.locations[child_key] = pos
             if name in sections:
-                built_sections[name], sections_given[name] = self.section(entry.value, child_key, name)
+                built_sections[name], sections_given[name] = self.section(
+                    entry.value, child_key, name, place is not None)
             elif name in sides:
-                side = self.side(entry.value, child_key, name)
+                side = self.side(entry.value, child_key, name, place is not None)
                 if side is not None:
                     children[name] = side
             elif name in keywords:
@@ -292,7 +294,7 @@ class SchemaChecker:
             if side not in present:
                 self.error(node, f"{key}.{side}", "missing-key", f"missing required key {side!r}")
 
-    def side(self, node: Node, key: str, side: str) -> ModuleSpec | None:
+    def side(self, node: Node, key: str, side: str, check_support: bool) -> ModuleSpec | None:
         """XTransformer's flat `encoder:` / `decoder:` (wrapper and layer keywords together)."""
         if node.kind != "map":
             self.error(node, key, "expected-type", f"expected a mapping, got {describe(node)}")
@@ -303,10 +305,11 @@ class SchemaChecker:
                        f"XTransformer's {side} takes no 'type'; it is always "
                        f"{self.table.sides[side]['layers']}")
         layer_type = self.table.sides[side]["layers"]
-        return self.keywords_module(node, key, layer_type, self.table.side(side), "layers",
-                                    ROUTED_SECTIONS)
+        return self.keywords_module(node, key, layer_type, self.table.side(side),
+                                    "layers" if check_support else None, ROUTED_SECTIONS)
 
-    def section(self, node: Node, key: str, section: str) -> tuple[dict, tuple[str, ...]]:
+    def section(self, node: Node, key: str, section: str,
+                check_support: bool) -> tuple[dict, tuple[str, ...]]:
         """A nested `attn:` / `cross_attn:` / `ff:` mapping of routed keywords."""
         keywords = self.table.routed(section)
         options = {name: kw.default for name, kw in keywords.items()}
@@ -324,13 +327,14 @@ class SchemaChecker:
                 owner = self.table.routing[section]["class"]
                 self.unknown_key(pos, child_key, name, keywords, f"{section} ({owner})")
                 continue
-            options[name] = self.value(entry.value, keywords[name], child_key, section)
+            place = section if check_support else None
+            options[name] = self.value(entry.value, keywords[name], child_key, place)
             given.append(name)
         return options, tuple(given)
 
     # -- values ----------------------------------------------------------------------------
 
-    def value(self, node: Node, kw: Keyword, key: str, place: str) -> object:
+    def value(self, node: Node, kw: Keyword, key: str, place: str | None) -> object:
         value = self.typed_value(node, kw, key)
         if value is INVALID:
             return kw.default
@@ -339,7 +343,7 @@ class SchemaChecker:
             if problem:
                 self.error(node, key, "out-of-range", problem)
                 return kw.default
-        if value != kw.default and not is_supported(place, kw.name):
+        if place is not None and value != kw.default and not is_supported(place, kw.name):
             self.error(node, key, "unsupported-option",
                        f"x-transformers option {kw.owner}.{kw.name} not supported by xtc yet")
         return value

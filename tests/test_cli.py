@@ -1,0 +1,106 @@
+"""`xtc validate`: exit codes, output formats, and that it reads without writing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, ROOT
+from xtc import cli
+
+GOOD = str(ROOT / "examples" / "gpt.yaml")
+BAD = str(FIXTURES / "invalid" / "typo.yaml")
+FIELDS = ["path", "line", "col", "key", "code", "message", "severity"]
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_valid_specs_exit_0_and_print_nothing_on_stdout(capsys):
+    code, out, err = run(capsys, "validate", GOOD, str(ROOT / "examples" / "bert.yaml"))
+    assert (code, out) == (0, "") and "2 spec(s) valid" in err
+
+
+def test_rejected_spec_exits_1_with_text_on_stderr(capsys):
+    code, out, err = run(capsys, "validate", BAD)
+    assert code == 1 and out == ""
+    assert err.endswith("error[unknown-key] model.attn_layers.haeds: unknown key 'haeds' for "
+                        "Decoder (did you mean 'heads'?)\n")
+
+
+def test_highest_exit_code_wins(capsys, tmp_path):
+    assert run(capsys, "validate", GOOD, BAD)[0] == 1
+    code, _, err = run(capsys, "validate", BAD, str(tmp_path / "missing.yaml"), GOOD)
+    assert code == 2 and "missing.yaml: no such file" in err
+
+
+@pytest.mark.parametrize("argv", [[], ["validate"], ["validate", GOOD, "--format", "xml"],
+                                  ["frobnicate", GOOD]])
+def test_usage_errors_exit_2_in_one_line(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("xtc: error:")
+
+
+def test_json_format_has_exactly_the_diagnostic_fields(capsys):
+    code, out, err = run(capsys, "validate", BAD, GOOD, "--format", "json")
+    found = json.loads(out)
+    assert code == 1 and err == ""
+    assert [list(d) for d in found] == [FIELDS]
+    assert found[0]["code"] == "unknown-key" and found[0]["line"] == 12
+
+
+def test_json_format_prints_an_empty_list_when_valid(capsys):
+    assert run(capsys, "validate", GOOD, "--format", "json")[:2] == (0, "[]\n")
+
+
+def test_github_format_annotates_the_line(capsys):
+    code, out, _ = run(capsys, "validate", BAD, "--format", "github")
+    assert code == 1
+    assert out.startswith(f"::error file={BAD.replace(':', '%3A')},line=12,col=5,title=unknown-key::")
+
+
+def test_hostile_file_names_are_escaped(capsys, tmp_path):
+    path = tmp_path / "evil\nname\u202e.yaml"
+    path.write_bytes(open(BAD, "rb").read())
+    code, _, err = run(capsys, "validate", str(path))
+    assert code == 1 and err.count("\n") == 1 and "\u202e" not in err
+
+
+def test_internal_errors_are_one_line_with_exit_3(capsys, monkeypatch):
+    def explode(*_):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(cli, "read_spec", explode)
+    code, out, err = run(capsys, "validate", GOOD)
+    assert code == 3 and out == ""
+    assert err.startswith("xtc: internal error: KeyError") and err.count("\n") == 1
+
+
+def test_validate_writes_nothing(tmp_path):
+    """E5 and P43: no __pycache__, cache or generated file next to the spec or in the cwd."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_bytes(open(GOOD, "rb").read())
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(open(BAD, "rb").read())
+    before = sorted(os.listdir(tmp_path))
+    result = subprocess.run([sys.executable, "-m", "xtc", "validate", "spec.yaml", "bad.yaml"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_console_script_and_python_O_agree(tmp_path):
+    """E6: the same verdict under `python -O` (asserts are never the check)."""
+    verdicts = {
+        flags: subprocess.run([sys.executable, *flags, "-m", "xtc", "validate", BAD],
+                              capture_output=True, text=True)
+        for flags in ((), ("-O",))
+    }
+    assert {(r.returncode, r.stderr) for r in verdicts.values()} == {(1, verdicts[()].stderr)}

@@ -1,0 +1,186 @@
+"""The schema layer: closed keys, strict types, ranges, unsupported options, and the Spec."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import xtc
+from conftest import ROOT
+from xtc.spec.load import read_spec
+
+GPT = """xtc: 1
+name: tiny_lm
+model:
+  type: TransformerWrapper
+  num_tokens: 256
+  max_seq_len: 128
+  attn_layers:
+    type: Decoder
+    dim: 64
+    depth: 2
+    heads: 4
+    attn: {dim_head: 16, flash: true}
+"""
+
+
+def diagnostics(text: str) -> list:
+    return read_spec(text, "spec.yaml")[1]
+
+
+def codes(text: str) -> list[tuple[str, str]]:
+    return [(d.key, d.code) for d in diagnostics(text)]
+
+
+def test_valid_spec_becomes_a_spec():
+    spec = xtc.loads_spec(GPT, "gpt.yaml")
+    layers = spec.model.children["attn_layers"]
+    assert (spec.name, spec.class_name, spec.version, spec.path) == ("tiny_lm", "TinyLm", 1, "gpt.yaml")
+    assert spec.model.type == "TransformerWrapper" and spec.model["num_tokens"] == 256
+    assert layers.type == "Decoder" and layers["heads"] == 4 and layers.given == ("dim", "depth", "heads")
+    assert layers["rotary_pos_emb"] is False  # defaults are filled in
+    assert layers.section("attn")["dim_head"] == 16 and layers.section("attn")["dropout"] == 0.0
+    assert spec.location("model.attn_layers.heads") == (11, 5)
+    assert len(spec.sha256) == 64
+
+
+def test_spec_round_trips_through_yaml():
+    spec = xtc.loads_spec(GPT)
+    again = xtc.loads_spec(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    assert again.to_dict() == spec.to_dict()
+    assert again.model == spec.model
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_examples_are_valid(example):
+    spec = xtc.load_spec(example)
+    assert spec.name == example.stem
+
+
+def test_every_problem_is_reported_in_one_run_sorted_by_line():
+    text = GPT.replace("depth: 2", "depth: 0").replace("heads: 4", "heads: \"4\"") \
+              .replace("num_tokens: 256", "num_tokens: 256\n  emb_dropuot: 0.1")
+    with pytest.raises(xtc.SpecError) as caught:
+        xtc.loads_spec(text, "gpt.yaml")
+    found = caught.value.diagnostics
+    assert [(d.line, d.key, d.code) for d in found] == [
+        (6, "model.emb_dropuot", "unknown-key"),
+        (11, "model.attn_layers.depth", "out-of-range"),
+        (12, "model.attn_layers.heads", "expected-type"),
+    ]
+    assert "did you mean 'emb_dropout'?" in found[0].message
+    assert isinstance(caught.value, ValueError)
+    assert "gpt.yaml:6:3: error[unknown-key] model.emb_dropuot" in str(caught.value)
+
+
+@pytest.mark.parametrize("edit, key, code", [
+    (("flash: true", "flash: 1"), "model.attn_layers.attn.flash", "expected-type"),
+    (("dim_head: 16", "dim_head: 16.0"), "model.attn_layers.attn.dim_head", "expected-type"),
+    (("dim_head: 16", "dim_head: null"), "model.attn_layers.attn.dim_head", "expected-type"),
+    (("dim_head: 16", "dim_hed: 16"), "model.attn_layers.attn.dim_hed", "unknown-key"),
+    (("depth: 2", "depth: [1, 2]"), "model.attn_layers.depth", "expected-type"),
+    (("max_seq_len: 128", "max_seq_len: 128\n  emb_dropout: 1.0"), "model.emb_dropout", "out-of-range"),
+    (("max_seq_len: 128", "max_seq_len: 128\n  emb_dropout: -0.1"), "model.emb_dropout", "out-of-range"),
+    (("max_seq_len: 128", "max_seq_len: 0"), "model.max_seq_len", "out-of-range"),
+    (("type: Decoder", "type: Decodr"), "model.attn_layers.type", "unknown-type"),
+    (("type: Decoder", "type: CrossAttender"), "model.attn_layers.type", "unsupported-option"),
+    (("type: TransformerWrapper", "type: 7"), "model.type", "unknown-type"),
+    (("name: tiny_lm", "name: Tiny"), "name", "invalid-name"),
+    (("name: tiny_lm", "name: exception"), "name", "invalid-name"),
+    (("name: tiny_lm", "name: config"), "name", "invalid-name"),
+    (("name: tiny_lm", "name: " + "a" * 65), "name", "invalid-name"),
+    (("xtc: 1", "xtc: 1.0"), "xtc", "unsupported-version"),
+    (("xtc: 1", "xtc: 1\ndescription: 5"), "description", "expected-type"),
+    (("xtc: 1", "xtc: 1\nmodle: {}"), "modle", "unknown-key"),
+])
+def test_schema_rejections(edit, key, code):
+    assert codes(GPT.replace(*edit)) == [(key, code)]
+
+
+def test_did_you_mean_for_a_type():
+    d, = diagnostics(GPT.replace("type: Decoder", "type: Decodr"))
+    assert "did you mean 'Decoder'?" in d.message
+
+
+def test_per_layer_lists_are_typed_item_by_item():
+    spec_text = GPT.replace("flash: true}", "flash: true, dropout: [0.1, 0.2]}")
+    assert codes(spec_text) == [("model.attn_layers.attn.dropout", "unsupported-option")]
+    bad = GPT.replace("flash: true}", "flash: true, dropout: [0.1, 1.2]}")
+    assert codes(bad) == [("model.attn_layers.attn.dropout", "out-of-range")]
+    wrong = GPT.replace("flash: true}", "flash: true, dropout: [0.1, x]}")
+    assert codes(wrong) == [("model.attn_layers.attn.dropout", "expected-type")]
+
+
+def test_layer_types_and_execution_order_lists():
+    custom = GPT.replace("depth: 2", "custom_layers: [a, f, z]")
+    assert codes(custom) == [("model.attn_layers.custom_layers", "expected-type")]
+    order = GPT.replace("depth: 2", "depth: 2\n    layers_execute_order: [0, 1]")
+    assert codes(order) == [("model.attn_layers.layers_execute_order", "unsupported-option")]
+
+
+def test_default_values_are_accepted_for_unsupported_keywords():
+    """Writing a keyword at its default changes nothing, so it is not an unsupported option."""
+    text = GPT.replace("depth: 2", "depth: 2\n    rotary_pos_emb: false\n    pre_norm: true")
+    assert diagnostics(text) == []
+
+
+def test_other_model_types_are_known_but_unsupported():
+    vit = """xtc: 1
+name: vit
+model:
+  type: ViTransformerWrapper
+  image_size: 32
+  patch_size: 8
+  num_classes: 10
+  attn_layers: {type: Encoder, dim: 64, depth: 2, heads: 4}
+"""
+    assert codes(vit) == [("model.type", "unsupported-option")]
+    assert codes(vit.replace("type: Encoder", "type: Decoder")) == [
+        ("model.type", "unsupported-option"), ("model.attn_layers.type", "unknown-type")]
+
+
+def test_xtransformer_sides_are_flat_and_closed():
+    text = """xtc: 1
+name: seq2seq
+model:
+  type: XTransformer
+  dim: 64
+  tie_token_emb: true
+  encoder: {num_tokens: 256, max_seq_len: 64, depth: 2, heads: 4, attn: {flash: true}}
+  decoder: {num_tokens: 256, max_seq_len: 64, depth: 2, heads: 4, cross_attend: true}
+"""
+    found = codes(text)
+    assert ("model.decoder.cross_attend", "unknown-key") in found
+    assert ("model.type", "unsupported-option") in found
+    encoder_post_norm = text.replace("attn: {flash: true}}", "post_emb_norm: true}")
+    assert ("model.encoder.post_emb_norm", "unknown-key") in codes(encoder_post_norm)
+    missing_side = text.replace("  decoder: {num_tokens: 256, max_seq_len: 64, depth: 2, heads: 4, cross_attend: true}\n", "")
+    assert ("model.decoder", "missing-key") in codes(missing_side)
+
+
+def test_composite_structure_is_checked():
+    text = """xtc: 1
+name: captioner
+components:
+  encoder: {type: ViTransformerWrapper, image_size: 32, patch_size: 8,
+            attn_layers: {type: Encoder, dim: 64, depth: 1, heads: 2}}
+  decoder: {type: TransformerWrapper, num_tokens: 256, max_seq_len: 64,
+            attn_layers: {type: Decoder, dim: 64, depth: 1, heads: 2, cross_attend: true}}
+connections:
+  - {from: encoder, to: decoder.context}
+  - {from: encoder, to: "decoder"}
+"""
+    found = codes(text)
+    assert ("components", "unsupported-option") in found
+    assert ("connections", "invalid-connection") in found
+    both = text.replace("components:", "model: {type: Decoder, dim: 8}\ncomponents:")
+    assert ("components", "conflicting-keys") in codes(both)
+
+
+def test_missing_model():
+    assert codes("xtc: 1\nname: x\n") == [("model", "missing-key")]
+
+
+def test_warnings_do_not_reject(monkeypatch):
+    spec, problems = read_spec(GPT, "spec.yaml")
+    assert spec is not None and all(p.severity == "warning" for p in problems)
