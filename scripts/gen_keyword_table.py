@@ -104,7 +104,7 @@ XTRANSFORMER_SIDES = {
 def reference_classes() -> dict[str, type]:
     import x_transformers as xt
     from x_transformers.continuous import ContinuousTransformerWrapper
-    from x_transformers.x_transformers import AttentionLayers, Attention, FeedForward
+    from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward
 
     return {
         "TransformerWrapper": xt.TransformerWrapper,

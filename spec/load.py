@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .diagnostics import Diagnostic, SpecError, has_errors
 from .model import Spec

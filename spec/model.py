@@ -11,9 +11,9 @@ of its place in the spec, defaults filled in, and `given`, the keywords the auth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 EMPTY: Mapping = MappingProxyType({})
 

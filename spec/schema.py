@@ -20,7 +20,11 @@ import re
 from .constraints import range_problem
 from .diagnostics import Diagnostic, echo
 from .keywords import (
-    LAYER_TYPES, MODEL_TYPES, ROUTED_SECTIONS, WRAPPERS, XTRANSFORMER_SIDES, Keyword,
+    LAYER_TYPES,
+    MODEL_TYPES,
+    ROUTED_SECTIONS,
+    XTRANSFORMER_SIDES,
+    Keyword,
     keyword_table,
 )
 from .model import Connection, ModuleSpec, Spec
@@ -376,7 +380,7 @@ class SchemaChecker:
         elif "int_list" in kw.types:
             item_ok, want = (lambda n: matches(n, "int")), "integer"
         else:
-            item_ok = lambda n: any(matches(n, t) for t in kw.types)  # noqa: E731
+            item_ok = lambda n: any(matches(n, t) for t in kw.types)
             want = expected(kw, per_item=True)
         for item in node.items:
             if item.invalid:

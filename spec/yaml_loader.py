@@ -2,7 +2,7 @@
 
 Three steps, each bounded before the next one runs:
 
-1. `prescan` walks the parser's event stream iteratively and checks document count, nesting depth,
+1. `Prescan` walks the parser's event stream iteratively and checks document count, nesting depth,
    alias count and the size the aliases would expand to. The billion-laughs file is refused here,
    in a millisecond, before any node exists.
 2. `compose` builds PyYAML's node graph (a SafeLoader or CSafeLoader subclass; nothing is ever
@@ -29,6 +29,7 @@ from .scalars import type_plain_scalar
 MAX_DEPTH = 64
 MAX_ALIASES = 100
 MAX_EXPANDED_NODES = 100_000
+TOO_DEEP = f"nesting too deep (more than {MAX_DEPTH} levels)"
 
 PLAIN = "tag:xtc:plain"  # our marker for an untyped plain scalar
 CORE = "tag:yaml.org,2002:"
@@ -95,9 +96,9 @@ def loader_class() -> type:
 def load_yaml(text: str, path: str) -> tuple[Node | None, list[Diagnostic]]:
     """Parse one YAML document into a `Node` tree, or None and the reasons it was refused."""
     loader = loader_class()
-    state = Prescan()
+    prescan = Prescan(path)
     try:
-        problems = prescan(text, loader, path, state)
+        problems = prescan.run(text, loader)
         if problems:
             return None, problems
         root = yaml.compose(text, Loader=loader)
@@ -107,7 +108,7 @@ def load_yaml(text: str, path: str) -> tuple[Node | None, list[Diagnostic]]:
         return None, [Diagnostic(path, 1, 1, "", "yaml-syntax", f"invalid YAML: {exc}")]
     if root is None:
         return None, [Diagnostic(path, 1, 1, "", "empty-spec", "spec is empty; expected a mapping")]
-    return TreeBuilder(path, state.alias_keys).build(root)
+    return TreeBuilder(path, prescan.alias_keys).build(root)
 
 
 def syntax_diagnostic(exc: yaml.MarkedYAMLError, text: str, path: str) -> Diagnostic:
@@ -123,16 +124,87 @@ def syntax_diagnostic(exc: yaml.MarkedYAMLError, text: str, path: str) -> Diagno
 
 
 class Prescan:
-    """Tracks the key path of the current event so that a refusal names its key, and where
-    aliases stand as keys (the composed node of an alias carries its anchor's position)."""
+    """One pass over the parser's events, refusing a document before it is composed.
 
-    def __init__(self):
+    It tracks the key path of the current event (so that a refusal names its key), the node
+    count that aliases would expand to, and where aliases stand as keys (the composed node of an
+    alias carries its anchor's position, not the alias's).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
         self.stack: list[dict] = []
         self.alias_keys: dict[tuple[int, int, int], tuple[int, int]] = {}
+        self.anchor_sizes: dict[str, int] = {}
+        self.open_anchors: list[tuple[str | None, int]] = []  # (anchor, node count at its start)
+        self.nodes = self.aliases = self.documents = 0
 
-    def path(self) -> str:
-        # Diagnostic keys are mapping-key paths; list indices are not part of them.
-        return ".".join(str(f["key"]) for f in self.stack if f["kind"] == "map" and f["key"])
+    def run(self, text: str, loader: type) -> list[Diagnostic]:
+        try:
+            for event in yaml.parse(text, Loader=loader):
+                problem = self.feed(event)
+                if problem:
+                    return [problem]
+        except yaml.MarkedYAMLError as exc:
+            # libyaml >= 0.2.5 (PyYAML 6.0.4 wheels) stops at its own nesting limit while it
+            # scans ahead for simple keys, before our depth check sees the 65th level.
+            if "nesting depth" not in (exc.problem or ""):
+                raise
+            return [self.refusal(exc.problem_mark, "nesting-too-deep", TOO_DEEP)]
+        return []
+
+    def feed(self, event) -> Diagnostic | None:
+        if isinstance(event, yaml.DocumentStartEvent):
+            self.documents += 1
+            if self.documents > 1:
+                return self.refusal(event.start_mark, "multiple-documents",
+                                    "a spec is one YAML document; found a second")
+        elif isinstance(event, yaml.CollectionStartEvent):
+            return self.collection_started(event)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            self.collection_ended()
+        elif isinstance(event, yaml.ScalarEvent):
+            self.node_started(event)
+            self.nodes += 1
+            if event.anchor is not None:
+                self.anchor_sizes[event.anchor] = 1
+            self.node_finished()
+        elif isinstance(event, yaml.AliasEvent):
+            return self.alias(event)
+        return None
+
+    def collection_started(self, event) -> Diagnostic | None:
+        self.node_started(event)
+        self.nodes += 1
+        if len(self.stack) >= MAX_DEPTH:
+            return self.refusal(event.start_mark, "nesting-too-deep", TOO_DEEP)
+        kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
+        start = (event.start_mark.line, event.start_mark.column)
+        self.stack.append({"kind": kind, "expect_key": True, "key": None, "start": start, "entries": 0})
+        self.open_anchors.append((event.anchor, self.nodes))
+        return None
+
+    def collection_ended(self) -> None:
+        self.stack.pop()
+        anchor, start = self.open_anchors.pop()
+        if anchor is not None:
+            self.anchor_sizes[anchor] = self.nodes - start + 1
+        self.node_finished()
+
+    def alias(self, event) -> Diagnostic | None:
+        self.node_started(event)
+        self.aliases += 1
+        if any(anchor == event.anchor for anchor, _ in self.open_anchors):
+            return self.refusal(event.start_mark, "recursive-alias",
+                                f"recursive alias *{event.anchor} refers to a node that contains it")
+        if self.aliases > MAX_ALIASES:
+            return self.refusal(event.start_mark, "alias-budget",
+                                f"too many aliases (more than {MAX_ALIASES})")
+        self.nodes += self.anchor_sizes.get(event.anchor, 1)
+        if self.nodes > MAX_EXPANDED_NODES:
+            return self.refusal(event.start_mark, "alias-budget", "alias expansion budget exceeded")
+        self.node_finished()
+        return None
 
     def node_started(self, event) -> None:
         top = self.stack[-1] if self.stack else None
@@ -149,58 +221,12 @@ class Prescan:
                 top["entries"] += 1
             top["expect_key"] = not top["expect_key"]
 
-    def open(self, event) -> None:
-        kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
-        start = (event.start_mark.line, event.start_mark.column)
-        self.stack.append({"kind": kind, "expect_key": True, "key": None, "start": start, "entries": 0})
+    def key_path(self) -> str:
+        # Diagnostic keys are mapping-key paths; list indices are not part of them.
+        return ".".join(str(f["key"]) for f in self.stack if f["kind"] == "map" and f["key"])
 
-
-def prescan(text: str, loader: type, path: str, state: Prescan) -> list[Diagnostic]:
-    """Check structure and alias budget on the event stream, before anything is composed."""
-    anchor_sizes: dict[str, int] = {}
-    open_anchors: list[tuple[str | None, int]] = []  # (anchor, node count at its start)
-    nodes = aliases = documents = 0
-
-    def refuse(event, code, message):
-        mark = event.start_mark
-        return [Diagnostic(path, mark.line + 1, mark.column + 1, state.path(), code, message)]
-
-    for event in yaml.parse(text, Loader=loader):
-        if isinstance(event, yaml.DocumentStartEvent):
-            documents += 1
-            if documents > 1:
-                return refuse(event, "multiple-documents", "a spec is one YAML document; found a second")
-        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            state.node_started(event)
-            nodes += 1
-            if len(state.stack) >= MAX_DEPTH:
-                return refuse(event, "nesting-too-deep", f"nesting too deep (more than {MAX_DEPTH} levels)")
-            state.open(event)
-            open_anchors.append((event.anchor, nodes))
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            state.stack.pop()
-            anchor, start = open_anchors.pop()
-            if anchor is not None:
-                anchor_sizes[anchor] = nodes - start + 1
-            state.node_finished()
-        elif isinstance(event, yaml.ScalarEvent):
-            state.node_started(event)
-            nodes += 1
-            if event.anchor is not None:
-                anchor_sizes[event.anchor] = 1
-            state.node_finished()
-        elif isinstance(event, yaml.AliasEvent):
-            state.node_started(event)
-            aliases += 1
-            if any(anchor == event.anchor for anchor, _ in open_anchors):
-                return refuse(event, "recursive-alias", f"recursive alias *{event.anchor} refers to a node that contains it")
-            if aliases > MAX_ALIASES:
-                return refuse(event, "alias-budget", f"too many aliases (more than {MAX_ALIASES})")
-            nodes += anchor_sizes.get(event.anchor, 1)
-            if nodes > MAX_EXPANDED_NODES:
-                return refuse(event, "alias-budget", "alias expansion budget exceeded")
-            state.node_finished()
-    return []
+    def refusal(self, mark, code: str, message: str) -> Diagnostic:
+        return Diagnostic(self.path, mark.line + 1, mark.column + 1, self.key_path(), code, message)
 
 
 class TreeBuilder:

@@ -6,10 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, ROOT
+
 from xtc import cli
 
 GOOD = str(ROOT / "examples" / "gpt.yaml")
@@ -68,7 +69,7 @@ def test_github_format_annotates_the_line(capsys):
 
 def test_hostile_file_names_are_escaped(capsys, tmp_path):
     path = tmp_path / "evil\nname\u202e.yaml"
-    path.write_bytes(open(BAD, "rb").read())
+    path.write_bytes(Path(BAD).read_bytes())
     code, _, err = run(capsys, "validate", str(path))
     assert code == 1 and err.count("\n") == 1 and "\u202e" not in err
 
@@ -86,12 +87,12 @@ def test_internal_errors_are_one_line_with_exit_3(capsys, monkeypatch):
 def test_validate_writes_nothing(tmp_path):
     """E5 and P43: no __pycache__, cache or generated file next to the spec or in the cwd."""
     spec = tmp_path / "spec.yaml"
-    spec.write_bytes(open(GOOD, "rb").read())
+    spec.write_bytes(Path(GOOD).read_bytes())
     bad = tmp_path / "bad.yaml"
-    bad.write_bytes(open(BAD, "rb").read())
+    bad.write_bytes(Path(BAD).read_bytes())
     before = sorted(os.listdir(tmp_path))
     result = subprocess.run([sys.executable, "-m", "xtc", "validate", "spec.yaml", "bad.yaml"],
-                            cwd=tmp_path, capture_output=True, text=True)
+                            cwd=tmp_path, capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert sorted(os.listdir(tmp_path)) == before
 
@@ -100,7 +101,7 @@ def test_console_script_and_python_O_agree(tmp_path):
     """E6: the same verdict under `python -O` (asserts are never the check)."""
     verdicts = {
         flags: subprocess.run([sys.executable, *flags, "-m", "xtc", "validate", BAD],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         for flags in ((), ("-O",))
     }
     assert {(r.returncode, r.stderr) for r in verdicts.values()} == {(1, verdicts[()].stderr)}

@@ -6,7 +6,6 @@ import doctest
 import importlib
 
 import pytest
-
 from conftest import ROOT
 
 # Folder -> package (the code folders install under xtc, DESIGN.md section 2).

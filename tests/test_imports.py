@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 ALLOWED = {
@@ -48,7 +47,8 @@ def test_folder_imports_only_what_it_may(folder):
 
 
 def test_no_top_level_package_named_spec_or_compiler():
-    for path in sorted(ROOT.glob("*/**/*.py")):
+    for path in sorted(p for folder in ("xtc", "spec", "compiler", "runtime", "scripts", "tests")
+                       for p in (ROOT / folder).rglob("*.py")):
         for name in imported_modules(path):
             assert name.split(".")[0] not in {"spec", "compiler", "runtime"}, \
                 f"{path.relative_to(ROOT)} imports {name}: use xtc.{name} or a relative import"
@@ -58,5 +58,5 @@ def test_validate_does_not_import_torch():
     code = ("import sys; from xtc.cli import main; "
             f"rc = main(['validate', {str(ROOT / 'examples' / 'gpt.yaml')!r}]); "
             "print(rc, 'torch' in sys.modules, 'networkx' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.split() == ["0", "False", "False"], result.stderr

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from conftest import FIXTURES, check_snapshot
-from xtc.cli import main
 from xtc.spec.load import read_spec
+
+from xtc.cli import main
 
 INVALID = FIXTURES / "invalid"
 CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
@@ -40,7 +40,7 @@ def test_same_verdict_without_libyaml(case, monkeypatch):
     with_libyaml = errors_of(case)
     monkeypatch.setenv("XTC_PURE_YAML", "1")
     pure = errors_of(case)
-    strip = lambda ds: [(d.line, d.col, d.key, d.code) for d in ds]  # noqa: E731
+    strip = lambda ds: [(d.line, d.col, d.key, d.code) for d in ds]
     assert strip(pure) == strip(with_libyaml)
     if with_libyaml[0].code != "yaml-syntax":
         assert pure == with_libyaml

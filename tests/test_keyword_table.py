@@ -7,14 +7,13 @@ import inspect
 import runpy
 
 import pytest
-
 from conftest import ROOT
 from xtc.spec.keywords import keyword_table
 
 x_transformers = pytest.importorskip("x_transformers")
-from x_transformers import Decoder, Encoder, CrossAttender, XTransformer  # noqa: E402
-from x_transformers.continuous import ContinuousTransformerWrapper  # noqa: E402
-from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward  # noqa: E402
+from x_transformers import CrossAttender, Decoder, Encoder, XTransformer
+from x_transformers.continuous import ContinuousTransformerWrapper
+from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward
 
 CLASSES = {
     "TransformerWrapper": x_transformers.TransformerWrapper,
@@ -60,7 +59,7 @@ def test_generator_reproduces_the_checked_in_table():
         "spec/keywords.json is stale: run python scripts/gen_keyword_table.py"
 
 
-TINY = dict(dim=8, depth=1, heads=2)
+TINY = {"dim": 8, "depth": 1, "heads": 2}
 
 
 @pytest.mark.parametrize("section", ["attn", "ff"])
@@ -96,8 +95,8 @@ def test_layer_class_exclusions(layer_class, name):
 
 def test_xtransformer_sides_match_the_reference():
     sides = keyword_table().side
-    base = dict(dim=8, enc_num_tokens=16, enc_max_seq_len=8, dec_num_tokens=16, dec_max_seq_len=8,
-                enc_depth=1, dec_depth=1, enc_heads=2, dec_heads=2)
+    base = {"dim": 8, "enc_num_tokens": 16, "enc_max_seq_len": 8, "dec_num_tokens": 16,
+            "dec_max_seq_len": 8, "enc_depth": 1, "dec_depth": 1, "enc_heads": 2, "dec_heads": 2}
     XTransformer(**base, enc_num_memory_tokens=2, dec_emb_dropout=0.1, enc_use_abs_pos_emb=False)
     assert "num_memory_tokens" in sides("encoder") and "num_memory_tokens" not in sides("decoder")
     assert "cross_attend" not in sides("decoder") and "post_emb_norm" not in sides("encoder")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from xtc.spec import SpecInputError
 from xtc.spec.load import read_spec
 from xtc.spec.scalars import type_plain_scalar

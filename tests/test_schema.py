@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
-import xtc
 from conftest import ROOT
 from xtc.spec.load import read_spec
+
+import xtc
 
 GPT = """xtc: 1
 name: tiny_lm

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .spec import Diagnostic, SpecInputError
 from .spec.diagnostics import has_errors, render_json, render_text
