@@ -1,4 +1,30 @@
-"""compiler/: Spec -> IR graph -> check passes -> render context -> jinja2 -> Python source.
+"""compiler/: Spec -> IR graph -> passes -> render context -> jinja2 -> Python source.
 
-Imports spec/, networkx and jinja2; never torch.
+Imports spec/, networkx (lazily) and jinja2; never torch.
 """
+
+from __future__ import annotations
+
+from xtc.spec import Spec
+
+from .build_ir import build_graph
+from .ir import Graph
+from .lower import lower
+from .passes import SPEC_CHECKS, run_graph_passes
+from .render import render_module
+from .verify import verify_source
+
+__all__ = ["SPEC_CHECKS", "Graph", "compile_graph", "compile_spec"]
+
+
+def compile_graph(spec: Spec) -> Graph:
+    """The spec's IR after every graph pass, linted after each."""
+    return run_graph_passes(build_graph(spec))
+
+
+def compile_spec(spec: Spec) -> str:
+    """The emitted module's source."""
+    graph = compile_graph(spec)
+    source = render_module(lower(spec, graph))
+    verify_source(source)
+    return source

@@ -34,9 +34,10 @@ def read_spec(data: bytes | str, path: str = "<string>",
     tree, problems = load_yaml(text, path)
     if tree is None:
         return None, problems
+    loader_failed = has_errors(problems)
     spec, schema_problems = check_schema(tree, path, sha256)
     problems += schema_problems
-    if spec is None or has_errors(problems):
+    if spec is None or loader_failed:
         return None, problems
     for check in checks:
         problems += check(spec)

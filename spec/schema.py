@@ -50,10 +50,16 @@ TYPE_WORDS = {
 CONNECTION_TARGET = re.compile(r"([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)")
 
 
+# Problems that leave a well-formed spec behind: the check passes still run on it, so that
+# `flash: true` with an unsupported talking-heads option reports the conflict too.
+WELL_FORMED_CODES = frozenset({"unsupported-option"})
+
+
 def check_schema(tree: Node, path: str, sha256: str) -> tuple[Spec | None, list[Diagnostic]]:
+    """The Spec (None if it is not well-formed) and every schema problem."""
     checker = SchemaChecker(path)
     spec = checker.document(tree, sha256)
-    return (None if checker.problems else spec), checker.problems
+    return spec, checker.problems
 
 
 class SchemaChecker:
@@ -82,7 +88,7 @@ class SchemaChecker:
         name = self.name(entries.get("name"), tree)
         description = self.description(entries.get("description"))
         model, components, connections = self.body(entries, tree)
-        if self.problems:
+        if any(p.code not in WELL_FORMED_CODES for p in self.problems):
             return None
         return Spec(name=name, version=version, path=self.path, sha256=sha256, model=model,
                     components=components, connections=connections, description=description,
@@ -280,6 +286,10 @@ class SchemaChecker:
                 known = [*keywords, *sections, *sides]
                 hint = routing_hint(name, sections) or self.fixed_hint(name, type_name)
                 self.unknown_key(pos, child_key, name, known, type_name, hint)
+        for section in sections:  # sections not written still hold their defaults
+            if section not in built_sections:
+                routed = self.table.routed(section)
+                built_sections[section] = {name: kw.default for name, kw in routed.items()}
         self.missing_required(node, key, keywords, node.entries, sides)
         return ModuleSpec(type=type_name, key=key, options=options, given=tuple(given),
                           sections=built_sections, sections_given=sections_given, children=children)

@@ -18,21 +18,11 @@ convert models do, inside the call.
 
 from __future__ import annotations
 
-import os
-
+from .api import build, compile, convert_state_dict, graph, load_spec, loads_spec
 from .spec import Diagnostic, ModuleSpec, Spec, SpecError, SpecInputError
-from .spec import load as _load
 
 __version__ = "0.1.0"
-__all__ = ["Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "load_spec",
-           "loads_spec"]
-
-
-def load_spec(path: str | os.PathLike) -> Spec:
-    """Read and check a spec file: loader, schema and every check pass."""
-    return _load.load_spec(path)
-
-
-def loads_spec(text: str, path: str = "<string>") -> Spec:
-    """Check spec text: loader, schema and every check pass. `path` names it in diagnostics."""
-    return _load.loads_spec(text, path)
+__all__ = [
+    "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "build", "compile",
+    "convert_state_dict", "graph", "load_spec", "loads_spec",
+]

@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .compiler import SPEC_CHECKS
 from .spec import Diagnostic, SpecInputError
 from .spec.diagnostics import has_errors, render_json, render_text
 from .spec.load import read_spec
@@ -35,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("specs", nargs="+", metavar="SPEC")
     validate.add_argument("--format", choices=("text", "json", "github"), default="text")
     validate.set_defaults(run=run_validate)
+    compile_ = commands.add_parser("compile", help="emit the PyTorch module of a spec")
+    compile_.add_argument("spec", metavar="SPEC")
+    compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
+    compile_.add_argument("--standalone", action="store_true",
+                          help="inline the runtime helpers (not implemented yet)")
+    compile_.set_defaults(run=run_compile)
     return parser
 
 
@@ -64,7 +71,7 @@ def check_file(path: str) -> tuple[int, list[Diagnostic]]:
     except SpecInputError as exc:
         print(f"xtc: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE, []
-    _, problems = read_spec(data, path)
+    _, problems = read_spec(data, path, SPEC_CHECKS)
     return (EXIT_REJECTED if has_errors(problems) else EXIT_OK), problems
 
 
@@ -102,3 +109,36 @@ def github_annotation(d: Diagnostic) -> str:
 
 def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def run_compile(args: argparse.Namespace) -> int:
+    from .compiler import compile_spec
+    from .output import write_atomically
+
+    if args.standalone:
+        raise UsageError("--standalone is not implemented yet")
+    if args.output is not None:
+        check_output_path(args.output, args.spec)
+    try:
+        data = read_spec_bytes(args.spec)
+    except SpecInputError as exc:
+        raise UsageError(one_line(exc)) from None
+    spec, problems = read_spec(data, args.spec, SPEC_CHECKS)
+    sys.stderr.write(render_text(problems))
+    if spec is None:
+        return EXIT_REJECTED
+    source = compile_spec(spec)
+    if args.output is None:
+        sys.stdout.write(source)
+    else:
+        write_atomically(args.output, source)
+    return EXIT_OK
+
+
+def check_output_path(output: str, spec_path: str) -> None:
+    """Refuse, before any work, an output path that cannot or must not be written."""
+    from .output import output_path_problem
+
+    problem = output_path_problem(output, spec_path)
+    if problem:
+        raise UsageError(problem)

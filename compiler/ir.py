@@ -1,0 +1,233 @@
+"""The IR: a small typed graph of ops, with a closed set of kinds and one frozen payload per kind.
+
+Every op has a unique name, a kind from `OpKind`, a typed attrs dataclass, the names of the ops it
+reads, and provenance: the spec key path it comes from and the reference module path whose
+parameters it owns (for state-dict conversion). Raw networkx attribute dicts never leave this
+file: `Graph.to_networkx()` is the one place that makes one, for `xtc.graph()` and `inspect`.
+
+>>> g = Graph()
+>>> tokens = g.add("tokens", OpKind.INPUT, InputAttrs("x", "tokens"))
+>>> emb = g.add("token_emb", OpKind.TOKEN_EMBEDDING, TokenEmbeddingAttrs(256, 64), (tokens,))
+>>> out = g.add("out", OpKind.OUTPUT, OutputAttrs("embeddings"), (emb,))
+>>> g.lint()
+>>> print(g)
+%tokens : input(name='x', role='tokens', optional=False)
+%token_emb : token_embedding(num_tokens=256, dim=64) <- %tokens
+%out : output(name='embeddings') <- %token_emb
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from enum import Enum
+
+
+class OpKind(Enum):
+    INPUT = "input"  # a forward argument: token ids, a padding mask
+    TOKEN_EMBEDDING = "token_embedding"
+    POSITION_EMBEDDING = "position_embedding"
+    ADD = "add"  # token + position embeddings
+    NORM = "norm"
+    ATTENTION = "attention"
+    FEEDFORWARD = "feedforward"
+    RESIDUAL = "residual"  # x + branch(x)
+    LOGITS = "logits"
+    OUTPUT = "output"
+
+
+@dataclass(frozen=True)
+class InputAttrs:
+    name: str  # the forward argument's name
+    role: str  # "tokens" or "mask"
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class TokenEmbeddingAttrs:
+    num_tokens: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class PositionEmbeddingAttrs:
+    """Learned absolute positions, scaled by dim ** -0.5 as the reference does."""
+
+    max_seq_len: int
+    dim: int
+    scale: float
+
+
+@dataclass(frozen=True)
+class AddAttrs:
+    pass
+
+
+@dataclass(frozen=True)
+class NormAttrs:
+    norm_type: str  # "layernorm"
+    dim: int
+
+
+@dataclass(frozen=True)
+class AttentionAttrs:
+    dim: int
+    heads: int
+    dim_head: int
+    causal: bool
+    flash: bool  # the spec asked for the flash kernel; the checks proved it possible
+    project_out: bool  # the reference has no output projection for one head of width dim
+
+
+@dataclass(frozen=True)
+class FeedForwardAttrs:
+    dim: int
+    inner_dim: int
+    activation: str  # "gelu"
+
+
+@dataclass(frozen=True)
+class ResidualAttrs:
+    pass
+
+
+@dataclass(frozen=True)
+class LogitsAttrs:
+    dim: int
+    num_tokens: int
+
+
+@dataclass(frozen=True)
+class OutputAttrs:
+    name: str  # "logits" or "embeddings"
+
+
+ATTRS = {
+    OpKind.INPUT: InputAttrs,
+    OpKind.TOKEN_EMBEDDING: TokenEmbeddingAttrs,
+    OpKind.POSITION_EMBEDDING: PositionEmbeddingAttrs,
+    OpKind.ADD: AddAttrs,
+    OpKind.NORM: NormAttrs,
+    OpKind.ATTENTION: AttentionAttrs,
+    OpKind.FEEDFORWARD: FeedForwardAttrs,
+    OpKind.RESIDUAL: ResidualAttrs,
+    OpKind.LOGITS: LogitsAttrs,
+    OpKind.OUTPUT: OutputAttrs,
+}
+
+# How many inputs each kind reads: (minimum, maximum).
+ARITY = {
+    OpKind.INPUT: (0, 0),
+    OpKind.TOKEN_EMBEDDING: (1, 1),
+    OpKind.POSITION_EMBEDDING: (1, 1),
+    OpKind.ADD: (2, 2),
+    OpKind.NORM: (1, 1),
+    OpKind.ATTENTION: (1, 2),  # hidden states, optional padding mask
+    OpKind.FEEDFORWARD: (1, 1),
+    OpKind.RESIDUAL: (2, 2),
+    OpKind.LOGITS: (1, 1),
+    OpKind.OUTPUT: (1, 1),
+}
+
+
+@dataclass(frozen=True)
+class Op:
+    """One node. `block` is the index of the transformer block it belongs to (None outside),
+    `role` its attribute name in the emitted module that owns it ("attn_norm", "to_logits"),
+    `ref_path` the reference's module path that holds its parameters ('' when none)."""
+
+    name: str
+    kind: OpKind
+    attrs: object
+    inputs: tuple[str, ...] = ()
+    spec_key: str = ""
+    ref_path: str = ""
+    block: int | None = None
+    role: str = ""
+    shape: tuple[str | int, ...] | None = field(default=None, compare=False)
+
+    def describe(self) -> str:
+        args = ", ".join(f"{f.name}={getattr(self.attrs, f.name)!r}" for f in fields(self.attrs))
+        reads = " <- " + ", ".join(f"%{name}" for name in self.inputs) if self.inputs else ""
+        return f"%{self.name} : {self.kind.value}({args}){reads}"
+
+
+class GraphError(AssertionError):
+    """The IR broke one of its invariants: a bug in a pass, never a user error."""
+
+
+class Graph:
+    """Ops in insertion order, which is a topological order (an op reads only earlier ops)."""
+
+    def __init__(self):
+        self._ops: dict[str, Op] = {}
+
+    def add(self, name: str, kind: OpKind, attrs: object, inputs: tuple[str, ...] = (),
+            **provenance) -> str:
+        if name in self._ops:
+            raise GraphError(f"duplicate op name {name!r}\n{self}")
+        self._ops[name] = Op(name, kind, attrs, tuple(inputs), **provenance)
+        return name
+
+    def replace(self, op: Op) -> None:
+        """Swap an op's payload in place (a transform pass); name and position stay."""
+        if op.name not in self._ops:
+            raise GraphError(f"no op {op.name!r} to replace\n{self}")
+        self._ops[op.name] = op
+
+    def __getitem__(self, name: str) -> Op:
+        return self._ops[name]
+
+    def ops(self, kind: OpKind | None = None) -> list[Op]:
+        """Ops in topological order, optionally of one kind."""
+        return [op for op in self._ops.values() if kind is None or op.kind is kind]
+
+    def module_path(self, op: Op) -> str:
+        """Where the op's parameters live in the emitted model: `blocks.3.attn`, `to_logits`."""
+        return f"blocks.{op.block}.{op.role}" if op.block is not None else op.role
+
+    def users(self, name: str) -> list[Op]:
+        return [op for op in self._ops.values() if name in op.inputs]
+
+    def lint(self) -> None:
+        """Check the invariants every pass must keep; raise GraphError naming the op."""
+        seen: set[str] = set()
+        for op in self._ops.values():
+            if not isinstance(op.attrs, ATTRS[op.kind]):
+                raise GraphError(f"%{op.name}: {op.kind.value} carries {type(op.attrs).__name__}\n{self}")
+            low, high = ARITY[op.kind]
+            if not low <= len(op.inputs) <= high:
+                raise GraphError(f"%{op.name}: {op.kind.value} takes {low}-{high} inputs, has {len(op.inputs)}\n{self}")
+            missing = [name for name in op.inputs if name not in seen]
+            if missing:
+                raise GraphError(f"%{op.name} reads {missing} before they are defined\n{self}")
+            seen.add(op.name)
+        if not self.ops(OpKind.OUTPUT):
+            raise GraphError(f"graph has no output\n{self}")
+        self.lint_shapes()
+
+    def lint_shapes(self) -> None:
+        """Where shapes are known, each op's feature size agrees with what it reads."""
+        for op in self._ops.values():
+            want = getattr(op.attrs, "dim", None)
+            if want is None or op.kind is OpKind.TOKEN_EMBEDDING or op.kind is OpKind.POSITION_EMBEDDING:
+                continue
+            source = self._ops[op.inputs[0]]
+            if source.shape is not None and source.shape[-1] != want:
+                raise GraphError(f"%{op.name} expects feature size {want}, %{source.name} gives {source.shape}\n{self}")
+
+    def __str__(self) -> str:
+        return "\n".join(op.describe() for op in self._ops.values())
+
+    def to_networkx(self):
+        """A networkx.DiGraph: string node ids, `kind` from OpKind, primitive attribute values."""
+        import networkx  # 0.25 s to import: only the callers that want a graph pay for it
+
+        result = networkx.DiGraph()
+        for op in self._ops.values():
+            attrs = {f.name: getattr(op.attrs, f.name) for f in fields(op.attrs)}
+            result.add_node(op.name, kind=op.kind.value, spec_key=op.spec_key,
+                            block=-1 if op.block is None else op.block,
+                            shape=" ".join(map(str, op.shape or ())), **attrs)
+            for source in op.inputs:
+                result.add_edge(source, op.name)
+        return result

@@ -1,0 +1,23 @@
+"""The passes, in the order they run.
+
+SPEC_CHECKS read a Spec and return diagnostics (`load_spec` runs them after the schema);
+GRAPH_PASSES transform the IR, and the graph is linted after each one.
+"""
+
+from __future__ import annotations
+
+from .check_depth_given import check_depth_given
+from .check_exclusive_features import check_exclusive_features
+from .check_single_head_projection import check_single_head_projection
+from .infer_shapes import infer_shapes
+
+SPEC_CHECKS = (check_depth_given, check_exclusive_features, check_single_head_projection)
+GRAPH_PASSES = (infer_shapes,)
+
+
+def run_graph_passes(graph):
+    graph.lint()
+    for graph_pass in GRAPH_PASSES:
+        graph = graph_pass(graph)
+        graph.lint()
+    return graph

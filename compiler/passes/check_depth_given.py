@@ -1,0 +1,24 @@
+"""check-depth-given: an Encoder or Decoder needs `depth`.
+
+The keyword defaults to None because custom layer layouts replace it, but without one of those
+x-transformers asserts '`depth` must be passed in for `Decoder` or `Encoder`' (I:3087).
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .layers import layer_modules
+
+ID = "check-depth-given"
+LAYOUTS_WITHOUT_DEPTH = ("custom_layers", "par_ratio", "sandwich_coef")
+
+
+def check_depth_given(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for module in layer_modules(spec):
+        if module["depth"] is None and all(module[k] is None for k in LAYOUTS_WITHOUT_DEPTH):
+            line, col = spec.location(f"{module.key}.type")
+            found.append(Diagnostic(spec.path, line, col, f"{module.key}.depth", "missing-key",
+                                    f"{module.type} needs 'depth' (the number of blocks)"))
+    return found

@@ -1,0 +1,96 @@
+"""check-exclusive-features: options that cannot be on together, one table row per rule.
+
+Most rows say what `flash: true` excludes: the flash kernel never materialises the attention
+matrix, so nothing that reads or rewrites that matrix can run with it. The rows follow
+x-transformers' own asserts (attend.py I:240-318, x_transformers.py I:2105-2956) and the options
+it silently ignores under flash (reference/x-transformers.md section 2.6).
+
+>>> import xtc
+>>> xtc.loads_spec('''
+... xtc: 1
+... name: lm
+... model: {type: TransformerWrapper, num_tokens: 8, max_seq_len: 8,
+...   attn_layers: {type: Decoder, dim: 8, depth: 1, attn: {flash: true, pre_talking_heads: true}}}
+... ''')
+Traceback (most recent call last):
+...
+xtc.spec.diagnostics.SpecError: 2 error(s) in spec:
+<string>:5:70: error[flash-excludes-talking-heads] model.attn_layers.attn.pre_talking_heads: attn.flash (line 5) cannot be combined with attn.pre_talking_heads (line 5): ...
+<string>:5:89: error[unsupported-option] model.attn_layers.attn.pre_talking_heads: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xtc.spec import Diagnostic, ModuleSpec, Spec
+
+from .layers import is_set, layer_modules
+
+ID = "check-exclusive-features"
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    code: str
+    feature: str  # key within a layer stack: "attn.flash", "rel_pos_bias"
+    excluded: tuple[str, ...]
+    why: str
+
+
+FLASH_NEEDS = "the flash kernel never materialises the attention matrix"
+RULES = (
+    Exclusion("flash-excludes-talking-heads", "attn.flash",
+              ("attn.pre_talking_heads", "attn.post_talking_heads", "attn.pre_scale_post_talking_heads"),
+              f"talking heads mixes the attention matrix across heads, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-residual-attention", "attn.flash", ("residual_attn", "cross_residual_attn"),
+              f"residual attention adds the previous layer's attention logits, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-t5-relative-bias", "attn.flash", ("rel_pos_bias",),
+              "x-transformers computes the T5 relative bias inside the attention matrix"),
+    Exclusion("flash-excludes-dynamic-position-bias", "attn.flash", ("dynamic_pos_bias",),
+              "x-transformers computes the dynamic position bias inside the attention matrix"),
+    Exclusion("flash-excludes-sparse-topk", "attn.flash", ("attn.sparse_topk",),
+              f"top-k attention keeps the k largest logits of each row, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-hard-attention", "attn.flash", ("attn.hard",),
+              f"hard attention takes the argmax of each row, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-sigmoid-attention", "attn.flash", ("attn.sigmoid",),
+              "the flash kernel computes a softmax, not a sigmoid"),
+    Exclusion("flash-excludes-gumbel-softmax", "attn.flash", ("attn.gumbel_softmax",),
+              "x-transformers silently ignores gumbel softmax under flash (measured diff 1.78)"),
+    Exclusion("flash-excludes-selective-attention", "attn.flash", ("attn.selective",),
+              f"selective attention rewrites the attention matrix, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-cog-attention", "attn.flash", ("attn.cog_signed",),
+              f"signed (cog) attention rewrites the attention matrix, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-learned-sink", "attn.flash", ("attn.head_learned_sink",),
+              f"a learned attention sink adds a column to the attention matrix, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-logit-softclamp", "attn.flash", ("attn.softclamp_logits",),
+              f"soft-clamping rewrites the attention logits, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-cope", "attn.flash", ("attn.use_cope",),
+              f"contextual position encoding reads the attention matrix, and {FLASH_NEEDS}"),
+    Exclusion("flash-excludes-inverted-attention", "attn.flash", ("attn.inverted_attention",),
+              f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+)
+
+
+def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for module in layer_modules(spec):
+        for rule in RULES:
+            found += rule_violations(spec, module, rule)
+    return found
+
+
+def rule_violations(spec: Spec, module: ModuleSpec, rule: Exclusion) -> list[Diagnostic]:
+    if not is_set(module, rule.feature):
+        return []
+    feature_key = f"{module.key}.{rule.feature}"
+    feature_line = spec.location(feature_key)[0]
+    found = []
+    for excluded in rule.excluded:
+        if is_set(module, excluded):
+            key = f"{module.key}.{excluded}"
+            line, col = spec.location(key)
+            message = (f"{rule.feature} (line {feature_line}) cannot be combined with {excluded} "
+                       f"(line {line}): {rule.why}")
+            found.append(Diagnostic(spec.path, line, col, key, rule.code, message))
+    return found

@@ -1,0 +1,29 @@
+"""check-single-head-projection: with one head, x-transformers has no output projection.
+
+`Attention` projects its output back to `dim` only when `heads > 1` (I:2237), so one head must
+already be `dim` wide; otherwise the reference builds and then fails on the first forward with a
+shape error (reference/x-transformers.md section 2.6).
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .layers import layer_modules
+
+ID = "check-single-head-projection"
+
+
+def check_single_head_projection(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for module in layer_modules(spec):
+        dim, dim_head = module["dim"], module.section("attn")["dim_head"]
+        if module["heads"] == 1 and dim_head != dim:
+            key = f"{module.key}.attn.dim_head" if "dim_head" in module.sections_given.get("attn", ()) \
+                else f"{module.key}.heads"
+            line, col = spec.location(key)
+            found.append(Diagnostic(
+                spec.path, line, col, key, "single-head-needs-dim-head-equal-dim",
+                f"with heads: 1 x-transformers has no output projection, so attn.dim_head "
+                f"({dim_head}) must equal dim ({dim})"))
+    return found

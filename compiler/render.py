@@ -1,0 +1,32 @@
+"""Render context -> Python source through jinja2 templates.
+
+The environment is strict (an undefined name is an error, never an empty string) and
+whitespace-disciplined; it is built once. Classes are rendered first and the module header
+after them, from the imports the classes reported (betterproto's order).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jinja2
+
+from .context import ModuleContext
+
+
+@cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("xtc.compiler", "templates"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # Python source, not HTML: values arrive as validated repr()s
+    )
+
+
+def render_module(module: ModuleContext) -> str:
+    env = environment()
+    bodies = [env.get_template(cls.template).render(cls=cls).rstrip("\n") for cls in module.classes]
+    return env.get_template("module.py.jinja").render(module=module, bodies=bodies)

@@ -1,0 +1,37 @@
+"""Attention through `torch.nn.functional.scaled_dot_product_attention`, with x-transformers'
+masking conventions.
+
+- Causal masks are aligned bottom-right (query i of T sees keys up to i + S - T), as the
+  reference does with a cache or memory; SDPA's own `is_causal` is aligned top-left, so it is
+  used only when T == S and there is no other mask, where the two agree.
+- A query row that may see no key at all (a fully padded sequence) returns zeros, as in the
+  reference, rather than the NaN a softmax over nothing would give.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | None = None) -> Tensor:
+    """softmax(q k^T / sqrt(D)) v for q (B, H, T, D), k and v (B, H, S, D).
+
+    key_mask (B, S) is True for keys that may be attended to.
+    """
+    T, S = q.shape[-2], k.shape[-2]
+    if key_mask is None and (not causal or T == S):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    allowed = causal_mask(T, S, q.device) if causal else None  # (T, S)
+    if key_mask is not None:
+        keys = key_mask[:, None, None, :]  # (B, 1, 1, S)
+        allowed = keys if allowed is None else keys & allowed
+    empty = ~allowed.any(dim=-1, keepdim=True)  # rows with no visible key: (..., T, 1)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | empty)
+    return out.masked_fill(empty, 0.0)
+
+
+def causal_mask(T: int, S: int, device: torch.device) -> Tensor:
+    """(T, S) boolean, True where query i may see key j: j <= i + S - T (bottom-right)."""
+    return torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)

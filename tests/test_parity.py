@@ -1,0 +1,88 @@
+"""Parity with x-transformers 2.31.10: same weights, same outputs, same gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import xtc
+from reference import assert_parity, paired_models
+
+pytest.importorskip("x_transformers")
+
+
+def spec_text(layers: str, flash: bool, heads: int = 4, dim: int = 32, dim_head: int | None = 16,
+              depth: int = 2) -> str:
+    attn = f"flash: {str(flash).lower()}" + (f", dim_head: {dim_head}" if dim_head else "")
+    return f"""
+xtc: 1
+name: tiny
+model:
+  type: TransformerWrapper
+  num_tokens: 64
+  max_seq_len: 32
+  attn_layers: {{type: {layers}, dim: {dim}, depth: {depth}, heads: {heads}, attn: {{{attn}}}}}
+"""
+
+
+def tokens(batch: int = 2, length: int = 12) -> torch.Tensor:
+    return torch.randint(0, 64, (batch, length), generator=torch.Generator().manual_seed(1))
+
+
+def padding_mask(batch: int = 2, length: int = 12) -> torch.Tensor:
+    lengths = torch.tensor([length, length - 5])[:batch]
+    return torch.arange(length)[None, :] < lengths[:, None]
+
+
+@pytest.mark.parametrize("layers", ["Decoder", "Encoder"])
+@pytest.mark.parametrize("flash", [False, True])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_forward_and_gradients_match(layers, flash, masked):
+    spec = xtc.loads_spec(spec_text(layers, flash))
+    kwargs = {"mask": padding_mask()} if masked else {}
+    assert_parity(spec, tokens(), **kwargs)
+    if flash:
+        assert_parity(spec, tokens(), flash_only=True, **kwargs)
+
+
+@pytest.mark.parametrize("layers", ["Decoder", "Encoder"])
+def test_return_embeddings_match(layers):
+    spec = xtc.loads_spec(spec_text(layers, flash=True))
+    assert_parity(spec, tokens(), mask=padding_mask(), return_embeddings=True)
+
+
+def test_default_head_width_is_64_whatever_dim_is():
+    spec = xtc.loads_spec(spec_text("Decoder", flash=False, dim_head=None, heads=2))
+    reference, ours = paired_models(spec)
+    assert ours.blocks[0].attn.to_q.weight.shape == (2 * 64, 32)
+    assert_parity(spec, tokens())
+
+
+def test_one_head_as_wide_as_the_model_has_no_output_projection():
+    spec = xtc.loads_spec(spec_text("Encoder", flash=True, heads=1, dim_head=32))
+    _, ours = paired_models(spec)
+    assert not hasattr(ours.blocks[0].attn, "to_out")
+    assert_parity(spec, tokens(), mask=padding_mask())
+
+
+def test_fully_padded_sequence_gives_zeros_not_nan():
+    spec = xtc.loads_spec(spec_text("Encoder", flash=True))
+    mask = padding_mask()
+    mask[1] = False
+    assert_parity(spec, tokens(), mask=mask, return_embeddings=True)
+
+
+def test_full_length_sequence():
+    spec = xtc.loads_spec(spec_text("Decoder", flash=True))
+    assert_parity(spec, tokens(length=32))
+
+
+def test_initialisation_matches_the_reference_distributions():
+    spec = xtc.loads_spec(spec_text("Decoder", flash=True, dim=64).replace("num_tokens: 64", "num_tokens: 4096"))
+    torch.manual_seed(0)
+    ours = xtc.build(spec)
+    assert ours.token_emb.weight.std().item() == pytest.approx((2 / 64) ** 0.5, rel=0.05)
+    assert ours.pos_emb.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    assert torch.equal(ours.blocks[0].attn_norm.weight, torch.ones(64))
+    bound = 64 ** -0.5  # nn.Linear's kaiming-uniform bound
+    assert ours.blocks[0].attn.to_q.weight.abs().max().item() <= bound

@@ -1,0 +1,88 @@
+"""Check passes, driven by tests/fixtures/passes/<pass-id>.yaml, and the IR's own invariants.
+
+Each fixture case merges `layers` into a small base spec, runs the one pass on the well-formed
+spec (schema errors such as unsupported options do not hide a pass's verdict), and compares the
+(key, code) pairs it reports.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import FIXTURES
+from xtc.compiler.passes import SPEC_CHECKS
+from xtc.spec.schema import check_schema
+from xtc.spec.yaml_loader import load_yaml
+
+BASE = {
+    "xtc": 1,
+    "name": "tiny",
+    "model": {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+              "attn_layers": {"type": "Decoder", "dim": 32, "depth": 2, "heads": 4}},
+}
+PASSES = {fn.__module__.rsplit(".", 1)[-1].replace("_", "-"): fn for fn in SPEC_CHECKS}
+
+
+def merged(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = merged(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def fixture_cases(pass_id: str) -> list[dict]:
+    return yaml.safe_load((FIXTURES / "passes" / f"{pass_id}.yaml").read_text())
+
+
+def check_pass_fixture(pass_id: str, case: dict) -> None:
+    document = copy.deepcopy(BASE)
+    document["model"]["attn_layers"] = merged(document["model"]["attn_layers"], case["layers"])
+    tree, problems = load_yaml(yaml.safe_dump(document, sort_keys=False), "case.yaml")
+    assert problems == []
+    spec, _ = check_schema(tree, "case.yaml", "0" * 64)
+    assert spec is not None, case["title"]
+    found = [{"key": d.key, "code": d.code} for d in PASSES[pass_id](spec)]
+    assert found == case["expect"], case["title"]
+
+
+def all_cases():
+    for pass_id in sorted(PASSES):
+        for case in fixture_cases(pass_id):
+            yield pytest.param(pass_id, case, id=f"{pass_id}: {case['title']}")
+
+
+@pytest.mark.parametrize("pass_id, case", all_cases())
+def test_pass_fixture(pass_id, case):
+    check_pass_fixture(pass_id, case)
+
+
+def test_every_pass_has_a_fixture_and_an_id():
+    for pass_id, fn in PASSES.items():
+        module = __import__(fn.__module__, fromlist=["ID"])
+        assert module.ID == pass_id
+        assert (FIXTURES / "passes" / f"{pass_id}.yaml").exists()
+
+
+def test_every_exclusion_rule_has_a_fixture_case():
+    from xtc.compiler.passes.check_exclusive_features import RULES
+
+    covered = {e["code"] for case in fixture_cases("check-exclusive-features") for e in case["expect"]}
+    assert covered == {rule.code for rule in RULES}
+
+
+def test_flash_with_talking_heads_names_both_keys_and_lines():
+    """P29: both keys, both lines, one run; the unsupported option is reported as well."""
+    import xtc
+
+    text = yaml.safe_dump(merged(BASE, {"model": {"attn_layers": {
+        "attn": {"flash": True, "pre_talking_heads": True}}}}), sort_keys=False)
+    with pytest.raises(xtc.SpecError) as caught:
+        xtc.loads_spec(text, "p29.yaml")
+    codes = {d.code: d for d in caught.value.diagnostics}
+    assert set(codes) == {"unsupported-option", "flash-excludes-talking-heads"}
+    rule = codes["flash-excludes-talking-heads"]
+    assert "attn.flash (line 13)" in rule.message and "attn.pre_talking_heads (line 14)" in rule.message
+    assert (rule.line, rule.key) == (14, "model.attn_layers.attn.pre_talking_heads")

@@ -1,0 +1,97 @@
+"""The public calls of DESIGN.md section 3, behind `xtc.*`.
+
+torch is imported only inside the calls that need it (`build`, `convert_state_dict`): loading,
+validating and compiling a spec must not pay its import.
+"""
+
+from __future__ import annotations
+
+import builtins
+import linecache
+import os
+import sys
+import types
+from contextlib import nullcontext
+from typing import Any, Mapping
+
+from .compiler import SPEC_CHECKS, compile_graph, compile_spec
+from .compiler.state_dict import parameter_rules
+from .spec import Spec
+from .spec import load as _load
+
+SpecLike = Spec | str | os.PathLike
+
+
+def load_spec(path: str | os.PathLike) -> Spec:
+    """Read and check a spec file: loader, schema and every check pass."""
+    return _load.load_spec(path, SPEC_CHECKS)
+
+
+def loads_spec(text: str, path: str = "<string>") -> Spec:
+    """Check spec text: loader, schema and every check pass. `path` names it in diagnostics."""
+    return _load.loads_spec(text, path, SPEC_CHECKS)
+
+
+def as_spec(spec: SpecLike) -> Spec:
+    """A Spec as is; a str or PathLike is always a path."""
+    return spec if isinstance(spec, Spec) else load_spec(spec)
+
+
+def compile(spec: SpecLike, standalone: bool = False) -> str:  # noqa: A001 - the documented name
+    """The emitted module's source."""
+    if standalone:
+        raise NotImplementedError("--standalone output is not implemented yet (issue #12)")
+    return compile_spec(as_spec(spec))
+
+
+def graph(spec: SpecLike):
+    """The model's IR as a networkx.DiGraph (a DAG; node attribute `kind` from OpKind)."""
+    return compile_graph(as_spec(spec)).to_networkx()
+
+
+def module_for(spec: Spec) -> types.ModuleType:
+    """The emitted module, executed once per spec content and registered in sys.modules so that
+    its classes pickle; its source is registered with linecache so tracebacks show the code."""
+    name = f"xtc_generated_{spec.name}_{spec.sha256[:16]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    source = compile_spec(spec)
+    filename = f"<xtc generated {spec.name}>"
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    sys.modules[name] = module
+    try:
+        code = builtins.compile(source, filename, "exec")  # `compile` here is xtc.compile
+        exec(code, module.__dict__)  # noqa: S102 - xtc's own output, verified by the compiler
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def build(spec: SpecLike, device: Any = None, dtype: Any = None):
+    """An instance of the emitted class, initialised as the reference initialises."""
+    import torch
+
+    spec = as_spec(spec)
+    cls = getattr(module_for(spec), spec.class_name)
+    with torch.device(device) if device is not None else nullcontext():
+        model = cls()
+    return model.to(dtype=dtype) if dtype is not None else model
+
+
+def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The reference model's state dict, renamed (and norm gains un-offset) for `build(spec)`.
+
+    Raises ValueError listing the missing and unexpected keys when it does not fit the spec.
+    """
+    rules = parameter_rules(compile_graph(as_spec(spec)))
+    expected = {rule.reference for rule in rules}
+    missing = sorted(expected - set(state_dict))
+    unexpected = sorted(set(state_dict) - expected)
+    if missing or unexpected:
+        raise ValueError(f"state dict does not fit the spec: missing keys {missing}, "
+                         f"unexpected keys {unexpected}")
+    return {rule.emitted: state_dict[rule.reference] + 1 if rule.add_one else state_dict[rule.reference]
+            for rule in rules}

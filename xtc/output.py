@@ -1,0 +1,38 @@
+"""Writing the emitted module: atomically, and never over the spec or through a directory.
+
+A failure leaves the output path as it was (a pre-existing file stays byte-identical) and no
+temporary file behind (bad-inputs.md E5).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def output_path_problem(output: str, spec_path: str) -> str | None:
+    if os.path.isdir(output) or output.endswith(os.sep):
+        return f"output path is a directory: {ascii(output)}"
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        return f"output directory does not exist: {ascii(parent)}"
+    if os.path.exists(output) and os.path.exists(spec_path) and os.path.samefile(output, spec_path):
+        return "output path is the spec itself"
+    if os.path.exists(output) and not os.path.isfile(output):
+        return f"output path is not a regular file: {ascii(output)}"
+    return None
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write to a temporary file beside `path`, then rename it over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".xtc-", suffix=".py.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
