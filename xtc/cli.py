@@ -39,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="emit the PyTorch module of a spec")
     compile_.add_argument("spec", metavar="SPEC")
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
-    compile_.add_argument("--standalone", action="store_true",
-                          help="inline the runtime helpers (not implemented yet)")
     compile_.set_defaults(run=run_compile)
     return parser
 
@@ -115,8 +113,6 @@ def run_compile(args: argparse.Namespace) -> int:
     from .compiler import compile_spec
     from .output import write_atomically
 
-    if args.standalone:
-        raise UsageError("--standalone is not implemented yet")
     if args.output is not None:
         check_output_path(args.output, args.spec)
     try:
