@@ -20,8 +20,18 @@ from __future__ import annotations
 from xtc.spec import Spec
 
 from .ir import (
-    AddAttrs, AttentionAttrs, FeedForwardAttrs, Graph, InputAttrs, LogitsAttrs, NormAttrs,
-    OpKind, OutputAttrs, PositionEmbeddingAttrs, ResidualAttrs, TokenEmbeddingAttrs,
+    AddAttrs,
+    AttentionAttrs,
+    FeedForwardAttrs,
+    Graph,
+    InputAttrs,
+    LogitsAttrs,
+    NormAttrs,
+    OpKind,
+    OutputAttrs,
+    PositionEmbeddingAttrs,
+    ResidualAttrs,
+    TokenEmbeddingAttrs,
 )
 from .resolve import ResolvedLayers, resolve
 

@@ -12,7 +12,12 @@ from xtc.spec import Spec
 from xtc.spec.names import RESERVED_CLASS_NAMES
 
 from .context import (
-    AttentionClass, BlockClass, BlockStep, ConfigField, FeedForwardClass, ModuleContext,
+    AttentionClass,
+    BlockClass,
+    BlockStep,
+    ConfigField,
+    FeedForwardClass,
+    ModuleContext,
     WrapperClass,
 )
 from .ir import Graph, Op, OpKind
@@ -37,15 +42,18 @@ def lower(spec: Spec, graph: Graph) -> ModuleContext:
         WrapperClass(spec.class_name, wrapper_docstring(layers.causal), NORM_INIT[layers.norm]),
     )
     assert {"Config", "Attention", "FeedForward", "Block"} <= RESERVED_CLASS_NAMES
-    kind = "decoder-only (GPT-style)" if layers.causal else "encoder-only (BERT-style)"
+    if layers.causal:
+        summary = "a decoder-only (GPT-style) transformer, x-transformers TransformerWrapper + Decoder."
+    else:
+        summary = "an encoder-only (BERT-style) transformer, x-transformers TransformerWrapper + Encoder."
+    diagram = (f"tokens (B, T) -> token + position embedding -> {layers.depth} x Block "
+               f"-> LayerNorm -> logits (B, T, {model.num_tokens})")
     return ModuleContext(
         spec_name=spec.name,
         sha256=spec.sha256,
         class_name=spec.class_name,
-        summary=f"{'a' if layers.causal else 'an'} {kind} transformer, x-transformers TransformerWrapper + "
-                f"{'Decoder' if layers.causal else 'Encoder'}.",
-        diagram=(f"tokens (B, T) -> token + position embedding -> {layers.depth} x Block "
-                 f"-> LayerNorm -> logits (B, T, {model.num_tokens})",),
+        summary=summary,
+        diagram=(diagram,),
         config=config_fields(model),
         classes=classes,
     )

@@ -22,9 +22,9 @@ def verify_source(source: str) -> None:
                 check_import(alias.name)
         elif isinstance(node, ast.ImportFrom):
             check_import(node.module or "")
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in FORBIDDEN_CALLS:
-                raise AssertionError(f"emitted code calls {node.func.id}() at line {node.lineno}")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in FORBIDDEN_CALLS):
+            raise AssertionError(f"emitted code calls {node.func.id}() at line {node.lineno}")
 
 
 def check_import(module: str) -> None:

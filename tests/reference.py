@@ -13,11 +13,11 @@ from contextlib import nullcontext
 import torch
 import x_transformers
 from torch.nn.attention import SDPBackend, sdpa_kernel
-
-import xtc
 from xtc.compiler import compile_graph
 from xtc.compiler.state_dict import parameter_rules
 from xtc.spec import ModuleSpec, Spec
+
+import xtc
 
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 

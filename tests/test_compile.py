@@ -7,17 +7,16 @@ import pickle
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import networkx as nx
 import pytest
 import torch
-
-import xtc
 from conftest import ROOT
-from xtc import cli
 from xtc.compiler.ir import OpKind
 from xtc.compiler.verify import verify_source
+
+import xtc
+from xtc import cli
 
 GPT = ROOT / "examples" / "gpt.yaml"
 TINY = """xtc: 1

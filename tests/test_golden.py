@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, check_snapshot
 
 import xtc
-from conftest import ROOT, check_snapshot
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 # Examples that do not compile yet, with the issue that makes them: {"name": "#N"}.

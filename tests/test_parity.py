@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference import assert_parity, paired_models
 
 import xtc
-from reference import assert_parity, paired_models
 
 pytest.importorskip("x_transformers")
 
@@ -53,7 +53,7 @@ def test_return_embeddings_match(layers):
 
 def test_default_head_width_is_64_whatever_dim_is():
     spec = xtc.loads_spec(spec_text("Decoder", flash=False, dim_head=None, heads=2))
-    reference, ours = paired_models(spec)
+    _, ours = paired_models(spec)
     assert ours.blocks[0].attn.to_q.weight.shape == (2 * 64, 32)
     assert_parity(spec, tokens())
 

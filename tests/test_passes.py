@@ -11,7 +11,6 @@ import copy
 
 import pytest
 import yaml
-
 from conftest import FIXTURES
 from xtc.compiler.passes import SPEC_CHECKS
 from xtc.spec.schema import check_schema

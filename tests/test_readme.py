@@ -10,7 +10,7 @@ README = (ROOT / "README.md").read_text()
 
 
 def shell_blocks() -> list[str]:
-    return re.findall(r"```sh\n(.*?)\n```", README, flags=re.S)
+    return re.findall(r"```sh\n(.*?)\n```", README, flags=re.DOTALL)
 
 
 def test_readme_opens_with_the_setup_and_test_commands():

@@ -11,8 +11,9 @@ import linecache
 import os
 import sys
 import types
+from collections.abc import Mapping
 from contextlib import nullcontext
-from typing import Any, Mapping
+from typing import Any
 
 from .compiler import SPEC_CHECKS, compile_graph, compile_spec
 from .compiler.state_dict import parameter_rules
@@ -37,7 +38,7 @@ def as_spec(spec: SpecLike) -> Spec:
     return spec if isinstance(spec, Spec) else load_spec(spec)
 
 
-def compile(spec: SpecLike, standalone: bool = False) -> str:  # noqa: A001 - the documented name
+def compile(spec: SpecLike, standalone: bool = False) -> str:
     """The emitted module's source."""
     if standalone:
         raise NotImplementedError("--standalone output is not implemented yet (issue #12)")
