@@ -85,3 +85,36 @@ def test_flash_with_talking_heads_names_both_keys_and_lines():
     rule = codes["flash-excludes-talking-heads"]
     assert "attn.flash (line 13)" in rule.message and "attn.pre_talking_heads (line 14)" in rule.message
     assert (rule.line, rule.key) == (14, "model.attn_layers.attn.pre_talking_heads")
+
+
+def test_lint_catches_broken_graphs():
+    from xtc.compiler.ir import (
+        AttentionAttrs, Graph, GraphError, InputAttrs, NormAttrs, OpKind, OutputAttrs,
+        TokenEmbeddingAttrs,
+    )
+    from xtc.compiler.passes import run_graph_passes
+
+    def graph(*ops):
+        g = Graph()
+        for op in ops:
+            g.add(*op)
+        return g
+
+    tokens = ("tokens", OpKind.INPUT, InputAttrs("x", "tokens"))
+    emb = ("emb", OpKind.TOKEN_EMBEDDING, TokenEmbeddingAttrs(8, 16), ("tokens",))
+    out = ("out", OpKind.OUTPUT, OutputAttrs("embeddings"), ("emb",))
+    run_graph_passes(graph(tokens, emb, out))  # well-formed
+    broken = {
+        "reads before defined": graph(tokens, ("n", OpKind.NORM, NormAttrs("layernorm", 16), ("emb",)), emb, out),
+        "wrong payload": graph(tokens, ("emb", OpKind.TOKEN_EMBEDDING, NormAttrs("layernorm", 16), ("tokens",)), out),
+        "wrong arity": graph(tokens, emb, ("n", OpKind.NORM, NormAttrs("layernorm", 16), ("emb", "tokens")), out),
+        "no output": graph(tokens, emb),
+        "feature size": graph(tokens, emb, ("a", OpKind.ATTENTION,
+                                            AttentionAttrs(32, 2, 8, True, False, True), ("emb",)),
+                              ("out", OpKind.OUTPUT, OutputAttrs("embeddings"), ("a",))),
+    }
+    for g in broken.values():
+        with pytest.raises(GraphError):
+            run_graph_passes(g)
+    with pytest.raises(GraphError, match="duplicate"):
+        graph(tokens, tokens)
