@@ -12,7 +12,7 @@ file: `Graph.to_networkx()` is the one place that makes one, for `xtc.graph()` a
 >>> g.lint()
 >>> print(g)
 %tokens : input(name='x', role='tokens', optional=False)
-%token_emb : token_embedding(num_tokens=256, dim=64) <- %tokens
+%token_emb : token_embedding(num_tokens=256, dim=64, l2norm=False) <- %tokens
 %out : output(name='embeddings') <- %token_emb
 """
 
@@ -28,6 +28,11 @@ class OpKind(Enum):
     POSITION_EMBEDDING = "position_embedding"
     ADD = "add"  # token + position embeddings
     NORM = "norm"
+    DROPOUT = "dropout"
+    PROJECT = "project"  # a linear map between widths (emb_dim -> dim)
+    MEMORY_TOKENS = "memory_tokens"  # learned tokens prepended to the sequence
+    PAD_MASK = "pad_mask"  # the padding mask, extended over prepended tokens
+    STRIP = "strip"  # drop prepended tokens again
     ATTENTION = "attention"
     FEEDFORWARD = "feedforward"
     RESIDUAL = "residual"  # x + branch(x)
@@ -46,15 +51,18 @@ class InputAttrs:
 class TokenEmbeddingAttrs:
     num_tokens: int
     dim: int
+    l2norm: bool = False  # fixnorm: unit-length embeddings
 
 
 @dataclass(frozen=True)
 class PositionEmbeddingAttrs:
-    """Learned absolute positions, scaled by dim ** -0.5 as the reference does."""
+    """Absolute positions: "learned" (scaled by dim ** -0.5, or l2-normalised) or
+    "scaled_sinusoidal" (fixed frequencies, one learned scale)."""
 
+    scheme: str
     max_seq_len: int
     dim: int
-    scale: float
+    l2norm: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,36 @@ class AddAttrs:
 
 @dataclass(frozen=True)
 class NormAttrs:
-    norm_type: str  # "layernorm"
+    norm_type: str  # "layernorm", "rmsnorm" or "scalenorm"
     dim: int
+    unit_offset: bool = True  # the reference stores the gain minus one (inside its layer stacks)
+
+
+@dataclass(frozen=True)
+class DropoutAttrs:
+    p: float
+
+
+@dataclass(frozen=True)
+class ProjectAttrs:
+    dim_in: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class MemoryTokensAttrs:
+    count: int
+    dim: int
+
+
+@dataclass(frozen=True)
+class PadMaskAttrs:
+    count: int  # positions added in front, always visible
+
+
+@dataclass(frozen=True)
+class StripAttrs:
+    count: int  # positions removed from the front
 
 
 @dataclass(frozen=True)
@@ -76,24 +112,31 @@ class AttentionAttrs:
     causal: bool
     flash: bool  # the spec asked for the flash kernel; the checks proved it possible
     project_out: bool  # the reference has no output projection for one head of width dim
+    dropout: float = 0.0
+    num_mem_kv: int = 0
 
 
 @dataclass(frozen=True)
 class FeedForwardAttrs:
     dim: int
     inner_dim: int
-    activation: str  # "gelu"
+    activation: str  # "gelu", "silu" or "relu_squared"
+    glu: bool = False
+    bias: bool = True
+    dropout: float = 0.0
 
 
 @dataclass(frozen=True)
 class ResidualAttrs:
-    pass
+    layer_dropout: float = 0.0  # stochastic depth: in training, skip the sublayer with this p
 
 
 @dataclass(frozen=True)
 class LogitsAttrs:
     dim: int
     num_tokens: int
+    tied: bool = False  # reuse the token embedding, scaled
+    scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +150,11 @@ ATTRS = {
     OpKind.POSITION_EMBEDDING: PositionEmbeddingAttrs,
     OpKind.ADD: AddAttrs,
     OpKind.NORM: NormAttrs,
+    OpKind.DROPOUT: DropoutAttrs,
+    OpKind.PROJECT: ProjectAttrs,
+    OpKind.MEMORY_TOKENS: MemoryTokensAttrs,
+    OpKind.PAD_MASK: PadMaskAttrs,
+    OpKind.STRIP: StripAttrs,
     OpKind.ATTENTION: AttentionAttrs,
     OpKind.FEEDFORWARD: FeedForwardAttrs,
     OpKind.RESIDUAL: ResidualAttrs,
@@ -121,12 +169,21 @@ ARITY = {
     OpKind.POSITION_EMBEDDING: (1, 1),
     OpKind.ADD: (2, 2),
     OpKind.NORM: (1, 1),
+    OpKind.DROPOUT: (1, 1),
+    OpKind.PROJECT: (1, 1),
+    OpKind.MEMORY_TOKENS: (1, 1),
+    OpKind.PAD_MASK: (1, 1),
+    OpKind.STRIP: (1, 1),
     OpKind.ATTENTION: (1, 2),  # hidden states, optional padding mask
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 2),
-    OpKind.LOGITS: (1, 1),
+    OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.OUTPUT: (1, 1),
 }
+
+
+# Kinds whose `dim` is the width they produce, not the width they read.
+PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING})
 
 
 @dataclass(frozen=True)
@@ -208,12 +265,18 @@ class Graph:
     def lint_shapes(self) -> None:
         """Where shapes are known, each op's feature size agrees with what it reads."""
         for op in self._ops.values():
-            want = getattr(op.attrs, "dim", None)
-            if want is None or op.kind is OpKind.TOKEN_EMBEDDING or op.kind is OpKind.POSITION_EMBEDDING:
+            want = getattr(op.attrs, "dim_in", getattr(op.attrs, "dim", None))
+            if want is None or op.kind in PRODUCES_ITS_DIM:
                 continue
             source = self._ops[op.inputs[0]]
             if source.shape is not None and source.shape[-1] != want:
                 raise GraphError(f"%{op.name} expects feature size {want}, %{source.name} gives {source.shape}\n{self}")
+        for op in self.ops(OpKind.ATTENTION):
+            if len(op.inputs) < 2:
+                continue
+            hidden, mask = self._ops[op.inputs[0]].shape, self._ops[op.inputs[1]].shape
+            if hidden is not None and mask is not None and hidden[:2] != mask[:2]:
+                raise GraphError(f"%{op.name}: mask {mask} does not cover the sequence {hidden}\n{self}")
 
     def __str__(self) -> str:
         return "\n".join(op.describe() for op in self._ops.values())

@@ -32,21 +32,52 @@ def parameter_rules(graph: Graph) -> list[Rule]:
     for op in graph.ops():
         prefix = graph.module_path(op)
         for reference, emitted, add_one in parameter_names(op):
-            rules.append(Rule(f"{op.ref_path}.{reference}", f"{prefix}.{emitted}", add_one))
+            rules.append(Rule(join(op.ref_path, reference), join(prefix, emitted), add_one))
     return rules
+
+
+def join(*parts: str) -> str:
+    return ".".join(part for part in parts if part)
 
 
 def parameter_names(op: Op) -> list[tuple[str, str, bool]]:
     """(reference suffix, emitted suffix, add one) for each parameter an op owns."""
-    if op.kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING, OpKind.LOGITS):
+    attrs = op.attrs
+    if op.kind is OpKind.TOKEN_EMBEDDING:
         return [("weight", "weight", False)]
+    if op.kind is OpKind.POSITION_EMBEDDING:
+        return [("weight", "weight", False)] if attrs.scheme == "learned" else [("scale", "scale", False)]
+    if op.kind is OpKind.LOGITS:
+        return [] if attrs.tied else [("weight", "weight", False)]
     if op.kind is OpKind.NORM:
-        return [("gamma", "weight", True)]
+        gain = "gamma" if attrs.norm_type == "layernorm" else "g"
+        return [(gain, "weight", attrs.unit_offset)]
+    if op.kind is OpKind.PROJECT:
+        return [("weight", "weight", False), ("bias", "bias", False)]
+    if op.kind is OpKind.MEMORY_TOKENS:
+        return [("", "", False)]
     if op.kind is OpKind.ATTENTION:
-        names = ["to_q", "to_k", "to_v"] + (["to_out"] if op.attrs.project_out else [])
-        return [(f"{name}.weight", f"{name}.weight", False) for name in names]
+        return attention_parameters(attrs)
     if op.kind is OpKind.FEEDFORWARD:
-        return [(f"ff.0.0.{p}", f"proj_in.{p}", False) for p in ("weight", "bias")] + \
-               [(f"ff.2.{p}", f"proj_out.{p}", False) for p in ("weight", "bias")]
+        return feedforward_parameters(attrs)
     return []
 
+
+def attention_parameters(attrs) -> list[tuple[str, str, bool]]:
+    names = ["to_q.weight", "to_k.weight", "to_v.weight"]
+    names += ["to_out.weight"] if attrs.project_out else []
+    names += ["mem_k", "mem_v"] if attrs.num_mem_kv else []
+    return [(name, name, False) for name in names]
+
+
+def feedforward_parameters(attrs) -> list[tuple[str, str, bool]]:
+    """x-transformers nests the input projection: `ff.0.proj` (GLU, always with a bias) or
+    `ff.0.0` (Linear before the activation); the output projection is `ff.2`."""
+    if attrs.glu:
+        pairs = [("ff.0.proj.weight", "proj_in.weight"), ("ff.0.proj.bias", "proj_in.bias")]
+    else:
+        pairs = [("ff.0.0.weight", "proj_in.weight")]
+        pairs += [("ff.0.0.bias", "proj_in.bias")] if attrs.bias else []
+    pairs += [("ff.2.weight", "proj_out.weight")]
+    pairs += [("ff.2.bias", "proj_out.bias")] if attrs.bias else []
+    return [(reference, emitted, False) for reference, emitted in pairs]

@@ -357,10 +357,18 @@ class SchemaChecker:
             if problem:
                 self.error(node, key, "out-of-range", problem)
                 return kw.default
-        if place is not None and value != kw.default and not is_supported(place, kw.name):
+        if place is not None and value != kw.default:
+            self.check_supported(node, kw, key, place, value)
+        return value
+
+    def check_supported(self, node: Node, kw: Keyword, key: str, place: str, value: object) -> None:
+        if not is_supported(place, kw.name):
             self.error(node, key, "unsupported-option",
                        f"x-transformers option {kw.owner}.{kw.name} not supported by xtc yet")
-        return value
+        elif kw.per_layer and isinstance(value, tuple):
+            self.error(node, key, "unsupported-option",
+                       f"per-layer values (a list) for {kw.owner}.{kw.name} are not supported by "
+                       "xtc yet; give one value for every layer")
 
     def typed_value(self, node: Node, kw: Keyword, key: str) -> object:
         if node.invalid:

@@ -18,14 +18,20 @@ SUPPORTED_LAYER_TYPES = frozenset({"Encoder", "Decoder"})
 # Supported keywords per place in the spec: a wrapper class, "layers" (Encoder / Decoder /
 # CrossAttender), or a routed section ("attn", "cross_attn", "ff").
 SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
-    "TransformerWrapper": frozenset({"num_tokens", "max_seq_len", "attn_layers"}),
+    "TransformerWrapper": frozenset({
+        "num_tokens", "max_seq_len", "attn_layers", "emb_dim", "emb_dropout", "tie_embedding",
+        "tie_embedding_scale", "use_abs_pos_emb", "scaled_sinu_pos_emb", "l2norm_embed",
+        "post_emb_norm", "num_memory_tokens",
+    }),
     "ViTransformerWrapper": frozenset(),
     "ContinuousTransformerWrapper": frozenset(),
     "XTransformer": frozenset(),
-    "layers": frozenset({"dim", "depth", "heads"}),
-    "attn": frozenset({"dim_head", "flash"}),
+    "layers": frozenset({
+        "dim", "depth", "heads", "layer_dropout", "use_scalenorm", "use_rmsnorm", "pre_norm",
+    }),
+    "attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv"}),
     "cross_attn": frozenset(),
-    "ff": frozenset(),
+    "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared"}),
 }
 
 

@@ -26,11 +26,19 @@ def infer_shapes(graph: Graph) -> Graph:
 
 
 def shape_of(graph: Graph, op: Op) -> tuple:
+    source = graph[op.inputs[0]].shape if op.inputs else None
     if op.kind is OpKind.INPUT:
         return SEQUENCE
-    if op.kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING, OpKind.FEEDFORWARD,
-                   OpKind.ATTENTION):
+    if op.kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
         return (*SEQUENCE, op.attrs.dim)
+    if op.kind in (OpKind.ATTENTION, OpKind.FEEDFORWARD, OpKind.PROJECT):
+        return (*source[:-1], op.attrs.dim)
+    if op.kind is OpKind.MEMORY_TOKENS:
+        return (source[0], f"{op.attrs.count}+{source[1]}", *source[2:])
+    if op.kind is OpKind.PAD_MASK:
+        return (source[0], f"{op.attrs.count}+{source[1]}")
+    if op.kind is OpKind.STRIP:
+        return (source[0], source[1].removeprefix(f"{op.attrs.count}+"), *source[2:])
     if op.kind is OpKind.LOGITS:
-        return (*SEQUENCE, op.attrs.num_tokens)
-    return graph[op.inputs[0]].shape  # norm, add, residual, output keep their input's shape
+        return (*source[:-1], op.attrs.num_tokens)
+    return source  # norm, add, dropout, residual, output keep their input's shape

@@ -1,0 +1,45 @@
+"""Run-time checks on a model's inputs: clear ValueError / TypeError instead of an IndexError
+deep inside an embedding, a CUDA device-side assert, or silently wrong output (x-transformers
+accepts float token ids and checks lengths with `assert`, which `python -O` removes).
+
+They are skipped while torch.compile traces the model (they read tensor values).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_tokens(x: object, num_tokens: int, max_seq_len: int | None = None) -> None:
+    """Token ids: an integer tensor (B, T), both non-empty, ids in [0, num_tokens), and at most
+    max_seq_len long where positions are absolute (None: no limit)."""
+    if torch.compiler.is_compiling():
+        return
+    if not isinstance(x, Tensor):
+        raise TypeError(f"tokens must be a torch.Tensor, got {type(x).__name__}")
+    if x.dtype == torch.bool or x.is_floating_point() or x.is_complex():
+        raise TypeError(f"tokens must be an integer tensor (got {str(x.dtype).removeprefix('torch.')})")
+    if x.ndim != 2:
+        raise ValueError(f"tokens must be (batch, length), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError("empty batch: tokens have shape (0, ...)")
+    if x.shape[1] == 0:
+        raise ValueError("empty sequence: tokens have length 0")
+    if max_seq_len is not None and x.shape[1] > max_seq_len:
+        raise ValueError(f"sequence length {x.shape[1]} exceeds max_seq_len {max_seq_len}")
+    low, high = int(x.min()), int(x.max())
+    if low < 0 or high >= num_tokens:
+        raise ValueError(f"token ids must be in [0, {num_tokens}); got min {low}, max {high}")
+
+
+def check_mask(mask: object, x: Tensor) -> None:
+    """A padding mask: None, or a bool tensor shaped like the tokens (True = a real token)."""
+    if mask is None or torch.compiler.is_compiling():
+        return
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask must be a bool tensor (got {str(mask.dtype).removeprefix('torch.')})")
+    if tuple(mask.shape) != tuple(x.shape[:2]):
+        raise ValueError(f"mask shape {tuple(mask.shape)} != tokens shape {tuple(x.shape[:2])}")

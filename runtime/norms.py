@@ -1,0 +1,38 @@
+"""Norms as x-transformers computes them, with the gain stored as itself (init 1).
+
+x-transformers normalises with `F.normalize` (x / max(||x||, 1e-12)) and rescales by sqrt(dim),
+which equals x / rms(x) without the usual epsilon inside the square root; these classes do the
+same, so that outputs match to the last bits.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight. Zhang & Sennrich 2019, "Root Mean Square Layer Normalization",
+    https://arxiv.org/abs/1910.07467."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = dim**0.5
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(x, dim=-1) * self.scale * self.weight
+
+
+class ScaleNorm(nn.Module):
+    """x / ||x|| * sqrt(dim) * g with one learned scalar g. Nguyen & Salazar 2019,
+    "Transformers without Tears", https://arxiv.org/abs/1910.05895."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = dim**0.5
+        self.weight = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(x, dim=-1) * self.scale * self.weight
