@@ -53,9 +53,7 @@ class AttentionClass:
     def attend_arguments(self) -> str:
         key_mask = "key_mask" if self.num_mem_kv else "mask"
         arguments = f"q, k, v, causal={self.causal}, key_mask={key_mask}"
-        if self.dropout:
-            arguments += ", dropout=self.dropout if self.training else 0.0"
-        return arguments
+        return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
         wanted = {NN, REARRANGE, runtime("attention", "attend")}

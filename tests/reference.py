@@ -39,11 +39,15 @@ def reference_model(spec: Spec) -> torch.nn.Module:
 
 
 def randomise_norm_gains(model: torch.nn.Module) -> None:
-    """Gains start at their identity value; move them so that the +1 offset is exercised."""
+    """Gains start at their identity value; move them so that the +1 offset is exercised. And
+    weights initialised near zero (l2-normalised embeddings start at std 1e-5) get std 1, since
+    their gradients, scaled by 1 / ||w||, would turn float32 rounding into 1e-4 differences."""
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if name.endswith(("gamma", ".g")):
                 parameter.normal_(0.0, 0.5)
+            elif parameter.numel() > 1 and parameter.std() < 1e-3:
+                parameter.normal_(0.0, 1.0)
 
 
 def paired_models(spec: Spec, seed: int = 0):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 from reference import assert_parity, paired_models
 
 import xtc
@@ -86,3 +87,82 @@ def test_initialisation_matches_the_reference_distributions():
     assert torch.equal(ours.blocks[0].attn_norm.weight, torch.ones(64))
     bound = 64 ** -0.5  # nn.Linear's kaiming-uniform bound
     assert ours.blocks[0].attn.to_q.weight.abs().max().item() <= bound
+
+
+# -- the option matrix (issue #4): each option alone, and combined ------------------------------
+
+OPTIONS = {
+    "emb_dim": {"model": {"emb_dim": 24}},
+    "emb_dropout": {"model": {"emb_dropout": 0.1}},
+    "tie_embedding": {"model": {"tie_embedding": True}},
+    "tie_embedding_scale": {"model": {"tie_embedding": True, "tie_embedding_scale": 0.5}},
+    "no_abs_pos_emb": {"model": {"use_abs_pos_emb": False}},
+    "scaled_sinu_pos_emb": {"model": {"scaled_sinu_pos_emb": True}},
+    "l2norm_embed": {"model": {"l2norm_embed": True}},
+    "post_emb_norm": {"model": {"post_emb_norm": True}},
+    "num_memory_tokens": {"model": {"num_memory_tokens": 3}},
+    "layer_dropout": {"layers": {"layer_dropout": 0.1}},
+    "use_scalenorm": {"layers": {"use_scalenorm": True}},
+    "use_rmsnorm": {"layers": {"use_rmsnorm": True}},
+    "post_norm": {"layers": {"pre_norm": False}},
+    "attn_dropout": {"attn": {"dropout": 0.1}},
+    "num_mem_kv": {"attn": {"num_mem_kv": 2}},
+    "ff_mult": {"ff": {"mult": 2.5}},
+    "ff_dropout": {"ff": {"dropout": 0.1}},
+    "glu": {"ff": {"glu": True}},
+    "swiglu": {"ff": {"glu": True, "swish": True}},
+    "no_bias": {"ff": {"no_bias": True}},
+    "relu_squared": {"ff": {"relu_squared": True}},
+    "combined_pre_norm": {
+        "model": {"emb_dim": 24, "post_emb_norm": True, "num_memory_tokens": 2, "emb_dropout": 0.1},
+        "layers": {"use_rmsnorm": True, "layer_dropout": 0.1},
+        "attn": {"num_mem_kv": 2, "dropout": 0.1},
+        "ff": {"glu": True, "swish": True, "mult": 2, "no_bias": True},
+    },
+    "combined_post_norm": {
+        "model": {"tie_embedding": True, "l2norm_embed": True, "use_abs_pos_emb": False},
+        "layers": {"pre_norm": False, "use_scalenorm": True},
+        "attn": {"num_mem_kv": 1},
+        "ff": {"relu_squared": True, "dropout": 0.1},
+    },
+}
+
+
+def option_spec(option: str, layers: str, flash: bool) -> xtc.Spec:
+    fragment = OPTIONS[option]
+    attn = {"dim_head": 16, "flash": flash, **fragment.get("attn", {})}
+    stack = {"type": layers, "dim": 32, "depth": 2, "heads": 4, "attn": attn,
+             **fragment.get("layers", {})}
+    if "ff" in fragment:
+        stack["ff"] = fragment["ff"]
+    model = {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 32,
+             **fragment.get("model", {}), "attn_layers": stack}
+    return xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": model}, sort_keys=False))
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("layers", ["Decoder", "Encoder"])
+@pytest.mark.parametrize("flash", [False, True], ids=["math", "flash"])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_option_parity(option, layers, flash, masked):
+    spec = option_spec(option, layers, flash)
+    kwargs = {"mask": padding_mask()} if masked else {}
+    assert_parity(spec, tokens(), flash_only=flash, **kwargs)
+
+
+def test_dropouts_are_active_in_training_and_off_in_eval():
+    spec = option_spec("combined_pre_norm", "Decoder", flash=False)
+    _, model = paired_models(spec)
+    x = tokens()
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
+        model.train()
+        assert not torch.equal(model(x), model(x))
+
+
+def test_layer_dropout_compiles_in_one_graph():
+    spec = option_spec("layer_dropout", "Decoder", flash=True)
+    _, model = paired_models(spec)
+    model.train()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    assert compiled(tokens()).shape == (2, 12, 64)

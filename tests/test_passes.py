@@ -1,8 +1,9 @@
 """Check passes, driven by tests/fixtures/passes/<pass-id>.yaml, and the IR's own invariants.
 
-Each fixture case merges `layers` into a small base spec, runs the one pass on the well-formed
-spec (schema errors such as unsupported options do not hide a pass's verdict), and compares the
-(key, code) pairs it reports.
+Each fixture case merges `model` into the base spec's model and `layers` into its attn_layers,
+runs the one pass on the well-formed spec (schema errors such as unsupported options do not hide
+a pass's verdict), and compares the (key, code) pairs it reports, with `severity: warning` for
+warnings.
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ def fixture_cases(pass_id: str) -> list[dict]:
 
 def check_pass_fixture(pass_id: str, case: dict) -> None:
     document = copy.deepcopy(BASE)
-    document["model"]["attn_layers"] = merged(document["model"]["attn_layers"], case["layers"])
+    document["model"] = merged(document["model"], case.get("model", {}))
+    document["model"]["attn_layers"] = merged(document["model"]["attn_layers"], case.get("layers", {}))
     tree, problems = load_yaml(yaml.safe_dump(document, sort_keys=False), "case.yaml")
     assert problems == []
     spec, _ = check_schema(tree, "case.yaml", "0" * 64)
     assert spec is not None, case["title"]
-    found = [{"key": d.key, "code": d.code} for d in PASSES[pass_id](spec)]
+    found = [{"key": d.key, "code": d.code, **({"severity": d.severity} if d.severity != "error" else {})}
+             for d in PASSES[pass_id](spec)]
     assert found == case["expect"], case["title"]
 
 
@@ -66,10 +69,10 @@ def test_every_pass_has_a_fixture_and_an_id():
 
 
 def test_every_exclusion_rule_has_a_fixture_case():
-    from xtc.compiler.passes.check_exclusive_features import RULES
+    from xtc.compiler.passes.check_exclusive_features import AT_MOST_ONE, RULES
 
     covered = {e["code"] for case in fixture_cases("check-exclusive-features") for e in case["expect"]}
-    assert covered == {rule.code for rule in RULES}
+    assert covered == {rule.code for rule in (*RULES, *AT_MOST_ONE)}
 
 
 def test_flash_with_talking_heads_names_both_keys_and_lines():

@@ -7,11 +7,19 @@ GRAPH_PASSES transform the IR, and the graph is linted after each one.
 from __future__ import annotations
 
 from .check_depth_given import check_depth_given
+from .check_embedding_options import check_embedding_options
 from .check_exclusive_features import check_exclusive_features
+from .check_ignored_options import check_ignored_options
 from .check_single_head_projection import check_single_head_projection
 from .infer_shapes import infer_shapes
 
-SPEC_CHECKS = (check_depth_given, check_exclusive_features, check_single_head_projection)
+SPEC_CHECKS = (
+    check_depth_given,
+    check_exclusive_features,
+    check_single_head_projection,
+    check_embedding_options,
+    check_ignored_options,
+)
 GRAPH_PASSES = (infer_shapes,)
 
 

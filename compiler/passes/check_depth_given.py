@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from .layers import layer_modules
+from .modules import layer_modules
 
 ID = "check-depth-given"
 LAYOUTS_WITHOUT_DEPTH = ("custom_layers", "par_ratio", "sandwich_coef")

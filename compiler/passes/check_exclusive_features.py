@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from xtc.spec import Diagnostic, ModuleSpec, Spec
 
-from .layers import is_set, layer_modules
+from .modules import diagnostic, is_set, layer_modules
 
 ID = "check-exclusive-features"
 
@@ -72,11 +72,42 @@ RULES = (
 )
 
 
+
+
+@dataclass(frozen=True)
+class AtMostOne:
+    code: str
+    features: tuple[str, ...]
+    why: str
+
+
+AT_MOST_ONE = (
+    AtMostOne("at-most-one-norm",
+              ("use_scalenorm", "use_rmsnorm", "use_simple_rmsnorm", "use_dynamic_tanh", "use_derf",
+               "use_adaptive_layernorm", "use_adaptive_rmsnorm"),
+              "a layer stack has one kind of norm (x-transformers asserts it, I:2962)"),
+)
+
+
 def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
     found = []
     for module in layer_modules(spec):
         for rule in RULES:
             found += rule_violations(spec, module, rule)
+        for group in AT_MOST_ONE:
+            found += group_violations(spec, module, group)
+    return found
+
+
+def group_violations(spec: Spec, module: ModuleSpec, group: AtMostOne) -> list[Diagnostic]:
+    """Every feature set after the first one of the group is reported, naming the first."""
+    chosen = [feature for feature in group.features if is_set(module, feature)]
+    found = []
+    for feature in chosen[1:]:
+        first_line = spec.location(f"{module.key}.{chosen[0]}")[0]
+        found.append(diagnostic(spec, f"{module.key}.{feature}", group.code,
+                                f"{feature} cannot be combined with {chosen[0]} (line {first_line}): "
+                                f"{group.why}"))
     return found
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from .layers import layer_modules
+from .modules import layer_modules
 
 ID = "check-single-head-projection"
 

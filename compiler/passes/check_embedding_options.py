@@ -1,0 +1,41 @@
+"""check-embedding-options: embedding settings that x-transformers builds but cannot run.
+
+- `tie_embedding` reuses the token embedding as the output layer, so the embedding must be as
+  wide as the model: with another `emb_dim` the reference fails at the logits (a matmul of
+  (B, T, dim) by (emb_dim, num_tokens)).
+- `l2norm_embed` re-initialises `pos_emb.emb`, which scaled sinusoidal positions do not have:
+  the reference raises AttributeError while constructing (TransformerWrapper.init_, I:4203).
+- Scaled sinusoidal positions split the width into sin and cos halves, so it must be even
+  (asserted at I:447).
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .modules import diagnostic, wrapper_modules
+
+ID = "check-embedding-options"
+
+
+def check_embedding_options(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for model in wrapper_modules(spec):
+        dim = model.children["attn_layers"]["dim"]
+        emb_dim = model["emb_dim"] or dim
+        sinusoidal = model["use_abs_pos_emb"] and model["scaled_sinu_pos_emb"]
+        if model["tie_embedding"] and emb_dim != dim:
+            found.append(diagnostic(
+                spec, f"{model.key}.tie_embedding", "tie-embedding-needs-equal-widths",
+                f"tie_embedding reuses the token embedding as the output layer, so emb_dim "
+                f"({emb_dim}) must equal dim ({dim})"))
+        if sinusoidal and model["l2norm_embed"]:
+            found.append(diagnostic(
+                spec, f"{model.key}.l2norm_embed", "l2norm-embed-excludes-scaled-sinusoidal",
+                "l2norm_embed cannot be combined with scaled_sinu_pos_emb: x-transformers fails "
+                "while building it (it re-initialises a learned position table that does not exist)"))
+        if sinusoidal and emb_dim % 2:
+            found.append(diagnostic(
+                spec, f"{model.key}.scaled_sinu_pos_emb", "scaled-sinusoidal-needs-even-width",
+                f"scaled sinusoidal positions need an even embedding width, got {emb_dim}"))
+    return found

@@ -1,0 +1,34 @@
+"""check-ignored-options: warnings for options that the reference accepts and then ignores.
+
+The spec still compiles, and to the same model as the reference; the warning says that an
+option written in it has no effect, so that the author is not misled.
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .modules import diagnostic, layer_modules, wrapper_modules
+
+ID = "check-ignored-options"
+
+
+def check_ignored_options(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for layers in layer_modules(spec):
+        ff = layers.section("ff")
+        if ff["glu"] and ff["no_bias"]:
+            found.append(diagnostic(
+                spec, f"{layers.key}.ff.no_bias", "no-bias-keeps-glu-bias",
+                "with ff.glu, x-transformers keeps the bias of the gated projection; no_bias "
+                "removes only the output projection's bias", "warning"))
+        if ff["relu_squared"] and ff["swish"]:
+            found.append(diagnostic(
+                spec, f"{layers.key}.ff.swish", "swish-ignored-with-relu-squared",
+                "ff.swish has no effect: ff.relu_squared takes precedence", "warning"))
+    for model in wrapper_modules(spec):
+        if model["scaled_sinu_pos_emb"] and not model["use_abs_pos_emb"]:
+            found.append(diagnostic(
+                spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",
+                "scaled_sinu_pos_emb has no effect: use_abs_pos_emb is false", "warning"))
+    return found

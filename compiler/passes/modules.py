@@ -1,0 +1,46 @@
+"""Where the modules of a spec are, for checks that look at every layer stack or wrapper."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from xtc.spec import Diagnostic, ModuleSpec, Spec
+from xtc.spec.keywords import LAYER_TYPES
+
+
+def all_modules(spec: Spec) -> Iterator[ModuleSpec]:
+    """Every module in the spec, outermost first."""
+    roots = [spec.model] if spec.model is not None else list(spec.components.values())
+    queue = [module for module in roots if module is not None]
+    while queue:
+        module = queue.pop(0)
+        yield module
+        queue.extend(module.children.values())
+
+
+def layer_modules(spec: Spec) -> Iterator[ModuleSpec]:
+    """Every Encoder / Decoder / CrossAttender module in the spec, outermost first."""
+    return (module for module in all_modules(spec) if module.type in LAYER_TYPES)
+
+
+def wrapper_modules(spec: Spec) -> Iterator[ModuleSpec]:
+    """Every TransformerWrapper in the spec, with its layer stack as `children["attn_layers"]`."""
+    return (module for module in all_modules(spec) if module.type == "TransformerWrapper")
+
+
+def diagnostic(spec: Spec, key: str, code: str, message: str, severity: str = "error") -> Diagnostic:
+    """A diagnostic at a dotted key of the spec (or its nearest located parent)."""
+    line, col = spec.location(key)
+    return Diagnostic(spec.path, line, col, key, code, message, severity)
+
+
+def option(module: ModuleSpec, key: str) -> object:
+    """`attn.flash` reads the attn section; `rel_pos_bias` reads the module itself."""
+    section, _, name = key.rpartition(".")
+    return module.section(section)[name] if section else module[name]
+
+
+def is_set(module: ModuleSpec, key: str) -> bool:
+    """An option is set when it differs from off: True, a number, a list (never None/False/0)."""
+    value = option(module, key)
+    return value is not None and value is not False and value != 0 and value != ()
