@@ -23,9 +23,23 @@ from __future__ import annotations
 from xtc.spec import Spec
 
 from .ir import (
-    AddAttrs, AttentionAttrs, DropoutAttrs, FeedForwardAttrs, Graph, InputAttrs, LogitsAttrs,
-    MemoryTokensAttrs, NormAttrs, OpKind, OutputAttrs, PadMaskAttrs, PositionEmbeddingAttrs,
-    ProjectAttrs, ResidualAttrs, StripAttrs, TokenEmbeddingAttrs,
+    AddAttrs,
+    AttentionAttrs,
+    DropoutAttrs,
+    FeedForwardAttrs,
+    Graph,
+    InputAttrs,
+    LogitsAttrs,
+    MemoryTokensAttrs,
+    NormAttrs,
+    OpKind,
+    OutputAttrs,
+    PadMaskAttrs,
+    PositionEmbeddingAttrs,
+    ProjectAttrs,
+    ResidualAttrs,
+    StripAttrs,
+    TokenEmbeddingAttrs,
 )
 from .resolve import ResolvedLayers, ResolvedWrapper, resolve
 

@@ -13,9 +13,24 @@ from xtc.spec import Spec
 from xtc.spec.names import RESERVED_CLASS_NAMES
 
 from .context import (
-    FUNCTIONAL, AttentionClass, BlockClass, BlocksOp, BlockStep, ConfigField, DropoutOp,
-    FeedForwardClass, LogitsOp, MemoryTokensOp, ModuleContext, NormOp, PositionEmbeddingOp,
-    ProjectOp, StripOp, TokenEmbeddingOp, WrapperClass, runtime,
+    FUNCTIONAL,
+    AttentionClass,
+    BlockClass,
+    BlocksOp,
+    BlockStep,
+    ConfigField,
+    DropoutOp,
+    FeedForwardClass,
+    LogitsOp,
+    MemoryTokensOp,
+    ModuleContext,
+    NormOp,
+    PositionEmbeddingOp,
+    ProjectOp,
+    StripOp,
+    TokenEmbeddingOp,
+    WrapperClass,
+    runtime,
 )
 from .ir import Graph, Op, OpKind
 from .resolve import ResolvedWrapper, resolve

@@ -92,7 +92,13 @@ def test_flash_with_talking_heads_names_both_keys_and_lines():
 
 def test_lint_catches_broken_graphs():
     from xtc.compiler.ir import (
-        AttentionAttrs, Graph, GraphError, InputAttrs, NormAttrs, OpKind, OutputAttrs,
+        AttentionAttrs,
+        Graph,
+        GraphError,
+        InputAttrs,
+        NormAttrs,
+        OpKind,
+        OutputAttrs,
         TokenEmbeddingAttrs,
     )
     from xtc.compiler.passes import run_graph_passes
