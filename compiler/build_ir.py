@@ -1,153 +1,335 @@
-"""Spec -> IR graph, for a TransformerWrapper around an Encoder or a Decoder.
+"""Spec -> IR graph, for every model type: the wrappers, bare layer stacks and XTransformer.
 
 The graph spells out every op of the model, block by block; optional ops appear only when the
 spec uses them ([brackets]):
 
     tokens ─► token_emb ─┬─ [+ pos_emb] ─► [post_emb_norm] ─► [dropout] ─► [project_emb]
-                                         ─► [memory tokens] ─► block 0 ... block depth-1
-                                         ─► [final norm] ─► [strip memory] ─► logits
-    mask (optional) ─► [pad over memory tokens] ─► every attention
+                                         ─► [memory tokens] ─► [prepend] ─► block 0 ... block n-1
+                                         ─► [final norm] ─► [strip] ─► logits
+    mask (optional) ─► [pad over added tokens] ─► every attention
+    context, context_mask (cross_attend) ─────────► every cross-attention
 
     pre-norm block (default)                  post-norm block (pre_norm: false)
       x = x + Attention(Norm(x))                x = Norm(x + Attention(x))
+      x = x + CrossAttention(Norm(x), ctx)      x = Norm(x + CrossAttention(x, ctx))
       x = x + FeedForward(Norm(x))              x = Norm(x + FeedForward(x))
 
-Each op records the spec key it comes from and the reference module that owns its parameters:
-x-transformers numbers sublayers, not blocks, so block i's attention is `attn_layers.layers.{2i}`
-and its feedforward `attn_layers.layers.{2i+1}`; `.0.0` is the pre-norm, `.0.2` the post-norm,
-`.1` the sublayer itself.
+Each op records the spec key it comes from and the reference module that owns its parameters.
+x-transformers numbers sublayers, not blocks: with layer types ('a', 'f') block i's attention
+is `layers.{2i}` and its feedforward `layers.{2i+1}`; with cross-attention ('a', 'c', 'f') they
+are `3i`, `3i+1`, `3i+2`, and a CrossAttender is ('c', 'f'). In a sublayer `.0.0` is the
+pre-norm, `.0.2` the post-norm, `.1` the sublayer itself.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from xtc.spec import Spec
 
 from .ir import (
-    AddAttrs,
-    AttentionAttrs,
-    DropoutAttrs,
-    FeedForwardAttrs,
-    Graph,
-    InputAttrs,
-    LogitsAttrs,
-    MemoryTokensAttrs,
-    NormAttrs,
-    OpKind,
-    OutputAttrs,
-    PadMaskAttrs,
-    PositionEmbeddingAttrs,
-    ProjectAttrs,
-    ResidualAttrs,
-    StripAttrs,
-    TokenEmbeddingAttrs,
+    AddAttrs, AttentionAttrs, CrossAttentionAttrs, DropoutAttrs, FeedForwardAttrs, Graph,
+    InputAttrs, LogitsAttrs, LossAttrs, MemoryTokensAttrs, NormAttrs, OpKind, OutputAttrs,
+    PadMaskAttrs, PatchEmbeddingAttrs, PoolAttrs, PositionEmbeddingAttrs, PrependAttrs,
+    ProjectAttrs, ResidualAttrs, StripAttrs, TokenEmbeddingAttrs,
 )
-from .resolve import ResolvedLayers, ResolvedWrapper, resolve
+from .resolve import (
+    ResolvedContinuous, ResolvedLayers, ResolvedViT, ResolvedWrapper, ResolvedXTransformer,
+    resolve,
+)
 
 
 def build_graph(spec: Spec) -> Graph:
     model = resolve(spec)
-    graph = Graph()
-    tokens = graph.add("tokens", OpKind.INPUT, InputAttrs("x", "tokens"), spec_key=model.key)
-    mask = graph.add("mask", OpKind.INPUT, InputAttrs("mask", "mask", optional=True),
-                     spec_key=model.key)
-    hidden = add_embeddings(graph, model, tokens)
-    if model.num_memory_tokens:
-        count = model.num_memory_tokens
-        hidden = graph.add("memory_tokens", OpKind.MEMORY_TOKENS,
-                           MemoryTokensAttrs(count, model.layers.dim), (hidden,),
-                           spec_key=f"{model.key}.num_memory_tokens", ref_path="memory_tokens",
-                           role="memory_tokens")
-        mask = graph.add("memory_mask", OpKind.PAD_MASK, PadMaskAttrs(count), (mask,),
-                         spec_key=f"{model.key}.num_memory_tokens")
-    hidden = add_layers(graph, model.layers, hidden, mask)
-    if model.num_memory_tokens:
-        hidden = graph.add("strip_memory", OpKind.STRIP, StripAttrs(model.num_memory_tokens),
-                           (hidden,), spec_key=f"{model.key}.num_memory_tokens")
-    graph.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
-    add_logits(graph, model, hidden)
-    return graph
-
-
-def add_embeddings(graph: Graph, model: ResolvedWrapper, tokens: str) -> str:
-    """Token (+ position) embeddings, then the optional norm, dropout and projection, in the
-    reference's order (TransformerWrapper.forward I:4280-4352)."""
-    key, emb_dim = model.key, model.emb_dim
-    hidden = graph.add("token_emb", OpKind.TOKEN_EMBEDDING,
-                       TokenEmbeddingAttrs(model.num_tokens, emb_dim, model.l2norm_embed),
-                       (tokens,), spec_key=f"{key}.num_tokens", ref_path="token_emb.emb",
-                       role="token_emb")
-    if model.positions != "none":
-        positions = graph.add("pos_emb", OpKind.POSITION_EMBEDDING,
-                              PositionEmbeddingAttrs(model.positions, model.max_seq_len, emb_dim,
-                                                     model.l2norm_embed),
-                              (tokens,), spec_key=f"{key}.max_seq_len",
-                              ref_path="pos_emb.emb" if model.positions == "learned" else "pos_emb",
-                              role="pos_emb")
-        hidden = graph.add("embed", OpKind.ADD, AddAttrs(), (hidden, positions), spec_key=key)
-    if model.post_emb_norm:
-        hidden = graph.add("post_emb_norm", OpKind.NORM,
-                           NormAttrs("layernorm", emb_dim, unit_offset=False), (hidden,),
-                           spec_key=f"{key}.post_emb_norm", ref_path="post_emb_norm",
-                           role="post_emb_norm")
-    if model.emb_dropout:
-        hidden = graph.add("emb_dropout", OpKind.DROPOUT, DropoutAttrs(model.emb_dropout),
-                           (hidden,), spec_key=f"{key}.emb_dropout", role="emb_dropout")
-    if emb_dim != model.layers.dim:
-        hidden = graph.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
-                           (hidden,), spec_key=f"{key}.emb_dim", ref_path="project_emb",
-                           role="project_emb")
-    return hidden
-
-
-def add_layers(graph: Graph, layers: ResolvedLayers, hidden: str, mask: str) -> str:
-    for block in range(layers.depth):
-        hidden = add_block(graph, layers, block, hidden, mask)
-    if layers.pre_norm:  # post-norm stacks have no final norm (I:3155)
-        hidden = graph.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
-                           spec_key=layers.key, ref_path="attn_layers.final_norm", role="norm")
-    return hidden
-
-
-def add_logits(graph: Graph, model: ResolvedWrapper, hidden: str) -> None:
-    key, dim = model.key, model.layers.dim
-    if model.tie_embedding:
-        attrs = LogitsAttrs(dim, model.num_tokens, tied=True, scale=model.tie_embedding_scale)
-        logits = graph.add("logits", OpKind.LOGITS, attrs, (hidden, "token_emb"),
-                           spec_key=f"{key}.tie_embedding", role="to_logits")
+    builder = Builder(Graph())
+    if isinstance(model, ResolvedWrapper):
+        builder.wrapper_model(model)
+    elif isinstance(model, ResolvedViT):
+        builder.vit(model)
+    elif isinstance(model, ResolvedContinuous):
+        builder.continuous(model)
+    elif isinstance(model, ResolvedXTransformer):
+        builder.xtransformer(model)
     else:
-        logits = graph.add("logits", OpKind.LOGITS, LogitsAttrs(dim, model.num_tokens),
-                           (hidden,), spec_key=f"{key}.num_tokens", ref_path="to_logits",
-                           role="to_logits")
-    graph.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (logits,))
+        builder.bare_layers(model)
+    return builder.graph
 
 
-def add_block(graph: Graph, layers: ResolvedLayers, block: int, hidden: str, mask: str) -> str:
-    attn, ff = layers.attention, layers.feedforward
-    attention = AttentionAttrs(layers.dim, attn.heads, attn.dim_head, layers.causal, attn.flash,
+@dataclass
+class Builder:
+    """Adds ops to one graph; `scope` names the submodule being built ("encoder"), `ref` the
+    reference module path prefix that owns its parameters ("encoder.")."""
+
+    graph: Graph
+    scope: str = ""
+    ref: str = ""
+
+    def add(self, name: str, kind: OpKind, attrs: object, inputs: tuple = (), **provenance) -> str:
+        prefix = f"{self.scope}_" if self.scope else ""
+        ref_path = provenance.pop("ref_path", "")
+        if ref_path:
+            ref_path = self.ref + ref_path
+        inputs = tuple(i for i in inputs if i is not None)
+        return self.graph.add(prefix + name, kind, attrs, inputs, ref_path=ref_path,
+                              scope=self.scope, **provenance)
+
+    def input(self, name: str, role: str, shape: tuple, optional: bool = False, key: str = "") -> str:
+        return self.add(name, OpKind.INPUT, InputAttrs(name, role, optional, shape), spec_key=key)
+
+    # -- model types ------------------------------------------------------------------------
+
+    def wrapper_model(self, model: ResolvedWrapper) -> None:
+        """A TransformerWrapper: forward(x, *, mask, context, context_mask, prepend_embeds)."""
+        layers = model.layers
+        tokens = self.input("x", "tokens", ("B", "T"), key=model.key)
+        mask = self.input("mask", "mask", ("B", "T"), optional=True, key=model.key)
+        context, context_mask = self.context_inputs(layers)
+        prepend = self.input("prepend_embeds", "embeds", ("B", "P", layers.dim), optional=True,
+                             key=model.key)
+        hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend)
+        self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
+
+    def bare_layers(self, layers: ResolvedLayers) -> None:
+        """An Encoder / Decoder / CrossAttender on its own: forward(x (B, T, dim), *, mask, ...)."""
+        features = self.input("x", "features", ("B", "T", layers.dim), key=layers.key)
+        mask = self.input("mask", "mask", ("B", "T"), optional=True, key=layers.key)
+        context, context_mask = self.context_inputs(layers)
+        hidden = self.layers(layers, features, mask, context, context_mask, ref="")
+        self.add("output", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+
+    def vit(self, model: ResolvedViT) -> None:
+        """Patches + learned positions, [register tokens], an Encoder, mean pool, linear head
+        (ViTransformerWrapper.forward I:3918-3956)."""
+        layers, key = model.layers, model.key
+        image = self.input("img", "image", ("B", model.channels, model.image_size,
+                                            model.image_size), key=key)
+        hidden = self.add("patch_emb", OpKind.PATCH_EMBEDDING,
+                          PatchEmbeddingAttrs(model.patch_size, model.channels, layers.dim),
+                          (image,), spec_key=f"{key}.patch_size", ref_path="patch_to_embedding",
+                          role="patch_to_embedding")
+        positions = self.add("pos_emb", OpKind.POSITION_EMBEDDING,
+                             PositionEmbeddingAttrs("patches", model.num_patches, layers.dim),
+                             (image,), spec_key=f"{key}.image_size", ref_path="pos_embedding",
+                             role="pos_embedding")
+        hidden = self.add("embed", OpKind.ADD, AddAttrs(), (hidden, positions), spec_key=key)
+        hidden = self.post_emb_norm(model, hidden, layers.dim)
+        hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
+        if model.num_register_tokens:
+            hidden = self.add("register_tokens", OpKind.MEMORY_TOKENS,
+                              MemoryTokensAttrs(model.num_register_tokens, layers.dim, at_end=True),
+                              (hidden,), spec_key=f"{key}.num_register_tokens",
+                              ref_path="register_tokens", role="register_tokens")
+        hidden = self.layers(layers, hidden, None, None, None, ref="attn_layers.")
+        if model.num_register_tokens:
+            hidden = self.add("strip_registers", OpKind.STRIP,
+                              StripAttrs(model.num_register_tokens, at_end=True), (hidden,),
+                              spec_key=f"{key}.num_register_tokens")
+        self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+        if model.num_classes is not None:
+            pooled = self.add("pool", OpKind.POOL, PoolAttrs(), (hidden,), spec_key=key)
+            logits = self.add("mlp_head", OpKind.PROJECT,
+                              ProjectAttrs(layers.dim, model.num_classes), (pooled,),
+                              spec_key=f"{key}.num_classes", ref_path="mlp_head", role="mlp_head")
+            self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (logits,))
+
+    def continuous(self, model: ResolvedContinuous) -> None:
+        """Bias-free projections around the layers, no token embedding
+        (ContinuousTransformerWrapper.forward, continuous.py I:150-236)."""
+        layers, key = model.layers, model.key
+        width = model.dim_in or layers.dim
+        features = self.input("x", "features", ("B", "T", width), key=key)
+        mask = self.input("mask", "mask", ("B", "T"), optional=True, key=key)
+        hidden = features
+        if model.dim_in is not None:
+            hidden = self.add("project_in", OpKind.PROJECT,
+                              ProjectAttrs(model.dim_in, layers.dim, bias=False), (hidden,),
+                              spec_key=f"{key}.dim_in", ref_path="project_in", role="project_in")
+        hidden = self.positions(model.positions, model.max_seq_len, layers.dim, False, hidden,
+                                features, key)
+        hidden = self.post_emb_norm(model, hidden, layers.dim)
+        hidden, mask = self.memory_tokens(model.num_memory_tokens, layers.dim, hidden, mask, key)
+        hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
+        hidden = self.layers(layers, hidden, mask, None, None, ref="attn_layers.")
+        hidden = self.strip_memory(model.num_memory_tokens, hidden, key)
+        self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+        if model.dim_out is not None:
+            hidden = self.add("project_out", OpKind.PROJECT,
+                              ProjectAttrs(layers.dim, model.dim_out, bias=False), (hidden,),
+                              spec_key=f"{key}.dim_out", ref_path="project_out", role="project_out")
+        self.add("output", OpKind.OUTPUT, OutputAttrs("output"), (hidden,))
+
+    def xtransformer(self, model: ResolvedXTransformer) -> None:
+        """The encoder's embeddings are the decoder's context; the loss is next-token cross
+        entropy on the target (XTransformer.forward I:4759-4770, AutoregressiveWrapper)."""
+        key = model.key
+        src = self.input("src", "tokens", ("B", "S"), key=key)
+        tgt = self.input("tgt", "tokens", ("B", "T"), key=key)
+        mask = self.input("mask", "mask", ("B", "S"), optional=True, key=key)
+        prepend = self.input("src_prepend_embeds", "embeds", ("B", "P", model.encoder.layers.dim),
+                             optional=True, key=key)
+        encoder = Builder(self.graph, "encoder", "encoder.")
+        encoded = encoder.wrapper(model.encoder, src, mask, None, None, prepend, logits=False)
+        context_mask = mask
+        if prepend is not None:
+            context_mask = self.add("context_mask", OpKind.PAD_MASK, PadMaskAttrs(0),
+                                    (mask, prepend), spec_key=key)
+        decoder = Builder(self.graph, "decoder", "decoder.net.")
+        logits = decoder.wrapper(model.decoder, tgt, None, encoded, context_mask, None)
+        loss = self.add("loss", OpKind.LOSS, LossAttrs(model.ignore_index, model.pad_value),
+                        (logits, tgt), spec_key=f"{key}.ignore_index")
+        self.add("output", OpKind.OUTPUT, OutputAttrs("loss"), (loss,))
+
+    # -- pieces -----------------------------------------------------------------------------
+
+    def context_inputs(self, layers: ResolvedLayers) -> tuple[str | None, str | None]:
+        if layers.cross_attention is None:
+            return None, None
+        width = layers.cross_attention.dim_context
+        context = self.input("context", "context", ("B", "S", width), key=layers.key)
+        mask = self.input("context_mask", "context_mask", ("B", "S"), optional=True, key=layers.key)
+        return context, mask
+
+    def wrapper(self, model: ResolvedWrapper, tokens: str, mask: str | None, context: str | None,
+                context_mask: str | None, prepend: str | None, logits: bool = True) -> str:
+        """A TransformerWrapper's ops from token ids to logits (or its embeddings), in the
+        reference's order (TransformerWrapper.forward I:4280-4389): token and position
+        embeddings, post-embedding norm, prepended embeddings, dropout, projection, memory
+        tokens."""
+        key, emb_dim = model.key, model.emb_dim
+        hidden = self.add("token_emb", OpKind.TOKEN_EMBEDDING,
+                          TokenEmbeddingAttrs(model.num_tokens, emb_dim, model.l2norm_embed),
+                          (tokens,), spec_key=f"{key}.num_tokens", ref_path="token_emb.emb",
+                          role="token_emb")
+        hidden = self.positions(model.positions, model.max_seq_len, emb_dim, model.l2norm_embed,
+                                hidden, tokens, key)
+        hidden = self.post_emb_norm(model, hidden, emb_dim)
+        if prepend is not None:
+            hidden = self.add("prepend", OpKind.PREPEND, PrependAttrs(emb_dim), (hidden, prepend),
+                              spec_key=key)
+            if mask is not None:
+                mask = self.add("prepend_mask", OpKind.PAD_MASK, PadMaskAttrs(0), (mask, prepend),
+                                spec_key=key)
+        hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
+        if emb_dim != model.layers.dim:
+            hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
+                              (hidden,), spec_key=f"{key}.emb_dim", ref_path="project_emb",
+                              role="project_emb")
+        hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
+                                          key)
+        hidden = self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
+        hidden = self.strip_memory(model.num_memory_tokens, hidden, key)
+        self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+        return self.logits(model, hidden) if logits else hidden
+
+    def positions(self, scheme: str, max_seq_len: int | None, width: int, l2norm: bool,
+                  hidden: str, source: str, key: str) -> str:
+        if scheme == "none":
+            return hidden
+        attrs = PositionEmbeddingAttrs(scheme, max_seq_len or 0, width, l2norm)
+        positions = self.add("pos_emb", OpKind.POSITION_EMBEDDING, attrs, (source,),
+                             spec_key=f"{key}.max_seq_len",
+                             ref_path="pos_emb.emb" if scheme == "learned" else "pos_emb",
+                             role="pos_emb")
+        return self.add("embed", OpKind.ADD, AddAttrs(), (hidden, positions), spec_key=key)
+
+    def post_emb_norm(self, model, hidden: str, width: int) -> str:
+        """A plain LayerNorm after the embeddings (gain stored as itself: outside the layers)."""
+        if not model.post_emb_norm:
+            return hidden
+        return self.add("post_emb_norm", OpKind.NORM,
+                        NormAttrs("layernorm", width, unit_offset=False), (hidden,),
+                        spec_key=f"{model.key}.post_emb_norm", ref_path="post_emb_norm",
+                        role="post_emb_norm")
+
+    def dropout(self, role: str, p: float, hidden: str, key: str) -> str:
+        if not p:
+            return hidden
+        return self.add(role, OpKind.DROPOUT, DropoutAttrs(p), (hidden,), spec_key=f"{key}.{role}",
+                        role=role)
+
+    def memory_tokens(self, count: int, dim: int, hidden: str, mask: str | None,
+                      key: str) -> tuple[str, str | None]:
+        if not count:
+            return hidden, mask
+        hidden = self.add("memory_tokens", OpKind.MEMORY_TOKENS, MemoryTokensAttrs(count, dim),
+                          (hidden,), spec_key=f"{key}.num_memory_tokens", ref_path="memory_tokens",
+                          role="memory_tokens")
+        if mask is not None:
+            mask = self.add("memory_mask", OpKind.PAD_MASK, PadMaskAttrs(count), (mask,),
+                            spec_key=f"{key}.num_memory_tokens")
+        return hidden, mask
+
+    def strip_memory(self, count: int, hidden: str, key: str) -> str:
+        if not count:
+            return hidden
+        return self.add("strip_memory", OpKind.STRIP, StripAttrs(count), (hidden,),
+                        spec_key=f"{key}.num_memory_tokens")
+
+    def logits(self, model: ResolvedWrapper, hidden: str) -> str:
+        key, dim = model.key, model.layers.dim
+        if model.tie_embedding:
+            attrs = LogitsAttrs(dim, model.num_tokens, tied=True, scale=model.tie_embedding_scale)
+            token_emb = f"{self.scope}_token_emb" if self.scope else "token_emb"
+            return self.add("logits", OpKind.LOGITS, attrs, (hidden, token_emb),
+                            spec_key=f"{key}.tie_embedding", role="to_logits")
+        return self.add("logits", OpKind.LOGITS, LogitsAttrs(dim, model.num_tokens), (hidden,),
+                        spec_key=f"{key}.num_tokens", ref_path="to_logits", role="to_logits")
+
+    def layers(self, layers: ResolvedLayers, hidden: str, mask: str | None, context: str | None,
+               context_mask: str | None, ref: str) -> str:
+        """The blocks of an Encoder / Decoder / CrossAttender, then its final norm."""
+        for block in range(layers.depth):
+            hidden = self.block(layers, block, hidden, mask, context, context_mask, ref)
+        if layers.pre_norm:  # post-norm stacks have no final norm (I:3155)
+            hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
+                              spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
+        return hidden
+
+    def block(self, layers: ResolvedLayers, block: int, hidden: str, mask: str | None,
+              context: str | None, context_mask: str | None, ref: str) -> str:
+        sublayers = block_sublayers(layers, mask, context, context_mask)
+        for offset, (role, kind, attrs, extra) in enumerate(sublayers):
+            index = block * len(sublayers) + offset
+            hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden, role, kind,
+                                   attrs, extra)
+        return hidden
+
+    def sublayer(self, layers: ResolvedLayers, block: int, ref: str, hidden: str, role: str,
+                 kind: OpKind, attrs: object, extra_inputs: tuple) -> str:
+        """One residual sublayer, pre-norm `x + f(norm(x))` or post-norm `norm(x + f(x))`."""
+        name = f"block{block}_{role}"
+        norm = NormAttrs(layers.norm, layers.dim)
+        provenance = {"spec_key": layers.key, "block": block}
+        branch_input = hidden
+        if layers.pre_norm:
+            branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (hidden,),
+                                    ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
+        branch = self.add(name, kind, attrs, (branch_input, *extra_inputs),
+                          spec_key=f"{layers.key}.{role}", ref_path=f"{ref}.1", block=block,
+                          role=role)
+        out = self.add(f"{name}_residual", OpKind.RESIDUAL, ResidualAttrs(layers.layer_dropout),
+                       (hidden, branch), **provenance)
+        if not layers.pre_norm:
+            out = self.add(f"{name}_norm", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
+                           role=f"{role}_norm", **provenance)
+        return out
+
+
+def block_sublayers(layers: ResolvedLayers, mask, context, context_mask) -> list[tuple]:
+    """(role, kind, attrs, extra inputs) of each sublayer of a block, in the reference's order
+    ('a', 'c', 'f'; I:3002-3007)."""
+    sublayers = []
+    if layers.attention is not None:
+        attn = layers.attention
+        attrs = AttentionAttrs(layers.dim, attn.heads, attn.dim_head, layers.causal, attn.flash,
                                attn.project_out, attn.dropout, attn.num_mem_kv)
-    feedforward = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias,
-                                   ff.dropout)
-    hidden = add_sublayer(graph, layers, block, 2 * block, hidden, "attn", OpKind.ATTENTION,
-                          attention, extra_inputs=(mask,))
-    return add_sublayer(graph, layers, block, 2 * block + 1, hidden, "ff", OpKind.FEEDFORWARD,
-                        feedforward)
-
-
-def add_sublayer(graph: Graph, layers: ResolvedLayers, block: int, index: int, hidden: str,
-                 role: str, kind: OpKind, attrs: object, extra_inputs: tuple[str, ...] = ()) -> str:
-    """One residual sublayer, pre-norm `x + f(norm(x))` or post-norm `norm(x + f(x))`."""
-    prefix, ref = f"block{block}_{role}", f"attn_layers.layers.{index}"
-    norm = NormAttrs(layers.norm, layers.dim)
-    provenance = {"spec_key": layers.key, "block": block}
-    branch_input = hidden
-    if layers.pre_norm:
-        branch_input = graph.add(f"{prefix}_norm", OpKind.NORM, norm, (hidden,),
-                                 ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
-    branch = graph.add(prefix, kind, attrs, (branch_input, *extra_inputs),
-                       spec_key=f"{layers.key}.{role}", ref_path=f"{ref}.1", block=block, role=role)
-    out = graph.add(f"{prefix}_residual", OpKind.RESIDUAL, ResidualAttrs(layers.layer_dropout),
-                    (hidden, branch), **provenance)
-    if not layers.pre_norm:
-        out = graph.add(f"{prefix}_norm", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
-                        role=f"{role}_norm", **provenance)
-    return out
+        sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask,)))
+    if layers.cross_attention is not None:
+        cross = layers.cross_attention
+        attrs = CrossAttentionAttrs(layers.dim, cross.dim_context, cross.heads, cross.dim_head,
+                                    cross.flash, cross.project_out, cross.dropout, cross.num_mem_kv)
+        sublayers.append(("cross_attn", OpKind.CROSS_ATTENTION, attrs, (context, mask, context_mask)))
+    ff = layers.feedforward
+    attrs = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias, ff.dropout)
+    sublayers.append(("ff", OpKind.FEEDFORWARD, attrs, ()))
+    return sublayers

@@ -1,15 +1,15 @@
 """Render contexts: plain dataclasses holding every decision, name and import of the emitted
 module, so that templates only loop, branch and format (STYLE.md principle 8).
 
-Each class context names its template and reports the imports its code needs; the model class
+Each class context names its template and reports the imports its code needs. A model class
 holds one op context per top-level op, each rendered by `templates/ops/<kind>.py.jinja` through
 its `init`, `reset` and `forward` macros. `module.py.jinja` assembles the banner, the imports
-collected from the classes, `Config` and the classes.
+collected from the classes, the `Config` dataclasses and the classes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 # (group, line): the standard library, then third-party packages, as isort sorts them. For the
@@ -18,6 +18,7 @@ STDLIB, THIRD_PARTY = 0, 1
 Import = tuple[int, str]
 
 DATACLASS = (STDLIB, "from dataclasses import dataclass")
+DATACLASS_FIELD = (STDLIB, "from dataclasses import dataclass, field")
 TORCH = (THIRD_PARTY, "import torch")
 FUNCTIONAL = (THIRD_PARTY, "import torch.nn.functional as F")
 NN = (THIRD_PARTY, "from torch import Tensor, nn")
@@ -32,18 +33,31 @@ def runtime(module: str, name: str) -> Import:
 class ConfigField:
     name: str
     type: str
-    value: str  # repr() of a validated value
+    value: str  # repr() of a validated value, or a constructor call of a nested config
     comment: str = ""
+
+
+@dataclass(frozen=True)
+class ConfigClass:
+    name: str
+    fields: tuple[ConfigField, ...]
+    docstring: str = ""
+
+
+# -- the classes of a layer stack ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class AttentionClass:
     template: ClassVar[str] = "attention.py.jinja"
+    name: str
+    config: str
     causal: bool
     flash: bool
     project_out: bool
     dropout: bool
     num_mem_kv: bool
+    attn_mask: bool = False  # takes a user attention mask (XTransformer's encoder)
 
     @property
     def description(self) -> str:
@@ -53,6 +67,27 @@ class AttentionClass:
     def attend_arguments(self) -> str:
         key_mask = "key_mask" if self.num_mem_kv else "mask"
         arguments = f"q, k, v, causal={self.causal}, key_mask={key_mask}"
+        arguments += ", attn_mask=attn_mask" if self.attn_mask else ""
+        return arguments + (", dropout=dropout" if self.dropout else "")
+
+    def imports(self) -> set[Import]:
+        wanted = {NN, REARRANGE, runtime("attention", "attend")}
+        return wanted | ({TORCH, FUNCTIONAL} if self.num_mem_kv else set())
+
+
+@dataclass(frozen=True)
+class CrossAttentionClass:
+    template: ClassVar[str] = "cross_attention.py.jinja"
+    name: str
+    config: str
+    flash: bool
+    project_out: bool
+    dropout: bool
+    num_mem_kv: bool
+
+    @property
+    def attend_arguments(self) -> str:
+        arguments = "q, k, v, causal=False, key_mask=context_mask"
         return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
@@ -63,6 +98,8 @@ class AttentionClass:
 @dataclass(frozen=True)
 class FeedForwardClass:
     template: ClassVar[str] = "feedforward.py.jinja"
+    name: str
+    config: str
     activation: str  # constructor code, e.g. "nn.GELU()"
     activation_name: str
     glu: bool
@@ -81,8 +118,8 @@ class FeedForwardClass:
         return "" if self.bias else ", bias=False"
 
     def imports(self) -> set[Import]:
-        wanted = {NN}
-        return wanted | ({runtime("activations", "ReluSquared")} if "ReluSquared" in self.activation else set())
+        relu_squared = {runtime("activations", "ReluSquared")} if "ReluSquared" in self.activation else set()
+        return {NN} | relu_squared
 
 
 @dataclass(frozen=True)
@@ -100,9 +137,12 @@ class BlockStep:
 @dataclass(frozen=True)
 class BlockClass:
     template: ClassVar[str] = "block.py.jinja"
+    name: str
+    config: str
     pre_norm: bool
     layer_dropout: bool
     steps: tuple[BlockStep, ...]
+    parameters: tuple[str, ...]  # of forward, after self
     norm_imports: frozenset = frozenset()
 
     @property
@@ -114,84 +154,56 @@ class BlockClass:
         return wanted | ({runtime("layers", "layer_drop")} if self.layer_dropout else set())
 
 
-# -- the model class and its top-level ops --------------------------------------------------------
+# -- model classes and their top-level ops ------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class TokenEmbeddingOp:
-    template: ClassVar[str] = "ops/token_embedding.py.jinja"
-    width: str  # the Config field: "dim", or "emb_dim" when embeddings are narrower or wider
-    symbol: str  # the shape-comment letter: C or E
-    l2norm: bool
+class OpContext:
+    """A top-level op of a model class, rendered by `templates/ops/<template>.py.jinja`."""
+
+    template: str
+    args: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str):
+        try:
+            return self.args[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
 @dataclass(frozen=True)
-class PositionEmbeddingOp:
-    template: ClassVar[str] = "ops/position_embedding.py.jinja"
-    scheme: str  # "learned" or "scaled_sinusoidal"
-    width: str
-    symbol: str
-    l2norm: bool
+class ModelClass:
+    """A model: its config, its ops in forward order, and its forward signature and checks."""
 
-
-@dataclass(frozen=True)
-class NormOp:
-    template: ClassVar[str] = "ops/norm.py.jinja"
-    name: str
-    init: str
-
-
-@dataclass(frozen=True)
-class DropoutOp:
-    template: ClassVar[str] = "ops/dropout.py.jinja"
-    name: str  # attribute and Config field
-
-
-@dataclass(frozen=True)
-class ProjectOp:
-    template: ClassVar[str] = "ops/project.py.jinja"
-
-
-@dataclass(frozen=True)
-class MemoryTokensOp:
-    template: ClassVar[str] = "ops/memory_tokens.py.jinja"
-
-
-@dataclass(frozen=True)
-class BlocksOp:
-    template: ClassVar[str] = "ops/blocks.py.jinja"
-
-
-@dataclass(frozen=True)
-class StripOp:
-    template: ClassVar[str] = "ops/strip.py.jinja"
-
-
-@dataclass(frozen=True)
-class LogitsOp:
-    template: ClassVar[str] = "ops/logits.py.jinja"
-    tied: bool
-
-
-@dataclass(frozen=True)
-class WrapperClass:
-    template: ClassVar[str] = "transformer_wrapper.py.jinja"
+    template: ClassVar[str] = "model.py.jinja"
     class_name: str
+    config: str
     docstring: str
-    length_limit: str  # code: "self.config.max_seq_len", or "None" without absolute positions
-    ops: tuple  # op contexts in forward order; the last one is the logits head
+    forward_doc: str
+    parameters: tuple[str, ...]  # of forward, after self
+    checks: tuple[str, ...]  # code lines
+    ops: tuple[OpContext, ...]
     extra_imports: frozenset = frozenset()
 
     @property
-    def body(self) -> tuple:
-        return self.ops[:-1]
-
-    @property
-    def head(self):
-        return self.ops[-1]
+    def has_reset(self) -> bool:
+        return any(op.args.get("reset", False) for op in self.ops)
 
     def imports(self) -> set[Import]:
-        return {TORCH, NN, runtime("checks", "check_mask, check_tokens")} | set(self.extra_imports)
+        return {TORCH, NN} | set(self.extra_imports)
+
+
+@dataclass(frozen=True)
+class XTransformerClass:
+    template: ClassVar[str] = "xtransformer.py.jinja"
+    class_name: str
+    tie_token_emb: bool
+    prepend_pads_mask: bool = True
+    drop_context_tokens: bool = False
+
+    def imports(self) -> set[Import]:
+        wanted = {TORCH, NN, FUNCTIONAL}
+        return wanted | ({runtime("layers", "drop_tokens")} if self.drop_context_tokens else set())
 
 
 @dataclass(frozen=True)
@@ -201,13 +213,14 @@ class ModuleContext:
     class_name: str
     summary: str
     diagram: tuple[str, ...]
-    config: tuple[ConfigField, ...]
+    configs: tuple[ConfigClass, ...]
     classes: tuple  # class contexts, in the order they are defined
 
     @property
     def imports(self) -> list[str]:
         """Import lines, grouped and sorted, blank lines between groups."""
-        wanted = {DATACLASS}.union(*(cls.imports() for cls in self.classes))
+        nested = any("field(" in f.value for config in self.configs for f in config.fields)
+        wanted = {DATACLASS_FIELD if nested else DATACLASS}.union(*(c.imports() for c in self.classes))
         lines, previous_group = [], None
         for group, line in sorted(wanted, key=import_order):
             if previous_group is not None and group != previous_group:

@@ -11,7 +11,7 @@ file: `Graph.to_networkx()` is the one place that makes one, for `xtc.graph()` a
 >>> out = g.add("out", OpKind.OUTPUT, OutputAttrs("embeddings"), (emb,))
 >>> g.lint()
 >>> print(g)
-%tokens : input(name='x', role='tokens', optional=False)
+%tokens : input(name='x', role='tokens', optional=False, shape=('B', 'T'))
 %token_emb : token_embedding(num_tokens=256, dim=64, l2norm=False) <- %tokens
 %out : output(name='embeddings') <- %token_emb
 """
@@ -30,21 +30,27 @@ class OpKind(Enum):
     NORM = "norm"
     DROPOUT = "dropout"
     PROJECT = "project"  # a linear map between widths (emb_dim -> dim)
-    MEMORY_TOKENS = "memory_tokens"  # learned tokens prepended to the sequence
-    PAD_MASK = "pad_mask"  # the padding mask, extended over prepended tokens
-    STRIP = "strip"  # drop prepended tokens again
+    PATCH_EMBEDDING = "patch_embedding"  # image -> patches -> norm, linear, norm
+    MEMORY_TOKENS = "memory_tokens"  # learned tokens added to the sequence
+    PREPEND = "prepend"  # embeddings given at run time, put in front of the sequence
+    PAD_MASK = "pad_mask"  # the padding mask, extended over added tokens
+    STRIP = "strip"  # drop added tokens again
     ATTENTION = "attention"
+    CROSS_ATTENTION = "cross_attention"
     FEEDFORWARD = "feedforward"
     RESIDUAL = "residual"  # x + branch(x)
+    POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
+    LOSS = "loss"  # next-token cross entropy
     OUTPUT = "output"
 
 
 @dataclass(frozen=True)
 class InputAttrs:
     name: str  # the forward argument's name
-    role: str  # "tokens" or "mask"
+    role: str  # "tokens", "mask", "features", "image", "context", "context_mask", "embeds"
     optional: bool = False
+    shape: tuple = ("B", "T")  # symbolic: batch, length, then sizes
 
 
 @dataclass(frozen=True)
@@ -86,22 +92,52 @@ class DropoutAttrs:
 class ProjectAttrs:
     dim_in: int
     dim: int
+    bias: bool = True
+
+
+@dataclass(frozen=True)
+class PatchEmbeddingAttrs:
+    patch_size: int
+    channels: int
+    dim: int
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.patch_size**2
 
 
 @dataclass(frozen=True)
 class MemoryTokensAttrs:
     count: int
     dim: int
+    at_end: bool = False  # ViT appends its register tokens; the wrappers prepend
+
+
+@dataclass(frozen=True)
+class PrependAttrs:
+    dim: int
 
 
 @dataclass(frozen=True)
 class PadMaskAttrs:
-    count: int  # positions added in front, always visible
+    count: int  # positions added in front, always visible (0: as many as run-time embeddings)
 
 
 @dataclass(frozen=True)
 class StripAttrs:
-    count: int  # positions removed from the front
+    count: int  # positions removed
+    at_end: bool = False
+
+
+@dataclass(frozen=True)
+class PoolAttrs:
+    pass
+
+
+@dataclass(frozen=True)
+class LossAttrs:
+    ignore_index: int
+    pad_value: int
 
 
 @dataclass(frozen=True)
@@ -112,6 +148,18 @@ class AttentionAttrs:
     causal: bool
     flash: bool  # the spec asked for the flash kernel; the checks proved it possible
     project_out: bool  # the reference has no output projection for one head of width dim
+    dropout: float = 0.0
+    num_mem_kv: int = 0
+
+
+@dataclass(frozen=True)
+class CrossAttentionAttrs:
+    dim: int
+    dim_context: int
+    heads: int
+    dim_head: int
+    flash: bool
+    project_out: bool
     dropout: float = 0.0
     num_mem_kv: int = 0
 
@@ -152,13 +200,18 @@ ATTRS = {
     OpKind.NORM: NormAttrs,
     OpKind.DROPOUT: DropoutAttrs,
     OpKind.PROJECT: ProjectAttrs,
+    OpKind.PATCH_EMBEDDING: PatchEmbeddingAttrs,
     OpKind.MEMORY_TOKENS: MemoryTokensAttrs,
+    OpKind.PREPEND: PrependAttrs,
     OpKind.PAD_MASK: PadMaskAttrs,
     OpKind.STRIP: StripAttrs,
     OpKind.ATTENTION: AttentionAttrs,
+    OpKind.CROSS_ATTENTION: CrossAttentionAttrs,
     OpKind.FEEDFORWARD: FeedForwardAttrs,
     OpKind.RESIDUAL: ResidualAttrs,
+    OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
+    OpKind.LOSS: LossAttrs,
     OpKind.OUTPUT: OutputAttrs,
 }
 
@@ -171,19 +224,25 @@ ARITY = {
     OpKind.NORM: (1, 1),
     OpKind.DROPOUT: (1, 1),
     OpKind.PROJECT: (1, 1),
+    OpKind.PATCH_EMBEDDING: (1, 1),
     OpKind.MEMORY_TOKENS: (1, 1),
-    OpKind.PAD_MASK: (1, 1),
+    OpKind.PREPEND: (2, 2),  # hidden states, the embeddings to put in front
+    OpKind.PAD_MASK: (1, 2),  # the mask, and what was put in front when its length varies
     OpKind.STRIP: (1, 1),
     OpKind.ATTENTION: (1, 2),  # hidden states, optional padding mask
+    OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 2),
+    OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
+    OpKind.LOSS: (2, 2),  # logits, targets
     OpKind.OUTPUT: (1, 1),
 }
 
 
 # Kinds whose `dim` is the width they produce, not the width they read.
-PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING})
+PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING,
+                              OpKind.PATCH_EMBEDDING})
 
 
 @dataclass(frozen=True)
@@ -200,6 +259,7 @@ class Op:
     ref_path: str = ""
     block: int | None = None
     role: str = ""
+    scope: str = ""  # the submodule of the emitted model that holds the op ("encoder"), if any
     shape: tuple[str | int, ...] | None = field(default=None, compare=False)
 
     def describe(self) -> str:
@@ -239,8 +299,10 @@ class Graph:
         return [op for op in self._ops.values() if kind is None or op.kind is kind]
 
     def module_path(self, op: Op) -> str:
-        """Where the op's parameters live in the emitted model: `blocks.3.attn`, `to_logits`."""
-        return f"blocks.{op.block}.{op.role}" if op.block is not None else op.role
+        """Where the op's parameters live in the emitted model: `blocks.3.attn`, `to_logits`,
+        `encoder.blocks.0.ff`."""
+        local = f"blocks.{op.block}.{op.role}" if op.block is not None else op.role
+        return ".".join(part for part in (op.scope, local) if part)
 
     def users(self, name: str) -> list[Op]:
         return [op for op in self._ops.values() if name in op.inputs]
@@ -287,10 +349,17 @@ class Graph:
 
         result = networkx.DiGraph()
         for op in self._ops.values():
-            attrs = {f.name: getattr(op.attrs, f.name) for f in fields(op.attrs)}
-            result.add_node(op.name, kind=op.kind.value, spec_key=op.spec_key,
-                            block=-1 if op.block is None else op.block,
-                            shape=" ".join(map(str, op.shape or ())), **attrs)
+            attrs = {f.name: primitive(getattr(op.attrs, f.name)) for f in fields(op.attrs)}
+            result.add_node(op.name, **attrs, kind=op.kind.value, spec_key=op.spec_key,
+                            scope=op.scope, block=-1 if op.block is None else op.block,
+                            output_shape=primitive(op.shape or ()))
             for source in op.inputs:
                 result.add_edge(source, op.name)
         return result
+
+
+def primitive(value: object) -> object:
+    """Tuples (shapes) as space-separated text, None as '': networkx attributes stay plain."""
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return "" if value is None else value

@@ -1,10 +1,11 @@
-"""IR graph -> render context: choose the classes, their code and the config of the module.
+"""IR graph -> render context: choose the classes, their code and the configs of the module.
 
 The graph has one op per norm, attention and feedforward of every block; the emitted module has
 one class per concept and a loop over identical blocks, as a person would write it. Lowering
-checks that the blocks are identical (an internal invariant today: nothing yet makes them
-differ) and reads the shared structure from block 0. Top-level ops become op contexts, rendered
-by one template per kind.
+checks that the blocks of a stack are identical (an internal invariant: nothing yet makes them
+differ) and reads their shared structure from block 0. Top-level ops become op contexts,
+rendered by one template per kind. A model with two stacks (XTransformer) gets one set of
+classes per stack, prefixed `Encoder` / `Decoder`.
 """
 
 from __future__ import annotations
@@ -13,27 +14,15 @@ from xtc.spec import Spec
 from xtc.spec.names import RESERVED_CLASS_NAMES
 
 from .context import (
-    FUNCTIONAL,
-    AttentionClass,
-    BlockClass,
-    BlocksOp,
-    BlockStep,
-    ConfigField,
-    DropoutOp,
-    FeedForwardClass,
-    LogitsOp,
-    MemoryTokensOp,
-    ModuleContext,
-    NormOp,
-    PositionEmbeddingOp,
-    ProjectOp,
-    StripOp,
-    TokenEmbeddingOp,
-    WrapperClass,
-    runtime,
+    FUNCTIONAL, REARRANGE, AttentionClass, BlockClass, BlockStep, ConfigClass, ConfigField,
+    CrossAttentionClass, FeedForwardClass, ModelClass, ModuleContext, OpContext,
+    XTransformerClass, runtime,
 )
 from .ir import Graph, Op, OpKind
-from .resolve import ResolvedWrapper, resolve
+from .resolve import (
+    ResolvedContinuous, ResolvedLayers, ResolvedViT, ResolvedWrapper, ResolvedXTransformer,
+    resolve,
+)
 
 NORM_INIT = {
     "layernorm": "nn.LayerNorm(config.{width}, bias=False)",
@@ -47,161 +36,436 @@ ACTIVATIONS = {
     "silu": ("nn.SiLU()", "SiLU"),
     "relu_squared": ("ReluSquared()", "ReLU²"),
 }
-BRANCH_CLASS = {OpKind.ATTENTION: "Attention", OpKind.FEEDFORWARD: "FeedForward"}
-EMITTED_CLASSES = ("Config", "Attention", "FeedForward", "Block")
+OPTIONAL = "Tensor | None = None"
 
 
 def lower(spec: Spec, graph: Graph) -> ModuleContext:
     model = resolve(spec)
+    if isinstance(model, ResolvedXTransformer):
+        context = lower_xtransformer(spec, model, graph)
+    else:
+        context = lower_single(spec, model, graph)
+    defined = {cls.name for cls in context.configs} | {
+        getattr(cls, "name", getattr(cls, "class_name", "")) for cls in context.classes}
+    assert defined - {spec.class_name} <= RESERVED_CLASS_NAMES, "a spec name could shadow a class"
+    return context
+
+
+def module_context(spec: Spec, summary: str, diagram: str, configs, classes) -> ModuleContext:
+    return ModuleContext(spec_name=spec.name, sha256=spec.sha256, class_name=spec.class_name,
+                         summary=summary, diagram=(diagram,), configs=tuple(configs),
+                         classes=tuple(classes))
+
+
+# -- one stack, one model class ----------------------------------------------------------------
+
+
+def lower_single(spec: Spec, model, graph: Graph) -> ModuleContext:
+    layers = model if isinstance(model, ResolvedLayers) else model.layers
+    classes = stack_classes(graph, layers, scope="", prefix="", config="Config")
+    blocks = f"{layers.depth} x Block"
+    if isinstance(model, ResolvedWrapper):
+        top, fields, summary = wrapper_model(spec, model, graph)
+        diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {model.num_tokens})"
+    elif isinstance(model, ResolvedViT):
+        top, fields, summary = vit_model(spec, model, graph)
+        diagram = f"images (B, {model.channels}, {model.image_size}, {model.image_size}) -> " \
+                  f"{model.num_patches} patches -> {blocks} -> mean -> logits (B, {model.num_classes})"
+    elif isinstance(model, ResolvedContinuous):
+        top, fields, summary = continuous_model(spec, model, graph)
+        diagram = f"x (B, T, {model.dim_in or layers.dim}) -> {blocks} -> " \
+                  f"(B, T, {model.dim_out or layers.dim})"
+    else:
+        top, fields, summary = bare_model(spec, model, graph)
+        diagram = f"x (B, T, {layers.dim}) -> {blocks} -> (B, T, {layers.dim})"
+    config = ConfigClass("Config", tuple(fields) + stack_config(layers))
+    return module_context(spec, summary, diagram, [config], [*classes, top])
+
+
+def wrapper_model(spec: Spec, model: ResolvedWrapper, graph: Graph, scope: str = "",
+                  class_name: str | None = None, config: str = "Config", prefix: str = "",
+                  attn_mask: bool = False):
+    """A TransformerWrapper: token ids in, logits (or embeddings) out."""
     layers = model.layers
-    assert set(EMITTED_CLASSES) <= RESERVED_CLASS_NAMES, "a spec name could shadow a class"
-    classes = (
-        attention_class(shared_attrs(graph, OpKind.ATTENTION)),
-        feedforward_class(shared_attrs(graph, OpKind.FEEDFORWARD)),
-        block_class(graph, layers.pre_norm, layers.layer_dropout > 0),
-        wrapper_class(spec, model, graph),
-    )
+    cross = layers.cross_attention is not None
+    has_prepend = any(op.kind is OpKind.PREPEND for op in scoped(graph, scope))
+    parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}"]
+    parameters += [f"context: {OPTIONAL}", f"context_mask: {OPTIONAL}"] if cross else []
+    parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
+    parameters += [f"prepend_embeds: {OPTIONAL}"] if has_prepend else []
+    has_logits = any(op.kind is OpKind.LOGITS for op in scoped(graph, scope))
+    parameters += ["return_embeddings: bool = False"] if has_logits else []
+    limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
+    checks = [f"check_tokens(x, self.config.num_tokens, {limit})", "check_mask(mask, x)"]
+    checks += context_checks(layers) if cross else []
+    if has_prepend:
+        width = "emb_dim" if model.emb_dim != layers.dim else "dim"
+        checks.append(f"check_context(prepend_embeds, self.config.{width}, x.shape[0], "
+                      '"prepend_embeds", required=False)')
+    ops, imports = top_level_ops(graph, scope, model, block_call(layers, attn_mask), prefix)
+    if not has_logits:
+        ops.append(OpContext("ops/return_hidden.py.jinja"))
+    imports.add(runtime("checks", check_imports(checks)))
+    what = "causal language model" if layers.causal else "bidirectional encoder"
+    returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
+    cls = ModelClass(class_name or spec.class_name, config,
+                     f"The {what}: embeddings, blocks, final norm{' and the logits head' if has_logits else ''}.",
+                     f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
+                     "where x is real.",
+                     tuple(parameters), tuple(checks), tuple(ops), frozenset(imports))
+    fields = wrapper_config(model)
+    stack = "Decoder" if layers.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if layers.causal else "encoder-only (BERT-style)"
     article = "a" if layers.causal else "an"
-    stack = "Decoder" if layers.causal else "Encoder"
-    diagram = (f"tokens (B, T) -> embeddings -> {layers.depth} x Block "
-               f"-> logits (B, T, {model.num_tokens})")
-    return ModuleContext(
-        spec_name=spec.name,
-        sha256=spec.sha256,
-        class_name=spec.class_name,
-        summary=f"{article} {kind} transformer, x-transformers TransformerWrapper + {stack}.",
-        diagram=(diagram,),
-        config=config_fields(model),
-        classes=classes,
+    summary = f"{article} {kind} transformer, x-transformers TransformerWrapper + {stack}."
+    return cls, fields, summary
+
+
+def bare_model(spec: Spec, layers: ResolvedLayers, graph: Graph):
+    """An Encoder / Decoder / CrossAttender on its own: vectors (B, T, dim) in and out."""
+    cross = layers.cross_attention is not None
+    parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}"]
+    parameters += [f"context: {OPTIONAL}", f"context_mask: {OPTIONAL}"] if cross else []
+    checks = ["check_features(x, self.config.dim)", "check_mask(mask, x)"]
+    checks += context_checks(layers) if cross else []
+    ops, imports = top_level_ops(graph, "", layers, block_call(layers, False), "")
+    ops.insert(0, OpContext("ops/input.py.jinja"))
+    ops.append(OpContext("ops/return_hidden.py.jinja"))
+    imports.add(runtime("checks", check_imports(checks)))
+    cls = ModelClass(spec.class_name, "Config", f"A bare {layer_class_name(layers)} layer stack.",
+                     "Hidden states (B, T, dim) for inputs x (B, T, dim).", tuple(parameters),
+                     tuple(checks), tuple(ops), frozenset(imports))
+    return cls, (), f"a bare x-transformers {layer_class_name(layers)}."
+
+
+def vit_model(spec: Spec, model: ResolvedViT, graph: Graph):
+    """Patches, positions, [register tokens], an Encoder, mean pool and a linear head."""
+    layers = model.layers
+    parameters = ["img: Tensor", "*"]
+    parameters += ["return_embeddings: bool = False"] if model.num_classes is not None else []
+    checks = ["check_image(img, self.config.channels, self.config.image_size)"]
+    ops, imports = top_level_ops(graph, "", model, block_call(layers, False), "")
+    ops.append(OpContext("ops/return_hidden.py.jinja") if model.num_classes is None
+               else OpContext("ops/pool_head.py.jinja"))
+    imports |= {REARRANGE, runtime("checks", "check_image")}
+    cls = ModelClass(spec.class_name, "Config",
+                     "The vision transformer: patch embeddings, an encoder, and a classifier.",
+                     "Class logits (B, num_classes) for images (B, channels, size, size)."
+                     if model.num_classes is not None else "Patch embeddings (B, N, dim).",
+                     tuple(parameters), tuple(checks), tuple(ops), frozenset(imports))
+    return cls, vit_config(model), "a vision transformer, x-transformers ViTransformerWrapper."
+
+
+def continuous_model(spec: Spec, model: ResolvedContinuous, graph: Graph):
+    """Vectors in, vectors out: bias-free projections around the layers."""
+    layers = model.layers
+    parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}", "return_embeddings: bool = False"]
+    limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
+    width = "dim_in" if model.dim_in is not None else "dim"
+    checks = [f"check_features(x, self.config.{width}, {limit})", "check_mask(mask, x)"]
+    ops, imports = top_level_ops(graph, "", model, block_call(layers, False), "")
+    if model.dim_in is None:
+        ops.insert(0, OpContext("ops/input.py.jinja"))
+    if model.dim_out is None:
+        ops.append(OpContext("ops/return_hidden.py.jinja"))
+    imports.add(runtime("checks", check_imports(checks)))
+    cls = ModelClass(spec.class_name, "Config",
+                     "The continuous transformer: vectors in, vectors out.",
+                     "Outputs (B, T, dim_out) for inputs x (B, T, dim_in); mask (B, T) is True "
+                     "where x is real.", tuple(parameters), tuple(checks), tuple(ops),
+                     frozenset(imports))
+    return cls, continuous_config(model), \
+        "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
+
+
+# -- XTransformer ------------------------------------------------------------------------------
+
+
+def lower_xtransformer(spec: Spec, model: ResolvedXTransformer, graph: Graph) -> ModuleContext:
+    classes, configs = [], []
+    for side, resolved in (("encoder", model.encoder), ("decoder", model.decoder)):
+        prefix = side.capitalize()
+        config = f"{prefix}Config"
+        classes += stack_classes(graph, resolved.layers, scope=side, prefix=prefix, config=config,
+                                 attn_mask=side == "encoder")
+        cls, fields, _ = wrapper_model(spec, resolved, graph, scope=side, class_name=prefix,
+                                       config=config, prefix=prefix, attn_mask=side == "encoder")
+        classes.append(cls)
+        configs.append(ConfigClass(config, tuple(fields) + stack_config(resolved.layers)))
+    top_fields = (
+        ConfigField("encoder", "EncoderConfig", "field(default_factory=EncoderConfig)"),
+        ConfigField("decoder", "DecoderConfig", "field(default_factory=DecoderConfig)"),
+        ConfigField("ignore_index", "int", repr(model.ignore_index), "target id the loss skips"),
+        ConfigField("pad_value", "int", repr(model.pad_value), "decoder input for ignored ids"),
+        ConfigField("cross_attn_tokens_dropout", "float", repr(model.cross_attn_tokens_dropout)),
     )
+    configs.append(ConfigClass("Config", top_fields))
+    classes.append(XTransformerClass(spec.class_name, model.tie_token_emb,
+                                     drop_context_tokens=model.cross_attn_tokens_dropout > 0))
+    summary = "an encoder-decoder transformer, x-transformers XTransformer."
+    diagram = ("src (B, S) -> Encoder -> context; tgt (B, T) -> Decoder (cross-attending) "
+               "-> next-token loss")
+    return module_context(spec, summary, diagram, configs, classes)
 
 
-def shared_attrs(graph: Graph, kind: OpKind):
-    ops = graph.ops(kind)
-    assert ops and all(op.attrs == ops[0].attrs for op in ops), f"{kind.value} ops differ"
-    return ops[0].attrs
+# -- the classes of a stack ---------------------------------------------------------------------
 
 
-def attention_class(attrs) -> AttentionClass:
-    return AttentionClass(attrs.causal, attrs.flash, attrs.project_out, attrs.dropout > 0,
-                          attrs.num_mem_kv > 0)
+def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str, config: str,
+                  attn_mask: bool = False) -> list:
+    ops = scoped(graph, scope)
+    classes = []
+    attention = shared_attrs(ops, OpKind.ATTENTION)
+    if attention is not None:
+        classes.append(AttentionClass(f"{prefix}Attention", config, attention.causal,
+                                      attention.flash, attention.project_out,
+                                      attention.dropout > 0, attention.num_mem_kv > 0, attn_mask))
+    cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
+    if cross is not None:
+        classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
+                                           cross.project_out, cross.dropout > 0,
+                                           cross.num_mem_kv > 0))
+    ff = shared_attrs(ops, OpKind.FEEDFORWARD)
+    activation, activation_name = ACTIVATIONS[ff.activation]
+    classes.append(FeedForwardClass(f"{prefix}FeedForward", config, activation, activation_name,
+                                    ff.glu, ff.bias, ff.dropout > 0))
+    classes.append(block_class(graph, ops, layers, prefix, config, attn_mask))
+    return classes
 
 
-def feedforward_class(attrs) -> FeedForwardClass:
-    activation, name = ACTIVATIONS[attrs.activation]
-    return FeedForwardClass(activation, name, attrs.glu, attrs.bias, attrs.dropout > 0)
+def scoped(graph: Graph, scope: str) -> list[Op]:
+    return [op for op in graph.ops() if op.scope == scope]
 
 
-# -- blocks -----------------------------------------------------------------------------------
+def shared_attrs(ops: list[Op], kind: OpKind):
+    same = [op for op in ops if op.kind is kind]
+    if not same:
+        return None
+    assert all(op.attrs == same[0].attrs for op in same), f"{kind.value} ops differ"
+    return same[0].attrs
 
 
-def block_class(graph: Graph, pre_norm: bool, layer_dropout: bool) -> BlockClass:
+def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str, config: str,
+                attn_mask: bool) -> BlockClass:
     """The residual sublayers of a block, in order, read from block 0 (all blocks agree)."""
     layouts: dict[int, list[BlockStep]] = {}
     norm_types = set()
-    for op in graph.ops(OpKind.RESIDUAL):
-        step, norm_type = block_step(graph, op, pre_norm)
-        layouts.setdefault(op.block, []).append(step)
-        norm_types.add(norm_type)
+    for op in ops:
+        if op.kind is OpKind.RESIDUAL:
+            step, norm_type = block_step(graph, op, layers.pre_norm, prefix, attn_mask)
+            layouts.setdefault(op.block, []).append(step)
+            norm_types.add(norm_type)
     steps = layouts[0]
     assert all(layout == steps for layout in layouts.values()), "blocks differ in structure"
     imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)
-    return BlockClass(pre_norm, layer_dropout, tuple(steps), imports)
+    parameters = ["x: Tensor"]
+    parameters += ["context: Tensor"] if layers.cross_attention is not None else []
+    parameters += [f"mask: {OPTIONAL}"]
+    parameters += [f"context_mask: {OPTIONAL}"] if layers.cross_attention is not None else []
+    parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
+    return BlockClass(f"{prefix}Block", config, layers.pre_norm, layers.layer_dropout > 0,
+                      tuple(steps), tuple(parameters), imports)
 
 
-def block_step(graph: Graph, residual: Op, pre_norm: bool) -> tuple[BlockStep, str]:
+BRANCHES = {
+    OpKind.ATTENTION: ("Attention", "{x}, mask=mask"),
+    OpKind.CROSS_ATTENTION: ("CrossAttention", "{x}, context, mask=mask, context_mask=context_mask"),
+    OpKind.FEEDFORWARD: ("FeedForward", "{x}"),
+}
+
+
+def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str,
+               attn_mask: bool) -> tuple[BlockStep, str]:
     branch = graph[residual.inputs[1]]
     norm = graph[branch.inputs[0]] if pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
-    class_name, norm_name = BRANCH_CLASS[branch.kind], NORM_NAME[norm.attrs.norm_type]
-    extra = ", mask=mask" if branch.kind is OpKind.ATTENTION else ""
+    class_name, call = BRANCHES[branch.kind]
+    if attn_mask and branch.kind is OpKind.ATTENTION:
+        call += ", attn_mask=attn_mask"
+    norm_name = NORM_NAME[norm.attrs.norm_type]
     if pre_norm:
-        update = f"x + self.{branch.role}(self.{norm.role}(x){extra})"
+        update = f"x + self.{branch.role}({call.format(x=f'self.{norm.role}(x)')})"
         diagram = f"x + {class_name}({norm_name}(x))"
     else:
-        update = f"self.{norm.role}(x + self.{branch.role}(x{extra}))"
+        update = f"self.{norm.role}(x + self.{branch.role}({call.format(x='x')}))"
         diagram = f"{norm_name}(x + {class_name}(x))"
     step = BlockStep(norm=norm.role, norm_init=NORM_INIT[norm.attrs.norm_type].format(width="dim"),
-                     branch=branch.role, branch_init=f"{class_name}(config)", update=update,
-                     diagram=diagram)
+                     branch=branch.role, branch_init=f"{prefix}{class_name}(config)",
+                     update=update, diagram=diagram)
     return step, norm.attrs.norm_type
 
 
-# -- the model class --------------------------------------------------------------------------
+def block_call(layers: ResolvedLayers, attn_mask: bool) -> str:
+    arguments = "h"
+    arguments += ", context" if layers.cross_attention is not None else ""
+    arguments += ", mask=mask"
+    arguments += ", context_mask=context_mask" if layers.cross_attention is not None else ""
+    return arguments + (", attn_mask=attn_mask" if attn_mask else "")
 
 
-def wrapper_class(spec: Spec, model: ResolvedWrapper, graph: Graph) -> WrapperClass:
-    width, symbol = ("emb_dim", "E") if model.emb_dim != model.layers.dim else ("dim", "C")
+# -- the top-level ops of a model class ---------------------------------------------------------
+
+
+def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str) -> tuple[list, set]:
+    """Op contexts for the ops outside the blocks, in forward order, and their imports."""
+    layers = model if isinstance(model, ResolvedLayers) else model.layers
+    emb_dim = getattr(model, "emb_dim", layers.dim)
+    width, symbol = ("emb_dim", "E") if emb_dim != layers.dim else ("dim", "C")
     ops, imports, blocks_seen = [], set(), False
-    for op in graph.ops():
+    head = any(op.kind is OpKind.LOGITS or op.role in ("mlp_head", "project_out")
+               for op in scoped(graph, scope))
+    for op in scoped(graph, scope):
+        if op.kind is OpKind.OUTPUT and op.attrs.name == "embeddings" and head:
+            ops.append(OpContext("ops/return_embeddings.py.jinja"))
+            continue
         if op.block is not None:
             if not blocks_seen:
-                ops.append(BlocksOp())
+                ops.append(OpContext("ops/blocks.py.jinja", {"block": f"{prefix}Block", "call": call}))
                 blocks_seen = True
             continue
         context = top_level_op(op, width, symbol, imports)
         if context is not None:
             ops.append(context)
-    limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
-    what = "causal language model" if model.layers.causal else "bidirectional encoder"
-    docstring = f"The {what}: embeddings, blocks, final norm and the logits head."
-    return WrapperClass(spec.class_name, docstring, limit, tuple(ops), frozenset(imports))
+    return ops, imports
 
 
-def top_level_op(op: Op, width: str, symbol: str, imports: set):
+def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | None:
     """The op context of a model-level op, or None for ops that render as part of another
-    (the embedding sum, the mask padding, inputs and outputs)."""
-    attrs = op.attrs
-    if op.kind is OpKind.TOKEN_EMBEDDING:
+    (the embedding sum, mask padding, inputs) or not at all."""
+    attrs, kind = op.attrs, op.kind
+    if kind is OpKind.TOKEN_EMBEDDING:
         if attrs.l2norm:
             imports.add(FUNCTIONAL)
-        return TokenEmbeddingOp(width, symbol, attrs.l2norm)
-    if op.kind is OpKind.POSITION_EMBEDDING:
-        if attrs.scheme == "scaled_sinusoidal":
-            imports.add(runtime("positions", "ScaledSinusoidalEmbedding"))
-        return PositionEmbeddingOp(attrs.scheme, width, symbol, attrs.l2norm)
-    if op.kind is OpKind.NORM:
+        return OpContext("ops/token_embedding.py.jinja",
+                         {"width": width, "symbol": symbol, "l2norm": attrs.l2norm, "reset": True})
+    if kind is OpKind.POSITION_EMBEDDING:
+        return position_op(op, width, symbol, imports)
+    if kind is OpKind.PATCH_EMBEDDING:
+        return OpContext("ops/patch_embedding.py.jinja")
+    if kind is OpKind.NORM:
         norm_width = width if op.role == "post_emb_norm" else "dim"
         if attrs.norm_type in NORM_IMPORTS:
             imports.add(NORM_IMPORTS[attrs.norm_type])
-        return NormOp(op.role, NORM_INIT[attrs.norm_type].format(width=norm_width))
-    if op.kind is OpKind.DROPOUT:
-        return DropoutOp(op.role)
-    if op.kind is OpKind.PROJECT:
-        return ProjectOp()
-    if op.kind is OpKind.MEMORY_TOKENS:
+        return OpContext("ops/norm.py.jinja", {
+            "name": op.role, "init": NORM_INIT[attrs.norm_type].format(width=norm_width)})
+    if kind is OpKind.DROPOUT:
+        return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.PROJECT:
+        return project_op(op)
+    if kind is OpKind.MEMORY_TOKENS:
+        imports |= {FUNCTIONAL} if not attrs.at_end else set()
+        return OpContext("ops/memory_tokens.py.jinja", {
+            "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end})
+    if kind is OpKind.PREPEND:
         imports.add(FUNCTIONAL)
-        return MemoryTokensOp()
-    if op.kind is OpKind.STRIP:
-        return StripOp()
-    if op.kind is OpKind.LOGITS:
-        return LogitsOp(attrs.tied)
+        return OpContext("ops/prepend.py.jinja")
+    if kind is OpKind.STRIP:
+        count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
+        return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
+    if kind is OpKind.LOGITS:
+        return OpContext("ops/logits.py.jinja", {"tied": attrs.tied})
     return None
 
 
-def config_fields(model: ResolvedWrapper) -> tuple[ConfigField, ...]:
-    """The literals of the model, each from a validated spec value (repr) or derived from one."""
-    layers, attn, ff = model.layers, model.layers.attention, model.layers.feedforward
-    fields = [
-        ConfigField("num_tokens", "int", repr(model.num_tokens)),
-        ConfigField("max_seq_len", "int", repr(model.max_seq_len)),
-        ConfigField("dim", "int", repr(layers.dim)),
-        ConfigField("depth", "int", repr(layers.depth)),
-        ConfigField("heads", "int", repr(attn.heads)),
-        ConfigField("dim_head", "int", repr(attn.dim_head)),
-        ConfigField("ff_inner_dim", "int", repr(ff.inner_dim), "feedforward width"),
-    ]
-    optional = [
-        (model.emb_dim != layers.dim, "emb_dim", "int", model.emb_dim, "embedding width"),
-        (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
-        (attn.dropout > 0, "attn_dropout", "float", attn.dropout, "on attention weights"),
+def position_op(op: Op, width: str, symbol: str, imports: set) -> OpContext:
+    attrs = op.attrs
+    if attrs.scheme == "scaled_sinusoidal":
+        imports.add(runtime("positions", "ScaledSinusoidalEmbedding"))
+    if attrs.l2norm:
+        imports.add(FUNCTIONAL)
+    return OpContext("ops/position_embedding.py.jinja", {
+        "scheme": attrs.scheme, "width": width, "symbol": symbol, "l2norm": attrs.l2norm,
+        "reset": attrs.scheme == "learned" and attrs.l2norm})
+
+
+def project_op(op: Op) -> OpContext:
+    """A linear map: the embedding projection, a continuous model's projections, ViT's head."""
+    fields = {"project_emb": ("emb_dim", "dim"), "project_in": ("dim_in", "dim"),
+              "project_out": ("dim", "dim_out"), "mlp_head": ("dim", "num_classes")}
+    dim_in, dim_out = fields[op.role]
+    template = "ops/project_head.py.jinja" if op.role in ("project_out", "mlp_head") else "ops/project.py.jinja"
+    return OpContext(template, {"name": op.role, "dim_in": dim_in, "dim_out": dim_out,
+                                "bias": op.attrs.bias})
+
+
+def context_checks(layers: ResolvedLayers) -> list[str]:
+    return ["check_context(context, self.config.dim_context, x.shape[0])",
+            "check_mask(context_mask, context)"]
+
+
+def check_imports(checks: list[str]) -> str:
+    return ", ".join(sorted({line.split("(")[0] for line in checks}))
+
+
+def layer_class_name(layers: ResolvedLayers) -> str:
+    if layers.attention is None:
+        return "CrossAttender"
+    return "Decoder" if layers.causal else "Encoder"
+
+
+# -- configs ------------------------------------------------------------------------------------
+
+
+def fields_from(rows) -> tuple[ConfigField, ...]:
+    """ConfigFields from (used, name, type, value, comment) rows, keeping the used ones."""
+    return tuple(ConfigField(name, type_, repr(value), comment)
+                 for used, name, type_, value, comment in rows if used)
+
+
+def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
+    attn, cross, ff = layers.attention, layers.cross_attention, layers.feedforward
+    heads = (attn or cross).heads
+    return fields_from([
+        (True, "dim", "int", layers.dim, ""),
+        (True, "depth", "int", layers.depth, ""),
+        (True, "heads", "int", heads, ""),
+        (attn is not None, "dim_head", "int", attn and attn.dim_head, ""),
+        (True, "ff_inner_dim", "int", ff.inner_dim, "feedforward width"),
+        (attn is not None and attn.dropout > 0, "attn_dropout", "float", attn and attn.dropout,
+         "on attention weights"),
         (ff.dropout > 0, "ff_dropout", "float", ff.dropout, "after the activation"),
         (layers.layer_dropout > 0, "layer_dropout", "float", layers.layer_dropout, "stochastic depth"),
-        (attn.num_mem_kv > 0, "num_mem_kv", "int", attn.num_mem_kv, "persistent memory slots"),
+        (attn is not None and attn.num_mem_kv > 0, "num_mem_kv", "int", attn and attn.num_mem_kv,
+         "persistent memory slots"),
+        (cross is not None, "dim_context", "int", cross and cross.dim_context, "cross-attention"),
+        (cross is not None, "cross_dim_head", "int", cross and cross.dim_head, ""),
+        (cross is not None and cross.dropout > 0, "cross_attn_dropout", "float",
+         cross and cross.dropout, ""),
+        (cross is not None and cross.num_mem_kv > 0, "cross_num_mem_kv", "int",
+         cross and cross.num_mem_kv, ""),
+    ])
+
+
+def wrapper_config(model: ResolvedWrapper) -> tuple[ConfigField, ...]:
+    return fields_from([
+        (True, "num_tokens", "int", model.num_tokens, ""),
+        (True, "max_seq_len", "int", model.max_seq_len, ""),
+        (model.emb_dim != model.layers.dim, "emb_dim", "int", model.emb_dim, "embedding width"),
+        (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
         (model.num_memory_tokens > 0, "num_memory_tokens", "int", model.num_memory_tokens, ""),
         (model.tie_embedding, "tie_embedding_scale", "float", model.tie_embedding_scale, ""),
-    ]
-    fields += [ConfigField(name, type_, repr(value), comment)
-               for used, name, type_, value, comment in optional if used]
-    return tuple(fields)
+    ])
+
+
+def vit_config(model: ResolvedViT) -> tuple[ConfigField, ...]:
+    return fields_from([
+        (True, "image_size", "int", model.image_size, ""),
+        (True, "patch_size", "int", model.patch_size, ""),
+        (True, "channels", "int", model.channels, ""),
+        (model.num_classes is not None, "num_classes", "int", model.num_classes, ""),
+        (True, "num_patches", "int", model.num_patches, "(image_size // patch_size) ** 2"),
+        (True, "patch_dim", "int", model.patch_dim, "channels * patch_size ** 2"),
+        (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
+        (model.num_register_tokens > 0, "num_register_tokens", "int", model.num_register_tokens,
+         ""),
+    ])
+
+
+def continuous_config(model: ResolvedContinuous) -> tuple[ConfigField, ...]:
+    return fields_from([
+        (model.max_seq_len is not None, "max_seq_len", "int", model.max_seq_len, ""),
+        (model.dim_in is not None, "dim_in", "int", model.dim_in, ""),
+        (model.dim_out is not None, "dim_out", "int", model.dim_out, ""),
+        (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
+        (model.num_memory_tokens > 0, "num_memory_tokens", "int", model.num_memory_tokens, ""),
+    ])

@@ -20,7 +20,7 @@ which norm, which positions), so that no later stage re-derives them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xtc.spec import ModuleSpec, Spec
 
@@ -35,6 +35,7 @@ class ResolvedAttention:
     project_out: bool  # heads > 1: with one head the reference has no output projection
     dropout: float
     num_mem_kv: int
+    dim_context: int | None = None  # cross-attention: the width of the context (default dim)
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ class ResolvedLayers:
     norm: str  # "layernorm", "rmsnorm" or "scalenorm"
     pre_norm: bool  # False: post-norm, x = norm(x + f(x)), and no final norm
     layer_dropout: float
-    attention: ResolvedAttention
+    attention: ResolvedAttention | None  # None for a CrossAttender (cross-attention only)
+    cross_attention: ResolvedAttention | None  # cross_attend: true, or a CrossAttender
     feedforward: ResolvedFeedForward
 
 
@@ -79,10 +81,77 @@ class ResolvedWrapper:
     layers: ResolvedLayers
 
 
-def resolve(spec: Spec) -> ResolvedWrapper:
+@dataclass(frozen=True)
+class ResolvedViT:
+    """A ViTransformerWrapper: image patches into an Encoder, mean-pooled into a linear head."""
+
+    key: str
+    image_size: int
+    patch_size: int
+    channels: int
+    num_classes: int | None
+    post_emb_norm: bool
+    emb_dropout: float
+    num_register_tokens: int
+    layers: ResolvedLayers
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    @property
+    def patch_dim(self) -> int:
+        return self.channels * self.patch_size**2
+
+
+@dataclass(frozen=True)
+class ResolvedContinuous:
+    """A ContinuousTransformerWrapper: vectors in, vectors out, bias-free projections."""
+
+    key: str
+    max_seq_len: int | None
+    dim_in: int | None
+    dim_out: int | None
+    positions: str
+    post_emb_norm: bool
+    emb_dropout: float
+    num_memory_tokens: int
+    layers: ResolvedLayers
+
+
+@dataclass(frozen=True)
+class ResolvedXTransformer:
+    """An encoder TransformerWrapper (embeddings only) and a decoder TransformerWrapper that
+    cross-attends to it, trained with the next-token loss."""
+
+    key: str
+    encoder: ResolvedWrapper
+    decoder: ResolvedWrapper
+    tie_token_emb: bool
+    ignore_index: int
+    pad_value: int
+    cross_attn_tokens_dropout: float
+
+
+Resolved = ResolvedWrapper | ResolvedViT | ResolvedContinuous | ResolvedLayers | ResolvedXTransformer
+
+
+def resolve(spec: Spec) -> Resolved:
     model = spec.model
-    assert model is not None and model.type == "TransformerWrapper", "checked by the schema"
-    layers = resolve_layers(model.children["attn_layers"])
+    assert model is not None, "composites are checked out by the schema"
+    if model.type == "TransformerWrapper":
+        return resolve_wrapper(model, model.children["attn_layers"])
+    if model.type == "ViTransformerWrapper":
+        return resolve_vit(model)
+    if model.type == "ContinuousTransformerWrapper":
+        return resolve_continuous(model)
+    if model.type == "XTransformer":
+        return resolve_xtransformer(model)
+    return resolve_layers(model)
+
+
+def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapper:
+    layers = resolve_layers(layers_spec)
     tie_scale = model["tie_embedding_scale"]
     return ResolvedWrapper(
         key=model.key,
@@ -100,23 +169,85 @@ def resolve(spec: Spec) -> ResolvedWrapper:
     )
 
 
+def resolve_vit(model: ModuleSpec) -> ResolvedViT:
+    return ResolvedViT(
+        key=model.key,
+        image_size=model["image_size"],
+        patch_size=model["patch_size"],
+        channels=model["channels"],
+        num_classes=model["num_classes"],
+        post_emb_norm=model["post_emb_norm"],
+        emb_dropout=model["emb_dropout"],
+        num_register_tokens=model["num_register_tokens"],
+        layers=resolve_layers(model.children["attn_layers"]),
+    )
+
+
+def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
+    return ResolvedContinuous(
+        key=model.key,
+        max_seq_len=model["max_seq_len"],
+        dim_in=model["dim_in"],
+        dim_out=model["dim_out"],
+        positions=positions(model),
+        post_emb_norm=model["post_emb_norm"],
+        emb_dropout=model["emb_dropout"],
+        num_memory_tokens=model["num_memory_tokens"] or 0,
+        layers=resolve_layers(model.children["attn_layers"]),
+    )
+
+
+def resolve_xtransformer(model: ModuleSpec) -> ResolvedXTransformer:
+    """XTransformer passes `dim` to both sides, `cross_attend` to the decoder, and builds the
+    encoder wrapper without a logits head (I:4725-4750)."""
+    sides = {name: with_dim(model.children[name], model["dim"]) for name in ("encoder", "decoder")}
+    return ResolvedXTransformer(
+        key=model.key,
+        encoder=resolve_wrapper(sides["encoder"], sides["encoder"]),
+        decoder=resolve_wrapper(sides["decoder"], sides["decoder"]),
+        tie_token_emb=model["tie_token_emb"],
+        ignore_index=model["ignore_index"],
+        pad_value=model["pad_value"],
+        cross_attn_tokens_dropout=model["cross_attn_tokens_dropout"],
+    )
+
+
+def with_dim(side: ModuleSpec, dim: int) -> ModuleSpec:
+    """An XTransformer side as a module holding both its wrapper and its layer keywords."""
+    options = dict(side.options)
+    options["dim"] = dim
+    options["cross_attend"] = side.type == "Decoder"
+    for name, default in WRAPPER_DEFAULTS.items():
+        options.setdefault(name, default)
+    return replace(side, options=options)
+
+
+# TransformerWrapper keywords that XTransformer does not route to its sides, at their defaults.
+WRAPPER_DEFAULTS = {
+    "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
+    "post_emb_norm": False, "num_memory_tokens": None,
+}
+
+
 def positions(model: ModuleSpec) -> str:
     """Absolute positions unless switched off; scaled sinusoidal ones when asked (I:4031-4038)."""
-    if not model["use_abs_pos_emb"]:
+    if not model["use_abs_pos_emb"] or not model["max_seq_len"]:
         return "none"
     return "scaled_sinusoidal" if model["scaled_sinu_pos_emb"] else "learned"
 
 
 def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
+    only_cross = layers.type == "CrossAttender"
     return ResolvedLayers(
         key=layers.key,
         dim=layers["dim"],
         depth=layers["depth"],
-        causal=CAUSAL_LAYERS[layers.type],
+        causal=CAUSAL_LAYERS.get(layers.type, False),
         norm=norm_type(layers),
         pre_norm=layers["pre_norm"],
         layer_dropout=layers["layer_dropout"],
-        attention=resolve_attention(layers),
+        attention=None if only_cross else resolve_attention(layers),
+        cross_attention=resolve_cross_attention(layers) if only_cross or layers["cross_attend"] else None,
         feedforward=resolve_feedforward(layers),
     )
 
@@ -136,6 +267,24 @@ def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
         project_out=layers["heads"] > 1,
         dropout=attn["dropout"],
         num_mem_kv=attn["num_mem_kv"],
+    )
+
+
+def resolve_cross_attention(layers: ModuleSpec) -> ResolvedAttention:
+    """Cross-attention takes the `attn:` options, overridden by `cross_attn:` (I:3201-3202)."""
+    attn, given = layers.section("attn"), layers.sections_given.get("attn", ())
+    cross = {**{k: attn[k] for k in given}, **{k: layers.section("cross_attn")[k]
+                                               for k in layers.sections_given.get("cross_attn", ())}}
+    defaults = layers.section("cross_attn")
+    option = lambda name: cross.get(name, defaults[name])  # noqa: E731
+    return ResolvedAttention(
+        heads=layers["heads"],
+        dim_head=option("dim_head"),
+        flash=option("flash"),
+        project_out=layers["heads"] > 1,
+        dropout=option("dropout"),
+        num_mem_kv=option("num_mem_kv"),
+        dim_context=option("dim_context") or layers["dim"],
     )
 
 

@@ -46,17 +46,23 @@ def parameter_names(op: Op) -> list[tuple[str, str, bool]]:
     if op.kind is OpKind.TOKEN_EMBEDDING:
         return [("weight", "weight", False)]
     if op.kind is OpKind.POSITION_EMBEDDING:
-        return [("weight", "weight", False)] if attrs.scheme == "learned" else [("scale", "scale", False)]
+        own = {"learned": ("weight", "weight"), "scaled_sinusoidal": ("scale", "scale"),
+               "patches": ("", "")}[attrs.scheme]
+        return [(*own, False)]
     if op.kind is OpKind.LOGITS:
         return [] if attrs.tied else [("weight", "weight", False)]
     if op.kind is OpKind.NORM:
         gain = "gamma" if attrs.norm_type == "layernorm" else "g"
         return [(gain, "weight", attrs.unit_offset)]
     if op.kind is OpKind.PROJECT:
-        return [("weight", "weight", False), ("bias", "bias", False)]
+        return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
+    if op.kind is OpKind.PATCH_EMBEDDING:
+        # Sequential(LayerNorm, Linear, LayerNorm), plain gains (no unit offset) outside the layers
+        return [("0.gamma", "0.weight", False), ("1.weight", "1.weight", False),
+                ("1.bias", "1.bias", False), ("2.gamma", "2.weight", False)]
     if op.kind is OpKind.MEMORY_TOKENS:
         return [("", "", False)]
-    if op.kind is OpKind.ATTENTION:
+    if op.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION):
         return attention_parameters(attrs)
     if op.kind is OpKind.FEEDFORWARD:
         return feedforward_parameters(attrs)

@@ -16,19 +16,20 @@ from torch import Tensor
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | None = None,
-           dropout: float = 0.0) -> Tensor:
+           attn_mask: Tensor | None = None, dropout: float = 0.0) -> Tensor:
     """softmax(q k^T / sqrt(D)) v for q (B, H, T, D), k and v (B, H, S, D).
 
-    key_mask (B, S) is True for keys that may be attended to; dropout applies to the attention
+    key_mask (B, S) is True for keys that may be attended to; attn_mask, (T, S), (H, T, S) or
+    (B, H, T, S), is True where query i may attend to key j; dropout applies to the attention
     weights (pass 0.0 outside training).
     """
     T, S = q.shape[-2], k.shape[-2]
-    if key_mask is None and (not causal or T == S):
+    if key_mask is None and attn_mask is None and (not causal or T == S):
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)
     allowed = causal_mask(T, S, q.device) if causal else None  # (T, S)
-    if key_mask is not None:
-        keys = key_mask[:, None, None, :]  # (B, 1, 1, S)
-        allowed = keys if allowed is None else keys & allowed
+    for mask in (key_mask[:, None, None, :] if key_mask is not None else None, attn_mask):
+        if mask is not None:
+            allowed = mask if allowed is None else allowed & mask  # broadcast to (B, H, T, S)
     empty = ~allowed.any(dim=-1, keepdim=True)  # rows with no visible key: (..., T, 1)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | empty, dropout_p=dropout)
     return out.masked_fill(empty, 0.0)

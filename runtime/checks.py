@@ -43,3 +43,46 @@ def check_mask(mask: object, x: Tensor) -> None:
         raise TypeError(f"mask must be a bool tensor (got {str(mask.dtype).removeprefix('torch.')})")
     if tuple(mask.shape) != tuple(x.shape[:2]):
         raise ValueError(f"mask shape {tuple(mask.shape)} != tokens shape {tuple(x.shape[:2])}")
+
+
+def check_features(x: object, dim: int, max_seq_len: int | None = None, name: str = "x") -> None:
+    """Continuous input: a floating tensor (B, T, dim), both non-empty, at most max_seq_len long."""
+    if torch.compiler.is_compiling():
+        return
+    check_float_tensor(x, name)
+    if x.ndim != 3 or x.shape[-1] != dim:
+        raise ValueError(f"{name} must be (batch, length, {dim}), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
+    if max_seq_len is not None and x.shape[1] > max_seq_len:
+        raise ValueError(f"sequence length {x.shape[1]} exceeds max_seq_len {max_seq_len}")
+
+
+def check_context(context: object, dim: int, batch: int, name: str = "context",
+                  required: bool = True) -> None:
+    """What is attended to or put in front: a floating tensor (batch, length, dim)."""
+    if torch.compiler.is_compiling() or (context is None and not required):
+        return
+    if context is None:
+        raise TypeError(f"{name} is required: this model cross-attends to it")
+    check_float_tensor(context, name)
+    if context.ndim != 3 or context.shape[0] != batch or context.shape[-1] != dim:
+        raise ValueError(f"{name} must be ({batch}, length, {dim}), got shape {tuple(context.shape)}")
+
+
+def check_image(img: object, channels: int, size: int) -> None:
+    """Images: a floating tensor (B, channels, size, size) with B > 0."""
+    if torch.compiler.is_compiling():
+        return
+    check_float_tensor(img, "img")
+    if tuple(img.shape[1:]) != (channels, size, size) or img.ndim != 4:
+        raise ValueError(f"img must be (batch, {channels}, {size}, {size}), got shape {tuple(img.shape)}")
+    if img.shape[0] == 0:
+        raise ValueError("empty batch: img has shape (0, ...)")
+
+
+def check_float_tensor(x: object, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (got {str(x.dtype).removeprefix('torch.')})")

@@ -358,7 +358,9 @@ class SchemaChecker:
                 self.error(node, key, "out-of-range", problem)
                 return kw.default
         if place is not None and value != kw.default:
-            self.check_supported(node, kw, key, place, value)
+            # XTransformer's flat sides hold TransformerWrapper keywords beside the layers' own
+            owner_place = "TransformerWrapper" if kw.owner == "TransformerWrapper" else place
+            self.check_supported(node, kw, key, owner_place, value)
         return value
 
     def check_supported(self, node: Node, kw: Keyword, key: str, place: str, value: object) -> None:

@@ -12,8 +12,11 @@ issue moves keywords into these sets together with the code that compiles them.
 from __future__ import annotations
 
 # Model types a spec may name under `type:`, per place.
-SUPPORTED_MODEL_TYPES = frozenset({"TransformerWrapper"})
-SUPPORTED_LAYER_TYPES = frozenset({"Encoder", "Decoder"})
+SUPPORTED_MODEL_TYPES = frozenset({
+    "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper", "XTransformer",
+    "Encoder", "Decoder", "CrossAttender",
+})
+SUPPORTED_LAYER_TYPES = frozenset({"Encoder", "Decoder", "CrossAttender"})
 
 # Supported keywords per place in the spec: a wrapper class, "layers" (Encoder / Decoder /
 # CrossAttender), or a routed section ("attn", "cross_attn", "ff").
@@ -23,14 +26,23 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "tie_embedding_scale", "use_abs_pos_emb", "scaled_sinu_pos_emb", "l2norm_embed",
         "post_emb_norm", "num_memory_tokens",
     }),
-    "ViTransformerWrapper": frozenset(),
-    "ContinuousTransformerWrapper": frozenset(),
-    "XTransformer": frozenset(),
+    "ViTransformerWrapper": frozenset({
+        "image_size", "patch_size", "attn_layers", "channels", "num_classes", "post_emb_norm",
+        "num_register_tokens", "emb_dropout",
+    }),
+    "ContinuousTransformerWrapper": frozenset({
+        "max_seq_len", "attn_layers", "dim_in", "dim_out", "emb_dropout", "use_abs_pos_emb",
+        "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb",
+    }),
+    "XTransformer": frozenset({
+        "dim", "tie_token_emb", "ignore_index", "pad_value", "cross_attn_tokens_dropout",
+    }),
     "layers": frozenset({
         "dim", "depth", "heads", "layer_dropout", "use_scalenorm", "use_rmsnorm", "pre_norm",
+        "cross_attend",
     }),
     "attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv"}),
-    "cross_attn": frozenset(),
+    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared"}),
 }
 

@@ -27,18 +27,31 @@ def infer_shapes(graph: Graph) -> Graph:
 
 def shape_of(graph: Graph, op: Op) -> tuple:
     source = graph[op.inputs[0]].shape if op.inputs else None
-    if op.kind is OpKind.INPUT:
-        return SEQUENCE
-    if op.kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
-        return (*SEQUENCE, op.attrs.dim)
-    if op.kind in (OpKind.ATTENTION, OpKind.FEEDFORWARD, OpKind.PROJECT):
-        return (*source[:-1], op.attrs.dim)
-    if op.kind is OpKind.MEMORY_TOKENS:
-        return (source[0], f"{op.attrs.count}+{source[1]}", *source[2:])
-    if op.kind is OpKind.PAD_MASK:
-        return (source[0], f"{op.attrs.count}+{source[1]}")
-    if op.kind is OpKind.STRIP:
-        return (source[0], source[1].removeprefix(f"{op.attrs.count}+"), *source[2:])
-    if op.kind is OpKind.LOGITS:
-        return (*source[:-1], op.attrs.num_tokens)
+    kind, attrs = op.kind, op.attrs
+    if kind is OpKind.INPUT:
+        return attrs.shape
+    if kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
+        return (*SEQUENCE, attrs.dim)
+    if kind is OpKind.PATCH_EMBEDDING:
+        return ("B", "N", attrs.dim)
+    if kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION, OpKind.FEEDFORWARD, OpKind.PROJECT):
+        return (*source[:-1], attrs.dim)
+    if kind in (OpKind.MEMORY_TOKENS, OpKind.PAD_MASK, OpKind.PREPEND):
+        return (source[0], added_length(op, source[1]), *source[2:])
+    if kind is OpKind.STRIP:
+        added = f"+{attrs.count}" if attrs.at_end else f"{attrs.count}+"
+        return (source[0], source[1].replace(added, "", 1), *source[2:])
+    if kind is OpKind.POOL:
+        return (source[0], source[-1])
+    if kind is OpKind.LOGITS:
+        return (*source[:-1], attrs.num_tokens)
+    if kind is OpKind.LOSS:
+        return ()
     return source  # norm, add, dropout, residual, output keep their input's shape
+
+
+def added_length(op: Op, length: str) -> str:
+    """The symbolic length after tokens are added: `2+T` in front, `T+4` at the end, and `P+T`
+    for embeddings whose number is known only at run time."""
+    count = getattr(op.attrs, "count", 0) or "P"
+    return f"{length}+{count}" if getattr(op.attrs, "at_end", False) else f"{count}+{length}"

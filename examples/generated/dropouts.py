@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
-from xtc.runtime.checks import check_mask, check_tokens
+from xtc.runtime.checks import check_context, check_mask, check_tokens
 from xtc.runtime.layers import layer_drop
 
 
@@ -20,12 +21,12 @@ from xtc.runtime.layers import layer_drop
 class Config:
     num_tokens: int = 20000
     max_seq_len: int = 1024
+    emb_dropout: float = 0.1
     dim: int = 512
     depth: int = 6
     heads: int = 8
     dim_head: int = 64
     ff_inner_dim: int = 2048  # feedforward width
-    emb_dropout: float = 0.1
     attn_dropout: float = 0.1  # on attention weights
     ff_dropout: float = 0.1  # after the activation
     layer_dropout: float = 0.1  # stochastic depth
@@ -121,14 +122,24 @@ class GptDropouts(nn.Module):
         nn.init.kaiming_normal_(self.token_emb.weight)  # std sqrt(2 / width)
 
     def forward(
-        self, x: Tensor, *, mask: Tensor | None = None, return_embeddings: bool = False
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        prepend_embeds: Tensor | None = None,
+        return_embeddings: bool = False,
     ) -> Tensor:
         """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len)
         check_mask(mask, x)
+        check_context(prepend_embeds, self.config.dim, x.shape[0], "prepend_embeds", required=False)
         h = self.token_emb(x)  # (B, T, C)
         positions = torch.arange(x.shape[1], device=x.device)  # (T,)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
+        if prepend_embeds is not None:  # e.g. image embeddings in front of the text (PaLI)
+            h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
+            if mask is not None:
+                mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
         h = self.emb_dropout(h)
         for block in self.blocks:
             h = block(h, mask=mask)

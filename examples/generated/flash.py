@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
-from xtc.runtime.checks import check_mask, check_tokens
+from xtc.runtime.checks import check_context, check_mask, check_tokens
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,24 @@ class GptFlash(nn.Module):
         nn.init.kaiming_normal_(self.token_emb.weight)  # std sqrt(2 / width)
 
     def forward(
-        self, x: Tensor, *, mask: Tensor | None = None, return_embeddings: bool = False
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        prepend_embeds: Tensor | None = None,
+        return_embeddings: bool = False,
     ) -> Tensor:
         """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len)
         check_mask(mask, x)
+        check_context(prepend_embeds, self.config.dim, x.shape[0], "prepend_embeds", required=False)
         h = self.token_emb(x)  # (B, T, C)
         positions = torch.arange(x.shape[1], device=x.device)  # (T,)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
+        if prepend_embeds is not None:  # e.g. image embeddings in front of the text (PaLI)
+            h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
+            if mask is not None:
+                mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
         for block in self.blocks:
             h = block(h, mask=mask)
         h = self.norm(h)
