@@ -125,12 +125,13 @@ class Builder:
                               StripAttrs(model.num_register_tokens, at_end=True), (hidden,),
                               spec_key=f"{key}.num_register_tokens")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+        # without num_classes the reference's head is an Identity: the pooled embedding is out
+        out = self.add("pool", OpKind.POOL, PoolAttrs(), (hidden,), spec_key=key)
         if model.num_classes is not None:
-            pooled = self.add("pool", OpKind.POOL, PoolAttrs(), (hidden,), spec_key=key)
-            logits = self.add("mlp_head", OpKind.PROJECT,
-                              ProjectAttrs(layers.dim, model.num_classes), (pooled,),
-                              spec_key=f"{key}.num_classes", ref_path="mlp_head", role="mlp_head")
-            self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (logits,))
+            out = self.add("mlp_head", OpKind.PROJECT, ProjectAttrs(layers.dim, model.num_classes),
+                           (out,), spec_key=f"{key}.num_classes", ref_path="mlp_head",
+                           role="mlp_head")
+        self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (out,))
 
     def continuous(self, model: ResolvedContinuous) -> None:
         """Bias-free projections around the layers, no token embedding

@@ -141,17 +141,16 @@ def bare_model(spec: Spec, layers: ResolvedLayers, graph: Graph):
 def vit_model(spec: Spec, model: ResolvedViT, graph: Graph):
     """Patches, positions, [register tokens], an Encoder, mean pool and a linear head."""
     layers = model.layers
-    parameters = ["img: Tensor", "*"]
-    parameters += ["return_embeddings: bool = False"] if model.num_classes is not None else []
+    parameters = ["img: Tensor", "*", "return_embeddings: bool = False"]
     checks = ["check_image(img, self.config.channels, self.config.image_size)"]
-    ops, imports = top_level_ops(graph, "", model, block_call(layers, False), "")
-    ops.append(OpContext("ops/return_hidden.py.jinja") if model.num_classes is None
-               else OpContext("ops/pool_head.py.jinja"))
+    ops, imports = top_level_ops(graph, "", model, block_call(layers, False, mask=False), "")
+    ops.append(OpContext("ops/pool_head.py.jinja", {"head": model.num_classes is not None}))
     imports |= {REARRANGE, runtime("checks", "check_image")}
     cls = ModelClass(spec.class_name, "Config",
                      "The vision transformer: patch embeddings, an encoder, and a classifier.",
                      "Class logits (B, num_classes) for images (B, channels, size, size)."
-                     if model.num_classes is not None else "Patch embeddings (B, N, dim).",
+                     if model.num_classes is not None else
+                     "The mean patch embedding (B, dim) for images (B, channels, size, size).",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports))
     return cls, vit_config(model), "a vision transformer, x-transformers ViTransformerWrapper."
 
@@ -295,10 +294,10 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str,
     return step, norm.attrs.norm_type
 
 
-def block_call(layers: ResolvedLayers, attn_mask: bool) -> str:
+def block_call(layers: ResolvedLayers, attn_mask: bool, mask: bool = True) -> str:
     arguments = "h"
     arguments += ", context" if layers.cross_attention is not None else ""
-    arguments += ", mask=mask"
+    arguments += ", mask=mask" if mask else ""
     arguments += ", context_mask=context_mask" if layers.cross_attention is not None else ""
     return arguments + (", attn_mask=attn_mask" if attn_mask else "")
 
@@ -312,7 +311,7 @@ def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str) -> tu
     emb_dim = getattr(model, "emb_dim", layers.dim)
     width, symbol = ("emb_dim", "E") if emb_dim != layers.dim else ("dim", "C")
     ops, imports, blocks_seen = [], set(), False
-    head = any(op.kind is OpKind.LOGITS or op.role in ("mlp_head", "project_out")
+    head = any(op.kind in (OpKind.LOGITS, OpKind.POOL) or op.role == "project_out"
                for op in scoped(graph, scope))
     for op in scoped(graph, scope):
         if op.kind is OpKind.OUTPUT and op.attrs.name == "embeddings" and head:
@@ -338,7 +337,7 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
             imports.add(FUNCTIONAL)
         return OpContext("ops/token_embedding.py.jinja",
                          {"width": width, "symbol": symbol, "l2norm": attrs.l2norm, "reset": True})
-    if kind is OpKind.POSITION_EMBEDDING:
+    if kind is OpKind.POSITION_EMBEDDING and attrs.scheme != "patches":  # ViT's: with patches
         return position_op(op, width, symbol, imports)
     if kind is OpKind.PATCH_EMBEDDING:
         return OpContext("ops/patch_embedding.py.jinja")

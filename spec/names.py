@@ -21,11 +21,14 @@ MAX_NAME_LENGTH = 64
 
 # Class and module-level names that generated modules define or import; the compiler checks
 # that every class it emits is listed here, so a spec name can never shadow one of them.
+_STACK_CLASSES = ("Config", "Attention", "CrossAttention", "FeedForward", "Block")
 RESERVED_CLASS_NAMES = frozenset({
-    "Config", "Attention", "FeedForward", "Block", "Layers", "TokenEmbedding",
-    "AbsolutePositionalEmbedding", "LayerNorm", "RMSNorm", "Encoder", "Decoder", "CrossAttender",
-    "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper", "XTransformer",
-    "Model", "Module", "Tensor", "F", "Optional", "Any",
+    *_STACK_CLASSES,
+    *(f"{side}{name}" for side in ("Encoder", "Decoder") for name in _STACK_CLASSES),
+    "Layers", "TokenEmbedding", "AbsolutePositionalEmbedding", "LayerNorm", "RMSNorm",
+    "ScaleNorm", "ReluSquared", "ScaledSinusoidalEmbedding", "Encoder", "Decoder",
+    "CrossAttender", "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
+    "XTransformer", "Model", "Module", "Tensor", "F", "Optional", "Any",
 })
 
 

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 
 import torch
 import x_transformers
+import x_transformers.continuous
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from xtc.compiler import compile_graph
 from xtc.compiler.state_dict import parameter_rules
@@ -22,20 +23,27 @@ import xtc
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
 
-def reference_kwargs(module: ModuleSpec) -> dict:
-    kwargs = {name: module.options[name] for name in module.given if name not in module.children}
+def reference_kwargs(module: ModuleSpec, prefix: str = "") -> dict:
+    kwargs = {f"{prefix}{name}": module.options[name] for name in module.given
+              if name not in module.children}
     for section, given in module.sections_given.items():
-        kwargs.update({f"{section}_{name}": module.sections[section][name] for name in given})
+        kwargs.update({f"{prefix}{section}_{name}": module.sections[section][name] for name in given})
     return kwargs
 
 
 def reference_model(spec: Spec) -> torch.nn.Module:
     model = spec.model
-    assert model.type == "TransformerWrapper", "extend the harness with the new model type"
+    if model.type == "XTransformer":
+        sides = {**reference_kwargs(model.children["encoder"], "enc_"),
+                 **reference_kwargs(model.children["decoder"], "dec_")}
+        return x_transformers.XTransformer(**reference_kwargs(model), **sides)
+    if "attn_layers" not in model.children:  # a bare Encoder / Decoder / CrossAttender
+        return getattr(x_transformers, model.type)(**reference_kwargs(model))
     layers = model.children["attn_layers"]
     layer_class = getattr(x_transformers, layers.type)
-    return x_transformers.TransformerWrapper(**reference_kwargs(model),
-                                             attn_layers=layer_class(**reference_kwargs(layers)))
+    wrapper = getattr(x_transformers.continuous if model.type.startswith("Continuous")
+                      else x_transformers, model.type)
+    return wrapper(**reference_kwargs(model), attn_layers=layer_class(**reference_kwargs(layers)))
 
 
 def randomise_norm_gains(model: torch.nn.Module) -> None:
@@ -59,13 +67,13 @@ def paired_models(spec: Spec, seed: int = 0):
     return reference.eval(), ours.eval()
 
 
-def assert_parity(spec: Spec, x: torch.Tensor, flash_only: bool = False, **kwargs) -> None:
+def assert_parity(spec: Spec, *inputs, flash_only: bool = False, **kwargs) -> None:
     """Same outputs and same gradients of a mean-reduced loss, in eval mode, float32."""
     reference, ours = paired_models(spec)
-    expected = reference(x, **kwargs)
+    expected = reference(*inputs, **kwargs)
     backend = sdpa_kernel(SDPBackend.FLASH_ATTENTION) if flash_only else nullcontext()
     with backend:
-        actual = ours(x, **kwargs)
+        actual = ours(*inputs, **kwargs)
         actual.mean().backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     expected.mean().backward()

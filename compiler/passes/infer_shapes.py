@@ -31,7 +31,7 @@ def shape_of(graph: Graph, op: Op) -> tuple:
     if kind is OpKind.INPUT:
         return attrs.shape
     if kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
-        return (*SEQUENCE, attrs.dim)
+        return (*source[:2], attrs.dim)
     if kind is OpKind.PATCH_EMBEDDING:
         return ("B", "N", attrs.dim)
     if kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION, OpKind.FEEDFORWARD, OpKind.PROJECT):

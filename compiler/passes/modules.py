@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 from xtc.spec import Diagnostic, ModuleSpec, Spec
 from xtc.spec.keywords import LAYER_TYPES
@@ -15,7 +16,11 @@ def all_modules(spec: Spec) -> Iterator[ModuleSpec]:
     while queue:
         module = queue.pop(0)
         yield module
-        queue.extend(module.children.values())
+        children = list(module.children.values())
+        if module.type == "XTransformer":  # its sides take the model's `dim` (I:4741-4749)
+            children = [replace(side, options={**side.options, "dim": module["dim"]})
+                        for side in children]
+        queue.extend(children)
 
 
 def layer_modules(spec: Spec) -> Iterator[ModuleSpec]:
