@@ -28,13 +28,35 @@ from dataclasses import dataclass
 from xtc.spec import Spec
 
 from .ir import (
-    AddAttrs, AttentionAttrs, CrossAttentionAttrs, DropoutAttrs, FeedForwardAttrs, Graph,
-    InputAttrs, LogitsAttrs, LossAttrs, MemoryTokensAttrs, NormAttrs, OpKind, OutputAttrs,
-    PadMaskAttrs, PatchEmbeddingAttrs, PoolAttrs, PositionEmbeddingAttrs, PrependAttrs,
-    ProjectAttrs, ResidualAttrs, StripAttrs, TokenEmbeddingAttrs,
+    AddAttrs,
+    AttentionAttrs,
+    CrossAttentionAttrs,
+    DropoutAttrs,
+    FeedForwardAttrs,
+    Graph,
+    InputAttrs,
+    LogitsAttrs,
+    LossAttrs,
+    MemoryTokensAttrs,
+    NormAttrs,
+    OpKind,
+    OutputAttrs,
+    PadMaskAttrs,
+    PatchEmbeddingAttrs,
+    PoolAttrs,
+    PositionEmbeddingAttrs,
+    PrependAttrs,
+    ProjectAttrs,
+    ResidualAttrs,
+    StripAttrs,
+    TokenEmbeddingAttrs,
 )
 from .resolve import (
-    ResolvedContinuous, ResolvedLayers, ResolvedViT, ResolvedWrapper, ResolvedXTransformer,
+    ResolvedContinuous,
+    ResolvedLayers,
+    ResolvedViT,
+    ResolvedWrapper,
+    ResolvedXTransformer,
     resolve,
 )
 

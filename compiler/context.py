@@ -190,7 +190,7 @@ class ModelClass:
         return any(op.args.get("reset", False) for op in self.ops)
 
     def imports(self) -> set[Import]:
-        return {TORCH, NN} | set(self.extra_imports)
+        return {NN} | set(self.extra_imports)
 
 
 @dataclass(frozen=True)

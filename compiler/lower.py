@@ -14,13 +14,29 @@ from xtc.spec import Spec
 from xtc.spec.names import RESERVED_CLASS_NAMES
 
 from .context import (
-    FUNCTIONAL, REARRANGE, AttentionClass, BlockClass, BlockStep, ConfigClass, ConfigField,
-    CrossAttentionClass, FeedForwardClass, ModelClass, ModuleContext, OpContext,
-    XTransformerClass, runtime,
+    FUNCTIONAL,
+    REARRANGE,
+    TORCH,
+    AttentionClass,
+    BlockClass,
+    BlockStep,
+    ConfigClass,
+    ConfigField,
+    CrossAttentionClass,
+    FeedForwardClass,
+    ModelClass,
+    ModuleContext,
+    OpContext,
+    XTransformerClass,
+    runtime,
 )
 from .ir import Graph, Op, OpKind
 from .resolve import (
-    ResolvedContinuous, ResolvedLayers, ResolvedViT, ResolvedWrapper, ResolvedXTransformer,
+    ResolvedContinuous,
+    ResolvedLayers,
+    ResolvedViT,
+    ResolvedWrapper,
+    ResolvedXTransformer,
     resolve,
 )
 
@@ -268,7 +284,7 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
 
 BRANCHES = {
     OpKind.ATTENTION: ("Attention", "{x}, mask=mask"),
-    OpKind.CROSS_ATTENTION: ("CrossAttention", "{x}, context, mask=mask, context_mask=context_mask"),
+    OpKind.CROSS_ATTENTION: ("CrossAttention", "{x}, context, mask, context_mask"),
     OpKind.FEEDFORWARD: ("FeedForward", "{x}"),
 }
 
@@ -340,6 +356,7 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
     if kind is OpKind.POSITION_EMBEDDING and attrs.scheme != "patches":  # ViT's: with patches
         return position_op(op, width, symbol, imports)
     if kind is OpKind.PATCH_EMBEDDING:
+        imports.add(TORCH)
         return OpContext("ops/patch_embedding.py.jinja")
     if kind is OpKind.NORM:
         norm_width = width if op.role == "post_emb_norm" else "dim"
@@ -352,11 +369,11 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
     if kind is OpKind.PROJECT:
         return project_op(op)
     if kind is OpKind.MEMORY_TOKENS:
-        imports |= {FUNCTIONAL} if not attrs.at_end else set()
+        imports |= {TORCH} | ({FUNCTIONAL} if not attrs.at_end else set())
         return OpContext("ops/memory_tokens.py.jinja", {
             "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end})
     if kind is OpKind.PREPEND:
-        imports.add(FUNCTIONAL)
+        imports |= {TORCH, FUNCTIONAL}
         return OpContext("ops/prepend.py.jinja")
     if kind is OpKind.STRIP:
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
@@ -368,6 +385,7 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
 
 def position_op(op: Op, width: str, symbol: str, imports: set) -> OpContext:
     attrs = op.attrs
+    imports.add(TORCH)  # torch.arange for the positions
     if attrs.scheme == "scaled_sinusoidal":
         imports.add(runtime("positions", "ScaledSinusoidalEmbedding"))
     if attrs.l2norm:

@@ -276,7 +276,7 @@ def resolve_cross_attention(layers: ModuleSpec) -> ResolvedAttention:
     cross = {**{k: attn[k] for k in given}, **{k: layers.section("cross_attn")[k]
                                                for k in layers.sections_given.get("cross_attn", ())}}
     defaults = layers.section("cross_attn")
-    option = lambda name: cross.get(name, defaults[name])  # noqa: E731
+    option = lambda name: cross.get(name, defaults[name])
     return ResolvedAttention(
         heads=layers["heads"],
         dim_head=option("dim_head"),

@@ -39,7 +39,28 @@ def test_example_builds_and_runs(example: Path):
 
     spec = xtc.load_spec(example)
     model = xtc.build(spec).eval()
-    num_tokens = spec.model["num_tokens"]
-    x = torch.randint(0, num_tokens, (2, 8))
+    inputs, kwargs, shape = sample_inputs(spec)
     with torch.no_grad():
-        assert model(x).shape == (2, 8, num_tokens)
+        assert tuple(model(*inputs, **kwargs).shape) == shape
+
+
+def sample_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
+    """Inputs for a model of any type, and the shape of its output."""
+    import torch
+
+    model = spec.model
+    if model.type == "XTransformer":
+        vocab = model.children["encoder"]["num_tokens"]
+        return (torch.randint(0, vocab, (2, 8)), torch.randint(0, vocab, (2, 6))), {}, ()
+    if model.type == "ViTransformerWrapper":
+        size, channels = model["image_size"], model["channels"]
+        return (torch.randn(2, channels, size, size),), {}, (2, model["num_classes"])
+    layers = model.children.get("attn_layers", model)
+    dim = layers["dim"]
+    cross = layers.type == "CrossAttender" or layers["cross_attend"]
+    kwargs = {"context": torch.randn(2, 5, dim)} if cross else {}
+    if model.type == "TransformerWrapper":
+        return (torch.randint(0, model["num_tokens"], (2, 8)),), kwargs, (2, 8, model["num_tokens"])
+    if model.type == "ContinuousTransformerWrapper":
+        return (torch.randn(2, 8, model["dim_in"] or dim),), kwargs, (2, 8, model["dim_out"] or dim)
+    return (torch.randn(2, 8, dim),), kwargs, (2, 8, dim)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
+from reference import assert_parity, paired_models
 
 import xtc
-from reference import assert_parity, paired_models
 
 pytest.importorskip("x_transformers")
 

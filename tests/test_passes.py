@@ -1,6 +1,7 @@
 """Check passes, driven by tests/fixtures/passes/<pass-id>.yaml, and the IR's own invariants.
 
-Each fixture case merges `model` into the base spec's model and `layers` into its attn_layers,
+Each fixture case merges `model` into the base spec's model and `layers` into its attn_layers
+(or replaces the model with `spec`),
 runs the one pass on the well-formed spec (schema errors such as unsupported options do not hide
 a pass's verdict), and compares the (key, code) pairs it reports, with `severity: warning` for
 warnings.
@@ -39,8 +40,12 @@ def fixture_cases(pass_id: str) -> list[dict]:
 
 def check_pass_fixture(pass_id: str, case: dict) -> None:
     document = copy.deepcopy(BASE)
-    document["model"] = merged(document["model"], case.get("model", {}))
-    document["model"]["attn_layers"] = merged(document["model"]["attn_layers"], case.get("layers", {}))
+    if "spec" in case:
+        document["model"] = case["spec"]
+    else:
+        document["model"] = merged(document["model"], case.get("model", {}))
+        document["model"]["attn_layers"] = merged(document["model"]["attn_layers"],
+                                                  case.get("layers", {}))
     tree, problems = load_yaml(yaml.safe_dump(document, sort_keys=False), "case.yaml")
     assert problems == []
     spec, _ = check_schema(tree, "case.yaml", "0" * 64)

@@ -10,6 +10,7 @@ from .check_depth_given import check_depth_given
 from .check_embedding_options import check_embedding_options
 from .check_exclusive_features import check_exclusive_features
 from .check_ignored_options import check_ignored_options
+from .check_model_structure import check_model_structure
 from .check_single_head_projection import check_single_head_projection
 from .infer_shapes import infer_shapes
 
@@ -18,6 +19,7 @@ SPEC_CHECKS = (
     check_exclusive_features,
     check_single_head_projection,
     check_embedding_options,
+    check_model_structure,
     check_ignored_options,
 )
 GRAPH_PASSES = (infer_shapes,)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from .modules import diagnostic, wrapper_modules
+from .modules import all_modules, diagnostic, wrapper_modules
 
 ID = "check-embedding-options"
 
@@ -21,21 +21,34 @@ ID = "check-embedding-options"
 def check_embedding_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for model in wrapper_modules(spec):
-        dim = model.children["attn_layers"]["dim"]
-        emb_dim = model["emb_dim"] or dim
-        sinusoidal = model["use_abs_pos_emb"] and model["scaled_sinu_pos_emb"]
-        if model["tie_embedding"] and emb_dim != dim:
-            found.append(diagnostic(
-                spec, f"{model.key}.tie_embedding", "tie-embedding-needs-equal-widths",
-                f"tie_embedding reuses the token embedding as the output layer, so emb_dim "
-                f"({emb_dim}) must equal dim ({dim})"))
-        if sinusoidal and model["l2norm_embed"]:
-            found.append(diagnostic(
-                spec, f"{model.key}.l2norm_embed", "l2norm-embed-excludes-scaled-sinusoidal",
-                "l2norm_embed cannot be combined with scaled_sinu_pos_emb: x-transformers fails "
-                "while building it (it re-initialises a learned position table that does not exist)"))
-        if sinusoidal and emb_dim % 2:
-            found.append(diagnostic(
-                spec, f"{model.key}.scaled_sinu_pos_emb", "scaled-sinusoidal-needs-even-width",
-                f"scaled sinusoidal positions need an even embedding width, got {emb_dim}"))
+        found += check_token_embedding(spec, model)
+    for model in all_modules(spec):
+        if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper"):
+            found += check_sinusoidal_width(spec, model)
     return found
+
+
+def check_token_embedding(spec: Spec, model) -> list[Diagnostic]:
+    dim = model.children["attn_layers"]["dim"]
+    emb_dim = model["emb_dim"] or dim
+    found = []
+    if model["tie_embedding"] and emb_dim != dim:
+        found.append(diagnostic(
+            spec, f"{model.key}.tie_embedding", "tie-embedding-needs-equal-widths",
+            f"tie_embedding reuses the token embedding as the output layer, so emb_dim "
+            f"({emb_dim}) must equal dim ({dim})"))
+    if model["use_abs_pos_emb"] and model["scaled_sinu_pos_emb"] and model["l2norm_embed"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.l2norm_embed", "l2norm-embed-excludes-scaled-sinusoidal",
+            "l2norm_embed cannot be combined with scaled_sinu_pos_emb: x-transformers fails "
+            "while building it (it re-initialises a learned position table that does not exist)"))
+    return found
+
+
+def check_sinusoidal_width(spec: Spec, model) -> list[Diagnostic]:
+    dim = model.children["attn_layers"]["dim"]
+    width = (model["emb_dim"] or dim) if model.type == "TransformerWrapper" else dim
+    if not (model["use_abs_pos_emb"] and model["scaled_sinu_pos_emb"] and width % 2):
+        return []
+    return [diagnostic(spec, f"{model.key}.scaled_sinu_pos_emb", "scaled-sinusoidal-needs-even-width",
+                       f"scaled sinusoidal positions need an even embedding width, got {width}")]

@@ -1,0 +1,50 @@
+"""check-model-structure: model-level settings that x-transformers builds but cannot run.
+
+- ViT cuts the image into patch_size squares, so image_size must be a multiple of it (asserted
+  at I:3891; xtc says which key).
+- XTransformer never passes a context to its encoder, so an encoder with `cross_attend: true`
+  fails on its first forward ('context must be passed in', I:3393).
+- `tie_token_emb` makes the decoder look its tokens up in the encoder's table, so both sides
+  need the same vocabulary: otherwise the decoder's ids index past the table.
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .modules import all_modules, diagnostic
+
+ID = "check-model-structure"
+
+
+def check_model_structure(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for module in all_modules(spec):
+        if module.type == "ViTransformerWrapper":
+            found += check_patches(spec, module)
+        elif module.type == "XTransformer":
+            found += check_sides(spec, module)
+    return found
+
+
+def check_patches(spec: Spec, vit) -> list[Diagnostic]:
+    image_size, patch_size = vit["image_size"], vit["patch_size"]
+    if image_size % patch_size == 0:
+        return []
+    return [diagnostic(spec, f"{vit.key}.patch_size", "image-size-not-divisible-by-patch-size",
+                       f"image_size ({image_size}) must be a multiple of patch_size ({patch_size})")]
+
+
+def check_sides(spec: Spec, model) -> list[Diagnostic]:
+    encoder, decoder = model.children["encoder"], model.children["decoder"]
+    found = []
+    if encoder["cross_attend"]:
+        found.append(diagnostic(
+            spec, f"{encoder.key}.cross_attend", "encoder-cannot-cross-attend",
+            "XTransformer passes no context to its encoder, so it cannot cross-attend"))
+    if model["tie_token_emb"] and encoder["num_tokens"] != decoder["num_tokens"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.tie_token_emb", "tie-token-emb-needs-equal-vocabularies",
+            f"tie_token_emb shares one embedding table, so encoder.num_tokens "
+            f"({encoder['num_tokens']}) must equal decoder.num_tokens ({decoder['num_tokens']})"))
+    return found
