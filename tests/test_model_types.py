@@ -86,7 +86,7 @@ def test_bare_decoder_with_cross_attention():
 def test_cross_attender():
     spec = spec_of({"type": "CrossAttender", "dim": 32, "depth": 2, "heads": 4,
                     "cross_attn": {"dim_head": 16}})
-    reference, ours = paired_models(spec)
+    _, ours = paired_models(spec)
     assert not hasattr(ours.blocks[0], "attn")
     assert_parity(spec, floats(2, 9, 32), context=floats(2, 5, 32),
                   mask=lengths_mask([9, 3], 9), context_mask=lengths_mask([5, 4], 5))
@@ -177,3 +177,52 @@ def test_xtransformer_attn_mask():
 def test_tied_token_embedding_is_one_table():
     _, ours = paired_models(xtransformer_spec(XT["readme"]))
     assert ours.decoder.token_emb is ours.encoder.token_emb
+
+
+# -- run-time input checks of the new types -----------------------------------------------------
+
+BAD_INPUTS = [
+    ("vit image size", {"type": "ViTransformerWrapper", "image_size": 16, "patch_size": 4,
+                        "attn_layers": layers("Encoder")},
+     lambda: ((floats(2, 3, 8, 8),), {}), ValueError, r"img must be \(batch, 3, 16, 16\)"),
+    ("vit integer image", {"type": "ViTransformerWrapper", "image_size": 16, "patch_size": 4,
+                           "attn_layers": layers("Encoder")},
+     lambda: ((torch.zeros(2, 3, 16, 16, dtype=torch.long),), {}), TypeError, "floating-point"),
+    ("missing context", {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+                         "attn_layers": layers("Decoder", cross_attend=True)},
+     lambda: ((tokens(),), {}), TypeError, "context is required"),
+    ("context width", {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+                       "attn_layers": layers("Decoder", cross_attend=True)},
+     lambda: ((tokens(),), {"context": floats(2, 5, 31)}), ValueError, r"context must be \(2, length, 32\)"),
+    ("context mask shape", {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+                            "attn_layers": layers("Decoder", cross_attend=True)},
+     lambda: ((tokens(),), {"context": floats(2, 5, 32), "context_mask": lengths_mask([4, 4], 4)}),
+     ValueError, r"mask shape \(2, 4\) != tokens shape \(2, 5\)"),
+    ("prepend width", {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+                       "attn_layers": layers("Decoder")},
+     lambda: ((tokens(),), {"prepend_embeds": floats(2, 3, 16)}), ValueError, "prepend_embeds must be"),
+    ("continuous width", {"type": "ContinuousTransformerWrapper", "dim_in": 12, "max_seq_len": 16,
+                          "attn_layers": layers("Encoder")},
+     lambda: ((floats(2, 10, 32),), {}), ValueError, r"x must be \(batch, length, 12\)"),
+    ("continuous length", {"type": "ContinuousTransformerWrapper", "max_seq_len": 8,
+                           "attn_layers": layers("Encoder")},
+     lambda: ((floats(2, 10, 32),), {}), ValueError, "exceeds max_seq_len 8"),
+    ("bare stack tokens", layers("Encoder"),
+     lambda: ((tokens(),), {}), TypeError, "floating-point"),
+]
+
+
+@pytest.mark.parametrize("name, model, make, error, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_raises(name, model, make, error, message):
+    built = xtc.build(spec_of(model)).eval()
+    args, kwargs = make()
+    with pytest.raises(error, match=message):
+        built(*args, **kwargs)
+
+
+def test_xtransformer_checks_source_and_target_ids():
+    model = xtc.build(xtransformer_spec(XT["readme"])).eval()
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 64\)"):
+        model(torch.full((2, 5), 64), tokens())
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 64\)"):
+        model(tokens(), torch.full((2, 5), 70))
