@@ -24,3 +24,9 @@ def test_readme_opens_with_the_setup_and_test_commands():
 def test_paths_named_in_the_readme_exist():
     for path in re.findall(r"`((?:examples|tests|scripts|spec|compiler|runtime)/[\w./-]+\.\w+)`", README):
         assert (ROOT / path).exists(), path
+
+
+def test_readme_lists_every_node_kind():
+    from xtc.compiler.ir import OpKind
+
+    assert all(f"`{kind.value}`" in README for kind in OpKind)
