@@ -226,3 +226,15 @@ def test_xtransformer_checks_source_and_target_ids():
         model(torch.full((2, 5), 64), tokens())
     with pytest.raises(ValueError, match=r"token ids must be in \[0, 64\)"):
         model(tokens(), torch.full((2, 5), 70))
+
+
+def test_cross_attn_tokens_dropout_drops_context_in_training_only():
+    spec = xtransformer_spec({"tie_token_emb": True, "cross_attn_tokens_dropout": 0.5})
+    model = xtc.build(spec)
+    src, tgt, mask = tokens(), tokens(length=9), lengths_mask([10, 7], 10)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(src, tgt, mask=mask), model(src, tgt, mask=mask))
+        model.train()
+        losses = {model(src, tgt, mask=mask).item() for _ in range(5)}
+    assert len(losses) > 1
