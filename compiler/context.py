@@ -47,6 +47,12 @@ class ConfigClass:
 # -- the classes of a layer stack ---------------------------------------------------------------
 
 
+def attention_imports(num_mem_kv: bool) -> set[Import]:
+    """Both attention classes call `attend`; persistent memory needs torch.cat and F.pad."""
+    wanted = {NN, REARRANGE, runtime("attention", "attend")}
+    return wanted | ({TORCH, FUNCTIONAL} if num_mem_kv else set())
+
+
 @dataclass(frozen=True)
 class AttentionClass:
     template: ClassVar[str] = "attention.py.jinja"
@@ -71,8 +77,7 @@ class AttentionClass:
         return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
-        wanted = {NN, REARRANGE, runtime("attention", "attend")}
-        return wanted | ({TORCH, FUNCTIONAL} if self.num_mem_kv else set())
+        return attention_imports(self.num_mem_kv)
 
 
 @dataclass(frozen=True)
@@ -91,8 +96,7 @@ class CrossAttentionClass:
         return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
-        wanted = {NN, REARRANGE, runtime("attention", "attend")}
-        return wanted | ({TORCH, FUNCTIONAL} if self.num_mem_kv else set())
+        return attention_imports(self.num_mem_kv)
 
 
 @dataclass(frozen=True)
