@@ -23,7 +23,7 @@ pre-norm, `.0.2` the post-norm, `.1` the sublayer itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from xtc.spec import Spec
 
@@ -58,36 +58,71 @@ from .resolve import (
     ResolvedWrapper,
     ResolvedXTransformer,
     resolve,
+    resolve_module,
 )
 
 
 def build_graph(spec: Spec) -> Graph:
-    model = resolve(spec)
+    if spec.model is None:
+        return build_composite(spec)
     builder = Builder(Graph())
-    if isinstance(model, ResolvedWrapper):
-        builder.wrapper_model(model)
-    elif isinstance(model, ResolvedViT):
-        builder.vit(model)
-    elif isinstance(model, ResolvedContinuous):
-        builder.continuous(model)
-    elif isinstance(model, ResolvedXTransformer):
-        builder.xtransformer(model)
-    else:
-        builder.bare_layers(model)
+    builder.model(resolve(spec))
     return builder.graph
+
+
+def build_composite(spec: Spec) -> Graph:
+    """Each component under its own scope, producers first; a connection feeds the producer's
+    embeddings (and its padding mask, for a context) to the consumer's argument."""
+    graph = Graph()
+    embeddings: dict[str, str] = {}
+    masks: dict[str, str] = {}
+    for name in component_order(spec):
+        fed = {}
+        for connection in spec.connections:
+            if connection.target == name:
+                fed[connection.argument] = embeddings[connection.source]
+                if connection.argument == "context" and connection.source in masks:
+                    fed["context_mask"] = masks[connection.source]
+        Builder(graph, scope=name, fed=fed).model(resolve_module(spec.components[name]))
+        if any(c.source == name for c in spec.connections):
+            embeddings[name] = embeddings_of(graph, name)
+        if f"{name}_mask" in graph:
+            masks[name] = f"{name}_mask"
+    return graph
+
+
+def component_order(spec: Spec) -> list[str]:
+    """Producers before consumers, otherwise in the order written (the checks reject cycles)."""
+    remaining = list(spec.components)
+    order: list[str] = []
+    while remaining:
+        ready = next(name for name in remaining
+                     if all(c.source in order for c in spec.connections if c.target == name))
+        order.append(ready)
+        remaining.remove(ready)
+    return order
+
+
+def embeddings_of(graph: Graph, scope: str) -> str:
+    """The op whose output a component hands on: what it returns with return_embeddings."""
+    outputs = [op for op in graph.ops(OpKind.OUTPUT)
+               if op.scope == scope and op.attrs.name == "embeddings"]
+    return outputs[0].inputs[0]
 
 
 @dataclass
 class Builder:
-    """Adds ops to one graph; `scope` names the submodule being built ("encoder"), `ref` the
-    reference module path prefix that owns its parameters ("encoder.")."""
+    """Adds ops to one graph. `scope` is the submodule being built ("decoder", "pali.encoder"),
+    `ref` the prefix of the reference module path that owns its parameters ("encoder."), and
+    `fed` the forward arguments that other components' outputs provide."""
 
     graph: Graph
     scope: str = ""
     ref: str = ""
+    fed: dict = field(default_factory=dict)
 
     def add(self, name: str, kind: OpKind, attrs: object, inputs: tuple = (), **provenance) -> str:
-        prefix = f"{self.scope}_" if self.scope else ""
+        prefix = f"{self.scope.replace('.', '_')}_" if self.scope else ""
         ref_path = provenance.pop("ref_path", "")
         if ref_path:
             ref_path = self.ref + ref_path
@@ -96,7 +131,24 @@ class Builder:
                               scope=self.scope, **provenance)
 
     def input(self, name: str, role: str, shape: tuple, optional: bool = False, key: str = "") -> str:
+        if name in self.fed:
+            return self.fed[name]
         return self.add(name, OpKind.INPUT, InputAttrs(name, role, optional, shape), spec_key=key)
+
+    def child(self, scope: str, ref: str) -> Builder:
+        return Builder(self.graph, f"{self.scope}.{scope}" if self.scope else scope, self.ref + ref)
+
+    def model(self, model) -> None:
+        if isinstance(model, ResolvedWrapper):
+            self.wrapper_model(model)
+        elif isinstance(model, ResolvedViT):
+            self.vit(model)
+        elif isinstance(model, ResolvedContinuous):
+            self.continuous(model)
+        elif isinstance(model, ResolvedXTransformer):
+            self.xtransformer(model)
+        else:
+            self.bare_layers(model)
 
     # -- model types ------------------------------------------------------------------------
 
@@ -190,13 +242,13 @@ class Builder:
         mask = self.input("mask", "mask", ("B", "S"), optional=True, key=key)
         prepend = self.input("src_prepend_embeds", "embeds", ("B", "P", model.encoder.layers.dim),
                              optional=True, key=key)
-        encoder = Builder(self.graph, "encoder", "encoder.")
+        encoder = self.child("encoder", "encoder.")
         encoded = encoder.wrapper(model.encoder, src, mask, None, None, prepend, logits=False)
         context_mask = mask
         if prepend is not None:
             context_mask = self.add("context_mask", OpKind.PAD_MASK, PadMaskAttrs(0),
                                     (mask, prepend), spec_key=key)
-        decoder = Builder(self.graph, "decoder", "decoder.net.")
+        decoder = self.child("decoder", "decoder.net.")
         logits = decoder.wrapper(model.decoder, tgt, None, encoded, context_mask, None)
         loss = self.add("loss", OpKind.LOSS, LossAttrs(model.ignore_index, model.pad_value),
                         (logits, tgt), spec_key=f"{key}.ignore_index")

@@ -201,6 +201,9 @@ class ModelClass:
 class XTransformerClass:
     template: ClassVar[str] = "xtransformer.py.jinja"
     class_name: str
+    config: str
+    encoder: str  # class names
+    decoder: str
     tie_token_emb: bool
     prepend_pads_mask: bool = True
     drop_context_tokens: bool = False
@@ -225,6 +228,7 @@ class ModuleContext:
         """Import lines, grouped and sorted, blank lines between groups."""
         nested = any("field(" in f.value for config in self.configs for f in config.fields)
         wanted = {DATACLASS_FIELD if nested else DATACLASS}.union(*(c.imports() for c in self.classes))
+        wanted = merge_from_imports(wanted)
         lines, previous_group = [], None
         for group, line in sorted(wanted, key=import_order):
             if previous_group is not None and group != previous_group:
@@ -234,7 +238,42 @@ class ModuleContext:
         return lines
 
 
+def merge_from_imports(wanted: set[Import]) -> set[Import]:
+    """`from m import a` and `from m import b` become `from m import a, b`."""
+    merged: dict[tuple[int, str], set[str]] = {}
+    plain = set()
+    for group, line in wanted:
+        if line.startswith("from "):
+            module, names = line[len("from "):].split(" import ")
+            merged.setdefault((group, module), set()).update(n.strip() for n in names.split(","))
+        else:
+            plain.add((group, line))
+    return plain | {(group, f"from {module} import {', '.join(sorted(names, key=name_order))}")
+                    for (group, module), names in merged.items()}
+
+
+def name_order(name: str) -> tuple:
+    """isort's order-by-type: CONSTANTS, then Classes, then functions and modules."""
+    return (0 if name.isupper() else 1 if name[0].isupper() else 2), name
+
+
 def import_order(item: Import) -> tuple:
     """isort's order: by group, `import x` before `from x import y`, then by module."""
     group, line = item
     return group, not line.startswith("import"), line.split()[1]
+
+
+@dataclass(frozen=True)
+class CompositeClass:
+    """Components as submodules; the forward calls them in order, wired by the connections."""
+
+    template: ClassVar[str] = "composite.py.jinja"
+    class_name: str
+    components: tuple[tuple[str, str], ...]  # (attribute, class name), as written
+    parameters: tuple[str, ...]  # of forward, after self
+    calls: tuple[str, ...]  # code, producers first; the last one returns
+    wiring: tuple[str, ...]  # "encoder -> decoder.context"
+    sink: str  # the class whose output is returned
+
+    def imports(self) -> set[Import]:
+        return {NN}

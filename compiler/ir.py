@@ -294,6 +294,9 @@ class Graph:
     def __getitem__(self, name: str) -> Op:
         return self._ops[name]
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._ops
+
     def ops(self, kind: OpKind | None = None) -> list[Op]:
         """Ops in topological order, optionally of one kind."""
         return [op for op in self._ops.values() if kind is None or op.kind is kind]

@@ -10,9 +10,12 @@ classes per stack, prefixed `Encoder` / `Decoder`.
 
 from __future__ import annotations
 
-from xtc.spec import Spec
-from xtc.spec.names import RESERVED_CLASS_NAMES
+from dataclasses import dataclass
 
+from xtc.spec import Spec
+from xtc.spec.model import pascal_case
+
+from .build_ir import component_order
 from .context import (
     FUNCTIONAL,
     REARRANGE,
@@ -20,6 +23,7 @@ from .context import (
     AttentionClass,
     BlockClass,
     BlockStep,
+    CompositeClass,
     ConfigClass,
     ConfigField,
     CrossAttentionClass,
@@ -38,6 +42,7 @@ from .resolve import (
     ResolvedWrapper,
     ResolvedXTransformer,
     resolve,
+    resolve_module,
 )
 
 NORM_INIT = {
@@ -55,15 +60,28 @@ ACTIVATIONS = {
 OPTIONAL = "Tensor | None = None"
 
 
+@dataclass(frozen=True)
+class Component:
+    """What lowering one model (a spec's model, or one component of a composite) gives."""
+
+    configs: tuple
+    classes: tuple
+    class_name: str
+    config: str
+    parameters: tuple[str, ...]  # of its forward, after self
+    summary: str
+    diagram: str
+
+
 def lower(spec: Spec, graph: Graph) -> ModuleContext:
-    model = resolve(spec)
-    if isinstance(model, ResolvedXTransformer):
-        context = lower_xtransformer(spec, model, graph)
+    if spec.model is None:
+        context = lower_composite(spec, graph)
     else:
-        context = lower_single(spec, model, graph)
+        part = lower_component(resolve(spec), graph, "", "", spec.class_name)
+        context = module_context(spec, part.summary, part.diagram, part.configs, part.classes)
     defined = {cls.name for cls in context.configs} | {
         getattr(cls, "name", getattr(cls, "class_name", "")) for cls in context.classes}
-    assert defined - {spec.class_name} <= RESERVED_CLASS_NAMES, "a spec name could shadow a class"
+    assert len(defined) == len(context.configs) + len(context.classes), "two classes, one name"
     return context
 
 
@@ -73,34 +91,37 @@ def module_context(spec: Spec, summary: str, diagram: str, configs, classes) -> 
                          classes=tuple(classes))
 
 
-# -- one stack, one model class ----------------------------------------------------------------
-
-
-def lower_single(spec: Spec, model, graph: Graph) -> ModuleContext:
+def lower_component(model, graph: Graph, scope: str, prefix: str, class_name: str) -> Component:
+    if isinstance(model, ResolvedXTransformer):
+        return lower_xtransformer(model, graph, scope, prefix, class_name)
     layers = model if isinstance(model, ResolvedLayers) else model.layers
-    classes = stack_classes(graph, layers, scope="", prefix="", config="Config")
+    config = f"{prefix}Config"
+    classes = stack_classes(graph, layers, scope=scope, prefix=prefix, config=config)
     blocks = f"{layers.depth} x Block"
+    names = {"scope": scope, "prefix": prefix, "class_name": class_name, "config": config}
     if isinstance(model, ResolvedWrapper):
-        top, fields, summary = wrapper_model(spec, model, graph)
+        top, fields, summary = wrapper_model(model, graph, **names)
         diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {model.num_tokens})"
     elif isinstance(model, ResolvedViT):
-        top, fields, summary = vit_model(spec, model, graph)
+        top, fields, summary = vit_model(model, graph, **names)
         diagram = f"images (B, {model.channels}, {model.image_size}, {model.image_size}) -> " \
                   f"{model.num_patches} patches -> {blocks} -> mean -> logits (B, {model.num_classes})"
     elif isinstance(model, ResolvedContinuous):
-        top, fields, summary = continuous_model(spec, model, graph)
+        top, fields, summary = continuous_model(model, graph, **names)
         diagram = f"x (B, T, {model.dim_in or layers.dim}) -> {blocks} -> " \
                   f"(B, T, {model.dim_out or layers.dim})"
     else:
-        top, fields, summary = bare_model(spec, model, graph)
+        top, fields, summary = bare_model(model, graph, **names)
         diagram = f"x (B, T, {layers.dim}) -> {blocks} -> (B, T, {layers.dim})"
-    config = ConfigClass("Config", tuple(fields) + stack_config(layers))
-    return module_context(spec, summary, diagram, [config], [*classes, top])
+    configs = (ConfigClass(config, tuple(fields) + stack_config(layers)),)
+    return Component(configs, (*classes, top), class_name, config, top.parameters, summary, diagram)
 
 
-def wrapper_model(spec: Spec, model: ResolvedWrapper, graph: Graph, scope: str = "",
-                  class_name: str | None = None, config: str = "Config", prefix: str = "",
-                  attn_mask: bool = False):
+# -- one stack, one model class ----------------------------------------------------------------
+
+
+def wrapper_model(model: ResolvedWrapper, graph: Graph, scope: str, prefix: str, class_name: str,
+                  config: str, attn_mask: bool = False):
     """A TransformerWrapper: token ids in, logits (or embeddings) out."""
     layers = model.layers
     cross = layers.cross_attention is not None
@@ -124,7 +145,7 @@ def wrapper_model(spec: Spec, model: ResolvedWrapper, graph: Graph, scope: str =
     imports.add(runtime("checks", check_imports(checks)))
     what = "causal language model" if layers.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
-    cls = ModelClass(class_name or spec.class_name, config,
+    cls = ModelClass(class_name, config,
                      f"The {what}: embeddings, blocks, final norm{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
                      "where x is real.",
@@ -137,32 +158,34 @@ def wrapper_model(spec: Spec, model: ResolvedWrapper, graph: Graph, scope: str =
     return cls, fields, summary
 
 
-def bare_model(spec: Spec, layers: ResolvedLayers, graph: Graph):
+def bare_model(layers: ResolvedLayers, graph: Graph, scope: str, prefix: str, class_name: str,
+               config: str):
     """An Encoder / Decoder / CrossAttender on its own: vectors (B, T, dim) in and out."""
     cross = layers.cross_attention is not None
     parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}"]
     parameters += [f"context: {OPTIONAL}", f"context_mask: {OPTIONAL}"] if cross else []
     checks = ["check_features(x, self.config.dim)", "check_mask(mask, x)"]
     checks += context_checks(layers) if cross else []
-    ops, imports = top_level_ops(graph, "", layers, block_call(layers, False), "")
+    ops, imports = top_level_ops(graph, scope, layers, block_call(layers, False), prefix)
     ops.insert(0, OpContext("ops/input.py.jinja"))
     ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
-    cls = ModelClass(spec.class_name, "Config", f"A bare {layer_class_name(layers)} layer stack.",
+    cls = ModelClass(class_name, config, f"A bare {layer_class_name(layers)} layer stack.",
                      "Hidden states (B, T, dim) for inputs x (B, T, dim).", tuple(parameters),
                      tuple(checks), tuple(ops), frozenset(imports))
     return cls, (), f"a bare x-transformers {layer_class_name(layers)}."
 
 
-def vit_model(spec: Spec, model: ResolvedViT, graph: Graph):
+def vit_model(model: ResolvedViT, graph: Graph, scope: str, prefix: str, class_name: str,
+              config: str):
     """Patches, positions, [register tokens], an Encoder, mean pool and a linear head."""
     layers = model.layers
     parameters = ["img: Tensor", "*", "return_embeddings: bool = False"]
     checks = ["check_image(img, self.config.channels, self.config.image_size)"]
-    ops, imports = top_level_ops(graph, "", model, block_call(layers, False, mask=False), "")
+    ops, imports = top_level_ops(graph, scope, model, block_call(layers, False, mask=False), prefix)
     ops.append(OpContext("ops/pool_head.py.jinja", {"head": model.num_classes is not None}))
     imports |= {REARRANGE, runtime("checks", "check_image")}
-    cls = ModelClass(spec.class_name, "Config",
+    cls = ModelClass(class_name, config,
                      "The vision transformer: patch embeddings, an encoder, and a classifier.",
                      "Class logits (B, num_classes) for images (B, channels, size, size)."
                      if model.num_classes is not None else
@@ -171,20 +194,21 @@ def vit_model(spec: Spec, model: ResolvedViT, graph: Graph):
     return cls, vit_config(model), "a vision transformer, x-transformers ViTransformerWrapper."
 
 
-def continuous_model(spec: Spec, model: ResolvedContinuous, graph: Graph):
+def continuous_model(model: ResolvedContinuous, graph: Graph, scope: str, prefix: str,
+                     class_name: str, config: str):
     """Vectors in, vectors out: bias-free projections around the layers."""
     layers = model.layers
     parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}", "return_embeddings: bool = False"]
     limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
     width = "dim_in" if model.dim_in is not None else "dim"
     checks = [f"check_features(x, self.config.{width}, {limit})", "check_mask(mask, x)"]
-    ops, imports = top_level_ops(graph, "", model, block_call(layers, False), "")
+    ops, imports = top_level_ops(graph, scope, model, block_call(layers, False), prefix)
     if model.dim_in is None:
         ops.insert(0, OpContext("ops/input.py.jinja"))
     if model.dim_out is None:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
-    cls = ModelClass(spec.class_name, "Config",
+    cls = ModelClass(class_name, config,
                      "The continuous transformer: vectors in, vectors out.",
                      "Outputs (B, T, dim_out) for inputs x (B, T, dim_in); mask (B, T) is True "
                      "where x is real.", tuple(parameters), tuple(checks), tuple(ops),
@@ -196,31 +220,39 @@ def continuous_model(spec: Spec, model: ResolvedContinuous, graph: Graph):
 # -- XTransformer ------------------------------------------------------------------------------
 
 
-def lower_xtransformer(spec: Spec, model: ResolvedXTransformer, graph: Graph) -> ModuleContext:
+def lower_xtransformer(model: ResolvedXTransformer, graph: Graph, scope: str, prefix: str,
+                       class_name: str) -> Component:
     classes, configs = [], []
     for side, resolved in (("encoder", model.encoder), ("decoder", model.decoder)):
-        prefix = side.capitalize()
-        config = f"{prefix}Config"
-        classes += stack_classes(graph, resolved.layers, scope=side, prefix=prefix, config=config,
-                                 attn_mask=side == "encoder")
-        cls, fields, _ = wrapper_model(spec, resolved, graph, scope=side, class_name=prefix,
-                                       config=config, prefix=prefix, attn_mask=side == "encoder")
+        side_prefix = f"{prefix}{side.capitalize()}"
+        side_scope = f"{scope}.{side}" if scope else side
+        config = f"{side_prefix}Config"
+        classes += stack_classes(graph, resolved.layers, scope=side_scope, prefix=side_prefix,
+                                 config=config, attn_mask=side == "encoder")
+        cls, fields, _ = wrapper_model(resolved, graph, scope=side_scope, prefix=side_prefix,
+                                       class_name=side_prefix, config=config,
+                                       attn_mask=side == "encoder")
         classes.append(cls)
         configs.append(ConfigClass(config, tuple(fields) + stack_config(resolved.layers)))
+    config = f"{prefix}Config"
     top_fields = (
-        ConfigField("encoder", "EncoderConfig", "field(default_factory=EncoderConfig)"),
-        ConfigField("decoder", "DecoderConfig", "field(default_factory=DecoderConfig)"),
+        ConfigField("encoder", f"{prefix}EncoderConfig", f"field(default_factory={prefix}EncoderConfig)"),
+        ConfigField("decoder", f"{prefix}DecoderConfig", f"field(default_factory={prefix}DecoderConfig)"),
         ConfigField("ignore_index", "int", repr(model.ignore_index), "target id the loss skips"),
         ConfigField("pad_value", "int", repr(model.pad_value), "decoder input for ignored ids"),
         ConfigField("cross_attn_tokens_dropout", "float", repr(model.cross_attn_tokens_dropout)),
     )
-    configs.append(ConfigClass("Config", top_fields))
-    classes.append(XTransformerClass(spec.class_name, model.tie_token_emb,
+    configs.append(ConfigClass(config, top_fields))
+    classes.append(XTransformerClass(class_name, config, f"{prefix}Encoder", f"{prefix}Decoder",
+                                     model.tie_token_emb,
                                      drop_context_tokens=model.cross_attn_tokens_dropout > 0))
     summary = "an encoder-decoder transformer, x-transformers XTransformer."
     diagram = ("src (B, S) -> Encoder -> context; tgt (B, T) -> Decoder (cross-attending) "
                "-> next-token loss")
-    return module_context(spec, summary, diagram, configs, classes)
+    parameters = ("src: Tensor", "tgt: Tensor", "*", f"mask: {OPTIONAL}",
+                  f"attn_mask: {OPTIONAL}", f"src_prepend_embeds: {OPTIONAL}")
+    return Component(tuple(configs), tuple(classes), class_name, config, parameters, summary,
+                     diagram)
 
 
 # -- the classes of a stack ---------------------------------------------------------------------
@@ -486,3 +518,82 @@ def continuous_config(model: ResolvedContinuous) -> tuple[ConfigField, ...]:
         (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
         (model.num_memory_tokens > 0, "num_memory_tokens", "int", model.num_memory_tokens, ""),
     ])
+
+
+# -- composites ---------------------------------------------------------------------------------
+
+PRIMARY_INPUTS = {"XTransformer": ("src", "tgt"), "ViTransformerWrapper": ("img",)}
+
+
+def lower_composite(spec: Spec, graph: Graph) -> ModuleContext:
+    """Each component lowered under its own prefix, then one class whose forward is the wiring
+    (DESIGN.md section 1): unfed primary inputs positional, every other argument keyword-only
+    as `<component>_<arg>`, producers called with return_embeddings=True."""
+    parts = {name: lower_component(resolve_module(module), graph, name, pascal_case(name),
+                                   pascal_case(name))
+             for name, module in spec.components.items()}
+    fed = {(c.target, c.argument): c.source for c in spec.connections}
+    producers = {c.source for c in spec.connections}
+    for connection in spec.connections:  # a context's padding mask travels with it
+        if connection.argument == "context" and has_parameter(parts[connection.source], "mask"):
+            fed[(connection.target, "context_mask")] = f"{connection.source}_mask"
+    primaries = [(name, arg) for name, module in spec.components.items()
+                 for arg in PRIMARY_INPUTS.get(module.type, ("x",))]
+    counts = {arg: sum(1 for _, a in primaries if a == arg) for _, arg in primaries}
+    positional = {(name, arg): arg if counts[arg] == 1 else f"{name}_{arg}" for name, arg in primaries}
+    keywords, calls = [], []
+    order = component_order(spec)
+    for name in order:
+        arguments = []
+        for parameter in parts[name].parameters:
+            arg = parameter.split(":")[0]
+            if arg == "*":
+                continue
+            value = call_value(name, arg, fed, positional, producers, keywords, parameter)
+            if value is not None:
+                arguments.append(value if (name, arg) in positional else f"{arg}={value}")
+        sink = name not in producers
+        calls.append(composite_call(name, arguments, sink))
+    sink = next(name for name in order if name not in producers)
+    unfed = [p for key, p in positional.items() if key not in fed]
+    parameters = (*(f"{p}: Tensor" for p in unfed), *(["*"] if keywords else []), *keywords)
+    configs = tuple(config for part in parts.values() for config in part.configs)
+    top_config = ConfigClass("Config", tuple(
+        ConfigField(name, part.config, f"field(default_factory={part.config})")
+        for name, part in parts.items()))
+    wiring = tuple(f"{c.source} -> {c.target}.{c.argument}" for c in spec.connections)
+    composite = CompositeClass(spec.class_name, tuple((name, part.class_name) for name, part in parts.items()),
+                               parameters, tuple(calls), wiring, parts[sink].class_name)
+    classes = tuple(cls for part in parts.values() for cls in part.classes)
+    summary = f"a composite of {len(parts)} models: {', '.join(spec.components)}."
+    return module_context(spec, summary, "; ".join(wiring) or "one component",
+                          (*configs, top_config), (*classes, composite))
+
+
+def has_parameter(part: Component, arg: str) -> bool:
+    return any(p.split(":")[0] == arg for p in part.parameters)
+
+
+def call_value(name: str, arg: str, fed: dict, positional: dict, producers: set, keywords: list,
+               parameter: str) -> str | None:
+    """What a component's forward argument gets: a producer's output, a composite input, or
+    True for a producer's return_embeddings."""
+    if (name, arg) in fed:
+        return fed[(name, arg)]
+    if (name, arg) in positional:
+        return positional[(name, arg)]
+    if arg == "return_embeddings" and name in producers:
+        return "True"
+    keyword = f"{name}_{arg}"
+    keywords.append(f"{keyword}{parameter[len(arg):]}")
+    return keyword
+
+
+def composite_call(name: str, arguments: list[str], sink: bool) -> str:
+    """One line when it fits in 100 columns (indented 8), else one argument per line."""
+    head = "return " if sink else f"{name} = "
+    line = f"{head}self.{name}({', '.join(arguments)})"
+    if len(line) + 8 <= 100:
+        return line
+    inner = "".join(f"\n            {argument}," for argument in arguments)
+    return f"{head}self.{name}({inner}\n        )"

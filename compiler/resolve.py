@@ -137,8 +137,12 @@ Resolved = ResolvedWrapper | ResolvedViT | ResolvedContinuous | ResolvedLayers |
 
 
 def resolve(spec: Spec) -> Resolved:
-    model = spec.model
-    assert model is not None, "composites are checked out by the schema"
+    """The resolved model of a single-model spec (composites resolve each component)."""
+    assert spec.model is not None, "a composite: resolve_module each component"
+    return resolve_module(spec.model)
+
+
+def resolve_module(model: ModuleSpec) -> Resolved:
     if model.type == "TransformerWrapper":
         return resolve_wrapper(model, model.children["attn_layers"])
     if model.type == "ViTransformerWrapper":

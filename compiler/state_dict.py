@@ -27,12 +27,16 @@ class Rule:
     add_one: bool = False  # the reference stores gamma - 1
 
 
-def parameter_rules(graph: Graph) -> list[Rule]:
+def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
+    """Every parameter's reference and emitted names. For a composite (`components`), reference
+    names start with the component, as in `{component: state_dict}` flattened."""
     rules = []
     for op in graph.ops():
         prefix = graph.module_path(op)
+        component = op.scope.split(".")[0] if components else ""
         for reference, emitted, add_one in parameter_names(op):
-            rules.append(Rule(join(op.ref_path, reference), join(prefix, emitted), add_one))
+            rules.append(Rule(join(component, op.ref_path, reference), join(prefix, emitted),
+                              add_one))
     return rules
 
 

@@ -61,6 +61,8 @@ class Connection:
     target: str
     argument: str
     key: str
+    line: int = 1  # where the connection is written
+    col: int = 1
 
 
 @dataclass(frozen=True)

@@ -166,8 +166,6 @@ class SchemaChecker:
             self.error(node, "components", "expected-type",
                        f"expected a mapping of named components, got {describe(node)}")
             return {}
-        self.error(node, "components", "unsupported-option",
-                   "composite specs (components and connections) are not supported by xtc yet")
         result = {}
         for name, entry in node.entries.items():
             key = f"components.{name}"
@@ -204,7 +202,8 @@ class SchemaChecker:
                            f"expected {{from: component, to: component.argument}}, got from "
                            f"{echo(source.text)} to {echo(target.text)}")
                 continue
-            result.append(Connection(source.value, match[1], match[2], "connections"))
+            result.append(Connection(source.value, match[1], match[2], "connections", item.line,
+                                     item.col))
         return tuple(result)
 
     # -- modules ---------------------------------------------------------------------------

@@ -58,18 +58,29 @@ def randomise_norm_gains(model: torch.nn.Module) -> None:
                 parameter.normal_(0.0, 1.0)
 
 
-def paired_models(spec: Spec, seed: int = 0):
+def paired_models(spec: Spec, seed: int = 0, reference: torch.nn.Module | None = None):
+    """The reference (built from the spec unless given) and xtc's model with its weights."""
     torch.manual_seed(seed)
-    reference = reference_model(spec)
+    reference = reference_model(spec) if reference is None else reference
     randomise_norm_gains(reference)
     ours = xtc.build(spec)
-    ours.load_state_dict(xtc.convert_state_dict(spec, reference.state_dict()), strict=True)
+    if spec.model is None:  # a composite: {component: state_dict}
+        state = {name: reference[name].state_dict() for name in spec.components}
+    else:
+        state = reference.state_dict()
+    ours.load_state_dict(xtc.convert_state_dict(spec, state), strict=True)
     return reference.eval(), ours.eval()
 
 
-def assert_parity(spec: Spec, *inputs, flash_only: bool = False, **kwargs) -> None:
-    """Same outputs and same gradients of a mean-reduced loss, in eval mode, float32."""
-    reference, ours = paired_models(spec)
+def reference_module(module: ModuleSpec) -> torch.nn.Module:
+    """The reference model of one component."""
+    return reference_model(Spec(name="component", version=1, path="", sha256="", model=module))
+
+
+def assert_parity(spec: Spec, *inputs, flash_only: bool = False, reference=None, **kwargs) -> None:
+    """Same outputs and same gradients of a mean-reduced loss, in eval mode, float32. A
+    composite's reference is given: its components wired by hand."""
+    reference, ours = paired_models(spec, reference=reference)
     expected = reference(*inputs, **kwargs)
     backend = sdpa_kernel(SDPBackend.FLASH_ATTENTION) if flash_only else nullcontext()
     with backend:
@@ -77,7 +88,7 @@ def assert_parity(spec: Spec, *inputs, flash_only: bool = False, **kwargs) -> No
         actual.mean().backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     expected.mean().backward()
-    for rule in parameter_rules(compile_graph(spec)):
+    for rule in parameter_rules(compile_graph(spec), components=spec.model is None):
         ours_grad = ours.get_parameter(rule.emitted).grad
         reference_grad = reference.get_parameter(rule.reference).grad
         torch.testing.assert_close(ours_grad, reference_grad, **TOLERANCE,

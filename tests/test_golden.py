@@ -48,6 +48,8 @@ def sample_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
     """Inputs for a model of any type, and the shape of its output."""
     import torch
 
+    if spec.model is None:
+        return composite_inputs(spec)
     model = spec.model
     if model.type == "XTransformer":
         vocab = model.children["encoder"]["num_tokens"]
@@ -64,3 +66,21 @@ def sample_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
     if model.type == "ContinuousTransformerWrapper":
         return (torch.randn(2, 8, model["dim_in"] or dim),), kwargs, (2, 8, model["dim_out"] or dim)
     return (torch.randn(2, 8, dim),), kwargs, (2, 8, dim)
+
+
+def composite_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
+    """The unfed primary inputs of each component, in the order written."""
+    import torch
+
+    inputs, shape = [], ()
+    for name, module in spec.components.items():
+        if module.type == "ViTransformerWrapper":
+            size = module["image_size"]
+            inputs.append(torch.randn(2, module["channels"], size, size))
+        elif module.type == "XTransformer":
+            vocab = module.children["encoder"]["num_tokens"]
+            inputs += [torch.randint(0, vocab, (2, 8)), torch.randint(0, vocab, (2, 6))]
+        else:
+            inputs.append(torch.randint(0, module["num_tokens"], (2, 8)))
+            shape = (2, 8, module["num_tokens"])
+    return tuple(inputs), {}, shape

@@ -1,7 +1,7 @@
 """Check passes, driven by tests/fixtures/passes/<pass-id>.yaml, and the IR's own invariants.
 
 Each fixture case merges `model` into the base spec's model and `layers` into its attn_layers
-(or replaces the model with `spec`),
+(or replaces the model with `spec`, or the whole body with a `composite`),
 runs the one pass on the well-formed spec (schema errors such as unsupported options do not hide
 a pass's verdict), and compares the (key, code) pairs it reports, with `severity: warning` for
 warnings.
@@ -40,7 +40,10 @@ def fixture_cases(pass_id: str) -> list[dict]:
 
 def check_pass_fixture(pass_id: str, case: dict) -> None:
     document = copy.deepcopy(BASE)
-    if "spec" in case:
+    if "composite" in case:
+        del document["model"]
+        document.update(case["composite"])
+    elif "spec" in case:
         document["model"] = case["spec"]
     else:
         document["model"] = merged(document["model"], case.get("model", {}))

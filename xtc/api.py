@@ -84,10 +84,16 @@ def build(spec: SpecLike, device: Any = None, dtype: Any = None):
 
 def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """The reference model's state dict, renamed (and norm gains un-offset) for `build(spec)`.
+    For a composite, pass `{component: state_dict}`.
 
     Raises ValueError listing the missing and unexpected keys when it does not fit the spec.
     """
-    rules = parameter_rules(compile_graph(as_spec(spec)))
+    spec = as_spec(spec)
+    composite = spec.model is None
+    if composite:
+        state_dict = {f"{name}.{key}": value for name, part in state_dict.items()
+                      for key, value in part.items()}
+    rules = parameter_rules(compile_graph(spec), components=composite)
     expected = {rule.reference for rule in rules}
     missing = sorted(expected - set(state_dict))
     unexpected = sorted(set(state_dict) - expected)

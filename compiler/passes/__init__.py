@@ -6,6 +6,7 @@ GRAPH_PASSES transform the IR, and the graph is linted after each one.
 
 from __future__ import annotations
 
+from .check_connections import check_connections
 from .check_depth_given import check_depth_given
 from .check_embedding_options import check_embedding_options
 from .check_exclusive_features import check_exclusive_features
@@ -20,6 +21,7 @@ SPEC_CHECKS = (
     check_single_head_projection,
     check_embedding_options,
     check_model_structure,
+    check_connections,
     check_ignored_options,
 )
 GRAPH_PASSES = (infer_shapes,)
