@@ -73,7 +73,7 @@ def composite_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
     import torch
 
     inputs, shape = [], ()
-    for name, module in spec.components.items():
+    for module in spec.components.values():
         if module.type == "ViTransformerWrapper":
             size = module["image_size"]
             inputs.append(torch.randn(2, module["channels"], size, size))
