@@ -64,6 +64,13 @@ class AttentionClass:
     dropout: bool
     num_mem_kv: bool
     attn_mask: bool = False  # takes a user attention mask (XTransformer's encoder)
+    cache: bool = False  # takes a KVCache (decoders that generate)
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        parameters = ["x: Tensor", "mask: Tensor | None = None"]
+        parameters += ["attn_mask: Tensor | None = None"] if self.attn_mask else []
+        return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))
 
     @property
     def description(self) -> str:
@@ -77,7 +84,8 @@ class AttentionClass:
         return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
-        return attention_imports(self.num_mem_kv)
+        cache = {runtime("kv_cache", "KVCache")} if self.cache else set()
+        return attention_imports(self.num_mem_kv) | cache
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,7 @@ class CrossAttentionClass:
     project_out: bool
     dropout: bool
     num_mem_kv: bool
+    cache: bool = False  # takes a ContextCache (decoders that generate)
 
     @property
     def attend_arguments(self) -> str:
@@ -96,7 +105,8 @@ class CrossAttentionClass:
         return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
-        return attention_imports(self.num_mem_kv)
+        cache = {runtime("kv_cache", "ContextCache")} if self.cache else set()
+        return attention_imports(self.num_mem_kv) | cache
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,7 @@ class BlockClass:
     steps: tuple[BlockStep, ...]
     parameters: tuple[str, ...]  # of forward, after self
     norm_imports: frozenset = frozenset()
+    prologue: tuple[str, ...] = ()  # code lines before the sublayers
 
     @property
     def norm_position(self) -> str:
@@ -155,6 +166,7 @@ class BlockClass:
 
     def imports(self) -> set[Import]:
         wanted = {NN} | set(self.norm_imports)
+        wanted |= {runtime("kv_cache", "LayerCache")} if self.prologue else set()
         return wanted | ({runtime("layers", "layer_drop")} if self.layer_dropout else set())
 
 
@@ -188,13 +200,37 @@ class ModelClass:
     checks: tuple[str, ...]  # code lines
     ops: tuple[OpContext, ...]
     extra_imports: frozenset = frozenset()
+    generative: bool = False  # a decoder: loss() and generate()
+    cacheable: bool = False  # generate can use a kv cache (memory tokens prevent it)
+    cross: bool = False
+    length_limit: str = "None"
+
+    @property
+    def loss_parameters(self) -> tuple[str, ...]:
+        cross = ("context: Tensor | None = None", "context_mask: Tensor | None = None")
+        return ("mask: Tensor | None = None", *(cross if self.cross else ()))
+
+    @property
+    def loss_call(self) -> str:
+        return "inputs, mask=mask" + (", context=context, context_mask=context_mask" if self.cross else "")
+
+    @property
+    def generate_parameters(self) -> tuple[str, ...]:
+        return ("context: Tensor | None = None", "context_mask: Tensor | None = None") if self.cross else ()
+
+    @property
+    def generate_arguments(self) -> tuple[str, ...]:
+        return ("context=context", "context_mask=context_mask") if self.cross else ()
 
     @property
     def has_reset(self) -> bool:
         return any(op.args.get("reset", False) for op in self.ops)
 
     def imports(self) -> set[Import]:
-        return {NN} | set(self.extra_imports)
+        wanted = {NN} | set(self.extra_imports)
+        if self.generative:
+            wanted |= {TORCH, FUNCTIONAL, runtime("generation", "generate")}
+        return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())
 
 
 @dataclass(frozen=True)

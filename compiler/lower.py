@@ -96,7 +96,8 @@ def lower_component(model, graph: Graph, scope: str, prefix: str, class_name: st
         return lower_xtransformer(model, graph, scope, prefix, class_name)
     layers = model if isinstance(model, ResolvedLayers) else model.layers
     config = f"{prefix}Config"
-    classes = stack_classes(graph, layers, scope=scope, prefix=prefix, config=config)
+    classes = stack_classes(graph, layers, scope=scope, prefix=prefix, config=config,
+                            cache=isinstance(model, ResolvedWrapper) and is_cacheable(model))
     blocks = f"{layers.depth} x Block"
     names = {"scope": scope, "prefix": prefix, "class_name": class_name, "config": config}
     if isinstance(model, ResolvedWrapper):
@@ -132,14 +133,19 @@ def wrapper_model(model: ResolvedWrapper, graph: Graph, scope: str, prefix: str,
     parameters += [f"prepend_embeds: {OPTIONAL}"] if has_prepend else []
     has_logits = any(op.kind is OpKind.LOGITS for op in scoped(graph, scope))
     parameters += ["return_embeddings: bool = False"] if has_logits else []
+    generative, cacheable = is_generative(model), is_cacheable(model)
+    parameters += ["cache: ModelCache | None = None"] if cacheable else []
+    parameters += [f"seq_start_pos: {OPTIONAL}"] if generative else []
     limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
-    checks = [f"check_tokens(x, self.config.num_tokens, {limit})", "check_mask(mask, x)"]
+    cached = ", 0 if cache is None else cache.length" if cacheable else ""
+    checks = [f"check_tokens(x, self.config.num_tokens, {limit})", f"check_mask(mask, x{cached})"]
     checks += context_checks(layers) if cross else []
     if has_prepend:
         width = "emb_dim" if model.emb_dim != layers.dim else "dim"
         checks.append(f"check_context(prepend_embeds, self.config.{width}, x.shape[0], "
                       '"prepend_embeds", required=False)')
-    ops, imports = top_level_ops(graph, scope, model, block_call(layers, attn_mask), prefix)
+    ops, imports = top_level_ops(graph, scope, model, block_call(layers, attn_mask), prefix,
+                                 generative, cacheable)
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
@@ -149,13 +155,26 @@ def wrapper_model(model: ResolvedWrapper, graph: Graph, scope: str, prefix: str,
                      f"The {what}: embeddings, blocks, final norm{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
                      "where x is real.",
-                     tuple(parameters), tuple(checks), tuple(ops), frozenset(imports))
+                     tuple(parameters), tuple(checks), tuple(ops), frozenset(imports),
+                     generative=generative, cacheable=cacheable, cross=cross, length_limit=limit)
     fields = wrapper_config(model)
     stack = "Decoder" if layers.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if layers.causal else "encoder-only (BERT-style)"
     article = "a" if layers.causal else "an"
     summary = f"{article} {kind} transformer, x-transformers TransformerWrapper + {stack}."
     return cls, fields, summary
+
+
+def is_generative(model) -> bool:
+    """A TransformerWrapper around a Decoder: it has loss() and generate()."""
+    layers = model.layers
+    return isinstance(model, ResolvedWrapper) and layers.causal and layers.attention is not None
+
+
+def is_cacheable(model) -> bool:
+    """Memory tokens are prepended at every call, so a cache of past keys cannot serve them
+    (x-transformers' can_cache_kv, I:4192)."""
+    return is_generative(model) and model.num_memory_tokens == 0
 
 
 def bare_model(layers: ResolvedLayers, graph: Graph, scope: str, prefix: str, class_name: str,
@@ -228,7 +247,8 @@ def lower_xtransformer(model: ResolvedXTransformer, graph: Graph, scope: str, pr
         side_scope = f"{scope}.{side}" if scope else side
         config = f"{side_prefix}Config"
         classes += stack_classes(graph, resolved.layers, scope=side_scope, prefix=side_prefix,
-                                 config=config, attn_mask=side == "encoder")
+                                 config=config, attn_mask=side == "encoder",
+                                 cache=is_cacheable(resolved))
         cls, fields, _ = wrapper_model(resolved, graph, scope=side_scope, prefix=side_prefix,
                                        class_name=side_prefix, config=config,
                                        attn_mask=side == "encoder")
@@ -259,24 +279,25 @@ def lower_xtransformer(model: ResolvedXTransformer, graph: Graph, scope: str, pr
 
 
 def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str, config: str,
-                  attn_mask: bool = False) -> list:
+                  attn_mask: bool = False, cache: bool = False) -> list:
     ops = scoped(graph, scope)
     classes = []
     attention = shared_attrs(ops, OpKind.ATTENTION)
     if attention is not None:
         classes.append(AttentionClass(f"{prefix}Attention", config, attention.causal,
                                       attention.flash, attention.project_out,
-                                      attention.dropout > 0, attention.num_mem_kv > 0, attn_mask))
+                                      attention.dropout > 0, attention.num_mem_kv > 0, attn_mask,
+                                      cache))
     cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
                                            cross.project_out, cross.dropout > 0,
-                                           cross.num_mem_kv > 0))
+                                           cross.num_mem_kv > 0, cache))
     ff = shared_attrs(ops, OpKind.FEEDFORWARD)
     activation, activation_name = ACTIVATIONS[ff.activation]
     classes.append(FeedForwardClass(f"{prefix}FeedForward", config, activation, activation_name,
                                     ff.glu, ff.bias, ff.dropout > 0))
-    classes.append(block_class(graph, ops, layers, prefix, config, attn_mask))
+    classes.append(block_class(graph, ops, layers, prefix, config, attn_mask, cache))
     return classes
 
 
@@ -293,13 +314,13 @@ def shared_attrs(ops: list[Op], kind: OpKind):
 
 
 def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str, config: str,
-                attn_mask: bool) -> BlockClass:
+                attn_mask: bool, cache: bool) -> BlockClass:
     """The residual sublayers of a block, in order, read from block 0 (all blocks agree)."""
     layouts: dict[int, list[BlockStep]] = {}
     norm_types = set()
     for op in ops:
         if op.kind is OpKind.RESIDUAL:
-            step, norm_type = block_step(graph, op, layers.pre_norm, prefix, attn_mask)
+            step, norm_type = block_step(graph, op, layers.pre_norm, prefix, attn_mask, cache)
             layouts.setdefault(op.block, []).append(step)
             norm_types.add(norm_type)
     steps = layouts[0]
@@ -310,8 +331,12 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
     parameters += [f"mask: {OPTIONAL}"]
     parameters += [f"context_mask: {OPTIONAL}"] if layers.cross_attention is not None else []
     parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
+    parameters += ["cache: LayerCache | None = None"] if cache else []
+    prologue = ["self_cache = cache.self_attn if cache is not None else None"] if cache else []
+    if cache and layers.cross_attention is not None:
+        prologue.append("cross_cache = cache.cross_attn if cache is not None else None")
     return BlockClass(f"{prefix}Block", config, layers.pre_norm, layers.layer_dropout > 0,
-                      tuple(steps), tuple(parameters), imports)
+                      tuple(steps), tuple(parameters), imports, tuple(prologue))
 
 
 BRANCHES = {
@@ -321,14 +346,18 @@ BRANCHES = {
 }
 
 
-def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str,
-               attn_mask: bool) -> tuple[BlockStep, str]:
+def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mask: bool,
+               cache: bool) -> tuple[BlockStep, str]:
     branch = graph[residual.inputs[1]]
     norm = graph[branch.inputs[0]] if pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
     class_name, call = BRANCHES[branch.kind]
     if attn_mask and branch.kind is OpKind.ATTENTION:
         call += ", attn_mask=attn_mask"
+    if cache and branch.kind is OpKind.ATTENTION:
+        call += ", cache=self_cache"
+    if cache and branch.kind is OpKind.CROSS_ATTENTION:
+        call += ", cross_cache"
     norm_name = NORM_NAME[norm.attrs.norm_type]
     if pre_norm:
         update = f"x + self.{branch.role}({call.format(x=f'self.{norm.role}(x)')})"
@@ -353,7 +382,8 @@ def block_call(layers: ResolvedLayers, attn_mask: bool, mask: bool = True) -> st
 # -- the top-level ops of a model class ---------------------------------------------------------
 
 
-def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str) -> tuple[list, set]:
+def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str,
+                  generative: bool = False, cacheable: bool = False) -> tuple[list, set]:
     """Op contexts for the ops outside the blocks, in forward order, and their imports."""
     layers = model if isinstance(model, ResolvedLayers) else model.layers
     emb_dim = getattr(model, "emb_dim", layers.dim)
@@ -367,10 +397,14 @@ def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str) -> tu
             continue
         if op.block is not None:
             if not blocks_seen:
-                ops.append(OpContext("ops/blocks.py.jinja", {"block": f"{prefix}Block", "call": call}))
+                ops.append(OpContext("ops/blocks.py.jinja", {"block": f"{prefix}Block", "call": call,
+                                                             "cache": cacheable}))
                 blocks_seen = True
             continue
         context = top_level_op(op, width, symbol, imports)
+        if context is not None and op.kind is OpKind.POSITION_EMBEDDING:
+            context = OpContext(context.template, {**context.args, "generative": generative,
+                                                   "cache": cacheable})
         if context is not None:
             ops.append(context)
     return ops, imports
@@ -424,7 +458,7 @@ def position_op(op: Op, width: str, symbol: str, imports: set) -> OpContext:
         imports.add(FUNCTIONAL)
     return OpContext("ops/position_embedding.py.jinja", {
         "scheme": attrs.scheme, "width": width, "symbol": symbol, "l2norm": attrs.l2norm,
-        "reset": attrs.scheme == "learned" and attrs.l2norm})
+        "reset": attrs.scheme == "learned" and attrs.l2norm, "generative": False, "cache": False})
 
 
 def project_op(op: Op) -> OpContext:

@@ -33,16 +33,19 @@ def check_tokens(x: object, num_tokens: int, max_seq_len: int | None = None) -> 
         raise ValueError(f"token ids must be in [0, {num_tokens}); got min {low}, max {high}")
 
 
-def check_mask(mask: object, x: Tensor) -> None:
-    """A padding mask: None, or a bool tensor shaped like the tokens (True = a real token)."""
+def check_mask(mask: object, x: Tensor, cached: int = 0) -> None:
+    """A padding mask: None, or a bool tensor shaped like the tokens (True = a real token); with
+    a kv cache it covers the cached positions too, (B, cached + T)."""
     if mask is None or torch.compiler.is_compiling():
         return
     if not isinstance(mask, Tensor):
         raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must be a bool tensor (got {str(mask.dtype).removeprefix('torch.')})")
-    if tuple(mask.shape) != tuple(x.shape[:2]):
-        raise ValueError(f"mask shape {tuple(mask.shape)} != tokens shape {tuple(x.shape[:2])}")
+    expected = (x.shape[0], cached + x.shape[1])
+    if tuple(mask.shape) != expected:
+        what = "tokens shape" if not cached else f"{cached} cached + tokens"
+        raise ValueError(f"mask shape {tuple(mask.shape)} != {what} {expected}")
 
 
 def check_features(x: object, dim: int, max_seq_len: int | None = None, name: str = "x") -> None:

@@ -20,5 +20,5 @@ class ScaledSinusoidalEmbedding(nn.Module):
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
     def forward(self, positions: Tensor) -> Tensor:
-        angles = positions.float()[:, None] * self.inv_freq  # (T, dim / 2)
-        return torch.cat((angles.sin(), angles.cos()), dim=-1) * self.scale  # (T, dim)
+        angles = positions.float()[..., None] * self.inv_freq  # (..., T, dim / 2)
+        return torch.cat((angles.sin(), angles.cos()), dim=-1) * self.scale  # (..., T, dim)

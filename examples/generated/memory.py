@@ -53,9 +53,9 @@ class Attention(nn.Module):
         k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
         v = rearrange(self.to_v(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
         memory = self.mem_k.shape[1]
-        k = torch.cat((self.mem_k.expand(x.shape[0], -1, -1, -1), k), dim=2)  # (B, H, M + T, D)
-        v = torch.cat((self.mem_v.expand(x.shape[0], -1, -1, -1), v), dim=2)  # (B, H, M + T, D)
-        key_mask = None if mask is None else F.pad(mask, (memory, 0), value=True)  # (B, M + T)
+        k = torch.cat((self.mem_k.expand(x.shape[0], -1, -1, -1), k), dim=2)  # (B, H, M + S, D)
+        v = torch.cat((self.mem_v.expand(x.shape[0], -1, -1, -1), v), dim=2)  # (B, H, M + S, D)
+        key_mask = None if mask is None else F.pad(mask, (memory, 0), value=True)  # (B, M + S)
         out = attend(q, k, v, causal=False, key_mask=key_mask)  # (B, H, T, D)
         out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)

@@ -14,6 +14,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
+from xtc.runtime.generation import generate
+from xtc.runtime.kv_cache import ContextCache, KVCache, LayerCache, ModelCache
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,10 @@ class EncoderAttention(nn.Module):
         self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None = None, attn_mask: Tensor | None = None
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
     ) -> Tensor:
         q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
         k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
@@ -173,15 +178,23 @@ class DecoderAttention(nn.Module):
         self.to_v = nn.Linear(config.dim, inner_dim, bias=False)
         self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
         q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
         k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
         v = rearrange(self.to_v(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H, S, D): the cached positions, then these
         out = attend(q, k, v, causal=True, key_mask=mask)  # (B, H, T, D)
         out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
-            out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing
+            queries = mask[:, -x.shape[1] :]  # with a cache, mask covers the past too
+            out = out.masked_fill(~queries[..., None], 0.0)  # padded positions add nothing
         return out
 
 
@@ -205,10 +218,16 @@ class DecoderCrossAttention(nn.Module):
         context: Tensor,
         mask: Tensor | None = None,
         context_mask: Tensor | None = None,
+        cache: ContextCache | None = None,
     ) -> Tensor:
         q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        k = rearrange(self.to_k(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
-        v = rearrange(self.to_v(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
+        if cache is not None and cache.keys is not None:  # the context's keys and values, once
+            k, v = cache.keys, cache.values
+        else:
+            k = rearrange(self.to_k(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
+            v = rearrange(self.to_v(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
+            if cache is not None:
+                cache.keys, cache.values = k, v
         out = attend(q, k, v, causal=False, key_mask=context_mask)  # (B, H, T, D)
         out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
@@ -254,9 +273,12 @@ class DecoderBlock(nn.Module):
         context: Tensor,
         mask: Tensor | None = None,
         context_mask: Tensor | None = None,
+        cache: LayerCache | None = None,
     ) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), mask=mask)
-        x = x + self.cross_attn(self.cross_attn_norm(x), context, mask, context_mask)
+        self_cache = cache.self_attn if cache is not None else None
+        cross_cache = cache.cross_attn if cache is not None else None
+        x = x + self.attn(self.attn_norm(x), mask=mask, cache=self_cache)
+        x = x + self.cross_attn(self.cross_attn_norm(x), context, mask, context_mask, cross_cache)
         x = x + self.ff(self.ff_norm(x))
         return x
 
@@ -286,21 +308,99 @@ class Decoder(nn.Module):
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
         return_embeddings: bool = False,
+        cache: ModelCache | None = None,
+        seq_start_pos: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len)
-        check_mask(mask, x)
+        check_mask(mask, x, 0 if cache is None else cache.length)
         check_context(context, self.config.dim_context, x.shape[0])
         check_mask(context_mask, context)
         h = self.token_emb(x)  # (B, T, C)
-        positions = torch.arange(x.shape[1], device=x.device)  # (T,)
+        offset = 0 if cache is None else cache.length
+        positions = torch.arange(offset, offset + x.shape[1], device=x.device)  # (T,)
+        if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
+            positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        for block in self.blocks:
-            h = block(h, context, mask=mask, context_mask=context_mask)
+        caches = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, layer_cache in zip(self.blocks, caches):
+            h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:
             return h
         return self.to_logits(h)  # (B, T, num_tokens)
+
+    def new_cache(self, batch: int, capacity: int) -> ModelCache:
+        """Empty key / value buffers for `capacity` positions of `batch` sequences."""
+        weight = self.token_emb.weight
+        return ModelCache.allocate(
+            self.config.depth,
+            batch,
+            self.config.heads,
+            capacity,
+            self.config.dim_head,
+            weight.device,
+            weight.dtype,
+            cross_attention=True,
+        )
+
+    def loss(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+    ) -> Tensor:
+        """Next-token cross entropy of x (B, T), as x-transformers' AutoregressiveWrapper
+        computes it: ids equal to -100 are not predicted (and are fed as 0)."""
+        inputs = x.masked_fill(x == -100, 0)
+        # (B, T, num_tokens)
+        logits = self(inputs, mask=mask, context=context, context_mask=context_mask)
+        return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=-100)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        eos_token: int | None = None,
+        cache: bool = True,
+        prompt_lens: Tensor | None = None,
+        context: Tensor | None = None,
+        context_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """New tokens (B, n_new) after prompt (B, n), sampled with temperature after the
+        optional top-k, top-p and min-p filters (no filter by default; temperature 0 is
+        greedy). Prompts shorter than n are given by prompt_lens, padded at the end."""
+        was_training = self.training
+        self.eval()
+        try:
+            return generate(
+                self,
+                prompt,
+                max_new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_p=min_p,
+                eos_token=eos_token,
+                cache=cache,
+                prompt_lens=prompt_lens,
+                generator=generator,
+                max_seq_len=self.config.max_seq_len,
+                cacheable=True,
+                context=context,
+                context_mask=context_mask,
+            )
+        finally:
+            self.train(was_training)
 
 
 class Seq2seq(nn.Module):

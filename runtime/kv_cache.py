@@ -1,0 +1,69 @@
+"""Key / value caches for generation.
+
+Each self-attention layer keeps its keys and values in buffers preallocated for the whole
+generation (prompt + new tokens), so a decoding step writes one slot and reads a view: no
+re-allocation or copy of the past at every step, as torch.cat would do (see the benchmark notes
+in the README). Cross-attention keys and values depend only on the context: they are computed
+at the first step and reused.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class KVCache:
+    """Preallocated keys and values of one self-attention layer: (B, H, capacity, D)."""
+
+    def __init__(self, batch: int, heads: int, capacity: int, dim_head: int,
+                 device: torch.device, dtype: torch.dtype) -> None:
+        self.keys = torch.empty(batch, heads, capacity, dim_head, device=device, dtype=dtype)
+        self.values = torch.empty_like(self.keys)
+        self.length = 0
+
+    def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Append k and v (B, H, T, D); return everything cached so far, (B, H, length, D)."""
+        start, end = self.length, self.length + k.shape[2]
+        if end > self.keys.shape[2]:
+            raise ValueError(f"kv cache full: {end} positions, capacity {self.keys.shape[2]}")
+        self.keys[:, :, start:end] = k
+        self.values[:, :, start:end] = v
+        self.length = end
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+
+class ContextCache:
+    """Cross-attention keys and values, computed from the context once."""
+
+    def __init__(self) -> None:
+        self.keys: Tensor | None = None
+        self.values: Tensor | None = None
+
+
+class LayerCache:
+    """The caches of one block: its self-attention and, if it has one, its cross-attention."""
+
+    def __init__(self, self_attn: KVCache, cross_attn: ContextCache | None = None) -> None:
+        self.self_attn = self_attn
+        self.cross_attn = cross_attn
+
+
+class ModelCache:
+    """The caches of every block of a model; `length` is the number of positions cached."""
+
+    def __init__(self, layers: list[LayerCache]) -> None:
+        self.layers = layers
+
+    @property
+    def length(self) -> int:
+        return self.layers[0].self_attn.length
+
+    @classmethod
+    def allocate(cls, depth: int, batch: int, heads: int, capacity: int, dim_head: int,
+                 device: torch.device, dtype: torch.dtype, cross_attention: bool) -> ModelCache:
+        return cls([
+            LayerCache(KVCache(batch, heads, capacity, dim_head, device, dtype),
+                       ContextCache() if cross_attention else None)
+            for _ in range(depth)
+        ])
