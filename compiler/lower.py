@@ -137,8 +137,10 @@ def wrapper_model(model: ResolvedWrapper, graph: Graph, scope: str, prefix: str,
     parameters += ["cache: ModelCache | None = None"] if cacheable else []
     parameters += [f"seq_start_pos: {OPTIONAL}"] if generative else []
     limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
-    cached = ", 0 if cache is None else cache.length" if cacheable else ""
-    checks = [f"check_tokens(x, self.config.num_tokens, {limit})", f"check_mask(mask, x{cached})"]
+    cached = ", cached" if cacheable else ""
+    checks = ["cached = 0 if cache is None else cache.length"] if cacheable else []
+    checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
+               f"check_mask(mask, x{cached})"]
     checks += context_checks(layers) if cross else []
     if has_prepend:
         width = "emb_dim" if model.emb_dim != layers.dim else "dim"
@@ -477,7 +479,7 @@ def context_checks(layers: ResolvedLayers) -> list[str]:
 
 
 def check_imports(checks: list[str]) -> str:
-    return ", ".join(sorted({line.split("(")[0] for line in checks}))
+    return ", ".join(sorted({line.split("(")[0] for line in checks if line.startswith("check_")}))
 
 
 def layer_class_name(layers: ResolvedLayers) -> str:

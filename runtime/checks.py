@@ -11,9 +11,10 @@ import torch
 from torch import Tensor
 
 
-def check_tokens(x: object, num_tokens: int, max_seq_len: int | None = None) -> None:
-    """Token ids: an integer tensor (B, T), both non-empty, ids in [0, num_tokens), and at most
-    max_seq_len long where positions are absolute (None: no limit)."""
+def check_tokens(x: object, num_tokens: int, max_seq_len: int | None = None, cached: int = 0) -> None:
+    """Token ids: an integer tensor (B, T), both non-empty, ids in [0, num_tokens), and (after
+    `cached` positions in a kv cache) at most max_seq_len long where positions are absolute
+    (None: no limit)."""
     if torch.compiler.is_compiling():
         return
     if not isinstance(x, Tensor):
@@ -26,8 +27,8 @@ def check_tokens(x: object, num_tokens: int, max_seq_len: int | None = None) -> 
         raise ValueError("empty batch: tokens have shape (0, ...)")
     if x.shape[1] == 0:
         raise ValueError("empty sequence: tokens have length 0")
-    if max_seq_len is not None and x.shape[1] > max_seq_len:
-        raise ValueError(f"sequence length {x.shape[1]} exceeds max_seq_len {max_seq_len}")
+    if max_seq_len is not None and cached + x.shape[1] > max_seq_len:
+        raise ValueError(f"sequence length {cached + x.shape[1]} exceeds max_seq_len {max_seq_len}")
     low, high = int(x.min()), int(x.max())
     if low < 0 or high >= num_tokens:
         raise ValueError(f"token ids must be in [0, {num_tokens}); got min {low}, max {high}")

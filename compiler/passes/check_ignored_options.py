@@ -1,4 +1,5 @@
-"""check-ignored-options: warnings for options that the reference accepts and then ignores.
+"""check-ignored-options: warnings for options that the reference accepts and then ignores,
+or that make generation slow.
 
 The spec still compiles, and to the same model as the reference; the warning says that an
 option written in it has no effect, so that the author is not misled.
@@ -27,6 +28,11 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{layers.key}.ff.swish", "swish-ignored-with-relu-squared",
                 "ff.swish has no effect: ff.relu_squared takes precedence", "warning"))
     for model in wrapper_modules(spec):
+        if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
+            found.append(diagnostic(
+                spec, f"{model.key}.num_memory_tokens", "memory-tokens-disable-kv-cache",
+                "memory tokens are prepended at every step, so generate() cannot use a kv "
+                "cache and recomputes the whole sequence for each new token", "warning"))
         if model["scaled_sinu_pos_emb"] and not model["use_abs_pos_emb"]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",

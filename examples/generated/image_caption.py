@@ -296,14 +296,14 @@ class Decoder(nn.Module):
         seq_start_pos: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
-        check_tokens(x, self.config.num_tokens, self.config.max_seq_len)
-        check_mask(mask, x, 0 if cache is None else cache.length)
+        cached = 0 if cache is None else cache.length
+        check_tokens(x, self.config.num_tokens, self.config.max_seq_len, cached)
+        check_mask(mask, x, cached)
         check_context(context, self.config.dim_context, x.shape[0])
         check_mask(context_mask, context)
         check_context(prepend_embeds, self.config.dim, x.shape[0], "prepend_embeds", required=False)
         h = self.token_emb(x)  # (B, T, C)
-        offset = 0 if cache is None else cache.length
-        positions = torch.arange(offset, offset + x.shape[1], device=x.device)  # (T,)
+        positions = torch.arange(cached, cached + x.shape[1], device=x.device)  # (T,)
         if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
             positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)

@@ -312,13 +312,13 @@ class Decoder(nn.Module):
         seq_start_pos: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
-        check_tokens(x, self.config.num_tokens, self.config.max_seq_len)
-        check_mask(mask, x, 0 if cache is None else cache.length)
+        cached = 0 if cache is None else cache.length
+        check_tokens(x, self.config.num_tokens, self.config.max_seq_len, cached)
+        check_mask(mask, x, cached)
         check_context(context, self.config.dim_context, x.shape[0])
         check_mask(context_mask, context)
         h = self.token_emb(x)  # (B, T, C)
-        offset = 0 if cache is None else cache.length
-        positions = torch.arange(offset, offset + x.shape[1], device=x.device)  # (T,)
+        positions = torch.arange(cached, cached + x.shape[1], device=x.device)  # (T,)
         if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
             positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
@@ -436,3 +436,44 @@ class Seq2seq(nn.Module):
         return F.cross_entropy(
             logits[:, :-1].transpose(1, 2), tgt[:, 1:], ignore_index=ignore_index
         )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        src: Tensor,
+        start_tokens: Tensor,
+        max_new_tokens: int,
+        *,
+        mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        eos_token: int | None = None,
+        cache: bool = True,
+        prompt_lens: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """New target tokens after start_tokens (B, n) given src (B, S): the encoder runs
+        once, and the decoder generates (see its generate) cross-attending to it."""
+        was_training = self.training
+        self.eval()
+        try:
+            context = self.encoder(src, mask=mask, attn_mask=attn_mask)  # (B, S, C)
+            return self.decoder.generate(
+                start_tokens,
+                max_new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_p=min_p,
+                eos_token=eos_token,
+                cache=cache,
+                prompt_lens=prompt_lens,
+                context=context,
+                context_mask=mask,
+                generator=generator,
+            )
+        finally:
+            self.train(was_training)
