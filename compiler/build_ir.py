@@ -44,10 +44,12 @@ from .ir import (
     PadMaskAttrs,
     PatchEmbeddingAttrs,
     PoolAttrs,
+    PositionBiasAttrs,
     PositionEmbeddingAttrs,
     PrependAttrs,
     ProjectAttrs,
     ResidualAttrs,
+    RotaryAttrs,
     StripAttrs,
     TokenEmbeddingAttrs,
 )
@@ -352,17 +354,40 @@ class Builder:
 
     def layers(self, layers: ResolvedLayers, hidden: str, mask: str | None, context: str | None,
                context_mask: str | None, ref: str) -> str:
-        """The blocks of an Encoder / Decoder / CrossAttender, then its final norm."""
+        """The shared position ops, the blocks of an Encoder / Decoder / CrossAttender, then its
+        final norm."""
+        positions = self.relative_positions(layers, hidden, ref)
         for block in range(layers.depth):
-            hidden = self.block(layers, block, hidden, mask, context, context_mask, ref)
+            hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         if layers.pre_norm:  # post-norm stacks have no final norm (I:3155)
             hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         return hidden
 
+    def relative_positions(self, layers: ResolvedLayers, hidden: str, ref: str) -> tuple:
+        """Rotary angles and a relative position bias, computed once for all the layers."""
+        rotary = bias = None
+        if layers.rotary is not None:
+            r = layers.rotary
+            rotary = self.add("rotary", OpKind.ROTARY,
+                              RotaryAttrs(r.dim, r.interpolation_factor, r.base_rescale_factor,
+                                          r.xpos_scale_base),
+                              (hidden,), spec_key=f"{layers.key}.rotary_pos_emb",
+                              ref_path=f"{ref}rotary_pos_emb", role="rotary")
+        if layers.position_bias is not None:
+            b = layers.position_bias
+            attrs = PositionBiasAttrs(b.scheme, b.heads, b.alibi_heads, b.num_buckets,
+                                      b.max_distance, b.causal, b.scale, b.mlp_dim, b.mlp_depth,
+                                      b.log_distance)
+            key = {"alibi": "alibi_pos_bias", "t5": "rel_pos_bias", "dynamic": "dynamic_pos_bias"}
+            bias = self.add("rel_pos", OpKind.POSITION_BIAS, attrs, (hidden,),
+                            spec_key=f"{layers.key}.{key[b.scheme]}", ref_path=f"{ref}rel_pos",
+                            role="rel_pos")
+        return rotary, bias
+
     def block(self, layers: ResolvedLayers, block: int, hidden: str, mask: str | None,
-              context: str | None, context_mask: str | None, ref: str) -> str:
-        sublayers = block_sublayers(layers, mask, context, context_mask)
+              context: str | None, context_mask: str | None, ref: str, positions: tuple) -> str:
+        sublayers = block_sublayers(layers, mask, context, context_mask, positions)
         for offset, (role, kind, attrs, extra) in enumerate(sublayers):
             index = block * len(sublayers) + offset
             hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden, role, kind,
@@ -390,15 +415,17 @@ class Builder:
         return out
 
 
-def block_sublayers(layers: ResolvedLayers, mask, context, context_mask) -> list[tuple]:
+def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
+                    positions: tuple) -> list[tuple]:
     """(role, kind, attrs, extra inputs) of each sublayer of a block, in the reference's order
-    ('a', 'c', 'f'; I:3002-3007)."""
+    ('a', 'c', 'f'; I:3002-3007). Rotary and position biases reach self-attention only."""
     sublayers = []
     if layers.attention is not None:
-        attn = layers.attention
+        attn, (rotary, bias) = layers.attention, positions
         attrs = AttentionAttrs(layers.dim, attn.heads, attn.dim_head, layers.causal, attn.flash,
-                               attn.project_out, attn.dropout, attn.num_mem_kv)
-        sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask,)))
+                               attn.project_out, attn.dropout, attn.num_mem_kv,
+                               rotary is not None, bias is not None)
+        sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask, rotary, bias)))
     if layers.cross_attention is not None:
         cross = layers.cross_attention
         attrs = CrossAttentionAttrs(layers.dim, cross.dim_context, cross.heads, cross.dim_head,

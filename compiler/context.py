@@ -65,11 +65,15 @@ class AttentionClass:
     num_mem_kv: bool
     attn_mask: bool = False  # takes a user attention mask (XTransformer's encoder)
     cache: bool = False  # takes a KVCache (decoders that generate)
+    rotary: bool = False  # rotates queries and keys with the model's rotary angles
+    bias: bool = False  # adds the model's relative position bias
 
     @property
     def parameters(self) -> tuple[str, ...]:
         parameters = ["x: Tensor", "mask: Tensor | None = None"]
         parameters += ["attn_mask: Tensor | None = None"] if self.attn_mask else []
+        parameters += ["rotary: tuple[Tensor, Tensor | float] | None = None"] if self.rotary else []
+        parameters += ["bias: Tensor | None = None"] if self.bias else []
         return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))
 
     @property
@@ -81,11 +85,14 @@ class AttentionClass:
         key_mask = "key_mask" if self.num_mem_kv else "mask"
         arguments = f"q, k, v, causal={self.causal}, key_mask={key_mask}"
         arguments += ", attn_mask=attn_mask" if self.attn_mask else ""
+        arguments += ", bias=bias" if self.bias else ""
         return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
         cache = {runtime("kv_cache", "KVCache")} if self.cache else set()
-        return attention_imports(self.num_mem_kv) | cache
+        rotary = {runtime("positions", "apply_rotary")} if self.rotary else set()
+        bias = {FUNCTIONAL} if self.bias and self.num_mem_kv else set()
+        return attention_imports(self.num_mem_kv) | cache | rotary | bias
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ class OpKind(Enum):
     PREPEND = "prepend"  # embeddings given at run time, put in front of the sequence
     PAD_MASK = "pad_mask"  # the padding mask, extended over added tokens
     STRIP = "strip"  # drop added tokens again
+    ROTARY = "rotary"  # rotation angles for every key position, shared by the layers
+    POSITION_BIAS = "position_bias"  # a relative position bias (H, T, S), shared by the layers
     ATTENTION = "attention"
     CROSS_ATTENTION = "cross_attention"
     FEEDFORWARD = "feedforward"
@@ -141,6 +143,28 @@ class LossAttrs:
 
 
 @dataclass(frozen=True)
+class RotaryAttrs:
+    dim: int
+    interpolation_factor: float = 1.0
+    base_rescale_factor: float = 1.0
+    xpos_scale_base: float | None = None
+
+
+@dataclass(frozen=True)
+class PositionBiasAttrs:
+    scheme: str  # "alibi", "t5" or "dynamic"
+    heads: int
+    alibi_heads: int = 0
+    num_buckets: int = 32
+    max_distance: int = 128
+    causal: bool = False
+    scale: float = 1.0
+    mlp_dim: int = 0
+    mlp_depth: int = 2
+    log_distance: bool = False
+
+
+@dataclass(frozen=True)
 class AttentionAttrs:
     dim: int
     heads: int
@@ -150,6 +174,8 @@ class AttentionAttrs:
     project_out: bool  # the reference has no output projection for one head of width dim
     dropout: float = 0.0
     num_mem_kv: int = 0
+    rotary: bool = False  # reads the shared rotary angles
+    bias: bool = False  # adds the shared relative position bias
 
 
 @dataclass(frozen=True)
@@ -205,6 +231,8 @@ ATTRS = {
     OpKind.PREPEND: PrependAttrs,
     OpKind.PAD_MASK: PadMaskAttrs,
     OpKind.STRIP: StripAttrs,
+    OpKind.ROTARY: RotaryAttrs,
+    OpKind.POSITION_BIAS: PositionBiasAttrs,
     OpKind.ATTENTION: AttentionAttrs,
     OpKind.CROSS_ATTENTION: CrossAttentionAttrs,
     OpKind.FEEDFORWARD: FeedForwardAttrs,
@@ -229,7 +257,9 @@ ARITY = {
     OpKind.PREPEND: (2, 2),  # hidden states, the embeddings to put in front
     OpKind.PAD_MASK: (1, 2),  # the mask, and what was put in front when its length varies
     OpKind.STRIP: (1, 1),
-    OpKind.ATTENTION: (1, 2),  # hidden states, optional padding mask
+    OpKind.ROTARY: (1, 1),  # the hidden states whose positions it covers
+    OpKind.POSITION_BIAS: (1, 1),
+    OpKind.ATTENTION: (1, 4),  # hidden states, then optional mask, rotary angles, bias
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 2),
@@ -242,7 +272,7 @@ ARITY = {
 
 # Kinds whose `dim` is the width they produce, not the width they read.
 PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING,
-                              OpKind.PATCH_EMBEDDING})
+                              OpKind.PATCH_EMBEDDING, OpKind.ROTARY, OpKind.POSITION_BIAS})
 
 
 @dataclass(frozen=True)
@@ -337,9 +367,11 @@ class Graph:
             if source.shape is not None and source.shape[-1] != want:
                 raise GraphError(f"%{op.name} expects feature size {want}, %{source.name} gives {source.shape}\n{self}")
         for op in self.ops(OpKind.ATTENTION):
-            if len(op.inputs) < 2:
+            masks = [self._ops[name] for name in op.inputs[1:]
+                     if self._ops[name].kind in (OpKind.INPUT, OpKind.PAD_MASK)]
+            if not masks:
                 continue
-            hidden, mask = self._ops[op.inputs[0]].shape, self._ops[op.inputs[1]].shape
+            hidden, mask = self._ops[op.inputs[0]].shape, masks[0].shape
             if hidden is not None and mask is not None and hidden[:2] != mask[:2]:
                 raise GraphError(f"%{op.name}: mask {mask} does not cover the sequence {hidden}\n{self}")
 

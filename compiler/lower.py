@@ -289,7 +289,7 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
         classes.append(AttentionClass(f"{prefix}Attention", config, attention.causal,
                                       attention.flash, attention.project_out,
                                       attention.dropout > 0, attention.num_mem_kv > 0, attn_mask,
-                                      cache))
+                                      cache, attention.rotary, attention.bias))
     cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
@@ -333,6 +333,8 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
     parameters += [f"mask: {OPTIONAL}"]
     parameters += [f"context_mask: {OPTIONAL}"] if layers.cross_attention is not None else []
     parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
+    parameters += ["rotary: tuple[Tensor, Tensor | float] | None = None"] if layers.rotary else []
+    parameters += [f"bias: {OPTIONAL}"] if layers.position_bias is not None else []
     parameters += ["cache: LayerCache | None = None"] if cache else []
     prologue = ["self_cache = cache.self_attn if cache is not None else None"] if cache else []
     if cache and layers.cross_attention is not None:
@@ -356,6 +358,10 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
     class_name, call = BRANCHES[branch.kind]
     if attn_mask and branch.kind is OpKind.ATTENTION:
         call += ", attn_mask=attn_mask"
+    if branch.kind is OpKind.ATTENTION and branch.attrs.rotary:
+        call += ", rotary=rotary"
+    if branch.kind is OpKind.ATTENTION and branch.attrs.bias:
+        call += ", bias=bias"
     if cache and branch.kind is OpKind.ATTENTION:
         call += ", cache=self_cache"
     if cache and branch.kind is OpKind.CROSS_ATTENTION:
@@ -377,6 +383,8 @@ def block_call(layers: ResolvedLayers, attn_mask: bool, mask: bool = True) -> st
     arguments = "h"
     arguments += ", context" if layers.cross_attention is not None else ""
     arguments += ", mask=mask" if mask else ""
+    arguments += ", rotary=rotary" if layers.rotary is not None else ""
+    arguments += ", bias=bias" if layers.position_bias is not None else ""
     arguments += ", context_mask=context_mask" if layers.cross_attention is not None else ""
     return arguments + (", attn_mask=attn_mask" if attn_mask else "")
 
@@ -404,6 +412,9 @@ def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str,
                 blocks_seen = True
             continue
         context = top_level_op(op, width, symbol, imports)
+        if context is not None and op.kind in (OpKind.ROTARY, OpKind.POSITION_BIAS):
+            keys = "cached + h.shape[1]" if cacheable else "h.shape[1]"
+            context = OpContext(context.template, {**context.args, "keys": keys})
         if context is not None and op.kind is OpKind.POSITION_EMBEDDING:
             context = OpContext(context.template, {**context.args, "generative": generative,
                                                    "cache": cacheable})
@@ -448,7 +459,38 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
     if kind is OpKind.LOGITS:
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied})
+    if kind is OpKind.ROTARY:
+        imports.add(runtime("positions", "RotaryEmbedding"))
+        return OpContext("ops/rotary.py.jinja", {"arguments": rotary_arguments(attrs)})
+    if kind is OpKind.POSITION_BIAS:
+        name, arguments = POSITION_BIASES[attrs.scheme]
+        imports.add(runtime("biases", name))
+        return OpContext("ops/position_bias.py.jinja", {
+            "init": f"{name}({arguments.format(causal=attrs.causal)})"})
     return None
+
+
+POSITION_BIASES = {
+    "alibi": ("AlibiBias", "config.heads, config.alibi_heads"),
+    "t5": ("T5RelativeBias", ("config.heads, config.rel_pos_num_buckets, "
+                              "config.rel_pos_max_distance, causal={causal}, "
+                              "scale=config.dim_head**0.5")),
+    "dynamic": ("DynamicPositionBias", ("config.dim // 4, config.heads, "
+                                        "config.dynamic_pos_bias_mlp_depth, "
+                                        "config.dynamic_pos_bias_log_distance")),
+}
+
+
+def rotary_arguments(attrs) -> str:
+    """RotaryEmbedding's arguments: the width, and the options the spec sets."""
+    arguments = ["config.rotary_dim"]
+    if attrs.interpolation_factor != 1.0:
+        arguments.append("interpolation_factor=config.rotary_interpolation_factor")
+    if attrs.base_rescale_factor != 1.0:
+        arguments.append("base_rescale_factor=config.rotary_base_rescale_factor")
+    if attrs.xpos_scale_base is not None:
+        arguments.append("xpos_scale_base=config.rotary_xpos_scale_base")
+    return ", ".join(arguments)
 
 
 def position_op(op: Op, width: str, symbol: str, imports: set) -> OpContext:
@@ -500,6 +542,8 @@ def fields_from(rows) -> tuple[ConfigField, ...]:
 def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
     attn, cross, ff = layers.attention, layers.cross_attention, layers.feedforward
     heads = (attn or cross).heads
+    rotary, bias = layers.rotary, layers.position_bias
+    scheme = bias.scheme if bias else ""
     return fields_from([
         (True, "dim", "int", layers.dim, ""),
         (True, "depth", "int", layers.depth, ""),
@@ -518,6 +562,19 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
          cross and cross.dropout, ""),
         (cross is not None and cross.num_mem_kv > 0, "cross_num_mem_kv", "int",
          cross and cross.num_mem_kv, ""),
+        (rotary is not None, "rotary_dim", "int", rotary and rotary.dim, "rotated features per head"),
+        (rotary is not None and rotary.interpolation_factor != 1.0, "rotary_interpolation_factor",
+         "float", rotary and rotary.interpolation_factor, ""),
+        (rotary is not None and rotary.base_rescale_factor != 1.0, "rotary_base_rescale_factor",
+         "float", rotary and rotary.base_rescale_factor, ""),
+        (rotary is not None and rotary.xpos_scale_base is not None, "rotary_xpos_scale_base",
+         "float", rotary and rotary.xpos_scale_base, "xPos"),
+        (scheme == "alibi", "alibi_heads", "int", bias and bias.alibi_heads, "heads with ALiBi"),
+        (scheme == "t5", "rel_pos_num_buckets", "int", bias and bias.num_buckets, ""),
+        (scheme == "t5", "rel_pos_max_distance", "int", bias and bias.max_distance, ""),
+        (scheme == "dynamic", "dynamic_pos_bias_mlp_depth", "int", bias and bias.mlp_depth, ""),
+        (scheme == "dynamic", "dynamic_pos_bias_log_distance", "bool", bias and bias.log_distance,
+         ""),
     ])
 
 

@@ -48,6 +48,30 @@ class ResolvedFeedForward:
 
 
 @dataclass(frozen=True)
+class ResolvedRotary:
+    dim: int  # rotated features per head: rotary_emb_dim, default dim_head // 2
+    interpolation_factor: float
+    base_rescale_factor: float
+    xpos_scale_base: float | None  # set when rotary_xpos
+
+
+@dataclass(frozen=True)
+class ResolvedBias:
+    """A relative position bias shared by every self-attention layer."""
+
+    scheme: str  # "alibi", "t5" or "dynamic"
+    heads: int
+    alibi_heads: int = 0
+    num_buckets: int = 32
+    max_distance: int = 128
+    causal: bool = False
+    scale: float = 1.0  # T5: dim_head ** 0.5
+    mlp_dim: int = 0  # dynamic: dim // 4
+    mlp_depth: int = 2
+    log_distance: bool = False
+
+
+@dataclass(frozen=True)
 class ResolvedLayers:
     """An Encoder or Decoder stack."""
 
@@ -61,6 +85,14 @@ class ResolvedLayers:
     attention: ResolvedAttention | None  # None for a CrossAttender (cross-attention only)
     cross_attention: ResolvedAttention | None  # cross_attend: true, or a CrossAttender
     feedforward: ResolvedFeedForward
+    rotary: ResolvedRotary | None = None
+    position_bias: ResolvedBias | None = None
+
+    @property
+    def drops_absolute_positions(self) -> bool:
+        """x-transformers' disable_abs_pos_emb default: T5 bias or rotary (I:2892)."""
+        return self.rotary is not None or (self.position_bias is not None
+                                           and self.position_bias.scheme == "t5")
 
 
 @dataclass(frozen=True)
@@ -157,12 +189,13 @@ def resolve_module(model: ModuleSpec) -> Resolved:
 def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapper:
     layers = resolve_layers(layers_spec)
     tie_scale = model["tie_embedding_scale"]
+    scheme = "none" if layers.drops_absolute_positions else positions(model)
     return ResolvedWrapper(
         key=model.key,
         num_tokens=model["num_tokens"],
         max_seq_len=model["max_seq_len"],
         emb_dim=model["emb_dim"] or layers.dim,
-        positions=positions(model),
+        positions=scheme,
         l2norm_embed=model["l2norm_embed"],
         post_emb_norm=model["post_emb_norm"],
         emb_dropout=model["emb_dropout"],
@@ -188,16 +221,17 @@ def resolve_vit(model: ModuleSpec) -> ResolvedViT:
 
 
 def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
+    layers = resolve_layers(model.children["attn_layers"])
     return ResolvedContinuous(
         key=model.key,
         max_seq_len=model["max_seq_len"],
         dim_in=model["dim_in"],
         dim_out=model["dim_out"],
-        positions=positions(model),
+        positions="none" if layers.drops_absolute_positions else positions(model),
         post_emb_norm=model["post_emb_norm"],
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
-        layers=resolve_layers(model.children["attn_layers"]),
+        layers=layers,
     )
 
 
@@ -253,7 +287,37 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         attention=None if only_cross else resolve_attention(layers),
         cross_attention=resolve_cross_attention(layers) if only_cross or layers["cross_attend"] else None,
         feedforward=resolve_feedforward(layers),
+        rotary=resolve_rotary(layers),
+        position_bias=resolve_bias(layers),
     )
+
+
+def resolve_rotary(layers: ModuleSpec) -> ResolvedRotary | None:
+    if not layers["rotary_pos_emb"]:
+        return None
+    dim_head = layers.section("attn")["dim_head"]
+    return ResolvedRotary(
+        dim=layers["rotary_emb_dim"] or dim_head // 2,
+        interpolation_factor=layers["rotary_interpolation_factor"],
+        base_rescale_factor=layers["rotary_base_rescale_factor"],
+        xpos_scale_base=layers["rotary_xpos_scale_base"] if layers["rotary_xpos"] else None,
+    )
+
+
+def resolve_bias(layers: ModuleSpec) -> ResolvedBias | None:
+    """T5 first, then dynamic, then ALiBi, as x-transformers picks them (I:2918-2930)."""
+    heads, causal = layers["heads"], CAUSAL_LAYERS.get(layers.type, False)
+    if layers["rel_pos_bias"]:
+        return ResolvedBias("t5", heads, num_buckets=layers["rel_pos_num_buckets"],
+                            max_distance=layers["rel_pos_max_distance"], causal=causal,
+                            scale=layers.section("attn")["dim_head"] ** 0.5)
+    if layers["dynamic_pos_bias"]:
+        return ResolvedBias("dynamic", heads, mlp_dim=layers["dim"] // 4,
+                            mlp_depth=layers["dynamic_pos_bias_mlp_depth"],
+                            log_distance=layers["dynamic_pos_bias_log_distance"])
+    if layers["alibi_pos_bias"]:
+        return ResolvedBias("alibi", heads, alibi_heads=layers["alibi_num_heads"] or heads)
+    return None
 
 
 def norm_type(layers: ModuleSpec) -> str:

@@ -66,11 +66,29 @@ def parameter_names(op: Op) -> list[tuple[str, str, bool]]:
                 ("1.bias", "1.bias", False), ("2.gamma", "2.weight", False)]
     if op.kind is OpKind.MEMORY_TOKENS:
         return [("", "", False)]
+    if op.kind is OpKind.ROTARY:  # persistent buffers in the reference too
+        return [("inv_freq", "inv_freq", False)] + (
+            [("scale", "scale", False)] if attrs.xpos_scale_base is not None else [])
+    if op.kind is OpKind.POSITION_BIAS:
+        return position_bias_parameters(attrs)
     if op.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION):
         return attention_parameters(attrs)
     if op.kind is OpKind.FEEDFORWARD:
         return feedforward_parameters(attrs)
     return []
+
+
+def position_bias_parameters(attrs) -> list[tuple[str, str, bool]]:
+    """ALiBi has no state; T5 one table; the dynamic bias an MLP whose hidden layers are
+    Sequential(Linear, SiLU) and whose last layer is a Linear."""
+    if attrs.scheme == "t5":
+        names = ["relative_attention_bias.weight"]
+    elif attrs.scheme == "dynamic":
+        names = [f"mlp.{i}.0.{p}" for i in range(attrs.mlp_depth) for p in ("weight", "bias")]
+        names += [f"mlp.{attrs.mlp_depth}.{p}" for p in ("weight", "bias")]
+    else:
+        names = []
+    return [(name, name, False) for name in names]
 
 
 def attention_parameters(attrs) -> list[tuple[str, str, bool]]:

@@ -70,7 +70,7 @@ def check_generate_arguments(prompt: Tensor, max_new_tokens: int, prompt_lens: T
 def align_right(prompt: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     """Move each row's first `length` tokens to the right end, padding with 0 on the left;
     also return where each row starts."""
-    batch, length = prompt.shape
+    length = prompt.shape[1]
     start = length - lengths  # (B,)
     source = torch.arange(length, device=prompt.device)[None, :] - start[:, None]  # (B, n)
     aligned = prompt.gather(1, source.clamp(min=0))

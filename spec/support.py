@@ -39,7 +39,10 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     }),
     "layers": frozenset({
         "dim", "depth", "heads", "layer_dropout", "use_scalenorm", "use_rmsnorm", "pre_norm",
-        "cross_attend",
+        "cross_attend", "rotary_pos_emb", "rotary_emb_dim", "rotary_xpos", "rotary_xpos_scale_base",
+        "rotary_interpolation_factor", "rotary_base_rescale_factor", "alibi_pos_bias",
+        "alibi_num_heads", "rel_pos_bias", "rel_pos_num_buckets", "rel_pos_max_distance",
+        "dynamic_pos_bias", "dynamic_pos_bias_log_distance", "dynamic_pos_bias_mlp_depth",
     }),
     "attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv"}),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from reference import paired_models
+from test_model_types import floats, lengths_mask, spec_of, xtransformer_spec
 from x_transformers import AutoregressiveWrapper
 
 import xtc
-from reference import paired_models
-from test_model_types import floats, lengths_mask, spec_of, xtransformer_spec
 
 VOCAB = 64
 

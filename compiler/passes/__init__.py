@@ -12,6 +12,7 @@ from .check_embedding_options import check_embedding_options
 from .check_exclusive_features import check_exclusive_features
 from .check_ignored_options import check_ignored_options
 from .check_model_structure import check_model_structure
+from .check_position_options import check_position_options
 from .check_single_head_projection import check_single_head_projection
 from .infer_shapes import infer_shapes
 
@@ -19,6 +20,7 @@ SPEC_CHECKS = (
     check_depth_given,
     check_exclusive_features,
     check_single_head_projection,
+    check_position_options,
     check_embedding_options,
     check_model_structure,
     check_connections,

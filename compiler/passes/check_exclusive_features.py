@@ -86,6 +86,8 @@ AT_MOST_ONE = (
               ("use_scalenorm", "use_rmsnorm", "use_simple_rmsnorm", "use_dynamic_tanh", "use_derf",
                "use_adaptive_layernorm", "use_adaptive_rmsnorm"),
               "a layer stack has one kind of norm (x-transformers asserts it, I:2962)"),
+    AtMostOne("at-most-one-position-bias", ("alibi_pos_bias", "rel_pos_bias", "dynamic_pos_bias"),
+              "one relative position bias at a time (x-transformers asserts it, I:2916)"),
 )
 
 

@@ -41,6 +41,10 @@ def shape_of(graph: Graph, op: Op) -> tuple:
     if kind is OpKind.STRIP:
         added = f"+{attrs.count}" if attrs.at_end else f"{attrs.count}+"
         return (source[0], source[1].replace(added, "", 1), *source[2:])
+    if kind is OpKind.ROTARY:
+        return ("S", attrs.dim)
+    if kind is OpKind.POSITION_BIAS:
+        return (attrs.heads, "T", "S")
     if kind is OpKind.POOL:
         return (source[0], source[-1])
     if kind is OpKind.LOGITS:

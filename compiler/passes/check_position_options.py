@@ -1,0 +1,59 @@
+"""check-position-options: the rules x-transformers asserts for its positional schemes
+(AttentionLayers.__init__ I:2894-2930, RotaryEmbedding I:854), as located errors.
+
+- xPos rescales queries and keys by their distance from the sequence's middle: causal only.
+- Rotary rotates at most the whole head: rotary_emb_dim <= dim_head.
+- Position interpolation divides positions: rotary_interpolation_factor >= 1.
+- T5 buckets: rel_pos_num_buckets <= rel_pos_max_distance.
+- ALiBi on some heads: alibi_num_heads <= heads.
+(At most one of ALiBi, T5 and dynamic bias is check-exclusive-features' `at-most-one-position-bias`.)
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .modules import diagnostic, layer_modules
+
+ID = "check-position-options"
+
+
+def check_position_options(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for layers in layer_modules(spec):
+        found += check_rotary(spec, layers) + check_biases(spec, layers)
+    return found
+
+
+def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
+    if not layers["rotary_pos_emb"]:
+        return []
+    found, key = [], layers.key
+    if layers["rotary_xpos"] and layers.type != "Decoder":
+        found.append(diagnostic(spec, f"{key}.rotary_xpos", "xpos-needs-causal",
+                                f"rotary_xpos is defined for causal attention only; {layers.type} "
+                                "is bidirectional"))
+    dim_head = layers.section("attn")["dim_head"]
+    if layers["rotary_emb_dim"] is not None and layers["rotary_emb_dim"] > dim_head:
+        found.append(diagnostic(spec, f"{key}.rotary_emb_dim", "rotary-dim-exceeds-head",
+                                f"rotary_emb_dim ({layers['rotary_emb_dim']}) must be at most "
+                                f"attn.dim_head ({dim_head})"))
+    if layers["rotary_interpolation_factor"] < 1:
+        found.append(diagnostic(spec, f"{key}.rotary_interpolation_factor",
+                                "interpolation-factor-below-one",
+                                "rotary_interpolation_factor must be >= 1 (it divides positions)"))
+    return found
+
+
+def check_biases(spec: Spec, layers) -> list[Diagnostic]:
+    found, key = [], layers.key
+    if layers["rel_pos_bias"] and layers["rel_pos_num_buckets"] > layers["rel_pos_max_distance"]:
+        found.append(diagnostic(spec, f"{key}.rel_pos_num_buckets", "buckets-exceed-max-distance",
+                                f"rel_pos_num_buckets ({layers['rel_pos_num_buckets']}) must be at "
+                                f"most rel_pos_max_distance ({layers['rel_pos_max_distance']})"))
+    alibi_heads = layers["alibi_num_heads"]
+    if layers["alibi_pos_bias"] and alibi_heads is not None and alibi_heads > layers["heads"]:
+        found.append(diagnostic(spec, f"{key}.alibi_num_heads", "alibi-heads-exceed-heads",
+                                f"alibi_num_heads ({alibi_heads}) must be at most heads "
+                                f"({layers['heads']})"))
+    return found
