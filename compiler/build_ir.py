@@ -424,7 +424,8 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
         attn, (rotary, bias) = layers.attention, positions
         attrs = AttentionAttrs(layers.dim, attn.heads, attn.dim_head, layers.causal, attn.flash,
                                attn.project_out, attn.dropout, attn.num_mem_kv,
-                               rotary is not None, bias is not None)
+                               rotary is not None, bias is not None,
+                               layers.rotary.rotate_heads if layers.rotary else 0)
         sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask, rotary, bias)))
     if layers.cross_attention is not None:
         cross = layers.cross_attention

@@ -67,6 +67,7 @@ class AttentionClass:
     cache: bool = False  # takes a KVCache (decoders that generate)
     rotary: bool = False  # rotates queries and keys with the model's rotary angles
     bias: bool = False  # adds the model's relative position bias
+    rotate_heads: bool = False  # only the last config.rotate_num_heads heads
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -91,6 +92,7 @@ class AttentionClass:
     def imports(self) -> set[Import]:
         cache = {runtime("kv_cache", "KVCache")} if self.cache else set()
         rotary = {runtime("positions", "apply_rotary")} if self.rotary else set()
+        rotary |= {TORCH} if self.rotate_heads else set()
         bias = {FUNCTIONAL} if self.bias and self.num_mem_kv else set()
         return attention_imports(self.num_mem_kv) | cache | rotary | bias
 

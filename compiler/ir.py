@@ -176,6 +176,7 @@ class AttentionAttrs:
     num_mem_kv: int = 0
     rotary: bool = False  # reads the shared rotary angles
     bias: bool = False  # adds the shared relative position bias
+    rotate_heads: int = 0  # rotary on the last heads only (0: every head)
 
 
 @dataclass(frozen=True)

@@ -289,7 +289,8 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
         classes.append(AttentionClass(f"{prefix}Attention", config, attention.causal,
                                       attention.flash, attention.project_out,
                                       attention.dropout > 0, attention.num_mem_kv > 0, attn_mask,
-                                      cache, attention.rotary, attention.bias))
+                                      cache, attention.rotary, attention.bias,
+                                      attention.rotate_heads > 0))
     cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
@@ -569,6 +570,8 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
          "float", rotary and rotary.base_rescale_factor, ""),
         (rotary is not None and rotary.xpos_scale_base is not None, "rotary_xpos_scale_base",
          "float", rotary and rotary.xpos_scale_base, "xPos"),
+        (rotary is not None and rotary.rotate_heads > 0, "rotate_num_heads", "int",
+         rotary and rotary.rotate_heads, "heads that get rotary"),
         (scheme == "alibi", "alibi_heads", "int", bias and bias.alibi_heads, "heads with ALiBi"),
         (scheme == "t5", "rel_pos_num_buckets", "int", bias and bias.num_buckets, ""),
         (scheme == "t5", "rel_pos_max_distance", "int", bias and bias.max_distance, ""),

@@ -53,6 +53,7 @@ class ResolvedRotary:
     interpolation_factor: float
     base_rescale_factor: float
     xpos_scale_base: float | None  # set when rotary_xpos
+    rotate_heads: int = 0  # rotate_num_heads: only the last heads are rotated (0: all)
 
 
 @dataclass(frozen=True)
@@ -301,6 +302,8 @@ def resolve_rotary(layers: ModuleSpec) -> ResolvedRotary | None:
         interpolation_factor=layers["rotary_interpolation_factor"],
         base_rescale_factor=layers["rotary_base_rescale_factor"],
         xpos_scale_base=layers["rotary_xpos_scale_base"] if layers["rotary_xpos"] else None,
+        rotate_heads=0 if layers["rotate_num_heads"] in (None, layers["heads"])
+        else layers["rotate_num_heads"],
     )
 
 

@@ -16,6 +16,7 @@ SCHEMES = {
     "rotary_partial_scaled": {"rotary_pos_emb": True, "rotary_emb_dim": 4,
                               "rotary_interpolation_factor": 2.0, "rotary_base_rescale_factor": 2.0},
     "xpos": {"rotary_pos_emb": True, "rotary_xpos": True, "rotary_xpos_scale_base": 64},
+    "rotary_two_heads": {"rotary_pos_emb": True, "rotate_num_heads": 2},
     "alibi": {"alibi_pos_bias": True},
     "alibi_two_heads": {"alibi_pos_bias": True, "alibi_num_heads": 2},
     "t5": {"rel_pos_bias": True, "rel_pos_num_buckets": 8, "rel_pos_max_distance": 16},
@@ -80,3 +81,18 @@ def test_cached_rotary_logits_equal_full_sequence_logits():
     steps = [ours(sequence[:, :4], cache=cache)] + [ours(sequence[:, i:i + 1], cache=cache)
                                                     for i in range(4, 9)]
     torch.testing.assert_close(torch.cat(steps, dim=1), ours(sequence), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["rotary", "alibi"])
+def test_relative_positions_generate_past_max_seq_len(name):
+    """Without absolute positions there is no length limit. xtc attends to the whole history;
+    x-transformers slides a window of max_seq_len (and its cached and uncached windows differ),
+    so tokens agree up to max_seq_len and cached equals uncached beyond it."""
+    layers = {"type": "Decoder", **SCHEMES[name], "attn": {"dim_head": 16}}
+    spec = decoder_spec(model={"use_abs_pos_emb": False, "max_seq_len": 12}, layers=layers)
+    reference, ours = paired_models(spec)
+    cached = ours.generate(prompts(), 20, temperature=0)
+    uncached = ours.generate(prompts(), 20, temperature=0, cache=False)
+    expected = AutoregressiveWrapper(reference).generate(prompts(), 20, temperature=0.0)
+    assert torch.equal(cached, uncached)
+    assert torch.equal(cached[:, : 12 - 5], expected[:, : 12 - 5])

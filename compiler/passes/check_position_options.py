@@ -4,6 +4,7 @@
 - xPos rescales queries and keys by their distance from the sequence's middle: causal only.
 - Rotary rotates at most the whole head: rotary_emb_dim <= dim_head.
 - Position interpolation divides positions: rotary_interpolation_factor >= 1.
+- Rotary on some heads: rotate_num_heads <= heads (I:2252).
 - T5 buckets: rel_pos_num_buckets <= rel_pos_max_distance.
 - ALiBi on some heads: alibi_num_heads <= heads.
 (At most one of ALiBi, T5 and dynamic bias is check-exclusive-features' `at-most-one-position-bias`.)
@@ -38,6 +39,10 @@ def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
         found.append(diagnostic(spec, f"{key}.rotary_emb_dim", "rotary-dim-exceeds-head",
                                 f"rotary_emb_dim ({layers['rotary_emb_dim']}) must be at most "
                                 f"attn.dim_head ({dim_head})"))
+    rotate = layers["rotate_num_heads"]
+    if rotate is not None and rotate > layers["heads"]:
+        found.append(diagnostic(spec, f"{key}.rotate_num_heads", "rotate-heads-exceed-heads",
+                                f"rotate_num_heads ({rotate}) must be at most heads ({layers['heads']})"))
     if layers["rotary_interpolation_factor"] < 1:
         found.append(diagnostic(spec, f"{key}.rotary_interpolation_factor",
                                 "interpolation-factor-below-one",
