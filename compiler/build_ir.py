@@ -378,7 +378,7 @@ class Builder:
             b = layers.position_bias
             attrs = PositionBiasAttrs(b.scheme, b.heads, b.alibi_heads, b.num_buckets,
                                       b.max_distance, b.causal, b.scale, b.mlp_dim, b.mlp_depth,
-                                      b.log_distance)
+                                      b.log_distance, b.norm)
             key = {"alibi": "alibi_pos_bias", "t5": "rel_pos_bias", "dynamic": "dynamic_pos_bias"}
             bias = self.add("rel_pos", OpKind.POSITION_BIAS, attrs, (hidden,),
                             spec_key=f"{layers.key}.{key[b.scheme]}", ref_path=f"{ref}rel_pos",

@@ -162,6 +162,7 @@ class PositionBiasAttrs:
     mlp_dim: int = 0
     mlp_depth: int = 2
     log_distance: bool = False
+    norm: bool = False
 
 
 @dataclass(frozen=True)

@@ -467,7 +467,7 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
         name, arguments = POSITION_BIASES[attrs.scheme]
         imports.add(runtime("biases", name))
         return OpContext("ops/position_bias.py.jinja", {
-            "init": f"{name}({arguments.format(causal=attrs.causal)})"})
+            "init": f"{name}({arguments.format(causal=attrs.causal, norm=', norm=True' if attrs.norm else '')})"})
     return None
 
 
@@ -478,7 +478,7 @@ POSITION_BIASES = {
                               "scale=config.dim_head**0.5")),
     "dynamic": ("DynamicPositionBias", ("config.dim // 4, config.heads, "
                                         "config.dynamic_pos_bias_mlp_depth, "
-                                        "config.dynamic_pos_bias_log_distance")),
+                                        "config.dynamic_pos_bias_log_distance{norm}")),
 }
 
 

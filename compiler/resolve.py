@@ -70,6 +70,7 @@ class ResolvedBias:
     mlp_dim: int = 0  # dynamic: dim // 4
     mlp_depth: int = 2
     log_distance: bool = False
+    norm: bool = False  # dynamic: norms in the MLP
 
 
 @dataclass(frozen=True)
@@ -317,7 +318,8 @@ def resolve_bias(layers: ModuleSpec) -> ResolvedBias | None:
     if layers["dynamic_pos_bias"]:
         return ResolvedBias("dynamic", heads, mlp_dim=layers["dim"] // 4,
                             mlp_depth=layers["dynamic_pos_bias_mlp_depth"],
-                            log_distance=layers["dynamic_pos_bias_log_distance"])
+                            log_distance=layers["dynamic_pos_bias_log_distance"],
+                            norm=layers["dynamic_pos_bias_norm"])
     if layers["alibi_pos_bias"]:
         return ResolvedBias("alibi", heads, alibi_heads=layers["alibi_num_heads"] or heads)
     return None

@@ -84,11 +84,24 @@ def position_bias_parameters(attrs) -> list[tuple[str, str, bool]]:
     if attrs.scheme == "t5":
         names = ["relative_attention_bias.weight"]
     elif attrs.scheme == "dynamic":
-        names = [f"mlp.{i}.0.{p}" for i in range(attrs.mlp_depth) for p in ("weight", "bias")]
-        names += [f"mlp.{attrs.mlp_depth}.{p}" for p in ("weight", "bias")]
+        return dynamic_bias_parameters(attrs)
     else:
         names = []
     return [(name, name, False) for name in names]
+
+
+def dynamic_bias_parameters(attrs) -> list[tuple[str, str, bool]]:
+    """mlp.i = Sequential(Linear, [norm], SiLU): the first norm is x-transformers' LayerNorm
+    (a `gamma`), the others torch's (weight and bias)."""
+    pairs = []
+    for i in range(attrs.mlp_depth):
+        pairs += [(f"mlp.{i}.0.{p}", f"mlp.{i}.0.{p}") for p in ("weight", "bias")]
+        if attrs.norm and i == 0:
+            pairs.append(("mlp.0.1.gamma", "mlp.0.1.weight"))
+        elif attrs.norm:
+            pairs += [(f"mlp.{i}.1.{p}", f"mlp.{i}.1.{p}") for p in ("weight", "bias")]
+    pairs += [(f"mlp.{attrs.mlp_depth}.{p}", f"mlp.{attrs.mlp_depth}.{p}") for p in ("weight", "bias")]
+    return [(reference, emitted, False) for reference, emitted in pairs]
 
 
 def attention_parameters(attrs) -> list[tuple[str, str, bool]]:

@@ -75,13 +75,19 @@ class T5RelativeBias(nn.Module):
 
 class DynamicPositionBias(nn.Module):
     """An MLP from relative distance to one bias per head (Wang et al. 2021,
-    https://arxiv.org/abs/2108.00154), optionally on sign(d) * log(|d| + 1)."""
+    https://arxiv.org/abs/2108.00154), optionally on sign(d) * log(|d| + 1) and with norms
+    after its hidden layers (the first without a bias, as x-transformers builds it)."""
 
-    def __init__(self, dim: int, heads: int, depth: int, log_distance: bool) -> None:
+    def __init__(self, dim: int, heads: int, depth: int, log_distance: bool,
+                 norm: bool = False) -> None:
         super().__init__()
         self.log_distance = log_distance
-        layers = [nn.Sequential(nn.Linear(1, dim), nn.SiLU())]
-        layers += [nn.Sequential(nn.Linear(dim, dim), nn.SiLU()) for _ in range(depth - 1)]
+
+        def hidden(dim_in: int, first: bool) -> nn.Sequential:
+            norms = [nn.LayerNorm(dim, bias=not first)] if norm else []
+            return nn.Sequential(nn.Linear(dim_in, dim), *norms, nn.SiLU())
+
+        layers = [hidden(1, True)] + [hidden(dim, False) for _ in range(depth - 1)]
         self.mlp = nn.ModuleList([*layers, nn.Linear(dim, heads)])
 
     def forward(self, queries: int, keys: int) -> Tensor:

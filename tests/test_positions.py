@@ -23,10 +23,11 @@ SCHEMES = {
     "dynamic": {"dynamic_pos_bias": True},
     "dynamic_log_deep": {"dynamic_pos_bias": True, "dynamic_pos_bias_log_distance": True,
                          "dynamic_pos_bias_mlp_depth": 3},
+    "dynamic_norm": {"dynamic_pos_bias": True, "dynamic_pos_bias_norm": True},
     "rotary_alibi_memory": {"rotary_pos_emb": True, "alibi_pos_bias": True,
                             "attn": {"dim_head": 16, "num_mem_kv": 2}},
 }
-NO_FLASH = {"t5", "dynamic", "dynamic_log_deep"}  # x-transformers' rule: they need the matrix
+NO_FLASH = {"t5", "dynamic", "dynamic_log_deep", "dynamic_norm"}  # x-transformers' rule: they need the matrix
 CAUSAL_ONLY = {"xpos"}
 
 
