@@ -425,7 +425,10 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
         attrs = AttentionAttrs(layers.dim, attn.heads, attn.dim_head, layers.causal, attn.flash,
                                attn.project_out, attn.dropout, attn.num_mem_kv,
                                rotary is not None, bias is not None,
-                               layers.rotary.rotate_heads if layers.rotary else 0)
+                               layers.rotary.rotate_heads if layers.rotary else 0,
+                               attn.kv_heads, attn.value_dim_head, attn.qk_norm,
+                               attn.qk_norm_groups, attn.qk_norm_scale, attn.qk_norm_dim_scale,
+                               attn.on_attn, attn.gate_values, attn.head_scale)
         sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask, rotary, bias)))
     if layers.cross_attention is not None:
         cross = layers.cross_attention

@@ -68,6 +68,32 @@ class AttentionClass:
     rotary: bool = False  # rotates queries and keys with the model's rotary angles
     bias: bool = False  # adds the model's relative position bias
     rotate_heads: bool = False  # only the last config.rotate_num_heads heads
+    kv_heads: bool = False  # grouped-query attention: config.kv_heads key / value heads
+    value_dim: bool = False  # values config.value_dim_head wide
+    qk_norm: bool = False
+    qk_norm_groups: bool = False  # in config.qk_norm_groups groups
+    qk_norm_dim_scale: bool = False
+    on_attn: bool = False
+    gate_values: bool = False
+    head_scale: bool = False
+
+    @property
+    def kv_heads_field(self) -> str:
+        return "config.kv_heads" if self.kv_heads else "config.heads"
+
+    @property
+    def value_dim_field(self) -> str:
+        return "config.value_dim_head" if self.value_dim else "config.dim_head"
+
+    @property
+    def description_extra(self) -> str:
+        notes = []
+        if self.kv_heads:
+            notes.append("Grouped-query attention (Ainslie et al. 2023, https://arxiv.org/abs/2305.13245):\n"
+                         "    query head h reads key / value head h % kv_heads, as in x-transformers.")
+        if self.qk_norm:
+            notes.append("QK-norm (https://arxiv.org/abs/2010.04245): unit-length queries and keys.")
+        return "\n".join(f"    {note}" for note in notes)
 
     @property
     def parameters(self) -> tuple[str, ...]:
@@ -87,12 +113,14 @@ class AttentionClass:
         arguments = f"q, k, v, causal={self.causal}, key_mask={key_mask}"
         arguments += ", attn_mask=attn_mask" if self.attn_mask else ""
         arguments += ", bias=bias" if self.bias else ""
+        arguments += ", scale=self.scale" if self.qk_norm and not self.qk_norm_dim_scale else ""
         return arguments + (", dropout=dropout" if self.dropout else "")
 
     def imports(self) -> set[Import]:
         cache = {runtime("kv_cache", "KVCache")} if self.cache else set()
         rotary = {runtime("positions", "apply_rotary")} if self.rotary else set()
-        rotary |= {TORCH} if self.rotate_heads else set()
+        rotary |= {TORCH} if self.rotate_heads or self.qk_norm_dim_scale or self.head_scale else set()
+        rotary |= {runtime("attention", "l2norm")} if self.qk_norm else set()
         bias = {FUNCTIONAL} if self.bias and self.num_mem_kv else set()
         return attention_imports(self.num_mem_kv) | cache | rotary | bias
 
@@ -213,6 +241,8 @@ class ModelClass:
     cacheable: bool = False  # generate can use a kv cache (memory tokens prevent it)
     cross: bool = False
     length_limit: str = "None"
+    cache_heads: str = "heads"  # the Config field with the number of key / value heads
+    cache_value_dim: bool = False  # values have their own width
 
     @property
     def loss_parameters(self) -> tuple[str, ...]:

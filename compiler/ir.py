@@ -178,6 +178,15 @@ class AttentionAttrs:
     rotary: bool = False  # reads the shared rotary angles
     bias: bool = False  # adds the shared relative position bias
     rotate_heads: int = 0  # rotary on the last heads only (0: every head)
+    kv_heads: int = 0  # grouped-query attention (0: as many as heads)
+    value_dim_head: int = 0  # 0: dim_head
+    qk_norm: bool = False
+    qk_norm_groups: int = 1
+    qk_norm_scale: float = 10.0
+    qk_norm_dim_scale: bool = False
+    on_attn: bool = False
+    gate_values: bool = False
+    head_scale: bool = False
 
 
 @dataclass(frozen=True)

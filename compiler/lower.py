@@ -158,7 +158,9 @@ def wrapper_model(model: ResolvedWrapper, graph: Graph, scope: str, prefix: str,
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
                      "where x is real.",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports),
-                     generative=generative, cacheable=cacheable, cross=cross, length_limit=limit)
+                     generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
+                     cache_heads="kv_heads" if layers.attention and layers.attention.kv_heads else "heads",
+                     cache_value_dim=bool(layers.attention and layers.attention.value_dim_head))
     fields = wrapper_config(model)
     stack = "Decoder" if layers.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if layers.causal else "encoder-only (BERT-style)"
@@ -290,7 +292,11 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
                                       attention.flash, attention.project_out,
                                       attention.dropout > 0, attention.num_mem_kv > 0, attn_mask,
                                       cache, attention.rotary, attention.bias,
-                                      attention.rotate_heads > 0))
+                                      attention.rotate_heads > 0, attention.kv_heads > 0,
+                                      attention.value_dim_head > 0, attention.qk_norm,
+                                      attention.qk_norm_groups > 1, attention.qk_norm_dim_scale,
+                                      attention.on_attn, attention.gate_values,
+                                      attention.head_scale))
     cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
@@ -557,6 +563,14 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
         (layers.layer_dropout > 0, "layer_dropout", "float", layers.layer_dropout, "stochastic depth"),
         (attn is not None and attn.num_mem_kv > 0, "num_mem_kv", "int", attn and attn.num_mem_kv,
          "persistent memory slots"),
+        (attn is not None and attn.kv_heads > 0, "kv_heads", "int", attn and attn.kv_heads,
+         "key / value heads (grouped-query attention)"),
+        (attn is not None and attn.value_dim_head > 0, "value_dim_head", "int",
+         attn and attn.value_dim_head, ""),
+        (attn is not None and attn.qk_norm and attn.qk_norm_groups > 1, "qk_norm_groups", "int",
+         attn and attn.qk_norm_groups, ""),
+        (attn is not None and attn.qk_norm and not attn.qk_norm_dim_scale, "qk_norm_scale",
+         "float", attn and float(attn.qk_norm_scale), "attention scale under qk-norm"),
         (cross is not None, "dim_context", "int", cross and cross.dim_context, "cross-attention"),
         (cross is not None, "cross_dim_head", "int", cross and cross.dim_head, ""),
         (cross is not None and cross.dropout > 0, "cross_attn_dropout", "float",

@@ -36,6 +36,15 @@ class ResolvedAttention:
     dropout: float
     num_mem_kv: int
     dim_context: int | None = None  # cross-attention: the width of the context (default dim)
+    kv_heads: int = 0  # grouped-query attention (0: as many as heads)
+    value_dim_head: int = 0  # 0: dim_head
+    qk_norm: bool = False
+    qk_norm_groups: int = 1
+    qk_norm_scale: float = 10.0  # the attention scale under qk-norm without dim scale
+    qk_norm_dim_scale: bool = False  # learned per-feature scales; the scale is dim_head ** -0.5
+    on_attn: bool = False  # attention on attention: a GLU output projection
+    gate_values: bool = False  # sigmoid gates on the merged heads, before the projection
+    head_scale: bool = False  # NormFormer: a learned scale per head
 
 
 @dataclass(frozen=True)
@@ -333,13 +342,24 @@ def norm_type(layers: ModuleSpec) -> str:
 
 def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
     attn = layers.section("attn")
+    heads = layers["heads"]
+    kv_heads = 1 if attn["one_kv_head"] else (attn["kv_heads"] or heads)
     return ResolvedAttention(
-        heads=layers["heads"],
+        heads=heads,
         dim_head=attn["dim_head"],
         flash=attn["flash"],
-        project_out=layers["heads"] > 1,
+        project_out=heads > 1 or attn["on_attn"],
         dropout=attn["dropout"],
         num_mem_kv=attn["num_mem_kv"],
+        kv_heads=0 if kv_heads == heads else kv_heads,
+        value_dim_head=0 if attn["value_dim_head"] in (None, attn["dim_head"]) else attn["value_dim_head"],
+        qk_norm=attn["qk_norm"],
+        qk_norm_groups=attn["qk_norm_groups"],
+        qk_norm_scale=attn["qk_norm_scale"],
+        qk_norm_dim_scale=attn["qk_norm"] and attn["qk_norm_dim_scale"],
+        on_attn=attn["on_attn"],
+        gate_values=attn["gate_values"],
+        head_scale=attn["head_scale"],
     )
 
 

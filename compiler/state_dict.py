@@ -106,9 +106,15 @@ def dynamic_bias_parameters(attrs) -> list[tuple[str, str, bool]]:
 
 def attention_parameters(attrs) -> list[tuple[str, str, bool]]:
     names = ["to_q.weight", "to_k.weight", "to_v.weight"]
-    names += ["to_out.weight"] if attrs.project_out else []
+    on_attn = getattr(attrs, "on_attn", False)
+    names += [("to_out.0.weight" if on_attn else "to_out.weight")] if attrs.project_out else []
     names += ["mem_k", "mem_v"] if attrs.num_mem_kv else []
-    return [(name, name, False) for name in names]
+    pairs = [(name, name) for name in names]
+    if getattr(attrs, "qk_norm_dim_scale", False):
+        pairs += [("qk_norm_q_scale", "q_scale"), ("qk_norm_k_scale", "k_scale")]
+    pairs += [("to_v_gate.weight", "to_v_gate.weight")] if getattr(attrs, "gate_values", False) else []
+    pairs += [("head_scale_params", "head_scale")] if getattr(attrs, "head_scale", False) else []
+    return [(reference, emitted, False) for reference, emitted in pairs]
 
 
 def feedforward_parameters(attrs) -> list[tuple[str, str, bool]]:

@@ -17,13 +17,13 @@ from torch import Tensor
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | None = None,
            attn_mask: Tensor | None = None, bias: Tensor | None = None,
-           dropout: float = 0.0) -> Tensor:
+           dropout: float = 0.0, scale: float | None = None) -> Tensor:
     """softmax(q k^T / sqrt(D) + bias) v for q (B, H, T, D), k and v (B, H, S, D).
 
     key_mask (B, S) is True for keys that may be attended to; attn_mask, (T, S), (H, T, S) or
     (B, H, T, S), is True where query i may attend to key j; bias (H, T, S) is added to the
     scaled scores (relative positions); dropout applies to the attention weights (pass 0.0
-    outside training).
+    outside training); scale replaces 1 / sqrt(D) (qk-norm uses a fixed one).
     """
     T, S = q.shape[-2], k.shape[-2]
     causal = causal and T > 1  # one query is the newest position: it sees every key
@@ -31,21 +31,30 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | 
     bias = bias[None] if bias is not None and bias.ndim == 3 else bias
     attn_mask = attn_mask[None] if attn_mask is not None and attn_mask.ndim == 3 else attn_mask
     if key_mask is None and attn_mask is None and bias is None and (not causal or T == S):
-        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal)
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=causal,
+                                              scale=scale)
     allowed = causal_mask(T, S, q.device) if causal else None  # (T, S)
     for mask in (key_mask[:, None, None, :] if key_mask is not None else None, attn_mask):
         if mask is not None:
             allowed = mask if allowed is None else allowed & mask  # broadcast to (B, H, T, S)
     if allowed is None:  # a bias alone: SDPA adds it as a float mask
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout,
+                                              scale=scale)
     empty = ~allowed.any(dim=-1, keepdim=True)  # rows with no visible key: (..., T, 1)
     scores_mask = allowed | empty
     if bias is not None:
         scores_mask = bias.to(q.dtype).masked_fill(~scores_mask, float("-inf"))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=scores_mask, dropout_p=dropout)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=scores_mask, dropout_p=dropout,
+                                         scale=scale)
     return out.masked_fill(empty, 0.0)
 
 
 def causal_mask(T: int, S: int, device: torch.device) -> Tensor:
     """(T, S) boolean, True where query i may see key j: j <= i + S - T (bottom-right)."""
     return torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)
+
+
+def l2norm(t: Tensor, groups: int = 1) -> Tensor:
+    """Unit length within each of `groups` equal slices of the last dimension (qk-norm: Henry
+    et al. 2020, https://arxiv.org/abs/2010.04245)."""
+    return F.normalize(t.unflatten(-1, (groups, -1)), dim=-1).flatten(-2)

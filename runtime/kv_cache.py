@@ -17,9 +17,10 @@ class KVCache:
     """Preallocated keys and values of one self-attention layer: (B, H, capacity, D)."""
 
     def __init__(self, batch: int, heads: int, capacity: int, dim_head: int,
-                 device: torch.device, dtype: torch.dtype) -> None:
+                 device: torch.device, dtype: torch.dtype, value_dim_head: int | None = None) -> None:
         self.keys = torch.empty(batch, heads, capacity, dim_head, device=device, dtype=dtype)
-        self.values = torch.empty_like(self.keys)
+        value_dim_head = dim_head if value_dim_head is None else value_dim_head
+        self.values = torch.empty(batch, heads, capacity, value_dim_head, device=device, dtype=dtype)
         self.length = 0
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
@@ -61,9 +62,11 @@ class ModelCache:
 
     @classmethod
     def allocate(cls, depth: int, batch: int, heads: int, capacity: int, dim_head: int,
-                 device: torch.device, dtype: torch.dtype, cross_attention: bool) -> ModelCache:
+                 device: torch.device, dtype: torch.dtype, cross_attention: bool,
+                 value_dim_head: int | None = None) -> ModelCache:
+        """`heads` are the key / value heads (fewer than the query heads with GQA)."""
         return cls([
-            LayerCache(KVCache(batch, heads, capacity, dim_head, device, dtype),
+            LayerCache(KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head),
                        ContextCache() if cross_attention else None)
             for _ in range(depth)
         ])

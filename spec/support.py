@@ -45,7 +45,11 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "dynamic_pos_bias", "dynamic_pos_bias_log_distance", "dynamic_pos_bias_mlp_depth",
         "rotate_num_heads", "dynamic_pos_bias_norm",
     }),
-    "attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv"}),
+    "attn": frozenset({
+        "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",
+        "qk_norm_groups", "qk_norm_scale", "qk_norm_dim_scale", "on_attn", "gate_values",
+        "head_scale", "value_dim_head",
+    }),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared"}),
 }

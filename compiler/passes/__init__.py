@@ -6,6 +6,7 @@ GRAPH_PASSES transform the IR, and the graph is linted after each one.
 
 from __future__ import annotations
 
+from .check_attention_options import check_attention_options
 from .check_connections import check_connections
 from .check_depth_given import check_depth_given
 from .check_embedding_options import check_embedding_options
@@ -21,6 +22,7 @@ SPEC_CHECKS = (
     check_exclusive_features,
     check_single_head_projection,
     check_position_options,
+    check_attention_options,
     check_embedding_options,
     check_model_structure,
     check_connections,

@@ -38,11 +38,11 @@ class Attention(nn.Module):
     def __init__(self, config: Config) -> None:
         super().__init__()
         self.heads = config.heads
-        inner_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
+        value_dim = config.heads * config.dim_head
+        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
         self,

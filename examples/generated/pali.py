@@ -80,11 +80,11 @@ class VitAttention(nn.Module):
     def __init__(self, config: VitConfig) -> None:
         super().__init__()
         self.heads = config.heads
-        inner_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
+        value_dim = config.heads * config.dim_head
+        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
@@ -175,11 +175,11 @@ class PaliEncoderAttention(nn.Module):
     def __init__(self, config: PaliEncoderConfig) -> None:
         super().__init__()
         self.heads = config.heads
-        inner_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
+        value_dim = config.heads * config.dim_head
+        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
         self,
@@ -287,11 +287,11 @@ class PaliDecoderAttention(nn.Module):
     def __init__(self, config: PaliDecoderConfig) -> None:
         super().__init__()
         self.heads = config.heads
-        inner_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
+        value_dim = config.heads * config.dim_head
+        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
         self,

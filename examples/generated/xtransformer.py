@@ -60,11 +60,11 @@ class EncoderAttention(nn.Module):
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
         self.heads = config.heads
-        inner_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
+        value_dim = config.heads * config.dim_head
+        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
         self,
@@ -172,11 +172,11 @@ class DecoderAttention(nn.Module):
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__()
         self.heads = config.heads
-        inner_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_k = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_v = nn.Linear(config.dim, inner_dim, bias=False)
-        self.to_out = nn.Linear(inner_dim, config.dim, bias=False)
+        value_dim = config.heads * config.dim_head
+        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
         self,

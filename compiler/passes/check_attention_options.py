@@ -1,0 +1,63 @@
+"""check-attention-options: x-transformers' rules for the attention heads (Attention.__init__
+I:1963-2085), and the CPU flash kernel's own limit, as located errors.
+
+- `kv_heads` and `one_kv_head` say the same thing twice: one or the other.
+- Query heads are shared out over the key / value heads: kv_heads must divide heads.
+- qk-norm normalises groups of a head's features: qk_norm_groups must divide dim_head, and
+  leave groups of more than 2 features (the reference's own limit).
+- SDPA's flash kernel needs values as wide as queries: `flash: true` excludes a different
+  value_dim_head.
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .modules import diagnostic, layer_modules
+
+ID = "check-attention-options"
+
+
+def check_attention_options(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for layers in layer_modules(spec):
+        found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
+    return found
+
+
+def check_heads(spec: Spec, layers) -> list[Diagnostic]:
+    attn, key, heads = layers.section("attn"), f"{layers.key}.attn", layers["heads"]
+    if attn["kv_heads"] is not None and attn["one_kv_head"]:
+        return [diagnostic(spec, f"{key}.one_kv_head", "kv-heads-and-one-kv-head",
+                           "set either attn.kv_heads or attn.one_kv_head (which means kv_heads: 1), "
+                           "not both")]
+    if attn["kv_heads"] is not None and heads % attn["kv_heads"]:
+        return [diagnostic(spec, f"{key}.kv_heads", "kv-heads-divide-heads",
+                           f"{attn['kv_heads']} does not divide heads {heads}")]
+    return []
+
+
+def check_qk_norm(spec: Spec, layers) -> list[Diagnostic]:
+    attn, key = layers.section("attn"), f"{layers.key}.attn.qk_norm_groups"
+    if not attn["qk_norm"]:
+        return []
+    groups, dim_head = attn["qk_norm_groups"], attn["dim_head"]
+    if dim_head % groups:
+        return [diagnostic(spec, key, "qk-norm-groups-divide-dim-head",
+                           f"qk_norm_groups ({groups}) must divide attn.dim_head ({dim_head})")]
+    if dim_head // groups <= 2:
+        return [diagnostic(spec, key, "qk-norm-group-too-small",
+                           f"qk_norm_groups ({groups}) leaves {dim_head // groups} features per "
+                           "group; x-transformers needs more than 2")]
+    return []
+
+
+def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
+    attn = layers.section("attn")
+    width = attn["value_dim_head"]
+    if not attn["flash"] or width is None or width == attn["dim_head"]:
+        return []
+    return [diagnostic(spec, f"{layers.key}.attn.value_dim_head", "flash-needs-equal-value-width",
+                       f"attn.flash cannot be combined with attn.value_dim_head ({width}) other "
+                       f"than attn.dim_head ({attn['dim_head']}): the flash kernel needs values "
+                       "as wide as queries")]

@@ -1,0 +1,67 @@
+"""Attention variants (issue #9, the part done so far): GQA / MQA, qk-norm (+ groups, scale,
+dim scale), attention on attention, gated values, head scale, value head width; alone and in
+realistic combinations, causal and not, with and without mask, flash on and off (under the
+flash-only backend), forward and gradients; greedy generation with the cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from reference import assert_parity, paired_models
+from test_generation import decoder_spec, prompts
+from test_model_types import lengths_mask, tokens
+from x_transformers import AutoregressiveWrapper
+
+VARIANTS = {
+    "gqa": {"attn": {"kv_heads": 2}},
+    "mqa": {"attn": {"one_kv_head": True}},
+    "qk_norm": {"attn": {"qk_norm": True}},
+    "qk_norm_groups_scale": {"attn": {"qk_norm": True, "qk_norm_groups": 2, "qk_norm_scale": 8}},
+    "qk_norm_dim_scale": {"attn": {"qk_norm": True, "qk_norm_dim_scale": True}},
+    "on_attn": {"attn": {"on_attn": True}},
+    "gate_values": {"attn": {"gate_values": True}},
+    "head_scale": {"attn": {"head_scale": True}},
+    "value_dim_head": {"attn": {"value_dim_head": 8}},
+    "llm": {"rotary_pos_emb": True, "use_rmsnorm": True, "ff": {"glu": True, "swish": True},
+            "attn": {"kv_heads": 2, "qk_norm": True, "qk_norm_dim_scale": True}},
+    "alibi_memory": {"alibi_pos_bias": True, "attn": {"num_mem_kv": 2, "kv_heads": 2}},
+    "everything_gated": {"attn": {"on_attn": True, "gate_values": True, "head_scale": True,
+                                  "num_mem_kv": 1, "qk_norm": True}},
+}
+NO_FLASH = {"value_dim_head"}  # the CPU flash kernel needs values as wide as queries
+
+
+def variant_spec(name: str, kind: str, flash: bool):
+    layers = {"type": kind, **{k: v for k, v in VARIANTS[name].items() if k != "attn"}}
+    layers["attn"] = {"dim_head": 16, **VARIANTS[name].get("attn", {}), "flash": flash}
+    return decoder_spec(layers=layers)
+
+
+def cases():
+    for name in sorted(VARIANTS):
+        for kind in ("Decoder", "Encoder"):
+            for flash in (False, True):
+                if not (flash and name in NO_FLASH):
+                    yield pytest.param(name, kind, flash,
+                                       id=f"{name}-{kind}-{'flash' if flash else 'math'}")
+
+
+@pytest.mark.parametrize("name, kind, flash", cases())
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_attention_variant_parity(name, kind, flash, masked):
+    spec = variant_spec(name, kind, flash)
+    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
+    assert_parity(spec, tokens(length=12), flash_only=flash, **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_greedy_generation_with_the_cache(name):
+    reference, ours = paired_models(variant_spec(name, "Decoder", False))
+    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
+    assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
+
+
+def test_gqa_caches_only_the_key_value_heads():
+    _, ours = paired_models(variant_spec("gqa", "Decoder", False))
+    cache = ours.new_cache(2, 8)
+    assert cache.layers[0].self_attn.keys.shape == (2, 2, 8, 16)
