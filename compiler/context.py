@@ -76,6 +76,21 @@ class AttentionClass:
     on_attn: bool = False
     gate_values: bool = False
     head_scale: bool = False
+    talking_heads: tuple = ()  # the names of the talking-heads convolutions used
+    sparse_topk: bool = False
+
+    @property
+    def explicit(self) -> bool:
+        return bool(self.talking_heads) or self.sparse_topk
+
+    @property
+    def attend_call(self) -> str:
+        """attend(...), or attend_explicit(...) with the score-matrix options."""
+        if not self.explicit:
+            return f"attend({self.attend_arguments})"
+        extra = "".join(f", {name}=self.{name}" for name in self.talking_heads)
+        extra += ", sparse_topk=self.sparse_topk" if self.sparse_topk else ""
+        return f"attend_explicit({self.attend_arguments}{extra})"
 
     @property
     def kv_heads_field(self) -> str:
@@ -121,6 +136,7 @@ class AttentionClass:
         rotary = {runtime("positions", "apply_rotary")} if self.rotary else set()
         rotary |= {TORCH} if self.rotate_heads or self.qk_norm_dim_scale or self.head_scale else set()
         rotary |= {runtime("attention", "l2norm")} if self.qk_norm else set()
+        rotary |= {runtime("attention", "attend_explicit")} if self.explicit else set()
         bias = {FUNCTIONAL} if self.bias and self.num_mem_kv else set()
         return attention_imports(self.num_mem_kv) | cache | rotary | bias
 

@@ -187,6 +187,13 @@ class AttentionAttrs:
     on_attn: bool = False
     gate_values: bool = False
     head_scale: bool = False
+    talking_heads: tuple = (False, False, False)  # pre, post, pre-scale-post
+    sparse_topk: int = 0
+
+    @property
+    def explicit(self) -> bool:
+        """Needs the score matrix: SDPA cannot serve."""
+        return any(self.talking_heads) or self.sparse_topk > 0
 
 
 @dataclass(frozen=True)

@@ -296,7 +296,8 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
                                       attention.value_dim_head > 0, attention.qk_norm,
                                       attention.qk_norm_groups > 1, attention.qk_norm_dim_scale,
                                       attention.on_attn, attention.gate_values,
-                                      attention.head_scale))
+                                      attention.head_scale, talking_heads(attention),
+                                      attention.sparse_topk > 0))
     cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
@@ -308,6 +309,11 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
                                     ff.glu, ff.bias, ff.dropout > 0))
     classes.append(block_class(graph, ops, layers, prefix, config, attn_mask, cache))
     return classes
+
+
+def talking_heads(attrs) -> tuple[str, ...]:
+    names = ("pre_talking_heads", "post_talking_heads", "pre_scale_post_talking_heads")
+    return tuple(name for used, name in zip(attrs.talking_heads, names) if used)
 
 
 def scoped(graph: Graph, scope: str) -> list[Op]:
@@ -569,6 +575,8 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
          attn and attn.value_dim_head, ""),
         (attn is not None and attn.qk_norm and attn.qk_norm_groups > 1, "qk_norm_groups", "int",
          attn and attn.qk_norm_groups, ""),
+        (attn is not None and attn.sparse_topk > 0, "sparse_topk", "int", attn and attn.sparse_topk,
+         "scores kept per row"),
         (attn is not None and attn.qk_norm and not attn.qk_norm_dim_scale, "qk_norm_scale",
          "float", attn and float(attn.qk_norm_scale), "attention scale under qk-norm"),
         (cross is not None, "dim_context", "int", cross and cross.dim_context, "cross-attention"),

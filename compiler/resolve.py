@@ -45,6 +45,8 @@ class ResolvedAttention:
     on_attn: bool = False  # attention on attention: a GLU output projection
     gate_values: bool = False  # sigmoid gates on the merged heads, before the projection
     head_scale: bool = False  # NormFormer: a learned scale per head
+    talking_heads: tuple[bool, bool, bool] = (False, False, False)  # pre, post, pre-scale-post
+    sparse_topk: int = 0  # keep the k largest scores of each row (0: all)
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,9 @@ def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
         on_attn=attn["on_attn"],
         gate_values=attn["gate_values"],
         head_scale=attn["head_scale"],
+        talking_heads=(attn["pre_talking_heads"], attn["post_talking_heads"],
+                       attn["pre_scale_post_talking_heads"]),
+        sparse_topk=attn["sparse_topk"] or 0,
     )
 
 

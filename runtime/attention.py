@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | None = None,
@@ -58,3 +58,44 @@ def l2norm(t: Tensor, groups: int = 1) -> Tensor:
     """Unit length within each of `groups` equal slices of the last dimension (qk-norm: Henry
     et al. 2020, https://arxiv.org/abs/2010.04245)."""
     return F.normalize(t.unflatten(-1, (groups, -1)), dim=-1).flatten(-2)
+
+
+def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
+                    key_mask: Tensor | None = None, attn_mask: Tensor | None = None,
+                    bias: Tensor | None = None, dropout: float = 0.0, scale: float | None = None,
+                    pre_talking_heads: nn.Module | None = None,
+                    post_talking_heads: nn.Module | None = None,
+                    pre_scale_post_talking_heads: nn.Module | None = None,
+                    sparse_topk: int | None = None) -> Tensor:
+    """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
+    never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
+    mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
+    https://arxiv.org/abs/1912.11637) keeps each row's k largest scores. Shapes and masks as in
+    `attend`; the order of operations is x-transformers' (attend.py I:549-666)."""
+    T, S = q.shape[-2], k.shape[-2]
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = torch.einsum("bhid,bhjd->bhij", q, k) * scale  # (B, H, T, S)
+    pre_to_post = pre_scale_post_talking_heads(scores) if pre_scale_post_talking_heads else None
+    if pre_talking_heads is not None:
+        scores = scores + pre_talking_heads(scores)
+    if bias is not None:
+        scores = scores + bias
+    allowed = causal_mask(T, S, q.device) if causal and T > 1 else None
+    for mask in (key_mask[:, None, None, :] if key_mask is not None else None, attn_mask):
+        if mask is not None:
+            allowed = mask if allowed is None else allowed & mask
+    lowest = -torch.finfo(scores.dtype).max
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, lowest)
+    if sparse_topk is not None:
+        kth = scores.topk(min(sparse_topk, S), dim=-1).values[..., -1:]
+        scores = scores.masked_fill(~((scores >= kth) & (scores > lowest)), lowest)
+    weights = F.dropout(scores.softmax(dim=-1), dropout)
+    if post_talking_heads is not None:
+        weights = post_talking_heads(weights)
+    if pre_to_post is not None:
+        weights = weights * pre_to_post
+    out = torch.einsum("bhij,bhjd->bhid", weights, v)  # (B, H, T, D)
+    if allowed is not None:
+        out = out.masked_fill(~allowed.any(dim=-1, keepdim=True), 0.0)
+    return out

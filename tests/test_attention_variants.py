@@ -65,3 +65,31 @@ def test_gqa_caches_only_the_key_value_heads():
     _, ours = paired_models(variant_spec("gqa", "Decoder", False))
     cache = ours.new_cache(2, 8)
     assert cache.layers[0].self_attn.keys.shape == (2, 2, 8, 16)
+
+
+EXPLICIT = {
+    "pre_talking_heads": {"attn": {"pre_talking_heads": True}},
+    "post_talking_heads": {"attn": {"post_talking_heads": True}},
+    "pre_scale_post_talking_heads": {"attn": {"pre_scale_post_talking_heads": True}},
+    "sparse_topk": {"attn": {"sparse_topk": 3}},
+    "talking_heads_encoder_alibi_memory": {"alibi_pos_bias": True, "attn": {
+        "pre_talking_heads": True, "post_talking_heads": True, "num_mem_kv": 2}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPLICIT))
+@pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_score_matrix_options_parity(name, kind, masked):
+    VARIANTS[name] = EXPLICIT[name]
+    spec = variant_spec(name, kind, flash=False)
+    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
+    assert_parity(spec, tokens(length=12), **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(EXPLICIT))
+def test_score_matrix_options_generate(name):
+    VARIANTS[name] = EXPLICIT[name]
+    reference, ours = paired_models(variant_spec(name, "Decoder", False))
+    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
+    assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)

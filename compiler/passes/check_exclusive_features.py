@@ -14,9 +14,8 @@ it silently ignores under flash (reference/x-transformers.md section 2.6).
 ... ''')
 Traceback (most recent call last):
 ...
-xtc.spec.diagnostics.SpecError: 2 error(s) in spec:
+xtc.spec.diagnostics.SpecError: 1 error(s) in spec:
 <string>:5:70: error[flash-excludes-talking-heads] model.attn_layers.attn.pre_talking_heads: attn.flash (line 5) cannot be combined with attn.pre_talking_heads (line 5): ...
-<string>:5:89: error[unsupported-option] model.attn_layers.attn.pre_talking_heads: ...
 """
 
 from __future__ import annotations
