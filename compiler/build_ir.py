@@ -429,7 +429,7 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
                                attn.kv_heads, attn.value_dim_head, attn.qk_norm,
                                attn.qk_norm_groups, attn.qk_norm_scale, attn.qk_norm_dim_scale,
                                attn.on_attn, attn.gate_values, attn.head_scale,
-                               attn.talking_heads, attn.sparse_topk)
+                               attn.talking_heads, attn.sparse_topk, attn.residual)
         sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask, rotary, bias)))
     if layers.cross_attention is not None:
         cross = layers.cross_attention

@@ -78,10 +78,11 @@ class AttentionClass:
     head_scale: bool = False
     talking_heads: tuple = ()  # the names of the talking-heads convolutions used
     sparse_topk: bool = False
+    residual: bool = False  # takes and returns pre-softmax scores (residual attention)
 
     @property
     def explicit(self) -> bool:
-        return bool(self.talking_heads) or self.sparse_topk
+        return bool(self.talking_heads) or self.sparse_topk or self.residual
 
     @property
     def attend_call(self) -> str:
@@ -90,6 +91,7 @@ class AttentionClass:
             return f"attend({self.attend_arguments})"
         extra = "".join(f", {name}=self.{name}" for name in self.talking_heads)
         extra += ", sparse_topk=self.sparse_topk" if self.sparse_topk else ""
+        extra += ", prev_scores=prev_scores, return_scores=True" if self.residual else ""
         return f"attend_explicit({self.attend_arguments}{extra})"
 
     @property
@@ -116,7 +118,12 @@ class AttentionClass:
         parameters += ["attn_mask: Tensor | None = None"] if self.attn_mask else []
         parameters += ["rotary: tuple[Tensor, Tensor | float] | None = None"] if self.rotary else []
         parameters += ["bias: Tensor | None = None"] if self.bias else []
+        parameters += ["prev_scores: Tensor | None = None"] if self.residual else []
         return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))
+
+    @property
+    def returns(self) -> str:
+        return "tuple[Tensor, Tensor]" if self.residual else "Tensor"
 
     @property
     def description(self) -> str:
@@ -191,7 +198,7 @@ class FeedForwardClass:
 
 @dataclass(frozen=True)
 class BlockStep:
-    """One residual sublayer: `x = update`."""
+    """One residual sublayer: `x = update`, after the `prelude` line if there is one."""
 
     norm: str
     norm_init: str
@@ -199,6 +206,7 @@ class BlockStep:
     branch_init: str
     update: str
     diagram: str
+    prelude: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +220,11 @@ class BlockClass:
     parameters: tuple[str, ...]  # of forward, after self
     norm_imports: frozenset = frozenset()
     prologue: tuple[str, ...] = ()  # code lines before the sublayers
+    residual_scores: bool = False  # passes residual attention scores through
+
+    @property
+    def returns(self) -> str:
+        return "tuple[Tensor, Tensor]" if self.residual_scores else "Tensor"
 
     @property
     def norm_position(self) -> str:

@@ -189,11 +189,12 @@ class AttentionAttrs:
     head_scale: bool = False
     talking_heads: tuple = (False, False, False)  # pre, post, pre-scale-post
     sparse_topk: int = 0
+    residual: bool = False  # adds the previous self-attention's scores (RealFormer)
 
     @property
     def explicit(self) -> bool:
         """Needs the score matrix: SDPA cannot serve."""
-        return any(self.talking_heads) or self.sparse_topk > 0
+        return any(self.talking_heads) or self.sparse_topk > 0 or self.residual
 
 
 @dataclass(frozen=True)

@@ -297,7 +297,7 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
                                       attention.qk_norm_groups > 1, attention.qk_norm_dim_scale,
                                       attention.on_attn, attention.gate_values,
                                       attention.head_scale, talking_heads(attention),
-                                      attention.sparse_topk > 0))
+                                      attention.sparse_topk > 0, attention.residual))
     cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
@@ -348,12 +348,14 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
     parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
     parameters += ["rotary: tuple[Tensor, Tensor | float] | None = None"] if layers.rotary else []
     parameters += [f"bias: {OPTIONAL}"] if layers.position_bias is not None else []
+    residual = bool(layers.attention and layers.attention.residual)
+    parameters += [f"prev_scores: {OPTIONAL}"] if residual else []
     parameters += ["cache: LayerCache | None = None"] if cache else []
     prologue = ["self_cache = cache.self_attn if cache is not None else None"] if cache else []
     if cache and layers.cross_attention is not None:
         prologue.append("cross_cache = cache.cross_attn if cache is not None else None")
     return BlockClass(f"{prefix}Block", config, layers.pre_norm, layers.layer_dropout > 0,
-                      tuple(steps), tuple(parameters), imports, tuple(prologue))
+                      tuple(steps), tuple(parameters), imports, tuple(prologue), residual)
 
 
 BRANCHES = {
@@ -380,15 +382,21 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
     if cache and branch.kind is OpKind.CROSS_ATTENTION:
         call += ", cross_cache"
     norm_name = NORM_NAME[norm.attrs.norm_type]
+    branch_input = f"self.{norm.role}(x)" if pre_norm else "x"
+    branch_call = f"self.{branch.role}({call.format(x=branch_input)})"
+    prelude = ""
+    if branch.kind is OpKind.ATTENTION and branch.attrs.residual:
+        prelude = f"out, prev_scores = {branch_call[:-1]}, prev_scores=prev_scores)"
+        branch_call = "out"
     if pre_norm:
-        update = f"x + self.{branch.role}({call.format(x=f'self.{norm.role}(x)')})"
+        update = f"x + {branch_call}"
         diagram = f"x + {class_name}({norm_name}(x))"
     else:
-        update = f"self.{norm.role}(x + self.{branch.role}({call.format(x='x')}))"
+        update = f"self.{norm.role}(x + {branch_call})"
         diagram = f"{norm_name}(x + {class_name}(x))"
     step = BlockStep(norm=norm.role, norm_init=NORM_INIT[norm.attrs.norm_type].format(width="dim"),
                      branch=branch.role, branch_init=f"{prefix}{class_name}(config)",
-                     update=update, diagram=diagram)
+                     update=update, diagram=diagram, prelude=prelude)
     return step, norm.attrs.norm_type
 
 
@@ -420,8 +428,11 @@ def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str,
             continue
         if op.block is not None:
             if not blocks_seen:
-                ops.append(OpContext("ops/blocks.py.jinja", {"block": f"{prefix}Block", "call": call,
-                                                             "cache": cacheable}))
+                residual = bool(layers.attention and layers.attention.residual)
+                ops.append(OpContext("ops/blocks.py.jinja", {
+                    "block": f"{prefix}Block", "cache": cacheable, "residual": residual,
+                    "call": call + (", prev_scores=scores" if residual else ""),
+                    "target": "h, scores" if residual else "h"}))
                 blocks_seen = True
             continue
         context = top_level_op(op, width, symbol, imports)

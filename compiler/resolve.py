@@ -47,6 +47,7 @@ class ResolvedAttention:
     head_scale: bool = False  # NormFormer: a learned scale per head
     talking_heads: tuple[bool, bool, bool] = (False, False, False)  # pre, post, pre-scale-post
     sparse_topk: int = 0  # keep the k largest scores of each row (0: all)
+    residual: bool = False  # residual attention: add the previous layer's scores
 
 
 @dataclass(frozen=True)
@@ -365,6 +366,7 @@ def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
         talking_heads=(attn["pre_talking_heads"], attn["post_talking_heads"],
                        attn["pre_scale_post_talking_heads"]),
         sparse_topk=attn["sparse_topk"] or 0,
+        residual=layers["residual_attn"],
     )
 
 

@@ -66,15 +66,20 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     pre_talking_heads: nn.Module | None = None,
                     post_talking_heads: nn.Module | None = None,
                     pre_scale_post_talking_heads: nn.Module | None = None,
-                    sparse_topk: int | None = None) -> Tensor:
+                    sparse_topk: int | None = None, prev_scores: Tensor | None = None,
+                    return_scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
     mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
-    https://arxiv.org/abs/1912.11637) keeps each row's k largest scores. Shapes and masks as in
+    https://arxiv.org/abs/1912.11637) keeps each row's k largest scores. Residual attention
+    (He et al. 2020, https://arxiv.org/abs/2012.11747) adds the previous layer's pre-softmax
+    scores (`prev_scores`; `return_scores` hands this layer's on). Shapes and masks as in
     `attend`; the order of operations is x-transformers' (attend.py I:549-666)."""
     T, S = q.shape[-2], k.shape[-2]
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     scores = torch.einsum("bhid,bhjd->bhij", q, k) * scale  # (B, H, T, S)
+    if prev_scores is not None:
+        scores = scores + prev_scores
     pre_to_post = pre_scale_post_talking_heads(scores) if pre_scale_post_talking_heads else None
     if pre_talking_heads is not None:
         scores = scores + pre_talking_heads(scores)
@@ -87,6 +92,7 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     lowest = -torch.finfo(scores.dtype).max
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
+    pre_softmax = scores
     if sparse_topk is not None:
         kth = scores.topk(min(sparse_topk, S), dim=-1).values[..., -1:]
         scores = scores.masked_fill(~((scores >= kth) & (scores > lowest)), lowest)
@@ -98,4 +104,4 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     out = torch.einsum("bhij,bhjd->bhid", weights, v)  # (B, H, T, D)
     if allowed is not None:
         out = out.masked_fill(~allowed.any(dim=-1, keepdim=True), 0.0)
-    return out
+    return (out, pre_softmax) if return_scores else out

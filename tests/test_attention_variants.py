@@ -93,3 +93,28 @@ def test_score_matrix_options_generate(name):
     reference, ours = paired_models(variant_spec(name, "Decoder", False))
     expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
     assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
+
+
+RESIDUAL = {
+    "residual_attn_post_norm": {"pre_norm": False, "residual_attn": True},
+    "residual_attn_memory_alibi": {"residual_attn": True, "alibi_pos_bias": True,
+                                   "attn": {"num_mem_kv": 2}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESIDUAL))
+@pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_residual_attention_parity(name, kind, masked):
+    VARIANTS[name] = RESIDUAL[name]
+    spec = variant_spec(name, kind, flash=False)
+    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
+    assert_parity(spec, tokens(length=12), **kwargs)
+
+
+@pytest.mark.parametrize("name", sorted(RESIDUAL))
+def test_residual_attention_generates(name):
+    VARIANTS[name] = RESIDUAL[name]
+    reference, ours = paired_models(variant_spec(name, "Decoder", False))
+    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
+    assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
