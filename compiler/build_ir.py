@@ -434,7 +434,8 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
     if layers.cross_attention is not None:
         cross = layers.cross_attention
         attrs = CrossAttentionAttrs(layers.dim, cross.dim_context, cross.heads, cross.dim_head,
-                                    cross.flash, cross.project_out, cross.dropout, cross.num_mem_kv)
+                                    cross.flash, cross.project_out, cross.dropout, cross.num_mem_kv,
+                                    cross.residual)
         sublayers.append(("cross_attn", OpKind.CROSS_ATTENTION, attrs, (context, mask, context_mask)))
     ff = layers.feedforward
     attrs = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias, ff.dropout)

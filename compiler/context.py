@@ -158,15 +158,24 @@ class CrossAttentionClass:
     dropout: bool
     num_mem_kv: bool
     cache: bool = False  # takes a ContextCache (decoders that generate)
+    residual: bool = False  # cross residual attention: takes and returns pre-softmax scores
 
     @property
-    def attend_arguments(self) -> str:
+    def attend_call(self) -> str:
         arguments = "q, k, v, causal=False, key_mask=context_mask"
-        return arguments + (", dropout=dropout" if self.dropout else "")
+        arguments += ", dropout=dropout" if self.dropout else ""
+        if self.residual:
+            return f"attend_explicit({arguments}, prev_scores=prev_scores, return_scores=True)"
+        return f"attend({arguments})"
+
+    @property
+    def returns(self) -> str:
+        return "tuple[Tensor, Tensor]" if self.residual else "Tensor"
 
     def imports(self) -> set[Import]:
         cache = {runtime("kv_cache", "ContextCache")} if self.cache else set()
-        return attention_imports(self.num_mem_kv) | cache
+        explicit = {runtime("attention", "attend_explicit")} if self.residual else set()
+        return attention_imports(self.num_mem_kv) | cache | explicit
 
 
 @dataclass(frozen=True)
@@ -220,11 +229,12 @@ class BlockClass:
     parameters: tuple[str, ...]  # of forward, after self
     norm_imports: frozenset = frozenset()
     prologue: tuple[str, ...] = ()  # code lines before the sublayers
-    residual_scores: bool = False  # passes residual attention scores through
+    residual_scores: tuple[str, ...] = ()  # residual attention scores passed through
 
     @property
     def returns(self) -> str:
-        return "tuple[Tensor, Tensor]" if self.residual_scores else "Tensor"
+        return f"tuple[{', '.join(['Tensor'] * (1 + len(self.residual_scores)))}]" \
+            if self.residual_scores else "Tensor"
 
     @property
     def norm_position(self) -> str:

@@ -207,6 +207,7 @@ class CrossAttentionAttrs:
     project_out: bool
     dropout: float = 0.0
     num_mem_kv: int = 0
+    residual: bool = False  # adds the previous cross-attention's scores
 
 
 @dataclass(frozen=True)

@@ -302,7 +302,7 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
                                            cross.project_out, cross.dropout > 0,
-                                           cross.num_mem_kv > 0, cache))
+                                           cross.num_mem_kv > 0, cache, cross.residual))
     ff = shared_attrs(ops, OpKind.FEEDFORWARD)
     activation, activation_name = ACTIVATIONS[ff.activation]
     classes.append(FeedForwardClass(f"{prefix}FeedForward", config, activation, activation_name,
@@ -348,8 +348,8 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
     parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
     parameters += ["rotary: tuple[Tensor, Tensor | float] | None = None"] if layers.rotary else []
     parameters += [f"bias: {OPTIONAL}"] if layers.position_bias is not None else []
-    residual = bool(layers.attention and layers.attention.residual)
-    parameters += [f"prev_scores: {OPTIONAL}"] if residual else []
+    residual = residual_scores(layers)
+    parameters += [f"{name}: {OPTIONAL}" for name in residual]
     parameters += ["cache: LayerCache | None = None"] if cache else []
     prologue = ["self_cache = cache.self_attn if cache is not None else None"] if cache else []
     if cache and layers.cross_attention is not None:
@@ -385,8 +385,9 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
     branch_input = f"self.{norm.role}(x)" if pre_norm else "x"
     branch_call = f"self.{branch.role}({call.format(x=branch_input)})"
     prelude = ""
-    if branch.kind is OpKind.ATTENTION and branch.attrs.residual:
-        prelude = f"out, prev_scores = {branch_call[:-1]}, prev_scores=prev_scores)"
+    if branch.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION) and branch.attrs.residual:
+        scores = "prev_scores" if branch.kind is OpKind.ATTENTION else "prev_cross_scores"
+        prelude = f"out, {scores} = {branch_call[:-1]}, prev_scores={scores})"
         branch_call = "out"
     if pre_norm:
         update = f"x + {branch_call}"
@@ -398,6 +399,13 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
                      branch=branch.role, branch_init=f"{prefix}{class_name}(config)",
                      update=update, diagram=diagram, prelude=prelude)
     return step, norm.attrs.norm_type
+
+
+def residual_scores(layers: ResolvedLayers) -> tuple[str, ...]:
+    """The score tensors a block passes on for residual attention."""
+    names = ("prev_scores",) if layers.attention and layers.attention.residual else ()
+    cross = layers.cross_attention
+    return names + (("prev_cross_scores",) if cross is not None and cross.residual else ())
 
 
 def block_call(layers: ResolvedLayers, attn_mask: bool, mask: bool = True) -> str:
@@ -428,11 +436,13 @@ def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str,
             continue
         if op.block is not None:
             if not blocks_seen:
-                residual = bool(layers.attention and layers.attention.residual)
+                residual = residual_scores(layers)
+                local = [name.removeprefix("prev_") for name in residual]
                 ops.append(OpContext("ops/blocks.py.jinja", {
-                    "block": f"{prefix}Block", "cache": cacheable, "residual": residual,
-                    "call": call + (", prev_scores=scores" if residual else ""),
-                    "target": "h, scores" if residual else "h"}))
+                    "block": f"{prefix}Block", "cache": cacheable,
+                    "residual": " = ".join(local),
+                    "call": call + "".join(f", {n}={v}" for n, v in zip(residual, local)),
+                    "target": ", ".join(["h", *local])}))
                 blocks_seen = True
             continue
         context = top_level_op(op, width, symbol, imports)

@@ -385,6 +385,7 @@ def resolve_cross_attention(layers: ModuleSpec) -> ResolvedAttention:
         dropout=option("dropout"),
         num_mem_kv=option("num_mem_kv"),
         dim_context=option("dim_context") or layers["dim"],
+        residual=layers["cross_residual_attn"],
     )
 
 

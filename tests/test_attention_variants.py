@@ -118,3 +118,20 @@ def test_residual_attention_generates(name):
     reference, ours = paired_models(variant_spec(name, "Decoder", False))
     expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
     assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
+def test_cross_residual_attention(cache):
+    from test_model_types import floats
+
+    layers = {"cross_attend": True, "residual_attn": True, "cross_residual_attn": True}
+    spec = decoder_spec(layers={**layers, "attn": {"dim_head": 16}})
+    context, context_mask = floats(2, 6, 32), lengths_mask([6, 4], 6)
+    assert_parity(spec, tokens(length=12), mask=lengths_mask([12, 7], 12), context=context,
+                  context_mask=context_mask)
+    reference, ours = paired_models(spec)
+    expected = AutoregressiveWrapper(reference).generate(
+        prompts(), 8, temperature=0.0, cache_kv=cache, context=context, context_mask=context_mask)
+    actual = ours.generate(prompts(), 8, temperature=0, cache=cache, context=context,
+                           context_mask=context_mask)
+    assert torch.equal(actual, expected)
