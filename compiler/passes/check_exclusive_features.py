@@ -87,6 +87,11 @@ AT_MOST_ONE = (
               "a layer stack has one kind of norm (x-transformers asserts it, I:2962)"),
     AtMostOne("at-most-one-position-bias", ("alibi_pos_bias", "rel_pos_bias", "dynamic_pos_bias"),
               "one relative position bias at a time (x-transformers asserts it, I:2916)"),
+    AtMostOne("at-most-one-attention-function",
+              ("attn.sigmoid", "attn.hard", "attn.l2_distance", "attn.gumbel_softmax",
+               "attn.sparse_topk"),
+              "each replaces the softmax of the scores (x-transformers asserts one at most, "
+              "attend.py I:245)"),
 )
 
 
