@@ -404,11 +404,18 @@ class Builder:
         if layers.pre_norm:
             branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (hidden,),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
+        # LayerScale wraps the sublayer in the reference: its parameters move under `.1.fn`
+        branch_ref = f"{ref}.1.fn" if layers.layerscale is not None else f"{ref}.1"
         branch = self.add(name, kind, attrs, (branch_input, *extra_inputs),
-                          spec_key=f"{layers.key}.{role}", ref_path=f"{ref}.1", block=block,
+                          spec_key=f"{layers.key}.{role}", ref_path=branch_ref, block=block,
                           role=role)
-        out = self.add(f"{name}_residual", OpKind.RESIDUAL, ResidualAttrs(layers.layer_dropout),
-                       (hidden, branch), **provenance)
+        if layers.sandwich_norm:
+            branch = self.add(f"{name}_post_norm", OpKind.NORM, norm, (branch,),
+                              ref_path=f"{ref}.0.1", role=f"{role}_post_norm", **provenance)
+        residual = ResidualAttrs(layers.layer_dropout, role, layers.layerscale,
+                                 layers.scale_residual, layers.gate_residual)
+        out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch),
+                       ref_path=ref, **provenance)
         if not layers.pre_norm:
             out = self.add(f"{name}_norm", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
                            role=f"{role}_norm", **provenance)
@@ -438,6 +445,7 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
                                     cross.residual)
         sublayers.append(("cross_attn", OpKind.CROSS_ATTENTION, attrs, (context, mask, context_mask)))
     ff = layers.feedforward
-    attrs = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias, ff.dropout)
+    attrs = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias, ff.dropout,
+                             ff.post_act_ln)
     sublayers.append(("ff", OpKind.FEEDFORWARD, attrs, ()))
     return sublayers

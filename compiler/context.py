@@ -188,6 +188,7 @@ class FeedForwardClass:
     glu: bool
     bias: bool
     dropout: bool
+    post_act_ln: bool = False
 
     @property
     def description(self) -> str:
@@ -215,7 +216,8 @@ class BlockStep:
     branch_init: str
     update: str
     diagram: str
-    prelude: str = ""
+    lines: tuple[str, ...] = ()  # statements before `x = update`
+    inits: tuple[str, ...] = ()  # extra __init__ statements (post norms, scales, residuals)
 
 
 @dataclass(frozen=True)

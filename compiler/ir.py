@@ -218,11 +218,16 @@ class FeedForwardAttrs:
     glu: bool = False
     bias: bool = True
     dropout: float = 0.0
+    post_act_ln: bool = False
 
 
 @dataclass(frozen=True)
 class ResidualAttrs:
     layer_dropout: float = 0.0  # stochastic depth: in training, skip the sublayer with this p
+    branch: str = ""  # the sublayer's role ("attn", "ff"), which names the block's parameters
+    layerscale: float | None = None  # LayerScale's initial value, when used
+    scale_residual: bool = False  # a learned per-feature scale of the residual
+    gated: bool = False  # a GRU instead of the sum (GTrXL)
 
 
 @dataclass(frozen=True)
@@ -354,7 +359,8 @@ class Graph:
     def module_path(self, op: Op) -> str:
         """Where the op's parameters live in the emitted model: `blocks.3.attn`, `to_logits`,
         `encoder.blocks.0.ff`."""
-        local = f"blocks.{op.block}.{op.role}" if op.block is not None else op.role
+        local = ".".join(part for part in (
+            f"blocks.{op.block}" if op.block is not None else "", op.role) if part)
         return ".".join(part for part in (op.scope, local) if part)
 
     def users(self, name: str) -> list[Op]:

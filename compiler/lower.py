@@ -49,9 +49,12 @@ NORM_INIT = {
     "layernorm": "nn.LayerNorm(config.{width}, bias=False)",
     "rmsnorm": "RMSNorm(config.{width})",
     "scalenorm": "ScaleNorm(config.{width})",
+    "simple_rmsnorm": "SimpleRMSNorm(config.{width})",
 }
-NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm"}
-NORM_IMPORTS = {"rmsnorm": runtime("norms", "RMSNorm"), "scalenorm": runtime("norms", "ScaleNorm")}
+NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
+             "simple_rmsnorm": "SimpleRMSNorm"}
+NORM_IMPORTS = {"rmsnorm": runtime("norms", "RMSNorm"), "scalenorm": runtime("norms", "ScaleNorm"),
+                "simple_rmsnorm": runtime("norms", "SimpleRMSNorm")}
 ACTIVATIONS = {
     "gelu": ("nn.GELU()", "GELU"),
     "silu": ("nn.SiLU()", "SiLU"),
@@ -306,7 +309,7 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
     ff = shared_attrs(ops, OpKind.FEEDFORWARD)
     activation, activation_name = ACTIVATIONS[ff.activation]
     classes.append(FeedForwardClass(f"{prefix}FeedForward", config, activation, activation_name,
-                                    ff.glu, ff.bias, ff.dropout > 0))
+                                    ff.glu, ff.bias, ff.dropout > 0, ff.post_act_ln))
     classes.append(block_class(graph, ops, layers, prefix, config, attn_mask, cache))
     return classes
 
@@ -341,6 +344,10 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
     steps = layouts[0]
     assert all(layout == steps for layout in layouts.values()), "blocks differ in structure"
     imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)
+    if layers.scale_residual or layers.gate_residual:
+        imports |= {runtime("layers", "Residual")}
+    if layers.layerscale is not None:
+        imports |= {TORCH}
     parameters = ["x: Tensor"]
     parameters += ["context: Tensor"] if layers.cross_attention is not None else []
     parameters += [f"mask: {OPTIONAL}"]
@@ -368,6 +375,9 @@ BRANCHES = {
 def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mask: bool,
                cache: bool) -> tuple[BlockStep, str]:
     branch = graph[residual.inputs[1]]
+    post_norm = None
+    if branch.kind is OpKind.NORM:  # sandwich norm: a norm on the sublayer's output
+        post_norm, branch = branch, graph[branch.inputs[0]]
     norm = graph[branch.inputs[0]] if pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
     class_name, call = BRANCHES[branch.kind]
@@ -384,20 +394,36 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
     norm_name = NORM_NAME[norm.attrs.norm_type]
     branch_input = f"self.{norm.role}(x)" if pre_norm else "x"
     branch_call = f"self.{branch.role}({call.format(x=branch_input)})"
-    prelude = ""
+    lines, inits, res = [], [], residual.attrs
     if branch.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION) and branch.attrs.residual:
         scores = "prev_scores" if branch.kind is OpKind.ATTENTION else "prev_cross_scores"
-        prelude = f"out, {scores} = {branch_call[:-1]}, prev_scores={scores})"
+        lines.append(f"out, {scores} = {branch_call[:-1]}, prev_scores={scores})")
         branch_call = "out"
+    elif post_norm is not None or res.layerscale is not None or res.scale_residual or res.gated:
+        lines.append(f"out = {branch_call}")
+        branch_call = "out"
+    if res.layerscale is not None:  # LayerScale (CaiT, https://arxiv.org/abs/2103.17239)
+        inits.append(f"self.{branch.role}_layerscale = nn.Parameter(torch.full((config.dim,), "
+                     f"{float(res.layerscale)!r}))")
+        lines.append(f"out = out * self.{branch.role}_layerscale")
+    if post_norm is not None:  # sandwich norm (CogView, https://arxiv.org/abs/2105.13290)
+        inits.append(f"self.{post_norm.role} = {NORM_INIT[post_norm.attrs.norm_type].format(width='dim')}")
+        lines.append(f"out = self.{post_norm.role}(out)")
+    combined = f"x + {branch_call}"
+    if res.scale_residual or res.gated:
+        inits.append(f"self.{branch.role}_residual = Residual(config.dim"
+                     f"{', scale_residual=True' if res.scale_residual else ''}"
+                     f"{', gated=True' if res.gated else ''})")
+        combined = f"self.{branch.role}_residual({branch_call}, x)"
     if pre_norm:
-        update = f"x + {branch_call}"
+        update = combined
         diagram = f"x + {class_name}({norm_name}(x))"
     else:
-        update = f"self.{norm.role}(x + {branch_call})"
+        update = f"self.{norm.role}({combined})"
         diagram = f"{norm_name}(x + {class_name}(x))"
     step = BlockStep(norm=norm.role, norm_init=NORM_INIT[norm.attrs.norm_type].format(width="dim"),
                      branch=branch.role, branch_init=f"{prefix}{class_name}(config)",
-                     update=update, diagram=diagram, prelude=prelude)
+                     update=update, diagram=diagram, lines=tuple(lines), inits=tuple(inits))
     return step, norm.attrs.norm_type
 
 

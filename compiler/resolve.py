@@ -57,6 +57,7 @@ class ResolvedFeedForward:
     glu: bool
     bias: bool  # of the non-GLU input projection and of the output projection
     dropout: float
+    post_act_ln: bool = False  # a LayerNorm after the activation (NormFormer)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class ResolvedLayers:
     dim: int
     depth: int
     causal: bool
-    norm: str  # "layernorm", "rmsnorm" or "scalenorm"
+    norm: str  # "layernorm", "rmsnorm", "scalenorm" or "simple_rmsnorm"
     pre_norm: bool  # False: post-norm, x = norm(x + f(x)), and no final norm
     layer_dropout: float
     attention: ResolvedAttention | None  # None for a CrossAttender (cross-attention only)
@@ -101,6 +102,10 @@ class ResolvedLayers:
     feedforward: ResolvedFeedForward
     rotary: ResolvedRotary | None = None
     position_bias: ResolvedBias | None = None
+    sandwich_norm: bool = False  # a norm on each sublayer's output too
+    layerscale: float | None = None  # use_layerscale: the initial per-feature branch scale
+    scale_residual: bool = False
+    gate_residual: bool = False
 
     @property
     def drops_absolute_positions(self) -> bool:
@@ -303,6 +308,10 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         feedforward=resolve_feedforward(layers),
         rotary=resolve_rotary(layers),
         position_bias=resolve_bias(layers),
+        sandwich_norm=layers["sandwich_norm"],
+        layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
+        scale_residual=layers["scale_residual"],
+        gate_residual=layers["gate_residual"],
     )
 
 
@@ -338,6 +347,8 @@ def resolve_bias(layers: ModuleSpec) -> ResolvedBias | None:
 
 
 def norm_type(layers: ModuleSpec) -> str:
+    if layers["use_simple_rmsnorm"]:
+        return "simple_rmsnorm"
     if layers["use_rmsnorm"]:
         return "rmsnorm"
     return "scalenorm" if layers["use_scalenorm"] else "layernorm"
@@ -399,4 +410,5 @@ def resolve_feedforward(layers: ModuleSpec) -> ResolvedFeedForward:
         glu=ff["glu"],
         bias=not ff["no_bias"],
         dropout=ff["dropout"],
+        post_act_ln=ff["post_act_ln"],
     )

@@ -56,8 +56,12 @@ def parameter_names(op: Op) -> list[tuple[str, str, bool]]:
     if op.kind is OpKind.LOGITS:
         return [] if attrs.tied else [("weight", "weight", False)]
     if op.kind is OpKind.NORM:
+        if attrs.norm_type == "simple_rmsnorm":
+            return []
         gain = "gamma" if attrs.norm_type == "layernorm" else "g"
         return [(gain, "weight", attrs.unit_offset)]
+    if op.kind is OpKind.RESIDUAL:
+        return residual_parameters(attrs)
     if op.kind is OpKind.PROJECT:
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
     if op.kind is OpKind.PATCH_EMBEDDING:
@@ -121,6 +125,18 @@ def attention_parameters(attrs) -> list[tuple[str, str, bool]]:
     return [(reference, emitted, False) for reference, emitted in pairs]
 
 
+def residual_parameters(attrs) -> list[tuple[str, str, bool]]:
+    """LayerScale's gain (`.1.gamma`, stored minus one) and the residual module's (`.2.*`)."""
+    role = attrs.branch
+    found = [("1.gamma", f"{role}_layerscale", True)] if attrs.layerscale is not None else []
+    if attrs.scale_residual:
+        found.append(("2.residual_scale", f"{role}_residual.residual_scale", False))
+    if attrs.gated:
+        found += [(f"2.gru.{p}", f"{role}_residual.gru.{p}", False)
+                  for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    return found
+
+
 def feedforward_parameters(attrs) -> list[tuple[str, str, bool]]:
     """x-transformers nests the input projection: `ff.0.proj` (GLU, always with a bias) or
     `ff.0.0` (Linear before the activation); the output projection is `ff.2`."""
@@ -129,6 +145,10 @@ def feedforward_parameters(attrs) -> list[tuple[str, str, bool]]:
     else:
         pairs = [("ff.0.0.weight", "proj_in.weight")]
         pairs += [("ff.0.0.bias", "proj_in.bias")] if attrs.bias else []
-    pairs += [("ff.2.weight", "proj_out.weight")]
-    pairs += [("ff.2.bias", "proj_out.bias")] if attrs.bias else []
+    out = "ff.2"
+    if getattr(attrs, "post_act_ln", False):  # the norm takes ff.1 and moves proj_out to ff.3
+        pairs += [("ff.1.gamma", "post_act_norm.weight")]
+        out = "ff.3"
+    pairs += [(f"{out}.weight", "proj_out.weight")]
+    pairs += [(f"{out}.bias", "proj_out.bias")] if attrs.bias else []
     return [(reference, emitted, False) for reference, emitted in pairs]

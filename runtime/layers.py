@@ -34,3 +34,22 @@ def drop_tokens(seq: Tensor, mask: Tensor | None, p: float) -> tuple[Tensor, Ten
         kept_counts = torch.ceil(mask.sum(dim=-1) * (1.0 - p)).int()
         mask = mask[rows, indices] & (torch.arange(keep, device=seq.device) < kept_counts[:, None])
     return seq, mask
+
+
+class Residual(torch.nn.Module):
+    """out + x for a sublayer's output and its input, with the residual options the spec
+    uses: a learned per-feature scale of x (NormFormer, https://arxiv.org/abs/2110.09456) and
+    a GRU gate instead of the sum (GTrXL, Parisotto et al. 2019, https://arxiv.org/abs/1910.06764).
+    """
+
+    def __init__(self, dim: int, *, scale_residual: bool = False, gated: bool = False) -> None:
+        super().__init__()
+        self.residual_scale = torch.nn.Parameter(torch.ones(dim)) if scale_residual else None
+        self.gru = torch.nn.GRUCell(dim, dim) if gated else None
+
+    def forward(self, out: Tensor, x: Tensor) -> Tensor:
+        if self.residual_scale is not None:
+            x = x * self.residual_scale
+        if self.gru is None:
+            return out + x
+        return self.gru(out.flatten(0, -2), x.flatten(0, -2)).view_as(out)  # per token

@@ -36,3 +36,14 @@ class ScaleNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.normalize(x, dim=-1) * self.scale * self.weight
+
+
+class SimpleRMSNorm(nn.Module):
+    """x / rms(x), with no learned gain (Qi et al. 2023, https://arxiv.org/abs/2307.14995)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = dim**0.5
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.normalize(x, dim=-1) * self.scale

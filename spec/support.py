@@ -39,7 +39,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     }),
     "layers": frozenset({
         "dim", "depth", "heads", "layer_dropout", "use_scalenorm", "use_rmsnorm", "pre_norm",
-        "cross_attend", "rotary_pos_emb", "rotary_emb_dim", "rotary_xpos", "rotary_xpos_scale_base",
+        "cross_attend", "use_simple_rmsnorm", "sandwich_norm", "scale_residual",
+        "use_layerscale", "layerscale_init_value", "gate_residual", "rotary_pos_emb", "rotary_emb_dim", "rotary_xpos", "rotary_xpos_scale_base",
         "rotary_interpolation_factor", "rotary_base_rescale_factor", "alibi_pos_bias",
         "alibi_num_heads", "rel_pos_bias", "rel_pos_num_buckets", "rel_pos_max_distance",
         "dynamic_pos_bias", "dynamic_pos_bias_log_distance", "dynamic_pos_bias_mlp_depth",
@@ -53,7 +54,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "pre_scale_post_talking_heads", "sparse_topk",
     }),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
-    "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared"}),
+    "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }
 
 
