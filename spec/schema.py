@@ -456,8 +456,19 @@ def describe(node: Node) -> str:
     return f"{type_name} {echo(node.text if type_name != 'string' else node.value)}"
 
 
+# Keywords of x-transformers' README that the installed version does not have.
+NOT_KEYWORDS = {
+    "resi_dual": "; resi_dual is not a keyword of x-transformers 2.31.10 (its README's ResiDual "
+                 "example fails there with 'unrecognized kwargs')",
+    "resi_dual_scale": "; resi_dual_scale is not a keyword of x-transformers 2.31.10 (its "
+                       "README's ResiDual example fails there with 'unrecognized kwargs')",
+}
+
+
 def routing_hint(name: str, sections: tuple[str, ...]) -> str:
     """`attn_flash` at the layer level: say where it goes."""
+    if name in NOT_KEYWORDS:
+        return NOT_KEYWORDS[name]
     for section in sorted(sections, key=len, reverse=True):
         prefix = f"{section}_"
         if name.startswith(prefix) and len(name) > len(prefix):

@@ -6,6 +6,7 @@
   fails on its first forward ('context must be passed in', I:3393).
 - `tie_token_emb` makes the decoder look its tokens up in the encoder's table, so both sides
   need the same vocabulary: otherwise the decoder's ids index past the table.
+- `sandwich_norm` adds norms to pre-norm sublayers: not with `pre_norm: false` (I:2931).
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ ID = "check-model-structure"
 def check_model_structure(spec: Spec) -> list[Diagnostic]:
     found = []
     for module in all_modules(spec):
+        if module.type in ("Encoder", "Decoder", "CrossAttender") and module["sandwich_norm"] \
+                and not module["pre_norm"]:
+            found.append(diagnostic(
+                spec, f"{module.key}.sandwich_norm", "sandwich-norm-needs-pre-norm",
+                "sandwich_norm adds a norm after each pre-norm sublayer; it cannot be combined "
+                "with pre_norm: false (x-transformers asserts it, I:2931)"))
         if module.type == "ViTransformerWrapper":
             found += check_patches(spec, module)
         elif module.type == "XTransformer":
