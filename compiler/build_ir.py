@@ -406,6 +406,7 @@ class Builder:
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
         # LayerScale wraps the sublayer in the reference: its parameters move under `.1.fn`
         branch_ref = f"{ref}.1.fn" if layers.layerscale is not None else f"{ref}.1"
+        branch_ref += ".fn" if layers.token_shifts else ""  # ShiftTokens wraps it too
         branch = self.add(name, kind, attrs, (branch_input, *extra_inputs),
                           spec_key=f"{layers.key}.{role}", ref_path=branch_ref, block=block,
                           role=role)
@@ -413,7 +414,7 @@ class Builder:
             branch = self.add(f"{name}_post_norm", OpKind.NORM, norm, (branch,),
                               ref_path=f"{ref}.0.1", role=f"{role}_post_norm", **provenance)
         residual = ResidualAttrs(layers.layer_dropout, role, layers.layerscale,
-                                 layers.scale_residual, layers.gate_residual)
+                                 layers.scale_residual, layers.gate_residual, layers.token_shifts)
         out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch),
                        ref_path=ref, **provenance)
         if not layers.pre_norm:

@@ -232,6 +232,7 @@ class BlockClass:
     norm_imports: frozenset = frozenset()
     prologue: tuple[str, ...] = ()  # code lines before the sublayers
     residual_scores: tuple[str, ...] = ()  # residual attention scores passed through
+    setup: tuple[str, ...] = ()  # extra __init__ statements of the block
 
     @property
     def returns(self) -> str:

@@ -228,6 +228,7 @@ class ResidualAttrs:
     layerscale: float | None = None  # LayerScale's initial value, when used
     scale_residual: bool = False  # a learned per-feature scale of the residual
     gated: bool = False  # a GRU instead of the sum (GTrXL)
+    token_shifts: tuple = ()  # the sublayer's input is token-shifted
 
 
 @dataclass(frozen=True)

@@ -180,8 +180,10 @@ def is_generative(model) -> bool:
 
 def is_cacheable(model) -> bool:
     """Memory tokens are prepended at every call, so a cache of past keys cannot serve them
-    (x-transformers' can_cache_kv, I:4192)."""
-    return is_generative(model) and model.num_memory_tokens == 0
+    (x-transformers' can_cache_kv, I:4192); token shifting reads earlier inputs, which the
+    cache does not keep (x-transformers caches anyway and then shifts in zeros)."""
+    return (is_generative(model) and model.num_memory_tokens == 0
+            and not model.layers.uses_previous_tokens)
 
 
 def bare_model(layers: ResolvedLayers, graph: Graph, scope: str, prefix: str, class_name: str,
@@ -348,6 +350,10 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
         imports |= {runtime("layers", "Residual")}
     if layers.layerscale is not None:
         imports |= {TORCH}
+    setup = ()
+    if layers.token_shifts:
+        imports |= {runtime("layers", "shift_tokens")}
+        setup = ("self.token_shifts = config.token_shifts",)
     parameters = ["x: Tensor"]
     parameters += ["context: Tensor"] if layers.cross_attention is not None else []
     parameters += [f"mask: {OPTIONAL}"]
@@ -362,7 +368,7 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
     if cache and layers.cross_attention is not None:
         prologue.append("cross_cache = cache.cross_attn if cache is not None else None")
     return BlockClass(f"{prefix}Block", config, layers.pre_norm, layers.layer_dropout > 0,
-                      tuple(steps), tuple(parameters), imports, tuple(prologue), residual)
+                      tuple(steps), tuple(parameters), imports, tuple(prologue), residual, setup)
 
 
 BRANCHES = {
@@ -393,6 +399,9 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
         call += ", cross_cache"
     norm_name = NORM_NAME[norm.attrs.norm_type]
     branch_input = f"self.{norm.role}(x)" if pre_norm else "x"
+    if residual.attrs.token_shifts:  # attention passes its mask on; feedforward has none
+        mask = ", mask" if branch.kind is not OpKind.FEEDFORWARD else ""
+        branch_input = f"shift_tokens({branch_input}, self.token_shifts{mask})"
     branch_call = f"self.{branch.role}({call.format(x=branch_input)})"
     lines, inits, res = [], [], residual.attrs
     if branch.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION) and branch.attrs.residual:
@@ -647,6 +656,8 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
         (scheme == "dynamic", "dynamic_pos_bias_mlp_depth", "int", bias and bias.mlp_depth, ""),
         (scheme == "dynamic", "dynamic_pos_bias_log_distance", "bool", bias and bias.log_distance,
          ""),
+        (bool(layers.token_shifts), "token_shifts", "tuple[int, ...]", layers.token_shifts,
+         "shift of each feature chunk (shift_tokens)"),
     ])
 
 

@@ -106,6 +106,12 @@ class ResolvedLayers:
     layerscale: float | None = None  # use_layerscale: the initial per-feature branch scale
     scale_residual: bool = False
     gate_residual: bool = False
+    token_shifts: tuple[int, ...] = ()  # shift_tokens: the shift of each feature chunk
+
+    @property
+    def uses_previous_tokens(self) -> bool:
+        """Token shifting reads earlier positions' inputs, which a kv cache does not keep."""
+        return bool(self.token_shifts)
 
     @property
     def drops_absolute_positions(self) -> bool:
@@ -312,7 +318,17 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
         scale_residual=layers["scale_residual"],
         gate_residual=layers["gate_residual"],
+        token_shifts=token_shifts(layers),
     )
+
+
+def token_shifts(layers: ModuleSpec) -> tuple[int, ...]:
+    """shift_tokens s: chunks shifted by 0..s (causal) or -s..s (I:3242-3245)."""
+    amount = layers["shift_tokens"]
+    if not amount:
+        return ()
+    low = 0 if CAUSAL_LAYERS.get(layers.type, False) else -amount
+    return tuple(range(low, amount + 1))
 
 
 def resolve_rotary(layers: ModuleSpec) -> ResolvedRotary | None:

@@ -53,3 +53,24 @@ class Residual(torch.nn.Module):
         if self.gru is None:
             return out + x
         return self.gru(out.flatten(0, -2), x.flatten(0, -2)).view_as(out)  # per token
+
+
+def shift_tokens(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None = None) -> Tensor:
+    """Token shifting (RWKV-style; x-transformers' ShiftTokens): the features are cut into
+    len(shifts) equal chunks (any remainder stays), chunk i moves shifts[i] positions along the
+    sequence (positive: later), padding with zeros; a moved chunk's padded positions are
+    zeroed first."""
+    width = x.shape[-1] // len(shifts)
+    chunks = x.split(width, dim=-1)
+    moved = [shift(chunk, amount, mask) for chunk, amount in zip(chunks, shifts)]
+    return torch.cat((*moved, *chunks[len(shifts):]), dim=-1)
+
+
+def shift(t: Tensor, amount: int, mask: Tensor | None = None) -> Tensor:
+    """Move along the sequence (dim -2) by `amount`, zeros filling in."""
+    if amount == 0:
+        return t
+    if mask is not None:
+        t = t.masked_fill(~mask[..., None], 0.0)
+    amount = min(amount, t.shape[-2])
+    return torch.nn.functional.pad(t, (0, 0, amount, -amount))

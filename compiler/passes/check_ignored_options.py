@@ -27,6 +27,12 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{layers.key}.ff.swish", "swish-ignored-with-relu-squared",
                 "ff.swish has no effect: ff.relu_squared takes precedence", "warning"))
+    for layers in layer_modules(spec):
+        if layers["shift_tokens"] and layers.type == "Decoder":
+            found.append(diagnostic(
+                spec, f"{layers.key}.shift_tokens", "shift-tokens-disable-kv-cache",
+                "token shifting reads earlier positions' inputs, which a kv cache does not keep, "
+                "so generate() recomputes the whole sequence for each new token", "warning"))
     for model in wrapper_modules(spec):
         if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
             found.append(diagnostic(
