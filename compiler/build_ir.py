@@ -407,6 +407,8 @@ class Builder:
         # LayerScale wraps the sublayer in the reference: its parameters move under `.1.fn`
         branch_ref = f"{ref}.1.fn" if layers.layerscale is not None else f"{ref}.1"
         branch_ref += ".fn" if layers.token_shifts else ""  # ShiftTokens wraps it too
+        macaron = layers.macaron and kind is OpKind.FEEDFORWARD
+        branch_ref += ".fn" if macaron else ""  # and Scale(0.5, ...) wraps macaron feedforwards
         branch = self.add(name, kind, attrs, (branch_input, *extra_inputs),
                           spec_key=f"{layers.key}.{role}", ref_path=branch_ref, block=block,
                           role=role)
@@ -414,7 +416,8 @@ class Builder:
             branch = self.add(f"{name}_post_norm", OpKind.NORM, norm, (branch,),
                               ref_path=f"{ref}.0.1", role=f"{role}_post_norm", **provenance)
         residual = ResidualAttrs(layers.layer_dropout, role, layers.layerscale,
-                                 layers.scale_residual, layers.gate_residual, layers.token_shifts)
+                                 layers.scale_residual, layers.gate_residual, layers.token_shifts,
+                                 0.5 if macaron else 1.0)
         out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch),
                        ref_path=ref, **provenance)
         if not layers.pre_norm:
@@ -449,4 +452,6 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
     attrs = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias, ff.dropout,
                              ff.post_act_ln)
     sublayers.append(("ff", OpKind.FEEDFORWARD, attrs, ()))
+    if layers.macaron:  # ('f', 'a', 'f'): Lu et al. 2019, https://arxiv.org/abs/1906.02762
+        sublayers.insert(0, ("macaron_ff", OpKind.FEEDFORWARD, attrs, ()))
     return sublayers

@@ -229,6 +229,7 @@ class ResidualAttrs:
     scale_residual: bool = False  # a learned per-feature scale of the residual
     gated: bool = False  # a GRU instead of the sum (GTrXL)
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
+    branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)
 
 
 @dataclass(frozen=True)

@@ -387,6 +387,7 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
     norm = graph[branch.inputs[0]] if pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
     class_name, call = BRANCHES[branch.kind]
+    class_name = "FeedForward" if branch.kind is OpKind.FEEDFORWARD else class_name
     if attn_mask and branch.kind is OpKind.ATTENTION:
         call += ", attn_mask=attn_mask"
     if branch.kind is OpKind.ATTENTION and branch.attrs.rotary:
@@ -411,6 +412,11 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
     elif post_norm is not None or res.layerscale is not None or res.scale_residual or res.gated:
         lines.append(f"out = {branch_call}")
         branch_call = "out"
+    if res.branch_scale != 1.0:  # macaron: half a feedforward on each side of attention
+        if branch_call == "out":
+            lines.append(f"out = out * {res.branch_scale!r}")
+        else:
+            branch_call = f"{branch_call} * {res.branch_scale!r}"
     if res.layerscale is not None:  # LayerScale (CaiT, https://arxiv.org/abs/2103.17239)
         inits.append(f"self.{branch.role}_layerscale = nn.Parameter(torch.full((config.dim,), "
                      f"{float(res.layerscale)!r}))")
@@ -424,12 +430,13 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
                      f"{', scale_residual=True' if res.scale_residual else ''}"
                      f"{', gated=True' if res.gated else ''})")
         combined = f"self.{branch.role}_residual({branch_call}, x)"
+    half = f"{res.branch_scale!r} * " if res.branch_scale != 1.0 else ""
     if pre_norm:
         update = combined
-        diagram = f"x + {class_name}({norm_name}(x))"
+        diagram = f"x + {half}{class_name}({norm_name}(x))"
     else:
         update = f"self.{norm.role}({combined})"
-        diagram = f"{norm_name}(x + {class_name}(x))"
+        diagram = f"{norm_name}(x + {half}{class_name}(x))"
     step = BlockStep(norm=norm.role, norm_init=NORM_INIT[norm.attrs.norm_type].format(width="dim"),
                      branch=branch.role, branch_init=f"{prefix}{class_name}(config)",
                      update=update, diagram=diagram, lines=tuple(lines), inits=tuple(inits))

@@ -107,6 +107,7 @@ class ResolvedLayers:
     scale_residual: bool = False
     gate_residual: bool = False
     token_shifts: tuple[int, ...] = ()  # shift_tokens: the shift of each feature chunk
+    macaron: bool = False  # a half-step feedforward before attention too
 
     @property
     def uses_previous_tokens(self) -> bool:
@@ -319,6 +320,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         scale_residual=layers["scale_residual"],
         gate_residual=layers["gate_residual"],
         token_shifts=token_shifts(layers),
+        macaron=layers["macaron"],
     )
 
 

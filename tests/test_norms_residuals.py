@@ -27,6 +27,9 @@ OPTIONS = {
     "post_norm_gated_scalenorm": {"pre_norm": False, "gate_residual": True, "scale_residual": True,
                                   "use_scalenorm": True},
     "shift_tokens": {"shift_tokens": 1},
+    "macaron": {"macaron": True},
+    "macaron_shift_tokens_cross": {"macaron": True, "shift_tokens": 1, "use_layerscale": True},
+    "macaron_post_norm_sandwich": {"macaron": True, "sandwich_norm": True, "scale_residual": True},
     "shift_tokens_rotary_layerscale": {"shift_tokens": 2, "rotary_pos_emb": True,
                                        "use_layerscale": True, "layerscale_init_value": 0.3},
 }
