@@ -122,9 +122,12 @@ class Builder:
     scope: str = ""
     ref: str = ""
     fed: dict = field(default_factory=dict)
+    tied: bool = False  # the blocks being built share block 0's weights
 
     def add(self, name: str, kind: OpKind, attrs: object, inputs: tuple = (), **provenance) -> str:
         prefix = f"{self.scope.replace('.', '_')}_" if self.scope else ""
+        if self.tied and provenance.get("block") is not None:
+            provenance["weights_of"] = 0
         ref_path = provenance.pop("ref_path", "")
         if ref_path:
             ref_path = self.ref + ref_path
@@ -357,8 +360,10 @@ class Builder:
         """The shared position ops, the blocks of an Encoder / Decoder / CrossAttender, then its
         final norm."""
         positions = self.relative_positions(layers, hidden, ref)
+        self.tied = layers.weight_tie
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
+        self.tied = False
         if layers.pre_norm:  # post-norm stacks have no final norm (I:3155)
             hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
@@ -389,7 +394,8 @@ class Builder:
               context: str | None, context_mask: str | None, ref: str, positions: tuple) -> str:
         sublayers = block_sublayers(layers, mask, context, context_mask, positions)
         for offset, (role, kind, attrs, extra) in enumerate(sublayers):
-            index = block * len(sublayers) + offset
+            # with tied weights every block runs the reference's first one (I:3060-3064)
+            index = (0 if layers.weight_tie else block) * len(sublayers) + offset
             hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden, role, kind,
                                    attrs, extra)
         return hidden

@@ -317,6 +317,7 @@ class Op:
     block: int | None = None
     role: str = ""
     scope: str = ""  # the submodule of the emitted model that holds the op ("encoder"), if any
+    weights_of: int | None = None  # weight tying: the block whose parameters this op uses
     shape: tuple[str | int, ...] | None = field(default=None, compare=False)
 
     def describe(self) -> str:
@@ -361,8 +362,9 @@ class Graph:
     def module_path(self, op: Op) -> str:
         """Where the op's parameters live in the emitted model: `blocks.3.attn`, `to_logits`,
         `encoder.blocks.0.ff`."""
+        owner = op.block if op.weights_of is None else op.weights_of
         local = ".".join(part for part in (
-            f"blocks.{op.block}" if op.block is not None else "", op.role) if part)
+            f"blocks.{owner}" if op.block is not None else "", op.role) if part)
         return ".".join(part for part in (op.scope, local) if part)
 
     def users(self, name: str) -> list[Op]:
@@ -415,6 +417,7 @@ class Graph:
             attrs = {f.name: primitive(getattr(op.attrs, f.name)) for f in fields(op.attrs)}
             result.add_node(op.name, **attrs, kind=op.kind.value, spec_key=op.spec_key,
                             scope=op.scope, block=-1 if op.block is None else op.block,
+                            weights_of=-1 if op.weights_of is None else op.weights_of,
                             output_shape=primitive(op.shape or ()))
             for source in op.inputs:
                 result.add_edge(source, op.name)

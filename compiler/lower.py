@@ -481,7 +481,7 @@ def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str,
                 residual = residual_scores(layers)
                 local = [name.removeprefix("prev_") for name in residual]
                 ops.append(OpContext("ops/blocks.py.jinja", {
-                    "block": f"{prefix}Block", "cache": cacheable,
+                    "block": f"{prefix}Block", "cache": cacheable, "tied": layers.weight_tie,
                     "residual": " = ".join(local),
                     "call": call + "".join(f", {n}={v}" for n, v in zip(residual, local)),
                     "target": ", ".join(["h", *local])}))

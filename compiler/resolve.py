@@ -108,6 +108,7 @@ class ResolvedLayers:
     gate_residual: bool = False
     token_shifts: tuple[int, ...] = ()  # shift_tokens: the shift of each feature chunk
     macaron: bool = False  # a half-step feedforward before attention too
+    weight_tie: bool = False  # one block's weights for every block (ALBERT)
 
     @property
     def uses_previous_tokens(self) -> bool:
@@ -321,6 +322,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         gate_residual=layers["gate_residual"],
         token_shifts=token_shifts(layers),
         macaron=layers["macaron"],
+        weight_tie=layers["weight_tie_layers"],
     )
 
 

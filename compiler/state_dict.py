@@ -35,8 +35,9 @@ def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
         prefix = graph.module_path(op)
         component = op.scope.split(".")[0] if components else ""
         for reference, emitted, add_one in parameter_names(op):
-            rules.append(Rule(join(component, op.ref_path, reference), join(prefix, emitted),
-                              add_one))
+            rule = Rule(join(component, op.ref_path, reference), join(prefix, emitted), add_one)
+            if rule not in rules:  # tied weights: every block names the same parameters
+                rules.append(rule)
     return rules
 
 

@@ -153,3 +153,11 @@ def test_goldens_pass_ruff():
         result = subprocess.run([ruff, *args, "--isolated", "--line-length", "100", generated],
                                 capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_graph_shows_tied_weights():
+    spec = xtc.loads_spec(TINY.replace("heads: 2,", "heads: 2, weight_tie_layers: true,"))
+    graph = xtc.graph(spec)
+    assert graph.nodes["block1_attn"]["weights_of"] == 0
+    assert graph.nodes["block1_attn"]["block"] == 1
+    assert len(xtc.build(spec).blocks) == 1

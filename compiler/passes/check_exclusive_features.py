@@ -68,6 +68,9 @@ RULES = (
               f"contextual position encoding reads the attention matrix, and {FLASH_NEEDS}"),
     Exclusion("flash-excludes-inverted-attention", "attn.flash", ("attn.inverted_attention",),
               f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+    Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
+              ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
+              "tied weights repeat one default block (x-transformers asserts it, I:3055-3062)"),
 )
 
 

@@ -124,7 +124,8 @@ class Bert(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h, mask=mask)
         h = self.norm(h)
         if return_embeddings:

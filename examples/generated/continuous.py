@@ -113,7 +113,8 @@ class Continuous(nn.Module):
         h = self.project_in(x)  # (B, T, C)
         positions = torch.arange(x.shape[1], device=x.device)  # (T,)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h, mask=mask)
         h = self.norm(h)
         if return_embeddings:

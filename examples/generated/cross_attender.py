@@ -119,7 +119,8 @@ class NodeAttender(nn.Module):
         check_context(context, self.config.dim_context, x.shape[0])
         check_mask(context_mask, context)
         h = x  # (B, T, C)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h, context, mask=mask, context_mask=context_mask)
         h = self.norm(h)
         return h

@@ -147,8 +147,9 @@ class GptFlash(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        caches = cache.layers if cache is not None else [None] * len(self.blocks)
-        for block, layer_cache in zip(self.blocks, caches):
+        blocks = self.blocks
+        caches = cache.layers if cache is not None else [None] * len(blocks)
+        for block, layer_cache in zip(blocks, caches):
             h = block(h, mask=mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:

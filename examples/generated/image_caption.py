@@ -138,7 +138,8 @@ class Encoder(nn.Module):
         p = self.config.patch_size
         patches = rearrange(img, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         h = self.patch_to_embedding(patches) + self.pos_embedding  # (B, N, C)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h)
         h = self.norm(h)
         if return_embeddings:
@@ -311,8 +312,9 @@ class Decoder(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        caches = cache.layers if cache is not None else [None] * len(self.blocks)
-        for block, layer_cache in zip(self.blocks, caches):
+        blocks = self.blocks
+        caches = cache.layers if cache is not None else [None] * len(blocks)
+        for block, layer_cache in zip(blocks, caches):
             h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:

@@ -140,7 +140,8 @@ class MemoryEncoder(nn.Module):
         h = torch.cat((tokens, h), dim=1)  # (B, M + T, C)
         if mask is not None:
             mask = F.pad(mask, (self.config.num_memory_tokens, 0), value=True)  # (B, M + T)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h, mask=mask)
         h = self.norm(h)
         h = h[:, self.config.num_memory_tokens :]  # (B, T, C): the memory tokens are done

@@ -158,7 +158,8 @@ class Vit(nn.Module):
         p = self.config.patch_size
         patches = rearrange(img, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         h = self.patch_to_embedding(patches) + self.pos_embedding  # (B, N, C)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h)
         h = self.norm(h)
         if return_embeddings:
@@ -272,7 +273,8 @@ class PaliEncoder(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h, mask=mask, attn_mask=attn_mask)
         h = self.norm(h)
         return h
@@ -437,8 +439,9 @@ class PaliDecoder(nn.Module):
         if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
             positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        caches = cache.layers if cache is not None else [None] * len(self.blocks)
-        for block, layer_cache in zip(self.blocks, caches):
+        blocks = self.blocks
+        caches = cache.layers if cache is not None else [None] * len(blocks)
+        for block, layer_cache in zip(blocks, caches):
             h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:

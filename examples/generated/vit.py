@@ -118,7 +118,8 @@ class Vit(nn.Module):
         p = self.config.patch_size
         patches = rearrange(img, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         h = self.patch_to_embedding(patches) + self.pos_embedding  # (B, N, C)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h)
         h = self.norm(h)
         if return_embeddings:

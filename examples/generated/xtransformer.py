@@ -157,7 +157,8 @@ class Encoder(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        for block in self.blocks:
+        blocks = self.blocks
+        for block in blocks:
             h = block(h, mask=mask, attn_mask=attn_mask)
         h = self.norm(h)
         return h
@@ -322,8 +323,9 @@ class Decoder(nn.Module):
         if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
             positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        caches = cache.layers if cache is not None else [None] * len(self.blocks)
-        for block, layer_cache in zip(self.blocks, caches):
+        blocks = self.blocks
+        caches = cache.layers if cache is not None else [None] * len(blocks)
+        for block, layer_cache in zip(blocks, caches):
             h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:
