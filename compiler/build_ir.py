@@ -23,7 +23,7 @@ pre-norm, `.0.2` the post-norm, `.1` the sublayer itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from xtc.spec import Spec
 
@@ -381,9 +381,7 @@ class Builder:
                               ref_path=f"{ref}rotary_pos_emb", role="rotary")
         if layers.position_bias is not None:
             b = layers.position_bias
-            attrs = PositionBiasAttrs(b.scheme, b.heads, b.alibi_heads, b.num_buckets,
-                                      b.max_distance, b.causal, b.scale, b.mlp_dim, b.mlp_depth,
-                                      b.log_distance, b.norm)
+            attrs = PositionBiasAttrs(**asdict(b))
             key = {"alibi": "alibi_pos_bias", "t5": "rel_pos_bias", "dynamic": "dynamic_pos_bias"}
             bias = self.add("rel_pos", OpKind.POSITION_BIAS, attrs, (hidden,),
                             spec_key=f"{layers.key}.{key[b.scheme]}", ref_path=f"{ref}rel_pos",
@@ -439,14 +437,11 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
     sublayers = []
     if layers.attention is not None:
         attn, (rotary, bias) = layers.attention, positions
-        attrs = AttentionAttrs(layers.dim, attn.heads, attn.dim_head, layers.causal, attn.flash,
-                               attn.project_out, attn.dropout, attn.num_mem_kv,
-                               rotary is not None, bias is not None,
-                               layers.rotary.rotate_heads if layers.rotary else 0,
-                               attn.kv_heads, attn.value_dim_head, attn.qk_norm,
-                               attn.qk_norm_groups, attn.qk_norm_scale, attn.qk_norm_dim_scale,
-                               attn.on_attn, attn.gate_values, attn.head_scale,
-                               attn.talking_heads, attn.sparse_topk, attn.residual)
+        shared = {name: value for name, value in asdict(attn).items() if name != "dim_context"}
+        attrs = AttentionAttrs(dim=layers.dim, causal=layers.causal, rotary=rotary is not None,
+                               bias=bias is not None,
+                               rotate_heads=layers.rotary.rotate_heads if layers.rotary else 0,
+                               **shared)
         sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask, rotary, bias)))
     if layers.cross_attention is not None:
         cross = layers.cross_attention
