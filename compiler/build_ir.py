@@ -453,6 +453,10 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
     attrs = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias, ff.dropout,
                              ff.post_act_ln)
     sublayers.append(("ff", OpKind.FEEDFORWARD, attrs, ()))
+    if layers.layout:  # a custom layout: one block of these sublayers, numbered in order
+        kinds = {"a": sublayers[0], "c": next((s for s in sublayers if s[0] == "cross_attn"), None),
+                 "f": sublayers[-1]}
+        return [(f"{kinds[t][0]}{i}", *kinds[t][1:]) for i, t in enumerate(layers.layout)]
     if layers.macaron:  # ('f', 'a', 'f'): Lu et al. 2019, https://arxiv.org/abs/1906.02762
         sublayers.insert(0, ("macaron_ff", OpKind.FEEDFORWARD, attrs, ()))
     return sublayers

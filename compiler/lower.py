@@ -183,7 +183,7 @@ def is_cacheable(model) -> bool:
     (x-transformers' can_cache_kv, I:4192); token shifting reads earlier inputs, which the
     cache does not keep (x-transformers caches anyway and then shifts in zeros)."""
     return (is_generative(model) and model.num_memory_tokens == 0
-            and not model.layers.uses_previous_tokens)
+            and not model.layers.uses_previous_tokens and not model.layers.layout)
 
 
 def bare_model(layers: ResolvedLayers, graph: Graph, scope: str, prefix: str, class_name: str,
@@ -387,7 +387,6 @@ def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mas
     norm = graph[branch.inputs[0]] if pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
     class_name, call = BRANCHES[branch.kind]
-    class_name = "FeedForward" if branch.kind is OpKind.FEEDFORWARD else class_name
     if attn_mask and branch.kind is OpKind.ATTENTION:
         call += ", attn_mask=attn_mask"
     if branch.kind is OpKind.ATTENTION and branch.attrs.rotary:
@@ -622,7 +621,7 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
     scheme = bias.scheme if bias else ""
     return fields_from([
         (True, "dim", "int", layers.dim, ""),
-        (True, "depth", "int", layers.depth, ""),
+        (True, "depth", "int", layers.depth, "one block holds the custom layout" if layers.layout else ""),
         (True, "heads", "int", heads, ""),
         (attn is not None, "dim_head", "int", attn and attn.dim_head, ""),
         (True, "ff_inner_dim", "int", ff.inner_dim, "feedforward width"),

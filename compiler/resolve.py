@@ -109,6 +109,7 @@ class ResolvedLayers:
     token_shifts: tuple[int, ...] = ()  # shift_tokens: the shift of each feature chunk
     macaron: bool = False  # a half-step feedforward before attention too
     weight_tie: bool = False  # one block's weights for every block (ALBERT)
+    layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
 
     @property
     def uses_previous_tokens(self) -> bool:
@@ -301,18 +302,44 @@ def positions(model: ModuleSpec) -> str:
     return "scaled_sinusoidal" if model["scaled_sinu_pos_emb"] else "learned"
 
 
+def layer_layout(layers: ModuleSpec) -> tuple[str, ...]:
+    """The sublayer types ('a', 'c', 'f') of a custom layout, as x-transformers derives them
+    (I:3069-3087), or () for the default repeated block."""
+    if layers["custom_layers"] is not None:
+        return tuple(layers["custom_layers"])
+    default = (("c",) if layers.type == "CrossAttender" else
+               ("a", "c") if layers["cross_attend"] else ("a",)) + ("f",)
+    if layers["macaron"]:
+        default = ("f",) + default
+    depth = layers["depth"]
+    if layers["par_ratio"] is not None:
+        par_depth = depth * len(default)
+        attention = tuple(t for t in default if t != "f")
+        par_attn = par_depth // layers["par_ratio"]
+        cut = par_depth * 2 // 3  # the PAR paper's 2/3 cut-off for attention
+        width = (cut + cut // par_attn) // par_attn
+        head = (attention + ("f",) * (width - len(attention))) * par_attn
+        return head + ("f",) * (par_depth - len(head))
+    if layers["sandwich_coef"] is not None:
+        k = layers["sandwich_coef"]
+        return ("a",) * k + default * (depth - k) + ("f",) * k
+    return ()
+
+
 def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
     only_cross = layers.type == "CrossAttender"
+    layout = layer_layout(layers)
+    cross = only_cross or layers["cross_attend"] or "c" in layout
     return ResolvedLayers(
         key=layers.key,
         dim=layers["dim"],
-        depth=layers["depth"],
+        depth=1 if layout else layers["depth"],
         causal=CAUSAL_LAYERS.get(layers.type, False),
         norm=norm_type(layers),
         pre_norm=layers["pre_norm"],
         layer_dropout=layers["layer_dropout"],
-        attention=None if only_cross else resolve_attention(layers),
-        cross_attention=resolve_cross_attention(layers) if only_cross or layers["cross_attend"] else None,
+        attention=None if only_cross and "a" not in layout else resolve_attention(layers),
+        cross_attention=resolve_cross_attention(layers) if cross else None,
         feedforward=resolve_feedforward(layers),
         rotary=resolve_rotary(layers),
         position_bias=resolve_bias(layers),
@@ -323,6 +350,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         token_shifts=token_shifts(layers),
         macaron=layers["macaron"],
         weight_tie=layers["weight_tie_layers"],
+        layout=layout,
     )
 
 

@@ -41,7 +41,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "dim", "depth", "heads", "layer_dropout", "use_scalenorm", "use_rmsnorm", "pre_norm",
         "cross_attend", "use_simple_rmsnorm", "sandwich_norm", "scale_residual",
         "use_layerscale", "layerscale_init_value", "gate_residual", "shift_tokens", "macaron",
-        "weight_tie_layers", "rotary_pos_emb", "rotary_emb_dim", "rotary_xpos", "rotary_xpos_scale_base",
+        "weight_tie_layers", "custom_layers", "sandwich_coef", "par_ratio", "rotary_pos_emb", "rotary_emb_dim", "rotary_xpos", "rotary_xpos_scale_base",
         "rotary_interpolation_factor", "rotary_base_rescale_factor", "alibi_pos_bias",
         "alibi_num_heads", "rel_pos_bias", "rel_pos_num_buckets", "rel_pos_max_distance",
         "dynamic_pos_bias", "dynamic_pos_bias_log_distance", "dynamic_pos_bias_mlp_depth",

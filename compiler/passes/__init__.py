@@ -12,6 +12,7 @@ from .check_depth_given import check_depth_given
 from .check_embedding_options import check_embedding_options
 from .check_exclusive_features import check_exclusive_features
 from .check_ignored_options import check_ignored_options
+from .check_layer_layout import check_layer_layout
 from .check_model_structure import check_model_structure
 from .check_position_options import check_position_options
 from .check_single_head_projection import check_single_head_projection
@@ -25,6 +26,7 @@ SPEC_CHECKS = (
     check_attention_options,
     check_embedding_options,
     check_model_structure,
+    check_layer_layout,
     check_connections,
     check_ignored_options,
 )

@@ -1,6 +1,6 @@
 """check-depth-given: an Encoder or Decoder needs `depth`.
 
-The keyword defaults to None because custom layer layouts replace it, but without one of those
+The keyword defaults to None because custom_layers replaces it, but without it
 x-transformers asserts '`depth` must be passed in for `Decoder` or `Encoder`' (I:3087).
 """
 
@@ -11,7 +11,7 @@ from xtc.spec import Diagnostic, Spec
 from .modules import layer_modules
 
 ID = "check-depth-given"
-LAYOUTS_WITHOUT_DEPTH = ("custom_layers", "par_ratio", "sandwich_coef")
+LAYOUTS_WITHOUT_DEPTH = ("custom_layers",)  # sandwich_coef and par_ratio use depth too
 
 
 def check_depth_given(spec: Spec) -> list[Diagnostic]:

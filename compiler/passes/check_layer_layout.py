@@ -1,0 +1,60 @@
+"""check-layer-layout: x-transformers' rules for custom sublayer layouts (AttentionLayers I:3053-3087).
+
+- A cross-attention sublayer ('c' in custom_layers) needs the layers to cross-attend.
+- sandwich_coef k puts k attentions first and k feedforwards last: 0 < k <= depth.
+- par_ratio spreads attention over depth * block sublayers: 1 < par_ratio <= that, and the
+  attention sublayers must fit the resulting width.
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from .modules import diagnostic, layer_modules
+
+ID = "check-layer-layout"
+
+
+def check_layer_layout(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for layers in layer_modules(spec):
+        found += check_custom(spec, layers) + check_sandwich(spec, layers) + check_par(spec, layers)
+    return found
+
+
+def check_custom(spec: Spec, layers) -> list[Diagnostic]:
+    custom = layers["custom_layers"]
+    if custom is None or "c" not in custom or layers.type == "CrossAttender" or layers["cross_attend"]:
+        return []
+    return [diagnostic(spec, f"{layers.key}.custom_layers", "custom-cross-needs-cross-attend",
+                       "custom_layers has cross-attention ('c'): set cross_attend: true so the "
+                       "layers take a context")]
+
+
+def check_sandwich(spec: Spec, layers) -> list[Diagnostic]:
+    k, depth = layers["sandwich_coef"], layers["depth"]
+    if k is None or depth is None or 0 < k <= depth:
+        return []
+    return [diagnostic(spec, f"{layers.key}.sandwich_coef", "sandwich-coef-out-of-range",
+                       f"sandwich_coef ({k}) must be between 1 and depth ({depth})")]
+
+
+def check_par(spec: Spec, layers) -> list[Diagnostic]:
+    ratio, depth = layers["par_ratio"], layers["depth"]
+    if ratio is None or depth is None:
+        return []
+    block = 3 if layers["cross_attend"] else 2
+    block += 1 if layers["macaron"] else 0
+    par_depth = depth * block
+    if not 1 < ratio <= par_depth:
+        return [diagnostic(spec, f"{layers.key}.par_ratio", "par-ratio-out-of-range",
+                           f"par_ratio ({ratio}) must be above 1 and at most depth x sublayers "
+                           f"per block ({par_depth})")]
+    attention = 2 if layers["cross_attend"] else 1
+    cut = par_depth * 2 // 3
+    width = (cut + cut // (par_depth // ratio)) // (par_depth // ratio)
+    if attention > width:
+        return [diagnostic(spec, f"{layers.key}.par_ratio", "par-ratio-block-too-large",
+                           f"with par_ratio {ratio} each group has {width} sublayers, too few for "
+                           f"the block's {attention} attention sublayers")]
+    return []
