@@ -391,6 +391,12 @@ class Builder:
     def block(self, layers: ResolvedLayers, block: int, hidden: str, mask: str | None,
               context: str | None, context_mask: str | None, ref: str, positions: tuple) -> str:
         sublayers = block_sublayers(layers, mask, context, context_mask, positions)
+        if layers.execute_order:  # run the layout's sublayers in this order; repeats share weights
+            for step, index in enumerate(layers.execute_order):
+                role, kind, attrs, extra = sublayers[index]
+                hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden, role, kind,
+                                       attrs, extra, name=f"block{block}_step{step}_{role}")
+            return hidden
         for offset, (role, kind, attrs, extra) in enumerate(sublayers):
             # with tied weights every block runs the reference's first one (I:3060-3064)
             index = (0 if layers.weight_tie else block) * len(sublayers) + offset
@@ -399,9 +405,9 @@ class Builder:
         return hidden
 
     def sublayer(self, layers: ResolvedLayers, block: int, ref: str, hidden: str, role: str,
-                 kind: OpKind, attrs: object, extra_inputs: tuple) -> str:
+                 kind: OpKind, attrs: object, extra_inputs: tuple, name: str = "") -> str:
         """One residual sublayer, pre-norm `x + f(norm(x))` or post-norm `norm(x + f(x))`."""
-        name = f"block{block}_{role}"
+        name = name or f"block{block}_{role}"
         norm = NormAttrs(layers.norm, layers.dim)
         provenance = {"spec_key": layers.key, "block": block}
         branch_input = hidden

@@ -10,7 +10,7 @@ classes per stack, prefixed `Encoder` / `Decoder`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from xtc.spec import Spec
 from xtc.spec.model import pascal_case
@@ -345,6 +345,7 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
             norm_types.add(norm_type)
     steps = layouts[0]
     assert all(layout == steps for layout in layouts.values()), "blocks differ in structure"
+    steps = first_definitions(steps)
     imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)
     if layers.scale_residual or layers.gate_residual:
         imports |= {runtime("layers", "Residual")}
@@ -376,6 +377,17 @@ BRANCHES = {
     OpKind.CROSS_ATTENTION: ("CrossAttention", "{x}, context, mask, context_mask"),
     OpKind.FEEDFORWARD: ("FeedForward", "{x}"),
 }
+
+
+def first_definitions(steps: list[BlockStep]) -> list[BlockStep]:
+    """With an execution order a sublayer may run twice: define its modules once."""
+    seen, result = set(), []
+    for step in steps:
+        if step.branch in seen:
+            step = replace(step, norm_init="", branch_init="", inits=())
+        seen.add(step.branch)
+        result.append(step)
+    return result
 
 
 def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mask: bool,

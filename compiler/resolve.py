@@ -110,6 +110,7 @@ class ResolvedLayers:
     macaron: bool = False  # a half-step feedforward before attention too
     weight_tie: bool = False  # one block's weights for every block (ALBERT)
     layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
+    execute_order: tuple[int, ...] = ()  # layers_execute_order: layout indices, repeats share
 
     @property
     def uses_previous_tokens(self) -> bool:
@@ -323,6 +324,8 @@ def layer_layout(layers: ModuleSpec) -> tuple[str, ...]:
     if layers["sandwich_coef"] is not None:
         k = layers["sandwich_coef"]
         return ("a",) * k + default * (depth - k) + ("f",) * k
+    if layers["layers_execute_order"] is not None:  # over the default blocks' sublayers
+        return default * depth
     return ()
 
 
@@ -351,6 +354,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         macaron=layers["macaron"],
         weight_tie=layers["weight_tie_layers"],
         layout=layout,
+        execute_order=tuple(layers["layers_execute_order"] or ()),
     )
 
 

@@ -20,6 +20,8 @@ LAYOUTS = {
     "par_ratio": {"par_ratio": 2, "depth": 3},
     "custom_residual_attn_shift": {"custom_layers": ["a", "a", "f", "f"], "residual_attn": True,
                                    "shift_tokens": 1},
+    "execute_order_custom": {"custom_layers": ["a", "f"], "layers_execute_order": [0, 1, 0, 1, 1]},
+    "execute_order_default": {"depth": 2, "layers_execute_order": [0, 1, 2, 3, 2, 3]},
 }
 
 

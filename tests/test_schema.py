@@ -114,8 +114,8 @@ def test_per_layer_lists_are_typed_item_by_item():
 def test_layer_types_and_execution_order_lists():
     custom = GPT.replace("depth: 2", "custom_layers: [a, f, z]")
     assert codes(custom) == [("model.attn_layers.custom_layers", "expected-type")]
-    order = GPT.replace("depth: 2", "depth: 2\n    layers_execute_order: [0, 1]")
-    assert codes(order) == [("model.attn_layers.layers_execute_order", "unsupported-option")]
+    order = GPT.replace("depth: 2", "depth: 2\n    layers_execute_order: [0, 1, x]")
+    assert codes(order) == [("model.attn_layers.layers_execute_order", "expected-type")]
 
 
 def test_default_values_are_accepted_for_unsupported_keywords():

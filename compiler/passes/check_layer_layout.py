@@ -4,6 +4,7 @@
 - sandwich_coef k puts k attentions first and k feedforwards last: 0 < k <= depth.
 - par_ratio spreads attention over depth * block sublayers: 1 < par_ratio <= that, and the
   attention sublayers must fit the resulting width.
+- layers_execute_order indexes the sublayers: each index below their number.
 """
 
 from __future__ import annotations
@@ -19,7 +20,26 @@ def check_layer_layout(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_custom(spec, layers) + check_sandwich(spec, layers) + check_par(spec, layers)
+        found += check_execute_order(spec, layers)
     return found
+
+
+def check_execute_order(spec: Spec, layers) -> list[Diagnostic]:
+    """Every index of layers_execute_order names a sublayer (I:3102)."""
+    order = layers["layers_execute_order"]
+    if order is None:
+        return []
+    custom, depth = layers["custom_layers"], layers["depth"]
+    if custom is None and depth is None:
+        return []  # check-depth-given reports the missing depth
+    block = (3 if layers["cross_attend"] else 2) + (1 if layers["macaron"] else 0)
+    count = len(custom) if custom is not None else depth * block
+    bad = [i for i in order if not 0 <= i < count]
+    if not bad:
+        return []
+    return [diagnostic(spec, f"{layers.key}.layers_execute_order", "execute-order-index-out-of-range",
+                       f"layers_execute_order has {bad[0]}, but there are {count} sublayers "
+                       f"(indices 0 to {count - 1})")]
 
 
 def check_custom(spec: Spec, layers) -> list[Diagnostic]:
