@@ -418,6 +418,7 @@ class Graph:
             result.add_node(op.name, **attrs, kind=op.kind.value, spec_key=op.spec_key,
                             scope=op.scope, block=-1 if op.block is None else op.block,
                             weights_of=-1 if op.weights_of is None else op.weights_of,
+                            parameters=self.module_path(op),
                             output_shape=primitive(op.shape or ()))
             for source in op.inputs:
                 result.add_edge(source, op.name)
