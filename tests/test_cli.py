@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import FIXTURES, ROOT
 
 from xtc import cli
@@ -105,3 +108,34 @@ def test_console_script_and_python_O_agree(tmp_path):
         for flags in ((), ("-O",))
     }
     assert {(r.returncode, r.stderr) for r in verdicts.values()} == {(1, verdicts[()].stderr)}
+
+
+def hook_selects(hook: dict, path: str) -> bool:
+    """pre-commit's file filter: `files` is searched in the repository-relative path, and
+    `types: [yaml]` keeps .yaml and .yml files."""
+    return bool(re.search(hook["files"], path)) and path.endswith((".yaml", ".yml"))
+
+
+def test_pre_commit_hook_checks_the_specs_it_selects(tmp_path):
+    (hook,) = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    program, *args = hook["entry"].split()
+    (script,) = entry_points(group="console_scripts", name=program)
+    assert hook["language"] == "python" and script.value == "xtc.cli:main" and args == ["validate"]
+
+    files = {"specs/gpt.yaml": GOOD, "models/specs/bad.yml": BAD, ".github/workflows/ci.yml": None}
+    for name, source in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(Path(source).read_text() if source else "on: push\n")
+    selected = [name for name in files if hook_selects(hook, name)]
+    assert selected == ["specs/gpt.yaml", "models/specs/bad.yml"]
+
+    # The console script installed beside this interpreter, as pre-commit's own environment has it.
+    command = [str(Path(sys.executable).parent / program), *args]
+    checked = subprocess.run([*command, *selected], cwd=tmp_path, capture_output=True, text=True,
+                             check=False)
+    errors = [line for line in checked.stderr.splitlines() if ": error[" in line]
+    assert checked.returncode == 1 and errors
+    assert all(line.startswith("models/specs/bad.yml:") for line in errors), errors
+    clean = subprocess.run([*command, selected[0]], cwd=tmp_path, capture_output=True, text=True,
+                           check=False)
+    assert clean.returncode == 0, clean.stderr
