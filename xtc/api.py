@@ -45,6 +45,13 @@ def compile(spec: SpecLike, standalone: bool = False) -> str:
     return compile_spec(as_spec(spec))
 
 
+def explain(spec: SpecLike) -> str:
+    """The spec as YAML with every keyword written out: defaults marked, computed ones valued."""
+    from .compiler.explain import explain as explain_spec
+
+    return explain_spec(as_spec(spec))
+
+
 def graph(spec: SpecLike):
     """The model's IR as a networkx.DiGraph (a DAG; node attribute `kind` from OpKind)."""
     return compile_graph(as_spec(spec)).to_networkx()

@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("spec", metavar="SPEC")
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
     compile_.set_defaults(run=run_compile)
+    explain = commands.add_parser("explain", help="print the spec with every default filled in")
+    explain.add_argument("spec", metavar="SPEC")
+    explain.set_defaults(run=run_explain)
     return parser
 
 
@@ -109,18 +112,34 @@ def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def load_or_report(path: str):
+    """The spec at path, its diagnostics printed; None when it is rejected."""
+    try:
+        data = read_spec_bytes(path)
+    except SpecInputError as exc:
+        raise UsageError(one_line(exc)) from None
+    spec, problems = read_spec(data, path, SPEC_CHECKS)
+    sys.stderr.write(render_text(problems))
+    return spec
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from .compiler.explain import explain
+
+    spec = load_or_report(args.spec)
+    if spec is None:
+        return EXIT_REJECTED
+    sys.stdout.write(explain(spec))
+    return EXIT_OK
+
+
 def run_compile(args: argparse.Namespace) -> int:
     from .compiler import compile_spec
     from .output import write_atomically
 
     if args.output is not None:
         check_output_path(args.output, args.spec)
-    try:
-        data = read_spec_bytes(args.spec)
-    except SpecInputError as exc:
-        raise UsageError(one_line(exc)) from None
-    spec, problems = read_spec(data, args.spec, SPEC_CHECKS)
-    sys.stderr.write(render_text(problems))
+    spec = load_or_report(args.spec)
     if spec is None:
         return EXIT_REJECTED
     source = compile_spec(spec)
