@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="print the spec with every default filled in")
     explain.add_argument("spec", metavar="SPEC")
     explain.set_defaults(run=run_explain)
+    schema = commands.add_parser("schema", help="print the JSON Schema of the spec language")
+    schema.add_argument("-o", "--output", metavar="OUT.json", help="write here (default: stdout)")
+    schema.set_defaults(run=run_schema)
     return parser
 
 
@@ -130,6 +133,24 @@ def run_explain(args: argparse.Namespace) -> int:
     if spec is None:
         return EXIT_REJECTED
     sys.stdout.write(explain(spec))
+    return EXIT_OK
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from .output import output_path_problem, write_atomically
+    from .spec.json_schema import spec_schema
+
+    if args.output is not None:
+        problem = output_path_problem(args.output)
+        if problem:
+            raise UsageError(problem)
+    text = json.dumps(spec_schema(), indent=2) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        write_atomically(args.output, text)
     return EXIT_OK
 
 

@@ -10,13 +10,14 @@ import os
 import tempfile
 
 
-def output_path_problem(output: str, spec_path: str) -> str | None:
+def output_path_problem(output: str, spec_path: str | None = None) -> str | None:
     if os.path.isdir(output) or output.endswith(os.sep):
         return f"output path is a directory: {output!a}"
     parent = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(parent):
         return f"output directory does not exist: {parent!a}"
-    if os.path.exists(output) and os.path.exists(spec_path) and os.path.samefile(output, spec_path):
+    if (spec_path is not None and os.path.exists(output) and os.path.exists(spec_path)
+            and os.path.samefile(output, spec_path)):
         return "output path is the spec itself"
     if os.path.exists(output) and not os.path.isfile(output):
         return f"output path is not a regular file: {output!a}"
