@@ -6,8 +6,8 @@ rejections such as duplicate keys or tags, cross-key rules, options xtc does not
 stays the loader's, so a spec the schema accepts can still be rejected by `xtc validate`.
 
 >>> schema = spec_schema()
->>> schema["definitions"]["attn"]["properties"]["dim_head"]["minimum"]
-1
+>>> schema["required"], schema["definitions"]["ff"]["properties"]["dropout"]["anyOf"][0]
+(['xtc', 'name'], {'type': 'number', 'minimum': 0, 'exclusiveMaximum': 1})
 """
 
 from __future__ import annotations
