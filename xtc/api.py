@@ -39,10 +39,14 @@ def as_spec(spec: SpecLike) -> Spec:
 
 
 def compile(spec: SpecLike, standalone: bool = False) -> str:
-    """The emitted module's source."""
+    """The emitted module's source; `standalone`: with the xtc.runtime helpers it uses copied in,
+    so that it needs only torch and einops."""
+    source = compile_spec(as_spec(spec))
     if standalone:
-        raise NotImplementedError("--standalone output is not implemented yet (issue #12)")
-    return compile_spec(as_spec(spec))
+        from .compiler.standalone import inline_runtime
+
+        source = inline_runtime(source)
+    return source
 
 
 def explain(spec: SpecLike) -> str:

@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = commands.add_parser("compile", help="emit the PyTorch module of a spec")
     compile_.add_argument("spec", metavar="SPEC")
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
+    compile_.add_argument("--standalone", action="store_true",
+                          help="copy in the runtime helpers: the module needs only torch and einops")
     compile_.set_defaults(run=run_compile)
     explain = commands.add_parser("explain", help="print the spec with every default filled in")
     explain.add_argument("spec", metavar="SPEC")
@@ -164,6 +166,10 @@ def run_compile(args: argparse.Namespace) -> int:
     if spec is None:
         return EXIT_REJECTED
     source = compile_spec(spec)
+    if args.standalone:
+        from .compiler.standalone import inline_runtime
+
+        source = inline_runtime(source)
     if args.output is None:
         sys.stdout.write(source)
     else:
