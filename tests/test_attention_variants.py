@@ -46,7 +46,7 @@ def cases():
                                        id=f"{name}-{kind}-{'flash' if flash else 'math'}")
 
 
-@pytest.mark.parametrize("name, kind, flash", cases())
+@pytest.mark.parametrize("name, kind, flash", list(cases()))
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_attention_variant_parity(name, kind, flash, masked):
     spec = variant_spec(name, kind, flash)

@@ -22,7 +22,7 @@ def cases():
         yield pytest.param(path, id=path.stem, marks=marks)
 
 
-@pytest.mark.parametrize("example", cases())
+@pytest.mark.parametrize("example", list(cases()))
 def test_golden_module_is_in_sync(example: Path, regen):
     source = xtc.compile(xtc.load_spec(example))
     check_snapshot(example.parent / "generated" / f"{example.stem}.py", source, regen)
@@ -33,7 +33,7 @@ def test_every_golden_has_its_spec():
     assert goldens == {p.stem for p in EXAMPLES}
 
 
-@pytest.mark.parametrize("example", cases())
+@pytest.mark.parametrize("example", list(cases()))
 def test_example_builds_and_runs(example: Path):
     import torch
 

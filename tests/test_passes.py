@@ -64,7 +64,7 @@ def all_cases():
             yield pytest.param(pass_id, case, id=f"{pass_id}: {case['title']}")
 
 
-@pytest.mark.parametrize("pass_id, case", all_cases())
+@pytest.mark.parametrize("pass_id, case", list(all_cases()))
 def test_pass_fixture(pass_id, case):
     check_pass_fixture(pass_id, case)
 

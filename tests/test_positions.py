@@ -48,7 +48,7 @@ def cases():
                 yield pytest.param(name, kind, flash, id=f"{name}-{kind}-{'flash' if flash else 'math'}")
 
 
-@pytest.mark.parametrize("name, kind, flash", cases())
+@pytest.mark.parametrize("name, kind, flash", list(cases()))
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_position_scheme_parity(name, kind, flash, masked):
     spec = scheme_spec(name, kind, flash)
