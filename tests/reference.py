@@ -96,3 +96,15 @@ def assert_parity(spec: Spec, *inputs, flash_only: bool = False, reference=None,
         reference_grad = reference.get_parameter(rule.reference).grad
         torch.testing.assert_close(ours_grad, reference_grad, **TOLERANCE,
                                    msg=lambda m, r=rule: f"{r.emitted} vs {r.reference}: {m}")
+
+
+def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, cache: bool = True,
+                              reference_cache: bool | None = None, **kwargs) -> None:
+    """Greedy generation from the same weights gives the reference's tokens. reference_cache:
+    whether the reference uses its kv cache (default: as ours), for where its cached path is
+    known to be wrong and its uncached tokens are the right ones."""
+    reference, ours = paired_models(spec)
+    expected = x_transformers.AutoregressiveWrapper(reference).generate(
+        prompt, steps, temperature=0.0,
+        cache_kv=cache if reference_cache is None else reference_cache, **kwargs)
+    assert torch.equal(ours.generate(prompt, steps, temperature=0, cache=cache, **kwargs), expected)

@@ -6,11 +6,9 @@ flash-only backend), forward and gradients; greedy generation with the cache."""
 from __future__ import annotations
 
 import pytest
-import torch
-from reference import assert_parity, paired_models
+from reference import assert_parity, assert_same_greedy_tokens, paired_models
 from test_generation import decoder_spec, prompts
-from test_model_types import lengths_mask, tokens
-from x_transformers import AutoregressiveWrapper
+from test_model_types import assert_token_parity, lengths_mask, tokens
 
 VARIANTS = {
     "gqa": {"attn": {"kv_heads": 2}},
@@ -31,9 +29,9 @@ VARIANTS = {
 NO_FLASH = {"value_dim_head"}  # the CPU flash kernel needs values as wide as queries
 
 
-def variant_spec(name: str, kind: str, flash: bool):
-    layers = {"type": kind, **{k: v for k, v in VARIANTS[name].items() if k != "attn"}}
-    layers["attn"] = {"dim_head": 16, **VARIANTS[name].get("attn", {}), "flash": flash}
+def variant_spec(options: dict, kind: str, flash: bool):
+    layers = {"type": kind, **{k: v for k, v in options.items() if k != "attn"}}
+    layers["attn"] = {"dim_head": 16, **options.get("attn", {}), "flash": flash}
     return decoder_spec(layers=layers)
 
 
@@ -49,20 +47,16 @@ def cases():
 @pytest.mark.parametrize("name, kind, flash", list(cases()))
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_attention_variant_parity(name, kind, flash, masked):
-    spec = variant_spec(name, kind, flash)
-    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
-    assert_parity(spec, tokens(length=12), flash_only=flash, **kwargs)
+    assert_token_parity(variant_spec(VARIANTS[name], kind, flash), masked, flash_only=flash)
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_greedy_generation_with_the_cache(name):
-    reference, ours = paired_models(variant_spec(name, "Decoder", False))
-    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
-    assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
+    assert_same_greedy_tokens(variant_spec(VARIANTS[name], "Decoder", False), prompts(), 10)
 
 
 def test_gqa_caches_only_the_key_value_heads():
-    _, ours = paired_models(variant_spec("gqa", "Decoder", False))
+    _, ours = paired_models(variant_spec(VARIANTS["gqa"], "Decoder", False))
     cache = ours.new_cache(2, 8)
     assert cache.layers[0].self_attn.keys.shape == (2, 2, 8, 16)
 
@@ -81,18 +75,12 @@ EXPLICIT = {
 @pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_score_matrix_options_parity(name, kind, masked):
-    VARIANTS[name] = EXPLICIT[name]
-    spec = variant_spec(name, kind, flash=False)
-    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
-    assert_parity(spec, tokens(length=12), **kwargs)
+    assert_token_parity(variant_spec(EXPLICIT[name], kind, flash=False), masked)
 
 
 @pytest.mark.parametrize("name", sorted(EXPLICIT))
 def test_score_matrix_options_generate(name):
-    VARIANTS[name] = EXPLICIT[name]
-    reference, ours = paired_models(variant_spec(name, "Decoder", False))
-    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
-    assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
+    assert_same_greedy_tokens(variant_spec(EXPLICIT[name], "Decoder", False), prompts(), 10)
 
 
 RESIDUAL = {
@@ -106,18 +94,12 @@ RESIDUAL = {
 @pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_residual_attention_parity(name, kind, masked):
-    VARIANTS[name] = RESIDUAL[name]
-    spec = variant_spec(name, kind, flash=False)
-    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
-    assert_parity(spec, tokens(length=12), **kwargs)
+    assert_token_parity(variant_spec(RESIDUAL[name], kind, flash=False), masked)
 
 
 @pytest.mark.parametrize("name", sorted(RESIDUAL))
 def test_residual_attention_generates(name):
-    VARIANTS[name] = RESIDUAL[name]
-    reference, ours = paired_models(variant_spec(name, "Decoder", False))
-    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0)
-    assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
+    assert_same_greedy_tokens(variant_spec(RESIDUAL[name], "Decoder", False), prompts(), 10)
 
 
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
@@ -129,9 +111,5 @@ def test_cross_residual_attention(cache):
     context, context_mask = floats(2, 6, 32), lengths_mask([6, 4], 6)
     assert_parity(spec, tokens(length=12), mask=lengths_mask([12, 7], 12), context=context,
                   context_mask=context_mask)
-    reference, ours = paired_models(spec)
-    expected = AutoregressiveWrapper(reference).generate(
-        prompts(), 8, temperature=0.0, cache_kv=cache, context=context, context_mask=context_mask)
-    actual = ours.generate(prompts(), 8, temperature=0, cache=cache, context=context,
-                           context_mask=context_mask)
-    assert torch.equal(actual, expected)
+    assert_same_greedy_tokens(spec, prompts(), 8, cache=cache, context=context,
+                              context_mask=context_mask)

@@ -4,12 +4,10 @@ block of the reference's sublayers in order (`layers.{i}`), with parity and gene
 from __future__ import annotations
 
 import pytest
-import torch
 import yaml
-from reference import assert_parity, paired_models
+from reference import assert_same_greedy_tokens
 from test_generation import prompts
-from test_model_types import floats, lengths_mask, tokens
-from x_transformers import AutoregressiveWrapper
+from test_model_types import assert_token_parity, floats
 
 import xtc
 
@@ -39,18 +37,14 @@ def context_kwargs(name: str) -> dict:
 @pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_layout_parity(name, kind, masked):
-    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
-    assert_parity(layout_spec(name, kind), tokens(length=12), **kwargs, **context_kwargs(name))
+    assert_token_parity(layout_spec(name, kind), masked, **context_kwargs(name))
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_layout_generates(name):
-    reference, ours = paired_models(layout_spec(name, "Decoder"))
-    kwargs = context_kwargs(name)
     # custom layouts generate without a kv cache in xtc; compare with the reference uncached
-    expected = AutoregressiveWrapper(reference).generate(prompts(), 8, temperature=0.0,
-                                                         cache_kv=False, **kwargs)
-    assert torch.equal(ours.generate(prompts(), 8, temperature=0, **kwargs), expected)
+    assert_same_greedy_tokens(layout_spec(name, "Decoder"), prompts(), 8, reference_cache=False,
+                              **context_kwargs(name))
 
 
 def test_custom_layers_read_as_named_sublayers():

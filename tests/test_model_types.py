@@ -35,6 +35,12 @@ def lengths_mask(lengths, length) -> torch.Tensor:
     return torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]
 
 
+def assert_token_parity(spec, masked: bool, **kwargs) -> None:
+    """Parity on 12 tokens, the second sequence padded after 7 when masked."""
+    mask = {"mask": lengths_mask([12, 7], 12)} if masked else {}
+    assert_parity(spec, tokens(length=12), **mask, **kwargs)
+
+
 # -- cross-attention, prepended embeddings ------------------------------------------------------
 
 CROSS = {

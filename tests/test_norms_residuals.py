@@ -6,12 +6,10 @@ GLU), with and without mask, forward and gradients; greedy generation."""
 from __future__ import annotations
 
 import pytest
-import torch
-from reference import assert_parity, paired_models
-from test_attention_variants import VARIANTS, variant_spec
+from reference import assert_same_greedy_tokens
+from test_attention_variants import variant_spec
 from test_generation import prompts
-from test_model_types import lengths_mask, tokens
-from x_transformers import AutoregressiveWrapper
+from test_model_types import assert_token_parity
 
 OPTIONS = {
     "simple_rmsnorm": {"use_simple_rmsnorm": True},
@@ -42,19 +40,12 @@ OPTIONS = {
 @pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_option_parity(name, kind, masked):
-    VARIANTS[name] = OPTIONS[name]
-    spec = variant_spec(name, kind, flash=False)
-    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
-    assert_parity(spec, tokens(length=12), **kwargs)
+    assert_token_parity(variant_spec(OPTIONS[name], kind, flash=False), masked)
 
 
 @pytest.mark.parametrize("name", sorted(OPTIONS))
 def test_greedy_generation(name):
-    VARIANTS[name] = OPTIONS[name]
-    reference, ours = paired_models(variant_spec(name, "Decoder", False))
     # x-transformers caches with token shifting and then shifts in zeros: its uncached tokens
     # are the right ones (xtc recomputes instead of caching, and warns at check time).
-    cache = "shift_tokens" not in name
-    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0,
-                                                         cache_kv=cache)
-    assert torch.equal(ours.generate(prompts(), 10, temperature=0), expected)
+    assert_same_greedy_tokens(variant_spec(OPTIONS[name], "Decoder", False), prompts(), 10,
+                              reference_cache="shift_tokens" not in name)

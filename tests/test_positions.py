@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reference import assert_parity, paired_models
+from reference import assert_same_greedy_tokens, paired_models
 from test_generation import decoder_spec, prompts
-from test_model_types import lengths_mask, tokens
+from test_model_types import assert_token_parity
 from x_transformers import AutoregressiveWrapper
 
 SCHEMES = {
@@ -51,9 +51,7 @@ def cases():
 @pytest.mark.parametrize("name, kind, flash", list(cases()))
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_position_scheme_parity(name, kind, flash, masked):
-    spec = scheme_spec(name, kind, flash)
-    kwargs = {"mask": lengths_mask([12, 7], 12)} if masked else {}
-    assert_parity(spec, tokens(length=12), flash_only=flash, **kwargs)
+    assert_token_parity(scheme_spec(name, kind, flash), masked, flash_only=flash)
 
 
 def test_rotary_and_t5_drop_absolute_positions_alibi_keeps_them():
@@ -65,14 +63,10 @@ def test_rotary_and_t5_drop_absolute_positions_alibi_keeps_them():
 @pytest.mark.parametrize("name", sorted(SCHEMES))
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
 def test_greedy_generation_equals_the_reference(name, cache):
-    reference, ours = paired_models(scheme_spec(name, "Decoder", False))
     # x-transformers 2.31.10 fails to generate with a cache when rotary meets persistent memory
     # (a shape error in apply_rotary_pos_emb); its uncached tokens are the reference then.
-    reference_cache = cache and name != "rotary_alibi_memory"
-    expected = AutoregressiveWrapper(reference).generate(prompts(), 10, temperature=0.0,
-                                                         cache_kv=reference_cache)
-    actual = ours.generate(prompts(), 10, temperature=0, cache=cache)
-    assert torch.equal(actual, expected)
+    assert_same_greedy_tokens(scheme_spec(name, "Decoder", False), prompts(), 10, cache=cache,
+                              reference_cache=cache and name != "rotary_alibi_memory")
 
 
 def test_cached_rotary_logits_equal_full_sequence_logits():
