@@ -54,9 +54,21 @@ def test_no_top_level_package_named_spec_or_compiler():
                 f"{path.relative_to(ROOT)} imports {name}: use xtc.{name} or a relative import"
 
 
-def test_validate_does_not_import_torch():
+def modules_after(argv: list[str]) -> list[str]:
+    """Exit code of `xtc ARGV` and whether torch and networkx were imported, in a fresh process
+    (printed to stderr: explain and schema write their result to stdout)."""
     code = ("import sys; from xtc.cli import main; "
-            f"rc = main(['validate', {str(ROOT / 'examples' / 'gpt.yaml')!r}]); "
-            "print(rc, 'torch' in sys.modules, 'networkx' in sys.modules)")
+            f"rc = main({argv!r}); "
+            "print(rc, 'torch' in sys.modules, 'networkx' in sys.modules, file=sys.stderr)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    assert result.stdout.split() == ["0", "False", "False"], result.stderr
+    return result.stderr.split()[-3:]
+
+
+def test_validate_does_not_import_torch():
+    assert modules_after(["validate", str(ROOT / "examples" / "gpt.yaml")]) == ["0", "False", "False"]
+
+
+@pytest.mark.parametrize("command", ["explain", "schema"])
+def test_explain_and_schema_do_not_import_torch(command):
+    argv = [command] + ([str(ROOT / "examples" / "gpt.yaml")] if command == "explain" else [])
+    assert modules_after(argv)[:2] == ["0", "False"]
