@@ -23,7 +23,7 @@ pre-norm, `.0.2` the post-norm, `.1` the sublayer itself.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from xtc.spec import Spec
 
@@ -124,15 +124,18 @@ class Builder:
     fed: dict = field(default_factory=dict)
     tied: bool = False  # the blocks being built share block 0's weights
 
+    def name(self, local: str) -> str:
+        """The graph name of this builder's op `local`."""
+        return f"{self.scope.replace('.', '_')}_{local}" if self.scope else local
+
     def add(self, name: str, kind: OpKind, attrs: object, inputs: tuple = (), **provenance) -> str:
-        prefix = f"{self.scope.replace('.', '_')}_" if self.scope else ""
         if self.tied and provenance.get("block") is not None:
             provenance["weights_of"] = 0
         ref_path = provenance.pop("ref_path", "")
         if ref_path:
             ref_path = self.ref + ref_path
         inputs = tuple(i for i in inputs if i is not None)
-        return self.graph.add(prefix + name, kind, attrs, inputs, ref_path=ref_path,
+        return self.graph.add(self.name(name), kind, attrs, inputs, ref_path=ref_path,
                               scope=self.scope, **provenance)
 
     def input(self, name: str, role: str, shape: tuple, optional: bool = False, key: str = "") -> str:
@@ -255,6 +258,9 @@ class Builder:
                                     (mask, prepend), spec_key=key)
         decoder = self.child("decoder", "decoder.net.")
         logits = decoder.wrapper(model.decoder, tgt, None, encoded, context_mask, None)
+        if model.tie_token_emb:  # the decoder looks its tokens up in the encoder's table
+            table = self.graph[decoder.name("token_emb")]
+            self.graph.replace(replace(table, shares=encoder.name("token_emb")))
         loss = self.add("loss", OpKind.LOSS, LossAttrs(model.ignore_index, model.pad_value),
                         (logits, tgt), spec_key=f"{key}.ignore_index")
         self.add("output", OpKind.OUTPUT, OutputAttrs("loss"), (loss,))

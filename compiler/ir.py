@@ -318,6 +318,7 @@ class Op:
     role: str = ""
     scope: str = ""  # the submodule of the emitted model that holds the op ("encoder"), if any
     weights_of: int | None = None  # weight tying: the block whose parameters this op uses
+    shares: str = ""  # the op whose parameters this one uses (XTransformer's tie_token_emb)
     shape: tuple[str | int, ...] | None = field(default=None, compare=False)
 
     def describe(self) -> str:
@@ -418,6 +419,7 @@ class Graph:
             result.add_node(op.name, **attrs, kind=op.kind.value, spec_key=op.spec_key,
                             scope=op.scope, block=-1 if op.block is None else op.block,
                             weights_of=-1 if op.weights_of is None else op.weights_of,
+                            shares=op.shares,
                             parameters=self.module_path(op),
                             output_shape=primitive(op.shape or ()))
             for source in op.inputs:

@@ -68,7 +68,7 @@ def test_validate_does_not_import_torch():
     assert modules_after(["validate", str(ROOT / "examples" / "gpt.yaml")]) == ["0", "False", "False"]
 
 
-@pytest.mark.parametrize("command", ["explain", "schema"])
-def test_explain_and_schema_do_not_import_torch(command):
-    argv = [command] + ([str(ROOT / "examples" / "gpt.yaml")] if command == "explain" else [])
+@pytest.mark.parametrize("command", ["explain", "schema", "inspect"])
+def test_explain_schema_and_inspect_do_not_import_torch(command):
+    argv = [command] + ([str(ROOT / "examples" / "gpt.yaml")] if command != "schema" else [])
     assert modules_after(argv)[:2] == ["0", "False"]

@@ -18,11 +18,20 @@ convert models do, inside the call.
 
 from __future__ import annotations
 
-from .api import build, compile, convert_state_dict, explain, graph, load_spec, loads_spec
+from .api import (
+    build,
+    compile,
+    convert_state_dict,
+    explain,
+    graph,
+    inspect,
+    load_spec,
+    loads_spec,
+)
 from .spec import Diagnostic, ModuleSpec, Spec, SpecError, SpecInputError
 
 __version__ = "0.1.0"
 __all__ = [
     "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "build", "compile",
-    "convert_state_dict", "explain", "graph", "load_spec", "loads_spec",
+    "convert_state_dict", "explain", "graph", "inspect", "load_spec", "loads_spec",
 ]

@@ -45,10 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="print the spec with every default filled in")
     explain.add_argument("spec", metavar="SPEC")
     explain.set_defaults(run=run_explain)
+    inspect = commands.add_parser("inspect", help="show the graph, parameters, FLOPs, cache sizes")
+    inspect.add_argument("spec", metavar="SPEC")
+    inspect.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    inspect.add_argument("--seq-len", type=positive_int, metavar="T",
+                         help="sequence length of the figures (default: max_seq_len)")
+    inspect.add_argument("--context-len", type=positive_int, metavar="S",
+                         help="source / context length (default: the encoder's max_seq_len, else T)")
+    inspect.set_defaults(run=run_inspect)
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec language")
     schema.add_argument("-o", "--output", metavar="OUT.json", help="write here (default: stdout)")
     schema.set_defaults(run=run_schema)
     return parser
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1 or len(text) > 9:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 999999999, got {text!r}")
+    return int(text)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -135,6 +149,16 @@ def run_explain(args: argparse.Namespace) -> int:
     if spec is None:
         return EXIT_REJECTED
     sys.stdout.write(explain(spec))
+    return EXIT_OK
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from .compiler.inspect_format import render
+
+    spec = load_or_report(args.spec)
+    if spec is None:
+        return EXIT_REJECTED
+    sys.stdout.write(render(spec, args.format, args.seq_len, args.context_len))
     return EXIT_OK
 
 

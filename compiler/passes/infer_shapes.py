@@ -30,10 +30,10 @@ def shape_of(graph: Graph, op: Op) -> tuple:
     kind, attrs = op.kind, op.attrs
     if kind is OpKind.INPUT:
         return attrs.shape
+    if kind is OpKind.PATCH_EMBEDDING or getattr(attrs, "scheme", "") == "patches":
+        return ("B", "N", attrs.dim)  # read from the image (B, C, H, W): one row per patch
     if kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
         return (*source[:2], attrs.dim)
-    if kind is OpKind.PATCH_EMBEDDING:
-        return ("B", "N", attrs.dim)
     if kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION, OpKind.FEEDFORWARD, OpKind.PROJECT):
         return (*source[:-1], attrs.dim)
     if kind in (OpKind.MEMORY_TOKENS, OpKind.PAD_MASK, OpKind.PREPEND):

@@ -1,0 +1,337 @@
+"""`xtc inspect`: what a spec builds, before building it.
+
+Everything is read from the compiled IR (no torch): the graph with its shapes, parameters per
+component, matmul FLOPs per token for a forward and a training step (conventions in costs.py),
+kv-cache bytes per token, and which attention path each layer takes and why. `render.py`'s
+siblings in this module turn the `Inspection` into text, JSON, DOT or Mermaid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xtc.spec import Spec
+
+from . import costs
+from .ir import Graph, Op, OpKind
+from .lower import is_cacheable
+from .resolve import (
+    ResolvedContinuous,
+    ResolvedWrapper,
+    ResolvedXTransformer,
+    resolve_module,
+)
+
+DEFAULT_LENGTH = 1024  # for models without a max_seq_len (bare layers, continuous ones)
+ATTENTION_KINDS = (OpKind.ATTENTION, OpKind.CROSS_ATTENTION)
+
+
+@dataclass(frozen=True)
+class AttentionPath:
+    """How one attention layer runs: through SDPA or with the score matrix in hand."""
+
+    layer: str  # the module path, `blocks.0.attn`
+    path: str  # "sdpa" or "explicit"
+    flash: str  # "yes", "without a padding mask" or "no": may SDPA pick its flash kernel
+    why: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """A run of consecutive blocks of one component with identical sublayers."""
+
+    scope: str  # the submodule that holds the blocks ("" for a single model's own)
+    first: int
+    last: int
+    sublayers: tuple[tuple[str, str, int], ...]  # (role, kind, parameters) of one block
+    parameters: int  # of the whole run; 0 for blocks that reuse another's weights
+    shape: str
+
+
+@dataclass
+class Inspection:
+    name: str
+    lengths: dict[str, int]  # symbolic length -> the value the figures assume
+    tokens: int  # the positions the per-token figures divide by
+    parameters: dict[str, dict[str, int]]  # component -> part -> count
+    forward_flops: int
+    training_flops: int
+    attention_flops: int  # the share of the forward spent on scores and values
+    cache_bytes_per_token: int  # self-attention, float32, per generated position
+    cross_cache_bytes_per_token: int  # cross-attention, float32, per context position
+    cache_layers: int
+    attention: list[AttentionPath] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    graph: Graph | None = None
+    op_parameters: dict[str, int] = field(default_factory=dict)  # counted (owner) ops only
+
+    @property
+    def total_parameters(self) -> int:
+        return sum(sum(parts.values()) for parts in self.parameters.values())
+
+
+def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
+            context_len: int | None = None) -> Inspection:
+    """The figures of a compiled spec at sequence length `seq_len` (default: max_seq_len) and
+    source / context length `context_len` (default: the encoder's max_seq_len, else seq_len)."""
+    bindings = default_lengths(spec)
+    if seq_len is not None:
+        bindings["T"] = seq_len
+    if context_len is not None:
+        bindings["S"] = context_len
+    elif seq_len is not None and not source_is_bound(spec):
+        bindings["S"] = seq_len
+    lengths = sequence_lengths(graph, bindings)
+    grads = needs_grad(graph)
+    products = {op.name: op_products(graph, op, lengths, grads) for op in graph.ops()}
+    every = [p for ps in products.values() for p in ps]
+    attention = [p for op in graph.ops() if op.kind in ATTENTION_KINDS
+                 for p in products[op.name] if p.grads == 2 and is_score_product(op, p, lengths)]
+    scopes = cached_scopes(spec)
+    cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
+    owners = costs.parameter_owners(graph)
+    own = {op.name: costs.op_parameters(op) for op in owners}
+    return Inspection(
+        name=spec.name,
+        lengths={k: v for k, v in bindings.items() if uses_symbol(graph, k)},
+        tokens=output_tokens(graph, lengths),
+        parameters=parameters_by_part(graph, own, spec.name),
+        forward_flops=costs.forward_flops(every),
+        training_flops=costs.training_flops(every),
+        attention_flops=costs.forward_flops(attention),
+        cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
+                                  for op in cached if op.kind is OpKind.ATTENTION),
+        cross_cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
+                                        for op in cached if op.kind is OpKind.CROSS_ATTENTION),
+        cache_layers=sum(1 for op in cached if op.kind is OpKind.ATTENTION),
+        attention=[attention_path(graph, op) for op in graph.ops() if op.kind in ATTENTION_KINDS],
+        blocks=block_runs(graph, own),
+        graph=graph,
+        op_parameters=own,
+    )
+
+
+# -- kv cache ---------------------------------------------------------------------------------
+
+
+def cached_scopes(spec: Spec) -> set[str]:
+    """The scopes whose generate() keeps a kv cache: decoder language models, including an
+    XTransformer's decoder, without what rules a cache out (lower.is_cacheable)."""
+    models = ({"": resolve_module(spec.model)} if spec.model is not None
+              else {name: resolve_module(spec.components[name]) for name in spec.components})
+    scopes = set()
+    for scope, model in models.items():
+        if isinstance(model, ResolvedXTransformer):
+            scope, model = ".".join(p for p in (scope, "decoder") if p), model.decoder
+        if isinstance(model, ResolvedWrapper) and is_cacheable(model):
+            scopes.add(scope)
+    return scopes
+
+
+# -- lengths ------------------------------------------------------------------------------------
+
+
+def default_lengths(spec: Spec) -> dict[str, int]:
+    """T: the target / token length, S: the source or context length, P: run-time prepended
+    embeddings (none). Each is the max_seq_len of the model that reads it, where it has one."""
+    models = ([resolve_module(spec.model)] if spec.model is not None
+              else [resolve_module(spec.components[name]) for name in spec.components])
+    found: dict[str, int] = {}
+    for model in models:
+        for symbol, length in model_lengths(model).items():
+            found[symbol] = max(found.get(symbol, 0), length)
+    bindings = {"T": found.get("T", DEFAULT_LENGTH), "P": 0}
+    bindings["S"] = found.get("S", bindings["T"])
+    return bindings
+
+
+def model_lengths(model) -> dict[str, int]:
+    if isinstance(model, ResolvedXTransformer):
+        return {"S": model.encoder.max_seq_len, "T": model.decoder.max_seq_len}
+    if isinstance(model, (ResolvedWrapper, ResolvedContinuous)) and model.max_seq_len:
+        return {"T": model.max_seq_len}
+    return {}
+
+
+def source_is_bound(spec: Spec) -> bool:
+    return spec.model is not None and isinstance(resolve_module(spec.model), ResolvedXTransformer)
+
+
+def uses_symbol(graph: Graph, symbol: str) -> bool:
+    """Whether a required input is that long (an optional mask alone does not make it so)."""
+    return any(len(op.attrs.shape) > 1 and op.attrs.shape[1] == symbol and not op.attrs.optional
+               for op in graph.ops(OpKind.INPUT))
+
+
+def sequence_lengths(graph: Graph, bindings: dict[str, int]) -> dict[str, int]:
+    """The number of positions each op's output has, under the given symbol values."""
+    lengths: dict[str, int] = {}
+    for op in graph.ops():
+        lengths[op.name] = length_of(graph, op, lengths, bindings)
+    return lengths
+
+
+def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str, int]) -> int:
+    a, kind = op.attrs, op.kind
+    first = lengths[op.inputs[0]] if op.inputs else 0
+    if kind is OpKind.INPUT:
+        return 0 if a.role == "image" else bindings.get(a.shape[1], 0)
+    if kind is OpKind.PATCH_EMBEDDING:
+        _, _, height, width = graph[op.inputs[0]].attrs.shape
+        return (height // a.patch_size) * (width // a.patch_size)
+    if kind is OpKind.POSITION_EMBEDDING and a.scheme == "patches":
+        return a.max_seq_len
+    if kind is OpKind.MEMORY_TOKENS:
+        return first + a.count
+    if kind is OpKind.PREPEND:
+        return first + lengths[op.inputs[1]]
+    if kind is OpKind.PAD_MASK:
+        return first + (a.count or lengths[op.inputs[1]])
+    if kind is OpKind.STRIP:
+        return first - a.count
+    if kind is OpKind.POOL:
+        return 1
+    return first
+
+
+def output_tokens(graph: Graph, lengths: dict[str, int]) -> int:
+    """Positions of the model's final embeddings (the sink's): what per-token figures divide by."""
+    outputs = [op for op in graph.ops(OpKind.OUTPUT) if op.attrs.name == "embeddings"]
+    return max(1, lengths[outputs[-1].inputs[0]])
+
+
+# -- FLOPs --------------------------------------------------------------------------------------
+
+
+def needs_grad(graph: Graph) -> dict[str, bool]:
+    """Whether each op's output depends on a parameter (inputs are data)."""
+    grads: dict[str, bool] = {}
+    for op in graph.ops():
+        grads[op.name] = op.kind is not OpKind.INPUT and (
+            costs.op_parameters(op) > 0 or any(grads[i] for i in op.inputs))
+    return grads
+
+
+def op_products(graph: Graph, op: Op, lengths: dict[str, int],
+                grads: dict[str, bool]) -> list[costs.Product]:
+    # the rows each product runs over: the input's positions (a patch embedding's: its patches)
+    rows = op.name if op.kind is OpKind.PATCH_EMBEDDING or not op.inputs else op.inputs[0]
+    sequence = lengths[rows]
+    context = lengths[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else 0
+    context_grad = grads[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else False
+    input_grad = grads[op.inputs[0]] if op.inputs else False
+    return costs.op_products(op, costs.Lengths(sequence, context), input_grad, context_grad)
+
+
+def is_score_product(op: Op, product: costs.Product, lengths: dict[str, int]) -> bool:
+    """The q k^T and weights v products: those whose size grows with the key length."""
+    return product in costs.scores_products(
+        op.attrs.heads, lengths[op.inputs[0]], score_keys(op, lengths), op.attrs.dim_head,
+        getattr(op.attrs, "value_dim_head", 0) or op.attrs.dim_head)
+
+
+def score_keys(op: Op, lengths: dict[str, int]) -> int:
+    keys = lengths[op.inputs[1 if op.kind is OpKind.CROSS_ATTENTION else 0]]
+    return keys + op.attrs.num_mem_kv
+
+
+# -- parameters ---------------------------------------------------------------------------------
+
+
+def parameters_by_part(graph: Graph, own: dict[str, int], model: str) -> dict[str, dict[str, int]]:
+    """component -> {"embeddings", "blocks", "head"} -> parameters, in graph order."""
+    result: dict[str, dict[str, int]] = {}
+    seen_blocks: set[str] = set()
+    for op in graph.ops():
+        component = op.scope.split(".")[0] if op.scope else model
+        if op.block is not None or op.kind in (OpKind.ROTARY, OpKind.POSITION_BIAS):
+            part = "blocks"
+            seen_blocks.add(op.scope)
+        else:
+            part = "head" if op.scope in seen_blocks else "embeddings"
+        parts = result.setdefault(component, {"embeddings": 0, "blocks": 0, "head": 0})
+        parts[part] += own.get(op.name, 0)
+    return result
+
+
+def block_runs(graph: Graph, own: dict[str, int]) -> list[Block]:
+    """Consecutive blocks with the same sublayers, collapsed into one row each."""
+    blocks: dict[tuple[str, int], list[Op]] = {}
+    for op in graph.ops():
+        if op.block is not None:
+            blocks.setdefault((op.scope, op.block), []).append(op)
+    runs: list[Block] = []
+    for (scope, index), ops in blocks.items():
+        sublayers = tuple((op.role or op.kind.value, op.kind.value, own.get(op.name, 0))
+                          for op in ops if op.kind is not OpKind.RESIDUAL or own.get(op.name))
+        signature = tuple((role, kind) for role, kind, _ in sublayers)
+        count = sum(own.get(op.name, 0) for op in ops)
+        shape = "(" + ", ".join(map(str, ops[-1].shape or ())) + ")"
+        previous = runs[-1] if runs else None
+        if (previous and previous.scope == scope and previous.last == index - 1
+                and tuple((r, k) for r, k, _ in previous.sublayers) == signature):
+            runs[-1] = Block(scope, previous.first, index, previous.sublayers,
+                             previous.parameters + count, shape)
+        else:
+            runs.append(Block(scope, index, index, sublayers, count, shape))
+    return runs
+
+
+# -- attention paths ----------------------------------------------------------------------------
+
+
+def attention_path(graph: Graph, op: Op) -> AttentionPath:
+    a = op.attrs
+    layer = graph.module_path(op)
+    explicit = explicit_reasons(op)
+    if explicit:
+        return AttentionPath(layer, "explicit", "no",
+                             "; ".join(explicit) + ": the score matrix is materialised")
+    against = flash_obstacles(graph, op)
+    asked = "flash: true, checked compatible" if a.flash else ""
+    if against:
+        return AttentionPath(layer, "sdpa", "no", "; ".join(against))
+    mask = padding_mask(graph, op)
+    if mask:
+        why = [asked, f"a {mask} makes SDPA take a boolean mask (memory-efficient kernel)",
+               "is_causal serves the causal mask" if getattr(a, "causal", False) else ""]
+        return AttentionPath(layer, "sdpa", "without a padding mask", "; ".join(w for w in why if w))
+    why = [asked, "no mask tensor" + (" (is_causal)" if getattr(a, "causal", False) else "")]
+    return AttentionPath(layer, "sdpa", "yes", "; ".join(w for w in why if w))
+
+
+def explicit_reasons(op: Op) -> list[str]:
+    a = op.attrs
+    if op.kind is OpKind.CROSS_ATTENTION:
+        return ["cross residual attention adds the previous layer's scores"] if a.residual else []
+    names = ("pre-softmax talking heads", "post-softmax talking heads",
+             "pre-scale-post talking heads")
+    reasons = [f"{name} mix scores across heads" for name, on in zip(names, a.talking_heads) if on]
+    reasons += [f"sparse top-{a.sparse_topk} keeps the largest scores"] if a.sparse_topk else []
+    reasons += ["residual attention adds the previous layer's scores"] if a.residual else []
+    return reasons
+
+
+def flash_obstacles(graph: Graph, op: Op) -> list[str]:
+    """What forces a mask tensor (or unequal head widths) on every call."""
+    a = op.attrs
+    found = []
+    if op.kind is OpKind.ATTENTION:
+        if a.bias:
+            scheme = next(graph[i].attrs.scheme for i in op.inputs
+                          if graph[i].kind is OpKind.POSITION_BIAS)
+            found.append(f"the {scheme} position bias is an additive float mask")
+        if a.causal and a.num_mem_kv:
+            found.append("memory keys make keys longer than queries: the causal mask is a tensor")
+        if a.value_dim_head and a.value_dim_head != a.dim_head:
+            found.append("values and keys differ in width")
+    return found
+
+
+def padding_mask(graph: Graph, op: Op) -> str:
+    """The optional mask input the layer reads, named ("padding mask", "context mask")."""
+    masks = [graph[i] for i in op.inputs[1:] if graph[i].kind in (OpKind.INPUT, OpKind.PAD_MASK)]
+    if not masks:
+        return ""
+    return "context mask" if any(m.kind is OpKind.INPUT and m.attrs.role == "context_mask"
+                                 for m in masks) else "padding mask"

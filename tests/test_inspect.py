@@ -1,0 +1,248 @@
+"""`xtc inspect` (issue #12): the figures it reads from the IR against the built model.
+
+Parameters must equal the built model's exactly; FLOPs must equal what PyTorch's own counter
+(`FlopCounterMode`) sees for a forward and for a forward + backward under the math SDPA backend;
+kv-cache bytes per token must equal what `new_cache` allocates. Checked on every example and on
+the option tables of the other test modules, at tiny lengths.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+
+import pytest
+import torch
+from conftest import ROOT
+from test_attention_variants import EXPLICIT, VARIANTS, variant_spec
+from test_layouts import LAYOUTS, layout_spec
+from test_model_types import CONTINUOUS, CROSS, VIT, XT, layers, spec_of, xtransformer_spec
+from test_norms_residuals import OPTIONS
+from test_positions import SCHEMES, scheme_spec
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+from xtc.compiler import compile_graph
+from xtc.compiler.inspection import inspect
+from xtc.compiler.ir import Graph, OpKind
+
+import xtc
+from xtc import cli
+
+EXAMPLES = sorted(glob.glob("examples/*.yaml"))
+T, S = 16, 12  # query and context lengths of the measured runs
+
+
+def sample_inputs(graph: Graph) -> tuple[list, dict]:
+    """Random inputs for every required forward argument: the first ones positional, contexts
+    by keyword (`<component>_context` in a composite)."""
+    args, kwargs = [], {}
+    gen = torch.Generator().manual_seed(0)
+    for op in graph.ops(OpKind.INPUT):
+        a = op.attrs
+        if a.optional:
+            continue
+        length = {"T": T, "S": S}.get(a.shape[1])
+        if a.role == "tokens":
+            vocab = min(user.attrs.num_tokens for user in graph.users(op.name)
+                        if user.kind is OpKind.TOKEN_EMBEDDING)
+            args.append(torch.randint(0, vocab, (1, length), generator=gen))
+        elif a.role == "image":
+            args.append(torch.randn(1, *a.shape[1:], generator=gen))
+        elif a.role == "context":
+            prefix = op.scope.replace(".", "_") + "_" if op.scope else ""
+            kwargs[prefix + a.name] = torch.randn(1, S, a.shape[2], generator=gen)
+        else:
+            args.append(torch.randn(1, length, a.shape[2], generator=gen))
+    return args, kwargs
+
+
+def counted_flops(model, inputs, train: bool) -> int:
+    args, kwargs = inputs
+    model.train(train)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        out = model(*args, **kwargs)
+        if train:
+            out.float().sum().backward()
+    return counter.get_total_flops()
+
+
+def assert_figures_match(spec: xtc.Spec) -> None:
+    graph = compile_graph(spec)
+    figures = inspect(spec, graph, seq_len=T, context_len=S)
+    torch.manual_seed(0)
+    model = xtc.build(spec)
+    assert figures.total_parameters == sum(p.numel() for p in model.parameters())
+    inputs = sample_inputs(graph)
+    assert figures.forward_flops == counted_flops(model, inputs, train=False)
+    assert figures.training_flops == counted_flops(model, inputs, train=True)
+    generators = [m for m in model.modules() if hasattr(m, "new_cache")]
+    allocated = sum(t.numel() * t.element_size() for m in generators
+                    for layer in m.new_cache(1, 8).layers
+                    for t in (layer.self_attn.keys, layer.self_attn.values))
+    assert figures.cache_bytes_per_token * 8 == allocated
+    if not generators:
+        assert figures.cross_cache_bytes_per_token == 0
+
+
+@pytest.mark.parametrize("path", EXAMPLES)
+def test_examples(path):
+    assert_figures_match(xtc.load_spec(path))
+
+
+def option_cases():
+    for name, options in VARIANTS.items():
+        yield pytest.param(variant_spec(options, "Decoder", False), id=f"attention-{name}")
+    for name, options in EXPLICIT.items():
+        yield pytest.param(variant_spec(options, "Encoder", False), id=f"explicit-{name}")
+    for name in SCHEMES:
+        yield pytest.param(scheme_spec(name, "Decoder", False), id=f"positions-{name}")
+    for name, options in OPTIONS.items():
+        yield pytest.param(variant_spec(options, "Decoder", False), id=f"layers-{name}")
+    for name in LAYOUTS:
+        yield pytest.param(layout_spec(name, "Decoder"), id=f"layout-{name}")
+    for name, options in CONTINUOUS.items():
+        yield pytest.param(spec_of({"type": "ContinuousTransformerWrapper", **options,
+                                    "attn_layers": layers("Encoder")}), id=f"continuous-{name}")
+    for name, options in VIT.items():
+        yield pytest.param(spec_of({"type": "ViTransformerWrapper", "image_size": 16,
+                                    "patch_size": 4, "num_classes": 5, **options,
+                                    "attn_layers": layers("Encoder")}), id=f"vit-{name}")
+    for name, options in CROSS.items():
+        stack = layers("Decoder", cross_attend=True, **options)
+        yield pytest.param(spec_of({"type": "TransformerWrapper", "num_tokens": 64,
+                                    "max_seq_len": 32, "attn_layers": stack}), id=f"cross-{name}")
+    for name, options in XT.items():
+        yield pytest.param(xtransformer_spec(options), id=f"xtransformer-{name}")
+
+
+@pytest.mark.parametrize("spec", list(option_cases()))
+def test_options(spec):
+    assert_figures_match(spec)
+
+
+# -- attention paths ------------------------------------------------------------------------------
+
+
+def paths(spec: xtc.Spec) -> set[tuple[str, str]]:
+    return {(p.path, p.flash) for p in inspect(spec, compile_graph(spec)).attention}
+
+
+def test_attention_paths_name_the_reason():
+    figures = inspect(spec := variant_spec(EXPLICIT["pre_talking_heads"], "Decoder", False),
+                      compile_graph(spec))
+    assert {(p.path, p.flash) for p in figures.attention} == {("explicit", "no")}
+    assert "pre-softmax talking heads" in figures.attention[0].why
+    assert paths(scheme_spec("alibi", "Decoder", False)) == {("sdpa", "no")}
+    assert paths(variant_spec({"attn": {"num_mem_kv": 2}}, "Decoder", False)) == {("sdpa", "no")}
+    assert paths(variant_spec({"attn": {"num_mem_kv": 2}}, "Encoder", False)) == {
+        ("sdpa", "without a padding mask")}
+    assert paths(xtc.load_spec("examples/vit.yaml")) == {("sdpa", "yes")}
+    xt = paths(xtc.load_spec("examples/xtransformer.yaml"))
+    assert xt == {("sdpa", "yes"), ("sdpa", "without a padding mask")}  # decoder self-attention
+
+
+# -- the command and its formats ------------------------------------------------------------------
+
+
+def run(capsys, *argv) -> tuple[int, str]:
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "error" not in err  # warnings about the spec may come
+    return code, out
+
+
+@pytest.mark.parametrize("path", EXAMPLES)
+def test_json_agrees_with_the_figures_and_the_graph(capsys, path):
+    spec = xtc.load_spec(path)
+    graph = compile_graph(spec)
+    code, out = run(capsys, "inspect", path, "--format", "json", "--seq-len", "16")
+    data = json.loads(out)
+    figures = inspect(spec, graph, seq_len=16)
+    assert code == 0
+    assert data["parameters"]["total"] == figures.total_parameters
+    assert sum(c["total"] for c in data["parameters"]["components"].values()) == figures.total_parameters
+    assert data["flops"]["forward"]["per_sequence"] == figures.forward_flops
+    assert data["flops"]["training_step"]["per_sequence"] == figures.training_flops
+    assert [n["id"] for n in data["graph"]["nodes"]] == [op.name for op in graph.ops()]
+    assert sum(n["parameters"] for n in data["graph"]["nodes"]) == figures.total_parameters
+    ids = {n["id"] for n in data["graph"]["nodes"]}
+    assert all(a in ids and b in ids for a, b in data["graph"]["edges"])
+
+
+def declared_and_linked(text: str, node: str, edge: str) -> tuple[set[str], set[str]]:
+    nodes = set(re.findall(node, text, re.MULTILINE))
+    linked = {name for pair in re.findall(edge, text, re.MULTILINE) for name in pair}
+    return nodes, linked
+
+
+@pytest.mark.parametrize("path", EXAMPLES)
+def test_pictures_draw_every_edge_between_declared_nodes(capsys, path):
+    _, dot = run(capsys, "inspect", path, "--format", "dot")
+    nodes, linked = declared_and_linked(dot, r'^\s*"(\w+)" \[label=', r'^\s*"(\w+)" -> "(\w+)";$')
+    assert dot.startswith("digraph ") and dot.count("{") == dot.count("}")
+    assert linked <= nodes and len(nodes) > 5
+    _, mermaid = run(capsys, "inspect", path, "--format", "mermaid")
+    nodes, linked = declared_and_linked(mermaid, r'^\s*(\w+)\["', r"^\s*(\w+) --> (\w+)$")
+    assert mermaid.startswith("flowchart TD")
+    assert mermaid.count("subgraph ") == len(re.findall(r"^\s*end$", mermaid, re.MULTILINE))
+    assert linked <= nodes and len(nodes) > 5
+
+
+def test_identical_blocks_are_drawn_once(capsys):
+    _, mermaid = run(capsys, "inspect", "examples/gpt.yaml", "--format", "mermaid")
+    assert 'subgraph c0_1["blocks 0-5 x6"]' in mermaid
+    assert "block1_attn" not in mermaid
+    assert "block0_ff_residual --> block0_attn_norm" not in mermaid  # no loop around the run
+
+
+def test_text_report(capsys):
+    code, out = run(capsys, "inspect", "examples/xtransformer.yaml")
+    assert code == 0
+    assert "45,398,016" in out  # the built model's count (test_examples proves it)
+    assert "shares encoder_token_emb" in out  # tie_token_emb: one table, counted once
+    assert "blocks 0-5 x6" in out
+    assert "decoder.blocks.0-5.attn" in out and "flash: yes" in out
+    assert "24,576 B float32" in out  # 6 layers x 8 heads x (64 + 64) x 4 bytes
+
+
+def test_lengths_change_the_figures_but_not_the_parameters(capsys):
+    _, short = run(capsys, "inspect", "examples/gpt.yaml", "--format", "json", "--seq-len", "16")
+    _, long = run(capsys, "inspect", "examples/gpt.yaml", "--format", "json", "--seq-len", "32")
+    short, long = json.loads(short), json.loads(long)
+    assert short["parameters"] == long["parameters"]
+    assert long["flops"]["forward"]["per_sequence"] > 2 * short["flops"]["forward"]["per_sequence"]
+    assert (short["lengths"], long["lengths"]) == ({"T": 16}, {"T": 32})
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["examples/gpt.yaml", "--seq-len", "0"], 2),
+    (["examples/gpt.yaml", "--format", "svg"], 2),
+    (["examples/missing.yaml"], 2),
+    (["tests/fixtures/invalid/typo.yaml"], 1),
+])
+def test_bad_arguments_and_specs(capsys, argv, code):
+    assert cli.main(["inspect", *argv]) == code
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") >= 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("options", sorted(CROSS))
+def test_cross_attention_cache_per_context_token(options):
+    stack = layers("Decoder", cross_attend=True, **CROSS[options])
+    spec = spec_of({"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 32,
+                    "attn_layers": stack})
+    figures = inspect(spec, compile_graph(spec))
+    model = xtc.build(spec).eval()
+    cache = model.new_cache(1, 8)
+    width = CROSS[options].get("cross_attn", {}).get("dim_context", 32)
+    with torch.no_grad():
+        model(torch.zeros(1, 3, dtype=torch.long), context=torch.randn(1, S, width), cache=cache)
+    kept = sum(t.numel() * t.element_size() for layer in cache.layers
+               for t in (layer.cross_attn.keys, layer.cross_attn.values))
+    assert figures.cross_cache_bytes_per_token * S == kept > 0
+
+
+def test_the_readme_shows_the_current_picture(capsys):
+    _, mermaid = run(capsys, "inspect", "examples/char_gpt.yaml", "--format", "mermaid")
+    assert f"```mermaid\n{mermaid}```" in (ROOT / "README.md").read_text()
