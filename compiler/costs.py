@@ -41,6 +41,7 @@ class Product:
 
     flops: int
     grads: int  # 0, 1 or 2: the backward computes one product of the same size per gradient
+    scores: bool = False  # q k^T or weights v: grows with the key length
 
 
 def linear(rows: int, dim_in: int, dim_out: int, input_grad: bool) -> Product:
@@ -186,8 +187,8 @@ def cross_attention_products(a, n: int, context: int, input_grad: bool,
 
 def scores_products(heads: int, queries: int, keys: int, dim_head: int, value_dim: int) -> list[Product]:
     """q k^T and weights v over the full square; both operands of each need gradients."""
-    return [Product(2 * heads * queries * keys * dim_head, 2),
-            Product(2 * heads * queries * keys * value_dim, 2)]
+    return [Product(2 * heads * queries * keys * dim_head, 2, scores=True),
+            Product(2 * heads * queries * keys * value_dim, 2, scores=True)]
 
 
 def dynamic_bias_products(a, keys: int) -> list[Product]:

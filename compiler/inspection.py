@@ -85,8 +85,6 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
     grads = needs_grad(graph)
     products = {op.name: op_products(graph, op, lengths, grads) for op in graph.ops()}
     every = [p for ps in products.values() for p in ps]
-    attention = [p for op in graph.ops() if op.kind in ATTENTION_KINDS
-                 for p in products[op.name] if p.grads == 2 and is_score_product(op, p, lengths)]
     scopes = cached_scopes(spec)
     cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
     owners = costs.parameter_owners(graph)
@@ -98,7 +96,7 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         parameters=parameters_by_part(graph, own, spec.name),
         forward_flops=costs.forward_flops(every),
         training_flops=costs.training_flops(every),
-        attention_flops=costs.forward_flops(attention),
+        attention_flops=costs.forward_flops([p for p in every if p.scores]),
         cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
                                   for op in cached if op.kind is OpKind.ATTENTION),
         cross_cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
@@ -221,18 +219,6 @@ def op_products(graph: Graph, op: Op, lengths: dict[str, int],
     context_grad = grads[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else False
     input_grad = grads[op.inputs[0]] if op.inputs else False
     return costs.op_products(op, costs.Lengths(sequence, context), input_grad, context_grad)
-
-
-def is_score_product(op: Op, product: costs.Product, lengths: dict[str, int]) -> bool:
-    """The q k^T and weights v products: those whose size grows with the key length."""
-    return product in costs.scores_products(
-        op.attrs.heads, lengths[op.inputs[0]], score_keys(op, lengths), op.attrs.dim_head,
-        getattr(op.attrs, "value_dim_head", 0) or op.attrs.dim_head)
-
-
-def score_keys(op: Op, lengths: dict[str, int]) -> int:
-    keys = lengths[op.inputs[1 if op.kind is OpKind.CROSS_ATTENTION else 0]]
-    return keys + op.attrs.num_mem_kv
 
 
 # -- parameters ---------------------------------------------------------------------------------
