@@ -221,6 +221,29 @@ def op_products(graph: Graph, op: Op, lengths: dict[str, int],
     return costs.op_products(op, costs.Lengths(sequence, context), input_grad, context_grad)
 
 
+def activation_values(graph: Graph, lengths: dict[str, int]) -> int:
+    """Values one forward pass of one sequence produces: every op's output (batch 1, each
+    symbolic length at its value) and each attention layer's T x S scores per head, which SDPA's
+    math path materialises (the flash kernel does not)."""
+    total = 0
+    for op in graph.ops():
+        if op.kind in (OpKind.INPUT, OpKind.OUTPUT) or not op.shape:
+            continue
+        size = 1
+        for i, extent in enumerate(op.shape):
+            size *= extent if isinstance(extent, int) else (1 if i == 0 and extent == "B"
+                                                            else lengths[op.name])
+        total += size
+        if op.kind in ATTENTION_KINDS:
+            total += op.attrs.heads * lengths[op.inputs[0]] * score_keys(op, lengths)
+    return total
+
+
+def score_keys(op: Op, lengths: dict[str, int]) -> int:
+    keys = lengths[op.inputs[1 if op.kind is OpKind.CROSS_ATTENTION else 0]]
+    return keys + op.attrs.num_mem_kv
+
+
 # -- parameters ---------------------------------------------------------------------------------
 
 

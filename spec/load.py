@@ -40,7 +40,12 @@ def read_spec(data: bytes | str, path: str = "<string>",
     if spec is None or loader_failed:
         return None, problems
     for check in checks:
-        problems += check(spec)
+        if getattr(check, "needs_valid_spec", False) and has_errors(problems):
+            continue
+        found = check(spec)
+        problems += found
+        if getattr(check, "stops_on_error", False) and has_errors(found):
+            break
     return (None if has_errors(problems) else spec), problems
 
 

@@ -53,6 +53,9 @@ CONNECTION_TARGET = re.compile(r"([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)")
 # Problems that leave a well-formed spec behind: the check passes still run on it, so that
 # `flash: true` with an unsupported talking-heads option reports the conflict too.
 WELL_FORMED_CODES = frozenset({"unsupported-option"})
+# "Did you mean" for the first unknown keys of a document only: a suggestion costs a fuzzy match
+# against every known key, and a 1 MiB spec can hold 100k unknown keys (all still reported).
+MAX_SUGGESTIONS = 100
 
 
 def check_schema(tree: Node, path: str, sha256: str) -> tuple[Spec | None, list[Diagnostic]]:
@@ -68,6 +71,7 @@ class SchemaChecker:
         self.table = keyword_table()
         self.problems: list[Diagnostic] = []
         self.locations: dict[str, tuple[int, int]] = {}
+        self.unknown_keys = 0
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -76,8 +80,11 @@ class SchemaChecker:
         self.problems.append(Diagnostic(self.path, line, col, key, code, message))
 
     def unknown_key(self, pos, key: str, name: str, known, where: str, hint: str = "") -> None:
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
-        suggestion = f" (did you mean {close[0]!r}?)" if close else ""
+        self.unknown_keys += 1
+        suggestion = ""
+        if self.unknown_keys <= MAX_SUGGESTIONS:  # typos are few; 100k unknown keys are not typos
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
         self.error(pos, key, "unknown-key", f"unknown key {echo(name)} for {where}{suggestion}{hint}")
 
     # -- the document ----------------------------------------------------------------------

@@ -28,7 +28,10 @@ from .scalars import type_plain_scalar
 
 MAX_DEPTH = 64
 MAX_ALIASES = 100
-MAX_EXPANDED_NODES = 100_000
+# Nodes of the document, aliases counted at their expanded size. A real spec has hundreds; the
+# largest legal layouts (custom_layers and layers_execute_order, 4096 entries each) under 10,000.
+# The bound keeps the pure-Python parser within a second or two on any 1 MiB input.
+MAX_EXPANDED_NODES = 20_000
 TOO_DEEP = f"nesting too deep (more than {MAX_DEPTH} levels)"
 
 PLAIN = "tag:xtc:plain"  # our marker for an untyped plain scalar
@@ -169,15 +172,24 @@ class Prescan:
             if event.anchor is not None:
                 self.anchor_sizes[event.anchor] = 1
             self.node_finished()
+            return self.too_many_nodes(event)
         elif isinstance(event, yaml.AliasEvent):
             return self.alias(event)
         return None
+
+    def too_many_nodes(self, event) -> Diagnostic | None:
+        if self.nodes <= MAX_EXPANDED_NODES:
+            return None
+        return self.refusal(event.start_mark, "too-many-nodes",
+                            f"spec too large: more than {MAX_EXPANDED_NODES} YAML nodes")
 
     def collection_started(self, event) -> Diagnostic | None:
         self.node_started(event)
         self.nodes += 1
         if len(self.stack) >= MAX_DEPTH:
             return self.refusal(event.start_mark, "nesting-too-deep", TOO_DEEP)
+        if self.nodes > MAX_EXPANDED_NODES:
+            return self.too_many_nodes(event)
         kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
         start = (event.start_mark.line, event.start_mark.column)
         self.stack.append({"kind": kind, "expect_key": True, "key": None, "start": start, "entries": 0})

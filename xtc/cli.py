@@ -36,15 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("specs", nargs="+", metavar="SPEC")
     validate.add_argument("--format", choices=("text", "json", "github"), default="text")
     validate.set_defaults(run=run_validate)
+    add_budget(validate)
     compile_ = commands.add_parser("compile", help="emit the PyTorch module of a spec")
     compile_.add_argument("spec", metavar="SPEC")
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
     compile_.add_argument("--standalone", action="store_true",
                           help="copy in the runtime helpers: the module needs only torch and einops")
     compile_.set_defaults(run=run_compile)
+    add_budget(compile_)
     explain = commands.add_parser("explain", help="print the spec with every default filled in")
     explain.add_argument("spec", metavar="SPEC")
     explain.set_defaults(run=run_explain)
+    add_budget(explain)
     inspect = commands.add_parser("inspect", help="show the graph, parameters, FLOPs, cache sizes")
     inspect.add_argument("spec", metavar="SPEC")
     inspect.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
@@ -53,10 +56,38 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--context-len", type=positive_int, metavar="S",
                          help="source / context length (default: the encoder's max_seq_len, else T)")
     inspect.set_defaults(run=run_inspect)
+    add_budget(inspect)
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec language")
     schema.add_argument("-o", "--output", metavar="OUT.json", help="write here (default: stdout)")
     schema.set_defaults(run=run_schema)
     return parser
+
+
+def add_budget(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--max-params", type=parameter_limit, metavar="N",
+                         help="reject models with more parameters (default: $XTC_MAX_PARAMS or 1e11)")
+
+
+def parameter_limit(text: str) -> int:
+    from .compiler.passes.check_resource_budget import limit_from_text
+
+    try:
+        return limit_from_text(text, "--max-params")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def spec_checks(args: argparse.Namespace) -> tuple:
+    """SPEC_CHECKS with the parameter budget of --max-params, else of XTC_MAX_PARAMS (read and
+    checked here, so that a bad value is a usage error before any spec is read)."""
+    from .compiler.passes.check_resource_budget import ResourceBudget, default_limit
+
+    try:
+        limit = args.max_params if args.max_params is not None else default_limit()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return tuple(ResourceBudget(limit) if isinstance(check, ResourceBudget) else check
+                 for check in SPEC_CHECKS)
 
 
 def positive_int(text: str) -> int:
@@ -84,21 +115,21 @@ def one_line(exc: BaseException) -> str:
     return ascii(str(exc))[1:-1][:200]
 
 
-def check_file(path: str) -> tuple[int, list[Diagnostic]]:
+def check_file(path: str, checks: tuple) -> tuple[int, list[Diagnostic]]:
     """Exit code and diagnostics for one spec file."""
     try:
         data = read_spec_bytes(path)
     except SpecInputError as exc:
         print(f"xtc: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE, []
-    _, problems = read_spec(data, path, SPEC_CHECKS)
+    _, problems = read_spec(data, path, checks)
     return (EXIT_REJECTED if has_errors(problems) else EXIT_OK), problems
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    code, everything = EXIT_OK, []
+    code, everything, checks = EXIT_OK, [], spec_checks(args)
     for path in args.specs:
-        file_code, problems = check_file(path)
+        file_code, problems = check_file(path, checks)
         code = max(code, file_code)
         everything += problems
     emit(everything, args.format)
@@ -131,13 +162,14 @@ def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def load_or_report(path: str):
-    """The spec at path, its diagnostics printed; None when it is rejected."""
+def load_or_report(args: argparse.Namespace):
+    """The spec at args.spec, its diagnostics printed; None when it is rejected."""
+    checks = spec_checks(args)
     try:
-        data = read_spec_bytes(path)
+        data = read_spec_bytes(args.spec)
     except SpecInputError as exc:
         raise UsageError(one_line(exc)) from None
-    spec, problems = read_spec(data, path, SPEC_CHECKS)
+    spec, problems = read_spec(data, args.spec, checks)
     sys.stderr.write(render_text(problems))
     return spec
 
@@ -145,7 +177,7 @@ def load_or_report(path: str):
 def run_explain(args: argparse.Namespace) -> int:
     from .compiler.explain import explain
 
-    spec = load_or_report(args.spec)
+    spec = load_or_report(args)
     if spec is None:
         return EXIT_REJECTED
     sys.stdout.write(explain(spec))
@@ -155,7 +187,7 @@ def run_explain(args: argparse.Namespace) -> int:
 def run_inspect(args: argparse.Namespace) -> int:
     from .compiler.inspect_format import render
 
-    spec = load_or_report(args.spec)
+    spec = load_or_report(args)
     if spec is None:
         return EXIT_REJECTED
     sys.stdout.write(render(spec, args.format, args.seq_len, args.context_len))
@@ -186,7 +218,7 @@ def run_compile(args: argparse.Namespace) -> int:
 
     if args.output is not None:
         check_output_path(args.output, args.spec)
-    spec = load_or_report(args.spec)
+    spec = load_or_report(args)
     if spec is None:
         return EXIT_REJECTED
     source = compile_spec(spec)

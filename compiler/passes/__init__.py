@@ -1,6 +1,8 @@
 """The passes, in the order they run.
 
-SPEC_CHECKS read a Spec and return diagnostics (`load_spec` runs them after the schema);
+SPEC_CHECKS read a Spec and return diagnostics (`load_spec` runs them after the schema; a check
+with `stops_on_error` ends the run when it finds an error, one with `needs_valid_spec` runs only
+when nothing before it found one);
 GRAPH_PASSES transform the IR, and the graph is linted after each one.
 """
 
@@ -15,10 +17,13 @@ from .check_ignored_options import check_ignored_options
 from .check_layer_layout import check_layer_layout
 from .check_model_structure import check_model_structure
 from .check_position_options import check_position_options
+from .check_resource_budget import check_resource_budget
 from .check_single_head_projection import check_single_head_projection
+from .check_sizes import check_sizes
 from .infer_shapes import infer_shapes
 
 SPEC_CHECKS = (
+    check_sizes,  # first: the others may build structures of the sizes it bounds
     check_depth_given,
     check_exclusive_features,
     check_single_head_projection,
@@ -29,6 +34,7 @@ SPEC_CHECKS = (
     check_layer_layout,
     check_connections,
     check_ignored_options,
+    check_resource_budget,  # last, and only for a spec nothing else rejected: it builds the IR
 )
 GRAPH_PASSES = (infer_shapes,)
 

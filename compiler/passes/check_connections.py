@@ -134,21 +134,26 @@ def check_fed_once(spec: Spec, connections: list[Connection]) -> list[Diagnostic
 
 
 def find_cycle(spec: Spec, connections: list[Connection]) -> Diagnostic | None:
-    """The first cycle, as `a -> b -> a`, reported at the connection that closes it."""
+    """The first cycle, as `a -> b -> a` with the lines of its connections, reported at the
+    connection that closes it."""
     edges: dict[str, list[Connection]] = {}
     for connection in connections:
         edges.setdefault(connection.source, []).append(connection)
     state: dict[str, str] = {}
 
-    def visit(name: str, path: list[str]) -> Diagnostic | None:
+    def visit(name: str, names: list[str], taken: list[Connection]) -> Diagnostic | None:
+        """`names` lead to `name` on the search path, through the connections `taken`."""
         state[name] = "open"
         for connection in edges.get(name, []):
             nxt = connection.target
             if state.get(nxt) == "open":
-                loop = path[path.index(nxt):] + [name, nxt] if nxt in path else [name, nxt]
-                return at(spec, connection, "cycle", f"cycle: {' -> '.join(loop)}")
+                start = names.index(nxt) if nxt in names else len(names)
+                loop, links = [*names[start:], name, nxt], [*taken[start:], connection]
+                lines = ", ".join(str(link.line) for link in links)
+                return at(spec, connection, "cycle",
+                          f"cycle: {' -> '.join(loop)} (connections at lines {lines})")
             if nxt not in state:
-                found = visit(nxt, [*path, name])
+                found = visit(nxt, [*names, name], [*taken, connection])
                 if found:
                     return found
         state[name] = "done"
@@ -156,7 +161,7 @@ def find_cycle(spec: Spec, connections: list[Connection]) -> Diagnostic | None:
 
     for name in spec.components:
         if name not in state:
-            found = visit(name, [])
+            found = visit(name, [], [])
             if found:
                 return found
     return None
