@@ -19,8 +19,10 @@ from .model import pascal_case
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MAX_NAME_LENGTH = 64
 
-# Class and module-level names that generated modules define or import; the compiler checks
-# that every class it emits is listed here, so a spec name can never shadow one of them.
+# Class and module-level names that generated modules define or import (the runtime's classes
+# too: `--standalone` copies them in); tests/test_names.py checks that every class the goldens
+# define and every class of runtime/ is listed here, so a spec name can never shadow one of them
+# (`name: model_cache` would replace the imported ModelCache).
 _STACK_CLASSES = ("Config", "Attention", "CrossAttention", "FeedForward", "Block")
 RESERVED_CLASS_NAMES = frozenset({
     *_STACK_CLASSES,
@@ -29,6 +31,9 @@ RESERVED_CLASS_NAMES = frozenset({
     "ScaleNorm", "ReluSquared", "ScaledSinusoidalEmbedding", "Encoder", "Decoder",
     "CrossAttender", "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
     "XTransformer", "Model", "Module", "Tensor", "F", "Optional", "Any",
+    # runtime/
+    "AlibiBias", "T5RelativeBias", "DynamicPositionBias", "KVCache", "ContextCache", "LayerCache",
+    "ModelCache", "Residual", "SimpleRMSNorm", "RotaryEmbedding",
 })
 
 

@@ -20,7 +20,7 @@ import os
 
 from xtc.spec import Diagnostic, Spec
 
-from ..costs import parameter_owners, op_parameters
+from ..costs import op_parameters, parameter_owners
 from .modules import all_modules, diagnostic
 
 ID = "check-resource-budget"
