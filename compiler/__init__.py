@@ -22,9 +22,15 @@ def compile_graph(spec: Spec) -> Graph:
     return run_graph_passes(build_graph(spec))
 
 
-def compile_spec(spec: Spec) -> str:
-    """The emitted module's source."""
+def compile_spec(spec: Spec, standalone: bool = False) -> str:
+    """The emitted module's source, checked against the output allowlist (verify.py);
+    `standalone`: with the runtime definitions it uses copied in, checked again after that."""
     graph = compile_graph(spec)
     source = render_module(lower(spec, graph))
     verify_source(source)
+    if standalone:
+        from .standalone import inline_runtime  # reads runtime/ as text: only when asked
+
+        source = inline_runtime(source)
+        verify_source(source)
     return source

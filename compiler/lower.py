@@ -726,7 +726,7 @@ def lower_composite(spec: Spec, graph: Graph) -> ModuleContext:
     parts = {name: lower_component(resolve_module(module), graph, name, pascal_case(name),
                                    pascal_case(name))
              for name, module in spec.components.items()}
-    fed = {(c.target, c.argument): c.source for c in spec.connections}
+    fed = {(c.target, c.argument): output_name(c.source) for c in spec.connections}
     producers = {c.source for c in spec.connections}
     for connection in spec.connections:  # a context's padding mask travels with it
         if connection.argument == "context" and has_parameter(parts[connection.source], "mask"):
@@ -783,9 +783,16 @@ def call_value(name: str, arg: str, fed: dict, positional: dict, producers: set,
     return keyword
 
 
+def output_name(component: str) -> str:
+    """The local that holds a producer's output. Not the component's bare name, which may be
+    `self` or the name of an input (`x`); no forward argument ends in `_out`, so no
+    `<component>_<arg>` keyword can be named like it either."""
+    return f"{component}_out"
+
+
 def composite_call(name: str, arguments: list[str], sink: bool) -> str:
     """One line when it fits in 100 columns (indented 8), else one argument per line."""
-    head = "return " if sink else f"{name} = "
+    head = "return " if sink else f"{output_name(name)} = "
     line = f"{head}self.{name}({', '.join(arguments)})"
     if len(line) + 8 <= 100:
         return line

@@ -12,6 +12,7 @@ errors, then fail once). `SpecError` is the single exception a user sees for a b
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 
 ERROR = "error"
@@ -20,6 +21,9 @@ WARNING = "warning"
 # Values echoed in messages are ascii()-escaped and cut to this length, so that no control or
 # bidi character and no megabyte of text ever reaches a terminal or a CI log.
 ECHO_LIMIT = 80
+# Key paths are dotted names; a key made of other text (a quoted YAML key holding spaces, colons or
+# a newline) is shown quoted and cut like a value, so it cannot pose as another diagnostic.
+PLAIN_KEY = re.compile(r"[A-Za-z0-9_.<>-]{1,200}")
 
 
 @dataclass(frozen=True, order=True)
@@ -36,7 +40,7 @@ class Diagnostic:
 
     def render(self) -> str:
         """`PATH:LINE:COL: error[code] key.path: message` (DESIGN.md section 3)."""
-        key = f"{printable(self.key)}: " if self.key else ""
+        key = f"{shown_key(self.key)}: " if self.key else ""
         where = f"{printable(self.path)}:{self.line}:{self.col}"
         return f"{where}: {self.severity}[{self.code}] {key}{self.message}"
 
@@ -52,6 +56,15 @@ class SpecError(ValueError):
         errors = [d for d in self.diagnostics if d.severity == ERROR]
         shown = "\n".join(d.render() for d in errors or self.diagnostics)
         super().__init__(f"{len(errors)} error(s) in spec:\n{shown}")
+
+
+def shown_key(key: str) -> str:
+    """A key path as text output shows it.
+
+    >>> shown_key("model.attn_layers.heads"), shown_key("components.x; import os")
+    ('model.attn_layers.heads', "'components.x; import os'")
+    """
+    return key if PLAIN_KEY.fullmatch(key) else echo(key)
 
 
 def echo(value: object) -> str:

@@ -37,6 +37,37 @@ RESERVED_CLASS_NAMES = frozenset({
 })
 
 
+# A component becomes an attribute of the composite (`self.<name>`), a field of its Config
+# dataclass and a prefix of its forward arguments: it must not replace what nn.Module defines
+# (tests/test_names.py compares the list with torch's), the composite's own members, or the
+# `field` that the Config class body calls after each entry.
+MODULE_MEMBERS = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children",
+    "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward",
+    "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu",
+    "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules",
+    "named_parameters", "parameters", "register_backward_hook", "register_buffer",
+    "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_module", "register_parameter",
+    "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_",
+    "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "type", "xpu", "zero_grad", "training",
+})
+RESERVED_COMPONENT_NAMES = MODULE_MEMBERS | {"config", "generate", "loss", "new_cache", "field",
+                                             "dataclass"}
+
+
+def component_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a component, or None."""
+    if not NAME_PATTERN.fullmatch(name):
+        return f"component names must match [a-z][a-z0-9_]*, got {echo(name)}"
+    if name in RESERVED_COMPONENT_NAMES:
+        return (f"{name!r} would replace the model's own {name!r} (an nn.Module member or a name "
+                "the emitted module uses); choose another name")
+    return None
+
+
 def name_problem(name: str) -> str | None:
     """Why `name` cannot name a spec, or None."""
     if not NAME_PATTERN.fullmatch(name):

@@ -28,7 +28,7 @@ from .keywords import (
     keyword_table,
 )
 from .model import Connection, ModuleSpec, Spec
-from .names import NAME_PATTERN, name_problem
+from .names import NAME_PATTERN, component_name_problem, name_problem
 from .support import SUPPORTED_LAYER_TYPES, SUPPORTED_MODEL_TYPES, is_supported
 from .yaml_loader import Node, scalar_type_name
 
@@ -177,9 +177,9 @@ class SchemaChecker:
         for name, entry in node.entries.items():
             key = f"components.{name}"
             self.locations[key] = (entry.key_line, entry.key_col)
-            if not NAME_PATTERN.fullmatch(name):
-                self.error((entry.key_line, entry.key_col), key, "invalid-name",
-                           f"component names must match [a-z][a-z0-9_]*, got {echo(name)}")
+            problem = component_name_problem(name)
+            if problem:
+                self.error((entry.key_line, entry.key_col), key, "invalid-name", problem)
                 continue
             module = self.module(entry.value, key, MODEL_TYPES)
             if module is not None:

@@ -7,13 +7,14 @@ import pickle
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import networkx as nx
 import pytest
 import torch
 from conftest import ROOT
 from xtc.compiler.ir import OpKind
-from xtc.compiler.verify import verify_source
+from xtc.compiler.verify import UnsafeOutput, verify_source
 
 import xtc
 from xtc import cli
@@ -45,10 +46,35 @@ def test_emitted_source_is_deterministic():
     assert xtc.compile(spec) == xtc.compile(xtc.loads_spec(TINY))
 
 
-def test_verify_source_refuses_forbidden_code():
-    for bad in ("import os\n", "x = eval('1')\n", "from subprocess import run\n"):
-        with pytest.raises(AssertionError):
-            verify_source(bad)
+UNSAFE = {
+    "an import outside the list": "import os\n",
+    "a from-import outside the list": "from subprocess import run\n",
+    "eval": "x = eval('1')\n",
+    "open": "open('XTC_CANARY', 'w')\n",
+    "__import__": "__import__('os')\n",
+    "getattr": "import torch\ngetattr(torch, 'load')\n",
+    "a name from nowhere": "def f(x):\n    return x + y\n",
+    "a dunder attribute": "x = 1\ny = x.__class__\n",
+    "globals through a function": "def f():\n    return f.__globals__\n",
+    "a lambda": "f = lambda: 1\n",
+    "with": "import torch\nwith torch.no_grad():\n    pass\n",
+    "global": "def f():\n    global x\n",
+    "del": "x = 1\ndel x\n",
+    "an except handler": "try:\n    x = 1\nexcept Exception:\n    pass\n",
+    "a walrus": "import torch\nif (y := torch):\n    pass\n",
+}
+
+
+@pytest.mark.parametrize("source", UNSAFE.values(), ids=UNSAFE.keys())
+def test_verify_source_refuses_what_is_off_the_allowlist(source):
+    with pytest.raises(UnsafeOutput):
+        verify_source(source)
+
+
+@pytest.mark.parametrize("standalone", [False, True], ids=["module", "standalone"])
+def test_every_example_passes_the_allowlist(standalone):
+    for path in sorted(Path("examples").glob("*.yaml")):
+        verify_source(xtc.compile(path, standalone=standalone))
 
 
 def test_graph_is_a_dag_of_documented_kinds_with_primitive_attributes():

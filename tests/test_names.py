@@ -8,7 +8,12 @@ import ast
 import pytest
 from conftest import ROOT
 from xtc.spec.model import pascal_case
-from xtc.spec.names import RESERVED_CLASS_NAMES, name_problem
+from xtc.spec.names import (
+    MODULE_MEMBERS,
+    RESERVED_CLASS_NAMES,
+    component_name_problem,
+    name_problem,
+)
 
 import xtc
 
@@ -37,3 +42,12 @@ def test_every_emitted_class_not_named_by_the_spec_is_reserved(path):
                                   "decoder_block", "config"])
 def test_names_that_would_shadow_are_refused(name):
     assert "collides" in name_problem(name)
+
+
+def test_component_names_cannot_replace_module_members():
+    import torch
+
+    members = {name for name in dir(torch.nn.Module) if not name.startswith("_")}
+    members |= {name for name in vars(torch.nn.Module()) if not name.startswith("_")}
+    assert members <= MODULE_MEMBERS, sorted(members - MODULE_MEMBERS)
+    assert all(component_name_problem(name) for name in members)

@@ -41,12 +41,7 @@ def as_spec(spec: SpecLike) -> Spec:
 def compile(spec: SpecLike, standalone: bool = False) -> str:
     """The emitted module's source; `standalone`: with the xtc.runtime helpers it uses copied in,
     so that it needs only torch and einops."""
-    source = compile_spec(as_spec(spec))
-    if standalone:
-        from .compiler.standalone import inline_runtime
-
-        source = inline_runtime(source)
-    return source
+    return compile_spec(as_spec(spec), standalone)
 
 
 def explain(spec: SpecLike) -> str:

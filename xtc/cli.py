@@ -221,11 +221,7 @@ def run_compile(args: argparse.Namespace) -> int:
     spec = load_or_report(args)
     if spec is None:
         return EXIT_REJECTED
-    source = compile_spec(spec)
-    if args.standalone:
-        from .compiler.standalone import inline_runtime
-
-        source = inline_runtime(source)
+    source = compile_spec(spec, args.standalone)
     if args.output is None:
         sys.stdout.write(source)
     else:

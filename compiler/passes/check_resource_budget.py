@@ -6,6 +6,8 @@ bounded the graph's size), and the limit is `--max-params` / `XTC_MAX_PARAMS`, 1
 The message also states what one sequence of max_seq_len costs in activations, so that the
 author sees both sides of the model's size.
 
+>>> approx(16 * 10**18), approx(7 * 10**400)
+('1.6e+19', '7e+400')
 >>> limit_from_text("2.5e9")
 2500000000
 >>> limit_from_text("many")
@@ -68,7 +70,7 @@ class ResourceBudget:
             return []
         key = largest_size_key(spec)
         return [diagnostic(spec, key, "parameter-budget",
-                           f"the model has {count:.3g} parameters, over the limit of {limit:.3g} "
+                           f"the model has {approx(count)} parameters, over the limit of {approx(limit)} "
                            f"(--max-params / {ENVIRONMENT}); {activations_text(spec, graph)}")]
 
 
@@ -86,12 +88,22 @@ def largest_size_key(spec: Spec) -> str:
 
 
 def activations_text(spec: Spec, graph) -> str:
-    from ..inspection import activation_values, default_lengths, sequence_lengths
+    from ..inspection import activation_values, default_lengths, output_tokens, sequence_lengths
 
-    bindings = default_lengths(spec)
-    values = activation_values(graph, sequence_lengths(graph, bindings))
-    return (f"at max_seq_len (T={bindings['T']}) one sequence's forward pass would also make "
-            f"about {values:.3g} activation values ({4 * values:.3g} bytes in float32)")
+    lengths = sequence_lengths(graph, default_lengths(spec))
+    values = activation_values(graph, lengths)
+    return (f"one full-length input ({approx(output_tokens(graph, lengths))} positions) would also "
+            f"make about {approx(values)} activation values in a forward pass "
+            f"({approx(4 * values)} bytes in float32)")
+
+
+def approx(count: int) -> str:
+    """3 significant digits; past a float's range, the leading digit and the power of ten
+    (formatting such an int as a float would raise OverflowError)."""
+    if count < 10**300:
+        return f"{count:.3g}"
+    text = str(count)  # at most a few hundred digits: spec integers are at most 30 digits long
+    return f"{text[0]}e+{len(text) - 1}"
 
 
 check_resource_budget = ResourceBudget()

@@ -418,11 +418,11 @@ class Captioner(nn.Module):
         decoder_cache: ModelCache | None = None,
         decoder_seq_start_pos: Tensor | None = None,
     ) -> Tensor:
-        encoder = self.encoder(img, return_embeddings=True)
+        encoder_out = self.encoder(img, return_embeddings=True)
         return self.decoder(
             x,
             mask=decoder_mask,
-            context=encoder,
+            context=encoder_out,
             context_mask=decoder_context_mask,
             prepend_embeds=decoder_prepend_embeds,
             return_embeddings=decoder_return_embeddings,

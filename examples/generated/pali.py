@@ -618,5 +618,11 @@ class PaliModel(nn.Module):
         pali_mask: Tensor | None = None,
         pali_attn_mask: Tensor | None = None,
     ) -> Tensor:
-        vit = self.vit(img, return_embeddings=True)
-        return self.pali(src, tgt, mask=pali_mask, attn_mask=pali_attn_mask, src_prepend_embeds=vit)
+        vit_out = self.vit(img, return_embeddings=True)
+        return self.pali(
+            src,
+            tgt,
+            mask=pali_mask,
+            attn_mask=pali_attn_mask,
+            src_prepend_embeds=vit_out,
+        )
