@@ -1,6 +1,8 @@
 """compiler/: Spec -> IR graph -> passes -> render context -> jinja2 -> Python source.
 
-Imports spec/, networkx (lazily) and jinja2; never torch.
+Imports spec/, networkx and jinja2 (both only when used); never torch. Validating needs the
+checks and the graph (for the parameter budget), not the lowering and the templates, so
+compile_spec imports those when it runs.
 """
 
 from __future__ import annotations
@@ -9,10 +11,7 @@ from xtc.spec import Spec
 
 from .build_ir import build_graph
 from .ir import Graph
-from .lower import lower
 from .passes import SPEC_CHECKS, run_graph_passes
-from .render import render_module
-from .verify import verify_source
 
 __all__ = ["SPEC_CHECKS", "Graph", "compile_graph", "compile_spec"]
 
@@ -25,6 +24,10 @@ def compile_graph(spec: Spec) -> Graph:
 def compile_spec(spec: Spec, standalone: bool = False) -> str:
     """The emitted module's source, checked against the output allowlist (verify.py);
     `standalone`: with the runtime definitions it uses copied in, checked again after that."""
+    from .lower import lower
+    from .render import render_module
+    from .verify import verify_source
+
     graph = compile_graph(spec)
     source = render_module(lower(spec, graph))
     verify_source(source)
