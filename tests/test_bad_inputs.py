@@ -27,6 +27,7 @@ CORPUS = ROOT / "tests" / "bad_inputs"
 CASES = yaml.safe_load((CORPUS / "cases.yaml").read_text())
 MODES = {"plain": ([], {}), "pure-yaml": ([], {"XTC_PURE_YAML": "1"}), "optimized": (["-O"], {})}
 ADDRESS_SPACE = 2**30  # E7: bounded memory (the reference suggests prlimit --as=1G)
+PEAK_RSS = 512 * 2**20
 DIAGNOSTIC = re.compile(r"^.+?:(\d+):(\d+): (error|warning)\[([a-z0-9-]+)\] (.*)$")
 
 
@@ -46,7 +47,9 @@ def records(tmp_path_factory) -> dict[str, dict[str, dict]]:
             [sys.executable, *flags, str(CORPUS / "harness.py"), str(root)], capture_output=True,
             text=True, env=environment, timeout=300, preexec_fn=limit_memory, check=False)
         assert result.returncode == 0, result.stderr[-2000:]
-        found[mode] = {record["id"]: record for record in json.loads(result.stdout)}
+        report = json.loads(result.stdout)
+        assert report["peak_rss_bytes"] < PEAK_RSS, mode  # E7, for the whole run
+        found[mode] = {record["id"]: record for record in report["cases"]}
     return found
 
 

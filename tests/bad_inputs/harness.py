@@ -6,7 +6,8 @@ One process runs every case (tests/test_bad_inputs.py starts it three times: pla
 XTC_PURE_YAML=1 and under `python -O`, each under a 1 GiB address-space limit). Each case gets a
 fresh working directory under ROOT holding a copy of its spec; the harness records the exit
 code, stdout, stderr, wall time, every file created, changed or removed in that directory and in
-TMPDIR (the test points TMPDIR under ROOT), and any `XTC_CANARY_*` file anywhere it could land.
+TMPDIR (the test points TMPDIR under ROOT), and any `XTC_CANARY_*` file anywhere it could land;
+and the process's peak resident memory over all cases.
 It judges nothing: the test compares the records with the expectations.
 """
 
@@ -17,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -123,7 +125,8 @@ def main() -> None:
     root = Path(sys.argv[1])
     cases = yaml.safe_load((HERE / "cases.yaml").read_text())
     results = [run_case(case, root) for case in cases]
-    json.dump(results, sys.stdout)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    json.dump({"cases": results, "peak_rss_bytes": peak}, sys.stdout)
 
 
 if __name__ == "__main__":
