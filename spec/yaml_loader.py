@@ -150,10 +150,12 @@ class Prescan:
                     return [problem]
         except yaml.MarkedYAMLError as exc:
             # libyaml >= 0.2.5 (PyYAML 6.0.4 wheels) stops at its own nesting limit while it
-            # scans ahead for simple keys, before our depth check sees the 65th level.
-            if "nesting depth" not in (exc.problem or ""):
+            # scans ahead for simple keys, before our depth check sees the 65th level. The
+            # pure-Python parser reaches our check first: scan again with it, so that the
+            # refusal is at the same place whichever parser runs (it stops at level 65).
+            if "nesting depth" not in (exc.problem or "") or loader is yaml.SafeLoader:
                 raise
-            return [self.refusal(exc.problem_mark, "nesting-too-deep", TOO_DEEP)]
+            return Prescan(self.path).run(text, yaml.SafeLoader)
         return []
 
     def feed(self, event) -> Diagnostic | None:
