@@ -309,9 +309,11 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
                                            cross.project_out, cross.dropout > 0,
                                            cross.num_mem_kv > 0, cache, cross.residual))
     ff = shared_attrs(ops, OpKind.FEEDFORWARD)
-    activation, activation_name = ACTIVATIONS[ff.activation]
-    classes.append(FeedForwardClass(f"{prefix}FeedForward", config, activation, activation_name,
-                                    ff.glu, ff.bias, ff.dropout > 0, ff.post_act_ln))
+    if ff is not None:  # a custom layout may have none (custom_layers: [a, a])
+        activation, activation_name = ACTIVATIONS[ff.activation]
+        classes.append(FeedForwardClass(f"{prefix}FeedForward", config, activation,
+                                        activation_name, ff.glu, ff.bias, ff.dropout > 0,
+                                        ff.post_act_ln))
     classes.append(block_class(graph, ops, layers, prefix, config, attn_mask, cache))
     return classes
 

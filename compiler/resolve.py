@@ -368,7 +368,7 @@ def token_shifts(layers: ModuleSpec) -> tuple[int, ...]:
 
 
 def resolve_rotary(layers: ModuleSpec) -> ResolvedRotary | None:
-    if not layers["rotary_pos_emb"]:
+    if not (layers["rotary_pos_emb"] or layers["rotary_xpos"]):  # xPos turns rotary on (I:2890)
         return None
     dim_head = layers.section("attn")["dim_head"]
     return ResolvedRotary(
@@ -420,7 +420,7 @@ def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
         kv_heads=0 if kv_heads == heads else kv_heads,
         value_dim_head=0 if attn["value_dim_head"] in (None, attn["dim_head"]) else attn["value_dim_head"],
         qk_norm=attn["qk_norm"],
-        qk_norm_groups=attn["qk_norm_groups"],
+        qk_norm_groups=attn["qk_norm_groups"] if attn["qk_norm"] else 1,  # ignored without it
         qk_norm_scale=attn["qk_norm_scale"],
         qk_norm_dim_scale=attn["qk_norm"] and attn["qk_norm_dim_scale"],
         on_attn=attn["on_attn"],

@@ -241,6 +241,10 @@ class SchemaChecker:
         type_key = f"{key}.type"
         if entry is None:
             self.error(node, type_key, "missing-key", f"missing required key 'type': one of {', '.join(allowed)}")
+            for name, other in node.entries.items():  # `tpye:` is the likely cause: name it too
+                if difflib.get_close_matches(name, ["type"], n=1, cutoff=0.75):
+                    self.error((other.key_line, other.key_col), f"{key}.{name}", "unknown-key",
+                               f"unknown key {echo(name)} (did you mean 'type'?)")
             return None
         self.locations[type_key] = (entry.key_line, entry.key_col)
         value = entry.value.value

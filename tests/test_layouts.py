@@ -13,6 +13,7 @@ import xtc
 
 LAYOUTS = {
     "custom": {"custom_layers": ["a", "f", "a", "a", "f"]},
+    "attention_only": {"custom_layers": ["a", "a"]},  # no feedforward class at all
     "custom_cross": {"custom_layers": ["a", "c", "f", "c", "f"], "cross_attend": True},
     "sandwich_coef": {"sandwich_coef": 1, "depth": 3},
     "par_ratio": {"par_ratio": 2, "depth": 3},

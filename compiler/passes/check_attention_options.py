@@ -6,7 +6,10 @@ I:1963-2085), and the CPU flash kernel's own limit, as located errors.
 - qk-norm normalises groups of a head's features: qk_norm_groups must divide dim_head, and
   leave groups of more than 2 features (the reference's own limit).
 - SDPA's flash kernel needs values as wide as queries: `flash: true` excludes a different
-  value_dim_head.
+  value_dim_head; so do memory key / values, which the reference makes dim_head wide.
+- x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
+  it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
+  rather than silently applied to one attention of the two.
 """
 
 from __future__ import annotations
@@ -22,6 +25,36 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
+        found += check_cross_inheritance(spec, layers)
+    return found
+
+
+# The attention options xtc compiles for cross-attention (the others are self-attention only).
+CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"})
+
+
+def cross_attends(layers) -> bool:
+    if layers.type == "CrossAttender":
+        return True
+    custom = layers["custom_layers"]
+    return bool(layers["cross_attend"] or (custom and "c" in custom))
+
+
+def check_cross_inheritance(spec: Spec, layers) -> list[Diagnostic]:
+    if not cross_attends(layers):
+        return []
+    found = []
+    given, overridden = (layers.sections_given.get(s, ()) for s in ("attn", "cross_attn"))
+    defaults = layers.section("cross_attn")
+    for name in given:
+        if name in CROSS_ATTENTION_OPTIONS or name in overridden or name not in defaults:
+            continue  # (a keyword the reference sets per attention itself: not inherited)
+        if layers.section("attn")[name] != defaults[name]:
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.{name}", "cross-attention-inherits-option",
+                f"x-transformers applies attn.{name} to cross-attention too, where xtc does not "
+                f"compile it yet; set cross_attn: {{{name}: {yaml_scalar(defaults[name])}}} to keep it on "
+                "self-attention only, or drop it"))
     return found
 
 
@@ -55,9 +88,26 @@ def check_qk_norm(spec: Spec, layers) -> list[Diagnostic]:
 def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
     attn = layers.section("attn")
     width = attn["value_dim_head"]
-    if not attn["flash"] or width is None or width == attn["dim_head"]:
+    if width is None or width == attn["dim_head"]:
         return []
-    return [diagnostic(spec, f"{layers.key}.attn.value_dim_head", "flash-needs-equal-value-width",
-                       f"attn.flash cannot be combined with attn.value_dim_head ({width}) other "
-                       f"than attn.dim_head ({attn['dim_head']}): the flash kernel needs values "
-                       "as wide as queries")]
+    key, found = f"{layers.key}.attn.value_dim_head", []
+    if attn["flash"]:
+        found.append(diagnostic(spec, key, "flash-needs-equal-value-width",
+                                f"attn.flash cannot be combined with attn.value_dim_head ({width}) "
+                                f"other than attn.dim_head ({attn['dim_head']}): the flash kernel "
+                                "needs values as wide as queries"))
+    if attn["num_mem_kv"]:
+        found.append(diagnostic(spec, key, "memory-kv-needs-equal-value-width",
+                                f"attn.num_mem_kv cannot be combined with attn.value_dim_head "
+                                f"({width}) other than attn.dim_head: x-transformers 2.31.10 makes "
+                                "its memory values dim_head wide and fails in the forward"))
+    return found
+
+
+def yaml_scalar(value: object) -> str:
+    """A default as the spec would write it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)

@@ -7,6 +7,7 @@
   the reference raises AttributeError while constructing (TransformerWrapper.init_, I:4203).
 - Scaled sinusoidal positions split the width into sin and cos halves, so it must be even
   (asserted at I:447).
+Both hold only where absolute positions are built: rotary and the T5 bias turn them off.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def check_token_embedding(spec: Spec, model) -> list[Diagnostic]:
             spec, f"{model.key}.tie_embedding", "tie-embedding-needs-equal-widths",
             f"tie_embedding reuses the token embedding as the output layer, so emb_dim "
             f"({emb_dim}) must equal dim ({dim})"))
-    if model["use_abs_pos_emb"] and model["scaled_sinu_pos_emb"] and model["l2norm_embed"]:
+    if absolute_positions(model) and model["scaled_sinu_pos_emb"] and model["l2norm_embed"]:
         found.append(diagnostic(
             spec, f"{model.key}.l2norm_embed", "l2norm-embed-excludes-scaled-sinusoidal",
             "l2norm_embed cannot be combined with scaled_sinu_pos_emb: x-transformers fails "
@@ -45,10 +46,18 @@ def check_token_embedding(spec: Spec, model) -> list[Diagnostic]:
     return found
 
 
+def absolute_positions(model) -> bool:
+    """Whether the wrapper builds absolute positions: asked for, a max_seq_len, and not turned
+    off by the layers' rotary or T5 bias (the reference's disable_abs_pos_emb, I:2892, I:4031)."""
+    layers = model.children["attn_layers"]
+    disabled = layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["rel_pos_bias"]
+    return bool(model["use_abs_pos_emb"] and model["max_seq_len"] and not disabled)
+
+
 def check_sinusoidal_width(spec: Spec, model) -> list[Diagnostic]:
     dim = model.children["attn_layers"]["dim"]
     width = (model["emb_dim"] or dim) if model.type == "TransformerWrapper" else dim
-    if not (model["use_abs_pos_emb"] and model["scaled_sinu_pos_emb"] and width % 2):
+    if not (absolute_positions(model) and model["scaled_sinu_pos_emb"] and width % 2):
         return []
     return [diagnostic(spec, f"{model.key}.scaled_sinu_pos_emb", "scaled-sinusoidal-needs-even-width",
                        f"scaled sinusoidal positions need an even embedding width, got {width}")]

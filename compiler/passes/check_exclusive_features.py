@@ -44,6 +44,10 @@ RULES = (
               f"talking heads mixes the attention matrix across heads, and {FLASH_NEEDS}"),
     Exclusion("flash-excludes-residual-attention", "attn.flash", ("residual_attn", "cross_residual_attn"),
               f"residual attention adds the previous layer's attention logits, and {FLASH_NEEDS}"),
+    # cross_attn: {flash: true} alone passes the reference's check, which then drops the
+    # residual scores without a word: the same rule for cross-attention's own flag
+    Exclusion("flash-excludes-residual-attention", "cross_attn.flash", ("cross_residual_attn",),
+              f"residual attention adds the previous layer's attention logits, and {FLASH_NEEDS}"),
     Exclusion("flash-excludes-t5-relative-bias", "attn.flash", ("rel_pos_bias",),
               "x-transformers computes the T5 relative bias inside the attention matrix"),
     Exclusion("flash-excludes-dynamic-position-bias", "attn.flash", ("dynamic_pos_bias",),
@@ -126,6 +130,12 @@ def group_violations(spec: Spec, module: ModuleSpec, group: AtMostOne) -> list[D
     return found
 
 
+def builds_attention(module: ModuleSpec) -> bool:
+    """False for a custom layout of feedforwards only: `attn:` options then configure nothing."""
+    custom = module["custom_layers"]
+    return custom is None or any(kind in custom for kind in ("a", "c"))
+
+
 def rule_violations(spec: Spec, module: ModuleSpec, rule: Exclusion) -> list[Diagnostic]:
     if not is_set(module, rule.feature):
         return []
@@ -133,6 +143,8 @@ def rule_violations(spec: Spec, module: ModuleSpec, rule: Exclusion) -> list[Dia
     feature_line = spec.location(feature_key)[0]
     found = []
     for excluded in rule.excluded:
+        if excluded.startswith("attn.") and not builds_attention(module):
+            continue  # the reference checks these where it builds an attention module
         if is_set(module, excluded):
             key = f"{module.key}.{excluded}"
             line, col = spec.location(key)

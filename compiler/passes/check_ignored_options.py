@@ -17,6 +17,12 @@ ID = "check-ignored-options"
 def check_ignored_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
+        attn = layers.section("attn")
+        for name in ("qk_norm_groups", "qk_norm_scale", "qk_norm_dim_scale"):
+            if not attn["qk_norm"] and name in layers.sections_given.get("attn", ()):
+                found.append(diagnostic(
+                    spec, f"{layers.key}.attn.{name}", "qk-norm-option-without-qk-norm",
+                    f"attn.{name} has no effect without attn.qk_norm: true", "warning"))
         ff = layers.section("ff")
         if ff["glu"] and ff["no_bias"]:
             found.append(diagnostic(
@@ -28,6 +34,12 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{layers.key}.ff.swish", "swish-ignored-with-relu-squared",
                 "ff.swish has no effect: ff.relu_squared takes precedence", "warning"))
     for layers in layer_modules(spec):
+        deciding = next((k for k in ("custom_layers", "par_ratio") if layers[k] is not None), None)
+        for later in ("par_ratio", "sandwich_coef"):
+            if deciding and later != deciding and layers[later] is not None:
+                found.append(diagnostic(
+                    spec, f"{layers.key}.{later}", "layout-option-ignored",
+                    f"{later} has no effect: {deciding} decides the layout", "warning"))
         custom = any(layers[k] is not None for k in ("custom_layers", "sandwich_coef", "par_ratio"))
         if custom and layers.type == "Decoder":
             found.append(diagnostic(

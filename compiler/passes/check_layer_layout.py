@@ -4,7 +4,11 @@
 - sandwich_coef k puts k attentions first and k feedforwards last: 0 < k <= depth.
 - par_ratio spreads attention over depth * block sublayers: 1 < par_ratio <= that, and the
   attention sublayers must fit the resulting width.
-- layers_execute_order indexes the sublayers: each index below their number.
+- layers_execute_order indexes the sublayers: each index below their number, and (an xtc rule:
+  the reference builds sublayers it never runs) every sublayer at least once; with custom_layers
+  it replaces depth, which must then be left out (I:3037).
+- The layout comes from custom_layers, else par_ratio, else sandwich_coef (I:3069-3087): the
+  ones after the first given are ignored (a warning, check-ignored-options), not checked.
 """
 
 from __future__ import annotations
@@ -32,14 +36,24 @@ def check_execute_order(spec: Spec, layers) -> list[Diagnostic]:
     custom, depth = layers["custom_layers"], layers["depth"]
     if custom is None and depth is None:
         return []  # check-depth-given reports the missing depth
+    if custom is not None and depth is not None:
+        return [diagnostic(spec, f"{layers.key}.depth", "depth-with-execute-order",
+                           "with custom_layers and layers_execute_order the layout is complete: "
+                           "leave depth out")]
     block = (3 if layers["cross_attend"] else 2) + (1 if layers["macaron"] else 0)
     count = len(custom) if custom is not None else depth * block
     bad = [i for i in order if not 0 <= i < count]
-    if not bad:
-        return []
-    return [diagnostic(spec, f"{layers.key}.layers_execute_order", "execute-order-index-out-of-range",
-                       f"layers_execute_order has {bad[0]}, but there are {count} sublayers "
-                       f"(indices 0 to {count - 1})")]
+    if bad:
+        return [diagnostic(spec, f"{layers.key}.layers_execute_order",
+                           "execute-order-index-out-of-range",
+                           f"layers_execute_order has {bad[0]}, but there are {count} sublayers "
+                           f"(indices 0 to {count - 1})")]
+    unused = sorted(set(range(count)) - set(order))
+    if unused:  # the reference builds them anyway: parameters that never take part
+        return [diagnostic(spec, f"{layers.key}.layers_execute_order", "execute-order-skips-sublayer",
+                           f"layers_execute_order never runs sublayer {unused[0]} of {count}; "
+                           "every sublayer must run at least once")]
+    return []
 
 
 def check_custom(spec: Spec, layers) -> list[Diagnostic]:
@@ -53,7 +67,8 @@ def check_custom(spec: Spec, layers) -> list[Diagnostic]:
 
 def check_sandwich(spec: Spec, layers) -> list[Diagnostic]:
     k, depth = layers["sandwich_coef"], layers["depth"]
-    if k is None or depth is None or 0 < k <= depth:
+    overridden = layers["custom_layers"] is not None or layers["par_ratio"] is not None
+    if k is None or depth is None or overridden or 0 < k <= depth:
         return []
     return [diagnostic(spec, f"{layers.key}.sandwich_coef", "sandwich-coef-out-of-range",
                        f"sandwich_coef ({k}) must be between 1 and depth ({depth})")]
@@ -61,7 +76,7 @@ def check_sandwich(spec: Spec, layers) -> list[Diagnostic]:
 
 def check_par(spec: Spec, layers) -> list[Diagnostic]:
     ratio, depth = layers["par_ratio"], layers["depth"]
-    if ratio is None or depth is None:
+    if ratio is None or depth is None or layers["custom_layers"] is not None:
         return []
     block = 3 if layers["cross_attend"] else 2
     block += 1 if layers["macaron"] else 0

@@ -4,8 +4,11 @@
 - xPos rescales queries and keys by their distance from the sequence's middle: causal only.
 - Rotary rotates at most the whole head: rotary_emb_dim <= dim_head.
 - Position interpolation divides positions: rotary_interpolation_factor >= 1.
-- Rotary on some heads: rotate_num_heads <= heads (I:2252).
-- T5 buckets: rel_pos_num_buckets <= rel_pos_max_distance.
+- Rotary on some heads: rotate_num_heads <= heads, and not with grouped key / value heads
+  (I:2252-2256).
+- Rotary goes with ALiBi but not with the T5 or dynamic bias: the reference fails in the forward.
+- T5 buckets: rel_pos_num_buckets <= rel_pos_max_distance (even with the bias off, as the
+  reference asserts it; so are the two rules above for rotary width and xPos).
 - ALiBi on some heads: alibi_num_heads <= heads.
 (At most one of ALiBi, T5 and dynamic bias is check-exclusive-features' `at-most-one-position-bias`.)
 """
@@ -27,8 +30,8 @@ def check_position_options(spec: Spec) -> list[Diagnostic]:
 
 
 def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
-    if not layers["rotary_pos_emb"]:
-        return []
+    """All but the last hold whether or not rotary is on: the reference asserts them regardless
+    (AttentionLayers I:2893, Attention I:2252-2256)."""
     found, key = [], layers.key
     if layers["rotary_xpos"] and layers.type != "Decoder":
         found.append(diagnostic(spec, f"{key}.rotary_xpos", "xpos-needs-causal",
@@ -39,10 +42,25 @@ def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
         found.append(diagnostic(spec, f"{key}.rotary_emb_dim", "rotary-dim-exceeds-head",
                                 f"rotary_emb_dim ({layers['rotary_emb_dim']}) must be at most "
                                 f"attn.dim_head ({dim_head})"))
-    rotate = layers["rotate_num_heads"]
-    if rotate is not None and rotate > layers["heads"]:
+    rotate, heads = layers["rotate_num_heads"], layers["heads"]
+    if rotate is not None and rotate > heads:
         found.append(diagnostic(spec, f"{key}.rotate_num_heads", "rotate-heads-exceed-heads",
-                                f"rotate_num_heads ({rotate}) must be at most heads ({layers['heads']})"))
+                                f"rotate_num_heads ({rotate}) must be at most heads ({heads})"))
+    attn = layers.section("attn")
+    kv_heads = 1 if attn["one_kv_head"] else attn["kv_heads"] or heads
+    if rotate is not None and rotate < heads and kv_heads < heads:
+        found.append(diagnostic(spec, f"{key}.rotate_num_heads", "partial-rotary-with-gqa",
+                                f"rotary on {rotate} of {heads} heads cannot be combined with "
+                                f"grouped key / value heads ({kv_heads}); x-transformers does not "
+                                "support it yet"))
+    if not (layers["rotary_pos_emb"] or layers["rotary_xpos"]):  # xPos turns rotary on
+        return found
+    for bias in ("rel_pos_bias", "dynamic_pos_bias"):
+        if layers[bias]:
+            found.append(diagnostic(spec, f"{key}.{bias}", "rotary-with-relative-bias",
+                                    f"rotary positions cannot be combined with {bias}: "
+                                    "x-transformers 2.31.10 builds it and then fails in the forward "
+                                    "(only ALiBi goes with rotary there)"))
     if layers["rotary_interpolation_factor"] < 1:
         found.append(diagnostic(spec, f"{key}.rotary_interpolation_factor",
                                 "interpolation-factor-below-one",
@@ -52,7 +70,8 @@ def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
 
 def check_biases(spec: Spec, layers) -> list[Diagnostic]:
     found, key = [], layers.key
-    if layers["rel_pos_bias"] and layers["rel_pos_num_buckets"] > layers["rel_pos_max_distance"]:
+    # asserted by the reference whether or not the T5 bias is on
+    if layers["rel_pos_num_buckets"] > layers["rel_pos_max_distance"]:
         found.append(diagnostic(spec, f"{key}.rel_pos_num_buckets", "buckets-exceed-max-distance",
                                 f"rel_pos_num_buckets ({layers['rel_pos_num_buckets']}) must be at "
                                 f"most rel_pos_max_distance ({layers['rel_pos_max_distance']})"))

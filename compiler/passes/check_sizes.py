@@ -44,9 +44,8 @@ def sublayer_count(layers) -> tuple[int, str] | None:
     depth = layers["depth"]
     if depth is None:
         return None  # check-depth-given reports it
-    # an XTransformer's decoder side has no cross_attend keyword: the model sets it
-    cross = layers.options.get("cross_attend", True)
-    block = (1 if layers.type == "CrossAttender" else 1 + bool(cross)) + 1 + bool(layers["macaron"])
+    cross = layers.type != "CrossAttender" and layers["cross_attend"]
+    block = (1 if layers.type == "CrossAttender" else 1 + cross) + 1 + bool(layers["macaron"])
     return depth * block, "depth"
 
 

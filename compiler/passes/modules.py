@@ -17,8 +17,10 @@ def all_modules(spec: Spec) -> Iterator[ModuleSpec]:
         module = queue.pop(0)
         yield module
         children = list(module.children.values())
-        if module.type == "XTransformer":  # its sides take the model's `dim` (I:4741-4749)
-            children = [replace(side, options={**side.options, "dim": module["dim"]})
+        if module.type == "XTransformer":  # its sides take the model's `dim`, and the decoder
+            # cross-attends (I:4741-4749): the checks see the keywords the reference passes
+            children = [replace(side, options={**side.options, "dim": module["dim"],
+                                               "cross_attend": side.type == "Decoder"})
                         for side in children]
         queue.extend(children)
 
