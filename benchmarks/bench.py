@@ -1,0 +1,258 @@
+"""Compiled models against x-transformers, in one process, with the same weights.
+
+    python benchmarks/bench.py                       # every config, 1 thread; table + JSON
+    python benchmarks/bench.py --configs gpt --rounds 3 --json out.json
+
+For each config (benchmarks/specs/*.yaml) the reference and xtc's module are built with the same
+weights (tests/reference.py's mapping) and their outputs are checked equal first. Then, on one
+thread, A B B A rounds time: a forward (eval, no grad), a training step (forward, loss,
+backward, AdamW step) and, for decoders, cached greedy generation. Each figure is a median;
+the ratio is xtc over the reference (below 1: xtc is faster). An A/A control times the
+reference against a copy of itself the same way, so a ratio can be read against the noise.
+Peak memory is the process's peak resident set during the training steps (Linux VmHWM, reset
+before each model's run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "benchmarks" / "specs"
+sys.path.insert(0, str(ROOT / "tests"))  # the spec -> reference mapping lives with the tests
+
+from reference import TOLERANCE, paired_models
+
+import xtc
+
+
+@dataclass
+class Config:
+    name: str
+    inputs: tuple  # positional forward inputs
+    kwargs: dict = field(default_factory=dict)
+    generate: bool = False  # a decoder language model: time cached greedy generation too
+
+
+def make_inputs(name: str, spec: xtc.Spec, batch: int) -> Config:
+    """Inputs fitting each benchmark spec: tokens (with a padding mask for BERT), images,
+    source and target tokens."""
+    model = spec.model
+    gen = torch.Generator().manual_seed(0)
+    if model.type == "ViTransformerWrapper":
+        size = model["image_size"]
+        return Config(name, (torch.randn(batch, model["channels"], size, size, generator=gen),))
+    if model.type == "XTransformer":
+        side = model.children["encoder"]
+        tokens = [torch.randint(1, side["num_tokens"], (batch, side["max_seq_len"]), generator=gen)
+                  for _ in range(2)]
+        return Config(name, tuple(tokens))
+    length, vocab = model["max_seq_len"], model["num_tokens"]
+    tokens = torch.randint(0, vocab, (batch, length), generator=gen)
+    layers = model.children["attn_layers"]
+    if layers.type == "Encoder":  # BERT: the second half of every other sequence is padding
+        mask = torch.ones(batch, length, dtype=torch.bool)
+        mask[::2, length // 2:] = False
+        return Config(name, (tokens,), {"mask": mask})
+    return Config(name, (tokens,), generate=True)
+
+
+def scalar_loss(output: torch.Tensor) -> torch.Tensor:
+    return output if output.ndim == 0 else output.float().pow(2).mean()
+
+
+def forward_runner(model, config: Config):
+    model.eval()
+
+    def run():
+        with torch.no_grad():
+            model(*config.inputs, **config.kwargs)
+    return run
+
+
+def training_runner(model, config: Config):
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def run():
+        optimizer.zero_grad(set_to_none=True)
+        scalar_loss(model(*config.inputs, **config.kwargs)).backward()
+        optimizer.step()
+    return run
+
+
+def generation_runner(model, prompt: torch.Tensor, steps: int, reference: bool):
+    model.eval()
+    if reference:
+        import x_transformers
+
+        wrapper = x_transformers.AutoregressiveWrapper(model)
+
+        def run():
+            with torch.no_grad():
+                wrapper.generate(prompt, steps, temperature=0.0, cache_kv=True)
+    else:
+        def run():
+            with torch.no_grad():
+                model.generate(prompt, steps, temperature=0, cache=True)
+    return run
+
+
+def timed(run, repeats: int) -> float:
+    """The median of `repeats` timings of run(), after one warm-up call."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def abba(run_a, run_b, rounds: int, repeats: int) -> tuple[float, float]:
+    """Medians over A B B A rounds (drift in the machine's speed hits both sides alike)."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(timed(run_a, repeats))
+        b.append(timed(run_b, repeats))
+        b.append(timed(run_b, repeats))
+        a.append(timed(run_a, repeats))
+    return statistics.median(a), statistics.median(b)
+
+
+def peak_rss_during(run, repeats: int) -> int:
+    """Peak resident bytes while `run` repeats (Linux: VmHWM, reset first); 0 elsewhere."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return 0
+    for _ in range(repeats):
+        run()
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def check_outputs_equal(reference, ours, config: Config) -> None:
+    reference.eval(), ours.eval()
+    with torch.no_grad():
+        expected = reference(*config.inputs, **config.kwargs)
+        actual = ours(*config.inputs, **config.kwargs)
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+
+
+def measure(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int,
+            new_tokens: int) -> dict:
+    config = make_inputs(name, spec, batch)
+    reference, ours = paired_models(spec)
+    twin = copy.deepcopy(reference)  # the A/A control: the reference against itself
+    check_outputs_equal(reference, ours, config)
+    result = {"config": name, "batch": batch}
+    for kind, runner in (("forward", forward_runner), ("training_step", training_runner)):
+        ref_time, our_time = abba(runner(reference, config), runner(ours, config), rounds, repeats)
+        ref_a, ref_b = abba(runner(reference, config), runner(twin, config), rounds, repeats)
+        result[kind] = {"reference_s": ref_time, "xtc_s": our_time, "ratio": our_time / ref_time,
+                        "control_ratio": ref_b / ref_a}
+    result["peak_rss_bytes"] = {
+        "reference": peak_rss_during(training_runner(reference, config), repeats),
+        "xtc": peak_rss_during(training_runner(ours, config), repeats),
+    }
+    if config.generate:
+        room = spec.model["max_seq_len"] - new_tokens  # absolute positions bound the total
+        prompt = config.inputs[0][:1, :max(1, min(16, room))]
+        ref_time, our_time = abba(generation_runner(reference, prompt, new_tokens, True),
+                                  generation_runner(ours, prompt, new_tokens, False),
+                                  rounds, max(1, repeats // 2))
+        result["generation"] = {"new_tokens": new_tokens,
+                                "reference_tokens_per_s": new_tokens / ref_time,
+                                "xtc_tokens_per_s": new_tokens / our_time,
+                                "speedup": ref_time / our_time}
+    return result
+
+
+def command_time(argv: list[str], repeats: int = 5) -> float:
+    """Median wall time of an `xtc` command in a fresh process (imports included)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "xtc", *argv], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def cli_times() -> dict:
+    examples = sorted(str(p) for p in (ROOT / "examples").glob("*.yaml"))
+    out = ROOT / "build" / "bench_gpt.py"
+    out.parent.mkdir(exist_ok=True)
+    return {"validate_all_examples_s": command_time(["validate", *examples]),
+            "compile_gpt_s": command_time(["compile", str(ROOT / "examples" / "gpt.yaml"),
+                                           "-o", str(out)])}
+
+
+def timing_cell(figures: dict) -> str:
+    return (f"{figures['xtc_s'] * 1e3:.1f} / {figures['reference_s'] * 1e3:.1f} ms = "
+            f"**{figures['ratio']:.3f}** ({figures['control_ratio']:.3f})")
+
+
+def table(results: list[dict]) -> str:
+    rows = [("| config | forward xtc / ref (A/A) | training step xtc / ref (A/A) | "
+             "peak RSS xtc / ref | cached generation xtc / ref |"),
+            "| --- | --- | --- | --- | --- |"]
+    for r in results:
+        peak = r["peak_rss_bytes"]
+        memory = f"{peak['xtc'] / 2**20:.0f} / {peak['reference'] / 2**20:.0f} MiB"
+        generation = "-"
+        if "generation" in r:
+            g = r["generation"]
+            generation = (f"{g['xtc_tokens_per_s']:.0f} / {g['reference_tokens_per_s']:.0f} tok/s "
+                          f"= **{g['speedup']:.2f}x**")
+        rows.append(f"| {r['config']} | {timing_cell(r['forward'])} | "
+                    f"{timing_cell(r['training_step'])} | {memory} | {generation} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    names = sorted(p.stem for p in SPECS.glob("*.yaml"))
+    parser.add_argument("--configs", default=",".join(names), help=f"comma-separated: {names}")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="A B B A rounds")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per median")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=ROOT / "build" / "benchmark.json")
+    parser.add_argument("--no-cli", action="store_true", help="skip the xtc command timings")
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    results = []
+    for name in args.configs.split(","):
+        spec = xtc.load_spec(SPECS / f"{name}.yaml")
+        results.append(measure(name, spec, args.batch, args.rounds, args.repeats, args.new_tokens))
+        print(f"measured {name}", file=sys.stderr)
+    report = {"threads": args.threads, "torch": torch.__version__, "configs": results}
+    if not args.no_cli:
+        report["cli"] = cli_times()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(table(results))
+    if "cli" in report:
+        cli = report["cli"]
+        print(f"\nxtc validate (all examples): {cli['validate_all_examples_s']:.2f} s; "
+              f"xtc compile examples/gpt.yaml: {cli['compile_gpt_s']:.2f} s (medians of 5)")
+    print(f"\nJSON: {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The benchmark script's logic, on tiny inputs (its figures come from benchmarks/bench.py runs;
+tests never time anything)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+from conftest import ROOT
+
+import xtc
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_abba_runs_the_rounds_in_a_b_b_a_order(bench):
+    calls = []
+    bench.abba(lambda: calls.append("a"), lambda: calls.append("b"), rounds=2, repeats=1)
+    # each timing is a warm-up call and one timed call
+    assert "".join(calls) == "aabbbbaa" * 2
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "benchmarks" / "specs").glob("*.yaml")))
+def test_every_config_gets_inputs_its_model_takes(bench, name):
+    spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / f"{name}.yaml")
+    config = bench.make_inputs(name, spec, batch=2)
+    assert config.generate == (name.startswith("gpt"))
+    assert "mask" in config.kwargs if name == "bert" else not config.kwargs
+
+
+def test_measure_reports_every_figure(bench):
+    spec = xtc.loads_spec("""
+xtc: 1
+name: tiny_bench
+model:
+  type: TransformerWrapper
+  num_tokens: 32
+  max_seq_len: 16
+  attn_layers: {type: Decoder, dim: 16, depth: 1, heads: 2, attn: {dim_head: 8}}
+""")
+    result = bench.measure("tiny", spec, batch=2, rounds=1, repeats=1, new_tokens=4)
+    for kind in ("forward", "training_step"):
+        figures = result[kind]
+        assert figures["ratio"] == figures["xtc_s"] / figures["reference_s"] > 0
+        assert figures["control_ratio"] > 0
+    assert result["generation"]["speedup"] > 0 and result["generation"]["new_tokens"] == 4
+    assert "| tiny |" in bench.table([result])
