@@ -49,7 +49,7 @@ class ConfigClass:
 
 def attention_imports(num_mem_kv: bool) -> set[Import]:
     """Both attention classes call `attend`; persistent memory needs torch.cat and F.pad."""
-    wanted = {NN, REARRANGE, runtime("attention", "attend")}
+    wanted = {NN, runtime("attention", "attend")}
     return wanted | ({TORCH, FUNCTIONAL} if num_mem_kv else set())
 
 

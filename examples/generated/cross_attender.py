@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from einops import rearrange
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_features, check_mask
@@ -45,11 +44,11 @@ class CrossAttention(nn.Module):
         mask: Tensor | None = None,
         context_mask: Tensor | None = None,
     ) -> Tensor:
-        q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        k = rearrange(self.to_k(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
-        v = rearrange(self.to_v(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
+        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        k = self.to_k(context).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, S, D)
+        v = self.to_v(context).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, S, D)
         out = attend(q, k, v, causal=False, key_mask=context_mask)  # (B, H, T, D)
-        out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
+        out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
             out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
@@ -44,11 +43,11 @@ class Attention(nn.Module):
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        v = rearrange(self.to_v(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
+        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         out = attend(q, k, v, causal=True, key_mask=mask)  # (B, H, T, D)
-        out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
+        out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
             out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing

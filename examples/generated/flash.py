@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
@@ -52,13 +51,13 @@ class Attention(nn.Module):
         mask: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        v = rearrange(self.to_v(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
+        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H, S, D): the cached positions, then these
         out = attend(q, k, v, causal=True, key_mask=mask)  # (B, H, T, D)
-        out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
+        out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
             queries = mask[:, -x.shape[1] :]  # with a cache, mask covers the past too

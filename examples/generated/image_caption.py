@@ -67,11 +67,11 @@ class EncoderAttention(nn.Module):
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        v = rearrange(self.to_v(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
+        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         out = attend(q, k, v, causal=False, key_mask=mask)  # (B, H, T, D)
-        out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
+        out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
             out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing
@@ -168,13 +168,13 @@ class DecoderAttention(nn.Module):
         mask: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        v = rearrange(self.to_v(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
+        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H, S, D): the cached positions, then these
         out = attend(q, k, v, causal=True, key_mask=mask)  # (B, H, T, D)
-        out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
+        out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
             queries = mask[:, -x.shape[1] :]  # with a cache, mask covers the past too
@@ -204,16 +204,16 @@ class DecoderCrossAttention(nn.Module):
         context_mask: Tensor | None = None,
         cache: ContextCache | None = None,
     ) -> Tensor:
-        q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
+        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         if cache is not None and cache.keys is not None:  # the context's keys and values, once
             k, v = cache.keys, cache.values
         else:
-            k = rearrange(self.to_k(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
-            v = rearrange(self.to_v(context), "b s (h d) -> b h s d", h=self.heads)  # (B, H, S, D)
+            k = self.to_k(context).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, S, D)
+            v = self.to_v(context).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, S, D)
             if cache is not None:
                 cache.keys, cache.values = k, v
         out = attend(q, k, v, causal=False, key_mask=context_mask)  # (B, H, T, D)
-        out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
+        out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
             out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing

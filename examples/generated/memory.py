@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
@@ -49,15 +48,15 @@ class Attention(nn.Module):
         self.mem_v = nn.Parameter(torch.randn(config.heads, config.num_mem_kv, config.dim_head))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        q = rearrange(self.to_q(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        k = rearrange(self.to_k(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
-        v = rearrange(self.to_v(x), "b t (h d) -> b h t d", h=self.heads)  # (B, H, T, D)
+        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         memory = self.mem_k.shape[1]
         k = torch.cat((self.mem_k.expand(x.shape[0], -1, -1, -1), k), dim=2)  # (B, H, M + S, D)
         v = torch.cat((self.mem_v.expand(x.shape[0], -1, -1, -1), v), dim=2)  # (B, H, M + S, D)
         key_mask = None if mask is None else F.pad(mask, (memory, 0), value=True)  # (B, M + S)
         out = attend(q, k, v, causal=False, key_mask=key_mask)  # (B, H, T, D)
-        out = rearrange(out, "b h t d -> b t (h d)")  # (B, T, H * D)
+        out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
             out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing
