@@ -52,6 +52,7 @@ from .ir import (
     RotaryAttrs,
     StripAttrs,
     TokenEmbeddingAttrs,
+    scope_prefix,
 )
 from .resolve import (
     ResolvedContinuous,
@@ -126,7 +127,7 @@ class Builder:
 
     def name(self, local: str) -> str:
         """The graph name of this builder's op `local`."""
-        return f"{self.scope.replace('.', '_')}_{local}" if self.scope else local
+        return scope_prefix(self.scope) + local
 
     def add(self, name: str, kind: OpKind, attrs: object, inputs: tuple = (), **provenance) -> str:
         if self.tied and provenance.get("block") is not None:

@@ -117,6 +117,11 @@ def residual_parameters(op: Op) -> int:
     return count + (2 * 3 * dim * dim + 2 * 3 * dim if a.gated else 0)  # GRUCell(dim, dim)
 
 
+def parameters_by_owner(graph: Graph) -> dict[str, int]:
+    """op name -> parameters, for the ops that own them (each shared set counted once)."""
+    return {op.name: op_parameters(op) for op in parameter_owners(graph)}
+
+
 def parameter_owners(graph: Graph) -> list[Op]:
     """One op per set of parameters: tied blocks and a shared token table are counted once."""
     seen, owners = set(), []

@@ -12,7 +12,7 @@ from xtc.spec import Spec
 
 from . import compile_graph
 from .inspection import Block, Inspection, inspect
-from .ir import Op, OpKind
+from .ir import Op, OpKind, scope_prefix
 
 FLOP_CONVENTION = ("matrix products only, 2 FLOPs per multiply-add; attention over the full "
                    "T x S score square (masked scores included, as SDPA's math path computes "
@@ -50,8 +50,7 @@ def title(spec: Spec) -> str:
 
 def local_name(op: Op) -> str:
     """The op's name inside its component: `block0_attn`, not `decoder_block0_attn`."""
-    prefix = op.scope.replace(".", "_") + "_" if op.scope else ""
-    return op.name.removeprefix(prefix)
+    return op.name.removeprefix(scope_prefix(op.scope))
 
 
 def shape_text(op: Op) -> str:
@@ -60,7 +59,7 @@ def shape_text(op: Op) -> str:
 
 def component(op: Op, model: str) -> str:
     """The top-level component an op belongs to; `model` names a single model's own ops."""
-    return op.scope.split(".")[0] if op.scope else model
+    return op.component or model
 
 
 def run_label(run: Block) -> str:

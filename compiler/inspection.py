@@ -16,6 +16,7 @@ from . import costs
 from .ir import Graph, Op, OpKind
 from .lower import is_cacheable
 from .resolve import (
+    Resolved,
     ResolvedContinuous,
     ResolvedWrapper,
     ResolvedXTransformer,
@@ -74,21 +75,21 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
             context_len: int | None = None) -> Inspection:
     """The figures of a compiled spec at sequence length `seq_len` (default: max_seq_len) and
     source / context length `context_len` (default: the encoder's max_seq_len, else seq_len)."""
-    bindings = default_lengths(spec)
+    models = resolved_models(spec)
+    bindings = default_lengths(models)
     if seq_len is not None:
         bindings["T"] = seq_len
     if context_len is not None:
         bindings["S"] = context_len
-    elif seq_len is not None and not source_is_bound(spec):
-        bindings["S"] = seq_len
+    elif seq_len is not None and not any(isinstance(m, ResolvedXTransformer)
+                                         for m in models.values()):
+        bindings["S"] = seq_len  # the context is as long as the sequence unless a source is
     lengths = sequence_lengths(graph, bindings)
     grads = needs_grad(graph)
-    products = {op.name: op_products(graph, op, lengths, grads) for op in graph.ops()}
-    every = [p for ps in products.values() for p in ps]
-    scopes = cached_scopes(spec)
+    every = [p for op in graph.ops() for p in op_products(graph, op, lengths, grads)]
+    scopes = cached_scopes(models)
     cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
-    owners = costs.parameter_owners(graph)
-    own = {op.name: costs.op_parameters(op) for op in owners}
+    own = costs.parameters_by_owner(graph)
     return Inspection(
         name=spec.name,
         lengths={k: v for k, v in bindings.items() if uses_symbol(graph, k)},
@@ -112,11 +113,16 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
 # -- kv cache ---------------------------------------------------------------------------------
 
 
-def cached_scopes(spec: Spec) -> set[str]:
+def resolved_models(spec: Spec) -> dict[str, Resolved]:
+    """scope -> resolved model: the spec's model under "", or each component under its name."""
+    if spec.model is not None:
+        return {"": resolve_module(spec.model)}
+    return {name: resolve_module(module) for name, module in spec.components.items()}
+
+
+def cached_scopes(models: dict[str, Resolved]) -> set[str]:
     """The scopes whose generate() keeps a kv cache: decoder language models, including an
     XTransformer's decoder, without what rules a cache out (lower.is_cacheable)."""
-    models = ({"": resolve_module(spec.model)} if spec.model is not None
-              else {name: resolve_module(spec.components[name]) for name in spec.components})
     scopes = set()
     for scope, model in models.items():
         if isinstance(model, ResolvedXTransformer):
@@ -129,13 +135,11 @@ def cached_scopes(spec: Spec) -> set[str]:
 # -- lengths ------------------------------------------------------------------------------------
 
 
-def default_lengths(spec: Spec) -> dict[str, int]:
+def default_lengths(models: dict[str, Resolved]) -> dict[str, int]:
     """T: the target / token length, S: the source or context length, P: run-time prepended
     embeddings (none). Each is the max_seq_len of the model that reads it, where it has one."""
-    models = ([resolve_module(spec.model)] if spec.model is not None
-              else [resolve_module(spec.components[name]) for name in spec.components])
     found: dict[str, int] = {}
-    for model in models:
+    for model in models.values():
         for symbol, length in model_lengths(model).items():
             found[symbol] = max(found.get(symbol, 0), length)
     bindings = {"T": found.get("T", DEFAULT_LENGTH), "P": 0}
@@ -149,10 +153,6 @@ def model_lengths(model) -> dict[str, int]:
     if isinstance(model, (ResolvedWrapper, ResolvedContinuous)) and model.max_seq_len:
         return {"T": model.max_seq_len}
     return {}
-
-
-def source_is_bound(spec: Spec) -> bool:
-    return spec.model is not None and isinstance(resolve_module(spec.model), ResolvedXTransformer)
 
 
 def uses_symbol(graph: Graph, symbol: str) -> bool:
@@ -252,7 +252,7 @@ def parameters_by_part(graph: Graph, own: dict[str, int], model: str) -> dict[st
     result: dict[str, dict[str, int]] = {}
     seen_blocks: set[str] = set()
     for op in graph.ops():
-        component = op.scope.split(".")[0] if op.scope else model
+        component = op.component or model
         if op.block is not None or op.kind in (OpKind.ROTARY, OpKind.POSITION_BIAS):
             part = "blocks"
             seen_blocks.add(op.scope)

@@ -321,10 +321,20 @@ class Op:
     shares: str = ""  # the op whose parameters this one uses (XTransformer's tie_token_emb)
     shape: tuple[str | int, ...] | None = field(default=None, compare=False)
 
+    @property
+    def component(self) -> str:
+        """The top-level component the op belongs to ("" for a single model's own ops)."""
+        return self.scope.split(".")[0]
+
     def describe(self) -> str:
         args = ", ".join(f"{f.name}={getattr(self.attrs, f.name)!r}" for f in fields(self.attrs))
         reads = " <- " + ", ".join(f"%{name}" for name in self.inputs) if self.inputs else ""
         return f"%{self.name} : {self.kind.value}({args}){reads}"
+
+
+def scope_prefix(scope: str) -> str:
+    """What op names built under a scope start with: `pali.encoder` -> `pali_encoder_`."""
+    return f"{scope.replace('.', '_')}_" if scope else ""
 
 
 class GraphError(AssertionError):

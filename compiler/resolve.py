@@ -303,15 +303,20 @@ def positions(model: ModuleSpec) -> str:
     return "scaled_sinusoidal" if model["scaled_sinu_pos_emb"] else "learned"
 
 
+def default_block(layers: ModuleSpec) -> tuple[str, ...]:
+    """The sublayer types of one default block (I:3002-3007): ('a', ['c',] 'f'), a CrossAttender's
+    ('c', 'f'), with macaron's half-step feedforward in front."""
+    block = (("c",) if layers.type == "CrossAttender" else
+             ("a", "c") if layers["cross_attend"] else ("a",)) + ("f",)
+    return ("f",) + block if layers["macaron"] else block
+
+
 def layer_layout(layers: ModuleSpec) -> tuple[str, ...]:
     """The sublayer types ('a', 'c', 'f') of a custom layout, as x-transformers derives them
     (I:3069-3087), or () for the default repeated block."""
     if layers["custom_layers"] is not None:
         return tuple(layers["custom_layers"])
-    default = (("c",) if layers.type == "CrossAttender" else
-               ("a", "c") if layers["cross_attend"] else ("a",)) + ("f",)
-    if layers["macaron"]:
-        default = ("f",) + default
+    default = default_block(layers)
     depth = layers["depth"]
     if layers["par_ratio"] is not None:
         par_depth = depth * len(default)
@@ -409,7 +414,7 @@ def norm_type(layers: ModuleSpec) -> str:
 def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
     attn = layers.section("attn")
     heads = layers["heads"]
-    kv_heads = 1 if attn["one_kv_head"] else (attn["kv_heads"] or heads)
+    kv_heads = key_value_heads(layers)
     return ResolvedAttention(
         heads=heads,
         dim_head=attn["dim_head"],
@@ -431,6 +436,12 @@ def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
         sparse_topk=attn["sparse_topk"] or 0,
         residual=layers["residual_attn"],
     )
+
+
+def key_value_heads(layers: ModuleSpec) -> int:
+    """How many key / value heads self-attention has: kv_heads, 1 with one_kv_head, else heads."""
+    attn = layers.section("attn")
+    return 1 if attn["one_kv_head"] else (attn["kv_heads"] or layers["heads"])
 
 
 def resolve_cross_attention(layers: ModuleSpec) -> ResolvedAttention:

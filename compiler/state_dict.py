@@ -33,7 +33,7 @@ def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
     rules = []
     for op in graph.ops():
         prefix = graph.module_path(op)
-        component = op.scope.split(".")[0] if components else ""
+        component = op.component if components else ""
         for reference, emitted, add_one in parameter_names(op):
             rule = Rule(join(component, op.ref_path, reference), join(prefix, emitted), add_one)
             if rule not in rules:  # tied weights: every block names the same parameters

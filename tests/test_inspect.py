@@ -24,7 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from xtc.compiler import compile_graph
 from xtc.compiler.inspection import inspect
-from xtc.compiler.ir import Graph, OpKind
+from xtc.compiler.ir import Graph, OpKind, scope_prefix
 
 import xtc
 from xtc import cli
@@ -50,8 +50,7 @@ def sample_inputs(graph: Graph) -> tuple[list, dict]:
         elif a.role == "image":
             args.append(torch.randn(1, *a.shape[1:], generator=gen))
         elif a.role == "context":
-            prefix = op.scope.replace(".", "_") + "_" if op.scope else ""
-            kwargs[prefix + a.name] = torch.randn(1, S, a.shape[2], generator=gen)
+            kwargs[scope_prefix(op.scope) + a.name] = torch.randn(1, S, a.shape[2], generator=gen)
         else:
             args.append(torch.randn(1, length, a.shape[2], generator=gen))
     return args, kwargs

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
+from ..explain import scalar
 from .modules import diagnostic, layer_modules
 
 ID = "check-attention-options"
@@ -53,7 +54,7 @@ def check_cross_inheritance(spec: Spec, layers) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.{name}", "cross-attention-inherits-option",
                 f"x-transformers applies attn.{name} to cross-attention too, where xtc does not "
-                f"compile it yet; set cross_attn: {{{name}: {yaml_scalar(defaults[name])}}} to keep it on "
+                f"compile it yet; set cross_attn: {{{name}: {scalar(defaults[name])}}} to keep it on "
                 "self-attention only, or drop it"))
     return found
 
@@ -103,11 +104,3 @@ def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
                                 "its memory values dim_head wide and fails in the forward"))
     return found
 
-
-def yaml_scalar(value: object) -> str:
-    """A default as the spec would write it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)

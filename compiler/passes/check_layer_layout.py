@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
+from ..resolve import default_block
 from .modules import diagnostic, layer_modules
 
 ID = "check-layer-layout"
@@ -40,8 +41,7 @@ def check_execute_order(spec: Spec, layers) -> list[Diagnostic]:
         return [diagnostic(spec, f"{layers.key}.depth", "depth-with-execute-order",
                            "with custom_layers and layers_execute_order the layout is complete: "
                            "leave depth out")]
-    block = (3 if layers["cross_attend"] else 2) + (1 if layers["macaron"] else 0)
-    count = len(custom) if custom is not None else depth * block
+    count = len(custom) if custom is not None else depth * len(default_block(layers))
     bad = [i for i in order if not 0 <= i < count]
     if bad:
         return [diagnostic(spec, f"{layers.key}.layers_execute_order",
@@ -78,14 +78,13 @@ def check_par(spec: Spec, layers) -> list[Diagnostic]:
     ratio, depth = layers["par_ratio"], layers["depth"]
     if ratio is None or depth is None or layers["custom_layers"] is not None:
         return []
-    block = 3 if layers["cross_attend"] else 2
-    block += 1 if layers["macaron"] else 0
-    par_depth = depth * block
+    block = default_block(layers)
+    par_depth = depth * len(block)
     if not 1 < ratio <= par_depth:
         return [diagnostic(spec, f"{layers.key}.par_ratio", "par-ratio-out-of-range",
                            f"par_ratio ({ratio}) must be above 1 and at most depth x sublayers "
                            f"per block ({par_depth})")]
-    attention = 2 if layers["cross_attend"] else 1
+    attention = sum(1 for kind in block if kind != "f")
     cut = par_depth * 2 // 3
     width = (cut + cut // (par_depth // ratio)) // (par_depth // ratio)
     if attention > width:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
+from ..resolve import key_value_heads
 from .modules import diagnostic, layer_modules
 
 ID = "check-position-options"
@@ -46,8 +47,7 @@ def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
     if rotate is not None and rotate > heads:
         found.append(diagnostic(spec, f"{key}.rotate_num_heads", "rotate-heads-exceed-heads",
                                 f"rotate_num_heads ({rotate}) must be at most heads ({heads})"))
-    attn = layers.section("attn")
-    kv_heads = 1 if attn["one_kv_head"] else attn["kv_heads"] or heads
+    kv_heads = key_value_heads(layers)
     if rotate is not None and rotate < heads and kv_heads < heads:
         found.append(diagnostic(spec, f"{key}.rotate_num_heads", "partial-rotary-with-gqa",
                                 f"rotary on {rotate} of {heads} heads cannot be combined with "

@@ -22,7 +22,7 @@ import os
 
 from xtc.spec import Diagnostic, Spec
 
-from ..costs import op_parameters, parameter_owners
+from ..costs import parameters_by_owner
 from .modules import all_modules, diagnostic
 
 ID = "check-resource-budget"
@@ -65,7 +65,7 @@ class ResourceBudget:
 
         limit = self.max_params if self.max_params is not None else default_limit()
         graph = compile_graph(spec)
-        count = sum(op_parameters(op) for op in parameter_owners(graph))
+        count = sum(parameters_by_owner(graph).values())
         if count <= limit:
             return []
         key = largest_size_key(spec)
@@ -88,9 +88,15 @@ def largest_size_key(spec: Spec) -> str:
 
 
 def activations_text(spec: Spec, graph) -> str:
-    from ..inspection import activation_values, default_lengths, output_tokens, sequence_lengths
+    from ..inspection import (
+        activation_values,
+        default_lengths,
+        output_tokens,
+        resolved_models,
+        sequence_lengths,
+    )
 
-    lengths = sequence_lengths(graph, default_lengths(spec))
+    lengths = sequence_lengths(graph, default_lengths(resolved_models(spec)))
     values = activation_values(graph, lengths)
     return (f"one full-length input ({approx(output_tokens(graph, lengths))} positions) would also "
             f"make about {approx(values)} activation values in a forward pass "

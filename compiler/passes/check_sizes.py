@@ -17,6 +17,7 @@ import math
 
 from xtc.spec import Diagnostic, Spec
 
+from ..resolve import default_block
 from .modules import diagnostic, layer_modules
 
 ID = "check-sizes"
@@ -44,9 +45,7 @@ def sublayer_count(layers) -> tuple[int, str] | None:
     depth = layers["depth"]
     if depth is None:
         return None  # check-depth-given reports it
-    cross = layers.type != "CrossAttender" and layers["cross_attend"]
-    block = (1 if layers.type == "CrossAttender" else 1 + cross) + 1 + bool(layers["macaron"])
-    return depth * block, "depth"
+    return depth * len(default_block(layers)), "depth"
 
 
 def check_sublayer_count(spec: Spec, layers) -> list[Diagnostic]:
