@@ -29,7 +29,7 @@ def check_tokens(x: object, num_tokens: int, max_seq_len: int | None = None, cac
         raise ValueError("empty sequence: tokens have length 0")
     if max_seq_len is not None and cached + x.shape[1] > max_seq_len:
         raise ValueError(f"sequence length {cached + x.shape[1]} exceeds max_seq_len {max_seq_len}")
-    low, high = int(x.min()), int(x.max())
+    low, high = (int(bound) for bound in torch.aminmax(x))  # one pass over the ids
     if low < 0 or high >= num_tokens:
         raise ValueError(f"token ids must be in [0, {num_tokens}); got min {low}, max {high}")
 

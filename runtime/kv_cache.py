@@ -28,10 +28,11 @@ class KVCache:
         start, end = self.length, self.length + k.shape[2]
         if end > self.keys.shape[2]:
             raise ValueError(f"kv cache full: {end} positions, capacity {self.keys.shape[2]}")
-        self.keys[:, :, start:end] = k
-        self.values[:, :, start:end] = v
+        # narrow is one view op where [:, :, start:end] is three: this runs per layer per token
+        self.keys.narrow(2, start, k.shape[2]).copy_(k)
+        self.values.narrow(2, start, v.shape[2]).copy_(v)
         self.length = end
-        return self.keys[:, :, :end], self.values[:, :, :end]
+        return self.keys.narrow(2, 0, end), self.values.narrow(2, 0, end)
 
 
 class ContextCache:

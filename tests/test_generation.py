@@ -146,3 +146,11 @@ def test_generate_restores_training_mode():
     ours.train()
     ours.generate(prompts(), 2, temperature=0)
     assert ours.training
+
+
+def test_generated_tokens_are_ordinary_tensors():
+    # decoding runs in inference mode; its tensors would refuse in-place updates outside it
+    _, ours = paired_models(decoder_spec())
+    tokens = ours.generate(prompts(), 3, temperature=0)
+    assert not tokens.is_inference()
+    tokens[:, 0] = 0
