@@ -79,6 +79,13 @@ class AttentionClass:
     talking_heads: tuple = ()  # the names of the talking-heads convolutions used
     sparse_topk: bool = False
     residual: bool = False  # takes and returns pre-softmax scores (residual attention)
+    xpos: bool = False  # the rotary angles come with xPos scales
+
+    @property
+    def rotary_before_cache(self) -> bool:
+        """A key's rotation depends on its position only, so new keys are cached rotated; xPos
+        scales are centred on the current length and are applied to every key at each step."""
+        return self.rotary and not self.xpos
 
     @property
     def explicit(self) -> bool:
@@ -116,7 +123,7 @@ class AttentionClass:
     def parameters(self) -> tuple[str, ...]:
         parameters = ["x: Tensor", "mask: Tensor | None = None"]
         parameters += ["attn_mask: Tensor | None = None"] if self.attn_mask else []
-        parameters += ["rotary: tuple[Tensor, Tensor | float] | None = None"] if self.rotary else []
+        parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if self.rotary else []
         parameters += ["bias: Tensor | None = None"] if self.bias else []
         parameters += ["prev_scores: Tensor | None = None"] if self.residual else []
         return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))

@@ -302,7 +302,9 @@ def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str,
                                       attention.qk_norm_groups > 1, attention.qk_norm_dim_scale,
                                       attention.on_attn, attention.gate_values,
                                       attention.head_scale, talking_heads(attention),
-                                      attention.sparse_topk > 0, attention.residual))
+                                      attention.sparse_topk > 0, attention.residual,
+                                      xpos=layers.rotary is not None
+                                      and layers.rotary.xpos_scale_base is not None))
     cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
     if cross is not None:
         classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
@@ -362,7 +364,7 @@ def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str
     parameters += [f"mask: {OPTIONAL}"]
     parameters += [f"context_mask: {OPTIONAL}"] if layers.cross_attention is not None else []
     parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
-    parameters += ["rotary: tuple[Tensor, Tensor | float] | None = None"] if layers.rotary else []
+    parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if layers.rotary else []
     parameters += [f"bias: {OPTIONAL}"] if layers.position_bias is not None else []
     residual = residual_scores(layers)
     parameters += [f"{name}: {OPTIONAL}" for name in residual]
@@ -571,8 +573,9 @@ POSITION_BIASES = {
 
 
 def rotary_arguments(attrs) -> str:
-    """RotaryEmbedding's arguments: the width, and the options the spec sets."""
-    arguments = ["config.rotary_dim"]
+    """RotaryEmbedding's arguments: the rotated and the head width, and the options the spec
+    sets."""
+    arguments = ["config.rotary_dim", "config.dim_head"]
     if attrs.interpolation_factor != 1.0:
         arguments.append("interpolation_factor=config.rotary_interpolation_factor")
     if attrs.base_rescale_factor != 1.0:

@@ -6,6 +6,9 @@ masking conventions.
   used only when T == S and there is no other mask, where the two agree.
 - A query row that may see no key at all (a fully padded sequence) returns zeros, as in the
   reference, rather than the NaN a softmax over nothing would give.
+- Keys and values may have fewer heads than the queries (grouped-query attention, Ainslie et
+  al. 2023, https://arxiv.org/abs/2305.13245): query head h reads key / value head h % K, the
+  tiling x-transformers uses.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from torch import Tensor, nn
 def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | None = None,
            attn_mask: Tensor | None = None, bias: Tensor | None = None,
            dropout: float = 0.0, scale: float | None = None) -> Tensor:
-    """softmax(q k^T / sqrt(D) + bias) v for q (B, H, T, D), k and v (B, H, S, D).
+    """softmax(q k^T / sqrt(D) + bias) v for q (B, H, T, D), k and v (B, H or K, S, D).
 
     key_mask (B, S) is True for keys that may be attended to; attn_mask, (T, S), (H, T, S) or
     (B, H, T, S), is True where query i may attend to key j; bias (H, T, S) is added to the
@@ -27,6 +30,10 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | 
     """
     T, S = q.shape[-2], k.shape[-2]
     causal = causal and T > 1  # one query is the newest position: it sees every key
+    if k.shape[1] != q.shape[1]:
+        if T == 1 and attn_mask is None and bias is None:
+            return attend_one_query_grouped(q, k, v, key_mask, dropout, scale)
+        k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
     # SDPA's CPU flash kernel takes 2-D or 4-D masks only
     bias = bias[None] if bias is not None and bias.ndim == 3 else bias
     attn_mask = attn_mask[None] if attn_mask is not None and attn_mask.ndim == 3 else attn_mask
@@ -47,6 +54,23 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | 
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=scores_mask, dropout_p=dropout,
                                          scale=scale)
     return out.masked_fill(empty, 0.0)
+
+
+def attend_one_query_grouped(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor | None,
+                             dropout: float, scale: float | None) -> Tensor:
+    """One query position (a decoding step) with K < H key / value heads: the H / K query heads
+    that read one key / value head become H / K query rows of it, so the cache is read as it
+    is instead of being tiled H / K times at every step."""
+    B, H, _, D = q.shape
+    K = k.shape[1]
+    rows = q.reshape(B, H // K, K, D).transpose(1, 2)  # (B, K, H / K, D): head a * K + b -> (b, a)
+    out = attend(rows, k, v, causal=False, key_mask=key_mask, dropout=dropout, scale=scale)
+    return out.transpose(1, 2).reshape(B, H, 1, v.shape[-1])  # (B, H, 1, Dv)
+
+
+def tile_heads(t: Tensor, heads: int) -> Tensor:
+    """(B, K, S, D) -> (B, heads, S, D), head h being head h % K."""
+    return t if t.shape[1] == heads else t.repeat(1, heads // t.shape[1], 1, 1)
 
 
 def causal_mask(T: int, S: int, device: torch.device) -> Tensor:
@@ -76,6 +100,7 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     scores (`prev_scores`; `return_scores` hands this layer's on). Shapes and masks as in
     `attend`; the order of operations is x-transformers' (attend.py I:549-666)."""
     T, S = q.shape[-2], k.shape[-2]
+    k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     scores = torch.einsum("bhid,bhjd->bhij", q, k) * scale  # (B, H, T, S)
     if prev_scores is not None:

@@ -8,8 +8,13 @@ same, so that outputs match to the last bits.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def unit(x: Tensor) -> Tensor:
+    """x / max(||x||, 1e-12) over the last dimension: F.normalize's result, bit for bit, in
+    three tensor operations instead of four (norms run twice per block per decoding step)."""
+    return x / torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 class RMSNorm(nn.Module):
@@ -22,7 +27,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(x, dim=-1) * self.scale * self.weight
+        return unit(x) * self.scale * self.weight
 
 
 class ScaleNorm(nn.Module):
@@ -35,7 +40,7 @@ class ScaleNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(1))
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(x, dim=-1) * self.scale * self.weight
+        return unit(x) * self.scale * self.weight
 
 
 class SimpleRMSNorm(nn.Module):
@@ -46,4 +51,4 @@ class SimpleRMSNorm(nn.Module):
         self.scale = dim**0.5
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.normalize(x, dim=-1) * self.scale
+        return unit(x) * self.scale

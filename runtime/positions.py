@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -26,16 +27,23 @@ class ScaledSinusoidalEmbedding(nn.Module):
 
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (Su et al. 2021, https://arxiv.org/abs/2104.09864) on the first
-    `dim` features of each head, rotating adjacent pairs (GPT-J style), as x-transformers does;
-    with xPos (Sun et al. 2022, https://arxiv.org/abs/2212.10554) when `xpos_scale_base` is set.
+    `dim` of the `head_dim` features of each head, rotating adjacent pairs (GPT-J style), as
+    x-transformers does; with xPos (Sun et al. 2022, https://arxiv.org/abs/2212.10554) when
+    `xpos_scale_base` is set.
 
     `base_rescale_factor` stretches the base (NTK-aware scaling); `interpolation_factor` divides
     the positions (position interpolation, https://arxiv.org/abs/2306.15595).
+
+    The cosines and sines are computed once per forward for every layer, already as wide as a
+    head (cos 1 and sin 0 past `dim`, so the other features pass unchanged without a split and
+    a concatenation) and with the sign of the pair rotation in the sines.
     """
 
-    def __init__(self, dim: int, base: float = 10000.0, interpolation_factor: float = 1.0,
-                 base_rescale_factor: float = 1.0, xpos_scale_base: float | None = None) -> None:
+    def __init__(self, dim: int, head_dim: int | None = None, base: float = 10000.0,
+                 interpolation_factor: float = 1.0, base_rescale_factor: float = 1.0,
+                 xpos_scale_base: float | None = None) -> None:
         super().__init__()
+        self.head_dim = dim if head_dim is None else head_dim
         base *= base_rescale_factor ** (dim / (dim - 2))
         self.register_buffer("inv_freq", 1.0 / base ** (torch.arange(0, dim, 2).float() / dim))
         self.interpolation_factor = interpolation_factor
@@ -44,30 +52,37 @@ class RotaryEmbedding(nn.Module):
             scale = (torch.arange(0, dim, 2) + 0.4 * dim) / (1.4 * dim)
             self.register_buffer("scale", scale)
 
-    def forward(self, length: int) -> tuple[Tensor, Tensor | float]:
-        """Angles (length, dim) for positions 0..length-1, and the xPos scale (or 1.0)."""
+    def forward(self, length: int) -> tuple[Tensor, Tensor, Tensor | float]:
+        """cos and signed sin (length, head_dim) of positions 0..length-1, and the xPos scale
+        (length, head_dim), or 1.0 without xPos."""
         positions = torch.arange(length, device=self.inv_freq.device)
         freqs = positions.type_as(self.inv_freq)[:, None] * self.inv_freq / self.interpolation_factor
-        freqs = torch.stack((freqs, freqs), dim=-1).flatten(-2)  # each angle for a pair
+        cos, sin = freqs.cos(), freqs.sin()  # (length, dim / 2): one angle per pair
+        # rotating pair (a, b) gives (-b, a): swap_pairs(t) * (-sin, sin)
+        cos = self.pad(torch.stack((cos, cos), dim=-1).flatten(-2), 1.0)
+        sin = self.pad(torch.stack((-sin, sin), dim=-1).flatten(-2), 0.0)
         if self.xpos_scale_base is None:
-            return freqs, 1.0
+            return cos, sin, 1.0
         power = (positions - length // 2) / self.xpos_scale_base
         scale = self.scale ** power[:, None]
-        return freqs, torch.stack((scale, scale), dim=-1).flatten(-2)
+        return cos, sin, self.pad(torch.stack((scale, scale), dim=-1).flatten(-2), 1.0)
+
+    def pad(self, t: Tensor, value: float) -> Tensor:
+        """(length, dim) -> (length, head_dim): `value` for the features rotary leaves alone."""
+        return F.pad(t, (0, self.head_dim - t.shape[-1]), value=value)
 
 
-def rotate_pairs(x: Tensor) -> Tensor:
-    """(x0, x1, x2, x3, ...) -> (-x1, x0, -x3, x2, ...)."""
-    pairs = x.unflatten(-1, (-1, 2))
-    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+def swap_pairs(x: Tensor) -> Tensor:
+    """(x0, x1, x2, x3, ...) -> (x1, x0, x3, x2, ...)."""
+    return x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
 
 
-def apply_rotary(t: Tensor, freqs: Tensor, scale: Tensor | float = 1.0) -> Tensor:
-    """Rotate the first freqs.shape[-1] features of t (B, H, N, D) by the angles of its last N
-    positions; the other features pass unchanged."""
-    length, width = t.shape[-2], freqs.shape[-1]
-    freqs = freqs[-length:]
-    scale = scale[-length:] if isinstance(scale, Tensor) else scale
-    rotated, rest = t[..., :width], t[..., width:]
-    rotated = rotated * freqs.cos() * scale + rotate_pairs(rotated) * freqs.sin() * scale
-    return torch.cat((rotated, rest), dim=-1)
+def apply_rotary(t: Tensor, cos: Tensor, sin: Tensor, scale: Tensor | float = 1.0) -> Tensor:
+    """Rotate t (B, H, N, D) by the angles of the last N positions of cos and sin (from
+    RotaryEmbedding), scaled by xPos' scale where it is a tensor."""
+    length = t.shape[-2]
+    cos, sin = cos[-length:], sin[-length:]
+    if isinstance(scale, Tensor):  # multiplied last, in x-transformers' order
+        scale = scale[-length:]
+        return t * cos * scale + swap_pairs(t) * sin * scale
+    return t * cos + swap_pairs(t) * sin
