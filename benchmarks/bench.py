@@ -186,6 +186,33 @@ def measure(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int,
     return result
 
 
+def measure_inductor(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int) -> dict:
+    """The forward of one config under torch.compile's default backend (inductor), against the
+    same module run eagerly and against the reference; the first call's compile time too."""
+    config = make_inputs(name, spec, batch)
+    reference, ours = paired_models(spec)
+    eager = forward_runner(ours, config)
+    compiled_model = torch.compile(ours, fullgraph=True)
+    start = time.perf_counter()
+    with torch.no_grad():
+        compiled_model(*config.inputs, **config.kwargs)
+    compile_s = time.perf_counter() - start
+    check_outputs_equal(reference, compiled_model, config)
+    compiled = forward_runner(compiled_model, config)
+    eager_s, compiled_s = abba(eager, compiled, rounds, repeats)
+    reference_s, _ = abba(forward_runner(reference, config), compiled, rounds, repeats)
+    return {"config": name, "batch": batch, "compile_s": compile_s, "eager_s": eager_s,
+            "inductor_s": compiled_s, "reference_s": reference_s}
+
+
+def inductor_line(figures: dict) -> str:
+    return (f"inductor ({figures['config']}, forward, batch {figures['batch']}): "
+            f"{figures['inductor_s'] * 1e3:.1f} ms against {figures['eager_s'] * 1e3:.1f} ms eager "
+            f"({figures['eager_s'] / figures['inductor_s']:.2f}x) and "
+            f"{figures['reference_s'] * 1e3:.1f} ms for the reference; the first call compiles "
+            f"for {figures['compile_s']:.0f} s")
+
+
 def command_time(argv: list[str], repeats: int = 5) -> float:
     """Median wall time of an `xtc` command in a fresh process (imports included)."""
     times = []
@@ -238,6 +265,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, default=ROOT / "build" / "benchmark.json")
     parser.add_argument("--no-cli", action="store_true", help="skip the xtc command timings")
+    parser.add_argument("--inductor", default="gpt", metavar="CONFIG",
+                        help="the config whose forward is also timed under torch.compile "
+                             "(inductor; compiling takes a minute); '' skips it")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -247,6 +277,10 @@ def main() -> None:
         results.append(measure(name, spec, args.batch, args.rounds, args.repeats, args.new_tokens))
         print(f"measured {name}", file=sys.stderr)
     report = {"threads": args.threads, "torch": torch.__version__, "configs": results}
+    if args.inductor:
+        spec = xtc.load_spec(SPECS / f"{args.inductor}.yaml")
+        report["inductor"] = measure_inductor(args.inductor, spec, args.batch, args.rounds,
+                                              args.repeats)
     if not args.no_cli:
         report["cli"] = cli_times()
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -256,6 +290,8 @@ def main() -> None:
         cli = report["cli"]
         print(f"\nxtc validate (all examples): {cli['validate_all_examples_s']:.2f} s; "
               f"xtc compile examples/gpt.yaml: {cli['compile_gpt_s']:.2f} s (medians of 5)")
+    if "inductor" in report:
+        print(f"\n{inductor_line(report['inductor'])}")
     print(f"\nJSON: {args.json}")
 
 

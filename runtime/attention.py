@@ -29,7 +29,9 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | 
     outside training); scale replaces 1 / sqrt(D) (qk-norm uses a fixed one).
     """
     T, S = q.shape[-2], k.shape[-2]
-    causal = causal and T > 1  # one query is the newest position: it sees every key
+    if T == 1:  # one query is the newest position: it sees every key
+        causal = False  # (a branch, not `causal and T > 1`: with dynamic shapes under
+        # torch.compile that would be a symbolic bool, and SDPA's is_causal takes plain ones)
     if k.shape[1] != q.shape[1]:
         if T == 1 and attn_mask is None and bias is None:
             return attend_one_query_grouped(q, k, v, key_mask, dropout, scale)

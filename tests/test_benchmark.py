@@ -55,3 +55,17 @@ model:
     assert generation["speedup"] > 0 and generation["control_speedup"] > 0
     assert generation["new_tokens"] == 4
     assert "| tiny |" in bench.table([result])
+
+
+def test_inductor_figures_are_reported(bench, monkeypatch):
+    import torch
+
+    # inductor's code generation takes about 20 s here: trace with dynamo, run eagerly
+    eager_compile = torch.compile
+    monkeypatch.setattr(bench.torch, "compile",
+                        lambda model, **kwargs: eager_compile(model, **kwargs, backend="eager"))
+    spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / "gpt.yaml")
+    figures = bench.measure_inductor("gpt", spec, batch=1, rounds=1, repeats=1)
+    assert figures["compile_s"] > 0 and figures["inductor_s"] > 0
+    assert figures["eager_s"] > 0 and figures["reference_s"] > 0
+    assert bench.inductor_line(figures).startswith("inductor (gpt, forward, batch 1)")
