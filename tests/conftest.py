@@ -3,7 +3,10 @@ comparing against them (then review the diff and commit it)."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -34,3 +37,13 @@ def check_snapshot(path: Path, actual: str, regen: bool) -> None:
             pytest.fail(f"snapshot {path.name} was missing and has been written; review it")
         return
     assert actual == path.read_text(), f"output differs from {path.name} (pytest --regen rewrites)"
+
+
+def load_script(relative_path: str) -> ModuleType:
+    """A script of the repository (benchmarks/*.py) imported as a module, for testing its logic."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # dataclasses look their module up while it executes
+    spec.loader.exec_module(module)
+    return module

@@ -3,22 +3,15 @@ tests never time anything)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
-from conftest import ROOT
+from conftest import ROOT, load_script
 
 import xtc
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/bench.py")
 
 
 def test_abba_runs_the_rounds_in_a_b_b_a_order(bench):
