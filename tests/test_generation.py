@@ -33,6 +33,10 @@ DECODERS = {
     "post_norm_sinusoidal": ({"scaled_sinu_pos_emb": True}, {"pre_norm": False}),
     "no_positions_l2norm": ({"use_abs_pos_emb": False, "l2norm_embed": True}, {}),
     "memory_tokens": ({"num_memory_tokens": 2}, {}),
+    # one decoding query against grouped keys takes its own path in attend (folded heads)
+    "llama": ({"use_abs_pos_emb": False}, {"rotary_pos_emb": True, "use_rmsnorm": True,
+                                           "attn": {"dim_head": 16, "kv_heads": 2},
+                                           "ff": {"glu": True, "swish": True}}),
 }
 
 
@@ -53,12 +57,14 @@ def test_greedy_tokens_equal_the_reference(name, cache):
     assert actual.shape == (2, 12) and torch.equal(actual, expected)
 
 
+@pytest.mark.parametrize("name", ["plain", "llama"])
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
-def test_prompts_of_different_lengths(cache):
+def test_prompts_of_different_lengths(cache, name):
     prompt = prompts(length=6)
     lengths = torch.tensor([6, 3])
     prompt[1, 3:] = 0  # padding at the end of the shorter prompt
-    expected, actual = greedy_pair(decoder_spec(), prompt, 8, cache, prompt_lens=lengths)
+    expected, actual = greedy_pair(decoder_spec(*DECODERS[name]), prompt, 8, cache,
+                                   prompt_lens=lengths)
     assert torch.equal(actual, expected)
 
 
