@@ -43,7 +43,8 @@ class RotaryEmbedding(nn.Module):
                  interpolation_factor: float = 1.0, base_rescale_factor: float = 1.0,
                  xpos_scale_base: float | None = None) -> None:
         super().__init__()
-        self.head_dim = dim if head_dim is None else head_dim
+        head_dim = dim if head_dim is None else head_dim
+        self.width = head_dim - head_dim % 2  # whole pairs: an odd head's last feature stays
         base *= base_rescale_factor ** (dim / (dim - 2))
         self.register_buffer("inv_freq", 1.0 / base ** (torch.arange(0, dim, 2).float() / dim))
         self.interpolation_factor = interpolation_factor
@@ -53,8 +54,8 @@ class RotaryEmbedding(nn.Module):
             self.register_buffer("scale", scale)
 
     def forward(self, length: int) -> tuple[Tensor, Tensor, Tensor | float]:
-        """cos and signed sin (length, head_dim) of positions 0..length-1, and the xPos scale
-        (length, head_dim), or 1.0 without xPos."""
+        """cos and signed sin (length, width) of positions 0..length-1, and the xPos scale
+        (length, width), or 1.0 without xPos; width is head_dim rounded down to whole pairs."""
         positions = torch.arange(length, device=self.inv_freq.device)
         freqs = positions.type_as(self.inv_freq)[:, None] * self.inv_freq / self.interpolation_factor
         cos, sin = freqs.cos(), freqs.sin()  # (length, dim / 2): one angle per pair
@@ -68,8 +69,8 @@ class RotaryEmbedding(nn.Module):
         return cos, sin, self.pad(torch.stack((scale, scale), dim=-1).flatten(-2), 1.0)
 
     def pad(self, t: Tensor, value: float) -> Tensor:
-        """(length, dim) -> (length, head_dim): `value` for the features rotary leaves alone."""
-        return F.pad(t, (0, self.head_dim - t.shape[-1]), value=value)
+        """(length, dim) -> (length, width): `value` for the features rotary leaves alone."""
+        return F.pad(t, (0, self.width - t.shape[-1]), value=value)
 
 
 def swap_pairs(x: Tensor) -> Tensor:
@@ -79,7 +80,11 @@ def swap_pairs(x: Tensor) -> Tensor:
 
 def apply_rotary(t: Tensor, cos: Tensor, sin: Tensor, scale: Tensor | float = 1.0) -> Tensor:
     """Rotate t (B, H, N, D) by the angles of the last N positions of cos and sin (from
-    RotaryEmbedding), scaled by xPos' scale where it is a tensor."""
+    RotaryEmbedding), scaled by xPos' scale where it is a tensor. They span D, or D - 1 for an
+    odd D, whose last feature passes unchanged."""
+    width = cos.shape[-1]
+    if width < t.shape[-1]:
+        return torch.cat((apply_rotary(t[..., :width], cos, sin, scale), t[..., width:]), dim=-1)
     length = t.shape[-2]
     cos, sin = cos[-length:], sin[-length:]
     if isinstance(scale, Tensor):  # multiplied last, in x-transformers' order

@@ -16,6 +16,9 @@ SCHEMES = {
     "rotary_partial_scaled": {"rotary_pos_emb": True, "rotary_emb_dim": 4,
                               "rotary_interpolation_factor": 2.0, "rotary_base_rescale_factor": 2.0},
     "xpos": {"rotary_pos_emb": True, "rotary_xpos": True, "rotary_xpos_scale_base": 64},
+    # an odd head: rotary's cos and sin span whole pairs, the last feature passes unchanged
+    "rotary_odd_head": {"rotary_pos_emb": True, "attn": {"dim_head": 33}},
+    "xpos_odd_head": {"rotary_pos_emb": True, "rotary_xpos": True, "attn": {"dim_head": 33}},
     "rotary_two_heads": {"rotary_pos_emb": True, "rotate_num_heads": 2},
     "alibi": {"alibi_pos_bias": True},
     "alibi_two_heads": {"alibi_pos_bias": True, "alibi_num_heads": 2},
@@ -28,7 +31,7 @@ SCHEMES = {
                             "attn": {"dim_head": 16, "num_mem_kv": 2}},
 }
 NO_FLASH = {"t5", "dynamic", "dynamic_log_deep", "dynamic_norm"}  # x-transformers' rule: they need the matrix
-CAUSAL_ONLY = {"xpos"}
+CAUSAL_ONLY = {"xpos", "xpos_odd_head"}
 
 
 def scheme_spec(name: str, kind: str, flash: bool):
