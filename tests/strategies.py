@@ -51,7 +51,7 @@ ATTN_OPTIONS = {
     "sparse_topk": st.sampled_from([2, 4]),
 }
 CROSS_ATTN_OPTIONS = {
-    "dim_head": st.sampled_from([4, 8]), "flash": FLAG, "dropout": DROPOUT,
+    "dim_head": st.sampled_from([4, 8, 9]), "flash": FLAG, "dropout": DROPOUT,
     "num_mem_kv": st.sampled_from([1, 2]), "dim_context": st.sampled_from([12, 16]),
 }
 FF_OPTIONS = {
