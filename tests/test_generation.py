@@ -160,3 +160,12 @@ def test_generated_tokens_are_ordinary_tensors():
     tokens = ours.generate(prompts(), 3, temperature=0)
     assert not tokens.is_inference()
     tokens[:, 0] = 0
+
+
+def test_training_after_generating_works():
+    # nothing made in inference mode (caches, rotary angles) may stay behind in the model
+    _, ours = paired_models(decoder_spec(*DECODERS["llama"]))
+    ours.generate(prompts(), 3, temperature=0)
+    ours.train()
+    ours.loss(prompts(length=8)).backward()
+    assert all(p.grad is not None for p in ours.parameters())
