@@ -6,9 +6,10 @@
 For each config (benchmarks/specs/*.yaml) the reference and xtc's module are built with the same
 weights (tests/reference.py's mapping) and their outputs are checked equal first. Then, on one
 thread, A B B A rounds time: a forward (eval, no grad), a training step (forward, loss,
-backward, AdamW step) and, for decoders, cached greedy generation. Each figure is a median;
-the ratio is xtc over the reference (below 1: xtc is faster). An A/A control times the
-reference against a copy of itself the same way, so a ratio can be read against the noise.
+backward, AdamW step) and, for decoders and the encoder-decoder, cached greedy generation.
+Each figure is a median; the ratio is xtc over the reference (below 1: xtc is faster). An A/A
+control times the reference against a copy of itself the same way, so a ratio can be read
+against the noise.
 Peak memory is the process's peak resident set during the training steps (Linux VmHWM, reset
 before each model's run).
 """
@@ -41,7 +42,7 @@ class Config:
     name: str
     inputs: tuple  # positional forward inputs
     kwargs: dict = field(default_factory=dict)
-    generate: bool = False  # a decoder language model: time cached greedy generation too
+    generate: bool = False  # a model with generate(): time cached greedy generation too
 
 
 def make_inputs(name: str, spec: xtc.Spec, batch: int) -> Config:
@@ -56,7 +57,7 @@ def make_inputs(name: str, spec: xtc.Spec, batch: int) -> Config:
         side = model.children["encoder"]
         tokens = [torch.randint(1, side["num_tokens"], (batch, side["max_seq_len"]), generator=gen)
                   for _ in range(2)]
-        return Config(name, tuple(tokens))
+        return Config(name, tuple(tokens), generate=True)
     length, vocab = model["max_seq_len"], model["num_tokens"]
     tokens = torch.randint(0, vocab, (batch, length), generator=gen)
     layers = model.children["attn_layers"]
@@ -91,21 +92,33 @@ def training_runner(model, config: Config):
     return run
 
 
-def generation_runner(model, prompt: torch.Tensor, steps: int, reference: bool):
+def generation_runner(model, prompt: tuple, steps: int, reference: bool):
+    """Cached greedy generation of `steps` tokens. prompt: (tokens,) for a decoder, (source,
+    start tokens) for an encoder-decoder, whose reference generates by itself."""
     model.eval()
     if reference:
         import x_transformers
 
-        wrapper = x_transformers.AutoregressiveWrapper(model)
+        generating = model if len(prompt) == 2 else x_transformers.AutoregressiveWrapper(model)
 
         def run():
             with torch.no_grad():
-                wrapper.generate(prompt, steps, temperature=0.0, cache_kv=True)
+                generating.generate(*prompt, steps, temperature=0.0, cache_kv=True)
     else:
         def run():
             with torch.no_grad():
-                model.generate(prompt, steps, temperature=0, cache=True)
+                model.generate(*prompt, steps, temperature=0, cache=True)
     return run
+
+
+def generation_prompt(spec: xtc.Spec, config: Config, new_tokens: int) -> tuple:
+    """One sequence's prompt: 16 tokens (fewer where absolute positions leave less room); an
+    encoder-decoder's whole first source sequence and one start token."""
+    if spec.model.type == "XTransformer":
+        source, target = config.inputs
+        return source[:1], target[:1, :1]
+    room = spec.model["max_seq_len"] - new_tokens  # absolute positions bound the total
+    return (config.inputs[0][:1, :max(1, min(16, room))],)
 
 
 def timed(run, repeats: int) -> float:
@@ -169,8 +182,7 @@ def measure(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int,
         "xtc": peak_rss_during(training_runner(ours, config), repeats),
     }
     if config.generate:
-        room = spec.model["max_seq_len"] - new_tokens  # absolute positions bound the total
-        prompt = config.inputs[0][:1, :max(1, min(16, room))]
+        prompt = generation_prompt(spec, config, new_tokens)
         # one timing per turn, many turns: a generation takes a few hundred ms, and this
         # machine's speed drifts by ~10% within seconds, which long turns would not average out
         turns = rounds * repeats

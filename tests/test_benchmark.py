@@ -25,7 +25,7 @@ def test_abba_runs_the_rounds_in_a_b_b_a_order(bench):
 def test_every_config_gets_inputs_its_model_takes(bench, name):
     spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / f"{name}.yaml")
     config = bench.make_inputs(name, spec, batch=2)
-    assert config.generate == (name.startswith("gpt"))
+    assert config.generate == (name.startswith("gpt") or name == "encoder_decoder")
     assert "mask" in config.kwargs if name == "bert" else not config.kwargs
 
 
@@ -62,3 +62,13 @@ def test_inductor_figures_are_reported(bench, monkeypatch):
     assert figures["compile_s"] > 0 and figures["inductor_s"] > 0
     assert figures["eager_s"] > 0 and figures["reference_s"] > 0
     assert bench.inductor_line(figures).startswith("inductor (gpt, forward, batch 1)")
+
+
+def test_generation_prompts_fit_each_model(bench):
+    gpt = xtc.load_spec(ROOT / "benchmarks" / "specs" / "gpt.yaml")
+    (tokens,) = bench.generation_prompt(gpt, bench.make_inputs("gpt", gpt, batch=2), 64)
+    assert tokens.shape == (1, 16)
+    seq2seq = xtc.load_spec(ROOT / "benchmarks" / "specs" / "encoder_decoder.yaml")
+    config = bench.make_inputs("encoder_decoder", seq2seq, batch=2)
+    source, start = bench.generation_prompt(seq2seq, config, 64)
+    assert source.shape == (1, 256) and start.shape == (1, 1)
