@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "benchmarks" / "specs"
 sys.path.insert(0, str(ROOT / "tests"))  # the spec -> reference mapping lives with the tests
 
+from inputs import padding_mask
 from reference import TOLERANCE, paired_models
 
 import xtc
@@ -62,9 +63,7 @@ def make_inputs(name: str, spec: xtc.Spec, batch: int) -> Config:
     tokens = torch.randint(0, vocab, (batch, length), generator=gen)
     layers = model.children["attn_layers"]
     if layers.type == "Encoder":  # BERT: the second half of every other sequence is padding
-        mask = torch.ones(batch, length, dtype=torch.bool)
-        mask[::2, length // 2:] = False
-        return Config(name, (tokens,), {"mask": mask})
+        return Config(name, (tokens,), {"mask": padding_mask(batch, length)})
     return Config(name, (tokens,), generate=True)
 
 

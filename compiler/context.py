@@ -106,6 +106,11 @@ class AttentionClass:
         return "config.kv_heads" if self.kv_heads else "config.heads"
 
     @property
+    def kv_heads_symbol(self) -> str:
+        """The key / value heads in shape comments: K with grouped-query attention."""
+        return "K" if self.kv_heads else "H"
+
+    @property
     def value_dim_field(self) -> str:
         return "config.value_dim_head" if self.value_dim else "config.dim_head"
 

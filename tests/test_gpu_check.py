@@ -75,8 +75,11 @@ def tiny(name: str) -> xtc.Spec:
 
 
 def test_docstring_examples(gpu_check):
-    result = doctest.testmod(gpu_check, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 3 and result.failed == 0
+    import inputs
+
+    for module, examples in ((gpu_check, 2), (inputs, 3)):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted >= examples and result.failed == 0
 
 
 @pytest.mark.parametrize(("device", "masked", "backend"), [

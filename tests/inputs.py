@@ -1,0 +1,86 @@
+"""Inputs for the model of any spec, for the tests and the benchmark scripts: tokens, images,
+vectors, contexts and padding masks of a given batch and length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import xtc
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Inputs:
+    """Positional and keyword forward inputs, and the lengths that xtc.inspect counts FLOPs at
+    (T: the sequence at the output, S: the source or context)."""
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    lengths: dict = field(default_factory=dict)
+
+
+def make_inputs(spec: xtc.Spec, batch: int, length: int, *, masked: bool = False) -> Inputs:
+    """Inputs any example's model takes, `length` long where the model allows it (at most its
+    max_seq_len). masked: add a padding mask (`mask`, or `<component>_mask` in a composite) to
+    every token / vector input, and `context_mask` to a context given here.
+
+    >>> spec = xtc.load_spec(ROOT / "examples" / "bert.yaml")
+    >>> inputs = make_inputs(spec, 2, 16, masked=True)
+    >>> [tuple(t.shape) for t in inputs.args], sorted(inputs.kwargs), inputs.lengths
+    ([(2, 16)], ['mask'], {'T': 16})
+    """
+    generator = torch.Generator().manual_seed(0)
+    composite = spec.model is None
+    modules = spec.components.items() if composite else [(None, spec.model)]
+    result = Inputs(())
+    for name, module in modules:
+        args, kwargs, lengths = module_inputs(module, batch, length, generator)
+        result.args += args
+        result.lengths.update(lengths)  # a composite's last component gives the output's T
+        if not composite:  # in a composite, a context comes through a connection
+            result.kwargs.update(kwargs)
+        if masked and module.type != "ViTransformerWrapper":
+            mask_name = f"{name}_mask" if composite else "mask"
+            result.kwargs[mask_name] = padding_mask(batch, args[0].shape[1])
+            context = result.kwargs.get("context")
+            if context is not None:  # cross-attention reads the context's mask
+                result.kwargs["context_mask"] = padding_mask(batch, context.shape[1])
+    return result
+
+
+def module_inputs(module: xtc.ModuleSpec, batch: int, length: int,
+                  generator: torch.Generator) -> tuple[tuple, dict, dict]:
+    """The primary inputs of one model, a context where it cross-attends, and its lengths."""
+    if module.type == "ViTransformerWrapper":
+        size = module["image_size"]
+        return (torch.randn(batch, module["channels"], size, size, generator=generator),), {}, {}
+    if module.type == "XTransformer":
+        encoder, decoder = module.children["encoder"], module.children["decoder"]
+        source_len = min(length, encoder["max_seq_len"])
+        target_len = min(length, decoder["max_seq_len"])
+        source = torch.randint(0, encoder["num_tokens"], (batch, source_len), generator=generator)
+        target = torch.randint(0, decoder["num_tokens"], (batch, target_len), generator=generator)
+        return (source, target), {}, {"T": target_len, "S": source_len}
+    layers = module.children.get("attn_layers", module)
+    T = min(length, module.options.get("max_seq_len") or length)
+    dim = layers["dim"]
+    kwargs, lengths = {}, {"T": T}
+    if layers.type == "CrossAttender" or layers.options.get("cross_attend"):
+        kwargs["context"] = torch.randn(batch, length, dim, generator=generator)
+        lengths["S"] = length
+    if module.type == "TransformerWrapper":
+        tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
+        return (tokens,), kwargs, lengths
+    width = module.options.get("dim_in") or dim  # a continuous wrapper's input, or bare layers
+    return (torch.randn(batch, T, width, generator=generator),), kwargs, lengths
+
+
+def padding_mask(batch: int, length: int) -> torch.Tensor:
+    """(B, T) True where a position is real: the second half of every other sequence is padding
+    (no row is all padding, so every query sees some key, causal or not)."""
+    mask = torch.ones(batch, length, dtype=torch.bool)
+    mask[::2, length // 2:] = False
+    return mask
