@@ -1,5 +1,5 @@
 """Composite specs (issue #6): the emitted model against the reference models called by hand
-the same way (DESIGN.md section 1), outputs, loss and gradients."""
+the same way (docs/spec-language.md, "Composites"), outputs, loss and gradients."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from test_model_types import floats, lengths_mask, tokens
 from torch import nn
 
 import xtc
-
-pytest.importorskip("x_transformers")
 
 VIT = {"type": "ViTransformerWrapper", "image_size": 16, "patch_size": 4,
        "attn_layers": {"type": "Encoder", "dim": 32, "depth": 1, "heads": 2, "attn": {"dim_head": 16}}}
@@ -30,7 +28,7 @@ def composite(components: dict, connections: list) -> xtc.Spec:
 
 
 class HandWired(nn.ModuleDict):
-    """The reference components, called the way DESIGN.md section 1 says the composite calls
+    """The reference components, called the way docs/spec-language.md says the composite calls
     them: a producer with return_embeddings=True, its output into the consumer's argument."""
 
     def __init__(self, spec: xtc.Spec, forward):

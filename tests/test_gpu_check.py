@@ -18,8 +18,6 @@ from torch.nn.attention import SDPBackend
 import xtc
 from xtc.api import module_for
 
-pytest.importorskip("x_transformers")
-
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.yaml"))
 LAYERS = {"dim": 32, "depth": 2, "heads": 2, "attn": {"dim_head": 16}}
 GPT = {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,

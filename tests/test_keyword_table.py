@@ -7,13 +7,12 @@ import inspect
 import runpy
 
 import pytest
+import x_transformers
 from conftest import ROOT
-from xtc.spec.keywords import keyword_table
-
-x_transformers = pytest.importorskip("x_transformers")
 from x_transformers import CrossAttender, Decoder, Encoder, XTransformer
 from x_transformers.continuous import ContinuousTransformerWrapper
 from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward
+from xtc.spec.keywords import keyword_table
 
 CLASSES = {
     "TransformerWrapper": x_transformers.TransformerWrapper,

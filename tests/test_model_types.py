@@ -10,8 +10,6 @@ from reference import assert_parity, paired_models
 
 import xtc
 
-pytest.importorskip("x_transformers")
-
 GEN = torch.Generator().manual_seed(3)
 
 

@@ -9,8 +9,6 @@ from reference import assert_parity, paired_models
 
 import xtc
 
-pytest.importorskip("x_transformers")
-
 
 def spec_text(layers: str, flash: bool, heads: int = 4, dim: int = 32, dim_head: int | None = 16,
               depth: int = 2) -> str:
