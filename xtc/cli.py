@@ -1,6 +1,6 @@
 """The `xtc` command line.
 
-Exit codes (DESIGN.md section 3): 0 ok (warnings allowed), 1 a spec rejected, 2 usage or
+Exit codes (docs/cli.md): 0 ok (warnings allowed), 1 a spec rejected, 2 usage or
 environment error, 3 internal error (one line, no traceback). With several specs the highest
 applicable code wins.
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .compiler import SPEC_CHECKS
 from .spec import Diagnostic, SpecInputError
-from .spec.diagnostics import has_errors, render_json, render_text
+from .spec.diagnostics import has_errors, printable, render_json, render_text
 from .spec.load import read_spec
 from .spec.source import read_spec_bytes
 
@@ -29,28 +29,60 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class VersionAction(argparse.Action):
+    """argparse's version action, but the line is made only when asked (it reads the keyword
+    table, which validating a spec does not always need)."""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                         nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit()
+
+
+def version_line() -> str:
+    """`xtc 0.1.0 (keyword table from x-transformers 2.31.10)`: what a bug report needs.
+    xtc.__version__ is the one place the version is written (pyproject.toml reads it)."""
+    from . import __version__
+    from .spec.keywords import keyword_table
+
+    name, _, version = keyword_table().reference.partition("==")
+    return f"xtc {__version__} (keyword table from {name} {version})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="xtc", description="Compile YAML transformer specs to PyTorch.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    parser.add_argument("--version", action=VersionAction,
+                        help="print xtc's version and the x-transformers version it targets")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser,
+                                     help="what to do")
     validate = commands.add_parser("validate", help="check specs; report every problem")
-    validate.add_argument("specs", nargs="+", metavar="SPEC")
-    validate.add_argument("--format", choices=("text", "json", "github"), default="text")
+    validate.add_argument("specs", nargs="+", metavar="SPEC", help="spec files to check")
+    validate.add_argument("--format", choices=("text", "json", "github"), default="text",
+                          help="text: diagnostics on stderr, for people (default); json: a list "
+                               "of diagnostics on stdout, for tools; github: GitHub Actions "
+                               "annotations on stdout, shown on the pull request")
     validate.set_defaults(run=run_validate)
     add_budget(validate)
     compile_ = commands.add_parser("compile", help="emit the PyTorch module of a spec")
-    compile_.add_argument("spec", metavar="SPEC")
+    compile_.add_argument("spec", metavar="SPEC", help="the spec file")
     compile_.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
     compile_.add_argument("--standalone", action="store_true",
                           help="copy in the runtime helpers: the module needs only torch and einops")
     compile_.set_defaults(run=run_compile)
     add_budget(compile_)
     explain = commands.add_parser("explain", help="print the spec with every default filled in")
-    explain.add_argument("spec", metavar="SPEC")
+    explain.add_argument("spec", metavar="SPEC", help="the spec file")
     explain.set_defaults(run=run_explain)
     add_budget(explain)
     inspect = commands.add_parser("inspect", help="show the graph, parameters, FLOPs, cache sizes")
-    inspect.add_argument("spec", metavar="SPEC")
-    inspect.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text")
+    inspect.add_argument("spec", metavar="SPEC", help="the spec file")
+    inspect.add_argument("--format", choices=("text", "json", "dot", "mermaid"), default="text",
+                         help="text: a report for people (default); json: every op and figure, "
+                              "for tools; dot: a Graphviz picture; mermaid: a Mermaid picture, "
+                              "for Markdown")
     inspect.add_argument("--seq-len", type=positive_int, metavar="T",
                          help="sequence length of the figures (default: max_seq_len)")
     inspect.add_argument("--context-len", type=positive_int, metavar="S",
@@ -100,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
+    except SystemExit as exc:  # -h and --version print, then argparse exits: return the code
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
     except UsageError as exc:
         print(f"xtc: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -226,6 +260,9 @@ def run_compile(args: argparse.Namespace) -> int:
         sys.stdout.write(source)
     else:
         write_atomically(args.output, source)
+        # stdout stays empty: the module is in the file, and this says which file and class.
+        print(f"wrote {printable(args.output)}: {len(source.splitlines())} lines, "
+              f"class {spec.class_name}", file=sys.stderr)
     return EXIT_OK
 
 
