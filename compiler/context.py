@@ -1,5 +1,5 @@
 """Render contexts: plain dataclasses holding every decision, name and import of the emitted
-module, so that templates only loop, branch and format (STYLE.md principle 8).
+module, so that templates only loop, branch and format (docs/design.md, "Lowering and templates").
 
 Each class context names its template and reports the imports its code needs. A model class
 holds one op context per top-level op, each rendered by `templates/ops/<kind>.py.jinja` through

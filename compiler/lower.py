@@ -726,7 +726,7 @@ PRIMARY_INPUTS = {"XTransformer": ("src", "tgt"), "ViTransformerWrapper": ("img"
 
 def lower_composite(spec: Spec, graph: Graph) -> ModuleContext:
     """Each component lowered under its own prefix, then one class whose forward is the wiring
-    (DESIGN.md section 1): unfed primary inputs positional, every other argument keyword-only
+    (docs/spec-language.md): unfed primary inputs positional, every other argument keyword-only
     as `<component>_<arg>`, producers called with return_embeddings=True."""
     parts = {name: lower_component(resolve_module(module), graph, name, pascal_case(name),
                                    pascal_case(name))

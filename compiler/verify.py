@@ -1,5 +1,5 @@
-"""A last look at emitted source before it is written or imported (DESIGN.md section 5;
-bad-inputs.md section 5.6): it must parse, and every part of it must be on an allowlist.
+"""A last look at emitted source before it is written or imported (docs/security.md,
+E4): it must parse, and every part of it must be on an allowlist.
 
 - node kinds: the statements and expressions templates write (no lambda, with, global, del,
   await, yield, walrus, except handlers);

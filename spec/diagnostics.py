@@ -39,7 +39,7 @@ class Diagnostic:
     severity: str = ERROR
 
     def render(self) -> str:
-        """`PATH:LINE:COL: error[code] key.path: message` (DESIGN.md section 3)."""
+        """`PATH:LINE:COL: error[code] key.path: message` (docs/cli.md)."""
         key = f"{shown_key(self.key)}: " if self.key else ""
         where = f"{printable(self.path)}:{self.line}:{self.col}"
         return f"{where}: {self.severity}[{self.code}] {key}{self.message}"

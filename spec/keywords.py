@@ -2,7 +2,7 @@
 
 The table is data generated from the installed reference (scripts/gen_keyword_table.py) and
 checked against `inspect.signature` by tests/test_keyword_table.py. This module only reads it and
-answers "which keywords may this mapping hold" for each place in a spec (DESIGN.md section 1).
+answers "which keywords may this mapping hold" for each place in a spec (docs/spec-language.md).
 
 >>> table = keyword_table()
 >>> table.layers("Decoder")["heads"].default

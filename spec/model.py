@@ -1,6 +1,6 @@
 """The validated spec: one family of frozen dataclasses.
 
-Keys are the reference's own keyword names (DESIGN.md section 1). Each module keeps every keyword
+Keys are the reference's own keyword names (docs/spec-language.md). Each module keeps every keyword
 of its place in the spec, defaults filled in, and `given`, the keywords the author wrote, so that
 `explain` can show both and the spec round-trips to YAML. YAML lists become tuples.
 

@@ -1,8 +1,8 @@
 """The parity harness: build the x-transformers model a spec describes, load its weights into
-xtc's emitted model, and compare outputs and gradients (DESIGN.md section 4).
+xtc's emitted model, and compare outputs and gradients (docs/design.md, "How parity is proven").
 
-The reference is built from the spec by the inverse of the mapping rule (README, "The spec
-language"): a module's keywords as given, and each nested `attn:`/`ff:`/`cross_attn:` key with
+The reference is built from the spec by the inverse of the mapping rule (docs/spec-language.md):
+a module's keywords as given, and each nested `attn:`/`ff:`/`cross_attn:` key with
 its prefix put back.
 """
 

@@ -1,4 +1,4 @@
-"""The bad-input contract (bad-inputs.md E1-E7) over the corpus in tests/bad_inputs/.
+"""The bad-input contract (docs/security.md, E1-E7) over the corpus in tests/bad_inputs/.
 
 The harness runs every case three times in separate processes (plain, XTC_PURE_YAML=1, and
 `python -O`), each under a 1 GiB address-space limit and a timeout; the tests below hold each
@@ -127,7 +127,7 @@ def test_spec_text_never_reaches_the_emitted_module(records, tmp_path, case_id):
 
 
 def test_the_corpus_covers_the_reference_cases():
-    """Every public case of bad-inputs.md but P24 (withdrawn there) and P44-P48 (run-time input:
+    """Every public case P01-P48 but P24 (withdrawn) and P44-P48 (run-time input:
     tests/test_runtime_checks.py) has at least one case here."""
     ids = {case["id"].split("-")[0] for case in CASES}
     wanted = {f"P{n:02d}" for n in range(1, 44)} - {"P24"}

@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md section 2 and STYLE.md principle 1, checked by reading imports.
+"""The import rules of docs/design.md ("Import rules"), checked by reading imports.
 
 spec/ imports only the standard library and PyYAML; compiler/ adds spec, networkx and jinja2,
 never torch; runtime/ imports only torch and einops. Validating never imports torch.

@@ -245,6 +245,6 @@ def test_cross_attention_cache_per_context_token(options):
     assert figures.cross_cache_bytes_per_token * S == kept > 0
 
 
-def test_the_readme_shows_the_current_picture(capsys):
+def test_the_docs_show_the_current_picture(capsys):
     _, mermaid = run(capsys, "inspect", "examples/char_gpt.yaml", "--format", "mermaid")
-    assert f"```mermaid\n{mermaid}```" in (ROOT / "README.md").read_text()
+    assert f"```mermaid\n{mermaid}```" in (ROOT / "docs" / "cli.md").read_text()

@@ -1,7 +1,7 @@
 """Property-based tests over the whole spec language (issue #14).
 
 - Every drawn spec gets the same verdict from xtc and from the reference: xtc accepts it and the
-  compiled model matches x-transformers (forward and every gradient, DESIGN.md section 4), or xtc
+  compiled model matches x-transformers (forward and every gradient, docs/design.md), or xtc
   rejects it and the reference fails too (at construction or in the forward), or the rejection
   is one of xtc's documented rules (XTC_RULES: the reference builds something it does not mean).
 - Mutations of valid specs are rejected with located diagnostics and exit 1, never a traceback.
@@ -39,7 +39,7 @@ SETTINGS = settings(max_examples=PROPERTY_EXAMPLES, derandomize=SEED is None, de
                     database=None, print_blob=False,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-# Rules xtc adds where the reference builds a model anyway (README, "Supported options"): each
+# Rules xtc adds where the reference builds a model anyway (docs/options.md, "Rules"): each
 # code names a combination the reference accepts without meaning it.
 XTC_RULES = {
     "cross-attention-inherits-option": "the reference applies attn: options to cross-attention "

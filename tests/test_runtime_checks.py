@@ -1,5 +1,5 @@
-"""Emitted models reject bad run-time input with ValueError / TypeError (DESIGN.md section 6;
-bad-inputs.md P44-P48), also under `python -O`, and skip the checks under torch.compile."""
+"""Emitted models reject bad run-time input with ValueError / TypeError (docs/security.md;
+cases P44-P48), also under `python -O`, and skip the checks under torch.compile."""
 
 from __future__ import annotations
 

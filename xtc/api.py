@@ -1,4 +1,4 @@
-"""The public calls of DESIGN.md section 3, behind `xtc.*`.
+"""The public calls (docs/cli.md, "From Python"), behind `xtc.*`.
 
 torch is imported only inside the calls that need it (`build`, `convert_state_dict`): loading,
 validating and compiling a spec must not pay its import.

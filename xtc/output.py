@@ -1,7 +1,7 @@
 """Writing the emitted module: atomically, and never over the spec or through a directory.
 
 A failure leaves the output path as it was (a pre-existing file stays byte-identical) and no
-temporary file behind (bad-inputs.md E5).
+temporary file behind (docs/security.md, E5).
 """
 
 from __future__ import annotations

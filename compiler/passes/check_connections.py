@@ -1,4 +1,4 @@
-"""check-connections: the wiring of a composite spec (DESIGN.md section 1).
+"""check-connections: the wiring of a composite spec (docs/spec-language.md, "Composites").
 
 `{from: X, to: Y.arg}` hands X's embeddings to Y's forward argument `arg`. Each problem is a
 located error: an unknown component or argument, an argument that no connection can feed, a

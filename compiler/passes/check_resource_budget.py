@@ -1,5 +1,5 @@
 """check-resource-budget: refuse, before anything is allocated, a model too large to mean it
-(DESIGN.md section 6, bad-inputs R1).
+(docs/security.md, E7).
 
 The parameter count is exact (the IR's, as `xtc inspect` reports it; check-sizes has already
 bounded the graph's size), and the limit is `--max-params` / `XTC_MAX_PARAMS`, 1e11 by default.

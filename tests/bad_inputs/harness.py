@@ -33,7 +33,7 @@ BASELINE = HERE / "baseline.yaml"
 
 def generated(kind: str, work: Path) -> Path:
     """Inputs too large or too odd to keep in the repository, made where the case runs."""
-    if kind == "deep-flow-nesting":  # P05, exactly as bad-inputs.md makes it
+    if kind == "deep-flow-nesting":  # P05, a flow sequence nested past the parsers' limits
         path = work / "deep.yaml"
         path.write_text("custom_layers: " + "[" * 10000 + "]" * 10000 + "\n")
     elif kind == "huge-file":  # P36: 200 MB, sparse (no disk is used)
