@@ -182,7 +182,7 @@ class Builder:
 
     def vit(self, model: ResolvedViT) -> None:
         """Patches + learned positions, [register tokens], an Encoder, mean pool, linear head
-        (ViTransformerWrapper.forward I:3918-3956)."""
+        (ViTransformerWrapper.forward)."""
         layers, key = model.layers, model.key
         image = self.input("img", "image", ("B", model.channels, model.image_size,
                                             model.image_size), key=key)
@@ -218,7 +218,7 @@ class Builder:
 
     def continuous(self, model: ResolvedContinuous) -> None:
         """Bias-free projections around the layers, no token embedding
-        (ContinuousTransformerWrapper.forward, continuous.py I:150-236)."""
+        (ContinuousTransformerWrapper.forward, continuous.py)."""
         layers, key = model.layers, model.key
         width = model.dim_in or layers.dim
         features = self.input("x", "features", ("B", "T", width), key=key)
@@ -244,7 +244,7 @@ class Builder:
 
     def xtransformer(self, model: ResolvedXTransformer) -> None:
         """The encoder's embeddings are the decoder's context; the loss is next-token cross
-        entropy on the target (XTransformer.forward I:4759-4770, AutoregressiveWrapper)."""
+        entropy on the target (XTransformer.forward, AutoregressiveWrapper)."""
         key = model.key
         src = self.input("src", "tokens", ("B", "S"), key=key)
         tgt = self.input("tgt", "tokens", ("B", "T"), key=key)
@@ -279,7 +279,7 @@ class Builder:
     def wrapper(self, model: ResolvedWrapper, tokens: str, mask: str | None, context: str | None,
                 context_mask: str | None, prepend: str | None, logits: bool = True) -> str:
         """A TransformerWrapper's ops from token ids to logits (or its embeddings), in the
-        reference's order (TransformerWrapper.forward I:4280-4389): token and position
+        reference's order (TransformerWrapper.forward): token and position
         embeddings, post-embedding norm, prepended embeddings, dropout, projection, memory
         tokens."""
         key, emb_dim = model.key, model.emb_dim
@@ -371,7 +371,7 @@ class Builder:
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied = False
-        if layers.pre_norm:  # post-norm stacks have no final norm (I:3155)
+        if layers.pre_norm:  # post-norm stacks have no final norm (AttentionLayers.__init__)
             hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         return hidden
@@ -405,7 +405,8 @@ class Builder:
                                        attrs, extra, name=f"block{block}_step{step}_{role}")
             return hidden
         for offset, (role, kind, attrs, extra) in enumerate(sublayers):
-            # with tied weights every block runs the reference's first one (I:3060-3064)
+            # with tied weights every block runs the reference's first one
+            # (AttentionLayers.__init__)
             index = (0 if layers.weight_tie else block) * len(sublayers) + offset
             hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden, role, kind,
                                    attrs, extra)
@@ -446,7 +447,8 @@ class Builder:
 def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
                     positions: tuple) -> list[tuple]:
     """(role, kind, attrs, extra inputs) of each sublayer of a block, in the reference's order
-    ('a', 'c', 'f'; I:3002-3007). Rotary and position biases reach self-attention only."""
+    ('a', 'c', 'f'; AttentionLayers.__init__). Rotary and position biases reach self-attention
+    only."""
     sublayers = []
     if layers.attention is not None:
         attn, (rotary, bias) = layers.attention, positions

@@ -398,6 +398,7 @@ class CompositeClass:
 
     template: ClassVar[str] = "composite.py.jinja"
     class_name: str
+    config: str  # the class of its Config
     components: tuple[tuple[str, str], ...]  # (attribute, class name), as written
     parameters: tuple[str, ...]  # of forward, after self
     calls: tuple[str, ...]  # code, producers first; the last one returns

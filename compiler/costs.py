@@ -1,4 +1,5 @@
-"""What a model costs, read from the IR alone (no torch): parameters, matmul FLOPs, cache bytes.
+"""What a model costs, read from the IR alone (no torch): parameters (grouped into contributors),
+matmul FLOPs, cache bytes.
 
 Conventions, chosen so that the figures can be checked against PyTorch's own counter
 (`torch.utils.flop_counter.FlopCounterMode`, under the math SDPA backend):
@@ -22,6 +23,7 @@ Conventions, chosen so that the figures can be checked against PyTorch's own cou
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .ir import Graph, Op, OpKind
@@ -133,6 +135,203 @@ def parameter_owners(graph: Graph) -> list[Op]:
             seen.add(key)
             owners.append(op)
     return owners
+
+
+# -- contributors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A value that scales a contributor's parameters: the spec key that sets it (`key`; '' for a
+    count that no one key sets), how the formula names it (`ff.mult`), its value in this model,
+    and whether the parameters fall as it grows (`inverse`: ViT's patch_size for its positions)."""
+
+    key: str
+    name: str
+    value: float
+    inverse: bool = False
+
+    def text(self) -> str:
+        return f"{self.name} {number_text(self.value)}" if self.key else f"{self.value} {self.name}"
+
+
+@dataclass(frozen=True)
+class Contributor:
+    """Parameters of one kind: a sublayer kind over the blocks of a layer stack (`blocks.ff`,
+    `decoder.blocks.attn`) or one module outside them (`token_emb`, `to_logits`), with its share
+    of the model's parameters and the factors its count is a product of, constants and powers
+    left out: two matrices of dim x dim * ff.mult make `dim x ff.mult`."""
+
+    name: str
+    parameters: int
+    share: float
+    factors: tuple[Factor, ...]
+
+    @property
+    def formula(self) -> str:
+        """`dim 64 x ff.mult 4 x depth 2`; inverse factors divide: `image_size 256 /
+        patch_size 32`."""
+        product = " x ".join(f.text() for f in self.factors if not f.inverse)
+        return product + "".join(f" / {f.text()}" for f in self.factors if f.inverse)
+
+
+# The group of a sublayer kind inside the blocks, named like the block's attribute.
+BLOCK_GROUPS = {OpKind.ATTENTION: "attn", OpKind.CROSS_ATTENTION: "cross_attn",
+                OpKind.FEEDFORWARD: "ff", OpKind.NORM: "norms", OpKind.RESIDUAL: "residuals"}
+
+
+def contributors(graph: Graph) -> list[Contributor]:
+    """The model's parameters grouped into contributors, largest first (graph order on ties);
+    groups without parameters are left out."""
+    own = parameters_by_owner(graph)
+    total = sum(own.values()) or 1
+    groups: dict[str, list[Op]] = {}
+    for op in parameter_owners(graph):
+        if own[op.name]:
+            groups.setdefault(contributor_name(op), []).append(op)
+    found = []
+    for name, ops in groups.items():
+        count = sum(own[op.name] for op in ops)
+        found.append(Contributor(name, count, count / total, scaling_factors(graph, ops)))
+    return sorted(found, key=lambda c: -c.parameters)
+
+
+def contributor_name(op: Op) -> str:
+    local = f"blocks.{BLOCK_GROUPS[op.kind]}" if op.block is not None else op.role or op.kind.value
+    return ".".join(part for part in (op.scope, local) if part)
+
+
+@dataclass(frozen=True)
+class StackKeys:
+    """Where the size keys of a scope's layer stack are written, and its width."""
+
+    layers: str  # the stack's spec key: `model.attn_layers`
+    dim: str  # the key of its dim: `model.attn_layers.dim`, or an XTransformer's `model.dim`
+    width: int
+
+
+def stack_keys(graph: Graph, scope: str) -> StackKeys:
+    # a residual op sits in every block and carries the stack's key
+    residual = next(op for op in graph.ops(OpKind.RESIDUAL) if op.scope == scope)
+    layers = residual.spec_key
+    dim = f"{layers}.dim"
+    if any(op.scope == scope and op.spec_key == f"{layers}.num_tokens"
+           for op in graph.ops(OpKind.TOKEN_EMBEDDING)):
+        # an XTransformer side holds wrapper and layer keys in one mapping; its dim is the
+        # XTransformer's own
+        dim = f"{layers.rpartition('.')[0]}.dim"
+    return StackKeys(layers, dim, residual.shape[-1])
+
+
+def scaling_factors(graph: Graph, ops: list[Op]) -> tuple[Factor, ...]:
+    """The factors of a group's parameter count, read from its first op and how many there are."""
+    op = ops[0]
+    stack = stack_keys(graph, op.scope)
+    if op.block is not None:
+        return block_factors(op, stack) + repeat_factors(stack, ops)
+    return module_factors(graph, op, stack)
+
+
+def block_factors(op: Op, stack: StackKeys) -> tuple[Factor, ...]:
+    """One sublayer's factors: width, then heads and head width, or the feedforward's mult."""
+    a, keys = op.attrs, stack.layers
+    dim = Factor(stack.dim, "dim", stack.width)
+    if op.kind is OpKind.ATTENTION:
+        return (dim, Factor(f"{keys}.heads", "heads", a.heads),
+                Factor(f"{keys}.attn.dim_head", "attn.dim_head", a.dim_head))
+    if op.kind is OpKind.CROSS_ATTENTION:
+        context = Factor(f"{keys}.cross_attn.dim_context", "cross_attn.dim_context", a.dim_context)
+        return (dim, Factor(f"{keys}.heads", "heads", a.heads),
+                Factor(f"{keys}.cross_attn.dim_head", "cross_attn.dim_head", a.dim_head),
+                *((context,) if a.dim_context != a.dim else ()))
+    if op.kind is OpKind.FEEDFORWARD:  # inner_dim is int(dim * mult)
+        return dim, Factor(f"{keys}.ff.mult", "ff.mult", a.inner_dim / a.dim)
+    if op.kind is OpKind.RESIDUAL and a.gated:  # a GRU cell of dim x dim matrices
+        return dim, dim
+    return (dim,)  # norm gains, LayerScale and residual scales: one value per feature
+
+
+def repeat_factors(stack: StackKeys, ops: list[Op]) -> tuple[Factor, ...]:
+    """How many copies of the sublayer's weights there are: one per block (`depth`; a single
+    one under weight tying), times the sublayers of the kind within a block (macaron's two
+    feedforwards; a custom layout is one block of them all)."""
+    blocks = len({op.block for op in ops})
+    per_block = len(ops) // blocks
+    if blocks == 1:
+        return (Factor("", "sublayers", per_block),) if per_block > 1 else ()
+    depth = Factor(f"{stack.layers}.depth", "depth", blocks)
+    return (depth, Factor("", "per block", per_block)) if per_block > 1 else (depth,)
+
+
+def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]:
+    """The factors of a module outside the blocks: its own key (`spec_key`) and the width."""
+    a, kind, own = op.attrs, op.kind, op.spec_key.rpartition(".")[2]
+    wrapper = op.spec_key.rpartition(".")[0]
+    dim = Factor(stack.dim, "dim", stack.width)
+    if kind is OpKind.TOKEN_EMBEDDING:
+        return Factor(op.spec_key, own, a.num_tokens), embedding_width(graph, op, stack)
+    if kind is OpKind.POSITION_EMBEDDING and a.scheme == "patches":  # (image / patch)^2 positions
+        image, patches = graph[op.inputs[0]].attrs.shape[2], patch_size(graph, op.scope)
+        return (dim, Factor(op.spec_key, own, image),
+                Factor(f"{wrapper}.patch_size", "patch_size", patches, inverse=True))
+    if kind is OpKind.POSITION_EMBEDDING:  # learned: max_seq_len x width; sinusoidal: one scale
+        if a.scheme != "learned":
+            return ()
+        return Factor(op.spec_key, own, a.max_seq_len), embedding_width(graph, op, stack)
+    if kind is OpKind.LOGITS:
+        return dim, Factor(op.spec_key, own, a.num_tokens)
+    if kind is OpKind.PATCH_EMBEDDING:  # channels * patch_size^2 features per patch, to dim
+        return (Factor(op.spec_key, own, a.patch_size),
+                Factor(f"{wrapper}.channels", "channels", a.channels), dim)
+    if kind is OpKind.PROJECT:  # emb_dim / dim_in into the stack, or the stack out to its size
+        into = op.role in ("project_emb", "project_in")
+        outer = Factor(op.spec_key, own, a.dim_in if into else a.dim)
+        return (outer, dim) if into else (dim, outer)
+    if kind is OpKind.MEMORY_TOKENS:
+        return Factor(op.spec_key, own, a.count), dim
+    if kind is OpKind.POSITION_BIAS:
+        return position_bias_factors(a, stack)
+    if op.role == "post_emb_norm":  # a norm's gains, at the embeddings' width or the stack's
+        return (embedding_width(graph, op, stack),)
+    return (dim,)
+
+
+def embedding_width(graph: Graph, op: Op, stack: StackKeys) -> Factor:
+    """The width of the embeddings: emb_dim where a projection brings it to dim."""
+    for project in graph.ops(OpKind.PROJECT):
+        if project.scope == op.scope and project.role == "project_emb":
+            return Factor(project.spec_key, "emb_dim", project.attrs.dim_in)
+    return Factor(stack.dim, "dim", stack.width)
+
+
+def patch_size(graph: Graph, scope: str) -> int:
+    return next(op.attrs.patch_size for op in graph.ops(OpKind.PATCH_EMBEDDING)
+                if op.scope == scope)
+
+
+def position_bias_factors(a, stack: StackKeys) -> tuple[Factor, ...]:
+    heads = Factor(f"{stack.layers}.heads", "heads", a.heads)
+    if a.scheme == "t5":
+        buckets = Factor(f"{stack.layers}.rel_pos_num_buckets", "rel_pos_num_buckets", a.num_buckets)
+        return buckets, heads
+    # dynamic: an MLP of dim // 4 features, dynamic_pos_bias_mlp_depth layers deep
+    return (Factor(stack.dim, "dim", stack.width),
+            Factor(f"{stack.layers}.dynamic_pos_bias_mlp_depth", "dynamic_pos_bias_mlp_depth",
+                   a.mlp_depth), heads)
+
+
+def percent(share: float) -> str:
+    """A share rounded down to 0.1%: a contributor of 99.96% is not shown as the whole model."""
+    return f"{math.floor(share * 1000) / 10:.1f}%"
+
+
+def number_text(value: float) -> str:
+    """A factor's value: integers in full up to 10 digits, else 3 significant digits."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e10:
+        value = int(value)
+    if isinstance(value, int) and abs(value) < 10**10:
+        return str(value)
+    return f"{value:.3g}"
 
 
 # -- FLOPs ----------------------------------------------------------------------------------------

@@ -1,59 +1,46 @@
 """`xtc explain`: a spec with every keyword written out.
 
 The output is YAML in the spec language: each module lists every keyword of its class with its
-value, in the keyword table's order. Values the author did not write carry `# default`; a null
-default that the compiler turns into a value carries `# computed: VALUE (RULE)`, the value taken
-from the resolved model, so the explanation and the emitted code cannot disagree.
+value, in the keyword table's order. Values the author did not write carry `# default`. Where
+the compiler uses another value than the one written, it carries `computed: VALUE (WHY)`, WHY
+naming the option that decided it: a null default it fills in (`emb_dim`, `kv_heads`), or a
+switch another option turns on or off (`use_abs_pos_emb` under rotary positions, `rotary_pos_emb`
+under xPos). The value is read from the resolved model, so the explanation and the emitted code
+cannot disagree; comments only, so the output still compiles to the same module.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Mapping
 
 import yaml
 
 from ..spec.keywords import XTRANSFORMER_SIDES, Keyword, keyword_table
 from ..spec.model import ModuleSpec, Spec, plain
-from .resolve import ResolvedLayers, ResolvedWrapper, resolve_layers, resolve_wrapper
+from .resolve import (
+    ResolvedAttention,
+    ResolvedContinuous,
+    ResolvedLayers,
+    ResolvedWrapper,
+    resolve_continuous,
+    resolve_layers,
+    resolve_wrapper,
+    with_dim,
+)
 
 INDENT = "  "
-
-# (section, keyword) -> (the value the compiler uses, read from the resolved model; its rule).
-# A getter returns None where the option is off, so that nothing is claimed for it.
-LayersRule = tuple[Callable[[ResolvedLayers], object], str]
-LAYERS_COMPUTED: Mapping[tuple[str, str], LayersRule] = {
-    ("", "rotary_emb_dim"): (lambda r: r.rotary and r.rotary.dim, "attn.dim_head // 2"),
-    ("", "rotate_num_heads"): (lambda r: r.rotary and (r.rotary.rotate_heads or r.attention.heads),
-                               "heads: every head is rotated"),
-    ("", "alibi_num_heads"): (lambda r: r.position_bias and r.position_bias.alibi_heads or None,
-                              "heads"),
-    ("attn", "kv_heads"): (lambda r: r.attention and (r.attention.kv_heads or r.attention.heads),
-                           "heads, or 1 with one_kv_head"),
-    ("attn", "value_dim_head"): (lambda r: r.attention and (r.attention.value_dim_head
-                                                            or r.attention.dim_head),
-                                 "attn.dim_head"),
-    ("attn", "project_out"): (lambda r: r.attention and r.attention.project_out,
-                              "heads > 1 or on_attn"),
-    ("attn", "dim_out"): (lambda r: r.attention and r.dim, "dim"),
-    ("cross_attn", "dim_context"): (lambda r: r.cross_attention and r.cross_attention.dim_context,
-                                    "dim"),
-    ("ff", "dim_out"): (lambda r: r.dim, "dim"),
-}
-WrapperRule = tuple[Callable[[ResolvedWrapper], object], str]
-WRAPPER_COMPUTED: Mapping[str, WrapperRule] = {
-    "emb_dim": (lambda r: r.emb_dim, "attn_layers.dim"),
-    "num_memory_tokens": (lambda r: r.num_memory_tokens, "no memory tokens"),
-    "tie_embedding_scale": (lambda r: r.tie_embedding and r.tie_embedding_scale,
-                            "attn_layers.dim ** -0.5"),
-    "logits_dim": (lambda r: r.num_tokens, "num_tokens"),
-}
 LAYER_TYPES = frozenset({"Decoder", "Encoder", "CrossAttender", "AttentionLayers"})
+# The layer options that switch absolute positions off (x-transformers' disable_abs_pos_emb,
+# resolve.ResolvedLayers.drops_absolute_positions), in the order a reason names them.
+DROP_ABSOLUTE_POSITIONS = ("rotary_pos_emb", "rotary_xpos", "rel_pos_bias")
+
+# (the value the compiler uses, read from the resolved model; the option that decided it).
+# A rule gives None where it has nothing to claim (no rotary: no rotary width).
+Derived = tuple[object, str]
 
 
 def explain(spec: Spec) -> str:
     """The spec as YAML, every keyword present, defaults and computed values marked."""
     lines = [f"# {spec.name}: every keyword of every module but those that take a Python object.",
-             "# '# default': not written in the spec; 'computed': what the compiler makes of a null.",
+             "# '# default': not written in the spec; 'computed': what the compiler uses, and why.",
              f"xtc: {spec.version}", f"name: {scalar(spec.name)}"]
     if spec.description is not None:
         lines.append(f"description: {scalar(spec.description)}")
@@ -69,11 +56,14 @@ def explain(spec: Spec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def module_lines(name: str, module: ModuleSpec, depth: int, side: bool = False) -> list[str]:
-    """`side`: XTransformer's encoder or decoder, a flat mapping without `type`."""
+def module_lines(name: str, module: ModuleSpec, depth: int,
+                 xtransformer: ModuleSpec | None = None) -> list[str]:
+    """`xtransformer`: the parent of XTransformer's encoder or decoder, a flat mapping without
+    `type`."""
+    side = xtransformer is not None
     pad = INDENT * (depth + 1)
     lines = [f"{INDENT * depth}{name}:"] + ([] if side else [f"{pad}type: {module.type}"])
-    computed = computed_values(module)
+    computed = computed_values(module, xtransformer)
     keywords = module_keywords(module, name if side else None)
     for key, value in module.options.items():
         if not expressible(keywords.get(key)):
@@ -81,7 +71,7 @@ def module_lines(name: str, module: ModuleSpec, depth: int, side: bool = False) 
         lines.append(f"{pad}{key}: {scalar(value)}{note(key in module.given, value, computed.get(key))}")
     for section, options in module.sections.items():
         given = module.sections_given.get(section, ())
-        inherited = inherited_from_attn(module) if section == "cross_attn" else {}
+        inherited = inherited_from_attn(module, xtransformer) if section == "cross_attn" else {}
         lines.append(f"{pad}{section}:")
         routed = keyword_table().routed(section)
         for key, value in options.items():
@@ -94,12 +84,17 @@ def module_lines(name: str, module: ModuleSpec, depth: int, side: bool = False) 
             lines.append(f"{pad}{INDENT}{key}: {scalar(value)}{mark}")
     for child_name, child in module.children.items():
         is_side = module.type == "XTransformer" and child_name in XTRANSFORMER_SIDES
-        lines += module_lines(child_name, child, depth + 1, side=is_side)
+        lines += module_lines(child_name, child, depth + 1, module if is_side else None)
     return lines
 
 
-def inherited_from_attn(module: ModuleSpec) -> dict[str, object]:
-    """Cross-attention takes the `attn:` options the author wrote, unless `cross_attn:` sets them."""
+def inherited_from_attn(module: ModuleSpec, xtransformer: ModuleSpec | None) -> dict[str, object]:
+    """Cross-attention takes the `attn:` options the author wrote, unless `cross_attn:` sets them.
+    A stack without cross-attention inherits nothing (written under `cross_attn:`, an option it
+    does not support, such as one_kv_head, would make the explanation an invalid spec)."""
+    stack = module if xtransformer is None else with_dim(module, xtransformer["dim"])
+    if resolve_layers(stack).cross_attention is None:
+        return {}
     attn = module.section("attn")
     return {key: attn[key] for key in module.sections_given.get("attn", ())
             if key in module.section("cross_attn")}
@@ -119,28 +114,126 @@ def expressible(kw: Keyword | None) -> bool:
     return kw is None or "object" not in kw.types
 
 
-def computed_values(module: ModuleSpec) -> dict[str, tuple[object, str]]:
-    """Dotted keyword -> (value, rule) for each null default the compiler fills in."""
-    found: dict[str, tuple[object, str]] = {}
+def computed_values(module: ModuleSpec, xtransformer: ModuleSpec | None) -> dict[str, Derived | None]:
+    """Dotted keyword -> what the compiler uses for it, for the modules it resolves."""
+    if xtransformer is not None:  # a side holds wrapper and layer keywords, as resolve sees it
+        side = with_dim(module, xtransformer["dim"])
+        wrapper = resolve_wrapper(side, side)
+        return wrapper_values(side, side, wrapper, "") | layer_values(side, wrapper.layers)
     if module.type == "TransformerWrapper":
-        wrapper = resolve_wrapper(module, module.children["attn_layers"])
-        for key, (get, rule) in WRAPPER_COMPUTED.items():
-            found[key] = (get(wrapper), rule)
-    elif module.type in LAYER_TYPES and "dim" in module.options:
-        layers = resolve_layers(module)
-        for (section, key), (get, rule) in LAYERS_COMPUTED.items():
-            found[f"{section}.{key}" if section else key] = (get(layers), rule)
-    return {key: (value, rule) for key, (value, rule) in found.items()
-            if value is not None and value is not False}
+        layers = module.children["attn_layers"]
+        return wrapper_values(module, layers, resolve_wrapper(module, layers), "attn_layers.")
+    if module.type == "ContinuousTransformerWrapper":
+        layers = module.children["attn_layers"]
+        return wrapper_values(module, layers, resolve_continuous(module), "attn_layers.")
+    if module.type in LAYER_TYPES and "dim" in module.options:
+        return layer_values(module, resolve_layers(module))
+    return {}
 
 
-def note(given: bool, value: object, computed: tuple[object, str] | None) -> str:
-    if given:
-        return ""
-    if value is None and computed is not None:
-        value, rule = computed
-        return f"  # default; computed: {scalar(value)} ({rule})"
-    return "  # default"
+def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
+                   r: ResolvedWrapper | ResolvedContinuous, prefix: str) -> dict[str, Derived | None]:
+    """A wrapper's keywords; `prefix` leads the names of its layer options in reasons."""
+    off = positions_off_reason(model, layers, prefix)
+    found = {
+        "num_memory_tokens": (r.num_memory_tokens, "no memory tokens"),
+        "use_abs_pos_emb": (r.positions != "none", off),
+        "scaled_sinu_pos_emb": (r.positions == "scaled_sinusoidal", off),
+    }
+    if isinstance(r, ResolvedWrapper):
+        found |= {
+            "emb_dim": (r.emb_dim, f"{prefix}dim"),
+            "tie_embedding_scale": (r.tie_embedding_scale, f"{prefix}dim ** -0.5")
+            if r.tie_embedding else None,
+            "logits_dim": (r.num_tokens, "num_tokens"),
+        }
+    return found
+
+
+def positions_off_reason(model: ModuleSpec, layers: ModuleSpec, prefix: str) -> str:
+    """The option that leaves a wrapper without absolute positions (resolve.positions and
+    drops_absolute_positions), or '' where it has them."""
+    if not model["use_abs_pos_emb"]:
+        return "use_abs_pos_emb: false"
+    if not model["max_seq_len"]:
+        return f"max_seq_len: {scalar(model['max_seq_len'])}"
+    return next((prefix + key for key in DROP_ABSOLUTE_POSITIONS if layers[key]), "")
+
+
+def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | None]:
+    """A layer stack's keywords, sections dotted (`attn.kv_heads`)."""
+    return (position_values(layers, r) | attention_values(layers, r) | layout_values(layers)
+            | {"ff.dim_out": (r.dim, "dim"),
+               "ff.swish": (r.feedforward.activation == "silu", "ff.relu_squared")})
+
+
+def position_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | None]:
+    """Rotary (xPos turns it on), the bias' heads, and whether absolute positions are dropped."""
+    rotary, bias = r.rotary, r.position_bias
+    dropped_by = next((key for key in DROP_ABSOLUTE_POSITIONS if layers[key]), None)
+    return {
+        "rotary_pos_emb": (rotary is not None, "rotary_xpos"),
+        "rotary_emb_dim": rotary and (rotary.dim, "attn.dim_head // 2"),
+        "rotate_num_heads": rotary and (rotary.rotate_heads or layers["heads"],
+                                        "heads: every head is rotated"),
+        "alibi_num_heads": (bias.alibi_heads, "heads") if bias and bias.alibi_heads else None,
+        "disable_abs_pos_emb": (r.drops_absolute_positions,
+                                dropped_by or "no rotary_pos_emb, rotary_xpos or rel_pos_bias"),
+    }
+
+
+def attention_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | None]:
+    attn, cross = r.attention, r.cross_attention
+    found = {
+        "cross_attn.dim_context": cross and (cross.dim_context, "dim"),
+        "cross_attn.project_out": cross and (cross.project_out, projection_reason(cross)),
+    }
+    if attn is None:  # a CrossAttender: cross-attention only
+        return found
+    one_kv_head = layers.section("attn")["one_kv_head"]
+    return found | {
+        "attn.kv_heads": (attn.kv_heads or attn.heads, "attn.one_kv_head" if one_kv_head else "heads"),
+        "attn.value_dim_head": (attn.value_dim_head or attn.dim_head, "attn.dim_head"),
+        "attn.project_out": (attn.project_out, projection_reason(attn)),
+        "attn.dim_out": (r.dim, "dim"),
+        "attn.qk_norm_groups": (attn.qk_norm_groups, "attn.qk_norm is off"),
+        "attn.qk_norm_dim_scale": (attn.qk_norm_dim_scale, "attn.qk_norm is off"),
+    }
+
+
+def projection_reason(attention: ResolvedAttention) -> str:
+    """One head has no output projection unless attention on attention needs one."""
+    if attention.heads > 1:
+        return "heads > 1"
+    return "attn.on_attn" if attention.on_attn else "heads: 1"
+
+
+def layout_values(layers: ModuleSpec) -> dict[str, Derived | None]:
+    """custom_layers, else par_ratio, else sandwich_coef makes the layout (resolve.layer_layout):
+    a later one written next to an earlier one has no effect."""
+    custom, par = (layers[key] is not None for key in ("custom_layers", "par_ratio"))
+    return {
+        "par_ratio": (None, "custom_layers") if custom else None,
+        "sandwich_coef": (None, "custom_layers" if custom else "par_ratio") if custom or par else None,
+    }
+
+
+def note(given: bool, value: object, computed: Derived | None) -> str:
+    """`# default` where the author wrote nothing; `computed: VALUE (WHY)` where the compiler
+    uses another value than the one shown."""
+    marks = [] if given else ["default"]
+    if computed is not None and computed[0] != value:
+        effective, why = computed
+        marks.append(f"computed: {shown(value, effective)} ({why})")
+    return f"  # {'; '.join(marks)}" if marks else ""
+
+
+def shown(written: object, effective: object) -> str:
+    """Switches read on / off, and so does a value the compiler drops (par_ratio under
+    custom_layers); what fills a null is shown as a value."""
+    if isinstance(written, bool) or (written is not None and effective is None):
+        return "on" if effective else "off"
+    return scalar(effective)
 
 
 def scalar(value: object) -> str:

@@ -11,6 +11,7 @@ import json
 from xtc.spec import Spec
 
 from . import compile_graph
+from .costs import contributors, percent
 from .inspection import Block, Inspection, inspect
 from .ir import Op, OpKind, scope_prefix
 
@@ -25,9 +26,14 @@ FORMATS = ("text", "json", "dot", "mermaid")
 
 
 def render(spec: Spec, fmt: str = "text", seq_len: int | None = None,
-           context_len: int | None = None) -> str:
-    """The inspection of a checked spec in one of FORMATS."""
+           context_len: int | None = None) -> tuple[str, list[str]]:
+    """The inspection of a checked spec in one of FORMATS, and its warnings (for stderr: JSON
+    carries them too, the other formats have no place for them)."""
     figures = inspect(spec, compile_graph(spec), seq_len, context_len)
+    return render_figures(figures, fmt, spec), figures.warnings
+
+
+def render_figures(figures: Inspection, fmt: str, spec: Spec) -> str:
     if fmt == "json":
         return render_json(figures)
     if fmt == "dot":
@@ -141,7 +147,17 @@ def parameter_lines(inspection: Inspection) -> list[str]:
         if sum(parts.values()):
             lines.append(f"  {name:<28}{sum(parts.values()):>16,}")
             lines += [f"    {part:<26}{count:>16,}" for part, count in parts.items() if count]
-    return lines
+    return lines + [contributor_line(inspection)]
+
+
+SHOWN_CONTRIBUTORS = 5  # at most, in the text: the largest, then those of 1% or more
+
+
+def contributor_line(inspection: Inspection) -> str:
+    """`largest contributors: blocks.ff 31.5%  token_emb 25.6%  ...` (costs.contributors)."""
+    groups = contributors(inspection.graph)[:SHOWN_CONTRIBUTORS]
+    shown = [c for i, c in enumerate(groups) if i == 0 or c.share >= 0.01]
+    return "  largest contributors: " + "  ".join(f"{c.name} {percent(c.share)}" for c in shown)
 
 
 def graph_lines(inspection: Inspection) -> list[str]:
@@ -242,10 +258,12 @@ def inspection_data(inspection: Inspection) -> dict:
         "name": inspection.name,
         "lengths": inspection.lengths,
         "tokens": inspection.tokens,
+        "warnings": inspection.warnings,
         "parameters": {
             "total": inspection.total_parameters,
             "components": {name: {"total": sum(parts.values()), **parts}
                            for name, parts in inspection.parameters.items()},
+            "contributors": contributor_data(inspection),
         },
         "flops": {
             "convention": FLOP_CONVENTION,
@@ -277,6 +295,14 @@ def inspection_data(inspection: Inspection) -> dict:
             "edges": [[source, op.name] for op in graph.ops() for source in op.inputs],
         },
     }
+
+
+def contributor_data(inspection: Inspection) -> list[dict]:
+    """Every contributor, largest first, with the spec keys whose values its count multiplies."""
+    return [{"name": c.name, "parameters": c.parameters, "share": c.share, "formula": c.formula,
+             "factors": [{"key": f.key or None, "name": f.name, "value": f.value,
+                          "inverse": f.inverse} for f in c.factors]}
+            for c in contributors(inspection.graph)]
 
 
 # -- pictures -----------------------------------------------------------------------------------

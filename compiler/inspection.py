@@ -14,7 +14,7 @@ from xtc.spec import Spec
 
 from . import costs
 from .ir import Graph, Op, OpKind
-from .lower import is_cacheable
+from .lower import is_cacheable, length_limit
 from .resolve import (
     Resolved,
     ResolvedContinuous,
@@ -65,6 +65,7 @@ class Inspection:
     blocks: list[Block] = field(default_factory=list)
     graph: Graph | None = None
     op_parameters: dict[str, int] = field(default_factory=dict)  # counted (owner) ops only
+    warnings: list[str] = field(default_factory=list)  # lengths the emitted model refuses
 
     @property
     def total_parameters(self) -> int:
@@ -107,6 +108,7 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         blocks=block_runs(graph, own),
         graph=graph,
         op_parameters=own,
+        warnings=length_warnings(graph, models, bindings, {"T": seq_len, "S": context_len}),
     )
 
 
@@ -153,6 +155,45 @@ def model_lengths(model) -> dict[str, int]:
     if isinstance(model, (ResolvedWrapper, ResolvedContinuous)) and model.max_seq_len:
         return {"T": model.max_seq_len}
     return {}
+
+
+def length_warnings(graph: Graph, models: dict[str, Resolved], bindings: dict[str, int],
+                    given: dict[str, int | None]) -> list[str]:
+    """One line per token or feature input longer than its model accepts: the emitted model's
+    run-time check refuses it (lower.length_limit), though the figures are computed for it."""
+    found = []
+    for scope, model in models.items():
+        for name, limited in limited_inputs(model):
+            op = next(op for op in graph.ops(OpKind.INPUT)
+                      if op.scope == scope and op.attrs.name == name)
+            symbol, limit = op.attrs.shape[1], length_limit(limited)
+            length = bindings[symbol]
+            if limit is not None and length > limit:
+                found.append(f"{length_source(symbol, length, given)} is longer than "
+                             f"{refusal(limited.key, limit)}; the figures are for {length}")
+    return found
+
+
+def refusal(key: str, limit: int) -> str:
+    """`model.max_seq_len 1024: the model refuses ...`, naming the module by its last key."""
+    return (f"{key}.max_seq_len {limit}: the {key.rpartition('.')[2]} refuses inputs past "
+            f"{limit} positions (it has learned absolute positions)")
+
+
+def limited_inputs(model: Resolved) -> list[tuple[str, ResolvedWrapper | ResolvedContinuous]]:
+    """(forward argument, the wrapper that embeds it) of the inputs a length limit may apply to."""
+    if isinstance(model, ResolvedXTransformer):
+        return [("src", model.encoder), ("tgt", model.decoder)]
+    if isinstance(model, (ResolvedWrapper, ResolvedContinuous)):
+        return [("x", model)]
+    return []
+
+
+def length_source(symbol: str, length: int, given: dict[str, int | None]) -> str:
+    """Where a length comes from: the option that set it, or the default (the longest limit)."""
+    if given.get(symbol) is not None:
+        return f"{'--seq-len' if symbol == 'T' else '--context-len'} {length}"
+    return f"the default length {symbol}={length} (the longest max_seq_len)"
 
 
 def uses_symbol(graph: Graph, symbol: str) -> bool:

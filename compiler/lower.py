@@ -10,10 +10,12 @@ classes per stack, prefixed `Encoder` / `Decoder`.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, replace
 
-from xtc.spec import Spec
+from xtc.spec import ModuleSpec, Spec
 from xtc.spec.model import pascal_case
+from xtc.spec.names import is_free_class_name
 
 from .build_ir import component_order
 from .context import (
@@ -80,10 +82,9 @@ def lower(spec: Spec, graph: Graph) -> ModuleContext:
     if spec.model is None:
         context = lower_composite(spec, graph)
     else:
-        part = lower_component(resolve(spec), graph, "", "", spec.class_name)
+        part = lower_model(spec, graph)
         context = module_context(spec, part.summary, part.diagram, part.configs, part.classes)
-    defined = {cls.name for cls in context.configs} | {
-        getattr(cls, "name", getattr(cls, "class_name", "")) for cls in context.classes}
+    defined = {cls.name for cls in context.configs} | {defined_name(cls) for cls in context.classes}
     assert len(defined) == len(context.configs) + len(context.classes), "two classes, one name"
     return context
 
@@ -92,6 +93,87 @@ def module_context(spec: Spec, summary: str, diagram: str, configs, classes) -> 
     return ModuleContext(spec_name=spec.name, sha256=spec.sha256, class_name=spec.class_name,
                          summary=summary, diagram=(diagram,), configs=tuple(configs),
                          classes=tuple(classes))
+
+
+# -- class names --------------------------------------------------------------------------------
+# The spec's class is its PascalCased name (the API looks it up by that name). Every other class
+# is `<prefix><suffix>`: the suffix says what it is (Config, Attention, CrossAttention,
+# FeedForward, Block; EncoderConfig, Encoder, ... in an XTransformer; empty for a component's own
+# class), the prefix whose it is. The usual prefix is empty for a spec's one model and the
+# PascalCased name for a component, so `gpt` defines Config, Attention, FeedForward, Block and
+# Gpt, and a component `vit` VitConfig, ..., Vit. Only when one of a model's names is taken (by
+# the spec's class, a class named before, an import, a builtin or a keyword) does its prefix
+# change, for all its classes at once: to the owner's class followed by the usual prefix (a spec
+# `attention` defines AttentionConfig, AttentionAttention, ..., Attention; a component `pali` of
+# a composite `pali` PaliPali, PaliPaliConfig, ...), which still says whose class it is; if that
+# is taken too, with 2, 3, ... appended, which always ends (finitely many names are taken).
+# Components are named in the order they are written, so a name never depends on a later one.
+# Always prefixing would make the common case read GptAttention, GptBlock for nothing; a
+# separator that PascalCase never makes (`Gpt_Block`) is not how Python classes are spelled.
+
+
+def lower_model(spec: Spec, graph: Graph) -> Component:
+    """A spec's one model: its own class, and helpers named around it."""
+    model = resolve(spec)
+    part = lower_component(model, graph, "", "", spec.class_name)
+    prefix = free_prefix("", spec.class_name, helper_suffixes(part, ""), {spec.class_name})
+    return part if prefix == "" else lower_component(model, graph, "", prefix, spec.class_name)
+
+
+def lower_parts(spec: Spec, graph: Graph) -> tuple[str, dict[str, Component]]:
+    """A composite's Config class name and its components, each named around those before."""
+    taken = {spec.class_name}
+    config_name = free_prefix("", spec.class_name, ("Config",), taken) + "Config"
+    taken.add(config_name)
+    parts = {}
+    for name, module in spec.components.items():
+        parts[name] = lower_part(module, graph, name, spec.class_name, taken)
+        taken |= class_names(parts[name])
+    return config_name, parts
+
+
+def lower_part(module: ModuleSpec, graph: Graph, name: str, owner: str,
+               taken: set[str]) -> Component:
+    """A composite's component `name`: its classes, named around the `taken` ones."""
+    model = resolve_module(module)
+    usual = pascal_case(name)
+    part = lower_component(model, graph, name, usual, usual)
+    prefix = free_prefix(usual, owner, ("", *helper_suffixes(part, usual)), taken)
+    return part if prefix == usual else lower_component(model, graph, name, prefix, prefix)
+
+
+def free_prefix(usual: str, owner: str, suffixes, taken: set[str]) -> str:
+    """The first candidate prefix that gives every suffix a name neither taken nor reserved."""
+    def is_free(prefix: str) -> bool:
+        names = {prefix + suffix for suffix in suffixes}
+        return not names & taken and all(is_free_class_name(name) for name in names)
+
+    return next(filter(is_free, prefix_candidates(usual, owner)))
+
+
+def prefix_candidates(usual: str, owner: str):
+    yield usual
+    yield owner + usual
+    for number in itertools.count(2):
+        yield f"{owner}{usual}{number}"
+
+
+def helper_suffixes(part: Component, prefix: str) -> list[str]:
+    """The suffixes of the classes a model defines besides its own (the last one)."""
+    assert defined_name(part.classes[-1]) == part.class_name
+    names = [config.name for config in part.configs]
+    names += [defined_name(cls) for cls in part.classes[:-1]]
+    assert all(name.startswith(prefix) for name in names)
+    return [name[len(prefix):] for name in names]
+
+
+def class_names(part: Component) -> set[str]:
+    return {config.name for config in part.configs} | {defined_name(cls) for cls in part.classes}
+
+
+def defined_name(cls) -> str:
+    """The name of a class context: helpers keep it in `name`, models in `class_name`."""
+    return getattr(cls, "name", getattr(cls, "class_name", ""))
 
 
 def lower_component(model, graph: Graph, scope: str, prefix: str, class_name: str) -> Component:
@@ -139,7 +221,7 @@ def wrapper_model(model: ResolvedWrapper, graph: Graph, scope: str, prefix: str,
     generative, cacheable = is_generative(model), is_cacheable(model)
     parameters += ["cache: ModelCache | None = None"] if cacheable else []
     parameters += [f"seq_start_pos: {OPTIONAL}"] if generative else []
-    limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
+    limit = "self.config.max_seq_len" if length_limit(model) else "None"
     cached = ", cached" if cacheable else ""
     checks = ["cached = 0 if cache is None else cache.length"] if cacheable else []
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
@@ -180,10 +262,19 @@ def is_generative(model) -> bool:
 
 def is_cacheable(model) -> bool:
     """Memory tokens are prepended at every call, so a cache of past keys cannot serve them
-    (x-transformers' can_cache_kv, I:4192); token shifting reads earlier inputs, which the
-    cache does not keep (x-transformers caches anyway and then shifts in zeros)."""
+    (x-transformers' can_cache_kv, in TransformerWrapper.__init__); token shifting reads earlier
+    inputs, which the cache does not keep (x-transformers caches anyway and then shifts in
+    zeros)."""
     return (is_generative(model) and model.num_memory_tokens == 0
             and not model.layers.uses_previous_tokens and not model.layers.layout)
+
+
+def length_limit(model: ResolvedWrapper | ResolvedContinuous) -> int | None:
+    """The longest input the emitted model accepts: max_seq_len where positions are learned
+    (one embedding row per position, so the run-time check refuses longer inputs); None where
+    any length runs (no absolute positions, or scaled sinusoidal ones). `xtc inspect` warns by
+    the same rule."""
+    return model.max_seq_len if model.positions == "learned" else None
 
 
 def bare_model(layers: ResolvedLayers, graph: Graph, scope: str, prefix: str, class_name: str,
@@ -227,7 +318,7 @@ def continuous_model(model: ResolvedContinuous, graph: Graph, scope: str, prefix
     """Vectors in, vectors out: bias-free projections around the layers."""
     layers = model.layers
     parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}", "return_embeddings: bool = False"]
-    limit = "self.config.max_seq_len" if model.positions == "learned" else "None"
+    limit = "self.config.max_seq_len" if length_limit(model) else "None"
     width = "dim_in" if model.dim_in is not None else "dim"
     checks = [f"check_features(x, self.config.{width}, {limit})", "check_mask(mask, x)"]
     ops, imports = top_level_ops(graph, scope, model, block_call(layers, False), prefix)
@@ -728,9 +819,7 @@ def lower_composite(spec: Spec, graph: Graph) -> ModuleContext:
     """Each component lowered under its own prefix, then one class whose forward is the wiring
     (docs/spec-language.md): unfed primary inputs positional, every other argument keyword-only
     as `<component>_<arg>`, producers called with return_embeddings=True."""
-    parts = {name: lower_component(resolve_module(module), graph, name, pascal_case(name),
-                                   pascal_case(name))
-             for name, module in spec.components.items()}
+    config_name, parts = lower_parts(spec, graph)
     fed = {(c.target, c.argument): output_name(c.source) for c in spec.connections}
     producers = {c.source for c in spec.connections}
     for connection in spec.connections:  # a context's padding mask travels with it
@@ -757,11 +846,12 @@ def lower_composite(spec: Spec, graph: Graph) -> ModuleContext:
     unfed = [p for key, p in positional.items() if key not in fed]
     parameters = (*(f"{p}: Tensor" for p in unfed), *(["*"] if keywords else []), *keywords)
     configs = tuple(config for part in parts.values() for config in part.configs)
-    top_config = ConfigClass("Config", tuple(
+    top_config = ConfigClass(config_name, tuple(
         ConfigField(name, part.config, f"field(default_factory={part.config})")
         for name, part in parts.items()))
     wiring = tuple(f"{c.source} -> {c.target}.{c.argument}" for c in spec.connections)
-    composite = CompositeClass(spec.class_name, tuple((name, part.class_name) for name, part in parts.items()),
+    composite = CompositeClass(spec.class_name, top_config.name,
+                               tuple((name, part.class_name) for name, part in parts.items()),
                                parameters, tuple(calls), wiring, parts[sink].class_name)
     classes = tuple(cls for part in parts.values() for cls in part.classes)
     summary = f"a composite of {len(parts)} models: {', '.join(spec.components)}."

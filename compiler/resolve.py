@@ -119,7 +119,8 @@ class ResolvedLayers:
 
     @property
     def drops_absolute_positions(self) -> bool:
-        """x-transformers' disable_abs_pos_emb default: T5 bias or rotary (I:2892)."""
+        """x-transformers' disable_abs_pos_emb default: T5 bias or rotary
+        (AttentionLayers.__init__)."""
         return self.rotary is not None or (self.position_bias is not None
                                            and self.position_bias.scheme == "t5")
 
@@ -266,7 +267,7 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
 
 def resolve_xtransformer(model: ModuleSpec) -> ResolvedXTransformer:
     """XTransformer passes `dim` to both sides, `cross_attend` to the decoder, and builds the
-    encoder wrapper without a logits head (I:4725-4750)."""
+    encoder wrapper without a logits head (XTransformer.__init__)."""
     sides = {name: with_dim(model.children[name], model["dim"]) for name in ("encoder", "decoder")}
     return ResolvedXTransformer(
         key=model.key,
@@ -297,15 +298,16 @@ WRAPPER_DEFAULTS = {
 
 
 def positions(model: ModuleSpec) -> str:
-    """Absolute positions unless switched off; scaled sinusoidal ones when asked (I:4031-4038)."""
+    """Absolute positions unless switched off; scaled sinusoidal ones when asked
+    (TransformerWrapper.__init__)."""
     if not model["use_abs_pos_emb"] or not model["max_seq_len"]:
         return "none"
     return "scaled_sinusoidal" if model["scaled_sinu_pos_emb"] else "learned"
 
 
 def default_block(layers: ModuleSpec) -> tuple[str, ...]:
-    """The sublayer types of one default block (I:3002-3007): ('a', ['c',] 'f'), a CrossAttender's
-    ('c', 'f'), with macaron's half-step feedforward in front."""
+    """The sublayer types of one default block (AttentionLayers.__init__): ('a', ['c',] 'f'), a
+    CrossAttender's ('c', 'f'), with macaron's half-step feedforward in front."""
     block = (("c",) if layers.type == "CrossAttender" else
              ("a", "c") if layers["cross_attend"] else ("a",)) + ("f",)
     return ("f",) + block if layers["macaron"] else block
@@ -313,7 +315,7 @@ def default_block(layers: ModuleSpec) -> tuple[str, ...]:
 
 def layer_layout(layers: ModuleSpec) -> tuple[str, ...]:
     """The sublayer types ('a', 'c', 'f') of a custom layout, as x-transformers derives them
-    (I:3069-3087), or () for the default repeated block."""
+    (AttentionLayers.__init__), or () for the default repeated block."""
     if layers["custom_layers"] is not None:
         return tuple(layers["custom_layers"])
     default = default_block(layers)
@@ -364,7 +366,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
 
 
 def token_shifts(layers: ModuleSpec) -> tuple[int, ...]:
-    """shift_tokens s: chunks shifted by 0..s (causal) or -s..s (I:3242-3245)."""
+    """shift_tokens s: chunks shifted by 0..s (causal) or -s..s (AttentionLayers.__init__)."""
     amount = layers["shift_tokens"]
     if not amount:
         return ()
@@ -373,7 +375,8 @@ def token_shifts(layers: ModuleSpec) -> tuple[int, ...]:
 
 
 def resolve_rotary(layers: ModuleSpec) -> ResolvedRotary | None:
-    if not (layers["rotary_pos_emb"] or layers["rotary_xpos"]):  # xPos turns rotary on (I:2890)
+    # xPos turns rotary on (AttentionLayers.__init__)
+    if not (layers["rotary_pos_emb"] or layers["rotary_xpos"]):
         return None
     dim_head = layers.section("attn")["dim_head"]
     return ResolvedRotary(
@@ -387,7 +390,8 @@ def resolve_rotary(layers: ModuleSpec) -> ResolvedRotary | None:
 
 
 def resolve_bias(layers: ModuleSpec) -> ResolvedBias | None:
-    """T5 first, then dynamic, then ALiBi, as x-transformers picks them (I:2918-2930)."""
+    """T5 first, then dynamic, then ALiBi, as x-transformers picks them
+    (AttentionLayers.__init__)."""
     heads, causal = layers["heads"], CAUSAL_LAYERS.get(layers.type, False)
     if layers["rel_pos_bias"]:
         return ResolvedBias("t5", heads, num_buckets=layers["rel_pos_num_buckets"],
@@ -445,7 +449,8 @@ def key_value_heads(layers: ModuleSpec) -> int:
 
 
 def resolve_cross_attention(layers: ModuleSpec) -> ResolvedAttention:
-    """Cross-attention takes the `attn:` options, overridden by `cross_attn:` (I:3201-3202)."""
+    """Cross-attention takes the `attn:` options, overridden by `cross_attn:`
+    (AttentionLayers.__init__)."""
     attn, given = layers.section("attn"), layers.sections_given.get("attn", ())
     cross = {**{k: attn[k] for k in given}, **{k: layers.section("cross_attn")[k]
                                                for k in layers.sections_given.get("cross_attn", ())}}
@@ -465,7 +470,7 @@ def resolve_cross_attention(layers: ModuleSpec) -> ResolvedAttention:
 
 def resolve_feedforward(layers: ModuleSpec) -> ResolvedFeedForward:
     ff = layers.section("ff")
-    # x-transformers picks relu_squared, then swish, then GELU (FeedForward I:1790-1800).
+    # x-transformers picks relu_squared, then swish, then GELU (FeedForward.__init__).
     activation = "relu_squared" if ff["relu_squared"] else "silu" if ff["swish"] else "gelu"
     return ResolvedFeedForward(
         inner_dim=int(layers["dim"] * ff["mult"]),

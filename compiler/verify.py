@@ -5,7 +5,8 @@ E4): it must parse, and every part of it must be on an allowlist.
   await, yield, walrus, except handlers);
 - imports: `__future__`, dataclasses, math, torch, einops, xtc.runtime;
 - names: every name read is bound in the module (imported, defined, assigned, an argument) or
-  one of a few builtins; `open`, `eval`, `getattr`, `__import__` and the like are neither;
+  one of a few builtins; `open`, `eval`, `getattr`, `__import__` and the like are neither; and
+  the module binds each top-level name once, so no class replaces an import or another class;
 - attributes: no dunder but `__init__` and `__name__` (no `__class__`, `__globals__`, ...).
 
 Spec text reaches the output only as validated identifiers and repr() of validated values, so
@@ -46,6 +47,7 @@ class UnsafeOutput(AssertionError):
 
 def verify_source(source: str) -> None:
     tree = ast.parse(source)
+    check_bound_once(tree)
     bound = bound_names(tree)
     for node in ast.walk(tree):
         kind = type(node).__name__
@@ -80,6 +82,32 @@ def bound_names(tree: ast.Module) -> set[str]:
         elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             bound.add(node.id)
     return bound
+
+
+def check_bound_once(tree: ast.Module) -> None:
+    """Class names are chosen apart from each other and from the imports (compiler/lower.py,
+    "class names"); this holds lowering to it."""
+    seen = set()
+    for node in tree.body:
+        for name in top_level_names(node):
+            if name in seen:
+                raise UnsafeOutput(f"emitted code binds {name} twice (line {node.lineno})")
+            seen.add(name)
+
+
+def top_level_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [(alias.asname or alias.name).split(".")[0] for alias in node.names]
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, ast.Assign):
+        targets = node.targets
+    elif isinstance(node, ast.AnnAssign):
+        targets = [node.target]
+    else:  # a docstring binds nothing
+        return []
+    return [name.id for target in targets for name in ast.walk(target)
+            if isinstance(name, ast.Name)]
 
 
 def check_import(module: str, line) -> None:

@@ -100,7 +100,7 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     https://arxiv.org/abs/1912.11637) keeps each row's k largest scores. Residual attention
     (He et al. 2020, https://arxiv.org/abs/2012.11747) adds the previous layer's pre-softmax
     scores (`prev_scores`; `return_scores` hands this layer's on). Shapes and masks as in
-    `attend`; the order of operations is x-transformers' (attend.py I:549-666)."""
+    `attend`; the order of operations is x-transformers' (Attend.forward in attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
     scale = q.shape[-1] ** -0.5 if scale is None else scale

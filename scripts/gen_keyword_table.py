@@ -7,7 +7,7 @@ Names and defaults come from `inspect.signature` of the installed reference; typ
 defaults, except where a default is None or too narrow (an int default for a float option), which
 TYPE_OVERRIDES below settles by reading the reference's use of the keyword. The routing rules (which
 keywords the layers pass to Attention and FeedForward themselves, so that a spec may not) were read
-from `AttentionLayers.__init__` (I:3229-3236) and `XTransformer.__init__` (I:4725-4750), and
+from `AttentionLayers.__init__` and `XTransformer.__init__`, and
 tests/test_keyword_table.py checks them against the reference by construction.
 """
 
@@ -65,7 +65,7 @@ TYPE_OVERRIDES = {
 # Keywords that may be given as one value per layer (a YAML list; the reference takes a tuple).
 PER_LAYER = {
     "AttentionLayers": {"layer_dropout", "shift_tokens"},
-    "Attention": "all",  # every attn_/cross_attn_ value may be a tuple of one per layer (I:3198)
+    "Attention": "all",  # every attn_/cross_attn_ value may be a tuple of one per layer (AttentionLayers.__init__)
     "FeedForward": "all",
 }
 
@@ -80,14 +80,14 @@ ROUTING = {
     "ff": {"class": "FeedForward", "exclude": ["dim", "output_proj_depth"]},
 }
 
-# The layer classes fix some AttentionLayers keywords themselves (I:3779-3822).
+# The layer classes (Encoder, Decoder, CrossAttender) fix some AttentionLayers keywords themselves.
 LAYER_CLASSES = {
     "Encoder": {"exclude": ["causal"]},
     "Decoder": {"exclude": ["causal"]},
     "CrossAttender": {"exclude": ["cross_attend", "only_cross"]},
 }
 
-# XTransformer: which enc_/dec_ keywords go to the TransformerWrapper (I:4729-4737); the rest go
+# XTransformer: which enc_/dec_ keywords go to the TransformerWrapper (XTransformer.__init__); the rest go
 # to Encoder / Decoder, which fix `dim` (and the decoder `cross_attend`).
 XTRANSFORMER_SIDES = {
     "encoder": {"layers": "Encoder",

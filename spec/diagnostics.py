@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 ERROR = "error"
 WARNING = "warning"
+NOTE = "note"  # about the run, not the spec: checks that did not run, and why
 
 # Values echoed in messages are ascii()-escaped and cut to this length, so that no control or
 # bidi character and no megabyte of text ever reaches a terminal or a CI log.
@@ -52,7 +53,7 @@ class SpecError(ValueError):
     """A spec was rejected; `.diagnostics` holds every problem found, errors and warnings."""
 
     def __init__(self, diagnostics: list[Diagnostic]):
-        self.diagnostics = sorted(diagnostics)
+        self.diagnostics = in_output_order(diagnostics)
         errors = [d for d in self.diagnostics if d.severity == ERROR]
         shown = "\n".join(d.render() for d in errors or self.diagnostics)
         super().__init__(f"{len(errors)} error(s) in spec:\n{shown}")
@@ -92,9 +93,14 @@ def has_errors(diagnostics: list[Diagnostic]) -> bool:
     return any(d.severity == ERROR for d in diagnostics)
 
 
+def in_output_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """By file, then by position; a file's notes close its part of the output."""
+    return sorted(diagnostics, key=lambda d: (d.path, d.severity == NOTE, d))
+
+
 def render_text(diagnostics: list[Diagnostic]) -> str:
-    return "".join(d.render() + "\n" for d in sorted(diagnostics))
+    return "".join(d.render() + "\n" for d in in_output_order(diagnostics))
 
 
 def render_json(diagnostics: list[Diagnostic]) -> str:
-    return json.dumps([d.as_dict() for d in sorted(diagnostics)], indent=2) + "\n"
+    return json.dumps([d.as_dict() for d in in_output_order(diagnostics)], indent=2) + "\n"

@@ -11,6 +11,8 @@ answers "which keywords may this mapping hold" for each place in a spec (docs/sp
 False
 >>> table.routed("attn")["flash"].owner
 'Attention'
+>>> [section.path for section in table.sections("TransformerWrapper", "Decoder")][:3]
+[(), ('attn_layers',), ('attn_layers', 'attn')]
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ LAYER_TYPES = ("Encoder", "Decoder", "CrossAttender")
 MODEL_TYPES = (*WRAPPERS, "XTransformer", *LAYER_TYPES)
 ROUTED_SECTIONS = ("attn", "cross_attn", "ff")
 XTRANSFORMER_SIDES = ("encoder", "decoder")
+# XTransformer hands its enc_ / dec_ keywords to the sides, without the prefix.
+SIDE_PREFIXES = {"encoder": "enc_", "decoder": "dec_"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,24 @@ class Keyword:
     @property
     def nullable(self) -> bool:
         return self.default is None and not self.required
+
+
+@dataclass(frozen=True)
+class Section:
+    """One mapping of a model spec: where it is written and which keys it takes.
+
+    name is the model's class for its own mapping, 'layers' for the layers, or the key of a
+    routed section or XTransformer side ('attn', 'decoder'). prefix is how the reference writes
+    its keywords one level up ('attn_' for attn: on the layers). fixed are the layer keywords
+    that owner, the layer class, sets itself (a Decoder's `causal`).
+    """
+
+    path: tuple[str, ...]
+    name: str
+    keys: frozenset[str]
+    prefix: str = ""
+    fixed: frozenset[str] = frozenset()
+    owner: str = ""
 
 
 class KeywordTable:
@@ -83,6 +105,39 @@ class KeywordTable:
         excluded = set(rule["exclude"])
         layer = {n: k for n, k in self.classes["AttentionLayers"].items() if n not in excluded}
         return {**own, **layer}
+
+    def sections(self, type_name: str, layer_type: str | None = None) -> tuple[Section, ...]:
+        """Every mapping of one model of class type_name, its own first, with the keys each
+        takes. layer_type is a wrapper's `attn_layers` type (None when not known)."""
+        if type_name == "XTransformer":
+            top = Section((), type_name, frozenset([*self.wrapper(type_name), *XTRANSFORMER_SIDES]))
+            return (top, *(section for side in XTRANSFORMER_SIDES
+                           for section in self.side_sections(side, top.keys)))
+        if type_name in LAYER_TYPES:
+            return self.layer_sections((), type_name)
+        own = Section((), type_name, frozenset(self.wrapper(type_name)))
+        return (own, *self.layer_sections(("attn_layers",), layer_type))
+
+    def layer_sections(self, path: tuple[str, ...], layer_type: str | None) -> tuple[Section, ...]:
+        """The layers at path and their attn: / cross_attn: / ff: (any layer class if None)."""
+        keywords = self.layers(layer_type) if layer_type else self.classes["AttentionLayers"]
+        fixed = self.layer_classes[layer_type]["exclude"] if layer_type else ()
+        layers = Section(path, "layers", frozenset([*keywords, *ROUTED_SECTIONS]),
+                         fixed=frozenset(fixed), owner=layer_type or "")
+        return (layers, *self.routed_sections(path))
+
+    def side_sections(self, side: str, top_keys: frozenset[str]) -> tuple[Section, ...]:
+        """An XTransformer side and its routed sections. The side's own exclusions that the top
+        does not take (`dim` it does) are what XTransformer sets itself."""
+        rule = self.sides[side]
+        own = Section((side,), side, frozenset([*self.side(side), *ROUTED_SECTIONS]),
+                      prefix=SIDE_PREFIXES[side], fixed=frozenset(rule["exclude"]) - top_keys,
+                      owner=rule["layers"])
+        return (own, *self.routed_sections((side,)))
+
+    def routed_sections(self, path: tuple[str, ...]) -> tuple[Section, ...]:
+        return tuple(Section((*path, name), name, frozenset(self.routed(name)), prefix=f"{name}_")
+                     for name in ROUTED_SECTIONS)
 
 
 def keyword(owner: str, name: str, entry: dict) -> Keyword:

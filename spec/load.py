@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterable
 
-from .diagnostics import Diagnostic, SpecError, has_errors
+from .diagnostics import ERROR, NOTE, Diagnostic, SpecError, has_errors
 from .model import Spec
+from .partial import EVERY_KEY, Doubt, ReadLog, tracked
 from .schema import check_schema
 from .source import check_characters, decode_spec, read_spec_bytes
 from .yaml_loader import load_yaml
@@ -22,31 +24,119 @@ Check = Callable[[Spec], list[Diagnostic]]
 
 def read_spec(data: bytes | str, path: str = "<string>",
               checks: Iterable[Check] = ()) -> tuple[Spec | None, list[Diagnostic]]:
-    """The spec and every diagnostic (warnings included); the spec is None on any error."""
+    """The spec and every diagnostic (warnings and notes included); the spec is None on any
+    error. When some checks could not run, the last diagnostic is a note that says which."""
+    checks = tuple(checks)
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     sha256 = hashlib.sha256(raw).hexdigest()
     text, problems = decode_spec(raw, path)
     if text is None:
-        return None, problems
+        return None, problems + not_run(path, problems, checks, UNREADABLE)
     problems = check_characters(text, path)
     if problems:
-        return None, problems
+        return None, problems + not_run(path, problems, checks, UNREADABLE)
     tree, problems = load_yaml(text, path)
     if tree is None:
-        return None, problems
-    loader_failed = has_errors(problems)
+        return None, problems + not_run(path, problems, checks, UNREADABLE)
     spec, schema_problems = check_schema(tree, path, sha256)
     problems += schema_problems
-    if spec is None or loader_failed:
-        return None, problems
-    for check in checks:
-        if getattr(check, "needs_valid_spec", False) and has_errors(problems):
-            continue
-        found = check(spec)
-        problems += found
-        if getattr(check, "stops_on_error", False) and has_errors(found):
-            break
+    if spec is None or (spec.model is None and not spec.components):
+        return None, problems + not_run(path, problems, checks, NO_MODEL)
+    problems += run_checks(spec, checks, problems)
     return (None if has_errors(problems) else spec), problems
+
+
+# Why a check did not run; the note groups the checks by reason.
+UNREADABLE = "need a spec that can be read"
+NO_MODEL = "need a model to check"
+IN_DOUBT = "read values those errors leave in doubt"
+CANNOT_RUN = "cannot run on the spec as it stands"
+
+
+def run_checks(spec: Spec, checks: tuple[Check, ...], earlier: list[Diagnostic]) -> list[Diagnostic]:
+    """Every check that can vouch for its findings. After errors, a check runs on a spec that
+    records what it reads (spec/partial.py): one that reads a key in doubt, or that cannot run on
+    the spec as it stands, is skipped and named in a closing note."""
+    doubt = Doubt(earlier) if has_errors(earlier) else None
+    found: list[Diagnostic] = []
+    skipped: list[tuple[Check, str]] = []
+    doubtful: set[str] = set()
+    for index, check in enumerate(checks):
+        fragile = getattr(check, "needs_valid_spec", False) and has_errors(earlier + found)
+        if doubt is None and not fragile:
+            findings = check(spec)
+        else:
+            findings, reason, read = guarded(check, spec, doubt)
+            if reason:
+                skipped.append((check, reason))
+                doubtful.update(read)
+                continue
+        found += findings
+        if getattr(check, "stops_on_error", False) and has_errors(findings):
+            reason = f"wait for {check_name(check)}: sizes too large to check further"
+            skipped += [(later, reason) for later in checks[index + 1:]]
+            break
+    return found + skipped_note(spec.path, earlier + found, skipped, sorted(doubtful))
+
+
+def guarded(check: Check, spec: Spec,
+            doubt: Doubt | None) -> tuple[list[Diagnostic], str, list[str]]:
+    """A check's findings on a spec with errors, or why they cannot be trusted (and the
+    doubtful keys it read)."""
+    log = ReadLog()
+    try:
+        findings = check(tracked(spec, log))
+    except Exception:  # noqa: BLE001 - a spec with errors need not hold together; they say why
+        return [], CANNOT_RUN, []
+    read = doubt.doubtful(log) if doubt is not None else []
+    return ([], IN_DOUBT, read) if read else (findings, "", [])
+
+
+def not_run(path: str, problems: list[Diagnostic], checks: tuple[Check, ...],
+            reason: str) -> list[Diagnostic]:
+    return skipped_note(path, problems, [(check, reason) for check in checks])
+
+
+def skipped_note(path: str, problems: list[Diagnostic], skipped: list[tuple[Check, str]],
+                 doubtful: list[str] = ()) -> list[Diagnostic]:
+    """One note that closes the output: how many checks did not run, which, and why, so that
+    the author knows the next run may find more."""
+    if not skipped:
+        return []
+    first = min((d for d in problems if d.severity == ERROR), default=None)
+    line, col = (first.line, first.col) if first else (1, 1)
+    by_reason: dict[str, list[str]] = {}
+    for check, reason in skipped:
+        by_reason.setdefault(reason, []).append(check_name(check))
+    alone = len(by_reason) == 1
+    why = "; ".join(f"{'they' if alone and len(names) > 3 else listed(names)} {reason}"
+                    + (f" ({listed([shown(k) for k in doubtful], 'more')})"
+                       if reason == IN_DOUBT else "")
+                    for reason, names in by_reason.items())
+    count = f"{len(skipped)} check{'s' if len(skipped) > 1 else ''}"
+    return [Diagnostic(path, line, col, "", "checks-skipped",
+                       f"{count} will run once the errors above are fixed: {why}", NOTE)]
+
+
+def shown(key: str) -> str:
+    """A doubtful key as the note names it: `components.*` is the list of components."""
+    parent, _, name = key.rpartition(".")
+    return f"the entries of {parent}" if name == EVERY_KEY else key
+
+
+def listed(names: list[str], more: str = "checks") -> str:
+    """`a`, `a and b`, `a, b and c`; past three, a count (`5 checks`) or the first three and
+    how many more."""
+    if len(names) > 3:
+        return f"{len(names)} checks" if more == "checks" else \
+            f"{', '.join(names[:3])} and {len(names) - 3} more"
+    return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+
+
+def check_name(check: Check) -> str:
+    """A check's id (`check-depth-given`), as its module names it and the docs list it."""
+    module = sys.modules.get(getattr(check, "__module__", None) or type(check).__module__)
+    return getattr(module, "ID", None) or getattr(check, "__name__", "a check").replace("_", "-")
 
 
 def loads_spec(text: str, path: str = "<string>", checks: Iterable[Check] = ()) -> Spec:

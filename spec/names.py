@@ -1,10 +1,13 @@
-"""Rules for the spec's `name`: it becomes the generated class name, so it must be a safe,
-non-shadowing identifier once PascalCased.
+"""Rules for the names a spec writes. Its `name` becomes the class of the model, which the API
+looks up by that name; a component's name becomes an attribute, a Config field and the prefix
+of its classes. Every other class name is the compiler's to choose, and it chooses around these
+(compiler/lower.py, "class names"), so what stays refused is what the spec's own class or a
+component's attribute would break: keywords, builtins, imported names, `nn.Module` members.
 
->>> name_problem("gpt_small") is None
-True
+>>> name_problem("gpt_small") is None, name_problem("model") is None
+(True, True)
 >>> name_problem("none")
-"PascalCased name 'None' is a Python keyword"
+"PascalCased name 'None' is a Python keyword; choose another name, such as 'none_v1' or 'my_none'"
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+from collections.abc import Callable
 
 from .diagnostics import echo
 from .model import pascal_case
@@ -19,21 +23,16 @@ from .model import pascal_case
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MAX_NAME_LENGTH = 64
 
-# Class and module-level names that generated modules define or import (the runtime's classes
-# too: `--standalone` copies them in); tests/test_names.py checks that every class the goldens
-# define and every class of runtime/ is listed here, so a spec name can never shadow one of them
-# (`name: model_cache` would replace the imported ModelCache).
-_STACK_CLASSES = ("Config", "Attention", "CrossAttention", "FeedForward", "Block")
-RESERVED_CLASS_NAMES = frozenset({
-    *_STACK_CLASSES,
-    *(f"{side}{name}" for side in ("Encoder", "Decoder") for name in _STACK_CLASSES),
-    "Layers", "TokenEmbedding", "AbsolutePositionalEmbedding", "LayerNorm", "RMSNorm",
-    "ScaleNorm", "ReluSquared", "ScaledSinusoidalEmbedding", "Encoder", "Decoder",
-    "CrossAttender", "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
-    "XTransformer", "Model", "Module", "Tensor", "F", "Optional", "Any",
-    # runtime/
-    "AlibiBias", "T5RelativeBias", "DynamicPositionBias", "KVCache", "ContextCache", "LayerCache",
-    "ModelCache", "Residual", "SimpleRMSNorm", "RotaryEmbedding",
+# The capitalised names an emitted module binds without defining them: torch's `Tensor` and `F`,
+# and the classes of xtc.runtime (imported, or copied in by `--standalone`). The spec's class must
+# not replace one (`name: model_cache` would shadow the imported ModelCache), and the compiler
+# gives no other class such a name; tests/test_names.py checks the list against runtime/ and the
+# goldens.
+IMPORTED_NAMES = frozenset({
+    "F", "Tensor",
+    "AlibiBias", "ContextCache", "DynamicPositionBias", "KVCache", "LayerCache", "ModelCache",
+    "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
+    "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias",
 })
 
 
@@ -58,13 +57,19 @@ RESERVED_COMPONENT_NAMES = MODULE_MEMBERS | {"config", "generate", "loss", "new_
                                              "dataclass"}
 
 
-def component_name_problem(name: str) -> str | None:
-    """Why `name` cannot name a component, or None."""
-    if not NAME_PATTERN.fullmatch(name):
-        return f"component names must match [a-z][a-z0-9_]*, got {echo(name)}"
-    if name in RESERVED_COMPONENT_NAMES:
-        return (f"{name!r} would replace the model's own {name!r} (an nn.Module member or a name "
-                "the emitted module uses); choose another name")
+def is_free_class_name(name: str) -> bool:
+    """Whether a module-level class may be called `name`: no keyword, builtin or import."""
+    return class_name_problem(name) is None
+
+
+def class_name_problem(class_name: str) -> str | None:
+    """Why a module-level class (the spec's, above all) cannot be called `class_name`, or None."""
+    if keyword.iskeyword(class_name) or keyword.issoftkeyword(class_name):
+        return f"PascalCased name {class_name!r} is a Python keyword"
+    if class_name in IMPORTED_NAMES:
+        return f"PascalCased name {class_name!r} collides with a name the generated module imports"
+    if hasattr(builtins, class_name):
+        return f"PascalCased name {class_name!r} shadows a Python builtin"
     return None
 
 
@@ -74,11 +79,36 @@ def name_problem(name: str) -> str | None:
         return f"must match [a-z][a-z0-9_]*, got {echo(name)}"
     if len(name) > MAX_NAME_LENGTH:
         return f"must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
-    class_name = pascal_case(name)
-    if keyword.iskeyword(class_name) or keyword.issoftkeyword(class_name):
-        return f"PascalCased name {class_name!r} is a Python keyword"
-    if class_name in RESERVED_CLASS_NAMES:
-        return f"PascalCased name {class_name!r} collides with a class the generated module defines"
-    if hasattr(builtins, class_name):
-        return f"PascalCased name {class_name!r} shadows a Python builtin"
+    problem = class_name_problem(pascal_case(name))
+    if problem:
+        return with_alternatives(problem, name,
+                                 lambda other: is_free_class_name(pascal_case(other)))
     return None
+
+
+def component_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a component, or None. Only the attribute can clash: the compiler
+    names the component's classes around every other name (`none` gets class PaliNone in a
+    composite `pali`, since None is a keyword)."""
+    if not NAME_PATTERN.fullmatch(name):
+        return f"component names must match [a-z][a-z0-9_]*, got {echo(name)}"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"component names must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+    if keyword.iskeyword(name):  # `self.class = ...` does not parse
+        problem = f"{name!r} is a Python keyword, which cannot name an attribute"
+    elif name in RESERVED_COMPONENT_NAMES:
+        problem = (f"{name!r} would replace the model's own {name!r} (an nn.Module member or a "
+                   "name the emitted module uses)")
+    else:
+        return None
+    return with_alternatives(problem, name, lambda other: not keyword.iskeyword(other)
+                             and other not in RESERVED_COMPONENT_NAMES)
+
+
+def with_alternatives(problem: str, name: str, is_free: Callable[[str], bool]) -> str:
+    """The problem, and up to two names like `name` that are free and not too long."""
+    free = [other for other in (f"{name}_v1", f"my_{name}")
+            if len(other) <= MAX_NAME_LENGTH and is_free(other)]
+    if not free:
+        return f"{problem}; choose another name"
+    return f"{problem}; choose another name, such as {' or '.join(repr(n) for n in free)}"

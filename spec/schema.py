@@ -1,8 +1,10 @@
 """Checking a loaded YAML tree against the spec language and the keyword table.
 
-Closed keys (an unknown key is `unknown-key` with a did-you-mean), strict types (no coercion:
-"4" is not 4, true is not 1), value ranges, and `unsupported-option` for known keywords that xtc
-does not compile yet. Every problem is collected; the result is a `Spec` only if there were none.
+Closed keys (an unknown key is `unknown-key`, with the YAML to write where another section of
+the model takes it, else a did-you-mean), strict types (no coercion: "4" is not 4, true is not
+1), value ranges, and `unsupported-option` for known keywords that xtc does not compile yet.
+Every problem is collected. The `Spec` comes back even when there are some, with defaults
+where values were rejected, so that spec/load.py can run the checks that do not read them.
 
 >>> from .yaml_loader import load_yaml
 >>> tree, _ = load_yaml("xtc: 1\\nname: lm\\nmodel: {type: TransformerWrapper, num_tokens: 8,\\n"
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 
 from .constraints import range_problem
 from .diagnostics import Diagnostic, echo
@@ -25,6 +28,7 @@ from .keywords import (
     ROUTED_SECTIONS,
     XTRANSFORMER_SIDES,
     Keyword,
+    Section,
     keyword_table,
 )
 from .model import Connection, ModuleSpec, Spec
@@ -50,9 +54,6 @@ TYPE_WORDS = {
 CONNECTION_TARGET = re.compile(r"([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)")
 
 
-# Problems that leave a well-formed spec behind: the check passes still run on it, so that
-# `flash: true` with an unsupported talking-heads option reports the conflict too.
-WELL_FORMED_CODES = frozenset({"unsupported-option"})
 # "Did you mean" for the first unknown keys of a document only: a suggestion costs a fuzzy match
 # against every known key, and a 1 MiB spec can hold 100k unknown keys (all still reported).
 MAX_SUGGESTIONS = 100
@@ -80,9 +81,11 @@ class SchemaChecker:
         self.problems.append(Diagnostic(self.path, line, col, key, code, message))
 
     def unknown_key(self, pos, key: str, name: str, known, where: str, hint: str = "") -> None:
+        """An unknown key, with the hint if there is one (it says more than a spelling guess)."""
         self.unknown_keys += 1
         suggestion = ""
-        if self.unknown_keys <= MAX_SUGGESTIONS:  # typos are few; 100k unknown keys are not typos
+        # typos are few; 100k unknown keys are not typos
+        if not hint and self.unknown_keys <= MAX_SUGGESTIONS:
             close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
             suggestion = f" (did you mean {close[0]!r}?)" if close else ""
         self.error(pos, key, "unknown-key", f"unknown key {echo(name)} for {where}{suggestion}{hint}")
@@ -95,8 +98,8 @@ class SchemaChecker:
         name = self.name(entries.get("name"), tree)
         description = self.description(entries.get("description"))
         model, components, connections = self.body(entries, tree)
-        if any(p.code not in WELL_FORMED_CODES for p in self.problems):
-            return None
+        # With errors the Spec holds defaults in place of what was rejected: the checks run on
+        # it, and spec/load.py sets aside what they find in doubtful values.
         return Spec(name=name, version=version, path=self.path, sha256=sha256, model=model,
                     components=components, connections=connections, description=description,
                     locations=dict(self.locations))
@@ -215,7 +218,9 @@ class SchemaChecker:
 
     # -- modules ---------------------------------------------------------------------------
 
-    def module(self, node: Node, key: str, allowed: tuple[str, ...]) -> ModuleSpec | None:
+    def module(self, node: Node, key: str, allowed: tuple[str, ...],
+               place: Place | None = None) -> ModuleSpec | None:
+        """A mapping with a `type`; place is where it sits in its model (None: it is a model)."""
         if node.invalid:
             return None
         if node.kind != "map":
@@ -224,17 +229,29 @@ class SchemaChecker:
         type_name = self.module_type(node, key, allowed)
         if type_name is None:
             return None
+        place = place or self.model_place(node, type_name)
         # Inside a class xtc does not support at all, one diagnostic (on `type`) is enough.
         supported = type_name in SUPPORTED_LAYER_TYPES | SUPPORTED_MODEL_TYPES
         if type_name in LAYER_TYPES:
             return self.keywords_module(node, key, type_name, self.table.layers(type_name),
-                                        "layers" if supported else None, ROUTED_SECTIONS)
+                                        "layers" if supported else None, place, ROUTED_SECTIONS)
         if type_name == "XTransformer":
             return self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
-                                        type_name if supported else None, (),
+                                        type_name if supported else None, place,
                                         sides=XTRANSFORMER_SIDES)
         return self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
-                                    type_name if supported else None, ())
+                                    type_name if supported else None, place)
+
+    def model_place(self, node: Node, type_name: str) -> Place:
+        """The sections of the model whose own mapping node is, for hints about keys written
+        in the wrong one."""
+        layer_type = None
+        if type_name in ATTN_LAYERS_TYPES:  # a wrapper: its layers take their class's keys
+            layers = node.entries.get("attn_layers")
+            declared = layers.value.entries.get("type") if layers else None
+            value = declared.value.value if declared else None
+            layer_type = value if value in ATTN_LAYERS_TYPES[type_name] else None
+        return Place(self.table.sections(type_name, layer_type))
 
     def module_type(self, node: Node, key: str, allowed: tuple[str, ...]) -> str | None:
         entry = node.entries.get("type")
@@ -261,8 +278,9 @@ class SchemaChecker:
         return value
 
     def keywords_module(self, node: Node, key: str, type_name: str, keywords: dict[str, Keyword],
-                        place: str | None, sections: tuple[str, ...], sides: tuple[str, ...] = ()):
-        """A module's keywords, sections and children. `place` names the support set to check
+                        support: str | None, place: Place, sections: tuple[str, ...] = (),
+                        sides: tuple[str, ...] = ()):
+        """A module's keywords, sections and children. `support` names the support set to check
         values against (spec/support.py); None skips the check (the class is unsupported)."""
         options = {name: kw.default for name, kw in keywords.items() if "module" not in kw.types}
         given: list[str] = []
@@ -277,24 +295,26 @@ class SchemaChecker:
             self.locations[child_key] = pos
             if name in sections:
                 built_sections[name], sections_given[name] = self.section(
-                    entry.value, child_key, name, place is not None)
+                    entry.value, child_key, name, support is not None, place.child(name))
             elif name in sides:
-                side = self.side(entry.value, child_key, name, place is not None)
+                side = self.side(entry.value, child_key, name, support is not None,
+                                 place.child(name))
                 if side is not None:
                     children[name] = side
             elif name in keywords:
                 kw = keywords[name]
                 if "module" in kw.types:
-                    child = self.module(entry.value, child_key, ATTN_LAYERS_TYPES[type_name])
+                    child = self.module(entry.value, child_key, ATTN_LAYERS_TYPES[type_name],
+                                        place.child(name))
                     if child is not None:
                         children[name] = child
                     given.append(name)
                     continue
-                options[name] = self.value(entry.value, kw, child_key, place)
+                options[name] = self.value(entry.value, kw, child_key, support)
                 given.append(name)
             else:
                 known = [*keywords, *sections, *sides]
-                hint = routing_hint(name, sections) or self.fixed_hint(name, type_name)
+                hint = unknown_key_hint(name, entry.value, place)
                 self.unknown_key(pos, child_key, name, known, type_name, hint)
         for section in sections:  # sections not written still hold their defaults
             if section not in built_sections:
@@ -304,12 +324,6 @@ class SchemaChecker:
         return ModuleSpec(type=type_name, key=key, options=options, given=tuple(given),
                           sections=built_sections, sections_given=sections_given, children=children)
 
-    def fixed_hint(self, name: str, type_name: str) -> str:
-        """`causal` on a Decoder: the class sets it itself, so the reference refuses it."""
-        if type_name in LAYER_TYPES and name in self.table.classes["AttentionLayers"]:
-            return f"; {type_name} sets {name!r} itself here"
-        return ""
-
     def missing_required(self, node: Node, key: str, keywords, present, sides) -> None:
         for name, kw in keywords.items():
             if kw.required and name not in present:
@@ -318,7 +332,8 @@ class SchemaChecker:
             if side not in present:
                 self.error(node, f"{key}.{side}", "missing-key", f"missing required key {side!r}")
 
-    def side(self, node: Node, key: str, side: str, check_support: bool) -> ModuleSpec | None:
+    def side(self, node: Node, key: str, side: str, check_support: bool,
+             place: Place) -> ModuleSpec | None:
         """XTransformer's flat `encoder:` / `decoder:` (wrapper and layer keywords together)."""
         if node.kind != "map":
             self.error(node, key, "expected-type", f"expected a mapping, got {describe(node)}")
@@ -330,10 +345,10 @@ class SchemaChecker:
                        f"{self.table.sides[side]['layers']}")
         layer_type = self.table.sides[side]["layers"]
         return self.keywords_module(node, key, layer_type, self.table.side(side),
-                                    "layers" if check_support else None, ROUTED_SECTIONS)
+                                    "layers" if check_support else None, place, ROUTED_SECTIONS)
 
-    def section(self, node: Node, key: str, section: str,
-                check_support: bool) -> tuple[dict, tuple[str, ...]]:
+    def section(self, node: Node, key: str, section: str, check_support: bool,
+                place: Place) -> tuple[dict, tuple[str, ...]]:
         """A nested `attn:` / `cross_attn:` / `ff:` mapping of routed keywords."""
         keywords = self.table.routed(section)
         options = {name: kw.default for name, kw in keywords.items()}
@@ -349,10 +364,11 @@ class SchemaChecker:
             self.locations[child_key] = pos
             if name not in keywords:
                 owner = self.table.routing[section]["class"]
-                self.unknown_key(pos, child_key, name, keywords, f"{section} ({owner})")
+                hint = unknown_key_hint(name, entry.value, place)
+                self.unknown_key(pos, child_key, name, keywords, f"{section} ({owner})", hint)
                 continue
-            place = section if check_support else None
-            options[name] = self.value(entry.value, keywords[name], child_key, place)
+            support = section if check_support else None
+            options[name] = self.value(entry.value, keywords[name], child_key, support)
             given.append(name)
         return options, tuple(given)
 
@@ -476,13 +492,172 @@ NOT_KEYWORDS = {
 }
 
 
-def routing_hint(name: str, sections: tuple[str, ...]) -> str:
-    """`attn_flash` at the layer level: say where it goes."""
+# -- keys in the wrong section -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Place:
+    """Where a mapping sits: the sections of its model (spec/keywords.py) and its own path."""
+
+    sections: tuple[Section, ...]
+    path: tuple[str, ...] = ()
+
+    def child(self, step: str) -> Place:
+        return Place(self.sections, (*self.path, step))
+
+    @property
+    def section(self) -> Section:
+        return next(section for section in self.sections if section.path == self.path)
+
+
+# cross_attn: takes what attn: beside it sets, unless it sets the key itself.
+INHERITS_FROM = {"cross_attn": "attn"}
+# How messages name a section's options; the others go by their name ('layers', 'decoder').
+SECTION_TITLES = {"attn": "attention", "cross_attn": "cross-attention", "ff": "feedforward"}
+# A value echoed into a corrected line: a short word or number, optionally quoted, else `...`.
+SHOWN_VALUE = re.compile(r"'?[A-Za-z0-9_.+-]{1,20}'?")
+
+
+def unknown_key_hint(name: str, value: Node, place: Place) -> str:
+    """What to write instead of an unknown key, or "" (then a did-you-mean may help)."""
     if name in NOT_KEYWORDS:
         return NOT_KEYWORDS[name]
-    for section in sorted(sections, key=len, reverse=True):
-        prefix = f"{section}_"
-        if name.startswith(prefix) and len(name) > len(prefix):
-            rest = name[len(prefix):]
-            return f"; write it as {section}: {{{rest}: ...}}"
+    return fixed_hint(name, place) or placement_hint(name, value, place)
+
+
+def fixed_hint(name: str, place: Place) -> str:
+    """`causal` on a Decoder: its class sets it itself, so the reference refuses it. Written
+    elsewhere in the model (on the wrapper, in attn:), the same holds unless some layers take it
+    (a CrossAttender's `causal`)."""
+    if name in place.section.fixed:
+        owners = [place.section.owner]
+    elif any(name in section.keys for section in place.sections if section.owner):
+        return ""
+    else:
+        owners = [section.owner for section in place.sections if name in section.fixed]
+    if not owners:
+        return ""
+    if len(owners) == 1:
+        return f"; {owners[0]} sets {name!r} itself here"
+    return f"; {' and '.join(owners)} set {name!r} themselves here"
+
+
+def placement_hint(name: str, value: Node, place: Place) -> str:
+    """`kv_heads` on the layers: name the sections of the model that take it, as YAML to write.
+
+    >>> from .keywords import keyword_table
+    >>> place = Place(keyword_table().sections("Decoder"))
+    >>> placement_hint("kv_heads", Node("scalar", 1, 1, 2, "2"), place)
+    '; kv_heads is an attention option: write attn: {kv_heads: 2}'
+    >>> placement_hint("rotary_pos_emb", Node("scalar", 1, 1, True, "true"), place.child("attn"))
+    '; rotary_pos_emb is a layers option, not an attention one: write rotary_pos_emb: true beside attn:'
+    """
+    targets = sections_taking(name, place)
+    if not targets:
+        return ""
+    titles = list(dict.fromkeys(title(section) for section, _ in targets))
+    kind = f"{article(titles[0])} {and_join(titles)} option"
+    if not any(section.path[:len(place.path)] == place.path for section, _ in targets):
+        kind += f", not {article(title(place.section))} {title(place.section)} one"
+    return f"; {name} is {kind}: write {corrected_yaml(targets, shown_value(value), place.path)}"
+
+
+def sections_taking(name: str, place: Place) -> list[tuple[Section, str]]:
+    """The other sections that take name, with the key it has there: as written, or without
+    the section's prefix (`attn_flash` is attn: {flash}). cross_attn: is left out where attn:
+    beside it takes the key (it inherits attn:), and inside an XTransformer side, the other
+    side is named only when neither this side nor the top takes the key."""
+    found = []
+    for section in place.sections:
+        key = name if name in section.keys else unprefixed(name, section)
+        if key and section.path != place.path:
+            found.append((section, key))
+    found.sort(key=lambda target: distance(target[0].path, place.path))  # the nearest first
+    found = [(section, key) for section, key in found if not inherited(section, key, found)]
+    own_side = place.path[:1]
+    if own_side and own_side[0] in XTRANSFORMER_SIDES:
+        near = [(section, key) for section, key in found if section.path[:1] in ((), own_side)]
+        return near or found
+    return found
+
+
+def inherited(section: Section, key: str, found: list[tuple[Section, str]]) -> bool:
+    """Whether the section gets key from a section found beside it (x-transformers merges the
+    attn_ keywords into cross_attn_'s)."""
+    parent = INHERITS_FROM.get(section.name)
+    return any(other.name == parent and other.path[:-1] == section.path[:-1] and other_key == key
+               for other, other_key in found)
+
+
+def distance(path: tuple[str, ...], other: tuple[str, ...]) -> int:
+    """Steps up and down from one section to the other."""
+    common = 0
+    while common < min(len(path), len(other)) and path[common] == other[common]:
+        common += 1
+    return len(path) + len(other) - 2 * common
+
+
+def unprefixed(name: str, section: Section) -> str:
+    """`attn_flash` is attn:'s `flash`; "" when name is not a prefixed key of the section."""
+    if section.prefix and name.startswith(section.prefix):
+        rest = name[len(section.prefix):]
+        return rest if rest in section.keys else ""
     return ""
+
+
+def corrected_yaml(targets: list[tuple[Section, str]], value: str, source: tuple[str, ...]) -> str:
+    """`attn: {kv_heads: 2}`, `use_rmsnorm: true in attn_layers:`, `dim: 64 beside decoder:`,
+    `depth: 6 in encoder: and decoder:`: a line per place, joined with "or"."""
+    lines_at: dict[tuple[str, str], list[str]] = {}
+    for section, key in targets:
+        routed = section.name in ROUTED_SECTIONS  # written as a nested mapping
+        line = f"{section.name}: {{{key}: {value}}}" if routed else f"{key}: {value}"
+        holder = section.path[:-1] if routed else section.path
+        lines_at.setdefault(anchor(holder, source), []).append(line)
+    clauses: list[tuple[str, list[str], list[str]]] = []  # (word, steps, lines)
+    for (word, step), lines in lines_at.items():
+        same = [c for c in clauses if word == "in" == c[0] and c[2] == lines]
+        if same:  # the same lines in both XTransformer sides: `in encoder: and decoder:`
+            same[0][1].append(step)
+        else:
+            clauses.append((word, [step], lines))
+    return ", or ".join(clause(*parts) for parts in clauses)
+
+
+def clause(word: str, steps: list[str], lines: list[str]) -> str:
+    where = f" {word} " + " and ".join(f"{step}:" for step in steps) if word else ""
+    return or_join(lines) + where
+
+
+def anchor(holder: tuple[str, ...], source: tuple[str, ...]) -> tuple[str, str]:
+    """Where the mapping holding a line is, seen from the source mapping: the source itself
+    (""), an enclosing one (`beside attn:`), or a nested or sibling one (`in attn_layers:`)."""
+    if holder == source:
+        return "", ""
+    if source[:len(holder)] == holder:
+        return "beside", source[len(holder)]
+    return "in", holder[-1]
+
+
+def shown_value(node: Node) -> str:
+    """The value as the author wrote it, if it is a short scalar; else `...`."""
+    if node.kind == "scalar" and not node.invalid:
+        text = echo(node.value) if isinstance(node.value, str) else node.text
+        if SHOWN_VALUE.fullmatch(text):
+            return text
+    return "..."
+
+
+def title(section: Section) -> str:
+    return SECTION_TITLES.get(section.name, section.name)
+
+
+def article(word: str) -> str:
+    return "an" if word[0] in "aeiouX" else "a"  # "an XTransformer": said "ex-"
+
+
+def and_join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def or_join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"

@@ -25,6 +25,7 @@ import yaml
 
 from .diagnostics import Diagnostic, echo
 from .scalars import type_plain_scalar
+from .yaml_errors import Explanation, explain_syntax_error, tab_problem, unexplained
 
 MAX_DEPTH = 64
 MAX_ALIASES = 100
@@ -98,6 +99,9 @@ def loader_class() -> type:
 
 def load_yaml(text: str, path: str) -> tuple[Node | None, list[Diagnostic]]:
     """Parse one YAML document into a `Node` tree, or None and the reasons it was refused."""
+    tab = tab_problem(text)
+    if tab:
+        return None, [located(tab, path)]
     loader = loader_class()
     prescan = Prescan(path)
     try:
@@ -106,7 +110,7 @@ def load_yaml(text: str, path: str) -> tuple[Node | None, list[Diagnostic]]:
             return None, problems
         root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
-        return None, [syntax_diagnostic(exc, text, path)]
+        return None, [syntax_diagnostic(pure_parser_error(exc, text), text, path)]
     except yaml.YAMLError as exc:  # unmarked reader errors
         return None, [Diagnostic(path, 1, 1, "", "yaml-syntax", f"invalid YAML: {exc}")]
     if root is None:
@@ -114,16 +118,35 @@ def load_yaml(text: str, path: str) -> tuple[Node | None, list[Diagnostic]]:
     return TreeBuilder(path, prescan.alias_keys).build(root)
 
 
+def pure_parser_error(exc: yaml.MarkedYAMLError, text: str) -> yaml.MarkedYAMLError:
+    """The error as PyYAML's pure-Python parser marks it.
+
+    libyaml and the pure-Python parser can mark one mistake a token apart (`{depth:] 2}`: the
+    ':' or the ']'), and the explanation depends on the mark. The pure-Python parser, which runs
+    when libyaml is missing or XTC_PURE_YAML is set, is the reference: after a libyaml error it
+    parses again (events only, nothing composed) to give one verdict whichever parser ran.
+    """
+    if use_pure_yaml():
+        return exc
+    try:
+        for _ in yaml.parse(text, Loader=yaml.SafeLoader):
+            pass
+    except yaml.MarkedYAMLError as pure_exc:
+        return pure_exc
+    return exc  # composing (an undefined alias: marked alike), or a text only libyaml refuses
+
+
 def syntax_diagnostic(exc: yaml.MarkedYAMLError, text: str, path: str) -> Diagnostic:
+    """The likely cause, where to fix it (yaml_errors.py); PyYAML's own words only as a last
+    resort, since libyaml and the pure-Python parser word the same error differently."""
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-    problem = exc.problem or "invalid YAML"
-    lines = text.split("\n")
-    at_mark = lines[line - 1][col - 1 : col] if line <= len(lines) else ""
-    if at_mark == "\t" or "'\\t'" in problem:
-        return Diagnostic(path, line, col, "", "tab-indentation",
-                          "tab character in indentation; indent with spaces")
-    return Diagnostic(path, line, col, "", "yaml-syntax", f"invalid YAML: {problem}")
+    found = explain_syntax_error(text, line, col)
+    return located(found or Explanation(line, col, "yaml-syntax", unexplained(exc.problem)), path)
+
+
+def located(found: Explanation, path: str) -> Diagnostic:
+    return Diagnostic(path, found.line, found.col, "", found.code, found.message)
 
 
 class Prescan:

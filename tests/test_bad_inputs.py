@@ -169,7 +169,8 @@ def test_spec_identifiers_that_name_things_in_the_emitted_code(word):
         try:
             spec = xtc.loads_spec(COMPOSITE.format(**fields))
         except xtc.SpecError as error:
-            assert all(d.line > 0 and d.key for d in error.diagnostics), error
+            errors = [d for d in error.diagnostics if d.severity == "error"]
+            assert errors and all(d.line > 0 and d.key for d in errors), error
             continue
         verify_source(xtc.compile(spec))
         model = xtc.build(spec).eval()

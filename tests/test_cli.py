@@ -39,8 +39,10 @@ def test_valid_specs_exit_0_and_print_nothing_on_stdout(capsys):
 def test_rejected_spec_exits_1_with_text_on_stderr(capsys):
     code, out, err = run(capsys, "validate", BAD)
     assert code == 1 and out == ""
-    assert err.endswith("error[unknown-key] model.attn_layers.haeds: unknown key 'haeds' for "
-                        "Decoder (did you mean 'heads'?)\n")
+    error, note = err.splitlines()
+    assert error.endswith("error[unknown-key] model.attn_layers.haeds: unknown key 'haeds' for "
+                          "Decoder (did you mean 'heads'?)")
+    assert "note[checks-skipped]" in note and "model.attn_layers.heads" in note
 
 
 def test_highest_exit_code_wins(capsys, tmp_path):
@@ -60,8 +62,9 @@ def test_json_format_has_exactly_the_diagnostic_fields(capsys):
     code, out, err = run(capsys, "validate", BAD, GOOD, "--format", "json")
     found = json.loads(out)
     assert code == 1 and err == ""
-    assert [list(d) for d in found] == [FIELDS]
+    assert [list(d) for d in found] == [FIELDS, FIELDS]
     assert found[0]["code"] == "unknown-key" and found[0]["line"] == 12
+    assert found[1]["code"] == "checks-skipped" and found[1]["severity"] == "note"
 
 
 def test_json_format_prints_an_empty_list_when_valid(capsys):
@@ -78,7 +81,7 @@ def test_hostile_file_names_are_escaped(capsys, tmp_path):
     path = tmp_path / "evil\nname\u202e.yaml"
     path.write_bytes(Path(BAD).read_bytes())
     code, _, err = run(capsys, "validate", str(path))
-    assert code == 1 and err.count("\n") == 1 and "\u202e" not in err
+    assert code == 1 and err.count("\n") == 2 and "\u202e" not in err  # the error and a note
 
 
 def test_internal_errors_are_one_line_with_exit_3(capsys, monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import ROOT
-from xtc.compiler import compile_spec
+from xtc.compiler import compile_spec, explain
 from xtc.compiler.resolve import resolve
 from xtc.spec.keywords import keyword_table
 
@@ -87,3 +87,152 @@ def test_cli_explain_prints_to_stdout_and_rejects_bad_specs(capsys):
     assert cli.main(["explain", str(bad)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and "error[unknown-key]" in err
+
+
+# -- what the compiler turns on or off, and the values it fills in ---------------------------------
+
+
+def lm(wrapper: dict | None = None, **layer_options) -> dict:
+    """A tiny language model; `layer_options` go to its Decoder, `wrapper` to the wrapper."""
+    stack = {"type": "Decoder", "dim": 32, "depth": 1, "heads": 4, "attn": {"dim_head": 8},
+             **layer_options}
+    return {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16, **(wrapper or {}),
+            "attn_layers": stack}
+
+
+SINGLE_HEAD = {"heads": 1, "attn": {"dim_head": 32}}
+CONTINUOUS = {"type": "ContinuousTransformerWrapper",
+              "attn_layers": {"type": "Encoder", "dim": 32, "depth": 1, "heads": 4}}
+XT_ROTARY = {"type": "XTransformer", "dim": 32,
+             "encoder": {"num_tokens": 64, "max_seq_len": 16, "depth": 1, "heads": 4,
+                         "rotary_pos_emb": True},
+             "decoder": {"num_tokens": 64, "max_seq_len": 16, "depth": 1, "heads": 4}}
+DEFAULT, LAYERS = "  # default; computed:", "model.attn_layers"
+SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain writes there)
+    # absolute positions: resolve.positions and ResolvedLayers.drops_absolute_positions
+    ("use_abs_pos_emb", lm(rotary_pos_emb=True), "model.use_abs_pos_emb",
+     f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.rotary_pos_emb)"),
+    ("use_abs_pos_emb", lm(rotary_xpos=True), "model.use_abs_pos_emb",
+     f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.rotary_xpos)"),
+    ("use_abs_pos_emb", lm(rel_pos_bias=True), "model.use_abs_pos_emb",
+     f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.rel_pos_bias)"),
+    ("use_abs_pos_emb", CONTINUOUS, "model.use_abs_pos_emb",
+     f"use_abs_pos_emb: true{DEFAULT} off (max_seq_len: null)"),
+    ("use_abs_pos_emb", XT_ROTARY, "model.encoder.use_abs_pos_emb",
+     f"use_abs_pos_emb: true{DEFAULT} off (rotary_pos_emb)"),
+    ("scaled_sinu_pos_emb", lm({"scaled_sinu_pos_emb": True}, rotary_pos_emb=True),
+     "model.scaled_sinu_pos_emb",
+     "scaled_sinu_pos_emb: true  # computed: off (attn_layers.rotary_pos_emb)"),
+    ("scaled_sinu_pos_emb", lm({"scaled_sinu_pos_emb": True, "use_abs_pos_emb": False}),
+     "model.scaled_sinu_pos_emb", "scaled_sinu_pos_emb: true  # computed: off (use_abs_pos_emb: false)"),
+    ("disable_abs_pos_emb", lm(rotary_pos_emb=True), f"{LAYERS}.disable_abs_pos_emb",
+     f"disable_abs_pos_emb: null{DEFAULT} true (rotary_pos_emb)"),
+    ("disable_abs_pos_emb", lm(rotary_xpos=True), f"{LAYERS}.disable_abs_pos_emb",
+     f"disable_abs_pos_emb: null{DEFAULT} true (rotary_xpos)"),
+    ("disable_abs_pos_emb", lm(rel_pos_bias=True), f"{LAYERS}.disable_abs_pos_emb",
+     f"disable_abs_pos_emb: null{DEFAULT} true (rel_pos_bias)"),
+    ("disable_abs_pos_emb", lm(), f"{LAYERS}.disable_abs_pos_emb",
+     f"disable_abs_pos_emb: null{DEFAULT} false (no rotary_pos_emb, rotary_xpos or rel_pos_bias)"),
+    # resolve_rotary, resolve_bias
+    ("rotary_pos_emb", lm(rotary_xpos=True), f"{LAYERS}.rotary_pos_emb",
+     f"rotary_pos_emb: false{DEFAULT} on (rotary_xpos)"),
+    ("rotary_emb_dim", lm(rotary_pos_emb=True), f"{LAYERS}.rotary_emb_dim",
+     f"rotary_emb_dim: null{DEFAULT} 4 (attn.dim_head // 2)"),
+    ("rotate_num_heads", lm(rotary_pos_emb=True), f"{LAYERS}.rotate_num_heads",
+     f"rotate_num_heads: null{DEFAULT} 4 (heads: every head is rotated)"),
+    ("alibi_num_heads", lm(alibi_pos_bias=True), f"{LAYERS}.alibi_num_heads",
+     f"alibi_num_heads: null{DEFAULT} 4 (heads)"),
+    # resolve_attention, key_value_heads
+    ("attn.kv_heads", lm(attn={"dim_head": 8, "one_kv_head": True}), f"{LAYERS}.attn.kv_heads",
+     f"kv_heads: null{DEFAULT} 1 (attn.one_kv_head)"),
+    ("attn.kv_heads", lm(), f"{LAYERS}.attn.kv_heads", f"kv_heads: null{DEFAULT} 4 (heads)"),
+    ("attn.value_dim_head", lm(), f"{LAYERS}.attn.value_dim_head",
+     f"value_dim_head: null{DEFAULT} 8 (attn.dim_head)"),
+    ("attn.project_out", lm(), f"{LAYERS}.attn.project_out",
+     f"project_out: null{DEFAULT} true (heads > 1)"),
+    ("attn.project_out", lm(**SINGLE_HEAD), f"{LAYERS}.attn.project_out",
+     f"project_out: null{DEFAULT} false (heads: 1)"),
+    ("attn.project_out", lm(heads=1, attn={"dim_head": 32, "on_attn": True}),
+     f"{LAYERS}.attn.project_out", f"project_out: null{DEFAULT} true (attn.on_attn)"),
+    ("attn.dim_out", lm(), f"{LAYERS}.attn.dim_out", f"dim_out: null{DEFAULT} 32 (dim)"),
+    ("attn.qk_norm_groups", lm(attn={"dim_head": 8, "qk_norm_groups": 2}),
+     f"{LAYERS}.attn.qk_norm_groups", "qk_norm_groups: 2  # computed: 1 (attn.qk_norm is off)"),
+    ("attn.qk_norm_dim_scale", lm(attn={"dim_head": 8, "qk_norm_dim_scale": True}),
+     f"{LAYERS}.attn.qk_norm_dim_scale",
+     "qk_norm_dim_scale: true  # computed: off (attn.qk_norm is off)"),
+    # resolve_cross_attention: attn: options inherited, then its own values
+    ("cross_attn.flash", lm(cross_attend=True, attn={"dim_head": 8, "flash": True}),
+     f"{LAYERS}.cross_attn.flash", "flash: true  # from attn"),
+    ("cross_attn.dim_context", lm(cross_attend=True), f"{LAYERS}.cross_attn.dim_context",
+     f"dim_context: null{DEFAULT} 32 (dim)"),
+    ("cross_attn.project_out", lm(cross_attend=True), f"{LAYERS}.cross_attn.project_out",
+     f"project_out: null{DEFAULT} true (heads > 1)"),
+    ("cross_attn.project_out", lm(cross_attend=True, **SINGLE_HEAD),
+     f"{LAYERS}.cross_attn.project_out", f"project_out: null{DEFAULT} false (heads: 1)"),
+    # resolve_feedforward
+    ("ff.dim_out", lm(), f"{LAYERS}.ff.dim_out", f"dim_out: null{DEFAULT} 32 (dim)"),
+    ("ff.swish", lm(ff={"swish": True, "relu_squared": True}), f"{LAYERS}.ff.swish",
+     "swish: true  # computed: off (ff.relu_squared)"),
+    # layer_layout
+    ("par_ratio", lm(custom_layers=["a", "f"], par_ratio=2), f"{LAYERS}.par_ratio",
+     "par_ratio: 2  # computed: off (custom_layers)"),
+    ("sandwich_coef", lm(custom_layers=["a", "f"], sandwich_coef=1), f"{LAYERS}.sandwich_coef",
+     "sandwich_coef: 1  # computed: off (custom_layers)"),
+    ("sandwich_coef", lm(depth=4, par_ratio=2, sandwich_coef=1), f"{LAYERS}.sandwich_coef",
+     "sandwich_coef: 1  # computed: off (par_ratio)"),
+    # resolve_wrapper
+    ("emb_dim", lm(), "model.emb_dim", f"emb_dim: null{DEFAULT} 32 (attn_layers.dim)"),
+    ("num_memory_tokens", lm(), "model.num_memory_tokens",
+     f"num_memory_tokens: null{DEFAULT} 0 (no memory tokens)"),
+    ("tie_embedding_scale", lm({"tie_embedding": True}), "model.tie_embedding_scale",
+     f"tie_embedding_scale: null{DEFAULT} {32 ** -0.5} (attn_layers.dim ** -0.5)"),
+    ("logits_dim", lm(), "model.logits_dim", f"logits_dim: null{DEFAULT} 64 (num_tokens)"),
+]
+
+
+def line_at(text: str, dotted: str) -> str:
+    """The explanation's line for a dotted key, found by its indentation."""
+    path: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("#") or ":" not in line:
+            continue
+        depth = (len(line) - len(line.lstrip())) // len("  ")
+        path[depth:] = [line.strip().split(":")[0]]
+        if ".".join(path) == dotted:
+            return line.strip()
+    raise AssertionError(f"{dotted} is not in the explanation")
+
+
+@pytest.mark.parametrize("keyword, model, key, expected", SWITCHES,
+                         ids=[f"{row[0]}-{i}" for i, row in enumerate(SWITCHES)])
+def test_explain_shows_what_the_compiler_makes_of_each_option(keyword, model, key, expected):
+    """Every value the compiler decides from another option, with that option, one row per
+    cause. The rows are complete because each comes from a place in compiler/resolve.py where a
+    resolved field depends on an option other than its own keyword: resolve_wrapper /
+    resolve_continuous / positions (emb_dim, num_memory_tokens, tie_embedding_scale, logits_dim,
+    use_abs_pos_emb and scaled_sinu_pos_emb under max_seq_len and drops_absolute_positions),
+    resolve_rotary (rotary_xpos turns rotary on; its width and heads), resolve_bias
+    (alibi_num_heads), drops_absolute_positions (disable_abs_pos_emb), resolve_attention and
+    key_value_heads (kv_heads, value_dim_head, project_out, qk_norm_groups and
+    qk_norm_dim_scale without qk_norm), resolve_cross_attention (attn: inherited, dim_context,
+    project_out), resolve_feedforward (relu_squared over swish) and layer_layout (custom_layers
+    over par_ratio over sandwich_coef). The other precedences there cannot be reached: two norms,
+    two position biases, kv_heads with one_kv_head, 'c' in custom_layers without cross_attend
+    and a cross-attending XTransformer encoder are errors, and with_dim sets `dim` and
+    `cross_attend`, which an XTransformer side does not accept. The next test checks that every
+    rule of explain.py has a row here."""
+    spec = xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": model},
+                                         sort_keys=False))
+    text = xtc.explain(spec)
+    assert line_at(text, key) == expected
+    explained = xtc.loads_spec(text)
+    assert without_header(compile_spec(explained)) == without_header(compile_spec(spec))
+
+
+def test_every_rule_of_explain_has_a_row():
+    spec = xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": lm(cross_attend=True)}))
+    wrapper, layers = spec.model, spec.model.children["attn_layers"]
+    rules = {*explain.wrapper_values(wrapper, layers, resolve(spec), ""),
+             *explain.layer_values(layers, resolve(spec).layers)}
+    inherited = {row[0] for row in SWITCHES if row[3].endswith("# from attn")}
+    assert {row[0] for row in SWITCHES} - inherited == rules

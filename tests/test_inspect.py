@@ -14,6 +14,7 @@ import re
 
 import pytest
 import torch
+import yaml
 from conftest import ROOT
 from test_attention_variants import EXPLICIT, VARIANTS, variant_spec
 from test_layouts import LAYOUTS, layout_spec
@@ -248,3 +249,84 @@ def test_cross_attention_cache_per_context_token(options):
 def test_the_docs_show_the_current_picture(capsys):
     _, mermaid = run(capsys, "inspect", "examples/char_gpt.yaml", "--format", "mermaid")
     assert f"```mermaid\n{mermaid}```" in (ROOT / "docs" / "cli.md").read_text()
+
+
+# -- lengths past a model's limit -----------------------------------------------------------------
+
+LEARNED = {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16}
+LIMITS = {  # name -> (model, whether the built model refuses 17 positions)
+    "learned": ({**LEARNED, "attn_layers": layers("Decoder")}, True),
+    "alibi": ({**LEARNED, "attn_layers": layers("Decoder", alibi_pos_bias=True)}, True),
+    "scaled_sinusoidal": ({**LEARNED, "scaled_sinu_pos_emb": True,
+                           "attn_layers": layers("Decoder")}, False),
+    "rotary": ({**LEARNED, "attn_layers": layers("Decoder", rotary_pos_emb=True)}, False),
+    "t5": ({**LEARNED, "attn_layers": layers("Encoder", rel_pos_bias=True)}, False),
+    "no_abs_pos_emb": ({**LEARNED, "use_abs_pos_emb": False, "attn_layers": layers("Decoder")},
+                       False),
+    "continuous": ({"type": "ContinuousTransformerWrapper", "max_seq_len": 16,
+                    "attn_layers": layers("Encoder")}, True),
+    "continuous_unbounded": ({"type": "ContinuousTransformerWrapper",
+                              "attn_layers": layers("Encoder")}, False),
+}
+
+
+def refusal(source: str, key: str, limit: int, length: int) -> str:
+    """The warning for a length (from `source`) past `key`.max_seq_len `limit`."""
+    return (f"{source} is longer than {key}.max_seq_len {limit}: the {key.rpartition('.')[2]} "
+            f"refuses inputs past {limit} positions (it has learned absolute positions); the "
+            f"figures are for {length}")
+
+
+def refuses(model, *inputs) -> bool:
+    try:
+        model(*inputs)
+    except ValueError as error:
+        assert "exceeds max_seq_len" in str(error)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("name", sorted(LIMITS))
+def test_inspect_warns_where_the_built_model_refuses_the_length(name):
+    """The warning follows the emitted run-time check (lower.length_limit), not its own rule."""
+    model, refused = LIMITS[name]
+    spec = spec_of(model)
+    warnings = xtc.inspect(spec, seq_len=17)["warnings"]
+    torch.manual_seed(0)
+    built = xtc.build(spec).eval()
+    x = (torch.zeros(1, 17, dtype=torch.long) if model["type"] == "TransformerWrapper"
+         else torch.randn(1, 17, 32))
+    assert refuses(built, x) == refused
+    assert warnings == ([refusal("--seq-len 17", "model", 16, 17)] if refused else [])
+    assert xtc.inspect(spec, seq_len=16)["warnings"] == []
+
+
+def test_an_encoder_decoder_checks_each_side_against_its_own_limit():
+    spec = xtransformer_spec({})  # both sides: max_seq_len 16, learned positions
+    warnings = xtc.inspect(spec, seq_len=8, context_len=17)["warnings"]
+    assert warnings == [refusal("--context-len 17", "model.encoder", 16, 17)]
+    built = xtc.build(spec).eval()
+    tgt = torch.zeros(1, 8, dtype=torch.long)
+    assert refuses(built, torch.zeros(1, 17, dtype=torch.long), tgt)
+    assert "model.decoder" in xtc.inspect(spec, seq_len=17, context_len=8)["warnings"][0]
+
+
+def test_a_composite_default_length_past_a_component_limit_warns():
+    """The default T is the longest max_seq_len: a component with a shorter one refuses it."""
+    encoder = {**LEARNED, "attn_layers": layers("Encoder")}
+    decoder = {**LEARNED, "max_seq_len": 32, "attn_layers": layers("Decoder", cross_attend=True)}
+    spec = xtc.loads_spec(yaml.safe_dump({
+        "xtc": 1, "name": "pair", "components": {"encoder": encoder, "decoder": decoder},
+        "connections": [{"from": "encoder", "to": "decoder.context"}]}, sort_keys=False))
+    default = "the default length T=32 (the longest max_seq_len)"
+    assert xtc.inspect(spec)["warnings"] == [refusal(default, "components.encoder", 16, 32)]
+
+
+def test_cli_warns_on_stderr_and_in_json(capsys):
+    code = cli.main(["inspect", "examples/gpt.yaml", "--seq-len", "5000", "--format", "json"])
+    out, err = capsys.readouterr()
+    warning = refusal("--seq-len 5000", "model", 1024, 5000)
+    assert code == 0 and err == f"xtc: warning: {warning}\n"
+    assert json.loads(out)["warnings"] == [warning]
+    assert cli.main(["inspect", "examples/gpt.yaml", "--seq-len", "1024"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -9,6 +9,7 @@ from xtc.spec import SpecInputError
 from xtc.spec.load import read_spec
 from xtc.spec.scalars import type_plain_scalar
 from xtc.spec.source import MAX_SPEC_BYTES, read_spec_bytes
+from xtc.spec.yaml_errors import explain_syntax_error, scan_text
 from xtc.spec.yaml_loader import load_yaml
 
 BASE = b"""xtc: 1
@@ -170,3 +171,126 @@ def test_oversized_spec_is_refused(tmp_path):
     with pytest.raises(SpecInputError, match="larger than 1 MiB"):
         read_spec_bytes(big)
     assert only_error("a: 1\n" + "#" * MAX_SPEC_BYTES).code == "spec-too-large"
+
+
+# -- YAML syntax errors: the likely cause, where to fix it, whichever parser runs ------------
+
+GPT = """xtc: 1
+name: gpt
+model:
+  type: TransformerWrapper
+  num_tokens: 256
+  max_seq_len: 128
+  attn_layers:
+    type: Decoder
+    dim: 64
+    depth: 2
+    heads: 4
+"""
+
+
+def broken(old: str, new: str) -> str:
+    assert old in GPT
+    return GPT.replace(old, new, 1)
+
+
+def syntax_error(text: str):
+    tree, problems = load_yaml(text, "s.yaml")
+    assert tree is None and len(problems) == 1, [p.render() for p in problems]
+    return problems[0]
+
+
+@pytest.mark.parametrize("text, where, code, words", [
+    (broken("    depth: 2", "   depth: 2"), (10, 4), "yaml-syntax",
+     ("'depth' starts at column 4, but 'dim' on line 9 starts at column 5 and 'attn_layers' on "
+      "line 7 at column 3")),
+    (broken("    depth: 2", "      depth: 2"), (10, 7), "yaml-syntax",
+     "deeper than 'dim' on line 9 (column 5), which already has a value"),
+    (broken("    depth: 2", "    depth 2"), (10, 5), "yaml-syntax",
+     "expected `key: value`; is a ':' missing after 'depth'?"),
+    (broken("    type: Decoder", "    type Decoder"), (8, 5), "yaml-syntax",
+     "is a ':' missing after 'type'?"),
+    (broken("    heads: 4", "    heads 4"), (11, 5), "yaml-syntax", "is a ':' missing after 'heads'?"),
+    (broken("    heads: 4", "    attn\n      flash: true"), (11, 5), "yaml-syntax",
+     "is a ':' missing after 'attn'?"),
+    (broken("    depth: 2", "    - depth: 2"), (10, 5), "yaml-syntax",
+     "a list item ('- ') among the keys of a mapping ('dim' on line 9"),
+    (broken("    depth: 2", "    custom_layers:\n      - a\n      - f\n      depth: 2"), (13, 7),
+     "yaml-syntax", "a mapping key among list items (the list item on line 12"),
+    (broken("    dim: 64", "    attn: {flash: true"), (9, 11), "yaml-syntax",
+     "this '{' is never closed: add the '}' that ends it (YAML read on to line 10"),
+    (broken("    dim: 64", "    custom_layers: [a, f"), (9, 20), "yaml-syntax",
+     "this '[' is never closed: add the ']'"),
+    (broken("name: gpt", 'name: "gpt'), (2, 7), "yaml-syntax",
+     "this '\"' opens a string that is never closed"),
+    (broken("name: gpt", "name: 'gpt"), (2, 7), "yaml-syntax", "this \"'\" opens a string"),
+    (broken("name: gpt", "name: gpt: small"), (2, 10), "yaml-syntax",
+     "a second ': ' after the key 'name'"),
+    (broken("name: gpt", "name: @gpt"), (2, 7), "yaml-syntax", "a value cannot start with '@'"),
+    (broken("name: gpt", 'name: "g\\qpt"'), (2, 9), "yaml-syntax", "unknown escape"),
+    (broken("    dim: 64", "    attn: {flash: true dim_head: 8}"), (9, 32), "yaml-syntax",
+     "inside the mapping '{' opened at line 9, column 11, entries are separated by ','"),
+    (broken("    heads: 4", "\theads: 4"), (11, 1), "tab-indentation", "a tab indents this line"),
+    (broken("    heads: 4", "    heads:\t4"), (11, 11), "tab-indentation",
+     "a tab outside a quoted string or comment"),
+])
+def test_syntax_errors_name_the_cause_where_it_is(yaml_backend, text, where, code, words):
+    d = syntax_error(text)
+    assert ((d.line, d.col), d.code) == (where, code), d.render()
+    assert words in d.message, d.message
+    assert "not allowed" not in d.message and "expected <" not in d.message  # no parser words
+
+
+@pytest.mark.parametrize("text", [
+    broken("    dim: 64", "    attn: {flash: true"), broken("    depth: 2", "   depth: 2"),
+    broken("model:", "model: {type: Decoder, dim:] 4}"),  # libyaml and PyYAML mark it a token apart
+    broken("name: gpt", "name: `gpt`"), broken("    depth: 2", "    depth: ]"),
+])
+def test_a_syntax_error_reads_the_same_with_either_parser(text, monkeypatch):
+    monkeypatch.setenv("XTC_PURE_YAML", "0")
+    with_libyaml = syntax_error(text)
+    monkeypatch.setenv("XTC_PURE_YAML", "1")
+    assert syntax_error(text) == with_libyaml
+
+
+@pytest.mark.parametrize("text", [
+    'name: "a\tb"\n', "name: 'a\tb'\n", "name: x  # a\tcomment\n", "notes: |\n  a\tb\n  \tc\n",
+    'name: "a\n\tb"\n',
+])
+def test_tabs_inside_strings_comments_and_block_scalars_are_fine(yaml_backend, text):
+    tree, problems = load_yaml(text, "s.yaml")
+    assert tree is not None and problems == []
+
+
+def test_brackets_in_strings_and_comments_are_not_counted():
+    text = "a: '{'\nb: \"[\"  # and { here\nc: x[0\nd: {e: [1, 2]}\nf: [1\n"
+    scan = scan_text(text)
+    assert [(m.char, m.line, m.col) for m in scan.open_brackets] == [("[", 5, 4)]
+    assert scan.unclosed_quote is None and scan.mismatch is None
+
+
+def test_an_apostrophe_inside_a_plain_value_opens_no_string():
+    scan = scan_text("description: it's a model\nname: {a: 1\n")
+    assert scan.unclosed_quote is None
+    found = explain_syntax_error("description: it's a model\nname: {a: 1\n", 3, 1)
+    assert (found.line, found.col) == (2, 7)
+
+
+def test_the_innermost_unclosed_bracket_is_blamed_where_it_opens():
+    text = "a: 1\nattn: {x: [1, 2\n  , y: {z: 3}\nb: 2\n"
+    found = explain_syntax_error(text, 4, 2)
+    assert (found.line, found.col) == (2, 11) and "this '[' is never closed" in found.message
+
+
+def test_a_wrong_closing_bracket_blames_the_bracket_it_leaves_open():
+    text = "layers: {custom_layers: [a, f}\n"
+    found = explain_syntax_error(text, 1, 30)
+    assert (found.line, found.col) == (1, 25)
+    assert found.message == ("this '[' is never closed: add the ']' that ends it (the '}' at "
+                             "line 1, column 30 cannot)")
+
+
+def test_a_bracket_after_the_error_is_not_blamed():
+    text = "a: 1\n  b: 2\nc: [1\n"
+    found = explain_syntax_error(text, 2, 4)
+    assert (found.line, found.col) == (2, 3) and "'b' starts at column 3" in found.message

@@ -10,10 +10,11 @@ warnings.
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import yaml
-from conftest import FIXTURES
+from conftest import FIXTURES, ROOT
 from xtc.compiler.passes import SPEC_CHECKS
 from xtc.spec.schema import check_schema
 from xtc.spec.yaml_loader import load_yaml
@@ -39,6 +40,13 @@ def fixture_cases(pass_id: str) -> list[dict]:
 
 
 def check_pass_fixture(pass_id: str, case: dict) -> None:
+    found = [{"key": d.key, "code": d.code, **({"severity": d.severity} if d.severity != "error" else {})}
+             for d in PASSES[pass_id](case_spec(case))]
+    assert found == case["expect"], case["title"]
+
+
+def case_spec(case: dict):
+    """The well-formed spec of a fixture case (the base spec with the case merged in)."""
     document = copy.deepcopy(BASE)
     if "composite" in case:
         del document["model"]
@@ -53,9 +61,7 @@ def check_pass_fixture(pass_id: str, case: dict) -> None:
     assert problems == []
     spec, _ = check_schema(tree, "case.yaml", "0" * 64)
     assert spec is not None, case["title"]
-    found = [{"key": d.key, "code": d.code, **({"severity": d.severity} if d.severity != "error" else {})}
-             for d in PASSES[pass_id](spec)]
-    assert found == case["expect"], case["title"]
+    return spec
 
 
 def all_cases():
@@ -81,6 +87,27 @@ def test_every_exclusion_rule_has_a_fixture_case():
 
     covered = {e["code"] for case in fixture_cases("check-exclusive-features") for e in case["expect"]}
     assert covered == {rule.code for rule in (*RULES, *AT_MOST_ONE)}
+
+
+# The reference's source line numbers ("I:2931") mean nothing to a reader of xtc: messages quote
+# the reference or say that it refuses the same, and code names its function or class.
+REFERENCE_LINE = re.compile(r"\bI:\d")
+
+
+def test_no_message_cites_reference_line_numbers():
+    from test_invalid_fixtures import CASES, errors_of
+
+    messages = [d.message for pass_id in PASSES for case in fixture_cases(pass_id)
+                for d in PASSES[pass_id](case_spec(case))]
+    messages += [d.message for case in CASES for d in errors_of(case)]
+    assert len(messages) > 100
+    assert [m for m in messages if REFERENCE_LINE.search(m)] == []
+
+
+def test_no_code_cites_reference_line_numbers():
+    files = [path for folder in ("spec", "compiler", "runtime", "xtc")
+             for path in sorted((ROOT / folder).rglob("*.py"))]
+    assert [str(path) for path in files if REFERENCE_LINE.search(path.read_text())] == []
 
 
 def test_flash_with_talking_heads_names_both_keys_and_lines():

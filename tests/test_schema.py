@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import yaml
 from conftest import ROOT
+from xtc.spec.keywords import ROUTED_SECTIONS, XTRANSFORMER_SIDES, Section, keyword_table
 from xtc.spec.load import read_spec
 
 import xtc
@@ -66,6 +69,7 @@ def test_every_problem_is_reported_in_one_run_sorted_by_line():
         (6, "model.emb_dropuot", "unknown-key"),
         (11, "model.attn_layers.depth", "out-of-range"),
         (12, "model.attn_layers.heads", "expected-type"),
+        (6, "", "checks-skipped"),  # last: the checks that read the depth and the heads wait
     ]
     assert "did you mean 'emb_dropout'?" in found[0].message
     assert isinstance(caught.value, ValueError)
@@ -87,7 +91,7 @@ def test_every_problem_is_reported_in_one_run_sorted_by_line():
     (("type: TransformerWrapper", "type: 7"), "model.type", "unknown-type"),
     (("name: tiny_lm", "name: Tiny"), "name", "invalid-name"),
     (("name: tiny_lm", "name: exception"), "name", "invalid-name"),
-    (("name: tiny_lm", "name: config"), "name", "invalid-name"),
+    (("name: tiny_lm", "name: model_cache"), "name", "invalid-name"),
     (("name: tiny_lm", "name: " + "a" * 65), "name", "invalid-name"),
     (("xtc: 1", "xtc: 1.0"), "xtc", "unsupported-version"),
     (("xtc: 1", "xtc: 1\ndescription: 5"), "description", "expected-type"),
@@ -182,3 +186,131 @@ def test_missing_model():
 def test_warnings_do_not_reject(monkeypatch):
     spec, problems = read_spec(GPT, "spec.yaml")
     assert spec is not None and all(p.severity == "warning" for p in problems)
+
+
+# -- a key written in another section of its model ---------------------------------------------
+
+# A small valid model of each shape; a wrapper's entry names its layer class.
+LAYERS = {"dim": 64, "depth": 2, "heads": 4}
+MODELS = {
+    "TransformerWrapper": {"type": "TransformerWrapper", "num_tokens": 256, "max_seq_len": 64,
+                           "attn_layers": {"type": "Decoder", **LAYERS}},
+    "ViTransformerWrapper": {"type": "ViTransformerWrapper", "image_size": 32, "patch_size": 8,
+                             "attn_layers": {"type": "Encoder", **LAYERS}},
+    "ContinuousTransformerWrapper": {"type": "ContinuousTransformerWrapper", "dim_in": 8,
+                                     "max_seq_len": 64, "attn_layers": {"type": "Encoder", **LAYERS}},
+    "Encoder": {"type": "Encoder", **LAYERS},
+    "Decoder": {"type": "Decoder", **LAYERS},
+    "CrossAttender": {"type": "CrossAttender", **LAYERS},
+    "XTransformer": {"type": "XTransformer", "dim": 64,
+                     "encoder": {"num_tokens": 256, "max_seq_len": 64, "depth": 2, "heads": 4},
+                     "decoder": {"num_tokens": 256, "max_seq_len": 64, "depth": 2, "heads": 4}},
+}
+TITLES = {"attn": "attention", "cross_attn": "cross-attention", "ff": "feedforward"}
+
+
+def sections_of(model: str) -> tuple[Section, ...]:
+    layer_type = MODELS[model].get("attn_layers", {}).get("type")
+    return keyword_table().sections(MODELS[model]["type"], layer_type)
+
+
+def misplaced_key(sections: tuple[Section, ...], source: Section, target: Section) -> str | None:
+    """The first key the hint must send from source to target (None if there is none): one that
+    target takes and source does not, that no layer class of the model sets itself, that
+    cross_attn: does not inherit from the attn: beside it, and, from inside one XTransformer side
+    to the other, that neither the source's side nor the top takes."""
+    keys = target.keys - source.keys - frozenset().union(*(s.fixed for s in sections))
+    keys -= {s.path[-1] for s in sections if s.path}  # keywords, not the nested mappings
+    for other in sections:
+        inherited = target.name == "cross_attn" and other.path == (*target.path[:-1], "attn")
+        side = source.path[:1]
+        nearer = (side and side[0] in XTRANSFORMER_SIDES and target.path[:1] not in ((), side)
+                  and other.path[:1] in ((), side))
+        if inherited or nearer:
+            keys -= other.keys
+    return min(keys, default=None)
+
+
+def misplaced_cases():
+    for model in MODELS:
+        sections = sections_of(model)
+        for source in sections:
+            for target in sections:
+                key = misplaced_key(sections, source, target) if target != source else None
+                if key is not None:
+                    ids = "->".join(".".join(s.path) or "top" for s in (source, target))
+                    yield pytest.param(model, source, target, key, id=f"{model}:{ids}:{key}")
+
+
+MISPLACED = list(misplaced_cases())
+
+
+def test_every_pair_of_sections_with_a_misplaced_key_is_covered():
+    """Each wrapper: 5 sections, 20 ordered pairs, less layers -> cross_attn (what cross_attn:
+    takes and the layers do not, attn: takes too). Each bare layer class: 4 sections, 12 pairs,
+    less the same one. XTransformer: 9 sections, 72 pairs, less encoder -> encoder.cross_attn
+    and decoder -> decoder.cross_attn (the same reason), the 16 from the encoder's side into the
+    decoder's (the decoder takes nothing the encoder does not) and the 12 from the decoder's side
+    into the encoder's attn:, cross_attn: and ff: (its own take the same keys)."""
+    assert len(MISPLACED) == 3 * 19 + 3 * 11 + (72 - 2 - 16 - 12)
+
+
+def misplaced_error(model: str, path: tuple[str, ...], value: object = 2):
+    """The one error of MODELS[model] with value written at path, and the spec's text."""
+    document = {"xtc": 1, "name": "m", "model": copy.deepcopy(MODELS[model])}
+    mapping = document["model"]
+    for step in path[:-1]:
+        mapping = mapping.setdefault(step, {})
+    mapping[path[-1]] = value
+    text = yaml.safe_dump(document, sort_keys=False)
+    errors = [d for d in diagnostics(text) if d.severity == "error"]
+    assert [(d.key, d.code) for d in errors] == [(".".join(("model", *path)), "unknown-key")]
+    return errors[0], text
+
+
+@pytest.mark.parametrize("model, source, target, key", MISPLACED)
+def test_a_key_in_another_section_says_where_to_write_it(model, source, target, key):
+    error, text = misplaced_error(model, (*source.path, key))
+    assert text.splitlines()[error.line - 1][error.col - 1:].startswith(f"{key}: 2")
+    message = error.message
+    assert "did you mean" not in message
+    assert f" {TITLES.get(target.name, target.name)}" in message.partition(": write")[0]
+    routed = target.name in ROUTED_SECTIONS
+    assert (f"{target.name}: {{{key}: 2}}" if routed else f"{key}: 2") in message
+    holder = target.path[:-1] if routed else target.path
+    if source.path[:len(holder)] == holder != source.path:  # an enclosing mapping
+        assert f"beside {source.path[len(holder)]}:" in message
+    elif holder != source.path:  # a nested mapping or the other XTransformer side
+        assert f"{holder[-1]}:" in message.partition(": write")[2]
+
+
+@pytest.mark.parametrize("model, path, value, hint", [
+    # the reference's prefixes: attn_ on the layers, enc_ / dec_ on an XTransformer
+    ("Decoder", ("attn_kv_heads",), 2,
+     "attn_kv_heads is an attention option: write attn: {kv_heads: 2}"),
+    ("XTransformer", ("enc_depth",), 2, "enc_depth is an encoder option: write depth: 2 in encoder:"),
+    # every place that takes the key
+    ("TransformerWrapper", ("dropout",), 0.1, ("dropout is an attention and feedforward option: "
+     "write attn: {dropout: 0.1} or ff: {dropout: 0.1} in attn_layers:")),
+    ("XTransformer", ("depth",), 2,
+     "depth is an encoder and decoder option: write depth: 2 in encoder: and decoder:"),
+    # inside a side, the other side only when nothing nearer takes the key
+    ("XTransformer", ("decoder", "attn", "depth"), 2,
+     "depth is a decoder option, not an attention one: write depth: 2 beside attn:"),
+    ("XTransformer", ("decoder", "num_memory_tokens"), 2, ("num_memory_tokens is an encoder "
+     "option, not a decoder one: write num_memory_tokens: 2 in encoder:")),
+    # the value as written when it is a short scalar
+    ("Decoder", ("kv_heads",), [1, 2], "write attn: {kv_heads: ...}"),
+    ("Decoder", ("kv_heads",), "two heads", "write attn: {kv_heads: ...}"),
+    ("Decoder", ("kv_heads",), "two", "write attn: {kv_heads: 'two'}"),
+    # what a layer class sets itself, wherever it is written
+    ("TransformerWrapper", ("causal",), True, "Decoder sets 'causal' itself here"),
+    ("Decoder", ("attn", "causal"), True, "Decoder sets 'causal' itself here"),
+    ("XTransformer", ("causal",), True, "Encoder and Decoder set 'causal' themselves here"),
+    ("XTransformer", ("decoder", "cross_attend"), True, "Decoder sets 'cross_attend' itself here"),
+    # ... unless some layers take it
+    ("CrossAttender", ("attn", "causal"), True, "causal is a layers and cross-attention option"),
+])
+def test_misplaced_key_hints(model, path, value, hint):
+    error, _ = misplaced_error(model, path, value)
+    assert hint in error.message and "did you mean" not in error.message

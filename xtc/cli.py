@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .compiler import SPEC_CHECKS
 from .spec import Diagnostic, SpecInputError
-from .spec.diagnostics import has_errors, printable, render_json, render_text
+from .spec.diagnostics import has_errors, in_output_order, printable, render_json, render_text
 from .spec.load import read_spec
 from .spec.source import read_spec_bytes
 
@@ -176,7 +176,7 @@ def emit(diagnostics: list[Diagnostic], fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(render_json(diagnostics))
     elif fmt == "github":
-        sys.stdout.write("".join(github_annotation(d) + "\n" for d in sorted(diagnostics)))
+        sys.stdout.write("".join(github_annotation(d) + "\n" for d in in_output_order(diagnostics)))
     else:
         sys.stderr.write(render_text(diagnostics))
 
@@ -186,7 +186,7 @@ def github_annotation(d: Diagnostic) -> str:
     def prop(text: str) -> str:
         return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
-    level = "error" if d.severity == "error" else "warning"
+    level = {"error": "error", "warning": "warning"}.get(d.severity, "notice")
     where = f"file={prop(d.path)},line={d.line},col={d.col},title={prop(d.code)}"
     message = f"{d.key}: {d.message}" if d.key else d.message
     return f"::{level} {where}::{escape_data(message)}"
@@ -224,7 +224,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     spec = load_or_report(args)
     if spec is None:
         return EXIT_REJECTED
-    sys.stdout.write(render(spec, args.format, args.seq_len, args.context_len))
+    text, warnings = render(spec, args.format, args.seq_len, args.context_len)
+    for warning in warnings:  # the figures stand; the lengths they assume would be refused
+        print(f"xtc: warning: {warning}", file=sys.stderr)
+    sys.stdout.write(text)
     return EXIT_OK
 
 

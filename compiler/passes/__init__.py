@@ -1,8 +1,9 @@
 """The passes, in the order they run.
 
-SPEC_CHECKS read a Spec and return diagnostics (`load_spec` runs them after the schema; a check
-with `stops_on_error` ends the run when it finds an error, one with `needs_valid_spec` runs only
-when nothing before it found one);
+SPEC_CHECKS read a Spec and return diagnostics (`load_spec` runs them after the schema, also on
+a spec with errors, setting aside what rests on rejected values: spec/load.py; a check with
+`stops_on_error` ends the run when it finds an error, one with `needs_valid_spec` may fail on a
+spec with errors and then waits for them to be fixed);
 GRAPH_PASSES transform the IR, and the graph is linted after each one.
 """
 

@@ -1,5 +1,5 @@
-"""check-attention-options: x-transformers' rules for the attention heads (Attention.__init__
-I:1963-2085), and the CPU flash kernel's own limit, as located errors.
+"""check-attention-options: x-transformers' rules for the attention heads (Attention.__init__),
+and the CPU flash kernel's own limit, as located errors.
 
 - `kv_heads` and `one_kv_head` say the same thing twice: one or the other.
 - Query heads are shared out over the key / value heads: kv_heads must divide heads.

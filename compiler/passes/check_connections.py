@@ -4,7 +4,8 @@
 located error: an unknown component or argument, an argument that no connection can feed, a
 context for a component that does not cross-attend, a producer without embeddings, an input fed
 twice, a width the consumer does not expect, a cycle, more or fewer than one sink, a component
-nobody uses, and generated class names that would collide.
+nobody uses. Component names are the schema's to check (spec/names.py); the classes they name
+are chosen apart by lowering (compiler/lower.py, "class names").
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ from __future__ import annotations
 import difflib
 
 from xtc.spec import Connection, Diagnostic, ModuleSpec, Spec
-from xtc.spec.model import pascal_case
-from xtc.spec.names import name_problem
 
 from .modules import diagnostic
 
@@ -36,14 +35,12 @@ ARGUMENTS = {
     "ViTransformerWrapper": ("img", "return_embeddings"),
     "ContinuousTransformerWrapper": ("x", "mask", "return_embeddings"),
 }
-STACK_CLASSES = ("Config", "Attention", "CrossAttention", "FeedForward", "Block")
 
 
 def check_connections(spec: Spec) -> list[Diagnostic]:
     if spec.model is not None:
         return []
-    found = check_names(spec)
-    valid = []
+    found, valid = [], []
     for connection in spec.connections:
         problems = check_connection(spec, connection)
         found += problems
@@ -184,38 +181,3 @@ def check_sinks(spec: Spec, connections: list[Connection]) -> list[Diagnostic]:
                                 f"one component must feed no other (the output); "
                                 f"{', '.join(sinks)} all do"))
     return found
-
-
-def check_names(spec: Spec) -> list[Diagnostic]:
-    """Component names become class names: they must be safe, and no two classes may clash."""
-    found, owners = [], {spec.class_name: "the spec's own class"}
-    for name, module in spec.components.items():
-        problem = component_name_problem(name)
-        if problem:
-            found.append(diagnostic(spec, f"components.{name}", "invalid-name", problem))
-            continue
-        for class_name in class_names(name, module):
-            if class_name in owners:
-                found.append(diagnostic(spec, f"components.{name}", "class-name-clash",
-                                        f"component {name!r} would define class {class_name}, "
-                                        f"as {owners[class_name]} does"))
-                break
-            owners[class_name] = f"component {name!r}"
-    return found
-
-
-def component_name_problem(name: str) -> str | None:
-    """Like the spec's name, except that the generated classes are prefixed with it, so that
-    `encoder` is fine (it defines Encoder, EncoderBlock, ...)."""
-    problem = name_problem(name)
-    if problem and "collides with a class" not in problem:
-        return problem
-    return None
-
-
-def class_names(name: str, module: ModuleSpec) -> list[str]:
-    prefix = pascal_case(name)
-    if module.type == "XTransformer":
-        sides = [f"{prefix}{side}{cls}" for side in ("Encoder", "Decoder") for cls in STACK_CLASSES]
-        return [prefix, f"{prefix}Config", f"{prefix}Encoder", f"{prefix}Decoder", *sides]
-    return [prefix, *(f"{prefix}{cls}" for cls in STACK_CLASSES)]

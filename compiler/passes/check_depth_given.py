@@ -1,7 +1,8 @@
 """check-depth-given: an Encoder or Decoder needs `depth`.
 
 The keyword defaults to None because custom_layers replaces it, but without it
-x-transformers asserts '`depth` must be passed in for `Decoder` or `Encoder`' (I:3087).
+x-transformers asserts '`depth` must be passed in for `Decoder` or `Encoder`'
+(AttentionLayers.__init__).
 """
 
 from __future__ import annotations

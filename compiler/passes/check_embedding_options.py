@@ -4,9 +4,9 @@
   wide as the model: with another `emb_dim` the reference fails at the logits (a matmul of
   (B, T, dim) by (emb_dim, num_tokens)).
 - `l2norm_embed` re-initialises `pos_emb.emb`, which scaled sinusoidal positions do not have:
-  the reference raises AttributeError while constructing (TransformerWrapper.init_, I:4203).
+  the reference raises AttributeError while constructing (TransformerWrapper.init_).
 - Scaled sinusoidal positions split the width into sin and cos halves, so it must be even
-  (asserted at I:447).
+  (asserted in ScaledSinusoidalEmbedding.__init__).
 Both hold only where absolute positions are built: rotary and the T5 bias turn them off.
 """
 
@@ -48,7 +48,8 @@ def check_token_embedding(spec: Spec, model) -> list[Diagnostic]:
 
 def absolute_positions(model) -> bool:
     """Whether the wrapper builds absolute positions: asked for, a max_seq_len, and not turned
-    off by the layers' rotary or T5 bias (the reference's disable_abs_pos_emb, I:2892, I:4031)."""
+    off by the layers' rotary or T5 bias (the reference's disable_abs_pos_emb, in
+    AttentionLayers.__init__)."""
     layers = model.children["attn_layers"]
     disabled = layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["rel_pos_bias"]
     return bool(model["use_abs_pos_emb"] and model["max_seq_len"] and not disabled)

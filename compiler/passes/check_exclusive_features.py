@@ -2,8 +2,9 @@
 
 Most rows say what `flash: true` excludes: the flash kernel never materialises the attention
 matrix, so nothing that reads or rewrites that matrix can run with it. The rows follow
-x-transformers' own asserts (attend.py I:240-318, x_transformers.py I:2105-2956) and the options
-it silently ignores under flash (reference/x-transformers.md section 2.6).
+x-transformers' own asserts (Attend.__init__ in attend.py, Attention.__init__ and
+AttentionLayers.__init__ in x_transformers.py) and the options it silently ignores under flash
+(gumbel_softmax: Attend.forward never reaches it on the flash path).
 
 >>> import xtc
 >>> xtc.loads_spec('''
@@ -74,7 +75,7 @@ RULES = (
               f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
-              "tied weights repeat one default block (x-transformers asserts it, I:3055-3062)"),
+              "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),
 )
 
 
@@ -91,20 +92,19 @@ AT_MOST_ONE = (
     AtMostOne("at-most-one-norm",
               ("use_scalenorm", "use_rmsnorm", "use_simple_rmsnorm", "use_dynamic_tanh", "use_derf",
                "use_adaptive_layernorm", "use_adaptive_rmsnorm"),
-              "a layer stack has one kind of norm (x-transformers asserts it, I:2962)"),
+              "a layer stack has one kind of norm (x-transformers 2.31.10 refuses this too)"),
     AtMostOne("at-most-one-position-bias", ("alibi_pos_bias", "rel_pos_bias", "dynamic_pos_bias"),
-              "one relative position bias at a time (x-transformers asserts it, I:2916)"),
+              "one relative position bias at a time (x-transformers 2.31.10 refuses this too)"),
     AtMostOne("at-most-one-residual-kind",
               ("gate_residual", "attn_aggregated_residuals", "orthog_residual", "mv_split_residual",
                "gated_multi_residual"),
-              "each replaces the residual sum (x-transformers asserts one at most, I:2952)"),
+              "each replaces the residual sum (x-transformers 2.31.10 refuses this too)"),
     AtMostOne("at-most-one-layerscale", ("use_layerscale", "use_adaptive_layerscale"),
-              "both scale the sublayer's output (x-transformers asserts one at most, I:3017)"),
+              "both scale the sublayer's output (x-transformers 2.31.10 refuses this too)"),
     AtMostOne("at-most-one-attention-function",
               ("attn.sigmoid", "attn.hard", "attn.l2_distance", "attn.gumbel_softmax",
                "attn.sparse_topk"),
-              "each replaces the softmax of the scores (x-transformers asserts one at most, "
-              "attend.py I:245)"),
+              "each replaces the softmax of the scores (x-transformers 2.31.10 refuses this too)"),
 )
 
 

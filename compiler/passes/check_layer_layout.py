@@ -1,4 +1,4 @@
-"""check-layer-layout: x-transformers' rules for custom sublayer layouts (AttentionLayers I:3053-3087).
+"""check-layer-layout: x-transformers' rules for custom sublayer layouts (AttentionLayers.__init__).
 
 - A cross-attention sublayer ('c' in custom_layers) needs the layers to cross-attend.
 - sandwich_coef k puts k attentions first and k feedforwards last: 0 < k <= depth.
@@ -6,9 +6,9 @@
   attention sublayers must fit the resulting width.
 - layers_execute_order indexes the sublayers: each index below their number, and (an xtc rule:
   the reference builds sublayers it never runs) every sublayer at least once; with custom_layers
-  it replaces depth, which must then be left out (I:3037).
-- The layout comes from custom_layers, else par_ratio, else sandwich_coef (I:3069-3087): the
-  ones after the first given are ignored (a warning, check-ignored-options), not checked.
+  it replaces depth, which must then be left out.
+- The layout comes from custom_layers, else par_ratio, else sandwich_coef: the ones after the
+  first given are ignored (a warning, check-ignored-options), not checked.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def check_layer_layout(spec: Spec) -> list[Diagnostic]:
 
 
 def check_execute_order(spec: Spec, layers) -> list[Diagnostic]:
-    """Every index of layers_execute_order names a sublayer (I:3102)."""
+    """Every index of layers_execute_order names a sublayer (AttentionLayers.__init__)."""
     order = layers["layers_execute_order"]
     if order is None:
         return []

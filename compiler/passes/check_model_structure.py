@@ -1,12 +1,13 @@
 """check-model-structure: model-level settings that x-transformers builds but cannot run.
 
 - ViT cuts the image into patch_size squares, so image_size must be a multiple of it (asserted
-  at I:3891; xtc says which key).
+  in ViTransformerWrapper.__init__; xtc says which key).
 - XTransformer never passes a context to its encoder, so an encoder with `cross_attend: true`
-  fails on its first forward ('context must be passed in', I:3393).
+  fails on its first forward ('context must be passed in', AttentionLayers.forward).
 - `tie_token_emb` makes the decoder look its tokens up in the encoder's table, so both sides
   need the same vocabulary: otherwise the decoder's ids index past the table.
-- `sandwich_norm` adds norms to pre-norm sublayers: not with `pre_norm: false` (I:2931).
+- `sandwich_norm` adds norms to pre-norm sublayers: not with `pre_norm: false`
+  (AttentionLayers.__init__).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{module.key}.sandwich_norm", "sandwich-norm-needs-pre-norm",
                 "sandwich_norm adds a norm after each pre-norm sublayer; it cannot be combined "
-                "with pre_norm: false (x-transformers asserts it, I:2931)"))
+                "with pre_norm: false (x-transformers 2.31.10 refuses this too: 'sandwich norm "
+                "cannot be used when not using prenorm')"))
         if module.type == "ViTransformerWrapper":
             found += check_patches(spec, module)
         elif module.type == "XTransformer":

@@ -1,11 +1,11 @@
 """check-position-options: the rules x-transformers asserts for its positional schemes
-(AttentionLayers.__init__ I:2894-2930, RotaryEmbedding I:854), as located errors.
+(AttentionLayers.__init__, RotaryEmbedding.__init__), as located errors.
 
 - xPos rescales queries and keys by their distance from the sequence's middle: causal only.
 - Rotary rotates at most the whole head: rotary_emb_dim <= dim_head.
 - Position interpolation divides positions: rotary_interpolation_factor >= 1.
 - Rotary on some heads: rotate_num_heads <= heads, and not with grouped key / value heads
-  (I:2252-2256).
+  (Attention.__init__).
 - Rotary goes with ALiBi but not with the T5 or dynamic bias: the reference fails in the forward.
 - T5 buckets: rel_pos_num_buckets <= rel_pos_max_distance (even with the bias off, as the
   reference asserts it; so are the two rules above for rotary width and xPos).
@@ -32,7 +32,7 @@ def check_position_options(spec: Spec) -> list[Diagnostic]:
 
 def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
     """All but the last hold whether or not rotary is on: the reference asserts them regardless
-    (AttentionLayers I:2893, Attention I:2252-2256)."""
+    (AttentionLayers.__init__, Attention.__init__)."""
     found, key = [], layers.key
     if layers["rotary_xpos"] and layers.type != "Decoder":
         found.append(diagnostic(spec, f"{key}.rotary_xpos", "xpos-needs-causal",

@@ -1,8 +1,8 @@
 """check-single-head-projection: with one head, x-transformers has no output projection.
 
-`Attention` projects its output back to `dim` only when `heads > 1` (I:2237), so one head must
-already be `dim` wide; otherwise the reference builds and then fails on the first forward with a
-shape error (reference/x-transformers.md section 2.6).
+`Attention` projects its output back to `dim` only when `heads > 1` (Attention.__init__), so one
+head must already be `dim` wide; otherwise the reference builds and then fails on the first
+forward with a shape error (reference/x-transformers.md section 2.6).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ def all_modules(spec: Spec) -> Iterator[ModuleSpec]:
         yield module
         children = list(module.children.values())
         if module.type == "XTransformer":  # its sides take the model's `dim`, and the decoder
-            # cross-attends (I:4741-4749): the checks see the keywords the reference passes
+            # cross-attends (XTransformer.__init__): the checks see the keywords it passes
             children = [replace(side, options={**side.options, "dim": module["dim"],
                                                "cross_attend": side.type == "Decoder"})
                         for side in children]
