@@ -1,24 +1,20 @@
 """compiler/: Spec -> IR graph -> passes -> render context -> jinja2 -> Python source.
 
 Imports spec/, networkx and jinja2 (both only when used); never torch. Validating needs the
-checks and the graph (for the parameter budget), not the lowering and the templates, so
-compile_spec imports those when it runs.
+checks and the graph (for the graph checks: the parameter budget), not the lowering and the
+templates, so compile_spec imports those when it runs. Within compiler/ imports run one way
+(docs/design.md, "Import rules"): this package imports the passes, never the reverse.
 """
 
 from __future__ import annotations
 
 from xtc.spec import Spec
 
-from .build_ir import build_graph
 from .ir import Graph
-from .passes import SPEC_CHECKS, run_graph_passes
+from .passes import CHECKS, GRAPH_CHECKS, SPEC_CHECKS, checks, compile_graph
 
-__all__ = ["SPEC_CHECKS", "Graph", "compile_graph", "compile_spec"]
-
-
-def compile_graph(spec: Spec) -> Graph:
-    """The spec's IR after every graph pass, linted after each."""
-    return run_graph_passes(build_graph(spec))
+__all__ = ["CHECKS", "GRAPH_CHECKS", "SPEC_CHECKS", "Graph", "checks", "compile_graph",
+           "compile_spec"]
 
 
 def compile_spec(spec: Spec, standalone: bool = False) -> str:
@@ -29,7 +25,7 @@ def compile_spec(spec: Spec, standalone: bool = False) -> str:
     from .verify import verify_source
 
     graph = compile_graph(spec)
-    source = render_module(lower(spec, graph))
+    source = render_module(lower(graph))
     verify_source(source)
     if standalone:
         from .standalone import inline_runtime  # reads runtime/ as text: only when asked

@@ -14,7 +14,9 @@ spec uses them ([brackets]):
       x = x + CrossAttention(Norm(x), ctx)      x = Norm(x + CrossAttention(x, ctx))
       x = x + FeedForward(Norm(x))              x = Norm(x + FeedForward(x))
 
-Each op records the spec key it comes from and the reference module that owns its parameters.
+Each op records the spec key it comes from and the reference module that owns its parameters;
+each model, the graph's `ModelAttrs` for its scope (what no op says: its class, max_seq_len, a
+composite's wiring); the payloads come from compiler/resolve.py as they are.
 x-transformers numbers sublayers, not blocks: with layer types ('a', 'f') block i's attention
 is `layers.{2i}` and its feedforward `layers.{2i+1}`; with cross-attention ('a', 'c', 'f') they
 are `3i`, `3i+1`, `3i+2`, and a CrossAttender is ('c', 'f'). In a sublayer `.0.0` is the
@@ -23,33 +25,30 @@ pre-norm, `.0.2` the post-norm, `.1` the sublayer itself.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from xtc.spec import Spec
 
 from .ir import (
     AddAttrs,
-    AttentionAttrs,
-    CrossAttentionAttrs,
     DropoutAttrs,
-    FeedForwardAttrs,
+    Feed,
     Graph,
     InputAttrs,
     LogitsAttrs,
     LossAttrs,
     MemoryTokensAttrs,
+    ModelAttrs,
     NormAttrs,
     OpKind,
+    Origin,
     OutputAttrs,
     PadMaskAttrs,
     PatchEmbeddingAttrs,
     PoolAttrs,
-    PositionBiasAttrs,
     PositionEmbeddingAttrs,
     PrependAttrs,
     ProjectAttrs,
-    ResidualAttrs,
-    RotaryAttrs,
     StripAttrs,
     TokenEmbeddingAttrs,
     scope_prefix,
@@ -68,30 +67,43 @@ from .resolve import (
 def build_graph(spec: Spec) -> Graph:
     if spec.model is None:
         return build_composite(spec)
-    builder = Builder(Graph())
+    builder = Builder(Graph(Origin(spec.name, spec.sha256)))
     builder.model(resolve(spec))
     return builder.graph
 
 
 def build_composite(spec: Spec) -> Graph:
-    """Each component under its own scope, producers first; a connection feeds the producer's
-    embeddings (and its padding mask, for a context) to the consumer's argument."""
-    graph = Graph()
-    embeddings: dict[str, str] = {}
-    masks: dict[str, str] = {}
+    """Each component under its own scope, producers first; what feeds it (the producers'
+    outputs) takes the place of its forward arguments."""
+    graph = Graph(Origin(spec.name, spec.sha256))
+    connections = [Feed(c.source, c.target, c.argument) for c in spec.connections]
+    masks: list[Feed] = []
     for name in component_order(spec):
-        fed = {}
-        for connection in spec.connections:
-            if connection.target == name:
-                fed[connection.argument] = embeddings[connection.source]
-                if connection.argument == "context" and connection.source in masks:
-                    fed["context_mask"] = masks[connection.source]
+        feeds = [feed for feed in connections if feed.target == name]
+        feeds += context_masks(graph, feeds)
+        fed = {feed.argument: fed_op(graph, feed) for feed in feeds}
         Builder(graph, scope=name, fed=fed).model(resolve_module(spec.components[name]))
-        if any(c.source == name for c in spec.connections):
-            embeddings[name] = embeddings_of(graph, name)
-        if f"{name}_mask" in graph:
-            masks[name] = f"{name}_mask"
+        masks += [feed for feed in feeds if feed.output == "mask"]
+    graph.add_model("", ModelAttrs("composite", "", components=tuple(spec.components),
+                                   feeds=tuple(connections + masks)))
     return graph
+
+
+def context_masks(graph: Graph, feeds: list[Feed]) -> list[Feed]:
+    """A context's padding mask travels with it: a producer that takes a mask feeds it to the
+    consumer's context_mask too (the one place of this rule; lowering reads the feeds)."""
+    return [Feed(feed.source, feed.target, "context_mask", "mask") for feed in feeds
+            if feed.argument == "context" and scope_prefix(feed.source) + "mask" in graph]
+
+
+def fed_op(graph: Graph, feed: Feed) -> str:
+    """The op whose output a feed hands on: the producer's mask input, or its embeddings (what
+    it returns with return_embeddings)."""
+    if feed.output == "mask":
+        return scope_prefix(feed.source) + "mask"
+    outputs = [op for op in graph.ops(OpKind.OUTPUT)
+               if op.scope == feed.source and op.attrs.name == "embeddings"]
+    return outputs[0].inputs[0]
 
 
 def component_order(spec: Spec) -> list[str]:
@@ -106,11 +118,16 @@ def component_order(spec: Spec) -> list[str]:
     return order
 
 
-def embeddings_of(graph: Graph, scope: str) -> str:
-    """The op whose output a component hands on: what it returns with return_embeddings."""
-    outputs = [op for op in graph.ops(OpKind.OUTPUT)
-               if op.scope == scope and op.attrs.name == "embeddings"]
-    return outputs[0].inputs[0]
+def model_record(model) -> ModelAttrs:
+    """What the graph records of a model besides its ops."""
+    if isinstance(model, ResolvedXTransformer):
+        return ModelAttrs("XTransformer", model.key,
+                          cross_attn_tokens_dropout=model.cross_attn_tokens_dropout)
+    layers = model if isinstance(model, ResolvedLayers) else model.layers
+    wrappers = {ResolvedWrapper: "TransformerWrapper", ResolvedViT: "ViTransformerWrapper",
+                ResolvedContinuous: "ContinuousTransformerWrapper"}
+    return ModelAttrs(wrappers.get(type(model), layers.type), model.key, layers.type,
+                      getattr(model, "max_seq_len", None), custom_layout=bool(layers.layout))
 
 
 @dataclass
@@ -148,6 +165,7 @@ class Builder:
         return Builder(self.graph, f"{self.scope}.{scope}" if self.scope else scope, self.ref + ref)
 
     def model(self, model) -> None:
+        self.graph.add_model(self.scope, model_record(model))
         if isinstance(model, ResolvedWrapper):
             self.wrapper_model(model)
         elif isinstance(model, ResolvedViT):
@@ -251,13 +269,14 @@ class Builder:
         mask = self.input("mask", "mask", ("B", "S"), optional=True, key=key)
         prepend = self.input("src_prepend_embeds", "embeds", ("B", "P", model.encoder.layers.dim),
                              optional=True, key=key)
-        encoder = self.child("encoder", "encoder.")
+        encoder, decoder = self.child("encoder", "encoder."), self.child("decoder", "decoder.net.")
+        self.graph.add_model(encoder.scope, model_record(model.encoder))
+        self.graph.add_model(decoder.scope, model_record(model.decoder))
         encoded = encoder.wrapper(model.encoder, src, mask, None, None, prepend, logits=False)
         context_mask = mask
         if prepend is not None:
             context_mask = self.add("context_mask", OpKind.PAD_MASK, PadMaskAttrs(0),
                                     (mask, prepend), spec_key=key)
-        decoder = self.child("decoder", "decoder.net.")
         logits = decoder.wrapper(model.decoder, tgt, None, encoded, context_mask, None)
         if model.tie_token_emb:  # the decoder looks its tokens up in the encoder's table
             table = self.graph[decoder.name("token_emb")]
@@ -380,18 +399,14 @@ class Builder:
         """Rotary angles and a relative position bias, computed once for all the layers."""
         rotary = bias = None
         if layers.rotary is not None:
-            r = layers.rotary
-            rotary = self.add("rotary", OpKind.ROTARY,
-                              RotaryAttrs(r.dim, r.interpolation_factor, r.base_rescale_factor,
-                                          r.xpos_scale_base),
-                              (hidden,), spec_key=f"{layers.key}.rotary_pos_emb",
+            rotary = self.add("rotary", OpKind.ROTARY, layers.rotary, (hidden,),
+                              spec_key=f"{layers.key}.rotary_pos_emb",
                               ref_path=f"{ref}rotary_pos_emb", role="rotary")
         if layers.position_bias is not None:
-            b = layers.position_bias
-            attrs = PositionBiasAttrs(**asdict(b))
+            scheme = layers.position_bias.scheme
             key = {"alibi": "alibi_pos_bias", "t5": "rel_pos_bias", "dynamic": "dynamic_pos_bias"}
-            bias = self.add("rel_pos", OpKind.POSITION_BIAS, attrs, (hidden,),
-                            spec_key=f"{layers.key}.{key[b.scheme]}", ref_path=f"{ref}rel_pos",
+            bias = self.add("rel_pos", OpKind.POSITION_BIAS, layers.position_bias, (hidden,),
+                            spec_key=f"{layers.key}.{key[scheme]}", ref_path=f"{ref}rel_pos",
                             role="rel_pos")
         return rotary, bias
 
@@ -423,8 +438,8 @@ class Builder:
             branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (hidden,),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
         # LayerScale wraps the sublayer in the reference: its parameters move under `.1.fn`
-        branch_ref = f"{ref}.1.fn" if layers.layerscale is not None else f"{ref}.1"
-        branch_ref += ".fn" if layers.token_shifts else ""  # ShiftTokens wraps it too
+        branch_ref = f"{ref}.1.fn" if layers.residual.layerscale is not None else f"{ref}.1"
+        branch_ref += ".fn" if layers.residual.token_shifts else ""  # ShiftTokens wraps it too
         macaron = layers.macaron and kind is OpKind.FEEDFORWARD
         branch_ref += ".fn" if macaron else ""  # and Scale(0.5, ...) wraps macaron feedforwards
         branch = self.add(name, kind, attrs, (branch_input, *extra_inputs),
@@ -433,9 +448,7 @@ class Builder:
         if layers.sandwich_norm:
             branch = self.add(f"{name}_post_norm", OpKind.NORM, norm, (branch,),
                               ref_path=f"{ref}.0.1", role=f"{role}_post_norm", **provenance)
-        residual = ResidualAttrs(layers.layer_dropout, role, layers.layerscale,
-                                 layers.scale_residual, layers.gate_residual, layers.token_shifts,
-                                 0.5 if macaron else 1.0)
+        residual = replace(layers.residual, branch=role, branch_scale=0.5 if macaron else 1.0)
         out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch),
                        ref_path=ref, **provenance)
         if not layers.pre_norm:
@@ -451,27 +464,17 @@ def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
     only."""
     sublayers = []
     if layers.attention is not None:
-        attn, (rotary, bias) = layers.attention, positions
-        shared = {name: value for name, value in asdict(attn).items() if name != "dim_context"}
-        attrs = AttentionAttrs(dim=layers.dim, causal=layers.causal, rotary=rotary is not None,
-                               bias=bias is not None,
-                               rotate_heads=layers.rotary.rotate_heads if layers.rotary else 0,
-                               **shared)
-        sublayers.append(("attn", OpKind.ATTENTION, attrs, (mask, rotary, bias)))
+        rotary, bias = positions
+        sublayers.append(("attn", OpKind.ATTENTION, layers.attention, (mask, rotary, bias)))
     if layers.cross_attention is not None:
-        cross = layers.cross_attention
-        attrs = CrossAttentionAttrs(layers.dim, cross.dim_context, cross.heads, cross.dim_head,
-                                    cross.flash, cross.project_out, cross.dropout, cross.num_mem_kv,
-                                    cross.residual)
-        sublayers.append(("cross_attn", OpKind.CROSS_ATTENTION, attrs, (context, mask, context_mask)))
+        sublayers.append(("cross_attn", OpKind.CROSS_ATTENTION, layers.cross_attention,
+                          (context, mask, context_mask)))
     ff = layers.feedforward
-    attrs = FeedForwardAttrs(layers.dim, ff.inner_dim, ff.activation, ff.glu, ff.bias, ff.dropout,
-                             ff.post_act_ln)
-    sublayers.append(("ff", OpKind.FEEDFORWARD, attrs, ()))
+    sublayers.append(("ff", OpKind.FEEDFORWARD, ff, ()))
     if layers.layout:  # a custom layout: one block of these sublayers, numbered in order
         kinds = {"a": sublayers[0], "c": next((s for s in sublayers if s[0] == "cross_attn"), None),
                  "f": sublayers[-1]}
         return [(f"{kinds[t][0]}{i}", *kinds[t][1:]) for i, t in enumerate(layers.layout)]
     if layers.macaron:  # ('f', 'a', 'f'): Lu et al. 2019, https://arxiv.org/abs/1906.02762
-        sublayers.insert(0, ("macaron_ff", OpKind.FEEDFORWARD, attrs, ()))
+        sublayers.insert(0, ("macaron_ff", OpKind.FEEDFORWARD, ff, ()))
     return sublayers

@@ -1,16 +1,22 @@
 """Render contexts: plain dataclasses holding every decision, name and import of the emitted
 module, so that templates only loop, branch and format (docs/design.md, "Lowering and templates").
 
-Each class context names its template and reports the imports its code needs. A model class
-holds one op context per top-level op, each rendered by `templates/ops/<kind>.py.jinja` through
-its `init`, `reset` and `forward` macros. `module.py.jinja` assembles the banner, the imports
-collected from the classes, the `Config` dataclasses and the classes.
+Each class context names its template and reports the imports its code needs. The sublayer
+classes hold their IR payload (`AttentionClass.attrs`), so an option is read where it is
+declared. A model class holds one op context per top-level op, each rendered by
+`templates/ops/<kind>.py.jinja` through its `init`, `reset` and `forward` macros; a block holds
+one `ResidualStep` per residual sublayer (`templates/residual_step.py.jinja`) and the
+`BlockSignature` that both its forward and the model's loop over the blocks read.
+`module.py.jinja` assembles the banner, the imports collected from the classes, the `Config`
+dataclasses and the classes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import ClassVar
+
+from .ir import AttentionAttrs, CrossAttentionAttrs, FeedForwardAttrs, ResidualAttrs
 
 # (group, line): the standard library, then third-party packages, as isort sorts them. For the
 # emitted module xtc.runtime is a third-party package like torch.
@@ -47,117 +53,86 @@ class ConfigClass:
 # -- the classes of a layer stack ---------------------------------------------------------------
 
 
-def attention_imports(num_mem_kv: bool) -> set[Import]:
-    """Both attention classes call `attend`; persistent memory needs torch.cat and F.pad."""
+def attention_imports(attrs: AttentionAttrs | CrossAttentionAttrs) -> set[Import]:
+    """Both attention classes call `attend` (`attend_explicit` with the score matrix in hand);
+    persistent memory needs torch.cat and F.pad."""
     wanted = {NN, runtime("attention", "attend")}
-    return wanted | ({TORCH, FUNCTIONAL} if num_mem_kv else set())
+    wanted |= {runtime("attention", "attend_explicit")} if attrs.explicit else set()
+    return wanted | ({TORCH, FUNCTIONAL} if attrs.num_mem_kv else set())
 
 
 @dataclass(frozen=True)
 class AttentionClass:
+    """Self-attention, as its payload says; the template reads the options from `attrs`."""
+
     template: ClassVar[str] = "attention.py.jinja"
     name: str
     config: str
-    causal: bool
-    flash: bool
-    project_out: bool
-    dropout: bool
-    num_mem_kv: bool
+    attrs: AttentionAttrs
     attn_mask: bool = False  # takes a user attention mask (XTransformer's encoder)
     cache: bool = False  # takes a KVCache (decoders that generate)
-    rotary: bool = False  # rotates queries and keys with the model's rotary angles
-    bias: bool = False  # adds the model's relative position bias
-    rotate_heads: bool = False  # only the last config.rotate_num_heads heads
-    kv_heads: bool = False  # grouped-query attention: config.kv_heads key / value heads
-    value_dim: bool = False  # values config.value_dim_head wide
-    qk_norm: bool = False
-    qk_norm_groups: bool = False  # in config.qk_norm_groups groups
-    qk_norm_dim_scale: bool = False
-    on_attn: bool = False
-    gate_values: bool = False
-    head_scale: bool = False
-    talking_heads: tuple = ()  # the names of the talking-heads convolutions used
-    sparse_topk: bool = False
-    residual: bool = False  # takes and returns pre-softmax scores (residual attention)
     xpos: bool = False  # the rotary angles come with xPos scales
 
     @property
     def rotary_before_cache(self) -> bool:
         """A key's rotation depends on its position only, so new keys are cached rotated; xPos
         scales are centred on the current length and are applied to every key at each step."""
-        return self.rotary and not self.xpos
+        return self.attrs.rotary and not self.xpos
 
     @property
-    def explicit(self) -> bool:
-        return bool(self.talking_heads) or self.sparse_topk or self.residual
-
-    @property
-    def attend_call(self) -> str:
-        """attend(...), or attend_explicit(...) with the score-matrix options."""
-        if not self.explicit:
-            return f"attend({self.attend_arguments})"
-        extra = "".join(f", {name}=self.{name}" for name in self.talking_heads)
-        extra += ", sparse_topk=self.sparse_topk" if self.sparse_topk else ""
-        extra += ", prev_scores=prev_scores, return_scores=True" if self.residual else ""
-        return f"attend_explicit({self.attend_arguments}{extra})"
+    def grouped_qk_norm(self) -> bool:
+        """qk-norm in config.qk_norm_groups groups."""
+        return self.attrs.qk_norm_groups > 1
 
     @property
     def kv_heads_field(self) -> str:
-        return "config.kv_heads" if self.kv_heads else "config.heads"
+        return "config.kv_heads" if self.attrs.kv_heads else "config.heads"
 
     @property
     def kv_heads_symbol(self) -> str:
         """The key / value heads in shape comments: K with grouped-query attention."""
-        return "K" if self.kv_heads else "H"
+        return "K" if self.attrs.kv_heads else "H"
 
     @property
     def value_dim_field(self) -> str:
-        return "config.value_dim_head" if self.value_dim else "config.dim_head"
+        return "config.value_dim_head" if self.attrs.value_dim_head else "config.dim_head"
 
     @property
     def description_extra(self) -> str:
         notes = []
-        if self.kv_heads:
+        if self.attrs.kv_heads:
             notes.append("Grouped-query attention (Ainslie et al. 2023, https://arxiv.org/abs/2305.13245):\n"
                          "    query head h reads key / value head h % kv_heads, as in x-transformers.")
-        if self.qk_norm:
+        if self.attrs.qk_norm:
             notes.append("QK-norm (https://arxiv.org/abs/2010.04245): unit-length queries and keys.")
         return "\n".join(f"    {note}" for note in notes)
 
     @property
     def parameters(self) -> tuple[str, ...]:
+        a = self.attrs
         parameters = ["x: Tensor", "mask: Tensor | None = None"]
         parameters += ["attn_mask: Tensor | None = None"] if self.attn_mask else []
-        parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if self.rotary else []
-        parameters += ["bias: Tensor | None = None"] if self.bias else []
-        parameters += ["prev_scores: Tensor | None = None"] if self.residual else []
+        parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if a.rotary else []
+        parameters += ["bias: Tensor | None = None"] if a.bias else []
+        parameters += ["prev_scores: Tensor | None = None"] if a.residual else []
         return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))
 
     @property
     def returns(self) -> str:
-        return "tuple[Tensor, Tensor]" if self.residual else "Tensor"
+        return "tuple[Tensor, Tensor]" if self.attrs.residual else "Tensor"
 
     @property
     def description(self) -> str:
-        return "causal self-attention" if self.causal else "bidirectional self-attention"
-
-    @property
-    def attend_arguments(self) -> str:
-        key_mask = "key_mask" if self.num_mem_kv else "mask"
-        arguments = f"q, k, v, causal={self.causal}, key_mask={key_mask}"
-        arguments += ", attn_mask=attn_mask" if self.attn_mask else ""
-        arguments += ", bias=bias" if self.bias else ""
-        arguments += ", scale=self.scale" if self.qk_norm and not self.qk_norm_dim_scale else ""
-        return arguments + (", dropout=dropout" if self.dropout else "")
+        return "causal self-attention" if self.attrs.causal else "bidirectional self-attention"
 
     def imports(self) -> set[Import]:
-        cache = {runtime("kv_cache", "KVCache")} if self.cache else set()
-        rotary = {runtime("positions", "apply_rotary")} if self.rotary else set()
-        rotary |= {TORCH} if self.rotate_heads or self.qk_norm_dim_scale or self.head_scale else set()
-        rotary |= {runtime("attention", "l2norm")} if self.qk_norm else set()
-        rotary |= {runtime("attention", "attend_explicit")} if self.explicit else set()
-        bias = {FUNCTIONAL} if self.bias and self.num_mem_kv else set()
-        return attention_imports(self.num_mem_kv) | cache | rotary | bias
+        a = self.attrs
+        wanted = attention_imports(a)
+        wanted |= {runtime("kv_cache", "KVCache")} if self.cache else set()
+        wanted |= {runtime("positions", "apply_rotary")} if a.rotary else set()
+        wanted |= {TORCH} if a.rotate_heads or a.qk_norm_dim_scale or a.head_scale else set()
+        wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
+        return wanted | ({FUNCTIONAL} if a.bias and a.num_mem_kv else set())
 
 
 @dataclass(frozen=True)
@@ -165,29 +140,24 @@ class CrossAttentionClass:
     template: ClassVar[str] = "cross_attention.py.jinja"
     name: str
     config: str
-    flash: bool
-    project_out: bool
-    dropout: bool
-    num_mem_kv: bool
+    attrs: CrossAttentionAttrs
     cache: bool = False  # takes a ContextCache (decoders that generate)
-    residual: bool = False  # cross residual attention: takes and returns pre-softmax scores
-
-    @property
-    def attend_call(self) -> str:
-        arguments = "q, k, v, causal=False, key_mask=context_mask"
-        arguments += ", dropout=dropout" if self.dropout else ""
-        if self.residual:
-            return f"attend_explicit({arguments}, prev_scores=prev_scores, return_scores=True)"
-        return f"attend({arguments})"
 
     @property
     def returns(self) -> str:
-        return "tuple[Tensor, Tensor]" if self.residual else "Tensor"
+        return "tuple[Tensor, Tensor]" if self.attrs.residual else "Tensor"
 
     def imports(self) -> set[Import]:
         cache = {runtime("kv_cache", "ContextCache")} if self.cache else set()
-        explicit = {runtime("attention", "attend_explicit")} if self.residual else set()
-        return attention_imports(self.num_mem_kv) | cache | explicit
+        return attention_imports(self.attrs) | cache
+
+
+# activation -> (constructor code, name in the docstring)
+ACTIVATIONS = {
+    "gelu": ("nn.GELU()", "GELU"),
+    "silu": ("nn.SiLU()", "SiLU"),
+    "relu_squared": ("ReluSquared()", "ReLU²"),
+}
 
 
 @dataclass(frozen=True)
@@ -195,41 +165,109 @@ class FeedForwardClass:
     template: ClassVar[str] = "feedforward.py.jinja"
     name: str
     config: str
-    activation: str  # constructor code, e.g. "nn.GELU()"
-    activation_name: str
-    glu: bool
-    bias: bool
-    dropout: bool
-    post_act_ln: bool = False
+    attrs: FeedForwardAttrs
+
+    @property
+    def activation(self) -> str:
+        return ACTIVATIONS[self.attrs.activation][0]
 
     @property
     def description(self) -> str:
-        if self.glu:
-            return (f"Gated MLP: value * {self.activation_name}(gate) -> Linear "
+        name = ACTIVATIONS[self.attrs.activation][1]
+        if self.attrs.glu:
+            return (f"Gated MLP: value * {name}(gate) -> Linear "
                     "(Shazeer 2020, https://arxiv.org/abs/2002.05202).")
-        return f"Position-wise MLP: Linear -> {self.activation_name} -> Linear."
+        return f"Position-wise MLP: Linear -> {name} -> Linear."
 
     @property
     def bias_argument(self) -> str:
-        return "" if self.bias else ", bias=False"
+        return "" if self.attrs.bias else ", bias=False"
 
     def imports(self) -> set[Import]:
-        relu_squared = {runtime("activations", "ReluSquared")} if "ReluSquared" in self.activation else set()
-        return {NN} | relu_squared
+        relu_squared = self.attrs.activation == "relu_squared"
+        return {NN} | ({runtime("activations", "ReluSquared")} if relu_squared else set())
 
 
 @dataclass(frozen=True)
-class BlockStep:
-    """One residual sublayer: `x = update`, after the `prelude` line if there is one."""
+class Parameter:
+    """A forward parameter: how the definition writes it (its str) and how a caller passes it."""
 
-    norm: str
+    name: str
+    annotation: str = ""  # none for the keyword-only marker `*`
+    default: str = ""  # "None": optional
+    keyword: bool = True  # callers pass it as `name=value`; False: positionally
+    returned: bool = False  # residual attention scores: the block hands the new ones back
+
+    def __str__(self) -> str:
+        if not self.annotation:
+            return self.name
+        return f"{self.name}: {self.annotation}" + (f" = {self.default}" if self.default else "")
+
+
+KEYWORD_ONLY = Parameter("*")
+
+
+def optional(name: str) -> Parameter:
+    """An optional tensor argument, None by default."""
+    return Parameter(name, "Tensor | None", "None")
+
+
+@dataclass(frozen=True)
+class BlockSignature:
+    """A Block's forward parameters, in order: its definition and every call read them here."""
+
+    parameters: tuple[Parameter, ...]
+
+    def __contains__(self, name: str) -> bool:
+        return any(p.name == name for p in self.parameters)
+
+
+    @property
+    def scores(self) -> tuple[str, ...]:
+        """The residual attention scores each block takes and returns."""
+        return tuple(p.name for p in self.parameters if p.returned)
+
+    def arguments(self, values: dict[str, str]) -> tuple[tuple[str, str], ...]:
+        """(keyword or "", value) of a call that passes `values` (parameter -> the caller's
+        expression), in the definition's order; the others keep their defaults."""
+        return tuple(("" if not p.keyword else p.name, values[p.name])
+                     for p in self.parameters if p.name in values)
+
+
+@dataclass(frozen=True)
+class ResidualStep:
+    """One residual sublayer of a block, rendered by residual_step.py.jinja: pre-norm
+    `x = x + f(norm(x))` or post-norm `x = norm(x + f(x))`, with what `residual` wraps around f
+    (token shift, macaron's half step, LayerScale, a gated or scaled residual)."""
+
+    residual: ResidualAttrs
+    branch: str  # the sublayer's attribute: "attn", "cross_attn", "ff", "attn0"
+    branch_class: str  # its class, unprefixed: "Attention" (for the diagram)
+    branch_init: str  # its constructor: "Attention(config)"
+    norm: str  # the norm's attribute: "attn_norm"
     norm_init: str
-    branch: str
-    branch_init: str
-    update: str
-    diagram: str
-    lines: tuple[str, ...] = ()  # statements before `x = update`
-    inits: tuple[str, ...] = ()  # extra __init__ statements (post norms, scales, residuals)
+    norm_name: str  # for the diagram: "LayerNorm"
+    arguments: tuple[tuple[str, str], ...] = ()  # the sublayer's, after its input: (keyword or "", value)
+    shift_mask: bool = False  # a token-shifted input keeps its padding mask (attention's)
+    scores: str = ""  # residual attention: the block's scores the sublayer adds and replaces
+    post_norm: str = ""  # sandwich norm: a norm on the sublayer's output
+    post_norm_init: str = ""
+    defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
+
+    @property
+    def names_output(self) -> bool:
+        """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
+        r = self.residual
+        return bool(self.scores or self.post_norm or r.layerscale is not None or r.scale_residual
+                    or r.gated)
+
+    @property
+    def branch_scale(self) -> str:
+        return repr(self.residual.branch_scale)
+
+    @property
+    def layerscale(self) -> str:
+        return repr(float(self.residual.layerscale))
 
 
 @dataclass(frozen=True)
@@ -237,28 +275,49 @@ class BlockClass:
     template: ClassVar[str] = "block.py.jinja"
     name: str
     config: str
-    pre_norm: bool
-    layer_dropout: bool
-    steps: tuple[BlockStep, ...]
-    parameters: tuple[str, ...]  # of forward, after self
+    steps: tuple[ResidualStep, ...]
+    signature: BlockSignature
     norm_imports: frozenset = frozenset()
-    prologue: tuple[str, ...] = ()  # code lines before the sublayers
-    residual_scores: tuple[str, ...] = ()  # residual attention scores passed through
-    setup: tuple[str, ...] = ()  # extra __init__ statements of the block
+
+    @property
+    def parameters(self) -> tuple[Parameter, ...]:
+        return self.signature.parameters
 
     @property
     def returns(self) -> str:
-        return f"tuple[{', '.join(['Tensor'] * (1 + len(self.residual_scores)))}]" \
-            if self.residual_scores else "Tensor"
+        scores = self.signature.scores
+        return f"tuple[{', '.join(['Tensor'] * (1 + len(scores)))}]" if scores else "Tensor"
 
     @property
-    def norm_position(self) -> str:
-        return "pre" if self.pre_norm else "post"
+    def pre_norm(self) -> bool:
+        return self.steps[0].residual.pre_norm
+
+    @property
+    def layer_dropout(self) -> bool:
+        return self.steps[0].residual.layer_dropout > 0
+
+    @property
+    def token_shifts(self) -> bool:
+        return bool(self.steps[0].residual.token_shifts)
+
+    @property
+    def cache(self) -> bool:
+        return "cache" in self.signature
+
+    @property
+    def cross(self) -> bool:
+        return "context" in self.signature
 
     def imports(self) -> set[Import]:
+        residuals = [step.residual for step in self.steps]
         wanted = {NN} | set(self.norm_imports)
-        wanted |= {runtime("kv_cache", "LayerCache")} if self.prologue else set()
-        return wanted | ({runtime("layers", "layer_drop")} if self.layer_dropout else set())
+        wanted |= {runtime("kv_cache", "LayerCache")} if self.cache else set()
+        wanted |= {runtime("layers", "layer_drop")} if self.layer_dropout else set()
+        wanted |= {runtime("layers", "shift_tokens")} if self.token_shifts else set()
+        wanted |= {TORCH} if any(r.layerscale is not None for r in residuals) else set()
+        if any(r.scale_residual or r.gated for r in residuals):
+            wanted.add(runtime("layers", "Residual"))
+        return wanted
 
 
 # -- model classes and their top-level ops ------------------------------------------------------
@@ -287,7 +346,7 @@ class ModelClass:
     config: str
     docstring: str
     forward_doc: str
-    parameters: tuple[str, ...]  # of forward, after self
+    parameters: tuple[Parameter, ...]  # of forward, after self
     checks: tuple[str, ...]  # code lines
     ops: tuple[OpContext, ...]
     extra_imports: frozenset = frozenset()
@@ -400,7 +459,7 @@ class CompositeClass:
     class_name: str
     config: str  # the class of its Config
     components: tuple[tuple[str, str], ...]  # (attribute, class name), as written
-    parameters: tuple[str, ...]  # of forward, after self
+    parameters: tuple[Parameter, ...]  # of forward, after self
     calls: tuple[str, ...]  # code, producers first; the last one returns
     wiring: tuple[str, ...]  # "encoder -> decoder.context"
     sink: str  # the class whose output is returned

@@ -1,5 +1,7 @@
 """What a model costs, read from the IR alone (no torch): parameters (grouped into contributors),
-matmul FLOPs, cache bytes.
+matmul FLOPs, cache bytes, activations. The lengths they assume default to the models'
+max_seq_len (`default_lengths`). The parameter budget (passes/check_resource_budget.py) and
+`xtc inspect` (inspection.py) both read them here.
 
 Conventions, chosen so that the figures can be checked against PyTorch's own counter
 (`torch.utils.flop_counter.FlopCounterMode`, under the math SDPA backend):
@@ -27,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 from .ir import Graph, Op, OpKind
+from .models import models
 
 
 @dataclass(frozen=True)
@@ -332,6 +335,86 @@ def number_text(value: float) -> str:
     if isinstance(value, int) and abs(value) < 10**10:
         return str(value)
     return f"{value:.3g}"
+
+
+# -- lengths and activations ---------------------------------------------------------------------
+
+DEFAULT_LENGTH = 1024  # for models without a max_seq_len (bare layers, continuous ones)
+ATTENTION_KINDS = (OpKind.ATTENTION, OpKind.CROSS_ATTENTION)
+
+
+def default_lengths(graph: Graph) -> dict[str, int]:
+    """T: the target / token length, S: the source or context length, P: run-time prepended
+    embeddings (none). Each is the max_seq_len of the model that reads it, where it has one (an
+    XTransformer's encoder reads S, its decoder T)."""
+    found: dict[str, int] = {}
+    for model in models(graph):
+        if model.attrs.max_seq_len:
+            symbol = model.sequence_input.attrs.shape[1]
+            found[symbol] = max(found.get(symbol, 0), model.attrs.max_seq_len)
+    bindings = {"T": found.get("T", DEFAULT_LENGTH), "P": 0}
+    bindings["S"] = found.get("S", bindings["T"])
+    return bindings
+
+
+def sequence_lengths(graph: Graph, bindings: dict[str, int]) -> dict[str, int]:
+    """The number of positions each op's output has, under the given symbol values."""
+    lengths: dict[str, int] = {}
+    for op in graph.ops():
+        lengths[op.name] = length_of(graph, op, lengths, bindings)
+    return lengths
+
+
+def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str, int]) -> int:
+    a, kind = op.attrs, op.kind
+    first = lengths[op.inputs[0]] if op.inputs else 0
+    if kind is OpKind.INPUT:
+        return 0 if a.role == "image" else bindings.get(a.shape[1], 0)
+    if kind is OpKind.PATCH_EMBEDDING:
+        _, _, height, width = graph[op.inputs[0]].attrs.shape
+        return (height // a.patch_size) * (width // a.patch_size)
+    if kind is OpKind.POSITION_EMBEDDING and a.scheme == "patches":
+        return a.max_seq_len
+    if kind is OpKind.MEMORY_TOKENS:
+        return first + a.count
+    if kind is OpKind.PREPEND:
+        return first + lengths[op.inputs[1]]
+    if kind is OpKind.PAD_MASK:
+        return first + (a.count or lengths[op.inputs[1]])
+    if kind is OpKind.STRIP:
+        return first - a.count
+    if kind is OpKind.POOL:
+        return 1
+    return first
+
+
+def output_tokens(graph: Graph, lengths: dict[str, int]) -> int:
+    """Positions of the model's final embeddings (the sink's): what per-token figures divide by."""
+    outputs = [op for op in graph.ops(OpKind.OUTPUT) if op.attrs.name == "embeddings"]
+    return max(1, lengths[outputs[-1].inputs[0]])
+
+
+def activation_values(graph: Graph, lengths: dict[str, int]) -> int:
+    """Values one forward pass of one sequence produces: every op's output (batch 1, each
+    symbolic length at its value) and each attention layer's T x S scores per head, which SDPA's
+    math path materialises (the flash kernel does not)."""
+    total = 0
+    for op in graph.ops():
+        if op.kind in (OpKind.INPUT, OpKind.OUTPUT) or not op.shape:
+            continue
+        size = 1
+        for i, extent in enumerate(op.shape):
+            size *= extent if isinstance(extent, int) else (1 if i == 0 and extent == "B"
+                                                            else lengths[op.name])
+        total += size
+        if op.kind in ATTENTION_KINDS:
+            total += op.attrs.heads * lengths[op.inputs[0]] * score_keys(op, lengths)
+    return total
+
+
+def score_keys(op: Op, lengths: dict[str, int]) -> int:
+    keys = lengths[op.inputs[1 if op.kind is OpKind.CROSS_ATTENTION else 0]]
+    return keys + op.attrs.num_mem_kv
 
 
 # -- FLOPs ----------------------------------------------------------------------------------------

@@ -11,12 +11,10 @@ cannot disagree; comments only, so the output still compiles to the same module.
 
 from __future__ import annotations
 
-import yaml
-
 from ..spec.keywords import XTRANSFORMER_SIDES, Keyword, keyword_table
-from ..spec.model import ModuleSpec, Spec, plain
+from ..spec.model import ModuleSpec, Spec, scalar
+from .ir import AttentionAttrs, CrossAttentionAttrs
 from .resolve import (
-    ResolvedAttention,
     ResolvedContinuous,
     ResolvedLayers,
     ResolvedWrapper,
@@ -174,7 +172,7 @@ def position_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived 
     return {
         "rotary_pos_emb": (rotary is not None, "rotary_xpos"),
         "rotary_emb_dim": rotary and (rotary.dim, "attn.dim_head // 2"),
-        "rotate_num_heads": rotary and (rotary.rotate_heads or layers["heads"],
+        "rotate_num_heads": rotary and (r.attention and r.attention.rotate_heads or layers["heads"],
                                         "heads: every head is rotated"),
         "alibi_num_heads": (bias.alibi_heads, "heads") if bias and bias.alibi_heads else None,
         "disable_abs_pos_emb": (r.drops_absolute_positions,
@@ -201,11 +199,11 @@ def attention_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived
     }
 
 
-def projection_reason(attention: ResolvedAttention) -> str:
+def projection_reason(attention: AttentionAttrs | CrossAttentionAttrs) -> str:
     """One head has no output projection unless attention on attention needs one."""
     if attention.heads > 1:
         return "heads > 1"
-    return "attn.on_attn" if attention.on_attn else "heads: 1"
+    return "attn.on_attn" if getattr(attention, "on_attn", False) else "heads: 1"
 
 
 def layout_values(layers: ModuleSpec) -> dict[str, Derived | None]:
@@ -236,7 +234,3 @@ def shown(written: object, effective: object) -> str:
     return scalar(effective)
 
 
-def scalar(value: object) -> str:
-    """One YAML flow value that reads back as the same Python value."""
-    text = yaml.safe_dump(plain(value), default_flow_style=True, width=10**6)
-    return text.removesuffix("\n").removesuffix("\n...")

@@ -10,10 +10,9 @@ import json
 
 from xtc.spec import Spec
 
-from . import compile_graph
 from .costs import contributors, percent
 from .inspection import Block, Inspection, inspect
-from .ir import Op, OpKind, scope_prefix
+from .ir import Graph, Op, OpKind, scope_prefix
 
 FLOP_CONVENTION = ("matrix products only, 2 FLOPs per multiply-add; attention over the full "
                    "T x S score square (masked scores included, as SDPA's math path computes "
@@ -25,11 +24,11 @@ NO_CACHE = ("kv cache: none (not a decoder language model, or memory tokens, tok
 FORMATS = ("text", "json", "dot", "mermaid")
 
 
-def render(spec: Spec, fmt: str = "text", seq_len: int | None = None,
+def render(spec: Spec, graph: Graph, fmt: str = "text", seq_len: int | None = None,
            context_len: int | None = None) -> tuple[str, list[str]]:
-    """The inspection of a checked spec in one of FORMATS, and its warnings (for stderr: JSON
-    carries them too, the other formats have no place for them)."""
-    figures = inspect(spec, compile_graph(spec), seq_len, context_len)
+    """The inspection of a checked spec and its compiled graph in one of FORMATS, and its
+    warnings (for stderr: JSON carries them too, the other formats have no place for them)."""
+    figures = inspect(spec, graph, seq_len, context_len)
     return render_figures(figures, fmt, spec), figures.warnings
 
 

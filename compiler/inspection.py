@@ -13,18 +13,14 @@ from dataclasses import dataclass, field
 from xtc.spec import Spec
 
 from . import costs
-from .ir import Graph, Op, OpKind
-from .lower import is_cacheable, length_limit
-from .resolve import (
-    Resolved,
-    ResolvedContinuous,
-    ResolvedWrapper,
-    ResolvedXTransformer,
-    resolve_module,
+from .costs import (
+    ATTENTION_KINDS,
+    default_lengths,
+    output_tokens,
+    sequence_lengths,
 )
-
-DEFAULT_LENGTH = 1024  # for models without a max_seq_len (bare layers, continuous ones)
-ATTENTION_KINDS = (OpKind.ATTENTION, OpKind.CROSS_ATTENTION)
+from .ir import Graph, Op, OpKind
+from .models import models as graph_models
 
 
 @dataclass(frozen=True)
@@ -76,19 +72,17 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
             context_len: int | None = None) -> Inspection:
     """The figures of a compiled spec at sequence length `seq_len` (default: max_seq_len) and
     source / context length `context_len` (default: the encoder's max_seq_len, else seq_len)."""
-    models = resolved_models(spec)
-    bindings = default_lengths(models)
+    bindings = default_lengths(graph)
     if seq_len is not None:
         bindings["T"] = seq_len
     if context_len is not None:
         bindings["S"] = context_len
-    elif seq_len is not None and not any(isinstance(m, ResolvedXTransformer)
-                                         for m in models.values()):
+    elif seq_len is not None and not any(m.type == "XTransformer" for m in graph.models.values()):
         bindings["S"] = seq_len  # the context is as long as the sequence unless a source is
     lengths = sequence_lengths(graph, bindings)
     grads = needs_grad(graph)
     every = [p for op in graph.ops() for p in op_products(graph, op, lengths, grads)]
-    scopes = cached_scopes(models)
+    scopes = {model.scope for model in graph_models(graph) if model.cacheable}
     cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
     own = costs.parameters_by_owner(graph)
     return Inspection(
@@ -108,69 +102,28 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         blocks=block_runs(graph, own),
         graph=graph,
         op_parameters=own,
-        warnings=length_warnings(graph, models, bindings, {"T": seq_len, "S": context_len}),
+        warnings=length_warnings(graph, bindings, {"T": seq_len, "S": context_len}),
     )
-
-
-# -- kv cache ---------------------------------------------------------------------------------
-
-
-def resolved_models(spec: Spec) -> dict[str, Resolved]:
-    """scope -> resolved model: the spec's model under "", or each component under its name."""
-    if spec.model is not None:
-        return {"": resolve_module(spec.model)}
-    return {name: resolve_module(module) for name, module in spec.components.items()}
-
-
-def cached_scopes(models: dict[str, Resolved]) -> set[str]:
-    """The scopes whose generate() keeps a kv cache: decoder language models, including an
-    XTransformer's decoder, without what rules a cache out (lower.is_cacheable)."""
-    scopes = set()
-    for scope, model in models.items():
-        if isinstance(model, ResolvedXTransformer):
-            scope, model = ".".join(p for p in (scope, "decoder") if p), model.decoder
-        if isinstance(model, ResolvedWrapper) and is_cacheable(model):
-            scopes.add(scope)
-    return scopes
 
 
 # -- lengths ------------------------------------------------------------------------------------
 
 
-def default_lengths(models: dict[str, Resolved]) -> dict[str, int]:
-    """T: the target / token length, S: the source or context length, P: run-time prepended
-    embeddings (none). Each is the max_seq_len of the model that reads it, where it has one."""
-    found: dict[str, int] = {}
-    for model in models.values():
-        for symbol, length in model_lengths(model).items():
-            found[symbol] = max(found.get(symbol, 0), length)
-    bindings = {"T": found.get("T", DEFAULT_LENGTH), "P": 0}
-    bindings["S"] = found.get("S", bindings["T"])
-    return bindings
-
-
-def model_lengths(model) -> dict[str, int]:
-    if isinstance(model, ResolvedXTransformer):
-        return {"S": model.encoder.max_seq_len, "T": model.decoder.max_seq_len}
-    if isinstance(model, (ResolvedWrapper, ResolvedContinuous)) and model.max_seq_len:
-        return {"T": model.max_seq_len}
-    return {}
-
-
-def length_warnings(graph: Graph, models: dict[str, Resolved], bindings: dict[str, int],
+def length_warnings(graph: Graph, bindings: dict[str, int],
                     given: dict[str, int | None]) -> list[str]:
     """One line per token or feature input longer than its model accepts: the emitted model's
-    run-time check refuses it (lower.length_limit), though the figures are computed for it."""
+    run-time check refuses it (models.Model.length_limit), though the figures are computed for
+    it."""
     found = []
-    for scope, model in models.items():
-        for name, limited in limited_inputs(model):
-            op = next(op for op in graph.ops(OpKind.INPUT)
-                      if op.scope == scope and op.attrs.name == name)
-            symbol, limit = op.attrs.shape[1], length_limit(limited)
-            length = bindings[symbol]
-            if limit is not None and length > limit:
-                found.append(f"{length_source(symbol, length, given)} is longer than "
-                             f"{refusal(limited.key, limit)}; the figures are for {length}")
+    for model in graph_models(graph):
+        limit = model.length_limit
+        if limit is None:
+            continue
+        symbol = model.sequence_input.attrs.shape[1]
+        length = bindings[symbol]
+        if length > limit:
+            found.append(f"{length_source(symbol, length, given)} is longer than "
+                         f"{refusal(model.attrs.key, limit)}; the figures are for {length}")
     return found
 
 
@@ -178,15 +131,6 @@ def refusal(key: str, limit: int) -> str:
     """`model.max_seq_len 1024: the model refuses ...`, naming the module by its last key."""
     return (f"{key}.max_seq_len {limit}: the {key.rpartition('.')[2]} refuses inputs past "
             f"{limit} positions (it has learned absolute positions)")
-
-
-def limited_inputs(model: Resolved) -> list[tuple[str, ResolvedWrapper | ResolvedContinuous]]:
-    """(forward argument, the wrapper that embeds it) of the inputs a length limit may apply to."""
-    if isinstance(model, ResolvedXTransformer):
-        return [("src", model.encoder), ("tgt", model.decoder)]
-    if isinstance(model, (ResolvedWrapper, ResolvedContinuous)):
-        return [("x", model)]
-    return []
 
 
 def length_source(symbol: str, length: int, given: dict[str, int | None]) -> str:
@@ -200,43 +144,6 @@ def uses_symbol(graph: Graph, symbol: str) -> bool:
     """Whether a required input is that long (an optional mask alone does not make it so)."""
     return any(len(op.attrs.shape) > 1 and op.attrs.shape[1] == symbol and not op.attrs.optional
                for op in graph.ops(OpKind.INPUT))
-
-
-def sequence_lengths(graph: Graph, bindings: dict[str, int]) -> dict[str, int]:
-    """The number of positions each op's output has, under the given symbol values."""
-    lengths: dict[str, int] = {}
-    for op in graph.ops():
-        lengths[op.name] = length_of(graph, op, lengths, bindings)
-    return lengths
-
-
-def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str, int]) -> int:
-    a, kind = op.attrs, op.kind
-    first = lengths[op.inputs[0]] if op.inputs else 0
-    if kind is OpKind.INPUT:
-        return 0 if a.role == "image" else bindings.get(a.shape[1], 0)
-    if kind is OpKind.PATCH_EMBEDDING:
-        _, _, height, width = graph[op.inputs[0]].attrs.shape
-        return (height // a.patch_size) * (width // a.patch_size)
-    if kind is OpKind.POSITION_EMBEDDING and a.scheme == "patches":
-        return a.max_seq_len
-    if kind is OpKind.MEMORY_TOKENS:
-        return first + a.count
-    if kind is OpKind.PREPEND:
-        return first + lengths[op.inputs[1]]
-    if kind is OpKind.PAD_MASK:
-        return first + (a.count or lengths[op.inputs[1]])
-    if kind is OpKind.STRIP:
-        return first - a.count
-    if kind is OpKind.POOL:
-        return 1
-    return first
-
-
-def output_tokens(graph: Graph, lengths: dict[str, int]) -> int:
-    """Positions of the model's final embeddings (the sink's): what per-token figures divide by."""
-    outputs = [op for op in graph.ops(OpKind.OUTPUT) if op.attrs.name == "embeddings"]
-    return max(1, lengths[outputs[-1].inputs[0]])
 
 
 # -- FLOPs --------------------------------------------------------------------------------------
@@ -260,29 +167,6 @@ def op_products(graph: Graph, op: Op, lengths: dict[str, int],
     context_grad = grads[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else False
     input_grad = grads[op.inputs[0]] if op.inputs else False
     return costs.op_products(op, costs.Lengths(sequence, context), input_grad, context_grad)
-
-
-def activation_values(graph: Graph, lengths: dict[str, int]) -> int:
-    """Values one forward pass of one sequence produces: every op's output (batch 1, each
-    symbolic length at its value) and each attention layer's T x S scores per head, which SDPA's
-    math path materialises (the flash kernel does not)."""
-    total = 0
-    for op in graph.ops():
-        if op.kind in (OpKind.INPUT, OpKind.OUTPUT) or not op.shape:
-            continue
-        size = 1
-        for i, extent in enumerate(op.shape):
-            size *= extent if isinstance(extent, int) else (1 if i == 0 and extent == "B"
-                                                            else lengths[op.name])
-        total += size
-        if op.kind in ATTENTION_KINDS:
-            total += op.attrs.heads * lengths[op.inputs[0]] * score_keys(op, lengths)
-    return total
-
-
-def score_keys(op: Op, lengths: dict[str, int]) -> int:
-    keys = lengths[op.inputs[1 if op.kind is OpKind.CROSS_ATTENTION else 0]]
-    return keys + op.attrs.num_mem_kv
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -333,10 +217,9 @@ def block_runs(graph: Graph, own: dict[str, int]) -> list[Block]:
 def attention_path(graph: Graph, op: Op) -> AttentionPath:
     a = op.attrs
     layer = graph.module_path(op)
-    explicit = explicit_reasons(op)
-    if explicit:
+    if a.explicit:
         return AttentionPath(layer, "explicit", "no",
-                             "; ".join(explicit) + ": the score matrix is materialised")
+                             "; ".join(a.explicit_reasons) + ": the score matrix is materialised")
     against = flash_obstacles(graph, op)
     asked = "flash: true, checked compatible" if a.flash else ""
     if against:
@@ -348,18 +231,6 @@ def attention_path(graph: Graph, op: Op) -> AttentionPath:
         return AttentionPath(layer, "sdpa", "without a padding mask", "; ".join(w for w in why if w))
     why = [asked, "no mask tensor" + (" (is_causal)" if getattr(a, "causal", False) else "")]
     return AttentionPath(layer, "sdpa", "yes", "; ".join(w for w in why if w))
-
-
-def explicit_reasons(op: Op) -> list[str]:
-    a = op.attrs
-    if op.kind is OpKind.CROSS_ATTENTION:
-        return ["cross residual attention adds the previous layer's scores"] if a.residual else []
-    names = ("pre-softmax talking heads", "post-softmax talking heads",
-             "pre-scale-post talking heads")
-    reasons = [f"{name} mix scores across heads" for name, on in zip(names, a.talking_heads) if on]
-    reasons += [f"sparse top-{a.sparse_topk} keeps the largest scores"] if a.sparse_topk else []
-    reasons += ["residual attention adds the previous layer's scores"] if a.residual else []
-    return reasons
 
 
 def flash_obstacles(graph: Graph, op: Op) -> list[str]:

@@ -2,7 +2,9 @@
 
 Every op has a unique name, a kind from `OpKind`, a typed attrs dataclass, the names of the ops it
 reads, and provenance: the spec key path it comes from and the reference module path whose
-parameters it owns (for state-dict conversion). Raw networkx attribute dicts never leave this
+parameters it owns (for state-dict conversion). The graph also records, per scope, the model its
+ops make up (`ModelAttrs`: what no single op says) and the spec it was built from (`Origin`):
+after it is built, the graph is the only representation of the model. Raw networkx attribute dicts never leave this
 file: `Graph.to_networkx()` is the one place that makes one, for `xtc.graph()` and `inspect`.
 
 >>> g = Graph()
@@ -144,7 +146,8 @@ class LossAttrs:
 
 @dataclass(frozen=True)
 class RotaryAttrs:
-    dim: int
+    dim: int  # rotated features per head
+    dim_head: int  # the width of a head: the angles are as wide (cos 1, sin 0 past dim)
     interpolation_factor: float = 1.0
     base_rescale_factor: float = 1.0
     xpos_scale_base: float | None = None
@@ -158,11 +161,21 @@ class PositionBiasAttrs:
     num_buckets: int = 32
     max_distance: int = 128
     causal: bool = False
-    scale: float = 1.0
-    mlp_dim: int = 0
+    dim_head: int = 0  # T5: the buckets' values are scaled by dim_head ** 0.5
+    mlp_dim: int = 0  # dynamic: the width of the MLP
     mlp_depth: int = 2
     log_distance: bool = False
     norm: bool = False
+
+
+# The talking-heads convolutions (Shazeer et al. 2020), in the order of AttentionAttrs'
+# talking_heads: the name in the emitted module (the spec keyword), x-transformers' name, and
+# where in the attention the heads are mixed.
+TALKING_HEADS = (
+    ("pre_talking_heads", "pre_softmax_talking_heads", "pre-softmax"),
+    ("post_talking_heads", "post_softmax_talking_heads", "post-softmax"),
+    ("pre_scale_post_talking_heads", "pre_scale_post_talking_heads", "pre-scale-post"),
+)
 
 
 @dataclass(frozen=True)
@@ -187,14 +200,29 @@ class AttentionAttrs:
     on_attn: bool = False
     gate_values: bool = False
     head_scale: bool = False
-    talking_heads: tuple = (False, False, False)  # pre, post, pre-scale-post
+    talking_heads: tuple = (False, False, False)  # pre, post, pre-scale-post (TALKING_HEADS)
     sparse_topk: int = 0
     residual: bool = False  # adds the previous self-attention's scores (RealFormer)
 
     @property
+    def talking_head_names(self) -> tuple[str, ...]:
+        """The talking-heads convolutions used, by their names in the emitted module."""
+        return tuple(name for used, (name, _, _) in zip(self.talking_heads, TALKING_HEADS) if used)
+
+    @property
+    def explicit_reasons(self) -> tuple[str, ...]:
+        """Why the layer needs the score matrix in hand (SDPA never materialises it): the one
+        rule for the emitted attend_explicit call, `xtc inspect` and the docs; empty if SDPA
+        serves."""
+        reasons = tuple(f"{where} talking heads mix scores across heads"
+                        for used, (_, _, where) in zip(self.talking_heads, TALKING_HEADS) if used)
+        reasons += (f"sparse top-{self.sparse_topk} keeps the largest scores",) if self.sparse_topk else ()
+        return reasons + (("residual attention adds the previous layer's scores",)
+                          if self.residual else ())
+
+    @property
     def explicit(self) -> bool:
-        """Needs the score matrix: SDPA cannot serve."""
-        return any(self.talking_heads) or self.sparse_topk > 0 or self.residual
+        return bool(self.explicit_reasons)
 
 
 @dataclass(frozen=True)
@@ -208,6 +236,15 @@ class CrossAttentionAttrs:
     dropout: float = 0.0
     num_mem_kv: int = 0
     residual: bool = False  # adds the previous cross-attention's scores
+
+    @property
+    def explicit_reasons(self) -> tuple[str, ...]:
+        """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
+        return ("cross residual attention adds the previous layer's scores",) if self.residual else ()
+
+    @property
+    def explicit(self) -> bool:
+        return bool(self.explicit_reasons)
 
 
 @dataclass(frozen=True)
@@ -230,6 +267,7 @@ class ResidualAttrs:
     gated: bool = False  # a GRU instead of the sum (GTrXL)
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)
+    pre_norm: bool = True  # x + f(norm(x)); False: norm(x + f(x)), the norm after the sum
 
 
 @dataclass(frozen=True)
@@ -243,6 +281,44 @@ class LogitsAttrs:
 @dataclass(frozen=True)
 class OutputAttrs:
     name: str  # "logits" or "embeddings"
+
+
+# -- the graph's records of whole models --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Feed:
+    """In a composite, one component's output given to another's forward argument."""
+
+    source: str  # the producing component
+    target: str
+    argument: str  # the consumer's forward argument: "context", "prepend_embeds", ...
+    output: str = "embeddings"  # what the source gives: its embeddings, or its padding "mask"
+
+
+@dataclass(frozen=True)
+class ModelAttrs:
+    """A model of the graph, by the scope of its ops ("" for a spec's model or a composite, the
+    component's name, "encoder" in an XTransformer): the facts of the model as a whole that no
+    op carries. Lowering and the views read them with the ops (compiler/models.py)."""
+
+    type: str  # x-transformers' class ("TransformerWrapper", "Decoder", ...) or "composite"
+    key: str  # its spec key: "model", "model.encoder", "components.vit"
+    layers: str = ""  # the class of its layer stack: "Encoder", "Decoder" or "CrossAttender"
+    max_seq_len: int | None = None  # a wrapper's: a Config field, with or without positions
+    custom_layout: bool = False  # one block of custom_layers, par_ratio, sandwich_coef or
+    # layers_execute_order sublayers, instead of depth identical blocks
+    cross_attn_tokens_dropout: float = 0.0  # XTransformer: context tokens dropped in training
+    components: tuple[str, ...] = ()  # a composite's, as written
+    feeds: tuple[Feed, ...] = ()  # a composite's wiring
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The spec a graph was built from, as the emitted module's banner names it."""
+
+    name: str
+    sha256: str
 
 
 ATTRS = {
@@ -333,8 +409,10 @@ class Op:
 
 
 def scope_prefix(scope: str) -> str:
-    """What op names built under a scope start with: `pali.encoder` -> `pali_encoder_`."""
-    return f"{scope.replace('.', '_')}_" if scope else ""
+    """What op names built under a scope start with: `pali.encoder` -> `pali__encoder_`. The
+    double underscore keeps a nested scope apart from a component named `pali_encoder`
+    (component names may not hold one)."""
+    return f"{scope.replace('.', '__')}_" if scope else ""
 
 
 class GraphError(AssertionError):
@@ -344,8 +422,15 @@ class GraphError(AssertionError):
 class Graph:
     """Ops in insertion order, which is a topological order (an op reads only earlier ops)."""
 
-    def __init__(self):
+    def __init__(self, origin: Origin | None = None):
         self._ops: dict[str, Op] = {}
+        self.models: dict[str, ModelAttrs] = {}  # scope -> the model it holds
+        self.origin = origin
+
+    def add_model(self, scope: str, attrs: ModelAttrs) -> None:
+        if scope in self.models:
+            raise GraphError(f"two models in scope {scope!r}\n{self}")
+        self.models[scope] = attrs
 
     def add(self, name: str, kind: OpKind, attrs: object, inputs: tuple[str, ...] = (),
             **provenance) -> str:

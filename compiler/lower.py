@@ -1,11 +1,13 @@
 """IR graph -> render context: choose the classes, their code and the configs of the module.
 
-The graph has one op per norm, attention and feedforward of every block; the emitted module has
-one class per concept and a loop over identical blocks, as a person would write it. Lowering
-checks that the blocks of a stack are identical (an internal invariant: nothing yet makes them
-differ) and reads their shared structure from block 0. Top-level ops become op contexts,
-rendered by one template per kind. A model with two stacks (XTransformer) gets one set of
-classes per stack, prefixed `Encoder` / `Decoder`.
+Lowering reads the graph alone: each model's record and ops (compiler/models.py) decide every
+class, Config field, forward signature and docstring, so a graph pass that changes an op changes
+the emitted code. The graph has one op per norm, attention and feedforward of every block; the
+emitted module has one class per concept and a loop over identical blocks, as a person would
+write it, read from block 0 (`Model.shared` checks that the blocks agree: an internal
+invariant, nothing yet makes them differ). Top-level ops become op contexts, rendered by one
+template per kind; each residual op of a block becomes a `ResidualStep`. A model with two
+stacks (XTransformer) gets one set of classes per stack, prefixed `Encoder` / `Decoder`.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, replace
 
-from xtc.spec import ModuleSpec, Spec
 from xtc.spec.model import pascal_case
 from xtc.spec.names import is_free_class_name
 
-from .build_ir import component_order
 from .context import (
     FUNCTIONAL,
+    KEYWORD_ONLY,
     REARRANGE,
     TORCH,
     AttentionClass,
     BlockClass,
-    BlockStep,
+    BlockSignature,
     CompositeClass,
     ConfigClass,
     ConfigField,
@@ -33,36 +34,20 @@ from .context import (
     ModelClass,
     ModuleContext,
     OpContext,
+    Parameter,
+    ResidualStep,
     XTransformerClass,
+    optional,
     runtime,
 )
-from .ir import Graph, Op, OpKind
-from .resolve import (
-    ResolvedContinuous,
-    ResolvedLayers,
-    ResolvedViT,
-    ResolvedWrapper,
-    ResolvedXTransformer,
-    resolve,
-    resolve_module,
-)
+from .ir import Feed, Graph, Op, OpKind
+from .models import Model
 
-NORM_INIT = {
-    "layernorm": "nn.LayerNorm(config.{width}, bias=False)",
-    "rmsnorm": "RMSNorm(config.{width})",
-    "scalenorm": "ScaleNorm(config.{width})",
-    "simple_rmsnorm": "SimpleRMSNorm(config.{width})",
-}
 NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
              "simple_rmsnorm": "SimpleRMSNorm"}
 NORM_IMPORTS = {"rmsnorm": runtime("norms", "RMSNorm"), "scalenorm": runtime("norms", "ScaleNorm"),
                 "simple_rmsnorm": runtime("norms", "SimpleRMSNorm")}
-ACTIVATIONS = {
-    "gelu": ("nn.GELU()", "GELU"),
-    "silu": ("nn.SiLU()", "SiLU"),
-    "relu_squared": ("ReluSquared()", "ReLU²"),
-}
-OPTIONAL = "Tensor | None = None"
+POSITION_BIASES = {"alibi": "AlibiBias", "t5": "T5RelativeBias", "dynamic": "DynamicPositionBias"}
 
 
 @dataclass(frozen=True)
@@ -73,26 +58,29 @@ class Component:
     classes: tuple
     class_name: str
     config: str
-    parameters: tuple[str, ...]  # of its forward, after self
+    parameters: tuple[Parameter, ...]  # of its forward, after self
     summary: str
     diagram: str
 
 
-def lower(spec: Spec, graph: Graph) -> ModuleContext:
-    if spec.model is None:
-        context = lower_composite(spec, graph)
+def lower(graph: Graph) -> ModuleContext:
+    class_name = pascal_case(graph.origin.name)
+    if graph.models[""].type == "composite":
+        context = lower_composite(graph, class_name)
     else:
-        part = lower_model(spec, graph)
-        context = module_context(spec, part.summary, part.diagram, part.configs, part.classes)
+        part = lower_model(Model(graph, ""), class_name)
+        context = module_context(graph, class_name, part.summary, part.diagram, part.configs,
+                                 part.classes)
     defined = {cls.name for cls in context.configs} | {defined_name(cls) for cls in context.classes}
     assert len(defined) == len(context.configs) + len(context.classes), "two classes, one name"
     return context
 
 
-def module_context(spec: Spec, summary: str, diagram: str, configs, classes) -> ModuleContext:
-    return ModuleContext(spec_name=spec.name, sha256=spec.sha256, class_name=spec.class_name,
-                         summary=summary, diagram=(diagram,), configs=tuple(configs),
-                         classes=tuple(classes))
+def module_context(graph: Graph, class_name: str, summary: str, diagram: str, configs,
+                   classes) -> ModuleContext:
+    return ModuleContext(spec_name=graph.origin.name, sha256=graph.origin.sha256,
+                         class_name=class_name, summary=summary, diagram=(diagram,),
+                         configs=tuple(configs), classes=tuple(classes))
 
 
 # -- class names --------------------------------------------------------------------------------
@@ -112,34 +100,31 @@ def module_context(spec: Spec, summary: str, diagram: str, configs, classes) -> 
 # separator that PascalCase never makes (`Gpt_Block`) is not how Python classes are spelled.
 
 
-def lower_model(spec: Spec, graph: Graph) -> Component:
+def lower_model(model: Model, class_name: str) -> Component:
     """A spec's one model: its own class, and helpers named around it."""
-    model = resolve(spec)
-    part = lower_component(model, graph, "", "", spec.class_name)
-    prefix = free_prefix("", spec.class_name, helper_suffixes(part, ""), {spec.class_name})
-    return part if prefix == "" else lower_component(model, graph, "", prefix, spec.class_name)
+    part = lower_component(model, "", class_name)
+    prefix = free_prefix("", class_name, helper_suffixes(part, ""), {class_name})
+    return part if prefix == "" else lower_component(model, prefix, class_name)
 
 
-def lower_parts(spec: Spec, graph: Graph) -> tuple[str, dict[str, Component]]:
+def lower_parts(graph: Graph, class_name: str) -> tuple[str, dict[str, Component]]:
     """A composite's Config class name and its components, each named around those before."""
-    taken = {spec.class_name}
-    config_name = free_prefix("", spec.class_name, ("Config",), taken) + "Config"
+    taken = {class_name}
+    config_name = free_prefix("", class_name, ("Config",), taken) + "Config"
     taken.add(config_name)
     parts = {}
-    for name, module in spec.components.items():
-        parts[name] = lower_part(module, graph, name, spec.class_name, taken)
+    for name in graph.models[""].components:
+        parts[name] = lower_part(Model(graph, name), class_name, taken)
         taken |= class_names(parts[name])
     return config_name, parts
 
 
-def lower_part(module: ModuleSpec, graph: Graph, name: str, owner: str,
-               taken: set[str]) -> Component:
-    """A composite's component `name`: its classes, named around the `taken` ones."""
-    model = resolve_module(module)
-    usual = pascal_case(name)
-    part = lower_component(model, graph, name, usual, usual)
+def lower_part(model: Model, owner: str, taken: set[str]) -> Component:
+    """A composite's component: its classes, named around the `taken` ones."""
+    usual = pascal_case(model.scope)
+    part = lower_component(model, usual, usual)
     prefix = free_prefix(usual, owner, ("", *helper_suffixes(part, usual)), taken)
-    return part if prefix == usual else lower_component(model, graph, name, prefix, prefix)
+    return part if prefix == usual else lower_component(model, prefix, prefix)
 
 
 def free_prefix(usual: str, owner: str, suffixes, taken: set[str]) -> str:
@@ -176,155 +161,134 @@ def defined_name(cls) -> str:
     return getattr(cls, "name", getattr(cls, "class_name", ""))
 
 
-def lower_component(model, graph: Graph, scope: str, prefix: str, class_name: str) -> Component:
-    if isinstance(model, ResolvedXTransformer):
-        return lower_xtransformer(model, graph, scope, prefix, class_name)
-    layers = model if isinstance(model, ResolvedLayers) else model.layers
+def lower_component(model: Model, prefix: str, class_name: str) -> Component:
+    kind = model.attrs.type
+    if kind == "XTransformer":
+        return lower_xtransformer(model, prefix, class_name)
     config = f"{prefix}Config"
-    classes = stack_classes(graph, layers, scope=scope, prefix=prefix, config=config,
-                            cache=isinstance(model, ResolvedWrapper) and is_cacheable(model))
-    blocks = f"{layers.depth} x Block"
-    names = {"scope": scope, "prefix": prefix, "class_name": class_name, "config": config}
-    if isinstance(model, ResolvedWrapper):
-        top, fields, summary = wrapper_model(model, graph, **names)
-        diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {model.num_tokens})"
-    elif isinstance(model, ResolvedViT):
-        top, fields, summary = vit_model(model, graph, **names)
-        diagram = f"images (B, {model.channels}, {model.image_size}, {model.image_size}) -> " \
-                  f"{model.num_patches} patches -> {blocks} -> mean -> logits (B, {model.num_classes})"
-    elif isinstance(model, ResolvedContinuous):
-        top, fields, summary = continuous_model(model, graph, **names)
-        diagram = f"x (B, T, {model.dim_in or layers.dim}) -> {blocks} -> " \
-                  f"(B, T, {model.dim_out or layers.dim})"
+    signature = block_signature(model, attn_mask=False, cache=model.cacheable)
+    classes = stack_classes(model, prefix, config, signature)
+    blocks, dim = f"{model.depth} x Block", model.dim
+    if kind == "TransformerWrapper":
+        top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
+        tokens = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
+        diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {tokens})"
+    elif kind == "ViTransformerWrapper":
+        top, fields, summary = vit_model(model, prefix, class_name, config, signature)
+        patches = model.find(OpKind.PATCH_EMBEDDING).attrs
+        size = image_size(model)
+        diagram = f"images (B, {patches.channels}, {size}, {size}) -> {num_patches(model)} " \
+                  f"patches -> {blocks} -> mean -> logits (B, {num_classes(model)})"
+    elif kind == "ContinuousTransformerWrapper":
+        top, fields, summary = continuous_model(model, prefix, class_name, config, signature)
+        dim_in, dim_out = continuous_widths(model)
+        diagram = f"x (B, T, {dim_in or dim}) -> {blocks} -> (B, T, {dim_out or dim})"
     else:
-        top, fields, summary = bare_model(model, graph, **names)
-        diagram = f"x (B, T, {layers.dim}) -> {blocks} -> (B, T, {layers.dim})"
-    configs = (ConfigClass(config, tuple(fields) + stack_config(layers)),)
+        top, fields, summary = bare_model(model, prefix, class_name, config, signature)
+        diagram = f"x (B, T, {dim}) -> {blocks} -> (B, T, {dim})"
+    configs = (ConfigClass(config, tuple(fields) + stack_config(model)),)
     return Component(configs, (*classes, top), class_name, config, top.parameters, summary, diagram)
 
 
 # -- one stack, one model class ----------------------------------------------------------------
 
+RETURN_EMBEDDINGS = Parameter("return_embeddings", "bool", "False")
 
-def wrapper_model(model: ResolvedWrapper, graph: Graph, scope: str, prefix: str, class_name: str,
-                  config: str, attn_mask: bool = False):
+
+def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
+                  signature: BlockSignature):
     """A TransformerWrapper: token ids in, logits (or embeddings) out."""
-    layers = model.layers
-    cross = layers.cross_attention is not None
-    has_prepend = any(op.kind is OpKind.PREPEND for op in scoped(graph, scope))
-    parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}"]
-    parameters += [f"context: {OPTIONAL}", f"context_mask: {OPTIONAL}"] if cross else []
-    parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
-    parameters += [f"prepend_embeds: {OPTIONAL}"] if has_prepend else []
-    has_logits = any(op.kind is OpKind.LOGITS for op in scoped(graph, scope))
-    parameters += ["return_embeddings: bool = False"] if has_logits else []
-    generative, cacheable = is_generative(model), is_cacheable(model)
-    parameters += ["cache: ModelCache | None = None"] if cacheable else []
-    parameters += [f"seq_start_pos: {OPTIONAL}"] if generative else []
-    limit = "self.config.max_seq_len" if length_limit(model) else "None"
+    cross = takes_context(model)
+    has_prepend = model.find(OpKind.PREPEND) is not None
+    has_logits = model.find(OpKind.LOGITS) is not None
+    generative, cacheable = model.generative, model.cacheable
+    parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask")]
+    parameters += [optional("context"), optional("context_mask")] if cross else []
+    parameters += [optional("attn_mask")] if "attn_mask" in signature else []
+    parameters += [optional("prepend_embeds")] if has_prepend else []
+    parameters += [RETURN_EMBEDDINGS] if has_logits else []
+    parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
+    parameters += [optional("seq_start_pos")] if generative else []
+    limit = "self.config.max_seq_len" if model.length_limit else "None"
     cached = ", cached" if cacheable else ""
     checks = ["cached = 0 if cache is None else cache.length"] if cacheable else []
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
                f"check_mask(mask, x{cached})"]
-    checks += context_checks(layers) if cross else []
+    checks += context_checks() if cross else []
     if has_prepend:
-        width = "emb_dim" if model.emb_dim != layers.dim else "dim"
-        checks.append(f"check_context(prepend_embeds, self.config.{width}, x.shape[0], "
-                      '"prepend_embeds", required=False)')
-    ops, imports = top_level_ops(graph, scope, model, block_call(layers, attn_mask), prefix,
-                                 generative, cacheable)
+        checks.append(f"check_context(prepend_embeds, self.config.{embedding_width(model)[0]}, "
+                      'x.shape[0], "prepend_embeds", required=False)')
+    ops, imports = top_level_ops(model, prefix, signature, generative=generative)
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
-    what = "causal language model" if layers.causal else "bidirectional encoder"
+    what = "causal language model" if model.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
+    attention = model.shared(OpKind.ATTENTION)
     cls = ModelClass(class_name, config,
                      f"The {what}: embeddings, blocks, final norm{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
                      "where x is real.",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports),
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
-                     cache_heads="kv_heads" if layers.attention and layers.attention.kv_heads else "heads",
-                     cache_value_dim=bool(layers.attention and layers.attention.value_dim_head))
-    fields = wrapper_config(model)
-    stack = "Decoder" if layers.causal else "Encoder"
-    kind = "decoder-only (GPT-style)" if layers.causal else "encoder-only (BERT-style)"
-    article = "a" if layers.causal else "an"
+                     cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
+                     cache_value_dim=bool(attention and attention.value_dim_head))
+    stack = "Decoder" if model.causal else "Encoder"
+    kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
+    article = "a" if model.causal else "an"
     summary = f"{article} {kind} transformer, x-transformers TransformerWrapper + {stack}."
-    return cls, fields, summary
+    return cls, wrapper_config(model), summary
 
 
-def is_generative(model) -> bool:
-    """A TransformerWrapper around a Decoder: it has loss() and generate()."""
-    layers = model.layers
-    return isinstance(model, ResolvedWrapper) and layers.causal and layers.attention is not None
-
-
-def is_cacheable(model) -> bool:
-    """Memory tokens are prepended at every call, so a cache of past keys cannot serve them
-    (x-transformers' can_cache_kv, in TransformerWrapper.__init__); token shifting reads earlier
-    inputs, which the cache does not keep (x-transformers caches anyway and then shifts in
-    zeros)."""
-    return (is_generative(model) and model.num_memory_tokens == 0
-            and not model.layers.uses_previous_tokens and not model.layers.layout)
-
-
-def length_limit(model: ResolvedWrapper | ResolvedContinuous) -> int | None:
-    """The longest input the emitted model accepts: max_seq_len where positions are learned
-    (one embedding row per position, so the run-time check refuses longer inputs); None where
-    any length runs (no absolute positions, or scaled sinusoidal ones). `xtc inspect` warns by
-    the same rule."""
-    return model.max_seq_len if model.positions == "learned" else None
-
-
-def bare_model(layers: ResolvedLayers, graph: Graph, scope: str, prefix: str, class_name: str,
-               config: str):
+def bare_model(model: Model, prefix: str, class_name: str, config: str,
+               signature: BlockSignature):
     """An Encoder / Decoder / CrossAttender on its own: vectors (B, T, dim) in and out."""
-    cross = layers.cross_attention is not None
-    parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}"]
-    parameters += [f"context: {OPTIONAL}", f"context_mask: {OPTIONAL}"] if cross else []
+    cross = takes_context(model)
+    parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask")]
+    parameters += [optional("context"), optional("context_mask")] if cross else []
     checks = ["check_features(x, self.config.dim)", "check_mask(mask, x)"]
-    checks += context_checks(layers) if cross else []
-    ops, imports = top_level_ops(graph, scope, layers, block_call(layers, False), prefix)
+    checks += context_checks() if cross else []
+    ops, imports = top_level_ops(model, prefix, signature)
     ops.insert(0, OpContext("ops/input.py.jinja"))
     ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
-    cls = ModelClass(class_name, config, f"A bare {layer_class_name(layers)} layer stack.",
+    layers = model.attrs.layers
+    cls = ModelClass(class_name, config, f"A bare {layers} layer stack.",
                      "Hidden states (B, T, dim) for inputs x (B, T, dim).", tuple(parameters),
                      tuple(checks), tuple(ops), frozenset(imports))
-    return cls, (), f"a bare x-transformers {layer_class_name(layers)}."
+    return cls, (), f"a bare x-transformers {layers}."
 
 
-def vit_model(model: ResolvedViT, graph: Graph, scope: str, prefix: str, class_name: str,
-              config: str):
+def vit_model(model: Model, prefix: str, class_name: str, config: str,
+              signature: BlockSignature):
     """Patches, positions, [register tokens], an Encoder, mean pool and a linear head."""
-    layers = model.layers
-    parameters = ["img: Tensor", "*", "return_embeddings: bool = False"]
+    parameters = [Parameter("img", "Tensor"), KEYWORD_ONLY, RETURN_EMBEDDINGS]
     checks = ["check_image(img, self.config.channels, self.config.image_size)"]
-    ops, imports = top_level_ops(graph, scope, model, block_call(layers, False, mask=False), prefix)
-    ops.append(OpContext("ops/pool_head.py.jinja", {"head": model.num_classes is not None}))
+    ops, imports = top_level_ops(model, prefix, signature, mask=False)
+    head = num_classes(model) is not None
+    ops.append(OpContext("ops/pool_head.py.jinja", {"head": head}))
     imports |= {REARRANGE, runtime("checks", "check_image")}
     cls = ModelClass(class_name, config,
                      "The vision transformer: patch embeddings, an encoder, and a classifier.",
                      "Class logits (B, num_classes) for images (B, channels, size, size)."
-                     if model.num_classes is not None else
+                     if head else
                      "The mean patch embedding (B, dim) for images (B, channels, size, size).",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports))
     return cls, vit_config(model), "a vision transformer, x-transformers ViTransformerWrapper."
 
 
-def continuous_model(model: ResolvedContinuous, graph: Graph, scope: str, prefix: str,
-                     class_name: str, config: str):
+def continuous_model(model: Model, prefix: str, class_name: str, config: str,
+                     signature: BlockSignature):
     """Vectors in, vectors out: bias-free projections around the layers."""
-    layers = model.layers
-    parameters = ["x: Tensor", "*", f"mask: {OPTIONAL}", "return_embeddings: bool = False"]
-    limit = "self.config.max_seq_len" if length_limit(model) else "None"
-    width = "dim_in" if model.dim_in is not None else "dim"
+    dim_in, dim_out = continuous_widths(model)
+    parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), RETURN_EMBEDDINGS]
+    limit = "self.config.max_seq_len" if model.length_limit else "None"
+    width = "dim_in" if dim_in is not None else "dim"
     checks = [f"check_features(x, self.config.{width}, {limit})", "check_mask(mask, x)"]
-    ops, imports = top_level_ops(graph, scope, model, block_call(layers, False), prefix)
-    if model.dim_in is None:
+    ops, imports = top_level_ops(model, prefix, signature)
+    if dim_in is None:
         ops.insert(0, OpContext("ops/input.py.jinja"))
-    if model.dim_out is None:
+    if dim_out is None:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
     cls = ModelClass(class_name, config,
@@ -336,41 +300,103 @@ def continuous_model(model: ResolvedContinuous, graph: Graph, scope: str, prefix
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
 
 
+def takes_context(model: Model) -> bool:
+    """Whether the model's forward takes a context: it cross-attends, or its layers were asked
+    to (cross_attend with a custom layout that leaves cross-attention out still takes one)."""
+    return model.find(OpKind.CROSS_ATTENTION) is not None or context_input(model) is not None
+
+
+def context_input(model: Model) -> Op | None:
+    return next((op for op in model.ops
+                 if op.kind is OpKind.INPUT and op.attrs.role == "context"), None)
+
+
+def context_checks() -> list[str]:
+    return ["check_context(context, self.config.dim_context, x.shape[0])",
+            "check_mask(context_mask, context)"]
+
+
+def check_imports(checks: list[str]) -> str:
+    return ", ".join(sorted({line.split("(")[0] for line in checks if line.startswith("check_")}))
+
+
+# -- what a model's ops say about it ----------------------------------------------------------
+
+
+def embedding_width(model: Model) -> tuple[str, str]:
+    """The Config field and shape symbol of the embeddings' width: emb_dim (E) where a
+    projection brings it to dim (C)."""
+    embedding = model.find(OpKind.TOKEN_EMBEDDING)
+    if embedding is not None and embedding.attrs.dim != model.dim:
+        return "emb_dim", "E"
+    return "dim", "C"
+
+
+def image_size(model: Model) -> int:
+    return model.graph[model.find(OpKind.PATCH_EMBEDDING).inputs[0]].attrs.shape[2]
+
+
+def num_patches(model: Model) -> int:
+    return model.find(OpKind.POSITION_EMBEDDING).attrs.max_seq_len
+
+
+def num_classes(model: Model) -> int | None:
+    head = model.find(OpKind.PROJECT, "mlp_head")
+    return None if head is None else head.attrs.dim
+
+
+def continuous_widths(model: Model) -> tuple[int | None, int | None]:
+    """dim_in and dim_out of a continuous model: None where it has no projection."""
+    project_in = model.find(OpKind.PROJECT, "project_in")
+    project_out = model.find(OpKind.PROJECT, "project_out")
+    return (project_in and project_in.attrs.dim_in), (project_out and project_out.attrs.dim)
+
+
+def count(model: Model, kind: OpKind, role: str | None = None) -> int:
+    """A count an op of the model carries (memory or register tokens), or 0 without one."""
+    op = model.find(kind, role)
+    return 0 if op is None else op.attrs.count
+
+
+def dropout(model: Model, role: str) -> float:
+    op = model.find(OpKind.DROPOUT, role)
+    return 0.0 if op is None else op.attrs.p
+
+
 # -- XTransformer ------------------------------------------------------------------------------
 
 
-def lower_xtransformer(model: ResolvedXTransformer, graph: Graph, scope: str, prefix: str,
-                       class_name: str) -> Component:
+def lower_xtransformer(model: Model, prefix: str, class_name: str) -> Component:
     classes, configs = [], []
-    for side, resolved in (("encoder", model.encoder), ("decoder", model.decoder)):
+    sides = {side: Model(model.graph, f"{model.scope}.{side}" if model.scope else side)
+             for side in ("encoder", "decoder")}
+    for side, view in sides.items():
         side_prefix = f"{prefix}{side.capitalize()}"
-        side_scope = f"{scope}.{side}" if scope else side
         config = f"{side_prefix}Config"
-        classes += stack_classes(graph, resolved.layers, scope=side_scope, prefix=side_prefix,
-                                 config=config, attn_mask=side == "encoder",
-                                 cache=is_cacheable(resolved))
-        cls, fields, _ = wrapper_model(resolved, graph, scope=side_scope, prefix=side_prefix,
-                                       class_name=side_prefix, config=config,
-                                       attn_mask=side == "encoder")
+        signature = block_signature(view, attn_mask=side == "encoder", cache=view.cacheable)
+        classes += stack_classes(view, side_prefix, config, signature)
+        cls, fields, _ = wrapper_model(view, side_prefix, side_prefix, config, signature)
         classes.append(cls)
-        configs.append(ConfigClass(config, tuple(fields) + stack_config(resolved.layers)))
+        configs.append(ConfigClass(config, tuple(fields) + stack_config(view)))
     config = f"{prefix}Config"
+    loss, dropped = model.find(OpKind.LOSS).attrs, model.attrs.cross_attn_tokens_dropout
     top_fields = (
         ConfigField("encoder", f"{prefix}EncoderConfig", f"field(default_factory={prefix}EncoderConfig)"),
         ConfigField("decoder", f"{prefix}DecoderConfig", f"field(default_factory={prefix}DecoderConfig)"),
-        ConfigField("ignore_index", "int", repr(model.ignore_index), "target id the loss skips"),
-        ConfigField("pad_value", "int", repr(model.pad_value), "decoder input for ignored ids"),
-        ConfigField("cross_attn_tokens_dropout", "float", repr(model.cross_attn_tokens_dropout)),
+        ConfigField("ignore_index", "int", repr(loss.ignore_index), "target id the loss skips"),
+        ConfigField("pad_value", "int", repr(loss.pad_value), "decoder input for ignored ids"),
+        ConfigField("cross_attn_tokens_dropout", "float", repr(dropped)),
     )
     configs.append(ConfigClass(config, top_fields))
+    decoder_table = sides["decoder"].find(OpKind.TOKEN_EMBEDDING)  # the encoder's, when tied
     classes.append(XTransformerClass(class_name, config, f"{prefix}Encoder", f"{prefix}Decoder",
-                                     model.tie_token_emb,
-                                     drop_context_tokens=model.cross_attn_tokens_dropout > 0))
+                                     tie_token_emb=bool(decoder_table.shares),
+                                     drop_context_tokens=dropped > 0))
     summary = "an encoder-decoder transformer, x-transformers XTransformer."
     diagram = ("src (B, S) -> Encoder -> context; tgt (B, T) -> Decoder (cross-attending) "
                "-> next-token loss")
-    parameters = ("src: Tensor", "tgt: Tensor", "*", f"mask: {OPTIONAL}",
-                  f"attn_mask: {OPTIONAL}", f"src_prepend_embeds: {OPTIONAL}")
+    parameters = (Parameter("src", "Tensor"), Parameter("tgt", "Tensor"), KEYWORD_ONLY,
+                  optional("mask"), optional("attn_mask"), optional("src_prepend_embeds"))
     return Component(tuple(configs), tuple(classes), class_name, config, parameters, summary,
                      diagram)
 
@@ -378,244 +404,180 @@ def lower_xtransformer(model: ResolvedXTransformer, graph: Graph, scope: str, pr
 # -- the classes of a stack ---------------------------------------------------------------------
 
 
-def stack_classes(graph: Graph, layers: ResolvedLayers, scope: str, prefix: str, config: str,
-                  attn_mask: bool = False, cache: bool = False) -> list:
-    ops = scoped(graph, scope)
-    classes = []
-    attention = shared_attrs(ops, OpKind.ATTENTION)
+def stack_classes(model: Model, prefix: str, config: str, signature: BlockSignature) -> list:
+    classes, cache = [], "cache" in signature
+    attention = model.shared(OpKind.ATTENTION)
     if attention is not None:
-        classes.append(AttentionClass(f"{prefix}Attention", config, attention.causal,
-                                      attention.flash, attention.project_out,
-                                      attention.dropout > 0, attention.num_mem_kv > 0, attn_mask,
-                                      cache, attention.rotary, attention.bias,
-                                      attention.rotate_heads > 0, attention.kv_heads > 0,
-                                      attention.value_dim_head > 0, attention.qk_norm,
-                                      attention.qk_norm_groups > 1, attention.qk_norm_dim_scale,
-                                      attention.on_attn, attention.gate_values,
-                                      attention.head_scale, talking_heads(attention),
-                                      attention.sparse_topk > 0, attention.residual,
-                                      xpos=layers.rotary is not None
-                                      and layers.rotary.xpos_scale_base is not None))
-    cross = shared_attrs(ops, OpKind.CROSS_ATTENTION)
+        rotary = model.shared(OpKind.ROTARY)
+        classes.append(AttentionClass(f"{prefix}Attention", config, attention,
+                                      attn_mask="attn_mask" in signature, cache=cache,
+                                      xpos=rotary is not None and rotary.xpos_scale_base is not None))
+    cross = model.shared(OpKind.CROSS_ATTENTION)
     if cross is not None:
-        classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross.flash,
-                                           cross.project_out, cross.dropout > 0,
-                                           cross.num_mem_kv > 0, cache, cross.residual))
-    ff = shared_attrs(ops, OpKind.FEEDFORWARD)
+        classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross, cache))
+    ff = model.shared(OpKind.FEEDFORWARD)
     if ff is not None:  # a custom layout may have none (custom_layers: [a, a])
-        activation, activation_name = ACTIVATIONS[ff.activation]
-        classes.append(FeedForwardClass(f"{prefix}FeedForward", config, activation,
-                                        activation_name, ff.glu, ff.bias, ff.dropout > 0,
-                                        ff.post_act_ln))
-    classes.append(block_class(graph, ops, layers, prefix, config, attn_mask, cache))
+        classes.append(FeedForwardClass(f"{prefix}FeedForward", config, ff))
+    classes.append(block_class(model, prefix, config, signature))
     return classes
 
 
-def talking_heads(attrs) -> tuple[str, ...]:
-    names = ("pre_talking_heads", "post_talking_heads", "pre_scale_post_talking_heads")
-    return tuple(name for used, name in zip(attrs.talking_heads, names) if used)
-
-
-def scoped(graph: Graph, scope: str) -> list[Op]:
-    return [op for op in graph.ops() if op.scope == scope]
-
-
-def shared_attrs(ops: list[Op], kind: OpKind):
-    same = [op for op in ops if op.kind is kind]
-    if not same:
-        return None
-    assert all(op.attrs == same[0].attrs for op in same), f"{kind.value} ops differ"
-    return same[0].attrs
-
-
-def block_class(graph: Graph, ops: list[Op], layers: ResolvedLayers, prefix: str, config: str,
-                attn_mask: bool, cache: bool) -> BlockClass:
+def block_class(model: Model, prefix: str, config: str, signature: BlockSignature) -> BlockClass:
     """The residual sublayers of a block, in order, read from block 0 (all blocks agree)."""
-    layouts: dict[int, list[BlockStep]] = {}
-    norm_types = set()
-    for op in ops:
+    layouts: dict[int, list[ResidualStep]] = {}
+    for op in model.ops:
         if op.kind is OpKind.RESIDUAL:
-            step, norm_type = block_step(graph, op, layers.pre_norm, prefix, attn_mask, cache)
+            step = residual_step(model.graph, op, prefix, signature)
             layouts.setdefault(op.block, []).append(step)
-            norm_types.add(norm_type)
     steps = layouts[0]
     assert all(layout == steps for layout in layouts.values()), "blocks differ in structure"
-    steps = first_definitions(steps)
+    norm_types = {op.attrs.norm_type for op in model.ops
+                  if op.kind is OpKind.NORM and op.block is not None}
     imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)
-    if layers.scale_residual or layers.gate_residual:
-        imports |= {runtime("layers", "Residual")}
-    if layers.layerscale is not None:
-        imports |= {TORCH}
-    setup = ()
-    if layers.token_shifts:
-        imports |= {runtime("layers", "shift_tokens")}
-        setup = ("self.token_shifts = config.token_shifts",)
-    parameters = ["x: Tensor"]
-    parameters += ["context: Tensor"] if layers.cross_attention is not None else []
-    parameters += [f"mask: {OPTIONAL}"]
-    parameters += [f"context_mask: {OPTIONAL}"] if layers.cross_attention is not None else []
-    parameters += [f"attn_mask: {OPTIONAL}"] if attn_mask else []
-    parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if layers.rotary else []
-    parameters += [f"bias: {OPTIONAL}"] if layers.position_bias is not None else []
-    residual = residual_scores(layers)
-    parameters += [f"{name}: {OPTIONAL}" for name in residual]
-    parameters += ["cache: LayerCache | None = None"] if cache else []
-    prologue = ["self_cache = cache.self_attn if cache is not None else None"] if cache else []
-    if cache and layers.cross_attention is not None:
-        prologue.append("cross_cache = cache.cross_attn if cache is not None else None")
-    return BlockClass(f"{prefix}Block", config, layers.pre_norm, layers.layer_dropout > 0,
-                      tuple(steps), tuple(parameters), imports, tuple(prologue), residual, setup)
+    return BlockClass(f"{prefix}Block", config, tuple(first_definitions(steps)), signature,
+                      imports)
 
 
-BRANCHES = {
-    OpKind.ATTENTION: ("Attention", "{x}, mask=mask"),
-    OpKind.CROSS_ATTENTION: ("CrossAttention", "{x}, context, mask, context_mask"),
-    OpKind.FEEDFORWARD: ("FeedForward", "{x}"),
-}
+def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignature:
+    """Block.forward's parameters: the sequence, what its sublayers read (context, masks,
+    rotary angles, a position bias), the residual attention scores it passes on, its cache."""
+    attention, cross = model.shared(OpKind.ATTENTION), takes_context(model)
+    scores = ["prev_scores"] if attention is not None and attention.residual else []
+    cross_attention = model.shared(OpKind.CROSS_ATTENTION)
+    scores += ["prev_cross_scores"] if cross_attention is not None and cross_attention.residual else []
+    parameters = [Parameter("x", "Tensor", keyword=False)]
+    parameters += [Parameter("context", "Tensor", keyword=False)] if cross else []
+    parameters += [optional("mask")]
+    parameters += [optional("context_mask")] if cross else []
+    parameters += [optional("attn_mask")] if attn_mask else []
+    if model.find(OpKind.ROTARY) is not None:
+        parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
+    parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
+    parameters += [replace(optional(name), returned=True) for name in scores]
+    parameters += [Parameter("cache", "LayerCache | None", "None")] if cache else []
+    return BlockSignature(tuple(parameters))
 
 
-def first_definitions(steps: list[BlockStep]) -> list[BlockStep]:
+def first_definitions(steps: list[ResidualStep]) -> list[ResidualStep]:
     """With an execution order a sublayer may run twice: define its modules once."""
     seen, result = set(), []
     for step in steps:
-        if step.branch in seen:
-            step = replace(step, norm_init="", branch_init="", inits=())
+        result.append(replace(step, defines=step.branch not in seen))
         seen.add(step.branch)
-        result.append(step)
     return result
 
 
-def block_step(graph: Graph, residual: Op, pre_norm: bool, prefix: str, attn_mask: bool,
-               cache: bool) -> tuple[BlockStep, str]:
+BRANCH_CLASSES = {OpKind.ATTENTION: "Attention", OpKind.CROSS_ATTENTION: "CrossAttention",
+                  OpKind.FEEDFORWARD: "FeedForward"}
+
+
+def residual_step(graph: Graph, residual: Op, prefix: str,
+                  signature: BlockSignature) -> ResidualStep:
+    """The step of one residual op: its branch (through a sandwich norm), its norm, and what
+    the residual's payload wraps around the branch."""
     branch = graph[residual.inputs[1]]
     post_norm = None
     if branch.kind is OpKind.NORM:  # sandwich norm: a norm on the sublayer's output
         post_norm, branch = branch, graph[branch.inputs[0]]
-    norm = graph[branch.inputs[0]] if pre_norm else graph.users(residual.name)[0]
+    # the norm is on the branch's input (pre-norm) or on the sum (post-norm)
+    norm = graph[branch.inputs[0]] if residual.attrs.pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
-    class_name, call = BRANCHES[branch.kind]
-    if attn_mask and branch.kind is OpKind.ATTENTION:
-        call += ", attn_mask=attn_mask"
-    if branch.kind is OpKind.ATTENTION and branch.attrs.rotary:
-        call += ", rotary=rotary"
-    if branch.kind is OpKind.ATTENTION and branch.attrs.bias:
-        call += ", bias=bias"
-    if cache and branch.kind is OpKind.ATTENTION:
-        call += ", cache=self_cache"
-    if cache and branch.kind is OpKind.CROSS_ATTENTION:
-        call += ", cross_cache"
-    norm_name = NORM_NAME[norm.attrs.norm_type]
-    branch_input = f"self.{norm.role}(x)" if pre_norm else "x"
-    if residual.attrs.token_shifts:  # attention passes its mask on; feedforward has none
-        mask = ", mask" if branch.kind is not OpKind.FEEDFORWARD else ""
-        branch_input = f"shift_tokens({branch_input}, self.token_shifts{mask})"
-    branch_call = f"self.{branch.role}({call.format(x=branch_input)})"
-    lines, inits, res = [], [], residual.attrs
-    if branch.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION) and branch.attrs.residual:
-        scores = "prev_scores" if branch.kind is OpKind.ATTENTION else "prev_cross_scores"
-        lines.append(f"out, {scores} = {branch_call[:-1]}, prev_scores={scores})")
-        branch_call = "out"
-    elif post_norm is not None or res.layerscale is not None or res.scale_residual or res.gated:
-        lines.append(f"out = {branch_call}")
-        branch_call = "out"
-    if res.branch_scale != 1.0:  # macaron: half a feedforward on each side of attention
-        if branch_call == "out":
-            lines.append(f"out = out * {res.branch_scale!r}")
-        else:
-            branch_call = f"{branch_call} * {res.branch_scale!r}"
-    if res.layerscale is not None:  # LayerScale (CaiT, https://arxiv.org/abs/2103.17239)
-        inits.append(f"self.{branch.role}_layerscale = nn.Parameter(torch.full((config.dim,), "
-                     f"{float(res.layerscale)!r}))")
-        lines.append(f"out = out * self.{branch.role}_layerscale")
-    if post_norm is not None:  # sandwich norm (CogView, https://arxiv.org/abs/2105.13290)
-        inits.append(f"self.{post_norm.role} = {NORM_INIT[post_norm.attrs.norm_type].format(width='dim')}")
-        lines.append(f"out = self.{post_norm.role}(out)")
-    combined = f"x + {branch_call}"
-    if res.scale_residual or res.gated:
-        inits.append(f"self.{branch.role}_residual = Residual(config.dim"
-                     f"{', scale_residual=True' if res.scale_residual else ''}"
-                     f"{', gated=True' if res.gated else ''})")
-        combined = f"self.{branch.role}_residual({branch_call}, x)"
-    half = f"{res.branch_scale!r} * " if res.branch_scale != 1.0 else ""
-    if pre_norm:
-        update = combined
-        diagram = f"x + {half}{class_name}({norm_name}(x))"
-    else:
-        update = f"self.{norm.role}({combined})"
-        diagram = f"{norm_name}(x + {half}{class_name}(x))"
-    step = BlockStep(norm=norm.role, norm_init=NORM_INIT[norm.attrs.norm_type].format(width="dim"),
-                     branch=branch.role, branch_init=f"{prefix}{class_name}(config)",
-                     update=update, diagram=diagram, lines=tuple(lines), inits=tuple(inits))
-    return step, norm.attrs.norm_type
+    class_name = BRANCH_CLASSES[branch.kind]
+    return ResidualStep(
+        residual=residual.attrs, branch=branch.role, branch_class=class_name,
+        branch_init=f"{prefix}{class_name}(config)", norm=norm.role,
+        norm_init=norm_init(norm.attrs.norm_type), norm_name=NORM_NAME[norm.attrs.norm_type],
+        arguments=sublayer_arguments(branch, signature),
+        shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
+        scores=residual_scores(branch),
+        post_norm=post_norm.role if post_norm else "",
+        post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "")
 
 
-def residual_scores(layers: ResolvedLayers) -> tuple[str, ...]:
-    """The score tensors a block passes on for residual attention."""
-    names = ("prev_scores",) if layers.attention and layers.attention.residual else ()
-    cross = layers.cross_attention
-    return names + (("prev_cross_scores",) if cross is not None and cross.residual else ())
+def norm_init(norm_type: str, width: str = "dim") -> str:
+    """A norm's constructor, over the Config field `width` (the norms inside the layers are
+    LayerNorms without a bias, as x-transformers' own)."""
+    if norm_type == "layernorm":
+        return f"nn.LayerNorm(config.{width}, bias=False)"
+    return f"{NORM_NAME[norm_type]}(config.{width})"
 
 
-def block_call(layers: ResolvedLayers, attn_mask: bool, mask: bool = True) -> str:
-    arguments = "h"
-    arguments += ", context" if layers.cross_attention is not None else ""
-    arguments += ", mask=mask" if mask else ""
-    arguments += ", rotary=rotary" if layers.rotary is not None else ""
-    arguments += ", bias=bias" if layers.position_bias is not None else ""
-    arguments += ", context_mask=context_mask" if layers.cross_attention is not None else ""
-    return arguments + (", attn_mask=attn_mask" if attn_mask else "")
+def residual_scores(branch: Op) -> str:
+    """The block's variable that holds the scores a residual attention adds and replaces."""
+    if branch.kind is OpKind.FEEDFORWARD or not branch.attrs.residual:
+        return ""
+    return "prev_scores" if branch.kind is OpKind.ATTENTION else "prev_cross_scores"
+
+
+def sublayer_arguments(branch: Op, signature: BlockSignature) -> tuple[tuple[str, str], ...]:
+    """What the block passes its sublayer after the input, as (keyword or "", value): what the
+    sublayer's forward takes (AttentionClass.parameters, cross_attention.py.jinja) from the
+    block's own parameters."""
+    cache = "cache" in signature
+    if branch.kind is OpKind.FEEDFORWARD:
+        return ()
+    if branch.kind is OpKind.CROSS_ATTENTION:
+        found = [("", "context"), ("", "mask"), ("", "context_mask")]
+        found += [("", "cross_cache")] if cache else []
+        return tuple(found + ([("prev_scores", "prev_cross_scores")] if branch.attrs.residual else []))
+    a = branch.attrs
+    found = [("mask", "mask")]
+    found += [("attn_mask", "attn_mask")] if "attn_mask" in signature else []
+    found += [("rotary", "rotary")] if a.rotary else []
+    found += [("bias", "bias")] if a.bias else []
+    found += [("cache", "self_cache")] if cache else []
+    return tuple(found + ([("prev_scores", "prev_scores")] if a.residual else []))
 
 
 # -- the top-level ops of a model class ---------------------------------------------------------
 
 
-def top_level_ops(graph: Graph, scope: str, model, call: str, prefix: str,
-                  generative: bool = False, cacheable: bool = False) -> tuple[list, set]:
-    """Op contexts for the ops outside the blocks, in forward order, and their imports."""
-    layers = model if isinstance(model, ResolvedLayers) else model.layers
-    emb_dim = getattr(model, "emb_dim", layers.dim)
-    width, symbol = ("emb_dim", "E") if emb_dim != layers.dim else ("dim", "C")
+def top_level_ops(model: Model, prefix: str, signature: BlockSignature, mask: bool = True,
+                  generative: bool = False) -> tuple[list, set]:
+    """Op contexts for the ops outside the blocks, in forward order, and their imports.
+    `mask`: whether the model's forward has a padding mask to give the blocks."""
+    cacheable = "cache" in signature
     ops, imports, blocks_seen = [], set(), False
     head = any(op.kind in (OpKind.LOGITS, OpKind.POOL) or op.role == "project_out"
-               for op in scoped(graph, scope))
-    for op in scoped(graph, scope):
+               for op in model.ops)
+    for op in model.ops:
         if op.kind is OpKind.OUTPUT and op.attrs.name == "embeddings" and head:
             ops.append(OpContext("ops/return_embeddings.py.jinja"))
-            continue
-        if op.block is not None:
-            if not blocks_seen:
-                residual = residual_scores(layers)
-                local = [name.removeprefix("prev_") for name in residual]
-                ops.append(OpContext("ops/blocks.py.jinja", {
-                    "block": f"{prefix}Block", "cache": cacheable, "tied": layers.weight_tie,
-                    "residual": " = ".join(local),
-                    "call": call + "".join(f", {n}={v}" for n, v in zip(residual, local)),
-                    "target": ", ".join(["h", *local])}))
-                blocks_seen = True
-            continue
-        context = top_level_op(op, width, symbol, imports)
-        if context is not None and op.kind in (OpKind.ROTARY, OpKind.POSITION_BIAS):
-            keys = "cached + h.shape[1]" if cacheable else "h.shape[1]"
-            context = OpContext(context.template, {**context.args, "keys": keys})
-        if context is not None and op.kind is OpKind.POSITION_EMBEDDING:
-            context = OpContext(context.template, {**context.args, "generative": generative,
-                                                   "cache": cacheable})
-        if context is not None:
-            ops.append(context)
+        elif op.block is not None and not blocks_seen:
+            ops.append(blocks_op(model, prefix, signature, mask))
+            blocks_seen = True
+        elif op.block is None:
+            context = top_level_op(model, op, imports, generative, cacheable)
+            ops += [context] if context is not None else []
     return ops, imports
 
 
-def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | None:
+def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) -> OpContext:
+    """The loop over the blocks, calling each through the Block's signature: each parameter
+    gets the model's variable of the same name, but for those named here."""
+    scores = tuple(name.removeprefix("prev_") for name in signature.scores)
+    values = {p.name: p.name for p in signature.parameters if p.name != "mask" or mask}
+    values |= {"x": "h", "cache": "layer_cache"} | dict(zip(signature.scores, scores))
+    return OpContext("ops/blocks.py.jinja", {
+        "block": f"{prefix}Block", "cache": "cache" in signature,
+        "tied": any(op.weights_of is not None for op in model.ops),
+        "arguments": signature.arguments(values), "scores": scores})
+
+
+def top_level_op(model: Model, op: Op, imports: set, generative: bool,
+                 cacheable: bool) -> OpContext | None:
     """The op context of a model-level op, or None for ops that render as part of another
     (the embedding sum, mask padding, inputs) or not at all."""
     attrs, kind = op.attrs, op.kind
+    width, symbol = embedding_width(model)
+    keys = "cached + h.shape[1]" if cacheable else "h.shape[1]"
     if kind is OpKind.TOKEN_EMBEDDING:
         if attrs.l2norm:
             imports.add(FUNCTIONAL)
         return OpContext("ops/token_embedding.py.jinja",
                          {"width": width, "symbol": symbol, "l2norm": attrs.l2norm, "reset": True})
     if kind is OpKind.POSITION_EMBEDDING and attrs.scheme != "patches":  # ViT's: with patches
-        return position_op(op, width, symbol, imports)
+        return position_op(op, width, symbol, imports, generative, cacheable)
     if kind is OpKind.PATCH_EMBEDDING:
         imports.add(TORCH)
         return OpContext("ops/patch_embedding.py.jinja")
@@ -624,7 +586,7 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
         if attrs.norm_type in NORM_IMPORTS:
             imports.add(NORM_IMPORTS[attrs.norm_type])
         return OpContext("ops/norm.py.jinja", {
-            "name": op.role, "init": NORM_INIT[attrs.norm_type].format(width=norm_width)})
+            "name": op.role, "init": norm_init(attrs.norm_type, norm_width)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
     if kind is OpKind.PROJECT:
@@ -643,40 +605,15 @@ def top_level_op(op: Op, width: str, symbol: str, imports: set) -> OpContext | N
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied})
     if kind is OpKind.ROTARY:
         imports.add(runtime("positions", "RotaryEmbedding"))
-        return OpContext("ops/rotary.py.jinja", {"arguments": rotary_arguments(attrs)})
+        return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys})
     if kind is OpKind.POSITION_BIAS:
-        name, arguments = POSITION_BIASES[attrs.scheme]
-        imports.add(runtime("biases", name))
-        return OpContext("ops/position_bias.py.jinja", {
-            "init": f"{name}({arguments.format(causal=attrs.causal, norm=', norm=True' if attrs.norm else '')})"})
+        imports.add(runtime("biases", POSITION_BIASES[attrs.scheme]))
+        return OpContext("ops/position_bias.py.jinja", {"attrs": attrs, "keys": keys})
     return None
 
 
-POSITION_BIASES = {
-    "alibi": ("AlibiBias", "config.heads, config.alibi_heads"),
-    "t5": ("T5RelativeBias", ("config.heads, config.rel_pos_num_buckets, "
-                              "config.rel_pos_max_distance, causal={causal}, "
-                              "scale=config.dim_head**0.5")),
-    "dynamic": ("DynamicPositionBias", ("config.dim // 4, config.heads, "
-                                        "config.dynamic_pos_bias_mlp_depth, "
-                                        "config.dynamic_pos_bias_log_distance{norm}")),
-}
-
-
-def rotary_arguments(attrs) -> str:
-    """RotaryEmbedding's arguments: the rotated and the head width, and the options the spec
-    sets."""
-    arguments = ["config.rotary_dim", "config.dim_head"]
-    if attrs.interpolation_factor != 1.0:
-        arguments.append("interpolation_factor=config.rotary_interpolation_factor")
-    if attrs.base_rescale_factor != 1.0:
-        arguments.append("base_rescale_factor=config.rotary_base_rescale_factor")
-    if attrs.xpos_scale_base is not None:
-        arguments.append("xpos_scale_base=config.rotary_xpos_scale_base")
-    return ", ".join(arguments)
-
-
-def position_op(op: Op, width: str, symbol: str, imports: set) -> OpContext:
+def position_op(op: Op, width: str, symbol: str, imports: set, generative: bool,
+                cacheable: bool) -> OpContext:
     attrs = op.attrs
     imports.add(TORCH)  # torch.arange for the positions
     if attrs.scheme == "scaled_sinusoidal":
@@ -685,7 +622,8 @@ def position_op(op: Op, width: str, symbol: str, imports: set) -> OpContext:
         imports.add(FUNCTIONAL)
     return OpContext("ops/position_embedding.py.jinja", {
         "scheme": attrs.scheme, "width": width, "symbol": symbol, "l2norm": attrs.l2norm,
-        "reset": attrs.scheme == "learned" and attrs.l2norm, "generative": False, "cache": False})
+        "reset": attrs.scheme == "learned" and attrs.l2norm, "generative": generative,
+        "cache": cacheable})
 
 
 def project_op(op: Op) -> OpContext:
@@ -698,21 +636,6 @@ def project_op(op: Op) -> OpContext:
                                 "bias": op.attrs.bias})
 
 
-def context_checks(layers: ResolvedLayers) -> list[str]:
-    return ["check_context(context, self.config.dim_context, x.shape[0])",
-            "check_mask(context_mask, context)"]
-
-
-def check_imports(checks: list[str]) -> str:
-    return ", ".join(sorted({line.split("(")[0] for line in checks if line.startswith("check_")}))
-
-
-def layer_class_name(layers: ResolvedLayers) -> str:
-    if layers.attention is None:
-        return "CrossAttender"
-    return "Decoder" if layers.causal else "Encoder"
-
-
 # -- configs ------------------------------------------------------------------------------------
 
 
@@ -722,21 +645,30 @@ def fields_from(rows) -> tuple[ConfigField, ...]:
                  for used, name, type_, value, comment in rows if used)
 
 
-def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
-    attn, cross, ff = layers.attention, layers.cross_attention, layers.feedforward
-    heads = (attn or cross).heads
-    rotary, bias = layers.rotary, layers.position_bias
+def stack_config(model: Model) -> tuple[ConfigField, ...]:
+    """The Config fields of a layer stack, each from the payload of the ops that read it."""
+    attn, cross = model.shared(OpKind.ATTENTION), model.shared(OpKind.CROSS_ATTENTION)
+    ff, rotary = model.shared(OpKind.FEEDFORWARD), model.shared(OpKind.ROTARY)
+    bias = model.shared(OpKind.POSITION_BIAS)
+    residual = next(op.attrs for op in model.ops if op.kind is OpKind.RESIDUAL)
+    heads = next((a.heads for a in (attn, cross, bias) if a is not None), None)
+    dim_head = next((a.dim_head for a in (attn, rotary) if a is not None),
+                    bias.dim_head if bias is not None and bias.scheme == "t5" else None)
+    context = cross.dim_context if cross is not None else context_width(model)
     scheme = bias.scheme if bias else ""
     return fields_from([
-        (True, "dim", "int", layers.dim, ""),
-        (True, "depth", "int", layers.depth, "one block holds the custom layout" if layers.layout else ""),
-        (True, "heads", "int", heads, ""),
-        (attn is not None, "dim_head", "int", attn and attn.dim_head, ""),
-        (True, "ff_inner_dim", "int", ff.inner_dim, "feedforward width"),
+        (True, "dim", "int", model.dim, ""),
+        (True, "depth", "int", model.depth,
+         "one block holds the custom layout" if model.attrs.custom_layout else ""),
+        (heads is not None, "heads", "int", heads, ""),
+        (dim_head is not None, "dim_head", "int", dim_head, ""),
+        (ff is not None, "ff_inner_dim", "int", ff and ff.inner_dim, "feedforward width"),
         (attn is not None and attn.dropout > 0, "attn_dropout", "float", attn and attn.dropout,
          "on attention weights"),
-        (ff.dropout > 0, "ff_dropout", "float", ff.dropout, "after the activation"),
-        (layers.layer_dropout > 0, "layer_dropout", "float", layers.layer_dropout, "stochastic depth"),
+        (ff is not None and ff.dropout > 0, "ff_dropout", "float", ff and ff.dropout,
+         "after the activation"),
+        (residual.layer_dropout > 0, "layer_dropout", "float", residual.layer_dropout,
+         "stochastic depth"),
         (attn is not None and attn.num_mem_kv > 0, "num_mem_kv", "int", attn and attn.num_mem_kv,
          "persistent memory slots"),
         (attn is not None and attn.kv_heads > 0, "kv_heads", "int", attn and attn.kv_heads,
@@ -749,7 +681,7 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
          "scores kept per row"),
         (attn is not None and attn.qk_norm and not attn.qk_norm_dim_scale, "qk_norm_scale",
          "float", attn and float(attn.qk_norm_scale), "attention scale under qk-norm"),
-        (cross is not None, "dim_context", "int", cross and cross.dim_context, "cross-attention"),
+        (context is not None, "dim_context", "int", context, "cross-attention"),
         (cross is not None, "cross_dim_head", "int", cross and cross.dim_head, ""),
         (cross is not None and cross.dropout > 0, "cross_attn_dropout", "float",
          cross and cross.dropout, ""),
@@ -762,51 +694,63 @@ def stack_config(layers: ResolvedLayers) -> tuple[ConfigField, ...]:
          "float", rotary and rotary.base_rescale_factor, ""),
         (rotary is not None and rotary.xpos_scale_base is not None, "rotary_xpos_scale_base",
          "float", rotary and rotary.xpos_scale_base, "xPos"),
-        (rotary is not None and rotary.rotate_heads > 0, "rotate_num_heads", "int",
-         rotary and rotary.rotate_heads, "heads that get rotary"),
+        (attn is not None and attn.rotate_heads > 0, "rotate_num_heads", "int",
+         attn and attn.rotate_heads, "heads that get rotary"),
         (scheme == "alibi", "alibi_heads", "int", bias and bias.alibi_heads, "heads with ALiBi"),
         (scheme == "t5", "rel_pos_num_buckets", "int", bias and bias.num_buckets, ""),
         (scheme == "t5", "rel_pos_max_distance", "int", bias and bias.max_distance, ""),
         (scheme == "dynamic", "dynamic_pos_bias_mlp_depth", "int", bias and bias.mlp_depth, ""),
         (scheme == "dynamic", "dynamic_pos_bias_log_distance", "bool", bias and bias.log_distance,
          ""),
-        (bool(layers.token_shifts), "token_shifts", "tuple[int, ...]", layers.token_shifts,
+        (bool(residual.token_shifts), "token_shifts", "tuple[int, ...]", residual.token_shifts,
          "shift of each feature chunk (shift_tokens)"),
     ])
 
 
-def wrapper_config(model: ResolvedWrapper) -> tuple[ConfigField, ...]:
+def context_width(model: Model) -> int | None:
+    """The width of a context the model takes without cross-attending to it, if it takes one."""
+    context = context_input(model)
+    return None if context is None else context.attrs.shape[-1]
+
+
+def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
+    embedding, logits = model.find(OpKind.TOKEN_EMBEDDING).attrs, model.find(OpKind.LOGITS)
+    tied = logits is not None and logits.attrs.tied
     return fields_from([
-        (True, "num_tokens", "int", model.num_tokens, ""),
-        (True, "max_seq_len", "int", model.max_seq_len, ""),
-        (model.emb_dim != model.layers.dim, "emb_dim", "int", model.emb_dim, "embedding width"),
-        (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
-        (model.num_memory_tokens > 0, "num_memory_tokens", "int", model.num_memory_tokens, ""),
-        (model.tie_embedding, "tie_embedding_scale", "float", model.tie_embedding_scale, ""),
+        (True, "num_tokens", "int", embedding.num_tokens, ""),
+        (True, "max_seq_len", "int", model.attrs.max_seq_len, ""),
+        (embedding.dim != model.dim, "emb_dim", "int", embedding.dim, "embedding width"),
+        (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
+        (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
+         count(model, OpKind.MEMORY_TOKENS), ""),
+        (tied, "tie_embedding_scale", "float", tied and logits.attrs.scale, ""),
     ])
 
 
-def vit_config(model: ResolvedViT) -> tuple[ConfigField, ...]:
+def vit_config(model: Model) -> tuple[ConfigField, ...]:
+    patches, classes = model.find(OpKind.PATCH_EMBEDDING).attrs, num_classes(model)
+    registers = count(model, OpKind.MEMORY_TOKENS)
     return fields_from([
-        (True, "image_size", "int", model.image_size, ""),
-        (True, "patch_size", "int", model.patch_size, ""),
-        (True, "channels", "int", model.channels, ""),
-        (model.num_classes is not None, "num_classes", "int", model.num_classes, ""),
-        (True, "num_patches", "int", model.num_patches, "(image_size // patch_size) ** 2"),
-        (True, "patch_dim", "int", model.patch_dim, "channels * patch_size ** 2"),
-        (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
-        (model.num_register_tokens > 0, "num_register_tokens", "int", model.num_register_tokens,
-         ""),
+        (True, "image_size", "int", image_size(model), ""),
+        (True, "patch_size", "int", patches.patch_size, ""),
+        (True, "channels", "int", patches.channels, ""),
+        (classes is not None, "num_classes", "int", classes, ""),
+        (True, "num_patches", "int", num_patches(model), "(image_size // patch_size) ** 2"),
+        (True, "patch_dim", "int", patches.patch_dim, "channels * patch_size ** 2"),
+        (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
+        (registers > 0, "num_register_tokens", "int", registers, ""),
     ])
 
 
-def continuous_config(model: ResolvedContinuous) -> tuple[ConfigField, ...]:
+def continuous_config(model: Model) -> tuple[ConfigField, ...]:
+    dim_in, dim_out = continuous_widths(model)
+    memory, max_seq_len = count(model, OpKind.MEMORY_TOKENS), model.attrs.max_seq_len
     return fields_from([
-        (model.max_seq_len is not None, "max_seq_len", "int", model.max_seq_len, ""),
-        (model.dim_in is not None, "dim_in", "int", model.dim_in, ""),
-        (model.dim_out is not None, "dim_out", "int", model.dim_out, ""),
-        (model.emb_dropout > 0, "emb_dropout", "float", model.emb_dropout, ""),
-        (model.num_memory_tokens > 0, "num_memory_tokens", "int", model.num_memory_tokens, ""),
+        (max_seq_len is not None, "max_seq_len", "int", max_seq_len, ""),
+        (dim_in is not None, "dim_in", "int", dim_in, ""),
+        (dim_out is not None, "dim_out", "int", dim_out, ""),
+        (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
+        (memory > 0, "num_memory_tokens", "int", memory, ""),
     ])
 
 
@@ -815,67 +759,75 @@ def continuous_config(model: ResolvedContinuous) -> tuple[ConfigField, ...]:
 PRIMARY_INPUTS = {"XTransformer": ("src", "tgt"), "ViTransformerWrapper": ("img",)}
 
 
-def lower_composite(spec: Spec, graph: Graph) -> ModuleContext:
+def lower_composite(graph: Graph, class_name: str) -> ModuleContext:
     """Each component lowered under its own prefix, then one class whose forward is the wiring
     (docs/spec-language.md): unfed primary inputs positional, every other argument keyword-only
-    as `<component>_<arg>`, producers called with return_embeddings=True."""
-    config_name, parts = lower_parts(spec, graph)
-    fed = {(c.target, c.argument): output_name(c.source) for c in spec.connections}
-    producers = {c.source for c in spec.connections}
-    for connection in spec.connections:  # a context's padding mask travels with it
-        if connection.argument == "context" and has_parameter(parts[connection.source], "mask"):
-            fed[(connection.target, "context_mask")] = f"{connection.source}_mask"
-    primaries = [(name, arg) for name, module in spec.components.items()
-                 for arg in PRIMARY_INPUTS.get(module.type, ("x",))]
+    as `<component>_<arg>`, producers called with return_embeddings=True. The graph's feeds say
+    what each fed argument gets (build_ir: a context's padding mask travels with it)."""
+    composite = graph.models[""]
+    config_name, parts = lower_parts(graph, class_name)
+    fed = {(feed.target, feed.argument): fed_value(feed) for feed in composite.feeds}
+    connections = [feed for feed in composite.feeds if feed.output == "embeddings"]
+    producers = {feed.source for feed in connections}
+    primaries = [(name, arg) for name in composite.components
+                 for arg in PRIMARY_INPUTS.get(graph.models[name].type, ("x",))]
     counts = {arg: sum(1 for _, a in primaries if a == arg) for _, arg in primaries}
     positional = {(name, arg): arg if counts[arg] == 1 else f"{name}_{arg}" for name, arg in primaries}
     keywords, calls = [], []
-    order = component_order(spec)
+    order = build_order(graph)
     for name in order:
         arguments = []
         for parameter in parts[name].parameters:
-            arg = parameter.split(":")[0]
-            if arg == "*":
+            if parameter is KEYWORD_ONLY:
                 continue
-            value = call_value(name, arg, fed, positional, producers, keywords, parameter)
-            if value is not None:
-                arguments.append(value if (name, arg) in positional else f"{arg}={value}")
+            value = call_value(name, parameter, fed, positional, producers, keywords)
+            arg = parameter.name
+            arguments.append(value if (name, arg) in positional else f"{arg}={value}")
         sink = name not in producers
         calls.append(composite_call(name, arguments, sink))
     sink = next(name for name in order if name not in producers)
     unfed = [p for key, p in positional.items() if key not in fed]
-    parameters = (*(f"{p}: Tensor" for p in unfed), *(["*"] if keywords else []), *keywords)
+    parameters = (*(Parameter(p, "Tensor") for p in unfed), *([KEYWORD_ONLY] if keywords else []),
+                  *keywords)
     configs = tuple(config for part in parts.values() for config in part.configs)
     top_config = ConfigClass(config_name, tuple(
         ConfigField(name, part.config, f"field(default_factory={part.config})")
         for name, part in parts.items()))
-    wiring = tuple(f"{c.source} -> {c.target}.{c.argument}" for c in spec.connections)
-    composite = CompositeClass(spec.class_name, top_config.name,
-                               tuple((name, part.class_name) for name, part in parts.items()),
-                               parameters, tuple(calls), wiring, parts[sink].class_name)
+    wiring = tuple(f"{c.source} -> {c.target}.{c.argument}" for c in connections)
+    top = CompositeClass(class_name, top_config.name,
+                         tuple((name, part.class_name) for name, part in parts.items()),
+                         parameters, tuple(calls), wiring, parts[sink].class_name)
     classes = tuple(cls for part in parts.values() for cls in part.classes)
-    summary = f"a composite of {len(parts)} models: {', '.join(spec.components)}."
-    return module_context(spec, summary, "; ".join(wiring) or "one component",
-                          (*configs, top_config), (*classes, composite))
+    summary = f"a composite of {len(parts)} models: {', '.join(composite.components)}."
+    return module_context(graph, class_name, summary, "; ".join(wiring) or "one component",
+                          (*configs, top_config), (*classes, top))
 
 
-def has_parameter(part: Component, arg: str) -> bool:
-    return any(p.split(":")[0] == arg for p in part.parameters)
+def build_order(graph: Graph) -> list[str]:
+    """The components in the order their ops are built: producers before consumers."""
+    return list(dict.fromkeys(op.component for op in graph.ops()))
 
 
-def call_value(name: str, arg: str, fed: dict, positional: dict, producers: set, keywords: list,
-               parameter: str) -> str | None:
+def call_value(name: str, parameter: Parameter, fed: dict, positional: dict, producers: set,
+               keywords: list[Parameter]) -> str:
     """What a component's forward argument gets: a producer's output, a composite input, or
-    True for a producer's return_embeddings."""
-    if (name, arg) in fed:
-        return fed[(name, arg)]
-    if (name, arg) in positional:
-        return positional[(name, arg)]
-    if arg == "return_embeddings" and name in producers:
+    True for a producer's return_embeddings. Any other becomes the composite's keyword argument
+    `<component>_<arg>`, added to `keywords`."""
+    key = (name, parameter.name)
+    if key in fed:
+        return fed[key]
+    if key in positional:
+        return positional[key]
+    if parameter.name == "return_embeddings" and name in producers:
         return "True"
-    keyword = f"{name}_{arg}"
-    keywords.append(f"{keyword}{parameter[len(arg):]}")
-    return keyword
+    keywords.append(replace(parameter, name=f"{name}_{parameter.name}"))
+    return keywords[-1].name
+
+
+def fed_value(feed: Feed) -> str:
+    """What a fed argument gets: the producer's output, or the composite's keyword argument
+    that is the producer's mask."""
+    return f"{feed.source}_mask" if feed.output == "mask" else output_name(feed.source)
 
 
 def output_name(component: str) -> str:

@@ -14,14 +14,14 @@ from pathlib import Path
 def regenerate(examples: Path) -> list[Path]:
     from xtc.spec import load_spec
 
-    from . import SPEC_CHECKS, compile_spec
+    from . import CHECKS, compile_spec
 
     written = []
     out_dir = examples / "generated"
     out_dir.mkdir(exist_ok=True)
     for spec_path in sorted(examples.glob("*.yaml")):
         target = out_dir / f"{spec_path.stem}.py"
-        target.write_text(compile_spec(load_spec(spec_path, SPEC_CHECKS)))
+        target.write_text(compile_spec(load_spec(spec_path, CHECKS)))
         written.append(target)
     return written
 

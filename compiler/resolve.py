@@ -1,8 +1,10 @@
-"""Derived values, computed once from a Spec: what the IR builder and `explain` read.
+"""Spec -> the IR's payloads: every normalised choice a model is made of, computed once.
 
-The spec keeps the reference's keywords as written; this step turns them into the few
-normalised choices a model is made of (how wide each head is, whether attention is causal,
-which norm, which positions), so that no later stage re-derives them.
+The spec keeps the reference's keywords as written; this step turns them into the payloads of
+the IR's ops (compiler/ir.py: how wide each head is, whether attention is causal, which norm,
+which positions), grouped per module, so that no later stage re-derives them: the IR builder
+places them, `explain` shows them. A payload field named like a keyword of its section takes the
+value as written (`payload`), so a plain new option needs no code here.
 
 >>> import xtc
 >>> spec = xtc.loads_spec('''
@@ -20,102 +22,53 @@ which norm, which positions), so that no later stage re-derives them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 from xtc.spec import ModuleSpec, Spec
+
+from .ir import (
+    AttentionAttrs,
+    CrossAttentionAttrs,
+    FeedForwardAttrs,
+    PositionBiasAttrs,
+    ResidualAttrs,
+    RotaryAttrs,
+)
 
 CAUSAL_LAYERS = {"Decoder": True, "Encoder": False}
 
 
 @dataclass(frozen=True)
-class ResolvedAttention:
-    heads: int
-    dim_head: int  # 64 by default whatever dim is (x-transformers' DEFAULT_DIM_HEAD)
-    flash: bool
-    project_out: bool  # heads > 1: with one head the reference has no output projection
-    dropout: float
-    num_mem_kv: int
-    dim_context: int | None = None  # cross-attention: the width of the context (default dim)
-    kv_heads: int = 0  # grouped-query attention (0: as many as heads)
-    value_dim_head: int = 0  # 0: dim_head
-    qk_norm: bool = False
-    qk_norm_groups: int = 1
-    qk_norm_scale: float = 10.0  # the attention scale under qk-norm without dim scale
-    qk_norm_dim_scale: bool = False  # learned per-feature scales; the scale is dim_head ** -0.5
-    on_attn: bool = False  # attention on attention: a GLU output projection
-    gate_values: bool = False  # sigmoid gates on the merged heads, before the projection
-    head_scale: bool = False  # NormFormer: a learned scale per head
-    talking_heads: tuple[bool, bool, bool] = (False, False, False)  # pre, post, pre-scale-post
-    sparse_topk: int = 0  # keep the k largest scores of each row (0: all)
-    residual: bool = False  # residual attention: add the previous layer's scores
-
-
-@dataclass(frozen=True)
-class ResolvedFeedForward:
-    inner_dim: int  # int(dim * mult)
-    activation: str  # "gelu", "silu" or "relu_squared"
-    glu: bool
-    bias: bool  # of the non-GLU input projection and of the output projection
-    dropout: float
-    post_act_ln: bool = False  # a LayerNorm after the activation (NormFormer)
-
-
-@dataclass(frozen=True)
-class ResolvedRotary:
-    dim: int  # rotated features per head: rotary_emb_dim, default dim_head // 2
-    interpolation_factor: float
-    base_rescale_factor: float
-    xpos_scale_base: float | None  # set when rotary_xpos
-    rotate_heads: int = 0  # rotate_num_heads: only the last heads are rotated (0: all)
-
-
-@dataclass(frozen=True)
-class ResolvedBias:
-    """A relative position bias shared by every self-attention layer."""
-
-    scheme: str  # "alibi", "t5" or "dynamic"
-    heads: int
-    alibi_heads: int = 0
-    num_buckets: int = 32
-    max_distance: int = 128
-    causal: bool = False
-    scale: float = 1.0  # T5: dim_head ** 0.5
-    mlp_dim: int = 0  # dynamic: dim // 4
-    mlp_depth: int = 2
-    log_distance: bool = False
-    norm: bool = False  # dynamic: norms in the MLP
-
-
-@dataclass(frozen=True)
 class ResolvedLayers:
-    """An Encoder or Decoder stack."""
+    """An Encoder, Decoder or CrossAttender: the payloads of one block's sublayers and of the
+    position ops they share, and how the blocks repeat."""
 
     key: str
+    type: str  # "Encoder", "Decoder" or "CrossAttender"
     dim: int
     depth: int
-    causal: bool
     norm: str  # "layernorm", "rmsnorm", "scalenorm" or "simple_rmsnorm"
-    pre_norm: bool  # False: post-norm, x = norm(x + f(x)), and no final norm
-    layer_dropout: float
-    attention: ResolvedAttention | None  # None for a CrossAttender (cross-attention only)
-    cross_attention: ResolvedAttention | None  # cross_attend: true, or a CrossAttender
-    feedforward: ResolvedFeedForward
-    rotary: ResolvedRotary | None = None
-    position_bias: ResolvedBias | None = None
+    attention: AttentionAttrs | None  # None for a CrossAttender (cross-attention only)
+    cross_attention: CrossAttentionAttrs | None  # cross_attend: true, or a CrossAttender
+    feedforward: FeedForwardAttrs
+    residual: ResidualAttrs  # every sublayer's, but for its branch and macaron's half step
+    rotary: RotaryAttrs | None = None
+    position_bias: PositionBiasAttrs | None = None
     sandwich_norm: bool = False  # a norm on each sublayer's output too
-    layerscale: float | None = None  # use_layerscale: the initial per-feature branch scale
-    scale_residual: bool = False
-    gate_residual: bool = False
-    token_shifts: tuple[int, ...] = ()  # shift_tokens: the shift of each feature chunk
     macaron: bool = False  # a half-step feedforward before attention too
     weight_tie: bool = False  # one block's weights for every block (ALBERT)
     layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
     execute_order: tuple[int, ...] = ()  # layers_execute_order: layout indices, repeats share
 
     @property
-    def uses_previous_tokens(self) -> bool:
-        """Token shifting reads earlier positions' inputs, which a kv cache does not keep."""
-        return bool(self.token_shifts)
+    def causal(self) -> bool:
+        return CAUSAL_LAYERS.get(self.type, False)
+
+    @property
+    def pre_norm(self) -> bool:
+        """False: post-norm, x = norm(x + f(x)), and no final norm."""
+        return self.residual.pre_norm
 
     @property
     def drops_absolute_positions(self) -> bool:
@@ -340,29 +293,59 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
     only_cross = layers.type == "CrossAttender"
     layout = layer_layout(layers)
     cross = only_cross or layers["cross_attend"] or "c" in layout
+    rotary, bias = resolve_rotary(layers), resolve_bias(layers)
     return ResolvedLayers(
         key=layers.key,
+        type=layers.type,
         dim=layers["dim"],
         depth=1 if layout else layers["depth"],
-        causal=CAUSAL_LAYERS.get(layers.type, False),
         norm=norm_type(layers),
-        pre_norm=layers["pre_norm"],
-        layer_dropout=layers["layer_dropout"],
-        attention=None if only_cross and "a" not in layout else resolve_attention(layers),
+        attention=None if only_cross and "a" not in layout else resolve_attention(layers, rotary, bias),
         cross_attention=resolve_cross_attention(layers) if cross else None,
         feedforward=resolve_feedforward(layers),
-        rotary=resolve_rotary(layers),
-        position_bias=resolve_bias(layers),
+        residual=ResidualAttrs(
+            layer_dropout=layers["layer_dropout"],
+            layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
+            scale_residual=layers["scale_residual"],
+            gated=layers["gate_residual"],
+            token_shifts=token_shifts(layers),
+            pre_norm=layers["pre_norm"],
+        ),
+        rotary=rotary,
+        position_bias=bias,
         sandwich_norm=layers["sandwich_norm"],
-        layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
-        scale_residual=layers["scale_residual"],
-        gate_residual=layers["gate_residual"],
-        token_shifts=token_shifts(layers),
         macaron=layers["macaron"],
         weight_tie=layers["weight_tie_layers"],
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
     )
+
+
+def payload(cls, section: Mapping[str, object], **derived):
+    """An IR payload from a spec section: each field named like one of its keywords takes the
+    value as written, `derived` gives the others and those the compiler normalises. Only those
+    values are read (a check's reads are recorded: spec/partial.py)."""
+    names = {f.name for f in fields(cls)} - derived.keys()
+    return cls(**{name: section[name] for name in section if name in names}, **derived)
+
+
+class CrossOptions(Mapping):
+    """The `cross_attn:` options, each that `attn:` writes and `cross_attn:` does not taken from
+    `attn:` (AttentionLayers.__init__)."""
+
+    def __init__(self, layers: ModuleSpec):
+        self.own, self.attn = layers.section("cross_attn"), layers.section("attn")
+        given = layers.sections_given
+        self.inherited = set(given.get("attn", ())) - set(given.get("cross_attn", ()))
+
+    def __getitem__(self, name: str) -> object:
+        return (self.attn if name in self.inherited else self.own)[name]
+
+    def __iter__(self):
+        return iter(self.own)
+
+    def __len__(self) -> int:
+        return len(self.own)
 
 
 def token_shifts(layers: ModuleSpec) -> tuple[int, ...]:
@@ -374,36 +357,35 @@ def token_shifts(layers: ModuleSpec) -> tuple[int, ...]:
     return tuple(range(low, amount + 1))
 
 
-def resolve_rotary(layers: ModuleSpec) -> ResolvedRotary | None:
+def resolve_rotary(layers: ModuleSpec) -> RotaryAttrs | None:
     # xPos turns rotary on (AttentionLayers.__init__)
     if not (layers["rotary_pos_emb"] or layers["rotary_xpos"]):
         return None
     dim_head = layers.section("attn")["dim_head"]
-    return ResolvedRotary(
+    return RotaryAttrs(
         dim=layers["rotary_emb_dim"] or dim_head // 2,
+        dim_head=dim_head,
         interpolation_factor=layers["rotary_interpolation_factor"],
         base_rescale_factor=layers["rotary_base_rescale_factor"],
         xpos_scale_base=layers["rotary_xpos_scale_base"] if layers["rotary_xpos"] else None,
-        rotate_heads=0 if layers["rotate_num_heads"] in (None, layers["heads"])
-        else layers["rotate_num_heads"],
     )
 
 
-def resolve_bias(layers: ModuleSpec) -> ResolvedBias | None:
+def resolve_bias(layers: ModuleSpec) -> PositionBiasAttrs | None:
     """T5 first, then dynamic, then ALiBi, as x-transformers picks them
-    (AttentionLayers.__init__)."""
+    (AttentionLayers.__init__). One bias is shared by every self-attention layer."""
     heads, causal = layers["heads"], CAUSAL_LAYERS.get(layers.type, False)
     if layers["rel_pos_bias"]:
-        return ResolvedBias("t5", heads, num_buckets=layers["rel_pos_num_buckets"],
-                            max_distance=layers["rel_pos_max_distance"], causal=causal,
-                            scale=layers.section("attn")["dim_head"] ** 0.5)
+        return PositionBiasAttrs("t5", heads, num_buckets=layers["rel_pos_num_buckets"],
+                                 max_distance=layers["rel_pos_max_distance"], causal=causal,
+                                 dim_head=layers.section("attn")["dim_head"])
     if layers["dynamic_pos_bias"]:
-        return ResolvedBias("dynamic", heads, mlp_dim=layers["dim"] // 4,
-                            mlp_depth=layers["dynamic_pos_bias_mlp_depth"],
-                            log_distance=layers["dynamic_pos_bias_log_distance"],
-                            norm=layers["dynamic_pos_bias_norm"])
+        return PositionBiasAttrs("dynamic", heads, mlp_dim=layers["dim"] // 4,
+                                 mlp_depth=layers["dynamic_pos_bias_mlp_depth"],
+                                 log_distance=layers["dynamic_pos_bias_log_distance"],
+                                 norm=layers["dynamic_pos_bias_norm"])
     if layers["alibi_pos_bias"]:
-        return ResolvedBias("alibi", heads, alibi_heads=layers["alibi_num_heads"] or heads)
+        return PositionBiasAttrs("alibi", heads, alibi_heads=layers["alibi_num_heads"] or heads)
     return None
 
 
@@ -415,26 +397,24 @@ def norm_type(layers: ModuleSpec) -> str:
     return "scalenorm" if layers["use_scalenorm"] else "layernorm"
 
 
-def resolve_attention(layers: ModuleSpec) -> ResolvedAttention:
-    attn = layers.section("attn")
-    heads = layers["heads"]
-    kv_heads = key_value_heads(layers)
-    return ResolvedAttention(
+def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
+                      bias: PositionBiasAttrs | None) -> AttentionAttrs:
+    """Self-attention: the `attn:` options, with the layers' width, heads and positions."""
+    attn, heads = layers.section("attn"), layers["heads"]
+    kv_heads, rotate_heads = key_value_heads(layers), layers["rotate_num_heads"]
+    return payload(
+        AttentionAttrs, attn,
+        dim=layers["dim"],
         heads=heads,
-        dim_head=attn["dim_head"],
-        flash=attn["flash"],
-        project_out=heads > 1 or attn["on_attn"],
-        dropout=attn["dropout"],
-        num_mem_kv=attn["num_mem_kv"],
+        causal=CAUSAL_LAYERS.get(layers.type, False),
+        project_out=heads > 1 or attn["on_attn"],  # one head has no output projection
+        rotary=rotary is not None,
+        bias=bias is not None,
+        rotate_heads=0 if rotary is None or rotate_heads in (None, heads) else rotate_heads,
         kv_heads=0 if kv_heads == heads else kv_heads,
         value_dim_head=0 if attn["value_dim_head"] in (None, attn["dim_head"]) else attn["value_dim_head"],
-        qk_norm=attn["qk_norm"],
         qk_norm_groups=attn["qk_norm_groups"] if attn["qk_norm"] else 1,  # ignored without it
-        qk_norm_scale=attn["qk_norm_scale"],
         qk_norm_dim_scale=attn["qk_norm"] and attn["qk_norm_dim_scale"],
-        on_attn=attn["on_attn"],
-        gate_values=attn["gate_values"],
-        head_scale=attn["head_scale"],
         talking_heads=(attn["pre_talking_heads"], attn["post_talking_heads"],
                        attn["pre_scale_post_talking_heads"]),
         sparse_topk=attn["sparse_topk"] or 0,
@@ -448,35 +428,27 @@ def key_value_heads(layers: ModuleSpec) -> int:
     return 1 if attn["one_kv_head"] else (attn["kv_heads"] or layers["heads"])
 
 
-def resolve_cross_attention(layers: ModuleSpec) -> ResolvedAttention:
-    """Cross-attention takes the `attn:` options, overridden by `cross_attn:`
-    (AttentionLayers.__init__)."""
-    attn, given = layers.section("attn"), layers.sections_given.get("attn", ())
-    cross = {**{k: attn[k] for k in given}, **{k: layers.section("cross_attn")[k]
-                                               for k in layers.sections_given.get("cross_attn", ())}}
-    defaults = layers.section("cross_attn")
-    option = lambda name: cross.get(name, defaults[name])
-    return ResolvedAttention(
+def resolve_cross_attention(layers: ModuleSpec) -> CrossAttentionAttrs:
+    """Cross-attention takes the `attn:` options, overridden by `cross_attn:`."""
+    cross = CrossOptions(layers)
+    return payload(
+        CrossAttentionAttrs, cross,
+        dim=layers["dim"],
+        dim_context=cross["dim_context"] or layers["dim"],
         heads=layers["heads"],
-        dim_head=option("dim_head"),
-        flash=option("flash"),
         project_out=layers["heads"] > 1,
-        dropout=option("dropout"),
-        num_mem_kv=option("num_mem_kv"),
-        dim_context=option("dim_context") or layers["dim"],
         residual=layers["cross_residual_attn"],
     )
 
 
-def resolve_feedforward(layers: ModuleSpec) -> ResolvedFeedForward:
+def resolve_feedforward(layers: ModuleSpec) -> FeedForwardAttrs:
     ff = layers.section("ff")
     # x-transformers picks relu_squared, then swish, then GELU (FeedForward.__init__).
     activation = "relu_squared" if ff["relu_squared"] else "silu" if ff["swish"] else "gelu"
-    return ResolvedFeedForward(
+    return payload(
+        FeedForwardAttrs, ff,
+        dim=layers["dim"],
         inner_dim=int(layers["dim"] * ff["mult"]),
         activation=activation,
-        glu=ff["glu"],
         bias=not ff["no_bias"],
-        dropout=ff["dropout"],
-        post_act_ln=ff["post_act_ln"],
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ir import Graph, Op, OpKind
+from .ir import TALKING_HEADS, Graph, Op, OpKind
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,7 @@ def attention_parameters(attrs) -> list[tuple[str, str, bool]]:
         pairs += [("qk_norm_q_scale", "q_scale"), ("qk_norm_k_scale", "k_scale")]
     pairs += [("to_v_gate.weight", "to_v_gate.weight")] if getattr(attrs, "gate_values", False) else []
     pairs += [("head_scale_params", "head_scale")] if getattr(attrs, "head_scale", False) else []
-    talking = ("pre_softmax_talking_heads", "post_softmax_talking_heads", "pre_scale_post_talking_heads")
-    emitted = ("pre_talking_heads", "post_talking_heads", "pre_scale_post_talking_heads")
-    for used, reference, name in zip(getattr(attrs, "talking_heads", ()), talking, emitted):
+    for used, (name, reference, _) in zip(getattr(attrs, "talking_heads", ()), TALKING_HEADS):
         pairs += [(f"attend.{reference}.weight", f"{name}.weight")] if used else []
     return [(reference, emitted, False) for reference, emitted in pairs]
 

@@ -93,14 +93,17 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     post_talking_heads: nn.Module | None = None,
                     pre_scale_post_talking_heads: nn.Module | None = None,
                     sparse_topk: int | None = None, prev_scores: Tensor | None = None,
+                    softclamp: float | None = None,
                     return_scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
     mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
     https://arxiv.org/abs/1912.11637) keeps each row's k largest scores. Residual attention
     (He et al. 2020, https://arxiv.org/abs/2012.11747) adds the previous layer's pre-softmax
-    scores (`prev_scores`; `return_scores` hands this layer's on). Shapes and masks as in
-    `attend`; the order of operations is x-transformers' (Attend.forward in attend.py)."""
+    scores (`prev_scores`; `return_scores` hands this layer's on). `softclamp` caps the scores
+    smoothly at +-softclamp, `softclamp * tanh(scores / softclamp)`, before masking (Gemma 2,
+    https://arxiv.org/abs/2408.00118). Shapes and masks as in `attend`; the order of operations
+    is x-transformers' (Attend.forward in attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
     scale = q.shape[-1] ** -0.5 if scale is None else scale
@@ -112,6 +115,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
         scores = scores + pre_talking_heads(scores)
     if bias is not None:
         scores = scores + bias
+    if softclamp is not None:
+        scores = softclamp * torch.tanh(scores / softclamp)
     allowed = causal_mask(T, S, q.device) if causal and T > 1 else None
     for mask in (key_mask[:, None, None, :] if key_mask is not None else None, attn_mask):
         if mask is not None:

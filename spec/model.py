@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import yaml
+
 EMPTY: Mapping = MappingProxyType({})
 
 
@@ -112,6 +114,17 @@ def plain(value: object) -> object:
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
     return value
+
+
+def scalar(value: object) -> str:
+    """One YAML flow value that reads back as the same Python value (for `explain` and for
+    messages that show the YAML to write).
+
+    >>> scalar((1, "a b")), scalar(None), scalar("yes")
+    ('[1, a b]', 'null', "'yes'")
+    """
+    text = yaml.safe_dump(plain(value), default_flow_style=True, width=10**6)
+    return text.removesuffix("\n").removesuffix("\n...")
 
 
 def pascal_case(name: str) -> str:

@@ -94,6 +94,9 @@ def component_name_problem(name: str) -> str | None:
         return f"component names must match [a-z][a-z0-9_]*, got {echo(name)}"
     if len(name) > MAX_NAME_LENGTH:
         return f"component names must be at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+    if "__" in name:  # op names join a component and its nested models with "__"
+        return (f"component names may not hold a double underscore, got {echo(name)}; "
+                f"choose another name, such as {name.replace('__', '_')!r}")
     if keyword.iskeyword(name):  # `self.class = ...` does not parse
         problem = f"{name!r} is a Python keyword, which cannot name an attribute"
     elif name in RESERVED_COMPONENT_NAMES:

@@ -98,7 +98,7 @@ def test_weight_tying_leaves_depth_out_of_the_formula():
 
 def over_budget(document: dict) -> xtc.Diagnostic:
     spec = xtc.loads_spec(yaml.safe_dump(document))
-    [found] = ResourceBudget(max_params=10**6)(spec)
+    [found] = ResourceBudget(max_params=10**6)(compile_graph(spec), spec)
     return found
 
 
@@ -137,3 +137,20 @@ def test_inspect_shows_the_contributors(capsys):
     assert cli.main(["inspect", "examples/gpt.yaml"]) == 0
     assert ("  largest contributors: blocks.ff 31.5%  token_emb 25.6%  to_logits 25.6%  "
             "blocks.attn 15.7%  pos_emb 1.3%\n") in capsys.readouterr().out
+
+
+def test_the_budget_is_a_graph_check_that_the_loader_runs_after_the_spec_checks():
+    """GRAPH_CHECKS read a compiled graph; CHECKS hands them to read_spec after SPEC_CHECKS,
+    each named as its check, and checks(max_params) sets the budget's limit."""
+    from xtc.compiler.passes import CHECKS, GRAPH_CHECKS, SPEC_CHECKS, checks
+    from xtc.compiler.passes.check_resource_budget import check_resource_budget
+    from xtc.spec.load import check_name, read_spec
+
+    assert check_resource_budget in GRAPH_CHECKS and check_resource_budget not in SPEC_CHECKS
+    assert CHECKS[:len(SPEC_CHECKS)] == SPEC_CHECKS
+    assert [c.check for c in CHECKS[len(SPEC_CHECKS):]] == list(GRAPH_CHECKS)
+    assert check_name(CHECKS[-1]) == "check-resource-budget"
+    text = (ROOT / "examples" / "gpt.yaml").read_bytes()
+    assert read_spec(text, "gpt.yaml", CHECKS)[1] == []
+    _, found = read_spec(text, "gpt.yaml", checks(max_params=10**6))
+    assert [(d.key, d.code) for d in found] == [("model.attn_layers.dim", "parameter-budget")]

@@ -7,7 +7,7 @@ import os
 
 import pytest
 from conftest import FIXTURES, check_snapshot
-from xtc.compiler.passes import SPEC_CHECKS
+from xtc.compiler.passes import CHECKS
 from xtc.spec.load import read_spec
 
 from xtc.cli import main
@@ -17,7 +17,7 @@ CASES = sorted(p.stem for p in INVALID.glob("*.yaml"))
 
 
 def errors_of(case: str) -> list:
-    _, problems = read_spec((INVALID / f"{case}.yaml").read_bytes(), f"{case}.yaml", SPEC_CHECKS)
+    _, problems = read_spec((INVALID / f"{case}.yaml").read_bytes(), f"{case}.yaml", CHECKS)
     return [d for d in problems if d.severity == "error"]
 
 

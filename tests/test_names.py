@@ -216,3 +216,12 @@ def test_every_capitalised_runtime_name_is_listed():
 def test_every_capitalised_import_of_a_golden_is_listed(path):
     source = path.read_text()
     assert capitalised_names(source) - set(classes_defined(source)) <= IMPORTED_NAMES
+
+
+def test_a_component_name_with_a_double_underscore_is_refused_with_a_free_name():
+    """Op names join a composite's component and its nested models with `__`, so that a
+    component `encoder_encoder` and an XTransformer component `encoder` (whose encoder scope is
+    `encoder.encoder`) get ops of different names."""
+    from xtc.spec.names import component_name_problem
+
+    assert "'a_b'" in component_name_problem("a__b")

@@ -5,7 +5,7 @@ skipped and named in a closing note (spec/partial.py, spec/load.py)."""
 from __future__ import annotations
 
 from conftest import FIXTURES, check_snapshot
-from xtc.compiler.passes import SPEC_CHECKS
+from xtc.compiler.passes import CHECKS
 from xtc.spec.diagnostics import render_text
 from xtc.spec.load import read_spec
 
@@ -27,7 +27,7 @@ model:
 
 
 def problems(text: str) -> list:
-    return read_spec(text, "spec.yaml", SPEC_CHECKS)[1]
+    return read_spec(text, "spec.yaml", CHECKS)[1]
 
 
 def codes(text: str) -> list[str]:
@@ -42,7 +42,7 @@ def note(text: str) -> str:
 
 def test_four_independent_mistakes_get_four_diagnostics(regen):
     path = SEVERAL / "four-mistakes.yaml"
-    _, found = read_spec(path.read_bytes(), path.name, SPEC_CHECKS)
+    _, found = read_spec(path.read_bytes(), path.name, CHECKS)
     errors = [d for d in found if d.severity == "error"]
     assert sorted(d.code for d in errors) == [
         "at-most-one-norm", "flash-excludes-talking-heads", "missing-key", "out-of-range"]
@@ -98,7 +98,7 @@ def test_checks_after_a_size_error_wait_for_it():
 def test_unreadable_yaml_says_no_check_ran():
     found = problems("xtc: 1\nname: [unclosed\n")
     assert found[-1].code == "checks-skipped"
-    assert f"{len(SPEC_CHECKS)} checks" in found[-1].message
+    assert f"{len(CHECKS)} checks" in found[-1].message
     assert "can be read" in found[-1].message
 
 

@@ -2,9 +2,9 @@
 
 Each fixture case merges `model` into the base spec's model and `layers` into its attn_layers
 (or replaces the model with `spec`, or the whole body with a `composite`),
-runs the one pass on the well-formed spec (schema errors such as unsupported options do not hide
-a pass's verdict), and compares the (key, code) pairs it reports, with `severity: warning` for
-warnings.
+runs the one pass on the well-formed spec (a graph check, check-resource-budget, on the graph it
+compiles to; schema errors such as unsupported options do not hide a pass's verdict), and
+compares the (key, code) pairs it reports, with `severity: warning` for warnings.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 import pytest
 import yaml
 from conftest import FIXTURES, ROOT
-from xtc.compiler.passes import SPEC_CHECKS
+from xtc.compiler.passes import CHECKS
 from xtc.spec.schema import check_schema
 from xtc.spec.yaml_loader import load_yaml
 
@@ -25,7 +25,7 @@ BASE = {
     "model": {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
               "attn_layers": {"type": "Decoder", "dim": 32, "depth": 2, "heads": 4}},
 }
-PASSES = {fn.__module__.rsplit(".", 1)[-1].replace("_", "-"): fn for fn in SPEC_CHECKS}
+PASSES = {fn.__module__.rsplit(".", 1)[-1].replace("_", "-"): fn for fn in CHECKS}
 
 
 def merged(base: dict, extra: dict) -> dict:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from typing import Any
 
-from .compiler import SPEC_CHECKS, compile_graph, compile_spec
+from .compiler import CHECKS, compile_graph, compile_spec
 from .compiler.state_dict import parameter_rules
 from .spec import Spec
 from .spec import load as _load
@@ -24,13 +24,15 @@ SpecLike = Spec | str | os.PathLike
 
 
 def load_spec(path: str | os.PathLike) -> Spec:
-    """Read and check a spec file: loader, schema and every check pass."""
-    return _load.load_spec(path, SPEC_CHECKS)
+    """Read and check a spec file: loader, schema, every spec check and graph check (the
+    parameter budget, at XTC_MAX_PARAMS or 1e11)."""
+    return _load.load_spec(path, CHECKS)
 
 
 def loads_spec(text: str, path: str = "<string>") -> Spec:
-    """Check spec text: loader, schema and every check pass. `path` names it in diagnostics."""
-    return _load.loads_spec(text, path, SPEC_CHECKS)
+    """Check spec text: loader, schema, every spec check and graph check. `path` names it in
+    diagnostics."""
+    return _load.loads_spec(text, path, CHECKS)
 
 
 def as_spec(spec: SpecLike) -> Spec:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .compiler import SPEC_CHECKS
+from .compiler import checks
 from .spec import Diagnostic, SpecInputError
 from .spec.diagnostics import has_errors, in_output_order, printable, render_json, render_text
 from .spec.load import read_spec
@@ -110,16 +110,16 @@ def parameter_limit(text: str) -> int:
 
 
 def spec_checks(args: argparse.Namespace) -> tuple:
-    """SPEC_CHECKS with the parameter budget of --max-params, else of XTC_MAX_PARAMS (read and
-    checked here, so that a bad value is a usage error before any spec is read)."""
-    from .compiler.passes.check_resource_budget import ResourceBudget, default_limit
+    """Every check (compiler.checks: the spec checks, then the graph checks), with the parameter
+    budget of --max-params, else of XTC_MAX_PARAMS (read and checked here, so that a bad value is
+    a usage error before any spec is read)."""
+    from .compiler.passes.check_resource_budget import default_limit
 
     try:
         limit = args.max_params if args.max_params is not None else default_limit()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    return tuple(ResourceBudget(limit) if isinstance(check, ResourceBudget) else check
-                 for check in SPEC_CHECKS)
+    return checks(limit)
 
 
 def positive_int(text: str) -> int:
@@ -219,12 +219,13 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from .compiler import compile_graph
     from .compiler.inspect_format import render
 
     spec = load_or_report(args)
     if spec is None:
         return EXIT_REJECTED
-    text, warnings = render(spec, args.format, args.seq_len, args.context_len)
+    text, warnings = render(spec, compile_graph(spec), args.format, args.seq_len, args.context_len)
     for warning in warnings:  # the figures stand; the lengths they assume would be refused
         print(f"xtc: warning: {warning}", file=sys.stderr)
     sys.stdout.write(text)

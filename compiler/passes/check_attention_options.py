@@ -15,8 +15,8 @@ and the CPU flash kernel's own limit, as located errors.
 from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
+from xtc.spec.model import scalar
 
-from ..explain import scalar
 from .modules import diagnostic, layer_modules
 
 ID = "check-attention-options"

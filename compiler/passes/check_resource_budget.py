@@ -1,6 +1,8 @@
 """check-resource-budget: refuse, before anything is allocated, a model too large to mean it
 (docs/security.md, E7).
 
+A graph check (GRAPH_CHECKS): it reads the compiled IR, which validation builds for it after the
+spec checks (passes/__init__.py, `OnGraph`), and the spec only to locate and name what it blames.
 The parameter count is exact (the IR's, as `xtc inspect` reports it; check-sizes has already
 bounded the graph's size), and the limit is `--max-params` / `XTC_MAX_PARAMS`, 1e11 by default.
 
@@ -32,11 +34,16 @@ from xtc.spec.keywords import LAYER_TYPES, keyword_table
 from ..costs import (
     Contributor,
     Factor,
+    activation_values,
     contributors,
+    default_lengths,
     number_text,
+    output_tokens,
     parameters_by_owner,
     percent,
+    sequence_lengths,
 )
+from ..ir import Graph
 from .modules import all_modules, diagnostic
 
 ID = "check-resource-budget"
@@ -69,19 +76,18 @@ def default_limit() -> int:
 
 
 class ResourceBudget:
-    """The check, with its limit: None reads XTC_MAX_PARAMS (or the default) at each call."""
+    """The graph check, with its limit: None reads XTC_MAX_PARAMS (or the default) at each call."""
 
     __module__ = __name__
-    needs_valid_spec = True  # it builds the IR, which a rejected spec may not describe
 
     def __init__(self, max_params: int | None = None) -> None:
         self.max_params = max_params
 
-    def __call__(self, spec: Spec) -> list[Diagnostic]:
-        from .. import compile_graph  # the passes are imported by the package that builds graphs
+    def __repr__(self) -> str:
+        return f"ResourceBudget({self.max_params!r})"
 
+    def __call__(self, graph: Graph, spec: Spec) -> list[Diagnostic]:
         limit = self.max_params if self.max_params is not None else default_limit()
-        graph = compile_graph(spec)
         count = sum(parameters_by_owner(graph).values())
         if count <= limit:
             return []
@@ -91,7 +97,7 @@ class ResourceBudget:
         over = (f"the model has {approx(count)} parameters, over the limit of {approx(limit)} "
                 f"(--max-params / {ENVIRONMENT})")
         largest = "largest contributors: " + ", ".join(map(contributor_text, shown(groups)))
-        parts = (over, cause_text(spec, cause), largest, activations_text(spec, graph))
+        parts = (over, cause_text(spec, cause), largest, activations_text(graph))
         return [diagnostic(spec, key, "parameter-budget", "; ".join(p for p in parts if p))]
 
 
@@ -174,16 +180,10 @@ def contributor_text(group: Contributor) -> str:
     return f"{group.name} {percent(group.share)}{formula}"
 
 
-def activations_text(spec: Spec, graph) -> str:
-    from ..inspection import (
-        activation_values,
-        default_lengths,
-        output_tokens,
-        resolved_models,
-        sequence_lengths,
-    )
-
-    lengths = sequence_lengths(graph, default_lengths(resolved_models(spec)))
+def activations_text(graph: Graph) -> str:
+    """What one input of every model's max_seq_len makes in a forward pass (costs.py, as
+    `xtc inspect` counts it)."""
+    lengths = sequence_lengths(graph, default_lengths(graph))
     values = activation_values(graph, lengths)
     positions = number_text(output_tokens(graph, lengths))
     return (f"one full-length input ({positions} positions) would also make about "

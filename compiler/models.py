@@ -1,0 +1,99 @@
+"""The models of an IR graph, each seen whole: its record, its ops, and the rules that lowering
+and the views share (whether it generates, keeps a kv cache, how long an input it accepts).
+
+A model is the ops of one scope and the graph's `ModelAttrs` for that scope (compiler/ir.py).
+Everything here reads the IR only, so a graph pass that changes an op changes what follows
+from it.
+
+>>> import xtc
+>>> from xtc.compiler import compile_graph
+>>> model = Model(compile_graph(xtc.load_spec("examples/gpt.yaml")), "")
+>>> (model.attrs.type, model.depth, model.dim, model.generative, model.cacheable, model.length_limit)
+('TransformerWrapper', 6, 512, True, True, 1024)
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from .ir import Graph, ModelAttrs, Op, OpKind
+
+
+class Model:
+    """The model a graph holds in `scope`."""
+
+    def __init__(self, graph: Graph, scope: str):
+        self.graph, self.scope = graph, scope
+        self.attrs: ModelAttrs = graph.models[scope]
+
+    @cached_property
+    def ops(self) -> list[Op]:
+        return [op for op in self.graph.ops() if op.scope == self.scope]
+
+    def find(self, kind: OpKind, role: str | None = None) -> Op | None:
+        """The model's first op of a kind (and role), or None."""
+        return next((op for op in self.ops if op.kind is kind and role in (None, op.role)), None)
+
+    def shared(self, kind: OpKind):
+        """The payload every op of a kind carries (the blocks of a stack are identical: an
+        internal invariant, nothing yet makes them differ), or None where there is none."""
+        same = [op.attrs for op in self.ops if op.kind is kind]
+        assert all(attrs == same[0] for attrs in same), f"{kind.value} ops differ"
+        return same[0] if same else None
+
+    @property
+    def depth(self) -> int:
+        """Its blocks: one holds a custom layout."""
+        return len({op.block for op in self.ops if op.block is not None})
+
+    @property
+    def dim(self) -> int:
+        """The width of its blocks, which every sublayer's norm has."""
+        return next(op.attrs.dim for op in self.ops
+                    if op.block is not None and op.kind is OpKind.NORM)
+
+    @property
+    def causal(self) -> bool:
+        return self.attrs.layers == "Decoder"
+
+    @property
+    def generative(self) -> bool:
+        """A TransformerWrapper around a Decoder: it has loss() and generate()."""
+        return self.attrs.type == "TransformerWrapper" and self.causal
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether generate() keeps a kv cache. Memory tokens are prepended at every call, so a
+        cache of past keys cannot serve them (x-transformers' can_cache_kv, in
+        TransformerWrapper.__init__); token shifting reads earlier inputs, which the cache does
+        not keep (x-transformers caches anyway and then shifts in zeros); a custom layout
+        generates without one."""
+        return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None
+                and not self.attrs.custom_layout
+                and not any(op.attrs.token_shifts for op in self.ops if op.kind is OpKind.RESIDUAL))
+
+    @property
+    def length_limit(self) -> int | None:
+        """The longest input the emitted model accepts: max_seq_len where positions are learned
+        (one embedding row per position, so the run-time check refuses longer inputs); None
+        where any length runs (no absolute positions, or scaled sinusoidal ones). `xtc inspect`
+        warns by the same rule."""
+        positions = self.find(OpKind.POSITION_EMBEDDING)
+        return positions.attrs.max_seq_len if positions and positions.attrs.scheme == "learned" else None
+
+    @property
+    def sequence_input(self) -> Op:
+        """The input whose length the limit applies to: the token ids or vectors it embeds."""
+        read = [self.graph[name] for op in self.ops for name in (op.name, *op.inputs)]
+        return next(op for op in read
+                    if op.kind is OpKind.INPUT and op.attrs.role in ("tokens", "features"))
+
+
+def models(graph: Graph) -> list[Model]:
+    """Every model of the graph but a composite itself: its components in the order written,
+    each followed by the models inside it (an XTransformer's encoder and decoder)."""
+    top = graph.models[""]
+    if top.type != "composite":
+        return [Model(graph, scope) for scope in graph.models]
+    return [Model(graph, scope) for name in top.components for scope in graph.models
+            if scope.split(".")[0] == name]
