@@ -54,10 +54,9 @@ class ConfigClass:
 
 
 def attention_imports(attrs: AttentionAttrs | CrossAttentionAttrs) -> set[Import]:
-    """Both attention classes call `attend` (`attend_explicit` with the score matrix in hand);
-    persistent memory needs torch.cat and F.pad."""
-    wanted = {NN, runtime("attention", "attend")}
-    wanted |= {runtime("attention", "attend_explicit")} if attrs.explicit else set()
+    """Both attention classes call `attend`, or `attend_explicit` with the score matrix in hand
+    (then only that); persistent memory needs torch.cat and F.pad."""
+    wanted = {NN, runtime("attention", "attend_explicit" if attrs.explicit else "attend")}
     return wanted | ({TORCH, FUNCTIONAL} if attrs.num_mem_kv else set())
 
 

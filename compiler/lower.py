@@ -679,6 +679,8 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          attn and attn.qk_norm_groups, ""),
         (attn is not None and attn.sparse_topk > 0, "sparse_topk", "int", attn and attn.sparse_topk,
          "scores kept per row"),
+        (attn is not None and attn.softclamp_logits, "logit_softclamp_value", "float",
+         attn and float(attn.logit_softclamp_value), "attention scores soft-capped at +-this"),
         (attn is not None and attn.qk_norm and not attn.qk_norm_dim_scale, "qk_norm_scale",
          "float", attn and float(attn.qk_norm_scale), "attention scale under qk-norm"),
         (context is not None, "dim_context", "int", context, "cross-attention"),

@@ -125,11 +125,10 @@ def shown(key: str) -> str:
 
 
 def listed(names: list[str], more: str = "checks") -> str:
-    """`a`, `a and b`, `a, b and c`; past three, a count (`5 checks`) or the first three and
-    how many more."""
+    """`a`, `a and b`, `a, b and c`; past three, a count (`5 checks`) or the first three."""
     if len(names) > 3:
         return f"{len(names)} checks" if more == "checks" else \
-            f"{', '.join(names[:3])} and {len(names) - 3} more"
+            f"{', '.join(names[:3])} and others"  # no count: it grows with every option
     return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 

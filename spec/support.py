@@ -53,7 +53,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",
         "qk_norm_groups", "qk_norm_scale", "qk_norm_dim_scale", "on_attn", "gate_values",
         "head_scale", "value_dim_head", "pre_talking_heads", "post_talking_heads",
-        "pre_scale_post_talking_heads", "sparse_topk",
+        "pre_scale_post_talking_heads", "sparse_topk", "softclamp_logits", "logit_softclamp_value",
     }),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),

@@ -49,6 +49,7 @@ ATTN_OPTIONS = {
     "value_dim_head": st.sampled_from([4, 8]),
     "pre_talking_heads": FLAG, "post_talking_heads": FLAG, "pre_scale_post_talking_heads": FLAG,
     "sparse_topk": st.sampled_from([2, 4]),
+    "softclamp_logits": FLAG, "logit_softclamp_value": st.sampled_from([1.0, 50.0]),
 }
 CROSS_ATTN_OPTIONS = {
     "dim_head": st.sampled_from([4, 8, 9]), "flash": FLAG, "dropout": DROPOUT,

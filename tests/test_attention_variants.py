@@ -21,13 +21,16 @@ VARIANTS = {
     "gate_values": {"attn": {"gate_values": True}},
     "head_scale": {"attn": {"head_scale": True}},
     "value_dim_head": {"attn": {"value_dim_head": 8}},
+    "softclamp": {"attn": {"softclamp_logits": True, "logit_softclamp_value": 2.0}},
+    "softclamp_bias": {"alibi_pos_bias": True, "attn": {"softclamp_logits": True}},
     "llm": {"rotary_pos_emb": True, "use_rmsnorm": True, "ff": {"glu": True, "swish": True},
             "attn": {"kv_heads": 2, "qk_norm": True, "qk_norm_dim_scale": True}},
     "alibi_memory": {"alibi_pos_bias": True, "attn": {"num_mem_kv": 2, "kv_heads": 2}},
     "everything_gated": {"attn": {"on_attn": True, "gate_values": True, "head_scale": True,
                                   "num_mem_kv": 1, "qk_norm": True}},
 }
-NO_FLASH = {"value_dim_head"}  # the CPU flash kernel needs values as wide as queries
+# The CPU flash kernel needs values as wide as queries; soft-capping needs the score matrix.
+NO_FLASH = {"value_dim_head", "softclamp", "softclamp_bias"}
 
 
 def variant_spec(options: dict, kind: str, flash: bool):

@@ -200,6 +200,20 @@ def wait_all(procs: list[subprocess.Popen]) -> bool:
 
 
 def launch_workers(tmp: Path) -> dict:
+    """The workers' results. A port found free can be taken before the workers bind it; once
+    in a full suite run every case here errored and no rerun reproduced it, so the workers get a
+    second try on a fresh port, and a second failure reports both."""
+    try:
+        return launch_workers_once(tmp / "first")
+    except pytest.fail.Exception as first:
+        try:
+            return launch_workers_once(tmp / "second")
+        except pytest.fail.Exception as second:
+            pytest.fail(f"first try:\n{first}\nsecond try:\n{second}")
+
+
+def launch_workers_once(tmp: Path) -> dict:
+    tmp.mkdir()
     out, port = tmp / "results.pt", free_port()
     logs = [tmp / f"rank{rank}.log" for rank in range(WORLD_SIZE)]
     procs = []

@@ -23,6 +23,11 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.attn.{name}", "qk-norm-option-without-qk-norm",
                     f"attn.{name} has no effect without attn.qk_norm: true", "warning"))
+        if not attn["softclamp_logits"] and "logit_softclamp_value" in layers.sections_given.get("attn", ()):
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.logit_softclamp_value", "softclamp-value-without-softclamp",
+                "attn.logit_softclamp_value has no effect without attn.softclamp_logits: true",
+                "warning"))
         ff = layers.section("ff")
         if ff["glu"] and ff["no_bias"]:
             found.append(diagnostic(
