@@ -20,7 +20,7 @@ file: `Graph.to_networkx()` is the one place that makes one, for `xtc.graph()` a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 
 
@@ -411,6 +411,18 @@ class Op:
         return f"%{self.name} : {self.kind.value}({args}){reads}"
 
 
+def changed(attrs) -> str:
+    """`field=value, ...` for the fields that differ from their defaults."""
+    shown = []
+    for f in fields(attrs):
+        value = getattr(attrs, f.name)
+        default = f.default if f.default is not MISSING else (
+            f.default_factory() if f.default_factory is not MISSING else MISSING)
+        if default is MISSING or value != default:
+            shown.append(f"{f.name}={value!r}")
+    return ", ".join(shown)
+
+
 def scope_prefix(scope: str) -> str:
     """What op names built under a scope start with: `pali.encoder` -> `pali__encoder_`. The
     double underscore keeps a nested scope apart from a component named `pali_encoder`
@@ -506,6 +518,17 @@ class Graph:
 
     def __str__(self) -> str:
         return "\n".join(op.describe() for op in self._ops.values())
+
+    def review_text(self) -> str:
+        """The graph for review (examples/generated/*.ir.txt): each model record and op with the
+        fields that differ from their defaults, each op's inferred shape. A change to the IR shows
+        in a diff as the lines it changes."""
+        models = [f"model {scope!r} : {changed(attrs)}" for scope, attrs in self.models.items()]
+        ops = [f"%{op.name} : {op.kind.value}({changed(op.attrs)})"
+               + (" <- " + ", ".join(f"%{name}" for name in op.inputs) if op.inputs else "")
+               + (f"  # {' '.join(map(str, op.shape))}" if op.shape is not None else "")
+               for op in self._ops.values()]
+        return "\n".join(models + ops) + "\n"
 
     def to_networkx(self):
         """A networkx.DiGraph: string node ids, `kind` from OpKind, primitive attribute values."""

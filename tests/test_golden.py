@@ -1,5 +1,5 @@
-"""The emitted module of every example is committed in examples/generated/ and must match the
-compiler's output (`python -m xtc.compiler.regen` or `pytest --regen` rewrites them), and every
+"""The emitted module of every example, and its graph after the passes (`.ir.txt`), are
+committed in examples/generated/ and must match the compiler's output (`python -m xtc.compiler.regen` or `pytest --regen` rewrites them), and every
 example compiles, imports and runs."""
 
 from __future__ import annotations
@@ -28,9 +28,20 @@ def test_golden_module_is_in_sync(example: Path, regen):
     check_snapshot(example.parent / "generated" / f"{example.stem}.py", source, regen)
 
 
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
+def test_golden_graph_is_in_sync(example: Path, regen):
+    """The IR after the passes, as review reads it: a change to the graph shows in the diff."""
+    from xtc.compiler import compile_graph
+
+    text = compile_graph(xtc.load_spec(example)).review_text()
+    check_snapshot(example.parent / "generated" / f"{example.stem}.ir.txt", text, regen)
+
+
 def test_every_golden_has_its_spec():
-    goldens = {p.stem for p in (ROOT / "examples" / "generated").glob("*.py")}
-    assert goldens == {p.stem for p in EXAMPLES}
+    generated = ROOT / "examples" / "generated"
+    assert {p.stem for p in generated.glob("*.py")} == {p.stem for p in EXAMPLES}
+    assert {p.name.removesuffix(".ir.txt") for p in generated.glob("*.ir.txt")} == \
+        {p.stem for p in EXAMPLES}
 
 
 @pytest.mark.parametrize("example", list(cases()))
