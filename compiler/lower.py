@@ -269,7 +269,8 @@ def vit_model(model: Model, prefix: str, class_name: str, config: str,
     ops.append(OpContext("ops/pool_head.py.jinja", {"head": head}))
     imports |= {REARRANGE, runtime("checks", "check_image")}
     cls = ModelClass(class_name, config,
-                     "The vision transformer: patch embeddings, an encoder, and a classifier.",
+                     "The vision transformer: patch embeddings, an encoder, "
+                     + ("and a classifier." if head else "and mean pooling."),
                      "Class logits (B, num_classes) for images (B, channels, size, size)."
                      if head else
                      "The mean patch embedding (B, dim) for images (B, channels, size, size).",

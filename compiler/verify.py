@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import ast
 
-ALLOWED_IMPORTS = ("__future__", "dataclasses", "torch", "einops", "xtc.runtime", "math")
+# warnings: a standalone module carries generate(), which warns when it cannot cache.
+ALLOWED_IMPORTS = ("__future__", "dataclasses", "torch", "einops", "xtc.runtime", "math",
+                   "warnings")
 ALLOWED_NODES = frozenset({
     "Module", "Import", "ImportFrom", "alias", "ClassDef", "FunctionDef", "arguments", "arg",
     "Return", "Assign", "AnnAssign", "AugAssign", "Expr", "If", "For", "Break", "Continue",

@@ -169,3 +169,16 @@ def test_training_after_generating_works():
     ours.train()
     ours.loss(prompts(length=8)).backward()
     assert all(p.grad is not None for p in ours.parameters())
+
+
+def test_a_model_that_cannot_cache_says_so_when_asked_to():
+    """generate(cache=True), the default, on a model with memory tokens warns that it recomputes
+    (once per call site, Python's default); cache=False says so and stays quiet."""
+    import warnings
+
+    model = xtc.build(decoder_spec(model={"num_memory_tokens": 2})).eval()
+    with pytest.warns(UserWarning, match="cannot use a kv cache"):
+        model.generate(prompts(), 2, temperature=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.generate(prompts(), 2, temperature=0, cache=False)

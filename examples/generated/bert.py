@@ -38,7 +38,7 @@ class Attention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -123,8 +123,7 @@ class Bert(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h, mask=mask)
         h = self.norm(h)
         if return_embeddings:

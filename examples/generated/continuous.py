@@ -38,7 +38,7 @@ class Attention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -112,8 +112,7 @@ class Continuous(nn.Module):
         h = self.project_in(x)  # (B, T, C)
         positions = torch.arange(x.shape[1], device=x.device)  # (T,)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h, mask=mask)
         h = self.norm(h)
         if return_embeddings:

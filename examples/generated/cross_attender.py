@@ -118,8 +118,7 @@ class NodeAttender(nn.Module):
         check_context(context, self.config.dim_context, x.shape[0])
         check_mask(context_mask, context)
         h = x  # (B, T, C)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h, context, mask=mask, context_mask=context_mask)
         h = self.norm(h)
         return h

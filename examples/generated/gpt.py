@@ -40,7 +40,7 @@ class Attention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
@@ -144,9 +144,8 @@ class Gpt(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        blocks = self.blocks
-        caches = cache.layers if cache is not None else [None] * len(blocks)
-        for block, layer_cache in zip(blocks, caches):
+        caches = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, layer_cache in zip(self.blocks, caches):
             h = block(h, mask=mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:
@@ -176,7 +175,6 @@ class Gpt(nn.Module):
         """Next-token cross entropy of x (B, T), as x-transformers' AutoregressiveWrapper
         computes it: ids equal to -100 are not predicted (and are fed as 0)."""
         inputs = x.masked_fill(x == -100, 0)
-        # (B, T, num_tokens)
         logits = self(inputs, mask=mask)
         return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=-100)
 

@@ -63,7 +63,7 @@ class EncoderAttention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -113,7 +113,7 @@ class EncoderBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    """The vision transformer: patch embeddings, an encoder, and a classifier."""
+    """The vision transformer: patch embeddings, an encoder, and mean pooling."""
 
     def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
         super().__init__()
@@ -138,8 +138,7 @@ class Encoder(nn.Module):
         p = self.config.patch_size
         patches = rearrange(img, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         h = self.patch_to_embedding(patches) + self.pos_embedding  # (B, N, C)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h)
         h = self.norm(h)
         if return_embeddings:
@@ -159,7 +158,7 @@ class DecoderAttention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
@@ -312,9 +311,8 @@ class Decoder(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        blocks = self.blocks
-        caches = cache.layers if cache is not None else [None] * len(blocks)
-        for block, layer_cache in zip(blocks, caches):
+        caches = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, layer_cache in zip(self.blocks, caches):
             h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:
@@ -346,7 +344,6 @@ class Decoder(nn.Module):
         """Next-token cross entropy of x (B, T), as x-transformers' AutoregressiveWrapper
         computes it: ids equal to -100 are not predicted (and are fed as 0)."""
         inputs = x.masked_fill(x == -100, 0)
-        # (B, T, num_tokens)
         logits = self(inputs, mask=mask, context=context, context_mask=context_mask)
         return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=-100)
 

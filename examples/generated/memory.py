@@ -42,7 +42,7 @@ class Attention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
         self.mem_k = nn.Parameter(torch.randn(config.heads, config.num_mem_kv, config.dim_head))
         self.mem_v = nn.Parameter(torch.randn(config.heads, config.num_mem_kv, config.dim_head))
@@ -139,8 +139,7 @@ class MemoryEncoder(nn.Module):
         h = torch.cat((tokens, h), dim=1)  # (B, M + T, C)
         if mask is not None:
             mask = F.pad(mask, (self.config.num_memory_tokens, 0), value=True)  # (B, M + T)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h, mask=mask)
         h = self.norm(h)
         h = h[:, self.config.num_memory_tokens :]  # (B, T, C): the memory tokens are done

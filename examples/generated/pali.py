@@ -83,7 +83,7 @@ class VitAttention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -133,7 +133,7 @@ class VitBlock(nn.Module):
 
 
 class Vit(nn.Module):
-    """The vision transformer: patch embeddings, an encoder, and a classifier."""
+    """The vision transformer: patch embeddings, an encoder, and mean pooling."""
 
     def __init__(self, config: VitConfig = VitConfig()) -> None:
         super().__init__()
@@ -158,8 +158,7 @@ class Vit(nn.Module):
         p = self.config.patch_size
         patches = rearrange(img, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         h = self.patch_to_embedding(patches) + self.pos_embedding  # (B, N, C)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h)
         h = self.norm(h)
         if return_embeddings:
@@ -179,7 +178,7 @@ class PaliEncoderAttention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
@@ -273,8 +272,7 @@ class PaliEncoder(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h, mask=mask, attn_mask=attn_mask)
         h = self.norm(h)
         return h
@@ -292,7 +290,7 @@ class PaliDecoderAttention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
@@ -439,9 +437,8 @@ class PaliDecoder(nn.Module):
         if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
             positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        blocks = self.blocks
-        caches = cache.layers if cache is not None else [None] * len(blocks)
-        for block, layer_cache in zip(blocks, caches):
+        caches = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, layer_cache in zip(self.blocks, caches):
             h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:
@@ -473,7 +470,6 @@ class PaliDecoder(nn.Module):
         """Next-token cross entropy of x (B, T), as x-transformers' AutoregressiveWrapper
         computes it: ids equal to -100 are not predicted (and are fed as 0)."""
         inputs = x.masked_fill(x == -100, 0)
-        # (B, T, num_tokens)
         logits = self(inputs, mask=mask, context=context, context_mask=context_mask)
         return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=-100)
 

@@ -42,7 +42,7 @@ class Attention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -118,8 +118,7 @@ class Vit(nn.Module):
         p = self.config.patch_size
         patches = rearrange(img, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
         h = self.patch_to_embedding(patches) + self.pos_embedding  # (B, N, C)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h)
         h = self.norm(h)
         if return_embeddings:

@@ -62,7 +62,7 @@ class EncoderAttention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
@@ -156,8 +156,7 @@ class Encoder(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        blocks = self.blocks
-        for block in blocks:
+        for block in self.blocks:
             h = block(h, mask=mask, attn_mask=attn_mask)
         h = self.norm(h)
         return h
@@ -175,7 +174,7 @@ class DecoderAttention(nn.Module):
         value_dim = config.heads * config.dim_head
         self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
         self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
+        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
@@ -322,9 +321,8 @@ class Decoder(nn.Module):
         if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
             positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        blocks = self.blocks
-        caches = cache.layers if cache is not None else [None] * len(blocks)
-        for block, layer_cache in zip(blocks, caches):
+        caches = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, layer_cache in zip(self.blocks, caches):
             h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:
@@ -356,7 +354,6 @@ class Decoder(nn.Module):
         """Next-token cross entropy of x (B, T), as x-transformers' AutoregressiveWrapper
         computes it: ids equal to -100 are not predicted (and are fed as 0)."""
         inputs = x.masked_fill(x == -100, 0)
-        # (B, T, num_tokens)
         logits = self(inputs, mask=mask, context=context, context_mask=context_mask)
         return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=-100)
 
