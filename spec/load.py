@@ -109,26 +109,30 @@ def skipped_note(path: str, problems: list[Diagnostic], skipped: list[tuple[Chec
     for check, reason in skipped:
         by_reason.setdefault(reason, []).append(check_name(check))
     alone = len(by_reason) == 1
-    why = "; ".join(f"{'they' if alone and len(names) > 3 else listed(names)} {reason}"
-                    + (f" ({listed([shown(k) for k in doubtful], 'more')})"
-                       if reason == IN_DOUBT else "")
+    why = "; ".join(f"{checks_named(names, alone)} {reason}"
+                    + (f" ({keys_named(doubtful)})" if reason == IN_DOUBT else "")
                     for reason, names in by_reason.items())
     count = f"{len(skipped)} check{'s' if len(skipped) > 1 else ''}"
     return [Diagnostic(path, line, col, "", "checks-skipped",
                        f"{count} will run once the errors above are fixed: {why}", NOTE)]
 
 
-def shown(key: str) -> str:
-    """A doubtful key as the note names it: `components.*` is the list of components."""
-    parent, _, name = key.rpartition(".")
-    return f"the entries of {parent}" if name == EVERY_KEY else key
+def checks_named(names: list[str], alone: bool) -> str:
+    """Up to three checks by name; more as `they` (the note's only reason) or a count."""
+    if len(names) <= 3:
+        return listed(names)
+    return "they" if alone else f"{len(names)} checks"
 
 
-def listed(names: list[str], more: str = "checks") -> str:
-    """`a`, `a and b`, `a, b and c`; past three, a count (`5 checks`) or the first three."""
-    if len(names) > 3:
-        return f"{len(names)} checks" if more == "checks" else \
-            f"{', '.join(names[:3])} and others"  # no count: it grows with every option
+def keys_named(keys: list[str]) -> str:
+    """The first three doubtful keys; no count past them, as it grows with every option."""
+    shown = [f"the entries of {key[:-2]}" if key.endswith(f".{EVERY_KEY}") else key
+             for key in keys]
+    return listed(shown) if len(shown) <= 3 else f"{', '.join(shown[:3])} and others"
+
+
+def listed(names: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
     return " and ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
 
 
