@@ -24,7 +24,6 @@ STDLIB, THIRD_PARTY = 0, 1
 Import = tuple[int, str]
 
 DATACLASS = (STDLIB, "from dataclasses import dataclass")
-DATACLASS_FIELD = (STDLIB, "from dataclasses import dataclass, field")
 TORCH = (THIRD_PARTY, "import torch")
 FUNCTIONAL = (THIRD_PARTY, "import torch.nn.functional as F")
 NN = (THIRD_PARTY, "from torch import Tensor, nn")
@@ -50,6 +49,25 @@ class ConfigClass:
     docstring: str = ""
 
 
+def nested_config(name: str, config: str, overrides: tuple[tuple[str, str], ...] = ()) -> ConfigField:
+    """A field that holds another model's Config (a component's, a side's). overrides: (field,
+    repr) where this model's values differ from the class's defaults (a config class that two
+    models with the same fields share). Configs are frozen, so one default instance is safe to
+    share."""
+    return ConfigField(name, config, config_call(config, overrides))
+
+
+def config_call(config: str, overrides: tuple[tuple[str, str], ...]) -> str:
+    """`Config(depth=2, heads=4)`: a config class called with some fields' values."""
+    return f"{config}({', '.join(f'{name}={value}' for name, value in overrides)})"
+
+
+def defined_name(cls) -> str:
+    """The name of a class context: sublayers and blocks keep it in `name`, models in
+    `class_name`."""
+    return getattr(cls, "name", getattr(cls, "class_name", ""))
+
+
 # -- the classes of a layer stack ---------------------------------------------------------------
 
 
@@ -65,6 +83,7 @@ class AttentionClass:
     """Self-attention, as its payload says; the template reads the options from `attrs`."""
 
     template: ClassVar[str] = "attention.py.jinja"
+    concept: ClassVar[str] = "Attention"
     name: str
     config: str
     attrs: AttentionAttrs
@@ -137,6 +156,7 @@ class AttentionClass:
 @dataclass(frozen=True)
 class CrossAttentionClass:
     template: ClassVar[str] = "cross_attention.py.jinja"
+    concept: ClassVar[str] = "CrossAttention"
     name: str
     config: str
     attrs: CrossAttentionAttrs
@@ -162,6 +182,7 @@ ACTIVATIONS = {
 @dataclass(frozen=True)
 class FeedForwardClass:
     template: ClassVar[str] = "feedforward.py.jinja"
+    concept: ClassVar[str] = "FeedForward"
     name: str
     config: str
     attrs: FeedForwardAttrs
@@ -242,7 +263,7 @@ class ResidualStep:
     residual: ResidualAttrs
     branch: str  # the sublayer's attribute: "attn", "cross_attn", "ff", "attn0"
     branch_class: str  # its class, unprefixed: "Attention" (for the diagram)
-    branch_init: str  # its constructor: "Attention(config)"
+    branch_type: str  # the class of its module: "Attention", "EncoderAttention"
     norm: str  # the norm's attribute: "attn_norm"
     norm_init: str
     norm_name: str  # for the diagram: "LayerNorm"
@@ -272,6 +293,7 @@ class ResidualStep:
 @dataclass(frozen=True)
 class BlockClass:
     template: ClassVar[str] = "block.py.jinja"
+    concept: ClassVar[str] = "Block"
     name: str
     config: str
     steps: tuple[ResidualStep, ...]
@@ -355,6 +377,11 @@ class ModelClass:
     length_limit: str = "None"
     cache_heads: str = "heads"  # the Config field with the number of key / value heads
     cache_value_dim: bool = False  # values have their own width
+    config_default: str = ""  # where not config(): a shared config class with this model's values
+
+    @property
+    def default_config(self) -> str:
+        return self.config_default or f"{self.config}()"
 
     @property
     def loss_parameters(self) -> tuple[str, ...]:
@@ -394,6 +421,11 @@ class XTransformerClass:
     tie_token_emb: bool
     prepend_pads_mask: bool = True
     drop_context_tokens: bool = False
+    config_default: str = ""  # as ModelClass's
+
+    @property
+    def default_config(self) -> str:
+        return self.config_default or f"{self.config}()"
 
     def imports(self) -> set[Import]:
         wanted = {TORCH, NN, FUNCTIONAL}
@@ -413,8 +445,7 @@ class ModuleContext:
     @property
     def imports(self) -> list[str]:
         """Import lines, grouped and sorted, blank lines between groups."""
-        nested = any("field(" in f.value for config in self.configs for f in config.fields)
-        wanted = {DATACLASS_FIELD if nested else DATACLASS}.union(*(c.imports() for c in self.classes))
+        wanted = {DATACLASS}.union(*(c.imports() for c in self.classes))
         wanted = merge_from_imports(wanted)
         lines, previous_group = [], None
         for group, line in sorted(wanted, key=import_order):
@@ -461,7 +492,8 @@ class CompositeClass:
     parameters: tuple[Parameter, ...]  # of forward, after self
     calls: tuple[str, ...]  # code, producers first; the last one returns
     wiring: tuple[str, ...]  # "encoder -> decoder.context"
-    sink: str  # the class whose output is returned
+    sink: str  # the component whose output is returned
+    forward_doc: tuple[str, ...]  # lines
 
     def imports(self) -> set[Import]:
         return {NN}

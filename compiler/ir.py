@@ -472,10 +472,12 @@ class Graph:
 
     def module_path(self, op: Op) -> str:
         """Where the op's parameters live in the emitted model: `blocks.3.attn`, `to_logits`,
-        `encoder.blocks.0.ff`."""
+        `encoder.blocks.0.ff`, `block.attn0` (the one block of a custom layout)."""
         owner = op.block if op.weights_of is None else op.weights_of
+        single = op.block is not None and self.models[op.scope].custom_layout
         local = ".".join(part for part in (
-            f"blocks.{owner}" if op.block is not None else "", op.role) if part)
+            "block" if single else f"blocks.{owner}" if op.block is not None else "", op.role)
+            if part)
         return ".".join(part for part in (op.scope, local) if part)
 
     def users(self, name: str) -> list[Op]:

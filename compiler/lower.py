@@ -13,6 +13,7 @@ stacks (XTransformer) gets one set of classes per stack, prefixed `Encoder` / `D
 from __future__ import annotations
 
 import itertools
+import textwrap
 from dataclasses import dataclass, replace
 
 from xtc.spec.model import pascal_case
@@ -37,11 +38,14 @@ from .context import (
     Parameter,
     ResidualStep,
     XTransformerClass,
+    defined_name,
+    nested_config,
     optional,
     runtime,
 )
 from .ir import Feed, Graph, Op, OpKind
 from .models import Model
+from .share import share_classes
 
 NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
              "simple_rmsnorm": "SimpleRMSNorm"}
@@ -71,6 +75,7 @@ def lower(graph: Graph) -> ModuleContext:
         part = lower_model(Model(graph, ""), class_name)
         context = module_context(graph, class_name, part.summary, part.diagram, part.configs,
                                  part.classes)
+    context = share_classes(context)
     defined = {cls.name for cls in context.configs} | {defined_name(cls) for cls in context.classes}
     assert len(defined) == len(context.configs) + len(context.classes), "two classes, one name"
     return context
@@ -154,11 +159,6 @@ def helper_suffixes(part: Component, prefix: str) -> list[str]:
 
 def class_names(part: Component) -> set[str]:
     return {config.name for config in part.configs} | {defined_name(cls) for cls in part.classes}
-
-
-def defined_name(cls) -> str:
-    """The name of a class context: helpers keep it in `name`, models in `class_name`."""
-    return getattr(cls, "name", getattr(cls, "class_name", ""))
 
 
 def lower_component(model: Model, prefix: str, class_name: str) -> Component:
@@ -382,8 +382,8 @@ def lower_xtransformer(model: Model, prefix: str, class_name: str) -> Component:
     config = f"{prefix}Config"
     loss, dropped = model.find(OpKind.LOSS).attrs, model.attrs.cross_attn_tokens_dropout
     top_fields = (
-        ConfigField("encoder", f"{prefix}EncoderConfig", f"field(default_factory={prefix}EncoderConfig)"),
-        ConfigField("decoder", f"{prefix}DecoderConfig", f"field(default_factory={prefix}DecoderConfig)"),
+        nested_config("encoder", f"{prefix}EncoderConfig"),
+        nested_config("decoder", f"{prefix}DecoderConfig"),
         ConfigField("ignore_index", "int", repr(loss.ignore_index), "target id the loss skips"),
         ConfigField("pad_value", "int", repr(loss.pad_value), "decoder input for ignored ids"),
         ConfigField("cross_attn_tokens_dropout", "float", repr(dropped)),
@@ -486,7 +486,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str,
     class_name = BRANCH_CLASSES[branch.kind]
     return ResidualStep(
         residual=residual.attrs, branch=branch.role, branch_class=class_name,
-        branch_init=f"{prefix}{class_name}(config)", norm=norm.role,
+        branch_type=f"{prefix}{class_name}", norm=norm.role,
         norm_init=norm_init(norm.attrs.norm_type), norm_name=NORM_NAME[norm.attrs.norm_type],
         arguments=sublayer_arguments(branch, signature),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
@@ -561,6 +561,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
     values |= {"x": "h", "cache": "layer_cache"} | dict(zip(signature.scores, scores))
     return OpContext("ops/blocks.py.jinja", {
         "block": f"{prefix}Block", "cache": "cache" in signature,
+        "single": model.attrs.custom_layout,
         "tied": any(op.weights_of is not None for op in model.ops),
         "arguments": signature.arguments(values), "scores": scores})
 
@@ -659,8 +660,7 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
     scheme = bias.scheme if bias else ""
     return fields_from([
         (True, "dim", "int", model.dim, ""),
-        (True, "depth", "int", model.depth,
-         "one block holds the custom layout" if model.attrs.custom_layout else ""),
+        (not model.attrs.custom_layout, "depth", "int", model.depth, ""),  # else one block
         (heads is not None, "heads", "int", heads, ""),
         (dim_head is not None, "dim_head", "int", dim_head, ""),
         (ff is not None, "ff_inner_dim", "int", ff and ff.inner_dim, "feedforward width"),
@@ -794,12 +794,11 @@ def lower_composite(graph: Graph, class_name: str) -> ModuleContext:
                   *keywords)
     configs = tuple(config for part in parts.values() for config in part.configs)
     top_config = ConfigClass(config_name, tuple(
-        ConfigField(name, part.config, f"field(default_factory={part.config})")
-        for name, part in parts.items()))
+        nested_config(name, part.config) for name, part in parts.items()))
     wiring = tuple(f"{c.source} -> {c.target}.{c.argument}" for c in connections)
     top = CompositeClass(class_name, top_config.name,
                          tuple((name, part.class_name) for name, part in parts.items()),
-                         parameters, tuple(calls), wiring, parts[sink].class_name)
+                         parameters, tuple(calls), wiring, sink, composite_doc(order, sink))
     classes = tuple(cls for part in parts.values() for cls in part.classes)
     summary = f"a composite of {len(parts)} models: {', '.join(composite.components)}."
     return module_context(graph, class_name, summary, "; ".join(wiring) or "one component",
@@ -838,6 +837,14 @@ def output_name(component: str) -> str:
     `self` or the name of an input (`x`); no forward argument ends in `_out`, so no
     `<component>_<arg>` keyword can be named like it either."""
     return f"{component}_out"
+
+
+def composite_doc(order: list[str], sink: str) -> tuple[str, ...]:
+    """The forward docstring's lines: what runs, what is returned, whose each argument is."""
+    text = (f"Runs {', then '.join(order)}, and returns {sink}'s output. An argument "
+            "`<component>_<name>` is that component's `<name>`; one without a prefix belongs to "
+            "the one component that takes it.")
+    return tuple(textwrap.wrap(text, width=100 - 8 - 3))  # indented 8, beside the quotes
 
 
 def composite_call(name: str, arguments: list[str], sink: bool) -> str:

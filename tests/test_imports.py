@@ -116,6 +116,7 @@ LAYER = {
     "xtc.compiler.lower": "lowering",
     "xtc.compiler.context": "lowering",
     "xtc.compiler.render": "lowering",
+    "xtc.compiler.share": "lowering",
     "xtc.compiler.verify": "lowering",
     "xtc.compiler.standalone": "lowering",
     "xtc.compiler": "package",  # compile_spec runs the lowering; checks() the passes

@@ -58,4 +58,4 @@ def test_graph_shows_the_arrangement_and_shared_sublayers():
     graph = xtc.graph(layout_spec("execute_order_custom", "Decoder"))
     runs = [n for n, d in graph.nodes(data=True) if d["kind"] == "attention"]
     assert len(runs) == 2  # attn0 runs twice
-    assert {graph.nodes[n]["parameters"] for n in runs} == {"blocks.0.attn0"}
+    assert {graph.nodes[n]["parameters"] for n in runs} == {"block.attn0"}

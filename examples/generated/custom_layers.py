@@ -21,7 +21,6 @@ class Config:
     num_tokens: int = 20000
     max_seq_len: int = 1024
     dim: int = 512
-    depth: int = 1  # one block holds the custom layout
     heads: int = 8
     dim_head: int = 64
     ff_inner_dim: int = 2048  # feedforward width
@@ -116,7 +115,7 @@ class CustomStack(nn.Module):
         self.config = config
         self.token_emb = nn.Embedding(config.num_tokens, config.dim)
         self.pos_emb = nn.Embedding(config.max_seq_len, config.dim)
-        self.blocks = nn.ModuleList([Block(config) for _ in range(config.depth)])
+        self.block = Block(config)  # the custom layout's sublayers, in order
         self.norm = nn.LayerNorm(config.dim, bias=False)
         self.to_logits = nn.Linear(config.dim, config.num_tokens, bias=False)
         self.reset_parameters()
@@ -147,8 +146,7 @@ class CustomStack(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        for block in self.blocks:
-            h = block(h, mask=mask)
+        h = self.block(h, mask=mask)
         h = self.norm(h)
         if return_embeddings:
             return h

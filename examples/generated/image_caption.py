@@ -6,7 +6,7 @@ encoder -> decoder.context
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -47,8 +47,8 @@ class DecoderConfig:
 
 @dataclass(frozen=True)
 class Config:
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    encoder: EncoderConfig = EncoderConfig()
+    decoder: DecoderConfig = DecoderConfig()
 
 
 class EncoderAttention(nn.Module):
@@ -78,10 +78,10 @@ class EncoderAttention(nn.Module):
         return out
 
 
-class EncoderFeedForward(nn.Module):
+class FeedForward(nn.Module):
     """Position-wise MLP: Linear -> GELU -> Linear."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: EncoderConfig | DecoderConfig) -> None:
         super().__init__()
         self.proj_in = nn.Linear(config.dim, config.ff_inner_dim)
         self.act = nn.GELU()
@@ -104,7 +104,7 @@ class EncoderBlock(nn.Module):
         self.attn_norm = nn.LayerNorm(config.dim, bias=False)
         self.attn = EncoderAttention(config)
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
-        self.ff = EncoderFeedForward(config)
+        self.ff = FeedForward(config)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         x = x + self.attn(self.attn_norm(x), mask=mask)
@@ -219,20 +219,6 @@ class DecoderCrossAttention(nn.Module):
         return out
 
 
-class DecoderFeedForward(nn.Module):
-    """Position-wise MLP: Linear -> GELU -> Linear."""
-
-    def __init__(self, config: DecoderConfig) -> None:
-        super().__init__()
-        self.proj_in = nn.Linear(config.dim, config.ff_inner_dim)
-        self.act = nn.GELU()
-        self.proj_out = nn.Linear(config.ff_inner_dim, config.dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.act(self.proj_in(x))  # (B, T, F)
-        return self.proj_out(h)  # (B, T, C)
-
-
 class DecoderBlock(nn.Module):
     """A pre-norm residual block:
 
@@ -248,7 +234,7 @@ class DecoderBlock(nn.Module):
         self.cross_attn_norm = nn.LayerNorm(config.dim, bias=False)
         self.cross_attn = DecoderCrossAttention(config)
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
-        self.ff = DecoderFeedForward(config)
+        self.ff = FeedForward(config)
 
     def forward(
         self,
@@ -392,7 +378,7 @@ class Decoder(nn.Module):
 
 
 class Captioner(nn.Module):
-    """Components wired into one model; the output is Decoder's.
+    """Components wired into one model; the output is decoder's.
 
     encoder -> decoder.context
     """
@@ -415,6 +401,9 @@ class Captioner(nn.Module):
         decoder_cache: ModelCache | None = None,
         decoder_seq_start_pos: Tensor | None = None,
     ) -> Tensor:
+        """Runs encoder, then decoder, and returns decoder's output. An argument
+        `<component>_<name>` is that component's `<name>`; one without a prefix belongs to the
+        one component that takes it."""
         encoder_out = self.encoder(img, return_embeddings=True)
         return self.decoder(
             x,

@@ -6,7 +6,7 @@ vit -> pali.src_prepend_embeds
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +58,8 @@ class PaliDecoderConfig:
 
 @dataclass(frozen=True)
 class PaliConfig:
-    encoder: PaliEncoderConfig = field(default_factory=PaliEncoderConfig)
-    decoder: PaliDecoderConfig = field(default_factory=PaliDecoderConfig)
+    encoder: PaliEncoderConfig = PaliEncoderConfig()
+    decoder: PaliDecoderConfig = PaliDecoderConfig()
     ignore_index: int = -100  # target id the loss skips
     pad_value: int = 0  # decoder input for ignored ids
     cross_attn_tokens_dropout: float = 0.0
@@ -67,8 +67,8 @@ class PaliConfig:
 
 @dataclass(frozen=True)
 class Config:
-    vit: VitConfig = field(default_factory=VitConfig)
-    pali: PaliConfig = field(default_factory=PaliConfig)
+    vit: VitConfig = VitConfig()
+    pali: PaliConfig = PaliConfig()
 
 
 class VitAttention(nn.Module):
@@ -98,10 +98,10 @@ class VitAttention(nn.Module):
         return out
 
 
-class VitFeedForward(nn.Module):
+class FeedForward(nn.Module):
     """Position-wise MLP: Linear -> GELU -> Linear."""
 
-    def __init__(self, config: VitConfig) -> None:
+    def __init__(self, config: VitConfig | PaliEncoderConfig | PaliDecoderConfig) -> None:
         super().__init__()
         self.proj_in = nn.Linear(config.dim, config.ff_inner_dim)
         self.act = nn.GELU()
@@ -124,7 +124,7 @@ class VitBlock(nn.Module):
         self.attn_norm = nn.LayerNorm(config.dim, bias=False)
         self.attn = VitAttention(config)
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
-        self.ff = VitFeedForward(config)
+        self.ff = FeedForward(config)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         x = x + self.attn(self.attn_norm(x), mask=mask)
@@ -198,20 +198,6 @@ class PaliEncoderAttention(nn.Module):
         return out
 
 
-class PaliEncoderFeedForward(nn.Module):
-    """Position-wise MLP: Linear -> GELU -> Linear."""
-
-    def __init__(self, config: PaliEncoderConfig) -> None:
-        super().__init__()
-        self.proj_in = nn.Linear(config.dim, config.ff_inner_dim)
-        self.act = nn.GELU()
-        self.proj_out = nn.Linear(config.ff_inner_dim, config.dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.act(self.proj_in(x))  # (B, T, F)
-        return self.proj_out(h)  # (B, T, C)
-
-
 class PaliEncoderBlock(nn.Module):
     """A pre-norm residual block:
 
@@ -224,7 +210,7 @@ class PaliEncoderBlock(nn.Module):
         self.attn_norm = nn.LayerNorm(config.dim, bias=False)
         self.attn = PaliEncoderAttention(config)
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
-        self.ff = PaliEncoderFeedForward(config)
+        self.ff = FeedForward(config)
 
     def forward(
         self,
@@ -351,20 +337,6 @@ class PaliDecoderCrossAttention(nn.Module):
         return out
 
 
-class PaliDecoderFeedForward(nn.Module):
-    """Position-wise MLP: Linear -> GELU -> Linear."""
-
-    def __init__(self, config: PaliDecoderConfig) -> None:
-        super().__init__()
-        self.proj_in = nn.Linear(config.dim, config.ff_inner_dim)
-        self.act = nn.GELU()
-        self.proj_out = nn.Linear(config.ff_inner_dim, config.dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.act(self.proj_in(x))  # (B, T, F)
-        return self.proj_out(h)  # (B, T, C)
-
-
 class PaliDecoderBlock(nn.Module):
     """A pre-norm residual block:
 
@@ -380,7 +352,7 @@ class PaliDecoderBlock(nn.Module):
         self.cross_attn_norm = nn.LayerNorm(config.dim, bias=False)
         self.cross_attn = PaliDecoderCrossAttention(config)
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
-        self.ff = PaliDecoderFeedForward(config)
+        self.ff = FeedForward(config)
 
     def forward(
         self,
@@ -594,7 +566,7 @@ class Pali(nn.Module):
 
 
 class PaliModel(nn.Module):
-    """Components wired into one model; the output is Pali's.
+    """Components wired into one model; the output is pali's.
 
     vit -> pali.src_prepend_embeds
     """
@@ -614,6 +586,8 @@ class PaliModel(nn.Module):
         pali_mask: Tensor | None = None,
         pali_attn_mask: Tensor | None = None,
     ) -> Tensor:
+        """Runs vit, then pali, and returns pali's output. An argument `<component>_<name>` is that
+        component's `<name>`; one without a prefix belongs to the one component that takes it."""
         vit_out = self.vit(img, return_embeddings=True)
         return self.pali(
             src,

@@ -6,7 +6,7 @@ src (B, S) -> Encoder -> context; tgt (B, T) -> Decoder (cross-attending) -> nex
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,8 +43,8 @@ class DecoderConfig:
 
 @dataclass(frozen=True)
 class Config:
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    encoder: EncoderConfig = EncoderConfig()
+    decoder: DecoderConfig = DecoderConfig()
     ignore_index: int = -100  # target id the loss skips
     pad_value: int = 0  # decoder input for ignored ids
     cross_attn_tokens_dropout: float = 0.0
@@ -82,10 +82,10 @@ class EncoderAttention(nn.Module):
         return out
 
 
-class EncoderFeedForward(nn.Module):
+class FeedForward(nn.Module):
     """Position-wise MLP: Linear -> GELU -> Linear."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: EncoderConfig | DecoderConfig) -> None:
         super().__init__()
         self.proj_in = nn.Linear(config.dim, config.ff_inner_dim)
         self.act = nn.GELU()
@@ -108,7 +108,7 @@ class EncoderBlock(nn.Module):
         self.attn_norm = nn.LayerNorm(config.dim, bias=False)
         self.attn = EncoderAttention(config)
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
-        self.ff = EncoderFeedForward(config)
+        self.ff = FeedForward(config)
 
     def forward(
         self,
@@ -235,20 +235,6 @@ class DecoderCrossAttention(nn.Module):
         return out
 
 
-class DecoderFeedForward(nn.Module):
-    """Position-wise MLP: Linear -> GELU -> Linear."""
-
-    def __init__(self, config: DecoderConfig) -> None:
-        super().__init__()
-        self.proj_in = nn.Linear(config.dim, config.ff_inner_dim)
-        self.act = nn.GELU()
-        self.proj_out = nn.Linear(config.ff_inner_dim, config.dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        h = self.act(self.proj_in(x))  # (B, T, F)
-        return self.proj_out(h)  # (B, T, C)
-
-
 class DecoderBlock(nn.Module):
     """A pre-norm residual block:
 
@@ -264,7 +250,7 @@ class DecoderBlock(nn.Module):
         self.cross_attn_norm = nn.LayerNorm(config.dim, bias=False)
         self.cross_attn = DecoderCrossAttention(config)
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
-        self.ff = DecoderFeedForward(config)
+        self.ff = FeedForward(config)
 
     def forward(
         self,
