@@ -1,4 +1,5 @@
-"""Check passes, driven by tests/fixtures/passes/<pass-id>.yaml, and the IR's own invariants.
+"""Check passes, driven by tests/fixtures/passes/<pass-id>.yaml, the shape pass by
+tests/fixtures/passes/infer-shapes.yaml, and the IR's own invariants.
 
 Each fixture case merges `model` into the base spec's model and `layers` into its attn_layers
 (or replaces the model with `spec`, or the whole body with a `composite`),
@@ -73,6 +74,21 @@ def all_cases():
 @pytest.mark.parametrize("pass_id, case", list(all_cases()))
 def test_pass_fixture(pass_id, case):
     check_pass_fixture(pass_id, case)
+
+
+@pytest.mark.parametrize("case", fixture_cases("infer-shapes"), ids=lambda case: case["title"])
+def test_infer_shapes_fixture(case):
+    """The one graph transform: every op gets its shape, and the listed ops the shapes listed."""
+    from xtc.compiler.build_ir import build_graph
+    from xtc.compiler.passes.infer_shapes import infer_shapes
+
+    graph = build_graph(case_spec(case))
+    assert [op.name for op in graph.ops() if op.shape is not None] == []
+    shapes = {op.name: op.shape for op in infer_shapes(graph).ops()}
+    assert [name for name, shape in shapes.items() if shape is None] == []
+    printed = {name: " ".join(map(str, shapes[name])) if name in shapes else None
+               for name in case["expect"]}
+    assert printed == case["expect"], case["title"]
 
 
 def test_every_pass_has_a_fixture_and_an_id():
