@@ -474,7 +474,8 @@ class Graph:
         """Where the op's parameters live in the emitted model: `blocks.3.attn`, `to_logits`,
         `encoder.blocks.0.ff`, `block.attn0` (the one block of a custom layout)."""
         owner = op.block if op.weights_of is None else op.weights_of
-        single = op.block is not None and self.models[op.scope].custom_layout
+        model = self.models.get(op.scope)  # a graph built by hand may have no model records
+        single = op.block is not None and model is not None and model.custom_layout
         local = ".".join(part for part in (
             "block" if single else f"blocks.{owner}" if op.block is not None else "", op.role)
             if part)

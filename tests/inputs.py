@@ -22,10 +22,12 @@ class Inputs:
     lengths: dict = field(default_factory=dict)
 
 
-def make_inputs(spec: xtc.Spec, batch: int, length: int, *, masked: bool = False) -> Inputs:
+def make_inputs(spec: xtc.Spec, batch: int, length: int, *, masked: bool = False,
+                context_length: int | None = None) -> Inputs:
     """Inputs any example's model takes, `length` long where the model allows it (at most its
-    max_seq_len). masked: add a padding mask (`mask`, or `<component>_mask` in a composite) to
-    every token / vector input, and `context_mask` to a context given here.
+    max_seq_len), a context `context_length` long (default: `length`). masked: add a padding
+    mask (`mask`, or `<component>_mask` in a composite) to every token / vector input, and
+    `context_mask` to a context given here.
 
     >>> spec = xtc.load_spec(ROOT / "examples" / "bert.yaml")
     >>> inputs = make_inputs(spec, 2, 16, masked=True)
@@ -37,7 +39,8 @@ def make_inputs(spec: xtc.Spec, batch: int, length: int, *, masked: bool = False
     modules = spec.components.items() if composite else [(None, spec.model)]
     result = Inputs(())
     for name, module in modules:
-        args, kwargs, lengths = module_inputs(module, batch, length, generator)
+        args, kwargs, lengths = module_inputs(module, batch, length, generator,
+                                              context_length or length)
         result.args += args
         result.lengths.update(lengths)  # a composite's last component gives the output's T
         if not composite:  # in a composite, a context comes through a connection
@@ -51,8 +54,8 @@ def make_inputs(spec: xtc.Spec, batch: int, length: int, *, masked: bool = False
     return result
 
 
-def module_inputs(module: xtc.ModuleSpec, batch: int, length: int,
-                  generator: torch.Generator) -> tuple[tuple, dict, dict]:
+def module_inputs(module: xtc.ModuleSpec, batch: int, length: int, generator: torch.Generator,
+                  context_length: int) -> tuple[tuple, dict, dict]:
     """The primary inputs of one model, a context where it cross-attends, and its lengths."""
     if module.type == "ViTransformerWrapper":
         size = module["image_size"]
@@ -69,8 +72,9 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int,
     dim = layers["dim"]
     kwargs, lengths = {}, {"T": T}
     if layers.type == "CrossAttender" or layers.options.get("cross_attend"):
-        kwargs["context"] = torch.randn(batch, length, dim, generator=generator)
-        lengths["S"] = length
+        width = layers.section("cross_attn").get("dim_context") or dim
+        kwargs["context"] = torch.randn(batch, context_length, width, generator=generator)
+        lengths["S"] = context_length
     if module.type == "TransformerWrapper":
         tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
         return (tokens,), kwargs, lengths
@@ -79,8 +83,16 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int,
 
 
 def padding_mask(batch: int, length: int) -> torch.Tensor:
-    """(B, T) True where a position is real: the second half of every other sequence is padding
-    (no row is all padding, so every query sees some key, causal or not)."""
-    mask = torch.ones(batch, length, dtype=torch.bool)
-    mask[::2, length // 2:] = False
-    return mask
+    """(B, T) True where a position is real. Odd rows are full; even rows end in padding, the
+    first over its second half, the later ones over less (half of that, a third, ...): the first
+    row padded and a later one, several positions each, and one full row from batch 2 on. No row
+    is all padding, so every query sees some key, causal or not.
+
+    >>> padding_mask(3, 8).int()
+    tensor([[1, 1, 1, 1, 0, 0, 0, 0],
+            [1, 1, 1, 1, 1, 1, 1, 1],
+            [1, 1, 1, 1, 1, 1, 0, 0]], dtype=torch.int32)
+    """
+    padded = torch.zeros(batch, dtype=torch.long)
+    padded[::2] = (length // 2) // torch.arange(1, (batch + 1) // 2 + 1)
+    return torch.arange(length)[None, :] < (length - padded)[:, None]

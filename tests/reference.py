@@ -107,4 +107,17 @@ def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, c
     expected = x_transformers.AutoregressiveWrapper(reference).generate(
         prompt, steps, temperature=0.0,
         cache_kv=cache if reference_cache is None else reference_cache, **kwargs)
-    assert torch.equal(ours.generate(prompt, steps, temperature=0, cache=cache, **kwargs), expected)
+    actual = ours.generate(prompt, steps, temperature=0, cache=cache, **kwargs)
+    assert actual.shape == (prompt.shape[0], steps)
+    assert torch.equal(actual, expected)
+
+
+def assert_same_seq2seq_tokens(spec: Spec, source: torch.Tensor, start: torch.Tensor, steps: int,
+                               *, cache: bool = True, **kwargs) -> None:
+    """An encoder-decoder's greedy tokens from the same weights equal the reference's
+    XTransformer.generate (kwargs: the source `mask`)."""
+    reference, ours = paired_models(spec)
+    expected = reference.generate(source, start, steps, temperature=0.0, cache_kv=cache, **kwargs)
+    actual = ours.generate(source, start, steps, temperature=0, cache=cache, **kwargs)
+    assert actual.shape == (source.shape[0], steps)
+    assert torch.equal(actual, expected)

@@ -1,7 +1,8 @@
 """Hypothesis strategies over the spec language: documents (plain dicts, dumped to YAML) that use
 any mix of the options xtc supports, at tiny sizes.
 
-The strategies draw freely within each option's domain, so they produce combinations that break
+The options and their values are those of the feature rows (tests/features.py), with a few more
+values each. The strategies draw freely within each option's domain, so they produce combinations that break
 a rule as well as valid ones: tests/test_properties.py holds xtc's verdict on each against the
 reference's (it builds, or it does not). Sizes are tiny (dim 16 or 32, depth 1 or 2, sequences
 of 10) so that a few hundred examples run in a minute or two on two cores.
@@ -9,61 +10,53 @@ of 10) so that a few hundred examples run in a minute or two on two cores.
 
 from __future__ import annotations
 
+from features import option_values
 from hypothesis import strategies as st
 
 DIMS = st.sampled_from([16, 32])
 FLAG = st.booleans()
 DROPOUT = st.sampled_from([0.0, 0.1])
+# keywords of the feature rows that shape the model: the strategies below draw these themselves
+STRUCTURE = {"dim", "depth", "heads", "dim_head", "cross_attend", "cross_residual_attn"}
+
+
+def domain(values: list, more: tuple = ()) -> st.SearchStrategy:
+    """The values the feature rows give a keyword, and `more`: either boolean for a flag."""
+    merged = list(dict.fromkeys([*values, *more]))
+    if all(isinstance(v, bool) for v in merged):
+        return FLAG
+    return st.sampled_from(merged)
+
+
+def options_at(place: str, more: dict[str, tuple] | None = None, skip=STRUCTURE, **own) -> dict:
+    """keyword -> strategy of its value at one place of the spec: every option the rows of
+    tests/features.py set there (their values, and `more` of them), and `own` strategies for
+    the keywords no row gives a scalar (layouts, flash)."""
+    more = more or {}
+    rows = {name: values for name, values in option_values(place).items() if name not in skip}
+    return {**{name: domain(values, more.get(name, ())) for name, values in rows.items()}, **own}
+
 
 # keyword -> strategy of its value, per place. A drawn stack takes a few of these at random.
-LAYER_OPTIONS = {
-    "layer_dropout": DROPOUT,
-    "use_scalenorm": FLAG, "use_rmsnorm": FLAG, "use_simple_rmsnorm": FLAG,
-    "pre_norm": FLAG, "sandwich_norm": FLAG,
-    "scale_residual": FLAG, "gate_residual": FLAG,
-    "use_layerscale": FLAG, "layerscale_init_value": st.sampled_from([0.1, 0.5]),
-    "shift_tokens": st.sampled_from([1, 2]),
-    "macaron": FLAG, "weight_tie_layers": FLAG,
-    "rotary_pos_emb": FLAG, "rotary_emb_dim": st.sampled_from([4, 8, 32]),
-    "rotary_xpos": FLAG, "rotary_xpos_scale_base": st.sampled_from([64, 512]),
-    "rotary_interpolation_factor": st.sampled_from([1.0, 2.0]),
-    "rotary_base_rescale_factor": st.sampled_from([1.0, 2.0]),
-    "rotate_num_heads": st.sampled_from([1, 2]),
-    "alibi_pos_bias": FLAG, "alibi_num_heads": st.sampled_from([1, 2, 4]),
-    "rel_pos_bias": FLAG, "rel_pos_num_buckets": st.sampled_from([4, 8]),
-    "rel_pos_max_distance": st.sampled_from([8, 16]),
-    "dynamic_pos_bias": FLAG, "dynamic_pos_bias_log_distance": FLAG,
-    "dynamic_pos_bias_mlp_depth": st.sampled_from([1, 2, 3]), "dynamic_pos_bias_norm": FLAG,
-    "residual_attn": FLAG,
-    "custom_layers": st.lists(st.sampled_from(["a", "f"]), min_size=1, max_size=4),
-    "sandwich_coef": st.sampled_from([1, 2]),
-    "par_ratio": st.sampled_from([2, 3]),
-    "layers_execute_order": st.lists(st.integers(0, 3), min_size=1, max_size=5),
-}
-ATTN_OPTIONS = {
-    "flash": FLAG, "dropout": DROPOUT, "num_mem_kv": st.sampled_from([1, 2]),
-    "kv_heads": st.sampled_from([1, 2]), "one_kv_head": FLAG,
-    "qk_norm": FLAG, "qk_norm_groups": st.sampled_from([1, 2]),
-    "qk_norm_scale": st.sampled_from([8.0, 10.0]), "qk_norm_dim_scale": FLAG,
-    "on_attn": FLAG, "gate_values": FLAG, "head_scale": FLAG,
-    "value_dim_head": st.sampled_from([4, 8]),
-    "pre_talking_heads": FLAG, "post_talking_heads": FLAG, "pre_scale_post_talking_heads": FLAG,
-    "sparse_topk": st.sampled_from([2, 4]),
-    "softclamp_logits": FLAG, "logit_softclamp_value": st.sampled_from([1.0, 50.0]),
-}
-CROSS_ATTN_OPTIONS = {
-    "dim_head": st.sampled_from([4, 8, 9]), "flash": FLAG, "dropout": DROPOUT,
-    "num_mem_kv": st.sampled_from([1, 2]), "dim_context": st.sampled_from([12, 16]),
-}
-FF_OPTIONS = {
-    "mult": st.sampled_from([1, 2, 2.5]), "dropout": DROPOUT, "glu": FLAG, "swish": FLAG,
-    "no_bias": FLAG, "relu_squared": FLAG, "post_act_ln": FLAG,
-}
-WRAPPER_OPTIONS = {
-    "emb_dim": st.sampled_from([12, 16]), "emb_dropout": DROPOUT, "tie_embedding": FLAG,
-    "use_abs_pos_emb": FLAG, "scaled_sinu_pos_emb": FLAG, "l2norm_embed": FLAG,
-    "post_emb_norm": FLAG, "num_memory_tokens": st.sampled_from([1, 2]),
-}
+LAYER_OPTIONS = options_at("layers", {
+    "layer_dropout": (0.0,), "rotary_emb_dim": (8, 32), "rotary_xpos_scale_base": (512,),
+    "rotary_interpolation_factor": (1.0,), "rotary_base_rescale_factor": (1.0,),
+    "rotate_num_heads": (1,), "alibi_num_heads": (1, 4), "rel_pos_num_buckets": (4,),
+    "rel_pos_max_distance": (8,), "dynamic_pos_bias_mlp_depth": (1, 2), "sandwich_coef": (2,),
+    "par_ratio": (3,),
+}, custom_layers=st.lists(st.sampled_from(["a", "f"]), min_size=1, max_size=4),
+    layers_execute_order=st.lists(st.integers(0, 3), min_size=1, max_size=5))
+ATTN_OPTIONS = options_at("attn", {
+    "dropout": (0.0,), "kv_heads": (1,), "qk_norm_groups": (1,), "qk_norm_scale": (10.0,),
+    "value_dim_head": (4,), "sparse_topk": (2, 4), "logit_softclamp_value": (1.0, 50.0),
+}, flash=FLAG)
+CROSS_ATTN_OPTIONS = options_at("cross_attn", {
+    "dim_head": (4, 9), "dropout": (0.0,), "num_mem_kv": (1,), "dim_context": (12, 16),
+}, skip=(), flash=FLAG)  # cross-attention's head width is an option of its own
+FF_OPTIONS = options_at("ff", {"mult": (1,), "dropout": (0.0,)})
+WRAPPER_OPTIONS = options_at("model", {
+    "emb_dim": (12, 16), "emb_dropout": (0.0,), "num_memory_tokens": (1,),
+})
 VOCAB, LENGTH = 32, 16
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 import yaml
+from inputs import padding_mask
 from reference import assert_parity, reference_module
-from test_model_types import floats, lengths_mask, tokens
+from test_model_types import floats, tokens
 from torch import nn
 
 import xtc
@@ -48,7 +49,7 @@ def test_image_to_caption():
         return ref["decoder"](x, context=context, mask=decoder_mask)
 
     assert_parity(spec, floats(2, 3, 16, 16), tokens(), reference=HandWired(spec, by_hand),
-                  decoder_mask=lengths_mask([10, 6], 10))
+                  decoder_mask=padding_mask(2, 10))
 
 
 def test_text_encoder_passes_its_mask_as_the_context_mask():
@@ -64,7 +65,7 @@ def test_text_encoder_passes_its_mask_as_the_context_mask():
     model = xtc.build(spec)
     assert "decoder_context_mask" not in model.forward.__code__.co_varnames
     assert_parity(spec, tokens(), tokens(length=8), reference=HandWired(spec, by_hand),
-                  text_mask=lengths_mask([10, 4], 10))
+                  text_mask=padding_mask(2, 10))
 
 
 def test_pali():
@@ -76,7 +77,7 @@ def test_pali():
 
     src, tgt = tokens(), tokens(length=9)
     assert_parity(spec, floats(2, 3, 16, 16), src, tgt, reference=HandWired(spec, by_hand),
-                  pali_mask=lengths_mask([10, 7], 10))
+                  pali_mask=padding_mask(2, 10))
 
 
 def test_composite_forward_signature():

@@ -3,7 +3,7 @@
 Parameters must equal the built model's exactly; FLOPs must equal what PyTorch's own counter
 (`FlopCounterMode`) sees for a forward and for a forward + backward under the math SDPA backend;
 kv-cache bytes per token must equal what `new_cache` allocates. Checked on every example and on
-the option tables of the other test modules, at tiny lengths.
+every row of tests/features.py, at tiny lengths.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT
-from test_attention_variants import EXPLICIT, VARIANTS, variant_spec
-from test_layouts import LAYOUTS, layout_spec
-from test_model_types import CONTINUOUS, CROSS, VIT, XT, layers, spec_of, xtransformer_spec
-from test_norms_residuals import OPTIONS
-from test_positions import SCHEMES, scheme_spec
+from features import FEATURES, feature, feature_spec, layers, spec_of
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from xtc.compiler import compile_graph
@@ -94,37 +90,26 @@ def test_examples(path):
 
 
 def option_cases():
-    for name, options in VARIANTS.items():
-        yield pytest.param(variant_spec(options, "Decoder", False), id=f"attention-{name}")
-    for name, options in EXPLICIT.items():
-        yield pytest.param(variant_spec(options, "Encoder", False), id=f"explicit-{name}")
-    for name in SCHEMES:
-        yield pytest.param(scheme_spec(name, "Decoder", False), id=f"positions-{name}")
-    for name, options in OPTIONS.items():
-        yield pytest.param(variant_spec(options, "Decoder", False), id=f"layers-{name}")
-    for name in LAYOUTS:
-        yield pytest.param(layout_spec(name, "Decoder"), id=f"layout-{name}")
-    for name, options in CONTINUOUS.items():
-        yield pytest.param(spec_of({"type": "ContinuousTransformerWrapper", **options,
-                                    "attn_layers": layers("Encoder")}), id=f"continuous-{name}")
-    for name, options in VIT.items():
-        yield pytest.param(spec_of({"type": "ViTransformerWrapper", "image_size": 16,
-                                    "patch_size": 4, "num_classes": 5, **options,
-                                    "attn_layers": layers("Encoder")}), id=f"vit-{name}")
-    for name, options in CROSS.items():
-        stack = layers("Decoder", cross_attend=True, **options)
-        yield pytest.param(spec_of({"type": "TransformerWrapper", "num_tokens": 64,
-                                    "max_seq_len": 32, "attn_layers": stack}), id=f"cross-{name}")
-    for name, options in XT.items():
-        yield pytest.param(xtransformer_spec(options), id=f"xtransformer-{name}")
+    """Every row of tests/features.py (math attention: FLOPs are counted under the math backend),
+    built with its first kind; its other kinds are slow."""
+    for row in FEATURES:
+        if "cross_attn_tokens_dropout" in row.model:
+            continue  # training drops a random share of the context: fewer FLOPs than figured
+        for kind in row.kinds:
+            marks = () if kind == row.kinds[0] else pytest.mark.slow
+            yield pytest.param(row, kind, marks=marks, id=f"{row.id}-{kind}")
 
 
-@pytest.mark.parametrize("spec", list(option_cases()))
-def test_options(spec):
-    assert_figures_match(spec)
+@pytest.mark.parametrize("row, kind", list(option_cases()))
+def test_options(row, kind):
+    assert_figures_match(feature_spec(row, kind, flash=False))
 
 
 # -- attention paths ------------------------------------------------------------------------------
+
+
+def math_spec(feature_id: str, kind: str) -> xtc.Spec:
+    return feature_spec(feature(feature_id), kind, flash=False)
 
 
 def paths(spec: xtc.Spec) -> set[tuple[str, str]]:
@@ -132,13 +117,13 @@ def paths(spec: xtc.Spec) -> set[tuple[str, str]]:
 
 
 def test_attention_paths_name_the_reason():
-    figures = inspect(spec := variant_spec(EXPLICIT["pre_talking_heads"], "Decoder", False),
+    figures = inspect(spec := math_spec("explicit-pre_talking_heads", "Decoder"),
                       compile_graph(spec))
     assert {(p.path, p.flash) for p in figures.attention} == {("explicit", "no")}
     assert "pre-softmax talking heads" in figures.attention[0].why
-    assert paths(scheme_spec("alibi", "Decoder", False)) == {("sdpa", "no")}
-    assert paths(variant_spec({"attn": {"num_mem_kv": 2}}, "Decoder", False)) == {("sdpa", "no")}
-    assert paths(variant_spec({"attn": {"num_mem_kv": 2}}, "Encoder", False)) == {
+    assert paths(math_spec("positions-alibi", "Decoder")) == {("sdpa", "no")}
+    assert paths(math_spec("options-num_mem_kv", "Decoder")) == {("sdpa", "no")}
+    assert paths(math_spec("options-num_mem_kv", "Encoder")) == {
         ("sdpa", "without a padding mask")}
     assert paths(xtc.load_spec("examples/vit.yaml")) == {("sdpa", "yes")}
     xt = paths(xtc.load_spec("examples/xtransformer.yaml"))
@@ -230,15 +215,13 @@ def test_bad_arguments_and_specs(capsys, argv, code):
     assert out == "" and err.count("\n") >= 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("options", sorted(CROSS))
-def test_cross_attention_cache_per_context_token(options):
-    stack = layers("Decoder", cross_attend=True, **CROSS[options])
-    spec = spec_of({"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 32,
-                    "attn_layers": stack})
+@pytest.mark.parametrize("row", [f for f in FEATURES if f.group == "cross"], ids=lambda f: f.id)
+def test_cross_attention_cache_per_context_token(row):
+    spec = feature_spec(row, "Decoder", flash=False)
     figures = inspect(spec, compile_graph(spec))
     model = xtc.build(spec).eval()
     cache = model.new_cache(1, 8)
-    width = CROSS[options].get("cross_attn", {}).get("dim_context", 32)
+    width = row.cross_attn.get("dim_context", 32)
     with torch.no_grad():
         model(torch.zeros(1, 3, dtype=torch.long), context=torch.randn(1, S, width), cache=cache)
     kept = sum(t.numel() * t.element_size() for layer in cache.layers
@@ -302,7 +285,7 @@ def test_inspect_warns_where_the_built_model_refuses_the_length(name):
 
 
 def test_an_encoder_decoder_checks_each_side_against_its_own_limit():
-    spec = xtransformer_spec({})  # both sides: max_seq_len 16, learned positions
+    spec = math_spec("xtransformer-readme", "XTransformer")  # sides: max_seq_len 16, learned
     warnings = xtc.inspect(spec, seq_len=8, context_len=17)["warnings"]
     assert warnings == [refusal("--context-len 17", "model.encoder", 16, 17)]
     built = xtc.build(spec).eval()

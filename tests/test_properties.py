@@ -24,9 +24,9 @@ import torch
 import yaml
 from hypothesis import HealthCheck, assume, event, given, note, seed, settings
 from hypothesis import strategies as st
+from inputs import padding_mask
 from reference import assert_parity
 from strategies import VOCAB, documents
-from test_model_types import lengths_mask
 from xtc.spec.constraints import NON_NEGATIVE, POSITIVE
 from xtc.spec.keywords import keyword_table
 
@@ -87,7 +87,7 @@ def reference_for(document: dict):
 
 def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
     model, gen = document["model"], torch.Generator().manual_seed(0)
-    mask = {"mask": lengths_mask([10, 7], 10)} if masked else {}
+    mask = {"mask": padding_mask(2, 10)} if masked else {}
 
     def tokens():
         return torch.randint(0, VOCAB, (2, 10), generator=gen)

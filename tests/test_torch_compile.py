@@ -1,5 +1,6 @@
 """Emitted modules compile as one graph: `torch.compile(model, fullgraph=True)` in eval mode for
-every example, and for a cached decoding step. The "eager" backend runs dynamo's tracing (where
+every example and every row of tests/features.py (one row per group in the default run, the
+rest under `slow`), and for a cached decoding step. The "eager" backend runs dynamo's tracing (where
 graph breaks are found) without inductor's code generation (about 20 s per model here); the
 benchmark reports what inductor makes of one config."""
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import ROOT
+from features import FEATURES, feature_spec
+from inputs import make_inputs
 from test_golden import sample_inputs
 
 import xtc
@@ -34,6 +37,30 @@ def test_every_example_compiles_to_one_graph(example: Path):
     with torch.no_grad():
         expected = model(*inputs, **kwargs)
         actual = compiled(*inputs, **kwargs)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0)
+
+
+def feature_cases() -> list:
+    """Every row, built with its first kind (flash where allowed); the first row of each group in
+    the default run, the others slow."""
+    cases, groups = [], set()
+    for row in FEATURES:
+        marks = pytest.mark.slow if row.group in groups else ()
+        groups.add(row.group)
+        cases.append(pytest.param(row, marks=marks, id=row.id))
+    return cases
+
+
+@pytest.mark.parametrize("row", feature_cases())
+def test_every_feature_compiles_to_one_graph(row):
+    spec = feature_spec(row, row.kinds[0], flash=row.flash)
+    torch.manual_seed(0)
+    model = xtc.build(spec).eval()
+    inputs = make_inputs(spec, 2, 12, masked=row.takes_mask, context_length=7)
+    compiled = torch.compile(model, fullgraph=True, backend="eager")  # a graph break raises
+    with torch.no_grad():
+        expected = model(*inputs.args, **inputs.kwargs)
+        actual = compiled(*inputs.args, **inputs.kwargs)
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
 
 

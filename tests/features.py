@@ -1,0 +1,408 @@
+"""The feature matrix: every option case of the parity, generation, inspect and torch.compile
+tests, once, as one row of FEATURES, and the one spec builder that turns a row into a model.
+
+A row names the keywords it adds to a tiny model (dim 32, depth 2, 4 heads of 16, 64 tokens,
+32 positions) at each place of the spec, and says how it may be run: the layer stacks it is
+built with (`kinds`), whether `flash: true` may be set with it, whether (and how) a Decoder of it
+generates. tests/test_features.py runs each row once in the default run and the whole
+cross-product (kinds x math/flash x mask/no-mask, generation x cache/no-cache) under `slow`.
+
+Adding an option to the tests is one row here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import yaml
+
+import xtc
+
+DIM, DEPTH, HEADS, DIM_HEAD, NUM_TOKENS, MAX_SEQ_LEN = 32, 2, 4, 16, 64, 32
+BOTH = ("Decoder", "Encoder")
+
+# the keywords every model of a wrapper type gets before a row's own
+WRAPPER_DEFAULTS = {
+    "TransformerWrapper": {"num_tokens": NUM_TOKENS, "max_seq_len": MAX_SEQ_LEN},
+    "ViTransformerWrapper": {"image_size": 16, "patch_size": 4, "num_classes": 5},
+    "ContinuousTransformerWrapper": {},
+    "XTransformer": {"dim": DIM},
+}
+XTRANSFORMER_SIDE = {"num_tokens": NUM_TOKENS, "max_seq_len": 16, "depth": DEPTH, "heads": HEADS}
+
+
+def frozen(mapping: dict | None = None) -> MappingProxyType:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One option case.
+
+    group, name: the area and the case; test ids read `group-name`.
+    model, layers, attn, ff, cross_attn: keywords added at each place (`model`: the wrapper's;
+        an XTransformer's `encoder:` / `decoder:` entries add to that side). None removes a
+        default (the library's own default then applies).
+    wrapper: the model type; None for a bare layer stack.
+    kinds: the layer stack types it is built with (CrossAttender, or XTransformer for one that
+        holds both).
+    flash: whether `flash: true` may be set with it (False where it needs the score matrix, or
+        values narrower than queries, which the CPU flash kernel refuses).
+    generates: whether its Decoder (or XTransformer) is checked in greedy generation.
+    reference_cache: False where x-transformers' kv-cached generation is wrong, so that its
+        uncached tokens are the reference.
+    """
+    group: str
+    name: str
+    model: MappingProxyType = field(default_factory=frozen)
+    layers: MappingProxyType = field(default_factory=frozen)
+    attn: MappingProxyType = field(default_factory=frozen)
+    ff: MappingProxyType = field(default_factory=frozen)
+    cross_attn: MappingProxyType = field(default_factory=frozen)
+    wrapper: str | None = "TransformerWrapper"
+    kinds: tuple[str, ...] = BOTH
+    flash: bool = True
+    generates: bool = True
+    reference_cache: bool = True
+
+    @property
+    def id(self) -> str:
+        return f"{self.group}-{self.name}"
+
+    @property
+    def takes_mask(self) -> bool:
+        return self.wrapper != "ViTransformerWrapper"  # a ViT's patches are never padded
+
+
+def row(group: str, name: str, *, model=None, layers=None, attn=None, ff=None, cross_attn=None,
+        **how) -> Feature:
+    return Feature(group, name, frozen(model), frozen(layers), frozen(attn), frozen(ff),
+                   frozen(cross_attn), **how)
+
+
+def token_rows(group: str, table: dict, **how) -> list[Feature]:
+    """Rows of a TransformerWrapper table written {name: {place: keywords}}."""
+    return [row(group, name, **places, **how) for name, places in table.items()]
+
+
+# -- wrapper, norm and feedforward options (issue #4), each alone and combined ---------------
+
+OPTIONS = token_rows("options", {
+    "plain": {},
+    "default_head_width": {"layers": {"heads": 2}, "attn": {"dim_head": None}},  # 64 wide
+    "one_wide_head": {"layers": {"heads": 1}, "attn": {"dim_head": 32}},  # no output projection
+    "emb_dim": {"model": {"emb_dim": 24}},
+    "emb_dropout": {"model": {"emb_dropout": 0.1}},
+    "tie_embedding": {"model": {"tie_embedding": True}},
+    "tie_embedding_scale": {"model": {"tie_embedding": True, "tie_embedding_scale": 0.5}},
+    "no_abs_pos_emb": {"model": {"use_abs_pos_emb": False}},
+    "scaled_sinu_pos_emb": {"model": {"scaled_sinu_pos_emb": True}},
+    "l2norm_embed": {"model": {"l2norm_embed": True}},
+    "post_emb_norm": {"model": {"post_emb_norm": True}},
+    "num_memory_tokens": {"model": {"num_memory_tokens": 3}},
+    "layer_dropout": {"layers": {"layer_dropout": 0.1}},
+    "use_scalenorm": {"layers": {"use_scalenorm": True}},
+    "use_rmsnorm": {"layers": {"use_rmsnorm": True}},
+    "post_norm": {"layers": {"pre_norm": False}},
+    "attn_dropout": {"attn": {"dropout": 0.1}},
+    "num_mem_kv": {"attn": {"num_mem_kv": 2}},
+    "ff_mult": {"ff": {"mult": 2.5}},
+    "ff_dropout": {"ff": {"dropout": 0.1}},
+    "glu": {"ff": {"glu": True}},
+    "swiglu": {"ff": {"glu": True, "swish": True}},
+    "no_bias": {"ff": {"no_bias": True}},
+    "relu_squared": {"ff": {"relu_squared": True}},
+    "combined_pre_norm": {
+        "model": {"emb_dim": 24, "post_emb_norm": True, "num_memory_tokens": 2, "emb_dropout": 0.1},
+        "layers": {"use_rmsnorm": True, "layer_dropout": 0.1},
+        "attn": {"num_mem_kv": 2, "dropout": 0.1},
+        "ff": {"glu": True, "swish": True, "mult": 2, "no_bias": True},
+    },
+    "combined_post_norm": {
+        "model": {"tie_embedding": True, "l2norm_embed": True, "use_abs_pos_emb": False},
+        "layers": {"pre_norm": False, "use_scalenorm": True},
+        "attn": {"num_mem_kv": 1},
+        "ff": {"relu_squared": True, "dropout": 0.1},
+    },
+})
+
+# -- decoders of the generation tests (issue #7) ---------------------------------------------
+
+DECODERS = token_rows("decoder", {
+    "options": {"model": {"emb_dropout": 0.1}, "layers": {"use_rmsnorm": True},
+                "ff": {"glu": True}, "attn": {"num_mem_kv": 2}},
+    "post_norm_sinusoidal": {"model": {"scaled_sinu_pos_emb": True}, "layers": {"pre_norm": False}},
+    "no_positions_l2norm": {"model": {"use_abs_pos_emb": False, "l2norm_embed": True}},
+    "memory_tokens": {"model": {"num_memory_tokens": 2}},
+    # one decoding query against grouped keys takes its own path in attend (folded heads)
+    "llama": {"model": {"use_abs_pos_emb": False},
+              "layers": {"rotary_pos_emb": True, "use_rmsnorm": True},
+              "attn": {"kv_heads": 2}, "ff": {"glu": True, "swish": True}},
+})
+
+# -- attention variants (issue #9) -----------------------------------------------------------
+
+ATTENTION = token_rows("attention", {
+    "gqa": {"attn": {"kv_heads": 2}},
+    "mqa": {"attn": {"one_kv_head": True}},
+    "qk_norm": {"attn": {"qk_norm": True}},
+    "qk_norm_groups_scale": {"attn": {"qk_norm": True, "qk_norm_groups": 2, "qk_norm_scale": 8}},
+    "qk_norm_dim_scale": {"attn": {"qk_norm": True, "qk_norm_dim_scale": True}},
+    "on_attn": {"attn": {"on_attn": True}},
+    "gate_values": {"attn": {"gate_values": True}},
+    "head_scale": {"attn": {"head_scale": True}},
+    "llm": {"layers": {"rotary_pos_emb": True, "use_rmsnorm": True},
+            "ff": {"glu": True, "swish": True},
+            "attn": {"kv_heads": 2, "qk_norm": True, "qk_norm_dim_scale": True}},
+    "alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {"num_mem_kv": 2, "kv_heads": 2}},
+    "everything_gated": {"attn": {"on_attn": True, "gate_values": True, "head_scale": True,
+                                  "num_mem_kv": 1, "qk_norm": True}},
+}) + token_rows("attention", {
+    # the CPU flash kernel needs values as wide as queries; soft-capping needs the score matrix
+    "value_dim_head": {"attn": {"value_dim_head": 8}},
+    "softclamp": {"attn": {"softclamp_logits": True, "logit_softclamp_value": 2.0}},
+    "softclamp_bias": {"layers": {"alibi_pos_bias": True}, "attn": {"softclamp_logits": True}},
+}, flash=False)
+
+# options that work on the score matrix itself: never flash
+EXPLICIT = token_rows("explicit", {
+    "pre_talking_heads": {"attn": {"pre_talking_heads": True}},
+    "post_talking_heads": {"attn": {"post_talking_heads": True}},
+    "pre_scale_post_talking_heads": {"attn": {"pre_scale_post_talking_heads": True}},
+    "sparse_topk": {"attn": {"sparse_topk": 3}},
+    "talking_heads_encoder_alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {
+        "pre_talking_heads": True, "post_talking_heads": True, "num_mem_kv": 2}},
+}, flash=False)
+
+# residual attention adds one layer's scores to the next: the score matrix again
+RESIDUAL = token_rows("residual", {
+    "residual_attn_post_norm": {"layers": {"pre_norm": False, "residual_attn": True}},
+    "residual_attn_memory_alibi": {"layers": {"residual_attn": True, "alibi_pos_bias": True},
+                                   "attn": {"num_mem_kv": 2}},
+}, flash=False)
+
+# -- norms, residuals and feedforward variants (issue #10) -----------------------------------
+
+LAYERS = token_rows("layers", {
+    "simple_rmsnorm": {"layers": {"use_simple_rmsnorm": True}},
+    "sandwich_norm": {"layers": {"sandwich_norm": True}},
+    "scale_residual": {"layers": {"scale_residual": True}},
+    "layerscale": {"layers": {"use_layerscale": True, "layerscale_init_value": 0.1}},
+    "gate_residual": {"layers": {"gate_residual": True}},
+    "post_act_ln": {"ff": {"post_act_ln": True}},
+    "sandwich_glu_rmsnorm": {"layers": {"sandwich_norm": True, "use_rmsnorm": True},
+                             "ff": {"glu": True}},
+    "everything": {"layers": {"sandwich_norm": True, "use_layerscale": True,
+                              "layerscale_init_value": 0.5, "scale_residual": True},
+                   "ff": {"post_act_ln": True, "glu": True}},
+    "post_norm_gated_scalenorm": {"layers": {"pre_norm": False, "gate_residual": True,
+                                             "scale_residual": True, "use_scalenorm": True}},
+    "macaron": {"layers": {"macaron": True}},
+    "weight_tied_albert": {"layers": {"weight_tie_layers": True}},
+    "weight_tied_rotary_macaron": {"layers": {"weight_tie_layers": True, "rotary_pos_emb": True,
+                                              "macaron": True}},
+    "macaron_post_norm_sandwich": {"layers": {"macaron": True, "sandwich_norm": True,
+                                              "scale_residual": True}},
+}) + token_rows("layers", {
+    "realformer": {"layers": {"pre_norm": False, "residual_attn": True}},
+}, flash=False) + token_rows("layers", {
+    # x-transformers caches with token shifting and then shifts in zeros: its uncached tokens
+    # are the right ones (xtc recomputes instead of caching, and warns at check time)
+    "shift_tokens": {"layers": {"shift_tokens": 1}},
+    "macaron_shift_tokens_cross": {"layers": {"macaron": True, "shift_tokens": 1,
+                                              "use_layerscale": True}},
+    "shift_tokens_rotary_layerscale": {"layers": {"shift_tokens": 2, "rotary_pos_emb": True,
+                                                  "use_layerscale": True,
+                                                  "layerscale_init_value": 0.3}},
+}, reference_cache=False)
+
+# -- positional schemes (issue #8) -----------------------------------------------------------
+
+POSITIONS = token_rows("positions", {
+    "rotary": {"layers": {"rotary_pos_emb": True}},
+    "rotary_partial_scaled": {"layers": {"rotary_pos_emb": True, "rotary_emb_dim": 4,
+                                         "rotary_interpolation_factor": 2.0,
+                                         "rotary_base_rescale_factor": 2.0}},
+    # an odd head: rotary's cos and sin span whole pairs, the last feature passes unchanged
+    "rotary_odd_head": {"layers": {"rotary_pos_emb": True}, "attn": {"dim_head": 33}},
+    "rotary_two_heads": {"layers": {"rotary_pos_emb": True, "rotate_num_heads": 2}},
+    "alibi": {"layers": {"alibi_pos_bias": True}},
+    "alibi_two_heads": {"layers": {"alibi_pos_bias": True, "alibi_num_heads": 2}},
+}) + token_rows("positions", {
+    # xPos scales queries and keys by their distance in one direction: causal only
+    "xpos": {"layers": {"rotary_pos_emb": True, "rotary_xpos": True,
+                        "rotary_xpos_scale_base": 64}},
+    "xpos_odd_head": {"layers": {"rotary_pos_emb": True, "rotary_xpos": True},
+                      "attn": {"dim_head": 33}},
+}, kinds=("Decoder",)) + token_rows("positions", {
+    # x-transformers' rule: learned biases need the score matrix
+    "t5": {"layers": {"rel_pos_bias": True, "rel_pos_num_buckets": 8, "rel_pos_max_distance": 16}},
+    "dynamic": {"layers": {"dynamic_pos_bias": True}},
+    "dynamic_log_deep": {"layers": {"dynamic_pos_bias": True, "dynamic_pos_bias_log_distance": True,
+                                    "dynamic_pos_bias_mlp_depth": 3}},
+    "dynamic_norm": {"layers": {"dynamic_pos_bias": True, "dynamic_pos_bias_norm": True}},
+}, flash=False) + token_rows("positions", {
+    # x-transformers 2.31.10 fails to generate with a cache when rotary meets persistent memory
+    # (a shape error in apply_rotary_pos_emb); its uncached tokens are the reference then
+    "rotary_alibi_memory": {"layers": {"rotary_pos_emb": True, "alibi_pos_bias": True},
+                            "attn": {"num_mem_kv": 2}},
+}, reference_cache=False)
+
+# -- layer structure (issue #11): xtc generates these without a kv cache, so the reference's
+# uncached tokens are the ones to compare with
+
+LAYOUTS = token_rows("layout", {
+    # a custom layout is complete without depth (None leaves it out)
+    "custom": {"layers": {"custom_layers": ["a", "f", "a", "a", "f"], "depth": None}},
+    "attention_only": {"layers": {"custom_layers": ["a", "a"], "depth": None}},  # no ff at all
+    "custom_cross": {"layers": {"custom_layers": ["a", "c", "f", "c", "f"], "depth": None,
+                                "cross_attend": True}},
+    "sandwich_coef": {"layers": {"sandwich_coef": 1, "depth": 3}},
+    "par_ratio": {"layers": {"par_ratio": 2, "depth": 3}},
+    "execute_order_custom": {"layers": {"custom_layers": ["a", "f"], "depth": None,
+                                        "layers_execute_order": [0, 1, 0, 1, 1]}},
+    "execute_order_default": {"layers": {"depth": 2, "layers_execute_order": [0, 1, 2, 3, 2, 3]}},
+}, reference_cache=False) + token_rows("layout", {
+    "custom_residual_attn_shift": {"layers": {"custom_layers": ["a", "a", "f", "f"], "depth": None,
+                                              "residual_attn": True, "shift_tokens": 1}},
+}, reference_cache=False, flash=False)
+
+# -- a token decoder that cross-attends to a context (issue #5) ------------------------------
+
+CROSS = token_rows("cross", {
+    "plain": {"layers": {"cross_attend": True}},
+    "wide_context": {"layers": {"cross_attend": True}, "cross_attn": {"dim_context": 24}},
+    "cross_options": {"layers": {"cross_attend": True}, "cross_attn": {
+        "dim_context": 24, "dim_head": 8, "num_mem_kv": 2, "dropout": 0.1}},
+    "inherits_attn": {"layers": {"cross_attend": True}, "attn": {"num_mem_kv": 1}},
+    "post_norm_rmsnorm": {"layers": {"cross_attend": True, "pre_norm": False,
+                                     "use_rmsnorm": True}},
+}, kinds=("Decoder",)) + token_rows("cross", {
+    # residual attention needs the score matrix (and flash would drop it: xtc refuses)
+    "cross_residual_attn": {"layers": {"cross_attend": True, "residual_attn": True,
+                                       "cross_residual_attn": True}},
+}, kinds=("Decoder",), flash=False)
+
+# -- the other model types (issue #5): bare stacks, ViT, continuous inputs, encoder-decoder --
+
+OTHER_MODELS = [
+    row("bare", "layer_stack", wrapper=None, generates=False),
+    row("bare", "decoder_with_cross_attention", layers={"cross_attend": True},
+        cross_attn={"dim_context": 20}, wrapper=None, kinds=("Decoder",), generates=False),
+    row("bare", "cross_attender", wrapper=None, kinds=("CrossAttender",), generates=False),
+    row("vit", "plain", wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
+    row("vit", "registers_post_norm_dropout", model={
+        "num_register_tokens": 3, "post_emb_norm": True, "emb_dropout": 0.1, "channels": 1},
+        wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
+    row("vit", "without_a_head", model={"image_size": 8, "num_classes": None},
+        wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
+    row("continuous", "projections", model={"dim_in": 12, "dim_out": 7, "max_seq_len": 16},
+        wrapper="ContinuousTransformerWrapper", generates=False),
+    row("continuous", "no_positions", model={"dim_in": 12, "use_abs_pos_emb": False},
+        wrapper="ContinuousTransformerWrapper", generates=False),
+    row("continuous", "identity_width", model={
+        "max_seq_len": 16, "post_emb_norm": True, "emb_dropout": 0.1, "num_memory_tokens": 2},
+        wrapper="ContinuousTransformerWrapper", generates=False),
+    row("xtransformer", "readme", model={"tie_token_emb": True},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+    row("xtransformer", "untied_options", model={
+        "ignore_index": 0, "pad_value": 1,
+        "encoder": {"num_memory_tokens": 2, "use_rmsnorm": True},
+        "decoder": {"attn": {"num_mem_kv": 1}, "ff": {"glu": True}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+    row("xtransformer", "cross_attn_tokens_dropout", model={
+        "tie_token_emb": True, "cross_attn_tokens_dropout": 0.5},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+]
+
+FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
+                           + POSITIONS + LAYOUTS + CROSS + OTHER_MODELS)
+BY_ID = {f.id: f for f in FEATURES}
+assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
+
+
+def feature(feature_id: str) -> Feature:
+    """The row `group-name`."""
+    return BY_ID[feature_id]
+
+
+# -- the one spec builder ----------------------------------------------------------------------
+
+def spec_of(model: dict) -> xtc.Spec:
+    """A spec document around one model mapping (None-valued keys left out)."""
+    document = {"xtc": 1, "name": "tiny", "model": without_none(model)}
+    return xtc.loads_spec(yaml.safe_dump(document, sort_keys=False))
+
+
+def layers(kind: str = "Encoder", **options) -> dict:
+    """A tiny layer stack with `options` added, for tests that write a model by hand."""
+    return {"type": kind, "dim": DIM, "depth": DEPTH, "heads": HEADS,
+            "attn": {"dim_head": DIM_HEAD}, **options}
+
+
+def feature_spec(feature: Feature, kind: str, flash: bool) -> xtc.Spec:
+    """The spec of a row built with a `kind` layer stack, flash attention on or off."""
+    if feature.wrapper == "XTransformer":
+        model = xtransformer_model(feature, flash)
+    elif feature.wrapper is None:
+        model = layer_stack(feature, kind, flash)
+    else:
+        model = {"type": feature.wrapper, **WRAPPER_DEFAULTS[feature.wrapper], **feature.model,
+                 "attn_layers": layer_stack(feature, kind, flash)}
+    return spec_of(model)
+
+
+def layer_stack(feature: Feature, kind: str, flash: bool) -> dict:
+    stack = {"type": kind, "dim": DIM, "depth": DEPTH, "heads": HEADS, **feature.layers}
+    attention = {"dim_head": DIM_HEAD, "flash": flash}
+    if kind == "CrossAttender":  # its one attention is cross-attention
+        stack["cross_attn"] = {**attention, **feature.cross_attn}
+        return stack
+    stack["attn"] = {**attention, **feature.attn}
+    if feature.cross_attn:
+        stack["cross_attn"] = dict(feature.cross_attn)
+    if feature.ff:
+        stack["ff"] = dict(feature.ff)
+    return stack
+
+
+def xtransformer_model(feature: Feature, flash: bool) -> dict:
+    """An XTransformer: its own keywords, and each side's additions to XTRANSFORMER_SIDE."""
+    options = dict(feature.model)
+    sides = {}
+    for side in ("encoder", "decoder"):
+        extra = dict(options.pop(side, {}))
+        attn = {"dim_head": DIM_HEAD, "flash": flash, **extra.pop("attn", {})}
+        sides[side] = {**XTRANSFORMER_SIDE, **extra, "attn": attn}
+    return {"type": "XTransformer", **WRAPPER_DEFAULTS["XTransformer"], **options, **sides}
+
+
+def without_none(node):
+    """The document with every None-valued key left out: a row's None removes a default."""
+    if isinstance(node, dict):
+        return {k: without_none(v) for k, v in node.items() if v is not None}
+    return node
+
+
+def generated_kinds(feature: Feature) -> tuple[str, ...]:
+    """The kinds of a row that generate: its Decoder, or an XTransformer."""
+    return tuple(k for k in feature.kinds if k in ("Decoder", "XTransformer")) if feature.generates else ()
+
+
+# -- option values, for the property tests' strategies ---------------------------------------
+
+def option_values(place: str) -> dict[str, list]:
+    """Every value the rows give each keyword at one place ("model", "layers", "attn", "ff",
+    "cross_attn"), in first-seen order; list values (layouts) are left to the strategies."""
+    values: dict[str, list] = {}
+    for f in FEATURES:
+        if f.wrapper not in (None, "TransformerWrapper"):
+            continue  # other wrappers' keywords are not the token models' ones
+        for name, value in getattr(f, place).items():
+            if value is None or isinstance(value, (list, dict)):
+                continue
+            seen = values.setdefault(name, [])
+            if value not in seen:
+                seen.append(value)
+    return values
