@@ -378,10 +378,22 @@ class ModelClass:
     cache_heads: str = "heads"  # the Config field with the number of key / value heads
     cache_value_dim: bool = False  # values have their own width
     config_default: str = ""  # where not config(): a shared config class with this model's values
+    step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
 
     @property
     def default_config(self) -> str:
         return self.config_default or f"{self.config}()"
+
+    @property
+    def step_call(self) -> str:
+        """forward's call of decode_step, each of its own arguments by keyword: one line where
+        it fits in 100 columns (indented 8), else one argument a line."""
+        names = [p.name for p in self.parameters if p is not KEYWORD_ONLY]
+        arguments = [names[0], *(f"{name}={name}" for name in names[1:])]
+        line = f"return self.decode_step({', '.join(arguments)})"
+        if len(line) + 8 <= 100:
+            return line
+        return "return self.decode_step(" + "".join(f"\n            {a}," for a in arguments) + "\n        )"
 
     @property
     def loss_parameters(self) -> tuple[str, ...]:

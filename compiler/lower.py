@@ -193,6 +193,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
 # -- one stack, one model class ----------------------------------------------------------------
 
 RETURN_EMBEDDINGS = Parameter("return_embeddings", "bool", "False")
+# what a decoding step takes besides forward's arguments: the kv cache, and where each
+# left-padded prompt starts; forward, the method users call, takes neither
+DECODING_ONLY = ("cache", "seq_start_pos")
 
 
 def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
@@ -225,11 +228,13 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     what = "causal language model" if model.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
     attention = model.shared(OpKind.ATTENTION)
+    step = tuple(parameters) if generative else ()
+    parameters = [p for p in parameters if p.name not in DECODING_ONLY]
     cls = ModelClass(class_name, config,
                      f"The {what}: embeddings, blocks, final norm{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
                      "where x is real.",
-                     tuple(parameters), tuple(checks), tuple(ops), frozenset(imports),
+                     tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
                      cache_value_dim=bool(attention and attention.value_dim_head))

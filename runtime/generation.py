@@ -60,7 +60,8 @@ def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k
         x = out if kv is None or step == 0 else out[:, -1:]
         mask = None if padding_mask is None else padding_mask[:, : out.shape[1]]
         cache_kwargs = {} if kv is None else {"cache": kv}
-        logits = model(x, mask=mask, seq_start_pos=start, **cache_kwargs, **forward_kwargs)[:, -1]
+        logits = model.decode_step(x, mask=mask, seq_start_pos=start, **cache_kwargs,
+                                   **forward_kwargs)[:, -1]
         token = sample(logits, temperature, top_k, top_p, min_p, generator)  # (B, 1)
         out = torch.cat((out, token), dim=1)
         if eos_token is not None:

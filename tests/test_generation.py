@@ -89,8 +89,8 @@ def test_cached_logits_equal_full_sequence_logits():
     sequence = prompts(length=9)
     full = ours(sequence)
     cache = ours.new_cache(2, 9)
-    steps = [ours(sequence[:, :4], cache=cache)]
-    steps += [ours(sequence[:, i:i + 1], cache=cache) for i in range(4, 9)]
+    steps = [ours.decode_step(sequence[:, :4], cache=cache)]
+    steps += [ours.decode_step(sequence[:, i:i + 1], cache=cache) for i in range(4, 9)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 

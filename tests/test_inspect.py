@@ -223,7 +223,8 @@ def test_cross_attention_cache_per_context_token(row):
     cache = model.new_cache(1, 8)
     width = row.cross_attn.get("dim_context", 32)
     with torch.no_grad():
-        model(torch.zeros(1, 3, dtype=torch.long), context=torch.randn(1, S, width), cache=cache)
+        model.decode_step(torch.zeros(1, 3, dtype=torch.long), context=torch.randn(1, S, width),
+                          cache=cache)
     kept = sum(t.numel() * t.element_size() for layer in cache.layers
                for t in (layer.cross_attn.keys, layer.cross_attn.values))
     assert figures.cross_cache_bytes_per_token * S == kept > 0

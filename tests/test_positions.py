@@ -25,8 +25,8 @@ def test_cached_rotary_logits_equal_full_sequence_logits():
     _, ours = paired_models(spec)
     (sequence,) = make_inputs(spec, 2, 9).args
     cache = ours.new_cache(2, 9)
-    steps = [ours(sequence[:, :4], cache=cache)] + [ours(sequence[:, i:i + 1], cache=cache)
-                                                    for i in range(4, 9)]
+    steps = [ours.decode_step(sequence[:, :4], cache=cache)]
+    steps += [ours.decode_step(sequence[:, i:i + 1], cache=cache) for i in range(4, 9)]
     torch.testing.assert_close(torch.cat(steps, dim=1), ours(sequence), rtol=1e-4, atol=1e-5)
 
 

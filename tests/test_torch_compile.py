@@ -71,10 +71,10 @@ def test_a_cached_decoding_step_compiles_to_one_graph():
     prompt = torch.randint(0, 128, (2, 6))
     with torch.no_grad():
         eager_cache, compiled_cache = model.new_cache(2, 8), model.new_cache(2, 8)
-        model(prompt, cache=eager_cache)
-        model(prompt, cache=compiled_cache)
-        step = torch.compile(model, fullgraph=True, backend="eager")
-        expected = model(prompt[:, -1:], cache=eager_cache)
+        model.decode_step(prompt, cache=eager_cache)
+        model.decode_step(prompt, cache=compiled_cache)
+        step = torch.compile(model.decode_step, fullgraph=True, backend="eager")
+        expected = model.decode_step(prompt[:, -1:], cache=eager_cache)
         actual = step(prompt[:, -1:], cache=compiled_cache)
     torch.testing.assert_close(actual, expected, rtol=0, atol=0)
     assert compiled_cache.length == eager_cache.length == 7
@@ -92,12 +92,13 @@ def test_dynamic_shapes_compile_to_one_graph_for_every_length():
     # plain bool where torch needs one (SDPA's is_causal refused a symbolic one here before)
     model = xtc.build(xtc.load_spec(ROOT / "examples" / "char_gpt.yaml")).eval()
     compiled = torch.compile(model, fullgraph=True, backend="eager", dynamic=True)
+    compiled_step = torch.compile(model.decode_step, fullgraph=True, backend="eager", dynamic=True)
     tokens = torch.randint(0, 128, (2, 12))
     with torch.no_grad():
         cache = model.new_cache(2, 12)
-        compiled(tokens[:, :5], cache=cache)
+        compiled_step(tokens[:, :5], cache=cache)
         for position in range(5, 12):  # a decoding step per length of the cache
-            step = compiled(tokens[:, position:position + 1], cache=cache)
+            step = compiled_step(tokens[:, position:position + 1], cache=cache)
             torch.testing.assert_close(step, model(tokens[:, :position + 1])[:, -1:],
                                        rtol=1e-5, atol=1e-5)
         for length in (7, 11):

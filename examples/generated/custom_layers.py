@@ -131,9 +131,27 @@ class CustomStack(nn.Module):
         mask: Tensor | None = None,
         prepend_embeds: Tensor | None = None,
         return_embeddings: bool = False,
-        seq_start_pos: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
+        return self.decode_step(
+            x,
+            mask=mask,
+            prepend_embeds=prepend_embeds,
+            return_embeddings=return_embeddings,
+        )
+
+    def decode_step(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        prepend_embeds: Tensor | None = None,
+        return_embeddings: bool = False,
+        seq_start_pos: Tensor | None = None,
+    ) -> Tensor:
+        """One step of decoding: logits (B, T, num_tokens) for the whole sequence x (B, T), as
+        forward, with seq_start_pos (B,) where each left-padded prompt starts. This model keeps
+        no kv cache (see generate), so generate runs it on the whole sequence for each token."""
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len)
         check_mask(mask, x)
         check_context(prepend_embeds, self.config.dim, x.shape[0], "prepend_embeds", required=False)

@@ -127,10 +127,29 @@ class Gpt(nn.Module):
         mask: Tensor | None = None,
         prepend_embeds: Tensor | None = None,
         return_embeddings: bool = False,
+    ) -> Tensor:
+        """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
+        return self.decode_step(
+            x,
+            mask=mask,
+            prepend_embeds=prepend_embeds,
+            return_embeddings=return_embeddings,
+        )
+
+    def decode_step(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        prepend_embeds: Tensor | None = None,
+        return_embeddings: bool = False,
         cache: ModelCache | None = None,
         seq_start_pos: Tensor | None = None,
     ) -> Tensor:
-        """Logits (B, T, num_tokens) for token ids x (B, T); mask (B, T) is True where x is real."""
+        """One step of decoding: logits (B, T, num_tokens) for tokens x (B, T) that follow the
+        cache.length positions `cache` holds (none without a cache), which it then holds too.
+        mask (B, cache.length + T) covers both; seq_start_pos (B,) is where each left-padded
+        prompt starts. forward is this step without a cache; generate runs it once per token."""
         cached = 0 if cache is None else cache.length
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len, cached)
         check_mask(mask, x, cached)
