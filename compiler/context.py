@@ -232,6 +232,28 @@ def optional(name: str) -> Parameter:
     return Parameter(name, "Tensor | None", "None")
 
 
+# generate(): what it decodes from, then the sampling options every generating model takes
+PROMPT = Parameter("prompt", "Tensor", keyword=False)
+MAX_NEW_TOKENS = Parameter("max_new_tokens", "int", keyword=False)
+SAMPLING = (
+    Parameter("temperature", "float", "1.0"),
+    Parameter("top_k", "int | None", "None"),
+    Parameter("top_p", "float | None", "None"),
+    Parameter("min_p", "float | None", "None"),
+    Parameter("eos_token", "int | None", "None"),
+    Parameter("cache", "bool", "True"),
+    optional("prompt_lens"),
+)
+GENERATOR = Parameter("generator", "torch.Generator | None", "None")
+
+
+def generate_signature(positional: tuple[Parameter, ...], before: tuple[Parameter, ...] = (),
+                       after: tuple[Parameter, ...] = ()) -> tuple[Parameter, ...]:
+    """generate's parameters: `positional`, then keywords: the model's own inputs `before` the
+    sampling options, its context `after` them, and the random generator last."""
+    return (*positional, KEYWORD_ONLY, *before, *SAMPLING, *after, GENERATOR)
+
+
 @dataclass(frozen=True)
 class BlockSignature:
     """A Block's forward parameters, in order: its definition and every call read them here."""
@@ -396,17 +418,20 @@ class ModelClass:
         return "return self.decode_step(" + "".join(f"\n            {a}," for a in arguments) + "\n        )"
 
     @property
-    def loss_parameters(self) -> tuple[str, ...]:
-        cross = ("context: Tensor | None = None", "context_mask: Tensor | None = None")
-        return ("mask: Tensor | None = None", *(cross if self.cross else ()))
+    def context_parameters(self) -> tuple[Parameter, ...]:
+        return (optional("context"), optional("context_mask")) if self.cross else ()
+
+    @property
+    def loss_signature(self) -> tuple[Parameter, ...]:
+        return (Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), *self.context_parameters)
 
     @property
     def loss_call(self) -> str:
         return "inputs, mask=mask" + (", context=context, context_mask=context_mask" if self.cross else "")
 
     @property
-    def generate_parameters(self) -> tuple[str, ...]:
-        return ("context: Tensor | None = None", "context_mask: Tensor | None = None") if self.cross else ()
+    def generate_signature(self) -> tuple[Parameter, ...]:
+        return generate_signature((PROMPT, MAX_NEW_TOKENS), after=self.context_parameters)
 
     @property
     def generate_arguments(self) -> tuple[str, ...]:
@@ -438,6 +463,13 @@ class XTransformerClass:
     @property
     def default_config(self) -> str:
         return self.config_default or f"{self.config}()"
+
+    @property
+    def generate_signature(self) -> tuple[Parameter, ...]:
+        source = (Parameter("src", "Tensor", keyword=False),
+                  Parameter("start_tokens", "Tensor", keyword=False), MAX_NEW_TOKENS)
+        inputs = (optional("mask"), optional("attn_mask"), optional("src_prepend_embeds"))
+        return generate_signature(source, before=inputs)
 
     def imports(self) -> set[Import]:
         wanted = {TORCH, NN, FUNCTIONAL}
@@ -494,18 +526,29 @@ def import_order(item: Import) -> tuple:
 
 
 @dataclass(frozen=True)
+class CompositeMethod:
+    """A method of a composite: its parameters, its calls of the components (the last returns)
+    and its docstring's lines. `generate` runs in eval mode without gradients."""
+
+    name: str  # "forward", "loss", "generate"
+    parameters: tuple[Parameter, ...]  # after self
+    calls: tuple[str, ...]  # code, producers first
+    doc: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class CompositeClass:
-    """Components as submodules; the forward calls them in order, wired by the connections."""
+    """Components as submodules; each method calls them in order, wired by the connections."""
 
     template: ClassVar[str] = "composite.py.jinja"
     class_name: str
     config: str  # the class of its Config
     components: tuple[tuple[str, str], ...]  # (attribute, class name), as written
-    parameters: tuple[Parameter, ...]  # of forward, after self
-    calls: tuple[str, ...]  # code, producers first; the last one returns
+    methods: tuple[CompositeMethod, ...]  # forward first
     wiring: tuple[str, ...]  # "encoder -> decoder.context"
     sink: str  # the component whose output is returned
-    forward_doc: tuple[str, ...]  # lines
+    loss_is_forward: bool = False  # the sink is an XTransformer, whose forward is its loss
 
     def imports(self) -> set[Import]:
-        return {NN}
+        generates = any(method.name == "generate" for method in self.methods)
+        return {NN} | ({TORCH} if generates else set())

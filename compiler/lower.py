@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import textwrap
+from collections import Counter
 from dataclasses import dataclass, replace
 
 from xtc.spec.model import pascal_case
@@ -27,7 +28,10 @@ from .context import (
     AttentionClass,
     BlockClass,
     BlockSignature,
+    GENERATOR,
+    SAMPLING,
     CompositeClass,
+    CompositeMethod,
     ConfigClass,
     ConfigField,
     CrossAttentionClass,
@@ -65,6 +69,9 @@ class Component:
     parameters: tuple[Parameter, ...]  # of its forward, after self
     summary: str
     diagram: str
+    generate: tuple[Parameter, ...] = ()  # of its generate, where it has one
+    loss: tuple[Parameter, ...] = ()  # of its loss, where it has one
+    forward_is_loss: bool = False  # an XTransformer: forward returns the loss
 
 
 def lower(graph: Graph) -> ModuleContext:
@@ -187,7 +194,10 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
         top, fields, summary = bare_model(model, prefix, class_name, config, signature)
         diagram = f"x (B, T, {dim}) -> {blocks} -> (B, T, {dim})"
     configs = (ConfigClass(config, tuple(fields) + stack_config(model)),)
-    return Component(configs, (*classes, top), class_name, config, top.parameters, summary, diagram)
+    generates = getattr(top, "generative", False)
+    return Component(configs, (*classes, top), class_name, config, top.parameters, summary, diagram,
+                     generate=top.generate_signature if generates else (),
+                     loss=top.loss_signature if generates else ())
 
 
 # -- one stack, one model class ----------------------------------------------------------------
@@ -404,7 +414,7 @@ def lower_xtransformer(model: Model, prefix: str, class_name: str) -> Component:
     parameters = (Parameter("src", "Tensor"), Parameter("tgt", "Tensor"), KEYWORD_ONLY,
                   optional("mask"), optional("attn_mask"), optional("src_prepend_embeds"))
     return Component(tuple(configs), tuple(classes), class_name, config, parameters, summary,
-                     diagram)
+                     diagram, generate=classes[-1].generate_signature, forward_is_loss=True)
 
 
 # -- the classes of a stack ---------------------------------------------------------------------
@@ -764,71 +774,105 @@ def continuous_config(model: Model) -> tuple[ConfigField, ...]:
 
 # -- composites ---------------------------------------------------------------------------------
 
-PRIMARY_INPUTS = {"XTransformer": ("src", "tgt"), "ViTransformerWrapper": ("img",)}
-
-
 def lower_composite(graph: Graph, class_name: str) -> ModuleContext:
-    """Each component lowered under its own prefix, then one class whose forward is the wiring
+    """Each component lowered under its own prefix, then one class whose methods are the wiring
     (docs/spec-language.md): unfed primary inputs positional, every other argument keyword-only
     as `<component>_<arg>`, producers called with return_embeddings=True. The graph's feeds say
-    what each fed argument gets (build_ir: a context's padding mask travels with it)."""
+    what each fed argument gets (build_ir: a context's padding mask travels with it). Where the
+    last component generates, the class has its generate and loss too: the producers run as in
+    forward, then the last component's method."""
     composite = graph.models[""]
     config_name, parts = lower_parts(graph, class_name)
-    fed = {(feed.target, feed.argument): fed_value(feed) for feed in composite.feeds}
     connections = [feed for feed in composite.feeds if feed.output == "embeddings"]
     producers = {feed.source for feed in connections}
-    primaries = [(name, arg) for name in composite.components
-                 for arg in PRIMARY_INPUTS.get(graph.models[name].type, ("x",))]
-    counts = {arg: sum(1 for _, a in primaries if a == arg) for _, arg in primaries}
-    positional = {(name, arg): arg if counts[arg] == 1 else f"{name}_{arg}" for name, arg in primaries}
-    keywords, calls = [], []
     order = build_order(graph)
-    for name in order:
-        arguments = []
-        for parameter in parts[name].parameters:
-            if parameter is KEYWORD_ONLY:
-                continue
-            value = call_value(name, parameter, fed, positional, producers, keywords)
-            arg = parameter.name
-            arguments.append(value if (name, arg) in positional else f"{arg}={value}")
-        sink = name not in producers
-        calls.append(composite_call(name, arguments, sink))
     sink = next(name for name in order if name not in producers)
-    unfed = [p for key, p in positional.items() if key not in fed]
-    parameters = (*(Parameter(p, "Tensor") for p in unfed), *([KEYWORD_ONLY] if keywords else []),
-                  *keywords)
+    wiring = Wiring(composite.components, order, sink, parts,
+                    {(feed.target, feed.argument): fed_value(feed) for feed in composite.feeds})
+    methods = [wiring.method("forward", parts[sink].parameters, composite_doc(order, sink))]
+    last = parts[sink]
+    if last.loss:
+        methods.append(wiring.method("loss", last.loss, (
+            f"{sink}'s loss, after {', '.join(order[:-1])} as in forward.",)))
+    if last.generate:
+        methods.append(wiring.method("generate", last.generate, tuple(textwrap.wrap(
+            f"{sink}'s generate, after {', '.join(order[:-1])} ran once as in forward: "
+            f"{sink} decodes with its kv cache from what they gave it.", width=100 - 8 - 3))))
     configs = tuple(config for part in parts.values() for config in part.configs)
     top_config = ConfigClass(config_name, tuple(
         nested_config(name, part.config) for name, part in parts.items()))
-    wiring = tuple(f"{c.source} -> {c.target}.{c.argument}" for c in connections)
+    arrows = tuple(f"{c.source} -> {c.target}.{c.argument}" for c in connections)
     top = CompositeClass(class_name, top_config.name,
                          tuple((name, part.class_name) for name, part in parts.items()),
-                         parameters, tuple(calls), wiring, sink, composite_doc(order, sink))
+                         tuple(methods), arrows, sink, loss_is_forward=last.forward_is_loss)
     classes = tuple(cls for part in parts.values() for cls in part.classes)
     summary = f"a composite of {len(parts)} models: {', '.join(composite.components)}."
-    return module_context(graph, class_name, summary, "; ".join(wiring) or "one component",
+    return module_context(graph, class_name, summary, "; ".join(arrows) or "one component",
                           (*configs, top_config), (*classes, top))
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """How a composite calls its components: `method` writes one of its methods."""
+
+    components: tuple[str, ...]  # as written
+    order: list[str]  # producers first
+    sink: str
+    parts: dict
+    fed: dict  # (component, argument) -> what it gets
+
+    def method(self, method: str, sink_parameters: tuple[Parameter, ...],
+               doc: tuple[str, ...]) -> CompositeMethod:
+        """The composite's `method`: producers called as in forward, then the sink's `method`
+        (its parameters `sink_parameters`). Sampling options of generate keep their names."""
+        signatures = {name: sink_parameters if name == self.sink else self.parts[name].parameters
+                      for name in self.components}
+        primaries = [(name, p) for name in self.components for p in leading(signatures[name])]
+        counts = Counter(p.name for _, p in primaries)
+        positional = {(name, p.name): p.name if counts[p.name] == 1 else f"{name}_{p.name}"
+                      for name, p in primaries}
+        keywords, calls = [], []
+        for name in self.order:
+            arguments = []
+            for parameter in signatures[name]:
+                if parameter is KEYWORD_ONLY:
+                    continue
+                value = self.value(name, parameter, positional, keywords, method)
+                arguments.append(value if (name, parameter.name) in positional
+                                 else f"{parameter.name}={value}")
+            target = name if name != self.sink or method == "forward" else f"{name}.{method}"
+            calls.append(composite_call(target, name, arguments, name == self.sink,
+                                        indent=12 if method == "generate" else 8))
+        unfed = [replace(p, name=positional[name, p.name]) for name, p in primaries
+                 if (name, p.name) not in self.fed]
+        parameters = (*unfed, *([KEYWORD_ONLY] if keywords else []), *keywords)
+        return CompositeMethod(method, parameters, tuple(calls), doc)
+
+    def value(self, name: str, parameter: Parameter, positional: dict,
+              keywords: list[Parameter], method: str) -> str:
+        """What a component's argument gets: a producer's output, a composite input, or True
+        for a producer's return_embeddings. Any other becomes the composite's keyword argument
+        `<component>_<arg>` (a sampling option of generate: `<arg>`), added to `keywords`."""
+        key = (name, parameter.name)
+        if key in self.fed:
+            return self.fed[key]
+        if key in positional:
+            return positional[key]
+        if parameter.name == "return_embeddings" and name != self.sink:
+            return "True"
+        own = method == "generate" and name == self.sink and parameter in (*SAMPLING, GENERATOR)
+        keywords.append(parameter if own else replace(parameter, name=f"{name}_{parameter.name}"))
+        return keywords[-1].name
+
+
+def leading(parameters: tuple[Parameter, ...]) -> list[Parameter]:
+    """The parameters before the keyword-only marker: a method's primary inputs."""
+    return list(itertools.takewhile(lambda p: p is not KEYWORD_ONLY, parameters))
 
 
 def build_order(graph: Graph) -> list[str]:
     """The components in the order their ops are built: producers before consumers."""
     return list(dict.fromkeys(op.component for op in graph.ops()))
-
-
-def call_value(name: str, parameter: Parameter, fed: dict, positional: dict, producers: set,
-               keywords: list[Parameter]) -> str:
-    """What a component's forward argument gets: a producer's output, a composite input, or
-    True for a producer's return_embeddings. Any other becomes the composite's keyword argument
-    `<component>_<arg>`, added to `keywords`."""
-    key = (name, parameter.name)
-    if key in fed:
-        return fed[key]
-    if key in positional:
-        return positional[key]
-    if parameter.name == "return_embeddings" and name in producers:
-        return "True"
-    keywords.append(replace(parameter, name=f"{name}_{parameter.name}"))
-    return keywords[-1].name
 
 
 def fed_value(feed: Feed) -> str:
@@ -852,11 +896,12 @@ def composite_doc(order: list[str], sink: str) -> tuple[str, ...]:
     return tuple(textwrap.wrap(text, width=100 - 8 - 3))  # indented 8, beside the quotes
 
 
-def composite_call(name: str, arguments: list[str], sink: bool) -> str:
-    """One line when it fits in 100 columns (indented 8), else one argument per line."""
+def composite_call(target: str, name: str, arguments: list[str], sink: bool, indent: int) -> str:
+    """`self.<target>(...)`, returned by the sink, else kept in the producer's output: one line
+    when it fits in 100 columns, else one argument per line."""
     head = "return " if sink else f"{output_name(name)} = "
-    line = f"{head}self.{name}({', '.join(arguments)})"
-    if len(line) + 8 <= 100:
+    line = f"{head}self.{target}({', '.join(arguments)})"
+    if len(line) + indent <= 100:
         return line
-    inner = "".join(f"\n            {argument}," for argument in arguments)
-    return f"{head}self.{name}({inner}\n        )"
+    inner = "".join(f"\n{' ' * (indent + 4)}{argument}," for argument in arguments)
+    return f"{head}self.{target}({inner}\n{' ' * indent})"

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
 from inputs import padding_mask
-from reference import assert_parity, reference_module
+from reference import assert_parity, paired_models, reference_module
 from test_model_types import floats, tokens
 from torch import nn
+from x_transformers import AutoregressiveWrapper
 
 import xtc
 
@@ -80,6 +82,15 @@ def test_pali():
                   pali_mask=padding_mask(2, 10))
 
 
+def test_pali_learns_with_one_loss_call():
+    spec = composite(*PALI_MODEL)
+    model = xtc.build(spec)
+    assert model.loss == model.forward  # an encoder-decoder's output is its loss
+    img, src, tgt = floats(2, 3, 16, 16), tokens(), tokens(length=9)
+    model.loss(img, src, tgt).backward()
+    assert model.vit.patch_to_embedding[1].weight.grad is not None  # the image encoder learns too
+
+
 def test_composite_forward_signature():
     spec = composite({"vit": VIT, "pali": PALI}, [{"from": "vit", "to": "pali.src_prepend_embeds"}])
     source = xtc.compile(spec)
@@ -96,3 +107,51 @@ def test_convert_state_dict_of_a_composite_names_component_keys():
     assert torch.is_tensor(next(iter(xtc.convert_state_dict(spec, {
         name: reference_module(module).state_dict() for name, module in spec.components.items()
     }).values())))
+
+
+# -- a composite that ends in a generating model generates and learns (issue #36) -------------
+
+CAPTIONER = ({"encoder": VIT, "decoder": CAPTION_DECODER}, [{"from": "encoder", "to": "decoder.context"}])
+PALI_MODEL = ({"vit": VIT, "pali": PALI}, [{"from": "vit", "to": "pali.src_prepend_embeds"}])
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
+def test_a_captioner_captions_with_one_generate_call(cache):
+    spec = composite(*CAPTIONER)
+    reference, ours = paired_models(spec, reference=HandWired(spec, None))
+    img, prompt = floats(2, 3, 16, 16), tokens(length=3)
+    context = reference["encoder"](img, return_embeddings=True)
+    expected = AutoregressiveWrapper(reference["decoder"]).generate(
+        prompt, 8, context=context, temperature=0.0, cache_kv=cache)
+    actual = ours.generate(img, prompt, 8, temperature=0, cache=cache)
+    assert actual.shape == (2, 8) and torch.equal(actual, expected)
+    two_steps = ours.decoder.generate(prompt, 8, context=ours.encoder(img, return_embeddings=True),
+                                      temperature=0, cache=cache)
+    assert torch.equal(actual, two_steps)
+
+
+def test_a_captioner_learns_with_one_loss_call():
+    spec = composite(*CAPTIONER)
+    reference, ours = paired_models(spec, reference=HandWired(spec, None))
+    img, text = floats(2, 3, 16, 16), tokens(length=10)
+    text[1, 7:] = -100  # ignored targets, as the reference's wrapper ignores them
+    context = reference["encoder"](img, return_embeddings=True)
+    expected = AutoregressiveWrapper(reference["decoder"])(text, context=context)
+    torch.testing.assert_close(ours.loss(img, text), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_pali_generates_with_one_call_like_the_manual_path(masked):
+    """The reference's XTransformer.generate refuses src_prepend_embeds, so its path is manual:
+    the image embeddings in front of the source, the source mask padded with True for them."""
+    spec = composite(*PALI_MODEL)
+    reference, ours = paired_models(spec, reference=HandWired(spec, None))
+    img, src, start = floats(2, 3, 16, 16), tokens(length=10), tokens(length=1)
+    mask = padding_mask(2, 10) if masked else None
+    image = reference["vit"](img, return_embeddings=True)
+    encoded = reference["pali"].encoder(src, mask=mask, prepend_embeds=image, return_embeddings=True)
+    context_mask = None if mask is None else F.pad(mask, (image.shape[1], 0), value=True)
+    expected = reference["pali"].decoder.generate(start, 8, context=encoded,
+                                                  context_mask=context_mask, temperature=0.0)
+    actual = ours.generate(img, src, start, 8, pali_mask=mask, temperature=0)
+    assert actual.shape == (2, 8) and torch.equal(actual, expected)

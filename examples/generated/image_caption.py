@@ -434,3 +434,60 @@ class Captioner(nn.Module):
             prepend_embeds=decoder_prepend_embeds,
             return_embeddings=decoder_return_embeddings,
         )
+
+    def loss(
+        self,
+        img: Tensor,
+        x: Tensor,
+        *,
+        decoder_mask: Tensor | None = None,
+        decoder_context_mask: Tensor | None = None,
+    ) -> Tensor:
+        """decoder's loss, after encoder as in forward."""
+        encoder_out = self.encoder(img, return_embeddings=True)
+        return self.decoder.loss(
+            x,
+            mask=decoder_mask,
+            context=encoder_out,
+            context_mask=decoder_context_mask,
+        )
+
+    @torch.no_grad()
+    def generate(
+        self,
+        img: Tensor,
+        prompt: Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        eos_token: int | None = None,
+        cache: bool = True,
+        prompt_lens: Tensor | None = None,
+        decoder_context_mask: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """decoder's generate, after encoder ran once as in forward: decoder decodes with its kv
+        cache from what they gave it."""
+        was_training = self.training
+        self.eval()
+        try:
+            encoder_out = self.encoder(img, return_embeddings=True)
+            return self.decoder.generate(
+                prompt,
+                max_new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_p=min_p,
+                eos_token=eos_token,
+                cache=cache,
+                prompt_lens=prompt_lens,
+                context=encoder_out,
+                context_mask=decoder_context_mask,
+                generator=generator,
+            )
+        finally:
+            self.train(was_training)

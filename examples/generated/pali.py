@@ -531,18 +531,32 @@ class Pali(nn.Module):
     ) -> Tensor:
         """The next-token cross entropy of tgt (B, T) given src (B, S); mask (B, S) is True
         where src is real."""
-        context = self.encoder(
-            src, mask=mask, attn_mask=attn_mask, prepend_embeds=src_prepend_embeds
-        )  # (B, S, C)
-        context_mask = mask
-        if src_prepend_embeds is not None and mask is not None:
-            context_mask = F.pad(mask, (src_prepend_embeds.shape[1], 0), value=True)
+        context, context_mask = self.encode(
+            src, mask=mask, attn_mask=attn_mask, src_prepend_embeds=src_prepend_embeds
+        )
         ignore_index = self.config.ignore_index
         inputs = tgt.masked_fill(tgt == ignore_index, self.config.pad_value)
         logits = self.decoder(inputs, context=context, context_mask=context_mask)  # (B, T, V)
         return F.cross_entropy(
             logits[:, :-1].transpose(1, 2), tgt[:, 1:], ignore_index=ignore_index
         )
+
+    def encode(
+        self,
+        src: Tensor,
+        *,
+        mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        src_prepend_embeds: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The encoder's output (B, P + S, C) for src (B, S) after the embeddings prepended to
+        it (B, P, C), and its mask: src's, True over the prepended positions."""
+        context = self.encoder(
+            src, mask=mask, attn_mask=attn_mask, prepend_embeds=src_prepend_embeds
+        )
+        if src_prepend_embeds is None or mask is None:
+            return context, mask
+        return context, F.pad(mask, (src_prepend_embeds.shape[1], 0), value=True)
 
     @torch.no_grad()
     def generate(
@@ -553,6 +567,7 @@ class Pali(nn.Module):
         *,
         mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
+        src_prepend_embeds: Tensor | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -567,7 +582,9 @@ class Pali(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            context = self.encoder(src, mask=mask, attn_mask=attn_mask)  # (B, S, C)
+            context, context_mask = self.encode(
+                src, mask=mask, attn_mask=attn_mask, src_prepend_embeds=src_prepend_embeds
+            )
             return self.decoder.generate(
                 start_tokens,
                 max_new_tokens,
@@ -579,7 +596,7 @@ class Pali(nn.Module):
                 cache=cache,
                 prompt_lens=prompt_lens,
                 context=context,
-                context_mask=mask,
+                context_mask=context_mask,
                 generator=generator,
             )
         finally:
@@ -617,3 +634,49 @@ class PaliModel(nn.Module):
             attn_mask=pali_attn_mask,
             src_prepend_embeds=vit_out,
         )
+
+    loss = forward  # the output of pali, an encoder-decoder, is its loss
+
+    @torch.no_grad()
+    def generate(
+        self,
+        img: Tensor,
+        src: Tensor,
+        start_tokens: Tensor,
+        max_new_tokens: int,
+        *,
+        pali_mask: Tensor | None = None,
+        pali_attn_mask: Tensor | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        min_p: float | None = None,
+        eos_token: int | None = None,
+        cache: bool = True,
+        prompt_lens: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """pali's generate, after vit ran once as in forward: pali decodes with its kv cache from
+        what they gave it."""
+        was_training = self.training
+        self.eval()
+        try:
+            vit_out = self.vit(img, return_embeddings=True)
+            return self.pali.generate(
+                src,
+                start_tokens,
+                max_new_tokens,
+                mask=pali_mask,
+                attn_mask=pali_attn_mask,
+                src_prepend_embeds=vit_out,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                min_p=min_p,
+                eos_token=eos_token,
+                cache=cache,
+                prompt_lens=prompt_lens,
+                generator=generator,
+            )
+        finally:
+            self.train(was_training)

@@ -429,18 +429,32 @@ class Seq2seq(nn.Module):
     ) -> Tensor:
         """The next-token cross entropy of tgt (B, T) given src (B, S); mask (B, S) is True
         where src is real."""
-        context = self.encoder(
-            src, mask=mask, attn_mask=attn_mask, prepend_embeds=src_prepend_embeds
-        )  # (B, S, C)
-        context_mask = mask
-        if src_prepend_embeds is not None and mask is not None:
-            context_mask = F.pad(mask, (src_prepend_embeds.shape[1], 0), value=True)
+        context, context_mask = self.encode(
+            src, mask=mask, attn_mask=attn_mask, src_prepend_embeds=src_prepend_embeds
+        )
         ignore_index = self.config.ignore_index
         inputs = tgt.masked_fill(tgt == ignore_index, self.config.pad_value)
         logits = self.decoder(inputs, context=context, context_mask=context_mask)  # (B, T, V)
         return F.cross_entropy(
             logits[:, :-1].transpose(1, 2), tgt[:, 1:], ignore_index=ignore_index
         )
+
+    def encode(
+        self,
+        src: Tensor,
+        *,
+        mask: Tensor | None = None,
+        attn_mask: Tensor | None = None,
+        src_prepend_embeds: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """The encoder's output (B, P + S, C) for src (B, S) after the embeddings prepended to
+        it (B, P, C), and its mask: src's, True over the prepended positions."""
+        context = self.encoder(
+            src, mask=mask, attn_mask=attn_mask, prepend_embeds=src_prepend_embeds
+        )
+        if src_prepend_embeds is None or mask is None:
+            return context, mask
+        return context, F.pad(mask, (src_prepend_embeds.shape[1], 0), value=True)
 
     @torch.no_grad()
     def generate(
@@ -451,6 +465,7 @@ class Seq2seq(nn.Module):
         *,
         mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
+        src_prepend_embeds: Tensor | None = None,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
@@ -465,7 +480,9 @@ class Seq2seq(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            context = self.encoder(src, mask=mask, attn_mask=attn_mask)  # (B, S, C)
+            context, context_mask = self.encode(
+                src, mask=mask, attn_mask=attn_mask, src_prepend_embeds=src_prepend_embeds
+            )
             return self.decoder.generate(
                 start_tokens,
                 max_new_tokens,
@@ -477,7 +494,7 @@ class Seq2seq(nn.Module):
                 cache=cache,
                 prompt_lens=prompt_lens,
                 context=context,
-                context_mask=mask,
+                context_mask=context_mask,
                 generator=generator,
             )
         finally:
