@@ -22,14 +22,14 @@ from xtc.spec.names import is_free_class_name
 
 from .context import (
     FUNCTIONAL,
+    GENERATOR,
     KEYWORD_ONLY,
     REARRANGE,
+    SAMPLING,
     TORCH,
     AttentionClass,
     BlockClass,
     BlockSignature,
-    GENERATOR,
-    SAMPLING,
     CompositeClass,
     CompositeMethod,
     ConfigClass,
