@@ -321,6 +321,7 @@ class BlockClass:
     steps: tuple[ResidualStep, ...]
     signature: BlockSignature
     norm_imports: frozenset = frozenset()
+    runs: tuple[int, int] = ()  # a custom layout's block: its self- and cross-attention runs
 
     @property
     def parameters(self) -> tuple[Parameter, ...]:
@@ -354,7 +355,8 @@ class BlockClass:
     def imports(self) -> set[Import]:
         residuals = [step.residual for step in self.steps]
         wanted = {NN} | set(self.norm_imports)
-        wanted |= {runtime("kv_cache", "LayerCache")} if self.cache else set()
+        cache_class = "ModelCache" if self.runs else "LayerCache"
+        wanted |= {runtime("kv_cache", cache_class)} if self.cache else set()
         wanted |= {runtime("layers", "layer_drop")} if self.layer_dropout else set()
         wanted |= {runtime("layers", "shift_tokens")} if self.token_shifts else set()
         wanted |= {TORCH} if any(r.layerscale is not None for r in residuals) else set()
@@ -400,6 +402,7 @@ class ModelClass:
     cache_heads: str = "heads"  # the Config field with the number of key / value heads
     cache_value_dim: bool = False  # values have their own width
     config_default: str = ""  # where not config(): a shared config class with this model's values
+    cache_layers: tuple[str, str] = ("self.config.depth", "")  # new_cache's self / cross runs
     step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
 
     @property

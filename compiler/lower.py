@@ -247,6 +247,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
+                     cache_layers=cache_layers(model),
                      cache_value_dim=bool(attention and attention.value_dim_head))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
@@ -314,6 +315,17 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      frozenset(imports))
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
+
+
+def cache_layers(model: Model) -> tuple[str, str]:
+    """What new_cache allocates for: self-attention runs, cross-attention runs (code). A
+    custom layout's one block runs its attention sublayers in a fixed order: counted here."""
+    if model.attrs.custom_layout:
+        runs = Counter(op.kind for op in model.ops)
+        cross = runs[OpKind.CROSS_ATTENTION]
+        return str(runs[OpKind.ATTENTION]), str(cross) if cross else ""
+    cross = model.find(OpKind.CROSS_ATTENTION) is not None
+    return "self.config.depth", "self.config.depth" if cross else ""
 
 
 def takes_context(model: Model) -> bool:
@@ -439,19 +451,25 @@ def stack_classes(model: Model, prefix: str, config: str, signature: BlockSignat
 
 
 def block_class(model: Model, prefix: str, config: str, signature: BlockSignature) -> BlockClass:
-    """The residual sublayers of a block, in order, read from block 0 (all blocks agree)."""
+    """The residual sublayers of a block, in order, read from block 0 (all blocks agree). A
+    custom layout's one block gives each attention sublayer run its own cache."""
     layouts: dict[int, list[ResidualStep]] = {}
+    runs = Counter()  # attention kind -> sublayers run so far, in the custom layout's block
     for op in model.ops:
         if op.kind is OpKind.RESIDUAL:
-            step = residual_step(model.graph, op, prefix, signature)
+            branch = sublayer(model.graph, op)
+            run = runs[branch.kind] if model.attrs.custom_layout else None
+            runs[branch.kind] += 1
+            step = residual_step(model.graph, op, prefix, signature, run)
             layouts.setdefault(op.block, []).append(step)
     steps = layouts[0]
     assert all(layout == steps for layout in layouts.values()), "blocks differ in structure"
     norm_types = {op.attrs.norm_type for op in model.ops
                   if op.kind is OpKind.NORM and op.block is not None}
     imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)
+    layout_runs = (runs[OpKind.ATTENTION], runs[OpKind.CROSS_ATTENTION])
     return BlockClass(f"{prefix}Block", config, tuple(first_definitions(steps)), signature,
-                      imports)
+                      imports, runs=layout_runs if model.attrs.custom_layout else ())
 
 
 def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignature:
@@ -470,7 +488,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
         parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
     parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
     parameters += [replace(optional(name), returned=True) for name in scores]
-    parameters += [Parameter("cache", "LayerCache | None", "None")] if cache else []
+    cache_class = "ModelCache" if model.attrs.custom_layout else "LayerCache"  # one block: all
+    parameters += [Parameter("cache", f"{cache_class} | None", "None")] if cache else []
     return BlockSignature(tuple(parameters))
 
 
@@ -487,10 +506,17 @@ BRANCH_CLASSES = {OpKind.ATTENTION: "Attention", OpKind.CROSS_ATTENTION: "CrossA
                   OpKind.FEEDFORWARD: "FeedForward"}
 
 
-def residual_step(graph: Graph, residual: Op, prefix: str,
-                  signature: BlockSignature) -> ResidualStep:
+def sublayer(graph: Graph, residual: Op) -> Op:
+    """The sublayer a residual op adds, through a sandwich norm on its output."""
+    branch = graph[residual.inputs[1]]
+    return graph[branch.inputs[0]] if branch.kind is OpKind.NORM else branch
+
+
+def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSignature,
+                  run: int | None = None) -> ResidualStep:
     """The step of one residual op: its branch (through a sandwich norm), its norm, and what
-    the residual's payload wraps around the branch."""
+    the residual's payload wraps around the branch. run: in a custom layout's block, the
+    branch's place among the sublayers of its kind that run (its cache's index)."""
     branch = graph[residual.inputs[1]]
     post_norm = None
     if branch.kind is OpKind.NORM:  # sandwich norm: a norm on the sublayer's output
@@ -503,7 +529,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str,
         residual=residual.attrs, branch=branch.role, branch_class=class_name,
         branch_type=f"{prefix}{class_name}", norm=norm.role,
         norm_init=norm_init(norm.attrs.norm_type), norm_name=NORM_NAME[norm.attrs.norm_type],
-        arguments=sublayer_arguments(branch, signature),
+        arguments=sublayer_arguments(branch, signature, run),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
         post_norm=post_norm.role if post_norm else "",
@@ -525,23 +551,24 @@ def residual_scores(branch: Op) -> str:
     return "prev_scores" if branch.kind is OpKind.ATTENTION else "prev_cross_scores"
 
 
-def sublayer_arguments(branch: Op, signature: BlockSignature) -> tuple[tuple[str, str], ...]:
+def sublayer_arguments(branch: Op, signature: BlockSignature,
+                       run: int | None = None) -> tuple[tuple[str, str], ...]:
     """What the block passes its sublayer after the input, as (keyword or "", value): what the
     sublayer's forward takes (AttentionClass.parameters, cross_attention.py.jinja) from the
-    block's own parameters."""
+    block's own parameters; in a custom layout, the cache of the sublayer's `run`."""
     cache = "cache" in signature
     if branch.kind is OpKind.FEEDFORWARD:
         return ()
     if branch.kind is OpKind.CROSS_ATTENTION:
         found = [("", "context"), ("", "mask"), ("", "context_mask")]
-        found += [("", "cross_cache")] if cache else []
+        found += [("", "cross_cache" if run is None else f"cross_caches[{run}]")] if cache else []
         return tuple(found + ([("prev_scores", "prev_cross_scores")] if branch.attrs.residual else []))
     a = branch.attrs
     found = [("mask", "mask")]
     found += [("attn_mask", "attn_mask")] if "attn_mask" in signature else []
     found += [("rotary", "rotary")] if a.rotary else []
     found += [("bias", "bias")] if a.bias else []
-    found += [("cache", "self_cache")] if cache else []
+    found += [("cache", "self_cache" if run is None else f"self_caches[{run}]")] if cache else []
     return tuple(found + ([("prev_scores", "prev_scores")] if a.residual else []))
 
 
@@ -573,10 +600,12 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
     gets the model's variable of the same name, but for those named here."""
     scores = tuple(name.removeprefix("prev_") for name in signature.scores)
     values = {p.name: p.name for p in signature.parameters if p.name != "mask" or mask}
-    values |= {"x": "h", "cache": "layer_cache"} | dict(zip(signature.scores, scores))
+    single = model.attrs.custom_layout  # one block, given the whole cache
+    values |= {"x": "h", "cache": "cache" if single else "layer_cache"}
+    values |= dict(zip(signature.scores, scores))
     return OpContext("ops/blocks.py.jinja", {
         "block": f"{prefix}Block", "cache": "cache" in signature,
-        "single": model.attrs.custom_layout,
+        "single": single,
         "tied": any(op.weights_of is not None for op in model.ops),
         "arguments": signature.arguments(values), "scores": scores})
 

@@ -66,10 +66,10 @@ class Model:
         """Whether generate() keeps a kv cache. Memory tokens are prepended at every call, so a
         cache of past keys cannot serve them (x-transformers' can_cache_kv, in
         TransformerWrapper.__init__); token shifting reads earlier inputs, which the cache does
-        not keep (x-transformers caches anyway and then shifts in zeros); a custom layout
-        generates without one."""
+        not keep (x-transformers caches anyway and then shifts in zeros). A custom layout
+        caches each attention sublayer run; one without self-attention has nothing to cache."""
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None
-                and not self.attrs.custom_layout
+                and self.find(OpKind.ATTENTION) is not None
                 and not any(op.attrs.token_shifts for op in self.ops if op.kind is OpKind.RESIDUAL))
 
     @property

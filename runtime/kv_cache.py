@@ -44,15 +44,18 @@ class ContextCache:
 
 
 class LayerCache:
-    """The caches of one block: its self-attention and, if it has one, its cross-attention."""
+    """The caches of one block: its self-attention's and, if it has one, its cross-attention's
+    (a block of a custom layout that runs more of one kind than the other leaves a slot None)."""
 
-    def __init__(self, self_attn: KVCache, cross_attn: ContextCache | None = None) -> None:
+    def __init__(self, self_attn: KVCache | None, cross_attn: ContextCache | None = None) -> None:
         self.self_attn = self_attn
         self.cross_attn = cross_attn
 
 
 class ModelCache:
-    """The caches of every block of a model; `length` is the number of positions cached."""
+    """The caches of every block of a model; `length` is the number of positions cached. A
+    custom layout is one block that runs several attention sublayers: it reads `self_attn` and
+    `cross_attn`, one cache per sublayer run, in the order they run."""
 
     def __init__(self, layers: list[LayerCache]) -> None:
         self.layers = layers
@@ -61,13 +64,24 @@ class ModelCache:
     def length(self) -> int:
         return self.layers[0].self_attn.length
 
+    @property
+    def self_attn(self) -> list[KVCache]:
+        return [layer.self_attn for layer in self.layers if layer.self_attn is not None]
+
+    @property
+    def cross_attn(self) -> list[ContextCache]:
+        return [layer.cross_attn for layer in self.layers if layer.cross_attn is not None]
+
     @classmethod
-    def allocate(cls, depth: int, batch: int, heads: int, capacity: int, dim_head: int,
-                 device: torch.device, dtype: torch.dtype, cross_attention: bool,
+    def allocate(cls, batch: int, heads: int, capacity: int, dim_head: int, device: torch.device,
+                 dtype: torch.dtype, *, self_layers: int, cross_layers: int = 0,
                  value_dim_head: int | None = None) -> ModelCache:
-        """`heads` are the key / value heads (fewer than the query heads with GQA)."""
+        """Buffers for `self_layers` self-attention runs and `cross_layers` cross-attention
+        runs; `heads` are the key / value heads (fewer than the query heads with GQA)."""
         return cls([
-            LayerCache(KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head),
-                       ContextCache() if cross_attention else None)
-            for _ in range(depth)
+            LayerCache(
+                KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head)
+                if index < self_layers else None,
+                ContextCache() if index < cross_layers else None)
+            for index in range(max(self_layers, cross_layers))
         ])

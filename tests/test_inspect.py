@@ -77,8 +77,7 @@ def assert_figures_match(spec: xtc.Spec) -> None:
     assert figures.training_flops == counted_flops(model, inputs, True)[0]
     generators = [m for m in model.modules() if hasattr(m, "new_cache")]
     allocated = sum(t.numel() * t.element_size() for m in generators
-                    for layer in m.new_cache(1, 8).layers
-                    for t in (layer.self_attn.keys, layer.self_attn.values))
+                    for kv in m.new_cache(1, 8).self_attn for t in (kv.keys, kv.values))
     assert figures.cache_bytes_per_token * 8 == allocated
     if not generators:
         assert figures.cross_cache_bytes_per_token == 0

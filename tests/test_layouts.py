@@ -4,7 +4,12 @@ are the `layout` rows of tests/features.py; here, how a layout reads in the sour
 
 from __future__ import annotations
 
-from features import feature, feature_spec
+import warnings
+
+import pytest
+import torch
+from features import FEATURES, feature, feature_spec
+from inputs import make_inputs
 
 import xtc
 
@@ -15,8 +20,36 @@ def layout_spec(name: str, kind: str) -> xtc.Spec:
 
 def test_custom_layers_read_as_named_sublayers():
     source = xtc.compile(layout_spec("custom", "Decoder"))
-    assert "x = x + self.attn0(self.attn0_norm(x), mask=mask)" in source
+    assert "x = x + self.attn0(self.attn0_norm(x), mask=mask, cache=self_caches[0])" in source
+    assert "x = x + self.attn2(self.attn2_norm(x), mask=mask, cache=self_caches[1])" in source
     assert "x = x + self.ff4(self.ff4_norm(x))" in source
+    assert "self_layers=3,  # the layout's runs" in source
+
+
+def test_a_repeated_sublayer_has_a_cache_per_run():
+    """layers_execute_order [0, 1, 0, 1, 1]: attn0 runs twice, so two caches, one per run."""
+    source = xtc.compile(layout_spec("execute_order_custom", "Decoder"))
+    assert source.count("self.attn0(self.attn0_norm(x), mask=mask, cache=self_caches[") == 2
+    assert "cache=self_caches[0])" in source and "cache=self_caches[1])" in source
+    assert "self_layers=2,  # the layout's runs" in source
+
+
+@pytest.mark.parametrize("row", [f for f in FEATURES if f.group == "layout"], ids=lambda f: f.id)
+def test_every_layout_generates_with_its_cache_and_without_a_warning(row):
+    """Cached greedy tokens equal the uncached ones (which the feature matrix compares with
+    the reference's), and generate does not warn that it recomputes."""
+    spec = feature_spec(row, "Decoder", flash=False)
+    torch.manual_seed(0)
+    model = xtc.build(spec).eval()
+    inputs = make_inputs(spec, 2, 5, context_length=7)
+    context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask")}
+    (prompt,) = inputs.args
+    cacheable = "shift_tokens" not in row.layers  # token shifting still recomputes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error" if cacheable else "ignore")
+        cached = model.generate(prompt, 10, temperature=0, **context)
+    assert hasattr(model, "new_cache") == cacheable
+    assert torch.equal(cached, model.generate(prompt, 10, temperature=0, cache=False, **context))
 
 
 def test_graph_shows_the_arrangement_and_shared_sublayers():

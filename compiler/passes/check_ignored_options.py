@@ -45,12 +45,6 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.{later}", "layout-option-ignored",
                     f"{later} has no effect: {deciding} decides the layout", "warning"))
-        custom = any(layers[k] is not None for k in ("custom_layers", "sandwich_coef", "par_ratio"))
-        if custom and layers.type == "Decoder":
-            found.append(diagnostic(
-                spec, f"{layers.key}.type", "custom-layout-without-kv-cache",
-                "with a custom layer layout generate() recomputes the whole sequence for each new "
-                "token (the kv cache serves the default blocks only, so far)", "warning"))
         if layers["shift_tokens"] and layers.type == "Decoder":
             found.append(diagnostic(
                 spec, f"{layers.key}.shift_tokens", "shift-tokens-disable-kv-cache",

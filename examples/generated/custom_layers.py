@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
 from xtc.runtime.generation import generate
+from xtc.runtime.kv_cache import KVCache, ModelCache
 
 
 @dataclass(frozen=True)
@@ -41,15 +42,23 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(config.dim, value_dim, bias=False)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
         q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
         v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H, S, D): the cached positions, then these
         out = attend(q, k, v, causal=True, key_mask=mask)  # (B, H, T, D)
         out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
-            out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing
+            queries = mask[:, -x.shape[1] :]  # with a cache, mask covers the past too
+            out = out.masked_fill(~queries[..., None], 0.0)  # padded positions add nothing
         return out
 
 
@@ -96,12 +105,19 @@ class Block(nn.Module):
         self.ff6_norm = nn.LayerNorm(config.dim, bias=False)
         self.ff6 = FeedForward(config)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = x + self.attn0(self.attn0_norm(x), mask=mask)
-        x = x + self.attn1(self.attn1_norm(x), mask=mask)
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        cache: ModelCache | None = None,
+    ) -> Tensor:
+        # one cache per attention sublayer run, in the order they run
+        self_caches = cache.self_attn if cache is not None else [None] * 4
+        x = x + self.attn0(self.attn0_norm(x), mask=mask, cache=self_caches[0])
+        x = x + self.attn1(self.attn1_norm(x), mask=mask, cache=self_caches[1])
         x = x + self.ff2(self.ff2_norm(x))
-        x = x + self.attn3(self.attn3_norm(x), mask=mask)
-        x = x + self.attn4(self.attn4_norm(x), mask=mask)
+        x = x + self.attn3(self.attn3_norm(x), mask=mask, cache=self_caches[2])
+        x = x + self.attn4(self.attn4_norm(x), mask=mask, cache=self_caches[3])
         x = x + self.ff5(self.ff5_norm(x))
         x = x + self.ff6(self.ff6_norm(x))
         return x
@@ -147,16 +163,19 @@ class CustomStack(nn.Module):
         mask: Tensor | None = None,
         prepend_embeds: Tensor | None = None,
         return_embeddings: bool = False,
+        cache: ModelCache | None = None,
         seq_start_pos: Tensor | None = None,
     ) -> Tensor:
-        """One step of decoding: logits (B, T, num_tokens) for the whole sequence x (B, T), as
-        forward, with seq_start_pos (B,) where each left-padded prompt starts. This model keeps
-        no kv cache (see generate), so generate runs it on the whole sequence for each token."""
-        check_tokens(x, self.config.num_tokens, self.config.max_seq_len)
-        check_mask(mask, x)
+        """One step of decoding: logits (B, T, num_tokens) for tokens x (B, T) that follow the
+        cache.length positions `cache` holds (none without a cache), which it then holds too.
+        mask (B, cache.length + T) covers both; seq_start_pos (B,) is where each left-padded
+        prompt starts. forward is this step without a cache; generate runs it once per token."""
+        cached = 0 if cache is None else cache.length
+        check_tokens(x, self.config.num_tokens, self.config.max_seq_len, cached)
+        check_mask(mask, x, cached)
         check_context(prepend_embeds, self.config.dim, x.shape[0], "prepend_embeds", required=False)
         h = self.token_emb(x)  # (B, T, C)
-        positions = torch.arange(x.shape[1], device=x.device)  # (T,)
+        positions = torch.arange(cached, cached + x.shape[1], device=x.device)  # (T,)
         if seq_start_pos is not None:  # left-padded prompts: each row's tokens start at 0
             positions = (positions - seq_start_pos[:, None]).clamp(min=0)  # (B, T)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
@@ -164,11 +183,24 @@ class CustomStack(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
-        h = self.block(h, mask=mask)
+        h = self.block(h, mask=mask, cache=cache)
         h = self.norm(h)
         if return_embeddings:
             return h
         return self.to_logits(h)  # (B, T, num_tokens)
+
+    def new_cache(self, batch: int, capacity: int) -> ModelCache:
+        """Empty key / value buffers for `capacity` positions of `batch` sequences."""
+        weight = self.token_emb.weight
+        return ModelCache.allocate(
+            batch,
+            self.config.heads,
+            capacity,
+            self.config.dim_head,
+            weight.device,
+            weight.dtype,
+            self_layers=4,  # the layout's runs
+        )
 
     def loss(
         self,
@@ -216,7 +248,7 @@ class CustomStack(nn.Module):
                 prompt_lens=prompt_lens,
                 generator=generator,
                 max_seq_len=self.config.max_seq_len,
-                cacheable=False,
+                cacheable=True,
             )
         finally:
             self.train(was_training)

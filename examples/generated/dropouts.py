@@ -192,14 +192,13 @@ class GptDropouts(nn.Module):
         """Empty key / value buffers for `capacity` positions of `batch` sequences."""
         weight = self.token_emb.weight
         return ModelCache.allocate(
-            self.config.depth,
             batch,
             self.config.heads,
             capacity,
             self.config.dim_head,
             weight.device,
             weight.dtype,
-            cross_attention=False,
+            self_layers=self.config.depth,
         )
 
     def loss(

@@ -340,14 +340,14 @@ class Decoder(nn.Module):
         """Empty key / value buffers for `capacity` positions of `batch` sequences."""
         weight = self.token_emb.weight
         return ModelCache.allocate(
-            self.config.depth,
             batch,
             self.config.heads,
             capacity,
             self.config.dim_head,
             weight.device,
             weight.dtype,
-            cross_attention=True,
+            self_layers=self.config.depth,
+            cross_layers=self.config.depth,
         )
 
     def loss(
