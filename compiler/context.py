@@ -403,6 +403,7 @@ class ModelClass:
     cache_value_dim: bool = False  # values have their own width
     config_default: str = ""  # where not config(): a shared config class with this model's values
     cache_layers: tuple[str, str] = ("self.config.depth", "")  # new_cache's self / cross runs
+    prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens
     step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
 
     @property
@@ -434,11 +435,13 @@ class ModelClass:
 
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:
-        return generate_signature((PROMPT, MAX_NEW_TOKENS), after=self.context_parameters)
+        prefix = (optional("prepend_embeds"),) if self.prefixed else ()
+        return generate_signature((PROMPT, MAX_NEW_TOKENS), after=(*self.context_parameters, *prefix))
 
     @property
     def generate_arguments(self) -> tuple[str, ...]:
-        return ("context=context", "context_mask=context_mask") if self.cross else ()
+        context = ("context=context", "context_mask=context_mask") if self.cross else ()
+        return (*context, *(["prepend_embeds=prepend_embeds"] if self.prefixed else []))
 
     @property
     def has_reset(self) -> bool:

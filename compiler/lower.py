@@ -224,7 +224,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [optional("seq_start_pos")] if generative else []
     limit = "self.config.max_seq_len" if model.length_limit else "None"
     cached = ", cached" if cacheable else ""
-    checks = ["cached = 0 if cache is None else cache.length"] if cacheable else []
+    checks = cached_positions(model) if cacheable else []
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
                f"check_mask(mask, x{cached})"]
     checks += context_checks() if cross else []
@@ -247,7 +247,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
-                     cache_layers=cache_layers(model),
+                     cache_layers=cache_layers(model), prefixed=has_prepend,
                      cache_value_dim=bool(attention and attention.value_dim_head))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
@@ -315,6 +315,18 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      frozenset(imports))
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
+
+
+def cached_positions(model: Model) -> list[str]:
+    """The lines that count what a decoder's cache holds before x: `cached` tokens, and where
+    rotary angles or a position bias span every key, `past` positions (a prefix of prepended
+    embeddings, then the tokens)."""
+    if model.find(OpKind.PREPEND) is None:
+        return ["cached = 0 if cache is None else cache.length"]
+    if model.find(OpKind.ROTARY) is None and model.find(OpKind.POSITION_BIAS) is None:
+        return ["cached = cache.length - cache.prefix if cache is not None else 0  # tokens"]
+    return ["past = cache.length if cache is not None else 0  # cached: a prefix, then tokens",
+            "cached = past - cache.prefix if cache is not None else 0  # the tokens"]
 
 
 def cache_layers(model: Model) -> tuple[str, str]:
@@ -616,7 +628,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     (the embedding sum, mask padding, inputs) or not at all."""
     attrs, kind = op.attrs, op.kind
     width, symbol = embedding_width(model)
-    keys = "cached + h.shape[1]" if cacheable else "h.shape[1]"
+    prefixed = model.find(OpKind.PREPEND) is not None  # its cache may hold a prefix
+    keys = ("past" if prefixed else "cached") + " + h.shape[1]" if cacheable else "h.shape[1]"
     if kind is OpKind.TOKEN_EMBEDDING:
         if attrs.l2norm:
             imports.add(FUNCTIONAL)
@@ -643,7 +656,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end})
     if kind is OpKind.PREPEND:
         imports |= {TORCH, FUNCTIONAL}
-        return OpContext("ops/prepend.py.jinja")
+        return OpContext("ops/prepend.py.jinja", {"cache": cacheable})
     if kind is OpKind.STRIP:
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})

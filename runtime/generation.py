@@ -54,13 +54,18 @@ def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k
     if prompt_lens is not None:
         prompt, start = align_right(prompt, prompt_lens)
         padding_mask = torch.arange(total, device=prompt.device) >= start[:, None]  # (B, total)
-    kv = model.new_cache(batch, total) if cache else None
+    # embeddings in front of the prompt: cached with it at the first step, else given each step
+    prefix = forward_kwargs.pop("prepend_embeds", None)
+    prefix_length = 0 if prefix is None else prefix.shape[1]
+    kv = model.new_cache(batch, prefix_length + total) if cache else None
     out, done = prompt, torch.zeros(batch, dtype=torch.bool, device=prompt.device)
     for step in range(max_new_tokens):
         x = out if kv is None or step == 0 else out[:, -1:]
         mask = None if padding_mask is None else padding_mask[:, : out.shape[1]]
-        cache_kwargs = {} if kv is None else {"cache": kv}
-        logits = model.decode_step(x, mask=mask, seq_start_pos=start, **cache_kwargs,
+        step_kwargs = {} if kv is None else {"cache": kv}
+        if prefix is not None and (kv is None or step == 0):
+            step_kwargs["prepend_embeds"] = prefix
+        logits = model.decode_step(x, mask=mask, seq_start_pos=start, **step_kwargs,
                                    **forward_kwargs)[:, -1]
         token = sample(logits, temperature, top_k, top_p, min_p, generator)  # (B, 1)
         out = torch.cat((out, token), dim=1)

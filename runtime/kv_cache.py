@@ -53,12 +53,14 @@ class LayerCache:
 
 
 class ModelCache:
-    """The caches of every block of a model; `length` is the number of positions cached. A
+    """The caches of every block of a model; `length` is the number of positions cached, the
+    first `prefix` of them prepended embeddings and the rest tokens. A
     custom layout is one block that runs several attention sublayers: it reads `self_attn` and
     `cross_attn`, one cache per sublayer run, in the order they run."""
 
     def __init__(self, layers: list[LayerCache]) -> None:
         self.layers = layers
+        self.prefix = 0  # positions in front of the tokens: embeddings prepended at the first step
 
     @property
     def length(self) -> int:

@@ -31,12 +31,34 @@ def greedy_pair(spec, prompt, new_tokens, cache, **kwargs):
     wrapper = AutoregressiveWrapper(reference)
     expected = wrapper.generate(prompt, new_tokens, temperature=0.0, cache_kv=cache, **kwargs)
     renamed = {"prompt_lens": kwargs.get("prompt_lens"), "eos_token": kwargs.get("eos_token")}
-    extra = {k: v for k, v in kwargs.items() if k in ("context", "context_mask")}
+    extra = {k: v for k, v in kwargs.items() if k in ("context", "context_mask", "prepend_embeds")}
     actual = ours.generate(prompt, new_tokens, temperature=0, cache=cache, **renamed, **extra)
     return expected, actual
 
 
 # greedy tokens of every generating row, cache on and off: tests/test_features.py
+
+
+@pytest.mark.parametrize("name", ["options-plain", "positions-rotary", "positions-alibi",
+                                  "layout-custom", "options-no_abs_pos_emb"])
+@pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
+def test_prepended_embeddings_generate_like_the_reference(name, cache):
+    """A prefix of embeddings (PaLI-style) in front of the prompt: cached once at the first step,
+    the tokens' positions counted without it; tokens equal AutoregressiveWrapper.generate's."""
+    prefix = torch.randn(2, 3, 32, generator=torch.Generator().manual_seed(4))
+    expected, actual = greedy_pair(decoder_spec(name), prompts(), 8, cache, prepend_embeds=prefix)
+    assert actual.shape == (2, 8) and torch.equal(actual, expected)
+
+
+def test_a_prefix_is_cached_once_and_counted_apart_from_the_tokens():
+    _, ours = paired_models(decoder_spec())
+    prefix, sequence = torch.randn(2, 3, 32), prompts(length=6)
+    full = ours(sequence, prepend_embeds=prefix)[:, 3:]  # the tokens' logits
+    cache = ours.new_cache(2, 9)
+    steps = [ours.decode_step(sequence[:, :4], cache=cache, prepend_embeds=prefix)[:, 3:]]
+    steps += [ours.decode_step(sequence[:, i:i + 1], cache=cache) for i in range(4, 6)]
+    assert (cache.length, cache.prefix) == (9, 3)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 @pytest.mark.parametrize("name", ["options-plain", "decoder-llama"])
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
@@ -143,3 +165,19 @@ def test_a_model_that_cannot_cache_says_so_when_asked_to():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.generate(prompts(), 2, temperature=0, cache=False)
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
+def test_a_prefix_with_prompts_of_different_lengths_generates_each_row_as_alone(cache):
+    """x-transformers builds the padding mask of prompt_lens over the prefixed sequence, so it
+    masks prefix positions and leaves padding open: not an oracle here. Each row generated
+    alone, unpadded, is, with absolute positions (relative ones would see the padding between
+    the prefix and the tokens: it is masked, but it moves the tokens away from the prefix)."""
+    _, ours = paired_models(decoder_spec())
+    prefix, prompt, lengths = torch.randn(2, 3, 32), prompts(), torch.tensor([3, 5])
+    batched = ours.generate(prompt, 8, temperature=0, cache=cache, prepend_embeds=prefix,
+                            prompt_lens=lengths)
+    for row, length in enumerate(lengths.tolist()):
+        alone = ours.generate(prompt[row:row + 1, :length], 8, temperature=0, cache=cache,
+                              prepend_embeds=prefix[row:row + 1])
+        assert torch.equal(batched[row:row + 1], alone), row

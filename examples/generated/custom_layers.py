@@ -170,7 +170,7 @@ class CustomStack(nn.Module):
         cache.length positions `cache` holds (none without a cache), which it then holds too.
         mask (B, cache.length + T) covers both; seq_start_pos (B,) is where each left-padded
         prompt starts. forward is this step without a cache; generate runs it once per token."""
-        cached = 0 if cache is None else cache.length
+        cached = cache.length - cache.prefix if cache is not None else 0  # tokens
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len, cached)
         check_mask(mask, x, cached)
         check_context(prepend_embeds, self.config.dim, x.shape[0], "prepend_embeds", required=False)
@@ -183,6 +183,10 @@ class CustomStack(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
+            if cache is not None:  # decoding: the prefix is cached once, at the first step
+                cache.prefix = prepend_embeds.shape[1]
+        elif cache is not None and cache.prefix and mask is not None:
+            mask = F.pad(mask, (cache.prefix, 0), value=True)  # the cached prefix is real
         h = self.block(h, mask=mask, cache=cache)
         h = self.norm(h)
         if return_embeddings:
@@ -227,6 +231,7 @@ class CustomStack(nn.Module):
         eos_token: int | None = None,
         cache: bool = True,
         prompt_lens: Tensor | None = None,
+        prepend_embeds: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """New tokens (B, n_new) after prompt (B, n), sampled with temperature after the
@@ -249,6 +254,7 @@ class CustomStack(nn.Module):
                 generator=generator,
                 max_seq_len=self.config.max_seq_len,
                 cacheable=True,
+                prepend_embeds=prepend_embeds,
             )
         finally:
             self.train(was_training)

@@ -305,7 +305,7 @@ class Decoder(nn.Module):
         cache.length positions `cache` holds (none without a cache), which it then holds too.
         mask (B, cache.length + T) covers both; seq_start_pos (B,) is where each left-padded
         prompt starts. forward is this step without a cache; generate runs it once per token."""
-        cached = 0 if cache is None else cache.length
+        cached = cache.length - cache.prefix if cache is not None else 0  # tokens
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len, cached)
         check_mask(mask, x, cached)
         check_context(context, self.config.dim_context, x.shape[0])
@@ -320,6 +320,10 @@ class Decoder(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
+            if cache is not None:  # decoding: the prefix is cached once, at the first step
+                cache.prefix = prepend_embeds.shape[1]
+        elif cache is not None and cache.prefix and mask is not None:
+            mask = F.pad(mask, (cache.prefix, 0), value=True)  # the cached prefix is real
         caches = cache.layers if cache is not None else [None] * len(self.blocks)
         for block, layer_cache in zip(self.blocks, caches):
             h = block(h, context, mask=mask, context_mask=context_mask, cache=layer_cache)
@@ -371,6 +375,7 @@ class Decoder(nn.Module):
         prompt_lens: Tensor | None = None,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
+        prepend_embeds: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """New tokens (B, n_new) after prompt (B, n), sampled with temperature after the
@@ -395,6 +400,7 @@ class Decoder(nn.Module):
                 cacheable=True,
                 context=context,
                 context_mask=context_mask,
+                prepend_embeds=prepend_embeds,
             )
         finally:
             self.train(was_training)
@@ -467,6 +473,7 @@ class Captioner(nn.Module):
         cache: bool = True,
         prompt_lens: Tensor | None = None,
         decoder_context_mask: Tensor | None = None,
+        decoder_prepend_embeds: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """decoder's generate, after encoder ran once as in forward: decoder decodes with its kv
@@ -487,6 +494,7 @@ class Captioner(nn.Module):
                 prompt_lens=prompt_lens,
                 context=encoder_out,
                 context_mask=decoder_context_mask,
+                prepend_embeds=decoder_prepend_embeds,
                 generator=generator,
             )
         finally:
