@@ -295,6 +295,7 @@ class ResidualStep:
     post_norm: str = ""  # sandwich norm: a norm on the sublayer's output
     post_norm_init: str = ""
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
+    shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
 
     @property
     def names_output(self) -> bool:

@@ -17,8 +17,8 @@ from .ir import Graph, Op, OpKind, scope_prefix
 FLOP_CONVENTION = ("matrix products only, 2 FLOPs per multiply-add; attention over the full "
                    "T x S score square (masked scores included, as SDPA's math path computes "
                    "them); a training step is forward + backward, the optimizer not counted")
-NO_CACHE = ("kv cache: none (not a decoder language model, or memory tokens or token "
-            "shifting make generate() recompute the sequence)")
+NO_CACHE = ("kv cache: none (not a decoder language model, or memory tokens make "
+            "generate() recompute the sequence)")
 
 
 FORMATS = ("text", "json", "dot", "mermaid")

@@ -476,6 +476,8 @@ def block_class(model: Model, prefix: str, config: str, signature: BlockSignatur
             layouts.setdefault(op.block, []).append(step)
     steps = layouts[0]
     assert all(layout == steps for layout in layouts.values()), "blocks differ in structure"
+    if "cache" in signature and steps[0].residual.token_shifts:  # each run shifts its own inputs
+        steps = [replace(step, shift_cache=index) for index, step in enumerate(steps)]
     norm_types = {op.attrs.norm_type for op in model.ops
                   if op.kind is OpKind.NORM and op.block is not None}
     imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)

@@ -65,12 +65,12 @@ class Model:
     def cacheable(self) -> bool:
         """Whether generate() keeps a kv cache. Memory tokens are prepended at every call, so a
         cache of past keys cannot serve them (x-transformers' can_cache_kv, in
-        TransformerWrapper.__init__); token shifting reads earlier inputs, which the cache does
-        not keep (x-transformers caches anyway and then shifts in zeros). A custom layout
-        caches each attention sublayer run; one without self-attention has nothing to cache."""
+        TransformerWrapper.__init__). Token shifting reads earlier inputs: the cache keeps the
+        last ones of each sublayer (x-transformers' cache does not, and shifts in zeros). A
+        custom layout caches each attention sublayer run; one without self-attention has
+        nothing to cache."""
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None
-                and self.find(OpKind.ATTENTION) is not None
-                and not any(op.attrs.token_shifts for op in self.ops if op.kind is OpKind.RESIDUAL))
+                and self.find(OpKind.ATTENTION) is not None)
 
     @property
     def length_limit(self) -> int | None:

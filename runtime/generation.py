@@ -30,8 +30,8 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
     """
     check_generate_arguments(prompt, max_new_tokens, prompt_lens, max_seq_len)
     if cache and not cacheable:
-        warnings.warn("this model cannot use a kv cache (memory tokens or token shifting "
-                      "prevent it: `xtc validate` says which), so generate recomputes the whole "
+        warnings.warn("this model cannot use a kv cache (its memory tokens are prepended at "
+                      "every step: `xtc validate` says so), so generate recomputes the whole "
                       "sequence for each new token; pass cache=False to say so and silence this",
                       stacklevel=2)
     new = decode(model, prompt, max_new_tokens, temperature, top_k, top_p, min_p, eos_token,

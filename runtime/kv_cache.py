@@ -50,6 +50,7 @@ class LayerCache:
     def __init__(self, self_attn: KVCache | None, cross_attn: ContextCache | None = None) -> None:
         self.self_attn = self_attn
         self.cross_attn = cross_attn
+        self.shifted: dict[int, Tensor] = {}  # token shifting: sublayer -> its last inputs
 
 
 class ModelCache:
@@ -61,6 +62,7 @@ class ModelCache:
     def __init__(self, layers: list[LayerCache]) -> None:
         self.layers = layers
         self.prefix = 0  # positions in front of the tokens: embeddings prepended at the first step
+        self.shifted: dict[int, Tensor] = {}  # a custom layout's token shifting, as LayerCache's
 
     @property
     def length(self) -> int:

@@ -55,14 +55,38 @@ class Residual(torch.nn.Module):
         return self.gru(out.flatten(0, -2), x.flatten(0, -2)).view_as(out)  # per token
 
 
-def shift_tokens(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None = None) -> Tensor:
+def shift_tokens(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None = None,
+                 past: dict[int, Tensor] | None = None, sublayer: int = 0) -> Tensor:
     """Token shifting (RWKV-style; x-transformers' ShiftTokens): the features are cut into
     len(shifts) equal chunks (any remainder stays), chunk i moves shifts[i] positions along the
     sequence (positive: later), padding with zeros; a moved chunk's padded positions are
-    zeroed first."""
+    zeroed first. past: when decoding with a cache, the inputs of this `sublayer` at the last
+    max(shifts) positions (masked), which x's first positions shift in; it is updated."""
+    if past is not None:
+        return shift_after(x, shifts, mask, past, sublayer)
     width = x.shape[-1] // len(shifts)
     chunks = x.split(width, dim=-1)
     moved = [shift(chunk, amount, mask) for chunk, amount in zip(chunks, shifts)]
+    return torch.cat((*moved, *chunks[len(shifts):]), dim=-1)
+
+
+def shift_after(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None,
+                past: dict[int, Tensor], sublayer: int) -> Tensor:
+    """shift_tokens of x (B, T, C) following the cached positions (causal shifts only)."""
+    keep = max(shifts)
+    if keep == 0:
+        return x
+    length = x.shape[-2]
+    current = x if mask is None else x.masked_fill(~mask[:, -length:, None], 0.0)
+    before = past.get(sublayer)
+    if before is None:  # the first step: zeros before the sequence, as without a cache
+        before = x.new_zeros(x.shape[0], keep, x.shape[-1])
+    joined = torch.cat((before, current), dim=-2)  # (B, keep + T, C)
+    past[sublayer] = joined[:, -keep:]
+    width = x.shape[-1] // len(shifts)
+    chunks, joined_chunks = x.split(width, dim=-1), joined.split(width, dim=-1)
+    moved = [chunk if amount == 0 else whole.narrow(-2, keep - amount, length)
+             for chunk, whole, amount in zip(chunks, joined_chunks, shifts)]
     return torch.cat((*moved, *chunks[len(shifts):]), dim=-1)
 
 

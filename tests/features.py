@@ -208,7 +208,7 @@ LAYERS = token_rows("layers", {
     "realformer": {"layers": {"pre_norm": False, "residual_attn": True}},
 }, flash=False) + token_rows("layers", {
     # x-transformers caches with token shifting and then shifts in zeros: its uncached tokens
-    # are the right ones (xtc recomputes instead of caching, and warns at check time)
+    # are the right ones (xtc's cache keeps the inputs each sublayer shifts in)
     "shift_tokens": {"layers": {"shift_tokens": 1}},
     "macaron_shift_tokens_cross": {"layers": {"macaron": True, "shift_tokens": 1,
                                               "use_layerscale": True}},

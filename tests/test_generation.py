@@ -5,6 +5,8 @@ logits equal full-sequence logits; loss equals the wrapper's loss."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from features import feature, feature_spec
@@ -181,3 +183,17 @@ def test_a_prefix_with_prompts_of_different_lengths_generates_each_row_as_alone(
         alone = ours.generate(prompt[row:row + 1, :length], 8, temperature=0, cache=cache,
                               prepend_embeds=prefix[row:row + 1])
         assert torch.equal(batched[row:row + 1], alone), row
+
+
+@pytest.mark.parametrize("name", ["layers-shift_tokens", "layers-shift_tokens_rotary_layerscale"])
+def test_token_shifting_caches_what_it_shifts_in(name):
+    """Cached, with prompts of different lengths, without the cannot-cache warning, the tokens of
+    a token-shifting decoder equal its uncached ones (and those the reference's uncached ones:
+    tests/test_features.py)."""
+    _, ours = paired_models(decoder_spec(name))
+    prompt, lengths = prompts(), torch.tensor([3, 5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cached = ours.generate(prompt, 10, temperature=0, prompt_lens=lengths)
+    assert torch.equal(cached, ours.generate(prompt, 10, temperature=0, cache=False,
+                                             prompt_lens=lengths))

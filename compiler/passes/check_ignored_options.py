@@ -45,11 +45,6 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.{later}", "layout-option-ignored",
                     f"{later} has no effect: {deciding} decides the layout", "warning"))
-        if layers["shift_tokens"] and layers.type == "Decoder":
-            found.append(diagnostic(
-                spec, f"{layers.key}.shift_tokens", "shift-tokens-disable-kv-cache",
-                "token shifting reads earlier positions' inputs, which a kv cache does not keep, "
-                "so generate() recomputes the whole sequence for each new token", "warning"))
     for model in wrapper_modules(spec):
         if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
             found.append(diagnostic(
