@@ -658,7 +658,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end})
     if kind is OpKind.PREPEND:
         imports |= {TORCH, FUNCTIONAL}
-        return OpContext("ops/prepend.py.jinja", {"cache": cacheable})
+        if generative:
+            imports.add(runtime("layers", "padding_first"))
+        return OpContext("ops/prepend.py.jinja", {"cache": cacheable, "generative": generative})
     if kind is OpKind.STRIP:
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})

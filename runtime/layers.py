@@ -98,3 +98,14 @@ def shift(t: Tensor, amount: int, mask: Tensor | None = None) -> Tensor:
         t = t.masked_fill(~mask[..., None], 0.0)
     amount = min(amount, t.shape[-2])
     return torch.nn.functional.pad(t, (0, 0, amount, -amount))
+
+
+def padding_first(t: Tensor, prefix: int, seq_start_pos: Tensor) -> Tensor:
+    """Rows [prefix, padding, tokens] of t (B, L, ...) reordered [padding, prefix, tokens]: a
+    left-padded prompt's prefix then sits next to its first token, as it would unpadded, so
+    relative positions see no gap between them. seq_start_pos (B,): each row's padding."""
+    j = torch.arange(t.shape[1], device=t.device)
+    start = seq_start_pos[:, None]
+    source = torch.where(j < start, prefix + j, torch.where(j < start + prefix, j - start, j))
+    index = source if t.ndim == 2 else source[..., None].expand(-1, -1, t.shape[-1])
+    return t.gather(1, index)

@@ -170,12 +170,13 @@ def test_a_model_that_cannot_cache_says_so_when_asked_to():
 
 
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "no-cache"])
-def test_a_prefix_with_prompts_of_different_lengths_generates_each_row_as_alone(cache):
+@pytest.mark.parametrize("name", ["options-plain", "positions-rotary", "positions-alibi"])
+def test_a_prefix_with_prompts_of_different_lengths_generates_each_row_as_alone(name, cache):
     """x-transformers builds the padding mask of prompt_lens over the prefixed sequence, so it
     masks prefix positions and leaves padding open: not an oracle here. Each row generated
-    alone, unpadded, is, with absolute positions (relative ones would see the padding between
-    the prefix and the tokens: it is masked, but it moves the tokens away from the prefix)."""
-    _, ours = paired_models(decoder_spec())
+    alone, unpadded, is: the padding goes before the prefix, so relative positions (rotary
+    here) see the prefix next to the first token, as they would alone."""
+    _, ours = paired_models(decoder_spec(name))
     prefix, prompt, lengths = torch.randn(2, 3, 32), prompts(), torch.tensor([3, 5])
     batched = ours.generate(prompt, 8, temperature=0, cache=cache, prepend_embeds=prefix,
                             prompt_lens=lengths)

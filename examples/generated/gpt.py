@@ -15,6 +15,7 @@ from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
 from xtc.runtime.generation import generate
 from xtc.runtime.kv_cache import KVCache, LayerCache, ModelCache
+from xtc.runtime.layers import padding_first
 
 
 @dataclass(frozen=True)
@@ -163,10 +164,16 @@ class Gpt(nn.Module):
             h = torch.cat((prepend_embeds, h), dim=1)  # (B, P + T, C)
             if mask is not None:
                 mask = F.pad(mask, (prepend_embeds.shape[1], 0), value=True)  # (B, P + T)
+            if seq_start_pos is not None:  # left-padded prompts: the padding before the prefix
+                h = padding_first(h, prepend_embeds.shape[1], seq_start_pos)
+                if mask is not None:
+                    mask = padding_first(mask, prepend_embeds.shape[1], seq_start_pos)
             if cache is not None:  # decoding: the prefix is cached once, at the first step
                 cache.prefix = prepend_embeds.shape[1]
         elif cache is not None and cache.prefix and mask is not None:
             mask = F.pad(mask, (cache.prefix, 0), value=True)  # the cached prefix is real
+            if seq_start_pos is not None:
+                mask = padding_first(mask, cache.prefix, seq_start_pos)
         caches = cache.layers if cache is not None else [None] * len(self.blocks)
         for block, layer_cache in zip(self.blocks, caches):
             h = block(h, mask=mask, cache=layer_cache)
