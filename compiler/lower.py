@@ -324,7 +324,7 @@ def cached_positions(model: Model) -> list[str]:
     if model.find(OpKind.PREPEND) is None:
         return ["cached = 0 if cache is None else cache.length"]
     if model.find(OpKind.ROTARY) is None and model.find(OpKind.POSITION_BIAS) is None:
-        return ["cached = cache.length - cache.prefix if cache is not None else 0  # tokens"]
+        return ["cached = cache.length - cache.prefix if cache is not None else 0  # its tokens"]
     return ["past = cache.length if cache is not None else 0  # cached: a prefix, then tokens",
             "cached = past - cache.prefix if cache is not None else 0  # the tokens"]
 

@@ -149,10 +149,11 @@ class GptScalenorm(nn.Module):
         seq_start_pos: Tensor | None = None,
     ) -> Tensor:
         """One step of decoding: logits (B, T, num_tokens) for tokens x (B, T) that follow the
-        cache.length positions `cache` holds (none without a cache), which it then holds too.
-        mask (B, cache.length + T) covers both; seq_start_pos (B,) is where each left-padded
-        prompt starts. forward is this step without a cache; generate runs it once per token."""
-        cached = cache.length - cache.prefix if cache is not None else 0  # tokens
+        positions `cache` holds (none without a cache), which it then holds too. mask covers
+        the tokens, cached and new (prepended embeddings are always real); seq_start_pos (B,)
+        is where each left-padded prompt starts. forward is this step without a cache;
+        generate runs it once per token."""
+        cached = cache.length - cache.prefix if cache is not None else 0  # its tokens
         check_tokens(x, self.config.num_tokens, self.config.max_seq_len, cached)
         check_mask(mask, x, cached)
         check_context(prepend_embeds, self.config.dim, x.shape[0], "prepend_embeds", required=False)
