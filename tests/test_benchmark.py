@@ -72,3 +72,14 @@ def test_generation_prompts_fit_each_model(bench):
     config = bench.make_inputs("encoder_decoder", seq2seq, batch=2)
     source, start = bench.generation_prompt(seq2seq, config, 64)
     assert source.shape == (1, 256) and start.shape == (1, 1)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "benchmarks" / "specs").glob("*.yaml")))
+def test_the_reference_runs_at_its_fastest(bench, name):
+    """Every config is compared with x-transformers as a user who wants speed sets it up:
+    attn_flash=True on every layer stack (all of today's configs allow it)."""
+    from reference import reference_model
+
+    reference = reference_model(bench.fastest(ROOT / "benchmarks" / "specs" / f"{name}.yaml"))
+    attends = [m for m in reference.modules() if type(m).__name__ == "Attend"]
+    assert attends and all(m.flash for m in attends)
