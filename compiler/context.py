@@ -227,6 +227,16 @@ class Parameter:
 KEYWORD_ONLY = Parameter("*")
 
 
+def call_statement(head: str, callee: str, arguments: list[str], indent: int) -> str:
+    """`<head><callee>(arguments)` at `indent`: one line where it fits in 100 columns, else
+    one argument a line, as ruff formats it."""
+    line = f"{head}{callee}({', '.join(arguments)})"
+    if len(line) + indent <= 100:
+        return line
+    inner = "".join(f"\n{' ' * (indent + 4)}{argument}," for argument in arguments)
+    return f"{head}{callee}({inner}\n{' ' * indent})"
+
+
 def optional(name: str) -> Parameter:
     """An optional tensor argument, None by default."""
     return Parameter(name, "Tensor | None", "None")
@@ -383,8 +393,17 @@ class OpContext:
             raise AttributeError(name) from None
 
 
+class DefaultConfig:
+    """A model class's default config: its config class called without arguments, or where the
+    class is shared with another model, with this model's values (`config_default`)."""
+
+    @property
+    def default_config(self) -> str:
+        return self.config_default or f"{self.config}()"
+
+
 @dataclass(frozen=True)
-class ModelClass:
+class ModelClass(DefaultConfig):
     """A model: its config, its ops in forward order, and its forward signature and checks."""
 
     template: ClassVar[str] = "model.py.jinja"
@@ -408,19 +427,12 @@ class ModelClass:
     step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
 
     @property
-    def default_config(self) -> str:
-        return self.config_default or f"{self.config}()"
-
-    @property
     def step_call(self) -> str:
         """forward's call of decode_step, each of its own arguments by keyword: one line where
         it fits in 100 columns (indented 8), else one argument a line."""
         names = [p.name for p in self.parameters if p is not KEYWORD_ONLY]
         arguments = [names[0], *(f"{name}={name}" for name in names[1:])]
-        line = f"return self.decode_step({', '.join(arguments)})"
-        if len(line) + 8 <= 100:
-            return line
-        return "return self.decode_step(" + "".join(f"\n            {a}," for a in arguments) + "\n        )"
+        return call_statement("return ", "self.decode_step", arguments, indent=8)
 
     @property
     def context_parameters(self) -> tuple[Parameter, ...]:
@@ -456,7 +468,7 @@ class ModelClass:
 
 
 @dataclass(frozen=True)
-class XTransformerClass:
+class XTransformerClass(DefaultConfig):
     template: ClassVar[str] = "xtransformer.py.jinja"
     class_name: str
     config: str
@@ -466,10 +478,6 @@ class XTransformerClass:
     prepend_pads_mask: bool = True
     drop_context_tokens: bool = False
     config_default: str = ""  # as ModelClass's
-
-    @property
-    def default_config(self) -> str:
-        return self.config_default or f"{self.config}()"
 
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:

@@ -42,6 +42,7 @@ from .context import (
     Parameter,
     ResidualStep,
     XTransformerClass,
+    call_statement,
     defined_name,
     nested_config,
     optional,
@@ -841,9 +842,9 @@ def lower_composite(graph: Graph, class_name: str) -> ModuleContext:
         methods.append(wiring.method("loss", last.loss, (
             f"{sink}'s loss, after {', '.join(order[:-1])} as in forward.",)))
     if last.generate:
-        methods.append(wiring.method("generate", last.generate, tuple(textwrap.wrap(
+        methods.append(wiring.method("generate", last.generate, docstring_lines(
             f"{sink}'s generate, after {', '.join(order[:-1])} ran once as in forward: "
-            f"{sink} decodes with its kv cache from what they gave it.", width=100 - 8 - 3))))
+            f"{sink} decodes with its kv cache from what they gave it.")))
     configs = tuple(config for part in parts.values() for config in part.configs)
     top_config = ConfigClass(config_name, tuple(
         nested_config(name, part.config) for name, part in parts.items()))
@@ -939,15 +940,15 @@ def composite_doc(order: list[str], sink: str) -> tuple[str, ...]:
     text = (f"Runs {', then '.join(order)}, and returns {sink}'s output. An argument "
             "`<component>_<name>` is that component's `<name>`; one without a prefix belongs to "
             "the one component that takes it.")
-    return tuple(textwrap.wrap(text, width=100 - 8 - 3))  # indented 8, beside the quotes
+    return docstring_lines(text)
+
+
+def docstring_lines(text: str) -> tuple[str, ...]:
+    """A method's docstring wrapped to 100 columns: indented 8, beside the quotes."""
+    return tuple(textwrap.wrap(text, width=100 - 8 - 3))
 
 
 def composite_call(target: str, name: str, arguments: list[str], sink: bool, indent: int) -> str:
-    """`self.<target>(...)`, returned by the sink, else kept in the producer's output: one line
-    when it fits in 100 columns, else one argument per line."""
+    """`self.<target>(...)`, returned by the sink, else kept in the producer's output."""
     head = "return " if sink else f"{output_name(name)} = "
-    line = f"{head}self.{target}({', '.join(arguments)})"
-    if len(line) + indent <= 100:
-        return line
-    inner = "".join(f"\n{' ' * (indent + 4)}{argument}," for argument in arguments)
-    return f"{head}self.{target}({inner}\n{' ' * indent})"
+    return call_statement(head, f"self.{target}", arguments, indent)

@@ -27,6 +27,7 @@ from .context import (
     BlockClass,
     CompositeClass,
     ConfigClass,
+    DefaultConfig,
     ModelClass,
     ModuleContext,
     XTransformerClass,
@@ -117,12 +118,9 @@ def blanked_body(cls) -> str:
     if is_sublayer(cls):
         blank = replace(cls, name="", config="")
     else:
-        blank = replace(cls, class_name="", **({"config_default": "_"} if has_default(cls) else {}))
+        defaults = {"config_default": "_"} if isinstance(cls, DefaultConfig) else {}
+        blank = replace(cls, class_name="", **defaults)
     return environment().get_template(cls.template).render(cls=blank)
-
-
-def has_default(cls) -> bool:
-    return hasattr(cls, "config_default")
 
 
 def retarget(cls, configs: dict[str, tuple[str, Overrides]], classes: dict[str, str]):
