@@ -127,6 +127,44 @@ def generation_runner(model, prompt: tuple, steps: int, reference: bool):
     return run
 
 
+def compiled_generation_runner(model, prompt: tuple, steps: int):
+    """xtc's cached greedy generation with the decoding step compiled (generate(compile=True)),
+    and the seconds its first call took, which compiles."""
+    model.eval()
+
+    def run():
+        with torch.no_grad():
+            model.generate(*prompt, steps, temperature=0, cache=True, compile=True)
+    start = time.perf_counter()
+    run()
+    return run, time.perf_counter() - start
+
+
+def decoding_weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    """The matrices one decoding step multiplies a token's vector by: every Linear of the
+    generating model (an encoder-decoder's decoder) but a cross-attention's key and value
+    projections, which read the context once."""
+    generating = getattr(model, "decoder", model)
+    return [module.weight.detach() for name, module in generating.named_modules()
+            if isinstance(module, torch.nn.Linear) and not name.endswith(("cross_attn.to_k",
+                                                                         "cross_attn.to_v"))]
+
+
+def weight_streaming_ceiling(weights: list[torch.Tensor], steps: int, repeats: int) -> float:
+    """Tokens per second if a decoding step did nothing but its matrix-vector products: `steps`
+    passes of torch.mv over every weight, in a tight loop (batch 1). The weights being read
+    once per token, this is what the machine's memory bandwidth allows; everything else a
+    step does (attention, norms, sampling, Python) comes on top."""
+    vectors = {w.shape[1]: torch.randn(w.shape[1]) for w in weights}
+
+    def run():
+        with torch.inference_mode():
+            for _ in range(steps):
+                for weight in weights:
+                    torch.mv(weight, vectors[weight.shape[1]])
+    return steps / timed(run, repeats)
+
+
 def generation_prompt(spec: xtc.Spec, config: Config, new_tokens: int) -> tuple:
     """One sequence's prompt: 16 tokens (fewer where absolute positions leave less room); an
     encoder-decoder's whole first source sequence and one start token."""
@@ -206,11 +244,21 @@ def measure(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int,
         ref_time, our_time = abba(ref_run, generation_runner(ours, prompt, new_tokens, False),
                                   turns, 1)
         ref_a, ref_b = abba(ref_run, generation_runner(twin, prompt, new_tokens, True), turns, 1)
+        compiled_run, compile_s = compiled_generation_runner(ours, prompt, new_tokens)
+        _, compiled_time = abba(ref_run, compiled_run, turns, 1)
+        weights = decoding_weights(ours)
+        ceiling = weight_streaming_ceiling(weights, new_tokens, repeats)
         result["generation"] = {"new_tokens": new_tokens,
                                 "reference_tokens_per_s": new_tokens / ref_time,
                                 "xtc_tokens_per_s": new_tokens / our_time,
                                 "speedup": ref_time / our_time,
-                                "control_speedup": ref_b / ref_a}
+                                "control_speedup": ref_b / ref_a,
+                                "compiled_tokens_per_s": new_tokens / compiled_time,
+                                "compiled_speedup": ref_time / compiled_time,
+                                "compile_s": compile_s,
+                                "matrices": len(weights),
+                                "weight_bytes": sum(w.nbytes for w in weights),
+                                "ceiling_tokens_per_s": ceiling}
     return result
 
 
@@ -266,19 +314,35 @@ def timing_cell(figures: dict) -> str:
 
 
 def table(results: list[dict]) -> str:
-    rows = [("| config | forward xtc / ref (A/A) | training step xtc / ref (A/A) | "
-             "peak RSS xtc / ref | cached generation xtc / ref |"),
-            "| --- | --- | --- | --- | --- |"]
+    rows = ["| config | forward xtc / ref (A/A) | training step xtc / ref (A/A) | peak RSS xtc / ref |",
+            "| --- | --- | --- | --- |"]
     for r in results:
         peak = r["peak_rss_bytes"]
         memory = f"{peak['xtc'] / 2**20:.0f} / {peak['reference'] / 2**20:.0f} MiB"
-        generation = "-"
-        if "generation" in r:
-            g = r["generation"]
-            generation = (f"{g['xtc_tokens_per_s']:.0f} / {g['reference_tokens_per_s']:.0f} tok/s "
-                          f"= **{g['speedup']:.2f}x** ({g['control_speedup']:.2f}x)")
         rows.append(f"| {r['config']} | {timing_cell(r['forward'])} | "
-                    f"{timing_cell(r['training_step'])} | {memory} | {generation} |")
+                    f"{timing_cell(r['training_step'])} | {memory} |")
+    return "\n".join(rows)
+
+
+def generation_table(results: list[dict]) -> str:
+    """Tokens per second of cached greedy generation, batch 1: the reference, xtc eager and
+    compiled (speedup over the reference; the A/A control's beside the eager one), and the
+    weight-streaming ceiling with the fraction of it each of xtc's paths reaches."""
+    rows = [("| config | reference | xtc eager (A/A) | xtc compiled (compile) | ceiling "
+             "(matrices, MB) | eager / compiled of ceiling |"),
+            "| --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        if "generation" not in r:
+            continue
+        g = r["generation"]
+        ceiling = g["ceiling_tokens_per_s"]
+        rows.append(
+            f"| {r['config']} | {g['reference_tokens_per_s']:.0f} tok/s | "
+            f"{g['xtc_tokens_per_s']:.0f} tok/s = **{g['speedup']:.2f}x** "
+            f"({g['control_speedup']:.2f}x) | {g['compiled_tokens_per_s']:.0f} tok/s = "
+            f"**{g['compiled_speedup']:.2f}x** ({g['compile_s']:.0f} s) | {ceiling:.0f} tok/s "
+            f"({g['matrices']}, {g['weight_bytes'] / 1e6:.1f}) | "
+            f"{g['xtc_tokens_per_s'] / ceiling:.0%} / {g['compiled_tokens_per_s'] / ceiling:.0%} |")
     return "\n".join(rows)
 
 
@@ -314,6 +378,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
+    print(f"\n{generation_table(results)}")
     if "cli" in report:
         cli = report["cli"]
         print(f"\nxtc validate (all examples): {cli['validate_all_examples_s']:.2f} s; "

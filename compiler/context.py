@@ -252,6 +252,7 @@ SAMPLING = (
     Parameter("min_p", "float | None", "None"),
     Parameter("eos_token", "int | None", "None"),
     Parameter("cache", "bool", "True"),
+    Parameter("compile", "bool", "False"),
     optional("prompt_lens"),
 )
 GENERATOR = Parameter("generator", "torch.Generator | None", "None")

@@ -15,18 +15,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .compiled import compiled_decode_step
 from .sampling import sample
 
 
 def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, min_p: float | None = None,
              eos_token: int | None = None, cache: bool = True, prompt_lens: Tensor | None = None,
-             generator: torch.Generator | None = None, max_seq_len: int | None = None,
-             cacheable: bool = True, **forward_kwargs) -> Tensor:
+             generator: torch.Generator | None = None, compile: bool = False,
+             max_seq_len: int | None = None, cacheable: bool = True, **forward_kwargs) -> Tensor:
     """New tokens (B, n_new <= max_new_tokens) after `prompt` (B, n).
 
-    max_seq_len bounds prompt + new tokens where positions are absolute (None: no bound);
-    cacheable says whether the model can use a kv cache (memory tokens prevent it).
+    compile runs every step after the first (the prompt's) through torch.compile (see
+    compiled.py); max_seq_len bounds prompt + new tokens where positions are absolute (None: no
+    bound); cacheable says whether the model can use a kv cache (memory tokens prevent it).
     """
     check_generate_arguments(prompt, max_new_tokens, prompt_lens, max_seq_len)
     if cache and not cacheable:
@@ -35,7 +37,7 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
                       "sequence for each new token; pass cache=False to say so and silence this",
                       stacklevel=2)
     new = decode(model, prompt, max_new_tokens, temperature, top_k, top_p, min_p, eos_token,
-                 cache and cacheable, prompt_lens, generator, forward_kwargs)
+                 cache and cacheable, prompt_lens, generator, compile, forward_kwargs)
     # inference tensors refuse in-place updates outside inference mode: hand out an ordinary copy
     return new.clone()
 
@@ -45,7 +47,7 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
 @torch.inference_mode()
 def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
            top_p: float | None, min_p: float | None, eos_token: int | None, cache: bool,
-           prompt_lens: Tensor | None, generator: torch.Generator | None,
+           prompt_lens: Tensor | None, generator: torch.Generator | None, compile: bool,
            forward_kwargs: dict) -> Tensor:
     """The loop of `generate`, on checked arguments."""
     batch, length = prompt.shape
@@ -58,6 +60,8 @@ def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k
     prefix = forward_kwargs.pop("prepend_embeds", None)
     prefix_length = 0 if prefix is None else prefix.shape[1]
     kv = model.new_cache(batch, prefix_length + total) if cache else None
+    # the prompt's step runs eagerly: its length is the prompt's, every later step's is 1
+    later_step = compiled_decode_step(model) if compile else model.decode_step
     out, done = prompt, torch.zeros(batch, dtype=torch.bool, device=prompt.device)
     for step in range(max_new_tokens):
         x = out if kv is None or step == 0 else out[:, -1:]
@@ -65,8 +69,8 @@ def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k
         step_kwargs = {} if kv is None else {"cache": kv}
         if prefix is not None and (kv is None or step == 0):
             step_kwargs["prepend_embeds"] = prefix
-        logits = model.decode_step(x, mask=mask, seq_start_pos=start, **step_kwargs,
-                                   **forward_kwargs)[:, -1]
+        decode_step = model.decode_step if step == 0 else later_step
+        logits = decode_step(x, mask=mask, seq_start_pos=start, **step_kwargs, **forward_kwargs)[:, -1]
         token = sample(logits, temperature, top_k, top_p, min_p, generator)  # (B, 1)
         out = torch.cat((out, token), dim=1)
         if eos_token is not None:

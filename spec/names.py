@@ -24,12 +24,13 @@ NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 MAX_NAME_LENGTH = 64
 
 # The capitalised names an emitted module binds without defining them: torch's `Tensor` and `F`,
-# and the classes of xtc.runtime (imported, or copied in by `--standalone`). The spec's class must
+# `Callable` (collections.abc, which a standalone module's copied runtime imports), and the
+# classes of xtc.runtime (imported, or copied in by `--standalone`). The spec's class must
 # not replace one (`name: model_cache` would shadow the imported ModelCache), and the compiler
 # gives no other class such a name; tests/test_names.py checks the list against runtime/ and the
 # goldens.
 IMPORTED_NAMES = frozenset({
-    "F", "Tensor",
+    "F", "Tensor", "Callable",
     "AlibiBias", "ContextCache", "DynamicPositionBias", "KVCache", "LayerCache", "ModelCache",
     "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias",

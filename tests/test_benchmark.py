@@ -29,7 +29,17 @@ def test_every_config_gets_inputs_its_model_takes(bench, name):
     assert "mask" in config.kwargs if name == "bert" else not config.kwargs
 
 
-def test_measure_reports_every_figure(bench):
+def compile_eagerly(monkeypatch) -> None:
+    """inductor's code generation takes seconds to minutes here: trace with dynamo, run eagerly."""
+    import torch
+
+    eager_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda model, **kwargs: eager_compile(model, **kwargs, backend="eager"))
+
+
+def test_measure_reports_every_figure(bench, monkeypatch):
+    compile_eagerly(monkeypatch)
     spec = xtc.loads_spec("""
 xtc: 1
 name: tiny_bench
@@ -47,16 +57,23 @@ model:
     generation = result["generation"]
     assert generation["speedup"] > 0 and generation["control_speedup"] > 0
     assert generation["new_tokens"] == 4
-    assert "| tiny |" in bench.table([result])
+    assert generation["compiled_speedup"] > 0 and generation["compile_s"] > 0
+    # q, k, v, out, the feedforward's two and the logits head, 4 bytes per weight
+    assert generation["matrices"] == 7 and generation["weight_bytes"] == 4 * (4 * 16**2 + 2 * 16 * 64 + 16 * 32)
+    assert generation["ceiling_tokens_per_s"] > 0
+    assert "| tiny |" in bench.table([result]) and "| tiny |" in bench.generation_table([result])
+
+
+def test_the_ceiling_counts_the_matrices_a_decoding_step_reads(bench):
+    """An encoder-decoder's step reads its decoder's matrices, but not the cross-attention's key
+    and value projections: they read the context once."""
+    spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / "encoder_decoder.yaml")
+    weights = bench.decoding_weights(xtc.build(spec))
+    assert len(weights) == 2 * (4 + 2 + 2) + 1  # per layer: self q k v out, cross q out, ff
 
 
 def test_inductor_figures_are_reported(bench, monkeypatch):
-    import torch
-
-    # inductor's code generation takes about 20 s here: trace with dynamo, run eagerly
-    eager_compile = torch.compile
-    monkeypatch.setattr(bench.torch, "compile",
-                        lambda model, **kwargs: eager_compile(model, **kwargs, backend="eager"))
+    compile_eagerly(monkeypatch)
     spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / "gpt.yaml")
     figures = bench.measure_inductor("gpt", spec, batch=1, rounds=1, repeats=1)
     assert figures["compile_s"] > 0 and figures["inductor_s"] > 0

@@ -98,4 +98,5 @@ def test_every_example_compiles_standalone_to_valid_python(path, tmp_path):
     imported = {line.split()[1] for line in source.splitlines()
                 if line.startswith(("import ", "from "))}
     assert imported <= {"__future__", "dataclasses", "math", "torch", "torch.nn.functional",
-                        "einops", "typing", "collections.abc", "warnings"}, imported
+                        "einops", "typing", "collections.abc", "warnings", "logging",
+                        "time"}, imported

@@ -222,13 +222,15 @@ class GptFlash(nn.Module):
         min_p: float | None = None,
         eos_token: int | None = None,
         cache: bool = True,
+        compile: bool = False,
         prompt_lens: Tensor | None = None,
         prepend_embeds: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """New tokens (B, n_new) after prompt (B, n), sampled with temperature after the
         optional top-k, top-p and min-p filters (no filter by default; temperature 0 is
-        greedy). Prompts shorter than n are given by prompt_lens, padded at the end."""
+        greedy). Prompts shorter than n are given by prompt_lens, padded at the end. compile
+        runs the steps after the prompt's through torch.compile (compiled once, reused)."""
         was_training = self.training
         self.eval()
         try:
@@ -242,6 +244,7 @@ class GptFlash(nn.Module):
                 min_p=min_p,
                 eos_token=eos_token,
                 cache=cache,
+                compile=compile,
                 prompt_lens=prompt_lens,
                 generator=generator,
                 max_seq_len=self.config.max_seq_len,

@@ -380,6 +380,7 @@ class Decoder(nn.Module):
         min_p: float | None = None,
         eos_token: int | None = None,
         cache: bool = True,
+        compile: bool = False,
         prompt_lens: Tensor | None = None,
         context: Tensor | None = None,
         context_mask: Tensor | None = None,
@@ -388,7 +389,8 @@ class Decoder(nn.Module):
     ) -> Tensor:
         """New tokens (B, n_new) after prompt (B, n), sampled with temperature after the
         optional top-k, top-p and min-p filters (no filter by default; temperature 0 is
-        greedy). Prompts shorter than n are given by prompt_lens, padded at the end."""
+        greedy). Prompts shorter than n are given by prompt_lens, padded at the end. compile
+        runs the steps after the prompt's through torch.compile (compiled once, reused)."""
         was_training = self.training
         self.eval()
         try:
@@ -402,6 +404,7 @@ class Decoder(nn.Module):
                 min_p=min_p,
                 eos_token=eos_token,
                 cache=cache,
+                compile=compile,
                 prompt_lens=prompt_lens,
                 generator=generator,
                 max_seq_len=self.config.max_seq_len,
@@ -479,6 +482,7 @@ class Captioner(nn.Module):
         min_p: float | None = None,
         eos_token: int | None = None,
         cache: bool = True,
+        compile: bool = False,
         prompt_lens: Tensor | None = None,
         decoder_context_mask: Tensor | None = None,
         decoder_prepend_embeds: Tensor | None = None,
@@ -499,6 +503,7 @@ class Captioner(nn.Module):
                 min_p=min_p,
                 eos_token=eos_token,
                 cache=cache,
+                compile=compile,
                 prompt_lens=prompt_lens,
                 context=encoder_out,
                 context_mask=decoder_context_mask,
