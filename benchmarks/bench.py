@@ -32,7 +32,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "benchmarks" / "specs"
 sys.path.insert(0, str(ROOT / "tests"))  # the spec -> reference mapping lives with the tests
+sys.path.insert(0, str(ROOT / "benchmarks"))  # peer.py
 
+import peer
 from inputs import padding_mask
 from reference import TOLERANCE, paired_models
 
@@ -281,6 +283,46 @@ def measure_inductor(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats
             "inductor_s": compiled_s, "reference_s": reference_s}
 
 
+def measure_peer(name: str, spec: xtc.Spec, rounds: int, repeats: int, new_tokens: int) -> dict:
+    """Cached greedy generation of transformers' LlamaForCausalLM with the shapes of a llama-style
+    config (benchmarks/peer.py), against xtc's: its default cache and a static cache against
+    xtc eager, its compiled static-cache recipe against xtc compiled; batch 1, the prompt of
+    the config's generation figures. Speedups are xtc's tokens per second over transformers'."""
+    config = make_inputs(name, spec, 1)
+    (prompt,) = generation_prompt(spec, config, new_tokens)
+    layers = spec.model.children["attn_layers"]
+    _, ours = paired_models(spec)
+    hf = peer.llama_like(spec.model["num_tokens"], spec.model["max_seq_len"], layers["dim"],
+                         layers["depth"], layers["heads"], layers.sections["attn"]["dim_head"],
+                         layers.sections["attn"]["kv_heads"], ours.config.ff_inner_dim)
+    eager = generation_runner(ours, (prompt,), new_tokens, False)
+    compiled, _ = compiled_generation_runner(ours, (prompt,), new_tokens)
+    hf_compiled, hf_compile_s = peer.compiled_generation_runner(hf, prompt, new_tokens)
+    turns = rounds * repeats
+    figures = {"config": name, "new_tokens": new_tokens, "hf_compile_s": hf_compile_s,
+               "parameters": {"xtc": peer.parameter_count(ours), "hf": peer.parameter_count(hf)}}
+    pairs = {"dynamic": (peer.generation_runner(hf, prompt, new_tokens, "dynamic"), eager),
+             "static": (peer.generation_runner(hf, prompt, new_tokens, "static"), eager),
+             "compiled_static": (hf_compiled, compiled)}
+    for key, (theirs, mine) in pairs.items():
+        hf_s, xtc_s = abba(theirs, mine, turns, 1)
+        figures[key] = {"hf_tokens_per_s": new_tokens / hf_s,
+                        "xtc_tokens_per_s": new_tokens / xtc_s, "speedup": hf_s / xtc_s}
+    return figures
+
+
+def peer_line(figures: dict) -> str:
+    parts = [f"{what}: {figures[key]['xtc_tokens_per_s']:.0f} / "
+             f"{figures[key]['hf_tokens_per_s']:.0f} tok/s = **{figures[key]['speedup']:.2f}x**"
+             for key, what in (("dynamic", "xtc eager / HF default cache"),
+                               ("static", "xtc eager / HF static cache"),
+                               ("compiled_static", "xtc compiled / HF compiled static cache"))]
+    return (f"transformers LlamaForCausalLM ({figures['config']} shapes, "
+            f"{figures['parameters']['hf']:,} parameters against xtc's "
+            f"{figures['parameters']['xtc']:,}; HF compiles for {figures['hf_compile_s']:.0f} s): "
+            + "; ".join(parts))
+
+
 def inductor_line(figures: dict) -> str:
     return (f"inductor ({figures['config']}, forward, batch {figures['batch']}): "
             f"{figures['inductor_s'] * 1e3:.1f} ms against {figures['eager_s'] * 1e3:.1f} ms eager "
@@ -360,6 +402,10 @@ def main() -> None:
     parser.add_argument("--inductor", default="gpt", metavar="CONFIG",
                         help="the config whose forward is also timed under torch.compile "
                              "(inductor; compiling takes a minute); '' skips it")
+    parser.add_argument("--peer", default="gpt_llama", metavar="CONFIG",
+                        help="the llama-style config whose generation is also timed against "
+                             "transformers' LlamaForCausalLM (when transformers is installed); "
+                             "'' skips it")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -373,6 +419,9 @@ def main() -> None:
         spec = fastest(SPECS / f"{args.inductor}.yaml")
         report["inductor"] = measure_inductor(args.inductor, spec, args.batch, args.rounds,
                                               args.repeats)
+    if args.peer and peer.hf_available():
+        spec = fastest(SPECS / f"{args.peer}.yaml")
+        report["peer"] = measure_peer(args.peer, spec, args.rounds, args.repeats, args.new_tokens)
     if not args.no_cli:
         report["cli"] = cli_times()
     args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -385,6 +434,8 @@ def main() -> None:
               f"xtc compile examples/gpt.yaml: {cli['compile_gpt_s']:.2f} s (medians of 5)")
     if "inductor" in report:
         print(f"\n{inductor_line(report['inductor'])}")
+    if "peer" in report:
+        print(f"\n{peer_line(report['peer'])}")
     print(f"\nJSON: {args.json}")
 
 

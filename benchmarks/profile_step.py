@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench import SPECS, fastest
+from xtc.runtime.compiled import compiled_decode_step
 
 import xtc
-from xtc.runtime.compiled import compiled_decode_step
 
 MATRIX_PRODUCTS = ("aten::mm", "aten::addmm", "aten::mv", "aten::addmv", "aten::bmm")
 
@@ -64,8 +64,8 @@ def profiled(model, step, prompt: torch.Tensor, steps: int):
 def report(name: str, ms: float, averages, steps: int, rows: int) -> str:
     total = sum(event.self_cpu_time_total for event in averages)
     products = sum(event.self_cpu_time_total for event in averages if event.key in MATRIX_PRODUCTS)
-    lines = [f"## {name}: {ms:.3f} ms a step; under the profiler {total / steps / 1e3:.3f} ms, "
-             f"{products / total:.0%} of it in matrix products",
+    lines = [(f"## {name}: {ms:.3f} ms a step; under the profiler {total / steps / 1e3:.3f} ms, "
+              f"{products / total:.0%} of it in matrix products"),
              "", "| op | calls a step | self us a step | share |", "| --- | --- | --- | --- |"]
     events = sorted(averages, key=lambda event: event.self_cpu_time_total, reverse=True)
     for event in events[:rows]:

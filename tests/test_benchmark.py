@@ -72,6 +72,43 @@ def test_the_ceiling_counts_the_matrices_a_decoding_step_reads(bench):
     assert len(weights) == 2 * (4 + 2 + 2) + 1  # per layer: self q k v out, cross q out, ff
 
 
+def test_the_peer_has_the_llama_config_s_shapes_and_is_timed_on_each_path(bench, monkeypatch):
+    import torch
+
+    pytest.importorskip("transformers", reason="the optional benchmark peer (.[bench])")
+    compile_eagerly(monkeypatch)
+    spec = xtc.loads_spec("""
+xtc: 1
+name: tiny_llama
+model:
+  type: TransformerWrapper
+  num_tokens: 32
+  max_seq_len: 32
+  attn_layers:
+    type: Decoder
+    dim: 16
+    depth: 1
+    heads: 2
+    rotary_pos_emb: true
+    use_rmsnorm: true
+    attn: {dim_head: 8, kv_heads: 1}
+    ff: {glu: true, swish: true}
+""")
+    figures = bench.measure_peer("tiny_llama", spec, rounds=1, repeats=1, new_tokens=4)
+    assert figures["parameters"]["hf"] == figures["parameters"]["xtc"]
+    for key in ("dynamic", "static", "compiled_static"):
+        paths = figures[key]
+        speedup = paths["xtc_tokens_per_s"] / paths["hf_tokens_per_s"]
+        assert paths["speedup"] == pytest.approx(speedup)
+    assert bench.peer_line(figures).startswith("transformers LlamaForCausalLM (tiny_llama shapes")
+    hf = bench.peer.llama_like(32, 32, 16, 1, 2, 8, 1, 64)
+    prompt = torch.randint(0, 32, (1, 5))
+    dynamic, static = (bench.peer.generation_runner(hf, prompt, 4, cache)()
+                       for cache in ("dynamic", "static"))
+    assert dynamic.shape == (1, 9)  # exactly 4 new tokens: no stop at an eos
+    assert torch.equal(dynamic, static)
+
+
 def test_inductor_figures_are_reported(bench, monkeypatch):
     compile_eagerly(monkeypatch)
     spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / "gpt.yaml")
