@@ -283,6 +283,54 @@ def measure_inductor(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats
             "inductor_s": compiled_s, "reference_s": reference_s}
 
 
+def built_without(spec: xtc.Spec, rewrite, weights: dict) -> torch.nn.Module:
+    """The model as it is emitted without one graph rewrite (a pass of GRAPH_PASSES), with the
+    reference's `weights` converted for that layout."""
+    from xtc.compiler import passes
+
+    kept = passes.GRAPH_PASSES
+    passes.GRAPH_PASSES = tuple(p for p in kept if p is not rewrite)
+    try:
+        source = xtc.compile(spec)
+        state = xtc.convert_state_dict(spec, weights)
+    finally:
+        passes.GRAPH_PASSES = kept
+    namespace: dict = {}
+    code = compile(source, f"<{spec.name} without {rewrite.__name__}>", "exec")
+    exec(code, namespace)  # noqa: S102 - xtc's own output, verified by xtc.compile
+    model = namespace[spec.class_name]()
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def measure_rewrite(name: str, spec: xtc.Spec, rewrite, rounds: int, repeats: int,
+                    new_tokens: int) -> dict:
+    """What one graph rewrite buys: cached greedy generation (batch 1) of the model emitted with
+    it against the model emitted without it, the same weights, in A B B A turns, with the A/A
+    control (the model with it against itself) beside it."""
+    config = make_inputs(name, spec, 1)
+    prompt = generation_prompt(spec, config, new_tokens)
+    reference, ours = paired_models(spec)
+    without = built_without(spec, rewrite, reference.state_dict())
+    check_outputs_equal(without, ours, config)
+    turns = rounds * repeats
+    with_run = generation_runner(ours, prompt, new_tokens, False)
+    without_s, with_s = abba(generation_runner(without, prompt, new_tokens, False), with_run,
+                             turns, 1)
+    a, b = abba(with_run, generation_runner(copy.deepcopy(ours), prompt, new_tokens, False),
+                turns, 1)
+    return {"config": name, "rewrite": rewrite.__name__, "with_tokens_per_s": new_tokens / with_s,
+            "without_tokens_per_s": new_tokens / without_s, "speedup": without_s / with_s,
+            "control_speedup": a / b}
+
+
+def rewrite_line(figures: dict) -> str:
+    return (f"{figures['rewrite']} ({figures['config']}, cached generation, batch 1): "
+            f"{figures['with_tokens_per_s']:.0f} tok/s with it, "
+            f"{figures['without_tokens_per_s']:.0f} without = **{figures['speedup']:.2f}x** "
+            f"(A/A {figures['control_speedup']:.2f}x)")
+
+
 def measure_peer(name: str, spec: xtc.Spec, rounds: int, repeats: int, new_tokens: int) -> dict:
     """Cached greedy generation of transformers' LlamaForCausalLM with the shapes of a llama-style
     config (benchmarks/peer.py), against xtc's: its default cache and a static cache against
@@ -402,6 +450,9 @@ def main() -> None:
     parser.add_argument("--inductor", default="gpt", metavar="CONFIG",
                         help="the config whose forward is also timed under torch.compile "
                              "(inductor; compiling takes a minute); '' skips it")
+    parser.add_argument("--rewrites", default="gpt,gpt_llama", metavar="CONFIGS",
+                        help="configs whose generation is timed with and without each graph "
+                             "rewrite; '' skips them")
     parser.add_argument("--peer", default="gpt_llama", metavar="CONFIG",
                         help="the llama-style config whose generation is also timed against "
                              "transformers' LlamaForCausalLM (when transformers is installed); "
@@ -419,6 +470,13 @@ def main() -> None:
         spec = fastest(SPECS / f"{args.inductor}.yaml")
         report["inductor"] = measure_inductor(args.inductor, spec, args.batch, args.rounds,
                                               args.repeats)
+    from xtc.compiler.passes import GRAPH_PASSES, infer_shapes
+
+    rewrites = [p for p in GRAPH_PASSES if p is not infer_shapes]  # those that change the model
+    report["rewrites"] = [
+        measure_rewrite(name, fastest(SPECS / f"{name}.yaml"), rewrite, args.rounds, args.repeats,
+                        args.new_tokens)
+        for name in filter(None, args.rewrites.split(",")) for rewrite in rewrites]
     if args.peer and peer.hf_available():
         spec = fastest(SPECS / f"{args.peer}.yaml")
         report["peer"] = measure_peer(args.peer, spec, args.rounds, args.repeats, args.new_tokens)
@@ -434,6 +492,8 @@ def main() -> None:
               f"xtc compile examples/gpt.yaml: {cli['compile_gpt_s']:.2f} s (medians of 5)")
     if "inductor" in report:
         print(f"\n{inductor_line(report['inductor'])}")
+    for figures in report["rewrites"]:
+        print(f"\n{rewrite_line(figures)}")
     if "peer" in report:
         print(f"\n{peer_line(report['peer'])}")
     print(f"\nJSON: {args.json}")

@@ -107,6 +107,11 @@ class AttentionClass:
         return "config.kv_heads" if self.attrs.kv_heads else "config.heads"
 
     @property
+    def uniform_qkv(self) -> bool:
+        """Queries, keys and values as wide as each other: one projection splits into (3, H, D)."""
+        return len(set(self.attrs.qkv_widths)) == 1
+
+    @property
     def kv_heads_symbol(self) -> str:
         """The key / value heads in shape comments: K with grouped-query attention."""
         return "K" if self.attrs.kv_heads else "H"
@@ -150,6 +155,7 @@ class AttentionClass:
         wanted |= {runtime("positions", "apply_rotary")} if a.rotary else set()
         wanted |= {TORCH} if a.rotate_heads or a.qk_norm_dim_scale or a.head_scale else set()
         wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
+        wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()
         return wanted | ({FUNCTIONAL} if a.bias and a.num_mem_kv else set())
 
 

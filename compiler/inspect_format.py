@@ -7,6 +7,7 @@ In the pictures, consecutive identical blocks are drawn once and labelled with t
 from __future__ import annotations
 
 import json
+import re
 
 from xtc.spec import Spec
 
@@ -128,7 +129,8 @@ def render_text(inspection: Inspection, title: str) -> str:
     lines += graph_lines(inspection) + [""]
     lines += flop_lines(inspection) + [""]
     lines += cache_lines(inspection) + [""]
-    lines += attention_lines(inspection)
+    lines += attention_lines(inspection) + [""]
+    lines += state_dict_lines(inspection)
     return "\n".join(lines) + "\n"
 
 
@@ -231,6 +233,29 @@ def attention_lines(inspection: Inspection) -> list[str]:
     return lines
 
 
+BLOCK_INDEX = re.compile(r"(^|\.)blocks\.(\d+)\.")
+
+
+def state_dict_lines(inspection: Inspection) -> list[str]:
+    """The state-dict keys, blocks folded into ranges (`blocks.0-3.attn.to_qkv.weight`), and
+    what a key stacks where it holds several of the reference's tensors."""
+    patterns: dict[str, list[str]] = {}
+    stacks: dict[str, str] = {}
+    for entry in inspection.state_dict:
+        match = BLOCK_INDEX.search(entry.key)
+        pattern = BLOCK_INDEX.sub(r"\1blocks.{}.", entry.key, count=1) if match else entry.key
+        patterns.setdefault(pattern, []).append(match.group(2) if match else "")
+        if len(entry.reference) > 1:
+            parts = (".".join(name.split(".")[-2:]) for name in entry.reference)
+            stacks[pattern] = "stacks x-transformers' " + ", ".join(parts)
+    lines = [(f"state dict ({len(inspection.state_dict)} tensors; xtc.convert_state_dict fills "
+              "them from an x-transformers model's)")]
+    for pattern, indices in patterns.items():
+        key = pattern.replace("{}", index_ranges(indices), 1)
+        lines.append(f"  {key:<44} {stacks.get(pattern, '')}".rstrip())
+    return lines
+
+
 def index_ranges(indices: list[str]) -> str:
     """'0-5', '0,2,4-6': consecutive block indices as ranges."""
     numbers = sorted({int(i) for i in indices if i})
@@ -281,6 +306,8 @@ def inspection_data(inspection: Inspection) -> dict:
                 "bfloat16": inspection.cross_cache_bytes_per_token // 2},
         },
         "attention": [vars(path) for path in inspection.attention],
+        "state_dict": [{"key": entry.key, "reference": list(entry.reference)}
+                       for entry in inspection.state_dict],
         "blocks": [{"scope": run.scope, "first": run.first, "last": run.last,
                     "parameters": run.parameters, "shape": run.shape,
                     "sublayers": [{"role": r, "kind": k, "parameters": p}

@@ -21,6 +21,7 @@ from .costs import (
 )
 from .ir import Graph, Op, OpKind
 from .models import models as graph_models
+from .state_dict import parameter_rules
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,15 @@ class Block:
     shape: str
 
 
+@dataclass(frozen=True)
+class StateKey:
+    """A tensor of the emitted model's state dict and the x-transformers tensors it holds (rows
+    of several stacked, for a fused projection)."""
+
+    key: str
+    reference: tuple[str, ...]
+
+
 @dataclass
 class Inspection:
     name: str
@@ -62,6 +72,7 @@ class Inspection:
     graph: Graph | None = None
     op_parameters: dict[str, int] = field(default_factory=dict)  # counted (owner) ops only
     warnings: list[str] = field(default_factory=list)  # lengths the emitted model refuses
+    state_dict: list[StateKey] = field(default_factory=list)
 
     @property
     def total_parameters(self) -> int:
@@ -103,7 +114,16 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         graph=graph,
         op_parameters=own,
         warnings=length_warnings(graph, bindings, {"T": seq_len, "S": context_len}),
+        state_dict=state_keys(graph, composite=spec.model is None),
     )
+
+
+def state_keys(graph: Graph, composite: bool) -> list[StateKey]:
+    """The emitted model's state-dict keys, in order, each with the reference's tensors."""
+    held: dict[str, list[str]] = {}
+    for rule in parameter_rules(graph, components=composite):
+        held.setdefault(rule.emitted, []).append(rule.reference)
+    return [StateKey(key, tuple(reference)) for key, reference in held.items()]
 
 
 # -- lengths ------------------------------------------------------------------------------------

@@ -205,6 +205,14 @@ class AttentionAttrs:
     softclamp_logits: bool = False  # Gemma 2: value * tanh(scores / value) before the softmax
     logit_softclamp_value: float = 50.0
     residual: bool = False  # adds the previous self-attention's scores (RealFormer)
+    fused_qkv: bool = False  # one projection to queries, keys and values (the fuse-qkv pass)
+
+    @property
+    def qkv_widths(self) -> tuple[int, int, int]:
+        """The widths of the queries, keys and values the input is projected to."""
+        kv_heads = self.kv_heads or self.heads
+        return (self.heads * self.dim_head, kv_heads * self.dim_head,
+                kv_heads * (self.value_dim_head or self.dim_head))
 
     @property
     def talking_head_names(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ and receive the same gradients.
 >>> _ = g.add("n", OpKind.NORM, NormAttrs("layernorm", 8), ref_path="attn_layers.layers.0.0.0",
 ...           block=0, role="attn_norm")
 >>> parameter_rules(g)
-[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', add_one=True)]
+[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', add_one=True, rows=None)]
 """
 
 from __future__ import annotations
@@ -25,6 +25,11 @@ class Rule:
     reference: str
     emitted: str
     add_one: bool = False  # the reference stores gamma - 1
+    rows: tuple[int, int] | None = None  # the reference tensor is these rows of the emitted one
+
+    def part(self, emitted):
+        """The part of an emitted tensor (or its gradient) that this rule's reference tensor is."""
+        return emitted if self.rows is None else emitted[self.rows[0]:self.rows[1]]
 
 
 def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
@@ -34,8 +39,8 @@ def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
     for op in graph.ops():
         prefix = graph.module_path(op)
         component = op.component if components else ""
-        for reference, emitted, add_one in parameter_names(op):
-            rule = Rule(join(component, op.ref_path, reference), join(prefix, emitted), add_one)
+        for reference, emitted, *how in parameter_names(op):
+            rule = Rule(join(component, op.ref_path, reference), join(prefix, emitted), *how)
             if rule not in rules:  # tied weights: every block names the same parameters
                 rules.append(rule)
     return rules
@@ -45,8 +50,8 @@ def join(*parts: str) -> str:
     return ".".join(part for part in parts if part)
 
 
-def parameter_names(op: Op) -> list[tuple[str, str, bool]]:
-    """(reference suffix, emitted suffix, add one) for each parameter an op owns."""
+def parameter_names(op: Op) -> list[tuple]:
+    """(reference suffix, emitted suffix, add one[, rows]) for each parameter an op owns."""
     attrs = op.attrs
     if op.kind is OpKind.TOKEN_EMBEDDING:
         return [("weight", "weight", False)]
@@ -109,8 +114,10 @@ def dynamic_bias_parameters(attrs) -> list[tuple[str, str, bool]]:
     return [(reference, emitted, False) for reference, emitted in pairs]
 
 
-def attention_parameters(attrs) -> list[tuple[str, str, bool]]:
-    names = ["to_q.weight", "to_k.weight", "to_v.weight"]
+def attention_parameters(attrs) -> list[tuple]:
+    projections = [f"to_{part}.weight" for part in ("q", "k", "v")]
+    fused = qkv_rows(attrs) if getattr(attrs, "fused_qkv", False) else []
+    names = [] if fused else projections
     on_attn = getattr(attrs, "on_attn", False)
     names += [("to_out.0.weight" if on_attn else "to_out.weight")] if attrs.project_out else []
     names += ["mem_k", "mem_v"] if attrs.num_mem_kv else []
@@ -121,7 +128,16 @@ def attention_parameters(attrs) -> list[tuple[str, str, bool]]:
     pairs += [("head_scale_params", "head_scale")] if getattr(attrs, "head_scale", False) else []
     for used, (name, reference, _) in zip(getattr(attrs, "talking_heads", ()), TALKING_HEADS):
         pairs += [(f"attend.{reference}.weight", f"{name}.weight")] if used else []
-    return [(reference, emitted, False) for reference, emitted in pairs]
+    return fused + [(reference, emitted, False) for reference, emitted in pairs]
+
+
+def qkv_rows(attrs) -> list[tuple]:
+    """The reference's to_q, to_k and to_v weights, stacked in that order in `to_qkv`."""
+    parts, start = [], 0
+    for part, width in zip(("q", "k", "v"), attrs.qkv_widths):
+        parts.append((f"to_{part}.weight", "to_qkv.weight", False, (start, start + width)))
+        start += width
+    return parts
 
 
 def residual_parameters(attrs) -> list[tuple[str, str, bool]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 
 def layer_drop(new: Tensor, old: Tensor, p: float, training: bool) -> Tensor:
@@ -109,3 +109,12 @@ def padding_first(t: Tensor, prefix: int, seq_start_pos: Tensor) -> Tensor:
     source = torch.where(j < start, prefix + j, torch.where(j < start + prefix, j - start, j))
     index = source if t.ndim == 2 else source[..., None].expand(-1, -1, t.shape[-1])
     return t.gather(1, index)
+
+
+def stack_qkv_weights(module: nn.Module, state_dict: dict, prefix: str, *_) -> None:
+    """A load_state_dict pre-hook of an attention with one q / k / v projection (`to_qkv`): a
+    state dict with three (`to_q`, `to_k`, `to_v`, as xtc emitted them before it fused them)
+    loads too, their weights stacked in that order."""
+    names = [f"{prefix}to_{part}.weight" for part in ("q", "k", "v")]
+    if all(name in state_dict for name in names):
+        state_dict[f"{prefix}to_qkv.weight"] = torch.cat([state_dict.pop(name) for name in names])

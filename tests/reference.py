@@ -92,7 +92,7 @@ def assert_parity(spec: Spec, *inputs, flash_only: bool = False, reference=None,
     for rule in parameter_rules(compile_graph(spec), components=spec.model is None):
         if rule.emitted not in parameters:  # a buffer (rotary frequencies): no gradient
             continue
-        ours_grad = ours.get_parameter(rule.emitted).grad
+        ours_grad = rule.part(ours.get_parameter(rule.emitted).grad)
         reference_grad = reference.get_parameter(rule.reference).grad
         torch.testing.assert_close(ours_grad, reference_grad, **TOLERANCE,
                                    msg=lambda m, r=rule: f"{r.emitted} vs {r.reference}: {m}")

@@ -38,9 +38,7 @@ def compile_eagerly(monkeypatch) -> None:
                         lambda model, **kwargs: eager_compile(model, **kwargs, backend="eager"))
 
 
-def test_measure_reports_every_figure(bench, monkeypatch):
-    compile_eagerly(monkeypatch)
-    spec = xtc.loads_spec("""
+TINY = """
 xtc: 1
 name: tiny_bench
 model:
@@ -48,7 +46,12 @@ model:
   num_tokens: 32
   max_seq_len: 16
   attn_layers: {type: Decoder, dim: 16, depth: 1, heads: 2, attn: {dim_head: 8}}
-""")
+"""
+
+
+def test_measure_reports_every_figure(bench, monkeypatch):
+    compile_eagerly(monkeypatch)
+    spec = xtc.loads_spec(TINY)
     result = bench.measure("tiny", spec, batch=2, rounds=1, repeats=1, new_tokens=4)
     for kind in ("forward", "training_step"):
         figures = result[kind]
@@ -58,10 +61,24 @@ model:
     assert generation["speedup"] > 0 and generation["control_speedup"] > 0
     assert generation["new_tokens"] == 4
     assert generation["compiled_speedup"] > 0 and generation["compile_s"] > 0
-    # q, k, v, out, the feedforward's two and the logits head, 4 bytes per weight
-    assert generation["matrices"] == 7 and generation["weight_bytes"] == 4 * (4 * 16**2 + 2 * 16 * 64 + 16 * 32)
+    # q k v (one matrix), out, the feedforward's two and the logits head, 4 bytes per weight
+    assert generation["matrices"] == 5 and generation["weight_bytes"] == 4 * (4 * 16**2 + 2 * 16 * 64 + 16 * 32)
     assert generation["ceiling_tokens_per_s"] > 0
     assert "| tiny |" in bench.table([result]) and "| tiny |" in bench.generation_table([result])
+
+
+def test_a_rewrite_is_timed_against_the_model_emitted_without_it(bench):
+    from xtc.compiler.passes.fuse_qkv import fuse_qkv
+
+    spec = xtc.loads_spec(TINY)
+    reference, _ = bench.paired_models(spec)
+    without = bench.built_without(spec, fuse_qkv, reference.state_dict())
+    assert hasattr(without.blocks[0].attn, "to_q") and not hasattr(without.blocks[0].attn, "to_qkv")
+    figures = bench.measure_rewrite("tiny", spec, fuse_qkv, rounds=1, repeats=1, new_tokens=4)
+    assert figures["speedup"] == pytest.approx(
+        figures["with_tokens_per_s"] / figures["without_tokens_per_s"])
+    assert figures["control_speedup"] > 0
+    assert bench.rewrite_line(figures).startswith("fuse_qkv (tiny, cached generation, batch 1)")
 
 
 def test_the_ceiling_counts_the_matrices_a_decoding_step_reads(bench):
@@ -69,7 +86,7 @@ def test_the_ceiling_counts_the_matrices_a_decoding_step_reads(bench):
     and value projections: they read the context once."""
     spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / "encoder_decoder.yaml")
     weights = bench.decoding_weights(xtc.build(spec))
-    assert len(weights) == 2 * (4 + 2 + 2) + 1  # per layer: self q k v out, cross q out, ff
+    assert len(weights) == 2 * (2 + 2 + 2) + 1  # per layer: self qkv, out; cross q, out; ff
 
 
 def test_the_peer_has_the_llama_config_s_shapes_and_is_timed_on_each_path(bench, monkeypatch):

@@ -83,7 +83,8 @@ def test_stacks_share_their_feedforward_under_its_plain_name():
 # -- weights saved before -------------------------------------------------------------------------
 
 # Key and shape of every tensor of each example's model as the modules emitted before classes
-# were shared saved them (the goldens of commit 7457b23).
+# were shared saved them (the goldens of commit 7457b23), attention with separate to_q, to_k and
+# to_v weights, which the load hook of fuse-qkv stacks.
 SAVED = json.loads((FIXTURES / "state_dict_keys.json").read_text())
 # Keys that moved on purpose: a custom layout's one block is `block`, not a ModuleList of one.
 MOVED = {"custom_layers": ("blocks.0.", "block.")}
@@ -97,6 +98,30 @@ def test_weights_saved_from_earlier_modules_still_load(example: Path):
         state = {key.replace(old, new, 1) if old else key: torch.empty(shape)
                  for key, shape in SAVED[example.stem].items()}
     model.load_state_dict(state, strict=True, assign=True)  # names and shapes, both ways
+
+
+@pytest.mark.parametrize("attn", [{}, {"kv_heads": 1, "value_dim_head": 8}], ids=["mha", "gqa"])
+def test_a_state_dict_with_separate_q_k_v_weights_loads_into_the_fused_projection(attn):
+    """Before fuse-qkv, attention saved to_q, to_k and to_v: such a state dict loads (the load
+    hook stacks them) and the model computes what the saved one did."""
+    spec = xtc.loads_spec(json.dumps({"xtc": 1, "name": "tiny", "model": {
+        "type": "TransformerWrapper", "num_tokens": 32, "max_seq_len": 16,
+        "attn_layers": {"type": "Decoder", "dim": 16, "depth": 2, "heads": 2,
+                        "attn": {"dim_head": 4, **attn}}}}))
+    saved = xtc.build(spec).eval()
+    state = {}
+    for key, value in saved.state_dict().items():
+        if key.endswith("to_qkv.weight"):  # as the unfused module named and shaped them
+            widths = saved.get_submodule(key.removesuffix(".to_qkv.weight")).qkv_widths \
+                if attn else (value.shape[0] // 3,) * 3
+            for part, rows in zip("qkv", value.split(widths)):
+                state[key.replace("to_qkv", f"to_{part}")] = rows.clone()
+        else:
+            state[key] = value
+    loaded = xtc.build(spec).eval()
+    loaded.load_state_dict(state, strict=True)
+    tokens = torch.randint(0, 32, (2, 8))
+    assert torch.equal(loaded(tokens), saved(tokens))
 
 
 # -- components that agree ------------------------------------------------------------------------

@@ -72,6 +72,8 @@ def assert_figures_match(spec: xtc.Spec) -> None:
     torch.manual_seed(0)
     model = xtc.build(spec)
     assert figures.total_parameters == sum(p.numel() for p in model.parameters())
+    keys = [entry.key for entry in figures.state_dict]
+    assert len(keys) == len(set(keys)) and set(keys) == set(model.state_dict())
     inputs = sample_inputs(graph)
     assert (figures.forward_flops, figures.attention_flops) == counted_flops(model, inputs, False)
     assert figures.training_flops == counted_flops(model, inputs, True)[0]

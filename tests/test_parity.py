@@ -37,7 +37,7 @@ def test_return_embeddings_match(layers):
 def test_default_head_width_is_64_whatever_dim_is():
     spec = feature_spec(feature("options-default_head_width"), "Decoder", flash=False)
     _, ours = paired_models(spec)
-    assert ours.blocks[0].attn.to_q.weight.shape == (2 * 64, 32)
+    assert ours.blocks[0].attn.to_qkv.weight.shape == (3 * 2 * 64, 32)  # q, k, v stacked
     args, _ = parity_inputs(spec, masked=False)
     assert_parity(spec, *args)
 
@@ -74,7 +74,7 @@ def test_initialisation_matches_the_reference_distributions():
     assert ours.pos_emb.weight.std().item() == pytest.approx(1.0, rel=0.1)
     assert torch.equal(ours.blocks[0].attn_norm.weight, torch.ones(64))
     bound = 64 ** -0.5  # nn.Linear's kaiming-uniform bound
-    assert ours.blocks[0].attn.to_q.weight.abs().max().item() <= bound
+    assert ours.blocks[0].attn.to_qkv.weight.abs().max().item() <= bound
 
 
 def test_dropouts_are_active_in_training_and_off_in_eval():

@@ -91,6 +91,21 @@ def test_infer_shapes_fixture(case):
     assert printed == case["expect"], case["title"]
 
 
+@pytest.mark.parametrize("case", fixture_cases("fuse-qkv"), ids=lambda case: case["title"])
+def test_fuse_qkv_fixture(case):
+    """The fusing rewrite: every self-attention gets one projection of the listed widths."""
+    from xtc.compiler.build_ir import build_graph
+    from xtc.compiler.passes.fuse_qkv import fuse_qkv
+
+    graph = build_graph(case_spec(case))
+    assert not any(getattr(op.attrs, "fused_qkv", False) for op in graph.ops())
+    fused = fuse_qkv(graph)
+    printed = {name: " ".join(map(str, fused[name].attrs.qkv_widths))
+               if getattr(fused[name].attrs, "fused_qkv", False) else "separate"
+               for name in case["expect"]}
+    assert printed == case["expect"], case["title"]
+
+
 def test_every_pass_has_a_fixture_and_an_id():
     for pass_id, fn in PASSES.items():
         module = __import__(fn.__module__, fromlist=["ID"])

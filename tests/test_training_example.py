@@ -86,7 +86,7 @@ def test_weight_decay_spares_gains_biases_and_embeddings():
                       if isinstance(module, nn.Linear)}
     assert set(decay) == linear_weights
     assert set(no_decay) == {name for name, _ in model.named_parameters()} - linear_weights
-    assert {"blocks.0.attn.to_q.weight", "blocks.0.ff.proj_in.weight", "to_logits.weight"} \
+    assert {"blocks.0.attn.to_qkv.weight", "blocks.0.ff.proj_in.weight", "to_logits.weight"} \
         <= set(decay)
     assert {"token_emb.weight", "pos_emb.weight", "blocks.0.attn_norm.weight", "norm.weight",
             "blocks.0.ff.proj_in.bias"} <= set(no_decay)

@@ -119,5 +119,14 @@ def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[st
     if missing or unexpected:
         raise ValueError(f"state dict does not fit the spec: missing keys {missing}, "
                          f"unexpected keys {unexpected}")
-    return {rule.emitted: state_dict[rule.reference] + 1 if rule.add_one else state_dict[rule.reference]
-            for rule in rules}
+    import torch
+
+    converted: dict[str, Any] = {}
+    for rule in rules:
+        value = state_dict[rule.reference] + 1 if rule.add_one else state_dict[rule.reference]
+        if rule.rows is None:
+            converted[rule.emitted] = value
+        else:  # rows of one emitted tensor (a fused projection), in order
+            converted.setdefault(rule.emitted, []).append(value)
+    return {name: torch.cat(value) if isinstance(value, list) else value
+            for name, value in converted.items()}

@@ -31,6 +31,7 @@ from .check_position_options import check_position_options
 from .check_resource_budget import ResourceBudget, check_resource_budget
 from .check_single_head_projection import check_single_head_projection
 from .check_sizes import check_sizes
+from .fuse_qkv import fuse_qkv
 from .infer_shapes import infer_shapes
 
 SpecCheck = Callable[[Spec], list[Diagnostic]]
@@ -49,7 +50,7 @@ SPEC_CHECKS: tuple[SpecCheck, ...] = (
     check_connections,
     check_ignored_options,
 )
-GRAPH_PASSES = (infer_shapes,)
+GRAPH_PASSES = (infer_shapes, fuse_qkv)
 GRAPH_CHECKS: tuple[GraphCheck, ...] = (check_resource_budget,)
 
 

@@ -15,7 +15,7 @@ from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
 from xtc.runtime.generation import generate
 from xtc.runtime.kv_cache import KVCache, ModelCache
-from xtc.runtime.layers import padding_first
+from xtc.runtime.layers import padding_first, stack_qkv_weights
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,10 @@ class Attention(nn.Module):
         super().__init__()
         self.heads = config.heads
         value_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
+        # queries, keys and values in one matrix product: to_q, to_k and to_v stacked (and a
+        # state dict with the three loads too)
+        self.to_qkv = nn.Linear(config.dim, 3 * config.heads * config.dim_head, bias=False)
+        self.register_load_state_dict_pre_hook(stack_qkv_weights)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
     def forward(
@@ -49,9 +50,8 @@ class Attention(nn.Module):
         mask: Tensor | None = None,
         cache: KVCache | None = None,
     ) -> Tensor:
-        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
-        k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
-        v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        qkv = self.to_qkv(x).unflatten(-1, (3, self.heads, -1))  # (B, T, 3, H, D)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, H, T, D) each
         if cache is not None:
             k, v = cache.update(k, v)  # (B, H, S, D): the cached positions, then these
         out = attend(q, k, v, causal=True, key_mask=mask)  # (B, H, T, D)

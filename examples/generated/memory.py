@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_context, check_mask, check_tokens
+from xtc.runtime.layers import stack_qkv_weights
 
 
 @dataclass(frozen=True)
@@ -40,17 +41,17 @@ class Attention(nn.Module):
         super().__init__()
         self.heads = config.heads
         value_dim = config.heads * config.dim_head
-        self.to_q = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_k = nn.Linear(config.dim, config.heads * config.dim_head, bias=False)
-        self.to_v = nn.Linear(config.dim, value_dim, bias=False)
+        # queries, keys and values in one matrix product: to_q, to_k and to_v stacked (and a
+        # state dict with the three loads too)
+        self.to_qkv = nn.Linear(config.dim, 3 * config.heads * config.dim_head, bias=False)
+        self.register_load_state_dict_pre_hook(stack_qkv_weights)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
         self.mem_k = nn.Parameter(torch.randn(config.heads, config.num_mem_kv, config.dim_head))
         self.mem_v = nn.Parameter(torch.randn(config.heads, config.num_mem_kv, config.dim_head))
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        q = self.to_q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
-        k = self.to_k(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
-        v = self.to_v(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, T, D)
+        qkv = self.to_qkv(x).unflatten(-1, (3, self.heads, -1))  # (B, T, 3, H, D)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, H, T, D) each
         memory = self.mem_k.shape[1]
         k = torch.cat((self.mem_k.expand(x.shape[0], -1, -1, -1), k), dim=2)  # (B, H, M + S, D)
         v = torch.cat((self.mem_v.expand(x.shape[0], -1, -1, -1), v), dim=2)  # (B, H, M + S, D)

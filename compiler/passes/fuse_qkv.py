@@ -1,0 +1,35 @@
+"""fuse-qkv: every self-attention projects its input to queries, keys and values with one
+matrix (`to_qkv`) instead of three.
+
+The three projections read the same input, so one Linear of their summed widths computes the
+same numbers with one matrix product, one weight read and one module call instead of three: in
+a cached decoding step, where each product is one token against a weight matrix, that cuts a
+step of the benchmark's GPT by about 7% (benchmarks/bench.py). Cross-attention keeps its
+projections apart: its keys and values read the context, its queries the sequence.
+
+Checkpoints keep working: the emitted attention registers a load hook that concatenates the
+`to_q`, `to_k` and `to_v` weights of a state dict saved before, and state_dict.py maps the
+reference's three weights onto rows of the one (`Rule.rows`).
+
+>>> from xtc.compiler.ir import Graph, OpKind, AttentionAttrs
+>>> g = Graph()
+>>> _ = g.add("attn", OpKind.ATTENTION, AttentionAttrs(64, 4, 16, True, True, True, kv_heads=2))
+>>> attrs = fuse_qkv(g)["attn"].attrs
+>>> attrs.fused_qkv, attrs.qkv_widths
+(True, (64, 32, 32))
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..ir import Graph, OpKind
+
+ID = "fuse-qkv"
+
+
+def fuse_qkv(graph: Graph) -> Graph:
+    for op in graph.ops():
+        if op.kind is OpKind.ATTENTION:
+            graph.replace(replace(op, attrs=replace(op.attrs, fused_qkv=True)))
+    return graph
