@@ -5,8 +5,9 @@
 
 For each config (benchmarks/specs/*.yaml) the reference and xtc's module are built with the same
 weights (tests/reference.py's mapping) and their outputs are checked equal first. Then, on one
-thread, A B B A rounds time: a forward (eval, no grad), a training step (forward, loss,
-backward, AdamW step) and, for decoders and the encoder-decoder, cached greedy generation.
+thread, A B B A rounds time a forward (eval, no grad) and a training step (forward, loss,
+backward, AdamW step); for decoders and the encoder-decoder, interleaved turns time cached
+greedy generation, eager and compiled, against the reference and the weight-streaming ceiling.
 Each figure is a median; the ratio is xtc over the reference (below 1: xtc is faster). An A/A
 control times the reference against a copy of itself the same way, so a ratio can be read
 against the noise.
@@ -152,11 +153,12 @@ def decoding_weights(model: torch.nn.Module) -> list[torch.Tensor]:
                                                                          "cross_attn.to_v"))]
 
 
-def weight_streaming_ceiling(weights: list[torch.Tensor], steps: int, repeats: int) -> float:
-    """Tokens per second if a decoding step did nothing but its matrix-vector products: `steps`
-    passes of torch.mv over every weight, in a tight loop (batch 1). The weights being read
-    once per token, this is what the machine's memory bandwidth allows; everything else a
-    step does (attention, norms, sampling, Python) comes on top."""
+def ceiling_runner(weights: list[torch.Tensor], steps: int):
+    """The weight-streaming ceiling of generating `steps` tokens: what a decoding step would
+    take if it did nothing but its matrix-vector products, `steps` passes of torch.mv over every
+    weight in a tight loop (batch 1). The weights are read once per token, so this is what the
+    machine's memory bandwidth allows; everything else a step does (attention, norms, sampling,
+    Python) comes on top."""
     vectors = {w.shape[1]: torch.randn(w.shape[1]) for w in weights}
 
     def run():
@@ -164,7 +166,7 @@ def weight_streaming_ceiling(weights: list[torch.Tensor], steps: int, repeats: i
             for _ in range(steps):
                 for weight in weights:
                     torch.mv(weight, vectors[weight.shape[1]])
-    return steps / timed(run, repeats)
+    return run
 
 
 def generation_prompt(spec: xtc.Spec, config: Config, new_tokens: int) -> tuple:
@@ -197,6 +199,28 @@ def abba(run_a, run_b, rounds: int, repeats: int) -> tuple[float, float]:
         b.append(timed(run_b, repeats))
         a.append(timed(run_a, repeats))
     return statistics.median(a), statistics.median(b)
+
+
+def interleaved(runs: dict, turns: int) -> dict[str, list[float]]:
+    """The time of each run in each of `turns` turns (after one warm-up call each): a turn runs
+    every one once, in the order given, the next turn in reverse (A B C, C B A, ...), so all are
+    timed within seconds of each other and drift in the machine's speed hits them alike."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    order = list(runs)
+    for turn in range(turns):
+        for name in order if turn % 2 == 0 else reversed(order):
+            start = time.perf_counter()
+            runs[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def paired(times: dict[str, list[float]], slower: str, faster: str) -> float:
+    """The median over turns of `slower`'s time over `faster`'s in the same turn: how many times
+    faster `faster` ran, each turn read against the machine's speed of that turn."""
+    return statistics.median(a / b for a, b in zip(times[slower], times[faster]))
 
 
 def peak_rss_during(run, repeats: int) -> int:
@@ -238,30 +262,36 @@ def measure(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int,
         "xtc": peak_rss_during(training_runner(ours, config), repeats),
     }
     if config.generate:
-        prompt = generation_prompt(spec, config, new_tokens)
-        # one timing per turn, many turns: a generation takes a few hundred ms, and this
-        # machine's speed drifts by ~10% within seconds, which long turns would not average out
-        turns = rounds * repeats
-        ref_run = generation_runner(reference, prompt, new_tokens, True)
-        ref_time, our_time = abba(ref_run, generation_runner(ours, prompt, new_tokens, False),
-                                  turns, 1)
-        ref_a, ref_b = abba(ref_run, generation_runner(twin, prompt, new_tokens, True), turns, 1)
-        compiled_run, compile_s = compiled_generation_runner(ours, prompt, new_tokens)
-        _, compiled_time = abba(ref_run, compiled_run, turns, 1)
-        weights = decoding_weights(ours)
-        ceiling = weight_streaming_ceiling(weights, new_tokens, repeats)
-        result["generation"] = {"new_tokens": new_tokens,
-                                "reference_tokens_per_s": new_tokens / ref_time,
-                                "xtc_tokens_per_s": new_tokens / our_time,
-                                "speedup": ref_time / our_time,
-                                "control_speedup": ref_b / ref_a,
-                                "compiled_tokens_per_s": new_tokens / compiled_time,
-                                "compiled_speedup": ref_time / compiled_time,
-                                "compile_s": compile_s,
-                                "matrices": len(weights),
-                                "weight_bytes": sum(w.nbytes for w in weights),
-                                "ceiling_tokens_per_s": ceiling}
+        result["generation"] = measure_generation(spec, config, reference, ours, twin,
+                                                  rounds * repeats * 2, new_tokens)
     return result
+
+
+def measure_generation(spec: xtc.Spec, config: Config, reference, ours, twin, turns: int,
+                       new_tokens: int) -> dict:
+    """Cached greedy generation of the reference, its A/A twin, xtc eager and compiled, and the
+    weight-streaming ceiling, interleaved turn by turn: one timing per run per turn, many turns
+    (a generation takes a few hundred ms, and this machine's speed drifts by ~10% within
+    seconds), each ratio the median of the turns' ratios."""
+    prompt = generation_prompt(spec, config, new_tokens)
+    compiled, compile_s = compiled_generation_runner(ours, prompt, new_tokens)
+    weights = decoding_weights(ours)
+    times = interleaved({"reference": generation_runner(reference, prompt, new_tokens, True),
+                         "twin": generation_runner(twin, prompt, new_tokens, True),
+                         "xtc": generation_runner(ours, prompt, new_tokens, False),
+                         "compiled": compiled,
+                         "ceiling": ceiling_runner(weights, new_tokens)}, turns)
+    per_s = {name: new_tokens / statistics.median(t) for name, t in times.items()}
+    return {"new_tokens": new_tokens, "turns": turns,
+            "reference_tokens_per_s": per_s["reference"], "xtc_tokens_per_s": per_s["xtc"],
+            "compiled_tokens_per_s": per_s["compiled"], "ceiling_tokens_per_s": per_s["ceiling"],
+            "speedup": paired(times, "reference", "xtc"),
+            "control_speedup": paired(times, "reference", "twin"),
+            "compiled_speedup": paired(times, "reference", "compiled"),
+            "ceiling_fraction": paired(times, "ceiling", "xtc"),
+            "compiled_ceiling_fraction": paired(times, "ceiling", "compiled"),
+            "compile_s": compile_s, "matrices": len(weights),
+            "weight_bytes": sum(w.nbytes for w in weights)}
 
 
 def measure_inductor(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int) -> dict:
@@ -313,15 +343,15 @@ def measure_rewrite(name: str, spec: xtc.Spec, rewrite, rounds: int, repeats: in
     reference, ours = paired_models(spec)
     without = built_without(spec, rewrite, reference.state_dict())
     check_outputs_equal(without, ours, config)
-    turns = rounds * repeats
-    with_run = generation_runner(ours, prompt, new_tokens, False)
-    without_s, with_s = abba(generation_runner(without, prompt, new_tokens, False), with_run,
-                             turns, 1)
-    a, b = abba(with_run, generation_runner(copy.deepcopy(ours), prompt, new_tokens, False),
-                turns, 1)
-    return {"config": name, "rewrite": rewrite.__name__, "with_tokens_per_s": new_tokens / with_s,
-            "without_tokens_per_s": new_tokens / without_s, "speedup": without_s / with_s,
-            "control_speedup": a / b}
+    times = interleaved({"with": generation_runner(ours, prompt, new_tokens, False),
+                         "without": generation_runner(without, prompt, new_tokens, False),
+                         "twin": generation_runner(copy.deepcopy(ours), prompt, new_tokens, False)},
+                        rounds * repeats * 2)
+    return {"config": name, "rewrite": rewrite.__name__,
+            "with_tokens_per_s": new_tokens / statistics.median(times["with"]),
+            "without_tokens_per_s": new_tokens / statistics.median(times["without"]),
+            "speedup": paired(times, "without", "with"),
+            "control_speedup": paired(times, "twin", "with")}
 
 
 def rewrite_line(figures: dict) -> str:
@@ -346,16 +376,16 @@ def measure_peer(name: str, spec: xtc.Spec, rounds: int, repeats: int, new_token
     eager = generation_runner(ours, (prompt,), new_tokens, False)
     compiled, _ = compiled_generation_runner(ours, (prompt,), new_tokens)
     hf_compiled, hf_compile_s = peer.compiled_generation_runner(hf, prompt, new_tokens)
-    turns = rounds * repeats
+    times = interleaved({"dynamic": peer.generation_runner(hf, prompt, new_tokens, "dynamic"),
+                         "static": peer.generation_runner(hf, prompt, new_tokens, "static"),
+                         "compiled_static": hf_compiled, "xtc": eager, "xtc_compiled": compiled},
+                        rounds * repeats * 2)
+    per_s = {name: new_tokens / statistics.median(t) for name, t in times.items()}
     figures = {"config": name, "new_tokens": new_tokens, "hf_compile_s": hf_compile_s,
                "parameters": {"xtc": peer.parameter_count(ours), "hf": peer.parameter_count(hf)}}
-    pairs = {"dynamic": (peer.generation_runner(hf, prompt, new_tokens, "dynamic"), eager),
-             "static": (peer.generation_runner(hf, prompt, new_tokens, "static"), eager),
-             "compiled_static": (hf_compiled, compiled)}
-    for key, (theirs, mine) in pairs.items():
-        hf_s, xtc_s = abba(theirs, mine, turns, 1)
-        figures[key] = {"hf_tokens_per_s": new_tokens / hf_s,
-                        "xtc_tokens_per_s": new_tokens / xtc_s, "speedup": hf_s / xtc_s}
+    for key, mine in (("dynamic", "xtc"), ("static", "xtc"), ("compiled_static", "xtc_compiled")):
+        figures[key] = {"hf_tokens_per_s": per_s[key], "xtc_tokens_per_s": per_s[mine],
+                        "speedup": paired(times, key, mine)}
     return figures
 
 
@@ -425,14 +455,14 @@ def generation_table(results: list[dict]) -> str:
         if "generation" not in r:
             continue
         g = r["generation"]
-        ceiling = g["ceiling_tokens_per_s"]
         rows.append(
             f"| {r['config']} | {g['reference_tokens_per_s']:.0f} tok/s | "
             f"{g['xtc_tokens_per_s']:.0f} tok/s = **{g['speedup']:.2f}x** "
             f"({g['control_speedup']:.2f}x) | {g['compiled_tokens_per_s']:.0f} tok/s = "
-            f"**{g['compiled_speedup']:.2f}x** ({g['compile_s']:.0f} s) | {ceiling:.0f} tok/s "
-            f"({g['matrices']}, {g['weight_bytes'] / 1e6:.1f}) | "
-            f"{g['xtc_tokens_per_s'] / ceiling:.0%} / {g['compiled_tokens_per_s'] / ceiling:.0%} |")
+            f"**{g['compiled_speedup']:.2f}x** ({g['compile_s']:.0f} s) | "
+            f"{g['ceiling_tokens_per_s']:.0f} tok/s ({g['matrices']}, "
+            f"{g['weight_bytes'] / 1e6:.1f}) | "
+            f"{g['ceiling_fraction']:.0%} / {g['compiled_ceiling_fraction']:.0%} |")
     return "\n".join(rows)
 
 

@@ -1,11 +1,12 @@
 """A decoding step compiled by torch.compile, for `generate(..., compile=True)`.
 
-Eager decoding of a small model spends most of a step in Python and op dispatch rather than in
-reading its weights; inductor fuses the step's element-wise ops into a few kernels and calls
-them from one graph. The step is compiled with dynamic shapes: the cached length grows by one at
-every step, and batch sizes and cache capacities vary between calls, so one graph serves them
-all instead of one compilation per length. (CUDA graphs, `mode="reduce-overhead"`, replay fixed
-shapes only, so they are not used: every step here has a new key length.)
+An eager decoding step of a small model spends a third or more of its time in Python and op
+dispatch around its matrix products; inductor fuses the step's element-wise ops into a few
+kernels called from one graph. The step is compiled with dynamic shapes: the cached length grows
+by one at every step, so one graph serves every length and cache capacity instead of one
+compilation per step (a batch of one and larger batches compile apart: torch specialises sizes
+0 and 1). CUDA graphs (`mode="reduce-overhead"`) replay fixed shapes only, so they are not used:
+every step has a new key length.
 
 Compiled steps are shared per model class, so a second model of the same class, or a second
 call of generate, reuses the first one's compilation where torch.compile's guards allow.
@@ -22,7 +23,7 @@ import torch
 logger = logging.getLogger("xtc.generate")  # a fixed name: standalone modules copy this
 
 _compiled: dict[type, Callable] = {}
-# seconds the first call of each kind took: (class name, batch, device type, optional inputs)
+# seconds the first call of each kind took: (model class, batch, device type, optional inputs)
 first_call_seconds: dict[tuple, float] = {}
 
 
@@ -37,7 +38,7 @@ def compiled_decode_step(model: torch.nn.Module) -> Callable:
 
     def step(x: torch.Tensor, **kwargs) -> torch.Tensor:
         given = tuple(name for name, value in kwargs.items() if value is not None)
-        kind = (cls.__name__, x.shape[0], x.device.type, *given)
+        kind = (cls, x.shape[0], x.device.type, *given)
         if kind in first_call_seconds:
             return compiled(model, x, **kwargs)
         start = time.perf_counter()

@@ -21,6 +21,14 @@ def test_abba_runs_the_rounds_in_a_b_b_a_order(bench):
     assert "".join(calls) == "aabbbbaa" * 2
 
 
+def test_interleaved_turns_alternate_the_order_and_ratios_pair_each_turn(bench):
+    calls = []
+    times = bench.interleaved({name: (lambda n=name: calls.append(n)) for name in "abc"}, turns=3)
+    assert "".join(calls) == "abc" + "abc" + "cba" + "abc"  # warm-ups, then turns
+    assert all(len(t) == 3 for t in times.values())
+    assert bench.paired({"slow": [2.0, 9.0, 4.0], "fast": [1.0, 3.0, 1.0]}, "slow", "fast") == 3.0
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "benchmarks" / "specs").glob("*.yaml")))
 def test_every_config_gets_inputs_its_model_takes(bench, name):
     spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / f"{name}.yaml")
@@ -62,8 +70,11 @@ def test_measure_reports_every_figure(bench, monkeypatch):
     assert generation["new_tokens"] == 4
     assert generation["compiled_speedup"] > 0 and generation["compile_s"] > 0
     # q k v (one matrix), out, the feedforward's two and the logits head, 4 bytes per weight
-    assert generation["matrices"] == 5 and generation["weight_bytes"] == 4 * (4 * 16**2 + 2 * 16 * 64 + 16 * 32)
+    assert generation["matrices"] == 5
+    assert generation["weight_bytes"] == 4 * (4 * 16**2 + 2 * 16 * 64 + 16 * 32)
     assert generation["ceiling_tokens_per_s"] > 0
+    assert 0 < generation["ceiling_fraction"] and 0 < generation["compiled_ceiling_fraction"]
+    assert generation["turns"] == 2
     assert "| tiny |" in bench.table([result]) and "| tiny |" in bench.generation_table([result])
 
 
@@ -75,9 +86,8 @@ def test_a_rewrite_is_timed_against_the_model_emitted_without_it(bench):
     without = bench.built_without(spec, fuse_qkv, reference.state_dict())
     assert hasattr(without.blocks[0].attn, "to_q") and not hasattr(without.blocks[0].attn, "to_qkv")
     figures = bench.measure_rewrite("tiny", spec, fuse_qkv, rounds=1, repeats=1, new_tokens=4)
-    assert figures["speedup"] == pytest.approx(
-        figures["with_tokens_per_s"] / figures["without_tokens_per_s"])
-    assert figures["control_speedup"] > 0
+    assert figures["speedup"] > 0 and figures["control_speedup"] > 0  # paired: see above
+    assert figures["with_tokens_per_s"] > 0 and figures["without_tokens_per_s"] > 0
     assert bench.rewrite_line(figures).startswith("fuse_qkv (tiny, cached generation, batch 1)")
 
 
@@ -115,8 +125,7 @@ model:
     assert figures["parameters"]["hf"] == figures["parameters"]["xtc"]
     for key in ("dynamic", "static", "compiled_static"):
         paths = figures[key]
-        speedup = paths["xtc_tokens_per_s"] / paths["hf_tokens_per_s"]
-        assert paths["speedup"] == pytest.approx(speedup)
+        assert min(paths["speedup"], paths["xtc_tokens_per_s"], paths["hf_tokens_per_s"]) > 0
     assert bench.peer_line(figures).startswith("transformers LlamaForCausalLM (tiny_llama shapes")
     hf = bench.peer.llama_like(32, 32, 16, 1, 2, 8, 1, 64)
     prompt = torch.randint(0, 32, (1, 5))
