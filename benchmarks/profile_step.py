@@ -72,6 +72,12 @@ def report(name: str, ms: float, averages, steps: int, rows: int) -> str:
         lines.append(f"| {event.key} | {event.count / steps:.0f} | "
                      f"{event.self_cpu_time_total / steps:.1f} | "
                      f"{event.self_cpu_time_total / total:.1%} |")
+    rest = events[rows:]
+    rest_time = sum(event.self_cpu_time_total for event in rest)
+    lines.append(f"| {len(rest)} other ops | {sum(event.count for event in rest) / steps:.0f} | "
+                 f"{rest_time / steps:.1f} | {rest_time / total:.1%} |")
+    calls = sum(event.count for event in averages if event.key.startswith("aten::"))
+    lines.append(f"\n{calls / steps:.0f} aten op calls a step (views and copies included)")
     return "\n".join(lines)
 
 
