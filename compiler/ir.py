@@ -202,6 +202,8 @@ class AttentionAttrs:
     head_scale: bool = False
     talking_heads: tuple = (False, False, False)  # pre, post, pre-scale-post (TALKING_HEADS)
     sparse_topk: int = 0
+    sparse_topk_straight_through: bool = False  # top-k forward, the full softmax's gradient
+    hard: bool = False  # one-hot attention on each row's largest score, straight through
     softclamp_logits: bool = False  # Gemma 2: value * tanh(scores / value) before the softmax
     logit_softclamp_value: float = 50.0
     residual: bool = False  # adds the previous self-attention's scores (RealFormer)
@@ -227,6 +229,7 @@ class AttentionAttrs:
         reasons = tuple(f"{where} talking heads mix scores across heads"
                         for used, (_, _, where) in zip(self.talking_heads, TALKING_HEADS) if used)
         reasons += (f"sparse top-{self.sparse_topk} keeps the largest scores",) if self.sparse_topk else ()
+        reasons += ("hard attention takes each row's largest score",) if self.hard else ()
         reasons += ("logit soft-capping bends the scores",) if self.softclamp_logits else ()
         return reasons + (("residual attention adds the previous layer's scores",)
                           if self.residual else ())

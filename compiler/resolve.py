@@ -418,6 +418,8 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         talking_heads=(attn["pre_talking_heads"], attn["post_talking_heads"],
                        attn["pre_scale_post_talking_heads"]),
         sparse_topk=attn["sparse_topk"] or 0,
+        sparse_topk_straight_through=(  # without sparse_topk it does nothing: a warning says so
+            bool(attn["sparse_topk"]) and attn["sparse_topk_straight_through"]),
         residual=layers["residual_attn"],
     )
 

@@ -92,7 +92,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     pre_talking_heads: nn.Module | None = None,
                     post_talking_heads: nn.Module | None = None,
                     pre_scale_post_talking_heads: nn.Module | None = None,
-                    sparse_topk: int | None = None, prev_scores: Tensor | None = None,
+                    sparse_topk: int | None = None, topk_straight_through: bool = False,
+                    hard: bool = False, prev_scores: Tensor | None = None,
                     softclamp: float | None = None,
                     return_scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
@@ -102,8 +103,11 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     (He et al. 2020, https://arxiv.org/abs/2012.11747) adds the previous layer's pre-softmax
     scores (`prev_scores`; `return_scores` hands this layer's on). `softclamp` caps the scores
     smoothly at +-softclamp, `softclamp * tanh(scores / softclamp)`, before masking (Gemma 2,
-    https://arxiv.org/abs/2408.00118). Shapes and masks as in `attend`; the order of operations
-    is x-transformers' (Attend.forward in attend.py)."""
+    https://arxiv.org/abs/2408.00118). `topk_straight_through` keeps top-k's forward and
+    takes the gradient of the full softmax (https://arxiv.org/abs/2505.22074); `hard` attends to
+    each row's largest score alone, with the softmax's gradient (straight through). Shapes and
+    masks as in `attend`; the order of operations is x-transformers' (Attend.forward in
+    attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
     scale = q.shape[-1] ** -0.5 if scale is None else scale
@@ -125,10 +129,15 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
     pre_softmax = scores
+    weights = scores.softmax(dim=-1)
     if sparse_topk is not None:
         kth = scores.topk(min(sparse_topk, S), dim=-1).values[..., -1:]
-        scores = scores.masked_fill(~((scores >= kth) & (scores > lowest)), lowest)
-    weights = F.dropout(scores.softmax(dim=-1), dropout)
+        kept = scores.masked_fill(~((scores >= kth) & (scores > lowest)), lowest).softmax(dim=-1)
+        weights = straight_through(kept, weights) if topk_straight_through else kept
+    elif hard:
+        one_hot = torch.zeros_like(scores).scatter(-1, scores.argmax(dim=-1, keepdim=True), 1.0)
+        weights = straight_through(one_hot, weights)
+    weights = F.dropout(weights, dropout)
     if post_talking_heads is not None:
         weights = post_talking_heads(weights)
     if pre_to_post is not None:
@@ -137,3 +146,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     if allowed is not None:
         out = out.masked_fill(~allowed.any(dim=-1, keepdim=True), 0.0)
     return (out, pre_softmax) if return_scores else out
+
+
+def straight_through(forward: Tensor, soft: Tensor) -> Tensor:
+    """`forward`'s values with `soft`'s gradient."""
+    return forward.detach() + soft - soft.detach()

@@ -171,6 +171,12 @@ EXPLICIT = token_rows("explicit", {
     "post_talking_heads": {"attn": {"post_talking_heads": True}},
     "pre_scale_post_talking_heads": {"attn": {"pre_scale_post_talking_heads": True}},
     "sparse_topk": {"attn": {"sparse_topk": 3}},
+    # forward as top-k, gradients of the full softmax: gradient parity is the test
+    "sparse_topk_straight_through": {"attn": {"sparse_topk": 2,
+                                              "sparse_topk_straight_through": True}},
+    "hard": {"attn": {"hard": True}},
+    "hard_post_talking_heads_memory": {"attn": {"hard": True, "post_talking_heads": True,
+                                                "num_mem_kv": 2}},
     "talking_heads_encoder_alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {
         "pre_talking_heads": True, "post_talking_heads": True, "num_mem_kv": 2}},
 }, flash=False)

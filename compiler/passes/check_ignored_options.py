@@ -23,6 +23,12 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.attn.{name}", "qk-norm-option-without-qk-norm",
                     f"attn.{name} has no effect without attn.qk_norm: true", "warning"))
+        if not attn["sparse_topk"] and attn["sparse_topk_straight_through"]:
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.sparse_topk_straight_through",
+                "straight-through-without-sparse-topk",
+                "attn.sparse_topk_straight_through has no effect without attn.sparse_topk",
+                "warning"))
         if not attn["softclamp_logits"] and "logit_softclamp_value" in layers.sections_given.get("attn", ()):
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.logit_softclamp_value", "softclamp-value-without-softclamp",
