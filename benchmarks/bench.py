@@ -315,21 +315,25 @@ def measure_inductor(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats
 
 def built_without(spec: xtc.Spec, rewrite, weights: dict) -> torch.nn.Module:
     """The model as it is emitted without one graph rewrite (a pass of GRAPH_PASSES), with the
-    reference's `weights` converted for that layout."""
-    from xtc.compiler import passes
+    reference's `weights` mapped by that graph's parameter rules."""
+    from xtc.compiler.build_ir import build_graph
+    from xtc.compiler.lower import lower
+    from xtc.compiler.passes import GRAPH_PASSES, run_graph_passes
+    from xtc.compiler.render import render_module
+    from xtc.compiler.state_dict import parameter_rules
+    from xtc.compiler.verify import verify_source
 
-    kept = passes.GRAPH_PASSES
-    passes.GRAPH_PASSES = tuple(p for p in kept if p is not rewrite)
-    try:
-        source = xtc.compile(spec)
-        state = xtc.convert_state_dict(spec, weights)
-    finally:
-        passes.GRAPH_PASSES = kept
+    graph = run_graph_passes(build_graph(spec), tuple(p for p in GRAPH_PASSES if p is not rewrite))
+    source = render_module(lower(graph))
+    verify_source(source)
     namespace: dict = {}
     code = compile(source, f"<{spec.name} without {rewrite.__name__}>", "exec")
-    exec(code, namespace)  # noqa: S102 - xtc's own output, verified by xtc.compile
+    exec(code, namespace)  # noqa: S102 - xtc's own output, verified above
     model = namespace[spec.class_name]()
-    model.load_state_dict(state, strict=True)
+    rules = parameter_rules(graph)
+    assert all(rule.rows is None for rule in rules), "another rewrite stacks tensors"
+    model.load_state_dict({rule.emitted: weights[rule.reference] + 1 if rule.add_one
+                           else weights[rule.reference] for rule in rules}, strict=True)
     return model.eval()
 
 

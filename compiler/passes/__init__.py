@@ -54,9 +54,11 @@ GRAPH_PASSES = (infer_shapes, fuse_qkv)
 GRAPH_CHECKS: tuple[GraphCheck, ...] = (check_resource_budget,)
 
 
-def run_graph_passes(graph: Graph) -> Graph:
+def run_graph_passes(graph: Graph, passes: tuple = GRAPH_PASSES) -> Graph:
+    """The graph after `passes` (all of GRAPH_PASSES unless told: benchmarks/bench.py leaves a
+    rewrite out to time what it buys), linted before and after each."""
     graph.lint()
-    for graph_pass in GRAPH_PASSES:
+    for graph_pass in passes:
         graph = graph_pass(graph)
         graph.lint()
     return graph
