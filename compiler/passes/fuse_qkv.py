@@ -3,8 +3,9 @@ matrix (`to_qkv`) instead of three.
 
 The three projections read the same input, so one Linear of their summed widths computes the
 same numbers with one matrix product, one weight read and one module call instead of three: in
-a cached decoding step, where each product is one token against a weight matrix, that cuts a
-step of the benchmark's GPT by about 7% (benchmarks/bench.py). Cross-attention keeps its
+a cached decoding step, where each product is one token against a weight matrix, the
+benchmark's GPT generated 1.12x as fast with it (A/A 1.05x) and its llama-style config 1.06x
+(A/A 1.02x; `benchmarks/bench.py --rewrites`, docs/performance.md). Cross-attention keeps its
 projections apart: its keys and values read the context, its queries the sequence.
 
 Checkpoints keep working: the emitted attention registers a load hook that concatenates the
