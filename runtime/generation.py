@@ -60,7 +60,8 @@ def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k
     prefix = forward_kwargs.pop("prepend_embeds", None)
     prefix_length = 0 if prefix is None else prefix.shape[1]
     kv = model.new_cache(batch, prefix_length + total) if cache else None
-    # the prompt's step runs eagerly: its length is the prompt's, every later step's is 1
+    # the prompt's step runs eagerly: with a cache every later step is one token, and without
+    # one, each is one longer than the last (dynamic shapes serve those)
     later_step = compiled_decode_step(model) if compile else model.decode_step
     out, done = prompt, torch.zeros(batch, dtype=torch.bool, device=prompt.device)
     for step in range(max_new_tokens):
