@@ -49,7 +49,11 @@ achieved TFLOP/s = `xtc.inspect`'s forward matmul FLOPs per sequence * batch / m
 half: the figure is the model's FLOPs at the speed measured, not the kernel's). For decoder
 language models, cached greedy generation of `--new-tokens` tokens after a 16-token prompt (all
 `--batch` rows) is timed too, xtc's `generate(..., temperature=0)` against x-transformers'
-`AutoregressiveWrapper.generate(..., cache_kv=True)`.
+`AutoregressiveWrapper.generate(..., cache_kv=True)`. One example (`--compile gpt`, the
+default; `''` skips it) also generates with `generate(..., compile=True)`: the first call's
+seconds (it compiles, with inductor's dynamic shapes and no CUDA graphs, since the key length
+grows at every step), compiled and eager tokens per second, and whether the two give the same
+tokens.
 
 One example failing (to build, to run) gives an error row and the check goes on. The exit
 status is 1 if any row failed its parity check or raised, 2 if CUDA was asked for and is not
@@ -271,6 +275,38 @@ def generation_figures(ours, reference, tokens: torch.Tensor, spec: xtc.Spec, se
     return row
 
 
+def compiled_generation(name: str, spec: xtc.Spec, settings: Settings) -> dict:
+    """One example's cached greedy generation, eager and with generate(compile=True), in
+    settings.dtype on the device: the first compiled call's seconds (it compiles; inductor with
+    dynamic shapes, no CUDA graphs: the key length grows at every step) and both tokens per
+    second, after checking that the two give the same tokens."""
+    _, ours = build_pair(spec)
+    ours = on_device(ours, settings.device).to(settings.dtype)
+    tokens = make_inputs(spec, settings.batch, settings.seq_len).args[0].to(settings.device)
+    prompt = tokens[:, :min(PROMPT_LENGTH, spec.model["max_seq_len"] // 2, tokens.shape[1])]
+    n = min(settings.new_tokens, spec.model["max_seq_len"] - prompt.shape[1])
+    runs = {"eager": lambda: ours.generate(prompt, n, temperature=0),
+            "compiled": lambda: ours.generate(prompt, n, temperature=0, compile=True)}
+    started = time.perf_counter()
+    compiled_tokens = runs["compiled"]()
+    synchronize(settings.device)
+    row = {"example": name, "new_tokens": n, "prompt": tuple(prompt.shape),
+           "compile_s": time.perf_counter() - started,
+           "same_tokens": bool(torch.equal(compiled_tokens, runs["eager"]()))}
+    for side, run in runs.items():
+        seconds = median_seconds(run, contextlib.nullcontext, settings.generation_repeats,
+                                 settings.device, warmup=1)
+        row[f"{side}_tokens_per_s"] = prompt.shape[0] * n / seconds
+    return row
+
+
+def compiled_line(row: dict) -> str:
+    return (f"generate(compile=True), {row['example']}, prompt {row['prompt']}, "
+            f"{row['new_tokens']} new tokens: {row['compiled_tokens_per_s']:,.0f} tokens/s against "
+            f"{row['eager_tokens_per_s']:,.0f} eager; the first call compiled for "
+            f"{row['compile_s']:.0f} s; {'the same' if row['same_tokens'] else 'DIFFERENT'} tokens")
+
+
 def keep_attention_dtype(reference: torch.nn.Module) -> torch.nn.Module:
     """Cast the outputs of the reference's attention sublayers back to their input's dtype.
 
@@ -432,6 +468,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--new-tokens", type=int, default=64, help="greedy tokens generated")
     parser.add_argument("--examples", default=",".join(names), help=f"comma-separated: {names}")
     parser.add_argument("--json", type=Path, default=ROOT / "build" / "gpu_check.json")
+    parser.add_argument("--compile", default="gpt", metavar="EXAMPLE",
+                        help="the one example whose generation is also timed with "
+                             "generate(compile=True), compile time included; '' skips it")
     return parser.parse_args(argv)
 
 
@@ -448,14 +487,24 @@ def main(argv: list[str] | None = None) -> int:
     specs = {name: xtc.load_spec(EXAMPLES / f"{name}.yaml") for name in args.examples.split(",")}
     started = time.perf_counter()
     rows = run_checks(specs, settings)
+    compiled = None
+    if args.compile:
+        try:
+            spec = xtc.load_spec(EXAMPLES / f"{args.compile}.yaml")
+            compiled = compiled_generation(args.compile, spec, settings)
+        except Exception as error:  # noqa: BLE001 - reported, the checks above still stand
+            compiled = {"example": args.compile, "error": error_message(error)}
     report = {"device": device_name(args.device), "dtype": args.dtype, "torch": torch.__version__,
               "batch": args.batch, "seq_len": args.seq_len, "repeats": args.repeats,
-              "wall_s": time.perf_counter() - started, "rows": rows}
+              "wall_s": time.perf_counter() - started, "rows": rows, "compiled": compiled}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"{report['device']}, {args.dtype}, batch {args.batch}, length <= {args.seq_len}, "
           f"torch {torch.__version__}, {report['wall_s']:.0f} s\n")
     print(table(rows))
+    if compiled is not None:
+        print("\n" + (compiled_line(compiled) if "error" not in compiled
+                      else f"generate(compile=True), {compiled['example']}: {compiled['error']}"))
     print(f"\nJSON: {args.json}")
     failed = [f"{r['example']}{' (masked)' if r['masked'] else ''}" for r in rows if not r["ok"]]
     if failed:
