@@ -340,7 +340,7 @@ def built_without(spec: xtc.Spec, rewrite, weights: dict) -> torch.nn.Module:
 def measure_rewrite(name: str, spec: xtc.Spec, rewrite, rounds: int, repeats: int,
                     new_tokens: int) -> dict:
     """What one graph rewrite buys: cached greedy generation (batch 1) of the model emitted with
-    it against the model emitted without it, the same weights, in A B B A turns, with the A/A
+    it against the model emitted without it, the same weights, in interleaved turns, with the A/A
     control (the model with it against itself) beside it."""
     config = make_inputs(name, spec, 1)
     prompt = generation_prompt(spec, config, new_tokens)
