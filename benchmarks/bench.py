@@ -323,6 +323,8 @@ def built_without(spec: xtc.Spec, rewrite, weights: dict) -> torch.nn.Module:
     from xtc.compiler.state_dict import parameter_rules
     from xtc.compiler.verify import verify_source
 
+    from xtc.api import converted_by_rules
+
     graph = run_graph_passes(build_graph(spec), tuple(p for p in GRAPH_PASSES if p is not rewrite))
     source = render_module(lower(graph))
     verify_source(source)
@@ -330,10 +332,7 @@ def built_without(spec: xtc.Spec, rewrite, weights: dict) -> torch.nn.Module:
     code = compile(source, f"<{spec.name} without {rewrite.__name__}>", "exec")
     exec(code, namespace)  # noqa: S102 - xtc's own output, verified above
     model = namespace[spec.class_name]()
-    rules = parameter_rules(graph)
-    assert all(rule.rows is None for rule in rules), "another rewrite stacks tensors"
-    model.load_state_dict({rule.emitted: weights[rule.reference] + 1 if rule.add_one
-                           else weights[rule.reference] for rule in rules}, strict=True)
+    model.load_state_dict(converted_by_rules(parameter_rules(graph), weights), strict=True)
     return model.eval()
 
 

@@ -129,14 +129,16 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
     pre_softmax = scores
-    weights = scores.softmax(dim=-1)
     if sparse_topk is not None:
         kth = scores.topk(min(sparse_topk, S), dim=-1).values[..., -1:]
-        kept = scores.masked_fill(~((scores >= kth) & (scores > lowest)), lowest).softmax(dim=-1)
-        weights = straight_through(kept, weights) if topk_straight_through else kept
+        weights = scores.masked_fill(~((scores >= kth) & (scores > lowest)), lowest).softmax(dim=-1)
+        if topk_straight_through:
+            weights = straight_through(weights, scores.softmax(dim=-1))
     elif hard:
         one_hot = torch.zeros_like(scores).scatter(-1, scores.argmax(dim=-1, keepdim=True), 1.0)
-        weights = straight_through(one_hot, weights)
+        weights = straight_through(one_hot, scores.softmax(dim=-1))
+    else:
+        weights = scores.softmax(dim=-1)
     weights = F.dropout(weights, dropout)
     if post_talking_heads is not None:
         weights = post_talking_heads(weights)

@@ -30,6 +30,17 @@ def yaml_backend(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture
+def eager_compile(monkeypatch):
+    """torch.compile traces with dynamo and runs eagerly (backend "eager"): inductor's code
+    generation takes seconds to minutes a model here, and the scripts' logic is what is tested."""
+    import torch
+
+    compile_with_inductor = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: compile_with_inductor(
+        model, **kwargs, backend="eager"))
+
+
 def check_snapshot(path: Path, actual: str, regen: bool) -> None:
     if regen or not path.exists():
         path.write_text(actual)

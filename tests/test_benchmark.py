@@ -37,15 +37,6 @@ def test_every_config_gets_inputs_its_model_takes(bench, name):
     assert "mask" in config.kwargs if name == "bert" else not config.kwargs
 
 
-def compile_eagerly(monkeypatch) -> None:
-    """inductor's code generation takes seconds to minutes here: trace with dynamo, run eagerly."""
-    import torch
-
-    eager_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda model, **kwargs: eager_compile(model, **kwargs, backend="eager"))
-
-
 TINY = """
 xtc: 1
 name: tiny_bench
@@ -57,8 +48,7 @@ model:
 """
 
 
-def test_measure_reports_every_figure(bench, monkeypatch):
-    compile_eagerly(monkeypatch)
+def test_measure_reports_every_figure(bench, eager_compile):
     spec = xtc.loads_spec(TINY)
     result = bench.measure("tiny", spec, batch=2, rounds=1, repeats=1, new_tokens=4)
     for kind in ("forward", "training_step"):
@@ -99,11 +89,10 @@ def test_the_ceiling_counts_the_matrices_a_decoding_step_reads(bench):
     assert len(weights) == 2 * (2 + 2 + 2) + 1  # per layer: self qkv, out; cross q, out; ff
 
 
-def test_the_peer_has_the_llama_config_s_shapes_and_is_timed_on_each_path(bench, monkeypatch):
+def test_the_peer_has_the_llama_config_s_shapes_and_is_timed_on_each_path(bench, eager_compile):
     import torch
 
     pytest.importorskip("transformers", reason="the optional benchmark peer (.[bench])")
-    compile_eagerly(monkeypatch)
     spec = xtc.loads_spec("""
 xtc: 1
 name: tiny_llama
@@ -135,8 +124,7 @@ model:
     assert torch.equal(dynamic, static)
 
 
-def test_inductor_figures_are_reported(bench, monkeypatch):
-    compile_eagerly(monkeypatch)
+def test_inductor_figures_are_reported(bench, eager_compile):
     spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / "gpt.yaml")
     figures = bench.measure_inductor("gpt", spec, batch=1, rounds=1, repeats=1)
     assert figures["compile_s"] > 0 and figures["inductor_s"] > 0

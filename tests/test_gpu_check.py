@@ -247,11 +247,8 @@ def test_cuda_asked_for_without_cuda_exits_2_with_one_line(gpu_check, monkeypatc
     assert captured.out == ""
 
 
-def test_compiled_generation_is_timed_and_checked_against_eager(gpu_check, settings, monkeypatch):
-    """inductor's code generation takes seconds here: trace with dynamo, run eagerly."""
-    eager_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda model, **kwargs: eager_compile(model, **kwargs, backend="eager"))
+def test_compiled_generation_is_timed_and_checked_against_eager(gpu_check, settings,
+                                                               eager_compile):
     row = gpu_check.compiled_generation("tiny_gpt", tiny("gpt"), settings)
     assert row["same_tokens"] and row["new_tokens"] == settings.new_tokens
     assert min(row["compile_s"], row["compiled_tokens_per_s"], row["eager_tokens_per_s"]) > 0

@@ -119,6 +119,12 @@ def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[st
     if missing or unexpected:
         raise ValueError(f"state dict does not fit the spec: missing keys {missing}, "
                          f"unexpected keys {unexpected}")
+    return converted_by_rules(rules, state_dict)
+
+
+def converted_by_rules(rules: list, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The emitted model's state dict from the reference's, by `rules` (compiler/state_dict.py):
+    norm gains un-offset, the reference tensors of one stacked tensor concatenated in order."""
     import torch
 
     converted: dict[str, Any] = {}
