@@ -189,6 +189,9 @@ class Builder:
                              key=model.key)
         hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend)
         self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
+        if model.loss is not None:  # what `loss` computes beside forward
+            self.add("loss", OpKind.LOSS, model.loss, (hidden, tokens),
+                     spec_key=f"{model.key}.autoregressive")
 
     def bare_layers(self, layers: ResolvedLayers) -> None:
         """An Encoder / Decoder / CrossAttender on its own: forward(x (B, T, dim), *, mask, ...)."""

@@ -432,6 +432,7 @@ class ModelClass(DefaultConfig):
     cache_layers: tuple[str, str] = ("self.config.depth", "")  # new_cache's self / cross runs
     prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens
     step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
+    forgetful: bool = False  # loss() masks random keys in training (the config's mask_prob)
 
     @property
     def step_call(self) -> str:
@@ -451,7 +452,9 @@ class ModelClass(DefaultConfig):
 
     @property
     def loss_call(self) -> str:
-        return "inputs, mask=mask" + (", context=context, context_mask=context_mask" if self.cross else "")
+        forgotten = ", attn_mask=attn_mask" if self.forgetful else ""
+        context = ", context=context, context_mask=context_mask" if self.cross else ""
+        return f"inputs, mask=mask{context}{forgotten}"
 
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:
@@ -471,6 +474,8 @@ class ModelClass(DefaultConfig):
         wanted = {NN} | set(self.extra_imports)
         if self.generative:
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", "generate")}
+        if self.forgetful:
+            wanted.add(runtime("layers", "forgetful_mask"))
         return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())
 
 

@@ -12,7 +12,7 @@ cannot disagree; comments only, so the output still compiles to the same module.
 from __future__ import annotations
 
 from ..spec.keywords import XTRANSFORMER_SIDES, Keyword, keyword_table
-from ..spec.model import ModuleSpec, Spec, scalar
+from ..spec.model import AUTOREGRESSIVE, ModuleSpec, Spec, scalar
 from .ir import AttentionAttrs, CrossAttentionAttrs
 from .resolve import (
     ResolvedContinuous,
@@ -80,6 +80,13 @@ def module_lines(name: str, module: ModuleSpec, depth: int,
                 continue
             mark = note(key in given, value, computed.get(f"{section}.{key}"))
             lines.append(f"{pad}{INDENT}{key}: {scalar(value)}{mark}")
+    if module.trainer is not None:
+        lines.append(f"{pad}{AUTOREGRESSIVE}:  # the keywords of {module.trainer}")
+        keywords = keyword_table().trainer(module.trainer)
+        for key, value in module.training.items():
+            if expressible(keywords.get(key)):
+                mark = note(key in module.training_given, value, None)
+                lines.append(f"{pad}{INDENT}{key}: {scalar(value)}{mark}")
     for child_name, child in module.children.items():
         is_side = module.type == "XTransformer" and child_name in XTRANSFORMER_SIDES
         lines += module_lines(child_name, child, depth + 1, module if is_side else None)

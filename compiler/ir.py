@@ -140,8 +140,13 @@ class PoolAttrs:
 
 @dataclass(frozen=True)
 class LossAttrs:
-    ignore_index: int
-    pad_value: int
+    """How a model that generates learns: its training wrapper's options (x-transformers'
+    AutoregressiveWrapper and kin; an XTransformer's own ignore_index and pad_value)."""
+
+    ignore_index: int = -100  # target ids the loss skips
+    pad_value: int = 0  # the input id fed where the tokens hold ignore_index
+    mask_prob: float = 0.0  # the share of keys each query forgets in training (forgetful
+    # causal masking, Liu et al. 2022, https://arxiv.org/abs/2210.13432)
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from .context import (
     optional,
     runtime,
 )
-from .ir import Feed, Graph, Op, OpKind
+from .ir import Feed, Graph, LossAttrs, Op, OpKind
 from .models import Model
 from .share import share_classes
 
@@ -174,7 +174,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     if kind == "XTransformer":
         return lower_xtransformer(model, prefix, class_name)
     config = f"{prefix}Config"
-    signature = block_signature(model, attn_mask=False, cache=model.cacheable)
+    # forgetful causal masking gives the loss an attention mask to pass
+    signature = block_signature(model, attn_mask=forgets(model), cache=model.cacheable)
     classes = stack_classes(model, prefix, config, signature)
     blocks, dim = f"{model.depth} x Block", model.dim
     if kind == "TransformerWrapper":
@@ -249,7 +250,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
                      cache_layers=cache_layers(model), prefixed=has_prepend,
-                     cache_value_dim=bool(attention and attention.value_dim_head))
+                     cache_value_dim=bool(attention and attention.value_dim_head),
+                     forgetful=forgets(model))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
     article = "a" if model.causal else "an"
@@ -778,9 +780,16 @@ def context_width(model: Model) -> int | None:
     return None if context is None else context.attrs.shape[-1]
 
 
+def forgets(model: Model) -> bool:
+    """Whether the model trains with forgetful causal masking (its loss masks random keys)."""
+    loss = model.find(OpKind.LOSS)
+    return loss is not None and loss.attrs.mask_prob > 0
+
+
 def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
     embedding, logits = model.find(OpKind.TOKEN_EMBEDDING).attrs, model.find(OpKind.LOGITS)
     tied = logits is not None and logits.attrs.tied
+    loss = model.find(OpKind.LOSS)
     return fields_from([
         (True, "num_tokens", "int", embedding.num_tokens, ""),
         (True, "max_seq_len", "int", model.attrs.max_seq_len, ""),
@@ -789,7 +798,20 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS), ""),
         (tied, "tie_embedding_scale", "float", tied and logits.attrs.scale, ""),
+        *loss_config(loss.attrs if loss is not None else None),
     ])
+
+
+def loss_config(loss: LossAttrs | None) -> list[tuple]:
+    """The Config rows of what `loss` reads: the training wrapper's options."""
+    if loss is None:
+        return []
+    return [
+        (True, "ignore_index", "int", loss.ignore_index, "target id the loss skips"),
+        (True, "pad_value", "int", loss.pad_value, "input id fed in place of ignore_index"),
+        (loss.mask_prob > 0, "mask_prob", "float", loss.mask_prob,
+         "share of keys each row forgets in training"),
+    ]
 
 
 def vit_config(model: Model) -> tuple[ConfigField, ...]:

@@ -31,6 +31,7 @@ from .ir import (
     AttentionAttrs,
     CrossAttentionAttrs,
     FeedForwardAttrs,
+    LossAttrs,
     PositionBiasAttrs,
     ResidualAttrs,
     RotaryAttrs,
@@ -94,6 +95,7 @@ class ResolvedWrapper:
     tie_embedding: bool
     tie_embedding_scale: float
     layers: ResolvedLayers
+    loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         tie_embedding=model["tie_embedding"],
         tie_embedding_scale=layers.dim ** -0.5 if tie_scale is None else tie_scale,
         layers=layers,
+        loss=training_loss(model),
     )
 
 
@@ -319,6 +322,11 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
     )
+
+
+def training_loss(model: ModuleSpec) -> LossAttrs | None:
+    """The loss options of a model that has a training wrapper (its `autoregressive:`)."""
+    return payload(LossAttrs, model.training) if model.trainer else None
 
 
 def payload(cls, section: Mapping[str, object], **derived):

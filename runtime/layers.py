@@ -36,6 +36,18 @@ def drop_tokens(seq: Tensor, mask: Tensor | None, p: float) -> tuple[Tensor, Ten
     return seq, mask
 
 
+def forgetful_mask(batch: int, length: int, p: float, device: torch.device | str) -> Tensor:
+    """Forgetful causal masking (Liu et al. 2022, https://arxiv.org/abs/2210.13432): a key mask
+    (B, T), True where kept, that hides min(int(T * p), T - 1) keys of each row chosen
+    uniformly at random, never the first (every query still sees a key)."""
+    hidden = min(int(length * p), length - 1)
+    scores = torch.rand(batch, length, device=device)
+    scores[:, 0] = -1.0  # below every draw: never among the hidden
+    indices = scores.topk(hidden, dim=-1).indices  # (B, hidden)
+    kept = torch.ones(batch, length, dtype=torch.bool, device=device)
+    return kept.scatter(1, indices, False)
+
+
 class Residual(torch.nn.Module):
     """out + x for a sublayer's output and its input, with the residual options the spec
     uses: a learned per-feature scale of x (NormFormer, https://arxiv.org/abs/2110.09456) and

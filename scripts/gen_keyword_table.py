@@ -60,6 +60,14 @@ TYPE_OVERRIDES = {
         "dim": ["int"], "dim_out": ["int"], "custom_activation": ["object"],
         "softclamp_value": ["float"], "mult": ["float"], "output_proj_depth": ["int"],
     },
+    # The training wrappers: their `net` is the spec's model, the rest a spec's `autoregressive:`.
+    "AutoregressiveWrapper": {"net": ["object"], "looped_loss_slope": ["float"]},
+    "XLAutoregressiveWrapper": {
+        "net": ["object"], "ttt_module_paths": ["object"], "ttt_low_rank_paths": ["object"],
+        "ttt_custom_loss_module": ["object"],
+    },
+    "ContinuousAutoregressiveWrapper": {"net": ["object"], "loss_fn": ["object"]},
+    "XValAutoregressiveWrapper": {"net": ["object"]},
 }
 
 # Keywords that may be given as one value per layer (a YAML list; the reference takes a tuple).
@@ -103,8 +111,12 @@ XTRANSFORMER_SIDES = {
 
 def reference_classes() -> dict[str, type]:
     import x_transformers as xt
-    from x_transformers.continuous import ContinuousTransformerWrapper
+    from x_transformers.continuous import (
+        ContinuousAutoregressiveWrapper,
+        ContinuousTransformerWrapper,
+    )
     from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward
+    from x_transformers.xval import XValAutoregressiveWrapper
 
     return {
         "TransformerWrapper": xt.TransformerWrapper,
@@ -114,6 +126,10 @@ def reference_classes() -> dict[str, type]:
         "AttentionLayers": AttentionLayers,
         "Attention": Attention,
         "FeedForward": FeedForward,
+        "AutoregressiveWrapper": xt.AutoregressiveWrapper,
+        "XLAutoregressiveWrapper": xt.XLAutoregressiveWrapper,
+        "ContinuousAutoregressiveWrapper": ContinuousAutoregressiveWrapper,
+        "XValAutoregressiveWrapper": XValAutoregressiveWrapper,
     }
 
 
@@ -128,6 +144,8 @@ def type_of_default(default: object) -> list[str] | None:
 def keyword_entry(class_name: str, name: str, param: inspect.Parameter) -> dict:
     required = param.default is inspect.Parameter.empty
     default = None if required else param.default
+    if isinstance(default, tuple):  # an object's default (ttt_module_paths=()): JSON has lists
+        default = list(default)
     types = TYPE_OVERRIDES.get(class_name, {}).get(name) or type_of_default(default)
     if types is None:
         raise SystemExit(f"{class_name}.{name}: default {default!r} does not tell the type; "

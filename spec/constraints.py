@@ -39,7 +39,7 @@ POSITIVE_REAL = frozenset({
 
 
 def is_probability_keyword(name: str) -> bool:
-    return name.endswith("dropout")
+    return name.endswith("dropout") or name == "mask_prob"  # (the forgetful causal mask's)
 
 
 def range_problem(name: str, value: object) -> str | None:

@@ -18,14 +18,17 @@ from .constraints import NON_NEGATIVE, POSITIVE, POSITIVE_REAL, is_probability_k
 from .keywords import (
     LAYER_TYPES,
     MODEL_TYPES,
+    RECURRENT_TRAINER,
     ROUTED_SECTIONS,
+    TRAINERS,
     WRAPPERS,
     XTRANSFORMER_SIDES,
     Keyword,
     keyword_table,
 )
+from .model import AUTOREGRESSIVE
 from .names import MAX_NAME_LENGTH, NAME_PATTERN
-from .schema import ATTN_LAYERS_TYPES, CONNECTION_TARGET, MAX_DESCRIPTION, SPEC_VERSION
+from .schema import ATTN_LAYERS_TYPES, CONNECTION_TARGET, MAX_DESCRIPTION, SPEC_VERSION, TRAINED
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -84,7 +87,21 @@ def definitions() -> dict:
         found[f"XTransformer.{side}"] = mapping_schema(table.side(side), ROUTED_SECTIONS)
     for section in ROUTED_SECTIONS:
         found[section] = mapping_schema(table.routed(section), ())
+    for trainer in TRAINED:
+        found[trainer] = mapping_schema(table.trainer(trainer), ())
+    for type_name, trainer in TRAINERS.items():
+        if type_name in found:  # a model that generates takes its training wrapper's keywords
+            found[type_name]["properties"][AUTOREGRESSIVE] = trainer_schema(type_name, trainer)
     return found
+
+
+def trainer_schema(type_name: str, trainer: str) -> dict:
+    """A model's `autoregressive:`; a TransformerWrapper's is XLAutoregressiveWrapper's with
+    memories (which only the loader can tell, as it can the layers' type)."""
+    trainers = [trainer, RECURRENT_TRAINER] if type_name == "TransformerWrapper" else [trainer]
+    schema = one_of(tuple(trainers)) if len(trainers) > 1 else {"$ref": f"#/definitions/{trainer}"}
+    names = " or ".join(trainers)
+    return {**schema, "description": f"the keywords of its training wrapper, {names}"}
 
 
 def one_of(type_names: tuple[str, ...]) -> dict:

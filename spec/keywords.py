@@ -29,6 +29,30 @@ ROUTED_SECTIONS = ("attn", "cross_attn", "ff")
 XTRANSFORMER_SIDES = ("encoder", "decoder")
 # XTransformer hands its enc_ / dec_ keywords to the sides, without the prefix.
 SIDE_PREFIXES = {"encoder": "enc_", "decoder": "dec_"}
+# The training wrapper x-transformers puts around each kind of model with a Decoder
+# (AutoregressiveWrapper's, XLAutoregressiveWrapper's, ...): a spec's `autoregressive:` holds its
+# keywords. A TransformerWrapper with memories (max_mem_len > 0) takes the XL one.
+TRAINERS = {
+    "TransformerWrapper": "AutoregressiveWrapper",
+    "ContinuousTransformerWrapper": "ContinuousAutoregressiveWrapper",
+    "XValTransformerWrapper": "XValAutoregressiveWrapper",
+}
+RECURRENT_TRAINER = "XLAutoregressiveWrapper"
+
+
+def trainer_of(type_name: str, layer_type: str | None, max_mem_len: object = 0) -> str | None:
+    """The training wrapper of a model, or None where x-transformers has none (encoders, bare
+    layers, XTransformer, which trains through its own forward).
+
+    >>> trainer_of("TransformerWrapper", "Decoder"), trainer_of("TransformerWrapper", "Encoder")
+    ('AutoregressiveWrapper', None)
+    >>> trainer_of("TransformerWrapper", "Decoder", max_mem_len=16)
+    'XLAutoregressiveWrapper'
+    """
+    if layer_type != "Decoder" or type_name not in TRAINERS:
+        return None
+    recurrent = type_name == "TransformerWrapper" and isinstance(max_mem_len, int) and max_mem_len > 0
+    return RECURRENT_TRAINER if recurrent else TRAINERS[type_name]
 
 
 @dataclass(frozen=True)
@@ -96,6 +120,11 @@ class KeywordTable:
         route = self.routing[section]
         excluded = set(route["exclude"])
         return {n: k for n, k in self.classes[route["class"]].items() if n not in excluded}
+
+    def trainer(self, trainer: str) -> dict[str, Keyword]:
+        """The keywords a spec's `autoregressive:` may hold for that training wrapper (its `net`
+        is the model itself; Python objects have no spec form)."""
+        return {n: k for n, k in self.classes[trainer].items() if "object" not in k.types}
 
     def side(self, side: str) -> dict[str, Keyword]:
         """Keywords of XTransformer's flat `encoder:` / `decoder:` mapping."""

@@ -18,6 +18,7 @@ from types import MappingProxyType
 import yaml
 
 EMPTY: Mapping = MappingProxyType({})
+AUTOREGRESSIVE = "autoregressive"  # the key of a model's training-wrapper options
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,10 @@ class ModuleSpec:
     """A reference class with its keyword values.
 
     sections holds the nested `attn`, `cross_attn` and `ff` mappings (prefix stripped), children
-    the nested modules (`attn_layers`; XTransformer's `encoder` and `decoder`).
+    the nested modules (`attn_layers`; XTransformer's `encoder` and `decoder`). A model that
+    x-transformers trains and samples through a wrapper (AutoregressiveWrapper and its kin) names
+    it in `trainer`, and `training` holds that wrapper's keywords, as the spec's `autoregressive:`
+    mapping writes them.
     """
 
     type: str
@@ -35,6 +39,9 @@ class ModuleSpec:
     sections: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
     sections_given: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     children: Mapping[str, ModuleSpec] = field(default_factory=dict)
+    trainer: str | None = None
+    training: Mapping[str, object] = field(default_factory=dict)
+    training_given: tuple[str, ...] = ()
 
     def __getitem__(self, name: str) -> object:
         return self.options[name]
@@ -52,6 +59,8 @@ class ModuleSpec:
             given = self.sections_given.get(name, ())
             if given:
                 out[name] = {key: plain(section[key]) for key in given}
+        if self.training_given:
+            out[AUTOREGRESSIVE] = {key: plain(self.training[key]) for key in self.training_given}
         return out
 
 

@@ -83,7 +83,9 @@ def tracked_module(module: ModuleSpec, log: ReadLog) -> ModuleSpec:
     sections = {name: TrackedMapping(section, f"{module.key}.{name}", log, values=True)
                 for name, section in module.sections.items()}
     children = {name: tracked_module(child, log) for name, child in module.children.items()}
+    training = TrackedMapping(module.training, f"{module.key}.autoregressive", log, values=True)
     return replace(module, options=TrackedMapping(module.options, module.key, log, values=True),
+                   training=training,
                    sections=TrackedMapping(sections, module.key, log, values=False),
                    children=TrackedMapping(children, module.key, log, values=False))
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .constraints import range_problem
 from .diagnostics import Diagnostic, echo
@@ -26,12 +26,15 @@ from .keywords import (
     LAYER_TYPES,
     MODEL_TYPES,
     ROUTED_SECTIONS,
+    TRAINERS,
     XTRANSFORMER_SIDES,
     Keyword,
+    KeywordTable,
     Section,
     keyword_table,
+    trainer_of,
 )
-from .model import Connection, ModuleSpec, Spec
+from .model import AUTOREGRESSIVE, Connection, ModuleSpec, Spec
 from .names import NAME_PATTERN, component_name_problem, name_problem
 from .support import SUPPORTED_LAYER_TYPES, SUPPORTED_MODEL_TYPES, is_supported
 from .yaml_loader import Node, scalar_type_name
@@ -229,18 +232,54 @@ class SchemaChecker:
         type_name = self.module_type(node, key, allowed)
         if type_name is None:
             return None
-        place = place or self.model_place(node, type_name)
+        is_model, place = place is None, place or self.model_place(node, type_name)
         # Inside a class xtc does not support at all, one diagnostic (on `type`) is enough.
         supported = type_name in SUPPORTED_LAYER_TYPES | SUPPORTED_MODEL_TYPES
         if type_name in LAYER_TYPES:
-            return self.keywords_module(node, key, type_name, self.table.layers(type_name),
-                                        "layers" if supported else None, place, ROUTED_SECTIONS)
-        if type_name == "XTransformer":
-            return self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
-                                        type_name if supported else None, place,
-                                        sides=XTRANSFORMER_SIDES)
-        return self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
-                                    type_name if supported else None, place)
+            module = self.keywords_module(node, key, type_name, self.table.layers(type_name),
+                                          "layers" if supported else None, place, ROUTED_SECTIONS)
+        elif type_name == "XTransformer":
+            module = self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
+                                          type_name if supported else None, place,
+                                          sides=XTRANSFORMER_SIDES)
+        else:
+            module = self.keywords_module(node, key, type_name, self.table.wrapper(type_name),
+                                          type_name if supported else None, place)
+        return self.with_trainer(module, node.entries.get(AUTOREGRESSIVE), supported) \
+            if is_model else module
+
+    def with_trainer(self, module: ModuleSpec, entry, check_support: bool) -> ModuleSpec:
+        """A model with its training wrapper's keywords: the defaults, and the `autoregressive:`
+        mapping's values where the spec has one."""
+        layers = module.children.get("attn_layers")
+        trainer = trainer_of(module.type, layers.type if layers else module.type,
+                             module.options.get("max_mem_len", 0))
+        if entry is None:
+            if trainer is None:
+                return module
+            training = {name: kw.default for name, kw in self.table.trainer(trainer).items()}
+            return replace(module, trainer=trainer, training=training)
+        key, pos = f"{module.key}.{AUTOREGRESSIVE}", (entry.key_line, entry.key_col)
+        if trainer is None:
+            self.error(pos, key, "no-training-wrapper", no_trainer_message(module, layers))
+            return module
+        keywords = self.table.trainer(trainer)
+        training = {name: kw.default for name, kw in keywords.items()}
+        node, given = entry.value, []
+        if node.kind != "map":
+            self.error(node, key, "expected-type", f"expected a mapping, got {describe(node)}")
+            return replace(module, trainer=trainer, training=training)
+        for name, item in node.entries.items():
+            item_key = f"{key}.{name}"
+            self.locations[item_key] = (item.key_line, item.key_col)
+            if name not in keywords:
+                self.unknown_key((item.key_line, item.key_col), item_key, name, keywords, trainer,
+                                 other_trainer_hint(name, trainer, self.table))
+                continue
+            training[name] = self.value(item.value, keywords[name], item_key,
+                                        trainer if check_support else None)
+            given.append(name)
+        return replace(module, trainer=trainer, training=training, training_given=tuple(given))
 
     def model_place(self, node: Node, type_name: str) -> Place:
         """The sections of the model whose own mapping node is, for hints about keys written
@@ -288,7 +327,7 @@ class SchemaChecker:
         sections_given: dict[str, tuple[str, ...]] = {}
         children: dict[str, ModuleSpec] = {}
         for name, entry in node.entries.items():
-            if name == "type":
+            if name == "type" or (name == AUTOREGRESSIVE and not place.path):  # with_trainer's
                 continue
             child_key = f"{key}.{name}"
             pos = (entry.key_line, entry.key_col)
@@ -481,6 +520,49 @@ def describe(node: Node) -> str:
     if type_name in ("boolean", "null"):
         return f"{type_name} ({'quoted ' if node.quoted else 'unquoted '}{node.text})" if node.text else type_name
     return f"{type_name} {echo(node.text if type_name != 'string' else node.value)}"
+
+
+# -- training wrappers ---------------------------------------------------------------------------
+
+def no_trainer_message(module: ModuleSpec, layers: ModuleSpec | None) -> str:
+    """Why a model has no `autoregressive:` mapping, and what to write instead."""
+    if module.type == "XTransformer":
+        return ("XTransformer has no training wrapper: it passes its own ignore_index and "
+                "pad_value to its decoder's, so write them beside its type (ignore_index: -100)")
+    layer_type = layers.type if layers is not None else module.type
+    what = module.type if layers is None else f"a {module.type} with {named(layer_type)}"
+    if layer_type == "Decoder" and layers is None:
+        why = "layers alone take vectors and have no tokens to predict"
+    elif layer_type == "Decoder":
+        why = "x-transformers has no training wrapper for it"
+    else:
+        why = f"{named(layer_type)} predicts no next token"
+    holders = ", ".join(TRAINERS)
+    return (f"autoregressive: belongs to a model that generates ({holders} with "
+            f"attn_layers: {{type: Decoder}}); {what} has none: {why}")
+
+
+def named(layer_type: str) -> str:
+    """'an Encoder', 'a Decoder'."""
+    return f"{article(layer_type.lower())} {layer_type}"
+
+
+def other_trainer_hint(name: str, trainer: str, table: KeywordTable) -> str:
+    """`use_l1_loss` under a TransformerWrapper: the wrapper that takes it, and this one's."""
+    owners = [other for other in TRAINED if other != trainer and name in table.trainer(other)]
+    if not owners:
+        return ""
+    wrappers = " and ".join(f"{owner} (of {TRAINED[owner]})" for owner in owners)
+    return f"; {name} is an option of {wrappers}"
+
+
+# What each training wrapper trains, for messages.
+TRAINED = {
+    "AutoregressiveWrapper": "a TransformerWrapper with a Decoder",
+    "XLAutoregressiveWrapper": "a TransformerWrapper with max_mem_len > 0",
+    "ContinuousAutoregressiveWrapper": "a ContinuousTransformerWrapper with a Decoder",
+    "XValAutoregressiveWrapper": "an XValTransformerWrapper",
+}
 
 
 # Keywords of x-transformers' README that the installed version does not have.

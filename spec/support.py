@@ -56,6 +56,9 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "pre_scale_post_talking_heads", "sparse_topk", "sparse_topk_straight_through", "hard",
         "softclamp_logits", "logit_softclamp_value",
     }),
+    # the training wrappers, by the `autoregressive:` mapping of a model that generates
+    "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob"}),
+    "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }

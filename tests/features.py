@@ -44,6 +44,7 @@ class Feature:
     model, layers, attn, ff, cross_attn: keywords added at each place (`model`: the wrapper's;
         an XTransformer's `encoder:` / `decoder:` entries add to that side). None removes a
         default (the library's own default then applies).
+    autoregressive: the model's training-wrapper options (its `autoregressive:` mapping).
     wrapper: the model type; None for a bare layer stack.
     kinds: the layer stack types it is built with (CrossAttender, or XTransformer for one that
         holds both).
@@ -60,6 +61,7 @@ class Feature:
     attn: MappingProxyType = field(default_factory=frozen)
     ff: MappingProxyType = field(default_factory=frozen)
     cross_attn: MappingProxyType = field(default_factory=frozen)
+    autoregressive: MappingProxyType = field(default_factory=frozen)
     wrapper: str | None = "TransformerWrapper"
     kinds: tuple[str, ...] = BOTH
     flash: bool = True
@@ -76,9 +78,9 @@ class Feature:
 
 
 def row(group: str, name: str, *, model=None, layers=None, attn=None, ff=None, cross_attn=None,
-        **how) -> Feature:
+        autoregressive=None, **how) -> Feature:
     return Feature(group, name, frozen(model), frozen(layers), frozen(attn), frozen(ff),
-                   frozen(cross_attn), **how)
+                   frozen(cross_attn), frozen(autoregressive), **how)
 
 
 def token_rows(group: str, table: dict, **how) -> list[Feature]:
@@ -291,6 +293,15 @@ CROSS = token_rows("cross", {
                                        "cross_residual_attn": True}},
 }, kinds=("Decoder",), flash=False)
 
+# -- training-wrapper options: what `loss` computes (tests/test_features.py: test_loss) -------
+
+TRAINING = token_rows("training", {
+    "ignore_index_pad_value": {"autoregressive": {"ignore_index": 0, "pad_value": 1}},
+    "mask_prob": {"autoregressive": {"mask_prob": 0.25}},
+    "mask_prob_rotary": {"autoregressive": {"mask_prob": 0.5, "ignore_index": 0},
+                         "layers": {"rotary_pos_emb": True}},
+}, kinds=("Decoder",))
+
 # -- the other model types (issue #5): bare stacks, ViT, continuous inputs, encoder-decoder --
 
 OTHER_MODELS = [
@@ -324,7 +335,7 @@ OTHER_MODELS = [
 ]
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
-                           + POSITIONS + LAYOUTS + CROSS + OTHER_MODELS)
+                           + POSITIONS + LAYOUTS + CROSS + TRAINING + OTHER_MODELS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 
@@ -357,6 +368,8 @@ def feature_spec(feature: Feature, kind: str, flash: bool) -> xtc.Spec:
     else:
         model = {"type": feature.wrapper, **WRAPPER_DEFAULTS[feature.wrapper], **feature.model,
                  "attn_layers": layer_stack(feature, kind, flash)}
+        if feature.autoregressive:
+            model["autoregressive"] = dict(feature.autoregressive)
     return spec_of(model)
 
 

@@ -16,6 +16,7 @@ import x_transformers.continuous
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from xtc.compiler import compile_graph
 from xtc.compiler.state_dict import parameter_rules
+from xtc.runtime.layers import forgetful_mask
 from xtc.spec import ModuleSpec, Spec
 
 import xtc
@@ -88,6 +89,11 @@ def assert_parity(spec: Spec, *inputs, flash_only: bool = False, reference=None,
         actual.mean().backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     expected.mean().backward()
+    assert_same_gradients(spec, ours, reference)
+
+
+def assert_same_gradients(spec: Spec, ours: torch.nn.Module, reference: torch.nn.Module) -> None:
+    """Each parameter's gradient equals that of the reference parameter it was converted from."""
     parameters = dict(ours.named_parameters(remove_duplicate=False))
     for rule in parameter_rules(compile_graph(spec), components=spec.model is None):
         if rule.emitted not in parameters:  # a buffer (rotary frequencies): no gradient
@@ -96,6 +102,32 @@ def assert_parity(spec: Spec, *inputs, flash_only: bool = False, reference=None,
         reference_grad = reference.get_parameter(rule.reference).grad
         torch.testing.assert_close(ours_grad, reference_grad, **TOLERANCE,
                                    msg=lambda m, r=rule: f"{r.emitted} vs {r.reference}: {m}")
+
+
+TRAINERS = {"AutoregressiveWrapper": x_transformers.AutoregressiveWrapper}
+
+
+def assert_same_loss(spec: Spec, tokens: torch.Tensor, **kwargs) -> None:
+    """`loss` and its gradients equal those of the training wrapper the spec's `autoregressive:`
+    configures, in eval mode. With mask_prob, in training mode (such rows have no dropout),
+    both forget the keys of one mask: the one xtc's loss draws from the seed (the reference's
+    own draw is switched off and the mask given, as it would mask in eval mode too)."""
+    reference, ours = paired_models(spec)
+    options = {name: spec.model.training[name] for name in spec.model.training_given}
+    wrapper = TRAINERS[spec.model.trainer](reference, **options)
+    forgotten = {}
+    if wrapper.mask_prob > 0:
+        reference.train(), ours.train()
+        torch.manual_seed(0)
+        forgotten["self_attn_kv_mask"] = forgetful_mask(*tokens.shape, wrapper.mask_prob, "cpu")
+        wrapper.mask_prob = 0.0
+    torch.manual_seed(0)
+    actual = ours.loss(tokens, **kwargs)
+    actual.backward()
+    expected = wrapper(tokens, **kwargs, **forgotten)
+    expected.backward()
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    assert_same_gradients(spec, ours, reference)
 
 
 def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, cache: bool = True,

@@ -57,6 +57,7 @@ FF_OPTIONS = options_at("ff", {"mult": (1,), "dropout": (0.0,)})
 WRAPPER_OPTIONS = options_at("model", {
     "emb_dim": (12, 16), "emb_dropout": (0.0,), "num_memory_tokens": (1,),
 })
+TRAINING_OPTIONS = options_at("autoregressive", {"pad_value": (0,)})  # a decoder's
 VOCAB, LENGTH = 32, 16
 
 
@@ -92,9 +93,11 @@ def layer_stacks(draw, kind: str, dim: int | None = None, cross: bool | None = N
 @st.composite
 def token_models(draw) -> dict:
     kind = draw(st.sampled_from(["Decoder", "Encoder"]))
-    return {"type": "TransformerWrapper", "num_tokens": VOCAB, "max_seq_len": LENGTH,
-            **draw(some(WRAPPER_OPTIONS, 3)),
-            "attn_layers": draw(layer_stacks(kind, draw(DIMS)))}
+    model = {"type": "TransformerWrapper", "num_tokens": VOCAB, "max_seq_len": LENGTH,
+             **draw(some(WRAPPER_OPTIONS, 3)),
+             "attn_layers": draw(layer_stacks(kind, draw(DIMS)))}
+    training = draw(some(TRAINING_OPTIONS, 2)) if kind == "Decoder" else {}
+    return {**model, "autoregressive": training} if training else model
 
 
 @st.composite

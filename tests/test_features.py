@@ -13,7 +13,12 @@ from __future__ import annotations
 import pytest
 from features import FEATURES, Feature, feature_spec, generated_kinds
 from inputs import Inputs, make_inputs, padding_mask
-from reference import assert_parity, assert_same_greedy_tokens, assert_same_seq2seq_tokens
+from reference import (
+    assert_parity,
+    assert_same_greedy_tokens,
+    assert_same_loss,
+    assert_same_seq2seq_tokens,
+)
 
 import xtc
 
@@ -75,6 +80,17 @@ def generation_cases() -> list:
     return cases
 
 
+def loss_cases() -> list:
+    """The rows with training-wrapper options, by default; every other token decoder, slow."""
+    cases = []
+    for feature in FEATURES:
+        if feature.wrapper != "TransformerWrapper" or "Decoder" not in generated_kinds(feature):
+            continue
+        marks = () if feature.autoregressive else pytest.mark.slow
+        cases.append(pytest.param(feature, marks=marks, id=feature.id))
+    return cases
+
+
 def feature_inputs(spec: xtc.Spec, masked: bool) -> Inputs:
     inputs = make_inputs(spec, BATCH, LENGTH, masked=masked, context_length=CONTEXT_LENGTH)
     if spec.model.type == "XTransformer":  # it returns its loss: padded targets are ignored
@@ -105,6 +121,17 @@ def test_greedy_generation(feature, flash, cache):
     context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask")}
     assert_same_greedy_tokens(spec, inputs.args[0], NEW_TOKENS, cache=cache,
                               reference_cache=cache and feature.reference_cache, **context)
+
+
+@pytest.mark.parametrize("feature", loss_cases())
+def test_loss(feature):
+    """Next-token loss and its gradients equal the training wrapper's; the targets hold the
+    ignored id at the end of one row."""
+    spec = feature_spec(feature, "Decoder", flash=feature.flash)
+    inputs = make_inputs(spec, BATCH, LENGTH, masked=False, context_length=CONTEXT_LENGTH)
+    tokens = inputs.args[0]
+    tokens[1, -3:] = spec.model.training["ignore_index"]
+    assert_same_loss(spec, tokens, **inputs.kwargs)
 
 
 def test_every_case_of_the_matrix_runs_once():

@@ -12,6 +12,7 @@ import torch
 from features import feature, feature_spec
 from reference import paired_models
 from x_transformers import AutoregressiveWrapper
+from xtc.runtime.layers import forgetful_mask
 
 import xtc
 
@@ -124,6 +125,27 @@ def test_loss_equals_the_wrappers_loss():
     x[1, 9:] = -100
     expected = AutoregressiveWrapper(reference)(x)
     torch.testing.assert_close(ours.loss(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_forgetful_masks_hide_a_fixed_share_of_keys_never_the_first():
+    torch.manual_seed(0)
+    kept = forgetful_mask(2000, 12, 0.25, "cpu")  # int(12 * 0.25) = 3 keys hidden a row
+    assert kept[:, 0].all() and ((~kept).sum(dim=1) == 3).all()
+    share = (~kept[:, 1:]).float().mean(dim=0)  # uniform over the other 11: 3 / 11 each
+    assert ((share - 3 / 11).abs() < 0.04).all(), share
+    assert ((~forgetful_mask(5, 4, 0.99, "cpu")).sum(dim=1) == 3).all()  # the first stays
+
+
+def test_forgetful_masking_acts_in_training_only():
+    _, ours = paired_models(decoder_spec("training-mask_prob"))
+    x = prompts(length=12)
+    evaluated = ours.loss(x)
+    assert torch.equal(ours.loss(x), evaluated)
+    ours.train()
+    torch.manual_seed(1)
+    first = ours.loss(x)
+    torch.manual_seed(2)
+    assert not torch.isclose(first, evaluated) and not torch.isclose(first, ours.loss(x))
 
 
 def test_generating_past_max_seq_len_is_an_error():

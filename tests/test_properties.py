@@ -79,10 +79,13 @@ def reference_for(document: dict):
         encoder, decoder = model.pop("encoder"), model.pop("decoder")
         return x_transformers.XTransformer(**model, **flattened(encoder, "enc_"),
                                            **flattened(decoder, "dec_"))
-    layers = model.pop("attn_layers")
+    layers, training = model.pop("attn_layers"), model.pop("autoregressive", None)
     stack = getattr(x_transformers, layers["type"])(**flattened(layers))
     module = x_transformers.continuous if kind.startswith("Continuous") else x_transformers
-    return getattr(module, kind)(**model, attn_layers=stack)
+    net = getattr(module, kind)(**model, attn_layers=stack)
+    if training is not None:  # its training wrapper must take the options too
+        x_transformers.AutoregressiveWrapper(net, **training)
+    return net
 
 
 def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:

@@ -23,6 +23,8 @@ from xtc.runtime.norms import RMSNorm
 class Config:
     num_tokens: int = 128
     max_seq_len: int = 128
+    ignore_index: int = -100  # target id the loss skips
+    pad_value: int = 0  # input id fed in place of ignore_index
     dim: int = 128
     depth: int = 3
     heads: int = 4
@@ -208,10 +210,13 @@ class CharGpt(nn.Module):
         mask: Tensor | None = None,
     ) -> Tensor:
         """Next-token cross entropy of x (B, T), as x-transformers' AutoregressiveWrapper
-        computes it: ids equal to -100 are not predicted (and are fed as 0)."""
-        inputs = x.masked_fill(x == -100, 0)
-        logits = self(inputs, mask=mask)
-        return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=-100)
+        computes it: target ids equal to ignore_index are not predicted (and are fed as
+        pad_value)."""
+        inputs = x.masked_fill(x == self.config.ignore_index, self.config.pad_value)
+        logits = self(inputs, mask=mask)  # (B, T, num_tokens)
+        return F.cross_entropy(
+            logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=self.config.ignore_index
+        )
 
     @torch.no_grad()
     def generate(

@@ -361,10 +361,13 @@ class Decoder(nn.Module):
         context_mask: Tensor | None = None,
     ) -> Tensor:
         """Next-token cross entropy of x (B, T), as x-transformers' AutoregressiveWrapper
-        computes it: ids equal to -100 are not predicted (and are fed as 0)."""
-        inputs = x.masked_fill(x == -100, 0)
-        logits = self(inputs, mask=mask, context=context, context_mask=context_mask)
-        return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=-100)
+        computes it: target ids equal to ignore_index are not predicted (and are fed as
+        pad_value)."""
+        inputs = x.masked_fill(x == self.config.ignore_index, self.config.pad_value)
+        logits = self(inputs, mask=mask, context=context, context_mask=context_mask)  # (B, T, num_tokens)
+        return F.cross_entropy(
+            logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=self.config.ignore_index
+        )
 
     @torch.no_grad()
     def generate(
