@@ -45,7 +45,7 @@ class OpKind(Enum):
     RESIDUAL = "residual"  # x + branch(x)
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
-    LOSS = "loss"  # next-token cross entropy
+    LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
     OUTPUT = "output"
 
 
@@ -97,6 +97,8 @@ class ProjectAttrs:
     dim_in: int
     dim: int
     bias: bool = True
+    # a continuous model's Gaussian outputs: dim / 2 means, each followed by its log-variance
+    probabilistic: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,16 @@ class PoolAttrs:
 
 @dataclass(frozen=True)
 class LossAttrs:
+    """The training loss of a decoder: next-token cross entropy (ignore_index, pad_value), or a
+    continuous decoder's next-vector error (x-transformers' ContinuousAutoregressiveWrapper,
+    which has neither: they hold the AutoregressiveWrapper's defaults there). Its kind follows
+    from the model: Gaussian negative log-likelihood for probabilistic outputs, else mean
+    absolute error with use_l1_loss, else mean squared error."""
+
     ignore_index: int
     pad_value: int
+    use_l1_loss: bool = False
+    equal_loss_weight_batch: bool = False  # a masked mean per sequence, then over the batch
 
 
 @dataclass(frozen=True)
@@ -382,7 +392,7 @@ ARITY = {
     OpKind.RESIDUAL: (2, 2),
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
-    OpKind.LOSS: (2, 2),  # logits, targets
+    OpKind.LOSS: (2, 2),  # logits (or predicted vectors), targets
     OpKind.OUTPUT: (1, 1),
 }
 

@@ -131,6 +131,7 @@ class ResolvedContinuous:
     post_emb_norm: bool
     emb_dropout: float
     num_memory_tokens: int
+    probabilistic: bool  # a mean and a variance per output (Gaussian, for its likelihood loss)
     layers: ResolvedLayers
 
 
@@ -214,6 +215,7 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         post_emb_norm=model["post_emb_norm"],
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
+        probabilistic=model["probabilistic"],
         layers=layers,
     )
 

@@ -32,7 +32,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     }),
     "ContinuousTransformerWrapper": frozenset({
         "max_seq_len", "attn_layers", "dim_in", "dim_out", "emb_dropout", "use_abs_pos_emb",
-        "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb",
+        "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb", "probabilistic",
     }),
     "XTransformer": frozenset({
         "dim", "tie_token_emb", "ignore_index", "pad_value", "cross_attn_tokens_dropout",

@@ -8,6 +8,9 @@
   need the same vocabulary: otherwise the decoder's ids index past the table.
 - `sandwich_norm` adds norms to pre-norm sublayers: not with `pre_norm: false`
   (AttentionLayers.__init__).
+- A `probabilistic` continuous model projects to a mean and a log-variance per output: it needs
+  `dim_out`. Without it x-transformers has no projection and splits the hidden state in half,
+  so its outputs are half as wide as its inputs and its generate fails at the first step.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
             found += check_patches(spec, module)
         elif module.type == "XTransformer":
             found += check_sides(spec, module)
+        elif module.type == "ContinuousTransformerWrapper" and module["probabilistic"] \
+                and module["dim_out"] is None:
+            found.append(diagnostic(
+                spec, f"{module.key}.probabilistic", "probabilistic-needs-dim-out",
+                "probabilistic outputs a mean and a variance per feature through a projection "
+                "of width 2 * dim_out: set dim_out (x-transformers 2.31.10 without it splits "
+                "the hidden state in half, and cannot generate)"))
     return found
 
 
