@@ -240,7 +240,6 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     imports.add(runtime("checks", check_imports(checks)))
     what = "causal language model" if model.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
-    attention = model.shared(OpKind.ATTENTION)
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
     cls = ModelClass(class_name, config,
@@ -249,9 +248,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      "where x is real.",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
-                     cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
-                     cache_layers=cache_layers(model), prefixed=has_prepend,
-                     cache_value_dim=bool(attention and attention.value_dim_head))
+                     prefixed=has_prepend, **cache_shape(model))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
     article = "a" if model.causal else "an"
@@ -330,8 +327,8 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      "The continuous transformer: vectors in, vectors out.",
                      doc, tuple(parameters), tuple(checks), tuple(ops),
                      frozenset(imports), step_parameters=step, generative=generative,
-                     cacheable=cacheable, length_limit=limit, cache_layers=cache_layers(model),
-                     cache_like="next(self.parameters())",
+                     cacheable=cacheable, length_limit=limit, cache_like="next(self.parameters())",
+                     **cache_shape(model),
                      continuous=ContinuousLoss(loss.attrs, probabilistic) if loss else None)
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
@@ -347,6 +344,15 @@ def cached_positions(model: Model) -> list[str]:
         return ["cached = cache.length - cache.prefix if cache is not None else 0  # its tokens"]
     return ["past = cache.length if cache is not None else 0  # cached: a prefix, then tokens",
             "cached = past - cache.prefix if cache is not None else 0  # the tokens"]
+
+
+def cache_shape(model: Model) -> dict:
+    """The ModelClass fields new_cache reads: the Config field with the key / value heads,
+    whether values have their own width, and the attention runs it allocates for."""
+    attention = model.shared(OpKind.ATTENTION)
+    return {"cache_heads": "kv_heads" if attention and attention.kv_heads else "heads",
+            "cache_value_dim": bool(attention and attention.value_dim_head),
+            "cache_layers": cache_layers(model)}
 
 
 def cache_layers(model: Model) -> tuple[str, str]:

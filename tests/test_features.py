@@ -13,7 +13,12 @@ from __future__ import annotations
 import pytest
 from features import FEATURES, Feature, feature_spec, generated_kinds
 from inputs import Inputs, make_inputs, padding_mask
-from reference import assert_parity, assert_same_greedy_tokens, assert_same_seq2seq_tokens
+from reference import (
+    assert_parity,
+    assert_same_greedy_tokens,
+    assert_same_seq2seq_tokens,
+    assert_same_vectors,
+)
 
 import xtc
 
@@ -99,6 +104,11 @@ def test_greedy_generation(feature, flash, cache):
         source, target = inputs.args
         assert_same_seq2seq_tokens(spec, source, target[:, :1], NEW_TOKENS, cache=cache,
                                    mask=inputs.kwargs["mask"])
+        return
+    if feature.wrapper == "ContinuousTransformerWrapper":  # vectors: the means, if sampled
+        inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=False)
+        assert_same_vectors(spec, inputs.args[0], NEW_TOKENS, cache=cache,
+                            reference_cache=cache and feature.reference_cache)
         return
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=True,
                          context_length=CONTEXT_LENGTH)

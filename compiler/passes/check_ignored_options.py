@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from .modules import diagnostic, layer_modules, wrapper_modules
+from .modules import all_modules, diagnostic, layer_modules, wrapper_modules
 
 ID = "check-ignored-options"
 
@@ -51,7 +51,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.{later}", "layout-option-ignored",
                     f"{later} has no effect: {deciding} decides the layout", "warning"))
-    for model in wrapper_modules(spec):
+    for model in (*wrapper_modules(spec), *continuous_decoders(spec)):
         if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
             found.append(diagnostic(
                 spec, f"{model.key}.num_memory_tokens", "memory-tokens-disable-kv-cache",
@@ -61,4 +61,17 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",
                 "scaled_sinu_pos_emb has no effect: use_abs_pos_emb is false", "warning"))
+    return found
+
+
+def continuous_decoders(spec: Spec) -> list:
+    """The ContinuousTransformerWrappers that generate: a Decoder whose outputs are as wide as
+    its inputs (build_ir gives it a loss op), so that each output is the next input."""
+    found = []
+    for model in all_modules(spec):
+        if model.type != "ContinuousTransformerWrapper":
+            continue
+        dim = model.children["attn_layers"]["dim"]
+        if (model["dim_in"] or dim) == (model["dim_out"] or dim):
+            found.append(model)
     return found
