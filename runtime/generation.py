@@ -53,7 +53,7 @@ def generate_vectors(model, start: Tensor, n: int, *, temperature: float = 1.0,
     (2, B, T, d), sampled with the standard deviation times temperature (0: the mean)."""
     batched = start.ndim != 2
     start = start if batched else start[None]  # (1, t, d)
-    check_generate_arguments(start, n, None, max_seq_len, item="vector")
+    check_generate_arguments(start, n, None, max_seq_len, vectors=True)
     warn_without_cache(cache, cacheable)
 
     def choose(out: Tensor) -> Tensor:  # (B, T, d), or (2, B, T, d) -> the next vector (B, 1, d)
@@ -116,16 +116,17 @@ def decode(model, prompt: Tensor, max_new_tokens: int, choose: Callable[[Tensor]
 
 
 def check_generate_arguments(prompt: Tensor, max_new_tokens: int, prompt_lens: Tensor | None,
-                             max_seq_len: int | None, item: str = "token") -> None:
-    names = ("prompt", "max_new_tokens", "") if item == "token" else ("start", "n", ", width")
-    if prompt.ndim != (2 if item == "token" else 3):
-        raise ValueError(f"{names[0]} must be (batch, length{names[2]}), got shape "
-                         f"{tuple(prompt.shape)}")
+                             max_seq_len: int | None, vectors: bool = False) -> None:
+    """generate's (prompt, max_new_tokens), or generate_vectors' (start, n) with `vectors`."""
+    given, count = ("start", "n") if vectors else ("prompt", "max_new_tokens")
+    if prompt.ndim != 2 + vectors:
+        shape = "(batch, length, width)" if vectors else "(batch, length)"
+        raise ValueError(f"{given} must be {shape}, got shape {tuple(prompt.shape)}")
     if max_new_tokens < 1:
-        raise ValueError(f"{names[1]} must be >= 1, got {max_new_tokens}")
+        raise ValueError(f"{count} must be >= 1, got {max_new_tokens}")
     total = prompt.shape[1] + max_new_tokens
     if max_seq_len is not None and total > max_seq_len:
-        raise ValueError(f"{names[0]} ({prompt.shape[1]}) + {names[1]} ({max_new_tokens}) = "
+        raise ValueError(f"{given} ({prompt.shape[1]}) + {count} ({max_new_tokens}) = "
                          f"{total} exceeds max_seq_len {max_seq_len}: the model's absolute "
                          "positions end there")
     if prompt_lens is not None and (prompt_lens.shape != prompt.shape[:1]
