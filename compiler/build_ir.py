@@ -261,7 +261,7 @@ class Builder:
                               (hidden,), spec_key=f"{key}.dim_out", ref_path="project_out",
                               role="project_out")
         self.add("output", OpKind.OUTPUT, OutputAttrs("output"), (hidden,))
-        if layers.type == "Decoder" and (model.dim_in or layers.dim) == (model.dim_out or layers.dim):
+        if model.generates:
             # what the emitted loss() computes: each position's output against the next input
             # (ContinuousAutoregressiveWrapper's defaults; forward does not return it)
             self.add("loss", OpKind.LOSS, LossAttrs(ignore_index=-100, pad_value=0),

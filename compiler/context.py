@@ -410,7 +410,7 @@ class DefaultConfig:
 
 
 @dataclass(frozen=True)
-class ContinuousLoss:
+class ContinuousDecoder:
     """What a continuous decoder's loss and generate compute: its loss payload, and whether its
     outputs are means and variances."""
 
@@ -463,7 +463,7 @@ class ModelClass(DefaultConfig):
     prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens
     step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
     cache_like: str = "self.token_emb.weight"  # a parameter whose device and dtype the cache takes
-    continuous: ContinuousLoss | None = None  # a continuous decoder: vectors, not tokens
+    continuous: ContinuousDecoder | None = None  # a continuous decoder: vectors, not tokens
 
     @property
     def step_call(self) -> str:

@@ -34,7 +34,7 @@ from .context import (
     CompositeMethod,
     ConfigClass,
     ConfigField,
-    ContinuousLoss,
+    ContinuousDecoder,
     CrossAttentionClass,
     FeedForwardClass,
     ModelClass,
@@ -329,7 +329,7 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      frozenset(imports), step_parameters=step, generative=generative,
                      cacheable=cacheable, length_limit=limit, cache_like="next(self.parameters())",
                      **cache_shape(model),
-                     continuous=ContinuousLoss(loss.attrs, probabilistic) if loss else None)
+                     continuous=ContinuousDecoder(loss.attrs, probabilistic) if loss else None)
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
 

@@ -134,6 +134,14 @@ class ResolvedContinuous:
     probabilistic: bool  # a mean and a variance per output (Gaussian, for its likelihood loss)
     layers: ResolvedLayers
 
+    @property
+    def generates(self) -> bool:
+        """A decoder whose outputs are as wide as its inputs, so that each output can be the
+        next input: it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
+        fails on others)."""
+        dim = self.layers.dim
+        return self.layers.type == "Decoder" and (self.dim_in or dim) == (self.dim_out or dim)
+
 
 @dataclass(frozen=True)
 class ResolvedXTransformer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
+from ..resolve import resolve_continuous
 from .modules import all_modules, diagnostic, layer_modules, wrapper_modules
 
 ID = "check-ignored-options"
@@ -65,13 +66,6 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
 
 
 def continuous_decoders(spec: Spec) -> list:
-    """The ContinuousTransformerWrappers that generate: a Decoder whose outputs are as wide as
-    its inputs (build_ir gives it a loss op), so that each output is the next input."""
-    found = []
-    for model in all_modules(spec):
-        if model.type != "ContinuousTransformerWrapper":
-            continue
-        dim = model.children["attn_layers"]["dim"]
-        if (model["dim_in"] or dim) == (model["dim_out"] or dim):
-            found.append(model)
-    return found
+    """The ContinuousTransformerWrappers that generate (ResolvedContinuous.generates)."""
+    return [model for model in all_modules(spec) if model.type == "ContinuousTransformerWrapper"
+            and resolve_continuous(model).generates]
