@@ -257,11 +257,18 @@ class Builder:
         hidden = self.layers(layers, hidden, mask, None, None, ref="attn_layers.")
         hidden = self.strip_memory(model.num_memory_tokens, hidden, key)
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
-        if model.dim_out is not None:
+        if model.dim_out is not None:  # probabilistic: a mean and a log-variance per output
             hidden = self.add("project_out", OpKind.PROJECT,
-                              ProjectAttrs(layers.dim, model.dim_out, bias=False), (hidden,),
-                              spec_key=f"{key}.dim_out", ref_path="project_out", role="project_out")
+                              ProjectAttrs(layers.dim, model.dim_out * (1 + model.probabilistic),
+                                           bias=False, probabilistic=model.probabilistic),
+                              (hidden,), spec_key=f"{key}.dim_out", ref_path="project_out",
+                              role="project_out")
         self.add("output", OpKind.OUTPUT, OutputAttrs("output"), (hidden,))
+        if model.loss is not None:
+            # what the emitted loss() computes: each position's output against the next input
+            # (forward does not return it)
+            self.add("loss", OpKind.LOSS, model.loss, (hidden, features),
+                     spec_key=f"{key}.autoregressive")
 
     def xtransformer(self, model: ResolvedXTransformer) -> None:
         """The encoder's embeddings are the decoder's context; the loss is next-token cross

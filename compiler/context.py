@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from .ir import AttentionAttrs, CrossAttentionAttrs, FeedForwardAttrs, ResidualAttrs
+from .ir import AttentionAttrs, CrossAttentionAttrs, FeedForwardAttrs, LossAttrs, ResidualAttrs
 
 # (group, line): the standard library, then third-party packages, as isort sorts them. For the
 # emitted module xtc.runtime is a third-party package like torch.
@@ -410,6 +410,36 @@ class DefaultConfig:
 
 
 @dataclass(frozen=True)
+class ContinuousDecoder:
+    """What a continuous decoder's loss and generate compute: its loss payload, and whether its
+    outputs are means and variances."""
+
+    attrs: LossAttrs
+    probabilistic: bool
+
+    @property
+    def function(self) -> str:
+        """The element-wise error, a torch.nn.functional name."""
+        if self.probabilistic:  # x-transformers' wrapper picks it before use_l1_loss
+            return "gaussian_nll_loss"
+        return "l1_loss" if self.attrs.use_l1_loss else "mse_loss"
+
+    @property
+    def name(self) -> str:
+        return {"gaussian_nll_loss": "Gaussian negative log-likelihood",
+                "l1_loss": "mean absolute error", "mse_loss": "mean squared error"}[self.function]
+
+    @property
+    def generate_signature(self) -> tuple[Parameter, ...]:
+        """generate(start, n, *, [temperature,] cache[, generator]): only a probabilistic
+        model samples, so only its generate takes a temperature and a random generator."""
+        sampling = (Parameter("temperature", "float", "1.0"),) if self.probabilistic else ()
+        random = (GENERATOR,) if self.probabilistic else ()
+        return (Parameter("start", "Tensor", keyword=False), Parameter("n", "int", keyword=False),
+                KEYWORD_ONLY, *sampling, Parameter("cache", "bool", "True"), *random)
+
+
+@dataclass(frozen=True)
 class ModelClass(DefaultConfig):
     """A model: its config, its ops in forward order, and its forward signature and checks."""
 
@@ -433,6 +463,8 @@ class ModelClass(DefaultConfig):
     prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens
     step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
     forgetful: bool = False  # loss() masks random keys in training (the config's mask_prob)
+    cache_like: str = "self.token_emb.weight"  # a parameter whose device and dtype the cache takes
+    continuous: ContinuousDecoder | None = None  # a continuous decoder: vectors, not tokens
 
     @property
     def step_call(self) -> str:
@@ -458,6 +490,8 @@ class ModelClass(DefaultConfig):
 
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:
+        if self.continuous is not None:
+            return self.continuous.generate_signature
         prefix = (optional("prepend_embeds"),) if self.prefixed else ()
         return generate_signature((PROMPT, MAX_NEW_TOKENS), after=(*self.context_parameters, *prefix))
 
@@ -473,7 +507,8 @@ class ModelClass(DefaultConfig):
     def imports(self) -> set[Import]:
         wanted = {NN} | set(self.extra_imports)
         if self.generative:
-            wanted |= {TORCH, FUNCTIONAL, runtime("generation", "generate")}
+            generate = "generate" if self.continuous is None else "generate_vectors"
+            wanted |= {TORCH, FUNCTIONAL, runtime("generation", generate)}
         if self.forgetful:
             wanted.add(runtime("layers", "forgetful_mask"))
         return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())

@@ -45,7 +45,7 @@ class OpKind(Enum):
     RESIDUAL = "residual"  # x + branch(x)
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
-    LOSS = "loss"  # next-token cross entropy
+    LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
     OUTPUT = "output"
 
 
@@ -97,6 +97,8 @@ class ProjectAttrs:
     dim_in: int
     dim: int
     bias: bool = True
+    # a continuous model's Gaussian outputs: dim / 2 means, each followed by its log-variance
+    probabilistic: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,12 +143,18 @@ class PoolAttrs:
 @dataclass(frozen=True)
 class LossAttrs:
     """How a model that generates learns: its training wrapper's options (x-transformers'
-    AutoregressiveWrapper and kin; an XTransformer's own ignore_index and pad_value)."""
+    AutoregressiveWrapper and kin; an XTransformer's own ignore_index and pad_value). A token
+    model's loss is next-token cross entropy; a continuous decoder's is its next-vector error
+    (ContinuousAutoregressiveWrapper, which has no ignore_index or pad_value: they keep their
+    defaults there): Gaussian negative log-likelihood for probabilistic outputs, else mean
+    absolute error with use_l1_loss, else mean squared error."""
 
     ignore_index: int = -100  # target ids the loss skips
     pad_value: int = 0  # the input id fed where the tokens hold ignore_index
     mask_prob: float = 0.0  # the share of keys each query forgets in training (forgetful
     # causal masking, Liu et al. 2022, https://arxiv.org/abs/2210.13432)
+    use_l1_loss: bool = False
+    equal_loss_weight_batch: bool = False  # a masked mean per sequence, then over the batch
 
 
 @dataclass(frozen=True)
@@ -387,7 +395,7 @@ ARITY = {
     OpKind.RESIDUAL: (2, 2),
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
-    OpKind.LOSS: (2, 2),  # logits, targets
+    OpKind.LOSS: (2, 2),  # logits (or predicted vectors), targets
     OpKind.OUTPUT: (1, 1),
 }
 

@@ -34,6 +34,7 @@ from .context import (
     CompositeMethod,
     ConfigClass,
     ConfigField,
+    ContinuousDecoder,
     CrossAttentionClass,
     FeedForwardClass,
     ModelClass,
@@ -191,7 +192,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     elif kind == "ContinuousTransformerWrapper":
         top, fields, summary = continuous_model(model, prefix, class_name, config, signature)
         dim_in, dim_out = continuous_widths(model)
-        diagram = f"x (B, T, {dim_in or dim}) -> {blocks} -> (B, T, {dim_out or dim})"
+        stacked = "2, " if top.continuous and top.continuous.probabilistic else ""
+        diagram = f"x (B, T, {dim_in or dim}) -> {blocks} -> ({stacked}B, T, {dim_out or dim})"
     else:
         top, fields, summary = bare_model(model, prefix, class_name, config, signature)
         diagram = f"x (B, T, {dim}) -> {blocks} -> (B, T, {dim})"
@@ -239,7 +241,6 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     imports.add(runtime("checks", check_imports(checks)))
     what = "causal language model" if model.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
-    attention = model.shared(OpKind.ATTENTION)
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
     cls = ModelClass(class_name, config,
@@ -248,10 +249,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      "where x is real.",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
-                     cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
-                     cache_layers=cache_layers(model), prefixed=has_prepend,
-                     cache_value_dim=bool(attention and attention.value_dim_head),
-                     forgetful=forgets(model))
+                     prefixed=has_prepend, forgetful=forgets(model), **cache_shape(model))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
     article = "a" if model.causal else "an"
@@ -299,23 +297,40 @@ def vit_model(model: Model, prefix: str, class_name: str, config: str,
 
 def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      signature: BlockSignature):
-    """Vectors in, vectors out: bias-free projections around the layers."""
+    """Vectors in, vectors out: bias-free projections around the layers. A decoder whose
+    outputs are as wide as its inputs has decode_step, new_cache, loss and generate."""
     dim_in, dim_out = continuous_widths(model)
+    generative, cacheable = model.generative, model.cacheable
     parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), RETURN_EMBEDDINGS]
+    parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     limit = "self.config.max_seq_len" if model.length_limit else "None"
     width = "dim_in" if dim_in is not None else "dim"
     checks = [f"check_features(x, self.config.{width}, {limit})", "check_mask(mask, x)"]
+    if cacheable:
+        checks = ["cached = 0 if cache is None else cache.length",
+                  f"check_features(x, self.config.{width}, {limit}, cached=cached)",
+                  "check_mask(mask, x, cached)"]
     ops, imports = top_level_ops(model, prefix, signature)
     if dim_in is None:
         ops.insert(0, OpContext("ops/input.py.jinja"))
     if dim_out is None:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
+    project_out = model.find(OpKind.PROJECT, "project_out")
+    probabilistic = project_out is not None and project_out.attrs.probabilistic
+    doc = ("Means and variances (2, B, T, dim_out) for x (B, T, dim_in); mask (B, T): x is real."
+           if probabilistic else "Outputs (B, T, dim_out) for inputs x (B, T, dim_in); mask (B, T) "
+           "is True where x is real.")
+    step = tuple(parameters) if generative else ()
+    parameters = [p for p in parameters if p.name not in DECODING_ONLY]
+    loss = model.find(OpKind.LOSS)
     cls = ModelClass(class_name, config,
                      "The continuous transformer: vectors in, vectors out.",
-                     "Outputs (B, T, dim_out) for inputs x (B, T, dim_in); mask (B, T) is True "
-                     "where x is real.", tuple(parameters), tuple(checks), tuple(ops),
-                     frozenset(imports))
+                     doc, tuple(parameters), tuple(checks), tuple(ops),
+                     frozenset(imports), step_parameters=step, generative=generative,
+                     cacheable=cacheable, length_limit=limit, cache_like="next(self.parameters())",
+                     **cache_shape(model),
+                     continuous=ContinuousDecoder(loss.attrs, probabilistic) if loss else None)
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
 
@@ -330,6 +345,15 @@ def cached_positions(model: Model) -> list[str]:
         return ["cached = cache.length - cache.prefix if cache is not None else 0  # its tokens"]
     return ["past = cache.length if cache is not None else 0  # cached: a prefix, then tokens",
             "cached = past - cache.prefix if cache is not None else 0  # the tokens"]
+
+
+def cache_shape(model: Model) -> dict:
+    """The ModelClass fields new_cache reads: the Config field with the key / value heads,
+    whether values have their own width, and the attention runs it allocates for."""
+    attention = model.shared(OpKind.ATTENTION)
+    return {"cache_heads": "kv_heads" if attention and attention.kv_heads else "heads",
+            "cache_value_dim": bool(attention and attention.value_dim_head),
+            "cache_layers": cache_layers(model)}
 
 
 def cache_layers(model: Model) -> tuple[str, str]:
@@ -392,7 +416,8 @@ def continuous_widths(model: Model) -> tuple[int | None, int | None]:
     """dim_in and dim_out of a continuous model: None where it has no projection."""
     project_in = model.find(OpKind.PROJECT, "project_in")
     project_out = model.find(OpKind.PROJECT, "project_out")
-    return (project_in and project_in.attrs.dim_in), (project_out and project_out.attrs.dim)
+    dim_out = project_out and project_out.attrs.dim // (1 + project_out.attrs.probabilistic)
+    return (project_in and project_in.attrs.dim_in), dim_out
 
 
 def count(model: Model, kind: OpKind, role: str | None = None) -> int:
@@ -654,6 +679,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
     if kind is OpKind.PROJECT:
+        if attrs.probabilistic:
+            imports.add(TORCH)  # torch.stack of the means and variances
         return project_op(op)
     if kind is OpKind.MEMORY_TOKENS:
         imports |= {TORCH} | ({FUNCTIONAL} if not attrs.at_end else set())
@@ -699,7 +726,7 @@ def project_op(op: Op) -> OpContext:
     dim_in, dim_out = fields[op.role]
     template = "ops/project_head.py.jinja" if op.role in ("project_out", "mlp_head") else "ops/project.py.jinja"
     return OpContext(template, {"name": op.role, "dim_in": dim_in, "dim_out": dim_out,
-                                "bias": op.attrs.bias})
+                                "bias": op.attrs.bias, "probabilistic": op.attrs.probabilistic})
 
 
 # -- configs ------------------------------------------------------------------------------------

@@ -58,7 +58,10 @@ class Model:
 
     @property
     def generative(self) -> bool:
-        """A TransformerWrapper around a Decoder: it has loss() and generate()."""
+        """A TransformerWrapper around a Decoder, or a continuous decoder whose outputs are as
+        wide as its inputs (build_ir gives it a loss op): it has loss() and generate()."""
+        if self.attrs.type == "ContinuousTransformerWrapper":
+            return self.find(OpKind.LOSS) is not None
         return self.attrs.type == "TransformerWrapper" and self.causal
 
     @property

@@ -133,7 +133,22 @@ class ResolvedContinuous:
     post_emb_norm: bool
     emb_dropout: float
     num_memory_tokens: int
+    probabilistic: bool  # a mean and a variance per output (Gaussian, for its likelihood loss)
     layers: ResolvedLayers
+    training: LossAttrs | None = None  # its training wrapper's options, where it has one
+
+    @property
+    def loss(self) -> LossAttrs | None:
+        """What `loss` computes, for a model that generates."""
+        return self.training if self.generates else None
+
+    @property
+    def generates(self) -> bool:
+        """A decoder whose outputs are as wide as its inputs, so that each output can be the
+        next input: it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
+        fails on others)."""
+        dim = self.layers.dim
+        return self.layers.type == "Decoder" and (self.dim_in or dim) == (self.dim_out or dim)
 
 
 @dataclass(frozen=True)
@@ -217,7 +232,9 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         post_emb_norm=model["post_emb_norm"],
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
+        probabilistic=model["probabilistic"],
         layers=layers,
+        training=training_loss(model),
     )
 
 

@@ -39,7 +39,7 @@ ALLOWED_NODES = frozenset({
 ALLOWED_BUILTINS = frozenset({
     "super", "isinstance", "len", "range", "zip", "enumerate", "min", "max", "sum", "any", "all",
     "abs", "bool", "int", "float", "str", "tuple", "list", "type", "object", "property",
-    "classmethod", "dict", "ValueError", "TypeError", "RuntimeError",
+    "classmethod", "dict", "next", "ValueError", "TypeError", "RuntimeError",
 })
 ALLOWED_DUNDERS = frozenset({"__init__", "__name__"})
 

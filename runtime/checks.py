@@ -49,8 +49,10 @@ def check_mask(mask: object, x: Tensor, cached: int = 0) -> None:
         raise ValueError(f"mask shape {tuple(mask.shape)} != {what} {expected}")
 
 
-def check_features(x: object, dim: int, max_seq_len: int | None = None, name: str = "x") -> None:
-    """Continuous input: a floating tensor (B, T, dim), both non-empty, at most max_seq_len long."""
+def check_features(x: object, dim: int, max_seq_len: int | None = None, name: str = "x",
+                   cached: int = 0) -> None:
+    """Continuous input: a floating tensor (B, T, dim), both non-empty, and (after `cached`
+    positions in a kv cache) at most max_seq_len long."""
     if torch.compiler.is_compiling():
         return
     check_float_tensor(x, name)
@@ -58,8 +60,8 @@ def check_features(x: object, dim: int, max_seq_len: int | None = None, name: st
         raise ValueError(f"{name} must be (batch, length, {dim}), got shape {tuple(x.shape)}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {tuple(x.shape)}")
-    if max_seq_len is not None and x.shape[1] > max_seq_len:
-        raise ValueError(f"sequence length {x.shape[1]} exceeds max_seq_len {max_seq_len}")
+    if max_seq_len is not None and cached + x.shape[1] > max_seq_len:
+        raise ValueError(f"sequence length {cached + x.shape[1]} exceeds max_seq_len {max_seq_len}")
 
 
 def check_context(context: object, dim: int, batch: int, name: str = "context",

@@ -1,22 +1,24 @@
-"""The generation loop shared by every emitted decoder: prompt in, new tokens out.
+"""The generation loop shared by every emitted decoder: prompt in, new tokens (or vectors) out.
 
-It follows x-transformers' AutoregressiveWrapper.generate, so that greedy decoding gives the
-same tokens: prompts of different lengths are right-aligned internally (the left padding is
+`generate` follows x-transformers' AutoregressiveWrapper.generate, so that greedy decoding gives
+the same tokens: prompts of different lengths are right-aligned internally (the left padding is
 masked and positions start at each row's first real token), filters run before the
 temperature, and generation stops once every row has produced `eos_token`, with the pad value
-(0) after a row's own eos.
+(0) after a row's own eos. `generate_vectors` follows ContinuousAutoregressiveWrapper.generate:
+each step's last output is the next input. Both run `decode`, one decoding step per new item.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .compiled import compiled_decode_step
-from .sampling import sample
+from .sampling import sample, sample_normal
 
 
 def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float = 1.0,
@@ -31,26 +33,56 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
     bound); cacheable says whether the model can use a kv cache (memory tokens prevent it).
     """
     check_generate_arguments(prompt, max_new_tokens, prompt_lens, max_seq_len)
+    warn_without_cache(cache, cacheable)
+
+    def choose(logits: Tensor) -> Tensor:  # (B, T, V) -> the next token (B, 1)
+        return sample(logits[:, -1], temperature, top_k, top_p, min_p, generator)
+
+    new = decode(model, prompt, max_new_tokens, choose, eos_token, cache and cacheable,
+                 prompt_lens, compile, forward_kwargs)
+    # inference tensors refuse in-place updates outside inference mode: hand out an ordinary copy
+    return new.clone()
+
+
+def generate_vectors(model, start: Tensor, n: int, *, temperature: float = 1.0,
+                     cache: bool = True, generator: torch.Generator | None = None,
+                     max_seq_len: int | None = None, cacheable: bool = True,
+                     probabilistic: bool = False) -> Tensor:
+    """n new vectors (B, n, d) after `start` (B, t, d), or (n, d) after (t, d): each step's
+    last output is the next input. A probabilistic model's outputs are means and variances
+    (2, B, T, d), sampled with the standard deviation times temperature (0: the mean)."""
+    batched = start.ndim != 2
+    start = start if batched else start[None]  # (1, t, d)
+    check_generate_arguments(start, n, None, max_seq_len, vectors=True)
+    warn_without_cache(cache, cacheable)
+
+    def choose(out: Tensor) -> Tensor:  # (B, T, d), or (2, B, T, d) -> the next vector (B, 1, d)
+        if not probabilistic:
+            return out[:, -1:]
+        mean, variance = out[:, :, -1:]
+        return sample_normal(mean, variance, temperature, generator)
+
+    new = decode(model, start, n, choose, None, cache and cacheable, None, False, {}).clone()
+    return new if batched else new[0]
+
+
+def warn_without_cache(cache: bool, cacheable: bool) -> None:
     if cache and not cacheable:
         warnings.warn("this model cannot use a kv cache (its memory tokens are prepended at "
                       "every step: `xtc validate` says so), so generate recomputes the whole "
                       "sequence for each new token; pass cache=False to say so and silence this",
-                      stacklevel=2)
-    new = decode(model, prompt, max_new_tokens, temperature, top_k, top_p, min_p, eos_token,
-                 cache and cacheable, prompt_lens, generator, compile, forward_kwargs)
-    # inference tensors refuse in-place updates outside inference mode: hand out an ordinary copy
-    return new.clone()
+                      stacklevel=3)
 
 
 # Inference mode skips autograd's bookkeeping (version counters, grad metadata) on every op of
 # every step: about a tenth of a small model's decoding time.
 @torch.inference_mode()
-def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k: int | None,
-           top_p: float | None, min_p: float | None, eos_token: int | None, cache: bool,
-           prompt_lens: Tensor | None, generator: torch.Generator | None, compile: bool,
+def decode(model, prompt: Tensor, max_new_tokens: int, choose: Callable[[Tensor], Tensor],
+           eos_token: int | None, cache: bool, prompt_lens: Tensor | None, compile: bool,
            forward_kwargs: dict) -> Tensor:
-    """The loop of `generate`, on checked arguments."""
-    batch, length = prompt.shape
+    """The loop of `generate`, on checked arguments: `choose` picks the next item (B, 1, ...)
+    from a step's output."""
+    batch, length = prompt.shape[:2]
     total = length + max_new_tokens
     start, padding_mask = None, None
     if prompt_lens is not None:
@@ -70,12 +102,13 @@ def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k
         step_kwargs = {} if kv is None else {"cache": kv}
         if prefix is not None and (kv is None or step == 0):
             step_kwargs["prepend_embeds"] = prefix
+        if start is not None:
+            step_kwargs["seq_start_pos"] = start
         decode_step = model.decode_step if step == 0 else later_step
-        logits = decode_step(x, mask=mask, seq_start_pos=start, **step_kwargs, **forward_kwargs)[:, -1]
-        token = sample(logits, temperature, top_k, top_p, min_p, generator)  # (B, 1)
-        out = torch.cat((out, token), dim=1)
+        item = choose(decode_step(x, mask=mask, **step_kwargs, **forward_kwargs))  # (B, 1, ...)
+        out = torch.cat((out, item), dim=1)
         if eos_token is not None:
-            done |= token[:, 0] == eos_token
+            done |= item[:, 0] == eos_token
             if bool(done.all()):
                 break
     new = out[:, length:]
@@ -83,14 +116,17 @@ def decode(model, prompt: Tensor, max_new_tokens: int, temperature: float, top_k
 
 
 def check_generate_arguments(prompt: Tensor, max_new_tokens: int, prompt_lens: Tensor | None,
-                             max_seq_len: int | None) -> None:
-    if prompt.ndim != 2:
-        raise ValueError(f"prompt must be (batch, length), got shape {tuple(prompt.shape)}")
+                             max_seq_len: int | None, vectors: bool = False) -> None:
+    """generate's (prompt, max_new_tokens), or generate_vectors' (start, n) with `vectors`."""
+    given, count = ("start", "n") if vectors else ("prompt", "max_new_tokens")
+    if prompt.ndim != 2 + vectors:
+        shape = "(batch, length, width)" if vectors else "(batch, length)"
+        raise ValueError(f"{given} must be {shape}, got shape {tuple(prompt.shape)}")
     if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        raise ValueError(f"{count} must be >= 1, got {max_new_tokens}")
     total = prompt.shape[1] + max_new_tokens
     if max_seq_len is not None and total > max_seq_len:
-        raise ValueError(f"prompt ({prompt.shape[1]}) + max_new_tokens ({max_new_tokens}) = "
+        raise ValueError(f"{given} ({prompt.shape[1]}) + {count} ({max_new_tokens}) = "
                          f"{total} exceeds max_seq_len {max_seq_len}: the model's absolute "
                          "positions end there")
     if prompt_lens is not None and (prompt_lens.shape != prompt.shape[:1]

@@ -1,4 +1,5 @@
-"""Choosing the next token from logits: filters, temperature, sampling.
+"""Choosing the next token from logits: filters, temperature, sampling. And the next vector of
+a probabilistic continuous model, from its means and variances.
 
 Filters run before the temperature, as in x-transformers' AutoregressiveWrapper, and can be
 chained (top-k, then top-p, then min-p). Each returns logits with the removed entries at -inf.
@@ -50,3 +51,13 @@ def sample(logits: Tensor, temperature: float = 1.0, top_k_: int | None = None,
         logits = min_p(logits, min_p_)
     probs = F.softmax(logits / temperature, dim=-1)
     return torch.multinomial(probs, 1, generator=generator)
+
+
+def sample_normal(mean: Tensor, variance: Tensor, temperature: float = 1.0,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """A draw from N(mean, variance), the standard deviation times temperature; temperature 0
+    is the mean. Variances are clamped to 1e-5 first, as x-transformers does."""
+    if temperature == 0:
+        return mean
+    std = variance.clamp(min=1e-5).sqrt()
+    return torch.normal(mean, std * temperature, generator=generator)

@@ -32,7 +32,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     }),
     "ContinuousTransformerWrapper": frozenset({
         "max_seq_len", "attn_layers", "dim_in", "dim_out", "emb_dropout", "use_abs_pos_emb",
-        "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb",
+        "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb", "probabilistic",
     }),
     "XTransformer": frozenset({
         "dim", "tie_token_emb", "ignore_index", "pad_value", "cross_attn_tokens_dropout",
@@ -59,6 +59,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     # the training wrappers, by the `autoregressive:` mapping of a model that generates
     "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob"}),
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
+    "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }

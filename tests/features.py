@@ -319,9 +319,15 @@ OTHER_MODELS = [
         wrapper="ContinuousTransformerWrapper", generates=False),
     row("continuous", "no_positions", model={"dim_in": 12, "use_abs_pos_emb": False},
         wrapper="ContinuousTransformerWrapper", generates=False),
+    # memory tokens: no kv cache, and the reference's cached generation raises
     row("continuous", "identity_width", model={
         "max_seq_len": 16, "post_emb_norm": True, "emb_dropout": 0.1, "num_memory_tokens": 2},
-        wrapper="ContinuousTransformerWrapper", generates=False),
+        wrapper="ContinuousTransformerWrapper", reference_cache=False),
+    row("continuous", "decoder", model={"dim_in": 8, "dim_out": 8, "max_seq_len": 16},
+        attn={"kv_heads": 2}, wrapper="ContinuousTransformerWrapper"),
+    row("continuous", "probabilistic", model={
+        "dim_in": 8, "dim_out": 8, "max_seq_len": 16, "probabilistic": True},
+        layers={"rotary_pos_emb": True}, wrapper="ContinuousTransformerWrapper"),
     row("xtransformer", "readme", model={"tie_token_emb": True},
         wrapper="XTransformer", kinds=("XTransformer",)),
     row("xtransformer", "untied_options", model={

@@ -112,7 +112,7 @@ def other_models(draw) -> dict:
     if kind == "ContinuousTransformerWrapper":
         layers = draw(layer_stacks(draw(st.sampled_from(["Decoder", "Encoder"])), dim, cross=False))
         return {"type": kind, "max_seq_len": LENGTH, "dim_in": 6, "dim_out": 5,
-                "attn_layers": layers}
+                "probabilistic": draw(FLAG), "attn_layers": layers}
     sides = {}
     for side, layer_kind in (("encoder", "Encoder"), ("decoder", "Decoder")):
         stack = draw(layer_stacks(layer_kind, cross=False))

@@ -18,6 +18,7 @@ from reference import (
     assert_same_greedy_tokens,
     assert_same_loss,
     assert_same_seq2seq_tokens,
+    assert_same_vectors,
 )
 
 import xtc
@@ -115,6 +116,11 @@ def test_greedy_generation(feature, flash, cache):
         source, target = inputs.args
         assert_same_seq2seq_tokens(spec, source, target[:, :1], NEW_TOKENS, cache=cache,
                                    mask=inputs.kwargs["mask"])
+        return
+    if feature.wrapper == "ContinuousTransformerWrapper":  # vectors: the means, if sampled
+        inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=False)
+        assert_same_vectors(spec, inputs.args[0], NEW_TOKENS, cache=cache,
+                            reference_cache=cache and feature.reference_cache)
         return
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=True,
                          context_length=CONTEXT_LENGTH)

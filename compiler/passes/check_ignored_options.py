@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from .modules import diagnostic, layer_modules, wrapper_modules
+from ..resolve import resolve_continuous
+from .modules import all_modules, diagnostic, layer_modules, wrapper_modules
 
 ID = "check-ignored-options"
 
@@ -51,7 +52,13 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.{later}", "layout-option-ignored",
                     f"{later} has no effect: {deciding} decides the layout", "warning"))
-    for model in wrapper_modules(spec):
+    for model in continuous_decoders(spec):
+        if model["probabilistic"] and model.training["use_l1_loss"]:
+            found.append(diagnostic(
+                spec, f"{model.key}.autoregressive.use_l1_loss", "l1-loss-ignored-when-probabilistic",
+                "autoregressive.use_l1_loss has no effect: a probabilistic model's loss is the "
+                "Gaussian negative log-likelihood of its mean and variance", "warning"))
+    for model in (*wrapper_modules(spec), *continuous_decoders(spec)):
         if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
             found.append(diagnostic(
                 spec, f"{model.key}.num_memory_tokens", "memory-tokens-disable-kv-cache",
@@ -62,3 +69,9 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",
                 "scaled_sinu_pos_emb has no effect: use_abs_pos_emb is false", "warning"))
     return found
+
+
+def continuous_decoders(spec: Spec) -> list:
+    """The ContinuousTransformerWrappers that generate (ResolvedContinuous.generates)."""
+    return [model for model in all_modules(spec) if model.type == "ContinuousTransformerWrapper"
+            and resolve_continuous(model).generates]

@@ -8,12 +8,18 @@
   need the same vocabulary: otherwise the decoder's ids index past the table.
 - `sandwich_norm` adds norms to pre-norm sublayers: not with `pre_norm: false`
   (AttentionLayers.__init__).
+- A continuous model's `autoregressive:` options set a loss that compares each output with the
+  next input: its outputs must be as wide as its inputs.
+- A `probabilistic` continuous model projects to a mean and a log-variance per output: it needs
+  `dim_out`. Without it x-transformers has no projection and splits the hidden state in half,
+  so its outputs are half as wide as its inputs and its generate fails at the first step.
 """
 
 from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
+from ..resolve import resolve_continuous
 from .modules import all_modules, diagnostic
 
 ID = "check-model-structure"
@@ -33,7 +39,30 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
             found += check_patches(spec, module)
         elif module.type == "XTransformer":
             found += check_sides(spec, module)
+        elif module.type == "ContinuousTransformerWrapper" and module["probabilistic"] \
+                and module["dim_out"] is None:
+            found.append(diagnostic(
+                spec, f"{module.key}.probabilistic", "probabilistic-needs-dim-out",
+                "probabilistic outputs a mean and a variance per feature through a projection "
+                "of width 2 * dim_out: set dim_out (x-transformers 2.31.10 without it splits "
+                "the hidden state in half, and cannot generate)"))
+        if module.type == "ContinuousTransformerWrapper" and module.training_given:
+            found += check_continuous_training(spec, module)
     return found
+
+
+def check_continuous_training(spec: Spec, model) -> list[Diagnostic]:
+    """ContinuousAutoregressiveWrapper predicts each next input from the output before it, so
+    its options need outputs as wide as the inputs."""
+    if resolve_continuous(model).generates:
+        return []
+    dim = model.children["attn_layers"]["dim"]
+    widths = f"dim_in {model['dim_in'] or dim} and dim_out {model['dim_out'] or dim}"
+    return [diagnostic(
+        spec, f"{model.key}.autoregressive", "training-needs-next-input",
+        f"autoregressive: trains a model to predict its next input, but {widths} differ, so "
+        "there is no loss for its options to set (x-transformers' "
+        "ContinuousAutoregressiveWrapper fails on such a model)")]
 
 
 def check_patches(spec: Spec, vit) -> list[Diagnostic]:

@@ -34,6 +34,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return ("B", "N", attrs.dim)  # read from the image (B, C, H, W): one row per patch
     if kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
         return (*source[:2], attrs.dim)
+    if kind is OpKind.PROJECT and attrs.probabilistic:  # stacked means and variances
+        return (2, *source[:-1], attrs.dim // 2)
     if kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION, OpKind.FEEDFORWARD, OpKind.PROJECT):
         return (*source[:-1], attrs.dim)
     if kind in (OpKind.MEMORY_TOKENS, OpKind.PAD_MASK, OpKind.PREPEND):

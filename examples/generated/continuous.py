@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from xtc.runtime.attention import attend
 from xtc.runtime.checks import check_features, check_mask
+from xtc.runtime.generation import generate_vectors
+from xtc.runtime.kv_cache import KVCache, LayerCache, ModelCache
 from xtc.runtime.layers import stack_qkv_weights
 
 
@@ -43,14 +46,22 @@ class Attention(nn.Module):
         self.register_load_state_dict_pre_hook(stack_qkv_weights)
         self.to_out = nn.Linear(value_dim, config.dim, bias=False)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        cache: KVCache | None = None,
+    ) -> Tensor:
         qkv = self.to_qkv(x).unflatten(-1, (3, self.heads, -1))  # (B, T, 3, H, D)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (B, H, T, D) each
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H, S, D): the cached positions, then these
         out = attend(q, k, v, causal=True, key_mask=mask)  # (B, H, T, D)
         out = out.transpose(1, 2).flatten(2)  # (B, T, H * D)
         out = self.to_out(out)  # (B, T, C)
         if mask is not None:
-            out = out.masked_fill(~mask[..., None], 0.0)  # padded positions add nothing
+            queries = mask[:, -x.shape[1] :]  # with a cache, mask covers the past too
+            out = out.masked_fill(~queries[..., None], 0.0)  # padded positions add nothing
         return out
 
 
@@ -82,8 +93,14 @@ class Block(nn.Module):
         self.ff_norm = nn.LayerNorm(config.dim, bias=False)
         self.ff = FeedForward(config)
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = x + self.attn(self.attn_norm(x), mask=mask)
+    def forward(
+        self,
+        x: Tensor,
+        mask: Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> Tensor:
+        self_cache = cache.self_attn if cache is not None else None
+        x = x + self.attn(self.attn_norm(x), mask=mask, cache=self_cache)
         x = x + self.ff(self.ff_norm(x))
         return x
 
@@ -108,14 +125,86 @@ class Continuous(nn.Module):
         return_embeddings: bool = False,
     ) -> Tensor:
         """Outputs (B, T, dim_out) for inputs x (B, T, dim_in); mask (B, T) is True where x is real."""
-        check_features(x, self.config.dim_in, self.config.max_seq_len)
-        check_mask(mask, x)
+        return self.decode_step(x, mask=mask, return_embeddings=return_embeddings)
+
+    def decode_step(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        return_embeddings: bool = False,
+        cache: ModelCache | None = None,
+    ) -> Tensor:
+        """One step of decoding: the outputs for vectors x (B, T, dim_in) that follow the
+        positions `cache` holds (none without a cache), which it then holds too; mask covers
+        them all, cached and new. forward is this step without a cache; generate runs it once
+        per vector."""
+        cached = 0 if cache is None else cache.length
+        check_features(x, self.config.dim_in, self.config.max_seq_len, cached=cached)
+        check_mask(mask, x, cached)
         h = self.project_in(x)  # (B, T, C)
-        positions = torch.arange(x.shape[1], device=x.device)  # (T,)
+        positions = torch.arange(cached, cached + x.shape[1], device=x.device)  # (T,)
         h = h + self.pos_emb(positions) * self.config.dim**-0.5  # (B, T, C)
-        for block in self.blocks:
-            h = block(h, mask=mask)
+        caches = cache.layers if cache is not None else [None] * len(self.blocks)
+        for block, layer_cache in zip(self.blocks, caches):
+            h = block(h, mask=mask, cache=layer_cache)
         h = self.norm(h)
         if return_embeddings:
             return h
         return self.project_out(h)  # (B, T, dim_out)
+
+    def new_cache(self, batch: int, capacity: int) -> ModelCache:
+        """Empty key / value buffers for `capacity` positions of `batch` sequences."""
+        weight = next(self.parameters())
+        return ModelCache.allocate(
+            batch,
+            self.config.heads,
+            capacity,
+            self.config.dim_head,
+            weight.device,
+            weight.dtype,
+            self_layers=self.config.depth,
+        )
+
+    def loss(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """Next-vector mean squared error of x (B, T, dim_in), as x-transformers'
+        ContinuousAutoregressiveWrapper computes it: each position's output against the next
+        input, averaged over the positions whose input is real (mask (B, T), if given)."""
+        inputs, target = x[:, :-1], x[:, 1:]  # (B, T - 1, dim_in) each
+        if mask is not None:
+            mask = mask[:, :-1]  # the inputs' positions: the last one predicts nothing
+        error = F.mse_loss(self(inputs, mask=mask), target, reduction="none")  # (B, T - 1, dim_out)
+        if mask is None:
+            return error.mean()
+        return error[mask].mean()
+
+    @torch.no_grad()
+    def generate(
+        self,
+        start: Tensor,
+        n: int,
+        *,
+        cache: bool = True,
+    ) -> Tensor:
+        """n new vectors (B, n, dim_out) after start (B, t, dim_in), or (n, dim_out) after
+        (t, dim_in): each step's last output is the next input (x-transformers'
+        ContinuousAutoregressiveWrapper)."""
+        was_training = self.training
+        self.eval()
+        try:
+            return generate_vectors(
+                self,
+                start,
+                n,
+                cache=cache,
+                max_seq_len=self.config.max_seq_len,
+                cacheable=True,
+                probabilistic=False,
+            )
+        finally:
+            self.train(was_training)
