@@ -127,7 +127,9 @@ def model_record(model) -> ModelAttrs:
     wrappers = {ResolvedWrapper: "TransformerWrapper", ResolvedViT: "ViTransformerWrapper",
                 ResolvedContinuous: "ContinuousTransformerWrapper"}
     return ModelAttrs(wrappers.get(type(model), layers.type), model.key, layers.type,
-                      getattr(model, "max_seq_len", None), custom_layout=bool(layers.layout))
+                      getattr(model, "max_seq_len", None), custom_layout=bool(layers.layout),
+                      max_mem_len=getattr(model, "max_mem_len", 0),
+                      shift_mem_down=getattr(model, "shift_mem_down", 0))
 
 
 @dataclass
@@ -189,6 +191,11 @@ class Builder:
                              key=model.key)
         hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend)
         self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
+        if model.max_mem_len and model.layers.causal:
+            # trained segment by segment as x-transformers' XLAutoregressiveWrapper, with its
+            # defaults (the spec's `autoregressive:` section sets them)
+            self.add("loss", OpKind.LOSS, LossAttrs(ignore_index=-100, pad_value=0),
+                     (hidden, tokens), spec_key=f"{model.key}.max_mem_len")
 
     def bare_layers(self, layers: ResolvedLayers) -> None:
         """An Encoder / Decoder / CrossAttender on its own: forward(x (B, T, dim), *, mask, ...)."""
