@@ -14,6 +14,7 @@ import torch
 import x_transformers
 import x_transformers.continuous
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from x_transformers.xl_autoregressive_wrapper import XLAutoregressiveWrapper
 from xtc.compiler import compile_graph
 from xtc.compiler.state_dict import parameter_rules
 from xtc.spec import ModuleSpec, Spec
@@ -120,4 +121,14 @@ def assert_same_seq2seq_tokens(spec: Spec, source: torch.Tensor, start: torch.Te
     expected = reference.generate(source, start, steps, temperature=0.0, cache_kv=cache, **kwargs)
     actual = ours.generate(source, start, steps, temperature=0, cache=cache, **kwargs)
     assert actual.shape == (source.shape[0], steps)
+    assert torch.equal(actual, expected)
+
+
+def assert_same_xl_tokens(spec: Spec, prompt: torch.Tensor, steps: int, **kwargs) -> None:
+    """A Transformer-XL decoder's greedy tokens, past max_seq_len, equal x-transformers'
+    XLAutoregressiveWrapper.generate from the same weights."""
+    reference, ours = paired_models(spec)
+    expected = XLAutoregressiveWrapper(reference).generate(prompt, steps, temperature=0.0, **kwargs)
+    actual = ours.generate(prompt, steps, temperature=0, **kwargs)
+    assert actual.shape == (prompt.shape[0], steps)
     assert torch.equal(actual, expected)

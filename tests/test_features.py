@@ -13,7 +13,12 @@ from __future__ import annotations
 import pytest
 from features import FEATURES, Feature, feature_spec, generated_kinds
 from inputs import Inputs, make_inputs, padding_mask
-from reference import assert_parity, assert_same_greedy_tokens, assert_same_seq2seq_tokens
+from reference import (
+    assert_parity,
+    assert_same_greedy_tokens,
+    assert_same_seq2seq_tokens,
+    assert_same_xl_tokens,
+)
 
 import xtc
 
@@ -68,7 +73,7 @@ def generation_cases() -> list:
         if not generated_kinds(feature):
             continue
         for flash in flash_settings(feature):
-            for cache in (True, False):
+            for cache in (True,) if feature.recurrent else (True, False):  # XL: always cached
                 marks = () if (flash, cache) == (feature.flash, True) else pytest.mark.slow
                 cases.append(pytest.param(feature, flash, cache, marks=marks,
                                           id=generation_id(feature, flash, cache)))
@@ -103,6 +108,9 @@ def test_greedy_generation(feature, flash, cache):
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=True,
                          context_length=CONTEXT_LENGTH)
     context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask")}
+    if feature.recurrent:
+        assert_same_xl_tokens(spec, inputs.args[0], NEW_TOKENS, **context)
+        return
     assert_same_greedy_tokens(spec, inputs.args[0], NEW_TOKENS, cache=cache,
                               reference_cache=cache and feature.reference_cache, **context)
 
