@@ -190,7 +190,8 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         layers=replace(layers, attention=replace(layers.attention, memory=True))
         if model["max_mem_len"] and layers.attention is not None else layers,
         max_mem_len=model["max_mem_len"] or 0,
-        shift_mem_down=model["shift_mem_down"] or 0,
+        # the shift reorders memories: without them it does nothing (check-recurrence warns)
+        shift_mem_down=(model["shift_mem_down"] or 0) if model["max_mem_len"] else 0,
     )
 
 
