@@ -62,13 +62,15 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                 "compile the TransformerWrapper on its own"))
     if module["num_memory_tokens"]:
         found.append(diagnostic(spec, at, "memory-with-memory-tokens",
-                                "max_mem_len cannot be combined with num_memory_tokens: the "
-                                "memory tokens would be remembered with the tokens, and "
-                                "generation by segments needs the kv cache they prevent"))
+                                "max_mem_len cannot be combined with num_memory_tokens: "
+                                "x-transformers remembers the memory tokens with the tokens and "
+                                "its XLAutoregressiveWrapper.generate fails with them (an einops "
+                                "error); xtc's segment-wise generation needs the kv cache that "
+                                "they prevent"))
     if layers.section("attn")["num_mem_kv"]:
         found.append(diagnostic(spec, at, "memory-with-persistent-memory",
-                                "max_mem_len with attn.num_mem_kv is not supported by xtc yet "
-                                "(its outputs differ from x-transformers')"))
+                                "max_mem_len with attn.num_mem_kv is not supported by xtc yet: "
+                                "with rotary positions its outputs differ from x-transformers'"))
     for name in LAYOUT_KEYWORDS:
         if layers[name]:
             found.append(diagnostic(spec, at, "memory-with-custom-layout",
