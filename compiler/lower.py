@@ -699,10 +699,12 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "memory": model.recurrent})
     if kind is OpKind.ROTARY:
         imports.add(runtime("positions", "RotaryEmbedding"))
-        return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys})
+        return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
+                                                 "memory": model.recurrent})
     if kind is OpKind.POSITION_BIAS:
         imports.add(runtime("biases", POSITION_BIASES[attrs.scheme]))
-        return OpContext("ops/position_bias.py.jinja", {"attrs": attrs, "keys": keys})
+        return OpContext("ops/position_bias.py.jinja", {"attrs": attrs, "keys": keys,
+                                                        "memory": model.recurrent})
     return None
 
 
