@@ -127,7 +127,9 @@ def model_record(model) -> ModelAttrs:
     wrappers = {ResolvedWrapper: "TransformerWrapper", ResolvedViT: "ViTransformerWrapper",
                 ResolvedContinuous: "ContinuousTransformerWrapper"}
     return ModelAttrs(wrappers.get(type(model), layers.type), model.key, layers.type,
-                      getattr(model, "max_seq_len", None), custom_layout=bool(layers.layout))
+                      getattr(model, "max_seq_len", None), custom_layout=bool(layers.layout),
+                      max_mem_len=getattr(model, "max_mem_len", 0),
+                      shift_mem_down=getattr(model, "shift_mem_down", 0))
 
 
 @dataclass

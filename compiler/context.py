@@ -138,6 +138,7 @@ class AttentionClass:
         parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if a.rotary else []
         parameters += ["bias: Tensor | None = None"] if a.bias else []
         parameters += ["prev_scores: Tensor | None = None"] if a.residual else []
+        parameters += ["memory: Tensor | None = None"] if a.memory else []
         return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))
 
     @property
@@ -156,6 +157,7 @@ class AttentionClass:
         wanted |= {TORCH} if a.rotate_heads or a.qk_norm_dim_scale or a.head_scale else set()
         wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
         wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()
+        wanted |= {TORCH, FUNCTIONAL} if a.memory else set()
         return wanted | ({FUNCTIONAL} if a.bias and a.num_mem_kv else set())
 
 
@@ -262,6 +264,7 @@ SAMPLING = (
     optional("prompt_lens"),
 )
 GENERATOR = Parameter("generator", "torch.Generator | None", "None")
+MEMS = Parameter("mems", "list[Tensor] | None", "None")  # Transformer-XL memories to start from
 
 
 def generate_signature(positional: tuple[Parameter, ...], before: tuple[Parameter, ...] = (),
@@ -370,6 +373,14 @@ class BlockClass:
     def cross(self) -> bool:
         return "context" in self.signature
 
+    @property
+    def memory_norm(self) -> str:
+        """The norm a Transformer-XL memory goes through, as the attention's input does: the
+        attention's pre-norm ("" under post-norm, or without a memory)."""
+        if "memory" not in self.signature or not self.pre_norm:
+            return ""
+        return next(step.norm for step in self.steps if step.branch_class == "Attention")
+
     def imports(self) -> set[Import]:
         residuals = [step.residual for step in self.steps]
         wanted = {NN} | set(self.norm_imports)
@@ -465,6 +476,11 @@ class ModelClass(DefaultConfig):
     forgetful: bool = False  # loss() masks random keys in training (the config's mask_prob)
     cache_like: str = "self.token_emb.weight"  # a parameter whose device and dtype the cache takes
     continuous: ContinuousDecoder | None = None  # a continuous decoder: vectors, not tokens
+    recurrent: bool = False  # Transformer-XL memories: forward takes and returns them
+
+    @property
+    def returns(self) -> str:
+        return "Tensor | tuple[Tensor, list[Tensor]]" if self.recurrent else "Tensor"
 
     @property
     def step_call(self) -> str:
@@ -480,6 +496,8 @@ class ModelClass(DefaultConfig):
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
+        if self.recurrent:  # segment by segment: a padding mask would not fit them
+            return (Parameter("x", "Tensor"), KEYWORD_ONLY, MEMS, *self.context_parameters)
         return (Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), *self.context_parameters)
 
     @property
@@ -492,6 +510,10 @@ class ModelClass(DefaultConfig):
     def generate_signature(self) -> tuple[Parameter, ...]:
         if self.continuous is not None:
             return self.continuous.generate_signature
+        if self.recurrent:  # XLAutoregressiveWrapper.generate: always cached, whole prompts
+            sampling = tuple(p for p in SAMPLING if p.name not in ("cache", "compile", "prompt_lens"))
+            return (PROMPT, MAX_NEW_TOKENS, KEYWORD_ONLY, *sampling, MEMS,
+                    *self.context_parameters, GENERATOR)
         prefix = (optional("prepend_embeds"),) if self.prefixed else ()
         return generate_signature((PROMPT, MAX_NEW_TOKENS), after=(*self.context_parameters, *prefix))
 
@@ -501,12 +523,19 @@ class ModelClass(DefaultConfig):
         return (*context, *(["prepend_embeds=prepend_embeds"] if self.prefixed else []))
 
     @property
+    def context_arguments(self) -> tuple[str, ...]:
+        return ("context=context", "context_mask=context_mask") if self.cross else ()
+
+    @property
     def has_reset(self) -> bool:
         return any(op.args.get("reset", False) for op in self.ops)
 
     def imports(self) -> set[Import]:
         wanted = {NN} | set(self.extra_imports)
-        if self.generative:
+        if self.generative and self.recurrent:
+            wanted |= {TORCH, runtime("recurrence", "generate_segments"),
+                       runtime("recurrence", "segment_loss")}
+        elif self.generative:
             generate = "generate" if self.continuous is None else "generate_vectors"
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", generate)}
         if self.forgetful:

@@ -505,3 +505,12 @@ def cache_bytes_per_token(op: Op, dtype_bytes: int) -> int:
     if op.kind is OpKind.CROSS_ATTENTION:
         return a.heads * 2 * a.dim_head * dtype_bytes
     return 0
+
+
+# -- Transformer-XL memories -------------------------------------------------------------------
+
+
+def memory_bytes_per_layer(model_attrs, dim: int, dtype_bytes: int) -> int:
+    """What one layer's memory holds per sequence at most: max_mem_len positions of its input,
+    `dim` wide (0 without recurrence)."""
+    return model_attrs.max_mem_len * dim * dtype_bytes

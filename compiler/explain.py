@@ -151,6 +151,7 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "tie_embedding_scale": (r.tie_embedding_scale, f"{prefix}dim ** -0.5")
             if r.tie_embedding else None,
             "logits_dim": (r.num_tokens, "num_tokens"),
+            "shift_mem_down": (r.shift_mem_down, "max_mem_len is 0: no memories to shift"),
         }
     return found
 

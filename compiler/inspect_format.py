@@ -214,7 +214,18 @@ def cache_lines(inspection: Inspection) -> list[str]:
     cross = inspection.cross_cache_bytes_per_token
     if cross:
         lines.append(f"  cross-attention      {cross:,} B float32 per context token, computed once")
-    return lines
+    return lines + memory_lines(inspection)
+
+
+def memory_lines(inspection: Inspection) -> list[str]:
+    """Transformer-XL memories: each layer's input over the last max_mem_len positions."""
+    per_layer = inspection.memory_bytes_per_layer
+    if not per_layer:
+        return []
+    total = scaled(per_layer * inspection.memory_layers, "B")
+    return [f"memories ({inspection.memory_layers} layers, Transformer-XL)",
+            f"  per layer  {per_layer:,} B float32, {per_layer // 2:,} B bfloat16 per sequence; "
+            + f"all layers: {total} float32"]
 
 
 def attention_lines(inspection: Inspection) -> list[str]:
@@ -304,6 +315,11 @@ def inspection_data(inspection: Inspection) -> dict:
             "cross_attention_bytes_per_context_token": {
                 "float32": inspection.cross_cache_bytes_per_token,
                 "bfloat16": inspection.cross_cache_bytes_per_token // 2},
+        },
+        "memories": {
+            "layers": inspection.memory_layers,
+            "bytes_per_layer": {"float32": inspection.memory_bytes_per_layer,
+                                "bfloat16": inspection.memory_bytes_per_layer // 2},
         },
         "attention": [vars(path) for path in inspection.attention],
         "state_dict": [{"key": entry.key, "reference": list(entry.reference)}

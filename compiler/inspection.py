@@ -67,6 +67,8 @@ class Inspection:
     cache_bytes_per_token: int  # self-attention, float32, per generated position
     cross_cache_bytes_per_token: int  # cross-attention, float32, per context position
     cache_layers: int
+    memory_layers: int = 0  # Transformer-XL: blocks that keep a memory of earlier segments
+    memory_bytes_per_layer: int = 0  # float32, per sequence, at max_mem_len positions
     attention: list[AttentionPath] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
     graph: Graph | None = None
@@ -96,6 +98,7 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
     scopes = {model.scope for model in graph_models(graph) if model.cacheable}
     cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
     own = costs.parameters_by_owner(graph)
+    recurrent = [model for model in graph_models(graph) if model.recurrent]
     return Inspection(
         name=spec.name,
         lengths={k: v for k, v in bindings.items() if uses_symbol(graph, k)},
@@ -109,6 +112,9 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         cross_cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
                                         for op in cached if op.kind is OpKind.CROSS_ATTENTION),
         cache_layers=sum(1 for op in cached if op.kind is OpKind.ATTENTION),
+        memory_layers=sum(model.depth for model in recurrent),
+        memory_bytes_per_layer=max((costs.memory_bytes_per_layer(model.attrs, model.dim, 4)
+                                    for model in recurrent), default=0),
         attention=[attention_path(graph, op) for op in graph.ops() if op.kind in ATTENTION_KINDS],
         blocks=block_runs(graph, own),
         graph=graph,

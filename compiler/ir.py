@@ -221,6 +221,8 @@ class AttentionAttrs:
     logit_softclamp_value: float = 50.0
     residual: bool = False  # adds the previous self-attention's scores (RealFormer)
     fused_qkv: bool = False  # one projection to queries, keys and values (the fuse-qkv pass)
+    memory: bool = False  # Transformer-XL: keys and values also read the layer's memory, its
+    # input over earlier segments (the wrapper's max_mem_len)
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -336,6 +338,9 @@ class ModelAttrs:
     custom_layout: bool = False  # one block of custom_layers, par_ratio, sandwich_coef or
     # layers_execute_order sublayers, instead of depth identical blocks
     cross_attn_tokens_dropout: float = 0.0  # XTransformer: context tokens dropped in training
+    max_mem_len: int = 0  # Transformer-XL recurrence: each self-attention layer's input is kept
+    # as its memory for the next segments, the last max_mem_len positions (Dai et al. 2019)
+    shift_mem_down: int = 0  # ERNIE-Doc's enhanced recurrence: layer l reads layer l + s's memory
     components: tuple[str, ...] = ()  # a composite's, as written
     feeds: tuple[Feed, ...] = ()  # a composite's wiring
 

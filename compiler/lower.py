@@ -224,6 +224,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [optional("attn_mask")] if "attn_mask" in signature else []
     parameters += [optional("prepend_embeds")] if has_prepend else []
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
+    parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     parameters += [optional("seq_start_pos")] if generative else []
     limit = "self.config.max_seq_len" if model.length_limit else "None"
@@ -232,6 +233,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
                f"check_mask(mask, x{cached})"]
     checks += context_checks() if cross else []
+    checks += memory_checks(model) if model.recurrent else []
     if has_prepend:
         checks.append(f"check_context(prepend_embeds, self.config.{embedding_width(model)[0]}, "
                       'x.shape[0], "prepend_embeds", required=False)')
@@ -239,6 +241,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
+    imports |= {runtime("recurrence", "next_memories")} if model.recurrent else set()
     what = "causal language model" if model.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
     step = tuple(parameters) if generative else ()
@@ -249,7 +252,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      "where x is real.",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
-                     prefixed=has_prepend, forgetful=forgets(model), **cache_shape(model))
+                     prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
+                     **cache_shape(model))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
     article = "a" if model.causal else "an"
@@ -333,6 +337,20 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      continuous=ContinuousDecoder(loss.attrs, probabilistic) if loss else None)
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
+
+
+# forward's Transformer-XL arguments: each block's memory, and whether to return the next ones
+MEMORY_PARAMETERS = (Parameter("mems", "list[Tensor] | None", "None"),
+                     Parameter("return_mems", "bool", "False"))
+
+
+def memory_checks(model: Model) -> list[str]:
+    """The check of the memories a recurrent model is given and, where rotary angles or a
+    position bias span its keys, the count of the memory's positions before the tokens."""
+    checks = ["check_memories(mems, x, self.config.depth, self.config.dim)"]
+    if model.find(OpKind.ROTARY) is not None or model.find(OpKind.POSITION_BIAS) is not None:
+        checks.append("remembered = mems[0].shape[1] if mems is not None else 0  # before x")
+    return checks
 
 
 def cached_positions(model: Model) -> list[str]:
@@ -530,6 +548,7 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
         parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
     parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
     parameters += [replace(optional(name), returned=True) for name in scores]
+    parameters += [optional("memory")] if attention is not None and attention.memory else []
     cache_class = "ModelCache" if model.attrs.custom_layout else "LayerCache"  # one block: all
     parameters += [Parameter("cache", f"{cache_class} | None", "None")] if cache else []
     return BlockSignature(tuple(parameters))
@@ -610,6 +629,7 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
     found += [("attn_mask", "attn_mask")] if "attn_mask" in signature else []
     found += [("rotary", "rotary")] if a.rotary else []
     found += [("bias", "bias")] if a.bias else []
+    found += [("memory", "memory")] if a.memory else []
     found += [("cache", "self_cache" if run is None else f"self_caches[{run}]")] if cache else []
     return tuple(found + ([("prev_scores", "prev_scores")] if a.residual else []))
 
@@ -627,7 +647,8 @@ def top_level_ops(model: Model, prefix: str, signature: BlockSignature, mask: bo
                for op in model.ops)
     for op in model.ops:
         if op.kind is OpKind.OUTPUT and op.attrs.name == "embeddings" and head:
-            ops.append(OpContext("ops/return_embeddings.py.jinja"))
+            ops.append(OpContext("ops/return_embeddings.py.jinja",
+                                 {"memory": "memory" in signature}))
         elif op.block is not None and not blocks_seen:
             ops.append(blocks_op(model, prefix, signature, mask))
             blocks_seen = True
@@ -647,6 +668,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
     values |= dict(zip(signature.scores, scores))
     return OpContext("ops/blocks.py.jinja", {
         "block": f"{prefix}Block", "cache": "cache" in signature,
+        "memory": "memory" in signature, "shift": model.attrs.shift_mem_down > 0,
         "single": single,
         "tied": any(op.weights_of is not None for op in model.ops),
         "arguments": signature.arguments(values), "scores": scores})
@@ -660,6 +682,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     width, symbol = embedding_width(model)
     prefixed = model.find(OpKind.PREPEND) is not None  # its cache may hold a prefix
     keys = ("past" if prefixed else "cached") + " + h.shape[1]" if cacheable else "h.shape[1]"
+    keys = f"remembered + {keys}" if model.recurrent else keys
     if kind is OpKind.TOKEN_EMBEDDING:
         if attrs.l2norm:
             imports.add(FUNCTIONAL)
@@ -695,13 +718,15 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
     if kind is OpKind.LOGITS:
-        return OpContext("ops/logits.py.jinja", {"tied": attrs.tied})
+        return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "memory": model.recurrent})
     if kind is OpKind.ROTARY:
         imports.add(runtime("positions", "RotaryEmbedding"))
-        return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys})
+        return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
+                                                 "memory": model.recurrent})
     if kind is OpKind.POSITION_BIAS:
         imports.add(runtime("biases", POSITION_BIASES[attrs.scheme]))
-        return OpContext("ops/position_bias.py.jinja", {"attrs": attrs, "keys": keys})
+        return OpContext("ops/position_bias.py.jinja", {"attrs": attrs, "keys": keys,
+                                                        "memory": model.recurrent})
     return None
 
 
@@ -825,6 +850,10 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS), ""),
         (tied, "tie_embedding_scale", "float", tied and logits.attrs.scale, ""),
+        (model.recurrent, "max_mem_len", "int", model.attrs.max_mem_len,
+         "positions each layer remembers (Transformer-XL)"),
+        (model.recurrent and model.attrs.shift_mem_down > 0, "shift_mem_down", "int",
+         model.attrs.shift_mem_down, "block l reads block l + this's memory"),
         *loss_config(loss.attrs if loss is not None else None),
     ])
 

@@ -76,6 +76,13 @@ class Model:
                 and self.find(OpKind.ATTENTION) is not None)
 
     @property
+    def recurrent(self) -> bool:
+        """Whether its self-attention layers keep a memory of earlier segments (Transformer-XL:
+        max_mem_len): forward takes and returns the memories, loss and generate run by
+        segments."""
+        return self.attrs.max_mem_len > 0 and self.find(OpKind.ATTENTION) is not None
+
+    @property
     def length_limit(self) -> int | None:
         """The longest input the emitted model accepts: max_seq_len where positions are learned
         (one embedding row per position, so the run-time check refuses longer inputs); None

@@ -95,6 +95,8 @@ class ResolvedWrapper:
     tie_embedding: bool
     tie_embedding_scale: float
     layers: ResolvedLayers
+    max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
+    shift_mem_down: int = 0  # ERNIE-Doc: layer l reads the memory of layer l + shift_mem_down
     loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
 
 
@@ -202,7 +204,11 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         num_memory_tokens=model["num_memory_tokens"] or 0,
         tie_embedding=model["tie_embedding"],
         tie_embedding_scale=layers.dim ** -0.5 if tie_scale is None else tie_scale,
-        layers=layers,
+        layers=replace(layers, attention=replace(layers.attention, memory=True))
+        if model["max_mem_len"] and layers.attention is not None else layers,
+        max_mem_len=model["max_mem_len"] or 0,
+        # the shift reorders memories: without them it does nothing (check-recurrence warns)
+        shift_mem_down=(model["shift_mem_down"] or 0) if model["max_mem_len"] else 0,
         loss=training_loss(model),
     )
 
@@ -266,7 +272,7 @@ def with_dim(side: ModuleSpec, dim: int) -> ModuleSpec:
 # TransformerWrapper keywords that XTransformer does not route to its sides, at their defaults.
 WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
-    "post_emb_norm": False, "num_memory_tokens": None,
+    "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
 }
 
 

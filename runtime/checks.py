@@ -92,3 +92,17 @@ def check_float_tensor(x: object, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (got {str(x.dtype).removeprefix('torch.')})")
+
+
+def check_memories(mems: object, x: Tensor, depth: int, dim: int) -> None:
+    """Transformer-XL memories: None, or one tensor (B, M, dim) per block, all as long."""
+    if mems is None or torch.compiler.is_compiling():
+        return
+    if not isinstance(mems, (list, tuple)) or len(mems) != depth:
+        raise ValueError(f"mems must be a list of {depth} tensors (one per block), got "
+                         f"{type(mems).__name__} of {len(mems) if isinstance(mems, (list, tuple)) else 0}")
+    shape = (x.shape[0], mems[0].shape[1] if isinstance(mems[0], Tensor) and mems[0].ndim == 3 else -1, dim)
+    for index, memory in enumerate(mems):
+        if not isinstance(memory, Tensor) or tuple(memory.shape) != shape:
+            got = tuple(memory.shape) if isinstance(memory, Tensor) else type(memory).__name__
+            raise ValueError(f"mems[{index}] must be (batch, memory length, dim) = {shape}, got {got}")

@@ -145,7 +145,7 @@ def align_right(prompt: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
     return aligned.masked_fill(source < 0, 0), start
 
 
-def blank_after_eos(tokens: Tensor, eos_token: int) -> Tensor:
-    """Positions after each row's first eos become 0 (the eos itself stays)."""
+def blank_after_eos(tokens: Tensor, eos_token: int, pad_value: int = 0) -> Tensor:
+    """Positions after each row's first eos become pad_value (the eos itself stays)."""
     after = F.pad(tokens == eos_token, (1, -1)).cumsum(dim=-1) >= 1
-    return tokens.masked_fill(after, 0)
+    return tokens.masked_fill(after, pad_value)

@@ -53,6 +53,8 @@ class Feature:
     generates: whether its Decoder (or XTransformer) is checked in greedy generation.
     reference_cache: False where x-transformers' kv-cached generation is wrong, so that its
         uncached tokens are the reference.
+    recurrent: a Transformer-XL model (max_mem_len): generation runs by segments, always
+        cached, against x-transformers' XLAutoregressiveWrapper.
     """
     group: str
     name: str
@@ -67,6 +69,7 @@ class Feature:
     flash: bool = True
     generates: bool = True
     reference_cache: bool = True
+    recurrent: bool = False
 
     @property
     def id(self) -> str:
@@ -340,8 +343,19 @@ OTHER_MODELS = [
         wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 
+# -- Transformer-XL recurrence (issue #38): segments of 8, so generation crosses boundaries --
+
+RECURRENCE = token_rows("recurrence", {
+    "max_mem_len": {"model": {"max_seq_len": 8, "max_mem_len": 12, "use_abs_pos_emb": False},
+                    "layers": {"rotary_pos_emb": True}},
+    "shift_mem_down": {"model": {"max_seq_len": 8, "max_mem_len": 12, "shift_mem_down": 1,
+                                 "use_abs_pos_emb": False},
+                       "layers": {"alibi_pos_bias": True}},
+    "absolute_positions": {"model": {"max_seq_len": 16, "max_mem_len": 8}},
+}, recurrent=True)
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
-                           + POSITIONS + LAYOUTS + CROSS + TRAINING + OTHER_MODELS)
+                           + POSITIONS + LAYOUTS + CROSS + TRAINING + OTHER_MODELS + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

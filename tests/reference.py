@@ -14,6 +14,7 @@ import torch
 import x_transformers
 import x_transformers.continuous
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from x_transformers.xl_autoregressive_wrapper import XLAutoregressiveWrapper
 from xtc.compiler import compile_graph
 from xtc.compiler.state_dict import parameter_rules
 from xtc.runtime.layers import forgetful_mask
@@ -104,7 +105,8 @@ def assert_same_gradients(spec: Spec, ours: torch.nn.Module, reference: torch.nn
                                    msg=lambda m, r=rule: f"{r.emitted} vs {r.reference}: {m}")
 
 
-TRAINERS = {"AutoregressiveWrapper": x_transformers.AutoregressiveWrapper}
+TRAINERS = {"AutoregressiveWrapper": x_transformers.AutoregressiveWrapper,
+            "XLAutoregressiveWrapper": x_transformers.XLAutoregressiveWrapper}
 
 
 def assert_same_loss(spec: Spec, tokens: torch.Tensor, **kwargs) -> None:
@@ -116,7 +118,7 @@ def assert_same_loss(spec: Spec, tokens: torch.Tensor, **kwargs) -> None:
     options = {name: spec.model.training[name] for name in spec.model.training_given}
     wrapper = TRAINERS[spec.model.trainer](reference, **options)
     forgotten = {}
-    if wrapper.mask_prob > 0:
+    if getattr(wrapper, "mask_prob", 0) > 0:
         reference.train(), ours.train()
         torch.manual_seed(0)
         forgotten["self_attn_kv_mask"] = forgetful_mask(*tokens.shape, wrapper.mask_prob, "cpu")
@@ -174,4 +176,14 @@ def assert_same_seq2seq_tokens(spec: Spec, source: torch.Tensor, start: torch.Te
     expected = reference.generate(source, start, steps, temperature=0.0, cache_kv=cache, **kwargs)
     actual = ours.generate(source, start, steps, temperature=0, cache=cache, **kwargs)
     assert actual.shape == (source.shape[0], steps)
+    assert torch.equal(actual, expected)
+
+
+def assert_same_xl_tokens(spec: Spec, prompt: torch.Tensor, steps: int, **kwargs) -> None:
+    """A Transformer-XL decoder's greedy tokens, past max_seq_len, equal x-transformers'
+    XLAutoregressiveWrapper.generate from the same weights."""
+    reference, ours = paired_models(spec)
+    expected = XLAutoregressiveWrapper(reference).generate(prompt, steps, temperature=0.0, **kwargs)
+    actual = ours.generate(prompt, steps, temperature=0, **kwargs)
+    assert actual.shape == (prompt.shape[0], steps)
     assert torch.equal(actual, expected)

@@ -28,6 +28,7 @@ from .check_ignored_options import check_ignored_options
 from .check_layer_layout import check_layer_layout
 from .check_model_structure import check_model_structure
 from .check_position_options import check_position_options
+from .check_recurrence import check_recurrence
 from .check_resource_budget import ResourceBudget, check_resource_budget
 from .check_single_head_projection import check_single_head_projection
 from .check_sizes import check_sizes
@@ -48,6 +49,7 @@ SPEC_CHECKS: tuple[SpecCheck, ...] = (
     check_model_structure,
     check_layer_layout,
     check_connections,
+    check_recurrence,
     check_ignored_options,
 )
 GRAPH_PASSES = (infer_shapes, fuse_qkv)

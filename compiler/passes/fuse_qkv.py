@@ -31,6 +31,7 @@ ID = "fuse-qkv"
 
 def fuse_qkv(graph: Graph) -> Graph:
     for op in graph.ops():
-        if op.kind is OpKind.ATTENTION:
+        # with a Transformer-XL memory, keys and values read more positions than the queries
+        if op.kind is OpKind.ATTENTION and not op.attrs.memory:
             graph.replace(replace(op, attrs=replace(op.attrs, fused_qkv=True)))
     return graph

@@ -1,0 +1,93 @@
+"""check-recurrence: Transformer-XL memories (`max_mem_len`) and ERNIE-Doc's shift
+(`shift_mem_down`) on a TransformerWrapper, what they need and what xtc compiles with them.
+
+- shift_mem_down reorders the memories a forward is given: without max_mem_len there are none
+  (the forward takes no `mems`), and a shift by a multiple of depth keeps the order. Both do
+  nothing: a warning.
+- The memories carry relative distances only where positions are relative: learned or sinusoidal
+  absolute positions restart at 0 in every segment, so a token of the memory and one of the
+  segment can have the same position (the Transformer-XL paper, section 3.3, replaces them with
+  relative encodings; x-transformers accepts it): a warning that says so.
+- Memory tokens (num_memory_tokens) would be remembered with the tokens, and generation past a
+  segment needs the kv cache that they prevent; persistent memory slots (attn.num_mem_kv) with a
+  memory differ from the reference: refused, as are custom layouts and macaron blocks, whose
+  attention does not read the block's input, inside an XTransformer or a composite (no
+  segment-wise methods there), and stacks without self-attention (nothing to remember).
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+
+from ..resolve import positions
+from .modules import all_modules, diagnostic
+
+ID = "check-recurrence"
+
+LAYOUT_KEYWORDS = ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order", "macaron")
+
+
+def check_recurrence(spec: Spec) -> list[Diagnostic]:
+    found = []
+    outer = spec.model
+    for module in all_modules(spec):
+        if module.type != "TransformerWrapper":
+            continue
+        key, layers = module.key, module.children.get("attn_layers")
+        remembers, shift = module["max_mem_len"] or 0, module["shift_mem_down"] or 0
+        if shift and not remembers:
+            found.append(diagnostic(spec, f"{key}.shift_mem_down", "shift-mem-down-without-memory",
+                                    "shift_mem_down has no effect without max_mem_len: there "
+                                    "are no memories to shift", "warning"))
+        if not remembers or layers is None:
+            continue
+        if shift and shift % layers["depth"] == 0:
+            found.append(diagnostic(spec, f"{key}.shift_mem_down", "shift-mem-down-keeps-order",
+                                    f"shift_mem_down {shift} is a multiple of depth "
+                                    f"({layers['depth']}): every block reads its own memory, as "
+                                    "without it", "warning"))
+        found += memory_conflicts(spec, module, layers, outer)
+    return found
+
+
+def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
+    """What max_mem_len meets in this wrapper: errors for what xtc refuses with it, a warning
+    for absolute positions."""
+    at = f"{module.key}.max_mem_len"
+    found = []
+    if outer is None or outer is not module:
+        where = "a composite" if outer is None else "an XTransformer"
+        found.append(diagnostic(spec, at, "memory-needs-top-level-wrapper",
+                                f"max_mem_len inside {where} is not supported by xtc yet: "
+                                "compile the TransformerWrapper on its own"))
+    if module["num_memory_tokens"]:
+        found.append(diagnostic(spec, at, "memory-with-memory-tokens",
+                                "max_mem_len cannot be combined with num_memory_tokens: "
+                                "x-transformers remembers the memory tokens with the tokens and "
+                                "its XLAutoregressiveWrapper.generate fails with them (an einops "
+                                "error); xtc's segment-wise generation needs the kv cache that "
+                                "they prevent"))
+    if layers.section("attn")["num_mem_kv"]:
+        found.append(diagnostic(spec, at, "memory-with-persistent-memory",
+                                "max_mem_len with attn.num_mem_kv is not supported by xtc yet: "
+                                "with rotary positions its outputs differ from x-transformers'"))
+    for name in LAYOUT_KEYWORDS:
+        if layers[name]:
+            found.append(diagnostic(spec, at, "memory-with-custom-layout",
+                                    f"max_mem_len with {name} is not supported by xtc yet: a "
+                                    "block's memory is its input, which its attention must read "
+                                    "first"))
+    if layers.type == "CrossAttender":
+        found.append(diagnostic(spec, at, "memory-without-self-attention",
+                                "max_mem_len needs self-attention: a CrossAttender has none to "
+                                "remember for"))
+    # rotary and the T5 bias turn absolute positions off (AttentionLayers.disable_abs_pos_emb)
+    drops_absolute = layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["rel_pos_bias"]
+    if not drops_absolute and positions(module) != "none":
+        found.append(diagnostic(spec, at, "memory-with-absolute-positions",
+                                "max_mem_len with absolute positions: they restart at 0 in each "
+                                "segment, so the memory's tokens and the segment's share "
+                                "positions; Transformer-XL needs relative positions (rotary, "
+                                "ALiBi, the T5 or dynamic bias, with use_abs_pos_emb: false)",
+                                "warning"))
+    return found
