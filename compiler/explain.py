@@ -91,11 +91,11 @@ def inherited_from_attn(module: ModuleSpec, xtransformer: ModuleSpec | None) -> 
     A stack without cross-attention inherits nothing (written under `cross_attn:`, an option it
     does not support, such as one_kv_head, would make the explanation an invalid spec)."""
     stack = module if xtransformer is None else with_dim(module, xtransformer["dim"])
-    if resolve_layers(stack).cross_attention is None:
+    if resolve_layers(stack).context_dim is None:
         return {}
     attn = module.section("attn")
-    return {key: attn[key] for key in module.sections_given.get("attn", ())
-            if key in module.section("cross_attn")}
+    return {key: attn[key] for key in module.sections_given.get("attn", ())  # per-layer lists
+            if key in module.section("cross_attn") and not isinstance(attn[key], tuple)}  # stay
 
 
 def module_keywords(module: ModuleSpec, side: str | None) -> dict[str, Keyword]:

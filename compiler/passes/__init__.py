@@ -27,6 +27,7 @@ from .check_exclusive_features import check_exclusive_features
 from .check_ignored_options import check_ignored_options
 from .check_layer_layout import check_layer_layout
 from .check_model_structure import check_model_structure
+from .check_per_layer_values import check_per_layer_values
 from .check_position_options import check_position_options
 from .check_resource_budget import ResourceBudget, check_resource_budget
 from .check_single_head_projection import check_single_head_projection
@@ -39,6 +40,7 @@ GraphCheck = Callable[[Graph, Spec], list[Diagnostic]]
 
 SPEC_CHECKS: tuple[SpecCheck, ...] = (
     check_sizes,  # first: the others may build structures of the sizes it bounds
+    check_per_layer_values,  # second: the others read a list one layer at a time
     check_depth_given,
     check_exclusive_features,
     check_single_head_projection,
