@@ -37,6 +37,11 @@ from .ir import (
 )
 
 CAUSAL_LAYERS = {"Decoder": True, "Encoder": False}
+# The layer type each routed section's per-layer list has one value per, and what those
+# layers are called; `layer_dropout` and `shift_tokens` have one per layer of every type.
+SECTION_LAYERS = {"attn": ("a", "self-attention"), "cross_attn": ("c", "cross-attention"),
+                  "ff": ("f", "feedforward")}
+EVERY_LAYER = ("layer_dropout", "shift_tokens")
 
 
 @dataclass(frozen=True)

@@ -275,6 +275,27 @@ LAYOUTS = token_rows("layout", {
                                               "residual_attn": True, "shift_tokens": 1}},
 }, reference_cache=False, flash=False)
 
+# -- per-layer values (issue #38): a list gives each layer of its kind its own value; numbers
+# differ in a Config tuple, a value that adds a submodule makes a class per kind of layer
+
+PER_LAYER = token_rows("per_layer", {
+    "numbers": {"attn": {"dropout": [0.1, 0.2], "qk_norm": True, "qk_norm_scale": [8.0, 12.0]},
+                "ff": {"mult": [2, 3], "dropout": [0.0, 0.1]},
+                "layers": {"layer_dropout": [0.0, 0.1, 0.2, 0.1]}},
+    "submodules": {"attn": {"head_scale": [True, False], "gate_values": [False, True]},
+                   "ff": {"glu": [False, True], "post_act_ln": [True, False], "mult": [2, 4]}},
+    "custom_layout": {"layers": {"custom_layers": ["a", "f", "a", "a", "f"], "depth": None},
+                      "attn": {"head_scale": [False, True, False], "dropout": [0.1, 0.0, 0.2]},
+                      "ff": {"mult": [2, 4], "glu": [True, False]}},
+}) + token_rows("per_layer", {
+    "macaron_cross": {"layers": {"macaron": True, "cross_attend": True},
+                      "ff": {"mult": [1, 2, 3, 4], "glu": [True, False, False, True]},
+                      "cross_attn": {"dropout": [0.1, 0.2]}},
+}, kinds=("Decoder",)) + token_rows("per_layer", {
+    # token shifting: x-transformers' cached path shifts in zeros, its uncached tokens are right
+    "shift_tokens": {"layers": {"shift_tokens": [1, 0, 2, 1]}, "ff": {"glu": [True, False]}},
+}, reference_cache=False)
+
 # -- a token decoder that cross-attends to a context (issue #5) ------------------------------
 
 CROSS = token_rows("cross", {
@@ -324,7 +345,7 @@ OTHER_MODELS = [
 ]
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
-                           + POSITIONS + LAYOUTS + CROSS + OTHER_MODELS)
+                           + POSITIONS + LAYOUTS + PER_LAYER + CROSS + OTHER_MODELS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

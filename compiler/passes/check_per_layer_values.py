@@ -15,14 +15,11 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, ModuleSpec, Spec
 
+from ..resolve import EVERY_LAYER, SECTION_LAYERS
 from ..resolve import layer_types as stack_layer_types
 from .modules import diagnostic, layer_modules
 
 ID = "check-per-layer-values"
-# The layer type each section's list is counted in, and how messages name those layers.
-SECTION_LAYERS = {"attn": ("a", "self-attention"), "cross_attn": ("c", "cross-attention"),
-                  "ff": ("f", "feedforward")}
-EVERY_LAYER = ("layer_dropout", "shift_tokens")
 
 
 def check_per_layer_values(spec: Spec) -> list[Diagnostic]:
