@@ -49,6 +49,8 @@ XTC_RULES = {
                                     "never runs: parameters that take no part",
     "flash-excludes-residual-attention": "under cross_attn: {flash: true} alone the reference "
                                          "drops cross residual attention without a word",
+    "per-layer-length": "the reference passes a list of another length whole to every layer (a "
+                        "boolean list counts as true), ignores extra entries or builds fewer layers",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
@@ -63,9 +65,9 @@ def flattened(options: dict, prefix: str = "") -> dict:
     out = {}
     for name, value in options.items():
         if name in ("attn", "ff", "cross_attn") and isinstance(value, dict):
-            out.update({f"{prefix}{name}_{k}": v for k, v in value.items()})
-        elif name != "type":
-            out[f"{prefix}{name}"] = value
+            out.update(flattened(value, f"{prefix}{name}_"))
+        elif name != "type":  # lists as the reference's tuples (per-layer values)
+            out[f"{prefix}{name}"] = tuple(value) if isinstance(value, list) else value
     return out
 
 
