@@ -3,9 +3,10 @@
 Lowering reads the graph alone: each model's record and ops (compiler/models.py) decide every
 class, Config field, forward signature and docstring, so a graph pass that changes an op changes
 the emitted code. The graph has one op per norm, attention and feedforward of every block; the
-emitted module has one class per concept and a loop over identical blocks, as a person would
-write it, read from block 0 (`Model.shared` checks that the blocks agree: an internal
-invariant, nothing yet makes them differ). Top-level ops become op contexts, rendered by one
+emitted module has one class per concept and a loop over its blocks, as a person would write
+it. Blocks agree but for per-layer values (`Model.shared` checks it): numbers that differ are
+Config tuples each class reads at its layer's entry, and a value that adds a submodule makes
+one class per kind of layer and of block (`stack_classes`). Top-level ops become op contexts, rendered by one
 template per kind; each residual op of a block becomes a `ResidualStep`. A model with two
 stacks (XTransformer) gets one set of classes per stack, prefixed `Encoder` / `Decoder`.
 """

@@ -288,7 +288,9 @@ PER_LAYER = token_rows("per_layer", {
                       "attn": {"head_scale": [False, True, False], "dropout": [0.1, 0.0, 0.2]},
                       "ff": {"mult": [2, 4], "glu": [True, False]}},
 }) + token_rows("per_layer", {
+    # an attn: list stays with self-attention: cross-attention keeps the default
     "macaron_cross": {"layers": {"macaron": True, "cross_attend": True},
+                      "attn": {"head_scale": [True, False]},
                       "ff": {"mult": [1, 2, 3, 4], "glu": [True, False, False, True]},
                       "cross_attn": {"dropout": [0.1, 0.2]}},
 }, kinds=("Decoder",)) + token_rows("per_layer", {

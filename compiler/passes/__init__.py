@@ -2,7 +2,7 @@
 
 SPEC_CHECKS read a Spec and return diagnostics (`load_spec` runs them after the schema, also on
 a spec with errors, setting aside what rests on rejected values: spec/load.py; a check with
-`stops_on_error` ends the run when it finds an error, one with `needs_valid_spec` may fail on a
+`stops_on_error` (the reason the others wait) ends the run when it finds an error, one with `needs_valid_spec` may fail on a
 spec with errors and then waits for them to be fixed).
 GRAPH_PASSES transform the IR, and the graph is linted before and after each one
 (`compile_graph`).

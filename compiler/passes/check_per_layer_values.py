@@ -14,6 +14,7 @@ Which keywords take a list at all is the schema's rule (spec/support.py, PER_LAY
 from __future__ import annotations
 
 from xtc.spec import Diagnostic, ModuleSpec, Spec
+from xtc.spec.support import PER_LAYER_KEYWORDS
 
 from ..resolve import EVERY_LAYER, SECTION_LAYERS
 from ..resolve import layer_types as stack_layer_types
@@ -32,7 +33,7 @@ def check_per_layer_values(spec: Spec) -> list[Diagnostic]:
 
 
 # The other checks read these values one layer at a time: they wait for the lengths.
-check_per_layer_values.stops_on_error = True
+check_per_layer_values.stops_on_error = "lists they would read one layer at a time"
 
 
 def layer_types(layers: ModuleSpec) -> tuple[str, ...] | None:
@@ -45,11 +46,11 @@ def layer_types(layers: ModuleSpec) -> tuple[str, ...] | None:
 
 def per_layer_lists(layers: ModuleSpec):
     """(dotted key, list, layer type or "" for every layer) of each list the stack holds."""
-    for name in EVERY_LAYER:
+    for name in EVERY_LAYER:  # the schema admits a list nowhere else (PER_LAYER_KEYWORDS)
         if isinstance(layers[name], tuple):
             yield name, layers[name], ""
     for section, (kind, _) in SECTION_LAYERS.items():
-        for name in layers.sections_given.get(section, ()):
+        for name in PER_LAYER_KEYWORDS[section] & set(layers.sections_given.get(section, ())):
             value = layers.section(section)[name]
             if isinstance(value, tuple):
                 yield f"{section}.{name}", value, kind

@@ -33,7 +33,7 @@ def check_sizes(spec: Spec) -> list[Diagnostic]:
 
 
 # The other checks, and everything after them, may build structures of these sizes.
-check_sizes.stops_on_error = True
+check_sizes.stops_on_error = "sizes too large to check further"
 
 
 def sublayer_count(layers) -> tuple[int, str] | None:
