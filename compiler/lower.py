@@ -6,13 +6,14 @@ the emitted code. The graph has one op per norm, attention and feedforward of ev
 emitted module has one class per concept and a loop over its blocks, as a person would write
 it. Blocks agree but for per-layer values (`Model.shared` checks it): numbers that differ are
 Config tuples each class reads at its layer's entry, and a value that adds a submodule makes
-one class per kind of layer and of block (`stack_classes`). Top-level ops become op contexts, rendered by one
-template per kind; each residual op of a block becomes a `ResidualStep`. A model with two
+one class per kind of layer and of block (`stack_classes`). Top-level ops become op contexts,
+rendered by one template per kind; each residual op of a block becomes a `ResidualStep`. A model with two
 stacks (XTransformer) gets one set of classes per stack, prefixed `Encoder` / `Decoder`.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import textwrap
 from collections import Counter
@@ -50,7 +51,7 @@ from .context import (
     runtime,
 )
 from .ir import Feed, Graph, Op, OpKind
-from .models import Model
+from .models import Model, role_index
 from .share import blanked_body, share_classes
 
 NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
@@ -503,12 +504,19 @@ def sublayer_classes(model: Model, prefix: str, config: str, signature: BlockSig
         for op in model.layer_ops(kind):
             reads = tuple(f for f in per_layer if PER_LAYER_CONFIG[kind][f][1](op.attrs))
             cls = sublayer_class(model, kind, op.attrs, config, signature, cache, reads)
-            body = blanked_body(cls)
+            body = code_of(cls)
             if body not in named:
                 number = str(len(named) + 1) if named else ""
                 named[body] = replace(cls, name=f"{prefix}{concept}{number}")
             found[op.block, op.role] = named[body]
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def code_of(cls) -> str:
+    """A class context's code, its name blanked (share.blanked_body), rendered once for the
+    many layers and blocks that have the same context."""
+    return blanked_body(cls)
 
 
 def sublayer_class(model: Model, kind: OpKind, attrs, config: str, signature: BlockSignature,
@@ -552,7 +560,7 @@ def stack_blocks(model: Model, prefix: str, config: str, signature: BlockSignatu
         cls = BlockClass("", config, tuple(first_definitions(steps)), signature, imports,
                          runs=layout_runs, per_layer=per_layer, width=0 if custom else len(steps),
                          takes_layer=not custom and (bool(per_layer) or any(s.layer for s in steps)))
-        body = blanked_body(cls)
+        body = code_of(cls)
         if body not in named:
             named[body] = replace(cls, name=f"{prefix}Block{len(named) + 1 if named else ''}")
         names.append(named[body].name)
@@ -604,7 +612,7 @@ def index_expression(count: int, offset: int) -> str:
 
 def layout_place(step: ResidualStep) -> int:
     """A custom layout's sublayer's place in it, which its attribute ends with (`attn2`)."""
-    return int(step.branch.lstrip("abcdefghijklmnopqrstuvwxyz_"))
+    return role_index(step.branch)
 
 
 def layer_number(model: Model, step: ResidualStep) -> int:

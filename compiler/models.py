@@ -120,8 +120,13 @@ def sublayer_role(op: Op) -> str:
 
 
 def layout_index(op: Op) -> int:
+    """A custom layout's sublayer's place in it."""
+    return role_index(sublayer_role(op))
+
+
+def role_index(role: str) -> int:
     """A custom layout's sublayer's place in it, which its role ends with (`attn2`)."""
-    return int(re.search(r"\d+$", sublayer_role(op))[0])
+    return int(re.search(r"\d+$", role)[0])
 
 
 def models(graph: Graph) -> list[Model]:

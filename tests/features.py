@@ -294,6 +294,10 @@ PER_LAYER = token_rows("per_layer", {
                       "ff": {"mult": [1, 2, 3, 4], "glu": [True, False, False, True]},
                       "cross_attn": {"dropout": [0.1, 0.2]}},
 }, kinds=("Decoder",)) + token_rows("per_layer", {
+    # an execution order runs the layers the lists are counted over (layer 2 twice)
+    "execute_order": {"layers": {"depth": 2, "layers_execute_order": [0, 1, 2, 3, 2, 3]},
+                      "attn": {"head_scale": [False, True]}, "ff": {"mult": [2, 3]}},
+}) + token_rows("per_layer", {
     # token shifting: x-transformers' cached path shifts in zeros, its uncached tokens are right
     "shift_tokens": {"layers": {"shift_tokens": [1, 0, 2, 1]}, "ff": {"glu": [True, False]}},
 }, reference_cache=False)
@@ -340,6 +344,10 @@ OTHER_MODELS = [
         "ignore_index": 0, "pad_value": 1,
         "encoder": {"num_memory_tokens": 2, "use_rmsnorm": True},
         "decoder": {"attn": {"num_mem_kv": 1}, "ff": {"glu": True}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+    row("xtransformer", "per_layer", model={
+        "encoder": {"attn": {"head_scale": [True, False]}, "layer_dropout": [0.1, 0.0, 0.1, 0.0]},
+        "decoder": {"ff": {"glu": [False, True]}, "cross_attn": {"dropout": [0.1, 0.0]}}},
         wrapper="XTransformer", kinds=("XTransformer",)),
     row("xtransformer", "cross_attn_tokens_dropout", model={
         "tie_token_emb": True, "cross_attn_tokens_dropout": 0.5},
