@@ -67,8 +67,14 @@ def check_lengths(spec: Spec, layers: ModuleSpec, types: tuple[str, ...]) -> lis
         wanted = types.count(kind) if kind else len(types)
         if len(values) == wanted:
             continue
-        what = f"{SECTION_LAYERS[key.split('.')[0]][1]} layers" if kind else "layers (of every kind)"
+        layer = f"{SECTION_LAYERS[key.split('.')[0]][1]} layer" if kind else "layer"
         found.append(diagnostic(spec, f"{layers.key}.{key}", "per-layer-length",
-                                f"{key} has {len(values)} values, one per layer, but this stack "
-                                f"has {wanted} {what}"))
+                                f"{key} has {counted(len(values), 'value')}, one per layer, but "
+                                f"this stack has {counted(wanted, layer)}"
+                                + ("" if kind else " (of every kind)")))
     return found
+
+
+def counted(count: int, noun: str) -> str:
+    """`1 value`, `3 values`."""
+    return f"{count} {noun}{'s' * (count != 1)}"
