@@ -13,6 +13,7 @@ dataclasses and the classes.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -40,6 +41,21 @@ class ConfigField:
     type: str
     value: str  # repr() of a validated value, or a constructor call of a nested config
     comment: str = ""
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The field's lines in its class (indented 4): one where it fits in 100 columns, else
+        its comment above it, and a tuple too long even then (per-layer values) one item a
+        line, as ruff formats it."""
+        line = f"{self.name}: {self.type} = {self.value}"
+        comment = f"# {self.comment}" if self.comment else ""
+        if 4 + len(line) + (2 + len(comment) if comment else 0) <= 100:
+            return (f"{line}  {comment}" if comment else line,)
+        above = (comment,) if comment else ()
+        if 4 + len(line) <= 100 or not self.value.startswith("("):
+            return (*above, line)
+        items = ast.literal_eval(self.value)
+        return (*above, f"{self.name}: {self.type} = (", *(f"    {item!r}," for item in items), ")")
 
 
 @dataclass(frozen=True)
