@@ -18,6 +18,7 @@ from xtc.spec.support import PER_LAYER_KEYWORDS
 
 from ..resolve import EVERY_LAYER, SECTION_LAYERS
 from ..resolve import layer_types as stack_layer_types
+from .check_layer_layout import check_custom, check_par, check_sandwich
 from .modules import diagnostic, layer_modules
 
 ID = "check-per-layer-values"
@@ -26,7 +27,9 @@ ID = "check-per-layer-values"
 def check_per_layer_values(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
-        types = layer_types(layers)
+        if not any(per_layer_lists(layers)):
+            continue
+        types = layer_types(spec, layers)
         if types is not None:
             found += check_lengths(spec, layers, types)
     return found
@@ -36,10 +39,12 @@ def check_per_layer_values(spec: Spec) -> list[Diagnostic]:
 check_per_layer_values.stops_on_error = "lists they would read one layer at a time"
 
 
-def layer_types(layers: ModuleSpec) -> tuple[str, ...] | None:
-    """The type of every layer the stack builds, in order (None without a depth: the
-    check-depth-given error)."""
+def layer_types(spec: Spec, layers: ModuleSpec) -> tuple[str, ...] | None:
+    """The type of every layer the stack builds, in order (None without a depth, or with a
+    layout that check-layer-layout refuses: its errors are the ones to fix first)."""
     if layers["custom_layers"] is None and layers["depth"] is None:
+        return None
+    if check_custom(spec, layers) + check_sandwich(spec, layers) + check_par(spec, layers):
         return None
     return stack_layer_types(layers)
 
