@@ -49,6 +49,7 @@ from .ir import (
     PositionEmbeddingAttrs,
     PrependAttrs,
     ProjectAttrs,
+    ResidualAttrs,
     StripAttrs,
     TokenEmbeddingAttrs,
     scope_prefix,
@@ -300,9 +301,9 @@ class Builder:
     # -- pieces -----------------------------------------------------------------------------
 
     def context_inputs(self, layers: ResolvedLayers) -> tuple[str | None, str | None]:
-        if layers.cross_attention is None:
+        if layers.context_dim is None:
             return None, None
-        width = layers.cross_attention.dim_context
+        width = layers.context_dim
         context = self.input("context", "context", ("B", "S", width), key=layers.key)
         mask = self.input("context_mask", "context_mask", ("B", "S"), optional=True, key=layers.key)
         return context, mask
@@ -424,23 +425,24 @@ class Builder:
 
     def block(self, layers: ResolvedLayers, block: int, hidden: str, mask: str | None,
               context: str | None, context_mask: str | None, ref: str, positions: tuple) -> str:
-        sublayers = block_sublayers(layers, mask, context, context_mask, positions)
+        sublayers = stack_sublayers(layers, mask, context, context_mask, positions)
         if layers.execute_order:  # run the layout's sublayers in this order; repeats share weights
             for step, index in enumerate(layers.execute_order):
-                role, kind, attrs, extra = sublayers[index]
-                hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden, role, kind,
-                                       attrs, extra, name=f"block{block}_step{step}_{role}")
+                hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden,
+                                       *sublayers[index], name=f"block{block}_step{step}_{sublayers[index][0]}")
             return hidden
-        for offset, (role, kind, attrs, extra) in enumerate(sublayers):
+        width = len(sublayers) // layers.depth
+        for offset in range(width):
             # with tied weights every block runs the reference's first one
             # (AttentionLayers.__init__)
-            index = (0 if layers.weight_tie else block) * len(sublayers) + offset
-            hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden, role, kind,
-                                   attrs, extra)
+            index = (0 if layers.weight_tie else block) * width + offset
+            hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden,
+                                   *sublayers[block * width + offset])
         return hidden
 
     def sublayer(self, layers: ResolvedLayers, block: int, ref: str, hidden: str, role: str,
-                 kind: OpKind, attrs: object, extra_inputs: tuple, name: str = "") -> str:
+                 kind: OpKind, attrs: object, extra_inputs: tuple, residual: ResidualAttrs,
+                 name: str = "") -> str:
         """One residual sublayer, pre-norm `x + f(norm(x))` or post-norm `norm(x + f(x))`."""
         name = name or f"block{block}_{role}"
         norm = NormAttrs(layers.norm, layers.dim)
@@ -450,8 +452,8 @@ class Builder:
             branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (hidden,),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
         # LayerScale wraps the sublayer in the reference: its parameters move under `.1.fn`
-        branch_ref = f"{ref}.1.fn" if layers.residual.layerscale is not None else f"{ref}.1"
-        branch_ref += ".fn" if layers.residual.token_shifts else ""  # ShiftTokens wraps it too
+        branch_ref = f"{ref}.1.fn" if residual.layerscale is not None else f"{ref}.1"
+        branch_ref += ".fn" if residual.token_shifts else ""  # ShiftTokens wraps it too
         macaron = layers.macaron and kind is OpKind.FEEDFORWARD
         branch_ref += ".fn" if macaron else ""  # and Scale(0.5, ...) wraps macaron feedforwards
         branch = self.add(name, kind, attrs, (branch_input, *extra_inputs),
@@ -460,7 +462,7 @@ class Builder:
         if layers.sandwich_norm:
             branch = self.add(f"{name}_post_norm", OpKind.NORM, norm, (branch,),
                               ref_path=f"{ref}.0.1", role=f"{role}_post_norm", **provenance)
-        residual = replace(layers.residual, branch=role, branch_scale=0.5 if macaron else 1.0)
+        residual = replace(residual, branch=role, branch_scale=0.5 if macaron else 1.0)
         out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch),
                        ref_path=ref, **provenance)
         if not layers.pre_norm:
@@ -469,24 +471,25 @@ class Builder:
         return out
 
 
-def block_sublayers(layers: ResolvedLayers, mask, context, context_mask,
+def stack_sublayers(layers: ResolvedLayers, mask, context, context_mask,
                     positions: tuple) -> list[tuple]:
-    """(role, kind, attrs, extra inputs) of each sublayer of a block, in the reference's order
-    ('a', 'c', 'f'; AttentionLayers.__init__). Rotary and position biases reach self-attention
-    only."""
+    """(role, kind, attrs, extra inputs, residual) of every sublayer of the stack, in the
+    reference's order ('a', 'c', 'f' per block; AttentionLayers.__init__), each with its own
+    layer's payloads. A block's roles are attn, cross_attn, ff (macaron_ff before them); a
+    custom layout's one block numbers its sublayers (attn0, ff1). Rotary and position biases
+    reach self-attention only."""
+    rotary, bias = positions
+    kinds = {"a": ("attn", OpKind.ATTENTION, iter(layers.attentions), (mask, rotary, bias)),
+             "c": ("cross_attn", OpKind.CROSS_ATTENTION, iter(layers.cross_attentions),
+                   (context, mask, context_mask)),
+             "f": ("ff", OpKind.FEEDFORWARD, iter(layers.feedforwards), ())}
+    width = len(layers.types) // layers.depth  # sublayers per block
     sublayers = []
-    if layers.attention is not None:
-        rotary, bias = positions
-        sublayers.append(("attn", OpKind.ATTENTION, layers.attention, (mask, rotary, bias)))
-    if layers.cross_attention is not None:
-        sublayers.append(("cross_attn", OpKind.CROSS_ATTENTION, layers.cross_attention,
-                          (context, mask, context_mask)))
-    ff = layers.feedforward
-    sublayers.append(("ff", OpKind.FEEDFORWARD, ff, ()))
-    if layers.layout:  # a custom layout: one block of these sublayers, numbered in order
-        kinds = {"a": sublayers[0], "c": next((s for s in sublayers if s[0] == "cross_attn"), None),
-                 "f": sublayers[-1]}
-        return [(f"{kinds[t][0]}{i}", *kinds[t][1:]) for i, t in enumerate(layers.layout)]
-    if layers.macaron:  # ('f', 'a', 'f'): Lu et al. 2019, https://arxiv.org/abs/1906.02762
-        sublayers.insert(0, ("macaron_ff", OpKind.FEEDFORWARD, ff, ()))
+    for index, (layer_type, residual) in enumerate(zip(layers.types, layers.residuals, strict=True)):
+        role, kind, payloads, extra = kinds[layer_type]
+        if layers.layout:
+            role = f"{role}{index}"
+        elif layers.macaron and index % width == 0:
+            role = "macaron_ff"  # ('f', 'a', 'f'): Lu et al. 2019, https://arxiv.org/abs/1906.02762
+        sublayers.append((role, kind, next(payloads), extra, residual))
     return sublayers

@@ -13,6 +13,7 @@ dataclasses and the classes.
 
 from __future__ import annotations
 
+import ast
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -40,6 +41,21 @@ class ConfigField:
     type: str
     value: str  # repr() of a validated value, or a constructor call of a nested config
     comment: str = ""
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        """The field's lines in its class (indented 4): one where it fits in 100 columns, else
+        its comment above it, and a tuple too long even then (per-layer values) one item a
+        line, as ruff formats it."""
+        line = f"{self.name}: {self.type} = {self.value}"
+        comment = f"# {self.comment}" if self.comment else ""
+        if 4 + len(line) + (2 + len(comment) if comment else 0) <= 100:
+            return (f"{line}  {comment}" if comment else line,)
+        above = (comment,) if comment else ()
+        if 4 + len(line) <= 100 or not self.value.startswith("("):
+            return (*above, line)
+        items = ast.literal_eval(self.value)
+        return (*above, f"{self.name}: {self.type} = (", *(f"    {item!r}," for item in items), ")")
 
 
 @dataclass(frozen=True)
@@ -78,8 +94,24 @@ def attention_imports(attrs: AttentionAttrs | CrossAttentionAttrs) -> set[Import
     return wanted | ({TORCH, FUNCTIONAL} if attrs.num_mem_kv else set())
 
 
+class ReadsConfig:
+    """A sublayer or block class built from its stack's Config. Where the stack's layers hold
+    different values of a field (per-layer values), the field is a tuple with one entry per
+    layer of the class's kind, and the class takes `layer`, its index among them."""
+
+    per_layer: tuple[str, ...]  # the Config fields it reads at its layer's entry
+
+    @property
+    def takes_layer(self) -> bool:
+        return bool(self.per_layer)
+
+    def read(self, field: str) -> str:
+        """The expression of a Config field's value for this layer."""
+        return f"config.{field}[layer]" if field in self.per_layer else f"config.{field}"
+
+
 @dataclass(frozen=True)
-class AttentionClass:
+class AttentionClass(ReadsConfig):
     """Self-attention, as its payload says; the template reads the options from `attrs`."""
 
     template: ClassVar[str] = "attention.py.jinja"
@@ -90,6 +122,7 @@ class AttentionClass:
     attn_mask: bool = False  # takes a user attention mask (XTransformer's encoder)
     cache: bool = False  # takes a KVCache (decoders that generate)
     xpos: bool = False  # the rotary angles come with xPos scales
+    per_layer: tuple[str, ...] = ()
 
     @property
     def rotary_before_cache(self) -> bool:
@@ -162,13 +195,14 @@ class AttentionClass:
 
 
 @dataclass(frozen=True)
-class CrossAttentionClass:
+class CrossAttentionClass(ReadsConfig):
     template: ClassVar[str] = "cross_attention.py.jinja"
     concept: ClassVar[str] = "CrossAttention"
     name: str
     config: str
     attrs: CrossAttentionAttrs
     cache: bool = False  # takes a ContextCache (decoders that generate)
+    per_layer: tuple[str, ...] = ()
 
     @property
     def returns(self) -> str:
@@ -188,12 +222,13 @@ ACTIVATIONS = {
 
 
 @dataclass(frozen=True)
-class FeedForwardClass:
+class FeedForwardClass(ReadsConfig):
     template: ClassVar[str] = "feedforward.py.jinja"
     concept: ClassVar[str] = "FeedForward"
     name: str
     config: str
     attrs: FeedForwardAttrs
+    per_layer: tuple[str, ...] = ()
 
     @property
     def activation(self) -> str:
@@ -317,6 +352,10 @@ class ResidualStep:
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
     shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
 
+    layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
+    drop: str = "self.layer_dropout"  # its layer dropout probability
+    shifts: str = "self.token_shifts"  # its token shifts
+
     @property
     def names_output(self) -> bool:
         """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
@@ -343,6 +382,17 @@ class BlockClass:
     signature: BlockSignature
     norm_imports: frozenset = frozenset()
     runs: tuple[int, int] = ()  # a custom layout's block: its self- and cross-attention runs
+    per_layer: tuple[str, ...] = ()  # Config fields with one entry per sublayer it reads its own of
+    width: int = 0  # sublayers per block (0: a custom layout's one block, which holds them all)
+    takes_layer: bool = False  # built with its index among the blocks (per-layer values)
+
+    def own(self, field: str) -> str:
+        """The expression of a Config field for this block: its sublayers' entries of a
+        per-layer field."""
+        if field not in self.per_layer or not self.width:
+            return f"config.{field}"
+        w = self.width
+        return f"config.{field}[{w} * layer : {w} * layer + {w}]"
 
     @property
     def parameters(self) -> tuple[Parameter, ...]:
@@ -359,11 +409,12 @@ class BlockClass:
 
     @property
     def layer_dropout(self) -> bool:
-        return self.steps[0].residual.layer_dropout > 0
+        return any(step.residual.layer_dropout > 0 for step in self.steps) or (
+            "layer_dropout" in self.per_layer)
 
     @property
     def token_shifts(self) -> bool:
-        return bool(self.steps[0].residual.token_shifts)
+        return any(step.residual.token_shifts for step in self.steps)
 
     @property
     def cache(self) -> bool:

@@ -15,6 +15,8 @@ from ..spec.keywords import XTRANSFORMER_SIDES, Keyword, keyword_table
 from ..spec.model import AUTOREGRESSIVE, ModuleSpec, Spec, scalar
 from .ir import AttentionAttrs, CrossAttentionAttrs
 from .resolve import (
+    EVERY_LAYER,
+    SECTION_LAYERS,
     ResolvedContinuous,
     ResolvedLayers,
     ResolvedWrapper,
@@ -66,7 +68,8 @@ def module_lines(name: str, module: ModuleSpec, depth: int,
     for key, value in module.options.items():
         if not expressible(keywords.get(key)):
             continue
-        lines.append(f"{pad}{key}: {scalar(value)}{note(key in module.given, value, computed.get(key))}")
+        mark = note(key in module.given, value, computed.get(key)) + per_layer_note("", key, value)
+        lines.append(f"{pad}{key}: {scalar(value)}{mark}")
     for section, options in module.sections.items():
         given = module.sections_given.get(section, ())
         inherited = inherited_from_attn(module, xtransformer) if section == "cross_attn" else {}
@@ -79,6 +82,7 @@ def module_lines(name: str, module: ModuleSpec, depth: int,
                 lines.append(f"{pad}{INDENT}{key}: {scalar(inherited[key])}  # from attn")
                 continue
             mark = note(key in given, value, computed.get(f"{section}.{key}"))
+            mark += per_layer_note(section, key, value)
             lines.append(f"{pad}{INDENT}{key}: {scalar(value)}{mark}")
     if module.trainer is not None:
         lines.append(f"{pad}{AUTOREGRESSIVE}:  # the keywords of {module.trainer}")
@@ -98,11 +102,11 @@ def inherited_from_attn(module: ModuleSpec, xtransformer: ModuleSpec | None) -> 
     A stack without cross-attention inherits nothing (written under `cross_attn:`, an option it
     does not support, such as one_kv_head, would make the explanation an invalid spec)."""
     stack = module if xtransformer is None else with_dim(module, xtransformer["dim"])
-    if resolve_layers(stack).cross_attention is None:
+    if resolve_layers(stack).context_dim is None:
         return {}
     attn = module.section("attn")
-    return {key: attn[key] for key in module.sections_given.get("attn", ())
-            if key in module.section("cross_attn")}
+    return {key: attn[key] for key in module.sections_given.get("attn", ())  # per-layer lists
+            if key in module.section("cross_attn") and not isinstance(attn[key], tuple)}  # stay
 
 
 def module_keywords(module: ModuleSpec, side: str | None) -> dict[str, Keyword]:
@@ -232,6 +236,14 @@ def note(given: bool, value: object, computed: Derived | None) -> str:
         effective, why = computed
         marks.append(f"computed: {shown(value, effective)} ({why})")
     return f"  # {'; '.join(marks)}" if marks else ""
+
+
+def per_layer_note(section: str, key: str, value: object) -> str:
+    """Which layers a per-layer list gives its values to, in order."""
+    if not isinstance(value, tuple) or not (section or key in EVERY_LAYER):
+        return ""
+    layers = f"{SECTION_LAYERS[section][1]} layer" if section else "layer, of every kind"
+    return f"  # one per {layers}, in order"
 
 
 def shown(written: object, effective: object) -> str:

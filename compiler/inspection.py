@@ -221,19 +221,22 @@ def block_runs(graph: Graph, own: dict[str, int]) -> list[Block]:
         if op.block is not None:
             blocks.setdefault((op.scope, op.block), []).append(op)
     runs: list[Block] = []
+    signatures: list[tuple] = []  # of each run's blocks
     for (scope, index), ops in blocks.items():
         sublayers = tuple((op.role or op.kind.value, op.kind.value, own.get(op.name, 0))
                           for op in ops if op.kind is not OpKind.RESIDUAL or own.get(op.name))
-        signature = tuple((role, kind) for role, kind, _ in sublayers)
+        # the same sublayers with the same payloads (per-layer values may make them differ)
+        signature = tuple((op.role, op.kind, op.attrs) for op in ops)
         count = sum(own.get(op.name, 0) for op in ops)
         shape = "(" + ", ".join(map(str, ops[-1].shape or ())) + ")"
         previous = runs[-1] if runs else None
         if (previous and previous.scope == scope and previous.last == index - 1
-                and tuple((r, k) for r, k, _ in previous.sublayers) == signature):
+                and signatures[-1] == signature):
             runs[-1] = Block(scope, previous.first, index, previous.sublayers,
                              previous.parameters + count, shape)
         else:
             runs.append(Block(scope, index, index, sublayers, count, shape))
+            signatures.append(signature)
     return runs
 
 

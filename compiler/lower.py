@@ -3,15 +3,17 @@
 Lowering reads the graph alone: each model's record and ops (compiler/models.py) decide every
 class, Config field, forward signature and docstring, so a graph pass that changes an op changes
 the emitted code. The graph has one op per norm, attention and feedforward of every block; the
-emitted module has one class per concept and a loop over identical blocks, as a person would
-write it, read from block 0 (`Model.shared` checks that the blocks agree: an internal
-invariant, nothing yet makes them differ). Top-level ops become op contexts, rendered by one
-template per kind; each residual op of a block becomes a `ResidualStep`. A model with two
+emitted module has one class per concept and a loop over its blocks, as a person would write
+it. Blocks agree but for per-layer values (`Model.shared` checks it): numbers that differ are
+Config tuples each class reads at its layer's entry, and a value that adds a submodule makes
+one class per kind of layer and of block (`stack_classes`). Top-level ops become op contexts,
+rendered by one template per kind; each residual op of a block becomes a `ResidualStep`. A model with two
 stacks (XTransformer) gets one set of classes per stack, prefixed `Encoder` / `Decoder`.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import textwrap
 from collections import Counter
@@ -50,8 +52,8 @@ from .context import (
     runtime,
 )
 from .ir import Feed, Graph, LossAttrs, Op, OpKind
-from .models import Model
-from .share import share_classes
+from .models import Model, role_index
+from .share import blanked_body, share_classes
 
 NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
              "simple_rmsnorm": "SimpleRMSNorm"}
@@ -491,45 +493,177 @@ def lower_xtransformer(model: Model, prefix: str, class_name: str) -> Component:
 
 
 def stack_classes(model: Model, prefix: str, config: str, signature: BlockSignature) -> list:
-    classes, cache = [], "cache" in signature
-    attention = model.shared(OpKind.ATTENTION)
-    if attention is not None:
+    """The sublayer classes of a stack, then its block classes. Layers whose per-layer values
+    differ only in numbers share a class (the numbers are Config tuples it reads at its
+    layer's entry); a value that adds or removes a submodule makes one class per kind of
+    layer, and a block class per kind of block (docs/options.md, per-layer values)."""
+    sublayers = sublayer_classes(model, prefix, config, signature)
+    blocks, _ = stack_blocks(model, prefix, config, signature, sublayers)
+    return [*dict.fromkeys(sublayers.values()), *blocks]
+
+
+# Config fields that per-layer values may make tuples, per sublayer kind: the field -> (its
+# value in a layer's payload, whether that layer reads it).
+PER_LAYER_CONFIG = {
+    OpKind.ATTENTION: {
+        "attn_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
+        "qk_norm_scale": (lambda a: float(a.qk_norm_scale),
+                          lambda a: a.qk_norm and not a.qk_norm_dim_scale),
+    },
+    OpKind.CROSS_ATTENTION: {"cross_attn_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0)},
+    OpKind.FEEDFORWARD: {
+        "ff_inner_dim": (lambda a: a.inner_dim, lambda a: True),
+        "ff_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
+    },
+}
+
+
+def layer_values(model: Model, kind: OpKind, field: str) -> tuple[bool, object]:
+    """Whether a layer of the kind reads a Config field, and the field's value: the one value
+    the layers that read it agree on, else a tuple of every layer's (one per layer of the kind,
+    in the order they are built)."""
+    value, reads = PER_LAYER_CONFIG[kind][field]
+    payloads = [op.attrs for op in model.layer_ops(kind)]
+    read = list(dict.fromkeys(value(a) for a in payloads if reads(a)))
+    if len(read) <= 1:
+        return bool(read), read[0] if read else None
+    return True, tuple(value(a) for a in payloads)
+
+
+def layer_row(model: Model, kind: OpKind, field: str, type_: str, comment: str) -> tuple:
+    """A stack_config row of a field that may hold one value per layer."""
+    used, value = layer_values(model, kind, field)
+    if isinstance(value, tuple):
+        return used, field, f"tuple[{type_}, ...]", value, f"{comment}, per layer".lstrip(", ")
+    return used, field, type_, value, comment
+
+
+def sublayer_classes(model: Model, prefix: str, config: str, signature: BlockSignature) -> dict:
+    """(block, role) of every sublayer -> its class: one class per kind of layer, the first
+    named for its concept, the others numbered (`FeedForward2`) in the order they are built."""
+    cache, found = "cache" in signature, {}
+    for kind, concept in BRANCH_CLASSES.items():
+        per_layer = tuple(field for field in PER_LAYER_CONFIG[kind]
+                          if isinstance(layer_values(model, kind, field)[1], tuple))
+        named: dict[str, object] = {}  # the code of a class, its name blanked -> the class
+        for op in model.layer_ops(kind):
+            reads = tuple(f for f in per_layer if PER_LAYER_CONFIG[kind][f][1](op.attrs))
+            cls = sublayer_class(model, kind, op.attrs, config, signature, cache, reads)
+            body = code_of(cls)
+            if body not in named:
+                number = str(len(named) + 1) if named else ""
+                named[body] = replace(cls, name=f"{prefix}{concept}{number}")
+            found[op.block, op.role] = named[body]
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def code_of(cls) -> str:
+    """A class context's code, its name blanked (share.blanked_body), rendered once for the
+    many layers and blocks that have the same context."""
+    return blanked_body(cls)
+
+
+def sublayer_class(model: Model, kind: OpKind, attrs, config: str, signature: BlockSignature,
+                   cache: bool, per_layer: tuple[str, ...]):
+    """The class context of one layer's payload, unnamed."""
+    if kind is OpKind.ATTENTION:
         rotary = model.shared(OpKind.ROTARY)
-        classes.append(AttentionClass(f"{prefix}Attention", config, attention,
-                                      attn_mask="attn_mask" in signature, cache=cache,
-                                      xpos=rotary is not None and rotary.xpos_scale_base is not None))
-    cross = model.shared(OpKind.CROSS_ATTENTION)
-    if cross is not None:
-        classes.append(CrossAttentionClass(f"{prefix}CrossAttention", config, cross, cache))
-    ff = model.shared(OpKind.FEEDFORWARD)
-    if ff is not None:  # a custom layout may have none (custom_layers: [a, a])
-        classes.append(FeedForwardClass(f"{prefix}FeedForward", config, ff))
-    classes.append(block_class(model, prefix, config, signature))
-    return classes
+        return AttentionClass("", config, attrs, attn_mask="attn_mask" in signature, cache=cache,
+                              xpos=rotary is not None and rotary.xpos_scale_base is not None,
+                              per_layer=per_layer)
+    if kind is OpKind.CROSS_ATTENTION:
+        return CrossAttentionClass("", config, attrs, cache, per_layer=per_layer)
+    return FeedForwardClass("", config, attrs, per_layer=per_layer)
 
 
-def block_class(model: Model, prefix: str, config: str, signature: BlockSignature) -> BlockClass:
-    """The residual sublayers of a block, in order, read from block 0 (all blocks agree). A
-    custom layout's one block gives each attention sublayer run its own cache."""
-    layouts: dict[int, list[ResidualStep]] = {}
+def stack_blocks(model: Model, prefix: str, config: str, signature: BlockSignature,
+                 sublayers: dict) -> tuple[list[BlockClass], tuple[str, ...]]:
+    """The block classes of a stack, one per kind of block (`Block`, `Block2`), and the class
+    of each block in order. A custom layout's one block gives each attention sublayer run its
+    own cache."""
+    steps_of: dict[int, list[tuple[ResidualStep, object]]] = {}
     runs = Counter()  # attention kind -> sublayers run so far, in the custom layout's block
     for op in model.ops:
         if op.kind is OpKind.RESIDUAL:
             branch = sublayer(model.graph, op)
             run = runs[branch.kind] if model.attrs.custom_layout else None
             runs[branch.kind] += 1
+            cls = sublayers[branch.block, branch.role]
             step = residual_step(model.graph, op, prefix, signature, run)
-            layouts.setdefault(op.block, []).append(step)
-    steps = layouts[0]
-    assert all(layout == steps for layout in layouts.values()), "blocks differ in structure"
-    if "cache" in signature and steps[0].residual.token_shifts:  # each run shifts its own inputs
-        steps = [replace(step, shift_cache=index) for index, step in enumerate(steps)]
+            steps_of.setdefault(op.block, []).append((replace(step, branch_type=cls.name), cls))
+    per_layer = tuple(name for name, (_, separate) in residual_values(model).items() if separate)
     norm_types = {op.attrs.norm_type for op in model.ops
                   if op.kind is OpKind.NORM and op.block is not None}
     imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)
-    layout_runs = (runs[OpKind.ATTENTION], runs[OpKind.CROSS_ATTENTION])
-    return BlockClass(f"{prefix}Block", config, tuple(first_definitions(steps)), signature,
-                      imports, runs=layout_runs if model.attrs.custom_layout else ())
+    custom = model.attrs.custom_layout
+    layout_runs = (runs[OpKind.ATTENTION], runs[OpKind.CROSS_ATTENTION]) if custom else ()
+    named: dict[str, BlockClass] = {}  # the code of a class, its name blanked -> the class
+    names = []
+    for pairs in steps_of.values():
+        steps = block_steps(model, pairs, per_layer, "cache" in signature)
+        cls = BlockClass("", config, tuple(first_definitions(steps)), signature, imports,
+                         runs=layout_runs, per_layer=per_layer, width=0 if custom else len(steps),
+                         takes_layer=not custom and (bool(per_layer) or any(s.layer for s in steps)))
+        body = code_of(cls)
+        if body not in named:
+            named[body] = replace(cls, name=f"{prefix}Block{len(named) + 1 if named else ''}")
+        names.append(named[body].name)
+    return list(named.values()), tuple(names)
+
+
+def residual_values(model: Model) -> dict[str, tuple[object, bool]]:
+    """layer_dropout and token_shifts: (the stack's one value, False), or (a tuple of every
+    sublayer's, True) where per-layer values make them differ. Sublayers without token
+    shifting do not count."""
+    residuals = [op.attrs for op in model.layer_ops(OpKind.RESIDUAL)]
+    drops = tuple(r.layer_dropout for r in residuals)
+    shifts = tuple(r.token_shifts for r in residuals)
+    shifting = list(dict.fromkeys(shift for shift in shifts if shift))
+    return {"layer_dropout": (drops[0], False) if len(set(drops)) == 1 else (drops, True),
+            "token_shifts": (shifting[0] if shifting else (), False) if len(shifting) <= 1
+            else (shifts, True)}
+
+
+def block_steps(model: Model, pairs: list, per_layer: tuple[str, ...],
+                cache: bool) -> list[ResidualStep]:
+    """A block's steps, each with its class, and what they read per layer: the index their
+    class takes, their own layer dropout and token shifts."""
+    counts = Counter(step.branch_class for step, _ in pairs)
+    seen, result = Counter(), []
+    for position, (step, cls) in enumerate(pairs):
+        place = layout_place(step) if model.attrs.custom_layout else position
+        layer = ""
+        if cls.takes_layer:
+            layer = str(layer_number(model, step)) if model.attrs.custom_layout else \
+                index_expression(counts[step.branch_class], seen[step.branch_class])
+        seen[step.branch_class] += 1
+        result.append(replace(
+            step, layer=layer,
+            drop=f"self.layer_dropout[{place}]" if "layer_dropout" in per_layer else step.drop,
+            shifts=f"self.token_shifts[{place}]" if "token_shifts" in per_layer else step.shifts))
+    if cache and any(step.residual.token_shifts for step in result):  # each run shifts its own
+        result = [replace(step, shift_cache=index) for index, step in enumerate(result)]
+    return result
+
+
+def index_expression(count: int, offset: int) -> str:
+    """The index among the stack's layers of a kind of a block's sublayer, the `offset`-th of
+    the `count` of its kind in each block: `layer`, `2 * layer + 1`."""
+    if count == 1:
+        return "layer"
+    return f"{count} * layer" + (f" + {offset}" if offset else "")
+
+
+def layout_place(step: ResidualStep) -> int:
+    """A custom layout's sublayer's place in it, which its attribute ends with (`attn2`)."""
+    return role_index(step.branch)
+
+
+def layer_number(model: Model, step: ResidualStep) -> int:
+    """A custom layout's sublayer's index among the layers of its kind."""
+    kind = next(k for k, name in BRANCH_CLASSES.items() if name == step.branch_class)
+    return [op.role for op in model.layer_ops(kind)].index(step.branch)
 
 
 def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignature:
@@ -666,9 +800,14 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
     single = model.attrs.custom_layout  # one block, given the whole cache
     values |= {"x": "h", "cache": "cache" if single else "layer_cache"}
     values |= dict(zip(signature.scores, scores))
+    sublayers = sublayer_classes(model, prefix, f"{prefix}Config", signature)
+    classes, names = stack_blocks(model, prefix, f"{prefix}Config", signature, sublayers)
+    takes_layer = {cls.name: cls.takes_layer for cls in classes}
     return OpContext("ops/blocks.py.jinja", {
-        "block": f"{prefix}Block", "cache": "cache" in signature,
+        "block": names[0], "cache": "cache" in signature,
         "memory": "memory" in signature, "shift": model.attrs.shift_mem_down > 0,
+        # each block's class, and whether it is built with its index (per-layer values)
+        "blocks": tuple((name, takes_layer[name]) for name in names),
         "single": single,
         "tied": any(op.weights_of is not None for op in model.ops),
         "arguments": signature.arguments(values), "scores": scores})
@@ -766,9 +905,9 @@ def fields_from(rows) -> tuple[ConfigField, ...]:
 def stack_config(model: Model) -> tuple[ConfigField, ...]:
     """The Config fields of a layer stack, each from the payload of the ops that read it."""
     attn, cross = model.shared(OpKind.ATTENTION), model.shared(OpKind.CROSS_ATTENTION)
-    ff, rotary = model.shared(OpKind.FEEDFORWARD), model.shared(OpKind.ROTARY)
+    rotary = model.shared(OpKind.ROTARY)
     bias = model.shared(OpKind.POSITION_BIAS)
-    residual = next(op.attrs for op in model.ops if op.kind is OpKind.RESIDUAL)
+    (drops, separate_drops), (shifts, separate_shifts) = residual_values(model).values()
     heads = next((a.heads for a in (attn, cross, bias) if a is not None), None)
     dim_head = next((a.dim_head for a in (attn, rotary) if a is not None),
                     bias.dim_head if bias is not None and bias.scheme == "t5" else None)
@@ -779,13 +918,11 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
         (not model.attrs.custom_layout, "depth", "int", model.depth, ""),  # else one block
         (heads is not None, "heads", "int", heads, ""),
         (dim_head is not None, "dim_head", "int", dim_head, ""),
-        (ff is not None, "ff_inner_dim", "int", ff and ff.inner_dim, "feedforward width"),
-        (attn is not None and attn.dropout > 0, "attn_dropout", "float", attn and attn.dropout,
-         "on attention weights"),
-        (ff is not None and ff.dropout > 0, "ff_dropout", "float", ff and ff.dropout,
-         "after the activation"),
-        (residual.layer_dropout > 0, "layer_dropout", "float", residual.layer_dropout,
-         "stochastic depth"),
+        layer_row(model, OpKind.FEEDFORWARD, "ff_inner_dim", "int", "feedforward width"),
+        layer_row(model, OpKind.ATTENTION, "attn_dropout", "float", "on attention weights"),
+        layer_row(model, OpKind.FEEDFORWARD, "ff_dropout", "float", "after the activation"),
+        (bool(drops), "layer_dropout", "tuple[float, ...]" if separate_drops else "float", drops,
+         "stochastic depth" + (", per sublayer" if separate_drops else "")),
         (attn is not None and attn.num_mem_kv > 0, "num_mem_kv", "int", attn and attn.num_mem_kv,
          "persistent memory slots"),
         (attn is not None and attn.kv_heads > 0, "kv_heads", "int", attn and attn.kv_heads,
@@ -798,12 +935,10 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          "scores kept per row"),
         (attn is not None and attn.softclamp_logits, "logit_softclamp_value", "float",
          attn and float(attn.logit_softclamp_value), "attention scores soft-capped at +-this"),
-        (attn is not None and attn.qk_norm and not attn.qk_norm_dim_scale, "qk_norm_scale",
-         "float", attn and float(attn.qk_norm_scale), "attention scale under qk-norm"),
+        layer_row(model, OpKind.ATTENTION, "qk_norm_scale", "float", "attention scale under qk-norm"),
         (context is not None, "dim_context", "int", context, "cross-attention"),
         (cross is not None, "cross_dim_head", "int", cross and cross.dim_head, ""),
-        (cross is not None and cross.dropout > 0, "cross_attn_dropout", "float",
-         cross and cross.dropout, ""),
+        layer_row(model, OpKind.CROSS_ATTENTION, "cross_attn_dropout", "float", ""),
         (cross is not None and cross.num_mem_kv > 0, "cross_num_mem_kv", "int",
          cross and cross.num_mem_kv, ""),
         (rotary is not None, "rotary_dim", "int", rotary and rotary.dim, "rotated features per head"),
@@ -821,8 +956,9 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
         (scheme == "dynamic", "dynamic_pos_bias_mlp_depth", "int", bias and bias.mlp_depth, ""),
         (scheme == "dynamic", "dynamic_pos_bias_log_distance", "bool", bias and bias.log_distance,
          ""),
-        (bool(residual.token_shifts), "token_shifts", "tuple[int, ...]", residual.token_shifts,
-         "shift of each feature chunk (shift_tokens)"),
+        (bool(shifts), "token_shifts",
+         "tuple[tuple[int, ...], ...]" if separate_shifts else "tuple[int, ...]", shifts,
+         "shift_tokens, per sublayer" if separate_shifts else "shift of each feature chunk (shift_tokens)"),
     ])
 
 

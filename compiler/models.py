@@ -14,9 +14,20 @@ from it.
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from functools import cached_property
 
 from .ir import Graph, ModelAttrs, Op, OpKind
+
+# The payload fields that per-layer values (spec/support.py's PER_LAYER_KEYWORDS) may set
+# differently in each layer of a stack; every other field is the same in all of them.
+PER_LAYER_FIELDS = {
+    OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values"),
+    OpKind.CROSS_ATTENTION: ("dropout",),
+    OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln"),
+    OpKind.RESIDUAL: ("layer_dropout", "token_shifts"),
+}
 
 
 class Model:
@@ -35,11 +46,25 @@ class Model:
         return next((op for op in self.ops if op.kind is kind and role in (None, op.role)), None)
 
     def shared(self, kind: OpKind):
-        """The payload every op of a kind carries (the blocks of a stack are identical: an
-        internal invariant, nothing yet makes them differ), or None where there is none."""
+        """The first payload of a kind, or None where there is none. The layers of a stack agree
+        on all its fields but PER_LAYER_FIELDS (an internal invariant): read those per layer,
+        from `layer_ops`."""
         same = [op.attrs for op in self.ops if op.kind is kind]
-        assert all(attrs == same[0] for attrs in same), f"{kind.value} ops differ"
-        return same[0] if same else None
+        if not same:
+            return None
+        blank = dict.fromkeys(PER_LAYER_FIELDS.get(kind, ()), None)
+        assert all(replace(attrs, **blank) == replace(same[0], **blank) for attrs in same), \
+            f"{kind.value} ops differ"
+        return same[0]
+
+    def layer_ops(self, kind: OpKind) -> list[Op]:
+        """One op per layer of a kind the stack builds, in the order the reference builds
+        them: a custom layout's by their place in it (an execution order may run one twice),
+        else block by block."""
+        ops = [op for op in self.ops if op.kind is kind]
+        if not self.attrs.custom_layout:
+            return ops
+        return sorted({sublayer_role(op): op for op in reversed(ops)}.values(), key=layout_index)
 
     @property
     def depth(self) -> int:
@@ -97,6 +122,21 @@ class Model:
         read = [self.graph[name] for op in self.ops for name in (op.name, *op.inputs)]
         return next(op for op in read
                     if op.kind is OpKind.INPUT and op.attrs.role in ("tokens", "features"))
+
+
+def sublayer_role(op: Op) -> str:
+    """The role of a sublayer, or of the sublayer a residual op adds."""
+    return op.attrs.branch if op.kind is OpKind.RESIDUAL else op.role
+
+
+def layout_index(op: Op) -> int:
+    """A custom layout's sublayer's place in it."""
+    return role_index(sublayer_role(op))
+
+
+def role_index(role: str) -> int:
+    """A custom layout's sublayer's place in it, which its role ends with (`attn2`)."""
+    return int(re.search(r"\d+$", role)[0])
 
 
 def models(graph: Graph) -> list[Model]:

@@ -38,6 +38,11 @@ from .ir import (
 )
 
 CAUSAL_LAYERS = {"Decoder": True, "Encoder": False}
+# The layer type each routed section's per-layer list has one value per, and what those
+# layers are called; `layer_dropout` and `shift_tokens` have one per layer of every type.
+SECTION_LAYERS = {"attn": ("a", "self-attention"), "cross_attn": ("c", "cross-attention"),
+                  "ff": ("f", "feedforward")}
+EVERY_LAYER = ("layer_dropout", "shift_tokens")
 
 
 @dataclass(frozen=True)
@@ -50,21 +55,45 @@ class ResolvedLayers:
     dim: int
     depth: int
     norm: str  # "layernorm", "rmsnorm", "scalenorm" or "simple_rmsnorm"
-    attention: AttentionAttrs | None  # None for a CrossAttender (cross-attention only)
-    cross_attention: CrossAttentionAttrs | None  # cross_attend: true, or a CrossAttender
-    feedforward: FeedForwardAttrs
-    residual: ResidualAttrs  # every sublayer's, but for its branch and macaron's half step
+    # One payload per layer of the kind, in the order the layers are built: a per-layer list
+    # (x-transformers' tuple-valued keywords) gives each its own value. No self-attention
+    # for a CrossAttender, no cross-attention without cross_attend.
+    attentions: tuple[AttentionAttrs, ...]
+    cross_attentions: tuple[CrossAttentionAttrs, ...]
+    feedforwards: tuple[FeedForwardAttrs, ...]
+    # every layer's, of every kind, but for its branch and macaron's half step
+    residuals: tuple[ResidualAttrs, ...]
+    context_dim: int | None = None  # the width of the context it takes (cross_attend), if any
     rotary: RotaryAttrs | None = None
     position_bias: PositionBiasAttrs | None = None
     sandwich_norm: bool = False  # a norm on each sublayer's output too
     macaron: bool = False  # a half-step feedforward before attention too
     weight_tie: bool = False  # one block's weights for every block (ALBERT)
+    types: tuple[str, ...] = ()  # every layer's type ('a', 'c', 'f'), in order
     layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
     execute_order: tuple[int, ...] = ()  # layers_execute_order: layout indices, repeats share
 
     @property
     def causal(self) -> bool:
         return CAUSAL_LAYERS.get(self.type, False)
+
+    @property
+    def attention(self) -> AttentionAttrs | None:
+        """The first self-attention layer's payload (the one of every layer but for per-layer
+        values), or None without self-attention."""
+        return self.attentions[0] if self.attentions else None
+
+    @property
+    def cross_attention(self) -> CrossAttentionAttrs | None:
+        return self.cross_attentions[0] if self.cross_attentions else None
+
+    @property
+    def feedforward(self) -> FeedForwardAttrs | None:
+        return self.feedforwards[0] if self.feedforwards else None
+
+    @property
+    def residual(self) -> ResidualAttrs:
+        return self.residuals[0]
 
     @property
     def pre_norm(self) -> bool:
@@ -204,8 +233,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         num_memory_tokens=model["num_memory_tokens"] or 0,
         tie_embedding=model["tie_embedding"],
         tie_embedding_scale=layers.dim ** -0.5 if tie_scale is None else tie_scale,
-        layers=replace(layers, attention=replace(layers.attention, memory=True))
-        if model["max_mem_len"] and layers.attention is not None else layers,
+        layers=with_memory(layers) if model["max_mem_len"] else layers,
         max_mem_len=model["max_mem_len"] or 0,
         # the shift reorders memories: without them it does nothing (check-recurrence warns)
         shift_mem_down=(model["shift_mem_down"] or 0) if model["max_mem_len"] else 0,
@@ -315,41 +343,85 @@ def layer_layout(layers: ModuleSpec) -> tuple[str, ...]:
     return ()
 
 
+def layer_types(layers: ModuleSpec) -> tuple[str, ...]:
+    """The type ('a', 'c' or 'f') of every layer the stack builds, in order: its layout, or
+    depth default blocks."""
+    return layer_layout(layers) or default_block(layers) * layers["depth"]
+
+
 def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
     only_cross = layers.type == "CrossAttender"
-    layout = layer_layout(layers)
+    layout, types = layer_layout(layers), layer_types(layers)
     cross = only_cross or layers["cross_attend"] or "c" in layout
     rotary, bias = resolve_rotary(layers), resolve_bias(layers)
+    attention = not (only_cross and "a" not in layout)
     return ResolvedLayers(
         key=layers.key,
         type=layers.type,
         dim=layers["dim"],
         depth=1 if layout else layers["depth"],
         norm=norm_type(layers),
-        attention=None if only_cross and "a" not in layout else resolve_attention(layers, rotary, bias),
-        cross_attention=resolve_cross_attention(layers) if cross else None,
-        feedforward=resolve_feedforward(layers),
-        residual=ResidualAttrs(
-            layer_dropout=layers["layer_dropout"],
-            layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
-            scale_residual=layers["scale_residual"],
-            gated=layers["gate_residual"],
-            token_shifts=token_shifts(layers),
-            pre_norm=layers["pre_norm"],
-        ),
+        attentions=tuple(resolve_attention(layers, rotary, bias, index)
+                         for index in range(types.count("a") if attention else 0)),
+        cross_attentions=tuple(resolve_cross_attention(layers, index)
+                               for index in range(types.count("c") if cross else 0)),
+        feedforwards=tuple(resolve_feedforward(layers, index) for index in range(types.count("f"))),
+        residuals=tuple(resolve_residual(layers, index) for index in range(len(types))),
+        context_dim=resolve_cross_attention(layers).dim_context if cross else None,
         rotary=rotary,
         position_bias=bias,
         sandwich_norm=layers["sandwich_norm"],
         macaron=layers["macaron"],
         weight_tie=layers["weight_tie_layers"],
+        types=types,
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
     )
 
 
+def with_memory(layers: ResolvedLayers) -> ResolvedLayers:
+    """Transformer-XL: every self-attention layer also reads its memory."""
+    return replace(layers, attentions=tuple(replace(a, memory=True) for a in layers.attentions))
+
+
 def training_loss(model: ModuleSpec) -> LossAttrs | None:
     """The loss options of a model that has a training wrapper (its `autoregressive:`)."""
     return payload(LossAttrs, model.training) if model.trainer else None
+
+
+def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
+    """The residual around layer `index` (of every kind)."""
+    return ResidualAttrs(
+        layer_dropout=layer_value(layers["layer_dropout"], index),
+        layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
+        scale_residual=layers["scale_residual"],
+        gated=layers["gate_residual"],
+        token_shifts=token_shifts(layers, index),
+        pre_norm=layers["pre_norm"],
+    )
+
+
+def layer_value(value: object, index: int) -> object:
+    """What layer `index` takes of an option: its entry of a per-layer list (a tuple: the
+    schema admits one only where a keyword takes a value per layer), else the value."""
+    return value[index] if isinstance(value, tuple) else value
+
+
+class LayerOptions(Mapping):
+    """An `attn:`, `cross_attn:` or `ff:` section as its layer `index` (among the layers of its
+    kind) sees it: each per-layer list gives that layer's entry (AttentionLayers.__init__)."""
+
+    def __init__(self, options: Mapping[str, object], index: int):
+        self.options, self.index = options, index
+
+    def __getitem__(self, name: str) -> object:
+        return layer_value(self.options[name], self.index)
+
+    def __iter__(self):
+        return iter(self.options)
+
+    def __len__(self) -> int:
+        return len(self.options)
 
 
 def payload(cls, section: Mapping[str, object], **derived):
@@ -362,12 +434,14 @@ def payload(cls, section: Mapping[str, object], **derived):
 
 class CrossOptions(Mapping):
     """The `cross_attn:` options, each that `attn:` writes and `cross_attn:` does not taken from
-    `attn:` (AttentionLayers.__init__)."""
+    `attn:`, but for `attn:`'s per-layer lists: those are the self-attention layers' alone
+    (AttentionLayers.__init__)."""
 
     def __init__(self, layers: ModuleSpec):
         self.own, self.attn = layers.section("cross_attn"), layers.section("attn")
         given = layers.sections_given
-        self.inherited = set(given.get("attn", ())) - set(given.get("cross_attn", ()))
+        self.inherited = {name for name in set(given.get("attn", ())) - set(given.get("cross_attn", ()))
+                          if not isinstance(self.attn[name], tuple)}
 
     def __getitem__(self, name: str) -> object:
         return (self.attn if name in self.inherited else self.own)[name]
@@ -379,9 +453,10 @@ class CrossOptions(Mapping):
         return len(self.own)
 
 
-def token_shifts(layers: ModuleSpec) -> tuple[int, ...]:
-    """shift_tokens s: chunks shifted by 0..s (causal) or -s..s (AttentionLayers.__init__)."""
-    amount = layers["shift_tokens"]
+def token_shifts(layers: ModuleSpec, index: int) -> tuple[int, ...]:
+    """shift_tokens s of layer `index`: chunks shifted by 0..s (causal) or -s..s
+    (AttentionLayers.__init__)."""
+    amount = layer_value(layers["shift_tokens"], index)
     if not amount:
         return ()
     low = 0 if CAUSAL_LAYERS.get(layers.type, False) else -amount
@@ -429,9 +504,10 @@ def norm_type(layers: ModuleSpec) -> str:
 
 
 def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
-                      bias: PositionBiasAttrs | None) -> AttentionAttrs:
-    """Self-attention: the `attn:` options, with the layers' width, heads and positions."""
-    attn, heads = layers.section("attn"), layers["heads"]
+                      bias: PositionBiasAttrs | None, index: int = 0) -> AttentionAttrs:
+    """Self-attention layer `index`: the `attn:` options, with the layers' width, heads and
+    positions."""
+    attn, heads = LayerOptions(layers.section("attn"), index), layers["heads"]
     kv_heads, rotate_heads = key_value_heads(layers), layers["rotate_num_heads"]
     return payload(
         AttentionAttrs, attn,
@@ -461,9 +537,9 @@ def key_value_heads(layers: ModuleSpec) -> int:
     return 1 if attn["one_kv_head"] else (attn["kv_heads"] or layers["heads"])
 
 
-def resolve_cross_attention(layers: ModuleSpec) -> CrossAttentionAttrs:
-    """Cross-attention takes the `attn:` options, overridden by `cross_attn:`."""
-    cross = CrossOptions(layers)
+def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentionAttrs:
+    """Cross-attention layer `index` takes the `attn:` options, overridden by `cross_attn:`."""
+    cross = LayerOptions(CrossOptions(layers), index)
     return payload(
         CrossAttentionAttrs, cross,
         dim=layers["dim"],
@@ -474,8 +550,9 @@ def resolve_cross_attention(layers: ModuleSpec) -> CrossAttentionAttrs:
     )
 
 
-def resolve_feedforward(layers: ModuleSpec) -> FeedForwardAttrs:
-    ff = layers.section("ff")
+def resolve_feedforward(layers: ModuleSpec, index: int = 0) -> FeedForwardAttrs:
+    """Feedforward layer `index`."""
+    ff = LayerOptions(layers.section("ff"), index)
     # x-transformers picks relu_squared, then swish, then GELU (FeedForward.__init__).
     activation = "relu_squared" if ff["relu_squared"] else "silu" if ff["swish"] else "gelu"
     return payload(

@@ -140,7 +140,9 @@ def retarget(cls, configs: dict[str, tuple[str, Overrides]], classes: dict[str, 
         steps = tuple(replace(step, branch_type=named(step.branch_type)) for step in cls.steps)
         return replace(cls, name=named(cls.name), config=config(cls.config), steps=steps)
     if isinstance(cls, ModelClass):
-        ops = tuple(replace(op, args={**op.args, "block": named(op.args["block"])})
+        ops = tuple(replace(op, args={**op.args, "block": named(op.args["block"]),
+                                      "blocks": tuple((named(name), layer)
+                                                      for name, layer in op.args["blocks"])})
                     if op.template == "ops/blocks.py.jinja" else op for op in cls.ops)
         return replace(cls, class_name=named(cls.class_name), config=config(cls.config), ops=ops,
                        **default(cls.config))

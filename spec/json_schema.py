@@ -29,6 +29,7 @@ from .keywords import (
 from .model import AUTOREGRESSIVE
 from .names import MAX_NAME_LENGTH, NAME_PATTERN
 from .schema import ATTN_LAYERS_TYPES, CONNECTION_TARGET, MAX_DESCRIPTION, SPEC_VERSION, TRAINED
+from .support import NOT_PER_LAYER
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -148,7 +149,8 @@ def attn_layers_schema(owner: str) -> dict:
 def keyword_schema(kw: Keyword) -> dict:
     """A keyword's values: its types with their ranges, per-layer lists, null where allowed."""
     choices = [value_schema(t, kw.name) for t in kw.types]
-    if kw.per_layer:
+    # the reference reads NOT_PER_LAYER's attention keywords whole: a list is never one per layer
+    if kw.per_layer and not (kw.owner == "Attention" and kw.name in NOT_PER_LAYER):
         choices.append({"type": "array", "minItems": 1, "items": first_or_any_of(choices)})
     if kw.nullable:
         choices.append({"type": "null"})

@@ -72,8 +72,9 @@ def run_checks(spec: Spec, checks: tuple[Check, ...], earlier: list[Diagnostic])
                 doubtful.update(read)
                 continue
         found += findings
-        if getattr(check, "stops_on_error", False) and has_errors(findings):
-            reason = f"wait for {check_name(check)}: sizes too large to check further"
+        stops = getattr(check, "stops_on_error", "")  # why the others cannot run after an error
+        if stops and has_errors(findings):
+            reason = f"wait for {check_name(check)}: {stops}"
             skipped += [(later, reason) for later in checks[index + 1:]]
             break
     return found + skipped_note(spec.path, earlier + found, skipped, sorted(doubtful))

@@ -36,7 +36,13 @@ from .keywords import (
 )
 from .model import AUTOREGRESSIVE, Connection, ModuleSpec, Spec
 from .names import NAME_PATTERN, component_name_problem, name_problem
-from .support import SUPPORTED_LAYER_TYPES, SUPPORTED_MODEL_TYPES, is_supported
+from .support import (
+    NOT_PER_LAYER,
+    SUPPORTED_LAYER_TYPES,
+    SUPPORTED_MODEL_TYPES,
+    is_supported,
+    takes_per_layer,
+)
 from .yaml_loader import Node, scalar_type_name
 
 SPEC_VERSION = 1
@@ -426,13 +432,20 @@ class SchemaChecker:
             # XTransformer's flat sides hold TransformerWrapper keywords beside the layers' own
             owner_place = "TransformerWrapper" if kw.owner == "TransformerWrapper" else place
             self.check_supported(node, kw, key, owner_place, value)
+            if isinstance(value, tuple) and kw.per_layer and not takes_per_layer(owner_place, kw.name):
+                return kw.default  # refused above: what follows never meets a list there
         return value
 
     def check_supported(self, node: Node, kw: Keyword, key: str, place: str, value: object) -> None:
-        if not is_supported(place, kw.name):
+        per_layer = kw.per_layer and isinstance(value, tuple)
+        if per_layer and place != "layers" and kw.name in NOT_PER_LAYER:
+            self.error(node, key, "not-per-layer",
+                       f"{kw.name} takes one value for all layers, not a list: "
+                       f"{NOT_PER_LAYER[kw.name]}")
+        elif not is_supported(place, kw.name):
             self.error(node, key, "unsupported-option",
                        f"x-transformers option {kw.owner}.{kw.name} not supported by xtc yet")
-        elif kw.per_layer and isinstance(value, tuple):
+        elif per_layer and not takes_per_layer(place, kw.name):
             self.error(node, key, "unsupported-option",
                        f"per-layer values (a list) for {kw.owner}.{kw.name} are not supported by "
                        "xtc yet; give one value for every layer")

@@ -65,5 +65,37 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
 }
 
 
+# Supported keywords that also take a list, one value per layer (x-transformers' per-layer
+# tuples): an `attn:` list has one value per self-attention layer, `cross_attn:` per
+# cross-attention layer, `ff:` per feedforward, `layer_dropout` and `shift_tokens` one per
+# layer of every kind (compiler/passes/check_per_layer_values.py checks the lengths). A list
+# for any other supported keyword is refused: a value the kv cache or the shared position ops
+# are sized by (kv_heads, value_dim_head, rotate_num_heads), or one that other options'
+# rules read whole (qk_norm, sparse_topk, talking heads), has one value for the stack.
+PER_LAYER_KEYWORDS: dict[str, frozenset[str]] = {
+    "layers": frozenset({"layer_dropout", "shift_tokens"}),
+    "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values"}),
+    "cross_attn": frozenset({"dropout"}),
+    "ff": frozenset({"mult", "dropout", "glu", "post_act_ln"}),
+}
+# Keywords the reference reads whole at the top level, so that a list is never split per
+# layer there: dim_head (`dim_head // 2` raises on a tuple), flash, data_dependent_alibi and
+# flash_pack_seq (a tuple is truthy).
+NOT_PER_LAYER = {
+    "dim_head": "x-transformers computes with it before the layers are built and raises on a "
+                "tuple",
+    "flash": "x-transformers reads it whole at the top level, where a list counts as true",
+    "data_dependent_alibi": "x-transformers reads it whole at the top level, where a list "
+                            "counts as true",
+    "flash_pack_seq": "x-transformers reads it whole at the top level, where a list counts as "
+                      "true",
+}
+
+
 def is_supported(place: str, keyword: str) -> bool:
     return keyword in SUPPORTED_KEYWORDS.get(place, frozenset())
+
+
+def takes_per_layer(place: str, keyword: str) -> bool:
+    """Whether a supported keyword takes a list of values, one per layer, at place."""
+    return keyword in PER_LAYER_KEYWORDS.get(place, frozenset())

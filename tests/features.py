@@ -280,6 +280,33 @@ LAYOUTS = token_rows("layout", {
                                               "residual_attn": True, "shift_tokens": 1}},
 }, reference_cache=False, flash=False)
 
+# -- per-layer values (issue #38): a list gives each layer of its kind its own value; numbers
+# differ in a Config tuple, a value that adds a submodule makes a class per kind of layer
+
+PER_LAYER = token_rows("per_layer", {
+    "numbers": {"attn": {"dropout": [0.1, 0.2], "qk_norm": True, "qk_norm_scale": [8.0, 12.0]},
+                "ff": {"mult": [2, 3], "dropout": [0.0, 0.1]},
+                "layers": {"layer_dropout": [0.0, 0.1, 0.2, 0.1]}},
+    "submodules": {"attn": {"head_scale": [True, False], "gate_values": [False, True]},
+                   "ff": {"glu": [False, True], "post_act_ln": [True, False], "mult": [2, 4]}},
+    "custom_layout": {"layers": {"custom_layers": ["a", "f", "a", "a", "f"], "depth": None},
+                      "attn": {"head_scale": [False, True, False], "dropout": [0.1, 0.0, 0.2]},
+                      "ff": {"mult": [2, 4], "glu": [True, False]}},
+}) + token_rows("per_layer", {
+    # an attn: list stays with self-attention: cross-attention keeps the default
+    "macaron_cross": {"layers": {"macaron": True, "cross_attend": True},
+                      "attn": {"head_scale": [True, False]},
+                      "ff": {"mult": [1, 2, 3, 4], "glu": [True, False, False, True]},
+                      "cross_attn": {"dropout": [0.1, 0.2]}},
+}, kinds=("Decoder",)) + token_rows("per_layer", {
+    # an execution order runs the layers the lists are counted over (layer 2 twice)
+    "execute_order": {"layers": {"depth": 2, "layers_execute_order": [0, 1, 2, 3, 2, 3]},
+                      "attn": {"head_scale": [False, True]}, "ff": {"mult": [2, 3]}},
+}) + token_rows("per_layer", {
+    # token shifting: x-transformers' cached path shifts in zeros, its uncached tokens are right
+    "shift_tokens": {"layers": {"shift_tokens": [1, 0, 2, 1]}, "ff": {"glu": [True, False]}},
+}, reference_cache=False)
+
 # -- a token decoder that cross-attends to a context (issue #5) ------------------------------
 
 CROSS = token_rows("cross", {
@@ -338,6 +365,10 @@ OTHER_MODELS = [
         "encoder": {"num_memory_tokens": 2, "use_rmsnorm": True},
         "decoder": {"attn": {"num_mem_kv": 1}, "ff": {"glu": True}}},
         wrapper="XTransformer", kinds=("XTransformer",)),
+    row("xtransformer", "per_layer", model={
+        "encoder": {"attn": {"head_scale": [True, False]}, "layer_dropout": [0.1, 0.0, 0.1, 0.0]},
+        "decoder": {"ff": {"glu": [False, True]}, "cross_attn": {"dropout": [0.1, 0.0]}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
     row("xtransformer", "cross_attn_tokens_dropout", model={
         "tie_token_emb": True, "cross_attn_tokens_dropout": 0.5},
         wrapper="XTransformer", kinds=("XTransformer",)),
@@ -355,7 +386,8 @@ RECURRENCE = token_rows("recurrence", {
 }, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
-                           + POSITIONS + LAYOUTS + CROSS + TRAINING + OTHER_MODELS + RECURRENCE)
+                           + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING + OTHER_MODELS
+                           + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

@@ -239,3 +239,22 @@ def test_every_rule_of_explain_has_a_row():
              *explain.layer_values(layers, resolve(spec).layers)}
     inherited = {row[0] for row in SWITCHES if row[3].endswith("# from attn")}
     assert {row[0] for row in SWITCHES} - inherited == rules
+
+
+def test_per_layer_lists_say_which_layers_take_their_values():
+    """A list gives its values to the layers of its kind in order; cross-attention does not
+    inherit an `attn:` list (it keeps its default), and the explanation compiles to the same
+    module."""
+    model = lm(depth=2, cross_attend=True, layer_dropout=[0.0, 0.1, 0.0, 0.1, 0.0, 0.1],
+               attn={"dim_head": 8, "dropout": [0.1, 0.2]}, ff={"glu": [True, False]})
+    spec = xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": model},
+                                         sort_keys=False))
+    text = xtc.explain(spec)
+    assert line_at(text, f"{LAYERS}.attn.dropout") == \
+        "dropout: [0.1, 0.2]  # one per self-attention layer, in order"
+    assert line_at(text, f"{LAYERS}.ff.glu") == \
+        "glu: [true, false]  # one per feedforward layer, in order"
+    assert line_at(text, f"{LAYERS}.layer_dropout").endswith("# one per layer, of every kind, in order")
+    assert line_at(text, f"{LAYERS}.cross_attn.dropout") == "dropout: 0.0  # default"
+    explained = xtc.loads_spec(text)
+    assert without_header(compile_spec(explained)) == without_header(compile_spec(spec))

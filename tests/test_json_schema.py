@@ -19,7 +19,7 @@ from xtc import cli
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 # Diagnostic codes whose rule the schema states; the rest are YAML-level or cross-key rules.
 SCHEMA_CODES = {"unknown-key", "expected-type", "out-of-range", "missing-key", "unknown-type",
-                "invalid-name", "unsupported-version", "not-expressible"}
+                "invalid-name", "unsupported-version", "not-expressible", "not-per-layer"}
 # Rules on the PascalCased name (a keyword or builtin, a name the module imports): the loader
 # decides them.
 LOADER_ONLY = {"name-keyword", "name-reserved"}

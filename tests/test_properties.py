@@ -58,6 +58,8 @@ XTC_RULES = {
     "memory-needs-top-level-wrapper": "no segment-wise methods inside an XTransformer or a "
                                       "composite yet",
     "memory-without-self-attention": "a CrossAttender has no self-attention to remember for",
+    "per-layer-length": "the reference passes a list of another length whole to every layer (a "
+                        "boolean list counts as true), ignores extra entries or builds fewer layers",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
@@ -72,9 +74,9 @@ def flattened(options: dict, prefix: str = "") -> dict:
     out = {}
     for name, value in options.items():
         if name in ("attn", "ff", "cross_attn") and isinstance(value, dict):
-            out.update({f"{prefix}{name}_{k}": v for k, v in value.items()})
-        elif name != "type":
-            out[f"{prefix}{name}"] = value
+            out.update(flattened(value, f"{prefix}{name}_"))
+        elif name != "type":  # lists as the reference's tuples (per-layer values)
+            out[f"{prefix}{name}"] = tuple(value) if isinstance(value, list) else value
     return out
 
 

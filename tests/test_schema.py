@@ -108,7 +108,12 @@ def test_did_you_mean_for_a_type():
 
 def test_per_layer_lists_are_typed_item_by_item():
     spec_text = GPT.replace("flash: true}", "flash: true, dropout: [0.1, 0.2]}")
-    assert codes(spec_text) == [("model.attn_layers.attn.dropout", "unsupported-option")]
+    assert codes(spec_text) == []
+    kv_heads = GPT.replace("flash: true}", "flash: true, kv_heads: [1, 2]}")
+    assert codes(kv_heads) == [("model.attn_layers.attn.kv_heads", "unsupported-option")]
+    for edit in (("flash: true", "flash: [true, false]"), ("dim_head: 16", "dim_head: [16, 16]")):
+        key = "flash" if "flash: [" in edit[1] else "dim_head"
+        assert codes(GPT.replace(*edit)) == [(f"model.attn_layers.attn.{key}", "not-per-layer")]
     bad = GPT.replace("flash: true}", "flash: true, dropout: [0.1, 1.2]}")
     assert codes(bad) == [("model.attn_layers.attn.dropout", "out-of-range")]
     wrong = GPT.replace("flash: true}", "flash: true, dropout: [0.1, x]}")

@@ -2,7 +2,7 @@
 
 SPEC_CHECKS read a Spec and return diagnostics (`load_spec` runs them after the schema, also on
 a spec with errors, setting aside what rests on rejected values: spec/load.py; a check with
-`stops_on_error` ends the run when it finds an error, one with `needs_valid_spec` may fail on a
+`stops_on_error` (the reason the others wait) ends the run when it finds an error, one with `needs_valid_spec` may fail on a
 spec with errors and then waits for them to be fixed).
 GRAPH_PASSES transform the IR, and the graph is linted before and after each one
 (`compile_graph`).
@@ -27,6 +27,7 @@ from .check_exclusive_features import check_exclusive_features
 from .check_ignored_options import check_ignored_options
 from .check_layer_layout import check_layer_layout
 from .check_model_structure import check_model_structure
+from .check_per_layer_values import check_per_layer_values
 from .check_position_options import check_position_options
 from .check_recurrence import check_recurrence
 from .check_resource_budget import ResourceBudget, check_resource_budget
@@ -40,6 +41,7 @@ GraphCheck = Callable[[Graph, Spec], list[Diagnostic]]
 
 SPEC_CHECKS: tuple[SpecCheck, ...] = (
     check_sizes,  # first: the others may build structures of the sizes it bounds
+    check_per_layer_values,  # second: the others read a list one layer at a time
     check_depth_given,
     check_exclusive_features,
     check_single_head_projection,

@@ -50,7 +50,9 @@ def check_cross_inheritance(spec: Spec, layers) -> list[Diagnostic]:
     for name in given:
         if name in CROSS_ATTENTION_OPTIONS or name in overridden or name not in defaults:
             continue  # (a keyword the reference sets per attention itself: not inherited)
-        if layers.section("attn")[name] != defaults[name]:
+        value = layers.section("attn")[name]
+        # a per-layer list is the self-attention layers' alone (AttentionLayers.__init__)
+        if value != defaults[name] and not isinstance(value, tuple):
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.{name}", "cross-attention-inherits-option",
                 f"x-transformers applies attn.{name} to cross-attention too, where xtc does not "

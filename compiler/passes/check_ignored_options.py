@@ -10,7 +10,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 
 from ..resolve import resolve_continuous
-from .modules import all_modules, diagnostic, layer_modules, wrapper_modules
+from .modules import all_modules, diagnostic, each_value, layer_modules, wrapper_modules
 
 ID = "check-ignored-options"
 
@@ -36,7 +36,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "attn.logit_softclamp_value has no effect without attn.softclamp_logits: true",
                 "warning"))
         ff = layers.section("ff")
-        if ff["glu"] and ff["no_bias"]:
+        if any(each_value(ff["glu"])) and ff["no_bias"]:  # glu may be per layer
             found.append(diagnostic(
                 spec, f"{layers.key}.ff.no_bias", "no-bias-keeps-glu-bias",
                 "with ff.glu, x-transformers keeps the bias of the gated projection; no_bias "

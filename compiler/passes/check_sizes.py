@@ -18,7 +18,7 @@ import math
 from xtc.spec import Diagnostic, Spec
 
 from ..resolve import default_block
-from .modules import diagnostic, layer_modules
+from .modules import diagnostic, each_value, layer_modules
 
 ID = "check-sizes"
 MAX_SUBLAYERS = 4096
@@ -33,7 +33,7 @@ def check_sizes(spec: Spec) -> list[Diagnostic]:
 
 
 # The other checks, and everything after them, may build structures of these sizes.
-check_sizes.stops_on_error = True
+check_sizes.stops_on_error = "sizes too large to check further"
 
 
 def sublayer_count(layers) -> tuple[int, str] | None:
@@ -59,7 +59,8 @@ def check_sublayer_count(spec: Spec, layers) -> list[Diagnostic]:
 
 
 def check_token_shifts(spec: Spec, layers) -> list[Diagnostic]:
-    amount, dim = layers["shift_tokens"], layers["dim"]
+    dim = layers["dim"]
+    amount = max(each_value(layers["shift_tokens"]))
     if not amount or dim is None:
         return []
     chunks = amount + 1 if layers.type == "Decoder" else 2 * amount + 1
@@ -71,12 +72,14 @@ def check_token_shifts(spec: Spec, layers) -> list[Diagnostic]:
 
 
 def check_feedforward_width(spec: Spec, layers) -> list[Diagnostic]:
-    dim, mult = layers["dim"], layers.section("ff")["mult"]
-    if dim is None or mult is None:
+    dim, mults = layers["dim"], each_value(layers.section("ff")["mult"])
+    if dim is None or None in mults:
         return []
+    bad = [mult for mult in mults if not (math.isfinite(dim * mult) and dim * mult >= 1)]
+    if not bad:
+        return []
+    mult = bad[0]
     inner = dim * mult
-    if math.isfinite(inner) and inner >= 1:
-        return []
     width = f"int({dim} * {mult!r}) = {int(inner)}" if math.isfinite(inner) else "overflow"
     return [diagnostic(spec, f"{layers.key}.ff.mult", "feedforward-width",
                        f"the feedforward's width is int(dim * ff.mult): {width}; it needs at least "

@@ -51,3 +51,8 @@ def is_set(module: ModuleSpec, key: str) -> bool:
     """An option is set when it differs from off: True, a number, a list (never None/False/0)."""
     value = option(module, key)
     return value is not None and value is not False and value != 0 and value != ()
+
+
+def each_value(value) -> tuple:
+    """The values of an option: a per-layer list's, or the one value."""
+    return value if isinstance(value, tuple) else (value,)
