@@ -250,6 +250,8 @@ def optional(name: str) -> Parameter:
 
 # generate(): what it decodes from, then the sampling options every generating model takes
 PROMPT = Parameter("prompt", "Tensor", keyword=False)
+START_TOKENS = Parameter("start_tokens", "Tensor", keyword=False)  # an xVal model's prompt
+START_NUMBERS = Parameter("start_numbers", "Tensor", keyword=False)
 MAX_NEW_TOKENS = Parameter("max_new_tokens", "int", keyword=False)
 SAMPLING = (
     Parameter("temperature", "float", "1.0"),
@@ -432,6 +434,12 @@ class ModelClass(DefaultConfig):
     cache_layers: tuple[str, str] = ("self.config.depth", "")  # new_cache's self / cross runs
     prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens
     step_parameters: tuple[Parameter, ...] = ()  # a decoder's decode_step: forward's and the cache's
+    numbers: bool = False  # an xVal model: numbers in and out beside the tokens
+
+    @property
+    def returns(self) -> str:
+        """forward's return annotation: an xVal model's logits and numbers, or its embeddings."""
+        return "tuple[Tensor, Tensor] | Tensor" if self.numbers else "Tensor"
 
     @property
     def step_call(self) -> str:
@@ -447,16 +455,23 @@ class ModelClass(DefaultConfig):
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
+        if self.numbers:
+            return (Parameter("x", "Tensor"), Parameter("x_num", "Tensor"), KEYWORD_ONLY,
+                    optional("mask"), *self.context_parameters,
+                    Parameter("return_loss_breakdown", "bool", "False"))
         return (Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), *self.context_parameters)
 
     @property
     def loss_call(self) -> str:
-        return "inputs, mask=mask" + (", context=context, context_mask=context_mask" if self.cross else "")
+        inputs = "x[:, :-1], x_num[:, :-1], mask=mask" if self.numbers else "inputs, mask=mask"
+        return inputs + (", context=context, context_mask=context_mask" if self.cross else "")
 
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:
         prefix = (optional("prepend_embeds"),) if self.prefixed else ()
-        return generate_signature((PROMPT, MAX_NEW_TOKENS), after=(*self.context_parameters, *prefix))
+        prompt = (START_TOKENS, START_NUMBERS) if self.numbers else (PROMPT,)
+        return generate_signature((*prompt, MAX_NEW_TOKENS),
+                                  after=(*self.context_parameters, *prefix))
 
     @property
     def generate_arguments(self) -> tuple[str, ...]:
@@ -469,7 +484,10 @@ class ModelClass(DefaultConfig):
 
     def imports(self) -> set[Import]:
         wanted = {NN} | set(self.extra_imports)
-        if self.generative:
+        if self.generative and self.numbers:
+            wanted |= {TORCH, FUNCTIONAL, runtime("generation", "generate_numbers"),
+                       runtime("numbers", "LossBreakdown"), runtime("numbers", "NumberGeneration")}
+        elif self.generative:
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", "generate")}
         return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())
 

@@ -52,7 +52,8 @@ class OpKind(Enum):
 @dataclass(frozen=True)
 class InputAttrs:
     name: str  # the forward argument's name
-    role: str  # "tokens", "mask", "features", "image", "context", "context_mask", "embeds"
+    role: str  # "tokens", "numbers", "mask", "features", "image", "context", "context_mask",
+    # "embeds"
     optional: bool = False
     shape: tuple = ("B", "T")  # symbolic: batch, length, then sizes
 
@@ -62,6 +63,9 @@ class TokenEmbeddingAttrs:
     num_tokens: int
     dim: int
     l2norm: bool = False  # fixnorm: unit-length embeddings
+    # xVal (https://arxiv.org/abs/2310.02989): this token's embedding is scaled by its number,
+    # the op's second input
+    numerical_token_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class PoolAttrs:
 class LossAttrs:
     ignore_index: int
     pad_value: int
+    numerical_loss_weight: float = 1.0  # xVal: the weight of the numbers' squared error
 
 
 @dataclass(frozen=True)
@@ -290,11 +295,12 @@ class LogitsAttrs:
     num_tokens: int
     tied: bool = False  # reuse the token embedding, scaled
     scale: float = 1.0
+    bias: bool = False  # xVal's head has one
 
 
 @dataclass(frozen=True)
 class OutputAttrs:
-    name: str  # "logits" or "embeddings"
+    name: str  # "logits", "embeddings", "output", "loss"; an xVal model's "numbers" too
 
 
 # -- the graph's records of whole models --------------------------------------------------------
@@ -363,7 +369,7 @@ ATTRS = {
 # How many inputs each kind reads: (minimum, maximum).
 ARITY = {
     OpKind.INPUT: (0, 0),
-    OpKind.TOKEN_EMBEDDING: (1, 1),
+    OpKind.TOKEN_EMBEDDING: (1, 2),  # token ids, and an xVal model's numbers
     OpKind.POSITION_EMBEDDING: (1, 1),
     OpKind.ADD: (2, 2),
     OpKind.NORM: (1, 1),
@@ -382,7 +388,7 @@ ARITY = {
     OpKind.RESIDUAL: (2, 2),
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
-    OpKind.LOSS: (2, 2),  # logits, targets
+    OpKind.LOSS: (2, 4),  # logits, [predicted numbers,] targets, [target numbers]
     OpKind.OUTPUT: (1, 1),
 }
 

@@ -58,8 +58,9 @@ class Model:
 
     @property
     def generative(self) -> bool:
-        """A TransformerWrapper around a Decoder: it has loss() and generate()."""
-        return self.attrs.type == "TransformerWrapper" and self.causal
+        """A TransformerWrapper or an xVal model around a Decoder: it has loss() and
+        generate()."""
+        return self.attrs.type in ("TransformerWrapper", "XValTransformerWrapper") and self.causal
 
     @property
     def cacheable(self) -> bool:
@@ -87,6 +88,12 @@ class Model:
         read = [self.graph[name] for op in self.ops for name in (op.name, *op.inputs)]
         return next(op for op in read
                     if op.kind is OpKind.INPUT and op.attrs.role in ("tokens", "features"))
+
+    @property
+    def numerical_token_id(self) -> int | None:
+        """An xVal model's number token, whose embedding its number scales; None elsewhere."""
+        embedding = self.find(OpKind.TOKEN_EMBEDDING)
+        return None if embedding is None else embedding.attrs.numerical_token_id
 
 
 def models(graph: Graph) -> list[Model]:

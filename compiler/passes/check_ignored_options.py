@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from .modules import diagnostic, layer_modules, wrapper_modules
+from .modules import diagnostic, layer_modules, token_models
 
 ID = "check-ignored-options"
 
@@ -51,7 +51,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.{later}", "layout-option-ignored",
                     f"{later} has no effect: {deciding} decides the layout", "warning"))
-    for model in wrapper_modules(spec):
+    for model in token_models(spec):
         if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
             found.append(diagnostic(
                 spec, f"{model.key}.num_memory_tokens", "memory-tokens-disable-kv-cache",
@@ -61,4 +61,10 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",
                 "scaled_sinu_pos_emb has no effect: use_abs_pos_emb is false", "warning"))
+        if model.type == "XValTransformerWrapper" and model["tie_embedding"] \
+                and model["logits_dim"] is not None:
+            found.append(diagnostic(
+                spec, f"{model.key}.logits_dim", "logits-dim-ignored-when-tied",
+                "logits_dim has no effect with tie_embedding: the tied output layer gives one "
+                "logit per token (num_tokens)", "warning"))
     return found
