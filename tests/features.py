@@ -28,6 +28,8 @@ WRAPPER_DEFAULTS = {
     "ViTransformerWrapper": {"image_size": 16, "patch_size": 4, "num_classes": 5},
     "ContinuousTransformerWrapper": {},
     "XTransformer": {"dim": DIM},
+    "XValTransformerWrapper": {"num_tokens": NUM_TOKENS, "max_seq_len": MAX_SEQ_LEN,
+                               "numerical_token_id": 3},
 }
 XTRANSFORMER_SIDE = {"num_tokens": NUM_TOKENS, "max_seq_len": 16, "depth": DEPTH, "heads": HEADS}
 
@@ -311,6 +313,14 @@ OTHER_MODELS = [
     row("continuous", "identity_width", model={
         "max_seq_len": 16, "post_emb_norm": True, "emb_dropout": 0.1, "num_memory_tokens": 2},
         wrapper="ContinuousTransformerWrapper", generates=False),
+    # xVal: numbers scale their token's embedding; a head predicts one at each position
+    row("xval", "plain", wrapper="XValTransformerWrapper"),
+    row("xval", "options", model={"logits_dim": 48, "emb_dropout": 0.1, "scaled_sinu_pos_emb": True},
+        layers={"use_rmsnorm": True}, attn={"kv_heads": 2}, wrapper="XValTransformerWrapper"),
+    row("xval", "tied_rotary_memory", model={"tie_embedding": True, "num_memory_tokens": 2},
+        layers={"rotary_pos_emb": True}, wrapper="XValTransformerWrapper"),
+    row("xval", "no_positions_cross", model={"use_abs_pos_emb": False},
+        layers={"cross_attend": True}, wrapper="XValTransformerWrapper", kinds=("Decoder",)),
     row("xtransformer", "readme", model={"tie_token_emb": True},
         wrapper="XTransformer", kinds=("XTransformer",)),
     row("xtransformer", "untied_options", model={
