@@ -409,13 +409,14 @@ def generated_kinds(feature: Feature) -> tuple[str, ...]:
 
 # -- option values, for the property tests' strategies ---------------------------------------
 
-def option_values(place: str) -> dict[str, list]:
+def option_values(place: str, wrapper: str = "TransformerWrapper") -> dict[str, list]:
     """Every value the rows give each keyword at one place ("model", "layers", "attn", "ff",
-    "cross_attn"), in first-seen order; list values (layouts) are left to the strategies."""
+    "cross_attn"), in first-seen order, from the rows of `wrapper` (and, for a
+    TransformerWrapper, bare stacks); list values (layouts) are left to the strategies."""
     values: dict[str, list] = {}
     for f in FEATURES:
-        if f.wrapper not in (None, "TransformerWrapper"):
-            continue  # other wrappers' keywords are not the token models' ones
+        if f.wrapper != wrapper and not (f.wrapper is None and wrapper == "TransformerWrapper"):
+            continue  # other wrappers' keywords are not this one's
         for name, value in getattr(f, place).items():
             if value is None or isinstance(value, (list, dict)):
                 continue

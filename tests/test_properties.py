@@ -49,6 +49,8 @@ XTC_RULES = {
                                     "never runs: parameters that take no part",
     "flash-excludes-residual-attention": "under cross_attn: {flash: true} alone the reference "
                                          "drops cross residual attention without a word",
+    "numerical-token-out-of-range": "the reference builds an xVal model whose number token is "
+                                    "no token: the numbers it is given are never read",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
@@ -72,6 +74,7 @@ def flattened(options: dict, prefix: str = "") -> dict:
 def reference_for(document: dict):
     import x_transformers
     import x_transformers.continuous
+    import x_transformers.xval
 
     model = dict(document["model"])
     kind = model.pop("type")
@@ -81,7 +84,9 @@ def reference_for(document: dict):
                                            **flattened(decoder, "dec_"))
     layers = model.pop("attn_layers")
     stack = getattr(x_transformers, layers["type"])(**flattened(layers))
-    module = x_transformers.continuous if kind.startswith("Continuous") else x_transformers
+    modules = {"ContinuousTransformerWrapper": x_transformers.continuous,
+               "XValTransformerWrapper": x_transformers.xval}
+    module = modules.get(kind, x_transformers)
     return getattr(module, kind)(**model, attn_layers=stack)
 
 
@@ -102,6 +107,10 @@ def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
     if layers.get("cross_attend"):
         width = layers.get("cross_attn", {}).get("dim_context", layers["dim"])
         mask["context"] = torch.randn(2, 6, width, generator=gen)
+    if model["type"] == "XValTransformerWrapper":  # tokens (every other one a number) and numbers
+        ids = tokens()
+        ids[:, ::2] = min(model["numerical_token_id"], VOCAB - 1)
+        return (ids, torch.randn(2, 10, generator=gen)), mask
     return (tokens(),), mask
 
 
