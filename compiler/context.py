@@ -411,6 +411,17 @@ class DefaultConfig:
         return self.config_default or f"{self.config}()"
 
 
+# the return annotations of an xVal model's methods (runtime/numbers.py holds the tuples)
+XVAL_RETURNS = {"forward": "tuple[Tensor, Tensor] | Tensor",
+                "loss": "Tensor | tuple[Tensor, LossBreakdown]", "generate": "NumberGeneration"}
+
+
+def returns_of(method: str, numbers: bool) -> str:
+    """The return annotation of a model's forward, loss or generate (`numbers`: an xVal
+    model's)."""
+    return XVAL_RETURNS[method] if numbers else "Tensor"
+
+
 @dataclass(frozen=True)
 class ModelClass(DefaultConfig):
     """A model: its config, its ops in forward order, and its forward signature and checks."""
@@ -439,7 +450,11 @@ class ModelClass(DefaultConfig):
     @property
     def returns(self) -> str:
         """forward's return annotation: an xVal model's logits and numbers, or its embeddings."""
-        return "tuple[Tensor, Tensor] | Tensor" if self.numbers else "Tensor"
+        return self.returns_of("forward")
+
+    def returns_of(self, method: str) -> str:
+        """The return annotation of forward, loss or generate."""
+        return returns_of(method, self.numbers)
 
     @property
     def step_call(self) -> str:
@@ -574,6 +589,7 @@ class CompositeMethod:
     parameters: tuple[Parameter, ...]  # after self
     calls: tuple[str, ...]  # code, producers first
     doc: tuple[str, ...]
+    returns: str = "Tensor"  # the sink's method's return annotation
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ from .context import (
     defined_name,
     nested_config,
     optional,
+    returns_of,
     runtime,
 )
 from .ir import Feed, Graph, Op, OpKind
@@ -73,6 +74,7 @@ class Component:
     generate: tuple[Parameter, ...] = ()  # of its generate, where it has one
     loss: tuple[Parameter, ...] = ()  # of its loss, where it has one
     forward_is_loss: bool = False  # an XTransformer: forward returns the loss
+    numbers: bool = False  # an xVal model: its methods return numbers too
 
 
 def lower(graph: Graph) -> ModuleContext:
@@ -202,7 +204,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     generates = getattr(top, "generative", False)
     return Component(configs, (*classes, top), class_name, config, top.parameters, summary, diagram,
                      generate=top.generate_signature if generates else (),
-                     loss=top.loss_signature if generates else ())
+                     loss=top.loss_signature if generates else (),
+                     numbers=getattr(top, "numbers", False))
 
 
 # -- one stack, one model class ----------------------------------------------------------------
@@ -954,7 +957,8 @@ class Wiring:
         unfed = [replace(p, name=positional[name, p.name]) for name, p in primaries
                  if (name, p.name) not in self.fed]
         parameters = (*unfed, *([KEYWORD_ONLY] if keywords else []), *keywords)
-        return CompositeMethod(method, parameters, tuple(calls), doc)
+        return CompositeMethod(method, parameters, tuple(calls), doc,
+                               returns_of(method, self.parts[self.sink].numbers))
 
     def value(self, name: str, parameter: Parameter, positional: dict,
               keywords: list[Parameter], method: str) -> str:
