@@ -245,10 +245,10 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
+    if numbers:
+        return xval_class(model, class_name, config, parameters, checks, ops, imports)
     what = "causal language model" if model.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
-    if numbers:
-        return xval_class(model, class_name, config, parameters, checks, ops, imports, signature)
     attention = model.shared(OpKind.ATTENTION)
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
@@ -272,7 +272,7 @@ X_NUM = Parameter("x_num", "Tensor")
 
 
 def xval_class(model: Model, class_name: str, config: str, parameters: list, checks: list,
-               ops: list, imports: set, signature: BlockSignature):
+               ops: list, imports: set):
     """An xVal model (XValTransformerWrapper): token ids and their numbers in, logits and one
     number per position out; loss and generate as XValAutoregressiveWrapper's."""
     generative, cacheable = model.generative, model.cacheable
@@ -718,8 +718,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
     if kind is OpKind.LOGITS:
         numbers = model.numerical_token_id is not None
-        width = "num_tokens" if attrs.num_tokens == model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens \
-            else "logits_dim"
+        vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
+        width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
                                                  "width": width, "numbers": numbers})
     if kind is OpKind.ROTARY:
