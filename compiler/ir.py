@@ -14,7 +14,7 @@ file: `Graph.to_networkx()` is the one place that makes one, for `xtc.graph()` a
 >>> g.lint()
 >>> print(g)
 %tokens : input(name='x', role='tokens', optional=False, shape=('B', 'T'))
-%token_emb : token_embedding(num_tokens=256, dim=64, l2norm=False) <- %tokens
+%token_emb : token_embedding(num_tokens=256, dim=64, l2norm=False, numerical_token_id=None) <- %tokens
 %out : output(name='embeddings') <- %token_emb
 """
 
