@@ -60,6 +60,7 @@ from .resolve import (
     ResolvedViT,
     ResolvedWrapper,
     ResolvedXTransformer,
+    ResolvedXVal,
     resolve,
     resolve_module,
 )
@@ -126,7 +127,8 @@ def model_record(model) -> ModelAttrs:
                           cross_attn_tokens_dropout=model.cross_attn_tokens_dropout)
     layers = model if isinstance(model, ResolvedLayers) else model.layers
     wrappers = {ResolvedWrapper: "TransformerWrapper", ResolvedViT: "ViTransformerWrapper",
-                ResolvedContinuous: "ContinuousTransformerWrapper"}
+                ResolvedContinuous: "ContinuousTransformerWrapper",
+                ResolvedXVal: "XValTransformerWrapper"}
     return ModelAttrs(wrappers.get(type(model), layers.type), model.key, layers.type,
                       getattr(model, "max_seq_len", None), custom_layout=bool(layers.layout),
                       max_mem_len=getattr(model, "max_mem_len", 0),
@@ -175,6 +177,8 @@ class Builder:
             self.vit(model)
         elif isinstance(model, ResolvedContinuous):
             self.continuous(model)
+        elif isinstance(model, ResolvedXVal):
+            self.xval(model)
         elif isinstance(model, ResolvedXTransformer):
             self.xtransformer(model)
         else:
@@ -271,6 +275,47 @@ class Builder:
             # what the emitted loss() computes: each position's output against the next input
             # (forward does not return it)
             self.add("loss", OpKind.LOSS, model.loss, (hidden, features),
+                     spec_key=f"{key}.autoregressive")
+
+    def xval(self, model: ResolvedXVal) -> None:
+        """Token ids and their numbers: a number token's embedding is scaled by its number; the
+        head gives logits and one number per position; the loss is the reference's
+        XValAutoregressiveWrapper's (XValTransformerWrapper.forward, xval.py). Memory tokens
+        come before the dropout here, unlike in a TransformerWrapper."""
+        layers, key = model.layers, model.key
+        tokens = self.input("x", "tokens", ("B", "T"), key=key)
+        numbers = self.input("x_num", "numbers", ("B", "T"), key=key)
+        mask = self.input("mask", "mask", ("B", "T"), optional=True, key=key)
+        context, context_mask = self.context_inputs(layers)
+        attrs = TokenEmbeddingAttrs(model.num_tokens, layers.dim,
+                                    numerical_token_id=model.numerical_token_id)
+        hidden = self.add("token_emb", OpKind.TOKEN_EMBEDDING, attrs, (tokens, numbers),
+                          spec_key=f"{key}.num_tokens", ref_path="token_emb.emb",
+                          role="token_emb")
+        hidden = self.positions(model.positions, model.max_seq_len, layers.dim, False, hidden,
+                                tokens, key)
+        hidden, mask = self.memory_tokens(model.num_memory_tokens, layers.dim, hidden, mask, key)
+        hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
+        hidden = self.layers(layers, hidden, mask, context, context_mask, ref="attn_layers.")
+        hidden = self.strip_memory(model.num_memory_tokens, hidden, key)
+        self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+        if model.tie_embedding:
+            logits = self.add("logits", OpKind.LOGITS,
+                              LogitsAttrs(layers.dim, model.num_tokens, tied=True,
+                                          scale=layers.dim ** -0.5),
+                              (hidden, self.name("token_emb")), spec_key=f"{key}.tie_embedding",
+                              role="to_logits")
+        else:
+            logits = self.add("logits", OpKind.LOGITS,
+                              LogitsAttrs(layers.dim, model.logits_dim, bias=True), (hidden,),
+                              spec_key=f"{key}.num_tokens", ref_path="to_logits", role="to_logits")
+        predicted = self.add("numerical_output", OpKind.PROJECT, ProjectAttrs(layers.dim, 1),
+                             (hidden,), spec_key=f"{key}.numerical_token_id",
+                             ref_path="to_numerical_output.0", role="to_numerical_output")
+        self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (logits,))
+        self.add("numbers", OpKind.OUTPUT, OutputAttrs("numbers"), (predicted,))
+        if model.loss is not None:  # what `loss` computes beside forward
+            self.add("loss", OpKind.LOSS, model.loss, (logits, predicted, tokens, numbers),
                      spec_key=f"{key}.autoregressive")
 
     def xtransformer(self, model: ResolvedXTransformer) -> None:

@@ -287,6 +287,8 @@ def optional(name: str) -> Parameter:
 
 # generate(): what it decodes from, then the sampling options every generating model takes
 PROMPT = Parameter("prompt", "Tensor", keyword=False)
+START_TOKENS = Parameter("start_tokens", "Tensor", keyword=False)  # an xVal model's prompt
+START_NUMBERS = Parameter("start_numbers", "Tensor", keyword=False)
 MAX_NEW_TOKENS = Parameter("max_new_tokens", "int", keyword=False)
 SAMPLING = (
     Parameter("temperature", "float", "1.0"),
@@ -471,6 +473,17 @@ class DefaultConfig:
         return self.config_default or f"{self.config}()"
 
 
+# the return annotations of an xVal model's methods (runtime/numbers.py holds the tuples)
+XVAL_RETURNS = {"forward": "tuple[Tensor, Tensor] | Tensor",
+                "loss": "Tensor | tuple[Tensor, LossBreakdown]", "generate": "NumberGeneration"}
+
+
+def returns_of(method: str, numbers: bool) -> str:
+    """The return annotation of a model's forward, loss or generate (`numbers`: an xVal
+    model's)."""
+    return XVAL_RETURNS[method] if numbers else "Tensor"
+
+
 @dataclass(frozen=True)
 class ContinuousDecoder:
     """What a continuous decoder's loss and generate compute: its loss payload, and whether its
@@ -528,10 +541,18 @@ class ModelClass(DefaultConfig):
     cache_like: str = "self.token_emb.weight"  # a parameter whose device and dtype the cache takes
     continuous: ContinuousDecoder | None = None  # a continuous decoder: vectors, not tokens
     recurrent: bool = False  # Transformer-XL memories: forward takes and returns them
+    numbers: bool = False  # an xVal model: numbers in and out beside the tokens
 
     @property
     def returns(self) -> str:
-        return "Tensor | tuple[Tensor, list[Tensor]]" if self.recurrent else "Tensor"
+        """forward's return annotation: with memories, or an xVal model's logits and numbers."""
+        if self.recurrent:
+            return "Tensor | tuple[Tensor, list[Tensor]]"
+        return self.returns_of("forward")
+
+    def returns_of(self, method: str) -> str:
+        """The return annotation of forward, loss or generate."""
+        return returns_of(method, self.numbers)
 
     @property
     def step_call(self) -> str:
@@ -549,13 +570,18 @@ class ModelClass(DefaultConfig):
     def loss_signature(self) -> tuple[Parameter, ...]:
         if self.recurrent:  # segment by segment: a padding mask would not fit them
             return (Parameter("x", "Tensor"), KEYWORD_ONLY, MEMS, *self.context_parameters)
+        if self.numbers:
+            return (Parameter("x", "Tensor"), Parameter("x_num", "Tensor"), KEYWORD_ONLY,
+                    optional("mask"), *self.context_parameters,
+                    Parameter("return_loss_breakdown", "bool", "False"))
         return (Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), *self.context_parameters)
 
     @property
     def loss_call(self) -> str:
         forgotten = ", attn_mask=attn_mask" if self.forgetful else ""
         context = ", context=context, context_mask=context_mask" if self.cross else ""
-        return f"inputs, mask=mask{context}{forgotten}"
+        inputs = "x[:, :-1], x_num[:, :-1], mask=mask" if self.numbers else "inputs, mask=mask"
+        return f"{inputs}{context}{forgotten}"
 
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:
@@ -566,7 +592,9 @@ class ModelClass(DefaultConfig):
             return (PROMPT, MAX_NEW_TOKENS, KEYWORD_ONLY, *sampling, MEMS,
                     *self.context_parameters, GENERATOR)
         prefix = (optional("prepend_embeds"),) if self.prefixed else ()
-        return generate_signature((PROMPT, MAX_NEW_TOKENS), after=(*self.context_parameters, *prefix))
+        prompt = (START_TOKENS, START_NUMBERS) if self.numbers else (PROMPT,)
+        return generate_signature((*prompt, MAX_NEW_TOKENS),
+                                  after=(*self.context_parameters, *prefix))
 
     @property
     def generate_arguments(self) -> tuple[str, ...]:
@@ -586,6 +614,9 @@ class ModelClass(DefaultConfig):
         if self.generative and self.recurrent:
             wanted |= {TORCH, runtime("recurrence", "generate_segments"),
                        runtime("recurrence", "segment_loss")}
+        elif self.generative and self.numbers:
+            wanted |= {TORCH, FUNCTIONAL, runtime("generation", "generate_numbers"),
+                       runtime("numbers", "LossBreakdown"), runtime("numbers", "NumberGeneration")}
         elif self.generative:
             generate = "generate" if self.continuous is None else "generate_vectors"
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", generate)}
@@ -676,6 +707,7 @@ class CompositeMethod:
     parameters: tuple[Parameter, ...]  # after self
     calls: tuple[str, ...]  # code, producers first
     doc: tuple[str, ...]
+    returns: str = "Tensor"  # the sink's method's return annotation
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.RESIDUAL:
         return residual_parameters(op)
     if kind is OpKind.LOGITS:
-        return 0 if a.tied else a.dim * a.num_tokens
+        return 0 if a.tied else a.dim * a.num_tokens + (a.num_tokens if a.bias else 0)
     return 0
 
 
@@ -286,6 +286,8 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
     if kind is OpKind.PATCH_EMBEDDING:  # channels * patch_size^2 features per patch, to dim
         return (Factor(op.spec_key, own, a.patch_size),
                 Factor(f"{wrapper}.channels", "channels", a.channels), dim)
+    if kind is OpKind.PROJECT and op.role == "to_numerical_output":  # one number per position
+        return (dim,)
     if kind is OpKind.PROJECT:  # emb_dim / dim_in into the stack, or the stack out to its size
         into = op.role in ("project_emb", "project_in")
         outer = Factor(op.spec_key, own, a.dim_in if into else a.dim)

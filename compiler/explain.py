@@ -20,9 +20,11 @@ from .resolve import (
     ResolvedContinuous,
     ResolvedLayers,
     ResolvedWrapper,
+    ResolvedXVal,
     resolve_continuous,
     resolve_layers,
     resolve_wrapper,
+    resolve_xval,
     with_dim,
 )
 
@@ -135,13 +137,17 @@ def computed_values(module: ModuleSpec, xtransformer: ModuleSpec | None) -> dict
     if module.type == "ContinuousTransformerWrapper":
         layers = module.children["attn_layers"]
         return wrapper_values(module, layers, resolve_continuous(module), "attn_layers.")
+    if module.type == "XValTransformerWrapper":
+        layers = module.children["attn_layers"]
+        return wrapper_values(module, layers, resolve_xval(module), "attn_layers.")
     if module.type in LAYER_TYPES and "dim" in module.options:
         return layer_values(module, resolve_layers(module))
     return {}
 
 
 def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
-                   r: ResolvedWrapper | ResolvedContinuous, prefix: str) -> dict[str, Derived | None]:
+                   r: ResolvedWrapper | ResolvedContinuous | ResolvedXVal,
+                   prefix: str) -> dict[str, Derived | None]:
     """A wrapper's keywords; `prefix` leads the names of its layer options in reasons."""
     off = positions_off_reason(model, layers, prefix)
     found = {
@@ -156,6 +162,11 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             if r.tie_embedding else None,
             "logits_dim": (r.num_tokens, "num_tokens"),
             "shift_mem_down": (r.shift_mem_down, "max_mem_len is 0: no memories to shift"),
+        }
+    if isinstance(r, ResolvedXVal):  # no projection: the embedding is as wide as the layers
+        found |= {
+            "emb_dim": (r.layers.dim, f"{prefix}dim"),
+            "logits_dim": (r.logits_dim, "tie_embedding" if r.tie_embedding else "num_tokens"),
         }
     return found
 

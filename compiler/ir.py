@@ -14,7 +14,7 @@ file: `Graph.to_networkx()` is the one place that makes one, for `xtc.graph()` a
 >>> g.lint()
 >>> print(g)
 %tokens : input(name='x', role='tokens', optional=False, shape=('B', 'T'))
-%token_emb : token_embedding(num_tokens=256, dim=64, l2norm=False) <- %tokens
+%token_emb : token_embedding(num_tokens=256, dim=64, l2norm=False, numerical_token_id=None) <- %tokens
 %out : output(name='embeddings') <- %token_emb
 """
 
@@ -52,7 +52,8 @@ class OpKind(Enum):
 @dataclass(frozen=True)
 class InputAttrs:
     name: str  # the forward argument's name
-    role: str  # "tokens", "mask", "features", "image", "context", "context_mask", "embeds"
+    role: str  # "tokens", "numbers", "mask", "features", "image", "context", "context_mask",
+    # "embeds"
     optional: bool = False
     shape: tuple = ("B", "T")  # symbolic: batch, length, then sizes
 
@@ -62,6 +63,9 @@ class TokenEmbeddingAttrs:
     num_tokens: int
     dim: int
     l2norm: bool = False  # fixnorm: unit-length embeddings
+    # xVal (https://arxiv.org/abs/2310.02989): this token's embedding is scaled by its number,
+    # the op's second input
+    numerical_token_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,10 +148,11 @@ class PoolAttrs:
 class LossAttrs:
     """How a model that generates learns: its training wrapper's options (x-transformers'
     AutoregressiveWrapper and kin; an XTransformer's own ignore_index and pad_value). A token
-    model's loss is next-token cross entropy; a continuous decoder's is its next-vector error
-    (ContinuousAutoregressiveWrapper, which has no ignore_index or pad_value: they keep their
-    defaults there): Gaussian negative log-likelihood for probabilistic outputs, else mean
-    absolute error with use_l1_loss, else mean squared error."""
+    model's loss is next-token cross entropy (an xVal model's adds its numbers' squared error);
+    a continuous decoder's is its next-vector error (ContinuousAutoregressiveWrapper, which has
+    no ignore_index or pad_value: they keep their defaults there): Gaussian negative
+    log-likelihood for probabilistic outputs, else mean absolute error with use_l1_loss, else
+    mean squared error."""
 
     ignore_index: int = -100  # target ids the loss skips
     pad_value: int = 0  # the input id fed where the tokens hold ignore_index
@@ -155,6 +160,7 @@ class LossAttrs:
     # causal masking, Liu et al. 2022, https://arxiv.org/abs/2210.13432)
     use_l1_loss: bool = False
     equal_loss_weight_batch: bool = False  # a masked mean per sequence, then over the batch
+    numerical_loss_weight: float = 1.0  # xVal: the weight of the numbers' squared error
 
 
 @dataclass(frozen=True)
@@ -305,11 +311,12 @@ class LogitsAttrs:
     num_tokens: int
     tied: bool = False  # reuse the token embedding, scaled
     scale: float = 1.0
+    bias: bool = False  # xVal's head has one
 
 
 @dataclass(frozen=True)
 class OutputAttrs:
-    name: str  # "logits" or "embeddings"
+    name: str  # "logits", "embeddings", "output", "loss"; an xVal model's "numbers" too
 
 
 # -- the graph's records of whole models --------------------------------------------------------
@@ -381,7 +388,7 @@ ATTRS = {
 # How many inputs each kind reads: (minimum, maximum).
 ARITY = {
     OpKind.INPUT: (0, 0),
-    OpKind.TOKEN_EMBEDDING: (1, 1),
+    OpKind.TOKEN_EMBEDDING: (1, 2),  # token ids, and an xVal model's numbers
     OpKind.POSITION_EMBEDDING: (1, 1),
     OpKind.ADD: (2, 2),
     OpKind.NORM: (1, 1),
@@ -400,7 +407,8 @@ ARITY = {
     OpKind.RESIDUAL: (2, 2),
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
-    OpKind.LOSS: (2, 2),  # logits (or predicted vectors), targets
+    OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,
+    # [target numbers]
     OpKind.OUTPUT: (1, 1),
 }
 

@@ -49,6 +49,7 @@ from .context import (
     defined_name,
     nested_config,
     optional,
+    returns_of,
     runtime,
 )
 from .ir import Feed, Graph, LossAttrs, Op, OpKind
@@ -76,6 +77,7 @@ class Component:
     generate: tuple[Parameter, ...] = ()  # of its generate, where it has one
     loss: tuple[Parameter, ...] = ()  # of its loss, where it has one
     forward_is_loss: bool = False  # an XTransformer: forward returns the loss
+    numbers: bool = False  # an xVal model: its methods return numbers too
 
 
 def lower(graph: Graph) -> ModuleContext:
@@ -181,10 +183,14 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     signature = block_signature(model, attn_mask=forgets(model), cache=model.cacheable)
     classes = stack_classes(model, prefix, config, signature)
     blocks, dim = f"{model.depth} x Block", model.dim
-    if kind == "TransformerWrapper":
+    if kind in ("TransformerWrapper", "XValTransformerWrapper"):
         top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
         tokens = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
         diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {tokens})"
+        if model.numerical_token_id is not None:
+            logits = model.find(OpKind.LOGITS).attrs.num_tokens
+            diagram = (f"tokens (B, T) scaled by numbers (B, T) -> {blocks} -> logits "
+                       f"(B, T, {logits}), numbers (B, T)")
     elif kind == "ViTransformerWrapper":
         top, fields, summary = vit_model(model, prefix, class_name, config, signature)
         patches = model.find(OpKind.PATCH_EMBEDDING).attrs
@@ -203,7 +209,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     generates = getattr(top, "generative", False)
     return Component(configs, (*classes, top), class_name, config, top.parameters, summary, diagram,
                      generate=top.generate_signature if generates else (),
-                     loss=top.loss_signature if generates else ())
+                     loss=top.loss_signature if generates else (),
+                     numbers=getattr(top, "numbers", False))
 
 
 # -- one stack, one model class ----------------------------------------------------------------
@@ -216,12 +223,14 @@ DECODING_ONLY = ("cache", "seq_start_pos")
 
 def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                   signature: BlockSignature):
-    """A TransformerWrapper: token ids in, logits (or embeddings) out."""
-    cross = takes_context(model)
+    """A TransformerWrapper: token ids in, logits (or embeddings) out; an xVal model also takes
+    each token's number and predicts one at each position."""
+    cross, numbers = takes_context(model), model.numerical_token_id is not None
     has_prepend = model.find(OpKind.PREPEND) is not None
     has_logits = model.find(OpKind.LOGITS) is not None
     generative, cacheable = model.generative, model.cacheable
-    parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask")]
+    parameters = [Parameter("x", "Tensor"), *([X_NUM] if numbers else []), KEYWORD_ONLY,
+                  optional("mask")]
     parameters += [optional("context"), optional("context_mask")] if cross else []
     parameters += [optional("attn_mask")] if "attn_mask" in signature else []
     parameters += [optional("prepend_embeds")] if has_prepend else []
@@ -229,11 +238,11 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     parameters += [optional("seq_start_pos")] if generative else []
-    limit = "self.config.max_seq_len" if model.length_limit else "None"
+    limit = length_limit(model)
     cached = ", cached" if cacheable else ""
     checks = cached_positions(model) if cacheable else []
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
-               f"check_mask(mask, x{cached})"]
+               *(["check_numbers(x_num, x)"] if numbers else []), f"check_mask(mask, x{cached})"]
     checks += context_checks() if cross else []
     checks += memory_checks(model) if model.recurrent else []
     if has_prepend:
@@ -244,6 +253,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
     imports |= {runtime("recurrence", "next_memories")} if model.recurrent else set()
+    if numbers:
+        return xval_class(model, class_name, config, parameters, checks, ops, imports)
     what = "causal language model" if model.causal else "bidirectional encoder"
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
     step = tuple(parameters) if generative else ()
@@ -261,6 +272,40 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     article = "a" if model.causal else "an"
     summary = f"{article} {kind} transformer, x-transformers TransformerWrapper + {stack}."
     return cls, wrapper_config(model), summary
+
+
+X_NUM = Parameter("x_num", "Tensor")
+
+
+def xval_class(model: Model, class_name: str, config: str, parameters: list, checks: list,
+               ops: list, imports: set):
+    """An xVal model (XValTransformerWrapper): token ids and their numbers in, logits and one
+    number per position out; loss and generate as XValAutoregressiveWrapper's."""
+    generative, cacheable = model.generative, model.cacheable
+    attention = model.shared(OpKind.ATTENTION)
+    what = "language model" if model.causal else "encoder"
+    step = tuple(parameters) if generative else ()
+    parameters = [p for p in parameters if p.name not in DECODING_ONLY]
+    cls = ModelClass(class_name, config,
+                     f"The xVal {what}: tokens scaled by their numbers in, logits and numbers out.",
+                     "Logits (B, T, num_tokens) and numbers (B, T) for token ids x (B, T) and "
+                     "their\n        numbers x_num (B, T), read where x is the number token; mask "
+                     "(B, T) is True where x\n        is real.",
+                     tuple(parameters), tuple(checks), tuple(ops), frozenset(imports),
+                     step_parameters=step, generative=generative, cacheable=cacheable,
+                     cross=takes_context(model), length_limit=length_limit(model),
+                     cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
+                     cache_layers=cache_layers(model),
+                     cache_value_dim=bool(attention and attention.value_dim_head), numbers=True)
+    stack = "Decoder" if model.causal else "Encoder"
+    summary = f"an xVal transformer over tokens and numbers, x-transformers " \
+              f"XValTransformerWrapper + {stack}."
+    return cls, wrapper_config(model), summary
+
+
+def length_limit(model: Model) -> str:
+    """The longest input forward accepts, as code: None where any length runs."""
+    return "self.config.max_seq_len" if model.length_limit else "None"
 
 
 def bare_model(model: Model, prefix: str, class_name: str, config: str,
@@ -825,8 +870,12 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.TOKEN_EMBEDDING:
         if attrs.l2norm:
             imports.add(FUNCTIONAL)
+        numbers = attrs.numerical_token_id is not None
+        if numbers:
+            imports.add(TORCH)  # torch.where
         return OpContext("ops/token_embedding.py.jinja",
-                         {"width": width, "symbol": symbol, "l2norm": attrs.l2norm, "reset": True})
+                         {"width": width, "symbol": symbol, "l2norm": attrs.l2norm,
+                          "reset": not numbers, "numbers": numbers})
     if kind is OpKind.POSITION_EMBEDDING and attrs.scheme != "patches":  # ViT's: with patches
         return position_op(op, width, symbol, imports, generative, cacheable)
     if kind is OpKind.PATCH_EMBEDDING:
@@ -840,6 +889,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "name": op.role, "init": norm_init(attrs.norm_type, norm_width)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.PROJECT and op.role == "to_numerical_output":
+        return OpContext("ops/numerical_head.py.jinja")
     if kind is OpKind.PROJECT:
         if attrs.probabilistic:
             imports.add(TORCH)  # torch.stack of the means and variances
@@ -857,7 +908,12 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
     if kind is OpKind.LOGITS:
-        return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "memory": model.recurrent})
+        numbers = model.numerical_token_id is not None
+        vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
+        width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
+        return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
+                                                 "width": width, "numbers": numbers,
+                                                 "memory": model.recurrent})
     if kind is OpKind.ROTARY:
         imports.add(runtime("positions", "RotaryEmbedding"))
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
@@ -977,10 +1033,14 @@ def forgets(model: Model) -> bool:
 def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
     embedding, logits = model.find(OpKind.TOKEN_EMBEDDING).attrs, model.find(OpKind.LOGITS)
     tied = logits is not None and logits.attrs.tied
+    width = logits.attrs.num_tokens if logits is not None else embedding.num_tokens
     loss = model.find(OpKind.LOSS)
     return fields_from([
         (True, "num_tokens", "int", embedding.num_tokens, ""),
+        (width != embedding.num_tokens, "logits_dim", "int", width, "logits per position"),
         (True, "max_seq_len", "int", model.attrs.max_seq_len, ""),
+        (embedding.numerical_token_id is not None, "numerical_token_id", "int",
+         embedding.numerical_token_id, "its embedding is scaled by its number"),
         (embedding.dim != model.dim, "emb_dim", "int", embedding.dim, "embedding width"),
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
         (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
@@ -990,19 +1050,23 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
          "positions each layer remembers (Transformer-XL)"),
         (model.recurrent and model.attrs.shift_mem_down > 0, "shift_mem_down", "int",
          model.attrs.shift_mem_down, "block l reads block l + this's memory"),
-        *loss_config(loss.attrs if loss is not None else None),
+        *loss_config(loss.attrs if loss is not None else None,
+                     numbers=embedding.numerical_token_id is not None),
     ])
 
 
-def loss_config(loss: LossAttrs | None) -> list[tuple]:
-    """The Config rows of what `loss` reads: the training wrapper's options."""
+def loss_config(loss: LossAttrs | None, numbers: bool = False) -> list[tuple]:
+    """The Config rows of what `loss` reads: the training wrapper's options (an xVal model's
+    loss feeds its inputs as they are: no pad_value)."""
     if loss is None:
         return []
     return [
         (True, "ignore_index", "int", loss.ignore_index, "target id the loss skips"),
-        (True, "pad_value", "int", loss.pad_value, "input id fed in place of ignore_index"),
+        (not numbers, "pad_value", "int", loss.pad_value, "input id fed in place of ignore_index"),
         (loss.mask_prob > 0, "mask_prob", "float", loss.mask_prob,
          "share of keys each row forgets in training"),
+        (numbers, "numerical_loss_weight", "float", float(loss.numerical_loss_weight),
+         "weight of the numbers' squared error"),
     ]
 
 
@@ -1107,7 +1171,8 @@ class Wiring:
         unfed = [replace(p, name=positional[name, p.name]) for name, p in primaries
                  if (name, p.name) not in self.fed]
         parameters = (*unfed, *([KEYWORD_ONLY] if keywords else []), *keywords)
-        return CompositeMethod(method, parameters, tuple(calls), doc)
+        return CompositeMethod(method, parameters, tuple(calls), doc,
+                               returns_of(method, self.parts[self.sink].numbers))
 
     def value(self, name: str, parameter: Parameter, positional: dict,
               keywords: list[Parameter], method: str) -> str:

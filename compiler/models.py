@@ -83,11 +83,12 @@ class Model:
 
     @property
     def generative(self) -> bool:
-        """A TransformerWrapper around a Decoder, or a continuous decoder whose outputs are as
-        wide as its inputs (build_ir gives it a loss op): it has loss() and generate()."""
+        """A TransformerWrapper or an xVal model around a Decoder, or a continuous decoder whose
+        outputs are as wide as its inputs (build_ir gives it a loss op): it has loss() and
+        generate()."""
         if self.attrs.type == "ContinuousTransformerWrapper":
             return self.find(OpKind.LOSS) is not None
-        return self.attrs.type == "TransformerWrapper" and self.causal
+        return self.attrs.type in ("TransformerWrapper", "XValTransformerWrapper") and self.causal
 
     @property
     def cacheable(self) -> bool:
@@ -122,6 +123,12 @@ class Model:
         read = [self.graph[name] for op in self.ops for name in (op.name, *op.inputs)]
         return next(op for op in read
                     if op.kind is OpKind.INPUT and op.attrs.role in ("tokens", "features"))
+
+    @property
+    def numerical_token_id(self) -> int | None:
+        """An xVal model's number token, whose embedding its number scales; None elsewhere."""
+        embedding = self.find(OpKind.TOKEN_EMBEDDING)
+        return None if embedding is None else embedding.attrs.numerical_token_id
 
 
 def sublayer_role(op: Op) -> str:

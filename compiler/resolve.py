@@ -183,6 +183,25 @@ class ResolvedContinuous:
 
 
 @dataclass(frozen=True)
+class ResolvedXVal:
+    """An XValTransformerWrapper (https://arxiv.org/abs/2310.02989): token ids and one number per
+    token in, logits and a predicted number per position out, trained as the reference's
+    XValAutoregressiveWrapper (its loss options from the spec's `autoregressive:`)."""
+
+    key: str
+    num_tokens: int
+    max_seq_len: int
+    numerical_token_id: int
+    logits_dim: int
+    positions: str
+    emb_dropout: float
+    num_memory_tokens: int
+    tie_embedding: bool
+    layers: ResolvedLayers
+    loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
+
+
+@dataclass(frozen=True)
 class ResolvedXTransformer:
     """An encoder TransformerWrapper (embeddings only) and a decoder TransformerWrapper that
     cross-attends to it, trained with the next-token loss."""
@@ -196,7 +215,8 @@ class ResolvedXTransformer:
     cross_attn_tokens_dropout: float
 
 
-Resolved = ResolvedWrapper | ResolvedViT | ResolvedContinuous | ResolvedLayers | ResolvedXTransformer
+Resolved = (ResolvedWrapper | ResolvedViT | ResolvedContinuous | ResolvedXVal | ResolvedLayers
+            | ResolvedXTransformer)
 
 
 def resolve(spec: Spec) -> Resolved:
@@ -212,6 +232,8 @@ def resolve_module(model: ModuleSpec) -> Resolved:
         return resolve_vit(model)
     if model.type == "ContinuousTransformerWrapper":
         return resolve_continuous(model)
+    if model.type == "XValTransformerWrapper":
+        return resolve_xval(model)
     if model.type == "XTransformer":
         return resolve_xtransformer(model)
     return resolve_layers(model)
@@ -269,6 +291,26 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         probabilistic=model["probabilistic"],
         layers=layers,
         training=training_loss(model),
+    )
+
+
+def resolve_xval(model: ModuleSpec) -> ResolvedXVal:
+    """The tied output layer ignores logits_dim (a warning says so); emb_dim can only be dim
+    (check_embedding_options)."""
+    layers = resolve_layers(model.children["attn_layers"])
+    tied = model["tie_embedding"]
+    return ResolvedXVal(
+        key=model.key,
+        num_tokens=model["num_tokens"],
+        max_seq_len=model["max_seq_len"],
+        numerical_token_id=model["numerical_token_id"],
+        logits_dim=model["num_tokens"] if tied else model["logits_dim"] or model["num_tokens"],
+        positions="none" if layers.drops_absolute_positions else positions(model),
+        emb_dropout=model["emb_dropout"],
+        num_memory_tokens=model["num_memory_tokens"] or 0,
+        tie_embedding=tied,
+        layers=layers,
+        loss=training_loss(model),
     )
 
 

@@ -60,7 +60,9 @@ def parameter_names(op: Op) -> list[tuple]:
                "patches": ("", "")}[attrs.scheme]
         return [(*own, False)]
     if op.kind is OpKind.LOGITS:
-        return [] if attrs.tied else [("weight", "weight", False)]
+        if attrs.tied:
+            return []
+        return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
     if op.kind is OpKind.NORM:
         if attrs.norm_type == "simple_rmsnorm":
             return []

@@ -3,8 +3,8 @@ E4): it must parse, and every part of it must be on an allowlist.
 
 - node kinds: the statements and expressions templates write (no lambda, with, global, del,
   await, yield, walrus, except handlers);
-- imports: `__future__`, dataclasses, math, warnings, logging, time, collections.abc, torch,
-  einops, xtc.runtime;
+- imports: `__future__`, dataclasses, math, warnings, logging, time, collections.abc, typing,
+  torch, einops, xtc.runtime;
 - names: every name read is bound in the module (imported, defined, assigned, an argument) or
   one of a few builtins; `open`, `eval`, `getattr`, `__import__` and the like are neither; and
   the module binds each top-level name once, so no class replaces an import or another class;
@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import ast
 
-# warnings: a standalone module carries generate(), which warns when it cannot cache.
+# warnings: a standalone module carries generate(), which warns when it cannot cache; typing:
+# an xVal model's results are NamedTuples (runtime/numbers.py).
 ALLOWED_IMPORTS = ("__future__", "dataclasses", "torch", "einops", "xtc.runtime", "math",
-                   "warnings", "logging", "time", "collections.abc")
+                   "warnings", "logging", "time", "collections.abc", "typing")
 ALLOWED_NODES = frozenset({
     "Module", "Import", "ImportFrom", "alias", "ClassDef", "FunctionDef", "arguments", "arg",
     "Return", "Assign", "AnnAssign", "AugAssign", "Expr", "If", "For", "Break", "Continue",

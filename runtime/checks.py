@@ -49,6 +49,16 @@ def check_mask(mask: object, x: Tensor, cached: int = 0) -> None:
         raise ValueError(f"mask shape {tuple(mask.shape)} != {what} {expected}")
 
 
+def check_numbers(x_num: object, x: Tensor) -> None:
+    """An xVal model's numbers: a floating tensor shaped like the tokens (only the numbers at
+    number tokens are read, so any value, NaN included, may stand elsewhere)."""
+    if torch.compiler.is_compiling():
+        return
+    check_float_tensor(x_num, "x_num")
+    if x_num.shape != x.shape:
+        raise ValueError(f"x_num shape {tuple(x_num.shape)} != tokens shape {tuple(x.shape)}")
+
+
 def check_features(x: object, dim: int, max_seq_len: int | None = None, name: str = "x",
                    cached: int = 0) -> None:
     """Continuous input: a floating tensor (B, T, dim), both non-empty, and (after `cached`

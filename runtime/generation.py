@@ -5,7 +5,9 @@ the same tokens: prompts of different lengths are right-aligned internally (the 
 masked and positions start at each row's first real token), filters run before the
 temperature, and generation stops once every row has produced `eos_token`, with the pad value
 (0) after a row's own eos. `generate_vectors` follows ContinuousAutoregressiveWrapper.generate:
-each step's last output is the next input. Both run `decode`, one decoding step per new item.
+each step's last output is the next input; `generate_numbers`, XValAutoregressiveWrapper's:
+each new token comes with the number predicted at it. All run `decode`, one decoding step per
+new item.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .compiled import compiled_decode_step
+from .numbers import NumberGeneration
 from .sampling import sample, sample_normal
 
 
@@ -38,10 +41,37 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
     def choose(logits: Tensor) -> Tensor:  # (B, T, V) -> the next token (B, 1)
         return sample(logits[:, -1], temperature, top_k, top_p, min_p, generator)
 
-    new = decode(model, prompt, max_new_tokens, choose, eos_token, cache and cacheable,
-                 prompt_lens, compile, forward_kwargs)
+    new, _ = decode(model, prompt, max_new_tokens, choose, eos_token, cache and cacheable,
+                    prompt_lens, compile, forward_kwargs)
     # inference tensors refuse in-place updates outside inference mode: hand out an ordinary copy
     return new.clone()
+
+
+def generate_numbers(model, prompt: Tensor, numbers: Tensor, max_new_tokens: int, *,
+                     numerical_token_id: int, temperature: float = 1.0, top_k: int | None = None,
+                     top_p: float | None = None, min_p: float | None = None,
+                     eos_token: int | None = None, cache: bool = True,
+                     prompt_lens: Tensor | None = None, generator: torch.Generator | None = None,
+                     compile: bool = False, max_seq_len: int | None = None,
+                     cacheable: bool = True, **forward_kwargs) -> NumberGeneration:
+    """An xVal model's `generate`: new tokens after `prompt` (B, n) whose numbers are `numbers`
+    (B, n), each new position given the number the model predicted there, as x-transformers'
+    XValAutoregressiveWrapper.generate does. The numbers come back NaN where the token is not
+    the number token."""
+    check_generate_arguments(prompt, max_new_tokens, prompt_lens, max_seq_len)
+    if not isinstance(numbers, Tensor) or not numbers.is_floating_point() \
+            or numbers.shape != prompt.shape:
+        raise ValueError(f"the prompt's numbers must be a floating-point tensor shaped like the "
+                         f"prompt {tuple(prompt.shape)}")
+    warn_without_cache(cache, cacheable)
+
+    def choose(logits: Tensor) -> Tensor:  # (B, T, V) -> the next token (B, 1)
+        return sample(logits[:, -1], temperature, top_k, top_p, min_p, generator)
+
+    new, values = decode(model, prompt, max_new_tokens, choose, eos_token, cache and cacheable,
+                         prompt_lens, compile, forward_kwargs, numbers=numbers)
+    is_number = new == numerical_token_id
+    return NumberGeneration(new.clone(), values.masked_fill(~is_number, float("nan")), is_number)
 
 
 def generate_vectors(model, start: Tensor, n: int, *, temperature: float = 1.0,
@@ -62,8 +92,8 @@ def generate_vectors(model, start: Tensor, n: int, *, temperature: float = 1.0,
         mean, variance = out[:, :, -1:]
         return sample_normal(mean, variance, temperature, generator)
 
-    new = decode(model, start, n, choose, None, cache and cacheable, None, False, {}).clone()
-    return new if batched else new[0]
+    new, _ = decode(model, start, n, choose, None, cache and cacheable, None, False, {})
+    return new.clone() if batched else new[0].clone()
 
 
 def warn_without_cache(cache: bool, cacheable: bool) -> None:
@@ -79,13 +109,16 @@ def warn_without_cache(cache: bool, cacheable: bool) -> None:
 @torch.inference_mode()
 def decode(model, prompt: Tensor, max_new_tokens: int, choose: Callable[[Tensor], Tensor],
            eos_token: int | None, cache: bool, prompt_lens: Tensor | None, compile: bool,
-           forward_kwargs: dict) -> Tensor:
+           forward_kwargs: dict, numbers: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """The loop of `generate`, on checked arguments: `choose` picks the next item (B, 1, ...)
-    from a step's output."""
+    from a step's output. Returns the new items, and for an xVal model (`numbers`, the
+    prompt's, given) the numbers it predicted at them."""
     batch, length = prompt.shape[:2]
     total = length + max_new_tokens
     start, padding_mask = None, None
     if prompt_lens is not None:
+        if numbers is not None:  # scale 1 for the padding, whatever its token
+            numbers, _ = align_right(numbers, prompt_lens, fill=1.0)
         prompt, start = align_right(prompt, prompt_lens)
         padding_mask = torch.arange(total, device=prompt.device) >= start[:, None]  # (B, total)
     # embeddings in front of the prompt: cached with it at the first step, else given each step
@@ -104,15 +137,22 @@ def decode(model, prompt: Tensor, max_new_tokens: int, choose: Callable[[Tensor]
             step_kwargs["prepend_embeds"] = prefix
         if start is not None:
             step_kwargs["seq_start_pos"] = start
+        if numbers is not None:  # an xVal model reads each token's number with it
+            step_kwargs["x_num"] = numbers[:, -x.shape[1]:]
         decode_step = model.decode_step if step == 0 else later_step
-        item = choose(decode_step(x, mask=mask, **step_kwargs, **forward_kwargs))  # (B, 1, ...)
+        result = decode_step(x, mask=mask, **step_kwargs, **forward_kwargs)
+        if numbers is not None:  # logits and numbers: the next token's number is its prediction
+            result, predicted = result
+            numbers = torch.cat((numbers, predicted[:, -1:]), dim=1)
+        item = choose(result)  # (B, 1, ...)
         out = torch.cat((out, item), dim=1)
         if eos_token is not None:
             done |= item[:, 0] == eos_token
             if bool(done.all()):
                 break
     new = out[:, length:]
-    return new if eos_token is None else blank_after_eos(new, eos_token)
+    values = None if numbers is None else numbers[:, length : out.shape[1]]
+    return (new if eos_token is None else blank_after_eos(new, eos_token)), values
 
 
 def check_generate_arguments(prompt: Tensor, max_new_tokens: int, prompt_lens: Tensor | None,
@@ -135,14 +175,14 @@ def check_generate_arguments(prompt: Tensor, max_new_tokens: int, prompt_lens: T
                          f"[1, {prompt.shape[1]}], got {prompt_lens.tolist()}")
 
 
-def align_right(prompt: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-    """Move each row's first `length` tokens to the right end, padding with 0 on the left;
-    also return where each row starts."""
+def align_right(prompt: Tensor, lengths: Tensor, fill: float = 0) -> tuple[Tensor, Tensor]:
+    """Move each row's first `length` tokens (or numbers) to the right end, padding with `fill`
+    on the left; also return where each row starts."""
     length = prompt.shape[1]
     start = length - lengths  # (B,)
     source = torch.arange(length, device=prompt.device)[None, :] - start[:, None]  # (B, n)
     aligned = prompt.gather(1, source.clamp(min=0))
-    return aligned.masked_fill(source < 0, 0), start
+    return aligned.masked_fill(source < 0, fill), start
 
 
 def blank_after_eos(tokens: Tensor, eos_token: int, pad_value: int = 0) -> Tensor:

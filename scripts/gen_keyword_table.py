@@ -39,6 +39,11 @@ TYPE_OVERRIDES = {
         "max_seq_len": ["int"], "attn_layers": ["module"], "dim_in": ["int"], "dim_out": ["int"],
         "project_in": ["object"], "project_out": ["object"], "num_memory_tokens": ["int"],
     },
+    "XValTransformerWrapper": {
+        "num_tokens": ["int"], "max_seq_len": ["int"], "numerical_token_id": ["int"],
+        "attn_layers": ["module"], "emb_dim": ["int"], "logits_dim": ["int"],
+        "num_memory_tokens": ["int"],
+    },
     "XTransformer": {"dim": ["int"]},
     "AttentionLayers": {
         "dim": ["int"], "depth": ["int"], "dim_condition": ["int"], "alibi_num_heads": ["int"],
@@ -116,12 +121,13 @@ def reference_classes() -> dict[str, type]:
         ContinuousTransformerWrapper,
     )
     from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward
-    from x_transformers.xval import XValAutoregressiveWrapper
+    from x_transformers.xval import XValAutoregressiveWrapper, XValTransformerWrapper
 
     return {
         "TransformerWrapper": xt.TransformerWrapper,
         "ViTransformerWrapper": xt.ViTransformerWrapper,
         "ContinuousTransformerWrapper": ContinuousTransformerWrapper,
+        "XValTransformerWrapper": XValTransformerWrapper,
         "XTransformer": xt.XTransformer,
         "AttentionLayers": AttentionLayers,
         "Attention": Attention,

@@ -29,7 +29,7 @@ POSITIVE = frozenset({
 })
 NON_NEGATIVE = frozenset({
     "num_mem_kv", "num_memory_tokens", "max_mem_len", "shift_mem_down", "shift_tokens",
-    "num_register_tokens",
+    "num_register_tokens", "numerical_token_id",
 })
 POSITIVE_REAL = frozenset({
     "qk_norm_scale", "logit_softclamp_value", "softclamp_output_value", "gumbel_softmax_temp",

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-WRAPPERS = ("TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper")
+WRAPPERS = ("TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
+            "XValTransformerWrapper")
 LAYER_TYPES = ("Encoder", "Decoder", "CrossAttender")
 MODEL_TYPES = (*WRAPPERS, "XTransformer", *LAYER_TYPES)
 ROUTED_SECTIONS = ("attn", "cross_attn", "ff")
@@ -106,8 +107,8 @@ class KeywordTable:
         self.sides = data["xtransformer_sides"]
 
     def wrapper(self, type_name: str) -> dict[str, Keyword]:
-        """Keywords of TransformerWrapper, ViTransformerWrapper, ContinuousTransformerWrapper or
-        XTransformer (its own keywords only; `encoder`/`decoder` are `side()`)."""
+        """Keywords of TransformerWrapper, ViTransformerWrapper, ContinuousTransformerWrapper,
+        XValTransformerWrapper or XTransformer (its own keywords only; `encoder`/`decoder` are `side()`)."""
         return self.classes[type_name]
 
     def layers(self, layer_type: str) -> dict[str, Keyword]:

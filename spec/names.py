@@ -34,6 +34,7 @@ IMPORTED_NAMES = frozenset({
     "AlibiBias", "ContextCache", "DynamicPositionBias", "KVCache", "LayerCache", "ModelCache",
     "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias",
+    "LossBreakdown", "NamedTuple", "NumberGeneration",
 })
 
 

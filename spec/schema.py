@@ -54,6 +54,7 @@ ATTN_LAYERS_TYPES = {
     "TransformerWrapper": LAYER_TYPES,
     "ViTransformerWrapper": ("Encoder",),
     "ContinuousTransformerWrapper": LAYER_TYPES,
+    "XValTransformerWrapper": LAYER_TYPES,
 }
 TYPE_WORDS = {
     "int": "integer", "float": "number", "bool": "boolean", "str": "string", "dict": "mapping",

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 # Model types a spec may name under `type:`, per place.
 SUPPORTED_MODEL_TYPES = frozenset({
-    "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper", "XTransformer",
-    "Encoder", "Decoder", "CrossAttender",
+    "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
+    "XValTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender",
 })
 SUPPORTED_LAYER_TYPES = frozenset({"Encoder", "Decoder", "CrossAttender"})
 
@@ -33,6 +33,13 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "ContinuousTransformerWrapper": frozenset({
         "max_seq_len", "attn_layers", "dim_in", "dim_out", "emb_dropout", "use_abs_pos_emb",
         "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb", "probabilistic",
+    }),
+    # an emb_dim other than dim is refused by check_embedding_options (the reference's forward
+    # fails with it); max_mem_len (Transformer-XL memories) is not supported for xVal yet
+    "XValTransformerWrapper": frozenset({
+        "num_tokens", "max_seq_len", "numerical_token_id", "attn_layers", "emb_dim", "logits_dim",
+        "tie_embedding", "num_memory_tokens", "emb_dropout", "use_abs_pos_emb",
+        "scaled_sinu_pos_emb",
     }),
     "XTransformer": frozenset({
         "dim", "tie_token_emb", "ignore_index", "pad_value", "cross_attn_tokens_dropout",
@@ -60,6 +67,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob"}),
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
+    "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }

@@ -28,6 +28,8 @@ WRAPPER_DEFAULTS = {
     "ViTransformerWrapper": {"image_size": 16, "patch_size": 4, "num_classes": 5},
     "ContinuousTransformerWrapper": {},
     "XTransformer": {"dim": DIM},
+    "XValTransformerWrapper": {"num_tokens": NUM_TOKENS, "max_seq_len": MAX_SEQ_LEN,
+                               "numerical_token_id": 3},
 }
 XTRANSFORMER_SIDE = {"num_tokens": NUM_TOKENS, "max_seq_len": 16, "depth": DEPTH, "heads": HEADS}
 
@@ -358,6 +360,14 @@ OTHER_MODELS = [
     row("continuous", "probabilistic", model={
         "dim_in": 8, "dim_out": 8, "max_seq_len": 16, "probabilistic": True},
         layers={"rotary_pos_emb": True}, wrapper="ContinuousTransformerWrapper"),
+    # xVal: numbers scale their token's embedding; a head predicts one at each position
+    row("xval", "plain", wrapper="XValTransformerWrapper"),
+    row("xval", "options", model={"logits_dim": 48, "emb_dropout": 0.1, "scaled_sinu_pos_emb": True},
+        layers={"use_rmsnorm": True}, attn={"kv_heads": 2}, wrapper="XValTransformerWrapper"),
+    row("xval", "tied_rotary_memory", model={"tie_embedding": True, "num_memory_tokens": 2},
+        layers={"rotary_pos_emb": True}, wrapper="XValTransformerWrapper"),
+    row("xval", "no_positions_cross", model={"use_abs_pos_emb": False},
+        layers={"cross_attend": True}, wrapper="XValTransformerWrapper", kinds=("Decoder",)),
     row("xtransformer", "readme", model={"tie_token_emb": True},
         wrapper="XTransformer", kinds=("XTransformer",)),
     row("xtransformer", "untied_options", model={
@@ -464,13 +474,14 @@ def generated_kinds(feature: Feature) -> tuple[str, ...]:
 
 # -- option values, for the property tests' strategies ---------------------------------------
 
-def option_values(place: str) -> dict[str, list]:
+def option_values(place: str, wrapper: str = "TransformerWrapper") -> dict[str, list]:
     """Every value the rows give each keyword at one place ("model", "layers", "attn", "ff",
-    "cross_attn"), in first-seen order; list values (layouts) are left to the strategies."""
+    "cross_attn"), in first-seen order, from the rows of `wrapper` (and, for a
+    TransformerWrapper, bare stacks); list values (layouts) are left to the strategies."""
     values: dict[str, list] = {}
     for f in FEATURES:
-        if f.wrapper not in (None, "TransformerWrapper"):
-            continue  # other wrappers' keywords are not the token models' ones
+        if f.wrapper != wrapper and not (f.wrapper is None and wrapper == "TransformerWrapper"):
+            continue  # other wrappers' keywords are not this one's
         for name, value in getattr(f, place).items():
             if value is None or isinstance(value, (list, dict)):
                 continue

@@ -78,8 +78,20 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int, generator: to
     if module.type == "TransformerWrapper":
         tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
         return (tokens,), kwargs, lengths
+    if module.type == "XValTransformerWrapper":
+        return xval_inputs(module, batch, T, generator), kwargs, lengths
     width = module.options.get("dim_in") or dim  # a continuous wrapper's input, or bare layers
     return (torch.randn(batch, T, width, generator=generator),), kwargs, lengths
+
+
+def xval_inputs(module: xtc.ModuleSpec, batch: int, length: int,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """An xVal model's tokens, every third the number token, and their numbers: NaN at the
+    other tokens, where the models must not read them."""
+    tokens = torch.randint(0, module["num_tokens"], (batch, length), generator=generator)
+    tokens[:, ::3] = module["numerical_token_id"]
+    numbers = torch.randn(batch, length, generator=generator)
+    return tokens, numbers.masked_fill(tokens != module["numerical_token_id"], float("nan"))
 
 
 def padding_mask(batch: int, length: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from contextlib import nullcontext
 import torch
 import x_transformers
 import x_transformers.continuous
+import x_transformers.xval
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from x_transformers.xl_autoregressive_wrapper import XLAutoregressiveWrapper
 from xtc.compiler import compile_graph
@@ -43,8 +44,9 @@ def reference_model(spec: Spec) -> torch.nn.Module:
         return getattr(x_transformers, model.type)(**reference_kwargs(model))
     layers = model.children["attn_layers"]
     layer_class = getattr(x_transformers, layers.type)
-    wrapper = getattr(x_transformers.continuous if model.type.startswith("Continuous")
-                      else x_transformers, model.type)
+    modules = {"ContinuousTransformerWrapper": x_transformers.continuous,
+               "XValTransformerWrapper": x_transformers.xval}
+    wrapper = getattr(modules.get(model.type, x_transformers), model.type)
     return wrapper(**reference_kwargs(model), attn_layers=layer_class(**reference_kwargs(layers)))
 
 
@@ -87,9 +89,9 @@ def assert_parity(spec: Spec, *inputs, flash_only: bool = False, reference=None,
     backend = sdpa_kernel(SDPBackend.FLASH_ATTENTION) if flash_only else nullcontext()
     with backend:
         actual = ours(*inputs, **kwargs)
-        actual.mean().backward()
+        mean_of(actual).backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
-    expected.mean().backward()
+    mean_of(expected).backward()
     assert_same_gradients(spec, ours, reference)
 
 
@@ -132,6 +134,12 @@ def assert_same_loss(spec: Spec, tokens: torch.Tensor, **kwargs) -> None:
     assert_same_gradients(spec, ours, reference)
 
 
+def mean_of(output) -> torch.Tensor:
+    """What the gradients are taken of: the mean of the output, or the sum of the means of an
+    xVal model's logits and numbers."""
+    return sum(t.mean() for t in output) if isinstance(output, tuple) else output.mean()
+
+
 def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, cache: bool = True,
                               reference_cache: bool | None = None, **kwargs) -> None:
     """Greedy generation from the same weights gives the reference's tokens. reference_cache:
@@ -166,6 +174,29 @@ def assert_same_vectors(spec: Spec, start: torch.Tensor, steps: int, *, cache: b
     actual = ours.generate(start, steps, cache=cache, **sampling)
     assert actual.shape == (*start.shape[:-2], steps, start.shape[-1])
     torch.testing.assert_close(actual, expected, **TOLERANCE)
+
+
+def assert_same_xval_generation(spec: Spec, prompt: torch.Tensor, numbers: torch.Tensor,
+                                steps: int, *, cache: bool = True, **kwargs) -> None:
+    """An xVal model's greedy generation from the same weights equals the reference's
+    XValAutoregressiveWrapper.generate, greedy through its top-k filter with k = 1 (its
+    temperature 0 divides by zero): tokens, numbers (NaN in the same places) and number mask.
+    The reference has no kv cache: `cache` is ours. The number token's logit is raised where
+    the head has a bias, so that numbers are generated and fed back."""
+    reference, ours = paired_models(spec)
+    token = spec.model["numerical_token_id"]
+    if getattr(reference.to_logits, "bias", None) is not None:
+        with torch.no_grad():
+            reference.to_logits.bias[token] += 1.5
+            ours.to_logits.bias[token] += 1.5
+    expected = x_transformers.xval.XValAutoregressiveWrapper(reference).generate(
+        prompt, numbers, steps, filter_kwargs={"k": 1}, **kwargs)
+    actual = ours.generate(prompt, numbers, steps, temperature=0, cache=cache, **kwargs)
+    assert actual.sampled_token_ids.shape == (prompt.shape[0], steps)
+    assert torch.equal(actual.sampled_token_ids, expected.sampled_token_ids)
+    assert torch.equal(actual.is_number_mask, expected.is_number_mask)
+    torch.testing.assert_close(actual.sampled_numbers, expected.sampled_numbers, equal_nan=True,
+                               **TOLERANCE)
 
 
 def assert_same_seq2seq_tokens(spec: Spec, source: torch.Tensor, start: torch.Tensor, steps: int,

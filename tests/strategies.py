@@ -29,12 +29,14 @@ def domain(values: list, more: tuple = ()) -> st.SearchStrategy:
     return st.sampled_from(merged)
 
 
-def options_at(place: str, more: dict[str, tuple] | None = None, skip=STRUCTURE, **own) -> dict:
+def options_at(place: str, more: dict[str, tuple] | None = None, skip=STRUCTURE,
+               wrapper: str = "TransformerWrapper", **own) -> dict:
     """keyword -> strategy of its value at one place of the spec: every option the rows of
     tests/features.py set there (their values, and `more` of them), and `own` strategies for
     the keywords no row gives a scalar (layouts, flash)."""
     more = more or {}
-    rows = {name: values for name, values in option_values(place).items() if name not in skip}
+    rows = {name: values for name, values in option_values(place, wrapper).items()
+            if name not in skip}
     return {**{name: domain(values, more.get(name, ())) for name, values in rows.items()}, **own}
 
 
@@ -67,6 +69,10 @@ OPTIONS = {"layers": LAYER_OPTIONS, "attn": ATTN_OPTIONS, "cross_attn": CROSS_AT
 COUNTED = {"attn": "a", "cross_attn": "c", "ff": "f"}
 LAYOUTS = ("custom_layers", "sandwich_coef", "par_ratio", "layers_execute_order",
            "weight_tie_layers")
+# an xVal model's: emb_dim is refused unless it is dim; a number token of VOCAB is no token
+XVAL_OPTIONS = options_at("model", {
+    "emb_dim": (16, 32), "emb_dropout": (0.0,), "num_memory_tokens": (1,),
+}, wrapper="XValTransformerWrapper", numerical_token_id=st.sampled_from([1, 3, VOCAB]))
 
 
 @st.composite
@@ -132,10 +138,15 @@ def token_models(draw) -> dict:
 
 @st.composite
 def other_models(draw) -> dict:
-    """ViT, continuous and encoder-decoder models around the same layer stacks."""
+    """ViT, continuous, xVal and encoder-decoder models around the same layer stacks."""
     kind = draw(st.sampled_from(["ViTransformerWrapper", "ContinuousTransformerWrapper",
-                                 "XTransformer"]))
+                                 "XValTransformerWrapper", "XTransformer"]))
     dim = draw(DIMS)
+    if kind == "XValTransformerWrapper":
+        options = {"numerical_token_id": 3, **draw(some(XVAL_OPTIONS, 3))}
+        layers = draw(layer_stacks(draw(st.sampled_from(["Decoder", "Encoder"])), dim))
+        return {"type": kind, "num_tokens": VOCAB, "max_seq_len": LENGTH, **options,
+                "attn_layers": layers}
     if kind == "ViTransformerWrapper":
         return {"type": kind, "image_size": 8, "patch_size": 4, "num_classes": 5,
                 "attn_layers": draw(layer_stacks("Encoder", dim, cross=False))}

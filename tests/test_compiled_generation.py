@@ -24,8 +24,8 @@ def eager_and_compiled(row: str, cache: bool = True, **kwargs) -> tuple[torch.Te
     if kind == "XTransformer":
         source, target = inputs.args
         args = (source, target[:, :1], NEW_TOKENS)
-    else:
-        args = (inputs.args[0], NEW_TOKENS)
+    else:  # token ids (and an xVal model's numbers)
+        args = (*inputs.args, NEW_TOKENS)
         kwargs = {**inputs.kwargs, **kwargs}
     eager = model.generate(*args, temperature=0, cache=cache, **kwargs)
     compiled = model.generate(*args, temperature=0, cache=cache, compile=True, **kwargs)
@@ -61,3 +61,10 @@ def test_compiled_generation_without_a_cache_and_with_a_prefix():
     prefix = torch.randn(PROMPT_BATCH, 3, 32, generator=torch.Generator().manual_seed(4))
     eager, compiled = eager_and_compiled("positions-rotary", prepend_embeds=prefix)
     assert torch.equal(compiled, eager)
+
+
+@pytest.mark.slow
+def test_compiled_xval_steps_give_the_eager_tokens_and_numbers():
+    eager, compiled = eager_and_compiled("xval-options")
+    assert torch.equal(compiled.sampled_token_ids, eager.sampled_token_ids)
+    torch.testing.assert_close(compiled.sampled_numbers, eager.sampled_numbers, equal_nan=True)

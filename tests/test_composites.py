@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+import x_transformers.xval
 import yaml
 from inputs import padding_mask
 from reference import assert_parity, paired_models, reference_module
@@ -52,6 +53,31 @@ def test_image_to_caption():
 
     assert_parity(spec, floats(2, 3, 16, 16), tokens(), reference=HandWired(spec, by_hand),
                   decoder_mask=padding_mask(2, 10))
+
+
+def test_image_to_numbers():
+    """An xVal reader of an image: its forward returns logits and numbers, its loss and generate
+    those of the reference's XValAutoregressiveWrapper, after the encoder."""
+    reader = {**CAPTION_DECODER, "type": "XValTransformerWrapper", "numerical_token_id": 3}
+    spec = composite({"encoder": VIT, "reader": reader},
+                     [{"from": "encoder", "to": "reader.context"}])
+
+    def by_hand(ref, img, x, x_num, reader_mask=None):
+        context = ref["encoder"](img, return_embeddings=True)
+        return ref["reader"](x, x_num, context=context, mask=reader_mask)
+
+    image, x, numbers = floats(2, 3, 16, 16), tokens(), floats(2, 10)
+    assert_parity(spec, image, x, numbers, reference=HandWired(spec, by_hand),
+                  reader_mask=padding_mask(2, 10))
+    reference, ours = paired_models(spec, reference=HandWired(spec, by_hand))
+    context = reference["encoder"](image, return_embeddings=True)
+    wrapper = x_transformers.xval.XValAutoregressiveWrapper(reference["reader"])
+    torch.testing.assert_close(ours.loss(image, x, numbers),
+                               wrapper(x, numbers, context=context), rtol=1e-4, atol=1e-5)
+    expected = wrapper.generate(x[:, :4], numbers[:, :4], 5, filter_kwargs={"k": 1},
+                                context=context)
+    actual = ours.generate(image, x[:, :4], numbers[:, :4], 5, temperature=0)
+    assert torch.equal(actual.sampled_token_ids, expected.sampled_token_ids)
 
 
 def test_text_encoder_passes_its_mask_as_the_context_mask():

@@ -155,7 +155,8 @@ def test_design_lists_every_node_kind():
 
 # The where column of docs/options.md, by the keyword-table class whose keywords it may hold.
 WHERE = {"wrapper": "TransformerWrapper", "ViT wrapper": "ViTransformerWrapper",
-         "continuous wrapper": "ContinuousTransformerWrapper", "layers": "AttentionLayers",
+         "continuous wrapper": "ContinuousTransformerWrapper",
+         "xVal wrapper": "XValTransformerWrapper", "layers": "AttentionLayers",
          "XTransformer": "XTransformer", "`attn:`": "attn", "`cross_attn:`": "cross_attn",
          "`ff:`": "ff", "`autoregressive:`": "training"}
 

@@ -90,7 +90,9 @@ SAVED = json.loads((FIXTURES / "state_dict_keys.json").read_text())
 MOVED = {"custom_layers": ("blocks.0.", "block.")}
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda path: path.stem)
+# (examples added since, such as xval, had no earlier modules)
+@pytest.mark.parametrize("example", [path for path in EXAMPLES if path.stem in SAVED],
+                         ids=lambda path: path.stem)
 def test_weights_saved_from_earlier_modules_still_load(example: Path):
     old, new = MOVED.get(example.stem, ("", ""))
     with torch.device("meta"):  # shapes only: the defaults of pali are 60M parameters

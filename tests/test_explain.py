@@ -107,6 +107,9 @@ XT_ROTARY = {"type": "XTransformer", "dim": 32,
              "encoder": {"num_tokens": 64, "max_seq_len": 16, "depth": 1, "heads": 4,
                          "rotary_pos_emb": True},
              "decoder": {"num_tokens": 64, "max_seq_len": 16, "depth": 1, "heads": 4}}
+XVAL = {"type": "XValTransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+        "numerical_token_id": 3,
+        "attn_layers": {"type": "Decoder", "dim": 32, "depth": 1, "heads": 4}}
 DEFAULT, LAYERS = "  # default; computed:", "model.attn_layers"
 SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain writes there)
     # absolute positions: resolve.positions and ResolvedLayers.drops_absolute_positions
@@ -189,6 +192,13 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
     ("logits_dim", lm(), "model.logits_dim", f"logits_dim: null{DEFAULT} 64 (num_tokens)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
+    # resolve_xval: no projection, and a tied head gives num_tokens logits
+    ("emb_dim", XVAL, "model.emb_dim", f"emb_dim: null{DEFAULT} 32 (attn_layers.dim)"),
+    ("logits_dim", XVAL, "model.logits_dim", f"logits_dim: null{DEFAULT} 64 (num_tokens)"),
+    ("logits_dim", {**XVAL, "tie_embedding": True, "logits_dim": 10}, "model.logits_dim",
+     "logits_dim: 10  # computed: 64 (tie_embedding)"),
+    ("use_abs_pos_emb", {**XVAL, "attn_layers": {**XVAL["attn_layers"], "rotary_pos_emb": True}},
+     "model.use_abs_pos_emb", f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.rotary_pos_emb)"),
 ]
 
 

@@ -20,6 +20,7 @@ from reference import (
     assert_same_seq2seq_tokens,
     assert_same_vectors,
     assert_same_xl_tokens,
+    assert_same_xval_generation,
 )
 
 import xtc
@@ -128,6 +129,9 @@ def test_greedy_generation(feature, flash, cache):
     context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask")}
     if feature.recurrent:
         assert_same_xl_tokens(spec, inputs.args[0], NEW_TOKENS, **context)
+        return
+    if feature.wrapper == "XValTransformerWrapper":  # tokens and their numbers
+        assert_same_xval_generation(spec, *inputs.args, NEW_TOKENS, cache=cache, **context)
         return
     assert_same_greedy_tokens(spec, inputs.args[0], NEW_TOKENS, cache=cache,
                               reference_cache=cache and feature.reference_cache, **context)

@@ -52,7 +52,10 @@ def test_example_builds_and_runs(example: Path):
     model = xtc.build(spec).eval()
     inputs, kwargs, shape = sample_inputs(spec)
     with torch.no_grad():
-        assert tuple(model(*inputs, **kwargs).shape) == shape
+        out = model(*inputs, **kwargs)
+    # an xVal model returns logits and numbers
+    outs = out if isinstance(out, tuple) else (out,)
+    assert tuple(tuple(t.shape) for t in outs) == (shape if isinstance(out, tuple) else (shape,))
 
 
 def sample_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
@@ -76,6 +79,9 @@ def sample_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
         return (torch.randint(0, model["num_tokens"], (2, 8)),), kwargs, (2, 8, model["num_tokens"])
     if model.type == "ContinuousTransformerWrapper":
         return (torch.randn(2, 8, model["dim_in"] or dim),), kwargs, (2, 8, model["dim_out"] or dim)
+    if model.type == "XValTransformerWrapper":  # tokens and numbers; logits and numbers
+        tokens = torch.randint(0, model["num_tokens"], (2, 8))
+        return (tokens, torch.randn(2, 8)), kwargs, ((2, 8, model["num_tokens"]), (2, 8))
     return (torch.randn(2, 8, dim),), kwargs, (2, 8, dim)
 
 

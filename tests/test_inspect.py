@@ -44,6 +44,8 @@ def sample_inputs(graph: Graph) -> tuple[list, dict]:
             vocab = min(user.attrs.num_tokens for user in graph.users(op.name)
                         if user.kind is OpKind.TOKEN_EMBEDDING)
             args.append(torch.randint(0, vocab, (1, length), generator=gen))
+        elif a.role == "numbers":  # an xVal model's, beside its tokens
+            args.append(torch.randn(1, length, generator=gen))
         elif a.role == "image":
             args.append(torch.randn(1, *a.shape[1:], generator=gen))
         elif a.role == "context":
@@ -60,8 +62,9 @@ def counted_flops(model, inputs, train: bool) -> tuple[int, int]:
     model.train(train)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         out = model(*args, **kwargs)
-        if train:
-            out.float().sum().backward()
+        if train:  # an xVal model returns logits and numbers
+            outs = out if isinstance(out, tuple) else (out,)
+            sum(o.float().sum() for o in outs).backward()
     batched = sum(n for op, n in counter.get_flop_counts()["Global"].items() if "bmm" in str(op))
     return counter.get_total_flops(), batched
 

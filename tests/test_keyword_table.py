@@ -12,13 +12,14 @@ from conftest import ROOT
 from x_transformers import CrossAttender, Decoder, Encoder, XTransformer
 from x_transformers.continuous import ContinuousAutoregressiveWrapper, ContinuousTransformerWrapper
 from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward
-from x_transformers.xval import XValAutoregressiveWrapper
+from x_transformers.xval import XValAutoregressiveWrapper, XValTransformerWrapper
 from xtc.spec.keywords import keyword_table
 
 CLASSES = {
     "TransformerWrapper": x_transformers.TransformerWrapper,
     "ViTransformerWrapper": x_transformers.ViTransformerWrapper,
     "ContinuousTransformerWrapper": ContinuousTransformerWrapper,
+    "XValTransformerWrapper": XValTransformerWrapper,
     "XTransformer": XTransformer,
     "AttentionLayers": AttentionLayers,
     "Attention": Attention,

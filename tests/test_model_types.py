@@ -1,15 +1,21 @@
 """Every model type of x-transformers' usage section (issue #5): encoder-decoder, ViT,
-cross-attention, prepended embeddings, continuous inputs and bare layer stacks. Their parity
+cross-attention, prepended embeddings, continuous inputs and bare layer stacks; and xVal
+(issue #38). Their parity
 cases are rows of tests/features.py (groups cross, bare, vit, continuous, xtransformer); here
 are the inputs beyond the matrix and the run-time input checks."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
-from features import FEATURES, feature, feature_spec, layers, spec_of
+import x_transformers.xval
+from features import FEATURES, feature, feature_spec, frozen, layers, spec_of
 from inputs import make_inputs, padding_mask
-from reference import assert_parity, paired_models
+from reference import TOLERANCE, assert_parity, paired_models
+from xtc.compiler import compile_graph
+from xtc.compiler.state_dict import parameter_rules
 
 import xtc
 
@@ -136,3 +142,118 @@ def test_cross_attn_tokens_dropout_drops_context_in_training_only():
         model.train()
         losses = {model(src, tgt, mask=mask).item() for _ in range(5)}
     assert len(losses) > 1
+
+
+# -- xVal: numbers beside the tokens --------------------------------------------------------------
+# (forward parity and greedy generation of every option: the rows of group xval)
+
+
+def xval_spec(name: str = "plain", kind: str = "Decoder") -> xtc.Spec:
+    return feature_spec(feature(f"xval-{name}"), kind, flash=False)
+
+
+def xval_batch(spec: xtc.Spec, length: int = 12, masked: bool = True):
+    inputs = make_inputs(spec, 3, length, masked=masked)
+    return inputs.args, inputs.kwargs.get("mask")
+
+
+def assert_same_loss(reference, ours, args, mask, **wrapper_options) -> None:
+    """The loss, its breakdown and the gradients of every parameter equal the reference
+    XValAutoregressiveWrapper's with the same options."""
+    wrapper = x_transformers.xval.XValAutoregressiveWrapper(reference, **wrapper_options)
+    kwargs = {} if mask is None else {"mask": mask}
+    expected, (ce, mse) = wrapper(*args, return_loss_breakdown=True, **kwargs)
+    actual, breakdown = ours.loss(*args, return_loss_breakdown=True, **kwargs)
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    torch.testing.assert_close(breakdown.cross_entropy_loss, ce, **TOLERANCE)
+    torch.testing.assert_close(breakdown.numerical_mse_loss, mse, **TOLERANCE)
+    expected.backward()
+    actual.backward()
+    ours_grads = dict(ours.named_parameters())
+    for rule in parameter_rules(compile_graph(xval_spec())):
+        torch.testing.assert_close(rule.part(ours_grads[rule.emitted].grad),
+                                   reference.get_parameter(rule.reference).grad, **TOLERANCE)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_xval_loss_is_the_reference_wrappers(masked):
+    spec = xval_spec()
+    args, mask = xval_batch(spec, masked=masked)
+    assert_same_loss(*paired_models(spec), args, mask if masked else None)
+
+
+def test_xval_loss_options_are_the_specs():
+    """autoregressive: {ignore_index, numerical_loss_weight} reach the emitted Config, and the
+    loss equals the reference wrapper's with them."""
+    options = frozen({"ignore_index": 5, "numerical_loss_weight": 10.0})
+    spec = feature_spec(dataclasses.replace(feature("xval-plain"), autoregressive=options),
+                        "Decoder", flash=False)
+    source = xtc.compile(spec)
+    assert "ignore_index: int = 5" in source and "numerical_loss_weight: float = 10.0" in source
+    reference, ours = paired_models(spec)
+    args, mask = xval_batch(spec)
+    args[0][:, 1::4] = 5  # targets the loss skips
+    assert_same_loss(reference, ours, args, mask, ignore_index=5, numerical_loss_weight=10.0)
+
+
+def test_xval_numbers_are_read_only_at_the_number_token():
+    spec = xval_spec()
+    _, ours = paired_models(spec)
+    (x, numbers), _ = xval_batch(spec, masked=False)
+    logits, predicted = ours(x, numbers)
+    assert logits.shape == (3, 12, 64) and predicted.shape == (3, 12)
+    elsewhere = numbers.masked_fill(x != 3, 123.0)
+    assert torch.equal(ours(x, elsewhere)[1], predicted)
+    assert not torch.equal(ours(x, numbers * 2)[1], predicted)
+    assert ours(x, numbers, return_embeddings=True).shape == (3, 12, 32)
+
+
+def test_xval_generation_returns_the_references_fields():
+    spec = xval_spec("no_positions_cross")
+    _, ours = paired_models(spec)
+    (x, numbers), _ = xval_batch(spec, length=5, masked=False)
+    out = ours.generate(x, numbers, 6, temperature=0, context=floats(3, 7, 32))
+    assert out._fields == ("sampled_token_ids", "sampled_numbers", "is_number_mask")
+    assert torch.equal(out.is_number_mask, out.sampled_token_ids == 3)
+    assert torch.equal(out.sampled_numbers.isnan(), ~out.is_number_mask)
+
+
+def test_xval_prompts_of_other_lengths_generate_as_alone():
+    """Prompts padded at the end (prompt_lens): each row's tokens and numbers as if it were
+    generated alone."""
+    spec = xval_spec()
+    _, ours = paired_models(spec)
+    with torch.no_grad():
+        ours.to_logits.bias[3] += 1.5  # numbers are generated, and fed back
+    (x, numbers), _ = xval_batch(spec, length=5, masked=False)
+    lens = torch.tensor([5, 3, 4])
+    padded = ours.generate(x, numbers, 4, temperature=0, prompt_lens=lens)
+    assert padded.is_number_mask.any()
+    for row, n in enumerate(lens.tolist()):
+        alone = ours.generate(x[row:row + 1, :n], numbers[row:row + 1, :n], 4, temperature=0)
+        assert torch.equal(padded.sampled_token_ids[row], alone.sampled_token_ids[0])
+        torch.testing.assert_close(padded.sampled_numbers[row], alone.sampled_numbers[0],
+                                   equal_nan=True, **TOLERANCE)
+
+
+def test_xval_encoder_neither_generates_nor_has_a_loss():
+    _, ours = paired_models(xval_spec("plain", "Encoder"))
+    assert not hasattr(ours, "generate") and not hasattr(ours, "loss")
+
+
+XVAL_BAD_INPUTS = [
+    ("numbers shape", lambda x, n: ((x, n[:, :-1]), {}), ValueError, r"x_num shape \(3, 11\)"),
+    ("integer numbers", lambda x, n: ((x, x), {}), TypeError, "x_num must be a floating-point"),
+]
+
+
+@pytest.mark.parametrize("name, make, error, message", XVAL_BAD_INPUTS,
+                         ids=[c[0] for c in XVAL_BAD_INPUTS])
+def test_xval_bad_input_raises(name, make, error, message):
+    spec = xval_spec()
+    model = xtc.build(spec).eval()
+    args, kwargs = make(*xval_batch(spec, masked=False)[0])
+    with pytest.raises(error, match=message):
+        model(*args, **kwargs)
+    with pytest.raises(ValueError, match="numbers must be a floating-point tensor shaped like"):
+        model.generate(args[0][:, :4], args[0][:, :4], 2)

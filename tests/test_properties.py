@@ -60,6 +60,8 @@ XTC_RULES = {
     "memory-without-self-attention": "a CrossAttender has no self-attention to remember for",
     "per-layer-length": "the reference passes a list of another length whole to every layer (a "
                         "boolean list counts as true), ignores extra entries or builds fewer layers",
+    "numerical-token-out-of-range": "the reference builds an xVal model whose number token is "
+                                    "no token: the numbers it is given are never read",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
@@ -83,6 +85,7 @@ def flattened(options: dict, prefix: str = "") -> dict:
 def reference_for(document: dict):
     import x_transformers
     import x_transformers.continuous
+    import x_transformers.xval
 
     model = dict(document["model"])
     kind = model.pop("type")
@@ -92,7 +95,9 @@ def reference_for(document: dict):
                                            **flattened(decoder, "dec_"))
     layers, training = model.pop("attn_layers"), model.pop("autoregressive", None)
     stack = getattr(x_transformers, layers["type"])(**flattened(layers))
-    module = x_transformers.continuous if kind.startswith("Continuous") else x_transformers
+    modules = {"ContinuousTransformerWrapper": x_transformers.continuous,
+               "XValTransformerWrapper": x_transformers.xval}
+    module = modules.get(kind, x_transformers)
     net = getattr(module, kind)(**model, attn_layers=stack)
     if training is not None:  # its training wrapper must take the options too
         x_transformers.AutoregressiveWrapper(net, **training)
@@ -116,6 +121,10 @@ def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
     if layers.get("cross_attend"):
         width = layers.get("cross_attn", {}).get("dim_context", layers["dim"])
         mask["context"] = torch.randn(2, 6, width, generator=gen)
+    if model["type"] == "XValTransformerWrapper":  # tokens (every other one a number) and numbers
+        ids = tokens()
+        ids[:, ::2] = min(model["numerical_token_id"], VOCAB - 1)
+        return (ids, torch.randn(2, 10, generator=gen)), mask
     return (tokens(),), mask
 
 

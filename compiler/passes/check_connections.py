@@ -24,6 +24,7 @@ CONNECTABLE = {
     "XTransformer": ("src_prepend_embeds",),
     "Encoder": ("context",), "Decoder": ("context",), "CrossAttender": ("context",),
     "ViTransformerWrapper": (), "ContinuousTransformerWrapper": (),
+    "XValTransformerWrapper": ("context",),
 }
 ARGUMENTS = {
     "TransformerWrapper": ("x", "mask", "context", "context_mask", "prepend_embeds",
@@ -34,6 +35,8 @@ ARGUMENTS = {
     "CrossAttender": ("x", "mask", "context", "context_mask"),
     "ViTransformerWrapper": ("img", "return_embeddings"),
     "ContinuousTransformerWrapper": ("x", "mask", "return_embeddings"),
+    "XValTransformerWrapper": ("x", "x_num", "mask", "context", "context_mask",
+                               "return_embeddings"),
 }
 
 

@@ -8,6 +8,10 @@
 - Scaled sinusoidal positions split the width into sin and cos halves, so it must be even
   (asserted in ScaledSinusoidalEmbedding.__init__).
 Both hold only where absolute positions are built: rotary and the T5 bias turn them off.
+- An xVal model (XValTransformerWrapper) has no projection from `emb_dim` to `dim`: the reference
+  builds one of another width and fails in forward, adding the (dim-wide) positions.
+- Its `numerical_token_id` must be a token id (below `num_tokens`): else no token is ever a
+  number, and the numbers given to forward are never read.
 """
 
 from __future__ import annotations
@@ -24,8 +28,28 @@ def check_embedding_options(spec: Spec) -> list[Diagnostic]:
     for model in wrapper_modules(spec):
         found += check_token_embedding(spec, model)
     for model in all_modules(spec):
-        if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper"):
+        if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper",
+                          "XValTransformerWrapper"):
             found += check_sinusoidal_width(spec, model)
+        if model.type == "XValTransformerWrapper":
+            found += check_xval_embedding(spec, model)
+    return found
+
+
+def check_xval_embedding(spec: Spec, model) -> list[Diagnostic]:
+    dim, found = model.children["attn_layers"]["dim"], []
+    if model["emb_dim"] not in (None, dim):
+        found.append(diagnostic(
+            spec, f"{model.key}.emb_dim", "xval-emb-dim-needs-dim",
+            f"an xVal model has no projection from emb_dim to dim: emb_dim ({model['emb_dim']}) "
+            f"must equal dim ({dim}) or be left out (x-transformers builds it and fails in "
+            "forward)"))
+    token, num_tokens = model["numerical_token_id"], model["num_tokens"]
+    if token is not None and num_tokens is not None and token >= num_tokens:
+        found.append(diagnostic(
+            spec, f"{model.key}.numerical_token_id", "numerical-token-out-of-range",
+            f"numerical_token_id ({token}) must be a token id below num_tokens ({num_tokens}): "
+            "else no token is ever a number"))
     return found
 
 

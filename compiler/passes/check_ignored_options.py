@@ -10,7 +10,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 
 from ..resolve import resolve_continuous
-from .modules import all_modules, diagnostic, each_value, layer_modules, wrapper_modules
+from .modules import all_modules, diagnostic, each_value, layer_modules, token_models
 
 ID = "check-ignored-options"
 
@@ -52,13 +52,19 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.{later}", "layout-option-ignored",
                     f"{later} has no effect: {deciding} decides the layout", "warning"))
+    for model in all_modules(spec):
+        if model.trainer == "XValAutoregressiveWrapper" and "pad_value" in model.training_given:
+            found.append(diagnostic(
+                spec, f"{model.key}.autoregressive.pad_value", "pad-value-unused-by-xval",
+                "autoregressive.pad_value has no effect: XValAutoregressiveWrapper takes it but "
+                "feeds the tokens as they are", "warning"))
     for model in continuous_decoders(spec):
         if model["probabilistic"] and model.training["use_l1_loss"]:
             found.append(diagnostic(
                 spec, f"{model.key}.autoregressive.use_l1_loss", "l1-loss-ignored-when-probabilistic",
                 "autoregressive.use_l1_loss has no effect: a probabilistic model's loss is the "
                 "Gaussian negative log-likelihood of its mean and variance", "warning"))
-    for model in (*wrapper_modules(spec), *continuous_decoders(spec)):
+    for model in (*token_models(spec), *continuous_decoders(spec)):
         if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
             found.append(diagnostic(
                 spec, f"{model.key}.num_memory_tokens", "memory-tokens-disable-kv-cache",
@@ -68,6 +74,12 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",
                 "scaled_sinu_pos_emb has no effect: use_abs_pos_emb is false", "warning"))
+        if model.type == "XValTransformerWrapper" and model["tie_embedding"] \
+                and model["logits_dim"] is not None:
+            found.append(diagnostic(
+                spec, f"{model.key}.logits_dim", "logits-dim-ignored-when-tied",
+                "logits_dim has no effect with tie_embedding: the tied output layer gives one "
+                "logit per token (num_tokens)", "warning"))
     return found
 
 

@@ -35,6 +35,12 @@ def wrapper_modules(spec: Spec) -> Iterator[ModuleSpec]:
     return (module for module in all_modules(spec) if module.type == "TransformerWrapper")
 
 
+def token_models(spec: Spec) -> Iterator[ModuleSpec]:
+    """Every model that embeds token ids: TransformerWrappers and xVal models."""
+    return (module for module in all_modules(spec)
+            if module.type in ("TransformerWrapper", "XValTransformerWrapper"))
+
+
 def diagnostic(spec: Spec, key: str, code: str, message: str, severity: str = "error") -> Diagnostic:
     """A diagnostic at a dotted key of the spec (or its nearest located parent)."""
     line, col = spec.location(key)
