@@ -323,10 +323,11 @@ class Builder:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
                               (hidden,), spec_key=f"{key}.emb_dim", ref_path="project_emb",
                               role="project_emb")
+        every, embedded = model.memory_tokens_interspersed_every, hidden
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
-                                          key)
+                                          key, every)
         hidden = self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
-        hidden = self.strip_memory(model.num_memory_tokens, hidden, key)
+        hidden = self.strip_memory(model.num_memory_tokens, hidden, key, every, embedded)
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
         return self.logits(model, hidden) if logits else hidden
 
@@ -357,21 +358,31 @@ class Builder:
                         role=role)
 
     def memory_tokens(self, count: int, dim: int, hidden: str, mask: str | None,
-                      key: str) -> tuple[str, str | None]:
+                      key: str, every: int | None = None) -> tuple[str, str | None]:
+        """Memory tokens in front of the sequence, or in front of every chunk of `every`
+        positions; interleaved ones take no padding mask (the reference cannot interleave one:
+        the emitted forward refuses it), so the layers get none."""
         if not count:
             return hidden, mask
-        hidden = self.add("memory_tokens", OpKind.MEMORY_TOKENS, MemoryTokensAttrs(count, dim),
-                          (hidden,), spec_key=f"{key}.num_memory_tokens", ref_path="memory_tokens",
+        hidden = self.add("memory_tokens", OpKind.MEMORY_TOKENS,
+                          MemoryTokensAttrs(count, dim, every=every), (hidden,),
+                          spec_key=f"{key}.num_memory_tokens", ref_path="memory_tokens",
                           role="memory_tokens")
+        if every is not None:
+            return hidden, None
         if mask is not None:
             mask = self.add("memory_mask", OpKind.PAD_MASK, PadMaskAttrs(count), (mask,),
                             spec_key=f"{key}.num_memory_tokens")
         return hidden, mask
 
-    def strip_memory(self, count: int, hidden: str, key: str) -> str:
+    def strip_memory(self, count: int, hidden: str, key: str, every: int | None = None,
+                     embedded: str | None = None) -> str:
+        """Memory tokens off again; interleaved ones, and the padding of the last chunk, which
+        the sequence before them (`embedded`) measures."""
         if not count:
             return hidden
-        return self.add("strip_memory", OpKind.STRIP, StripAttrs(count), (hidden,),
+        inputs = (hidden,) if every is None else (hidden, embedded)
+        return self.add("strip_memory", OpKind.STRIP, StripAttrs(count, every=every), inputs,
                         spec_key=f"{key}.num_memory_tokens")
 
     def logits(self, model: ResolvedWrapper, hidden: str) -> str:

@@ -401,6 +401,12 @@ def count(model: Model, kind: OpKind, role: str | None = None) -> int:
     return 0 if op is None else op.attrs.count
 
 
+def memory_every(model: Model) -> int | None:
+    """How many positions each chunk between memory tokens holds (None: one block in front)."""
+    op = model.find(OpKind.MEMORY_TOKENS)
+    return None if op is None else op.attrs.every
+
+
 def dropout(model: Model, role: str) -> float:
     op = model.find(OpKind.DROPOUT, role)
     return 0.0 if op is None else op.attrs.p
@@ -658,7 +664,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.MEMORY_TOKENS:
         imports |= {TORCH} | ({FUNCTIONAL} if not attrs.at_end else set())
         return OpContext("ops/memory_tokens.py.jinja", {
-            "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end})
+            "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end,
+            "every": attrs.every is not None})
     if kind is OpKind.PREPEND:
         imports |= {TORCH, FUNCTIONAL}
         if generative:
@@ -666,7 +673,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/prepend.py.jinja", {"cache": cacheable, "generative": generative})
     if kind is OpKind.STRIP:
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
-        return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
+        return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end,
+                                                "every": attrs.every is not None})
     if kind is OpKind.LOGITS:
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied})
     if kind is OpKind.ROTARY:
@@ -797,6 +805,8 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
         (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS), ""),
+        (memory_every(model) is not None, "memory_tokens_interspersed_every", "int",
+         memory_every(model), "positions between memory tokens"),
         (tied, "tie_embedding_scale", "float", tied and logits.attrs.scale, ""),
         *loss_config(loss.attrs if loss is not None else None),
     ])

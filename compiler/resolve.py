@@ -96,6 +96,7 @@ class ResolvedWrapper:
     tie_embedding_scale: float
     layers: ResolvedLayers
     loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
+    memory_tokens_interspersed_every: int | None = None  # memory tokens before every n positions
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         tie_embedding_scale=layers.dim ** -0.5 if tie_scale is None else tie_scale,
         layers=layers,
         loss=training_loss(model),
+        memory_tokens_interspersed_every=model["memory_tokens_interspersed_every"],
     )
 
 
@@ -249,7 +251,7 @@ def with_dim(side: ModuleSpec, dim: int) -> ModuleSpec:
 # TransformerWrapper keywords that XTransformer does not route to its sides, at their defaults.
 WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
-    "post_emb_norm": False, "num_memory_tokens": None,
+    "post_emb_norm": False, "num_memory_tokens": None, "memory_tokens_interspersed_every": None,
 }
 
 

@@ -8,6 +8,10 @@
 - Scaled sinusoidal positions split the width into sin and cos halves, so it must be even
   (asserted in ScaledSinusoidalEmbedding.__init__).
 Both hold only where absolute positions are built: rotary and the T5 bias turn them off.
+- `memory_tokens_interspersed_every` places the memory tokens of `num_memory_tokens`: alone it
+  does nothing. It is for a Decoder only (asserted in TransformerWrapper.forward): the zeros
+  that pad the last chunk come after every real position, where only causal attention
+  ignores them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ def check_embedding_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for model in wrapper_modules(spec):
         found += check_token_embedding(spec, model)
+        found += check_interspersed_memory(spec, model)
     for model in all_modules(spec):
         if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper"):
             found += check_sinusoidal_width(spec, model)
@@ -62,3 +67,20 @@ def check_sinusoidal_width(spec: Spec, model) -> list[Diagnostic]:
         return []
     return [diagnostic(spec, f"{model.key}.scaled_sinu_pos_emb", "scaled-sinusoidal-needs-even-width",
                        f"scaled sinusoidal positions need an even embedding width, got {width}")]
+
+
+def check_interspersed_memory(spec: Spec, model) -> list[Diagnostic]:
+    if model["memory_tokens_interspersed_every"] is None:
+        return []
+    key = f"{model.key}.memory_tokens_interspersed_every"
+    if not model["num_memory_tokens"]:
+        return [diagnostic(spec, key, "interspersed-memory-needs-memory-tokens",
+                           "memory_tokens_interspersed_every places memory tokens, so it needs "
+                           "num_memory_tokens (without it, it does nothing)")]
+    layers = model.children["attn_layers"].type
+    if layers != "Decoder":
+        return [diagnostic(spec, key, "interspersed-memory-needs-decoder",
+                           f"memory_tokens_interspersed_every needs a Decoder ({layers} here): "
+                           "x-transformers raises for any other stack, whose attention would "
+                           "see the zeros that pad the last chunk")]
+    return []
