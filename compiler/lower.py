@@ -233,6 +233,9 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     if has_prepend:
         checks.append(f"check_context(prepend_embeds, self.config.{embedding_width(model)[0]}, "
                       'x.shape[0], "prepend_embeds", required=False)')
+    if memory_every(model) is not None:
+        checks.append(f"check_memory_chunks(mask, {'prepend_embeds' if has_prepend else 'None'}, "
+                      "self.config.memory_tokens_interspersed_every)")
     ops, imports = top_level_ops(model, prefix, signature, generative=generative)
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))

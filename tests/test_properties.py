@@ -49,6 +49,9 @@ XTC_RULES = {
                                     "never runs: parameters that take no part",
     "flash-excludes-residual-attention": "under cross_attn: {flash: true} alone the reference "
                                          "drops cross residual attention without a word",
+    "interspersed-memory-needs-memory-tokens": "the reference accepts "
+                                               "memory_tokens_interspersed_every without memory "
+                                               "tokens, and ignores it",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
@@ -90,7 +93,9 @@ def reference_for(document: dict):
 
 def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
     model, gen = document["model"], torch.Generator().manual_seed(0)
-    mask = {"mask": padding_mask(2, 10)} if masked else {}
+    # memory tokens interleaved with the positions take no mask (the reference has none for them)
+    interleaved = model.get("num_memory_tokens") and model.get("memory_tokens_interspersed_every")
+    mask = {"mask": padding_mask(2, 10)} if masked and not interleaved else {}
 
     def tokens():
         return torch.randint(0, VOCAB, (2, 10), generator=gen)
