@@ -305,6 +305,9 @@ class Builder:
         embeddings, post-embedding norm, prepended embeddings, dropout, projection, memory
         tokens."""
         key, emb_dim = model.key, model.emb_dim
+        every = model.memory_tokens_interspersed_every if model.num_memory_tokens else None
+        if every is not None:  # the chunks take no padding mask: forward refuses one
+            mask = None
         hidden = self.add("token_emb", OpKind.TOKEN_EMBEDDING,
                           TokenEmbeddingAttrs(model.num_tokens, emb_dim, model.l2norm_embed),
                           (tokens,), spec_key=f"{key}.num_tokens", ref_path="token_emb.emb",
@@ -323,7 +326,7 @@ class Builder:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
                               (hidden,), spec_key=f"{key}.emb_dim", ref_path="project_emb",
                               role="project_emb")
-        every, embedded = model.memory_tokens_interspersed_every, hidden
+        embedded = hidden
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
                                           key, every)
         hidden = self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
@@ -360,16 +363,13 @@ class Builder:
     def memory_tokens(self, count: int, dim: int, hidden: str, mask: str | None,
                       key: str, every: int | None = None) -> tuple[str, str | None]:
         """Memory tokens in front of the sequence, or in front of every chunk of `every`
-        positions; interleaved ones take no padding mask (the reference cannot interleave one:
-        the emitted forward refuses it), so the layers get none."""
+        positions (which take no mask)."""
         if not count:
             return hidden, mask
         hidden = self.add("memory_tokens", OpKind.MEMORY_TOKENS,
                           MemoryTokensAttrs(count, dim, every=every), (hidden,),
                           spec_key=f"{key}.num_memory_tokens", ref_path="memory_tokens",
                           role="memory_tokens")
-        if every is not None:
-            return hidden, None
         if mask is not None:
             mask = self.add("memory_mask", OpKind.PAD_MASK, PadMaskAttrs(count), (mask,),
                             spec_key=f"{key}.num_memory_tokens")

@@ -63,5 +63,6 @@ def added_length(op: Op, length: str) -> str:
     count = getattr(op.attrs, "count", 0) or "P"
     every = getattr(op.attrs, "every", None)
     if every is not None:  # the length padded to whole chunks, each with `count` tokens more
-        return f"{every + count}*ceil({length}/{every})"
+        whole = f"({length})" if "+" in length else length
+        return f"{every + count}*ceil({whole}/{every})"
     return f"{length}+{count}" if getattr(op.attrs, "at_end", False) else f"{count}+{length}"
