@@ -12,6 +12,8 @@ Both hold only where absolute positions are built: rotary and the T5 bias turn t
   does nothing. It is for a Decoder only (asserted in TransformerWrapper.forward): the zeros
   that pad the last chunk come after every real position, where only causal attention
   ignores them.
+- Forgetful causal masking (`autoregressive: {mask_prob}`) hides random keys of the tokens: the
+  reference's mask does not cover memory tokens, and its loss fails on the lengths.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def check_embedding_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for model in wrapper_modules(spec):
         found += check_token_embedding(spec, model)
-        found += check_interspersed_memory(spec, model)
+        found += check_memory_tokens(spec, model)
     for model in all_modules(spec):
         if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper"):
             found += check_sinusoidal_width(spec, model)
@@ -69,18 +71,26 @@ def check_sinusoidal_width(spec: Spec, model) -> list[Diagnostic]:
                        f"scaled sinusoidal positions need an even embedding width, got {width}")]
 
 
-def check_interspersed_memory(spec: Spec, model) -> list[Diagnostic]:
+def check_memory_tokens(spec: Spec, model) -> list[Diagnostic]:
+    found = []
+    if model["num_memory_tokens"] and model.trainer and model.training.get("mask_prob"):
+        found.append(diagnostic(
+            spec, f"{model.key}.autoregressive.mask_prob", "mask-prob-excludes-memory-tokens",
+            "autoregressive.mask_prob cannot be combined with num_memory_tokens: x-transformers' "
+            "random key mask covers the tokens only, and its loss fails on the lengths"))
     if model["memory_tokens_interspersed_every"] is None:
-        return []
+        return found
     key = f"{model.key}.memory_tokens_interspersed_every"
     if not model["num_memory_tokens"]:
-        return [diagnostic(spec, key, "interspersed-memory-needs-memory-tokens",
-                           "memory_tokens_interspersed_every places memory tokens, so it needs "
-                           "num_memory_tokens (without it, it does nothing)")]
+        return [*found, diagnostic(
+            spec, key, "interspersed-memory-needs-memory-tokens",
+            "memory_tokens_interspersed_every places memory tokens, so it needs "
+            "num_memory_tokens (without it, it does nothing)")]
     layers = model.children["attn_layers"].type
     if layers != "Decoder":
-        return [diagnostic(spec, key, "interspersed-memory-needs-decoder",
-                           f"memory_tokens_interspersed_every needs a Decoder ({layers} here): "
-                           "x-transformers raises for any other stack, whose attention would "
-                           "see the zeros that pad the last chunk")]
-    return []
+        found.append(diagnostic(
+            spec, key, "interspersed-memory-needs-decoder",
+            f"memory_tokens_interspersed_every needs a Decoder ({layers} here): x-transformers "
+            "raises for any other stack, whose attention would see the zeros that pad the last "
+            "chunk"))
+    return found
