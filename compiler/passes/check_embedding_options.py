@@ -1,4 +1,5 @@
-"""check-embedding-options: embedding settings that x-transformers builds but cannot run.
+"""check-embedding-options: embedding settings that x-transformers builds but cannot run (or
+ignores: interspersed memory without memory tokens).
 
 - `tie_embedding` reuses the token embedding as the output layer, so the embedding must be as
   wide as the model: with another `emb_dim` the reference fails at the logits (a matmul of
@@ -7,7 +8,7 @@
   the reference raises AttributeError while constructing (TransformerWrapper.init_).
 - Scaled sinusoidal positions split the width into sin and cos halves, so it must be even
   (asserted in ScaledSinusoidalEmbedding.__init__).
-Both hold only where absolute positions are built: rotary and the T5 bias turn them off.
+  These two hold only where absolute positions are built: rotary and the T5 bias turn them off.
 - `memory_tokens_interspersed_every` places the memory tokens of `num_memory_tokens`: alone it
   does nothing. It is for a Decoder only (asserted in TransformerWrapper.forward): the zeros
   that pad the last chunk come after every real position, where only causal attention
