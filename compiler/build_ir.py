@@ -360,6 +360,9 @@ class Builder:
         embeddings, post-embedding norm, prepended embeddings, dropout, projection, memory
         tokens."""
         key, emb_dim = model.key, model.emb_dim
+        every = model.memory_tokens_interspersed_every if model.num_memory_tokens else None
+        if every is not None:  # the chunks take no padding mask: forward refuses one
+            mask = None
         hidden = self.add("token_emb", OpKind.TOKEN_EMBEDDING,
                           TokenEmbeddingAttrs(model.num_tokens, emb_dim, model.l2norm_embed),
                           (tokens,), spec_key=f"{key}.num_tokens", ref_path="token_emb.emb",
@@ -378,10 +381,11 @@ class Builder:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
                               (hidden,), spec_key=f"{key}.emb_dim", ref_path="project_emb",
                               role="project_emb")
+        embedded = hidden
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
-                                          key)
+                                          key, every)
         hidden = self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
-        hidden = self.strip_memory(model.num_memory_tokens, hidden, key)
+        hidden = self.strip_memory(model.num_memory_tokens, hidden, key, every, embedded)
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
         return self.logits(model, hidden) if logits else hidden
 
@@ -412,21 +416,28 @@ class Builder:
                         role=role)
 
     def memory_tokens(self, count: int, dim: int, hidden: str, mask: str | None,
-                      key: str) -> tuple[str, str | None]:
+                      key: str, every: int | None = None) -> tuple[str, str | None]:
+        """Memory tokens in front of the sequence, or in front of every chunk of `every`
+        positions (which take no mask)."""
         if not count:
             return hidden, mask
-        hidden = self.add("memory_tokens", OpKind.MEMORY_TOKENS, MemoryTokensAttrs(count, dim),
-                          (hidden,), spec_key=f"{key}.num_memory_tokens", ref_path="memory_tokens",
+        hidden = self.add("memory_tokens", OpKind.MEMORY_TOKENS,
+                          MemoryTokensAttrs(count, dim, every=every), (hidden,),
+                          spec_key=f"{key}.num_memory_tokens", ref_path="memory_tokens",
                           role="memory_tokens")
         if mask is not None:
             mask = self.add("memory_mask", OpKind.PAD_MASK, PadMaskAttrs(count), (mask,),
                             spec_key=f"{key}.num_memory_tokens")
         return hidden, mask
 
-    def strip_memory(self, count: int, hidden: str, key: str) -> str:
+    def strip_memory(self, count: int, hidden: str, key: str, every: int | None = None,
+                     embedded: str | None = None) -> str:
+        """Memory tokens off again; interleaved ones, and the padding of the last chunk, which
+        the sequence before them (`embedded`) measures."""
         if not count:
             return hidden
-        return self.add("strip_memory", OpKind.STRIP, StripAttrs(count), (hidden,),
+        inputs = (hidden,) if every is None else (hidden, embedded)
+        return self.add("strip_memory", OpKind.STRIP, StripAttrs(count, every=every), inputs,
                         spec_key=f"{key}.num_memory_tokens")
 
     def logits(self, model: ResolvedWrapper, hidden: str) -> str:

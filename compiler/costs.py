@@ -377,6 +377,8 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
         return (height // a.patch_size) * (width // a.patch_size)
     if kind is OpKind.POSITION_EMBEDDING and a.scheme == "patches":
         return a.max_seq_len
+    if kind is OpKind.MEMORY_TOKENS and a.every is not None:  # whole chunks, each with count more
+        return -(-first // a.every) * (a.every + a.count)
     if kind is OpKind.MEMORY_TOKENS:
         return first + a.count
     if kind is OpKind.PREPEND:
@@ -384,7 +386,7 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
     if kind is OpKind.PAD_MASK:
         return first + (a.count or lengths[op.inputs[1]])
     if kind is OpKind.STRIP:
-        return first - a.count
+        return first - a.count if a.every is None else lengths[op.inputs[1]]
     if kind is OpKind.POOL:
         return 1
     return first

@@ -163,7 +163,9 @@ def contributor_line(inspection: Inspection) -> str:
 
 def graph_lines(inspection: Inspection) -> list[str]:
     graph, runs = inspection.graph, runs_by_block(inspection)
-    lines = [f"{'graph':<54}{'shape':<18}{'parameters':>14}"]
+    # 18 columns hold (B, P+T, 32); chunked lengths, such as 6*ceil((P+T)/4), widen them
+    width = max([18] + [len(shape_text(op)) + 2 for op in graph.ops()])
+    lines = [f"{'graph':<54}{'shape':<{width}}{'parameters':>14}"]
     current, shown = None, set()
     for op in graph.ops():
         name = component(op, inspection.name)
@@ -174,16 +176,16 @@ def graph_lines(inspection: Inspection) -> list[str]:
         if op.block is None:
             label = local_name(op) + (" (optional)" if op.kind is OpKind.INPUT and op.attrs.optional else "")
             owned = f"{count:,}" if count else (f"shares {op.shares}" if op.shares else "")
-            lines.append(f"    {label:<30}{op.kind.value:<20}{shape_text(op):<18}{owned:>14}".rstrip())
+            lines.append(f"    {label:<30}{op.kind.value:<20}{shape_text(op):<{width}}{owned:>14}".rstrip())
             continue
         run = runs[(op.scope, op.block)]
         if id(run) in shown:
             continue
         shown.add(id(run))
-        lines.append(f"    {run_label(run):<50}{run.shape:<18}{run.parameters:>14,}")
+        lines.append(f"    {run_label(run):<50}{run.shape:<{width}}{run.parameters:>14,}")
         for role, kind, own in run.sublayers:
             each = f"{own:,}" if own else ""
-            lines.append(f"      {role:<28}{kind:<20}{'':<18}{each:>14}".rstrip())
+            lines.append(f"      {role:<28}{kind:<20}{'':<{width}}{each:>14}".rstrip())
     return lines
 
 

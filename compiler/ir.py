@@ -121,6 +121,7 @@ class MemoryTokensAttrs:
     count: int
     dim: int
     at_end: bool = False  # ViT appends its register tokens; the wrappers prepend
+    every: int | None = None  # in front of every chunk of this many positions, not once
 
 
 @dataclass(frozen=True)
@@ -135,8 +136,10 @@ class PadMaskAttrs:
 
 @dataclass(frozen=True)
 class StripAttrs:
-    count: int  # positions removed
+    count: int  # positions removed (per chunk where `every` is set)
     at_end: bool = False
+    every: int | None = None  # chunks of `every` positions, each after `count` added ones; the
+    # second input is the sequence before them, whose length the padded chunks are cut back to
 
 
 @dataclass(frozen=True)
@@ -398,7 +401,7 @@ ARITY = {
     OpKind.MEMORY_TOKENS: (1, 1),
     OpKind.PREPEND: (2, 2),  # hidden states, the embeddings to put in front
     OpKind.PAD_MASK: (1, 2),  # the mask, and what was put in front when its length varies
-    OpKind.STRIP: (1, 1),
+    OpKind.STRIP: (1, 2),  # hidden states, and (chunked) the sequence the tokens were added to
     OpKind.ROTARY: (1, 1),  # the hidden states whose positions it covers
     OpKind.POSITION_BIAS: (1, 1),
     OpKind.ATTENTION: (1, 4),  # hidden states, then optional mask, rotary angles, bias

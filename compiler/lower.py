@@ -248,6 +248,9 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     if has_prepend:
         checks.append(f"check_context(prepend_embeds, self.config.{embedding_width(model)[0]}, "
                       'x.shape[0], "prepend_embeds", required=False)')
+    if memory_every(model) is not None:
+        checks.append(f"check_memory_chunks(mask, {'prepend_embeds' if has_prepend else 'None'}, "
+                      "self.config.memory_tokens_interspersed_every)")
     ops, imports = top_level_ops(model, prefix, signature, generative=generative)
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
@@ -489,6 +492,12 @@ def count(model: Model, kind: OpKind, role: str | None = None) -> int:
     """A count an op of the model carries (memory or register tokens), or 0 without one."""
     op = model.find(kind, role)
     return 0 if op is None else op.attrs.count
+
+
+def memory_every(model: Model) -> int | None:
+    """How many positions each chunk between memory tokens holds (None: one block in front)."""
+    op = model.find(OpKind.MEMORY_TOKENS)
+    return None if op is None else op.attrs.every
 
 
 def dropout(model: Model, role: str) -> float:
@@ -898,7 +907,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.MEMORY_TOKENS:
         imports |= {TORCH} | ({FUNCTIONAL} if not attrs.at_end else set())
         return OpContext("ops/memory_tokens.py.jinja", {
-            "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end})
+            "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end,
+            "every": attrs.every is not None})
     if kind is OpKind.PREPEND:
         imports |= {TORCH, FUNCTIONAL}
         if generative:
@@ -906,7 +916,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/prepend.py.jinja", {"cache": cacheable, "generative": generative})
     if kind is OpKind.STRIP:
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
-        return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
+        return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end,
+                                                "every": attrs.every is not None})
     if kind is OpKind.LOGITS:
         numbers = model.numerical_token_id is not None
         vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
@@ -1045,6 +1056,8 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
         (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS), ""),
+        (memory_every(model) is not None, "memory_tokens_interspersed_every", "int",
+         memory_every(model), "positions between memory tokens"),
         (tied, "tie_embedding_scale", "float", tied and logits.attrs.scale, ""),
         (model.recurrent, "max_mem_len", "int", model.attrs.max_mem_len,
          "positions each layer remembers (Transformer-XL)"),

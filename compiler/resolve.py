@@ -127,6 +127,7 @@ class ResolvedWrapper:
     max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
     shift_mem_down: int = 0  # ERNIE-Doc: layer l reads the memory of layer l + shift_mem_down
     loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
+    memory_tokens_interspersed_every: int | None = None  # memory tokens before every n positions
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         # the shift reorders memories: without them it does nothing (check-recurrence warns)
         shift_mem_down=(model["shift_mem_down"] or 0) if model["max_mem_len"] else 0,
         loss=training_loss(model),
+        memory_tokens_interspersed_every=model["memory_tokens_interspersed_every"],
     )
 
 
@@ -343,6 +345,7 @@ def with_dim(side: ModuleSpec, dim: int) -> ModuleSpec:
 WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
+    "memory_tokens_interspersed_every": None,
 }
 
 

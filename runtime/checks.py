@@ -97,6 +97,19 @@ def check_image(img: object, channels: int, size: int) -> None:
         raise ValueError("empty batch: img has shape (0, ...)")
 
 
+def check_memory_chunks(mask: object, prepend_embeds: Tensor | None, every: int) -> None:
+    """Memory tokens before every chunk of `every` positions take what x-transformers can chunk:
+    no padding mask (it has none for the interleaved sequence; generate's prompt_lens needs
+    one), and a prefix of whole chunks (it pads the tokens alone to whole chunks)."""
+    if torch.compiler.is_compiling():
+        return
+    if mask is not None:
+        raise ValueError("memory_tokens_interspersed_every takes no padding mask (nor prompt_lens)")
+    if prepend_embeds is not None and prepend_embeds.shape[1] % every:
+        raise ValueError(f"prepend_embeds must fill whole chunks of memory_tokens_interspersed_every "
+                         f"= {every} positions, got {prepend_embeds.shape[1]}")
+
+
 def check_float_tensor(x: object, name: str) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")

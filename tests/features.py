@@ -57,6 +57,7 @@ class Feature:
         uncached tokens are the reference.
     recurrent: a Transformer-XL model (max_mem_len): generation runs by segments, always
         cached, against x-transformers' XLAutoregressiveWrapper.
+    mask: whether its forward takes a padding mask (False where the reference takes none).
     """
     group: str
     name: str
@@ -72,6 +73,7 @@ class Feature:
     generates: bool = True
     reference_cache: bool = True
     recurrent: bool = False
+    mask: bool = True
 
     @property
     def id(self) -> str:
@@ -79,7 +81,7 @@ class Feature:
 
     @property
     def takes_mask(self) -> bool:
-        return self.wrapper != "ViTransformerWrapper"  # a ViT's patches are never padded
+        return self.mask and self.wrapper != "ViTransformerWrapper"  # a ViT's are never padded
 
 
 def row(group: str, name: str, *, model=None, layers=None, attn=None, ff=None, cross_attn=None,
@@ -147,6 +149,15 @@ DECODERS = token_rows("decoder", {
               "layers": {"rotary_pos_emb": True, "use_rmsnorm": True},
               "attn": {"kv_heads": 2}, "ff": {"glu": True, "swish": True}},
 })
+# memory tokens before every chunk of n positions: a decoder's, without a padding mask (the
+# reference's forward raises for an encoder and for a mask); rotary positions count them
+DECODERS += token_rows("decoder", {
+    "memory_tokens_interspersed": {
+        "model": {"num_memory_tokens": 2, "memory_tokens_interspersed_every": 4}},
+    "memory_tokens_interspersed_rotary": {
+        "model": {"num_memory_tokens": 3, "memory_tokens_interspersed_every": 3,
+                  "use_abs_pos_emb": False}, "layers": {"rotary_pos_emb": True}},
+}, kinds=("Decoder",), mask=False)
 
 # -- attention variants (issue #9) -----------------------------------------------------------
 

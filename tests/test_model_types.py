@@ -13,7 +13,7 @@ import torch
 import x_transformers.xval
 from features import FEATURES, feature, feature_spec, frozen, layers, spec_of
 from inputs import make_inputs, padding_mask
-from reference import TOLERANCE, assert_parity, paired_models
+from reference import TOLERANCE, assert_parity, assert_same_greedy_tokens, paired_models
 from xtc.compiler import compile_graph
 from xtc.compiler.state_dict import parameter_rules
 
@@ -46,6 +46,42 @@ def test_prepend_embeds(masked):
     if masked:
         kwargs["mask"] = padding_mask(2, 10)
     assert_parity(spec, tokens(), **kwargs)
+
+
+INTERSPERSED = "decoder-memory_tokens_interspersed"  # two memory tokens before every 4 positions
+
+
+@pytest.mark.parametrize("length", [1, 7, 8])
+def test_interspersed_memory_tokens_chunk_a_prefix_with_the_tokens(length):
+    """A prefix of whole chunks is chunked with the tokens, as the reference does; the last chunk
+    is padded (7 tokens) or full (8)."""
+    spec = feature_spec(feature(INTERSPERSED), "Decoder", flash=False)
+    assert_parity(spec, tokens(length=length), prepend_embeds=floats(2, 8, 32))
+
+
+def test_interspersed_memory_tokens_generate_after_a_prefix():
+    spec = feature_spec(feature(INTERSPERSED), "Decoder", flash=False)
+    assert_same_greedy_tokens(spec, tokens(length=5), 6, cache=False,
+                              prepend_embeds=floats(2, 4, 32))
+
+
+def test_interspersed_memory_tokens_refuse_what_the_reference_cannot_chunk():
+    """x-transformers has no mask for the interleaved sequence (its forward fails on a shape),
+    so generate's prompt_lens has none either; its padding counts the tokens alone, so a
+    prefix must fill whole chunks (it fails to split others). Ours say so."""
+    reference, ours = paired_models(feature_spec(feature(INTERSPERSED), "Decoder", flash=False))
+    x, mask = tokens(), padding_mask(2, 10)
+    with pytest.raises(RuntimeError):
+        reference(x, mask=mask)
+    with pytest.raises(ValueError, match="takes no padding mask"):
+        ours(x, mask=mask)
+    with pytest.raises(ValueError, match="takes no padding mask"):
+        ours.generate(x, 2, temperature=0, cache=False, prompt_lens=torch.tensor([10, 6]))
+    prefix = floats(2, 3, 32)
+    with pytest.raises(Exception, match="divide"):
+        reference(x, prepend_embeds=prefix)
+    with pytest.raises(ValueError, match="whole chunks of memory_tokens_interspersed_every = 4"):
+        ours(x, prepend_embeds=prefix)
 
 
 def test_cross_attender_has_no_self_attention():

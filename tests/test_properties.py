@@ -62,6 +62,11 @@ XTC_RULES = {
                         "boolean list counts as true), ignores extra entries or builds fewer layers",
     "numerical-token-out-of-range": "the reference builds an xVal model whose number token is "
                                     "no token: the numbers it is given are never read",
+    "interspersed-memory-needs-memory-tokens": "the reference accepts "
+                                               "memory_tokens_interspersed_every without memory "
+                                               "tokens, and ignores it",
+    "mask-prob-excludes-memory-tokens": "the reference builds the model and its training "
+                                        "wrapper, whose loss then fails (not run here)",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
@@ -106,7 +111,9 @@ def reference_for(document: dict):
 
 def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
     model, gen = document["model"], torch.Generator().manual_seed(0)
-    mask = {"mask": padding_mask(2, 10)} if masked else {}
+    # memory tokens interleaved with the positions take no mask (the reference has none for them)
+    interleaved = model.get("num_memory_tokens") and model.get("memory_tokens_interspersed_every")
+    mask = {"mask": padding_mask(2, 10)} if masked and not interleaved else {}
 
     def tokens():
         return torch.randint(0, VOCAB, (2, 10), generator=gen)

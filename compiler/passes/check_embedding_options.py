@@ -1,4 +1,5 @@
-"""check-embedding-options: embedding settings that x-transformers builds but cannot run.
+"""check-embedding-options: embedding settings that x-transformers builds but cannot run (or
+ignores: interspersed memory without memory tokens).
 
 - `tie_embedding` reuses the token embedding as the output layer, so the embedding must be as
   wide as the model: with another `emb_dim` the reference fails at the logits (a matmul of
@@ -12,6 +13,12 @@ Both hold only where absolute positions are built: rotary and the T5 bias turn t
   builds one of another width and fails in forward, adding the (dim-wide) positions.
 - Its `numerical_token_id` must be a token id (below `num_tokens`): else no token is ever a
   number, and the numbers given to forward are never read.
+- `memory_tokens_interspersed_every` places the memory tokens of `num_memory_tokens`: alone it
+  does nothing. It is for a Decoder only (asserted in TransformerWrapper.forward): the zeros
+  that pad the last chunk come after every real position, where only causal attention
+  ignores them.
+- Forgetful causal masking (`autoregressive: {mask_prob}`) hides random keys of the tokens: the
+  reference's mask does not cover memory tokens, and its loss fails on the lengths.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ def check_embedding_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for model in wrapper_modules(spec):
         found += check_token_embedding(spec, model)
+        found += check_memory_tokens(spec, model)
     for model in all_modules(spec):
         if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper",
                           "XValTransformerWrapper"):
@@ -86,3 +94,28 @@ def check_sinusoidal_width(spec: Spec, model) -> list[Diagnostic]:
         return []
     return [diagnostic(spec, f"{model.key}.scaled_sinu_pos_emb", "scaled-sinusoidal-needs-even-width",
                        f"scaled sinusoidal positions need an even embedding width, got {width}")]
+
+
+def check_memory_tokens(spec: Spec, model) -> list[Diagnostic]:
+    found = []
+    if model["num_memory_tokens"] and model.trainer and model.training.get("mask_prob"):
+        found.append(diagnostic(
+            spec, f"{model.key}.autoregressive.mask_prob", "mask-prob-excludes-memory-tokens",
+            "autoregressive.mask_prob cannot be combined with num_memory_tokens: x-transformers' "
+            "random key mask covers the tokens only, and its loss fails on the lengths"))
+    if model["memory_tokens_interspersed_every"] is None:
+        return found
+    key = f"{model.key}.memory_tokens_interspersed_every"
+    if not model["num_memory_tokens"]:
+        return [*found, diagnostic(
+            spec, key, "interspersed-memory-needs-memory-tokens",
+            "memory_tokens_interspersed_every places memory tokens, so it needs "
+            "num_memory_tokens (without it, it does nothing)")]
+    layers = model.children["attn_layers"].type
+    if layers != "Decoder":
+        found.append(diagnostic(
+            spec, key, "interspersed-memory-needs-decoder",
+            f"memory_tokens_interspersed_every needs a Decoder ({layers} here): x-transformers "
+            "raises for any other stack, whose attention would see the zeros that pad the last "
+            "chunk"))
+    return found

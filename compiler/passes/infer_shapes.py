@@ -40,6 +40,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (*source[:-1], attrs.dim)
     if kind in (OpKind.MEMORY_TOKENS, OpKind.PAD_MASK, OpKind.PREPEND):
         return (source[0], added_length(op, source[1]), *source[2:])
+    if kind is OpKind.STRIP and attrs.every is not None:
+        return (source[0], graph[op.inputs[1]].shape[1], *source[2:])  # the padding goes too
     if kind is OpKind.STRIP:
         added = f"+{attrs.count}" if attrs.at_end else f"{attrs.count}+"
         return (source[0], source[1].replace(added, "", 1), *source[2:])
@@ -57,7 +59,12 @@ def shape_of(graph: Graph, op: Op) -> tuple:
 
 
 def added_length(op: Op, length: str) -> str:
-    """The symbolic length after tokens are added: `2+T` in front, `T+4` at the end, and `P+T`
-    for embeddings whose number is known only at run time."""
+    """The symbolic length after tokens are added: `2+T` in front, `T+4` at the end, `P+T`
+    for embeddings whose number is known only at run time, and `6*ceil(T/4)` for two in front
+    of every four positions."""
     count = getattr(op.attrs, "count", 0) or "P"
+    every = getattr(op.attrs, "every", None)
+    if every is not None:  # the length padded to whole chunks, each with `count` tokens more
+        whole = f"({length})" if "+" in length else length
+        return f"{every + count}*ceil({whole}/{every})"
     return f"{length}+{count}" if getattr(op.attrs, "at_end", False) else f"{count}+{length}"
