@@ -147,6 +147,7 @@ class LossAttrs:
     pad_value: int = 0  # the input id fed where the tokens hold ignore_index
     mask_prob: float = 0.0  # the share of keys each query forgets in training (forgetful
     # causal masking, Liu et al. 2022, https://arxiv.org/abs/2210.13432)
+    add_attn_z_loss: bool = False  # adds the attention z-loss of every attention's scores
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,9 @@ TALKING_HEADS = (
 )
 
 
+Z_LOSS_REASON = "the attention z-loss reads the log-sum-exp of the scores"
+
+
 @dataclass(frozen=True)
 class AttentionAttrs:
     dim: int
@@ -213,6 +217,7 @@ class AttentionAttrs:
     logit_softclamp_value: float = 50.0
     residual: bool = False  # adds the previous self-attention's scores (RealFormer)
     fused_qkv: bool = False  # one projection to queries, keys and values (the fuse-qkv pass)
+    z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -236,8 +241,9 @@ class AttentionAttrs:
         reasons += (f"sparse top-{self.sparse_topk} keeps the largest scores",) if self.sparse_topk else ()
         reasons += ("hard attention takes each row's largest score",) if self.hard else ()
         reasons += ("logit soft-capping bends the scores",) if self.softclamp_logits else ()
-        return reasons + (("residual attention adds the previous layer's scores",)
-                          if self.residual else ())
+        reasons += (("residual attention adds the previous layer's scores",)
+                    if self.residual else ())
+        return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
     def explicit(self) -> bool:
@@ -255,11 +261,13 @@ class CrossAttentionAttrs:
     dropout: float = 0.0
     num_mem_kv: int = 0
     residual: bool = False  # adds the previous cross-attention's scores
+    z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
         """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
-        return ("cross residual attention adds the previous layer's scores",) if self.residual else ()
+        reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
+        return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
     def explicit(self) -> bool:

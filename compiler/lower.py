@@ -21,6 +21,7 @@ from xtc.spec.model import pascal_case
 from xtc.spec.names import is_free_class_name
 
 from .context import (
+    ATTN_LSE,
     FUNCTIONAL,
     GENERATOR,
     KEYWORD_ONLY,
@@ -205,6 +206,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
 # -- one stack, one model class ----------------------------------------------------------------
 
 RETURN_EMBEDDINGS = Parameter("return_embeddings", "bool", "False")
+# with the attention z-loss: also return the attentions' summed log-sum-exps, for `loss`
+RETURN_ATTN_LSE = Parameter("return_attn_lse", "bool", "False")
 # what a decoding step takes besides forward's arguments: the kv cache, and where each
 # left-padded prompt starts; forward, the method users call, takes neither
 DECODING_ONLY = ("cache", "seq_start_pos")
@@ -222,6 +225,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [optional("attn_mask")] if "attn_mask" in signature else []
     parameters += [optional("prepend_embeds")] if has_prepend else []
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
+    parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     parameters += [optional("seq_start_pos")] if generative else []
     limit = "self.config.max_seq_len" if model.length_limit else "None"
@@ -251,7 +255,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
                      cache_layers=cache_layers(model), prefixed=has_prepend,
                      cache_value_dim=bool(attention and attention.value_dim_head),
-                     forgetful=forgets(model))
+                     forgetful=forgets(model), z_loss=z_loss(model))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
     article = "a" if model.causal else "an"
@@ -505,6 +509,7 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
         parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
     parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
     parameters += [replace(optional(name), returned=True) for name in scores]
+    parameters += [ATTN_LSE] if any(a is not None and a.z_loss for a in (attention, cross_attention)) else []
     cache_class = "ModelCache" if model.attrs.custom_layout else "LayerCache"  # one block: all
     parameters += [Parameter("cache", f"{cache_class} | None", "None")] if cache else []
     return BlockSignature(tuple(parameters))
@@ -549,6 +554,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         arguments=sublayer_arguments(branch, signature, run),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
+        attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
         post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "")
 
@@ -579,14 +585,16 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
     if branch.kind is OpKind.CROSS_ATTENTION:
         found = [("", "context"), ("", "mask"), ("", "context_mask")]
         found += [("", "cross_cache" if run is None else f"cross_caches[{run}]")] if cache else []
-        return tuple(found + ([("prev_scores", "prev_cross_scores")] if branch.attrs.residual else []))
+        found += [("prev_scores", "prev_cross_scores")] if branch.attrs.residual else []
+        return tuple(found + ([("attn_lse", "attn_lse")] if branch.attrs.z_loss else []))
     a = branch.attrs
     found = [("mask", "mask")]
     found += [("attn_mask", "attn_mask")] if "attn_mask" in signature else []
     found += [("rotary", "rotary")] if a.rotary else []
     found += [("bias", "bias")] if a.bias else []
     found += [("cache", "self_cache" if run is None else f"self_caches[{run}]")] if cache else []
-    return tuple(found + ([("prev_scores", "prev_scores")] if a.residual else []))
+    found += [("prev_scores", "prev_scores")] if a.residual else []
+    return tuple(found + ([("attn_lse", "attn_lse")] if a.z_loss else []))
 
 
 # -- the top-level ops of a model class ---------------------------------------------------------
@@ -622,7 +630,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
     values |= dict(zip(signature.scores, scores))
     return OpContext("ops/blocks.py.jinja", {
         "block": f"{prefix}Block", "cache": "cache" in signature,
-        "single": single,
+        "single": single, "attn_lse": "attn_lse" in signature,
         "tied": any(op.weights_of is not None for op in model.ops),
         "arguments": signature.arguments(values), "scores": scores})
 
@@ -668,7 +676,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end})
     if kind is OpKind.LOGITS:
-        return OpContext("ops/logits.py.jinja", {"tied": attrs.tied})
+        return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "attn_lse": z_loss(model)})
     if kind is OpKind.ROTARY:
         imports.add(runtime("positions", "RotaryEmbedding"))
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys})
@@ -778,6 +786,12 @@ def context_width(model: Model) -> int | None:
     """The width of a context the model takes without cross-attending to it, if it takes one."""
     context = context_input(model)
     return None if context is None else context.attrs.shape[-1]
+
+
+def z_loss(model: Model) -> bool:
+    """Whether the model's loss adds the attention z-loss (its blocks sum log-sum-exps)."""
+    loss = model.find(OpKind.LOSS)
+    return loss is not None and loss.attrs.add_attn_z_loss
 
 
 def forgets(model: Model) -> bool:

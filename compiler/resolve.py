@@ -172,7 +172,10 @@ def resolve_module(model: ModuleSpec) -> Resolved:
 
 
 def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapper:
+    loss = training_loss(model)
     layers = resolve_layers(layers_spec)
+    if loss is not None and loss.add_attn_z_loss:
+        layers = with_z_loss(layers)
     tie_scale = model["tie_embedding_scale"]
     scheme = "none" if layers.drops_absolute_positions else positions(model)
     return ResolvedWrapper(
@@ -188,8 +191,17 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         tie_embedding=model["tie_embedding"],
         tie_embedding_scale=layers.dim ** -0.5 if tie_scale is None else tie_scale,
         layers=layers,
-        loss=training_loss(model),
+        loss=loss,
     )
+
+
+def with_z_loss(layers: ResolvedLayers) -> ResolvedLayers:
+    """The layers of a model trained with the attention z-loss: each of its attentions, self and
+    cross, hands on the log-sum-exp of its scores (TransformerWrapper.forward's
+    return_attn_z_loss reads every attention layer's pre-softmax scores)."""
+    attention, cross = layers.attention, layers.cross_attention
+    return replace(layers, attention=attention and replace(attention, z_loss=True),
+                   cross_attention=cross and replace(cross, z_loss=True))
 
 
 def resolve_vit(model: ModuleSpec) -> ResolvedViT:

@@ -57,7 +57,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "softclamp_logits", "logit_softclamp_value",
     }),
     # the training wrappers, by the `autoregressive:` mapping of a model that generates
-    "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob"}),
+    "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob",
+                                        "add_attn_z_loss"}),
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),

@@ -49,6 +49,9 @@ XTC_RULES = {
                                     "never runs: parameters that take no part",
     "flash-excludes-residual-attention": "under cross_attn: {flash: true} alone the reference "
                                          "drops cross residual attention without a word",
+    "flash-excludes-attn-z-loss": "the reference builds the model and its wrapper, and fails "
+                                  "only when the loss looks for scores the flash kernel never "
+                                  "made (an AttributeError)",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
