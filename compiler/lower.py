@@ -509,7 +509,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
         parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
     parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
     parameters += [replace(optional(name), returned=True) for name in scores]
-    parameters += [ATTN_LSE] if any(a is not None and a.z_loss for a in (attention, cross_attention)) else []
+    z_losses = (a is not None and a.z_loss for a in (attention, cross_attention))
+    parameters += [ATTN_LSE] if any(z_losses) else []  # the attention z-loss's running sum
     cache_class = "ModelCache" if model.attrs.custom_layout else "LayerCache"  # one block: all
     parameters += [Parameter("cache", f"{cache_class} | None", "None")] if cache else []
     return BlockSignature(tuple(parameters))
