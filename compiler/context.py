@@ -172,11 +172,12 @@ class AttentionClass(ReadsConfig):
         parameters += ["bias: Tensor | None = None"] if a.bias else []
         parameters += ["prev_scores: Tensor | None = None"] if a.residual else []
         parameters += ["memory: Tensor | None = None"] if a.memory else []
+        parameters += [str(ATTN_LSE)] if a.z_loss else []
         return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))
 
     @property
     def returns(self) -> str:
-        return "tuple[Tensor, Tensor]" if self.attrs.residual else "Tensor"
+        return attention_returns(self.attrs)
 
     @property
     def description(self) -> str:
@@ -194,6 +195,12 @@ class AttentionClass(ReadsConfig):
         return wanted | ({FUNCTIONAL} if a.bias and a.num_mem_kv else set())
 
 
+def attention_returns(attrs: AttentionAttrs | CrossAttentionAttrs) -> str:
+    """An attention's output, then what it hands on: its residual scores, the z-loss's sum."""
+    count = 1 + attrs.residual + attrs.z_loss
+    return f"tuple[{', '.join(['Tensor'] * count)}]" if count > 1 else "Tensor"
+
+
 @dataclass(frozen=True)
 class CrossAttentionClass(ReadsConfig):
     template: ClassVar[str] = "cross_attention.py.jinja"
@@ -206,7 +213,7 @@ class CrossAttentionClass(ReadsConfig):
 
     @property
     def returns(self) -> str:
-        return "tuple[Tensor, Tensor]" if self.attrs.residual else "Tensor"
+        return attention_returns(self.attrs)
 
     def imports(self) -> set[Import]:
         cache = {runtime("kv_cache", "ContextCache")} if self.cache else set()
@@ -259,7 +266,8 @@ class Parameter:
     annotation: str = ""  # none for the keyword-only marker `*`
     default: str = ""  # "None": optional
     keyword: bool = True  # callers pass it as `name=value`; False: positionally
-    returned: bool = False  # residual attention scores: the block hands the new ones back
+    returned: bool = False  # residual attention scores, the z-loss's sum: the block hands
+    # the new ones back
 
     def __str__(self) -> str:
         if not self.annotation:
@@ -268,6 +276,9 @@ class Parameter:
 
 
 KEYWORD_ONLY = Parameter("*")
+# the attention z-loss's running sum over the attention layers of each query's log-sum-exp of
+# its scores (B, H, T): each block and each attention takes it and returns it with its own added
+ATTN_LSE = Parameter("attn_lse", "Tensor | float", "0.0", returned=True)
 
 
 def call_statement(head: str, callee: str, arguments: list[str], indent: int) -> str:
@@ -323,7 +334,8 @@ class BlockSignature:
 
     @property
     def scores(self) -> tuple[str, ...]:
-        """The residual attention scores each block takes and returns."""
+        """What each block takes and returns: the residual attention scores, the z-loss's
+        running sum of log-sum-exps."""
         return tuple(p.name for p in self.parameters if p.returned)
 
     def arguments(self, values: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -349,6 +361,7 @@ class ResidualStep:
     arguments: tuple[tuple[str, str], ...] = ()  # the sublayer's, after its input: (keyword or "", value)
     shift_mask: bool = False  # a token-shifted input keeps its padding mask (attention's)
     scores: str = ""  # residual attention: the block's scores the sublayer adds and replaces
+    attn_lse: bool = False  # the attention z-loss: the sublayer adds to the block's attn_lse
     post_norm: str = ""  # sandwich norm: a norm on the sublayer's output
     post_norm_init: str = ""
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
@@ -362,8 +375,13 @@ class ResidualStep:
     def names_output(self) -> bool:
         """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
         r = self.residual
-        return bool(self.scores or self.post_norm or r.layerscale is not None or r.scale_residual
-                    or r.gated)
+        return bool(self.returned or self.post_norm or r.layerscale is not None
+                    or r.scale_residual or r.gated)
+
+    @property
+    def returned(self) -> tuple[str, ...]:
+        """What the sublayer hands back beside its output: the block variables it replaces."""
+        return (*([self.scores] if self.scores else []), *(["attn_lse"] if self.attn_lse else []))
 
     @property
     def branch_scale(self) -> str:
@@ -542,12 +560,16 @@ class ModelClass(DefaultConfig):
     continuous: ContinuousDecoder | None = None  # a continuous decoder: vectors, not tokens
     recurrent: bool = False  # Transformer-XL memories: forward takes and returns them
     numbers: bool = False  # an xVal model: numbers in and out beside the tokens
+    z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
 
     @property
     def returns(self) -> str:
-        """forward's return annotation: with memories, or an xVal model's logits and numbers."""
+        """forward's return annotation: with memories, with the attentions' summed log-sum-exps
+        (return_attn_lse), or an xVal model's logits and numbers."""
         if self.recurrent:
             return "Tensor | tuple[Tensor, list[Tensor]]"
+        if self.z_loss:
+            return "Tensor | tuple[Tensor, Tensor]"
         return self.returns_of("forward")
 
     def returns_of(self, method: str) -> str:
@@ -582,6 +604,17 @@ class ModelClass(DefaultConfig):
         context = ", context=context, context_mask=context_mask" if self.cross else ""
         inputs = "x[:, :-1], x_num[:, :-1], mask=mask" if self.numbers else "inputs, mask=mask"
         return f"{inputs}{context}{forgotten}"
+
+    @property
+    def loss_forward(self) -> str:
+        """loss's call of forward (with the z-loss, for the summed log-sum-exps too), formatted
+        as ruff would (indented 8): the logits' shape as a comment where it fits on the line."""
+        lse = ["return_attn_lse=True"] if self.z_loss else []
+        targets = "logits, attn_lse = " if self.z_loss else "logits = "
+        line = call_statement(targets, "self", [*self.loss_call.split(", "), *lse], indent=8)
+        comment = "  # (B, T, num_tokens)"
+        fits = "\n" not in line and 8 + len(line) + len(comment) <= 100 and not self.z_loss
+        return line + comment if fits else line
 
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:

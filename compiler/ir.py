@@ -164,6 +164,7 @@ class LossAttrs:
     use_l1_loss: bool = False
     equal_loss_weight_batch: bool = False  # a masked mean per sequence, then over the batch
     numerical_loss_weight: float = 1.0  # xVal: the weight of the numbers' squared error
+    add_attn_z_loss: bool = False  # adds the attention z-loss of every attention's scores
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,9 @@ TALKING_HEADS = (
 )
 
 
+Z_LOSS_REASON = "the attention z-loss reads the log-sum-exp of the scores"
+
+
 @dataclass(frozen=True)
 class AttentionAttrs:
     dim: int
@@ -232,6 +236,7 @@ class AttentionAttrs:
     fused_qkv: bool = False  # one projection to queries, keys and values (the fuse-qkv pass)
     memory: bool = False  # Transformer-XL: keys and values also read the layer's memory, its
     # input over earlier segments (the wrapper's max_mem_len)
+    z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -255,8 +260,9 @@ class AttentionAttrs:
         reasons += (f"sparse top-{self.sparse_topk} keeps the largest scores",) if self.sparse_topk else ()
         reasons += ("hard attention takes each row's largest score",) if self.hard else ()
         reasons += ("logit soft-capping bends the scores",) if self.softclamp_logits else ()
-        return reasons + (("residual attention adds the previous layer's scores",)
-                          if self.residual else ())
+        reasons += (("residual attention adds the previous layer's scores",)
+                    if self.residual else ())
+        return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
     def explicit(self) -> bool:
@@ -274,11 +280,13 @@ class CrossAttentionAttrs:
     dropout: float = 0.0
     num_mem_kv: int = 0
     residual: bool = False  # adds the previous cross-attention's scores
+    z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
         """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
-        return ("cross residual attention adds the previous layer's scores",) if self.residual else ()
+        reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
+        return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
     def explicit(self) -> bool:

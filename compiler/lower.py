@@ -23,6 +23,7 @@ from xtc.spec.model import pascal_case
 from xtc.spec.names import is_free_class_name
 
 from .context import (
+    ATTN_LSE,
     FUNCTIONAL,
     GENERATOR,
     KEYWORD_ONLY,
@@ -216,6 +217,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
 # -- one stack, one model class ----------------------------------------------------------------
 
 RETURN_EMBEDDINGS = Parameter("return_embeddings", "bool", "False")
+# with the attention z-loss: also return the attentions' summed log-sum-exps, for `loss`
+RETURN_ATTN_LSE = Parameter("return_attn_lse", "bool", "False")
 # what a decoding step takes besides forward's arguments: the kv cache, and where each
 # left-padded prompt starts; forward, the method users call, takes neither
 DECODING_ONLY = ("cache", "seq_start_pos")
@@ -236,6 +239,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [optional("prepend_embeds")] if has_prepend else []
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
+    parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     parameters += [optional("seq_start_pos")] if generative else []
     limit = length_limit(model)
@@ -269,7 +273,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
-                     **cache_shape(model))
+                     z_loss=z_loss(model), **cache_shape(model))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
     article = "a" if model.causal else "an"
@@ -737,6 +741,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
     parameters += [replace(optional(name), returned=True) for name in scores]
     parameters += [optional("memory")] if attention is not None and attention.memory else []
+    z_losses = (a is not None and a.z_loss for a in (attention, cross_attention))
+    parameters += [ATTN_LSE] if any(z_losses) else []  # the attention z-loss's running sum
     cache_class = "ModelCache" if model.attrs.custom_layout else "LayerCache"  # one block: all
     parameters += [Parameter("cache", f"{cache_class} | None", "None")] if cache else []
     return BlockSignature(tuple(parameters))
@@ -781,6 +787,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         arguments=sublayer_arguments(branch, signature, run),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
+        attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
         post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "")
 
@@ -811,7 +818,8 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
     if branch.kind is OpKind.CROSS_ATTENTION:
         found = [("", "context"), ("", "mask"), ("", "context_mask")]
         found += [("", "cross_cache" if run is None else f"cross_caches[{run}]")] if cache else []
-        return tuple(found + ([("prev_scores", "prev_cross_scores")] if branch.attrs.residual else []))
+        found += [("prev_scores", "prev_cross_scores")] if branch.attrs.residual else []
+        return tuple(found + ([("attn_lse", "attn_lse")] if branch.attrs.z_loss else []))
     a = branch.attrs
     found = [("mask", "mask")]
     found += [("attn_mask", "attn_mask")] if "attn_mask" in signature else []
@@ -819,7 +827,8 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
     found += [("bias", "bias")] if a.bias else []
     found += [("memory", "memory")] if a.memory else []
     found += [("cache", "self_cache" if run is None else f"self_caches[{run}]")] if cache else []
-    return tuple(found + ([("prev_scores", "prev_scores")] if a.residual else []))
+    found += [("prev_scores", "prev_scores")] if a.residual else []
+    return tuple(found + ([("attn_lse", "attn_lse")] if a.z_loss else []))
 
 
 # -- the top-level ops of a model class ---------------------------------------------------------
@@ -862,7 +871,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         "memory": "memory" in signature, "shift": model.attrs.shift_mem_down > 0,
         # each block's class, and whether it is built with its index (per-layer values)
         "blocks": tuple((name, takes_layer[name]) for name in names),
-        "single": single,
+        "single": single, "attn_lse": "attn_lse" in signature,
         "tied": any(op.weights_of is not None for op in model.ops),
         "arguments": signature.arguments(values), "scores": scores})
 
@@ -924,7 +933,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
                                                  "width": width, "numbers": numbers,
-                                                 "memory": model.recurrent})
+                                                 "memory": model.recurrent,
+                                                 "attn_lse": z_loss(model)})
     if kind is OpKind.ROTARY:
         imports.add(runtime("positions", "RotaryEmbedding"))
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
@@ -1033,6 +1043,12 @@ def context_width(model: Model) -> int | None:
     """The width of a context the model takes without cross-attending to it, if it takes one."""
     context = context_input(model)
     return None if context is None else context.attrs.shape[-1]
+
+
+def z_loss(model: Model) -> bool:
+    """Whether the model's loss adds the attention z-loss (its blocks sum log-sum-exps)."""
+    loss = model.find(OpKind.LOSS)
+    return loss is not None and loss.attrs.add_attn_z_loss
 
 
 def forgets(model: Model) -> bool:

@@ -241,7 +241,10 @@ def resolve_module(model: ModuleSpec) -> Resolved:
 
 
 def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapper:
+    loss = training_loss(model)
     layers = resolve_layers(layers_spec)
+    if loss is not None and loss.add_attn_z_loss:
+        layers = with_z_loss(layers)
     tie_scale = model["tie_embedding_scale"]
     scheme = "none" if layers.drops_absolute_positions else positions(model)
     return ResolvedWrapper(
@@ -260,9 +263,18 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         max_mem_len=model["max_mem_len"] or 0,
         # the shift reorders memories: without them it does nothing (check-recurrence warns)
         shift_mem_down=(model["shift_mem_down"] or 0) if model["max_mem_len"] else 0,
-        loss=training_loss(model),
+        loss=loss,
         memory_tokens_interspersed_every=model["memory_tokens_interspersed_every"],
     )
+
+
+def with_z_loss(layers: ResolvedLayers) -> ResolvedLayers:
+    """The layers of a model trained with the attention z-loss: each of its attentions, self and
+    cross, hands on the log-sum-exp of its scores (TransformerWrapper.forward's
+    return_attn_z_loss reads every attention layer's pre-softmax scores)."""
+    return replace(layers, attentions=tuple(replace(a, z_loss=True) for a in layers.attentions),
+                   cross_attentions=tuple(replace(c, z_loss=True)
+                                          for c in layers.cross_attentions))
 
 
 def resolve_vit(model: ModuleSpec) -> ResolvedViT:

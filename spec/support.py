@@ -65,7 +65,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "softclamp_logits", "logit_softclamp_value",
     }),
     # the training wrappers, by the `autoregressive:` mapping of a model that generates
-    "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob"}),
+    "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob",
+                                        "add_attn_z_loss"}),
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),

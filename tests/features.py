@@ -343,7 +343,12 @@ TRAINING = token_rows("training", {
     "mask_prob": {"autoregressive": {"mask_prob": 0.25}},
     "mask_prob_rotary": {"autoregressive": {"mask_prob": 0.5, "ignore_index": 0},
                          "layers": {"rotary_pos_emb": True}},
-}, kinds=("Decoder",))
+}, kinds=("Decoder",)) + token_rows("training", {  # the z-loss reads the scores: no flash
+    "add_attn_z_loss": {"autoregressive": {"add_attn_z_loss": True}},
+    "add_attn_z_loss_cross_memory": {"autoregressive": {"add_attn_z_loss": True},
+                                     "layers": {"cross_attend": True, "residual_attn": True},
+                                     "attn": {"num_mem_kv": 2}, "cross_attn": {"num_mem_kv": 2}},
+}, kinds=("Decoder",), flash=False)
 
 # -- the other model types (issue #5): bare stacks, ViT, continuous inputs, encoder-decoder --
 

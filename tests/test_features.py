@@ -90,7 +90,9 @@ def loss_cases() -> list:
         if feature.wrapper != "TransformerWrapper" or "Decoder" not in generated_kinds(feature):
             continue
         marks = () if feature.autoregressive else pytest.mark.slow
-        cases.append(pytest.param(feature, marks=marks, id=feature.id))
+        cases.append(pytest.param(feature, False, marks=marks, id=feature.id))
+        if feature.autoregressive.get("add_attn_z_loss"):  # padded keys are out of the z-loss too
+            cases.append(pytest.param(feature, True, id=f"{feature.id}-masked"))
     return cases
 
 
@@ -137,12 +139,12 @@ def test_greedy_generation(feature, flash, cache):
                               reference_cache=cache and feature.reference_cache, **context)
 
 
-@pytest.mark.parametrize("feature", loss_cases())
-def test_loss(feature):
+@pytest.mark.parametrize(("feature", "masked"), loss_cases())
+def test_loss(feature, masked):
     """Next-token loss and its gradients equal the training wrapper's; the targets hold the
     ignored id at the end of one row."""
     spec = feature_spec(feature, "Decoder", flash=feature.flash)
-    inputs = make_inputs(spec, BATCH, LENGTH, masked=False, context_length=CONTEXT_LENGTH)
+    inputs = make_inputs(spec, BATCH, LENGTH, masked=masked, context_length=CONTEXT_LENGTH)
     tokens = inputs.args[0]
     # XLAutoregressiveWrapper feeds inputs as they are: there the ignored id is only a label
     ignored = 1 if spec.model.trainer == "XLAutoregressiveWrapper" else 3

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from xtc.spec import Diagnostic, ModuleSpec, Spec
 
-from .modules import diagnostic, is_set, layer_modules
+from .modules import all_modules, diagnostic, is_set, layer_modules
 
 ID = "check-exclusive-features"
 
@@ -115,7 +115,29 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
             found += rule_violations(spec, module, rule)
         for group in AT_MOST_ONE:
             found += group_violations(spec, module, group)
+    for model in all_modules(spec):
+        found += z_loss_violations(spec, model)
     return found
+
+
+Z_LOSS_CODE = "flash-excludes-attn-z-loss"  # a rule between a wrapper and its layers
+
+
+def z_loss_violations(spec: Spec, model: ModuleSpec) -> list[Diagnostic]:
+    """The attention z-loss of a model's training wrapper (`autoregressive:`) reads the scores of
+    every attention, self and cross: none of its layers may use the flash kernel (the reference
+    fails there with an AttributeError, finding no scores)."""
+    if model.trainer is None or not model.training.get("add_attn_z_loss"):
+        return []  # (a model without a training wrapper: its schema error says so)
+    layers = model.children["attn_layers"]
+    flash = ["attn.flash"] if builds_attention(layers) else []
+    flash += ["cross_attn.flash"] if layers["cross_attend"] or layers.type == "CrossAttender" else []
+    z_loss_key = f"{model.key}.autoregressive.add_attn_z_loss"
+    line = spec.location(z_loss_key)[0]
+    return [diagnostic(spec, f"{layers.key}.{key}", Z_LOSS_CODE,
+                       f"{key} cannot be combined with add_attn_z_loss (line {line}): the z-loss "
+                       f"reads the log-sum-exp of the attention scores, and {FLASH_NEEDS}")
+            for key in flash if is_set(layers, key)]
 
 
 def group_violations(spec: Spec, module: ModuleSpec, group: AtMostOne) -> list[Diagnostic]:

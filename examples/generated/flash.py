@@ -210,7 +210,7 @@ class GptFlash(nn.Module):
         computes it: target ids equal to ignore_index are not predicted (and are fed as
         pad_value)."""
         inputs = x.masked_fill(x == self.config.ignore_index, self.config.pad_value)
-        logits = self(inputs, mask=mask)
+        logits = self(inputs, mask=mask)  # (B, T, num_tokens)
         return F.cross_entropy(
             logits[:, :-1].transpose(1, 2), x[:, 1:], ignore_index=self.config.ignore_index
         )
