@@ -108,7 +108,8 @@ def reference_for(document: dict):
     module = modules.get(kind, x_transformers)
     net = getattr(module, kind)(**model, attn_layers=stack)
     if training is not None:  # its training wrapper must take the options too
-        x_transformers.AutoregressiveWrapper(net, **training)
+        wrapper = "XLAutoregressiveWrapper" if model.get("max_mem_len") else "AutoregressiveWrapper"
+        getattr(x_transformers, wrapper)(net, **training)
     return net
 
 
