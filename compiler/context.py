@@ -372,6 +372,11 @@ class ResidualStep:
     shifts: str = "self.token_shifts"  # its token shifts
 
     @property
+    def keyword_arguments(self) -> tuple[str, ...]:
+        """The call's arguments after the input, as written: `mask=mask`, `context`."""
+        return tuple(f"{keyword}={value}" if keyword else value for keyword, value in self.arguments)
+
+    @property
     def names_output(self) -> bool:
         """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
         r = self.residual

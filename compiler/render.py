@@ -11,12 +11,12 @@ from functools import cache
 
 import jinja2
 
-from .context import ModuleContext
+from .context import ModuleContext, call_statement
 
 
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("xtc.compiler", "templates"),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -24,6 +24,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,  # Python source, not HTML: values arrive as validated repr()s
     )
+    env.globals["call_statement"] = call_statement  # a call wrapped as ruff formats it
+    return env
 
 
 def render_module(module: ModuleContext) -> str:
