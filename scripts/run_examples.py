@@ -28,10 +28,12 @@ def run(path: Path) -> str:
     inputs = make_inputs(spec, 2, 16, masked=True)
     with torch.no_grad():
         output = model(*inputs.args, **inputs.kwargs)
-    if not torch.isfinite(output).all():
+    outputs = output if isinstance(output, tuple) else (output,)  # an xVal model's: two
+    if not all(torch.isfinite(t).all() for t in outputs):
         raise SystemExit(f"{path}: the output is not finite")
     params = sum(p.numel() for p in model.parameters())
-    return f"{path.name}: {spec.class_name}, {params:,} parameters -> {tuple(output.shape)}"
+    shapes = ", ".join(str(tuple(t.shape)) for t in outputs)
+    return f"{path.name}: {spec.class_name}, {params:,} parameters -> {shapes}"
 
 
 def main(argv: list[str] | None = None) -> None:

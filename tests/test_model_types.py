@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 import torch
 import x_transformers.xval
+from conftest import ROOT
 from features import FEATURES, feature, feature_spec, frozen, layers, spec_of
 from inputs import make_inputs, padding_mask
 from reference import TOLERANCE, assert_parity, assert_same_greedy_tokens, paired_models
@@ -293,3 +294,12 @@ def test_xval_bad_input_raises(name, make, error, message):
         model(*args, **kwargs)
     with pytest.raises(ValueError, match="numbers must be a floating-point tensor shaped like"):
         model.generate(args[0][:, :4], args[0][:, :4], 2)
+
+
+def test_the_example_runner_reports_every_output_of_an_xval_model():
+    """scripts/run_examples.py (the installed-package check) runs models that return two."""
+    import runpy
+
+    runner = runpy.run_path(str(ROOT / "scripts" / "run_examples.py"))
+    line = runner["run"](ROOT / "examples" / "xval.yaml")
+    assert line.endswith("-> (2, 16, 4), (2, 16)"), line
