@@ -291,6 +291,32 @@ def call_statement(head: str, callee: str, arguments: list[str], indent: int) ->
     return f"{head}{callee}({inner}\n{' ' * indent})"
 
 
+def wrapped_call(target: str, call: str, indent: int, comment: str = "") -> str:
+    """`<target><call><comment>` (a call `callee(arguments)`) as ruff formats it at `indent`:
+    one line where it fits in 100 columns, else the arguments on a line of their own, else one
+    argument a line; a trailing comment follows the closing parenthesis."""
+    if indent + len(target) + len(call) + len(comment) <= 100:
+        return f"{target}{call}{comment}"
+    callee, _, rest = call.partition("(")
+    arguments, pad = rest[:-1], " " * (indent + 4)
+    if indent + 4 + len(arguments) <= 100:
+        return f"{target}{callee}(\n{pad}{arguments}\n{' ' * indent}){comment}"
+    inner = "".join(f"\n{pad}{argument}," for argument in top_level_split(arguments))
+    return f"{target}{callee}({inner}\n{' ' * indent}){comment}"
+
+
+def top_level_split(arguments: str) -> list[str]:
+    """`a, f(b, c), d` -> ['a', 'f(b, c)', 'd']: split at the commas outside brackets."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(arguments):
+        depth += char in "([{"
+        depth -= char in ")]}"
+        if char == "," and depth == 0:
+            parts.append(arguments[start:i].strip())
+            start = i + 1
+    return [*parts, arguments[start:].strip()]
+
+
 def optional(name: str) -> Parameter:
     """An optional tensor argument, None by default."""
     return Parameter(name, "Tensor | None", "None")

@@ -11,7 +11,7 @@ from functools import cache
 
 import jinja2
 
-from .context import ModuleContext, call_statement
+from .context import ModuleContext, call_statement, wrapped_call
 
 
 @cache
@@ -24,7 +24,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,  # Python source, not HTML: values arrive as validated repr()s
     )
-    env.globals["call_statement"] = call_statement  # a call wrapped as ruff formats it
+    # calls wrapped as ruff formats them, so that emitted lines fit 100 columns
+    env.globals.update(call_statement=call_statement, wrapped_call=wrapped_call)
     return env
 
 
