@@ -595,7 +595,7 @@ class ModelClass(DefaultConfig):
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
-        if self.recurrent:  # segment by segment: a padding mask would not fit them
+        if self.recurrent and self.continuous is None:  # segment by segment: no padding mask
             return (Parameter("x", "Tensor"), KEYWORD_ONLY, MEMS, *self.context_parameters)
         if self.numbers:
             return (Parameter("x", "Tensor"), Parameter("x_num", "Tensor"), KEYWORD_ONLY,
@@ -649,7 +649,7 @@ class ModelClass(DefaultConfig):
 
     def imports(self) -> set[Import]:
         wanted = {NN} | set(self.extra_imports)
-        if self.generative and self.recurrent:
+        if self.generative and self.recurrent and self.continuous is None:
             wanted |= {TORCH, runtime("recurrence", "generate_segments"),
                        runtime("recurrence", "segment_loss")}
         elif self.generative and self.numbers:

@@ -168,6 +168,7 @@ class ResolvedContinuous:
     probabilistic: bool  # a mean and a variance per output (Gaussian, for its likelihood loss)
     layers: ResolvedLayers
     training: LossAttrs | None = None  # its training wrapper's options, where it has one
+    max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
 
     @property
     def loss(self) -> LossAttrs | None:
@@ -303,8 +304,9 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
         probabilistic=model["probabilistic"],
-        layers=layers,
+        layers=with_memory(layers) if model["max_mem_len"] else layers,
         training=training_loss(model),
+        max_mem_len=model["max_mem_len"] or 0,
     )
 
 
