@@ -303,7 +303,8 @@ def xval_class(model: Model, class_name: str, config: str, parameters: list, che
                      cross=takes_context(model), length_limit=length_limit(model),
                      cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
                      cache_layers=cache_layers(model),
-                     cache_value_dim=bool(attention and attention.value_dim_head), numbers=True)
+                     cache_value_dim=bool(attention and attention.value_dim_head), numbers=True,
+                     recurrent=model.recurrent)
     stack = "Decoder" if model.causal else "Encoder"
     summary = f"an xVal transformer over tokens and numbers, x-transformers " \
               f"XValTransformerWrapper + {stack}."
@@ -913,7 +914,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
-        return OpContext("ops/numerical_head.py.jinja")
+        return OpContext("ops/numerical_head.py.jinja", {"memory": model.recurrent})
     if kind is OpKind.PROJECT:
         if attrs.probabilistic:
             imports.add(TORCH)  # torch.stack of the means and variances

@@ -201,6 +201,7 @@ class ResolvedXVal:
     tie_embedding: bool
     layers: ResolvedLayers
     loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
+    max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
 
 
 @dataclass(frozen=True)
@@ -325,8 +326,9 @@ def resolve_xval(model: ModuleSpec) -> ResolvedXVal:
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
         tie_embedding=tied,
-        layers=layers,
+        layers=with_memory(layers) if model["max_mem_len"] else layers,
         loss=training_loss(model),
+        max_mem_len=model["max_mem_len"] or 0,
     )
 
 

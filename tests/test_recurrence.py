@@ -1,6 +1,6 @@
 """Transformer-XL recurrence (max_mem_len, shift_mem_down) against x-transformers 2.31.10:
-forward and gradients with memories given and returned (TransformerWrapper and
-ContinuousTransformerWrapper), the segment-wise loss of XLAutoregressiveWrapper, its greedy
+forward and gradients with memories given and returned (TransformerWrapper,
+ContinuousTransformerWrapper, XValTransformerWrapper), the segment-wise loss of XLAutoregressiveWrapper, its greedy
 generation across segment boundaries, the memories' size in `inspect`, and the loss payload the
 IR hands lowering."""
 
@@ -212,3 +212,39 @@ def test_inspect_continuous_memory_bytes():
     _, mems = ours(torch.randn(1, SEGMENT, 8), return_mems=True)
     assert figures.memory_layers == len(mems) == 2
     assert all(m.numel() * m.element_size() == figures.memory_bytes_per_layer for m in mems)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+@pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
+def test_xval_forward_with_memories(kind, masked):
+    """An XValTransformerWrapper's memories, as the continuous wrapper's: logits, numbers and
+    gradients of a second segment that reads the first's memories, and the memories it returns
+    (its own layer inputs alone), as the reference's."""
+    reference, ours = paired_models(spec_of({
+        "type": "XValTransformerWrapper", "num_tokens": 16, "numerical_token_id": 3,
+        "max_seq_len": SEGMENT, "max_mem_len": 5, "use_abs_pos_emb": False,
+        "attn_layers": {"type": kind, "dim": 32, "depth": 2, "heads": 4,
+                        "attn": {"dim_head": 16}, "rotary_pos_emb": True}}))
+    torch.manual_seed(1)
+    first, second = torch.randint(0, 16, (2, SEGMENT)), torch.randint(0, 16, (2, 4))
+    first[:, ::2], second[:, ::2] = 3, 3  # number tokens in both segments
+    numbers = torch.randn(2, SEGMENT), torch.randn(2, 4)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    mask[0, :2] = False
+    kwargs = {"mask": mask} if masked else {}
+    _, expected_mems = reference(first, numbers[0], return_mems=True)
+    _, mems = ours(first, numbers[0], return_mems=True)
+    expected, expected_next = reference(second, numbers[1], mems=list(expected_mems),
+                                        return_mems=True, **kwargs)
+    actual, next_mems = ours(second, numbers[1], mems=mems, return_mems=True, **kwargs)
+    for ours_out, reference_out in zip(actual, expected):  # logits, then numbers
+        torch.testing.assert_close(ours_out, reference_out, **TOLERANCE)
+    for ours_mem, reference_mem in zip(next_mems, expected_next, strict=True):
+        assert ours_mem.shape == (2, 4, 32) and not ours_mem.requires_grad
+        torch.testing.assert_close(ours_mem, reference_mem, **TOLERANCE)
+    (actual[0].mean() + actual[1].mean()).backward()
+    (expected[0].mean() + expected[1].mean()).backward()
+    torch.testing.assert_close(ours.token_emb.weight.grad, reference.token_emb.emb.weight.grad,
+                               **TOLERANCE)
+    torch.testing.assert_close(ours.blocks[0].attn.to_k.weight.grad,
+                               reference.attn_layers.layers[0][1].to_k.weight.grad, **TOLERANCE)

@@ -1,6 +1,6 @@
 """check-recurrence: Transformer-XL memories (`max_mem_len`) and ERNIE-Doc's shift
-(`shift_mem_down`) on a TransformerWrapper, and memories on a ContinuousTransformerWrapper (which
-has no shift), what they need and what xtc compiles with them.
+(`shift_mem_down`) on a TransformerWrapper, and memories on a ContinuousTransformerWrapper or an
+XValTransformerWrapper (which have no shift), what they need and what xtc compiles with them.
 
 - shift_mem_down reorders the memories a forward is given: without max_mem_len there are none
   (the forward takes no `mems`), and a shift by a multiple of depth keeps the order. Both do
@@ -25,7 +25,7 @@ from .modules import all_modules, diagnostic
 
 ID = "check-recurrence"
 
-RECURRENT_WRAPPERS = ("TransformerWrapper", "ContinuousTransformerWrapper")
+RECURRENT_WRAPPERS = ("TransformerWrapper", "ContinuousTransformerWrapper", "XValTransformerWrapper")
 
 LAYOUT_KEYWORDS = ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order", "macaron")
 
