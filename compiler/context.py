@@ -598,10 +598,17 @@ class ModelClass(DefaultConfig):
         """forward's return annotation: with memories, with the attentions' summed log-sum-exps
         (return_attn_lse), or an xVal model's logits and numbers."""
         if self.recurrent:
-            return "Tensor | tuple[Tensor, list[Tensor]]"
+            returned = self.returns_of("forward")
+            return f"{returned} | tuple[{returned}, list[Tensor]]"
         if self.z_loss:
             return "Tensor | tuple[Tensor, Tensor]"
         return self.returns_of("forward")
+
+    @property
+    def segmented(self) -> bool:
+        """Whether loss and generate run by segments, carrying memories (a TransformerWrapper's,
+        as XLAutoregressiveWrapper): the continuous and xVal training wrappers read none."""
+        return self.recurrent and self.continuous is None and not self.numbers
 
     def returns_of(self, method: str) -> str:
         """The return annotation of forward, loss or generate."""
@@ -621,7 +628,7 @@ class ModelClass(DefaultConfig):
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
-        if self.recurrent:  # segment by segment: a padding mask would not fit them
+        if self.segmented:  # segment by segment: a padding mask would not fit them
             return (Parameter("x", "Tensor"), KEYWORD_ONLY, MEMS, *self.context_parameters)
         if self.numbers:
             return (Parameter("x", "Tensor"), Parameter("x_num", "Tensor"), KEYWORD_ONLY,
@@ -651,7 +658,7 @@ class ModelClass(DefaultConfig):
     def generate_signature(self) -> tuple[Parameter, ...]:
         if self.continuous is not None:
             return self.continuous.generate_signature
-        if self.recurrent:  # XLAutoregressiveWrapper.generate: always cached, whole prompts
+        if self.segmented:  # XLAutoregressiveWrapper.generate: always cached, whole prompts
             sampling = tuple(p for p in SAMPLING if p.name not in ("cache", "compile", "prompt_lens"))
             return (PROMPT, MAX_NEW_TOKENS, KEYWORD_ONLY, *sampling, MEMS,
                     *self.context_parameters, GENERATOR)
@@ -675,7 +682,7 @@ class ModelClass(DefaultConfig):
 
     def imports(self) -> set[Import]:
         wanted = {NN} | set(self.extra_imports)
-        if self.generative and self.recurrent:
+        if self.generative and self.segmented:
             wanted |= {TORCH, runtime("recurrence", "generate_segments"),
                        runtime("recurrence", "segment_loss")}
         elif self.generative and self.numbers:

@@ -303,7 +303,8 @@ def xval_class(model: Model, class_name: str, config: str, parameters: list, che
                      cross=takes_context(model), length_limit=length_limit(model),
                      cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
                      cache_layers=cache_layers(model),
-                     cache_value_dim=bool(attention and attention.value_dim_head), numbers=True)
+                     cache_value_dim=bool(attention and attention.value_dim_head), numbers=True,
+                     recurrent=model.recurrent)
     stack = "Decoder" if model.causal else "Encoder"
     summary = f"an xVal transformer over tokens and numbers, x-transformers " \
               f"XValTransformerWrapper + {stack}."
@@ -360,6 +361,7 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
     dim_in, dim_out = continuous_widths(model)
     generative, cacheable = model.generative, model.cacheable
     parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), RETURN_EMBEDDINGS]
+    parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     limit = "self.config.max_seq_len" if model.length_limit else "None"
     width = "dim_in" if dim_in is not None else "dim"
@@ -368,12 +370,14 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
         checks = ["cached = 0 if cache is None else cache.length",
                   f"check_features(x, self.config.{width}, {limit}, cached=cached)",
                   "check_mask(mask, x, cached)"]
+    checks += memory_checks(model) if model.recurrent else []
     ops, imports = top_level_ops(model, prefix, signature)
     if dim_in is None:
         ops.insert(0, OpContext("ops/input.py.jinja"))
     if dim_out is None:
-        ops.append(OpContext("ops/return_hidden.py.jinja"))
+        ops.append(OpContext("ops/return_hidden.py.jinja", {"memory": model.recurrent}))
     imports.add(runtime("checks", check_imports(checks)))
+    imports |= {runtime("recurrence", "next_memories")} if model.recurrent else set()
     project_out = model.find(OpKind.PROJECT, "project_out")
     probabilistic = project_out is not None and project_out.attrs.probabilistic
     doc = ("Means and variances (2, B, T, dim_out) for x (B, T, dim_in); mask (B, T): x is real."
@@ -387,7 +391,7 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      doc, tuple(parameters), tuple(checks), tuple(ops),
                      frozenset(imports), step_parameters=step, generative=generative,
                      cacheable=cacheable, length_limit=limit, cache_like="next(self.parameters())",
-                     **cache_shape(model),
+                     **cache_shape(model), recurrent=model.recurrent,
                      continuous=ContinuousDecoder(loss.attrs, probabilistic) if loss else None)
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
@@ -869,6 +873,8 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
     return OpContext("ops/blocks.py.jinja", {
         "block": names[0], "cache": "cache" in signature,
         "memory": "memory" in signature, "shift": model.attrs.shift_mem_down > 0,
+        # the new memories continue those read (TransformerWrapper) or not (the others)
+        "extend": model.attrs.type == "TransformerWrapper",
         # each block's class, and whether it is built with its index (per-layer values)
         "blocks": tuple((name, takes_layer[name]) for name in names),
         "single": single, "attn_lse": "attn_lse" in signature,
@@ -908,11 +914,11 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
-        return OpContext("ops/numerical_head.py.jinja")
+        return OpContext("ops/numerical_head.py.jinja", {"memory": model.recurrent})
     if kind is OpKind.PROJECT:
         if attrs.probabilistic:
             imports.add(TORCH)  # torch.stack of the means and variances
-        return project_op(op)
+        return project_op(op, model.recurrent)
     if kind is OpKind.MEMORY_TOKENS:
         imports |= {TORCH} | ({FUNCTIONAL} if not attrs.at_end else set())
         return OpContext("ops/memory_tokens.py.jinja", {
@@ -960,14 +966,16 @@ def position_op(op: Op, width: str, symbol: str, imports: set, generative: bool,
         "cache": cacheable})
 
 
-def project_op(op: Op) -> OpContext:
-    """A linear map: the embedding projection, a continuous model's projections, ViT's head."""
+def project_op(op: Op, memory: bool = False) -> OpContext:
+    """A linear map: the embedding projection, a continuous model's projections, ViT's head.
+    `memory`: the model returns its memories with its outputs (Transformer-XL)."""
     fields = {"project_emb": ("emb_dim", "dim"), "project_in": ("dim_in", "dim"),
               "project_out": ("dim", "dim_out"), "mlp_head": ("dim", "num_classes")}
     dim_in, dim_out = fields[op.role]
     template = "ops/project_head.py.jinja" if op.role in ("project_out", "mlp_head") else "ops/project.py.jinja"
     return OpContext(template, {"name": op.role, "dim_in": dim_in, "dim_out": dim_out,
-                                "bias": op.attrs.bias, "probabilistic": op.attrs.probabilistic})
+                                "bias": op.attrs.bias, "probabilistic": op.attrs.probabilistic,
+                                "memory": memory})
 
 
 # -- configs ------------------------------------------------------------------------------------
@@ -1123,6 +1131,8 @@ def continuous_config(model: Model) -> tuple[ConfigField, ...]:
         (dim_out is not None, "dim_out", "int", dim_out, ""),
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
         (memory > 0, "num_memory_tokens", "int", memory, ""),
+        (model.recurrent, "max_mem_len", "int", model.attrs.max_mem_len,
+         "positions each layer remembers (Transformer-XL)"),
     ])
 
 

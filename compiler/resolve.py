@@ -168,6 +168,7 @@ class ResolvedContinuous:
     probabilistic: bool  # a mean and a variance per output (Gaussian, for its likelihood loss)
     layers: ResolvedLayers
     training: LossAttrs | None = None  # its training wrapper's options, where it has one
+    max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
 
     @property
     def loss(self) -> LossAttrs | None:
@@ -200,6 +201,7 @@ class ResolvedXVal:
     tie_embedding: bool
     layers: ResolvedLayers
     loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
+    max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
 
 
 @dataclass(frozen=True)
@@ -303,8 +305,9 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
         probabilistic=model["probabilistic"],
-        layers=layers,
+        layers=with_memory(layers) if model["max_mem_len"] else layers,
         training=training_loss(model),
+        max_mem_len=model["max_mem_len"] or 0,
     )
 
 
@@ -323,8 +326,9 @@ def resolve_xval(model: ModuleSpec) -> ResolvedXVal:
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
         tie_embedding=tied,
-        layers=layers,
+        layers=with_memory(layers) if model["max_mem_len"] else layers,
         loss=training_loss(model),
+        max_mem_len=model["max_mem_len"] or 0,
     )
 
 

@@ -17,11 +17,14 @@ from .generation import blank_after_eos, check_generate_arguments
 from .sampling import sample
 
 
-def next_memories(memories: list[Tensor | None], inputs: list[Tensor], max_len: int) -> list[Tensor]:
+def next_memories(memories: list[Tensor | None], inputs: list[Tensor], max_len: int,
+                  extend: bool = True) -> list[Tensor]:
     """Each layer's memory for the next segment: the memory it read (if any), then its inputs
-    (B, T, C) over this segment, the last max_len positions, detached."""
-    return [(x if memory is None else torch.cat((memory, x), dim=1))[:, -max_len:].detach()
-            for memory, x in zip(memories, inputs)]
+    (B, T, C) over this segment, the last max_len positions, detached. `extend=False`: its
+    inputs over this segment alone, as x-transformers' ContinuousTransformerWrapper and
+    XValTransformerWrapper keep (they drop the memory they read)."""
+    return [(x if memory is None or not extend else torch.cat((memory, x), dim=1))
+            [:, -max_len:].detach() for memory, x in zip(memories, inputs)]
 
 
 def segment_loss(model, x: Tensor, segment: int, ignore_index: int,

@@ -34,13 +34,14 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "ContinuousTransformerWrapper": frozenset({
         "max_seq_len", "attn_layers", "dim_in", "dim_out", "emb_dropout", "use_abs_pos_emb",
         "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb", "probabilistic",
+        "max_mem_len",
     }),
     # an emb_dim other than dim is refused by check_embedding_options (the reference's forward
-    # fails with it); max_mem_len (Transformer-XL memories) is not supported for xVal yet
+    # fails with it)
     "XValTransformerWrapper": frozenset({
         "num_tokens", "max_seq_len", "numerical_token_id", "attn_layers", "emb_dim", "logits_dim",
         "tie_embedding", "num_memory_tokens", "emb_dropout", "use_abs_pos_emb",
-        "scaled_sinu_pos_emb",
+        "scaled_sinu_pos_emb", "max_mem_len",
     }),
     "XTransformer": frozenset({
         "dim", "tie_token_emb", "ignore_index", "pad_value", "cross_attn_tokens_dropout",

@@ -1,7 +1,8 @@
 """Transformer-XL recurrence (max_mem_len, shift_mem_down) against x-transformers 2.31.10:
-forward and gradients with memories given and returned, the segment-wise loss of
-XLAutoregressiveWrapper, its greedy generation across segment boundaries, the memories'
-size in `inspect`, and the loss payload the IR hands lowering."""
+forward and gradients with memories given and returned (TransformerWrapper,
+ContinuousTransformerWrapper, XValTransformerWrapper), the segment-wise loss of XLAutoregressiveWrapper, its greedy
+generation across segment boundaries, the memories' size in `inspect`, and the loss payload the
+IR hands lowering."""
 
 from __future__ import annotations
 
@@ -147,3 +148,103 @@ def test_bad_memories_are_refused():
         ours(x, mems=[torch.zeros(2, 3, 32)])
     with pytest.raises(ValueError, match=r"mems\[1\]"):
         ours(x, mems=[torch.zeros(2, 3, 32), torch.zeros(2, 3, 16)])
+
+
+# (id, wrapper keywords, layer keywords) of continuous models with memories
+CONTINUOUS_CASES = [
+    ("rotary", {"use_abs_pos_emb": False}, {"rotary_pos_emb": True}),
+    ("alibi_probabilistic", {"use_abs_pos_emb": False, "probabilistic": True},
+     {"alibi_pos_bias": True}),
+    ("no_projections", {"use_abs_pos_emb": False, "dim_in": None, "dim_out": None},
+     {"rel_pos_bias": True}),
+]
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+@pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
+@pytest.mark.parametrize("case", [c[0] for c in CONTINUOUS_CASES])
+def test_continuous_forward_with_memories(case, kind, masked):
+    """A ContinuousTransformerWrapper's memories: as the reference, the second segment's outputs
+    and gradients read the first's, and the memories it returns are its own layer inputs alone
+    (the last max_mem_len of them), not the memories it read followed by them."""
+    _, wrapper, layers = next(c for c in CONTINUOUS_CASES if c[0] == case)
+    wrapper = {"dim_in": 8, "dim_out": 8, **wrapper}
+    widths = {k: v for k, v in wrapper.items() if v is not None}
+    reference, ours = paired_models(spec_of({
+        "type": "ContinuousTransformerWrapper", "max_seq_len": SEGMENT, "max_mem_len": 5,
+        **widths, "attn_layers": {"type": kind, "dim": 32, "depth": 2, "heads": 4,
+                                  "attn": {"dim_head": 16}, **layers}}))
+    width = wrapper["dim_in"] or 32
+    torch.manual_seed(1)
+    # a second segment shorter than max_mem_len: its memories are its 4 inputs, not 5
+    first, second = torch.randn(2, SEGMENT, width), torch.randn(2, 4, width)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    mask[0, :2] = False
+    kwargs = {"mask": mask} if masked else {}
+    _, expected_mems = reference(first, return_mems=True)
+    _, mems = ours(first, return_mems=True)
+    # the reference returns a tuple that its own forward cannot read back (it calls .copy())
+    expected, expected_next = reference(second, mems=list(expected_mems), return_mems=True,
+                                        **kwargs)
+    actual, next_mems = ours(second, mems=mems, return_mems=True, **kwargs)
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    assert len(next_mems) == len(expected_next) == 2
+    for ours_mem, reference_mem in zip(next_mems, expected_next):
+        assert ours_mem.shape == (2, 4, 32) and not ours_mem.requires_grad
+        torch.testing.assert_close(ours_mem, reference_mem, **TOLERANCE)
+    actual.mean().backward()
+    expected.mean().backward()
+    torch.testing.assert_close(ours.blocks[0].attn.to_k.weight.grad,
+                               reference.attn_layers.layers[0][1].to_k.weight.grad, **TOLERANCE)
+    if wrapper["dim_in"] is not None:
+        torch.testing.assert_close(ours.project_in.weight.grad,
+                                   reference.project_in.weight.grad, **TOLERANCE)
+
+
+def test_inspect_continuous_memory_bytes():
+    """A continuous model's memory holds at most max_mem_len positions: `inspect`'s figure is
+    what forward returns after a segment at least that long."""
+    spec = spec_of({"type": "ContinuousTransformerWrapper", "dim_in": 8, "max_seq_len": SEGMENT,
+                    "max_mem_len": 5, "use_abs_pos_emb": False,
+                    "attn_layers": {"type": "Decoder", "dim": 32, "depth": 2, "heads": 4}})
+    figures = inspect(spec, compile_graph(spec))
+    _, ours = paired_models(spec)
+    _, mems = ours(torch.randn(1, SEGMENT, 8), return_mems=True)
+    assert figures.memory_layers == len(mems) == 2
+    assert all(m.numel() * m.element_size() == figures.memory_bytes_per_layer for m in mems)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+@pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
+def test_xval_forward_with_memories(kind, masked):
+    """An XValTransformerWrapper's memories, as the continuous wrapper's: logits, numbers and
+    gradients of a second segment that reads the first's memories, and the memories it returns
+    (its own layer inputs alone), as the reference's."""
+    reference, ours = paired_models(spec_of({
+        "type": "XValTransformerWrapper", "num_tokens": 16, "numerical_token_id": 3,
+        "max_seq_len": SEGMENT, "max_mem_len": 5, "use_abs_pos_emb": False,
+        "attn_layers": {"type": kind, "dim": 32, "depth": 2, "heads": 4,
+                        "attn": {"dim_head": 16}, "rotary_pos_emb": True}}))
+    torch.manual_seed(1)
+    first, second = torch.randint(0, 16, (2, SEGMENT)), torch.randint(0, 16, (2, 4))
+    first[:, ::2], second[:, ::2] = 3, 3  # number tokens in both segments
+    numbers = torch.randn(2, SEGMENT), torch.randn(2, 4)
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    mask[0, :2] = False
+    kwargs = {"mask": mask} if masked else {}
+    _, expected_mems = reference(first, numbers[0], return_mems=True)
+    _, mems = ours(first, numbers[0], return_mems=True)
+    expected, expected_next = reference(second, numbers[1], mems=list(expected_mems),
+                                        return_mems=True, **kwargs)
+    actual, next_mems = ours(second, numbers[1], mems=mems, return_mems=True, **kwargs)
+    for ours_out, reference_out in zip(actual, expected):  # logits, then numbers
+        torch.testing.assert_close(ours_out, reference_out, **TOLERANCE)
+    for ours_mem, reference_mem in zip(next_mems, expected_next, strict=True):
+        assert ours_mem.shape == (2, 4, 32) and not ours_mem.requires_grad
+        torch.testing.assert_close(ours_mem, reference_mem, **TOLERANCE)
+    (actual[0].mean() + actual[1].mean()).backward()
+    (expected[0].mean() + expected[1].mean()).backward()
+    torch.testing.assert_close(ours.token_emb.weight.grad, reference.token_emb.emb.weight.grad,
+                               **TOLERANCE)
+    torch.testing.assert_close(ours.blocks[0].attn.to_k.weight.grad,
+                               reference.attn_layers.layers[0][1].to_k.weight.grad, **TOLERANCE)

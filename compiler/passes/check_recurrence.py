@@ -1,5 +1,6 @@
 """check-recurrence: Transformer-XL memories (`max_mem_len`) and ERNIE-Doc's shift
-(`shift_mem_down`) on a TransformerWrapper, what they need and what xtc compiles with them.
+(`shift_mem_down`) on a TransformerWrapper, and memories on a ContinuousTransformerWrapper or an
+XValTransformerWrapper (which have no shift), what they need and what xtc compiles with them.
 
 - shift_mem_down reorders the memories a forward is given: without max_mem_len there are none
   (the forward takes no `mems`), and a shift by a multiple of depth keeps the order. Both do
@@ -24,6 +25,8 @@ from .modules import all_modules, diagnostic
 
 ID = "check-recurrence"
 
+RECURRENT_WRAPPERS = ("TransformerWrapper", "ContinuousTransformerWrapper", "XValTransformerWrapper")
+
 LAYOUT_KEYWORDS = ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order", "macaron")
 
 
@@ -31,10 +34,11 @@ def check_recurrence(spec: Spec) -> list[Diagnostic]:
     found = []
     outer = spec.model
     for module in all_modules(spec):
-        if module.type != "TransformerWrapper":
+        if module.type not in RECURRENT_WRAPPERS:
             continue
         key, layers = module.key, module.children.get("attn_layers")
-        remembers, shift = module["max_mem_len"] or 0, module["shift_mem_down"] or 0
+        remembers = module["max_mem_len"] or 0
+        shift = module.options.get("shift_mem_down") or 0  # a TransformerWrapper's only
         if shift and not remembers:
             found.append(diagnostic(spec, f"{key}.shift_mem_down", "shift-mem-down-without-memory",
                                     "shift_mem_down has no effect without max_mem_len: there "
@@ -59,7 +63,7 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
         where = "a composite" if outer is None else "an XTransformer"
         found.append(diagnostic(spec, at, "memory-needs-top-level-wrapper",
                                 f"max_mem_len inside {where} is not supported by xtc yet: "
-                                "compile the TransformerWrapper on its own"))
+                                f"compile the {module.type} on its own"))
     if module["num_memory_tokens"]:
         found.append(diagnostic(spec, at, "memory-with-memory-tokens",
                                 "max_mem_len cannot be combined with num_memory_tokens: "
