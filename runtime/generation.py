@@ -37,10 +37,7 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
     """
     check_generate_arguments(prompt, max_new_tokens, prompt_lens, max_seq_len)
     warn_without_cache(cache, cacheable)
-
-    def choose(logits: Tensor) -> Tensor:  # (B, T, V) -> the next token (B, 1)
-        return sample(logits[:, -1], temperature, top_k, top_p, min_p, generator)
-
+    choose = next_token(temperature, top_k, top_p, min_p, generator)
     new, _ = decode(model, prompt, max_new_tokens, choose, eos_token, cache and cacheable,
                     prompt_lens, compile, forward_kwargs)
     # inference tensors refuse in-place updates outside inference mode: hand out an ordinary copy
@@ -64,10 +61,7 @@ def generate_numbers(model, prompt: Tensor, numbers: Tensor, max_new_tokens: int
         raise ValueError(f"the prompt's numbers must be a floating-point tensor shaped like the "
                          f"prompt {tuple(prompt.shape)}")
     warn_without_cache(cache, cacheable)
-
-    def choose(logits: Tensor) -> Tensor:  # (B, T, V) -> the next token (B, 1)
-        return sample(logits[:, -1], temperature, top_k, top_p, min_p, generator)
-
+    choose = next_token(temperature, top_k, top_p, min_p, generator)
     new, values = decode(model, prompt, max_new_tokens, choose, eos_token, cache and cacheable,
                          prompt_lens, compile, forward_kwargs, numbers=numbers)
     is_number = new == numerical_token_id
@@ -94,6 +88,15 @@ def generate_vectors(model, start: Tensor, n: int, *, temperature: float = 1.0,
 
     new, _ = decode(model, start, n, choose, None, cache and cacheable, None, False, {})
     return new.clone() if batched else new[0].clone()
+
+
+def next_token(temperature: float, top_k: int | None, top_p: float | None,
+               min_p: float | None, generator: torch.Generator | None
+               ) -> Callable[[Tensor], Tensor]:
+    """What picks a token model's next token from a step's logits: (B, T, V) -> (B, 1)."""
+    def choose(logits: Tensor) -> Tensor:
+        return sample(logits[:, -1], temperature, top_k, top_p, min_p, generator)
+    return choose
 
 
 def warn_without_cache(cache: bool, cacheable: bool) -> None:

@@ -14,9 +14,13 @@ import x_transformers.xval
 from conftest import ROOT
 from features import FEATURES, feature, feature_spec, frozen, layers, spec_of
 from inputs import make_inputs, padding_mask
-from reference import TOLERANCE, assert_parity, assert_same_greedy_tokens, paired_models
-from xtc.compiler import compile_graph
-from xtc.compiler.state_dict import parameter_rules
+from reference import (
+    TOLERANCE,
+    assert_parity,
+    assert_same_gradients,
+    assert_same_greedy_tokens,
+    paired_models,
+)
 
 import xtc
 
@@ -194,7 +198,7 @@ def xval_batch(spec: xtc.Spec, length: int = 12, masked: bool = True):
     return inputs.args, inputs.kwargs.get("mask")
 
 
-def assert_same_loss(reference, ours, args, mask, **wrapper_options) -> None:
+def assert_same_loss(spec, reference, ours, args, mask, **wrapper_options) -> None:
     """The loss, its breakdown and the gradients of every parameter equal the reference
     XValAutoregressiveWrapper's with the same options."""
     wrapper = x_transformers.xval.XValAutoregressiveWrapper(reference, **wrapper_options)
@@ -206,17 +210,14 @@ def assert_same_loss(reference, ours, args, mask, **wrapper_options) -> None:
     torch.testing.assert_close(breakdown.numerical_mse_loss, mse, **TOLERANCE)
     expected.backward()
     actual.backward()
-    ours_grads = dict(ours.named_parameters())
-    for rule in parameter_rules(compile_graph(xval_spec())):
-        torch.testing.assert_close(rule.part(ours_grads[rule.emitted].grad),
-                                   reference.get_parameter(rule.reference).grad, **TOLERANCE)
+    assert_same_gradients(spec, ours, reference)
 
 
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_xval_loss_is_the_reference_wrappers(masked):
     spec = xval_spec()
     args, mask = xval_batch(spec, masked=masked)
-    assert_same_loss(*paired_models(spec), args, mask if masked else None)
+    assert_same_loss(spec, *paired_models(spec), args, mask if masked else None)
 
 
 def test_xval_loss_options_are_the_specs():
@@ -230,7 +231,7 @@ def test_xval_loss_options_are_the_specs():
     reference, ours = paired_models(spec)
     args, mask = xval_batch(spec)
     args[0][:, 1::4] = 5  # targets the loss skips
-    assert_same_loss(reference, ours, args, mask, ignore_index=5, numerical_loss_weight=10.0)
+    assert_same_loss(spec, reference, ours, args, mask, ignore_index=5, numerical_loss_weight=10.0)
 
 
 def test_xval_numbers_are_read_only_at_the_number_token():
