@@ -38,6 +38,7 @@ class Lengths:
 
     sequence: int
     context: int = 0  # cross-attention: the context's length
+    memory: int = 0  # Transformer-XL: remembered positions the keys span before the sequence
 
 
 @dataclass(frozen=True)
@@ -398,10 +399,13 @@ def output_tokens(graph: Graph, lengths: dict[str, int]) -> int:
     return max(1, lengths[outputs[-1].inputs[0]])
 
 
-def activation_values(graph: Graph, lengths: dict[str, int]) -> int:
+def activation_values(graph: Graph, lengths: dict[str, int],
+                      memory: dict[str, int] | None = None) -> int:
     """Values one forward pass of one sequence produces: every op's output (batch 1, each
     symbolic length at its value) and each attention layer's T x S scores per head, which SDPA's
-    math path materialises (the flash kernel does not)."""
+    math path materialises (the flash kernel does not); S counts the `memory` positions of
+    each op (`memory_positions`)."""
+    memory = memory or {}
     total = 0
     for op in graph.ops():
         if op.kind in (OpKind.INPUT, OpKind.OUTPUT) or not op.shape:
@@ -412,7 +416,8 @@ def activation_values(graph: Graph, lengths: dict[str, int]) -> int:
                                                             else lengths[op.name])
         total += size
         if op.kind in ATTENTION_KINDS:
-            total += op.attrs.heads * lengths[op.inputs[0]] * score_keys(op, lengths)
+            keys = score_keys(op, lengths) + memory.get(op.name, 0)
+            total += op.attrs.heads * lengths[op.inputs[0]] * keys
     return total
 
 
@@ -421,19 +426,37 @@ def score_keys(op: Op, lengths: dict[str, int]) -> int:
     return keys + op.attrs.num_mem_kv
 
 
+def memory_positions(graph: Graph, memory: int | None = None) -> dict[str, int]:
+    """Transformer-XL: the remembered positions each op's keys span before the sequence, by op
+    name: a recurrent model's self-attention layers and the position bias they share. Each
+    model's memory is full (max_mem_len), unless `memory` says how long it is (0: the first
+    segment's figures)."""
+    found: dict[str, int] = {}
+    for model in models(graph):
+        if not model.recurrent:
+            continue
+        length = model.attrs.max_mem_len if memory is None else memory
+        found.update((op.name, length) for op in model.ops
+                     if (op.kind is OpKind.ATTENTION and op.attrs.memory)
+                     or op.kind is OpKind.POSITION_BIAS)
+    return found
+
+
 # -- FLOPs ----------------------------------------------------------------------------------------
 
 
-def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool = True) -> list[Product]:
-    """The matrix products of one forward of the op. `input_grad` (`context_grad`): its main
-    input (its context) depends on a parameter, so the backward computes a gradient for it."""
+def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool = True,
+                memory_grad: bool = False) -> list[Product]:
+    """The matrix products of one forward of the op. `input_grad` (`context_grad`,
+    `memory_grad`): its main input (its context, its Transformer-XL memory) depends on a
+    parameter, so the backward computes a gradient for it."""
     a, kind, n = op.attrs, op.kind, lengths.sequence
     if kind is OpKind.PROJECT:
         return [linear(n, a.dim_in, a.dim, input_grad)]
     if kind is OpKind.PATCH_EMBEDDING:  # the patches pass a LayerNorm with a gain first
         return [linear(n, a.patch_dim, a.dim, True)]
     if kind is OpKind.ATTENTION:
-        return attention_products(a, n, input_grad)
+        return attention_products(a, n, input_grad, lengths.memory, memory_grad)
     if kind is OpKind.CROSS_ATTENTION:
         return cross_attention_products(a, n, lengths.context, input_grad, context_grad)
     if kind is OpKind.FEEDFORWARD:
@@ -444,17 +467,24 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
     if kind is OpKind.LOGITS:
         return [linear(n, a.dim, a.num_tokens, input_grad)]
     if kind is OpKind.POSITION_BIAS and a.scheme == "dynamic":
-        return dynamic_bias_products(a, n)
+        return dynamic_bias_products(a, lengths.memory + n)
     return []
 
 
-def attention_products(a, n: int, input_grad: bool) -> list[Product]:
+def attention_products(a, n: int, input_grad: bool, memory: int = 0,
+                       memory_grad: bool = False) -> list[Product]:
+    """A Transformer-XL memory adds `memory` keys and values, projected apart from the
+    sequence's. It is detached: its projections' input needs a gradient only where it passes
+    the attention's pre-norm, and that norm has a gain."""
     kv_heads = a.kv_heads or a.heads
     value_dim = a.value_dim_head or a.dim_head
-    keys = n + a.num_mem_kv
+    keys = memory + n + a.num_mem_kv
     products = [linear(n, a.dim, a.heads * a.dim_head, input_grad),
                 linear(n, a.dim, kv_heads * a.dim_head, input_grad),
                 linear(n, a.dim, kv_heads * value_dim, input_grad)]
+    if memory:
+        products += [linear(memory, a.dim, kv_heads * a.dim_head, memory_grad),
+                     linear(memory, a.dim, kv_heads * value_dim, memory_grad)]
     products += scores_products(a.heads, n, keys, a.dim_head, value_dim)
     products += [Product(2 * a.heads * a.heads * n * keys, 2)] * sum(a.talking_heads)
     if a.gate_values:

@@ -23,13 +23,14 @@ NO_CACHE = ("kv cache: none (not a decoder language model, or memory tokens make
 
 
 FORMATS = ("text", "json", "dot", "mermaid")
+LENGTH_OPTIONS = {"T": "--seq-len", "S": "--context-len", "M": "--mem-len"}
 
 
 def render(spec: Spec, graph: Graph, fmt: str = "text", seq_len: int | None = None,
-           context_len: int | None = None) -> tuple[str, list[str]]:
+           context_len: int | None = None, mem_len: int | None = None) -> tuple[str, list[str]]:
     """The inspection of a checked spec and its compiled graph in one of FORMATS, and its
     warnings (for stderr: JSON carries them too, the other formats have no place for them)."""
-    figures = inspect(spec, graph, seq_len, context_len)
+    figures = inspect(spec, graph, seq_len, context_len, mem_len)
     return render_figures(figures, fmt, spec), figures.warnings
 
 
@@ -135,10 +136,11 @@ def render_text(inspection: Inspection, title: str) -> str:
 
 
 def lengths_text(inspection: Inspection) -> str:
-    names = {"T": "sequence", "S": "source / context"}
+    names = {"T": "sequence", "S": "source / context", "M": "memory"}
     parts = [f"{names[k]} {k}={v}" for k, v in inspection.lengths.items() if k in names]
     parts.append(f"{inspection.tokens} positions per sequence at the output")
-    hint = " (change with --seq-len / --context-len)" if inspection.lengths else ""
+    options = [option for symbol, option in LENGTH_OPTIONS.items() if symbol in inspection.lengths]
+    hint = f" (change with {' / '.join(options)})" if options else ""
     return ", ".join(parts) + hint
 
 

@@ -82,9 +82,11 @@ class Inspection:
 
 
 def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
-            context_len: int | None = None) -> Inspection:
-    """The figures of a compiled spec at sequence length `seq_len` (default: max_seq_len) and
-    source / context length `context_len` (default: the encoder's max_seq_len, else seq_len)."""
+            context_len: int | None = None, mem_len: int | None = None) -> Inspection:
+    """The figures of a compiled spec at sequence length `seq_len` (default: max_seq_len),
+    source / context length `context_len` (default: the encoder's max_seq_len, else seq_len)
+    and, for Transformer-XL, a memory of `mem_len` positions (default: max_mem_len, the
+    memory of every segment after the first)."""
     bindings = default_lengths(graph)
     if seq_len is not None:
         bindings["T"] = seq_len
@@ -93,15 +95,17 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
     elif seq_len is not None and not any(m.type == "XTransformer" for m in graph.models.values()):
         bindings["S"] = seq_len  # the context is as long as the sequence unless a source is
     lengths = sequence_lengths(graph, bindings)
+    memory = costs.memory_positions(graph, mem_len)
     grads = needs_grad(graph)
-    every = [p for op in graph.ops() for p in op_products(graph, op, lengths, grads)]
+    every = [p for op in graph.ops() for p in op_products(graph, op, lengths, grads, memory)]
     scopes = {model.scope for model in graph_models(graph) if model.cacheable}
     cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
     own = costs.parameters_by_owner(graph)
     recurrent = [model for model in graph_models(graph) if model.recurrent]
+    remembered = {"M": max(memory.values())} if memory else {}
     return Inspection(
         name=spec.name,
-        lengths={k: v for k, v in bindings.items() if uses_symbol(graph, k)},
+        lengths={k: v for k, v in bindings.items() if uses_symbol(graph, k)} | remembered,
         tokens=output_tokens(graph, lengths),
         parameters=parameters_by_part(graph, own, spec.name),
         forward_flops=costs.forward_flops(every),
@@ -184,15 +188,21 @@ def needs_grad(graph: Graph) -> dict[str, bool]:
     return grads
 
 
-def op_products(graph: Graph, op: Op, lengths: dict[str, int],
-                grads: dict[str, bool]) -> list[costs.Product]:
+def op_products(graph: Graph, op: Op, lengths: dict[str, int], grads: dict[str, bool],
+                memory: dict[str, int]) -> list[costs.Product]:
     # the rows each product runs over: the input's positions (a patch embedding's: its patches)
     rows = op.name if op.kind is OpKind.PATCH_EMBEDDING or not op.inputs else op.inputs[0]
     sequence = lengths[rows]
     context = lengths[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else 0
     context_grad = grads[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else False
     input_grad = grads[op.inputs[0]] if op.inputs else False
-    return costs.op_products(op, costs.Lengths(sequence, context), input_grad, context_grad)
+    # a memory (data, detached) passes the attention's own pre-norm (in its block: a post-norm
+    # before it belongs to the block before): a gain makes it need a gradient
+    before = graph[op.inputs[0]] if op.inputs else None
+    memory_grad = (before is not None and before.kind is OpKind.NORM
+                   and before.block == op.block and costs.op_parameters(before) > 0)
+    return costs.op_products(op, costs.Lengths(sequence, context, memory.get(op.name, 0)),
+                             input_grad, context_grad, memory_grad)
 
 
 # -- parameters ---------------------------------------------------------------------------------
@@ -273,6 +283,9 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
             found.append(f"the {scheme} position bias is an additive float mask")
         if a.causal and a.num_mem_kv:
             found.append("memory keys make keys longer than queries: the causal mask is a tensor")
+        if a.causal and a.memory:
+            found.append("a Transformer-XL memory makes keys longer than queries: the causal "
+                         "mask is a tensor (the first segment, with no memory, may use flash)")
         if a.value_dim_head and a.value_dim_head != a.dim_head:
             found.append("values and keys differ in width")
     return found

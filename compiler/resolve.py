@@ -169,19 +169,13 @@ class ResolvedContinuous:
     layers: ResolvedLayers
     training: LossAttrs | None = None  # its training wrapper's options, where it has one
     max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
+    generates: bool = False  # generates_vectors: it has a loss and generates
 
     @property
     def loss(self) -> LossAttrs | None:
         """What `loss` computes, for a model that generates."""
         return self.training if self.generates else None
 
-    @property
-    def generates(self) -> bool:
-        """A decoder whose outputs are as wide as its inputs, so that each output can be the
-        next input: it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
-        fails on others)."""
-        dim = self.layers.dim
-        return self.layers.type == "Decoder" and (self.dim_in or dim) == (self.dim_out or dim)
 
 
 @dataclass(frozen=True)
@@ -308,7 +302,17 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         layers=with_memory(layers) if model["max_mem_len"] else layers,
         training=training_loss(model),
         max_mem_len=model["max_mem_len"] or 0,
+        generates=generates_vectors(model),
     )
+
+
+def generates_vectors(model: ModuleSpec) -> bool:
+    """A continuous decoder whose outputs are as wide as its inputs, so that each output can be
+    the next input: it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
+    fails on others). Read from the spec alone, so that checks can ask it of any spec."""
+    layers = model.children["attn_layers"]
+    dim = layers["dim"]
+    return layers.type == "Decoder" and (model["dim_in"] or dim) == (model["dim_out"] or dim)
 
 
 def resolve_xval(model: ModuleSpec) -> ResolvedXVal:

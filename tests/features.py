@@ -384,6 +384,15 @@ OTHER_MODELS = [
         layers={"rotary_pos_emb": True}, wrapper="XValTransformerWrapper"),
     row("xval", "no_positions_cross", model={"use_abs_pos_emb": False},
         layers={"cross_attend": True}, wrapper="XValTransformerWrapper", kinds=("Decoder",)),
+    # Transformer-XL memories on the other wrappers (forward only: their training wrappers
+    # read none), with positions that span the memory
+    row("continuous", "xl_memory", model={"dim_in": 8, "dim_out": 8, "max_seq_len": 16,
+                                          "max_mem_len": 6, "use_abs_pos_emb": False},
+        layers={"dynamic_pos_bias": True}, wrapper="ContinuousTransformerWrapper",
+        flash=False, generates=False),
+    row("xval", "xl_memory", model={"max_mem_len": 6, "use_abs_pos_emb": False},
+        layers={"rel_pos_bias": True}, wrapper="XValTransformerWrapper", flash=False,
+        generates=False),
     row("xtransformer", "readme", model={"tie_token_emb": True},
         wrapper="XTransformer", kinds=("XTransformer",)),
     row("xtransformer", "untied_options", model={
@@ -409,6 +418,8 @@ RECURRENCE = token_rows("recurrence", {
                                  "use_abs_pos_emb": False},
                        "layers": {"alibi_pos_bias": True}},
     "absolute_positions": {"model": {"max_seq_len": 16, "max_mem_len": 8}},
+    "post_norm": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                  "layers": {"pre_norm": False}},
 }, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS

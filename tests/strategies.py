@@ -73,6 +73,9 @@ LAYOUTS = ("custom_layers", "sandwich_coef", "par_ratio", "layers_execute_order"
 XVAL_OPTIONS = options_at("model", {
     "emb_dim": (16, 32), "emb_dropout": (0.0,), "num_memory_tokens": (1,),
 }, wrapper="XValTransformerWrapper", numerical_token_id=st.sampled_from([1, 3, VOCAB]))
+# a continuous model's: its input and output widths and probabilistic are drawn apart
+CONTINUOUS_OPTIONS = options_at("model", {"max_mem_len": (0, 4)}, wrapper="ContinuousTransformerWrapper",
+                                skip=STRUCTURE | {"max_seq_len", "dim_in", "dim_out", "probabilistic"})
 
 
 @st.composite
@@ -153,14 +156,11 @@ def other_models(draw) -> dict:
     if kind == "ContinuousTransformerWrapper":
         layers = draw(layer_stacks(draw(st.sampled_from(["Decoder", "Encoder"])), dim, cross=False))
         return {"type": kind, "max_seq_len": LENGTH, "dim_in": 6, "dim_out": 5,
-                "probabilistic": draw(FLAG), "attn_layers": layers}
+                "probabilistic": draw(FLAG), **draw(some(CONTINUOUS_OPTIONS, 3)),
+                "attn_layers": layers}
     sides = {}
     for side, layer_kind in (("encoder", "Encoder"), ("decoder", "Decoder")):
         stack = draw(layer_stacks(layer_kind, cross=False, per_layer=False))
-        if side == "decoder" and "c" not in stack.get("custom_layers", "c"):
-            # known bug, not yet fixed: xtc's XTransformer hands the context to a decoder whose
-            # custom layout has no cross-attention, and that decoder takes none
-            stack["custom_layers"] = [*stack["custom_layers"], "c"]
         sides[side] = {"num_tokens": VOCAB, "max_seq_len": LENGTH,
                        **{k: v for k, v in stack.items() if k != "type"}}
     return {"type": kind, "dim": dim, "tie_token_emb": draw(FLAG), **sides}

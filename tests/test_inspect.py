@@ -22,12 +22,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from xtc.compiler import compile_graph
 from xtc.compiler.inspection import inspect
 from xtc.compiler.ir import Graph, OpKind, scope_prefix
+from xtc.compiler.models import models
 
 import xtc
 from xtc import cli
 
 EXAMPLES = sorted(glob.glob("examples/*.yaml"))
-T, S = 16, 12  # query and context lengths of the measured runs
+T, S, M = 16, 12, 5  # query, context and Transformer-XL memory lengths of the measured runs
 
 
 def sample_inputs(graph: Graph) -> tuple[list, dict]:
@@ -55,6 +56,17 @@ def sample_inputs(graph: Graph) -> tuple[list, dict]:
     return args, kwargs
 
 
+def sample_memories(graph: Graph, length: int) -> dict:
+    """A Transformer-XL model's `mems`: one memory of `length` positions per block (none for
+    other models, or at length 0: the first segment's run)."""
+    recurrent = [model for model in models(graph) if model.recurrent]
+    if not recurrent or not length:
+        return {}
+    (model,) = recurrent
+    gen = torch.Generator().manual_seed(1)
+    return {"mems": [torch.randn(1, length, model.dim, generator=gen) for _ in range(model.depth)]}
+
+
 def counted_flops(model, inputs, train: bool) -> tuple[int, int]:
     """All FLOPs counted, and those of batched products (attention scores and values: every
     linear layer is an mm or addmm)."""
@@ -69,15 +81,16 @@ def counted_flops(model, inputs, train: bool) -> tuple[int, int]:
     return counter.get_total_flops(), batched
 
 
-def assert_figures_match(spec: xtc.Spec) -> None:
+def assert_figures_match(spec: xtc.Spec, memory: int = M) -> None:
     graph = compile_graph(spec)
-    figures = inspect(spec, graph, seq_len=T, context_len=S)
+    figures = inspect(spec, graph, seq_len=T, context_len=S, mem_len=memory)
     torch.manual_seed(0)
     model = xtc.build(spec)
     assert figures.total_parameters == sum(p.numel() for p in model.parameters())
     keys = [entry.key for entry in figures.state_dict]
     assert len(keys) == len(set(keys)) and set(keys) == set(model.state_dict())
-    inputs = sample_inputs(graph)
+    args, kwargs = sample_inputs(graph)
+    inputs = args, kwargs | sample_memories(graph, memory)
     assert (figures.forward_flops, figures.attention_flops) == counted_flops(model, inputs, False)
     assert figures.training_flops == counted_flops(model, inputs, True)[0]
     generators = [m for m in model.modules() if hasattr(m, "new_cache")]
@@ -109,6 +122,16 @@ def test_options(row, kind):
     assert_figures_match(feature_spec(row, kind, flash=False))
 
 
+@pytest.mark.parametrize("row", [row for row in FEATURES if "max_mem_len" in row.model],
+                         ids=lambda row: row.id)
+def test_a_first_segment_has_no_memory(row):
+    """--mem-len 0: the figures of a run without memories; by default the memory is full."""
+    spec = feature_spec(row, row.kinds[0], flash=False)
+    assert_figures_match(spec, memory=0)
+    lengths = inspect(spec, compile_graph(spec)).lengths
+    assert lengths["M"] == row.model["max_mem_len"]
+
+
 # -- attention paths ------------------------------------------------------------------------------
 
 
@@ -127,6 +150,7 @@ def test_attention_paths_name_the_reason():
     assert "pre-softmax talking heads" in figures.attention[0].why
     assert paths(math_spec("positions-alibi", "Decoder")) == {("sdpa", "no")}
     assert paths(math_spec("options-num_mem_kv", "Decoder")) == {("sdpa", "no")}
+    assert paths(math_spec("recurrence-post_norm", "Decoder")) == {("sdpa", "no")}
     assert paths(math_spec("options-num_mem_kv", "Encoder")) == {
         ("sdpa", "without a padding mask")}
     assert paths(xtc.load_spec("examples/vit.yaml")) == {("sdpa", "yes")}
@@ -209,6 +233,7 @@ def test_lengths_change_the_figures_but_not_the_parameters(capsys):
 
 @pytest.mark.parametrize("argv, code", [
     (["examples/gpt.yaml", "--seq-len", "0"], 2),
+    (["examples/gpt.yaml", "--mem-len", "-1"], 2),
     (["examples/gpt.yaml", "--format", "svg"], 2),
     (["examples/missing.yaml"], 2),
     (["tests/fixtures/invalid/typo.yaml"], 1),

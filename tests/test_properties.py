@@ -58,6 +58,8 @@ XTC_RULES = {
     "memory-needs-top-level-wrapper": "no segment-wise methods inside an XTransformer or a "
                                       "composite yet",
     "memory-without-self-attention": "a CrossAttender has no self-attention to remember for",
+    "cross-attend-without-cross-layer": "the reference builds layers that cross-attend with no "
+                                        "cross-attention sublayer, and ignores the context",
     "per-layer-length": "the reference passes a list of another length whole to every layer (a "
                         "boolean list counts as true), ignores extra entries or builds fewer layers",
     "numerical-token-out-of-range": "the reference builds an xVal model whose number token is "

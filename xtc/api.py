@@ -53,15 +53,17 @@ def explain(spec: SpecLike) -> str:
     return explain_spec(as_spec(spec))
 
 
-def inspect(spec: SpecLike, seq_len: int | None = None, context_len: int | None = None) -> dict:
+def inspect(spec: SpecLike, seq_len: int | None = None, context_len: int | None = None,
+            mem_len: int | None = None) -> dict:
     """What `xtc inspect --format json` prints, as data: parameters per component, matmul FLOPs
     per sequence and per token (forward, training step), kv-cache bytes per token, the attention
-    path of every layer, the graph. Lengths default to the models' max_seq_len."""
+    path of every layer, the graph. Lengths default to the models' max_seq_len; a
+    Transformer-XL memory to max_mem_len."""
     from .compiler.inspect_format import inspection_data
     from .compiler.inspection import inspect as inspect_spec
 
     spec = as_spec(spec)
-    return inspection_data(inspect_spec(spec, compile_graph(spec), seq_len, context_len))
+    return inspection_data(inspect_spec(spec, compile_graph(spec), seq_len, context_len, mem_len))
 
 
 def graph(spec: SpecLike):

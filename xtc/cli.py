@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="sequence length of the figures (default: max_seq_len)")
     inspect.add_argument("--context-len", type=positive_int, metavar="S",
                          help="source / context length (default: the encoder's max_seq_len, else T)")
+    inspect.add_argument("--mem-len", type=whole_number, metavar="M",
+                         help="Transformer-XL: positions in each layer's memory (default: "
+                              "max_mem_len, as after the first segment; 0: the first segment)")
     inspect.set_defaults(run=run_inspect)
     add_budget(inspect)
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec language")
@@ -125,6 +128,12 @@ def spec_checks(args: argparse.Namespace) -> tuple:
 def positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1 or len(text) > 9:
         raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 999999999, got {text!r}")
+    return int(text)
+
+
+def whole_number(text: str) -> int:
+    if not text.isdigit() or len(text) > 9:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to 999999999, got {text!r}")
     return int(text)
 
 
@@ -225,7 +234,8 @@ def run_inspect(args: argparse.Namespace) -> int:
     spec = load_or_report(args)
     if spec is None:
         return EXIT_REJECTED
-    text, warnings = render(spec, compile_graph(spec), args.format, args.seq_len, args.context_len)
+    text, warnings = render(spec, compile_graph(spec), args.format, args.seq_len,
+                            args.context_len, args.mem_len)
     for warning in warnings:  # the figures stand; the lengths they assume would be refused
         print(f"xtc: warning: {warning}", file=sys.stderr)
     sys.stdout.write(text)

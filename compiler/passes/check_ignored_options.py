@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import resolve_continuous
+from ..resolve import generates_vectors
 from .modules import all_modules, diagnostic, each_value, layer_modules, token_models
 
 ID = "check-ignored-options"
@@ -84,6 +84,6 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
 
 
 def continuous_decoders(spec: Spec) -> list:
-    """The ContinuousTransformerWrappers that generate (ResolvedContinuous.generates)."""
+    """The ContinuousTransformerWrappers that generate (resolve.generates_vectors)."""
     return [model for model in all_modules(spec) if model.type == "ContinuousTransformerWrapper"
-            and resolve_continuous(model).generates]
+            and generates_vectors(model)]

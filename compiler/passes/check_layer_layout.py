@@ -1,6 +1,9 @@
 """check-layer-layout: x-transformers' rules for custom sublayer layouts (AttentionLayers.__init__).
 
-- A cross-attention sublayer ('c' in custom_layers) needs the layers to cross-attend.
+- A cross-attention sublayer ('c' in custom_layers) needs the layers to cross-attend, and (an
+  xtc rule: the reference builds it and ignores the context) layers that cross-attend need a
+  cross-attention sublayer: a layout without one (custom_layers, or sandwich_coef equal to
+  depth) never reads the context; in an XTransformer's decoder, never reads the source.
 - sandwich_coef k puts k attentions first and k feedforwards last: 0 < k <= depth.
 - par_ratio spreads attention over depth * block sublayers: 1 < par_ratio <= that, and the
   attention sublayers must fit the resulting width.
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import default_block
+from ..resolve import default_block, layer_types
 from .modules import diagnostic, layer_modules
 
 ID = "check-layer-layout"
@@ -25,7 +28,7 @@ def check_layer_layout(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_custom(spec, layers) + check_sandwich(spec, layers) + check_par(spec, layers)
-        found += check_execute_order(spec, layers)
+        found += check_execute_order(spec, layers) + check_reads_context(spec, layers)
     return found
 
 
@@ -63,6 +66,33 @@ def check_custom(spec: Spec, layers) -> list[Diagnostic]:
     return [diagnostic(spec, f"{layers.key}.custom_layers", "custom-cross-needs-cross-attend",
                        "custom_layers has cross-attention ('c'): set cross_attend: true so the "
                        "layers take a context")]
+
+
+def check_reads_context(spec: Spec, layers) -> list[Diagnostic]:
+    """Layers that cross-attend have a cross-attention sublayer somewhere in their layout (the
+    default block and par_ratio's always do)."""
+    if layers.type == "CrossAttender" or not layers["cross_attend"]:
+        return []
+    k, depth = layers["sandwich_coef"], layers["depth"]
+    if layers["custom_layers"] is not None:
+        layout = "custom_layers"
+    elif layers["par_ratio"] is None and k is not None and depth is not None and 0 < k <= depth:
+        layout = "sandwich_coef"  # check_sandwich reports a coefficient past depth
+    else:
+        return []
+    if "c" in layer_types(layers):
+        return []
+    side = layers.key.rpartition(".")[2]
+    what = ("the decoder would never read the encoder's output" if side == "decoder"
+            and spec.model is not None and spec.model.type == "XTransformer"
+            else "cross_attend: true would do nothing (the context is never read)")
+    if layout == "custom_layers":
+        message = f"custom_layers has no cross-attention sublayer ('c'), so {what}: add 'c' to it"
+    else:
+        message = (f"sandwich_coef {k} equals depth: the layout is {k} self-attention, then {k} "
+                   f"feedforward sublayers, with no cross-attention ('c'), so {what}: use a "
+                   "smaller sandwich_coef, or custom_layers with 'c'")
+    return [diagnostic(spec, f"{layers.key}.{layout}", "cross-attend-without-cross-layer", message)]
 
 
 def check_sandwich(spec: Spec, layers) -> list[Diagnostic]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import resolve_continuous
+from ..resolve import generates_vectors
 from .modules import all_modules, diagnostic
 
 ID = "check-model-structure"
@@ -54,7 +54,7 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
 def check_continuous_training(spec: Spec, model) -> list[Diagnostic]:
     """ContinuousAutoregressiveWrapper predicts each next input from the output before it, so
     its options need outputs as wide as the inputs."""
-    if resolve_continuous(model).generates:
+    if generates_vectors(model):
         return []
     dim = model.children["attn_layers"]["dim"]
     widths = f"dim_in {model['dim_in'] or dim} and dim_out {model['dim_out'] or dim}"

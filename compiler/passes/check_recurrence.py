@@ -27,6 +27,13 @@ ID = "check-recurrence"
 
 RECURRENT_WRAPPERS = ("TransformerWrapper", "ContinuousTransformerWrapper", "XValTransformerWrapper")
 
+# why memory tokens are refused beside memories, past what every wrapper shares
+MEMORY_TOKENS_WHY = {
+    "TransformerWrapper": ("; its XLAutoregressiveWrapper.generate fails with them (an einops "
+                           "error), and xtc's segment-wise generation needs the kv cache that "
+                           "they prevent"),
+}
+
 LAYOUT_KEYWORDS = ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order", "macaron")
 
 
@@ -67,10 +74,9 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
     if module["num_memory_tokens"]:
         found.append(diagnostic(spec, at, "memory-with-memory-tokens",
                                 "max_mem_len cannot be combined with num_memory_tokens: "
-                                "x-transformers remembers the memory tokens with the tokens and "
-                                "its XLAutoregressiveWrapper.generate fails with them (an einops "
-                                "error); xtc's segment-wise generation needs the kv cache that "
-                                "they prevent"))
+                                "x-transformers remembers the memory tokens with the tokens, so "
+                                "a segment's memory holds the learned tokens of the one before"
+                                + MEMORY_TOKENS_WHY.get(module.type, "")))
     if layers.section("attn")["num_mem_kv"]:
         found.append(diagnostic(spec, at, "memory-with-persistent-memory",
                                 "max_mem_len with attn.num_mem_kv is not supported by xtc yet: "

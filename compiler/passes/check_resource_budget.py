@@ -37,6 +37,7 @@ from ..costs import (
     activation_values,
     contributors,
     default_lengths,
+    memory_positions,
     number_text,
     output_tokens,
     parameters_by_owner,
@@ -184,7 +185,7 @@ def activations_text(graph: Graph) -> str:
     """What one input of every model's max_seq_len makes in a forward pass (costs.py, as
     `xtc inspect` counts it)."""
     lengths = sequence_lengths(graph, default_lengths(graph))
-    values = activation_values(graph, lengths)
+    values = activation_values(graph, lengths, memory_positions(graph))
     positions = number_text(output_tokens(graph, lengths))
     return (f"one full-length input ({positions} positions) would also make about "
             f"{approx(values)} activation values in a forward pass "
