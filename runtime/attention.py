@@ -76,8 +76,10 @@ def tile_heads(t: Tensor, heads: int) -> Tensor:
 
 
 def causal_mask(T: int, S: int, device: torch.device) -> Tensor:
-    """(T, S) boolean, True where query i may see key j: j <= i + S - T (bottom-right)."""
-    return torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)
+    """(T, S) boolean, True where query i may see key j: j <= i + S - T (bottom-right). Built
+    from position comparisons, which every ONNX opset exports (tril needs opset 14)."""
+    queries = torch.arange(S - T, S, device=device)
+    return torch.arange(S, device=device) <= queries[:, None]
 
 
 def l2norm(t: Tensor, groups: int = 1) -> Tensor:

@@ -41,6 +41,7 @@ from .support import (
     SUPPORTED_LAYER_TYPES,
     SUPPORTED_MODEL_TYPES,
     is_supported,
+    refusal,
     takes_per_layer,
 )
 from .yaml_loader import Node, scalar_type_name
@@ -443,6 +444,9 @@ class SchemaChecker:
             self.error(node, key, "not-per-layer",
                        f"{kw.name} takes one value for all layers, not a list: "
                        f"{NOT_PER_LAYER[kw.name]}")
+        elif refusal(place, kw.name):
+            self.error(node, key, "refused-option",
+                       f"xtc does not compile {kw.owner}.{kw.name}: {refusal(place, kw.name)}")
         elif not is_supported(place, kw.name):
             self.error(node, key, "unsupported-option",
                        f"x-transformers option {kw.owner}.{kw.name} not supported by xtc yet")
@@ -581,6 +585,9 @@ TRAINED = {
 
 # Keywords of x-transformers' README that the installed version does not have.
 NOT_KEYWORDS = {
+    "output_proj_depth": "; the layers set output_proj_depth themselves: with "
+                         "depth_scale_residual: true (a layers option) block i's output "
+                         "projections are initialised for depth i + 1",
     "resi_dual": "; resi_dual is not a keyword of x-transformers 2.31.10 (its README's ResiDual "
                  "example fails there with 'unrecognized kwargs')",
     "resi_dual_scale": "; resi_dual_scale is not a keyword of x-transformers 2.31.10 (its "

@@ -64,6 +64,9 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "head_scale", "value_dim_head", "pre_talking_heads", "post_talking_heads",
         "pre_scale_post_talking_heads", "sparse_topk", "sparse_topk_straight_through", "hard",
         "softclamp_logits", "logit_softclamp_value",
+        # accepted, with a warning that they change nothing in the emitted code
+        # (compiler/passes/check_ignored_options.py)
+        "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
     }),
     # the training wrappers, by the `autoregressive:` mapping of a model that generates
     "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob",
@@ -71,7 +74,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),
-    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
+    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
+                             "onnxable", "attend_sdp_kwargs", "flash_pack_seq"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }
 
@@ -101,6 +105,40 @@ NOT_PER_LAYER = {
     "flash_pack_seq": "x-transformers reads it whole at the top level, where a list counts as "
                       "true",
 }
+
+
+# Keywords xtc will not compile, by place, and why: the reference fails with them or drops
+# them, or they only make sense beside a value that is code. Each is a `refused-option` error
+# that gives the reason (the rest of the unsupported keywords are "not supported by xtc yet").
+HYBRID_COMPANION = ("a companion of hybrid_module, whose value is a Python module (code), which "
+                    "a spec cannot express")
+REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
+    "attn": {
+        "dim_out": "x-transformers builds the attention dim_out wide and then fails adding it to "
+                   "the residual stream, which is dim wide",
+        "dim_context": "self-attention reads its own input: x-transformers builds its key and "
+                       "value projections dim_context wide and then fails in the forward (the "
+                       "context's width is cross_attn: {dim_context: ...})",
+        "inverted_attention": "x-transformers drops attn.inverted_attention without a word (it "
+                              "acts on cross-attention only, as cross_attn: "
+                              "{inverted_attention: true})",
+        "hybrid_mask_kwarg": HYBRID_COMPANION,
+        "hybrid_fold_axial_dim": HYBRID_COMPANION,
+        "hybrid_learned_mix": HYBRID_COMPANION,
+    },
+    "cross_attn": {
+        "dim_out": "x-transformers builds the cross-attention dim_out wide and then fails "
+                   "adding it to the residual stream, which is dim wide",
+        "hybrid_mask_kwarg": HYBRID_COMPANION,
+        "hybrid_fold_axial_dim": HYBRID_COMPANION,
+        "hybrid_learned_mix": HYBRID_COMPANION,
+    },
+}
+
+
+def refusal(place: str, keyword: str) -> str:
+    """Why xtc will not compile a keyword at place, or "" where it may some day."""
+    return REFUSED_KEYWORDS.get(place, {}).get(keyword, "")
 
 
 def is_supported(place: str, keyword: str) -> bool:

@@ -176,11 +176,16 @@ ATTENTION = token_rows("attention", {
     "alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {"num_mem_kv": 2, "kv_heads": 2}},
     "everything_gated": {"attn": {"on_attn": True, "gate_values": True, "head_scale": True,
                                   "num_mem_kv": 1, "qk_norm": True}},
+    # how the reference calls its kernels: nothing changes in the emitted model (a warning)
+    "kernel_options": {"attn": {"onnxable": True,
+                                "attend_sdp_kwargs": {"enable_flash": True, "enable_math": True}}},
 }) + token_rows("attention", {
     # the CPU flash kernel needs values as wide as queries; soft-capping needs the score matrix
     "value_dim_head": {"attn": {"value_dim_head": 8}},
     "softclamp": {"attn": {"softclamp_logits": True, "logit_softclamp_value": 2.0}},
     "softclamp_bias": {"layers": {"alibi_pos_bias": True}, "attn": {"softclamp_logits": True}},
+    # under flash the reference needs the flash-attn package (CUDA) for it
+    "flash_pack_seq": {"layers": {"rotary_pos_emb": True}, "attn": {"flash_pack_seq": True}},
 }, flash=False)
 
 # options that work on the score matrix itself: never flash

@@ -10,7 +10,10 @@ generation x math/flash x cache/no-cache. The two runs together cover it once.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
+import torch
 from features import FEATURES, Feature, feature_spec, generated_kinds
 from inputs import Inputs, make_inputs, padding_mask
 from reference import (
@@ -150,6 +153,23 @@ def test_loss(feature, masked):
     ignored = 1 if spec.model.trainer == "XLAutoregressiveWrapper" else 3
     tokens[1, -ignored:] = spec.model.training["ignore_index"]
     assert_same_loss(spec, tokens, **inputs.kwargs)
+
+
+@pytest.mark.parametrize("feature", FEATURES, ids=lambda feature: feature.id)
+def test_every_model_can_be_deep_copied(feature):
+    """EMA and model soups copy a model whole (x-transformers' low-rank gates cannot be copied):
+    the copy owns tensors of its own and computes what the original does."""
+    spec = feature_spec(feature, feature.kinds[0], flash=False)
+    torch.manual_seed(0)
+    model = xtc.build(spec).eval()
+    twin = copy.deepcopy(model)
+    pairs = list(zip(model.state_dict(keep_vars=True).values(),
+                     twin.state_dict(keep_vars=True).values(), strict=True))
+    assert all(a.data_ptr() != b.data_ptr() and torch.equal(a, b) for a, b in pairs)
+    inputs = make_inputs(spec, BATCH, LENGTH, masked=False, context_length=CONTEXT_LENGTH)
+    with torch.no_grad():
+        torch.testing.assert_close(twin(*inputs.args, **inputs.kwargs),
+                                   model(*inputs.args, **inputs.kwargs))
 
 
 def test_every_case_of_the_matrix_runs_once():

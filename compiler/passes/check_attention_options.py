@@ -7,6 +7,8 @@ and the CPU flash kernel's own limit, as located errors.
   leave groups of more than 2 features (the reference's own limit).
 - SDPA's flash kernel needs values as wide as queries: `flash: true` excludes a different
   value_dim_head; so do memory key / values, which the reference makes dim_head wide.
+- attend_sdp_kwargs names SDPA's kernels (enable_flash, enable_mem_efficient, enable_math,
+  enable_cudnn), each true or false: the reference fails on another name under flash.
 - x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
   it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
   rather than silently applied to one attention of the two.
@@ -26,12 +28,30 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
-        found += check_cross_inheritance(spec, layers)
+        found += check_cross_inheritance(spec, layers) + check_sdp_kwargs(spec, layers)
+    return found
+
+
+SDP_KERNELS = ("enable_flash", "enable_mem_efficient", "enable_math", "enable_cudnn")
+
+
+def check_sdp_kwargs(spec: Spec, layers) -> list[Diagnostic]:
+    found = []
+    for section in ("attn", "cross_attn"):
+        if "attend_sdp_kwargs" not in layers.sections_given.get(section, ()):
+            continue
+        key = f"{layers.key}.{section}.attend_sdp_kwargs"
+        for name, value in layers.section(section)["attend_sdp_kwargs"].items():
+            if name not in SDP_KERNELS or not isinstance(value, bool):
+                found.append(diagnostic(spec, f"{key}.{name}", "sdp-kwargs-kernel",
+                                        f"attend_sdp_kwargs takes {', '.join(SDP_KERNELS)}, each "
+                                        f"true or false; got {name}: {scalar(value)}"))
     return found
 
 
 # The attention options xtc compiles for cross-attention (the others are self-attention only).
-CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"})
+CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
+                                     "onnxable", "attend_sdp_kwargs", "flash_pack_seq"})
 
 
 def cross_attends(layers) -> bool:

@@ -80,6 +80,35 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{model.key}.logits_dim", "logits-dim-ignored-when-tied",
                 "logits_dim has no effect with tie_embedding: the tied output layer gives one "
                 "logit per token (num_tokens)", "warning"))
+    return found + kernel_options(spec)
+
+
+# Attention keywords about how x-transformers calls its kernels, which change nothing in the
+# emitted code: why, for the warning.
+KERNEL_OPTIONS = {
+    "onnxable": "the emitted code builds its causal masks from position comparisons, which "
+                "export to ONNX, whatever it says",
+    "flash_pack_seq": "it packs variable-length sequences for the flash-attn package's varlen "
+                      "kernel (CUDA, batch size 1); the emitted model runs SDPA over padded "
+                      "batches with a padding mask",
+    "attend_sdp_kwargs": "the emitted code lets SDPA choose among all its kernels (flash, "
+                         "memory-efficient, cuDNN, math) at each call, and `xtc inspect` says "
+                         "which each layer may take; to restrict them, call the model under "
+                         "torch.nn.attention.sdpa_kernel",
+}
+
+
+def kernel_options(spec: Spec) -> list[Diagnostic]:
+    """A warning for each kernel option written in an attn: or cross_attn: section."""
+    found = []
+    for layers in layer_modules(spec):
+        for section in ("attn", "cross_attn"):
+            given, values = layers.sections_given.get(section, ()), layers.section(section)
+            for name, why in KERNEL_OPTIONS.items():
+                if name in given and values[name]:
+                    found.append(diagnostic(spec, f"{layers.key}.{section}.{name}",
+                                            "kernel-option-ignored",
+                                            f"{section}.{name} has no effect: {why}", "warning"))
     return found
 
 
