@@ -148,3 +148,31 @@ def is_supported(place: str, keyword: str) -> bool:
 def takes_per_layer(place: str, keyword: str) -> bool:
     """Whether a supported keyword takes a list of values, one per layer, at place."""
     return keyword in PER_LAYER_KEYWORDS.get(place, frozenset())
+
+
+# What xtc does with each keyword of a routed section, for docs/options.md's coverage table.
+COVERAGE_KINDS = ("compiled", "set by the layers", "refused with a reason", "code",
+                  "not compiled yet")
+
+
+def section_coverage(table, section: str) -> dict[str, list[str]]:
+    """The keywords of the class behind `attn:` (or `cross_attn:`, `ff:`), by COVERAGE_KINDS:
+    compiled (some accepted with a warning that they change nothing), set by the layers (the
+    reference raises on them there; an unknown key whose hint names the layers option),
+    refused with a reason, taking a Python object, and the rest."""
+    route = table.routing[section]
+    keywords = table.classes[route["class"]]
+    kinds: dict[str, list[str]] = {kind: [] for kind in COVERAGE_KINDS}
+    for name, keyword in keywords.items():
+        if is_supported(section, name):
+            kind = "compiled"
+        elif name in route["exclude"]:
+            kind = "set by the layers"
+        elif refusal(section, name):
+            kind = "refused with a reason"
+        elif "object" in keyword.types:
+            kind = "code"
+        else:
+            kind = "not compiled yet"
+        kinds[kind].append(name)
+    return kinds

@@ -14,6 +14,7 @@ from x_transformers.continuous import ContinuousAutoregressiveWrapper, Continuou
 from x_transformers.x_transformers import Attention, AttentionLayers, FeedForward
 from x_transformers.xval import XValAutoregressiveWrapper, XValTransformerWrapper
 from xtc.spec.keywords import keyword_table
+from xtc.spec.support import section_coverage
 
 CLASSES = {
     "TransformerWrapper": x_transformers.TransformerWrapper,
@@ -109,3 +110,20 @@ def test_xtransformer_sides_match_the_reference():
         XTransformer(**base, dec_cross_attend=True)
     with pytest.raises(AssertionError):
         XTransformer(**base, enc_post_emb_norm=True)
+
+
+def coverage_table(section: str) -> str:
+    """docs/options.md's table of what xtc does with each keyword behind a section."""
+    kinds = section_coverage(keyword_table(), section)
+    rows = [f"| {kind} | {len(names)} | {', '.join(f'`{n}`' for n in names)} |"
+            for kind, names in kinds.items() if names]
+    total = sum(len(names) for names in kinds.values())
+    return "\n".join(["| keywords | count | which |", "| --- | --- | --- |", *rows,
+                      f"| all | {total} | |"])
+
+
+def test_the_docs_give_the_coverage_of_attention_keywords():
+    """docs/options.md states what xtc does with every keyword of x-transformers' Attention."""
+    table = coverage_table("attn")
+    assert table in (ROOT / "docs" / "options.md").read_text(), (
+        "paste this under 'Coverage' in docs/options.md:\n" + table)
