@@ -31,7 +31,11 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
 
 
 # The attention options xtc compiles for cross-attention (the others are self-attention only).
-CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"})
+CROSS_ATTENTION_OPTIONS = frozenset({
+    "dim_head", "flash", "dropout", "num_mem_kv", "dim_context", "gate_values", "gate_value_heads",
+    "swiglu_values", "gate_values_rank", "gate_values_headwise", "output_gate", "output_gate_rank",
+    "output_gate_headwise", "low_rank_silu_gates",
+})
 
 
 def cross_attends(layers) -> bool:
