@@ -7,6 +7,9 @@ and the CPU flash kernel's own limit, as located errors.
   leave groups of more than 2 features (the reference's own limit).
 - SDPA's flash kernel needs values as wide as queries: `flash: true` excludes a different
   value_dim_head; so do memory key / values, which the reference makes dim_head wide.
+- A value gate is headwise (one logit per head) or low-rank, not both; a low-rank gate's rank
+  must be below its input or its output width (x-transformers' LoRALinear asserts it). Checked
+  for cross-attention too, where `cross_attn:` sets one of the two.
 - x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
   it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
   rather than silently applied to one attention of the two.
@@ -17,7 +20,8 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 
-from .modules import diagnostic, layer_modules
+from ..resolve import CrossOptions
+from .modules import diagnostic, each_value, layer_modules
 
 ID = "check-attention-options"
 
@@ -26,7 +30,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
-        found += check_cross_inheritance(spec, layers)
+        found += check_cross_inheritance(spec, layers) + check_value_gates(spec, layers)
     return found
 
 
@@ -110,3 +114,49 @@ def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
                                 "its memory values dim_head wide and fails in the forward"))
     return found
 
+
+
+# (the gate, its rank, its headwise flag)
+VALUE_GATES = (("gate_values", "gate_values_rank", "gate_values_headwise"),
+               ("output_gate", "output_gate_rank", "output_gate_headwise"))
+
+
+def check_value_gates(spec: Spec, layers) -> list[Diagnostic]:
+    """Self-attention's gates, then cross-attention's where `cross_attn:` sets a gate option
+    (what it inherits unchanged is reported once, at `attn:`)."""
+    attn, heads = layers.section("attn"), layers["heads"]
+    value_dim = heads * (attn["value_dim_head"] or attn["dim_head"])
+    found = value_gate_problems(spec, attn, f"{layers.key}.attn", (), layers["dim"], value_dim)
+    if cross_attends(layers):
+        own = layers.sections_given.get("cross_attn", ())
+        cross = CrossOptions(layers)
+        found += value_gate_problems(spec, cross, f"{layers.key}.cross_attn", own, layers["dim"],
+                                     heads * cross["dim_head"], attn_key=f"{layers.key}.attn")
+    return found
+
+
+def value_gate_problems(spec: Spec, options, key: str, own: tuple[str, ...], dim: int,
+                        value_dim: int, attn_key: str = "") -> list[Diagnostic]:
+    """`own`: for cross-attention, the keywords `cross_attn:` sets (a problem is reported
+    only where it has one of them, at that one; `attn_key` locates the inherited other)."""
+    found = []
+    for gate, rank_name, headwise_name in VALUE_GATES:
+        rank, where = options[rank_name], {}
+        if attn_key and not {rank_name, headwise_name, gate, "dim_head"} & set(own):
+            continue
+        for name in (rank_name, headwise_name):
+            where[name] = f"{key}.{name}" if not attn_key or name in own else f"{attn_key}.{name}"
+        if rank is not None and options[headwise_name]:
+            found.append(diagnostic(
+                spec, where[rank_name], "gate-rank-with-headwise",
+                f"{rank_name} ({rank}) cannot be set with {headwise_name}: a headwise gate "
+                "projects to one logit per head directly (x-transformers asserts it)"))
+            continue
+        width_in = dim if gate == "gate_values" else value_dim
+        if rank is not None and any(each_value(options[gate])) and not (
+                rank < width_in or rank < value_dim):
+            found.append(diagnostic(
+                spec, where[rank_name], "gate-rank-too-large",
+                f"{rank_name} ({rank}) must be below the gate's input width ({width_in}) or its "
+                f"output width ({value_dim}): x-transformers' low-rank projection asserts it"))
+    return found
