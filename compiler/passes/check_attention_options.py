@@ -123,38 +123,40 @@ VALUE_GATES = (("gate_values", "gate_values_rank", "gate_values_headwise"),
 
 def check_value_gates(spec: Spec, layers) -> list[Diagnostic]:
     """Self-attention's gates, then cross-attention's where `cross_attn:` sets a gate option
-    (what it inherits unchanged is reported once, at `attn:`)."""
-    attn, heads = layers.section("attn"), layers["heads"]
-    value_dim = heads * (attn["value_dim_head"] or attn["dim_head"])
-    found = value_gate_problems(spec, attn, f"{layers.key}.attn", (), layers["dim"], value_dim)
+    (what it inherits unchanged is reported once, at `attn:`). The widths are read only where a
+    rank is set (a check reads nothing it does not need: spec/partial.py)."""
+    attn = layers.section("attn")
+    found = value_gate_problems(spec, layers, attn, f"{layers.key}.attn", ())
     if cross_attends(layers):
         own = layers.sections_given.get("cross_attn", ())
-        cross = CrossOptions(layers)
-        found += value_gate_problems(spec, cross, f"{layers.key}.cross_attn", own, layers["dim"],
-                                     heads * cross["dim_head"], attn_key=f"{layers.key}.attn")
+        found += value_gate_problems(spec, layers, CrossOptions(layers), f"{layers.key}.cross_attn",
+                                     own, attn_key=f"{layers.key}.attn")
     return found
 
 
-def value_gate_problems(spec: Spec, options, key: str, own: tuple[str, ...], dim: int,
-                        value_dim: int, attn_key: str = "") -> list[Diagnostic]:
+def value_gate_problems(spec: Spec, layers, options, key: str, own: tuple[str, ...],
+                        attn_key: str = "") -> list[Diagnostic]:
     """`own`: for cross-attention, the keywords `cross_attn:` sets (a problem is reported
-    only where it has one of them, at that one; `attn_key` locates the inherited other)."""
+    only where it has one of them, at that one; `attn_key` locates the inherited others)."""
     found = []
     for gate, rank_name, headwise_name in VALUE_GATES:
         rank, where = options[rank_name], {}
-        if attn_key and not {rank_name, headwise_name, gate, "dim_head"} & set(own):
+        if rank is None or attn_key and not {rank_name, headwise_name, gate, "dim_head"} & set(own):
             continue
         for name in (rank_name, headwise_name):
             where[name] = f"{key}.{name}" if not attn_key or name in own else f"{attn_key}.{name}"
-        if rank is not None and options[headwise_name]:
+        if options[headwise_name]:
             found.append(diagnostic(
                 spec, where[rank_name], "gate-rank-with-headwise",
                 f"{rank_name} ({rank}) cannot be set with {headwise_name}: a headwise gate "
                 "projects to one logit per head directly (x-transformers asserts it)"))
             continue
-        width_in = dim if gate == "gate_values" else value_dim
-        if rank is not None and any(each_value(options[gate])) and not (
-                rank < width_in or rank < value_dim):
+        if not any(each_value(options[gate])):
+            continue  # (a warning says the rank does nothing)
+        value_dim = layers["heads"] * (options["dim_head"] if attn_key else
+                                       options["value_dim_head"] or options["dim_head"])
+        width_in = layers["dim"] if gate == "gate_values" else value_dim
+        if not (rank < width_in or rank < value_dim):
             found.append(diagnostic(
                 spec, where[rank_name], "gate-rank-too-large",
                 f"{rank_name} ({rank}) must be below the gate's input width ({width_in}) or its "
