@@ -609,14 +609,14 @@ def value_gates(options: Mapping[str, object], whole: Mapping[str, object]) -> d
     gates, output = anywhere("gate_values"), anywhere("output_gate")
     input_rank = (options["gate_values_rank"] or 0) if gates else 0
     output_rank = (options["output_gate_rank"] or 0) if output else 0
-    return dict(
-        swiglu_values=(gates or output) and options["swiglu_values"],
-        gate_values_rank=input_rank,
-        gate_values_headwise=gates and options["gate_values_headwise"],
-        output_gate_rank=output_rank,
-        output_gate_headwise=output and options["output_gate_headwise"],
-        low_rank_silu_gates=options["low_rank_silu_gates"] or not (input_rank or output_rank),
-    )
+    return {
+        "swiglu_values": (gates or output) and options["swiglu_values"],
+        "gate_values_rank": input_rank,
+        "gate_values_headwise": gates and options["gate_values_headwise"],
+        "output_gate_rank": output_rank,
+        "output_gate_headwise": output and options["output_gate_headwise"],
+        "low_rank_silu_gates": options["low_rank_silu_gates"] or not (input_rank or output_rank),
+    }
 
 
 def key_value_heads(layers: ModuleSpec) -> int:
