@@ -91,6 +91,7 @@ def attention_imports(attrs: AttentionAttrs | CrossAttentionAttrs) -> set[Import
     """Both attention classes call `attend`, or `attend_explicit` with the score matrix in hand
     (then only that); persistent memory needs torch.cat and F.pad."""
     wanted = {NN, runtime("attention", "attend_explicit" if attrs.explicit else "attend")}
+    wanted |= {FUNCTIONAL} if attrs.swiglu_values else set()  # the value gates' SiLU
     return wanted | ({TORCH, FUNCTIONAL} if attrs.num_mem_kv else set())
 
 

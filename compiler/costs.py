@@ -79,7 +79,7 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.CROSS_ATTENTION:
         inner = a.heads * a.dim_head
         return (a.dim * inner + 2 * a.dim_context * inner + (inner * a.dim if a.project_out else 0)
-                + 2 * a.heads * a.num_mem_kv * a.dim_head)
+                + 2 * a.heads * a.num_mem_kv * a.dim_head + value_gates_parameters(a, inner))
     if kind is OpKind.FEEDFORWARD:
         into = a.dim * a.inner_dim * (2 if a.glu else 1) + (a.inner_dim * (2 if a.glu else 1)
                                                              if a.glu or a.bias else 0)
@@ -100,9 +100,25 @@ def attention_parameters(a) -> int:
         count += a.heads * value_dim * a.dim * (2 if a.on_attn else 1)
     count += kv_heads * a.num_mem_kv * (a.dim_head + value_dim)
     count += (a.heads + kv_heads) * a.dim_head if a.qk_norm_dim_scale else 0
-    count += a.dim * a.heads * value_dim if a.gate_values else 0
+    count += value_gates_parameters(a, a.heads * value_dim)
     count += a.heads if a.head_scale else 0
     return count + sum(a.talking_heads) * a.heads**2
+
+
+def value_gates_parameters(a, value_dim: int) -> int:
+    """The value gates of an attention whose merged heads are value_dim wide."""
+    count = (a.dim + 1) * a.heads if a.gate_value_heads else 0  # with a bias
+    return count + sum(
+        rank * (width_in + width_out) if rank else width_in * width_out
+        for width_in, width_out, rank in value_gate_shapes(a, value_dim))
+
+
+def value_gate_shapes(a, value_dim: int) -> list[tuple[int, int, int]]:
+    """(input width, logits, rank or 0) of the input and the output gate used."""
+    shapes = [(a.dim, a.heads if a.gate_values_headwise else value_dim, a.gate_values_rank)] \
+        if a.gate_values else []
+    return shapes + ([(value_dim, a.heads if a.output_gate_headwise else value_dim,
+                       a.output_gate_rank)] if a.output_gate else [])
 
 
 def position_bias_parameters(a) -> int:
@@ -487,10 +503,20 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
                      linear(memory, a.dim, kv_heads * value_dim, memory_grad)]
     products += scores_products(a.heads, n, keys, a.dim_head, value_dim)
     products += [Product(2 * a.heads * a.heads * n * keys, 2)] * sum(a.talking_heads)
-    if a.gate_values:
-        products.append(linear(n, a.dim, a.heads * value_dim, input_grad))
+    products += value_gates_products(a, n, a.heads * value_dim, input_grad)
     if a.project_out:
         products.append(linear(n, a.heads * value_dim, a.dim * (2 if a.on_attn else 1), True))
+    return products
+
+
+def value_gates_products(a, n: int, value_dim: int, input_grad: bool) -> list[Product]:
+    """The value gates' projections: the input gates' read x, the output gate reads the
+    attention's output (which always needs a gradient); a low-rank gate's `up` reads `down`'s."""
+    products = [linear(n, a.dim, a.heads, input_grad)] if a.gate_value_heads else []
+    for (width_in, width_out, rank), needs in zip(value_gate_shapes(a, value_dim),
+                                                  (input_grad, True) if a.gate_values else (True,)):
+        products += ([linear(n, width_in, rank, needs), linear(n, rank, width_out, True)] if rank
+                     else [linear(n, width_in, width_out, needs)])
     return products
 
 
@@ -501,6 +527,7 @@ def cross_attention_products(a, n: int, context: int, input_grad: bool,
                 linear(context, a.dim_context, inner, context_grad),
                 linear(context, a.dim_context, inner, context_grad)]
     products += scores_products(a.heads, n, context + a.num_mem_kv, a.dim_head, a.dim_head)
+    products += value_gates_products(a, n, inner, input_grad)
     if a.project_out:
         products.append(linear(n, inner, a.dim, True))
     return products

@@ -225,6 +225,19 @@ class AttentionAttrs:
     qk_norm_dim_scale: bool = False
     on_attn: bool = False
     gate_values: bool = False
+    # the value gates: per-head sigmoid gates from the input ("Attend to nothing"), and the
+    # gate of the merged heads (HyGA), from the input (gate_values) and / or the output
+    # (output_gate): a logit per feature, or one per head (headwise), a projection or a low-rank
+    # one (down, SiLU where low_rank_silu_gates, up); their logits summed, then a sigmoid, or a
+    # SiLU with swiglu_values. Unused settings are normalised away (0, False, True).
+    gate_value_heads: bool = False
+    swiglu_values: bool = False
+    gate_values_rank: int = 0
+    gate_values_headwise: bool = False
+    output_gate: bool = False
+    output_gate_rank: int = 0
+    output_gate_headwise: bool = False
+    low_rank_silu_gates: bool = True
     head_scale: bool = False
     talking_heads: tuple = (False, False, False)  # pre, post, pre-scale-post (TALKING_HEADS)
     sparse_topk: int = 0
@@ -279,6 +292,15 @@ class CrossAttentionAttrs:
     project_out: bool
     dropout: float = 0.0
     num_mem_kv: int = 0
+    gate_values: bool = False  # the value gates, as AttentionAttrs'
+    gate_value_heads: bool = False
+    swiglu_values: bool = False
+    gate_values_rank: int = 0
+    gate_values_headwise: bool = False
+    output_gate: bool = False
+    output_gate_rank: int = 0
+    output_gate_headwise: bool = False
+    low_rank_silu_gates: bool = True
     residual: bool = False  # adds the previous cross-attention's scores
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
 

@@ -593,7 +593,30 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         sparse_topk_straight_through=(  # without sparse_topk it does nothing: a warning says so
             bool(attn["sparse_topk"]) and attn["sparse_topk_straight_through"]),
         residual=layers["residual_attn"],
+        **value_gates(attn, layers.section("attn")),
     )
+
+
+def value_gates(options: Mapping[str, object], whole: Mapping[str, object]) -> dict[str, object]:
+    """The value gates' settings of one attention layer (ir.AttentionAttrs), those that do
+    nothing normalised away (warnings say so): a rank or headwise without its gate, swiglu_values
+    without a gate, low_rank_silu_gates without a rank. `whole`: the section with its per-layer
+    lists, as gate_values may be one (a rank then serves the layers that gate)."""
+    def anywhere(name: str) -> bool:
+        value = whole[name]
+        return any(value) if isinstance(value, tuple) else bool(value)
+
+    gates, output = anywhere("gate_values"), anywhere("output_gate")
+    input_rank = (options["gate_values_rank"] or 0) if gates else 0
+    output_rank = (options["output_gate_rank"] or 0) if output else 0
+    return {
+        "swiglu_values": (gates or output) and options["swiglu_values"],
+        "gate_values_rank": input_rank,
+        "gate_values_headwise": gates and options["gate_values_headwise"],
+        "output_gate_rank": output_rank,
+        "output_gate_headwise": output and options["output_gate_headwise"],
+        "low_rank_silu_gates": options["low_rank_silu_gates"] or not (input_rank or output_rank),
+    }
 
 
 def key_value_heads(layers: ModuleSpec) -> int:
@@ -612,6 +635,7 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         heads=layers["heads"],
         project_out=layers["heads"] > 1,
         residual=layers["cross_residual_attn"],
+        **value_gates(cross, CrossOptions(layers)),
     )
 
 

@@ -126,11 +126,25 @@ def attention_parameters(attrs) -> list[tuple]:
     pairs = [(name, name) for name in names]
     if getattr(attrs, "qk_norm_dim_scale", False):
         pairs += [("qk_norm_q_scale", "q_scale"), ("qk_norm_k_scale", "k_scale")]
-    pairs += [("to_v_gate.weight", "to_v_gate.weight")] if getattr(attrs, "gate_values", False) else []
+    pairs += value_gate_parameters(attrs)
     pairs += [("head_scale_params", "head_scale")] if getattr(attrs, "head_scale", False) else []
     for used, (name, reference, _) in zip(getattr(attrs, "talking_heads", ()), TALKING_HEADS):
         pairs += [(f"attend.{reference}.weight", f"{name}.weight")] if used else []
     return fused + [(reference, emitted, False) for reference, emitted in pairs]
+
+
+def value_gate_parameters(attrs) -> list[tuple[str, str]]:
+    """A low-rank value gate is Sequential(down, [SiLU], up): LoRALinear's `down` and `up`."""
+    pairs = []
+    if attrs.gate_value_heads:
+        pairs += [(f"to_v_head_gate.{p}", f"to_v_head_gate.{p}") for p in ("weight", "bias")]
+    up = 2 if attrs.low_rank_silu_gates else 1
+    for name, used, rank in (("to_v_gate", attrs.gate_values, attrs.gate_values_rank),
+                             ("to_output_gate", attrs.output_gate, attrs.output_gate_rank)):
+        parts = (("down", "0"), ("up", str(up))) if rank else ()
+        pairs += ([(f"{name}.{ours}.weight", f"{name}.{theirs}.weight") for ours, theirs in parts]
+                  if rank else [(f"{name}.weight", f"{name}.weight")]) if used else []
+    return pairs
 
 
 def qkv_rows(attrs) -> list[tuple]:

@@ -63,7 +63,9 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "qk_norm_groups", "qk_norm_scale", "qk_norm_dim_scale", "on_attn", "gate_values",
         "head_scale", "value_dim_head", "pre_talking_heads", "post_talking_heads",
         "pre_scale_post_talking_heads", "sparse_topk", "sparse_topk_straight_through", "hard",
-        "softclamp_logits", "logit_softclamp_value",
+        "softclamp_logits", "logit_softclamp_value", "gate_value_heads", "swiglu_values",
+        "gate_values_rank", "gate_values_headwise", "output_gate", "output_gate_rank",
+        "output_gate_headwise", "low_rank_silu_gates",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
@@ -74,8 +76,12 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),
-    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
-                             "onnxable", "attend_sdp_kwargs", "flash_pack_seq"}),
+    "cross_attn": frozenset({
+        "dim_head", "flash", "dropout", "num_mem_kv", "dim_context", "gate_values",
+        "gate_value_heads", "swiglu_values", "gate_values_rank", "gate_values_headwise",
+        "output_gate", "output_gate_rank", "output_gate_headwise", "low_rank_silu_gates",
+        "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
+    }),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }
 

@@ -169,6 +169,13 @@ ATTENTION = token_rows("attention", {
     "qk_norm_dim_scale": {"attn": {"qk_norm": True, "qk_norm_dim_scale": True}},
     "on_attn": {"attn": {"on_attn": True}},
     "gate_values": {"attn": {"gate_values": True}},
+    "gate_value_heads": {"attn": {"gate_value_heads": True}},
+    "gate_values_low_rank_swiglu": {"attn": {"gate_values": True, "gate_values_rank": 8,
+                                             "swiglu_values": True}},
+    "headwise_gate_low_rank_output_gate": {"attn": {
+        "gate_values": True, "gate_values_headwise": True, "output_gate": True,
+        "output_gate_rank": 8, "low_rank_silu_gates": False}},
+    "output_gate_headwise": {"attn": {"output_gate": True, "output_gate_headwise": True}},
     "head_scale": {"attn": {"head_scale": True}},
     "llm": {"layers": {"rotary_pos_emb": True, "use_rmsnorm": True},
             "ff": {"glu": True, "swish": True},
@@ -333,6 +340,10 @@ CROSS = token_rows("cross", {
     "cross_options": {"layers": {"cross_attend": True}, "cross_attn": {
         "dim_context": 24, "dim_head": 8, "num_mem_kv": 2, "dropout": 0.1}},
     "inherits_attn": {"layers": {"cross_attend": True}, "attn": {"num_mem_kv": 1}},
+    # the value gates: gate_value_heads and both gates inherited, the input gate's rank its own
+    "value_gates": {"layers": {"cross_attend": True}, "attn": {
+        "gate_value_heads": True, "gate_values": True, "output_gate": True, "swiglu_values": True},
+        "cross_attn": {"gate_values_rank": 4, "dim_context": 24}},
     "post_norm_rmsnorm": {"layers": {"cross_attend": True, "pre_norm": False,
                                      "use_rmsnorm": True}},
 }, kinds=("Decoder",)) + token_rows("cross", {

@@ -9,6 +9,9 @@ and the CPU flash kernel's own limit, as located errors.
   value_dim_head; so do memory key / values, which the reference makes dim_head wide.
 - attend_sdp_kwargs names SDPA's kernels (enable_flash, enable_mem_efficient, enable_math,
   enable_cudnn), each true or false: the reference fails on another name under flash.
+- A value gate is headwise (one logit per head) or low-rank, not both; a low-rank gate's rank
+  must be below its input or its output width (x-transformers' LoRALinear asserts it). Checked
+  for cross-attention too, where `cross_attn:` sets one of the two.
 - x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
   it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
   rather than silently applied to one attention of the two.
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
+from xtc.spec.support import SUPPORTED_KEYWORDS
 
-from .modules import diagnostic, layer_modules
+from ..resolve import CrossOptions
+from .modules import diagnostic, each_value, layer_modules
 
 ID = "check-attention-options"
 
@@ -28,7 +33,8 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
-        found += check_cross_inheritance(spec, layers) + check_sdp_kwargs(spec, layers)
+        found += check_cross_inheritance(spec, layers) + check_value_gates(spec, layers)
+        found += check_sdp_kwargs(spec, layers)
     return found
 
 
@@ -50,8 +56,7 @@ def check_sdp_kwargs(spec: Spec, layers) -> list[Diagnostic]:
 
 
 # The attention options xtc compiles for cross-attention (the others are self-attention only).
-CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
-                                     "onnxable", "attend_sdp_kwargs", "flash_pack_seq"})
+CROSS_ATTENTION_OPTIONS = SUPPORTED_KEYWORDS["cross_attn"]
 
 
 def cross_attends(layers) -> bool:
@@ -126,3 +131,51 @@ def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
                                 "its memory values dim_head wide and fails in the forward"))
     return found
 
+
+
+# (the gate, its rank, its headwise flag)
+VALUE_GATES = (("gate_values", "gate_values_rank", "gate_values_headwise"),
+               ("output_gate", "output_gate_rank", "output_gate_headwise"))
+
+
+def check_value_gates(spec: Spec, layers) -> list[Diagnostic]:
+    """Self-attention's gates, then cross-attention's where `cross_attn:` sets a gate option
+    (what it inherits unchanged is reported once, at `attn:`). The widths are read only where a
+    rank is set (a check reads nothing it does not need: spec/partial.py)."""
+    attn = layers.section("attn")
+    found = value_gate_problems(spec, layers, attn, f"{layers.key}.attn", ())
+    if cross_attends(layers):
+        own = layers.sections_given.get("cross_attn", ())
+        found += value_gate_problems(spec, layers, CrossOptions(layers), f"{layers.key}.cross_attn",
+                                     own, attn_key=f"{layers.key}.attn")
+    return found
+
+
+def value_gate_problems(spec: Spec, layers, options, key: str, own: tuple[str, ...],
+                        attn_key: str = "") -> list[Diagnostic]:
+    """`own`: for cross-attention, the keywords `cross_attn:` sets (a problem is reported
+    only where it has one of them, at that one; `attn_key` locates the inherited others)."""
+    found = []
+    for gate, rank_name, headwise_name in VALUE_GATES:
+        rank, where = options[rank_name], {}
+        if rank is None or attn_key and not {rank_name, headwise_name, gate, "dim_head"} & set(own):
+            continue
+        for name in (rank_name, headwise_name):
+            where[name] = f"{key}.{name}" if not attn_key or name in own else f"{attn_key}.{name}"
+        if options[headwise_name]:
+            found.append(diagnostic(
+                spec, where[rank_name], "gate-rank-with-headwise",
+                f"{rank_name} ({rank}) cannot be set with {headwise_name}: a headwise gate "
+                "projects to one logit per head directly (x-transformers asserts it)"))
+            continue
+        if not any(each_value(options[gate])):
+            continue  # (a warning says the rank does nothing)
+        value_dim = layers["heads"] * (options["dim_head"] if attn_key else
+                                       options["value_dim_head"] or options["dim_head"])
+        width_in = layers["dim"] if gate == "gate_values" else value_dim
+        if not (rank < width_in or rank < value_dim):
+            found.append(diagnostic(
+                spec, where[rank_name], "gate-rank-too-large",
+                f"{rank_name} ({rank}) must be below the gate's input width ({width_in}) or its "
+                f"output width ({value_dim}): x-transformers' low-rank projection asserts it"))
+    return found

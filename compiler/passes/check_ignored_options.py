@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import generates_vectors
+from ..resolve import CrossOptions, generates_vectors
+from .check_attention_options import cross_attends
 from .modules import all_modules, diagnostic, each_value, layer_modules, token_models
 
 ID = "check-ignored-options"
@@ -35,6 +36,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{layers.key}.attn.logit_softclamp_value", "softclamp-value-without-softclamp",
                 "attn.logit_softclamp_value has no effect without attn.softclamp_logits: true",
                 "warning"))
+        found += ignored_value_gate_options(spec, layers)
         ff = layers.section("ff")
         if any(each_value(ff["glu"])) and ff["no_bias"]:  # glu may be per layer
             found.append(diagnostic(
@@ -110,6 +112,50 @@ def kernel_options(spec: Spec) -> list[Diagnostic]:
                                             "kernel-option-ignored",
                                             f"{section}.{name} has no effect: {why}", "warning"))
     return found
+
+
+def ignored_value_gate_options(spec: Spec, layers) -> list[Diagnostic]:
+    """The value gates' settings that do nothing: at `attn:` where neither self-attention nor a
+    cross-attention that inherits them uses them, at `cross_attn:` where cross-attention does
+    not."""
+    found, given = [], layers.sections_given
+    crossing = cross_attends(layers)
+    cross = value_gate_uses(CrossOptions(layers)) if crossing else {}
+    for name, why in value_gate_uses(layers.section("attn")).items():
+        inherited = crossing and name not in given.get("cross_attn", ())
+        if why and name in given.get("attn", ()) and not (inherited and not cross[name]):
+            found.append(diagnostic(spec, f"{layers.key}.attn.{name}", "gate-option-without-gate",
+                                    f"attn.{name} has no effect: {why}", "warning"))
+    for name, why in cross.items():
+        if why and name in given.get("cross_attn", ()):
+            found.append(diagnostic(spec, f"{layers.key}.cross_attn.{name}",
+                                    "gate-option-without-gate",
+                                    f"cross_attn.{name} has no effect: {why}", "warning"))
+    return found
+
+
+def value_gate_uses(options) -> dict[str, str]:
+    """Each value-gate setting that does nothing in one attention -> why (the others -> "")."""
+    gates = any(each_value(options["gate_values"]))
+    output = any(each_value(options["output_gate"]))
+    low_rank = (gates and options["gate_values_rank"] is not None
+                or output and options["output_gate_rank"] is not None)
+    return {
+        "swiglu_values": "" if gates or output or not options["swiglu_values"] else
+        "it makes the value gate a SiLU instead of a sigmoid, and there is no gate without "
+        "gate_values or output_gate",
+        "gate_values_rank": "" if gates or options["gate_values_rank"] is None else
+        "it sizes the input gate, which gate_values adds",
+        "gate_values_headwise": "" if gates or not options["gate_values_headwise"] else
+        "it shapes the input gate, which gate_values adds",
+        "output_gate_rank": "" if output or options["output_gate_rank"] is None else
+        "it sizes the output gate, which output_gate adds",
+        "output_gate_headwise": "" if output or not options["output_gate_headwise"] else
+        "it shapes the output gate, which output_gate adds",
+        "low_rank_silu_gates": "" if low_rank or options["low_rank_silu_gates"] else
+        "it removes the SiLU inside a low-rank gate, and no gate is low-rank (gate_values_rank "
+        "or output_gate_rank)",
+    }
 
 
 def continuous_decoders(spec: Spec) -> list:
