@@ -63,7 +63,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "qk_norm_groups", "qk_norm_scale", "qk_norm_dim_scale", "on_attn", "gate_values",
         "head_scale", "value_dim_head", "pre_talking_heads", "post_talking_heads",
         "pre_scale_post_talking_heads", "sparse_topk", "sparse_topk_straight_through", "hard",
-        "softclamp_logits", "logit_softclamp_value",
+        "softclamp_logits", "logit_softclamp_value", "project_out", "zero_init_output",
+        "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
     }),
     # the training wrappers, by the `autoregressive:` mapping of a model that generates
     "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob",
@@ -71,7 +72,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),
-    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
+    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
+                             "project_out", "zero_init_output", "sublayer_dropout"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }
 
@@ -85,8 +87,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
 # rules read whole (qk_norm, sparse_topk, talking heads), has one value for the stack.
 PER_LAYER_KEYWORDS: dict[str, frozenset[str]] = {
     "layers": frozenset({"layer_dropout", "shift_tokens"}),
-    "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values"}),
-    "cross_attn": frozenset({"dropout"}),
+    "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout"}),
+    "cross_attn": frozenset({"dropout", "sublayer_dropout"}),
     "ff": frozenset({"mult", "dropout", "glu", "post_act_ln"}),
 }
 # Keywords the reference reads whole at the top level, so that a list is never split per

@@ -176,7 +176,25 @@ ATTENTION = token_rows("attention", {
     "alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {"num_mem_kv": 2, "kv_heads": 2}},
     "everything_gated": {"attn": {"on_attn": True, "gate_values": True, "head_scale": True,
                                   "num_mem_kv": 1, "qk_norm": True}},
+    # issue #39: the output projection and the branch's output
+    "project_out_false": {"attn": {"project_out": False, "dim_head": 8}},  # 4 x 8 == dim
+    "project_out_one_head": {"layers": {"heads": 1}, "attn": {"dim_head": 32, "project_out": True}},
+    "zero_init_output": {"attn": {"zero_init_output": True}},
+    "sublayer_dropout": {"attn": {"sublayer_dropout": 0.5}},
+    "cross_output_options": {"layers": {"cross_attend": True},
+                             "attn": {"zero_init_output": True, "sublayer_dropout": 0.2},
+                             # no output projection to zero there
+                             "cross_attn": {"project_out": False, "dim_head": 8,
+                                            "zero_init_output": False}},
 }) + token_rows("attention", {
+    # belief attention projects over the whole sequence: no kv cache, and x-transformers'
+    # cached generation projects the newest position alone, so its uncached tokens are the model's
+    "orthog_projected_values": {"attn": {"orthog_projected_values": True}},
+    "orthog_per_head_gqa": {"attn": {"orthog_projected_values_per_head": True, "kv_heads": 2}},
+    "orthog_both_gated": {"attn": {"orthog_projected_values": True, "gate_values": True,
+                                   "orthog_projected_values_per_head": True, "num_mem_kv": 2,
+                                   "sublayer_dropout": 0.1}},
+}, reference_cache=False) + token_rows("attention", {
     # the CPU flash kernel needs values as wide as queries; soft-capping needs the score matrix
     "value_dim_head": {"attn": {"value_dim_head": 8}},
     "softclamp": {"attn": {"softclamp_logits": True, "logit_softclamp_value": 2.0}},

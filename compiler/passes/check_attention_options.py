@@ -31,7 +31,8 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
 
 
 # The attention options xtc compiles for cross-attention (the others are self-attention only).
-CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"})
+CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
+                                     "project_out", "zero_init_output", "sublayer_dropout"})
 
 
 def cross_attends(layers) -> bool:
