@@ -97,7 +97,7 @@ def attention_parameters(a) -> int:
     value_dim = a.value_dim_head or a.dim_head
     count = a.dim * (a.heads * a.dim_head + kv_heads * a.dim_head + kv_heads * value_dim)
     if a.project_out:
-        count += a.heads * value_dim * a.dim * (2 if a.on_attn else 1)
+        count += a.out_width * a.dim * (2 if a.on_attn else 1)
     count += kv_heads * a.num_mem_kv * (a.dim_head + value_dim)
     count += (a.heads + kv_heads) * a.dim_head if a.qk_norm_dim_scale else 0
     count += a.dim * a.heads * value_dim if a.gate_values else 0
@@ -490,7 +490,8 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
     if a.gate_values:
         products.append(linear(n, a.dim, a.heads * value_dim, input_grad))
     if a.project_out:
-        products.append(linear(n, a.heads * value_dim, a.dim * (2 if a.on_attn else 1), True))
+        # (belief attention's projection is elementwise: no matrix product of its own)
+        products.append(linear(n, a.out_width, a.dim * (2 if a.on_attn else 1), True))
     return products
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 
+from ..resolve import CAUSAL_LAYERS, CrossOptions, output_projection
 from .modules import diagnostic, layer_modules
 
 ID = "check-attention-options"
@@ -27,6 +28,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
     for layers in layer_modules(spec):
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
         found += check_cross_inheritance(spec, layers)
+        found += check_output_projection(spec, layers) + check_orthog_projection(spec, layers)
     return found
 
 
@@ -53,7 +55,13 @@ def check_cross_inheritance(spec: Spec, layers) -> list[Diagnostic]:
             continue  # (a keyword the reference sets per attention itself: not inherited)
         value = layers.section("attn")[name]
         # a per-layer list is the self-attention layers' alone (AttentionLayers.__init__)
-        if value != defaults[name] and not isinstance(value, tuple):
+        if value != defaults[name] and not isinstance(value, tuple) and name in ORTHOG:
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.{name}", "orthog-projection-with-cross-attention",
+                f"x-transformers applies attn.{name} to cross-attention too, whose forward then "
+                "fails (the context's values are not as long as the queries); set "
+                f"cross_attn: {{{name}: false}} to keep it on self-attention only, or drop it"))
+        elif value != defaults[name] and not isinstance(value, tuple):
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.{name}", "cross-attention-inherits-option",
                 f"x-transformers applies attn.{name} to cross-attention too, where xtc does not "
@@ -107,3 +115,87 @@ def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
                                 "its memory values dim_head wide and fails in the forward"))
     return found
 
+
+
+ORTHOG = ("orthog_projected_values", "orthog_projected_values_per_head")
+
+
+def check_output_projection(spec: Spec, layers) -> list[Diagnostic]:
+    """project_out: false leaves the heads' output as it is, so it must be dim wide (the
+    residual add fails otherwise); zero_init_output zeroes to_out's weight, which the reference
+    reads off a Linear only (init_zero_ fails on no projection, and on on_attn's gated one);
+    on_attn gates the projection, so without one it does nothing."""
+    found = []
+    places = [] if layers.type == "CrossAttender" else [("attn", layers.section("attn"))]
+    places += [("cross_attn", CrossOptions(layers))] if cross_attends(layers) else []
+    heads, dim = layers["heads"], layers["dim"]
+    for place, options in places:
+        given = layers.sections_given.get(place, ())
+        projects = output_projection(options, heads)
+        # which section holds a keyword's value: cross-attention inherits attn:'s
+        where = (lambda name, p=place: p if p == "attn" or name in given else "attn")
+        on_attn = place == "attn" and options["on_attn"]
+        written = options["project_out"] is not None
+        # one head of another width without project_out: check-single-head-projection's
+        single_head = place == "attn" and not written and options["dim_head"] != dim
+        if not projects and not single_head:
+            value_dim = options["value_dim_head"] if place == "attn" else None
+            width = heads * (value_dim or options["dim_head"])
+            copies = sum(bool(options[name]) for name in ORTHOG) if place == "attn" else 0
+            width *= max(1, copies)
+            if width != dim:
+                widened = f" x {copies} orthogonal projections" if copies > 1 else ""
+                why = "project_out: false" if written else "heads: 1"
+                at = (f"{where('project_out')}.project_out" if written else
+                      f"attn.{ORTHOG[1]}" if copies > 1 else
+                      "attn.value_dim_head" if value_dim else f"{where('dim_head')}.dim_head")
+                found.append(diagnostic(
+                    spec, f"{layers.key}.{at}", "no-output-projection-needs-width-dim",
+                    f"with {why}, {place} has no output projection, which leaves the heads' "
+                    f"output {width} wide (heads {heads} x "
+                    f"{'value_dim_head' if value_dim else 'dim_head'} "
+                    f"{value_dim or options['dim_head']}{widened}); it must equal dim ({dim}) "
+                    f"for the residual add, or set {place}.project_out: true"))
+        if options["project_out"] is False:
+            if on_attn:
+                found.append(diagnostic(
+                    spec, f"{layers.key}.attn.on_attn", "on-attn-without-output-projection",
+                    "attn.on_attn has no effect with attn.project_out: false: it gates the output "
+                    "projection, and there is none", "warning"))
+        if options["zero_init_output"] and not projects:
+            found.append(diagnostic(
+                spec, f"{layers.key}.{where('zero_init_output')}.zero_init_output",
+                "zero-init-without-output-projection",
+                f"{place}.zero_init_output zeroes the output projection, and this attention has "
+                f"none ({'project_out: false' if options['project_out'] is False else 'heads: 1'}"
+                "); x-transformers fails building it"))
+        elif options["zero_init_output"] and on_attn:
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.zero_init_output", "zero-init-with-on-attn",
+                "attn.zero_init_output cannot be combined with attn.on_attn: x-transformers "
+                "zeroes a Linear's weight and fails on the gated projection of on_attn"))
+    return found
+
+
+def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
+    """Belief attention projects each batch row's output, every position at once, against its
+    values (x-transformers' orthog_project flattens the row whole): an output reads every
+    later and padded position. Accepted, as the reference computes it, with a warning."""
+    attn = layers.section("attn")
+    name = next((name for name in ORTHOG if attn[name]), None)
+    if name is None or layers.type == "CrossAttender":
+        return []
+    key = f"{layers.key}.attn.{name}"
+    if CAUSAL_LAYERS.get(layers.type, False):
+        return [diagnostic(
+            spec, key, "breaks-causality",
+            f"attn.{name} projects the outputs against the values of the whole sequence "
+            "(x-transformers flattens every position of a row together): each position's "
+            "output reads later tokens, so this Decoder leaks the future, and padded tokens "
+            "change the outputs of real ones; generate() recomputes the whole sequence at each "
+            "step (no kv cache)", "warning")]
+    return [diagnostic(
+        spec, key, "orthog-projection-reads-padding",
+        f"attn.{name} projects the outputs against the values of the whole sequence "
+        "(x-transformers flattens every position of a row together): padded tokens change the "
+        "outputs of real ones, whatever the mask", "warning")]
