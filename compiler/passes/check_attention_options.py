@@ -174,7 +174,8 @@ def check_output_projection(spec: Spec, layers) -> list[Diagnostic]:
                 spec, f"{layers.key}.attn.zero_init_output", "zero-init-with-on-attn",
                 "attn.zero_init_output cannot be combined with attn.on_attn: x-transformers "
                 "zeroes a Linear's weight and fails on the gated projection of on_attn"))
-    return found
+    # a keyword cross-attention inherits is wrong for both at once: said once, at the keyword
+    return list({(d.key, d.code): d for d in reversed(found)}.values())[::-1]
 
 
 def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
