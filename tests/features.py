@@ -181,11 +181,11 @@ ATTENTION = token_rows("attention", {
     "project_out_one_head": {"layers": {"heads": 1}, "attn": {"dim_head": 32, "project_out": True}},
     "zero_init_output": {"attn": {"zero_init_output": True}},
     "sublayer_dropout": {"attn": {"sublayer_dropout": 0.5}},
+    # a list stays with self-attention; no output projection to zero in cross-attention
     "cross_output_options": {"layers": {"cross_attend": True},
-                             "attn": {"zero_init_output": True, "sublayer_dropout": 0.2},
-                             # no output projection to zero there
+                             "attn": {"zero_init_output": True, "sublayer_dropout": [0.2, 0.0]},
                              "cross_attn": {"project_out": False, "dim_head": 8,
-                                            "zero_init_output": False}},
+                                            "zero_init_output": False, "sublayer_dropout": 0.3}},
 }) + token_rows("attention", {
     # belief attention projects over the whole sequence: no kv cache, and x-transformers'
     # cached generation projects the newest position alone, so its uncached tokens are the model's
