@@ -193,6 +193,9 @@ class AttentionClass(ReadsConfig):
         wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
         wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()
         wanted |= {TORCH, FUNCTIONAL} if a.memory else set()
+        wanted |= {runtime("attention", "orthogonal_part")} if a.orthog_copies else set()
+        wanted |= {runtime("attention", "tile_heads")} if a.orthog_copies and a.kv_heads else set()
+        wanted |= {TORCH} if a.orthog_copies == 2 else set()
         return wanted | ({FUNCTIONAL} if a.bias and a.num_mem_kv else set())
 
 

@@ -97,7 +97,7 @@ def attention_parameters(a) -> int:
     value_dim = a.value_dim_head or a.dim_head
     count = a.dim * (a.heads * a.dim_head + kv_heads * a.dim_head + kv_heads * value_dim)
     if a.project_out:
-        count += a.heads * value_dim * a.dim * (2 if a.on_attn else 1)
+        count += a.out_width * a.dim * (2 if a.on_attn else 1)
     count += kv_heads * a.num_mem_kv * (a.dim_head + value_dim)
     count += (a.heads + kv_heads) * a.dim_head if a.qk_norm_dim_scale else 0
     count += value_gates_parameters(a, a.heads * value_dim)
@@ -505,7 +505,8 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
     products += [Product(2 * a.heads * a.heads * n * keys, 2)] * sum(a.talking_heads)
     products += value_gates_products(a, n, a.heads * value_dim, input_grad)
     if a.project_out:
-        products.append(linear(n, a.heads * value_dim, a.dim * (2 if a.on_attn else 1), True))
+        # (belief attention's projection is elementwise: no matrix product of its own)
+        products.append(linear(n, a.out_width, a.dim * (2 if a.on_attn else 1), True))
     return products
 
 

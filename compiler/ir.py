@@ -250,6 +250,22 @@ class AttentionAttrs:
     memory: bool = False  # Transformer-XL: keys and values also read the layer's memory, its
     # input over earlier segments (the wrapper's max_mem_len)
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
+    zero_init_output: bool = False  # to_out starts at zero
+    sublayer_dropout: float = 0.0  # on the branch's output, in training
+    # belief attention: the output made orthogonal to the values, each batch row flattened whole
+    # (so over every position); with both, the two projections are concatenated
+    orthog_projected_values: bool = False
+    orthog_projected_values_per_head: bool = False
+
+    @property
+    def orthog_copies(self) -> int:
+        """How many orthogonal projections of the heads' output to_out reads (0: none)."""
+        return self.orthog_projected_values + self.orthog_projected_values_per_head
+
+    @property
+    def out_width(self) -> int:
+        """The width of what to_out reads: the heads' values, once per orthogonal projection."""
+        return self.heads * (self.value_dim_head or self.dim_head) * max(1, self.orthog_copies)
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -303,6 +319,8 @@ class CrossAttentionAttrs:
     low_rank_silu_gates: bool = True
     residual: bool = False  # adds the previous cross-attention's scores
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
+    zero_init_output: bool = False  # to_out starts at zero
+    sublayer_dropout: float = 0.0  # on the branch's output, in training
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:

@@ -569,10 +569,15 @@ def stack_classes(model: Model, prefix: str, config: str, signature: BlockSignat
 PER_LAYER_CONFIG = {
     OpKind.ATTENTION: {
         "attn_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
+        "attn_sublayer_dropout": (lambda a: a.sublayer_dropout, lambda a: a.sublayer_dropout > 0),
         "qk_norm_scale": (lambda a: float(a.qk_norm_scale),
                           lambda a: a.qk_norm and not a.qk_norm_dim_scale),
     },
-    OpKind.CROSS_ATTENTION: {"cross_attn_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0)},
+    OpKind.CROSS_ATTENTION: {
+        "cross_attn_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
+        "cross_attn_sublayer_dropout": (lambda a: a.sublayer_dropout,
+                                        lambda a: a.sublayer_dropout > 0),
+    },
     OpKind.FEEDFORWARD: {
         "ff_inner_dim": (lambda a: a.inner_dim, lambda a: True),
         "ff_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
@@ -1005,6 +1010,8 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
         (dim_head is not None, "dim_head", "int", dim_head, ""),
         layer_row(model, OpKind.FEEDFORWARD, "ff_inner_dim", "int", "feedforward width"),
         layer_row(model, OpKind.ATTENTION, "attn_dropout", "float", "on attention weights"),
+        layer_row(model, OpKind.ATTENTION, "attn_sublayer_dropout", "float",
+                  "on the attention branch's output"),
         layer_row(model, OpKind.FEEDFORWARD, "ff_dropout", "float", "after the activation"),
         (bool(drops), "layer_dropout", "tuple[float, ...]" if separate_drops else "float", drops,
          "stochastic depth" + (", per sublayer" if separate_drops else "")),
@@ -1028,6 +1035,8 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
         (context is not None, "dim_context", "int", context, "cross-attention"),
         (cross is not None, "cross_dim_head", "int", cross and cross.dim_head, ""),
         layer_row(model, OpKind.CROSS_ATTENTION, "cross_attn_dropout", "float", ""),
+        layer_row(model, OpKind.CROSS_ATTENTION, "cross_attn_sublayer_dropout", "float",
+                  "on the cross-attention branch's output"),
         (cross is not None and cross.num_mem_kv > 0, "cross_num_mem_kv", "int",
          cross and cross.num_mem_kv, ""),
         (cross is not None and cross.gate_values_rank > 0, "cross_gate_values_rank", "int",

@@ -23,8 +23,8 @@ from .ir import Graph, ModelAttrs, Op, OpKind
 # The payload fields that per-layer values (spec/support.py's PER_LAYER_KEYWORDS) may set
 # differently in each layer of a stack; every other field is the same in all of them.
 PER_LAYER_FIELDS = {
-    OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values"),
-    OpKind.CROSS_ATTENTION: ("dropout",),
+    OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout"),
+    OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout"),
     OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln"),
     OpKind.RESIDUAL: ("layer_dropout", "token_shifts"),
 }
@@ -97,9 +97,12 @@ class Model:
         TransformerWrapper.__init__). Token shifting reads earlier inputs: the cache keeps the
         last ones of each sublayer (x-transformers' cache does not, and shifts in zeros). A
         custom layout caches each attention sublayer run; one without self-attention has
-        nothing to cache."""
-        return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None
-                and self.find(OpKind.ATTENTION) is not None)
+        nothing to cache. Belief attention (orthog_projected_values) projects every position
+        against the whole sequence, so each step recomputes it (x-transformers caches and
+        then projects the newest position alone: its uncached tokens are the model's)."""
+        attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
+        return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and bool(attention)
+                and not any(op.attrs.orthog_copies for op in attention))
 
     @property
     def recurrent(self) -> bool:

@@ -579,7 +579,8 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         dim=layers["dim"],
         heads=heads,
         causal=CAUSAL_LAYERS.get(layers.type, False),
-        project_out=heads > 1 or attn["on_attn"],  # one head has no output projection
+        project_out=output_projection(attn, heads),
+        on_attn=attn["on_attn"] and output_projection(attn, heads),  # gates the projection
         rotary=rotary is not None,
         bias=bias is not None,
         rotate_heads=0 if rotary is None or rotate_heads in (None, heads) else rotate_heads,
@@ -633,10 +634,19 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         dim=layers["dim"],
         dim_context=cross["dim_context"] or layers["dim"],
         heads=layers["heads"],
-        project_out=layers["heads"] > 1,
+        project_out=output_projection(cross, layers["heads"]),
         residual=layers["cross_residual_attn"],
         **value_gates(cross, CrossOptions(layers)),
     )
+
+
+def output_projection(attn, heads: int) -> bool:
+    """Whether an attention projects its heads' output back to dim: project_out where it is
+    written, else with more than one head or attention on attention (one head of width dim
+    has no output projection: Attention.__init__)."""
+    if attn["project_out"] is not None:
+        return attn["project_out"]
+    return heads > 1 or bool(attn["on_attn"])
 
 
 def resolve_feedforward(layers: ModuleSpec, index: int = 0) -> FeedForwardAttrs:

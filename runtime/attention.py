@@ -70,6 +70,16 @@ def attend_one_query_grouped(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor |
     return out.transpose(1, 2).reshape(B, H, 1, v.shape[-1])  # (B, H, 1, Dv)
 
 
+def orthogonal_part(x: Tensor, y: Tensor) -> Tensor:
+    """x minus its projection on y, each batch row flattened whole: (B, ...) tensors of one
+    shape, so every position of a row at once (belief attention, x-transformers'
+    orthog_project). In float64, as the reference, and back to x's dtype."""
+    rows, dtype = x.flatten(1).double(), x.dtype
+    unit = F.normalize(y.flatten(1).double(), dim=-1)
+    along = (rows * unit).sum(dim=-1, keepdim=True) * unit
+    return (rows - along).reshape(x.shape).to(dtype)
+
+
 def tile_heads(t: Tensor, heads: int) -> Tensor:
     """(B, K, S, D) -> (B, heads, S, D), head h being head h % K."""
     return t if t.shape[1] == heads else t.repeat(1, heads // t.shape[1], 1, 1)

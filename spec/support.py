@@ -65,7 +65,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "pre_scale_post_talking_heads", "sparse_topk", "sparse_topk_straight_through", "hard",
         "softclamp_logits", "logit_softclamp_value", "gate_value_heads", "swiglu_values",
         "gate_values_rank", "gate_values_headwise", "output_gate", "output_gate_rank",
-        "output_gate_headwise", "low_rank_silu_gates",
+        "output_gate_headwise", "low_rank_silu_gates", "project_out", "zero_init_output",
+        "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
@@ -80,6 +81,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "dim_head", "flash", "dropout", "num_mem_kv", "dim_context", "gate_values",
         "gate_value_heads", "swiglu_values", "gate_values_rank", "gate_values_headwise",
         "output_gate", "output_gate_rank", "output_gate_headwise", "low_rank_silu_gates",
+        "project_out", "zero_init_output", "sublayer_dropout",
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
     }),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
@@ -95,8 +97,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
 # rules read whole (qk_norm, sparse_topk, talking heads), has one value for the stack.
 PER_LAYER_KEYWORDS: dict[str, frozenset[str]] = {
     "layers": frozenset({"layer_dropout", "shift_tokens"}),
-    "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values"}),
-    "cross_attn": frozenset({"dropout"}),
+    "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout"}),
+    "cross_attn": frozenset({"dropout", "sublayer_dropout"}),
     "ff": frozenset({"mult", "dropout", "glu", "post_act_ln"}),
 }
 # Keywords the reference reads whole at the top level, so that a list is never split per

@@ -186,7 +186,25 @@ ATTENTION = token_rows("attention", {
     # how the reference calls its kernels: nothing changes in the emitted model (a warning)
     "kernel_options": {"attn": {"onnxable": True,
                                 "attend_sdp_kwargs": {"enable_flash": True, "enable_math": True}}},
+    # issue #39: the output projection and the branch's output
+    "project_out_false": {"attn": {"project_out": False, "dim_head": 8}},  # 4 x 8 == dim
+    "project_out_one_head": {"layers": {"heads": 1}, "attn": {"dim_head": 32, "project_out": True}},
+    "zero_init_output": {"attn": {"zero_init_output": True}},
+    "sublayer_dropout": {"attn": {"sublayer_dropout": 0.5}},
+    # a list stays with self-attention; no output projection to zero in cross-attention
+    "cross_output_options": {"layers": {"cross_attend": True},
+                             "attn": {"zero_init_output": True, "sublayer_dropout": [0.2, 0.0]},
+                             "cross_attn": {"project_out": False, "dim_head": 8,
+                                            "zero_init_output": False, "sublayer_dropout": 0.3}},
 }) + token_rows("attention", {
+    # belief attention projects over the whole sequence: no kv cache, and x-transformers'
+    # cached generation projects the newest position alone, so its uncached tokens are the model's
+    "orthog_projected_values": {"attn": {"orthog_projected_values": True}},
+    "orthog_per_head_gqa": {"attn": {"orthog_projected_values_per_head": True, "kv_heads": 2}},
+    "orthog_both_gated": {"attn": {"orthog_projected_values": True, "gate_values": True,
+                                   "orthog_projected_values_per_head": True, "num_mem_kv": 2,
+                                   "sublayer_dropout": 0.1}},
+}, reference_cache=False) + token_rows("attention", {
     # the CPU flash kernel needs values as wide as queries; soft-capping needs the score matrix
     "value_dim_head": {"attn": {"value_dim_head": 8}},
     "softclamp": {"attn": {"softclamp_logits": True, "logit_softclamp_value": 2.0}},

@@ -72,6 +72,11 @@ XTC_RULES = {
     "flash-excludes-attn-z-loss": "the reference builds the model and its wrapper, and fails "
                                   "only when the loss looks for scores the flash kernel never "
                                   "made (an AttributeError)",
+    "orthog-projection-with-cross-attention": "the reference's cross-attention then fails in "
+                                              "the forward, unless the context is exactly as "
+                                              "long as the sequence",
+    "memory-with-orthog-projection": "the reference's forward fails once it is given memories "
+                                     "(the values hold the memory's positions too)",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }

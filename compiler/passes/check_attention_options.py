@@ -15,6 +15,12 @@ and the CPU flash kernel's own limit, as located errors.
 - x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
   it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
   rather than silently applied to one attention of the two.
+- Without an output projection (`project_out: false`, or one head) the heads' output must be
+  dim wide; `zero_init_output` needs a plain projection to zero (the reference fails building
+  it otherwise); `on_attn` without a projection does nothing (a warning).
+- Belief attention (`orthog_projected_values`, `_per_head`) reads every position of a row: a
+  warning (`breaks-causality` in a Decoder); handed on to cross-attention the reference's
+  forward fails: refused.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 from xtc.spec.support import SUPPORTED_KEYWORDS
 
-from ..resolve import CrossOptions
+from ..resolve import CAUSAL_LAYERS, CrossOptions, output_projection
 from .modules import diagnostic, each_value, layer_modules
 
 ID = "check-attention-options"
@@ -35,6 +41,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
         found += check_cross_inheritance(spec, layers) + check_value_gates(spec, layers)
         found += check_sdp_kwargs(spec, layers)
+        found += check_output_projection(spec, layers) + check_orthog_projection(spec, layers)
     return found
 
 
@@ -77,7 +84,13 @@ def check_cross_inheritance(spec: Spec, layers) -> list[Diagnostic]:
             continue  # (a keyword the reference sets per attention itself: not inherited)
         value = layers.section("attn")[name]
         # a per-layer list is the self-attention layers' alone (AttentionLayers.__init__)
-        if value != defaults[name] and not isinstance(value, tuple):
+        if value != defaults[name] and not isinstance(value, tuple) and name in ORTHOG:
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.{name}", "orthog-projection-with-cross-attention",
+                f"x-transformers applies attn.{name} to cross-attention too, whose forward then "
+                "fails (the context's values are not as long as the queries); set "
+                f"cross_attn: {{{name}: false}} to keep it on self-attention only, or drop it"))
+        elif value != defaults[name] and not isinstance(value, tuple):
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.{name}", "cross-attention-inherits-option",
                 f"x-transformers applies attn.{name} to cross-attention too, where xtc does not "
@@ -179,3 +192,96 @@ def value_gate_problems(spec: Spec, layers, options, key: str, own: tuple[str, .
                 f"{rank_name} ({rank}) must be below the gate's input width ({width_in}) or its "
                 f"output width ({value_dim}): x-transformers' low-rank projection asserts it"))
     return found
+
+
+ORTHOG = ("orthog_projected_values", "orthog_projected_values_per_head")
+
+
+def check_output_projection(spec: Spec, layers) -> list[Diagnostic]:
+    """project_out: false leaves the heads' output as it is, so it must be dim wide (the
+    residual add fails otherwise); zero_init_output zeroes to_out's weight, which the reference
+    reads off a Linear only (init_zero_ fails on no projection, and on on_attn's gated one);
+    on_attn gates the projection, so without one it does nothing. A keyword cross-attention
+    inherits and gets wrong for both attentions is said once, at the keyword."""
+    places = [] if layers.type == "CrossAttender" else [("attn", layers.section("attn"))]
+    places += [("cross_attn", CrossOptions(layers))] if cross_attends(layers) else []
+    found, seen = [], set()
+    for place, options in places:
+        for found_here in projection_problems(spec, layers, place, options):
+            if (found_here.key, found_here.code) not in seen:
+                seen.add((found_here.key, found_here.code))
+                found.append(found_here)
+    return found
+
+
+def projection_problems(spec: Spec, layers, place: str, options) -> list[Diagnostic]:
+    """check_output_projection's rules for one attention: `place` is "attn" or "cross_attn",
+    `options` its keywords (cross-attention's with those it inherits from attn:)."""
+    heads, dim, found = layers["heads"], layers["dim"], []
+    given = layers.sections_given.get(place, ())
+
+    def where(name: str) -> str:  # the section a keyword's value is written in
+        return f"{layers.key}.{place if place == 'attn' or name in given else 'attn'}.{name}"
+
+    projects = output_projection(options, heads)
+    on_attn = place == "attn" and options["on_attn"]
+    written = options["project_out"] is not None
+    # one head of another width without project_out: check-single-head-projection's
+    single_head = place == "attn" and not written and options["dim_head"] != dim
+    if not projects and not single_head:
+        value_dim = options["value_dim_head"] if place == "attn" else None
+        copies = sum(bool(options[name]) for name in ORTHOG) if place == "attn" else 0
+        width = heads * (value_dim or options["dim_head"]) * max(1, copies)
+        if width != dim:
+            widened = f" x {copies} orthogonal projections" if copies > 1 else ""
+            at = (where("project_out") if written else
+                  where(ORTHOG[1]) if copies > 1 else
+                  where("value_dim_head") if value_dim else where("dim_head"))
+            found.append(diagnostic(
+                spec, at, "no-output-projection-needs-width-dim",
+                f"with {'project_out: false' if written else 'heads: 1'}, {place} has no output "
+                f"projection, which leaves the heads' output {width} wide (heads {heads} x "
+                f"{'value_dim_head' if value_dim else 'dim_head'} "
+                f"{value_dim or options['dim_head']}{widened}); it must equal dim ({dim}) "
+                f"for the residual add, or set {place}.project_out: true"))
+    if options["project_out"] is False and on_attn:
+        found.append(diagnostic(
+            spec, where("on_attn"), "on-attn-without-output-projection",
+            "attn.on_attn has no effect with attn.project_out: false: it gates the output "
+            "projection, and there is none", "warning"))
+    if options["zero_init_output"] and not projects:
+        found.append(diagnostic(
+            spec, where("zero_init_output"), "zero-init-without-output-projection",
+            f"{place}.zero_init_output zeroes the output projection, and this attention has "
+            f"none ({'project_out: false' if written else 'heads: 1'}); x-transformers fails "
+            "building it"))
+    elif options["zero_init_output"] and on_attn:
+        found.append(diagnostic(
+            spec, where("zero_init_output"), "zero-init-with-on-attn",
+            "attn.zero_init_output cannot be combined with attn.on_attn: x-transformers "
+            "zeroes a Linear's weight and fails on the gated projection of on_attn"))
+    return found
+
+
+def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
+    """Belief attention projects each batch row's output, every position at once, against its
+    values (x-transformers' orthog_project flattens the row whole): an output reads every
+    later and padded position. Accepted, as the reference computes it, with a warning."""
+    attn = layers.section("attn")
+    name = next((name for name in ORTHOG if attn[name]), None)
+    if name is None or layers.type == "CrossAttender":
+        return []
+    key = f"{layers.key}.attn.{name}"
+    if CAUSAL_LAYERS.get(layers.type, False):
+        return [diagnostic(
+            spec, key, "breaks-causality",
+            f"attn.{name} projects the outputs against the values of the whole sequence "
+            "(x-transformers flattens every position of a row together): each position's "
+            "output reads later tokens, so this Decoder leaks the future, and padded tokens "
+            "change the outputs of real ones; generate() recomputes the whole sequence at each "
+            "step (no kv cache)", "warning")]
+    return [diagnostic(
+        spec, key, "orthog-projection-reads-padding",
+        f"attn.{name} projects the outputs against the values of the whole sequence "
+        "(x-transformers flattens every position of a row together): padded tokens change the "
+        "outputs of real ones, whatever the mask", "warning")]

@@ -14,6 +14,8 @@ XValTransformerWrapper (which have no shift), what they need and what xtc compil
   memory differ from the reference: refused, as are custom layouts and macaron blocks, whose
   attention does not read the block's input, inside an XTransformer or a composite (no
   segment-wise methods there), and stacks without self-attention (nothing to remember).
+- Belief attention (attn.orthog_projected_values) projects the outputs against the values, which
+  then hold the memory's positions too: the reference's forward fails, refused.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ MEMORY_TOKENS_WHY = {
                            "they prevent"),
 }
 
+ORTHOG_KEYWORDS = ("orthog_projected_values", "orthog_projected_values_per_head")
 LAYOUT_KEYWORDS = ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order", "macaron")
 
 
@@ -81,6 +84,13 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
         found.append(diagnostic(spec, at, "memory-with-persistent-memory",
                                 "max_mem_len with attn.num_mem_kv is not supported by xtc yet: "
                                 "with rotary positions its outputs differ from x-transformers'"))
+    for name in ORTHOG_KEYWORDS:
+        if layers.section("attn")[name]:
+            found.append(diagnostic(spec, at, "memory-with-orthog-projection",
+                                    f"max_mem_len cannot be combined with attn.{name}: "
+                                    "x-transformers projects the segment's outputs against "
+                                    "values that include the memory's, longer than the segment, "
+                                    "and its forward fails"))
     for name in LAYOUT_KEYWORDS:
         if layers[name]:
             found.append(diagnostic(spec, at, "memory-with-custom-layout",
