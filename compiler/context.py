@@ -190,6 +190,10 @@ class AttentionClass(ReadsConfig):
         wanted |= {runtime("positions", "apply_rotary")} if a.rotary else set()
         wanted |= {TORCH} if a.rotate_heads or a.qk_norm_dim_scale or a.head_scale else set()
         wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
+        norms = a.q_rmsnorm or a.k_rmsnorm or a.value_rmsnorm
+        wanted |= {runtime("norms", "HeadRMSNorm")} if norms else set()
+        wanted |= {TORCH} if a.head_learned_sink else set()
+        wanted |= {FUNCTIONAL} if a.add_zero_kv else set()
         wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()
         wanted |= {TORCH, FUNCTIONAL} if a.memory else set()
         return wanted | ({FUNCTIONAL} if a.bias and a.num_mem_kv else set())

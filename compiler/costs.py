@@ -102,6 +102,8 @@ def attention_parameters(a) -> int:
     count += (a.heads + kv_heads) * a.dim_head if a.qk_norm_dim_scale else 0
     count += a.dim * a.heads * value_dim if a.gate_values else 0
     count += a.heads if a.head_scale else 0
+    count += (a.heads * a.q_rmsnorm + kv_heads * a.k_rmsnorm + a.heads * a.value_rmsnorm) * a.dim_head
+    count += a.heads if a.head_learned_sink else 0
     return count + sum(a.talking_heads) * a.heads**2
 
 
@@ -478,7 +480,7 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
     the attention's pre-norm, and that norm has a gain."""
     kv_heads = a.kv_heads or a.heads
     value_dim = a.value_dim_head or a.dim_head
-    keys = memory + n + a.num_mem_kv
+    keys = memory + n + a.num_mem_kv + a.add_zero_kv  # a learned sink is no key: no product
     products = [linear(n, a.dim, a.heads * a.dim_head, input_grad),
                 linear(n, a.dim, kv_heads * a.dim_head, input_grad),
                 linear(n, a.dim, kv_heads * value_dim, input_grad)]

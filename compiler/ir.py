@@ -202,6 +202,7 @@ TALKING_HEADS = (
 
 
 Z_LOSS_REASON = "the attention z-loss reads the log-sum-exp of the scores"
+SINK_REASON = "a learned sink adds a logit per head to each row of the softmax"
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,11 @@ class AttentionAttrs:
     memory: bool = False  # Transformer-XL: keys and values also read the layer's memory, its
     # input over earlier segments (the wrapper's max_mem_len)
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
+    q_rmsnorm: bool = False  # RMSNorm of each query head, a gain per head (qk_rmsnorm)
+    k_rmsnorm: bool = False  # the same on each key head (qk_rmsnorm or k_rmsnorm)
+    value_rmsnorm: bool = False  # the same on each value head
+    add_zero_kv: bool = False  # a zero key and value before the others: a query may attend to nothing
+    head_learned_sink: bool = False  # a learned logit per head in the softmax, with no value (gpt-oss)
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -262,6 +268,7 @@ class AttentionAttrs:
         reasons += ("logit soft-capping bends the scores",) if self.softclamp_logits else ()
         reasons += (("residual attention adds the previous layer's scores",)
                     if self.residual else ())
+        reasons += (SINK_REASON,) if self.head_learned_sink else ()
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

@@ -593,6 +593,8 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         sparse_topk_straight_through=(  # without sparse_topk it does nothing: a warning says so
             bool(attn["sparse_topk"]) and attn["sparse_topk_straight_through"]),
         residual=layers["residual_attn"],
+        q_rmsnorm=attn["qk_rmsnorm"],
+        k_rmsnorm=attn["qk_rmsnorm"] or attn["k_rmsnorm"],
     )
 
 

@@ -63,7 +63,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "qk_norm_groups", "qk_norm_scale", "qk_norm_dim_scale", "on_attn", "gate_values",
         "head_scale", "value_dim_head", "pre_talking_heads", "post_talking_heads",
         "pre_scale_post_talking_heads", "sparse_topk", "sparse_topk_straight_through", "hard",
-        "softclamp_logits", "logit_softclamp_value",
+        "softclamp_logits", "logit_softclamp_value", "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm",
+        "add_zero_kv", "head_learned_sink",
     }),
     # the training wrappers, by the `autoregressive:` mapping of a model that generates
     "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob",
