@@ -7,6 +7,10 @@ and the CPU flash kernel's own limit, as located errors.
   leave groups of more than 2 features (the reference's own limit).
 - SDPA's flash kernel needs values as wide as queries: `flash: true` excludes a different
   value_dim_head; so do memory key / values, which the reference makes dim_head wide.
+- The per-head RMSNorms: qk_rmsnorm already normalises the keys, so not with k_rmsnorm (the
+  reference asserts); value_rmsnorm's gain is (heads, 1, dim_head) wide, so the values need
+  as many heads as the queries and dim_head features (the reference fails in the forward, or
+  with one key / value head broadcasts the values to every head and then fails).
 - x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
   it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
   rather than silently applied to one attention of the two.
@@ -26,7 +30,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
-        found += check_cross_inheritance(spec, layers)
+        found += check_rmsnorms(spec, layers) + check_cross_inheritance(spec, layers)
     return found
 
 
@@ -86,6 +90,32 @@ def check_qk_norm(spec: Spec, layers) -> list[Diagnostic]:
                            f"qk_norm_groups ({groups}) leaves {dim_head // groups} features per "
                            "group; x-transformers needs more than 2")]
     return []
+
+
+def check_rmsnorms(spec: Spec, layers) -> list[Diagnostic]:
+    attn, key, found = layers.section("attn"), f"{layers.key}.attn", []
+    if attn["qk_rmsnorm"] and attn["k_rmsnorm"]:
+        found.append(diagnostic(spec, f"{key}.k_rmsnorm", "qk-rmsnorm-and-k-rmsnorm",
+                                "set either attn.qk_rmsnorm (queries and keys) or attn.k_rmsnorm "
+                                "(keys only), not both; x-transformers 2.31.10 refuses both"))
+    if not attn["value_rmsnorm"]:
+        return found
+    kv_heads = 1 if attn["one_kv_head"] else attn["kv_heads"]
+    if kv_heads is not None and kv_heads != layers["heads"]:
+        given = "one_kv_head" if attn["one_kv_head"] else "kv_heads"
+        found.append(diagnostic(spec, f"{key}.value_rmsnorm", "value-rmsnorm-needs-query-heads",
+                                f"attn.value_rmsnorm cannot be combined with attn.{given} "
+                                f"({kv_heads} value heads for {layers['heads']} query heads): "
+                                "x-transformers 2.31.10 gives its gain one row per query head, "
+                                "which does not fit the values and fails in the forward"))
+    width = attn["value_dim_head"]
+    if width is not None and width != attn["dim_head"]:
+        found.append(diagnostic(spec, f"{key}.value_rmsnorm", "value-rmsnorm-needs-equal-value-width",
+                                f"attn.value_rmsnorm cannot be combined with attn.value_dim_head "
+                                f"({width}) other than attn.dim_head ({attn['dim_head']}): "
+                                "x-transformers 2.31.10 makes its gain dim_head wide and fails "
+                                "in the forward"))
+    return found
 
 
 def check_value_width(spec: Spec, layers) -> list[Diagnostic]:

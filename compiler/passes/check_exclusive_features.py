@@ -73,6 +73,9 @@ RULES = (
               f"contextual position encoding reads the attention matrix, and {FLASH_NEEDS}"),
     Exclusion("flash-excludes-inverted-attention", "attn.flash", ("attn.inverted_attention",),
               f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+    Exclusion("learned-sink-excludes-residual-attention", "attn.head_learned_sink", ("residual_attn",),
+              "the sink's logit is part of the scores each layer hands on, one column more than "
+              "the next layer's (x-transformers 2.31.10 fails from the second attention layer)"),
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
               "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),
