@@ -220,8 +220,13 @@ class CrossAttentionClass(ReadsConfig):
         return attention_returns(self.attrs)
 
     def imports(self) -> set[Import]:
-        cache = {runtime("kv_cache", "ContextCache")} if self.cache else set()
-        return attention_imports(self.attrs) | cache
+        a = self.attrs
+        wanted = attention_imports(a)
+        wanted |= {runtime("kv_cache", "ContextCache")} if self.cache else set()
+        norms = a.q_rmsnorm or a.k_rmsnorm or a.value_rmsnorm
+        wanted |= {runtime("norms", "HeadRMSNorm")} if norms else set()
+        wanted |= {TORCH} if a.head_learned_sink else set()
+        return wanted | ({FUNCTIONAL} if a.add_zero_kv else set())
 
 
 # activation -> (constructor code, name in the docstring)

@@ -78,8 +78,10 @@ def op_parameters(op: Op) -> int:
         return attention_parameters(a)
     if kind is OpKind.CROSS_ATTENTION:
         inner = a.heads * a.dim_head
+        norms = (a.q_rmsnorm + a.k_rmsnorm + a.value_rmsnorm) * inner
         return (a.dim * inner + 2 * a.dim_context * inner + (inner * a.dim if a.project_out else 0)
-                + 2 * a.heads * a.num_mem_kv * a.dim_head)
+                + 2 * a.heads * a.num_mem_kv * a.dim_head + norms
+                + (a.heads if a.head_learned_sink else 0))
     if kind is OpKind.FEEDFORWARD:
         into = a.dim * a.inner_dim * (2 if a.glu else 1) + (a.inner_dim * (2 if a.glu else 1)
                                                              if a.glu or a.bias else 0)
@@ -502,7 +504,8 @@ def cross_attention_products(a, n: int, context: int, input_grad: bool,
     products = [linear(n, a.dim, inner, input_grad),
                 linear(context, a.dim_context, inner, context_grad),
                 linear(context, a.dim_context, inner, context_grad)]
-    products += scores_products(a.heads, n, context + a.num_mem_kv, a.dim_head, a.dim_head)
+    keys = context + a.num_mem_kv + a.add_zero_kv
+    products += scores_products(a.heads, n, keys, a.dim_head, a.dim_head)
     if a.project_out:
         products.append(linear(n, inner, a.dim, True))
     return products

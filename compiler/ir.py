@@ -288,11 +288,17 @@ class CrossAttentionAttrs:
     num_mem_kv: int = 0
     residual: bool = False  # adds the previous cross-attention's scores
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
+    q_rmsnorm: bool = False  # as AttentionAttrs'
+    k_rmsnorm: bool = False
+    value_rmsnorm: bool = False
+    add_zero_kv: bool = False
+    head_learned_sink: bool = False
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
         """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
         reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
+        reasons += (SINK_REASON,) if self.head_learned_sink else ()
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

@@ -614,6 +614,8 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         heads=layers["heads"],
         project_out=layers["heads"] > 1,
         residual=layers["cross_residual_attn"],
+        q_rmsnorm=cross["qk_rmsnorm"],
+        k_rmsnorm=cross["qk_rmsnorm"] or cross["k_rmsnorm"],
     )
 
 

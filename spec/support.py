@@ -72,7 +72,9 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),
-    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"}),
+    "cross_attn": frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
+                             "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv",
+                             "head_learned_sink"}),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
 }
 

@@ -344,7 +344,15 @@ CROSS = token_rows("cross", {
     "inherits_attn": {"layers": {"cross_attend": True}, "attn": {"num_mem_kv": 1}},
     "post_norm_rmsnorm": {"layers": {"cross_attend": True, "pre_norm": False,
                                      "use_rmsnorm": True}},
+    # cross-attention inherits value_rmsnorm and add_zero_kv, sets its own qk_rmsnorm (and so
+    # turns the inherited k_rmsnorm off): the context's keys and values are cached normalised
+    "rmsnorms_zero_kv": {"layers": {"cross_attend": True},
+                         "attn": {"k_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True},
+                         "cross_attn": {"qk_rmsnorm": True, "k_rmsnorm": False, "num_mem_kv": 1}},
 }, kinds=("Decoder",)) + token_rows("cross", {
+    "learned_sink": {"layers": {"cross_attend": True},
+                     "attn": {"head_learned_sink": True, "qk_rmsnorm": True},
+                     "cross_attn": {"add_zero_kv": True}},
     # residual attention needs the score matrix (and flash would drop it: xtc refuses)
     "cross_residual_attn": {"layers": {"cross_attend": True, "residual_attn": True,
                                        "cross_residual_attn": True}},
@@ -364,6 +372,7 @@ TRAINING = token_rows("training", {
                                      "attn": {"num_mem_kv": 2}, "cross_attn": {"num_mem_kv": 2}},
     # the z-loss's log-sum-exp counts the sink's logit and the zero key's
     "add_attn_z_loss_sink_zero_kv": {"autoregressive": {"add_attn_z_loss": True},
+                                     "layers": {"cross_attend": True},
                                      "attn": {"head_learned_sink": True, "add_zero_kv": True}},
 }, kinds=("Decoder",), flash=False)
 

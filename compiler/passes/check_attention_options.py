@@ -13,7 +13,8 @@ and the CPU flash kernel's own limit, as located errors.
   with one key / value head broadcasts the values to every head and then fails).
 - x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
   it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
-  rather than silently applied to one attention of the two.
+  rather than silently applied to one attention of the two. The rules of the options it
+  compiles there hold for what cross-attention ends up with (`cross_key`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 
-from .modules import diagnostic, layer_modules
+from .modules import diagnostic, layer_modules, option
 
 ID = "check-attention-options"
 
@@ -35,7 +36,9 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
 
 
 # The attention options xtc compiles for cross-attention (the others are self-attention only).
-CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context"})
+CROSS_ATTENTION_OPTIONS = frozenset({"dim_head", "flash", "dropout", "num_mem_kv", "dim_context",
+                                     "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv",
+                                     "head_learned_sink"})
 
 
 def cross_attends(layers) -> bool:
@@ -92,12 +95,35 @@ def check_qk_norm(spec: Spec, layers) -> list[Diagnostic]:
     return []
 
 
+def cross_key(layers, name: str) -> str | None:
+    """Where cross-attention's value of an `attn:` option is written: `cross_attn.NAME`, else
+    `attn.NAME` (inherited); None if neither section writes it."""
+    given = layers.sections_given
+    for section in ("cross_attn", "attn"):
+        if name in given.get(section, ()) and not isinstance(layers.section(section)[name], tuple):
+            return f"{section}.{name}"
+    return None
+
+
+def cross_option(layers, name: str) -> object:
+    """Cross-attention's value of an option (resolve.CrossOptions' rule)."""
+    key = cross_key(layers, name)
+    return layers.section("cross_attn")[name] if key is None else option(layers, key)
+
+
 def check_rmsnorms(spec: Spec, layers) -> list[Diagnostic]:
     attn, key, found = layers.section("attn"), f"{layers.key}.attn", []
     if attn["qk_rmsnorm"] and attn["k_rmsnorm"]:
         found.append(diagnostic(spec, f"{key}.k_rmsnorm", "qk-rmsnorm-and-k-rmsnorm",
                                 "set either attn.qk_rmsnorm (queries and keys) or attn.k_rmsnorm "
                                 "(keys only), not both; x-transformers 2.31.10 refuses both"))
+    keys = [cross_key(layers, name) for name in ("qk_rmsnorm", "k_rmsnorm")]
+    if (cross_attends(layers) and all(cross_option(layers, n) for n in ("qk_rmsnorm", "k_rmsnorm"))
+            and not all(k.startswith("attn.") for k in keys)):  # (both in attn: reported above)
+        cross = keys[1] if keys[1].startswith("cross_attn.") else keys[0]
+        found.append(diagnostic(spec, f"{layers.key}.{cross}", "qk-rmsnorm-and-k-rmsnorm",
+                                f"cross-attention takes both {keys[0]} and {keys[1]}; set one "
+                                "of them (x-transformers 2.31.10 refuses both)"))
     if not attn["value_rmsnorm"]:
         return found
     kv_heads = 1 if attn["one_kv_head"] else attn["kv_heads"]
