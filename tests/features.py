@@ -181,7 +181,8 @@ ATTENTION = token_rows("attention", {
                           "attn": {"qk_rmsnorm": True, "value_rmsnorm": True}},
     "k_rmsnorm_gqa_qk_norm": {"attn": {"k_rmsnorm": True, "kv_heads": 2, "qk_norm": True}},
     "zero_kv_memory_alibi": {"layers": {"alibi_pos_bias": True},
-                             "attn": {"add_zero_kv": True, "num_mem_kv": 2, "kv_heads": 2}},
+                             "attn": {"add_zero_kv": True, "num_mem_kv": 2, "kv_heads": 2,
+                                      "k_rmsnorm": True}},  # memory keys are not normalised
 }) + token_rows("attention", {
     # the CPU flash kernel needs values as wide as queries; soft-capping needs the score matrix
     "value_dim_head": {"attn": {"value_dim_head": 8}},
