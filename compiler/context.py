@@ -191,6 +191,10 @@ class AttentionClass(ReadsConfig):
         wanted |= {runtime("positions", "apply_rotary")} if a.rotary else set()
         wanted |= {TORCH} if a.rotate_heads or a.qk_norm_dim_scale or a.head_scale else set()
         wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
+        norms = a.q_rmsnorm or a.k_rmsnorm or a.value_rmsnorm
+        wanted |= {runtime("norms", "HeadRMSNorm")} if norms else set()
+        wanted |= {TORCH} if a.head_learned_sink else set()
+        wanted |= {FUNCTIONAL} if a.add_zero_kv else set()
         wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()
         wanted |= {TORCH, FUNCTIONAL} if a.memory else set()
         wanted |= {runtime("attention", "orthogonal_part")} if a.orthog_copies else set()
@@ -220,8 +224,13 @@ class CrossAttentionClass(ReadsConfig):
         return attention_returns(self.attrs)
 
     def imports(self) -> set[Import]:
-        cache = {runtime("kv_cache", "ContextCache")} if self.cache else set()
-        return attention_imports(self.attrs) | cache
+        a = self.attrs
+        wanted = attention_imports(a)
+        wanted |= {runtime("kv_cache", "ContextCache")} if self.cache else set()
+        norms = a.q_rmsnorm or a.k_rmsnorm or a.value_rmsnorm
+        wanted |= {runtime("norms", "HeadRMSNorm")} if norms else set()
+        wanted |= {TORCH} if a.head_learned_sink else set()
+        return wanted | ({FUNCTIONAL} if a.add_zero_kv else set())
 
 
 # activation -> (constructor code, name in the docstring)

@@ -78,8 +78,10 @@ def op_parameters(op: Op) -> int:
         return attention_parameters(a)
     if kind is OpKind.CROSS_ATTENTION:
         inner = a.heads * a.dim_head
+        norms = (a.q_rmsnorm + a.k_rmsnorm + a.value_rmsnorm) * inner
         return (a.dim * inner + 2 * a.dim_context * inner + (inner * a.dim if a.project_out else 0)
-                + 2 * a.heads * a.num_mem_kv * a.dim_head + value_gates_parameters(a, inner))
+                + 2 * a.heads * a.num_mem_kv * a.dim_head + value_gates_parameters(a, inner)
+                + norms + (a.heads if a.head_learned_sink else 0))
     if kind is OpKind.FEEDFORWARD:
         into = a.dim * a.inner_dim * (2 if a.glu else 1) + (a.inner_dim * (2 if a.glu else 1)
                                                              if a.glu or a.bias else 0)
@@ -102,6 +104,8 @@ def attention_parameters(a) -> int:
     count += (a.heads + kv_heads) * a.dim_head if a.qk_norm_dim_scale else 0
     count += value_gates_parameters(a, a.heads * value_dim)
     count += a.heads if a.head_scale else 0
+    count += (a.heads * a.q_rmsnorm + kv_heads * a.k_rmsnorm + a.heads * a.value_rmsnorm) * a.dim_head
+    count += a.heads if a.head_learned_sink else 0
     return count + sum(a.talking_heads) * a.heads**2
 
 
@@ -494,7 +498,7 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
     the attention's pre-norm, and that norm has a gain."""
     kv_heads = a.kv_heads or a.heads
     value_dim = a.value_dim_head or a.dim_head
-    keys = memory + n + a.num_mem_kv
+    keys = memory + n + a.num_mem_kv + a.add_zero_kv  # a learned sink is no key: no product
     products = [linear(n, a.dim, a.heads * a.dim_head, input_grad),
                 linear(n, a.dim, kv_heads * a.dim_head, input_grad),
                 linear(n, a.dim, kv_heads * value_dim, input_grad)]
@@ -527,7 +531,8 @@ def cross_attention_products(a, n: int, context: int, input_grad: bool,
     products = [linear(n, a.dim, inner, input_grad),
                 linear(context, a.dim_context, inner, context_grad),
                 linear(context, a.dim_context, inner, context_grad)]
-    products += scores_products(a.heads, n, context + a.num_mem_kv, a.dim_head, a.dim_head)
+    keys = context + a.num_mem_kv + a.add_zero_kv
+    products += scores_products(a.heads, n, keys, a.dim_head, a.dim_head)
     products += value_gates_products(a, n, inner, input_grad)
     if a.project_out:
         products.append(linear(n, inner, a.dim, True))

@@ -283,6 +283,8 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
             found.append(f"the {scheme} position bias is an additive float mask")
         if a.causal and a.num_mem_kv:
             found.append("memory keys make keys longer than queries: the causal mask is a tensor")
+        if a.causal and a.add_zero_kv:
+            found.append("the zero key makes keys longer than queries: the causal mask is a tensor")
         if a.causal and a.memory:
             found.append("a Transformer-XL memory makes keys longer than queries: the causal "
                          "mask is a tensor (the first segment, with no memory, may use flash)")

@@ -202,6 +202,7 @@ TALKING_HEADS = (
 
 
 Z_LOSS_REASON = "the attention z-loss reads the log-sum-exp of the scores"
+SINK_REASON = "a learned sink adds a logit per head to each row of the softmax"
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,11 @@ class AttentionAttrs:
     def out_width(self) -> int:
         """The width of what to_out reads: the heads' values, once per orthogonal projection."""
         return self.heads * (self.value_dim_head or self.dim_head) * max(1, self.orthog_copies)
+    q_rmsnorm: bool = False  # RMSNorm of each query head, a gain per head (qk_rmsnorm)
+    k_rmsnorm: bool = False  # the same on each key head (qk_rmsnorm or k_rmsnorm)
+    value_rmsnorm: bool = False  # the same on each value head
+    add_zero_kv: bool = False  # a zero key and value before the others: a query may attend to nothing
+    head_learned_sink: bool = False  # a learned logit per head in the softmax, with no value (gpt-oss)
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -291,6 +297,7 @@ class AttentionAttrs:
         reasons += ("logit soft-capping bends the scores",) if self.softclamp_logits else ()
         reasons += (("residual attention adds the previous layer's scores",)
                     if self.residual else ())
+        reasons += (SINK_REASON,) if self.head_learned_sink else ()
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
@@ -321,11 +328,17 @@ class CrossAttentionAttrs:
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
     zero_init_output: bool = False  # to_out starts at zero
     sublayer_dropout: float = 0.0  # on the branch's output, in training
+    q_rmsnorm: bool = False  # as AttentionAttrs'
+    k_rmsnorm: bool = False
+    value_rmsnorm: bool = False
+    add_zero_kv: bool = False
+    head_learned_sink: bool = False
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
         """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
         reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
+        reasons += (SINK_REASON,) if self.head_learned_sink else ()
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

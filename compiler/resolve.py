@@ -595,6 +595,8 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
             bool(attn["sparse_topk"]) and attn["sparse_topk_straight_through"]),
         residual=layers["residual_attn"],
         **value_gates(attn, layers.section("attn")),
+        q_rmsnorm=attn["qk_rmsnorm"],
+        k_rmsnorm=attn["qk_rmsnorm"] or attn["k_rmsnorm"],
     )
 
 
@@ -637,6 +639,8 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         project_out=output_projection(cross, layers["heads"]),
         residual=layers["cross_residual_attn"],
         **value_gates(cross, CrossOptions(layers)),
+        q_rmsnorm=cross["qk_rmsnorm"],
+        k_rmsnorm=cross["qk_rmsnorm"] or cross["k_rmsnorm"],
     )
 
 

@@ -130,7 +130,11 @@ def attention_parameters(attrs) -> list[tuple]:
     pairs += [("head_scale_params", "head_scale")] if getattr(attrs, "head_scale", False) else []
     for used, (name, reference, _) in zip(getattr(attrs, "talking_heads", ()), TALKING_HEADS):
         pairs += [(f"attend.{reference}.weight", f"{name}.weight")] if used else []
-    return fused + [(reference, emitted, False) for reference, emitted in pairs]
+    pairs += [("attend.head_attn_sink", "attn_sink")] if getattr(attrs, "head_learned_sink", False) else []
+    # MultiheadRMSNorm's gamma is used as gamma + 1
+    norms = [name for name in ("q_rmsnorm", "k_rmsnorm", "value_rmsnorm") if getattr(attrs, name, False)]
+    return fused + [(reference, emitted, False) for reference, emitted in pairs] + [
+        (f"{name}.gamma", f"{name}.weight", True) for name in norms]
 
 
 def value_gate_parameters(attrs) -> list[tuple[str, str]]:

@@ -106,7 +106,7 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     pre_scale_post_talking_heads: nn.Module | None = None,
                     sparse_topk: int | None = None, topk_straight_through: bool = False,
                     hard: bool = False, prev_scores: Tensor | None = None,
-                    softclamp: float | None = None,
+                    softclamp: float | None = None, sink: Tensor | None = None,
                     return_scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
@@ -117,9 +117,11 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     smoothly at +-softclamp, `softclamp * tanh(scores / softclamp)`, before masking (Gemma 2,
     https://arxiv.org/abs/2408.00118). `topk_straight_through` keeps top-k's forward and
     takes the gradient of the full softmax (https://arxiv.org/abs/2505.22074); `hard` attends to
-    each row's largest score alone, with the softmax's gradient (straight through). Shapes and
-    masks as in `attend`; the order of operations is x-transformers' (Attend.forward in
-    attend.py)."""
+    each row's largest score alone, with the softmax's gradient (straight through). `sink` (H,)
+    is a learned logit per head put before each row's scores after masking: it takes its share
+    of the softmax (top-k and hard included) and carries no value (gpt-oss's attention sink);
+    the returned scores include it, as the reference's pre-softmax scores do. Shapes and masks
+    as in `attend`; the order of operations is x-transformers' (Attend.forward in attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
     scale = q.shape[-1] ** -0.5 if scale is None else scale
@@ -140,9 +142,11 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     lowest = -torch.finfo(scores.dtype).max
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
+    if sink is not None:  # (B, H, T, 1 + S): never masked
+        scores = torch.cat((sink[:, None, None].expand(*scores.shape[:-1], 1), scores), dim=-1)
     pre_softmax = scores
     if sparse_topk is not None:
-        kth = scores.topk(min(sparse_topk, S), dim=-1).values[..., -1:]
+        kth = scores.topk(min(sparse_topk, scores.shape[-1]), dim=-1).values[..., -1:]
         weights = scores.masked_fill(~((scores >= kth) & (scores > lowest)), lowest).softmax(dim=-1)
         if topk_straight_through:
             weights = straight_through(weights, scores.softmax(dim=-1))
@@ -151,6 +155,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
         weights = straight_through(one_hot, scores.softmax(dim=-1))
     else:
         weights = scores.softmax(dim=-1)
+    if sink is not None:
+        weights = weights[..., 1:]  # the sink's share goes nowhere
     weights = F.dropout(weights, dropout)
     if post_talking_heads is not None:
         weights = post_talking_heads(weights)

@@ -52,3 +52,17 @@ class SimpleRMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return unit(x) * self.scale
+
+
+class HeadRMSNorm(nn.Module):
+    """x / rms(x) * weight over each head's features, with a gain per head and feature, for
+    queries, keys or values of shape (B, heads, T, dim) (x-transformers' MultiheadRMSNorm, its
+    qk_rmsnorm, k_rmsnorm and value_rmsnorm)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.scale = dim**0.5
+        self.weight = nn.Parameter(torch.ones(heads, 1, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return unit(x) * self.scale * self.weight

@@ -31,8 +31,8 @@ MAX_NAME_LENGTH = 64
 # goldens.
 IMPORTED_NAMES = frozenset({
     "F", "Tensor", "Callable",
-    "AlibiBias", "ContextCache", "DynamicPositionBias", "KVCache", "LayerCache", "ModelCache",
-    "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
+    "AlibiBias", "ContextCache", "DynamicPositionBias", "HeadRMSNorm", "KVCache", "LayerCache",
+    "ModelCache", "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias",
     "LossBreakdown", "NamedTuple", "NumberGeneration",
 })

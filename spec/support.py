@@ -67,6 +67,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "gate_values_rank", "gate_values_headwise", "output_gate", "output_gate_rank",
         "output_gate_headwise", "low_rank_silu_gates", "project_out", "zero_init_output",
         "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
+        "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
@@ -81,7 +82,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "dim_head", "flash", "dropout", "num_mem_kv", "dim_context", "gate_values",
         "gate_value_heads", "swiglu_values", "gate_values_rank", "gate_values_headwise",
         "output_gate", "output_gate_rank", "output_gate_headwise", "low_rank_silu_gates",
-        "project_out", "zero_init_output", "sublayer_dropout",
+        "project_out", "zero_init_output", "sublayer_dropout", "qk_rmsnorm", "k_rmsnorm",
+        "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
     }),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),

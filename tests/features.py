@@ -196,6 +196,13 @@ ATTENTION = token_rows("attention", {
                              "attn": {"zero_init_output": True, "sublayer_dropout": [0.2, 0.0]},
                              "cross_attn": {"project_out": False, "dim_head": 8,
                                             "zero_init_output": False, "sublayer_dropout": 0.3}},
+    # per-head RMSNorms (gains randomised by the harness), before rotary and the cache
+    "qk_rmsnorm_rotary": {"layers": {"rotary_pos_emb": True},
+                          "attn": {"qk_rmsnorm": True, "value_rmsnorm": True}},
+    "k_rmsnorm_gqa_qk_norm": {"attn": {"k_rmsnorm": True, "kv_heads": 2, "qk_norm": True}},
+    "zero_kv_memory_alibi": {"layers": {"alibi_pos_bias": True},
+                             "attn": {"add_zero_kv": True, "num_mem_kv": 2, "kv_heads": 2,
+                                      "k_rmsnorm": True}},  # memory keys are not normalised
 }) + token_rows("attention", {
     # belief attention projects over the whole sequence: no kv cache, and x-transformers'
     # cached generation projects the newest position alone, so its uncached tokens are the model's
@@ -227,6 +234,14 @@ EXPLICIT = token_rows("explicit", {
                                                 "num_mem_kv": 2}},
     "talking_heads_encoder_alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {
         "pre_talking_heads": True, "post_talking_heads": True, "num_mem_kv": 2}},
+    "head_learned_sink": {"attn": {"head_learned_sink": True}},
+    # the sink and the zero key both take part in top-k and in the mixing of heads
+    "sink_zero_kv_topk_talking_heads": {"attn": {
+        "head_learned_sink": True, "add_zero_kv": True, "sparse_topk": 3,
+        "pre_talking_heads": True, "post_talking_heads": True, "num_mem_kv": 1}},
+    "zero_kv_residual_softclamp": {"layers": {"residual_attn": True, "rotary_pos_emb": True},
+                                   "attn": {"add_zero_kv": True, "softclamp_logits": True,
+                                            "logit_softclamp_value": 2.0, "k_rmsnorm": True}},
 }, flash=False)
 
 # residual attention adds one layer's scores to the next: the score matrix again
@@ -364,7 +379,15 @@ CROSS = token_rows("cross", {
         "cross_attn": {"gate_values_rank": 4, "dim_context": 24}},
     "post_norm_rmsnorm": {"layers": {"cross_attend": True, "pre_norm": False,
                                      "use_rmsnorm": True}},
+    # cross-attention inherits value_rmsnorm and add_zero_kv, sets its own qk_rmsnorm (and so
+    # turns the inherited k_rmsnorm off): the context's keys and values are cached normalised
+    "rmsnorms_zero_kv": {"layers": {"cross_attend": True},
+                         "attn": {"k_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True},
+                         "cross_attn": {"qk_rmsnorm": True, "k_rmsnorm": False, "num_mem_kv": 1}},
 }, kinds=("Decoder",)) + token_rows("cross", {
+    "learned_sink": {"layers": {"cross_attend": True},
+                     "attn": {"head_learned_sink": True, "qk_rmsnorm": True},
+                     "cross_attn": {"add_zero_kv": True}},
     # residual attention needs the score matrix (and flash would drop it: xtc refuses)
     "cross_residual_attn": {"layers": {"cross_attend": True, "residual_attn": True,
                                        "cross_residual_attn": True}},
@@ -382,6 +405,10 @@ TRAINING = token_rows("training", {
     "add_attn_z_loss_cross_memory": {"autoregressive": {"add_attn_z_loss": True},
                                      "layers": {"cross_attend": True, "residual_attn": True},
                                      "attn": {"num_mem_kv": 2}, "cross_attn": {"num_mem_kv": 2}},
+    # the z-loss's log-sum-exp counts the sink's logit and the zero key's
+    "add_attn_z_loss_sink_zero_kv": {"autoregressive": {"add_attn_z_loss": True},
+                                     "layers": {"cross_attend": True},
+                                     "attn": {"head_learned_sink": True, "add_zero_kv": True}},
 }, kinds=("Decoder",), flash=False)
 
 # -- the other model types (issue #5): bare stacks, ViT, continuous inputs, encoder-decoder --
@@ -454,6 +481,10 @@ RECURRENCE = token_rows("recurrence", {
     "absolute_positions": {"model": {"max_seq_len": 16, "max_mem_len": 8}},
     "post_norm": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
                   "layers": {"pre_norm": False}},
+    # the memory's keys and values are normalised too (the reference projects them with the tokens)
+    "rmsnorms_zero_kv": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                         "layers": {"rotary_pos_emb": True},
+                         "attn": {"qk_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True}},
 }, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS

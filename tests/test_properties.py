@@ -49,6 +49,9 @@ XTC_RULES = {
                                     "never runs: parameters that take no part",
     "flash-excludes-residual-attention": "under cross_attn: {flash: true} alone the reference "
                                          "drops cross residual attention without a word",
+    "learned-sink-excludes-residual-attention": "with one self-attention layer the reference "
+                                                "builds it (residual attention then hands "
+                                                "nothing on); from the second it fails",
     "memory-with-memory-tokens": "x-transformers remembers memory tokens with the tokens and "
                                  "cannot generate by segments with them",
     "memory-with-persistent-memory": "with rotary positions the reference's outputs differ "

@@ -7,6 +7,10 @@ and the CPU flash kernel's own limit, as located errors.
   leave groups of more than 2 features (the reference's own limit).
 - SDPA's flash kernel needs values as wide as queries: `flash: true` excludes a different
   value_dim_head; so do memory key / values, which the reference makes dim_head wide.
+- The per-head RMSNorms: qk_rmsnorm already normalises the keys, so not with k_rmsnorm (the
+  reference asserts); value_rmsnorm's gain is (heads, 1, dim_head) wide, so the values need
+  as many heads as the queries and dim_head features (the reference fails in the forward, or
+  with one key / value head broadcasts the values to every head and then fails).
 - attend_sdp_kwargs names SDPA's kernels (enable_flash, enable_mem_efficient, enable_math,
   enable_cudnn), each true or false: the reference fails on another name under flash.
 - A value gate is headwise (one logit per head) or low-rank, not both; a low-rank gate's rank
@@ -14,7 +18,8 @@ and the CPU flash kernel's own limit, as located errors.
   for cross-attention too, where `cross_attn:` sets one of the two.
 - x-transformers hands every `attn:` option to cross-attention too (unless `cross_attn:` sets
   it): an option xtc compiles for self-attention only is refused where the layers cross-attend,
-  rather than silently applied to one attention of the two.
+  rather than silently applied to one attention of the two. The rules of the options it
+  compiles there hold for what cross-attention ends up with (`cross_key`).
 - Without an output projection (`project_out: false`, or one head) the heads' output must be
   dim wide; `zero_init_output` needs a plain projection to zero (the reference fails building
   it otherwise); `on_attn` without a projection does nothing (a warning).
@@ -30,7 +35,7 @@ from xtc.spec.model import scalar
 from xtc.spec.support import SUPPORTED_KEYWORDS
 
 from ..resolve import CAUSAL_LAYERS, CrossOptions, output_projection
-from .modules import diagnostic, each_value, layer_modules
+from .modules import diagnostic, each_value, layer_modules, option
 
 ID = "check-attention-options"
 
@@ -39,7 +44,8 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_heads(spec, layers) + check_qk_norm(spec, layers) + check_value_width(spec, layers)
-        found += check_cross_inheritance(spec, layers) + check_value_gates(spec, layers)
+        found += check_rmsnorms(spec, layers) + check_cross_inheritance(spec, layers)
+        found += check_value_gates(spec, layers)
         found += check_sdp_kwargs(spec, layers)
         found += check_output_projection(spec, layers) + check_orthog_projection(spec, layers)
     return found
@@ -124,6 +130,55 @@ def check_qk_norm(spec: Spec, layers) -> list[Diagnostic]:
                            f"qk_norm_groups ({groups}) leaves {dim_head // groups} features per "
                            "group; x-transformers needs more than 2")]
     return []
+
+
+def cross_key(layers, name: str) -> str | None:
+    """Where cross-attention's value of an `attn:` option is written: `cross_attn.NAME`, else
+    `attn.NAME` (inherited); None if neither section writes it."""
+    given = layers.sections_given
+    for section in ("cross_attn", "attn"):
+        if name in given.get(section, ()) and not isinstance(layers.section(section)[name], tuple):
+            return f"{section}.{name}"
+    return None
+
+
+def cross_option(layers, name: str) -> object:
+    """Cross-attention's value of an option (resolve.CrossOptions' rule)."""
+    key = cross_key(layers, name)
+    return layers.section("cross_attn")[name] if key is None else option(layers, key)
+
+
+def check_rmsnorms(spec: Spec, layers) -> list[Diagnostic]:
+    attn, key, found = layers.section("attn"), f"{layers.key}.attn", []
+    if attn["qk_rmsnorm"] and attn["k_rmsnorm"]:
+        found.append(diagnostic(spec, f"{key}.k_rmsnorm", "qk-rmsnorm-and-k-rmsnorm",
+                                "set either attn.qk_rmsnorm (queries and keys) or attn.k_rmsnorm "
+                                "(keys only), not both; x-transformers 2.31.10 refuses both"))
+    keys = [cross_key(layers, name) for name in ("qk_rmsnorm", "k_rmsnorm")]
+    if (cross_attends(layers) and all(cross_option(layers, n) for n in ("qk_rmsnorm", "k_rmsnorm"))
+            and not all(k.startswith("attn.") for k in keys)):  # (both in attn: reported above)
+        cross = keys[1] if keys[1].startswith("cross_attn.") else keys[0]
+        found.append(diagnostic(spec, f"{layers.key}.{cross}", "qk-rmsnorm-and-k-rmsnorm",
+                                f"cross-attention takes both {keys[0]} and {keys[1]}; set one "
+                                "of them (x-transformers 2.31.10 refuses both)"))
+    if not attn["value_rmsnorm"]:
+        return found
+    kv_heads = 1 if attn["one_kv_head"] else attn["kv_heads"]
+    if kv_heads is not None and kv_heads != layers["heads"]:
+        given = "one_kv_head" if attn["one_kv_head"] else "kv_heads"
+        found.append(diagnostic(spec, f"{key}.value_rmsnorm", "value-rmsnorm-needs-query-heads",
+                                f"attn.value_rmsnorm cannot be combined with attn.{given} "
+                                f"({kv_heads} value heads for {layers['heads']} query heads): "
+                                "x-transformers 2.31.10 gives its gain one row per query head, "
+                                "which does not fit the values and fails in the forward"))
+    width = attn["value_dim_head"]
+    if width is not None and width != attn["dim_head"]:
+        found.append(diagnostic(spec, f"{key}.value_rmsnorm", "value-rmsnorm-needs-equal-value-width",
+                                f"attn.value_rmsnorm cannot be combined with attn.value_dim_head "
+                                f"({width}) other than attn.dim_head ({attn['dim_head']}): "
+                                "x-transformers 2.31.10 makes its gain dim_head wide and fails "
+                                "in the forward"))
+    return found
 
 
 def check_value_width(spec: Spec, layers) -> list[Diagnostic]:

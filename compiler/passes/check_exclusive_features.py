@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from xtc.spec import Diagnostic, ModuleSpec, Spec
 
+from .check_attention_options import cross_attends, cross_key, cross_option
 from .modules import all_modules, diagnostic, is_set, layer_modules
 
 ID = "check-exclusive-features"
@@ -73,6 +74,9 @@ RULES = (
               f"contextual position encoding reads the attention matrix, and {FLASH_NEEDS}"),
     Exclusion("flash-excludes-inverted-attention", "attn.flash", ("attn.inverted_attention",),
               f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+    Exclusion("learned-sink-excludes-residual-attention", "attn.head_learned_sink", ("residual_attn",),
+              "the sink's logit is part of the scores each layer hands on, one column more than "
+              "the next layer's (x-transformers 2.31.10 fails from the second attention layer)"),
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
               "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),
@@ -115,8 +119,31 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
             found += rule_violations(spec, module, rule)
         for group in AT_MOST_ONE:
             found += group_violations(spec, module, group)
+        found += cross_sink_violations(spec, module)
     for model in all_modules(spec):
         found += z_loss_violations(spec, model)
+    return found
+
+
+def cross_sink_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
+    """A learned sink that cross-attention takes (from cross_attn: or attn:) excludes its flash
+    kernel and cross residual attention, as RULES' rows do for self-attention; a pair both
+    written in attn: is reported there already."""
+    sink = cross_key(layers, "head_learned_sink")
+    if not cross_attends(layers) or sink is None or not cross_option(layers, "head_learned_sink"):
+        return []
+    found = []
+    flash = cross_key(layers, "flash")
+    if cross_option(layers, "flash") and not (flash.startswith("attn.") and sink.startswith("attn.")):
+        found.append(diagnostic(spec, f"{layers.key}.{sink}", "flash-excludes-learned-sink",
+                                f"cross-attention takes {flash} and {sink}: a learned attention "
+                                f"sink adds a column to the attention matrix, and {FLASH_NEEDS}"))
+    if layers["cross_residual_attn"]:
+        found.append(diagnostic(spec, f"{layers.key}.cross_residual_attn",
+                                "learned-sink-excludes-residual-attention",
+                                f"cross-attention takes {sink}: the sink's logit is part of the "
+                                "scores each cross-attention hands on, one column more than the "
+                                "next one's (x-transformers 2.31.10 fails from the second)"))
     return found
 
 
