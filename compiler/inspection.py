@@ -277,6 +277,8 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
     a = op.attrs
     found = []
     if op.kind is OpKind.ATTENTION:
+        if a.l2_distance:
+            found.append("L2-distance scores: the keys' squared norms are an additive float mask")
         if a.bias:
             scheme = next(graph[i].attrs.scheme for i in op.inputs
                           if graph[i].kind is OpKind.POSITION_BIAS)

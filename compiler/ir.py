@@ -272,6 +272,11 @@ class AttentionAttrs:
     value_rmsnorm: bool = False  # the same on each value head
     add_zero_kv: bool = False  # a zero key and value before the others: a query may attend to nothing
     head_learned_sink: bool = False  # a learned logit per head in the softmax, with no value (gpt-oss)
+    sigmoid: bool = False  # each weight the sigmoid of its score, no softmax
+    l2_distance: bool = False  # scores -|q - k|^2 * scale (SDPA: a per-key bias, `attend`)
+    cog_signed: bool = False  # softmax of the scores' magnitudes, times their signs
+    laser: bool = False  # LASER: attention over exp(soft-clamped values), then the log
+    laser_softclamp_value: float = 15.0
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -298,11 +303,21 @@ class AttentionAttrs:
         reasons += (("residual attention adds the previous layer's scores",)
                     if self.residual else ())
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
+        reasons += score_function_reasons(self)
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
     def explicit(self) -> bool:
         return bool(self.explicit_reasons)
+
+
+def score_function_reasons(a) -> tuple[str, ...]:
+    """Why a score function needs the score matrix (sigmoid, cog_signed); l2_distance does not
+    alone (SDPA takes it as a per-key bias), but it does with another reason."""
+    reasons = ("sigmoid attention weighs each score alone, with no softmax",) if a.sigmoid else ()
+    reasons += (("signed attention takes the softmax of the scores' magnitudes",)
+                if a.cog_signed else ())
+    return reasons
 
 
 @dataclass(frozen=True)

@@ -1027,6 +1027,8 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          "scores kept per row"),
         (attn is not None and attn.softclamp_logits, "logit_softclamp_value", "float",
          attn and float(attn.logit_softclamp_value), "attention scores soft-capped at +-this"),
+        (attn is not None and attn.laser, "laser_softclamp_value", "float",
+         attn and float(attn.laser_softclamp_value), "LASER's values soft-capped at +-this"),
         layer_row(model, OpKind.ATTENTION, "qk_norm_scale", "float", "attention scale under qk-norm"),
         (attn is not None and attn.gate_values_rank > 0, "gate_values_rank", "int",
          attn and attn.gate_values_rank, "the low-rank input gate's width"),

@@ -163,6 +163,7 @@ DECODERS += token_rows("decoder", {
 
 ATTENTION = token_rows("attention", {
     "gqa": {"attn": {"kv_heads": 2}},
+    "laser": {"attn": {"laser": True}},
     "mqa": {"attn": {"one_kv_head": True}},
     "qk_norm": {"attn": {"qk_norm": True}},
     "qk_norm_groups_scale": {"attn": {"qk_norm": True, "qk_norm_groups": 2, "qk_norm_scale": 8}},
@@ -216,6 +217,14 @@ ATTENTION = token_rows("attention", {
     "value_dim_head": {"attn": {"value_dim_head": 8}},
     "softclamp": {"attn": {"softclamp_logits": True, "logit_softclamp_value": 2.0}},
     "softclamp_bias": {"layers": {"alibi_pos_bias": True}, "attn": {"softclamp_logits": True}},
+    # the keys' squared norms are SDPA's float bias (no flash kernel); LASER attends over exp(v)
+    "l2_distance": {"attn": {"l2_distance": True}},
+    "l2_distance_alibi_memory_gqa": {"layers": {"alibi_pos_bias": True},
+                                     "attn": {"l2_distance": True, "num_mem_kv": 2, "kv_heads": 2,
+                                              "add_zero_kv": True}},
+    "laser_memory_gqa_head_scale": {"attn": {"laser": True, "laser_softclamp_value": 2.0,
+                                             "num_mem_kv": 2, "kv_heads": 2, "add_zero_kv": True,
+                                             "head_scale": True}},
     # under flash the reference needs the flash-attn package (CUDA) for it
     "flash_pack_seq": {"layers": {"rotary_pos_emb": True}, "attn": {"flash_pack_seq": True}},
 }, flash=False)
@@ -242,6 +251,14 @@ EXPLICIT = token_rows("explicit", {
     "zero_kv_residual_softclamp": {"layers": {"residual_attn": True, "rotary_pos_emb": True},
                                    "attn": {"add_zero_kv": True, "softclamp_logits": True,
                                             "logit_softclamp_value": 2.0, "k_rmsnorm": True}},
+    "sigmoid": {"attn": {"sigmoid": True}},
+    "sigmoid_sink_zero_kv_alibi": {"layers": {"alibi_pos_bias": True}, "attn": {
+        "sigmoid": True, "head_learned_sink": True, "add_zero_kv": True, "num_mem_kv": 1}},
+    "cog_signed": {"attn": {"cog_signed": True}},
+    # the sink's sign joins the scores' signs; l2 scores on the explicit path
+    "cog_signed_sink_l2_softclamp": {"attn": {
+        "cog_signed": True, "head_learned_sink": True, "l2_distance": True, "kv_heads": 2,
+        "softclamp_logits": True, "logit_softclamp_value": 2.0}},
 }, flash=False)
 
 # residual attention adds one layer's scores to the next: the score matrix again

@@ -36,6 +36,10 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{layers.key}.attn.logit_softclamp_value", "softclamp-value-without-softclamp",
                 "attn.logit_softclamp_value has no effect without attn.softclamp_logits: true",
                 "warning"))
+        if not attn["laser"] and "laser_softclamp_value" in layers.sections_given.get("attn", ()):
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.laser_softclamp_value", "laser-value-without-laser",
+                "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
         found += ignored_value_gate_options(spec, layers)
         ff = layers.section("ff")
         if any(each_value(ff["glu"])) and ff["no_bias"]:  # glu may be per layer
