@@ -276,9 +276,9 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
     """What forces a mask tensor (or unequal head widths) on every call."""
     a = op.attrs
     found = []
+    if op.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION) and a.l2_distance:
+        found.append("L2-distance scores: the keys' squared norms are an additive float mask")
     if op.kind is OpKind.ATTENTION:
-        if a.l2_distance:
-            found.append("L2-distance scores: the keys' squared norms are an additive float mask")
         if a.bias:
             scheme = next(graph[i].attrs.scheme for i in op.inputs
                           if graph[i].kind is OpKind.POSITION_BIAS)

@@ -348,12 +348,18 @@ class CrossAttentionAttrs:
     value_rmsnorm: bool = False
     add_zero_kv: bool = False
     head_learned_sink: bool = False
+    sigmoid: bool = False  # the score functions, as AttentionAttrs'
+    l2_distance: bool = False
+    cog_signed: bool = False
+    laser: bool = False
+    laser_softclamp_value: float = 15.0
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
         """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
         reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
+        reasons += score_function_reasons(self)
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

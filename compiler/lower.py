@@ -1041,6 +1041,8 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
                   "on the cross-attention branch's output"),
         (cross is not None and cross.num_mem_kv > 0, "cross_num_mem_kv", "int",
          cross and cross.num_mem_kv, ""),
+        (cross is not None and cross.laser, "cross_laser_softclamp_value", "float",
+         cross and float(cross.laser_softclamp_value), "LASER's values soft-capped at +-this"),
         (cross is not None and cross.gate_values_rank > 0, "cross_gate_values_rank", "int",
          cross and cross.gate_values_rank, ""),
         (cross is not None and cross.output_gate_rank > 0, "cross_output_gate_rank", "int",

@@ -401,10 +401,19 @@ CROSS = token_rows("cross", {
     "rmsnorms_zero_kv": {"layers": {"cross_attend": True},
                          "attn": {"k_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True},
                          "cross_attn": {"qk_rmsnorm": True, "k_rmsnorm": False, "num_mem_kv": 1}},
+    # LASER inherited by cross-attention, over the memory slots and before the zero key
+    "laser": {"layers": {"cross_attend": True}, "attn": {"laser": True},
+              "cross_attn": {"laser_softclamp_value": 2.0, "num_mem_kv": 1, "add_zero_kv": True}},
 }, kinds=("Decoder",)) + token_rows("cross", {
     "learned_sink": {"layers": {"cross_attend": True},
                      "attn": {"head_learned_sink": True, "qk_rmsnorm": True},
                      "cross_attn": {"add_zero_kv": True}},
+    # the score functions: sigmoid inherited, its own l2_distance off; cog_signed with L2 scores
+    "sigmoid": {"layers": {"cross_attend": True}, "attn": {"sigmoid": True, "num_mem_kv": 1}},
+    "cog_signed_l2": {"layers": {"cross_attend": True},
+                      "cross_attn": {"cog_signed": True, "l2_distance": True, "add_zero_kv": True}},
+    "l2_distance": {"layers": {"cross_attend": True}, "attn": {"l2_distance": True},
+                    "cross_attn": {"num_mem_kv": 1}},
     # residual attention needs the score matrix (and flash would drop it: xtc refuses)
     "cross_residual_attn": {"layers": {"cross_attend": True, "residual_attn": True,
                                        "cross_residual_attn": True}},

@@ -120,6 +120,7 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
         for group in AT_MOST_ONE:
             found += group_violations(spec, module, group)
         found += cross_sink_violations(spec, module)
+        found += cross_score_violations(spec, module)
     for model in all_modules(spec):
         found += z_loss_violations(spec, model)
     return found
@@ -144,6 +145,37 @@ def cross_sink_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
                                 f"cross-attention takes {sink}: the sink's logit is part of the "
                                 "scores each cross-attention hands on, one column more than the "
                                 "next one's (x-transformers 2.31.10 fails from the second)"))
+    return found
+
+
+# score functions cross-attention compiles that its flash kernel cannot serve (RULES' reasons)
+CROSS_FLASH_SCORES = (
+    ("sigmoid", "flash-excludes-sigmoid-attention", "the flash kernel computes a softmax, not a sigmoid"),
+    ("cog_signed", "flash-excludes-cog-attention",
+     f"signed (cog) attention rewrites the attention matrix, and {FLASH_NEEDS}"),
+)
+
+
+def cross_score_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
+    """The score functions cross-attention takes (from cross_attn: or attn:): flash excludes
+    sigmoid and cog_signed, and sigmoid excludes l2_distance, as for self-attention; a pair both
+    written in attn: is reported there already."""
+    if not cross_attends(layers):
+        return []
+    found = []
+    flash = cross_key(layers, "flash")
+    for name, code, why in CROSS_FLASH_SCORES:
+        key = cross_key(layers, name)
+        if (key and cross_option(layers, name) and cross_option(layers, "flash")
+                and not (flash.startswith("attn.") and key.startswith("attn."))):
+            found.append(diagnostic(spec, f"{layers.key}.{key}", code,
+                                    f"cross-attention takes {flash} and {key}: {why}"))
+    sigmoid, l2 = cross_key(layers, "sigmoid"), cross_key(layers, "l2_distance")
+    if (sigmoid and l2 and cross_option(layers, "sigmoid") and cross_option(layers, "l2_distance")
+            and not (sigmoid.startswith("attn.") and l2.startswith("attn."))):
+        found.append(diagnostic(spec, f"{layers.key}.{l2}", "at-most-one-attention-function",
+                                f"cross-attention takes {sigmoid} and {l2}: each replaces the "
+                                "softmax of the scores (x-transformers 2.31.10 refuses this too)"))
     return found
 
 
