@@ -353,6 +353,7 @@ class CrossAttentionAttrs:
     cog_signed: bool = False
     laser: bool = False
     laser_softclamp_value: float = 15.0
+    inverted_attention: bool = False  # softmax over the queries, then each row normalised
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
@@ -360,6 +361,8 @@ class CrossAttentionAttrs:
         reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
         reasons += score_function_reasons(self)
+        reasons += (("inverted attention takes the softmax over the queries",)
+                    if self.inverted_attention else ())
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

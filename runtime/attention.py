@@ -124,7 +124,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     softclamp: float | None = None, sink: Tensor | None = None,
                     return_scores: bool = False, sigmoid: bool = False,
                     l2_distance: bool = False,
-                    cog_signed: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                    cog_signed: bool = False, inverted: bool = False,
+                    query_mask: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
     mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
@@ -142,7 +143,10 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     al. 2024, https://arxiv.org/abs/2409.04431); `l2_distance` scores by minus the squared
     distance of q and k (times the scale); `cog_signed` takes the softmax of the scores'
     magnitudes and gives each weight its score's sign (CoG attention,
-    https://arxiv.org/abs/2411.07176). Shapes and masks
+    https://arxiv.org/abs/2411.07176). `inverted` takes the softmax over the queries instead,
+    padded queries (`query_mask` (B, T), True for real ones) masked before it and masked keys
+    after, then normalises each row's weights to sum 1 (inverted cross-attention, as
+    x-transformers' inverted_attention). Shapes and masks
     as in `attend`; the order of operations is x-transformers' (Attend.forward in attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
@@ -166,6 +170,9 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     for mask in (key_mask[:, None, None, :] if key_mask is not None else None, attn_mask):
         if mask is not None:
             allowed = mask if allowed is None else allowed & mask
+    key_allowed = allowed  # rows with no visible key return zeros
+    if inverted:  # the queries' padding before the softmax, the keys' after it
+        allowed = None if query_mask is None else query_mask[:, None, :, None]  # (B, 1, T, 1)
     lowest = -torch.finfo(scores.dtype).max
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
@@ -186,7 +193,11 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     elif sigmoid:  # masked keys weigh sigmoid(lowest) = 0
         weights = scores.sigmoid()
     else:
-        weights = scores.softmax(dim=-1)
+        weights = scores.softmax(dim=-2 if inverted else -1)
+    if inverted:  # over the queries: masked keys weigh 0, then each row sums to 1
+        if key_allowed is not None:
+            weights = weights.masked_fill(~key_allowed, 0.0)
+        weights = F.normalize(weights, p=1, dim=-1, eps=1e-8)
     if cog_signed:
         weights = weights * signs
     if sink is not None:
@@ -197,8 +208,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     if pre_to_post is not None:
         weights = weights * pre_to_post
     out = torch.einsum("bhij,bhjd->bhid", weights, v)  # (B, H, T, D)
-    if allowed is not None:
-        out = out.masked_fill(~allowed.any(dim=-1, keepdim=True), 0.0)
+    if key_allowed is not None:
+        out = out.masked_fill(~key_allowed.any(dim=-1, keepdim=True), 0.0)
     return (out, pre_softmax) if return_scores else out
 
 

@@ -86,6 +86,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "project_out", "zero_init_output", "sublayer_dropout", "qk_rmsnorm", "k_rmsnorm",
         "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         "sigmoid", "l2_distance", "cog_signed", "laser", "laser_softclamp_value",
+        "inverted_attention",
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
     }),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),

@@ -417,7 +417,14 @@ CROSS = token_rows("cross", {
     # residual attention needs the score matrix (and flash would drop it: xtc refuses)
     "cross_residual_attn": {"layers": {"cross_attend": True, "residual_attn": True,
                                        "cross_residual_attn": True}},
-}, kinds=("Decoder",), flash=False)
+}, kinds=("Decoder",), flash=False) + token_rows("cross", {
+    # inverted cross-attention: its softmax over the queries reads later ones, so no kv cache
+    # (the reference's cached tokens differ: its uncached ones are the model's)
+    "inverted_attention": {"layers": {"cross_attend": True},
+                           "cross_attn": {"inverted_attention": True, "num_mem_kv": 1}},
+    "inverted_cog_l2_zero_kv": {"layers": {"cross_attend": True}, "cross_attn": {
+        "inverted_attention": True, "cog_signed": True, "l2_distance": True, "add_zero_kv": True}},
+}, kinds=("Decoder",), flash=False, reference_cache=False)
 
 # -- training-wrapper options: what `loss` computes (tests/test_features.py: test_loss) -------
 

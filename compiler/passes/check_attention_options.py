@@ -48,6 +48,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
         found += check_value_gates(spec, layers)
         found += check_sdp_kwargs(spec, layers)
         found += check_output_projection(spec, layers) + check_orthog_projection(spec, layers)
+        found += check_inverted_attention(spec, layers)
     return found
 
 
@@ -340,3 +341,17 @@ def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
         f"attn.{name} projects the outputs against the values of the whole sequence "
         "(x-transformers flattens every position of a row together): padded tokens change the "
         "outputs of real ones, whatever the mask", "warning")]
+
+
+def check_inverted_attention(spec: Spec, layers) -> list[Diagnostic]:
+    """Inverted cross-attention takes its softmax over every query: in a Decoder a position
+    reads the later ones (x-transformers warns the same). Accepted with a warning; generate()
+    recomputes the whole sequence at each step (no kv cache)."""
+    if not (cross_attends(layers) and CAUSAL_LAYERS.get(layers.type, False)
+            and any(each_value(layers.section("cross_attn")["inverted_attention"]))):
+        return []
+    return [diagnostic(
+        spec, f"{layers.key}.cross_attn.inverted_attention", "breaks-causality",
+        "cross_attn.inverted_attention takes the softmax over the queries: each position's "
+        "weights read the later positions, so this Decoder leaks the future; generate() "
+        "recomputes the whole sequence at each step (no kv cache)", "warning")]

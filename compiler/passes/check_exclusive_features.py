@@ -148,11 +148,14 @@ def cross_sink_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
     return found
 
 
+INVERTED_SINK_CODE = "inverted-attention-excludes-learned-sink"  # cross-attention's own rule
 # score functions cross-attention compiles that its flash kernel cannot serve (RULES' reasons)
 CROSS_FLASH_SCORES = (
     ("sigmoid", "flash-excludes-sigmoid-attention", "the flash kernel computes a softmax, not a sigmoid"),
     ("cog_signed", "flash-excludes-cog-attention",
      f"signed (cog) attention rewrites the attention matrix, and {FLASH_NEEDS}"),
+    ("inverted_attention", "flash-excludes-inverted-attention",
+     f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
 )
 
 
@@ -176,6 +179,13 @@ def cross_score_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
         found.append(diagnostic(spec, f"{layers.key}.{l2}", "at-most-one-attention-function",
                                 f"cross-attention takes {sigmoid} and {l2}: each replaces the "
                                 "softmax of the scores (x-transformers 2.31.10 refuses this too)"))
+    sink = cross_key(layers, "head_learned_sink")
+    if layers.section("cross_attn")["inverted_attention"] and sink and cross_option(layers, "head_learned_sink"):
+        found.append(diagnostic(spec, f"{layers.key}.cross_attn.inverted_attention",
+                                INVERTED_SINK_CODE,
+                                f"cross-attention takes {sink}: the sink's column would join a "
+                                "softmax over the queries, and x-transformers 2.31.10 fails "
+                                "masking it with a context mask"))
     return found
 
 
