@@ -65,7 +65,7 @@ def test_a_check_that_reads_nothing_rejected_still_reports():
 def test_an_unsupported_option_keeps_its_value_for_the_checks():
     """An option xtc does not compile yet still says what the author meant: flash beside it is
     a conflict worth reporting now."""
-    text = GPT.replace("{dim_head: 16}", "{dim_head: 16, flash: true, sigmoid: true}")
+    text = GPT.replace("{dim_head: 16}", "{dim_head: 16, flash: true, selective: true}")
     assert "unsupported-option" in codes(text)
     assert any(code.startswith("flash-excludes") for code in codes(text))
     assert "checks-skipped" not in codes(text)
