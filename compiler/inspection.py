@@ -283,6 +283,10 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
             scheme = next(graph[i].attrs.scheme for i in op.inputs
                           if graph[i].kind is OpKind.POSITION_BIAS)
             found.append(f"the {scheme} position bias is an additive float mask")
+        if a.use_rel_proj_pos_bias:
+            found.append("the projected distance bias is an additive float mask")
+        if a.data_dependent_alibi:
+            found.append("data-dependent ALiBi is an additive float mask")
         if a.causal and a.num_mem_kv:
             found.append("memory keys make keys longer than queries: the causal mask is a tensor")
         if a.causal and a.add_zero_kv:

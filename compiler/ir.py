@@ -277,6 +277,25 @@ class AttentionAttrs:
     cog_signed: bool = False  # softmax of the scores' magnitudes, times their signs
     laser: bool = False  # LASER: attention over exp(soft-clamped values), then the log
     laser_softclamp_value: float = 15.0
+    # a bias per head, query and key from the query's input: weights over learned distance
+    # curves (x-transformers' RelativeProjPositionalBias)
+    use_rel_proj_pos_bias: bool = False
+    rel_proj_num_distance_basis: int = 16
+    rel_proj_max_dist: int = 1024
+    # data-dependent ALiBi (the forgetting transformer): forget gates from the input, one per
+    # position, or per query and key (per_row, with gate keys per_row_dim_head wide); the
+    # gates' bias init and scale, from data_dependent_alibi_kwargs
+    data_dependent_alibi: bool = False
+    data_dependent_alibi_per_row: bool = False
+    data_dependent_alibi_per_row_dim_head: int = 8
+    forget_bias_init: float = 5.0
+    forget_post_log_scale: float = 1.0
+
+    @property
+    def scores_bias(self) -> bool:
+        """Whether a float bias is added to the scores: the shared position bias, this layer's
+        own, or both."""
+        return self.bias or self.use_rel_proj_pos_bias or self.data_dependent_alibi
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:

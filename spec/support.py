@@ -69,6 +69,9 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
         "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         "sigmoid", "l2_distance", "cog_signed", "laser", "laser_softclamp_value",
+        "use_rel_proj_pos_bias", "rel_proj_num_distance_basis", "rel_proj_max_dist",
+        "data_dependent_alibi", "data_dependent_alibi_per_row",
+        "data_dependent_alibi_per_row_dim_head", "data_dependent_alibi_kwargs",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",

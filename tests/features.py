@@ -227,7 +227,28 @@ ATTENTION = token_rows("attention", {
                                              "head_scale": True}},
     # under flash the reference needs the flash-attn package (CUDA) for it
     "flash_pack_seq": {"layers": {"rotary_pos_emb": True}, "attn": {"flash_pack_seq": True}},
-}, flash=False)
+    # a learned float bias: SDPA's flash kernel has no gradient for its mask, so flash: true
+    # (accepted, as the reference) runs the other kernels. Distances 6 and beyond get no bias
+    "rel_proj_pos_bias": {"attn": {"use_rel_proj_pos_bias": True, "rel_proj_num_distance_basis": 4,
+                                   "rel_proj_max_dist": 6}},
+    "rel_proj_alibi_zero_kv_gqa": {"layers": {"alibi_pos_bias": True},
+                                   "attn": {"use_rel_proj_pos_bias": True, "add_zero_kv": True,
+                                            "kv_heads": 2}},
+}, flash=False) + token_rows("attention", {
+    # data-dependent ALiBi: x-transformers' cached path computes the gates of the newest token
+    # alone, so its uncached tokens are the reference (xtc's cache carries the running sums);
+    # a learned float bias, so no flash kernel (as the projected distance bias)
+    "data_dependent_alibi": {"attn": {"data_dependent_alibi": True, "data_dependent_alibi_kwargs": {
+        "bias_init": 2.0, "post_log_scale": 0.5}}},
+    "dda_zero_kv_rel_proj_gqa": {"attn": {"data_dependent_alibi": True, "add_zero_kv": True,
+                                          "use_rel_proj_pos_bias": True, "kv_heads": 2}},
+}, flash=False, reference_cache=False) + token_rows("attention", {
+    "dda_per_row": {"attn": {"data_dependent_alibi": True, "data_dependent_alibi_per_row": True,
+                             "data_dependent_alibi_per_row_dim_head": 4,
+                             "data_dependent_alibi_kwargs": {"post_log_scale": 2.0}}},
+    "dda_per_row_memory_kv": {"attn": {"data_dependent_alibi": True, "num_mem_kv": 2,
+                                       "data_dependent_alibi_per_row": True}},
+}, flash=False, reference_cache=False, kinds=("Decoder",))
 
 # options that work on the score matrix itself: never flash
 EXPLICIT = token_rows("explicit", {
@@ -244,6 +265,8 @@ EXPLICIT = token_rows("explicit", {
     "talking_heads_encoder_alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {
         "pre_talking_heads": True, "post_talking_heads": True, "num_mem_kv": 2}},
     "head_learned_sink": {"attn": {"head_learned_sink": True}},
+    "rel_proj_topk_talking_heads": {"attn": {"use_rel_proj_pos_bias": True, "sparse_topk": 3,
+                                             "pre_talking_heads": True, "rel_proj_max_dist": 5}},
     # the sink and the zero key both take part in top-k and in the mixing of heads
     "sink_zero_kv_topk_talking_heads": {"attn": {
         "head_learned_sink": True, "add_zero_kv": True, "sparse_topk": 3,
@@ -518,7 +541,12 @@ RECURRENCE = token_rows("recurrence", {
     "rmsnorms_zero_kv": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
                          "layers": {"rotary_pos_emb": True},
                          "attn": {"qk_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True}},
-}, recurrent=True)
+}, recurrent=True) + token_rows("recurrence", {
+    # the projected distance bias spans the memory's positions too (a learned float bias: no
+    # flash kernel, as in the attention rows)
+    "rel_proj_pos_bias": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                          "attn": {"use_rel_proj_pos_bias": True, "rel_proj_max_dist": 10}},
+}, recurrent=True, flash=False)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
                            + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING + OTHER_MODELS

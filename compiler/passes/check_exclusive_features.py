@@ -74,6 +74,13 @@ RULES = (
               f"contextual position encoding reads the attention matrix, and {FLASH_NEEDS}"),
     Exclusion("flash-excludes-inverted-attention", "attn.flash", ("attn.inverted_attention",),
               f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+    Exclusion("rel-proj-bias-excludes-memory-kv", "attn.use_rel_proj_pos_bias", ("attn.num_mem_kv",),
+              "x-transformers 2.31.10 sizes the projected distance bias over the memory keys too "
+              "and then pads it for them again, and fails in the forward"),
+    Exclusion("data-dependent-alibi-excludes-position-bias", "attn.data_dependent_alibi",
+              ("alibi_pos_bias", "rel_pos_bias", "dynamic_pos_bias"),
+              "data-dependent ALiBi replaces the shared position bias (x-transformers 2.31.10 "
+              "refuses ALiBi and T5 with it, and drops the dynamic position bias without a word)"),
     Exclusion("learned-sink-excludes-residual-attention", "attn.head_learned_sink", ("residual_attn",),
               "the sink's logit is part of the scores each layer hands on, one column more than "
               "the next layer's (x-transformers 2.31.10 fails from the second attention layer)"),
