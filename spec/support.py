@@ -126,8 +126,10 @@ NOT_PER_LAYER = {
 # Keywords xtc will not compile, by place, and why: the reference fails with them or drops
 # them, or they only make sense beside a value that is code. Each is a `refused-option` error
 # that gives the reason (the rest of the unsupported keywords are "not supported by xtc yet").
-HYBRID_COMPANION = ("a companion of hybrid_module, whose value is a Python module (code), which "
-                    "a spec cannot express")
+HYBRID_COMPANIONS = dict.fromkeys(
+    ("hybrid_mask_kwarg", "hybrid_fold_axial_dim", "hybrid_learned_mix"),
+    "a companion of hybrid_module, whose value is a Python module (code), which a spec cannot "
+    "express")
 REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
     "attn": {
         "dim_out": "x-transformers builds the attention dim_out wide and then fails adding it to "
@@ -138,16 +140,12 @@ REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
         "inverted_attention": "x-transformers drops attn.inverted_attention without a word (it "
                               "acts on cross-attention only, as cross_attn: "
                               "{inverted_attention: true})",
-        "hybrid_mask_kwarg": HYBRID_COMPANION,
-        "hybrid_fold_axial_dim": HYBRID_COMPANION,
-        "hybrid_learned_mix": HYBRID_COMPANION,
+        **HYBRID_COMPANIONS,
     },
     "cross_attn": {
         "dim_out": "x-transformers builds the cross-attention dim_out wide and then fails "
                    "adding it to the residual stream, which is dim wide",
-        "hybrid_mask_kwarg": HYBRID_COMPANION,
-        "hybrid_fold_axial_dim": HYBRID_COMPANION,
-        "hybrid_learned_mix": HYBRID_COMPANION,
+        **HYBRID_COMPANIONS,
     },
 }
 
