@@ -203,6 +203,7 @@ TALKING_HEADS = (
 
 Z_LOSS_REASON = "the attention z-loss reads the log-sum-exp of the scores"
 SINK_REASON = "a learned sink adds a logit per head to each row of the softmax"
+GUMBEL_REASON = "Gumbel-softmax attention samples its weights from the scores"
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,16 @@ class AttentionAttrs:
     value_rmsnorm: bool = False  # the same on each value head
     add_zero_kv: bool = False  # a zero key and value before the others: a query may attend to nothing
     head_learned_sink: bool = False  # a learned logit per head in the softmax, with no value (gpt-oss)
+    # Gumbel-softmax attention: weights sampled from the scores, in eval mode too (one-hot
+    # with the soft weights' gradient where hard)
+    gumbel_softmax: bool = False
+    gumbel_softmax_temp: float = 1.0
+    gumbel_softmax_hard: bool = True
+    # contextual position encoding: learned position logits added to the masked scores, at
+    # positions counted by sigmoid gates of the scores (talking heads mix them first)
+    use_cope: bool = False
+    cope_max_pos: int = 16
+    cope_talking_heads: bool = False
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -298,6 +309,9 @@ class AttentionAttrs:
         reasons += (("residual attention adds the previous layer's scores",)
                     if self.residual else ())
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
+        reasons += (GUMBEL_REASON,) if self.gumbel_softmax else ()
+        reasons += ("contextual positions (CoPE) are counted from the masked scores",
+                    ) if self.use_cope else ()
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
@@ -333,12 +347,16 @@ class CrossAttentionAttrs:
     value_rmsnorm: bool = False
     add_zero_kv: bool = False
     head_learned_sink: bool = False
+    gumbel_softmax: bool = False
+    gumbel_softmax_temp: float = 1.0
+    gumbel_softmax_hard: bool = True
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
         """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
         reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
+        reasons += (GUMBEL_REASON,) if self.gumbel_softmax else ()
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

@@ -131,6 +131,9 @@ def attention_parameters(attrs) -> list[tuple]:
     for used, (name, reference, _) in zip(getattr(attrs, "talking_heads", ()), TALKING_HEADS):
         pairs += [(f"attend.{reference}.weight", f"{name}.weight")] if used else []
     pairs += [("attend.head_attn_sink", "attn_sink")] if getattr(attrs, "head_learned_sink", False) else []
+    pairs += [("attend.cope.pos_emb", "cope.pos_emb")] if getattr(attrs, "use_cope", False) else []
+    pairs += ([("attend.cope.talking_heads.weight", "cope.talking_heads.weight")]
+              if getattr(attrs, "cope_talking_heads", False) else [])
     # MultiheadRMSNorm's gamma is used as gamma + 1
     norms = [name for name in ("q_rmsnorm", "k_rmsnorm", "value_rmsnorm") if getattr(attrs, name, False)]
     return fused + [(reference, emitted, False) for reference, emitted in pairs] + [

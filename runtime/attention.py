@@ -107,7 +107,9 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     sparse_topk: int | None = None, topk_straight_through: bool = False,
                     hard: bool = False, prev_scores: Tensor | None = None,
                     softclamp: float | None = None, sink: Tensor | None = None,
-                    return_scores: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                    return_scores: bool = False, gumbel: float | None = None,
+                    gumbel_hard: bool = True,
+                    cope: nn.Module | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
     mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
@@ -120,7 +122,13 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     each row's largest score alone, with the softmax's gradient (straight through). `sink` (H,)
     is a learned logit per head put before each row's scores after masking: it takes its share
     of the softmax (top-k and hard included) and carries no value (gpt-oss's attention sink);
-    the returned scores include it, as the reference's pre-softmax scores do. Shapes and masks
+    the returned scores include it, as the reference's pre-softmax scores do. `gumbel` (a
+    temperature) samples the weights, in eval mode too: a softmax of the scores plus Gumbel noise,
+    divided by the temperature (Jang et al. 2016, https://arxiv.org/abs/1611.01144), one-hot on
+    its largest entry with the soft weights' gradient where `gumbel_hard`; the noise is drawn
+    from torch's global generator, one (B, H, T, S) draw per call. `cope` (contextual
+    positions, runtime.positions.ContextualPositions) adds its logits to the masked scores,
+    before the sink. Shapes and masks
     as in `attend`; the order of operations is x-transformers' (Attend.forward in attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
@@ -142,6 +150,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     lowest = -torch.finfo(scores.dtype).max
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
+    if cope is not None:
+        scores = scores + cope(q, scores)
     if sink is not None:  # (B, H, T, 1 + S): never masked
         scores = torch.cat((sink[:, None, None].expand(*scores.shape[:-1], 1), scores), dim=-1)
     pre_softmax = scores
@@ -153,6 +163,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     elif hard:
         one_hot = torch.zeros_like(scores).scatter(-1, scores.argmax(dim=-1, keepdim=True), 1.0)
         weights = straight_through(one_hot, scores.softmax(dim=-1))
+    elif gumbel is not None:
+        weights = F.gumbel_softmax(scores, tau=gumbel, hard=gumbel_hard, dim=-1)
     else:
         weights = scores.softmax(dim=-1)
     if sink is not None:

@@ -68,6 +68,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "output_gate_headwise", "low_rank_silu_gates", "project_out", "zero_init_output",
         "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
         "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv", "head_learned_sink",
+        "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
+        "use_cope", "cope_max_pos", "cope_talking_heads",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
@@ -84,6 +86,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "output_gate", "output_gate_rank", "output_gate_headwise", "low_rank_silu_gates",
         "project_out", "zero_init_output", "sublayer_dropout", "qk_rmsnorm", "k_rmsnorm",
         "value_rmsnorm", "add_zero_kv", "head_learned_sink",
+        "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
     }),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
@@ -122,6 +125,8 @@ NOT_PER_LAYER = {
 # that gives the reason (the rest of the unsupported keywords are "not supported by xtc yet").
 HYBRID_COMPANION = ("a companion of hybrid_module, whose value is a Python module (code), which "
                     "a spec cannot express")
+CAUSAL_ONLY = ("causal attention only: cross-attention is not causal (x-transformers asserts it "
+               "building the model)")
 REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
     "attn": {
         "dim_out": "x-transformers builds the attention dim_out wide and then fails adding it to "
@@ -135,6 +140,9 @@ REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
         "hybrid_mask_kwarg": HYBRID_COMPANION,
         "hybrid_fold_axial_dim": HYBRID_COMPANION,
         "hybrid_learned_mix": HYBRID_COMPANION,
+        "cope_soft_onehot_pos": "x-transformers' soft one-hot CoPE fails in every forward (its "
+                                "einx expression has the wrong rank): use_cope interpolates "
+                                "between integer positions instead",
     },
     "cross_attn": {
         "dim_out": "x-transformers builds the cross-attention dim_out wide and then fails "
@@ -142,6 +150,8 @@ REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
         "hybrid_mask_kwarg": HYBRID_COMPANION,
         "hybrid_fold_axial_dim": HYBRID_COMPANION,
         "hybrid_learned_mix": HYBRID_COMPANION,
+        **{name: CAUSAL_ONLY for name in ("use_cope", "cope_max_pos", "cope_talking_heads",
+                                          "cope_soft_onehot_pos")},
     },
 }
 

@@ -58,6 +58,9 @@ class Feature:
     recurrent: a Transformer-XL model (max_mem_len): generation runs by segments, always
         cached, against x-transformers' XLAutoregressiveWrapper.
     mask: whether its forward takes a padding mask (False where the reference takes none).
+    samples: the model samples in eval mode (gumbel_softmax): its forwards are compared with
+        torch's generator seeded alike (reference.drawn), and it generates without the cache
+        only (a cached step draws noise of another shape than the reference's uncached one).
     """
     group: str
     name: str
@@ -74,6 +77,7 @@ class Feature:
     reference_cache: bool = True
     recurrent: bool = False
     mask: bool = True
+    samples: bool = False
 
     @property
     def id(self) -> str:
@@ -242,7 +246,30 @@ EXPLICIT = token_rows("explicit", {
     "zero_kv_residual_softclamp": {"layers": {"residual_attn": True, "rotary_pos_emb": True},
                                    "attn": {"add_zero_kv": True, "softclamp_logits": True,
                                             "logit_softclamp_value": 2.0, "k_rmsnorm": True}},
-}, flash=False)
+}, flash=False) + token_rows("explicit", {
+    # Gumbel-softmax attention samples in eval mode: compared with the noise aligned (the seed
+    # before each forward), generation without the cache (a cached step draws noise of another
+    # shape: tests/test_attention_variants.py tests it by its statistics)
+    "gumbel_softmax": {"attn": {"gumbel_softmax": True}},
+    # a temperature above 1 keeps masked scores finite (below 1, -max / tau overflows to -inf
+    # and a row that sees no key gives NaN gradients, in the reference too)
+    "gumbel_soft_sink_gqa": {"attn": {"gumbel_softmax": True, "gumbel_softmax_temp": 2.0,
+                                      "gumbel_softmax_hard": False, "head_learned_sink": True,
+                                      "kv_heads": 2, "num_mem_kv": 1}},
+}, flash=False, samples=True) + token_rows("explicit", {
+    # cross-attention inherits it: self- and cross-attention draw in turn, layer by layer
+    "gumbel_cross": {"layers": {"cross_attend": True}, "attn": {"gumbel_softmax": True},
+                     "cross_attn": {"gumbel_softmax_temp": 1.5}},
+}, kinds=("Decoder",), flash=False, samples=True)
+
+# contextual positions (CoPE) count keys by gates of the masked scores: causal only, never flash
+COPE = token_rows("explicit", {
+    "cope": {"attn": {"use_cope": True, "cope_max_pos": 4}},
+    # talking heads before the gates; the memory keys, the zero key and the sink around them
+    "cope_talking_heads_memory": {"layers": {"rotary_pos_emb": True}, "attn": {
+        "use_cope": True, "cope_talking_heads": True, "num_mem_kv": 2, "kv_heads": 2,
+        "add_zero_kv": True, "head_learned_sink": True}},
+}, kinds=("Decoder",), flash=False)
 
 # residual attention adds one layer's scores to the next: the score matrix again
 RESIDUAL = token_rows("residual", {
@@ -487,7 +514,7 @@ RECURRENCE = token_rows("recurrence", {
                          "attn": {"qk_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True}},
 }, recurrent=True)
 
-FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
+FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + RESIDUAL + LAYERS
                            + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING + OTHER_MODELS
                            + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}

@@ -120,6 +120,7 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
         for group in AT_MOST_ONE:
             found += group_violations(spec, module, group)
         found += cross_sink_violations(spec, module)
+        found += cross_gumbel_violations(spec, module)
     for model in all_modules(spec):
         found += z_loss_violations(spec, model)
     return found
@@ -145,6 +146,22 @@ def cross_sink_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
                                 "scores each cross-attention hands on, one column more than the "
                                 "next one's (x-transformers 2.31.10 fails from the second)"))
     return found
+
+
+def cross_gumbel_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
+    """Gumbel-softmax that cross-attention takes (from cross_attn: or attn:) excludes its flash
+    kernel, as RULES' row does for self-attention (the reference ignores it there); a pair both
+    written in attn: is reported there already."""
+    gumbel = cross_key(layers, "gumbel_softmax")
+    if not cross_attends(layers) or gumbel is None or not cross_option(layers, "gumbel_softmax"):
+        return []
+    flash = cross_key(layers, "flash")
+    if not cross_option(layers, "flash") or (flash.startswith("attn.") and gumbel.startswith("attn.")):
+        return []
+    return [diagnostic(spec, f"{layers.key}.{gumbel}", "flash-excludes-gumbel-softmax",
+                       f"cross-attention takes {flash} and {gumbel}: gumbel softmax samples the "
+                       "weights from the attention matrix, and x-transformers silently ignores "
+                       "it under flash")]
 
 
 Z_LOSS_CODE = "flash-excludes-attn-z-loss"  # a rule between a wrapper and its layers
