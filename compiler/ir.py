@@ -283,6 +283,9 @@ class AttentionAttrs:
     use_cope: bool = False
     cope_max_pos: int = 16
     cope_talking_heads: bool = False
+    # selective attention: each query's scores minus the first head's positive scores of the
+    # earlier queries for the same keys (a token may stop later ones attending to a key)
+    selective: bool = False
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -312,6 +315,8 @@ class AttentionAttrs:
         reasons += (GUMBEL_REASON,) if self.gumbel_softmax else ()
         reasons += ("contextual positions (CoPE) are counted from the masked scores",
                     ) if self.use_cope else ()
+        reasons += ("selective attention subtracts earlier queries' scores",
+                    ) if self.selective else ()
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

@@ -99,10 +99,12 @@ class Model:
         custom layout caches each attention sublayer run; one without self-attention has
         nothing to cache. Belief attention (orthog_projected_values) projects every position
         against the whole sequence, so each step recomputes it (x-transformers caches and
-        then projects the newest position alone: its uncached tokens are the model's)."""
+        then projects the newest position alone: its uncached tokens are the model's).
+        Selective attention's penalties sum over every earlier query: recomputed at each step
+        too (x-transformers' can_cache_kv is false for it)."""
         attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and bool(attention)
-                and not any(op.attrs.orthog_copies for op in attention))
+                and not any(op.attrs.orthog_copies or op.attrs.selective for op in attention))
 
     @property
     def recurrent(self) -> bool:

@@ -109,7 +109,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     softclamp: float | None = None, sink: Tensor | None = None,
                     return_scores: bool = False, gumbel: float | None = None,
                     gumbel_hard: bool = True,
-                    cope: nn.Module | None = None) -> Tensor | tuple[Tensor, Tensor]:
+                    cope: nn.Module | None = None,
+                    selective: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
     mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
@@ -128,7 +129,7 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     its largest entry with the soft weights' gradient where `gumbel_hard`; the noise is drawn
     from torch's global generator, one (B, H, T, S) draw per call. `cope` (contextual
     positions, runtime.positions.ContextualPositions) adds its logits to the masked scores,
-    before the sink. Shapes and masks
+    before the sink; `selective` then subtracts `selective_penalty`. Shapes and masks
     as in `attend`; the order of operations is x-transformers' (Attend.forward in attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
@@ -152,6 +153,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
         scores = scores.masked_fill(~allowed, lowest)
     if cope is not None:
         scores = scores + cope(q, scores)
+    if selective:
+        scores = scores - selective_penalty(scores)
     if sink is not None:  # (B, H, T, 1 + S): never masked
         scores = torch.cat((sink[:, None, None].expand(*scores.shape[:-1], 1), scores), dim=-1)
     pre_softmax = scores
@@ -183,3 +186,17 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
 def straight_through(forward: Tensor, soft: Tensor) -> Tensor:
     """`forward`'s values with `soft`'s gradient."""
     return forward.detach() + soft - soft.detach()
+
+
+def selective_penalty(scores: Tensor) -> Tensor:
+    """Selective attention (Leviathan et al. 2024, https://arxiv.org/abs/2410.02703, section
+    3.3), causal: query i's penalty on key j is the sum, over the earlier queries i' < i, of
+    the first head's masked score of i' for j, where positive. A query never penalises its own
+    key, nor the first query's (the start of the sequence) or any before it (memory slots, a
+    zero key). scores (B, H, T, S), the last T keys the queries' own -> (B, 1, T, S)."""
+    T, S = scores.shape[-2:]
+    keys = torch.arange(S, device=scores.device)
+    own = keys == torch.arange(S - T, S, device=scores.device)[:, None]  # (T, S)
+    gates = scores[:, 0].relu().masked_fill(own | (keys <= S - T), 0.0)  # (B, T, S)
+    earlier = torch.cat((torch.zeros_like(gates[:, :1]), gates[:, :-1]), dim=1)  # row i: i - 1's
+    return earlier.cumsum(dim=1)[:, None]

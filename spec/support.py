@@ -69,7 +69,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
         "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
-        "use_cope", "cope_max_pos", "cope_talking_heads",
+        "use_cope", "cope_max_pos", "cope_talking_heads", "selective",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
@@ -151,7 +151,7 @@ REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
         "hybrid_fold_axial_dim": HYBRID_COMPANION,
         "hybrid_learned_mix": HYBRID_COMPANION,
         **{name: CAUSAL_ONLY for name in ("use_cope", "cope_max_pos", "cope_talking_heads",
-                                          "cope_soft_onehot_pos")},
+                                          "cope_soft_onehot_pos", "selective")},
     },
 }
 

@@ -53,7 +53,8 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
 
 
 # options x-transformers builds for causal attention only (Attention.__init__ asserts causal)
-CAUSAL_ONLY = {"use_cope": "CoPE was designed for causal attention"}
+CAUSAL_ONLY = {"use_cope": "CoPE was designed for causal attention",
+               "selective": "selective attention is designed for autoregressive"}
 
 
 def check_causal_only(spec: Spec, layers) -> list[Diagnostic]:
