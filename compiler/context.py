@@ -196,12 +196,16 @@ class AttentionClass(ReadsConfig):
         wanted |= {TORCH} if a.head_learned_sink else set()
         wanted |= {runtime("positions", "ContextualPositions")} if a.use_cope else set()
         wanted |= {FUNCTIONAL} if a.add_zero_kv else set()
+        wanted |= {runtime("biases", "ProjectedDistanceBias")} if a.use_rel_proj_pos_bias else set()
         wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()
         wanted |= {TORCH, FUNCTIONAL} if a.memory else set()
         wanted |= {runtime("attention", "orthogonal_part")} if a.orthog_copies else set()
         wanted |= {runtime("attention", "tile_heads")} if a.orthog_copies and a.kv_heads else set()
         wanted |= {TORCH} if a.orthog_copies == 2 else set()
-        return wanted | ({FUNCTIONAL} if a.bias and a.num_mem_kv else set())
+        if a.data_dependent_alibi:
+            form = "PerRowDataDependentAlibi" if a.data_dependent_alibi_per_row else "DataDependentAlibi"
+            wanted |= {runtime("biases", form)}
+        return wanted | ({FUNCTIONAL} if a.scores_bias and a.num_mem_kv else set())
 
 
 def attention_returns(attrs: AttentionAttrs | CrossAttentionAttrs) -> str:

@@ -108,6 +108,13 @@ def attention_parameters(a) -> int:
     count += (a.heads * a.q_rmsnorm + kv_heads * a.k_rmsnorm + a.heads * a.value_rmsnorm) * a.dim_head
     count += a.heads if a.head_learned_sink else 0
     count += a.cope_max_pos * a.dim_head + a.cope_talking_heads * a.heads**2 if a.use_cope else 0
+    if a.use_rel_proj_pos_bias:  # the weights' projection (with a bias), the distance curves
+        basis = a.rel_proj_num_distance_basis
+        count += (a.dim + 1) * a.heads * basis + basis * a.rel_proj_max_dist
+    if a.data_dependent_alibi_per_row:  # gate queries and keys, without a bias
+        count += a.dim * 2 * a.heads * a.data_dependent_alibi_per_row_dim_head
+    elif a.data_dependent_alibi:  # a gate per head (and one more for the other way), with a bias
+        count += (a.dim + 1) * a.heads * (1 if a.causal else 2)
     return count + sum(a.talking_heads) * a.heads**2
 
 
@@ -513,6 +520,16 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
         products += [Product(2 * a.heads * n * a.cope_max_pos * a.dim_head, 2, scores=True)]
         products += [Product(2 * a.heads * a.heads * n * keys, 2)] * a.cope_talking_heads
     products += value_gates_products(a, n, a.heads * value_dim, input_grad)
+    if a.data_dependent_alibi_per_row:  # the gates' queries and keys, then their products
+        width = a.data_dependent_alibi_per_row_dim_head
+        products += [linear(n, a.dim, 2 * a.heads * width, input_grad),
+                     Product(2 * a.heads * n * n * width, 2, scores=True)]
+    elif a.data_dependent_alibi:
+        products += [linear(n, a.dim, a.heads * (1 if a.causal else 2), input_grad)]
+    if a.use_rel_proj_pos_bias:  # the curves' weights, then their mix for each query and key
+        basis, bias_keys = a.rel_proj_num_distance_basis, memory + n
+        products += [linear(n, a.dim, a.heads * basis, input_grad),
+                     Product(2 * a.heads * n * bias_keys * basis, 2, scores=True)]
     if a.project_out:
         # (belief attention's projection is elementwise: no matrix product of its own)
         products.append(linear(n, a.out_width, a.dim * (2 if a.on_attn else 1), True))

@@ -276,11 +276,17 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
     """What forces a mask tensor (or unequal head widths) on every call."""
     a = op.attrs
     found = []
+    if op.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION) and a.l2_distance:
+        found.append("L2-distance scores: the keys' squared norms are an additive float mask")
     if op.kind is OpKind.ATTENTION:
         if a.bias:
             scheme = next(graph[i].attrs.scheme for i in op.inputs
                           if graph[i].kind is OpKind.POSITION_BIAS)
             found.append(f"the {scheme} position bias is an additive float mask")
+        if a.use_rel_proj_pos_bias:
+            found.append("the projected distance bias is an additive float mask")
+        if a.data_dependent_alibi:
+            found.append("data-dependent ALiBi is an additive float mask")
         if a.causal and a.num_mem_kv:
             found.append("memory keys make keys longer than queries: the causal mask is a tensor")
         if a.causal and a.add_zero_kv:

@@ -286,6 +286,30 @@ class AttentionAttrs:
     # selective attention: each query's scores minus the first head's positive scores of the
     # earlier queries for the same keys (a token may stop later ones attending to a key)
     selective: bool = False
+    sigmoid: bool = False  # each weight the sigmoid of its score, no softmax
+    l2_distance: bool = False  # scores -|q - k|^2 * scale (SDPA: a per-key bias, `attend`)
+    cog_signed: bool = False  # softmax of the scores' magnitudes, times their signs
+    laser: bool = False  # LASER: attention over exp(soft-clamped values), then the log
+    laser_softclamp_value: float = 15.0
+    # a bias per head, query and key from the query's input: weights over learned distance
+    # curves (x-transformers' RelativeProjPositionalBias)
+    use_rel_proj_pos_bias: bool = False
+    rel_proj_num_distance_basis: int = 16
+    rel_proj_max_dist: int = 1024
+    # data-dependent ALiBi (the forgetting transformer): forget gates from the input, one per
+    # position, or per query and key (per_row, with gate keys per_row_dim_head wide); the
+    # gates' bias init and scale, from data_dependent_alibi_kwargs
+    data_dependent_alibi: bool = False
+    data_dependent_alibi_per_row: bool = False
+    data_dependent_alibi_per_row_dim_head: int = 8
+    forget_bias_init: float = 5.0
+    forget_post_log_scale: float = 1.0
+
+    @property
+    def scores_bias(self) -> bool:
+        """Whether a float bias is added to the scores: the shared position bias, this layer's
+        own, or both."""
+        return self.bias or self.use_rel_proj_pos_bias or self.data_dependent_alibi
 
     @property
     def qkv_widths(self) -> tuple[int, int, int]:
@@ -317,11 +341,21 @@ class AttentionAttrs:
                     ) if self.use_cope else ()
         reasons += ("selective attention subtracts earlier queries' scores",
                     ) if self.selective else ()
+        reasons += score_function_reasons(self)
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property
     def explicit(self) -> bool:
         return bool(self.explicit_reasons)
+
+
+def score_function_reasons(a) -> tuple[str, ...]:
+    """Why a score function needs the score matrix (sigmoid, cog_signed); l2_distance does not
+    alone (SDPA takes it as a per-key bias), but it does with another reason."""
+    reasons = ("sigmoid attention weighs each score alone, with no softmax",) if a.sigmoid else ()
+    reasons += (("signed attention takes the softmax of the scores' magnitudes",)
+                if a.cog_signed else ())
+    return reasons
 
 
 @dataclass(frozen=True)
@@ -355,6 +389,12 @@ class CrossAttentionAttrs:
     gumbel_softmax: bool = False
     gumbel_softmax_temp: float = 1.0
     gumbel_softmax_hard: bool = True
+    sigmoid: bool = False  # the score functions, as AttentionAttrs'
+    l2_distance: bool = False
+    cog_signed: bool = False
+    laser: bool = False
+    laser_softclamp_value: float = 15.0
+    inverted_attention: bool = False  # softmax over the queries, then each row normalised
 
     @property
     def explicit_reasons(self) -> tuple[str, ...]:
@@ -362,6 +402,9 @@ class CrossAttentionAttrs:
         reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
         reasons += (GUMBEL_REASON,) if self.gumbel_softmax else ()
+        reasons += score_function_reasons(self)
+        reasons += (("inverted attention takes the softmax over the queries",)
+                    if self.inverted_attention else ())
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
     @property

@@ -601,6 +601,10 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         # without use_cope its companions do nothing: a warning says so
         cope_max_pos=attn["cope_max_pos"] if attn["use_cope"] else 16,
         cope_talking_heads=attn["use_cope"] and attn["cope_talking_heads"],
+        # without the bias its sizes do nothing (a warning says so)
+        rel_proj_num_distance_basis=attn["rel_proj_num_distance_basis"] if attn["use_rel_proj_pos_bias"] else 16,
+        rel_proj_max_dist=attn["rel_proj_max_dist"] if attn["use_rel_proj_pos_bias"] else 1024,
+        **forget_gates(attn),
     )
 
 
@@ -610,6 +614,22 @@ def gumbel(options: Mapping[str, object]) -> dict[str, object]:
     on = bool(options["gumbel_softmax"])
     return {"gumbel_softmax_temp": options["gumbel_softmax_temp"] if on else 1.0,
             "gumbel_softmax_hard": options["gumbel_softmax_hard"] or not on}
+
+
+def forget_gates(attn: Mapping[str, object]) -> dict[str, object]:
+    """Data-dependent ALiBi's settings, those that do nothing normalised away (warnings say
+    so): the per-row form and its width need data_dependent_alibi, the kwargs give the gates'
+    bias init (the per-position form's) and scale."""
+    on = attn["data_dependent_alibi"]
+    per_row = on and attn["data_dependent_alibi_per_row"]
+    kwargs = (attn["data_dependent_alibi_kwargs"] or {}) if on else {}
+    return {
+        "data_dependent_alibi_per_row": per_row,
+        "data_dependent_alibi_per_row_dim_head": (attn["data_dependent_alibi_per_row_dim_head"]
+                                                  if per_row else 8),
+        "forget_bias_init": float(kwargs.get("bias_init", 5.0)) if not per_row else 5.0,
+        "forget_post_log_scale": float(kwargs.get("post_log_scale", 1.0)),
+    }
 
 
 def value_gates(options: Mapping[str, object], whole: Mapping[str, object]) -> dict[str, object]:

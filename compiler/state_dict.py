@@ -134,6 +134,14 @@ def attention_parameters(attrs) -> list[tuple]:
     pairs += [("attend.cope.pos_emb", "cope.pos_emb")] if getattr(attrs, "use_cope", False) else []
     pairs += ([("attend.cope.talking_heads.weight", "cope.talking_heads.weight")]
               if getattr(attrs, "cope_talking_heads", False) else [])
+    if getattr(attrs, "data_dependent_alibi", False):
+        parts = ("weight",) if attrs.data_dependent_alibi_per_row else ("weight", "bias")
+        pairs += [(f"data_dependent_alibi.to_forget_gates.0.{p}", f"forget_gates.to_forget_gates.{p}")
+                  for p in parts]
+    if getattr(attrs, "use_rel_proj_pos_bias", False):
+        pairs += [(f"rel_proj_pos_bias.to_distance_weights.0.{p}",
+                   f"rel_proj_bias.to_distance_weights.{p}") for p in ("weight", "bias")]
+        pairs += [("rel_proj_pos_bias.distance_bank", "rel_proj_bias.distance_bank")]
     # MultiheadRMSNorm's gamma is used as gamma + 1
     norms = [name for name in ("q_rmsnorm", "k_rmsnorm", "value_rmsnorm") if getattr(attrs, name, False)]
     return fused + [(reference, emitted, False) for reference, emitted in pairs] + [

@@ -20,15 +20,19 @@ from torch import Tensor, nn
 
 def attend(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, key_mask: Tensor | None = None,
            attn_mask: Tensor | None = None, bias: Tensor | None = None,
-           dropout: float = 0.0, scale: float | None = None) -> Tensor:
+           dropout: float = 0.0, scale: float | None = None,
+           l2_distance: bool = False) -> Tensor:
     """softmax(q k^T / sqrt(D) + bias) v for q (B, H, T, D), k and v (B, H or K, S, D).
 
     key_mask (B, S) is True for keys that may be attended to; attn_mask, (T, S), (H, T, S) or
     (B, H, T, S), is True where query i may attend to key j; bias (H, T, S) is added to the
     scaled scores (relative positions); dropout applies to the attention weights (pass 0.0
-    outside training); scale replaces 1 / sqrt(D) (qk-norm uses a fixed one).
+    outside training); scale replaces 1 / sqrt(D) (qk-norm uses a fixed one). l2_distance
+    scores by minus the squared distance of q and k instead (`l2_distance_bias`).
     """
     T, S = q.shape[-2], k.shape[-2]
+    if l2_distance:
+        bias, scale = l2_distance_bias(q, k, bias, scale)
     if T == 1:  # one query is the newest position: it sees every key
         causal = False  # (a branch, not `causal and T > 1`: with dynamic shapes under
         # torch.compile that would be a symbolic bool, and SDPA's is_causal takes plain ones)
@@ -70,6 +74,17 @@ def attend_one_query_grouped(q: Tensor, k: Tensor, v: Tensor, key_mask: Tensor |
     return out.transpose(1, 2).reshape(B, H, 1, v.shape[-1])  # (B, H, 1, Dv)
 
 
+def l2_distance_bias(q: Tensor, k: Tensor, bias: Tensor | None,
+                     scale: float | None) -> tuple[Tensor, float]:
+    """Scores -|q - k|^2 * scale as SDPA computes them: -|q - k|^2 = 2 q.k - |k|^2 - |q|^2, and
+    the last term is the same for every key of a row, so the softmax drops it. Returns the
+    bias, -|k|^2 * scale per key (plus `bias`), (B, H, T, S), and the scale of q.k, 2 * scale."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    keys = -scale * tile_heads(k, q.shape[1]).pow(2).sum(dim=-1)  # (B, H, S)
+    keys = keys[:, :, None, :].expand(-1, -1, q.shape[-2], -1)  # (B, H, T, S)
+    return (keys if bias is None else keys + bias), 2 * scale
+
+
 def orthogonal_part(x: Tensor, y: Tensor) -> Tensor:
     """x minus its projection on y, each batch row flattened whole: (B, ...) tensors of one
     shape, so every position of a row at once (belief attention, x-transformers'
@@ -107,7 +122,10 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     sparse_topk: int | None = None, topk_straight_through: bool = False,
                     hard: bool = False, prev_scores: Tensor | None = None,
                     softclamp: float | None = None, sink: Tensor | None = None,
-                    return_scores: bool = False, gumbel: float | None = None,
+                    return_scores: bool = False, sigmoid: bool = False,
+                    l2_distance: bool = False,
+                    cog_signed: bool = False, inverted: bool = False,
+                    query_mask: Tensor | None = None, gumbel: float | None = None,
                     gumbel_hard: bool = True,
                     cope: nn.Module | None = None,
                     selective: bool = False) -> Tensor | tuple[Tensor, Tensor]:
@@ -129,12 +147,23 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     its largest entry with the soft weights' gradient where `gumbel_hard`; the noise is drawn
     from torch's global generator, one (B, H, T, S) draw per call. `cope` (contextual
     positions, runtime.positions.ContextualPositions) adds its logits to the masked scores,
-    before the sink; `selective` then subtracts `selective_penalty`. Shapes and masks
+    before the sink; `selective` then subtracts `selective_penalty`. `sigmoid` weighs
+    each key by the sigmoid of its score instead of the softmax (sigmoid attention, Ramapuram et
+    al. 2024, https://arxiv.org/abs/2409.04431); `l2_distance` scores by minus the squared
+    distance of q and k (times the scale); `cog_signed` takes the softmax of the scores'
+    magnitudes and gives each weight its score's sign (CoG attention,
+    https://arxiv.org/abs/2411.07176). `inverted` takes the softmax over the queries instead,
+    padded queries (`query_mask` (B, T), True for real ones) masked before it and masked keys
+    after, then normalises each row's weights to sum 1 (inverted cross-attention, as
+    x-transformers' inverted_attention). Shapes and masks
     as in `attend`; the order of operations is x-transformers' (Attend.forward in attend.py)."""
     T, S = q.shape[-2], k.shape[-2]
     k, v = tile_heads(k, q.shape[1]), tile_heads(v, q.shape[1])
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    scores = torch.einsum("bhid,bhjd->bhij", q, k) * scale  # (B, H, T, S)
+    scores = torch.einsum("bhid,bhjd->bhij", q, k)  # (B, H, T, S)
+    if l2_distance:  # -|q - k|^2 = 2 q.k - |q|^2 - |k|^2
+        scores = 2 * scores - q.pow(2).sum(dim=-1)[..., None] - k.pow(2).sum(dim=-1)[..., None, :]
+    scores = scores * scale
     if prev_scores is not None:
         scores = scores + prev_scores
     pre_to_post = pre_scale_post_talking_heads(scores) if pre_scale_post_talking_heads else None
@@ -144,10 +173,15 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
         scores = scores + bias
     if softclamp is not None:
         scores = softclamp * torch.tanh(scores / softclamp)
+    if cog_signed:  # the softmax of the magnitudes; the signs come back after it
+        signs, scores = scores.sign(), scores.abs()
     allowed = causal_mask(T, S, q.device) if causal and T > 1 else None
     for mask in (key_mask[:, None, None, :] if key_mask is not None else None, attn_mask):
         if mask is not None:
             allowed = mask if allowed is None else allowed & mask
+    key_allowed = allowed  # rows with no visible key return zeros
+    if inverted:  # the queries' padding before the softmax, the keys' after it
+        allowed = None if query_mask is None else query_mask[:, None, :, None]  # (B, 1, T, 1)
     lowest = -torch.finfo(scores.dtype).max
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
@@ -156,7 +190,10 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     if selective:
         scores = scores - selective_penalty(scores)
     if sink is not None:  # (B, H, T, 1 + S): never masked
-        scores = torch.cat((sink[:, None, None].expand(*scores.shape[:-1], 1), scores), dim=-1)
+        sinks = sink[:, None, None].expand(*scores.shape[:-1], 1)
+        if cog_signed:
+            signs, sinks = torch.cat((sinks.sign(), signs), dim=-1), sinks.abs()
+        scores = torch.cat((sinks, scores), dim=-1)
     pre_softmax = scores
     if sparse_topk is not None:
         kth = scores.topk(min(sparse_topk, scores.shape[-1]), dim=-1).values[..., -1:]
@@ -167,9 +204,17 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
         one_hot = torch.zeros_like(scores).scatter(-1, scores.argmax(dim=-1, keepdim=True), 1.0)
         weights = straight_through(one_hot, scores.softmax(dim=-1))
     elif gumbel is not None:
-        weights = F.gumbel_softmax(scores, tau=gumbel, hard=gumbel_hard, dim=-1)
+        weights = F.gumbel_softmax(scores, tau=gumbel, hard=gumbel_hard, dim=-2 if inverted else -1)
+    elif sigmoid:  # masked keys weigh sigmoid(lowest) = 0
+        weights = scores.sigmoid()
     else:
-        weights = scores.softmax(dim=-1)
+        weights = scores.softmax(dim=-2 if inverted else -1)
+    if inverted:  # over the queries: masked keys weigh 0, then each row sums to 1
+        if key_allowed is not None:
+            weights = weights.masked_fill(~key_allowed, 0.0)
+        weights = F.normalize(weights, p=1, dim=-1, eps=1e-8)
+    if cog_signed:
+        weights = weights * signs
     if sink is not None:
         weights = weights[..., 1:]  # the sink's share goes nowhere
     weights = F.dropout(weights, dropout)
@@ -178,8 +223,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     if pre_to_post is not None:
         weights = weights * pre_to_post
     out = torch.einsum("bhij,bhjd->bhid", weights, v)  # (B, H, T, D)
-    if allowed is not None:
-        out = out.masked_fill(~allowed.any(dim=-1, keepdim=True), 0.0)
+    if key_allowed is not None:
+        out = out.masked_fill(~key_allowed.any(dim=-1, keepdim=True), 0.0)
     return (out, pre_softmax) if return_scores else out
 
 

@@ -22,6 +22,7 @@ class KVCache:
         value_dim_head = dim_head if value_dim_head is None else value_dim_head
         self.values = torch.empty(batch, heads, capacity, value_dim_head, device=device, dtype=dtype)
         self.length = 0
+        self.extra: dict[str, Tensor] = {}  # other per-position tensors the layer keeps
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append k and v (B, H, T, D); return everything cached so far, (B, H, length, D)."""
@@ -33,6 +34,22 @@ class KVCache:
         self.values.narrow(2, start, v.shape[2]).copy_(v)
         self.length = end
         return self.keys.narrow(2, 0, end), self.values.narrow(2, 0, end)
+
+    def extend(self, name: str, t: Tensor) -> Tensor:
+        """Append t (B, H, T, ...) to a per-position tensor the layer keeps beside its keys
+        (data-dependent ALiBi's gate keys); return every position's so far."""
+        previous = self.extra.get(name)
+        self.extra[name] = t if previous is None else torch.cat((previous, t), dim=2)
+        return self.extra[name]
+
+    def extend_running_sum(self, name: str, sums: Tensor) -> Tensor:
+        """Append running sums (B, H, T) of new positions, continued from the last one kept
+        (data-dependent ALiBi's forget gates); return every position's so far."""
+        previous = self.extra.get(name)
+        if previous is not None:
+            sums = torch.cat((previous, previous[..., -1:] + sums), dim=-1)
+        self.extra[name] = sums
+        return sums
 
 
 class ContextCache:

@@ -89,7 +89,7 @@ ROUTING = {
         "dim", "heads", "causal", "qkv_receive_diff_residuals", "learned_value_residual_mix",
         "rotate_num_heads", "output_proj_depth"]},
     "cross_attn": {"class": "Attention", "exclude": [
-        "dim", "heads", "inverted_attention", "output_proj_depth"]},
+        "dim", "heads", "output_proj_depth"]},
     "ff": {"class": "FeedForward", "exclude": ["dim", "output_proj_depth"]},
 }
 

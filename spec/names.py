@@ -33,7 +33,8 @@ IMPORTED_NAMES = frozenset({
     "F", "Tensor", "Callable",
     "AlibiBias", "ContextCache", "ContextualPositions", "DynamicPositionBias", "HeadRMSNorm", "KVCache", "LayerCache",
     "ModelCache", "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
-    "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias",
+    "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias", "ProjectedDistanceBias",
+    "DataDependentAlibi", "PerRowDataDependentAlibi",
     "LossBreakdown", "NamedTuple", "NumberGeneration",
 })
 

@@ -70,6 +70,10 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
         "use_cope", "cope_max_pos", "cope_talking_heads", "selective",
+        "sigmoid", "l2_distance", "cog_signed", "laser", "laser_softclamp_value",
+        "use_rel_proj_pos_bias", "rel_proj_num_distance_basis", "rel_proj_max_dist",
+        "data_dependent_alibi", "data_dependent_alibi_per_row",
+        "data_dependent_alibi_per_row_dim_head", "data_dependent_alibi_kwargs",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
@@ -87,6 +91,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "project_out", "zero_init_output", "sublayer_dropout", "qk_rmsnorm", "k_rmsnorm",
         "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
+        "sigmoid", "l2_distance", "cog_signed", "laser", "laser_softclamp_value",
+        "inverted_attention",
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
     }),
     "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),

@@ -167,6 +167,7 @@ DECODERS += token_rows("decoder", {
 
 ATTENTION = token_rows("attention", {
     "gqa": {"attn": {"kv_heads": 2}},
+    "laser": {"attn": {"laser": True}},
     "mqa": {"attn": {"one_kv_head": True}},
     "qk_norm": {"attn": {"qk_norm": True}},
     "qk_norm_groups_scale": {"attn": {"qk_norm": True, "qk_norm_groups": 2, "qk_norm_scale": 8}},
@@ -220,9 +221,38 @@ ATTENTION = token_rows("attention", {
     "value_dim_head": {"attn": {"value_dim_head": 8}},
     "softclamp": {"attn": {"softclamp_logits": True, "logit_softclamp_value": 2.0}},
     "softclamp_bias": {"layers": {"alibi_pos_bias": True}, "attn": {"softclamp_logits": True}},
+    # the keys' squared norms are SDPA's float bias (no flash kernel); LASER attends over exp(v)
+    "l2_distance": {"attn": {"l2_distance": True}},
+    "l2_distance_alibi_memory_gqa": {"layers": {"alibi_pos_bias": True},
+                                     "attn": {"l2_distance": True, "num_mem_kv": 2, "kv_heads": 2,
+                                              "add_zero_kv": True}},
+    "laser_memory_gqa_head_scale": {"attn": {"laser": True, "laser_softclamp_value": 2.0,
+                                             "num_mem_kv": 2, "kv_heads": 2, "add_zero_kv": True,
+                                             "head_scale": True}},
     # under flash the reference needs the flash-attn package (CUDA) for it
     "flash_pack_seq": {"layers": {"rotary_pos_emb": True}, "attn": {"flash_pack_seq": True}},
-}, flash=False)
+    # a learned float bias: SDPA's flash kernel has no gradient for its mask, so flash: true
+    # (accepted, as the reference) runs the other kernels. Distances 6 and beyond get no bias
+    "rel_proj_pos_bias": {"attn": {"use_rel_proj_pos_bias": True, "rel_proj_num_distance_basis": 4,
+                                   "rel_proj_max_dist": 6}},
+    "rel_proj_alibi_zero_kv_gqa": {"layers": {"alibi_pos_bias": True},
+                                   "attn": {"use_rel_proj_pos_bias": True, "add_zero_kv": True,
+                                            "kv_heads": 2}},
+}, flash=False) + token_rows("attention", {
+    # data-dependent ALiBi: x-transformers' cached path computes the gates of the newest token
+    # alone, so its uncached tokens are the reference (xtc's cache carries the running sums);
+    # a learned float bias, so no flash kernel (as the projected distance bias)
+    "data_dependent_alibi": {"attn": {"data_dependent_alibi": True, "data_dependent_alibi_kwargs": {
+        "bias_init": 2.0, "post_log_scale": 0.5}}},
+    "dda_zero_kv_rel_proj_gqa": {"attn": {"data_dependent_alibi": True, "add_zero_kv": True,
+                                          "use_rel_proj_pos_bias": True, "kv_heads": 2}},
+}, flash=False, reference_cache=False) + token_rows("attention", {
+    "dda_per_row": {"attn": {"data_dependent_alibi": True, "data_dependent_alibi_per_row": True,
+                             "data_dependent_alibi_per_row_dim_head": 4,
+                             "data_dependent_alibi_kwargs": {"post_log_scale": 2.0}}},
+    "dda_per_row_memory_kv": {"attn": {"data_dependent_alibi": True, "num_mem_kv": 2,
+                                       "data_dependent_alibi_per_row": True}},
+}, flash=False, reference_cache=False, kinds=("Decoder",))
 
 # options that work on the score matrix itself: never flash
 EXPLICIT = token_rows("explicit", {
@@ -239,6 +269,8 @@ EXPLICIT = token_rows("explicit", {
     "talking_heads_encoder_alibi_memory": {"layers": {"alibi_pos_bias": True}, "attn": {
         "pre_talking_heads": True, "post_talking_heads": True, "num_mem_kv": 2}},
     "head_learned_sink": {"attn": {"head_learned_sink": True}},
+    "rel_proj_topk_talking_heads": {"attn": {"use_rel_proj_pos_bias": True, "sparse_topk": 3,
+                                             "pre_talking_heads": True, "rel_proj_max_dist": 5}},
     # the sink and the zero key both take part in top-k and in the mixing of heads
     "sink_zero_kv_topk_talking_heads": {"attn": {
         "head_learned_sink": True, "add_zero_kv": True, "sparse_topk": 3,
@@ -246,6 +278,14 @@ EXPLICIT = token_rows("explicit", {
     "zero_kv_residual_softclamp": {"layers": {"residual_attn": True, "rotary_pos_emb": True},
                                    "attn": {"add_zero_kv": True, "softclamp_logits": True,
                                             "logit_softclamp_value": 2.0, "k_rmsnorm": True}},
+    "sigmoid": {"attn": {"sigmoid": True}},
+    "sigmoid_sink_zero_kv_alibi": {"layers": {"alibi_pos_bias": True}, "attn": {
+        "sigmoid": True, "head_learned_sink": True, "add_zero_kv": True, "num_mem_kv": 1}},
+    "cog_signed": {"attn": {"cog_signed": True}},
+    # the sink's sign joins the scores' signs; l2 scores on the explicit path
+    "cog_signed_sink_l2_softclamp": {"attn": {
+        "cog_signed": True, "head_learned_sink": True, "l2_distance": True, "kv_heads": 2,
+        "softclamp_logits": True, "logit_softclamp_value": 2.0}},
 }, flash=False) + token_rows("explicit", {
     # Gumbel-softmax attention samples in eval mode: compared with the noise aligned (the seed
     # before each forward), generation without the cache (a cached step draws noise of another
@@ -260,7 +300,13 @@ EXPLICIT = token_rows("explicit", {
     # cross-attention inherits it: self- and cross-attention draw in turn, layer by layer
     "gumbel_cross": {"layers": {"cross_attend": True}, "attn": {"gumbel_softmax": True},
                      "cross_attn": {"gumbel_softmax_temp": 1.5}},
-}, kinds=("Decoder",), flash=False, samples=True)
+}, kinds=("Decoder",), flash=False, samples=True) + token_rows("explicit", {
+    # sampled over the queries: inverted cross-attention's Gumbel-softmax runs along them (soft:
+    # a hard sample leaves most queries no weight, and their rows' l1 norm divides by ~1e-8)
+    "gumbel_inverted_cross": {"layers": {"cross_attend": True}, "cross_attn": {
+        "gumbel_softmax": True, "gumbel_softmax_temp": 2.0, "gumbel_softmax_hard": False,
+        "inverted_attention": True}},
+}, kinds=("Decoder",), flash=False, samples=True, reference_cache=False)
 
 # contextual positions (CoPE) count keys by gates of the masked scores: causal only, never flash
 COPE = token_rows("explicit", {
@@ -275,6 +321,9 @@ COPE = token_rows("explicit", {
     "selective_memory_zero_kv_cope": {"layers": {"rotary_pos_emb": True}, "attn": {
         "selective": True, "num_mem_kv": 2, "add_zero_kv": True, "use_cope": True,
         "head_learned_sink": True}},
+    # the magnitudes of the scores go through masking, CoPE and the penalties; signs come back
+    "cope_selective_cog_signed": {"attn": {"use_cope": True, "selective": True,
+                                           "cog_signed": True, "cope_max_pos": 4}},
 }, kinds=("Decoder",), flash=False)
 
 # residual attention adds one layer's scores to the next: the score matrix again
@@ -417,14 +466,30 @@ CROSS = token_rows("cross", {
     "rmsnorms_zero_kv": {"layers": {"cross_attend": True},
                          "attn": {"k_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True},
                          "cross_attn": {"qk_rmsnorm": True, "k_rmsnorm": False, "num_mem_kv": 1}},
+    # LASER inherited by cross-attention, over the memory slots and before the zero key
+    "laser": {"layers": {"cross_attend": True}, "attn": {"laser": True},
+              "cross_attn": {"laser_softclamp_value": 2.0, "num_mem_kv": 1, "add_zero_kv": True}},
 }, kinds=("Decoder",)) + token_rows("cross", {
     "learned_sink": {"layers": {"cross_attend": True},
                      "attn": {"head_learned_sink": True, "qk_rmsnorm": True},
                      "cross_attn": {"add_zero_kv": True}},
+    # the score functions: sigmoid inherited, its own l2_distance off; cog_signed with L2 scores
+    "sigmoid": {"layers": {"cross_attend": True}, "attn": {"sigmoid": True, "num_mem_kv": 1}},
+    "cog_signed_l2": {"layers": {"cross_attend": True},
+                      "cross_attn": {"cog_signed": True, "l2_distance": True, "add_zero_kv": True}},
+    "l2_distance": {"layers": {"cross_attend": True}, "attn": {"l2_distance": True},
+                    "cross_attn": {"num_mem_kv": 1}},
     # residual attention needs the score matrix (and flash would drop it: xtc refuses)
     "cross_residual_attn": {"layers": {"cross_attend": True, "residual_attn": True,
                                        "cross_residual_attn": True}},
-}, kinds=("Decoder",), flash=False)
+}, kinds=("Decoder",), flash=False) + token_rows("cross", {
+    # inverted cross-attention: its softmax over the queries reads later ones, so no kv cache
+    # (the reference's cached tokens differ: its uncached ones are the model's)
+    "inverted_attention": {"layers": {"cross_attend": True},
+                           "cross_attn": {"inverted_attention": True, "num_mem_kv": 1}},
+    "inverted_cog_l2_zero_kv": {"layers": {"cross_attend": True}, "cross_attn": {
+        "inverted_attention": True, "cog_signed": True, "l2_distance": True, "add_zero_kv": True}},
+}, kinds=("Decoder",), flash=False, reference_cache=False)
 
 # -- training-wrapper options: what `loss` computes (tests/test_features.py: test_loss) -------
 
@@ -518,7 +583,12 @@ RECURRENCE = token_rows("recurrence", {
     "rmsnorms_zero_kv": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
                          "layers": {"rotary_pos_emb": True},
                          "attn": {"qk_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True}},
-}, recurrent=True)
+}, recurrent=True) + token_rows("recurrence", {
+    # the projected distance bias spans the memory's positions too (a learned float bias: no
+    # flash kernel, as in the attention rows)
+    "rel_proj_pos_bias": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                          "attn": {"use_rel_proj_pos_bias": True, "rel_proj_max_dist": 10}},
+}, recurrent=True, flash=False)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + RESIDUAL + LAYERS
                            + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING + OTHER_MODELS

@@ -249,6 +249,9 @@ def test_cross_attention_cache_per_context_token(row):
     spec = feature_spec(row, "Decoder", flash=False)
     figures = inspect(spec, compile_graph(spec))
     model = xtc.build(spec).eval()
+    if not hasattr(model, "new_cache"):  # a model that recomputes every step keeps nothing
+        assert figures.cross_cache_bytes_per_token == figures.cache_bytes_per_token == 0
+        return
     cache = model.new_cache(1, 8)
     width = row.cross_attn.get("dim_context", 32)
     with torch.no_grad():

@@ -252,12 +252,14 @@ MISPLACED = list(misplaced_cases())
 
 def test_every_pair_of_sections_with_a_misplaced_key_is_covered():
     """Each wrapper: 5 sections, 20 ordered pairs, less layers -> cross_attn (what cross_attn:
-    takes and the layers do not, attn: takes too). Each bare layer class: 4 sections, 12 pairs,
-    less the same one. XTransformer: 9 sections, 72 pairs, less encoder -> encoder.cross_attn
-    and decoder -> decoder.cross_attn (the same reason), the 16 from the encoder's side into the
-    decoder's (the decoder takes nothing the encoder does not) and the 12 from the decoder's side
-    into the encoder's attn:, cross_attn: and ff: (its own take the same keys)."""
-    assert len(MISPLACED) == 3 * 19 + 3 * 11 + (72 - 2 - 16 - 12)
+    takes and the layers do not, attn: takes too) and cross_attn -> attn (cross_attn: takes every
+    keyword attn: does, inverted_attention included). Each bare layer class: 4 sections, 12
+    pairs, less the same two. XTransformer: 9 sections, 72 pairs, less encoder ->
+    encoder.cross_attn and decoder -> decoder.cross_attn, each side's cross_attn -> attn (the
+    same reasons), the 16 from the encoder's side into the decoder's (the decoder takes nothing
+    the encoder does not) and the 12 from the decoder's side into the encoder's attn:,
+    cross_attn: and ff: (its own take the same keys)."""
+    assert len(MISPLACED) == 3 * 18 + 3 * 10 + (72 - 2 - 2 - 16 - 12)
 
 
 def misplaced_error(model: str, path: tuple[str, ...], value: object = 2):

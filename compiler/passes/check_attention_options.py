@@ -49,6 +49,40 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
         found += check_sdp_kwargs(spec, layers)
         found += check_output_projection(spec, layers) + check_orthog_projection(spec, layers)
         found += check_causal_only(spec, layers)
+        found += check_inverted_attention(spec, layers)
+        found += check_data_dependent_alibi(spec, layers)
+    return found
+
+
+# data_dependent_alibi_kwargs: the keywords of the reference's class past those Attention sets
+FORGET_GATE_KWARGS = {False: ("bias_init", "post_log_scale"), True: ("post_log_scale",)}
+
+
+def check_data_dependent_alibi(spec: Spec, layers) -> list[Diagnostic]:
+    """The per-row form is causal only (the reference asserts it); the kwargs name the class's
+    own keywords (DataDependentAlibi: bias_init, post_log_scale; the per-row one:
+    post_log_scale), each a number: the reference fails on others building it."""
+    attn, key, found = layers.section("attn"), f"{layers.key}.attn", []
+    custom = layers["custom_layers"]
+    if not attn["data_dependent_alibi"] or custom is not None and "a" not in custom:
+        return found  # (a layout without self-attention builds none)
+    per_row = bool(attn["data_dependent_alibi_per_row"])
+    if per_row and not CAUSAL_LAYERS.get(layers.type, False):
+        found.append(diagnostic(spec, f"{key}.data_dependent_alibi_per_row",
+                                "data-dependent-alibi-per-row-needs-causal",
+                                f"attn.data_dependent_alibi_per_row is causal only: a "
+                                f"{layers.type} attends both ways (x-transformers 2.31.10 "
+                                "asserts it)"))
+    allowed = FORGET_GATE_KWARGS[per_row]
+    form = "the per-row form" if per_row else "DataDependentAlibi"
+    for name, value in (attn["data_dependent_alibi_kwargs"] or {}).items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if name not in allowed or not number:
+            found.append(diagnostic(spec, f"{key}.data_dependent_alibi_kwargs.{name}",
+                                    "data-dependent-alibi-kwargs",
+                                    f"data_dependent_alibi_kwargs takes {', '.join(allowed)} "
+                                    f"for {form}, each a number; got {name}: {scalar(value)} "
+                                    "(x-transformers fails building it)"))
     return found
 
 
@@ -358,3 +392,17 @@ def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
         f"attn.{name} projects the outputs against the values of the whole sequence "
         "(x-transformers flattens every position of a row together): padded tokens change the "
         "outputs of real ones, whatever the mask", "warning")]
+
+
+def check_inverted_attention(spec: Spec, layers) -> list[Diagnostic]:
+    """Inverted cross-attention takes its softmax over every query: in a Decoder a position
+    reads the later ones (x-transformers warns the same). Accepted with a warning; generate()
+    recomputes the whole sequence at each step (no kv cache)."""
+    if not (cross_attends(layers) and CAUSAL_LAYERS.get(layers.type, False)
+            and any(each_value(layers.section("cross_attn")["inverted_attention"]))):
+        return []
+    return [diagnostic(
+        spec, f"{layers.key}.cross_attn.inverted_attention", "breaks-causality",
+        "cross_attn.inverted_attention takes the softmax over the queries: each position's "
+        "weights read the later positions, so this Decoder leaks the future; generate() "
+        "recomputes the whole sequence at each step (no kv cache)", "warning")]

@@ -74,6 +74,13 @@ RULES = (
               f"contextual position encoding reads the attention matrix, and {FLASH_NEEDS}"),
     Exclusion("flash-excludes-inverted-attention", "attn.flash", ("attn.inverted_attention",),
               f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+    Exclusion("rel-proj-bias-excludes-memory-kv", "attn.use_rel_proj_pos_bias", ("attn.num_mem_kv",),
+              "x-transformers 2.31.10 sizes the projected distance bias over the memory keys too "
+              "and then pads it for them again, and fails in the forward"),
+    Exclusion("data-dependent-alibi-excludes-position-bias", "attn.data_dependent_alibi",
+              ("alibi_pos_bias", "rel_pos_bias", "dynamic_pos_bias"),
+              "data-dependent ALiBi replaces the shared position bias (x-transformers 2.31.10 "
+              "refuses ALiBi and T5 with it, and drops the dynamic position bias without a word)"),
     Exclusion("learned-sink-excludes-residual-attention", "attn.head_learned_sink", ("residual_attn",),
               "the sink's logit is part of the scores each layer hands on, one column more than "
               "the next layer's (x-transformers 2.31.10 fails from the second attention layer)"),
@@ -120,7 +127,7 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
         for group in AT_MOST_ONE:
             found += group_violations(spec, module, group)
         found += cross_sink_violations(spec, module)
-        found += cross_gumbel_violations(spec, module)
+        found += cross_score_violations(spec, module)
     for model in all_modules(spec):
         found += z_loss_violations(spec, model)
     return found
@@ -148,20 +155,55 @@ def cross_sink_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
     return found
 
 
-def cross_gumbel_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
-    """Gumbel-softmax that cross-attention takes (from cross_attn: or attn:) excludes its flash
-    kernel, as RULES' row does for self-attention (the reference ignores it there); a pair both
+INVERTED_SINK_CODE = "inverted-attention-excludes-learned-sink"  # cross-attention's own rule
+# score functions cross-attention compiles that its flash kernel cannot serve (RULES' reasons)
+CROSS_FLASH_SCORES = (
+    ("sigmoid", "flash-excludes-sigmoid-attention", "the flash kernel computes a softmax, not a sigmoid"),
+    ("cog_signed", "flash-excludes-cog-attention",
+     f"signed (cog) attention rewrites the attention matrix, and {FLASH_NEEDS}"),
+    ("inverted_attention", "flash-excludes-inverted-attention",
+     f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+    ("gumbel_softmax", "flash-excludes-gumbel-softmax",
+     ("gumbel softmax samples the weights from the attention matrix, and x-transformers "
+      "silently ignores it under flash")),
+)
+# the attention functions cross-attention compiles, at most one of them (AT_MOST_ONE's group)
+CROSS_FUNCTIONS = ("sigmoid", "l2_distance", "gumbel_softmax")
+
+
+def cross_score_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
+    """The score functions cross-attention takes (from cross_attn: or attn:): flash excludes
+    sigmoid, cog_signed, inverted attention and gumbel_softmax, and at most one of sigmoid,
+    l2_distance and gumbel_softmax replaces the softmax, as for self-attention; a pair both
     written in attn: is reported there already."""
-    gumbel = cross_key(layers, "gumbel_softmax")
-    if not cross_attends(layers) or gumbel is None or not cross_option(layers, "gumbel_softmax"):
+    if not cross_attends(layers):
         return []
+    found = []
     flash = cross_key(layers, "flash")
-    if not cross_option(layers, "flash") or (flash.startswith("attn.") and gumbel.startswith("attn.")):
-        return []
-    return [diagnostic(spec, f"{layers.key}.{gumbel}", "flash-excludes-gumbel-softmax",
-                       f"cross-attention takes {flash} and {gumbel}: gumbel softmax samples the "
-                       "weights from the attention matrix, and x-transformers silently ignores "
-                       "it under flash")]
+    for name, code, why in CROSS_FLASH_SCORES:
+        key = cross_key(layers, name)
+        if (key and cross_option(layers, name) and cross_option(layers, "flash")
+                and not (flash.startswith("attn.") and key.startswith("attn."))):
+            found.append(diagnostic(spec, f"{layers.key}.{key}", code,
+                                    f"cross-attention takes {flash} and {key}: {why}"))
+    taken = [cross_key(layers, name) for name in CROSS_FUNCTIONS
+             if cross_key(layers, name) and cross_option(layers, name)]
+    for i, first in enumerate(taken):
+        for second in taken[i + 1:]:
+            if not (first.startswith("attn.") and second.startswith("attn.")):
+                found.append(diagnostic(spec, f"{layers.key}.{second}",
+                                        "at-most-one-attention-function",
+                                        f"cross-attention takes {first} and {second}: each "
+                                        "replaces the softmax of the scores (x-transformers "
+                                        "2.31.10 refuses this too)"))
+    sink = cross_key(layers, "head_learned_sink")
+    if layers.section("cross_attn")["inverted_attention"] and sink and cross_option(layers, "head_learned_sink"):
+        found.append(diagnostic(spec, f"{layers.key}.cross_attn.inverted_attention",
+                                INVERTED_SINK_CODE,
+                                f"cross-attention takes {sink}: the sink's column would join a "
+                                "softmax over the queries, and x-transformers 2.31.10 fails "
+                                "masking it with a context mask"))
+    return found
 
 
 Z_LOSS_CODE = "flash-excludes-attn-z-loss"  # a rule between a wrapper and its layers

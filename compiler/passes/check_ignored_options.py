@@ -42,7 +42,31 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 found.append(diagnostic(
                     spec, f"{layers.key}.attn.{name}", "cope-option-without-cope",
                     f"attn.{name} has no effect without attn.use_cope: true", "warning"))
+        if not attn["laser"] and "laser_softclamp_value" in layers.sections_given.get("attn", ()):
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.laser_softclamp_value", "laser-value-without-laser",
+                "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
         found += ignored_value_gate_options(spec, layers)
+        for name in ("data_dependent_alibi_per_row", "data_dependent_alibi_per_row_dim_head",
+                     "data_dependent_alibi_kwargs"):
+            if not attn["data_dependent_alibi"] and name in layers.sections_given.get("attn", ()):
+                found.append(diagnostic(
+                    spec, f"{layers.key}.attn.{name}", "forget-gate-option-without-dda",
+                    f"attn.{name} has no effect without attn.data_dependent_alibi: true",
+                    "warning"))
+        if (attn["data_dependent_alibi"] and not attn["data_dependent_alibi_per_row"]
+                and "data_dependent_alibi_per_row_dim_head" in layers.sections_given.get("attn", ())):
+            found.append(diagnostic(
+                spec, f"{layers.key}.attn.data_dependent_alibi_per_row_dim_head",
+                "forget-gate-option-without-dda",
+                "attn.data_dependent_alibi_per_row_dim_head has no effect without "
+                "attn.data_dependent_alibi_per_row: true", "warning"))
+        for name in ("rel_proj_num_distance_basis", "rel_proj_max_dist"):
+            if not attn["use_rel_proj_pos_bias"] and name in layers.sections_given.get("attn", ()):
+                found.append(diagnostic(
+                    spec, f"{layers.key}.attn.{name}", "rel-proj-option-without-rel-proj-bias",
+                    f"attn.{name} has no effect without attn.use_rel_proj_pos_bias: true",
+                    "warning"))
         ff = layers.section("ff")
         if any(each_value(ff["glu"])) and ff["no_bias"]:  # glu may be per layer
             found.append(diagnostic(

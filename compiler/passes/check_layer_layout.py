@@ -44,7 +44,10 @@ def check_execute_order(spec: Spec, layers) -> list[Diagnostic]:
         return [diagnostic(spec, f"{layers.key}.depth", "depth-with-execute-order",
                            "with custom_layers and layers_execute_order the layout is complete: "
                            "leave depth out")]
-    count = len(custom) if custom is not None else depth * len(default_block(layers))
+    if custom is None and layers["par_ratio"] is not None and check_par(spec, layers):
+        return []  # check_par reports the ratio; the layout it would give is unknown
+    # the sublayers the layout builds: par_ratio's can outnumber depth x the block's
+    count = len(custom) if custom is not None else len(layer_types(layers))
     bad = [i for i in order if not 0 <= i < count]
     if bad:
         return [diagnostic(spec, f"{layers.key}.layers_execute_order",

@@ -48,7 +48,9 @@ def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
         found.append(diagnostic(spec, f"{key}.rotate_num_heads", "rotate-heads-exceed-heads",
                                 f"rotate_num_heads ({rotate}) must be at most heads ({heads})"))
     kv_heads = key_value_heads(layers)
-    if rotate is not None and rotate < heads and kv_heads < heads:
+    custom = layers["custom_layers"]  # a layout of feedforwards builds no attention to rotate
+    attends = custom is None or any(kind in custom for kind in ("a", "c"))
+    if rotate is not None and rotate < heads and kv_heads < heads and attends:
         found.append(diagnostic(spec, f"{key}.rotate_num_heads", "partial-rotary-with-gqa",
                                 f"rotary on {rotate} of {heads} heads cannot be combined with "
                                 f"grouped key / value heads ({kv_heads}); x-transformers does not "

@@ -15,7 +15,8 @@ XValTransformerWrapper (which have no shift), what they need and what xtc compil
   attention does not read the block's input, inside an XTransformer or a composite (no
   segment-wise methods there), and stacks without self-attention (nothing to remember).
 - Belief attention (attn.orthog_projected_values) projects the outputs against the values, which
-  then hold the memory's positions too: the reference's forward fails, refused.
+  then hold the memory's positions too: the reference's forward fails, refused; so does
+  data-dependent ALiBi, whose bias spans the segment alone.
 """
 
 from __future__ import annotations
@@ -91,6 +92,11 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                     "x-transformers projects the segment's outputs against "
                                     "values that include the memory's, longer than the segment, "
                                     "and its forward fails"))
+    if layers.section("attn")["data_dependent_alibi"]:
+        found.append(diagnostic(spec, at, "memory-with-data-dependent-alibi",
+                                "max_mem_len cannot be combined with attn.data_dependent_alibi: "
+                                "x-transformers sizes its bias by the segment alone, the keys "
+                                "include the memory's, and its forward fails"))
     for name in LAYOUT_KEYWORDS:
         if layers[name]:
             found.append(diagnostic(spec, at, "memory-with-custom-layout",
