@@ -194,6 +194,7 @@ class AttentionClass(ReadsConfig):
         norms = a.q_rmsnorm or a.k_rmsnorm or a.value_rmsnorm
         wanted |= {runtime("norms", "HeadRMSNorm")} if norms else set()
         wanted |= {TORCH} if a.head_learned_sink else set()
+        wanted |= {runtime("positions", "ContextualPositions")} if a.use_cope else set()
         wanted |= {FUNCTIONAL} if a.add_zero_kv else set()
         wanted |= {runtime("biases", "ProjectedDistanceBias")} if a.use_rel_proj_pos_bias else set()
         wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()

@@ -47,7 +47,8 @@ class Product:
 
     flops: int
     grads: int  # 0, 1 or 2: the backward computes one product of the same size per gradient
-    scores: bool = False  # q k^T or weights v: grows with the key length
+    scores: bool = False  # q k^T, weights v (grow with the key length), CoPE's position logits:
+    # the attention's batched products
 
 
 def linear(rows: int, dim_in: int, dim_out: int, input_grad: bool) -> Product:
@@ -106,6 +107,7 @@ def attention_parameters(a) -> int:
     count += a.heads if a.head_scale else 0
     count += (a.heads * a.q_rmsnorm + kv_heads * a.k_rmsnorm + a.heads * a.value_rmsnorm) * a.dim_head
     count += a.heads if a.head_learned_sink else 0
+    count += a.cope_max_pos * a.dim_head + a.cope_talking_heads * a.heads**2 if a.use_cope else 0
     if a.use_rel_proj_pos_bias:  # the weights' projection (with a bias), the distance curves
         basis = a.rel_proj_num_distance_basis
         count += (a.dim + 1) * a.heads * basis + basis * a.rel_proj_max_dist
@@ -514,6 +516,9 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
                      linear(memory, a.dim, kv_heads * value_dim, memory_grad)]
     products += scores_products(a.heads, n, keys, a.dim_head, value_dim)
     products += [Product(2 * a.heads * a.heads * n * keys, 2)] * sum(a.talking_heads)
+    if a.use_cope:  # each query's logit of every position; its talking heads mix the scores
+        products += [Product(2 * a.heads * n * a.cope_max_pos * a.dim_head, 2, scores=True)]
+        products += [Product(2 * a.heads * a.heads * n * keys, 2)] * a.cope_talking_heads
     products += value_gates_products(a, n, a.heads * value_dim, input_grad)
     if a.data_dependent_alibi_per_row:  # the gates' queries and keys, then their products
         width = a.data_dependent_alibi_per_row_dim_head

@@ -85,6 +85,7 @@ def module_lines(name: str, module: ModuleSpec, depth: int,
                 continue
             mark = note(key in given, value, computed.get(f"{section}.{key}"))
             mark += per_layer_note(section, key, value)
+            mark += behaviour_note(section, key, value, bool(mark))
             lines.append(f"{pad}{INDENT}{key}: {scalar(value)}{mark}")
     if module.trainer is not None:
         lines.append(f"{pad}{AUTOREGRESSIVE}:  # the keywords of {module.trainer}")
@@ -247,6 +248,22 @@ def note(given: bool, value: object, computed: Derived | None) -> str:
         effective, why = computed
         marks.append(f"computed: {shown(value, effective)} ({why})")
     return f"  # {'; '.join(marks)}" if marks else ""
+
+
+# What an option makes the model do that its value does not say, noted where it is on.
+BEHAVIOURS = {
+    ("attn", "gumbel_softmax"): "the attention weights are sampled, in eval mode too: outputs "
+                                "and generation are random",
+}
+
+
+def behaviour_note(section: str, key: str, value: object, marked: bool) -> str:
+    """BEHAVIOURS' note for an option that is on (any layer's value, for a per-layer list)."""
+    why = BEHAVIOURS.get((section, key))
+    on = any(value) if isinstance(value, tuple) else bool(value)
+    if why is None or not on:
+        return ""
+    return f"; {why}" if marked else f"  # {why}"
 
 
 def per_layer_note(section: str, key: str, value: object) -> str:

@@ -203,6 +203,7 @@ TALKING_HEADS = (
 
 Z_LOSS_REASON = "the attention z-loss reads the log-sum-exp of the scores"
 SINK_REASON = "a learned sink adds a logit per head to each row of the softmax"
+GUMBEL_REASON = "Gumbel-softmax attention samples its weights from the scores"
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,19 @@ class AttentionAttrs:
     value_rmsnorm: bool = False  # the same on each value head
     add_zero_kv: bool = False  # a zero key and value before the others: a query may attend to nothing
     head_learned_sink: bool = False  # a learned logit per head in the softmax, with no value (gpt-oss)
+    # Gumbel-softmax attention: weights sampled from the scores, in eval mode too (one-hot
+    # with the soft weights' gradient where hard)
+    gumbel_softmax: bool = False
+    gumbel_softmax_temp: float = 1.0
+    gumbel_softmax_hard: bool = True
+    # contextual position encoding: learned position logits added to the masked scores, at
+    # positions counted by sigmoid gates of the scores (talking heads mix them first)
+    use_cope: bool = False
+    cope_max_pos: int = 16
+    cope_talking_heads: bool = False
+    # selective attention: each query's scores minus the first head's positive scores of the
+    # earlier queries for the same keys (a token may stop later ones attending to a key)
+    selective: bool = False
     sigmoid: bool = False  # each weight the sigmoid of its score, no softmax
     l2_distance: bool = False  # scores -|q - k|^2 * scale (SDPA: a per-key bias, `attend`)
     cog_signed: bool = False  # softmax of the scores' magnitudes, times their signs
@@ -322,6 +336,11 @@ class AttentionAttrs:
         reasons += (("residual attention adds the previous layer's scores",)
                     if self.residual else ())
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
+        reasons += (GUMBEL_REASON,) if self.gumbel_softmax else ()
+        reasons += ("contextual positions (CoPE) are counted from the masked scores",
+                    ) if self.use_cope else ()
+        reasons += ("selective attention subtracts earlier queries' scores",
+                    ) if self.selective else ()
         reasons += score_function_reasons(self)
         return reasons + ((Z_LOSS_REASON,) if self.z_loss else ())
 
@@ -367,6 +386,9 @@ class CrossAttentionAttrs:
     value_rmsnorm: bool = False
     add_zero_kv: bool = False
     head_learned_sink: bool = False
+    gumbel_softmax: bool = False
+    gumbel_softmax_temp: float = 1.0
+    gumbel_softmax_hard: bool = True
     sigmoid: bool = False  # the score functions, as AttentionAttrs'
     l2_distance: bool = False
     cog_signed: bool = False
@@ -379,6 +401,7 @@ class CrossAttentionAttrs:
         """Why the layer needs the score matrix (as AttentionAttrs.explicit_reasons)."""
         reasons = ("cross residual attention adds the previous layer's scores",) if self.residual else ()
         reasons += (SINK_REASON,) if self.head_learned_sink else ()
+        reasons += (GUMBEL_REASON,) if self.gumbel_softmax else ()
         reasons += score_function_reasons(self)
         reasons += (("inverted attention takes the softmax over the queries",)
                     if self.inverted_attention else ())

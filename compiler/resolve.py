@@ -597,11 +597,23 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         **value_gates(attn, layers.section("attn")),
         q_rmsnorm=attn["qk_rmsnorm"],
         k_rmsnorm=attn["qk_rmsnorm"] or attn["k_rmsnorm"],
+        **gumbel(attn),
+        # without use_cope its companions do nothing: a warning says so
+        cope_max_pos=attn["cope_max_pos"] if attn["use_cope"] else 16,
+        cope_talking_heads=attn["use_cope"] and attn["cope_talking_heads"],
         # without the bias its sizes do nothing (a warning says so)
         rel_proj_num_distance_basis=attn["rel_proj_num_distance_basis"] if attn["use_rel_proj_pos_bias"] else 16,
         rel_proj_max_dist=attn["rel_proj_max_dist"] if attn["use_rel_proj_pos_bias"] else 1024,
         **forget_gates(attn),
     )
+
+
+def gumbel(options: Mapping[str, object]) -> dict[str, object]:
+    """Gumbel-softmax's temperature and hardness, normalised away without it (they do nothing
+    then: a warning says so)."""
+    on = bool(options["gumbel_softmax"])
+    return {"gumbel_softmax_temp": options["gumbel_softmax_temp"] if on else 1.0,
+            "gumbel_softmax_hard": options["gumbel_softmax_hard"] or not on}
 
 
 def forget_gates(attn: Mapping[str, object]) -> dict[str, object]:
@@ -661,6 +673,7 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         **value_gates(cross, CrossOptions(layers)),
         q_rmsnorm=cross["qk_rmsnorm"],
         k_rmsnorm=cross["qk_rmsnorm"] or cross["k_rmsnorm"],
+        **gumbel(cross),
     )
 
 

@@ -131,6 +131,9 @@ def attention_parameters(attrs) -> list[tuple]:
     for used, (name, reference, _) in zip(getattr(attrs, "talking_heads", ()), TALKING_HEADS):
         pairs += [(f"attend.{reference}.weight", f"{name}.weight")] if used else []
     pairs += [("attend.head_attn_sink", "attn_sink")] if getattr(attrs, "head_learned_sink", False) else []
+    pairs += [("attend.cope.pos_emb", "cope.pos_emb")] if getattr(attrs, "use_cope", False) else []
+    pairs += ([("attend.cope.talking_heads.weight", "cope.talking_heads.weight")]
+              if getattr(attrs, "cope_talking_heads", False) else [])
     if getattr(attrs, "data_dependent_alibi", False):
         parts = ("weight",) if attrs.data_dependent_alibi_per_row else ("weight", "bias")
         pairs += [(f"data_dependent_alibi.to_forget_gates.0.{p}", f"forget_gates.to_forget_gates.{p}")

@@ -125,7 +125,10 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     return_scores: bool = False, sigmoid: bool = False,
                     l2_distance: bool = False,
                     cog_signed: bool = False, inverted: bool = False,
-                    query_mask: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
+                    query_mask: Tensor | None = None, gumbel: float | None = None,
+                    gumbel_hard: bool = True,
+                    cope: nn.Module | None = None,
+                    selective: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
     mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
@@ -138,7 +141,13 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     each row's largest score alone, with the softmax's gradient (straight through). `sink` (H,)
     is a learned logit per head put before each row's scores after masking: it takes its share
     of the softmax (top-k and hard included) and carries no value (gpt-oss's attention sink);
-    the returned scores include it, as the reference's pre-softmax scores do. `sigmoid` weighs
+    the returned scores include it, as the reference's pre-softmax scores do. `gumbel` (a
+    temperature) samples the weights, in eval mode too: a softmax of the scores plus Gumbel noise,
+    divided by the temperature (Jang et al. 2016, https://arxiv.org/abs/1611.01144), one-hot on
+    its largest entry with the soft weights' gradient where `gumbel_hard`; the noise is drawn
+    from torch's global generator, one (B, H, T, S) draw per call. `cope` (contextual
+    positions, runtime.positions.ContextualPositions) adds its logits to the masked scores,
+    before the sink; `selective` then subtracts `selective_penalty`. `sigmoid` weighs
     each key by the sigmoid of its score instead of the softmax (sigmoid attention, Ramapuram et
     al. 2024, https://arxiv.org/abs/2409.04431); `l2_distance` scores by minus the squared
     distance of q and k (times the scale); `cog_signed` takes the softmax of the scores'
@@ -176,6 +185,10 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     lowest = -torch.finfo(scores.dtype).max
     if allowed is not None:
         scores = scores.masked_fill(~allowed, lowest)
+    if cope is not None:
+        scores = scores + cope(q, scores)
+    if selective:
+        scores = scores - selective_penalty(scores)
     if sink is not None:  # (B, H, T, 1 + S): never masked
         sinks = sink[:, None, None].expand(*scores.shape[:-1], 1)
         if cog_signed:
@@ -190,6 +203,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     elif hard:
         one_hot = torch.zeros_like(scores).scatter(-1, scores.argmax(dim=-1, keepdim=True), 1.0)
         weights = straight_through(one_hot, scores.softmax(dim=-1))
+    elif gumbel is not None:
+        weights = F.gumbel_softmax(scores, tau=gumbel, hard=gumbel_hard, dim=-2 if inverted else -1)
     elif sigmoid:  # masked keys weigh sigmoid(lowest) = 0
         weights = scores.sigmoid()
     else:
@@ -216,3 +231,17 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
 def straight_through(forward: Tensor, soft: Tensor) -> Tensor:
     """`forward`'s values with `soft`'s gradient."""
     return forward.detach() + soft - soft.detach()
+
+
+def selective_penalty(scores: Tensor) -> Tensor:
+    """Selective attention (Leviathan et al. 2024, https://arxiv.org/abs/2410.02703, section
+    3.3), causal: query i's penalty on key j is the sum, over the earlier queries i' < i, of
+    the first head's masked score of i' for j, where positive. A query never penalises its own
+    key, nor the first query's (the start of the sequence) or any before it (memory slots, a
+    zero key). scores (B, H, T, S), the last T keys the queries' own -> (B, 1, T, S)."""
+    T, S = scores.shape[-2:]
+    keys = torch.arange(S, device=scores.device)
+    own = keys == torch.arange(S - T, S, device=scores.device)[:, None]  # (T, S)
+    gates = scores[:, 0].relu().masked_fill(own | (keys <= S - T), 0.0)  # (B, T, S)
+    earlier = torch.cat((torch.zeros_like(gates[:, :1]), gates[:, :-1]), dim=1)  # row i: i - 1's
+    return earlier.cumsum(dim=1)[:, None]

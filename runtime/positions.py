@@ -91,3 +91,34 @@ def apply_rotary(t: Tensor, cos: Tensor, sin: Tensor, scale: Tensor | float = 1.
         scale = scale[-length:]
         return t * cos * scale + swap_pairs(t) * sin * scale
     return t * cos + swap_pairs(t) * sin
+
+
+class ContextualPositions(nn.Module):
+    """Contextual position encoding (CoPE: Golovneva et al. 2024, https://arxiv.org/abs/2405.18719,
+    appendix B), for causal attention. A key's position, seen from a query, is the sum of the
+    sigmoid gates of its masked score and of every later key's (masked keys count 0), clamped
+    to max_pos - 1; the query's logit of that position, interpolated between the learned
+    embeddings of the two integer positions around it, is added to the score. With
+    `talking_heads` the gates read the scores mixed across heads (a 1x1 convolution), the
+    future masked again, as x-transformers' cope_talking_heads."""
+
+    def __init__(self, dim_head: int, heads: int, max_pos: int, talking_heads: bool = False) -> None:
+        super().__init__()
+        self.max_pos = max_pos
+        self.pos_emb = nn.Parameter(torch.zeros(max_pos, dim_head))
+        self.talking_heads = nn.Conv2d(heads, heads, 1, bias=False) if talking_heads else None
+
+    def forward(self, q: Tensor, scores: Tensor) -> Tensor:
+        """q (B, H, T, D), the masked scores (B, H, T, S) -> what to add to them."""
+        if self.talking_heads is not None:
+            T, S = scores.shape[-2:]
+            queries = torch.arange(S - T, S, device=q.device)[:, None]
+            future = torch.arange(S, device=q.device) > queries  # (T, S), aligned bottom-right
+            scores = self.talking_heads(scores).masked_fill(future, -torch.finfo(scores.dtype).max)
+        gates = scores.sigmoid()
+        positions = gates.flip(-1).cumsum(dim=-1).flip(-1).clamp(max=self.max_pos - 1)
+        logits = torch.einsum("bhid,pd->bhip", q, self.pos_emb)  # (B, H, T, max_pos)
+        floor = positions.floor().long()
+        fraction = positions - floor
+        upper = logits.gather(-1, positions.ceil().long())
+        return upper * fraction + logits.gather(-1, floor) * (1 - fraction)

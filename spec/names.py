@@ -31,7 +31,7 @@ MAX_NAME_LENGTH = 64
 # goldens.
 IMPORTED_NAMES = frozenset({
     "F", "Tensor", "Callable",
-    "AlibiBias", "ContextCache", "DynamicPositionBias", "HeadRMSNorm", "KVCache", "LayerCache",
+    "AlibiBias", "ContextCache", "ContextualPositions", "DynamicPositionBias", "HeadRMSNorm", "KVCache", "LayerCache",
     "ModelCache", "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias", "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",

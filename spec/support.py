@@ -68,6 +68,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "output_gate_headwise", "low_rank_silu_gates", "project_out", "zero_init_output",
         "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
         "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv", "head_learned_sink",
+        "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
+        "use_cope", "cope_max_pos", "cope_talking_heads", "selective",
         "sigmoid", "l2_distance", "cog_signed", "laser", "laser_softclamp_value",
         "use_rel_proj_pos_bias", "rel_proj_num_distance_basis", "rel_proj_max_dist",
         "data_dependent_alibi", "data_dependent_alibi_per_row",
@@ -88,6 +90,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "output_gate", "output_gate_rank", "output_gate_headwise", "low_rank_silu_gates",
         "project_out", "zero_init_output", "sublayer_dropout", "qk_rmsnorm", "k_rmsnorm",
         "value_rmsnorm", "add_zero_kv", "head_learned_sink",
+        "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
         "sigmoid", "l2_distance", "cog_signed", "laser", "laser_softclamp_value",
         "inverted_attention",
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
@@ -130,6 +133,8 @@ HYBRID_COMPANIONS = dict.fromkeys(
     ("hybrid_mask_kwarg", "hybrid_fold_axial_dim", "hybrid_learned_mix"),
     "a companion of hybrid_module, whose value is a Python module (code), which a spec cannot "
     "express")
+CAUSAL_ONLY = ("causal attention only: cross-attention is not causal (x-transformers asserts it "
+               "building the model)")
 REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
     "attn": {
         "dim_out": "x-transformers builds the attention dim_out wide and then fails adding it to "
@@ -141,11 +146,16 @@ REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
                               "acts on cross-attention only, as cross_attn: "
                               "{inverted_attention: true})",
         **HYBRID_COMPANIONS,
+        "cope_soft_onehot_pos": "x-transformers' soft one-hot CoPE fails in every forward (its "
+                                "einx expression has the wrong rank): use_cope interpolates "
+                                "between integer positions instead",
     },
     "cross_attn": {
         "dim_out": "x-transformers builds the cross-attention dim_out wide and then fails "
                    "adding it to the residual stream, which is dim wide",
         **HYBRID_COMPANIONS,
+        **{name: CAUSAL_ONLY for name in ("use_cope", "cope_max_pos", "cope_talking_heads",
+                                          "cope_soft_onehot_pos", "selective")},
     },
 }
 

@@ -58,6 +58,9 @@ class Feature:
     recurrent: a Transformer-XL model (max_mem_len): generation runs by segments, always
         cached, against x-transformers' XLAutoregressiveWrapper.
     mask: whether its forward takes a padding mask (False where the reference takes none).
+    samples: the model samples in eval mode (gumbel_softmax): its forwards are compared with
+        torch's generator seeded alike (reference.drawn), and it generates without the cache
+        only (a cached step draws noise of another shape than the reference's uncached one).
     """
     group: str
     name: str
@@ -74,6 +77,7 @@ class Feature:
     reference_cache: bool = True
     recurrent: bool = False
     mask: bool = True
+    samples: bool = False
 
     @property
     def id(self) -> str:
@@ -282,7 +286,45 @@ EXPLICIT = token_rows("explicit", {
     "cog_signed_sink_l2_softclamp": {"attn": {
         "cog_signed": True, "head_learned_sink": True, "l2_distance": True, "kv_heads": 2,
         "softclamp_logits": True, "logit_softclamp_value": 2.0}},
-}, flash=False)
+}, flash=False) + token_rows("explicit", {
+    # Gumbel-softmax attention samples in eval mode: compared with the noise aligned (the seed
+    # before each forward), generation without the cache (a cached step draws noise of another
+    # shape: tests/test_attention_variants.py tests it by its statistics)
+    "gumbel_softmax": {"attn": {"gumbel_softmax": True}},
+    # a temperature above 1 keeps masked scores finite (below 1, -max / tau overflows to -inf
+    # and a row that sees no key gives NaN gradients, in the reference too)
+    "gumbel_soft_sink_gqa": {"attn": {"gumbel_softmax": True, "gumbel_softmax_temp": 2.0,
+                                      "gumbel_softmax_hard": False, "head_learned_sink": True,
+                                      "kv_heads": 2, "num_mem_kv": 1}},
+}, flash=False, samples=True) + token_rows("explicit", {
+    # cross-attention inherits it: self- and cross-attention draw in turn, layer by layer
+    "gumbel_cross": {"layers": {"cross_attend": True}, "attn": {"gumbel_softmax": True},
+                     "cross_attn": {"gumbel_softmax_temp": 1.5}},
+}, kinds=("Decoder",), flash=False, samples=True) + token_rows("explicit", {
+    # sampled over the queries: inverted cross-attention's Gumbel-softmax runs along them (soft:
+    # a hard sample leaves most queries no weight, and their rows' l1 norm divides by ~1e-8)
+    "gumbel_inverted_cross": {"layers": {"cross_attend": True}, "cross_attn": {
+        "gumbel_softmax": True, "gumbel_softmax_temp": 2.0, "gumbel_softmax_hard": False,
+        "inverted_attention": True}},
+}, kinds=("Decoder",), flash=False, samples=True, reference_cache=False)
+
+# contextual positions (CoPE) count keys by gates of the masked scores: causal only, never flash
+COPE = token_rows("explicit", {
+    "cope": {"attn": {"use_cope": True, "cope_max_pos": 4}},
+    # talking heads before the gates; the memory keys, the zero key and the sink around them
+    "cope_talking_heads_memory": {"layers": {"rotary_pos_emb": True}, "attn": {
+        "use_cope": True, "cope_talking_heads": True, "num_mem_kv": 2, "kv_heads": 2,
+        "add_zero_kv": True, "head_learned_sink": True}},
+}, kinds=("Decoder",), flash=False) + token_rows("explicit", {
+    # selective attention: causal only, never flash; no kv cache (nor the reference's)
+    "selective": {"attn": {"selective": True}},
+    "selective_memory_zero_kv_cope": {"layers": {"rotary_pos_emb": True}, "attn": {
+        "selective": True, "num_mem_kv": 2, "add_zero_kv": True, "use_cope": True,
+        "head_learned_sink": True}},
+    # the magnitudes of the scores go through masking, CoPE and the penalties; signs come back
+    "cope_selective_cog_signed": {"attn": {"use_cope": True, "selective": True,
+                                           "cog_signed": True, "cope_max_pos": 4}},
+}, kinds=("Decoder",), flash=False)
 
 # residual attention adds one layer's scores to the next: the score matrix again
 RESIDUAL = token_rows("residual", {
@@ -548,7 +590,7 @@ RECURRENCE = token_rows("recurrence", {
                           "attn": {"use_rel_proj_pos_bias": True, "rel_proj_max_dist": 10}},
 }, recurrent=True, flash=False)
 
-FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + RESIDUAL + LAYERS
+FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + RESIDUAL + LAYERS
                            + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING + OTHER_MODELS
                            + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}

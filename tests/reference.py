@@ -81,14 +81,24 @@ def reference_module(module: ModuleSpec) -> torch.nn.Module:
     return reference_model(Spec(name="component", version=1, path="", sha256="", model=module))
 
 
+def drawn(model, *args, **kwargs):
+    """model(*args, **kwargs) with torch's global generator seeded first. Where a model samples
+    in eval mode (gumbel_softmax: Attend.forward draws F.gumbel_softmax's noise, one draw of the
+    score matrix's shape per attention, layer by layer), the reference and xtc, each called
+    through this, draw the same noise (docs/design.md: where the reference cannot be the
+    oracle). A deterministic model is unaffected."""
+    torch.manual_seed(0)
+    return model(*args, **kwargs)
+
+
 def assert_parity(spec: Spec, *inputs, flash_only: bool = False, reference=None, **kwargs) -> None:
     """Same outputs and same gradients of a mean-reduced loss, in eval mode, float32. A
     composite's reference is given: its components wired by hand."""
     reference, ours = paired_models(spec, reference=reference)
-    expected = reference(*inputs, **kwargs)
+    expected = drawn(reference, *inputs, **kwargs)
     backend = sdpa_kernel(SDPBackend.FLASH_ATTENTION) if flash_only else nullcontext()
     with backend:
-        actual = ours(*inputs, **kwargs)
+        actual = drawn(ours, *inputs, **kwargs)
         mean_of(actual).backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     mean_of(expected).backward()
@@ -125,10 +135,9 @@ def assert_same_loss(spec: Spec, tokens: torch.Tensor, **kwargs) -> None:
         torch.manual_seed(0)
         forgotten["self_attn_kv_mask"] = forgetful_mask(*tokens.shape, wrapper.mask_prob, "cpu")
         wrapper.mask_prob = 0.0
-    torch.manual_seed(0)
-    actual = ours.loss(tokens, **kwargs)
+    actual = drawn(ours.loss, tokens, **kwargs)  # seeded: the mask_prob draw, or a sampler's
     actual.backward()
-    expected = wrapper(tokens, **kwargs, **forgotten)
+    expected = drawn(wrapper, tokens, **kwargs, **forgotten)
     expected.backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     assert_same_gradients(spec, ours, reference)
@@ -146,10 +155,10 @@ def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, c
     whether the reference uses its kv cache (default: as ours), for where its cached path is
     known to be wrong and its uncached tokens are the right ones."""
     reference, ours = paired_models(spec)
-    expected = x_transformers.AutoregressiveWrapper(reference).generate(
-        prompt, steps, temperature=0.0,
-        cache_kv=cache if reference_cache is None else reference_cache, **kwargs)
-    actual = ours.generate(prompt, steps, temperature=0, cache=cache, **kwargs)
+    expected = drawn(x_transformers.AutoregressiveWrapper(reference).generate,
+                     prompt, steps, temperature=0.0,
+                     cache_kv=cache if reference_cache is None else reference_cache, **kwargs)
+    actual = drawn(ours.generate, prompt, steps, temperature=0, cache=cache, **kwargs)
     assert actual.shape == (prompt.shape[0], steps)
     assert torch.equal(actual, expected)
 

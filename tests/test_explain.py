@@ -268,3 +268,12 @@ def test_per_layer_lists_say_which_layers_take_their_values():
     assert line_at(text, f"{LAYERS}.cross_attn.dropout") == "dropout: 0.0  # default"
     explained = xtc.loads_spec(text)
     assert without_header(compile_spec(explained)) == without_header(compile_spec(spec))
+
+
+def test_a_sampling_option_says_that_the_model_samples():
+    from features import feature, feature_spec
+
+    text = xtc.explain(feature_spec(feature("explicit-gumbel_cross"), "Decoder", False))
+    assert ("gumbel_softmax: true  # the attention weights are sampled, in eval mode too: "
+            "outputs and generation are random") in text
+    assert "gumbel_softmax: true  # from attn" in text  # cross-attention inherits it

@@ -47,6 +47,8 @@ XTC_RULES = {
                                        "rest rather than apply them to one attention of two",
     "execute-order-skips-sublayer": "the reference builds sublayers that layers_execute_order "
                                     "never runs: parameters that take no part",
+    "flash-excludes-gumbel-softmax": "the reference ignores gumbel_softmax under flash "
+                                     "without a word",
     "flash-excludes-residual-attention": "under cross_attn: {flash: true} alone the reference "
                                          "drops cross residual attention without a word",
     "learned-sink-excludes-residual-attention": "with one self-attention layer the reference "

@@ -48,6 +48,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
         found += check_value_gates(spec, layers)
         found += check_sdp_kwargs(spec, layers)
         found += check_output_projection(spec, layers) + check_orthog_projection(spec, layers)
+        found += check_causal_only(spec, layers)
         found += check_inverted_attention(spec, layers)
         found += check_data_dependent_alibi(spec, layers)
     return found
@@ -83,6 +84,23 @@ def check_data_dependent_alibi(spec: Spec, layers) -> list[Diagnostic]:
                                     f"for {form}, each a number; got {name}: {scalar(value)} "
                                     "(x-transformers fails building it)"))
     return found
+
+
+# options x-transformers builds for causal attention only (Attention.__init__ asserts causal)
+CAUSAL_ONLY = {"use_cope": "CoPE was designed for causal attention",
+               "selective": "selective attention is designed for autoregressive"}
+
+
+def check_causal_only(spec: Spec, layers) -> list[Diagnostic]:
+    """A causal-only option in a stack whose self-attention is not causal (an Encoder); on
+    cross-attention, which is never causal, spec/support.py refuses them."""
+    if CAUSAL_LAYERS.get(layers.type, False):
+        return []
+    attn = layers.section("attn")
+    return [diagnostic(spec, f"{layers.key}.attn.{name}", "needs-causal-attention",
+                       f"attn.{name} needs causal self-attention (a Decoder), and "
+                       f"{layers.type} attends both ways: x-transformers asserts it ('{why}')")
+            for name, why in CAUSAL_ONLY.items() if any(each_value(attn[name]))]
 
 
 SDP_KERNELS = ("enable_flash", "enable_mem_efficient", "enable_math", "enable_cudnn")

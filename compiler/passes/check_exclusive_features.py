@@ -163,12 +163,18 @@ CROSS_FLASH_SCORES = (
      f"signed (cog) attention rewrites the attention matrix, and {FLASH_NEEDS}"),
     ("inverted_attention", "flash-excludes-inverted-attention",
      f"inverted attention normalises over queries, and {FLASH_NEEDS}"),
+    ("gumbel_softmax", "flash-excludes-gumbel-softmax",
+     ("gumbel softmax samples the weights from the attention matrix, and x-transformers "
+      "silently ignores it under flash")),
 )
+# the attention functions cross-attention compiles, at most one of them (AT_MOST_ONE's group)
+CROSS_FUNCTIONS = ("sigmoid", "l2_distance", "gumbel_softmax")
 
 
 def cross_score_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
     """The score functions cross-attention takes (from cross_attn: or attn:): flash excludes
-    sigmoid and cog_signed, and sigmoid excludes l2_distance, as for self-attention; a pair both
+    sigmoid, cog_signed, inverted attention and gumbel_softmax, and at most one of sigmoid,
+    l2_distance and gumbel_softmax replaces the softmax, as for self-attention; a pair both
     written in attn: is reported there already."""
     if not cross_attends(layers):
         return []
@@ -180,12 +186,16 @@ def cross_score_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
                 and not (flash.startswith("attn.") and key.startswith("attn."))):
             found.append(diagnostic(spec, f"{layers.key}.{key}", code,
                                     f"cross-attention takes {flash} and {key}: {why}"))
-    sigmoid, l2 = cross_key(layers, "sigmoid"), cross_key(layers, "l2_distance")
-    if (sigmoid and l2 and cross_option(layers, "sigmoid") and cross_option(layers, "l2_distance")
-            and not (sigmoid.startswith("attn.") and l2.startswith("attn."))):
-        found.append(diagnostic(spec, f"{layers.key}.{l2}", "at-most-one-attention-function",
-                                f"cross-attention takes {sigmoid} and {l2}: each replaces the "
-                                "softmax of the scores (x-transformers 2.31.10 refuses this too)"))
+    taken = [cross_key(layers, name) for name in CROSS_FUNCTIONS
+             if cross_key(layers, name) and cross_option(layers, name)]
+    for i, first in enumerate(taken):
+        for second in taken[i + 1:]:
+            if not (first.startswith("attn.") and second.startswith("attn.")):
+                found.append(diagnostic(spec, f"{layers.key}.{second}",
+                                        "at-most-one-attention-function",
+                                        f"cross-attention takes {first} and {second}: each "
+                                        "replaces the softmax of the scores (x-transformers "
+                                        "2.31.10 refuses this too)"))
     sink = cross_key(layers, "head_learned_sink")
     if layers.section("cross_attn")["inverted_attention"] and sink and cross_option(layers, "head_learned_sink"):
         found.append(diagnostic(spec, f"{layers.key}.cross_attn.inverted_attention",

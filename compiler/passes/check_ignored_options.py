@@ -36,6 +36,12 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{layers.key}.attn.logit_softclamp_value", "softclamp-value-without-softclamp",
                 "attn.logit_softclamp_value has no effect without attn.softclamp_logits: true",
                 "warning"))
+        found += ignored_gumbel_options(spec, layers)
+        for name in ("cope_max_pos", "cope_talking_heads"):
+            if not attn["use_cope"] and name in layers.sections_given.get("attn", ()):
+                found.append(diagnostic(
+                    spec, f"{layers.key}.attn.{name}", "cope-option-without-cope",
+                    f"attn.{name} has no effect without attn.use_cope: true", "warning"))
         if not attn["laser"] and "laser_softclamp_value" in layers.sections_given.get("attn", ()):
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.laser_softclamp_value", "laser-value-without-laser",
@@ -186,3 +192,20 @@ def continuous_decoders(spec: Spec) -> list:
     """The ContinuousTransformerWrappers that generate (resolve.generates_vectors)."""
     return [model for model in all_modules(spec) if model.type == "ContinuousTransformerWrapper"
             and generates_vectors(model)]
+
+
+def ignored_gumbel_options(spec: Spec, layers) -> list[Diagnostic]:
+    """Gumbel-softmax's temperature and hardness written where the attention they reach
+    (cross-attention: its own or attn:'s) has no gumbel_softmax."""
+    found = []
+    places = [("attn", layers.section("attn"))]
+    if cross_attends(layers):
+        places.append(("cross_attn", CrossOptions(layers)))
+    for section, options in places:
+        for name in ("gumbel_softmax_temp", "gumbel_softmax_hard"):
+            if name in layers.sections_given.get(section, ()) and not options["gumbel_softmax"]:
+                found.append(diagnostic(
+                    spec, f"{layers.key}.{section}.{name}", "gumbel-option-without-gumbel-softmax",
+                    f"{section}.{name} has no effect without {section}.gumbel_softmax: true",
+                    "warning"))
+    return found
