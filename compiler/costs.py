@@ -587,13 +587,29 @@ def training_flops(products: list[Product]) -> int:
 
 def cache_bytes_per_token(op: Op, dtype_bytes: int) -> int:
     """What generation keeps per position: self-attention keys and values per generated token
-    (grouped-query attention stores the kv heads only); cross-attention's per context token."""
+    (grouped-query attention stores the kv heads only), and what some scores carry beside them;
+    cross-attention's per context token."""
     a = op.attrs
     if op.kind is OpKind.ATTENTION and a.causal:
-        return (a.kv_heads or a.heads) * (a.dim_head + (a.value_dim_head or a.dim_head)) * dtype_bytes
+        widths = (a.kv_heads or a.heads) * (a.dim_head + (a.value_dim_head or a.dim_head))
+        return (widths + sum(carried_per_position(a).values())) * dtype_bytes
     if op.kind is OpKind.CROSS_ATTENTION:
         return a.heads * 2 * a.dim_head * dtype_bytes
     return 0
+
+
+def carried_per_position(a) -> dict[str, int]:
+    """The numbers a causal attention's cache keeps per position beside its keys and values,
+    by what they are: data-dependent ALiBi's gate keys (per row) or its gates' running sums
+    (one per head), and selective attention's penalty sums (one per key)."""
+    carried = {}
+    if a.data_dependent_alibi_per_row:
+        carried["data-dependent ALiBi's gate keys"] = a.heads * a.data_dependent_alibi_per_row_dim_head
+    elif a.data_dependent_alibi:
+        carried["data-dependent ALiBi's gate sums"] = a.heads
+    if a.selective:
+        carried["selective attention's penalty sums"] = 1
+    return carried
 
 
 # -- Transformer-XL memories -------------------------------------------------------------------

@@ -18,8 +18,8 @@ from .ir import Graph, Op, OpKind, scope_prefix
 FLOP_CONVENTION = ("matrix products only, 2 FLOPs per multiply-add; attention over the full "
                    "T x S score square (masked scores included, as SDPA's math path computes "
                    "them); a training step is forward + backward, the optimizer not counted")
-NO_CACHE = ("kv cache: none (not a decoder language model, or memory tokens make "
-            "generate() recompute the sequence)")
+NO_CACHE = ("kv cache: none (not a decoder language model, or generate() recomputes the "
+            "sequence: memory tokens, belief attention, inverted cross-attention)")
 
 
 FORMATS = ("text", "json", "dot", "mermaid")
@@ -215,6 +215,10 @@ def cache_lines(inspection: Inspection) -> list[str]:
         at = inspection.lengths.get("T", inspection.tokens)
         lines.append(f"  per generated token  {per_token:,} B float32, {per_token // 2:,} B bfloat16;"
                      f" at T={at}: {scaled(per_token * at, 'B')} float32 per sequence")
+    carried = inspection.cache_carried
+    if carried:
+        lines.append(f"  of which             {sum(carried.values()):,} B float32 beside the keys and "
+                     f"values: {', '.join(carried)}")
     cross = inspection.cross_cache_bytes_per_token
     if cross:
         lines.append(f"  cross-attention      {cross:,} B float32 per context token, computed once")
@@ -319,6 +323,7 @@ def inspection_data(inspection: Inspection) -> dict:
             "cross_attention_bytes_per_context_token": {
                 "float32": inspection.cross_cache_bytes_per_token,
                 "bfloat16": inspection.cross_cache_bytes_per_token // 2},
+            "carried_float32_bytes_per_token": inspection.cache_carried,  # within bytes_per_token
         },
         "memories": {
             "layers": inspection.memory_layers,

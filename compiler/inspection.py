@@ -67,6 +67,8 @@ class Inspection:
     cache_bytes_per_token: int  # self-attention, float32, per generated position
     cross_cache_bytes_per_token: int  # cross-attention, float32, per context position
     cache_layers: int
+    # what the self-attention caches keep beside keys and values -> float32 bytes per position
+    cache_carried: dict[str, int] = field(default_factory=dict)
     memory_layers: int = 0  # Transformer-XL: blocks that keep a memory of earlier segments
     memory_bytes_per_layer: int = 0  # float32, per sequence, at max_mem_len positions
     attention: list[AttentionPath] = field(default_factory=list)
@@ -79,6 +81,17 @@ class Inspection:
     @property
     def total_parameters(self) -> int:
         return sum(sum(parts.values()) for parts in self.parameters.values())
+
+
+def carried_bytes(attention: list[Op]) -> dict[str, int]:
+    """What the cached self-attention layers keep per position beside keys and values, by
+    what it is: float32 bytes summed over the layers."""
+    carried: dict[str, int] = {}
+    for op in attention:
+        if op.attrs.causal:
+            for what, count in costs.carried_per_position(op.attrs).items():
+                carried[what] = carried.get(what, 0) + 4 * count
+    return carried
 
 
 def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
@@ -116,6 +129,7 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         cross_cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
                                         for op in cached if op.kind is OpKind.CROSS_ATTENTION),
         cache_layers=sum(1 for op in cached if op.kind is OpKind.ATTENTION),
+        cache_carried=carried_bytes([op for op in cached if op.kind is OpKind.ATTENTION]),
         memory_layers=sum(model.depth for model in recurrent),
         memory_bytes_per_layer=max((costs.memory_bytes_per_layer(model.attrs, model.dim, 4)
                                     for model in recurrent), default=0),

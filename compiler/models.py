@@ -100,14 +100,14 @@ class Model:
         nothing to cache. Belief attention (orthog_projected_values) projects every position
         against the whole sequence, so each step recomputes it (x-transformers caches and
         then projects the newest position alone: its uncached tokens are the model's).
-        Selective attention's penalties sum over every earlier query: recomputed at each step
-        too (x-transformers' can_cache_kv is false for it). Inverted cross-attention takes a
+        Selective attention's penalties sum over every earlier query: the cache carries the
+        sum (x-transformers' can_cache_kv is false for it). Inverted cross-attention takes a
         softmax over every query, so it recomputes them all too."""
         attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
         inverted = any(op.attrs.inverted_attention for op in self.ops
                        if op.kind is OpKind.CROSS_ATTENTION)
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and bool(attention)
-                and not any(op.attrs.orthog_copies or op.attrs.selective for op in attention)
+                and not any(op.attrs.orthog_copies for op in attention)
                 and not inverted)
 
     @property

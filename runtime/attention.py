@@ -128,7 +128,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
                     query_mask: Tensor | None = None, gumbel: float | None = None,
                     gumbel_hard: bool = True,
                     cope: nn.Module | None = None,
-                    selective: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+                    selective: bool = False,
+                    selective_cache=None) -> Tensor | tuple[Tensor, Tensor]:
     """Attention with the score matrix in hand, for the options that read or rewrite it (SDPA
     never materialises it): talking heads (Shazeer et al. 2020, https://arxiv.org/abs/2003.02436)
     mix it across heads before and after the softmax, and top-k attention (Zhao et al. 2019,
@@ -147,7 +148,8 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     its largest entry with the soft weights' gradient where `gumbel_hard`; the noise is drawn
     from torch's global generator, one (B, H, T, S) draw per call. `cope` (contextual
     positions, runtime.positions.ContextualPositions) adds its logits to the masked scores,
-    before the sink; `selective` then subtracts `selective_penalty`. `sigmoid` weighs
+    before the sink; `selective` then subtracts `selective_penalty`, whose running sum
+    `selective_cache` (the layer's kv cache) carries from step to step. `sigmoid` weighs
     each key by the sigmoid of its score instead of the softmax (sigmoid attention, Ramapuram et
     al. 2024, https://arxiv.org/abs/2409.04431); `l2_distance` scores by minus the squared
     distance of q and k (times the scale); `cog_signed` takes the softmax of the scores'
@@ -188,7 +190,7 @@ def attend_explicit(q: Tensor, k: Tensor, v: Tensor, *, causal: bool,
     if cope is not None:
         scores = scores + cope(q, scores)
     if selective:
-        scores = scores - selective_penalty(scores)
+        scores = scores - selective_penalty(scores, selective_cache)
     if sink is not None:  # (B, H, T, 1 + S): never masked
         sinks = sink[:, None, None].expand(*scores.shape[:-1], 1)
         if cog_signed:
@@ -233,15 +235,26 @@ def straight_through(forward: Tensor, soft: Tensor) -> Tensor:
     return forward.detach() + soft - soft.detach()
 
 
-def selective_penalty(scores: Tensor) -> Tensor:
+def selective_penalty(scores: Tensor, cache=None) -> Tensor:
     """Selective attention (Leviathan et al. 2024, https://arxiv.org/abs/2410.02703, section
     3.3), causal: query i's penalty on key j is the sum, over the earlier queries i' < i, of
     the first head's masked score of i' for j, where positive. A query never penalises its own
     key, nor the first query's (the start of the sequence) or any before it (memory slots, a
-    zero key). scores (B, H, T, S), the last T keys the queries' own -> (B, 1, T, S)."""
+    zero key). scores (B, H, T, S), the last T keys the queries' own -> (B, 1, T, S).
+
+    The penalties are a running sum over the queries, so a kv cache carries it: `cache` keeps
+    the sum of every cached query's gates per key position, and its queries' penalties go on
+    from there (cached steps equal the whole sequence's)."""
     T, S = scores.shape[-2:]
+    carried = None if cache is None else cache.extra.get("selective_penalty")  # (B, L)
+    first = S - T - (0 if carried is None else carried.shape[-1])  # the sequence's first key
     keys = torch.arange(S, device=scores.device)
     own = keys == torch.arange(S - T, S, device=scores.device)[:, None]  # (T, S)
-    gates = scores[:, 0].relu().masked_fill(own | (keys <= S - T), 0.0)  # (B, T, S)
+    gates = scores[:, 0].relu().masked_fill(own | (keys <= first), 0.0)  # (B, T, S)
     earlier = torch.cat((torch.zeros_like(gates[:, :1]), gates[:, :-1]), dim=1)  # row i: i - 1's
-    return earlier.cumsum(dim=1)[:, None]
+    penalty = earlier.cumsum(dim=1)  # (B, T, S)
+    if carried is not None:  # the cached queries' gates, none yet on the new keys
+        penalty = penalty + F.pad(carried, (first, T))[:, None]
+    if cache is not None:  # every query's so far, per key position of the sequence
+        cache.extra["selective_penalty"] = (penalty[:, -1] + gates[:, -1])[:, first:]
+    return penalty[:, None]

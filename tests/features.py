@@ -316,7 +316,8 @@ COPE = token_rows("explicit", {
         "use_cope": True, "cope_talking_heads": True, "num_mem_kv": 2, "kv_heads": 2,
         "add_zero_kv": True, "head_learned_sink": True}},
 }, kinds=("Decoder",), flash=False) + token_rows("explicit", {
-    # selective attention: causal only, never flash; no kv cache (nor the reference's)
+    # selective attention: causal only, never flash; the kv cache carries the penalties' sum (the
+    # reference generates without one)
     "selective": {"attn": {"selective": True}},
     "selective_memory_zero_kv_cope": {"layers": {"rotary_pos_emb": True}, "attn": {
         "selective": True, "num_mem_kv": 2, "add_zero_kv": True, "use_cope": True,

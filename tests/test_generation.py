@@ -109,13 +109,28 @@ def test_a_generator_makes_sampling_reproducible():
     assert torch.equal(*runs)
 
 
-def test_cached_logits_equal_full_sequence_logits():
-    _, ours = paired_models(decoder_spec("options-num_mem_kv"))
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+@pytest.mark.parametrize("name", [
+    "options-num_mem_kv",
+    # what the cache carries beside keys and values: running sums over the positions
+    "explicit-selective", "explicit-selective_memory_zero_kv_cope",
+    "attention-data_dependent_alibi", "attention-dda_per_row_memory_kv",
+])
+def test_cached_logits_equal_full_sequence_logits(name, masked):
+    """A prompt, then one token at a time through the cache, gives the whole sequence's logits
+    (the reference turns its cache off for selective attention, and its cached data-dependent
+    ALiBi differs from its full forward: the full forward is the oracle)."""
+    _, ours = paired_models(decoder_spec(name))
     sequence = prompts(length=9)
-    full = ours(sequence)
+    mask = torch.ones_like(sequence, dtype=torch.bool)
+    if masked:
+        mask[1, :2] = False  # the second row left-padded
+    kwargs = {"mask": mask} if masked else {}
+    full = ours(sequence, **kwargs)
     cache = ours.new_cache(2, 9)
-    steps = [ours.decode_step(sequence[:, :4], cache=cache)]
-    steps += [ours.decode_step(sequence[:, i:i + 1], cache=cache) for i in range(4, 9)]
+    steps = [ours.decode_step(sequence[:, :4], cache=cache, mask=mask[:, :4] if masked else None)]
+    steps += [ours.decode_step(sequence[:, i:i + 1], cache=cache,
+                               mask=mask[:, :i + 1] if masked else None) for i in range(4, 9)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-4, atol=1e-5)
 
 

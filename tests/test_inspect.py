@@ -2,7 +2,8 @@
 
 Parameters must equal the built model's exactly; FLOPs must equal what PyTorch's own counter
 (`FlopCounterMode`) sees for a forward and for a forward + backward under the math SDPA backend;
-kv-cache bytes per token must equal what `new_cache` allocates. Checked on every example and on
+kv-cache bytes per token must equal what `new_cache` allocates, and what a full cache carries
+beside. Checked on every example and on
 every row of tests/features.py, at tiny lengths.
 """
 
@@ -96,7 +97,8 @@ def assert_figures_match(spec: xtc.Spec, memory: int = M) -> None:
     generators = [m for m in model.modules() if hasattr(m, "new_cache")]
     allocated = sum(t.numel() * t.element_size() for m in generators
                     for kv in m.new_cache(1, 8).self_attn for t in (kv.keys, kv.values))
-    assert figures.cache_bytes_per_token * 8 == allocated
+    carried = sum(figures.cache_carried.values()) * 8  # filled as it decodes
+    assert figures.cache_bytes_per_token * 8 == allocated + carried
     if not generators:
         assert figures.cross_cache_bytes_per_token == 0
 
@@ -120,6 +122,28 @@ def option_cases():
 @pytest.mark.parametrize("row, kind", list(option_cases()))
 def test_options(row, kind):
     assert_figures_match(feature_spec(row, kind, flash=False))
+
+
+CARRIED = ("data_dependent_alibi", "selective")  # options whose cache keeps more per position
+
+
+@pytest.mark.parametrize("row", [row for row in FEATURES
+                                 if any(row.attn.get(name) for name in CARRIED)],
+                         ids=lambda row: row.id)
+def test_what_the_cache_carries_beside_keys_and_values(row):
+    """A full cache holds the figured bytes per token: keys, values, and the per-position
+    tensors some scores carry (data-dependent ALiBi's gates, selective attention's penalties)."""
+    spec = feature_spec(row, "Decoder", flash=False)
+    figures = inspect(spec, compile_graph(spec))
+    model = xtc.build(spec).eval()
+    cache = model.new_cache(1, 8)
+    with torch.no_grad():
+        model.decode_step(torch.zeros(1, 8, dtype=torch.long), cache=cache)
+    kept = sum(t.numel() * t.element_size() for kv in cache.self_attn
+               for t in (kv.keys, kv.values, *kv.extra.values()))
+    extra = sum(t.numel() * t.element_size() for kv in cache.self_attn for t in kv.extra.values())
+    assert figures.cache_bytes_per_token * 8 == kept
+    assert sum(figures.cache_carried.values()) * 8 == extra > 0
 
 
 @pytest.mark.parametrize("row", [row for row in FEATURES if "max_mem_len" in row.model],
