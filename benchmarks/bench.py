@@ -264,7 +264,52 @@ def measure(name: str, spec: xtc.Spec, batch: int, rounds: int, repeats: int,
     if config.generate:
         result["generation"] = measure_generation(spec, config, reference, ours, twin,
                                                   rounds * repeats * 2, new_tokens)
+    if windowed(spec):
+        result["cache_bytes"] = measure_cache(spec, ours, config, new_tokens)
     return result
+
+
+def windowed(spec: xtc.Spec) -> bool:
+    layers = spec.model.children.get("attn_layers")
+    return layers is not None and layers.section("attn")["max_attend_past"] is not None
+
+
+def without_windows(spec: xtc.Spec) -> xtc.Spec:
+    """The same spec with every attention seeing every position (the full-cache model)."""
+    document = yaml.safe_load(Path(spec.path).read_text())
+    document["model"]["attn_layers"]["attn"].pop("max_attend_past")
+    return xtc.loads_spec(yaml.safe_dump(document, sort_keys=False), spec.path)
+
+
+def cache_bytes(model, tokens: torch.Tensor) -> int:
+    """The bytes a model's kv cache holds once it has read `tokens` (B, T): buffers, and what
+    the layers keep beside them."""
+    cache = model.new_cache(tokens.shape[0], tokens.shape[1])
+    with torch.no_grad():
+        model.decode_step(tokens, cache=cache)
+    return sum(t.nbytes for kv in cache.self_attn for t in (kv.keys, kv.values, *kv.extra.values()))
+
+
+def measure_cache(spec: xtc.Spec, ours, config: Config, new_tokens: int) -> dict:
+    """A windowed model's kv cache after a generation's positions (the prompt and the new
+    tokens) and after max_seq_len of them, beside the same model's without windows."""
+    full = xtc.build(without_windows(spec)).eval()
+    prompt = generation_prompt(spec, config, new_tokens)[0]
+    lengths = {"generation": prompt.shape[1] + new_tokens, "max_seq_len": spec.model["max_seq_len"]}
+    figures = {}
+    for name, length in lengths.items():
+        tokens = config.inputs[0][:1, :1].repeat(1, length)
+        figures[name] = {"positions": length, "xtc": cache_bytes(ours, tokens),
+                         "full_cache": cache_bytes(full, tokens)}
+    return figures
+
+
+def cache_line(name: str, figures: dict) -> str:
+    """The kv cache a windowed config keeps, against the full-cache model's."""
+    cells = [f"{f['positions']} positions: {f['xtc'] / 2**10:.0f} KiB against "
+             f"{f['full_cache'] / 2**10:.0f} KiB ({f['xtc'] / f['full_cache']:.0%})"
+             for f in figures.values()]
+    return f"kv cache of {name} (sliding windows, batch 1) after " + "; after ".join(cells)
 
 
 def measure_generation(spec: xtc.Spec, config: Config, reference, ours, twin, turns: int,
@@ -519,6 +564,9 @@ def main() -> None:
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
     print(f"\n{generation_table(results)}")
+    for r in results:
+        if "cache_bytes" in r:
+            print(f"\n{cache_line(r['config'], r['cache_bytes'])}")
     if "cli" in report:
         cli = report["cli"]
         print(f"\nxtc validate (all examples): {cli['validate_all_examples_s']:.2f} s; "

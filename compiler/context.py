@@ -195,6 +195,7 @@ class AttentionClass(ReadsConfig):
         wanted |= {runtime("norms", "HeadRMSNorm")} if norms else set()
         wanted |= {TORCH} if a.head_learned_sink else set()
         wanted |= {runtime("positions", "ContextualPositions")} if a.use_cope else set()
+        wanted |= {runtime("attention", "sliding_window")} if a.max_attend_past is not None else set()
         wanted |= {FUNCTIONAL} if a.add_zero_kv else set()
         wanted |= {runtime("biases", "ProjectedDistanceBias")} if a.use_rel_proj_pos_bias else set()
         wanted |= {runtime("layers", "stack_qkv_weights")} if a.fused_qkv else set()
@@ -600,6 +601,7 @@ class ModelClass(DefaultConfig):
     length_limit: str = "None"
     cache_heads: str = "heads"  # the Config field with the number of key / value heads
     cache_value_dim: bool = False  # values have their own width
+    cache_windows: str = ""  # sliding windows that size the caches (code), "" for none
     config_default: str = ""  # where not config(): a shared config class with this model's values
     cache_layers: tuple[str, str] = ("self.config.depth", "")  # new_cache's self / cross runs
     prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens

@@ -206,6 +206,22 @@ def flop_lines(inspection: Inspection) -> list[str]:
     ]
 
 
+def window_lines(inspection: Inspection) -> list[str]:
+    """What sliding windows bound: the positions their layers keep, and where every layer has
+    one, the most the cache ever holds."""
+    windows = [w for w in inspection.cache_windows if w is not None]
+    if not windows:
+        return []
+    kept = ", ".join(str(w) for w in dict.fromkeys(windows))
+    layers = len(inspection.cache_windows)
+    if len(windows) < layers:
+        return [(f"  sliding windows      {len(windows)} of {layers} layers keep at most {kept} "
+                 "positions; the others keep every one")]
+    most = inspection.cache_bytes(max(windows))
+    return [(f"  sliding windows      every layer keeps at most {kept} positions: "
+             f"{scaled(most, 'B')} float32 per sequence at most, however long it runs")]
+
+
 def cache_lines(inspection: Inspection) -> list[str]:
     per_token = inspection.cache_bytes_per_token
     if not per_token and not inspection.cross_cache_bytes_per_token:
@@ -214,7 +230,8 @@ def cache_lines(inspection: Inspection) -> list[str]:
     if per_token:
         at = inspection.lengths.get("T", inspection.tokens)
         lines.append(f"  per generated token  {per_token:,} B float32, {per_token // 2:,} B bfloat16;"
-                     f" at T={at}: {scaled(per_token * at, 'B')} float32 per sequence")
+                     f" at T={at}: {scaled(inspection.cache_bytes(at), 'B')} float32 per sequence")
+        lines += window_lines(inspection)
     carried = inspection.cache_carried
     if carried:
         lines.append(f"  of which             {sum(carried.values()):,} B float32 beside the keys and "
@@ -324,6 +341,7 @@ def inspection_data(inspection: Inspection) -> dict:
                 "float32": inspection.cross_cache_bytes_per_token,
                 "bfloat16": inspection.cross_cache_bytes_per_token // 2},
             "carried_float32_bytes_per_token": inspection.cache_carried,  # within bytes_per_token
+            "windows": list(inspection.cache_windows),  # per layer: positions kept (None: all)
         },
         "memories": {
             "layers": inspection.memory_layers,

@@ -69,6 +69,10 @@ class Inspection:
     cache_layers: int
     # what the self-attention caches keep beside keys and values -> float32 bytes per position
     cache_carried: dict[str, int] = field(default_factory=dict)
+    # each cached self-attention layer's float32 bytes per position, and its sliding window
+    # (the positions it keeps at most; None: every one)
+    cache_layer_bytes: tuple[int, ...] = ()
+    cache_windows: tuple[int | None, ...] = ()
     memory_layers: int = 0  # Transformer-XL: blocks that keep a memory of earlier segments
     memory_bytes_per_layer: int = 0  # float32, per sequence, at max_mem_len positions
     attention: list[AttentionPath] = field(default_factory=list)
@@ -77,6 +81,12 @@ class Inspection:
     op_parameters: dict[str, int] = field(default_factory=dict)  # counted (owner) ops only
     warnings: list[str] = field(default_factory=list)  # lengths the emitted model refuses
     state_dict: list[StateKey] = field(default_factory=list)
+
+    def cache_bytes(self, positions: int) -> int:
+        """The float32 bytes the self-attention caches hold after `positions` positions: each
+        layer's per position, up to its window."""
+        return sum(size * (positions if window is None else min(positions, window))
+                   for size, window in zip(self.cache_layer_bytes, self.cache_windows))
 
     @property
     def total_parameters(self) -> int:
@@ -130,6 +140,9 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
                                         for op in cached if op.kind is OpKind.CROSS_ATTENTION),
         cache_layers=sum(1 for op in cached if op.kind is OpKind.ATTENTION),
         cache_carried=carried_bytes([op for op in cached if op.kind is OpKind.ATTENTION]),
+        cache_layer_bytes=tuple(costs.cache_bytes_per_token(op, 4)
+                                for op in cached if op.kind is OpKind.ATTENTION),
+        cache_windows=tuple(op.attrs.max_attend_past for op in cached if op.kind is OpKind.ATTENTION),
         memory_layers=sum(model.depth for model in recurrent),
         memory_bytes_per_layer=max((costs.memory_bytes_per_layer(model.attrs, model.dim, 4)
                                     for model in recurrent), default=0),
@@ -301,6 +314,9 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
             found.append("the projected distance bias is an additive float mask")
         if a.data_dependent_alibi:
             found.append("data-dependent ALiBi is an additive float mask")
+        if a.max_attend_past is not None:
+            found.append("the sliding window is a boolean band mask (a decoding step over the "
+                         "window's cache needs none)")
         if a.causal and a.num_mem_kv:
             found.append("memory keys make keys longer than queries: the causal mask is a tensor")
         if a.causal and a.add_zero_kv:

@@ -286,6 +286,9 @@ class AttentionAttrs:
     # selective attention: each query's scores minus the first head's positive scores of the
     # earlier queries for the same keys (a token may stop later ones attending to a key)
     selective: bool = False
+    # a sliding window: each query sees the keys at most this many positions back (None: all);
+    # the kv cache keeps that many positions
+    max_attend_past: int | None = None
     sigmoid: bool = False  # each weight the sigmoid of its score, no softmax
     l2_distance: bool = False  # scores -|q - k|^2 * scale (SDPA: a per-key bias, `attend`)
     cog_signed: bool = False  # softmax of the scores' magnitudes, times their signs

@@ -289,7 +289,6 @@ def xval_class(model: Model, class_name: str, config: str, parameters: list, che
     """An xVal model (XValTransformerWrapper): token ids and their numbers in, logits and one
     number per position out; loss and generate as XValAutoregressiveWrapper's."""
     generative, cacheable = model.generative, model.cacheable
-    attention = model.shared(OpKind.ATTENTION)
     what = "language model" if model.causal else "encoder"
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
@@ -301,10 +300,7 @@ def xval_class(model: Model, class_name: str, config: str, parameters: list, che
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports),
                      step_parameters=step, generative=generative, cacheable=cacheable,
                      cross=takes_context(model), length_limit=length_limit(model),
-                     cache_heads="kv_heads" if attention and attention.kv_heads else "heads",
-                     cache_layers=cache_layers(model),
-                     cache_value_dim=bool(attention and attention.value_dim_head), numbers=True,
-                     recurrent=model.recurrent)
+                     **cache_shape(model), numbers=True, recurrent=model.recurrent)
     stack = "Decoder" if model.causal else "Encoder"
     summary = f"an xVal transformer over tokens and numbers, x-transformers " \
               f"XValTransformerWrapper + {stack}."
@@ -425,11 +421,26 @@ def cached_positions(model: Model) -> list[str]:
 
 def cache_shape(model: Model) -> dict:
     """The ModelClass fields new_cache reads: the Config field with the key / value heads,
-    whether values have their own width, and the attention runs it allocates for."""
+    whether values have their own width, the attention runs it allocates for, and whether
+    sliding windows size their caches."""
     attention = model.shared(OpKind.ATTENTION)
     return {"cache_heads": "kv_heads" if attention and attention.kv_heads else "heads",
             "cache_value_dim": bool(attention and attention.value_dim_head),
-            "cache_layers": cache_layers(model)}
+            "cache_layers": cache_layers(model),
+            "cache_windows": cache_windows(model)}
+
+
+def cache_windows(model: Model) -> str:
+    """What new_cache passes as the sliding windows of its self-attention runs (code; "" for
+    none): the config's, one or one per layer, or a custom layout's per run, in the order its
+    sublayers run (an execution order may run a layer twice)."""
+    used, value = layer_values(model, OpKind.ATTENTION, "max_attend_past")
+    if not used:
+        return ""
+    if model.attrs.custom_layout and isinstance(value, tuple):
+        return repr(tuple(op.attrs.max_attend_past for op in model.ops
+                          if op.kind is OpKind.ATTENTION))
+    return "self.config.max_attend_past"
 
 
 def cache_layers(model: Model) -> tuple[str, str]:
@@ -572,6 +583,7 @@ PER_LAYER_CONFIG = {
         "attn_sublayer_dropout": (lambda a: a.sublayer_dropout, lambda a: a.sublayer_dropout > 0),
         "qk_norm_scale": (lambda a: float(a.qk_norm_scale),
                           lambda a: a.qk_norm and not a.qk_norm_dim_scale),
+        "max_attend_past": (lambda a: a.max_attend_past, lambda a: a.max_attend_past is not None),
     },
     OpKind.CROSS_ATTENTION: {
         "cross_attn_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
@@ -585,6 +597,11 @@ PER_LAYER_CONFIG = {
 }
 
 
+# Config fields that the model reads too, for every layer: one value stands for the stack only
+# where every layer has it (new_cache sizes each layer's cache by its window, None for all).
+READ_FOR_EVERY_LAYER = {"max_attend_past"}
+
+
 def layer_values(model: Model, kind: OpKind, field: str) -> tuple[bool, object]:
     """Whether a layer of the kind reads a Config field, and the field's value: the one value
     the layers that read it agree on, else a tuple of every layer's (one per layer of the kind,
@@ -592,9 +609,20 @@ def layer_values(model: Model, kind: OpKind, field: str) -> tuple[bool, object]:
     value, reads = PER_LAYER_CONFIG[kind][field]
     payloads = [op.attrs for op in model.layer_ops(kind)]
     read = list(dict.fromkeys(value(a) for a in payloads if reads(a)))
-    if len(read) <= 1:
+    every = field not in READ_FOR_EVERY_LAYER or all(reads(a) for a in payloads)
+    if len(read) == 0 or (len(read) == 1 and every):
         return bool(read), read[0] if read else None
     return True, tuple(value(a) for a in payloads)
+
+
+def window_row(model: Model) -> tuple:
+    """The stack_config row of the sliding windows: one for every layer, or each layer's (None
+    where a layer sees every position)."""
+    used, value = layer_values(model, OpKind.ATTENTION, "max_attend_past")
+    if isinstance(value, tuple):
+        return (used, "max_attend_past", "tuple[int | None, ...]", value,
+                "sliding windows: keys seen back, per layer (None: all)")
+    return used, "max_attend_past", "int", value, "sliding window: keys seen back"
 
 
 def layer_row(model: Model, kind: OpKind, field: str, type_: str, comment: str) -> tuple:
@@ -1034,6 +1062,7 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
         (attn is not None and attn.laser, "laser_softclamp_value", "float",
          attn and float(attn.laser_softclamp_value), "LASER's values soft-capped at +-this"),
         layer_row(model, OpKind.ATTENTION, "qk_norm_scale", "float", "attention scale under qk-norm"),
+        window_row(model),
         (attn is not None and attn.use_rel_proj_pos_bias, "rel_proj_num_distance_basis", "int",
          attn and attn.rel_proj_num_distance_basis, "learned distance curves per head"),
         (attn is not None and attn.use_rel_proj_pos_bias, "rel_proj_max_dist", "int",

@@ -23,7 +23,8 @@ from .ir import Graph, ModelAttrs, Op, OpKind
 # The payload fields that per-layer values (spec/support.py's PER_LAYER_KEYWORDS) may set
 # differently in each layer of a stack; every other field is the same in all of them.
 PER_LAYER_FIELDS = {
-    OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout"),
+    OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout",
+                       "max_attend_past"),
     OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout"),
     OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln"),
     OpKind.RESIDUAL: ("layer_dropout", "token_shifts"),

@@ -107,6 +107,20 @@ def causal_mask(T: int, S: int, device: torch.device) -> Tensor:
     return torch.arange(S, device=device) <= queries[:, None]
 
 
+def sliding_window(T: int, S: int, past: int, device: torch.device,
+                   slots: int = 0) -> Tensor | None:
+    """(T, S) boolean, True where query i may see key j under a sliding window: key j at most
+    `past` positions before the query (later keys are the causal mask's business). The queries
+    are the last T of the S - slots positions after the first `slots` keys, which are not
+    positions (memory slots, a zero key) and stay visible. None where every key is within
+    reach of every query: a decoding step over a window's cache, or a short sequence."""
+    if S - 1 - slots <= past:  # the last query to the first position
+        return None
+    queries = torch.arange(S - T, S, device=device)
+    allowed = queries[:, None] - torch.arange(S, device=device) <= past  # (T, S)
+    return allowed | (torch.arange(S, device=device) < slots)
+
+
 def l2norm(t: Tensor, groups: int = 1) -> Tensor:
     """Unit length within each of `groups` equal slices of the last dimension (qk-norm: Henry
     et al. 2020, https://arxiv.org/abs/2010.04245)."""
@@ -244,10 +258,13 @@ def selective_penalty(scores: Tensor, cache=None) -> Tensor:
 
     The penalties are a running sum over the queries, so a kv cache carries it: `cache` keeps
     the sum of every cached query's gates per key position, and its queries' penalties go on
-    from there (cached steps equal the whole sequence's)."""
+    from there (cached steps equal the whole sequence's). A sliding window's cache keeps the
+    last positions only, so its first key may come after the start; its new gates are dropped
+    all the same, which changes nothing: it is the furthest key the newest queries reach, and
+    out of the window of every later one."""
     T, S = scores.shape[-2:]
     carried = None if cache is None else cache.extra.get("selective_penalty")  # (B, L)
-    first = S - T - (0 if carried is None else carried.shape[-1])  # the sequence's first key
+    first = S - T - (0 if carried is None else carried.shape[-1])  # the first kept position's key
     keys = torch.arange(S, device=scores.device)
     own = keys == torch.arange(S - T, S, device=scores.device)[:, None]  # (T, S)
     gates = scores[:, 0].relu().masked_fill(own | (keys <= first), 0.0)  # (B, T, S)
@@ -256,5 +273,5 @@ def selective_penalty(scores: Tensor, cache=None) -> Tensor:
     if carried is not None:  # the cached queries' gates, none yet on the new keys
         penalty = penalty + F.pad(carried, (first, T))[:, None]
     if cache is not None:  # every query's so far, per key position of the sequence
-        cache.extra["selective_penalty"] = (penalty[:, -1] + gates[:, -1])[:, first:]
+        cache.keep("selective_penalty", (penalty[:, -1] + gates[:, -1])[:, first:])
     return penalty[:, None]

@@ -3,8 +3,9 @@
 Each self-attention layer keeps its keys and values in buffers preallocated for the whole
 generation (prompt + new tokens), so a decoding step writes one slot and reads a view: no
 re-allocation or copy of the past at every step, as torch.cat would do (see the benchmark notes
-in the README). Cross-attention keys and values depend only on the context: they are computed
-at the first step and reused.
+in the README); a sliding window's layer keeps the window's positions only, copying them
+forward at each step instead of growing. Cross-attention keys and values depend only on the
+context: they are computed at the first step and reused.
 """
 
 from __future__ import annotations
@@ -14,18 +15,26 @@ from torch import Tensor
 
 
 class KVCache:
-    """Preallocated keys and values of one self-attention layer: (B, H, capacity, D)."""
+    """Preallocated keys and values of one self-attention layer: (B, H, capacity, D). A
+    sliding window's layer (`window`: max_attend_past) keeps the last `window` positions only,
+    whatever the capacity: no later query can see further back."""
 
     def __init__(self, batch: int, heads: int, capacity: int, dim_head: int,
-                 device: torch.device, dtype: torch.dtype, value_dim_head: int | None = None) -> None:
+                 device: torch.device, dtype: torch.dtype, value_dim_head: int | None = None,
+                 window: int | None = None) -> None:
+        capacity = capacity if window is None else min(capacity, window)
         self.keys = torch.empty(batch, heads, capacity, dim_head, device=device, dtype=dtype)
         value_dim_head = dim_head if value_dim_head is None else value_dim_head
         self.values = torch.empty(batch, heads, capacity, value_dim_head, device=device, dtype=dtype)
-        self.length = 0
+        self.window = window
+        self.length = 0  # positions seen, kept or not
         self.extra: dict[str, Tensor] = {}  # other per-position tensors the layer keeps
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Append k and v (B, H, T, D); return everything cached so far, (B, H, length, D)."""
+        """Append k and v (B, H, T, D); return every position cached so far, (B, H, length, D),
+        or, for a sliding window, the kept ones and these."""
+        if self.window is not None:
+            return self.slide(k, v)
         start, end = self.length, self.length + k.shape[2]
         if end > self.keys.shape[2]:
             raise ValueError(f"kv cache full: {end} positions, capacity {self.keys.shape[2]}")
@@ -35,21 +44,45 @@ class KVCache:
         self.length = end
         return self.keys.narrow(2, 0, end), self.values.narrow(2, 0, end)
 
+    def slide(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """A sliding window's update: the kept positions and k, v (B, H, T, D) together, of
+        which the last `window` are kept. The step's keys are a new tensor (the kept ones
+        then these); the buffers never hold more than the window."""
+        kept = min(self.length, self.window)
+        keys = torch.cat((self.keys.narrow(2, 0, kept), k), dim=2)  # (B, H, kept + T, D)
+        values = torch.cat((self.values.narrow(2, 0, kept), v), dim=2)
+        keep = min(self.window, keys.shape[2])
+        if keep > self.keys.shape[2]:
+            raise ValueError(f"kv cache full: {self.length + k.shape[2]} positions, capacity "
+                             f"{self.keys.shape[2]}")
+        self.keys.narrow(2, 0, keep).copy_(keys[:, :, keys.shape[2] - keep:])
+        self.values.narrow(2, 0, keep).copy_(values[:, :, values.shape[2] - keep:])
+        self.length += k.shape[2]
+        return keys, values
+
     def extend(self, name: str, t: Tensor) -> Tensor:
         """Append t (B, H, T, ...) to a per-position tensor the layer keeps beside its keys
-        (data-dependent ALiBi's gate keys); return every position's so far."""
+        (data-dependent ALiBi's gate keys); return every kept position's and these."""
         previous = self.extra.get(name)
-        self.extra[name] = t if previous is None else torch.cat((previous, t), dim=2)
-        return self.extra[name]
+        t = t if previous is None else torch.cat((previous, t), dim=2)
+        self.keep(name, t, dim=2)
+        return t
 
     def extend_running_sum(self, name: str, sums: Tensor) -> Tensor:
         """Append running sums (B, H, T) of new positions, continued from the last one kept
-        (data-dependent ALiBi's forget gates); return every position's so far."""
+        (data-dependent ALiBi's forget gates); return every kept position's and these."""
         previous = self.extra.get(name)
         if previous is not None:
             sums = torch.cat((previous, previous[..., -1:] + sums), dim=-1)
-        self.extra[name] = sums
+        self.keep(name, sums, dim=-1)
         return sums
+
+    def keep(self, name: str, t: Tensor, dim: int = -1) -> None:
+        """Keep t, a tensor over the positions (along `dim`) seen so far, beside the keys: a
+        sliding window's cache keeps its last `window` positions, as it does keys."""
+        if self.window is not None and t.shape[dim] > self.window:
+            t = t.narrow(dim, t.shape[dim] - self.window, self.window)
+        self.extra[name] = t
 
 
 class ContextCache:
@@ -96,12 +129,18 @@ class ModelCache:
     @classmethod
     def allocate(cls, batch: int, heads: int, capacity: int, dim_head: int, device: torch.device,
                  dtype: torch.dtype, *, self_layers: int, cross_layers: int = 0,
-                 value_dim_head: int | None = None) -> ModelCache:
+                 value_dim_head: int | None = None,
+                 windows: int | tuple[int | None, ...] | None = None) -> ModelCache:
         """Buffers for `self_layers` self-attention runs and `cross_layers` cross-attention
-        runs; `heads` are the key / value heads (fewer than the query heads with GQA)."""
+        runs; `heads` are the key / value heads (fewer than the query heads with GQA).
+        `windows`: the sliding window of every self-attention run, or of each (None: it sees
+        every position), whose buffers then hold that many positions at most."""
+        if not isinstance(windows, tuple):
+            windows = (windows,) * self_layers
         return cls([
             LayerCache(
-                KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head)
+                KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head,
+                        windows[index])
                 if index < self_layers else None,
                 ContextCache() if index < cross_layers else None)
             for index in range(max(self_layers, cross_layers))

@@ -482,8 +482,9 @@ class SchemaChecker:
             item_ok, want = (lambda n: n.kind == "scalar" and n.value in ("a", "c", "f")), "'a', 'c' or 'f'"
         elif "int_list" in kw.types:
             item_ok, want = (lambda n: matches(n, "int")), "integer"
-        else:
-            item_ok = lambda n: any(matches(n, t) for t in kw.types)
+        else:  # a layer's null is the keyword's own default (max_attend_past: no window)
+            item_ok = lambda n: (any(matches(n, t) for t in kw.types)
+                                 or (kw.nullable and n.kind == "scalar" and n.value is None))
             want = expected(kw, per_item=True)
         for item in node.items:
             if item.invalid:

@@ -69,7 +69,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "sublayer_dropout", "orthog_projected_values", "orthog_projected_values_per_head",
         "qk_rmsnorm", "k_rmsnorm", "value_rmsnorm", "add_zero_kv", "head_learned_sink",
         "gumbel_softmax", "gumbel_softmax_temp", "gumbel_softmax_hard",
-        "use_cope", "cope_max_pos", "cope_talking_heads", "selective",
+        "use_cope", "cope_max_pos", "cope_talking_heads", "selective", "max_attend_past",
         "sigmoid", "l2_distance", "cog_signed", "laser", "laser_softclamp_value",
         "use_rel_proj_pos_bias", "rel_proj_num_distance_basis", "rel_proj_max_dist",
         "data_dependent_alibi", "data_dependent_alibi_per_row",
@@ -108,7 +108,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
 # rules read whole (qk_norm, sparse_topk, talking heads), has one value for the stack.
 PER_LAYER_KEYWORDS: dict[str, frozenset[str]] = {
     "layers": frozenset({"layer_dropout", "shift_tokens"}),
-    "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout"}),
+    "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout",
+                       "max_attend_past"}),
     "cross_attn": frozenset({"dropout", "sublayer_dropout"}),
     "ff": frozenset({"mult", "dropout", "glu", "post_act_ln"}),
 }

@@ -327,6 +327,40 @@ COPE = token_rows("explicit", {
                                            "cog_signed": True, "cope_max_pos": 4}},
 }, kinds=("Decoder",), flash=False)
 
+# sliding windows (max_attend_past): a band mask through SDPA, and caches that keep the window
+WINDOWS = token_rows("window", {
+    "max_attend_past": {"attn": {"max_attend_past": 3}},
+    # relative positions continue past the window; memory slots and the zero key stay visible
+    "rotary_memory_kv_zero_kv": {"layers": {"rotary_pos_emb": True}, "attn": {
+        "max_attend_past": 2, "num_mem_kv": 2, "add_zero_kv": True, "kv_heads": 2}},
+    "alibi_per_layer": {"layers": {"alibi_pos_bias": True, "depth": 3},
+                        "attn": {"max_attend_past": [2, None, 4]}},
+}) + token_rows("window", {
+    # xPos scales every key at each step: the window's cache holds the last keys unscaled
+    "xpos": {"layers": {"rotary_pos_emb": True, "rotary_xpos": True},
+             "attn": {"max_attend_past": 2}},
+}, kinds=("Decoder",)) + token_rows("window", {
+    "t5_explicit": {"layers": {"rel_pos_bias": True},
+                    "attn": {"max_attend_past": 3, "sparse_topk": 2}},
+}, flash=False) + token_rows("window", {
+    # what a cache carries beside keys and values is kept for the window's positions too (the
+    # reference's cached data-dependent ALiBi is wrong: its uncached tokens are the oracle)
+    "data_dependent_alibi": {"attn": {"max_attend_past": 3, "data_dependent_alibi": True}},
+}, flash=False, reference_cache=False) + token_rows("window", {
+    "dda_per_row": {"attn": {"max_attend_past": 2, "data_dependent_alibi": True,
+                             "data_dependent_alibi_per_row": True}},
+}, flash=False, reference_cache=False, kinds=("Decoder",)) + token_rows("window", {
+    "selective_cope_memory_kv": {"attn": {"max_attend_past": 3, "selective": True,
+                                          "use_cope": True, "num_mem_kv": 1}},
+    # an execution order runs the second attention twice: each run has its cache and window
+    "custom_layout_per_layer": {"layers": {"custom_layers": ["a", "f", "a", "a", "f"],
+                                           "depth": None, "layers_execute_order": [0, 1, 2, 3, 4, 2]},
+                                "attn": {"max_attend_past": [3, None, 2]}},
+}, flash=False, kinds=("Decoder",)) + token_rows("window", {
+    "xl_memory": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                  "layers": {"rotary_pos_emb": True}, "attn": {"max_attend_past": 4}},
+}, recurrent=True)
+
 # residual attention adds one layer's scores to the next: the score matrix again
 RESIDUAL = token_rows("residual", {
     "residual_attn_post_norm": {"layers": {"pre_norm": False, "residual_attn": True}},
@@ -564,6 +598,12 @@ OTHER_MODELS = [
         "encoder": {"attn": {"head_scale": [True, False]}, "layer_dropout": [0.1, 0.0, 0.1, 0.0]},
         "decoder": {"ff": {"glu": [False, True]}, "cross_attn": {"dropout": [0.1, 0.0]}}},
         wrapper="XTransformer", kinds=("XTransformer",)),
+    # the encoder's window goes with the source mask; cross-attention sees the whole source (a
+    # per-layer list stays with self-attention: cross-attention does not inherit it)
+    row("xtransformer", "windows", model={
+        "encoder": {"attn": {"max_attend_past": 2}},
+        "decoder": {"attn": {"max_attend_past": [3, 1]}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
     row("xtransformer", "cross_attn_tokens_dropout", model={
         "tie_token_emb": True, "cross_attn_tokens_dropout": 0.5},
         wrapper="XTransformer", kinds=("XTransformer",)),
@@ -591,9 +631,9 @@ RECURRENCE = token_rows("recurrence", {
                           "attn": {"use_rel_proj_pos_bias": True, "rel_proj_max_dist": 10}},
 }, recurrent=True, flash=False)
 
-FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + RESIDUAL + LAYERS
-                           + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING + OTHER_MODELS
-                           + RECURRENCE)
+FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
+                           + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
+                           + OTHER_MODELS + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

@@ -52,7 +52,7 @@ LAYER_OPTIONS = options_at("layers", {
 ATTN_OPTIONS = options_at("attn", {
     "dropout": (0.0,), "kv_heads": (1,), "qk_norm_groups": (1,), "qk_norm_scale": (10.0,),
     "value_dim_head": (4,), "sparse_topk": (2, 4), "logit_softclamp_value": (1.0, 50.0),
-    "laser_softclamp_value": (15.0,),
+    "laser_softclamp_value": (15.0,), "max_attend_past": (1, None),  # None: a global layer
 }, flash=FLAG, skip=STRUCTURE | {"flash_pack_seq"})  # with flash, the reference needs the
 # flash-attn package (CUDA) for flash_pack_seq, which changes nothing in xtc's code (a warning)
 CROSS_ATTN_OPTIONS = options_at("cross_attn", {

@@ -151,3 +151,17 @@ def test_the_reference_runs_at_its_fastest(bench, name):
     reference = reference_model(bench.fastest(ROOT / "benchmarks" / "specs" / f"{name}.yaml"))
     attends = [m for m in reference.modules() if type(m).__name__ == "Attend"]
     assert attends and all(m.flash for m in attends)
+
+
+def test_a_windowed_config_reports_its_cache_beside_the_full_cache_model_s(bench):
+    """gpt_windowed: 4 layers of 2 key / value heads 64 wide, float32, keys and values: 4 KiB a
+    position; windows of 32 keep 32 positions where the full cache keeps every one."""
+    spec = xtc.load_spec(ROOT / "benchmarks" / "specs" / "gpt_windowed.yaml")
+    config = bench.make_inputs("gpt_windowed", spec, batch=1)
+    figures = bench.measure_cache(spec, xtc.build(spec).eval(), config, new_tokens=64)
+    per_position = 4 * 2 * 64 * 2 * 4
+    assert figures["generation"] == {"positions": 80, "xtc": 32 * per_position,
+                                     "full_cache": 80 * per_position}
+    assert figures["max_seq_len"] == {"positions": 256, "xtc": 32 * per_position,
+                                      "full_cache": 256 * per_position}
+    assert bench.cache_line("gpt_windowed", figures).endswith("(12%)")

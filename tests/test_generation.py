@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 import torch
-from features import feature, feature_spec
+from features import feature, feature_spec, layers, spec_of
 from reference import paired_models
 from x_transformers import AutoregressiveWrapper
 from xtc.runtime.layers import forgetful_mask
@@ -115,6 +115,10 @@ def test_a_generator_makes_sampling_reproducible():
     # what the cache carries beside keys and values: running sums over the positions
     "explicit-selective", "explicit-selective_memory_zero_kv_cope",
     "attention-data_dependent_alibi", "attention-dda_per_row_memory_kv",
+    # a sliding window's cache keeps the window's keys, and what it carries beside them
+    "window-rotary_memory_kv_zero_kv", "window-alibi_per_layer", "window-xpos",
+    "window-data_dependent_alibi", "window-dda_per_row", "window-selective_cope_memory_kv",
+    "window-custom_layout_per_layer",
 ])
 def test_cached_logits_equal_full_sequence_logits(name, masked):
     """A prompt, then one token at a time through the cache, gives the whole sequence's logits
@@ -235,3 +239,33 @@ def test_token_shifting_caches_what_it_shifts_in(name):
         cached = ours.generate(prompt, 10, temperature=0, prompt_lens=lengths)
     assert torch.equal(cached, ours.generate(prompt, 10, temperature=0, cache=False,
                                              prompt_lens=lengths))
+
+
+def windowed_decoder(windows) -> xtc.Spec:
+    """A Decoder with sliding windows and rotary positions alone (no learned absolute ones), so
+    that it may run past max_seq_len."""
+    return spec_of({"type": "TransformerWrapper", "num_tokens": VOCAB, "max_seq_len": 16,
+                    "use_abs_pos_emb": False,
+                    "attn_layers": layers("Decoder", depth=len(windows), rotary_pos_emb=True,
+                                          attn={"dim_head": 8, "max_attend_past": list(windows)})})
+
+
+def test_a_window_s_cache_keeps_the_window_however_long_it_generates():
+    """300 tokens after a prompt, far past max_seq_len 16 and the windows (4 and 6; the third
+    layer sees everything): each windowed layer's buffers hold its window, the other every
+    position; the greedy tokens are those of one uncached forward over the whole sequence."""
+    torch.manual_seed(0)
+    model = xtc.build(windowed_decoder([4, 6, None])).eval()
+    prompt, steps = prompts(batch=1, length=5), 300
+    cache = model.new_cache(1, prompt.shape[1] + steps)
+    with torch.no_grad():
+        logits = model.decode_step(prompt, cache=cache)
+        tokens = [logits[:, -1].argmax(dim=-1, keepdim=True)]
+        for _ in range(steps - 1):
+            tokens.append(model.decode_step(tokens[-1], cache=cache)[:, -1].argmax(-1, keepdim=True))
+        sequence = torch.cat((prompt, *tokens), dim=1)
+        full = model(sequence[:, :-1])  # (1, 304, VOCAB): no cache, no truncation
+    assert [kv.keys.shape[2] for kv in cache.self_attn] == [4, 6, prompt.shape[1] + steps]
+    assert cache.length == prompt.shape[1] + steps - 1  # the last token is not fed back
+    assert torch.equal(full[:, prompt.shape[1] - 1:].argmax(dim=-1), sequence[:, prompt.shape[1]:])
+    assert torch.equal(model.generate(prompt, steps, temperature=0), sequence[:, prompt.shape[1]:])

@@ -64,10 +64,10 @@ def test_a_check_that_reads_nothing_rejected_still_reports():
 
 def test_an_unsupported_option_keeps_its_value_for_the_checks():
     """An option xtc does not compile yet leaves the other checks to run: flash beside top-k
-    is a conflict worth reporting now. (No option left uncompiled has a rule of its own since
-    selective compiles: max_attend_past stands in, with the conflict beside it.)"""
-    text = GPT.replace("{dim_head: 16}",
-                       "{dim_head: 16, flash: true, sparse_topk: 2, max_attend_past: 4}")
+    is a conflict worth reporting now. (Every attention option compiles since max_attend_past
+    and latent attention: the wrapper's mixture_of_softmax stands in, the conflict beside it.)"""
+    text = GPT.replace("{dim_head: 16}", "{dim_head: 16, flash: true, sparse_topk: 2}").replace(
+        "max_seq_len: 64", "max_seq_len: 64\n  mixture_of_softmax: true")
     assert "unsupported-option" in codes(text)
     assert any(code.startswith("flash-excludes") for code in codes(text))
     assert "checks-skipped" not in codes(text)
