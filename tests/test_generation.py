@@ -115,6 +115,9 @@ def test_a_generator_makes_sampling_reproducible():
     # what the cache carries beside keys and values: running sums over the positions
     "explicit-selective", "explicit-selective_memory_zero_kv_cope",
     "attention-data_dependent_alibi", "attention-dda_per_row_memory_kv",
+    # multi-head latent attention: keys and values re-projected from the cached latent
+    "attention-latent_kv", "attention-latent_rope_subheads",
+    "attention-latent_rope_qk_norm_mem_kv", "attention-latent_rope_xpos_k_rmsnorm",
 ])
 def test_cached_logits_equal_full_sequence_logits(name, masked):
     """A prompt, then one token at a time through the cache, gives the whole sequence's logits

@@ -92,6 +92,10 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                     "x-transformers projects the segment's outputs against "
                                     "values that include the memory's, longer than the segment, "
                                     "and its forward fails"))
+    if layers.section("attn")["use_latent_kv"]:
+        found.append(diagnostic(spec, at, "memory-with-latent-kv",
+                                "max_mem_len with attn.use_latent_kv is not supported by xtc "
+                                "yet: the memory's keys and values would come from its latent"))
     if layers.section("attn")["data_dependent_alibi"]:
         found.append(diagnostic(spec, at, "memory-with-data-dependent-alibi",
                                 "max_mem_len cannot be combined with attn.data_dependent_alibi: "
