@@ -135,7 +135,9 @@ def cross_attends(layers) -> bool:
     if layers.type == "CrossAttender":
         return True
     custom = layers["custom_layers"]
-    return bool(layers["cross_attend"] or (custom and "c" in custom))
+    if custom is not None:  # a layout builds the sublayers it names, cross_attend or not
+        return "c" in custom
+    return bool(layers["cross_attend"])
 
 
 def check_cross_inheritance(spec: Spec, layers) -> list[Diagnostic]:
