@@ -130,8 +130,8 @@ class AttentionClass(ReadsConfig):
         """A key's rotation depends on its position only, so new keys are cached rotated; xPos
         scales are centred on the current length and are applied to every key at each step.
         Multi-head latent attention caches the latent and re-projects its keys at each step:
-        rotary comes after the cache there too."""
-        return self.attrs.rotary and not self.xpos and not self.attrs.dim_latent_kv
+        rotary comes after its cache too."""
+        return self.attrs.rotary and not self.xpos and not (self.attrs.dim_latent_kv and self.cache)
 
     @property
     def grouped_qk_norm(self) -> bool:
