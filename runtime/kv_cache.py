@@ -66,6 +66,7 @@ class LatentCache(KVCache):
 
     def __init__(self, batch: int, capacity: int, latent_dim: int, rope_heads: int, dim_head: int,
                  device: torch.device, dtype: torch.dtype) -> None:
+        # (no KVCache.__init__: its key and value buffers are what this cache does not keep)
         self.latent = torch.empty(batch, capacity, latent_dim, device=device, dtype=dtype)
         self.rope_keys = (torch.empty(batch, rope_heads, capacity, dim_head, device=device, dtype=dtype)
                           if rope_heads else None)
