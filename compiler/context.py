@@ -128,8 +128,10 @@ class AttentionClass(ReadsConfig):
     @property
     def rotary_before_cache(self) -> bool:
         """A key's rotation depends on its position only, so new keys are cached rotated; xPos
-        scales are centred on the current length and are applied to every key at each step."""
-        return self.attrs.rotary and not self.xpos
+        scales are centred on the current length and are applied to every key at each step.
+        Multi-head latent attention caches the latent and re-projects its keys at each step:
+        rotary comes after its cache too."""
+        return self.attrs.rotary and not self.xpos and not (self.attrs.dim_latent_kv and self.cache)
 
     @property
     def grouped_qk_norm(self) -> bool:
@@ -174,7 +176,12 @@ class AttentionClass(ReadsConfig):
         parameters += ["prev_scores: Tensor | None = None"] if a.residual else []
         parameters += ["memory: Tensor | None = None"] if a.memory else []
         parameters += [str(ATTN_LSE)] if a.z_loss else []
-        return (*parameters, *(["cache: KVCache | None = None"] if self.cache else []))
+        return (*parameters, *([f"cache: {self.cache_class} | None = None"] if self.cache else []))
+
+    @property
+    def cache_class(self) -> str:
+        """What the layer's kv cache is: multi-head latent attention keeps its latent."""
+        return "LatentCache" if self.attrs.dim_latent_kv else "KVCache"
 
     @property
     def returns(self) -> str:
@@ -187,7 +194,7 @@ class AttentionClass(ReadsConfig):
     def imports(self) -> set[Import]:
         a = self.attrs
         wanted = attention_imports(a)
-        wanted |= {runtime("kv_cache", "KVCache")} if self.cache else set()
+        wanted |= {runtime("kv_cache", self.cache_class)} if self.cache else set()
         wanted |= {runtime("positions", "apply_rotary")} if a.rotary else set()
         wanted |= {TORCH} if a.rotate_heads or a.qk_norm_dim_scale or a.head_scale else set()
         wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
@@ -602,6 +609,8 @@ class ModelClass(DefaultConfig):
     cache_heads: str = "heads"  # the Config field with the number of key / value heads
     cache_value_dim: bool = False  # values have their own width
     cache_windows: str = ""  # sliding windows that size the caches (code), "" for none
+    cache_latent: bool = False  # multi-head latent attention: the cache keeps its kv latent
+    cache_rope_heads: bool = False  # and its decoupled-rope key heads
     config_default: str = ""  # where not config(): a shared config class with this model's values
     cache_layers: tuple[str, str] = ("self.config.depth", "")  # new_cache's self / cross runs
     prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens

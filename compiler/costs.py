@@ -98,7 +98,7 @@ def op_parameters(op: Op) -> int:
 def attention_parameters(a) -> int:
     kv_heads = a.kv_heads or a.heads
     value_dim = a.value_dim_head or a.dim_head
-    count = a.dim * (a.heads * a.dim_head + kv_heads * a.dim_head + kv_heads * value_dim)
+    count = sum(dim_in * dim_out for dim_in, dim_out, _ in qkv_projections(a))
     if a.project_out:
         count += a.out_width * a.dim * (2 if a.on_attn else 1)
     count += kv_heads * a.num_mem_kv * (a.dim_head + value_dim)
@@ -116,6 +116,20 @@ def attention_parameters(a) -> int:
     elif a.data_dependent_alibi:  # a gate per head (and one more for the other way), with a bias
         count += (a.dim + 1) * a.heads * (1 if a.causal else 2)
     return count + sum(a.talking_heads) * a.heads**2
+
+
+def qkv_projections(a) -> list[tuple[int, int, bool]]:
+    """(input width, output width, whether it reads a latent) of the self-attention's query,
+    key and value projections, with multi-head latent attention's latents and decoupled-rope
+    keys where it has them."""
+    kv_heads, rope_heads = a.kv_heads or a.heads, a.latent_rope_subheads
+    shapes = [(a.dim, a.dim_latent_q, False)] if a.dim_latent_q else []
+    shapes += [(a.dim, a.dim_latent_kv, False)] if a.dim_latent_kv else []
+    shapes += [(a.dim, rope_heads * a.dim_head, False)] if rope_heads else []
+    q_in, kv_in = a.dim_latent_q or a.dim, a.dim_latent_kv or a.dim
+    return shapes + [(q_in, a.heads * a.dim_head, bool(a.dim_latent_q)),
+                     (kv_in, (kv_heads - rope_heads) * a.dim_head, bool(a.dim_latent_kv)),
+                     (kv_in, kv_heads * (a.value_dim_head or a.dim_head), bool(a.dim_latent_kv))]
 
 
 def value_gates_parameters(a, value_dim: int) -> int:
@@ -508,9 +522,9 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
     kv_heads = a.kv_heads or a.heads
     value_dim = a.value_dim_head or a.dim_head
     keys = memory + n + a.num_mem_kv + a.add_zero_kv  # a learned sink is no key: no product
-    products = [linear(n, a.dim, a.heads * a.dim_head, input_grad),
-                linear(n, a.dim, kv_heads * a.dim_head, input_grad),
-                linear(n, a.dim, kv_heads * value_dim, input_grad)]
+    # (a projection of a latent needs its input's gradient: the latent is computed)
+    products = [linear(n, dim_in, dim_out, input_grad or from_latent)
+                for dim_in, dim_out, from_latent in qkv_projections(a)]
     if memory:
         products += [linear(memory, a.dim, kv_heads * a.dim_head, memory_grad),
                      linear(memory, a.dim, kv_heads * value_dim, memory_grad)]
@@ -590,6 +604,10 @@ def cache_bytes_per_token(op: Op, dtype_bytes: int) -> int:
     (grouped-query attention stores the kv heads only), and what some scores carry beside them;
     cross-attention's per context token."""
     a = op.attrs
+    if op.kind is OpKind.ATTENTION and a.causal and a.dim_latent_kv:
+        # multi-head latent attention keeps the latent, and the decoupled-rope key heads
+        widths = a.dim_latent_kv + a.latent_rope_subheads * a.dim_head
+        return (widths + sum(carried_per_position(a).values())) * dtype_bytes
     if op.kind is OpKind.ATTENTION and a.causal:
         widths = (a.kv_heads or a.heads) * (a.dim_head + (a.value_dim_head or a.dim_head))
         return (widths + sum(carried_per_position(a).values())) * dtype_bytes

@@ -189,6 +189,13 @@ def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | N
                "ff.swish": (r.feedforward.activation == "silu", "ff.relu_squared")})
 
 
+def rotated_heads(layers: ModuleSpec, r: ResolvedLayers) -> Derived:
+    """How many heads rotary turns: every head, or multi-head latent attention's rope heads."""
+    if r.attention and r.attention.latent_rope_subheads:
+        return r.attention.latent_rope_subheads, "attn.latent_rope_subheads"
+    return r.attention and r.attention.rotate_heads or layers["heads"], "heads: every head is rotated"
+
+
 def position_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | None]:
     """Rotary (xPos turns it on), the bias' heads, and whether absolute positions are dropped."""
     rotary, bias = r.rotary, r.position_bias
@@ -196,8 +203,7 @@ def position_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived 
     return {
         "rotary_pos_emb": (rotary is not None, "rotary_xpos"),
         "rotary_emb_dim": rotary and (rotary.dim, "attn.dim_head // 2"),
-        "rotate_num_heads": rotary and (r.attention and r.attention.rotate_heads or layers["heads"],
-                                        "heads: every head is rotated"),
+        "rotate_num_heads": rotary and rotated_heads(layers, r),
         "alibi_num_heads": (bias.alibi_heads, "heads") if bias and bias.alibi_heads else None,
         "disable_abs_pos_emb": (r.drops_absolute_positions,
                                 dropped_by or "no rotary_pos_emb, rotary_xpos or rel_pos_bias"),

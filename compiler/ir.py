@@ -221,6 +221,14 @@ class AttentionAttrs:
     rotate_heads: int = 0  # rotary on the last heads only (0: every head)
     kv_heads: int = 0  # grouped-query attention (0: as many as heads)
     value_dim_head: int = 0  # 0: dim_head
+    # multi-head latent attention (DeepSeek-V2, https://arxiv.org/abs/2405.04434): queries, and
+    # keys and values, projected from narrower latents of the input (0: from the input itself);
+    # the kv cache keeps the kv latent. With latent_rope_subheads the last key heads come from
+    # the input directly, and those heads alone (and as many query heads) get rotary
+    # (rotate_heads equals it)
+    dim_latent_q: int = 0
+    dim_latent_kv: int = 0
+    latent_rope_subheads: int = 0
     qk_norm: bool = False
     qk_norm_groups: int = 1
     qk_norm_scale: float = 10.0

@@ -427,7 +427,13 @@ def cache_shape(model: Model) -> dict:
     return {"cache_heads": "kv_heads" if attention and attention.kv_heads else "heads",
             "cache_value_dim": bool(attention and attention.value_dim_head),
             "cache_layers": cache_layers(model),
-            "cache_windows": cache_windows(model)}
+            "cache_windows": cache_windows(model), **latent_cache(attention)}
+
+
+def latent_cache(attention) -> dict:
+    """Multi-head latent attention's cache: the latent and the rope key heads (LatentCache)."""
+    return {"cache_latent": bool(attention and attention.dim_latent_kv),
+            "cache_rope_heads": bool(attention and attention.latent_rope_subheads)}
 
 
 def cache_windows(model: Model) -> str:
@@ -1049,6 +1055,10 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          "key / value heads (grouped-query attention)"),
         (attn is not None and attn.value_dim_head > 0, "value_dim_head", "int",
          attn and attn.value_dim_head, ""),
+        (attn is not None and attn.dim_latent_q > 0, "dim_latent_q", "int",
+         attn and attn.dim_latent_q, "queries' latent width (multi-head latent attention)"),
+        (attn is not None and attn.dim_latent_kv > 0, "dim_latent_kv", "int",
+         attn and attn.dim_latent_kv, "keys' and values' latent width, what the kv cache keeps"),
         (attn is not None and attn.qk_norm and attn.qk_norm_groups > 1, "qk_norm_groups", "int",
          attn and attn.qk_norm_groups, ""),
         (attn is not None and attn.sparse_topk > 0, "sparse_topk", "int", attn and attn.sparse_topk,

@@ -574,6 +574,9 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
     positions."""
     attn, heads = LayerOptions(layers.section("attn"), index), layers["heads"]
     kv_heads, rotate_heads = key_value_heads(layers), layers["rotate_num_heads"]
+    # MLA's decoupled rope: rotary on the key heads that come from the input (and as many query
+    # heads), in place of rotate_num_heads (the checks refuse both)
+    rotate_heads = attn["latent_rope_subheads"] or rotate_heads
     return payload(
         AttentionAttrs, attn,
         dim=layers["dim"],
@@ -605,7 +608,16 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         rel_proj_num_distance_basis=attn["rel_proj_num_distance_basis"] if attn["use_rel_proj_pos_bias"] else 16,
         rel_proj_max_dist=attn["rel_proj_max_dist"] if attn["use_rel_proj_pos_bias"] else 1024,
         **forget_gates(attn),
+        **latents(attn),
     )
+
+
+def latents(attn: Mapping[str, object]) -> dict[str, object]:
+    """Multi-head latent attention's widths, 0 where unused: a latent width without its
+    use_latent_ flag does nothing (a warning says so)."""
+    return {"dim_latent_q": attn["dim_latent_q"] if attn["use_latent_q"] else 0,
+            "dim_latent_kv": attn["dim_latent_kv"] if attn["use_latent_kv"] else 0,
+            "latent_rope_subheads": attn["latent_rope_subheads"] or 0}
 
 
 def gumbel(options: Mapping[str, object]) -> dict[str, object]:

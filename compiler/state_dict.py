@@ -120,6 +120,10 @@ def attention_parameters(attrs) -> list[tuple]:
     projections = [f"to_{part}.weight" for part in ("q", "k", "v")]
     fused = qkv_rows(attrs) if getattr(attrs, "fused_qkv", False) else []
     names = [] if fused else projections
+    # multi-head latent attention's latents and decoupled-rope keys, named as the reference
+    names += ["to_latent_q.weight"] if getattr(attrs, "dim_latent_q", 0) else []
+    names += ["to_latent_kv.weight"] if getattr(attrs, "dim_latent_kv", 0) else []
+    names += ["to_rotateable_k.weight"] if getattr(attrs, "latent_rope_subheads", 0) else []
     on_attn = getattr(attrs, "on_attn", False)
     names += [("to_out.0.weight" if on_attn else "to_out.weight")] if attrs.project_out else []
     names += ["mem_k", "mem_v"] if attrs.num_mem_kv else []

@@ -60,6 +60,11 @@ class KVCache:
         self.length += k.shape[2]
         return keys, values
 
+    @property
+    def buffers(self) -> tuple[Tensor, ...]:
+        """The preallocated tensors, for whoever counts the cache's memory."""
+        return self.keys, self.values
+
     def extend(self, name: str, t: Tensor) -> Tensor:
         """Append t (B, H, T, ...) to a per-position tensor the layer keeps beside its keys
         (data-dependent ALiBi's gate keys); return every kept position's and these."""
@@ -83,6 +88,41 @@ class KVCache:
         if self.window is not None and t.shape[dim] > self.window:
             t = t.narrow(dim, t.shape[dim] - self.window, self.window)
         self.extra[name] = t
+
+
+class LatentCache(KVCache):
+    """Multi-head latent attention's cache (DeepSeek-V2, https://arxiv.org/abs/2405.04434): the
+    latent its keys and values are projected from, (B, capacity, L), and with decoupled rope
+    the key heads that come from the input itself, unrotated, (B, R, capacity, D); the layer
+    re-projects every key and value from the latent at each step. L + R * D numbers a position
+    instead of 2 * H * D. KVCache's per-position extras (`extend`) serve as they do there."""
+
+    def __init__(self, batch: int, capacity: int, latent_dim: int, rope_heads: int, dim_head: int,
+                 device: torch.device, dtype: torch.dtype) -> None:
+        # (no KVCache.__init__: its key and value buffers are what this cache does not keep)
+        self.latent = torch.empty(batch, capacity, latent_dim, device=device, dtype=dtype)
+        self.rope_keys = (torch.empty(batch, rope_heads, capacity, dim_head, device=device, dtype=dtype)
+                          if rope_heads else None)
+        self.length = 0
+        self.window = None  # (sliding windows keep keys and values: not with a latent)
+        self.extra: dict[str, Tensor] = {}
+
+    @property
+    def buffers(self) -> tuple[Tensor, ...]:
+        return (self.latent,) if self.rope_keys is None else (self.latent, self.rope_keys)
+
+    def update(self, latent: Tensor, rope_keys: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """Append latent (B, T, L) and the rope keys (B, R, T, D) if kept; return everything
+        cached so far, (B, length, L) and (B, R, length, D) or None."""
+        start, end = self.length, self.length + latent.shape[1]
+        if end > self.latent.shape[1]:
+            raise ValueError(f"kv cache full: {end} positions, capacity {self.latent.shape[1]}")
+        self.latent.narrow(1, start, latent.shape[1]).copy_(latent)
+        self.length = end
+        if self.rope_keys is None:
+            return self.latent.narrow(1, 0, end), None
+        self.rope_keys.narrow(2, start, rope_keys.shape[2]).copy_(rope_keys)
+        return self.latent.narrow(1, 0, end), self.rope_keys.narrow(2, 0, end)
 
 
 class ContextCache:
@@ -130,18 +170,26 @@ class ModelCache:
     def allocate(cls, batch: int, heads: int, capacity: int, dim_head: int, device: torch.device,
                  dtype: torch.dtype, *, self_layers: int, cross_layers: int = 0,
                  value_dim_head: int | None = None,
-                 windows: int | tuple[int | None, ...] | None = None) -> ModelCache:
+                 windows: int | tuple[int | None, ...] | None = None, latent_dim: int = 0,
+                 rope_heads: int = 0) -> ModelCache:
         """Buffers for `self_layers` self-attention runs and `cross_layers` cross-attention
         runs; `heads` are the key / value heads (fewer than the query heads with GQA).
         `windows`: the sliding window of every self-attention run, or of each (None: it sees
-        every position), whose buffers then hold that many positions at most."""
+        every position), whose buffers then hold that many positions at most. With
+        `latent_dim` (multi-head latent attention) the self-attention runs keep that latent and
+        `rope_heads` key heads instead of keys and values (LatentCache)."""
         if not isinstance(windows, tuple):
             windows = (windows,) * self_layers
+
+        def self_attn(index: int) -> KVCache:
+            if latent_dim:
+                return LatentCache(batch, capacity, latent_dim, rope_heads, dim_head, device, dtype)
+            return KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head,
+                           windows[index])
+
         return cls([
             LayerCache(
-                KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head,
-                        windows[index])
-                if index < self_layers else None,
+                self_attn(index) if index < self_layers else None,
                 ContextCache() if index < cross_layers else None)
             for index in range(max(self_layers, cross_layers))
         ])

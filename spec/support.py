@@ -74,6 +74,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "use_rel_proj_pos_bias", "rel_proj_num_distance_basis", "rel_proj_max_dist",
         "data_dependent_alibi", "data_dependent_alibi_per_row",
         "data_dependent_alibi_per_row_dim_head", "data_dependent_alibi_kwargs",
+        "use_latent_q", "dim_latent_q", "use_latent_kv", "dim_latent_kv", "latent_rope_subheads",
         # accepted, with a warning that they change nothing in the emitted code
         # (compiler/passes/check_ignored_options.py)
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",

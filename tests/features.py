@@ -254,6 +254,27 @@ ATTENTION = token_rows("attention", {
                                        "data_dependent_alibi_per_row": True}},
 }, flash=False, reference_cache=False, kinds=("Decoder",))
 
+# multi-head latent attention (DeepSeek-V2): the kv cache keeps the latent. x-transformers'
+# cached generate fails without decoupled rope (its cache holds a None), so its uncached tokens
+# are the reference there
+LATENT = {"use_latent_kv": True, "dim_latent_kv": 12}
+ATTENTION += token_rows("attention", {
+    "latent_q": {"attn": {"use_latent_q": True, "dim_latent_q": 8}},
+    "latent_rope_subheads": {"layers": {"rotary_pos_emb": True},
+                             "attn": {"use_latent_q": True, "dim_latent_q": 8, **LATENT,
+                                      "latent_rope_subheads": 2}},
+    "latent_rope_qk_norm_mem_kv": {"layers": {"rotary_pos_emb": True},
+                                   "attn": {**LATENT, "latent_rope_subheads": 1, "qk_norm": True,
+                                            "num_mem_kv": 2}},
+}) + token_rows("attention", {
+    "latent_kv": {"attn": LATENT},
+    "latent_kv_gqa_rotary": {"layers": {"rotary_pos_emb": True}, "attn": {**LATENT, "kv_heads": 2}},
+}, reference_cache=False) + token_rows("attention", {
+    "latent_rope_xpos_k_rmsnorm": {"layers": {"rotary_pos_emb": True, "rotary_xpos": True},
+                                   "attn": {**LATENT, "latent_rope_subheads": 1,
+                                            "k_rmsnorm": True}},
+}, kinds=("Decoder",))
+
 # options that work on the score matrix itself: never flash
 EXPLICIT = token_rows("explicit", {
     "pre_talking_heads": {"attn": {"pre_talking_heads": True}},

@@ -16,6 +16,23 @@ def test_gqa_caches_only_the_key_value_heads():
     assert cache.layers[0].self_attn.keys.shape == (2, 2, 8, 16)
 
 
+def test_latent_attention_caches_the_latent_and_the_rope_keys():
+    """Multi-head latent attention keeps the latent (B, S, 12) and its 2 decoupled-rope key
+    heads (B, 2, S, 16), unrotated, not 4 heads of keys and values: a decoding step re-projects
+    keys and values from them, and the rope keys cached are the projection of the input."""
+    _, ours = paired_models(feature_spec(feature("attention-latent_rope_subheads"), "Decoder", False))
+    cache = ours.new_cache(2, 8)
+    kept = cache.layers[0].self_attn
+    assert [tuple(t.shape) for t in kept.buffers] == [(2, 8, 12), (2, 2, 8, 16)]
+    tokens = torch.randint(0, 64, (2, 5), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours.decode_step(tokens, cache=cache)
+        attn, h = ours.blocks[0].attn, ours.token_emb(tokens)  # the first block's input
+        rope_keys = attn.to_rotateable_k(ours.blocks[0].attn_norm(h)).unflatten(-1, (2, -1))
+    assert kept.length == 5
+    torch.testing.assert_close(kept.rope_keys[:, :, :5], rope_keys.transpose(1, 2))
+
+
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "key-mask"])
 def test_one_query_against_grouped_keys_equals_tiled_heads(masked):
     # attend folds query heads into rows for one decoding query (no tiled copy of the cache);

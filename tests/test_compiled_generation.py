@@ -46,7 +46,8 @@ def test_compiled_steps_give_the_eager_tokens_and_compile_once():
 @pytest.mark.slow
 @pytest.mark.parametrize("row", ["decoder-llama", "positions-alibi", "positions-xpos",
                                  "positions-t5", "layout-custom_residual_attn_shift",
-                                 "cross-plain", "xtransformer-readme"])
+                                 "cross-plain", "xtransformer-readme",
+                                 "attention-latent_rope_subheads"])
 def test_every_kind_of_decoding_step_compiles_to_the_eager_tokens(row):
     eager, compiled = eager_and_compiled(row)
     assert torch.equal(compiled, eager)

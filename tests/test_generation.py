@@ -119,6 +119,9 @@ def test_a_generator_makes_sampling_reproducible():
     "window-rotary_memory_kv_zero_kv", "window-alibi_per_layer", "window-xpos",
     "window-data_dependent_alibi", "window-dda_per_row", "window-selective_cope_memory_kv",
     "window-custom_layout_per_layer",
+    # multi-head latent attention: keys and values re-projected from the cached latent
+    "attention-latent_kv", "attention-latent_rope_subheads",
+    "attention-latent_rope_qk_norm_mem_kv", "attention-latent_rope_xpos_k_rmsnorm",
 ])
 def test_cached_logits_equal_full_sequence_logits(name, masked):
     """A prompt, then one token at a time through the cache, gives the whole sequence's logits

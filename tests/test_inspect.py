@@ -96,7 +96,7 @@ def assert_figures_match(spec: xtc.Spec, memory: int = M) -> None:
     assert figures.training_flops == counted_flops(model, inputs, True)[0]
     generators = [m for m in model.modules() if hasattr(m, "new_cache")]
     allocated = sum(t.numel() * t.element_size() for m in generators
-                    for kv in m.new_cache(1, 8).self_attn for t in (kv.keys, kv.values))
+                    for kv in m.new_cache(1, 8).self_attn for t in kv.buffers)
     if figures.cache_carried:  # filled as it decodes: test_what_the_cache_carries_...
         assert figures.cache_bytes(8) > allocated
     else:
@@ -143,7 +143,7 @@ def test_what_the_cache_carries_beside_keys_and_values(row):
     with torch.no_grad():
         model.decode_step(torch.zeros(1, 8, dtype=torch.long), cache=cache)
     kept = sum(t.numel() * t.element_size() for kv in cache.self_attn
-               for t in (kv.keys, kv.values, *kv.extra.values()))
+               for t in (*kv.buffers, *kv.extra.values()))
     extra = sum(t.numel() * t.element_size() for kv in cache.self_attn for t in kv.extra.values())
     assert figures.cache_bytes(8) == kept
     assert extra > 0 and figures.cache_carried

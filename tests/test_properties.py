@@ -47,6 +47,8 @@ XTC_RULES = {
                                        "rest rather than apply them to one attention of two",
     "execute-order-skips-sublayer": "the reference builds sublayers that layers_execute_order "
                                     "never runs: parameters that take no part",
+    "window-excludes-latent-kv": "the reference combines them, keeping every position's "
+                                 "keys and values",
     "flash-excludes-gumbel-softmax": "the reference ignores gumbel_softmax under flash "
                                      "without a word",
     "flash-excludes-residual-attention": "under cross_attn: {flash: true} alone the reference "

@@ -26,6 +26,12 @@ and the CPU flash kernel's own limit, as located errors.
 - Belief attention (`orthog_projected_values`, `_per_head`) reads every position of a row: a
   warning (`breaks-causality` in a Decoder); handed on to cross-attention the reference's
   forward fails: refused.
+- Multi-head latent attention: use_latent_q / use_latent_kv need their latent's width (the
+  reference asserts), which alone does nothing (a warning); latent_rope_subheads splits key
+  heads off the kv latent for rotary, so it needs use_latent_kv (the reference fails in the
+  forward without), rotary positions to apply, no rotate_num_heads beside it (the reference
+  asserts), every query head's own key head (the reference asserts that partial rotary does not
+  go with grouped-query attention), and a key head left to the latent.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 from xtc.spec.support import SUPPORTED_KEYWORDS
 
-from ..resolve import CAUSAL_LAYERS, CrossOptions, output_projection
+from ..resolve import CAUSAL_LAYERS, CrossOptions, key_value_heads, output_projection
 from .modules import diagnostic, each_value, layer_modules, option
 
 ID = "check-attention-options"
@@ -51,6 +57,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
         found += check_causal_only(spec, layers)
         found += check_inverted_attention(spec, layers)
         found += check_data_dependent_alibi(spec, layers)
+        found += check_latent_attention(spec, layers)
     return found
 
 
@@ -128,7 +135,9 @@ def cross_attends(layers) -> bool:
     if layers.type == "CrossAttender":
         return True
     custom = layers["custom_layers"]
-    return bool(layers["cross_attend"] or (custom and "c" in custom))
+    if custom is not None:  # a layout builds the sublayers it names, cross_attend or not
+        return "c" in custom
+    return bool(layers["cross_attend"])
 
 
 def check_cross_inheritance(spec: Spec, layers) -> list[Diagnostic]:
@@ -406,3 +415,57 @@ def check_inverted_attention(spec: Spec, layers) -> list[Diagnostic]:
         "cross_attn.inverted_attention takes the softmax over the queries: each position's "
         "weights read the later positions, so this Decoder leaks the future; generate() "
         "recomputes the whole sequence at each step (no kv cache)", "warning")]
+
+
+def check_latent_attention(spec: Spec, layers) -> list[Diagnostic]:
+    attn, key, found = layers.section("attn"), f"{layers.key}.attn", []
+    given = layers.sections_given.get("attn", ())
+    for part, what in (("q", "queries"), ("kv", "keys and values")):
+        used, width = attn[f"use_latent_{part}"], attn[f"dim_latent_{part}"]
+        if used and width is None:
+            found.append(diagnostic(
+                spec, f"{key}.use_latent_{part}", "latent-needs-width",
+                f"attn.use_latent_{part} projects the {what} from a latent: set its width, "
+                f"attn.dim_latent_{part} (x-transformers asserts it)"))
+        elif not used and f"dim_latent_{part}" in given:
+            found.append(diagnostic(
+                spec, f"{key}.dim_latent_{part}", "latent-width-without-latent",
+                f"attn.dim_latent_{part} has no effect without attn.use_latent_{part}: true",
+                "warning"))
+    return found + rope_subhead_problems(spec, layers)
+
+
+def rope_subhead_problems(spec: Spec, layers) -> list[Diagnostic]:
+    """latent_rope_subheads: key heads from the input, beside the latent's, that get rotary."""
+    attn, key = layers.section("attn"), f"{layers.key}.attn.latent_rope_subheads"
+    count, heads, found = attn["latent_rope_subheads"], layers["heads"], []
+    if count is None:
+        return []
+    if not attn["use_latent_kv"]:
+        found.append(diagnostic(
+            spec, key, "rope-subheads-need-latent-kv",
+            f"attn.latent_rope_subheads ({count}) splits key heads off the keys' latent: set "
+            "attn.use_latent_kv (x-transformers fails in the forward without it)"))
+    if not (layers["rotary_pos_emb"] or layers["rotary_xpos"]):
+        found.append(diagnostic(
+            spec, key, "rope-subheads-need-rotary",
+            f"attn.latent_rope_subheads ({count}) names the key heads rotary turns: set "
+            "rotary_pos_emb: true"))
+    if layers["rotate_num_heads"] is not None:
+        found.append(diagnostic(
+            spec, key, "rope-subheads-with-rotate-heads",
+            "attn.latent_rope_subheads cannot be combined with rotate_num_heads: it decides "
+            "itself which heads get rotary (x-transformers asserts it)"))
+    kv_heads = key_value_heads(layers)
+    if kv_heads < heads:
+        found.append(diagnostic(
+            spec, key, "rope-subheads-with-gqa",
+            f"attn.latent_rope_subheads rotates {count} of {heads} heads, which cannot be "
+            f"combined with grouped key / value heads ({kv_heads}); x-transformers does not "
+            "support it yet"))
+    elif count >= kv_heads:
+        found.append(diagnostic(
+            spec, key, "rope-subheads-exceed-heads",
+            f"attn.latent_rope_subheads ({count}) must be below the key heads ({kv_heads}): "
+            "the rest come from the latent, and at least one must"))
+    return found

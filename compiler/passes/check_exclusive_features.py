@@ -84,6 +84,10 @@ RULES = (
     Exclusion("learned-sink-excludes-residual-attention", "attn.head_learned_sink", ("residual_attn",),
               "the sink's logit is part of the scores each layer hands on, one column more than "
               "the next layer's (x-transformers 2.31.10 fails from the second attention layer)"),
+    Exclusion("window-excludes-latent-kv", "attn.max_attend_past", ("attn.use_latent_kv",),
+              "xtc's sliding-window cache keeps keys and values, and latent attention's cache "
+              "keeps the latent instead: the two are not combined yet (one of them keeps the "
+              "cache small on its own)"),
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
               "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),

@@ -17,6 +17,8 @@ XValTransformerWrapper (which have no shift), what they need and what xtc compil
 - Belief attention (attn.orthog_projected_values) projects the outputs against the values, which
   then hold the memory's positions too: the reference's forward fails, refused; so does
   data-dependent ALiBi, whose bias spans the segment alone.
+- Multi-head latent attention's keys and values (attn.use_latent_kv) would read the memory
+  through their latent: not compiled yet, refused.
 """
 
 from __future__ import annotations
@@ -92,6 +94,11 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                     "x-transformers projects the segment's outputs against "
                                     "values that include the memory's, longer than the segment, "
                                     "and its forward fails"))
+    if layers.section("attn")["use_latent_kv"]:
+        found.append(diagnostic(spec, at, "memory-with-latent-kv",
+                                "max_mem_len with attn.use_latent_kv is not supported by xtc "
+                                "yet: x-transformers projects the memory's keys and values "
+                                "through the latent too, which xtc's memory path does not"))
     if layers.section("attn")["data_dependent_alibi"]:
         found.append(diagnostic(spec, at, "memory-with-data-dependent-alibi",
                                 "max_mem_len cannot be combined with attn.data_dependent_alibi: "

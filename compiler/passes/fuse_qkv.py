@@ -6,7 +6,8 @@ same numbers with one matrix product, one weight read and one module call instea
 a cached decoding step, where each product is one token against a weight matrix, the
 benchmark's GPT generated 1.12x as fast with it (A/A 1.05x) and its llama-style config 1.06x
 (A/A 1.02x; `benchmarks/bench.py --rewrites`, docs/performance.md). Cross-attention keeps its
-projections apart: its keys and values read the context, its queries the sequence.
+projections apart: its keys and values read the context, its queries the sequence; so does
+multi-head latent attention, whose projections read latents of the input.
 
 Checkpoints keep working: the emitted attention registers a load hook that concatenates the
 `to_q`, `to_k` and `to_v` weights of a state dict saved before, and state_dict.py maps the
@@ -31,7 +32,14 @@ ID = "fuse-qkv"
 
 def fuse_qkv(graph: Graph) -> Graph:
     for op in graph.ops():
-        # with a Transformer-XL memory, keys and values read more positions than the queries
-        if op.kind is OpKind.ATTENTION and not op.attrs.memory:
+        # with a Transformer-XL memory, keys and values read more positions than the queries;
+        # multi-head latent attention projects them from latents, not from the input
+        if op.kind is OpKind.ATTENTION and not op.attrs.memory and not latent(op.attrs):
             graph.replace(replace(op, attrs=replace(op.attrs, fused_qkv=True)))
     return graph
+
+
+def latent(attrs) -> bool:
+    """Whether queries or keys and values read a latent of the input (multi-head latent
+    attention) rather than the input itself."""
+    return bool(attrs.dim_latent_q or attrs.dim_latent_kv)
