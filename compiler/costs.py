@@ -604,12 +604,11 @@ def cache_bytes_per_token(op: Op, dtype_bytes: int) -> int:
     (grouped-query attention stores the kv heads only), and what some scores carry beside them;
     cross-attention's per context token."""
     a = op.attrs
-    if op.kind is OpKind.ATTENTION and a.causal and a.dim_latent_kv:
-        # multi-head latent attention keeps the latent, and the decoupled-rope key heads
-        widths = a.dim_latent_kv + a.latent_rope_subheads * a.dim_head
-        return (widths + sum(carried_per_position(a).values())) * dtype_bytes
     if op.kind is OpKind.ATTENTION and a.causal:
-        widths = (a.kv_heads or a.heads) * (a.dim_head + (a.value_dim_head or a.dim_head))
+        if a.dim_latent_kv:  # multi-head latent attention: the latent and the rope key heads
+            widths = a.dim_latent_kv + a.latent_rope_subheads * a.dim_head
+        else:
+            widths = (a.kv_heads or a.heads) * (a.dim_head + (a.value_dim_head or a.dim_head))
         return (widths + sum(carried_per_position(a).values())) * dtype_bytes
     if op.kind is OpKind.CROSS_ATTENTION:
         return a.heads * 2 * a.dim_head * dtype_bytes

@@ -123,6 +123,8 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
     every = [p for op in graph.ops() for p in op_products(graph, op, lengths, grads, memory)]
     scopes = {model.scope for model in graph_models(graph) if model.cacheable}
     cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
+    self_cached = [op for op in cached if op.kind is OpKind.ATTENTION]
+    layer_bytes = tuple(costs.cache_bytes_per_token(op, 4) for op in self_cached)
     own = costs.parameters_by_owner(graph)
     recurrent = [model for model in graph_models(graph) if model.recurrent]
     remembered = {"M": max(memory.values())} if memory else {}
@@ -134,15 +136,13 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         forward_flops=costs.forward_flops(every),
         training_flops=costs.training_flops(every),
         attention_flops=costs.forward_flops([p for p in every if p.scores]),
-        cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
-                                  for op in cached if op.kind is OpKind.ATTENTION),
+        cache_bytes_per_token=sum(layer_bytes),
         cross_cache_bytes_per_token=sum(costs.cache_bytes_per_token(op, 4)
                                         for op in cached if op.kind is OpKind.CROSS_ATTENTION),
-        cache_layers=sum(1 for op in cached if op.kind is OpKind.ATTENTION),
-        cache_carried=carried_bytes([op for op in cached if op.kind is OpKind.ATTENTION]),
-        cache_layer_bytes=tuple(costs.cache_bytes_per_token(op, 4)
-                                for op in cached if op.kind is OpKind.ATTENTION),
-        cache_windows=tuple(op.attrs.max_attend_past for op in cached if op.kind is OpKind.ATTENTION),
+        cache_layers=len(self_cached),
+        cache_carried=carried_bytes(self_cached),
+        cache_layer_bytes=layer_bytes,
+        cache_windows=tuple(op.attrs.max_attend_past for op in self_cached),
         memory_layers=sum(model.depth for model in recurrent),
         memory_bytes_per_layer=max((costs.memory_bytes_per_layer(model.attrs, model.dim, 4)
                                     for model in recurrent), default=0),

@@ -116,9 +116,9 @@ def sliding_window(T: int, S: int, past: int, device: torch.device,
     reach of every query: a decoding step over a window's cache, or a short sequence."""
     if S - 1 - slots <= past:  # the last query to the first position
         return None
-    queries = torch.arange(S - T, S, device=device)
-    allowed = queries[:, None] - torch.arange(S, device=device) <= past  # (T, S)
-    return allowed | (torch.arange(S, device=device) < slots)
+    keys = torch.arange(S, device=device)
+    queries = keys[S - T:]
+    return (queries[:, None] - keys <= past) | (keys < slots)  # (T, S)
 
 
 def l2norm(t: Tensor, groups: int = 1) -> Tensor:
