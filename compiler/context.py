@@ -609,8 +609,8 @@ class ModelClass(DefaultConfig):
     cache_heads: str = "heads"  # the Config field with the number of key / value heads
     cache_value_dim: bool = False  # values have their own width
     cache_windows: str = ""  # sliding windows that size the caches (code), "" for none
-    cache_latent: bool = False  # multi-head latent attention: the cache keeps its kv latent
-    cache_rope_heads: bool = False  # and its decoupled-rope key heads
+    cache_latent: str = ""  # multi-head latent attention: the latent widths its cache keeps (code)
+    cache_rope_heads: str = ""  # and its decoupled-rope key heads (code)
     config_default: str = ""  # where not config(): a shared config class with this model's values
     cache_layers: tuple[str, str] = ("self.config.depth", "")  # new_cache's self / cross runs
     prefixed: bool = False  # takes prepend_embeds: embeddings in front of the tokens

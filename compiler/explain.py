@@ -190,7 +190,12 @@ def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | N
 
 
 def rotated_heads(layers: ModuleSpec, r: ResolvedLayers) -> Derived:
-    """How many heads rotary turns: every head, or multi-head latent attention's rope heads."""
+    """How many heads rotary turns: every head, or multi-head latent attention's rope heads
+    (per layer where they are a list)."""
+    subheads = layers.section("attn")["latent_rope_subheads"]
+    if isinstance(subheads, tuple):
+        every = layers["rotate_num_heads"] or layers["heads"]
+        return tuple(count or every for count in subheads), "attn.latent_rope_subheads, per layer"
     if r.attention and r.attention.latent_rope_subheads:
         return r.attention.latent_rope_subheads, "attn.latent_rope_subheads"
     return r.attention and r.attention.rotate_heads or layers["heads"], "heads: every head is rotated"

@@ -206,6 +206,28 @@ def flop_lines(inspection: Inspection) -> list[str]:
     ]
 
 
+def layer_lines(inspection: Inspection) -> list[str]:
+    """Each layer's bytes per token, where the layers' caches differ (per-layer values)."""
+    sizes = inspection.cache_layer_bytes
+    if len(set(sizes)) < 2:
+        return []
+    return [f"  per layer            {', '.join(f'{size:,}' for size in sizes)} B float32 per token"]
+
+
+def latent_lines(inspection: Inspection) -> list[str]:
+    """Which layers keep a latent (multi-head latent attention) in place of keys and values."""
+    latents = [(width, rope) for width, rope in zip(inspection.cache_latents,
+                                                    inspection.cache_rope_heads) if width]
+    if not latents:
+        return []
+    layers = len(inspection.cache_latents)
+    which = "every layer keeps" if len(latents) == layers else \
+        f"{len(latents)} of {layers} layers keep"
+    kinds = ", ".join(f"{width} wide" + (f" + {rope} rope key head{'s' * (rope > 1)}" if rope else "")
+                      for width, rope in dict.fromkeys(latents))
+    return [f"  latent               {which} a latent ({kinds}) in place of keys and values"]
+
+
 def window_lines(inspection: Inspection) -> list[str]:
     """What sliding windows bound: the positions their layers keep, and where every layer has
     one, the most the cache ever holds."""
@@ -231,7 +253,7 @@ def cache_lines(inspection: Inspection) -> list[str]:
         at = inspection.lengths.get("T", inspection.tokens)
         lines.append(f"  per generated token  {per_token:,} B float32, {per_token // 2:,} B bfloat16;"
                      f" at T={at}: {scaled(inspection.cache_bytes(at), 'B')} float32 per sequence")
-        lines += window_lines(inspection)
+        lines += layer_lines(inspection) + window_lines(inspection) + latent_lines(inspection)
     carried = inspection.cache_carried
     if carried:
         lines.append(f"  of which             {sum(carried.values()):,} B float32 beside the keys and "
@@ -342,6 +364,9 @@ def inspection_data(inspection: Inspection) -> dict:
                 "bfloat16": inspection.cross_cache_bytes_per_token // 2},
             "carried_float32_bytes_per_token": inspection.cache_carried,  # within bytes_per_token
             "windows": list(inspection.cache_windows),  # per layer: positions kept (None: all)
+            "layer_bytes_per_token": list(inspection.cache_layer_bytes),  # float32, per layer
+            "latents": [{"width": width, "rope_heads": rope} if width else None  # None: k and v
+                        for width, rope in zip(inspection.cache_latents, inspection.cache_rope_heads)],
         },
         "memories": {
             "layers": inspection.memory_layers,

@@ -73,6 +73,10 @@ class Inspection:
     # (the positions it keeps at most; None: every one)
     cache_layer_bytes: tuple[int, ...] = ()
     cache_windows: tuple[int | None, ...] = ()
+    # each cached layer's kv latent width and decoupled-rope key heads (multi-head latent
+    # attention, which keeps them in place of keys and values; 0: keys and values)
+    cache_latents: tuple[int, ...] = ()
+    cache_rope_heads: tuple[int, ...] = ()
     memory_layers: int = 0  # Transformer-XL: blocks that keep a memory of earlier segments
     memory_bytes_per_layer: int = 0  # float32, per sequence, at max_mem_len positions
     attention: list[AttentionPath] = field(default_factory=list)
@@ -143,6 +147,8 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
         cache_carried=carried_bytes(self_cached),
         cache_layer_bytes=layer_bytes,
         cache_windows=tuple(op.attrs.max_attend_past for op in self_cached),
+        cache_latents=tuple(op.attrs.dim_latent_kv for op in self_cached),
+        cache_rope_heads=tuple(op.attrs.latent_rope_subheads for op in self_cached),
         memory_layers=sum(model.depth for model in recurrent),
         memory_bytes_per_layer=max((costs.memory_bytes_per_layer(model.attrs, model.dim, 4)
                                     for model in recurrent), default=0),

@@ -421,19 +421,28 @@ def cached_positions(model: Model) -> list[str]:
 
 def cache_shape(model: Model) -> dict:
     """The ModelClass fields new_cache reads: the Config field with the key / value heads,
-    whether values have their own width, the attention runs it allocates for, and whether
-    sliding windows size their caches."""
+    whether values have their own width, the attention runs it allocates for, and what sizes
+    each run's cache: its sliding window, or its latent (multi-head latent attention)."""
     attention = model.shared(OpKind.ATTENTION)
     return {"cache_heads": "kv_heads" if attention and attention.kv_heads else "heads",
             "cache_value_dim": bool(attention and attention.value_dim_head),
             "cache_layers": cache_layers(model),
-            "cache_windows": cache_windows(model), **latent_cache(attention)}
+            "cache_windows": cache_windows(model), **latent_cache(model)}
 
 
-def latent_cache(attention) -> dict:
-    """Multi-head latent attention's cache: the latent and the rope key heads (LatentCache)."""
-    return {"cache_latent": bool(attention and attention.dim_latent_kv),
-            "cache_rope_heads": bool(attention and attention.latent_rope_subheads)}
+def latent_cache(model: Model) -> dict[str, str]:
+    """What new_cache passes as the self-attention runs' latent widths and decoupled-rope key
+    heads (code; "" for none), for LatentCache: the Config's where every run has the same,
+    else each run's, in the order they run (0: that run keeps keys and values)."""
+    runs = [op.attrs for op in model.ops if op.kind is OpKind.ATTENTION]
+    latent = tuple(a.dim_latent_kv for a in runs)
+    rope = tuple(a.latent_rope_subheads for a in runs)
+    if not any(latent):
+        return {"cache_latent": "", "cache_rope_heads": ""}
+    same = len(set(latent)) == 1 and len(set(rope)) == 1  # then Config holds both
+    return {"cache_latent": "self.config.dim_latent_kv" if same else repr(latent),
+            "cache_rope_heads": ("" if not any(rope) else
+                                 "self.config.rotate_num_heads" if same else repr(rope))}
 
 
 def cache_windows(model: Model) -> str:
@@ -590,6 +599,9 @@ PER_LAYER_CONFIG = {
         "qk_norm_scale": (lambda a: float(a.qk_norm_scale),
                           lambda a: a.qk_norm and not a.qk_norm_dim_scale),
         "max_attend_past": (lambda a: a.max_attend_past, lambda a: a.max_attend_past is not None),
+        "dim_latent_q": (lambda a: a.dim_latent_q, lambda a: a.dim_latent_q > 0),
+        "dim_latent_kv": (lambda a: a.dim_latent_kv, lambda a: a.dim_latent_kv > 0),
+        "rotate_num_heads": (lambda a: a.rotate_heads, lambda a: a.rotate_heads > 0),
     },
     OpKind.CROSS_ATTENTION: {
         "cross_attn_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
@@ -1055,10 +1067,10 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          "key / value heads (grouped-query attention)"),
         (attn is not None and attn.value_dim_head > 0, "value_dim_head", "int",
          attn and attn.value_dim_head, ""),
-        (attn is not None and attn.dim_latent_q > 0, "dim_latent_q", "int",
-         attn and attn.dim_latent_q, "queries' latent width (multi-head latent attention)"),
-        (attn is not None and attn.dim_latent_kv > 0, "dim_latent_kv", "int",
-         attn and attn.dim_latent_kv, "keys' and values' latent width, what the kv cache keeps"),
+        layer_row(model, OpKind.ATTENTION, "dim_latent_q", "int",
+                  "queries' latent width (multi-head latent attention)"),
+        layer_row(model, OpKind.ATTENTION, "dim_latent_kv", "int",
+                  "keys' and values' latent width, what the kv cache keeps"),
         (attn is not None and attn.qk_norm and attn.qk_norm_groups > 1, "qk_norm_groups", "int",
          attn and attn.qk_norm_groups, ""),
         (attn is not None and attn.sparse_topk > 0, "sparse_topk", "int", attn and attn.sparse_topk,
@@ -1109,8 +1121,7 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          "float", rotary and rotary.base_rescale_factor, ""),
         (rotary is not None and rotary.xpos_scale_base is not None, "rotary_xpos_scale_base",
          "float", rotary and rotary.xpos_scale_base, "xPos"),
-        (attn is not None and attn.rotate_heads > 0, "rotate_num_heads", "int",
-         attn and attn.rotate_heads, "heads that get rotary"),
+        layer_row(model, OpKind.ATTENTION, "rotate_num_heads", "int", "heads that get rotary"),
         (scheme == "alibi", "alibi_heads", "int", bias and bias.alibi_heads, "heads with ALiBi"),
         (scheme == "t5", "rel_pos_num_buckets", "int", bias and bias.num_buckets, ""),
         (scheme == "t5", "rel_pos_max_distance", "int", bias and bias.max_distance, ""),

@@ -24,7 +24,8 @@ from .ir import Graph, ModelAttrs, Op, OpKind
 # differently in each layer of a stack; every other field is the same in all of them.
 PER_LAYER_FIELDS = {
     OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout",
-                       "max_attend_past"),
+                       "max_attend_past", "dim_latent_q", "dim_latent_kv", "latent_rope_subheads",
+                       "rotate_heads", "fused_qkv"),  # (a latent layer's projections are not fused)
     OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout"),
     OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln"),
     OpKind.RESIDUAL: ("layer_dropout", "token_shifts"),

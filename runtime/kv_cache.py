@@ -14,7 +14,43 @@ import torch
 from torch import Tensor
 
 
-class KVCache:
+class PositionCache:
+    """What a self-attention layer's cache keeps whatever form its keys take: the positions seen
+    (`length`), its sliding window (None: every position is kept), and other per-position
+    tensors beside the keys (`extra`: data-dependent ALiBi's gates, selective attention's
+    penalties), trimmed to the window as the keys are."""
+
+    def __init__(self, window: int | None = None) -> None:
+        self.window = window
+        self.length = 0  # positions seen, kept or not
+        self.extra: dict[str, Tensor] = {}
+
+    def extend(self, name: str, t: Tensor) -> Tensor:
+        """Append t (B, H, T, ...) to a per-position tensor the layer keeps beside its keys
+        (data-dependent ALiBi's gate keys); return every kept position's and these."""
+        previous = self.extra.get(name)
+        t = t if previous is None else torch.cat((previous, t), dim=2)
+        self.keep(name, t, dim=2)
+        return t
+
+    def extend_running_sum(self, name: str, sums: Tensor) -> Tensor:
+        """Append running sums (B, H, T) of new positions, continued from the last one kept
+        (data-dependent ALiBi's forget gates); return every kept position's and these."""
+        previous = self.extra.get(name)
+        if previous is not None:
+            sums = torch.cat((previous, previous[..., -1:] + sums), dim=-1)
+        self.keep(name, sums, dim=-1)
+        return sums
+
+    def keep(self, name: str, t: Tensor, dim: int = -1) -> None:
+        """Keep t, a tensor over the positions (along `dim`) seen so far, beside the keys: a
+        sliding window's cache keeps its last `window` positions, as it does keys."""
+        if self.window is not None and t.shape[dim] > self.window:
+            t = t.narrow(dim, t.shape[dim] - self.window, self.window)
+        self.extra[name] = t
+
+
+class KVCache(PositionCache):
     """Preallocated keys and values of one self-attention layer: (B, H, capacity, D). A
     sliding window's layer (`window`: max_attend_past) keeps the last `window` positions only,
     whatever the capacity: no later query can see further back."""
@@ -22,13 +58,11 @@ class KVCache:
     def __init__(self, batch: int, heads: int, capacity: int, dim_head: int,
                  device: torch.device, dtype: torch.dtype, value_dim_head: int | None = None,
                  window: int | None = None) -> None:
+        super().__init__(window)
         capacity = capacity if window is None else min(capacity, window)
         self.keys = torch.empty(batch, heads, capacity, dim_head, device=device, dtype=dtype)
         value_dim_head = dim_head if value_dim_head is None else value_dim_head
         self.values = torch.empty(batch, heads, capacity, value_dim_head, device=device, dtype=dtype)
-        self.window = window
-        self.length = 0  # positions seen, kept or not
-        self.extra: dict[str, Tensor] = {}  # other per-position tensors the layer keeps
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Append k and v (B, H, T, D); return every position cached so far, (B, H, length, D),
@@ -65,47 +99,20 @@ class KVCache:
         """The preallocated tensors, for whoever counts the cache's memory."""
         return self.keys, self.values
 
-    def extend(self, name: str, t: Tensor) -> Tensor:
-        """Append t (B, H, T, ...) to a per-position tensor the layer keeps beside its keys
-        (data-dependent ALiBi's gate keys); return every kept position's and these."""
-        previous = self.extra.get(name)
-        t = t if previous is None else torch.cat((previous, t), dim=2)
-        self.keep(name, t, dim=2)
-        return t
 
-    def extend_running_sum(self, name: str, sums: Tensor) -> Tensor:
-        """Append running sums (B, H, T) of new positions, continued from the last one kept
-        (data-dependent ALiBi's forget gates); return every kept position's and these."""
-        previous = self.extra.get(name)
-        if previous is not None:
-            sums = torch.cat((previous, previous[..., -1:] + sums), dim=-1)
-        self.keep(name, sums, dim=-1)
-        return sums
-
-    def keep(self, name: str, t: Tensor, dim: int = -1) -> None:
-        """Keep t, a tensor over the positions (along `dim`) seen so far, beside the keys: a
-        sliding window's cache keeps its last `window` positions, as it does keys."""
-        if self.window is not None and t.shape[dim] > self.window:
-            t = t.narrow(dim, t.shape[dim] - self.window, self.window)
-        self.extra[name] = t
-
-
-class LatentCache(KVCache):
+class LatentCache(PositionCache):
     """Multi-head latent attention's cache (DeepSeek-V2, https://arxiv.org/abs/2405.04434): the
     latent its keys and values are projected from, (B, capacity, L), and with decoupled rope
     the key heads that come from the input itself, unrotated, (B, R, capacity, D); the layer
     re-projects every key and value from the latent at each step. L + R * D numbers a position
-    instead of 2 * H * D. KVCache's per-position extras (`extend`) serve as they do there."""
+    instead of 2 * H * D."""
 
     def __init__(self, batch: int, capacity: int, latent_dim: int, rope_heads: int, dim_head: int,
                  device: torch.device, dtype: torch.dtype) -> None:
-        # (no KVCache.__init__: its key and value buffers are what this cache does not keep)
+        super().__init__()  # (a sliding window keeps keys and values: not with a latent)
         self.latent = torch.empty(batch, capacity, latent_dim, device=device, dtype=dtype)
         self.rope_keys = (torch.empty(batch, rope_heads, capacity, dim_head, device=device, dtype=dtype)
                           if rope_heads else None)
-        self.length = 0
-        self.window = None  # (sliding windows keep keys and values: not with a latent)
-        self.extra: dict[str, Tensor] = {}
 
     @property
     def buffers(self) -> tuple[Tensor, ...]:
@@ -137,7 +144,7 @@ class LayerCache:
     """The caches of one block: its self-attention's and, if it has one, its cross-attention's
     (a block of a custom layout that runs more of one kind than the other leaves a slot None)."""
 
-    def __init__(self, self_attn: KVCache | None, cross_attn: ContextCache | None = None) -> None:
+    def __init__(self, self_attn: PositionCache | None, cross_attn: ContextCache | None = None) -> None:
         self.self_attn = self_attn
         self.cross_attn = cross_attn
         self.shifted: dict[int, Tensor] = {}  # token shifting: sublayer -> its last inputs
@@ -159,7 +166,7 @@ class ModelCache:
         return self.layers[0].self_attn.length
 
     @property
-    def self_attn(self) -> list[KVCache]:
+    def self_attn(self) -> list[PositionCache]:
         return [layer.self_attn for layer in self.layers if layer.self_attn is not None]
 
     @property
@@ -170,20 +177,24 @@ class ModelCache:
     def allocate(cls, batch: int, heads: int, capacity: int, dim_head: int, device: torch.device,
                  dtype: torch.dtype, *, self_layers: int, cross_layers: int = 0,
                  value_dim_head: int | None = None,
-                 windows: int | tuple[int | None, ...] | None = None, latent_dim: int = 0,
-                 rope_heads: int = 0) -> ModelCache:
+                 windows: int | tuple[int | None, ...] | None = None,
+                 latent_dims: int | tuple[int, ...] = 0,
+                 rope_heads: int | tuple[int, ...] = 0) -> ModelCache:
         """Buffers for `self_layers` self-attention runs and `cross_layers` cross-attention
-        runs; `heads` are the key / value heads (fewer than the query heads with GQA).
-        `windows`: the sliding window of every self-attention run, or of each (None: it sees
-        every position), whose buffers then hold that many positions at most. With
-        `latent_dim` (multi-head latent attention) the self-attention runs keep that latent and
-        `rope_heads` key heads instead of keys and values (LatentCache)."""
-        if not isinstance(windows, tuple):
-            windows = (windows,) * self_layers
+        runs; `heads` are the key / value heads (fewer than the query heads with GQA). The
+        last three give every self-attention run's value, or each run's:
+        `windows`: its sliding window (None: it sees every position), whose buffers then hold
+        that many positions at most; `latent_dims`: with a width (multi-head latent
+        attention), the run keeps that latent and `rope_heads` key heads instead of keys and
+        values (LatentCache), 0: keys and values (KVCache)."""
+        windows, latent_dims, rope_heads = (
+            value if isinstance(value, tuple) else (value,) * self_layers
+            for value in (windows, latent_dims, rope_heads))
 
-        def self_attn(index: int) -> KVCache:
-            if latent_dim:
-                return LatentCache(batch, capacity, latent_dim, rope_heads, dim_head, device, dtype)
+        def self_attn(index: int) -> PositionCache:
+            if latent_dims[index]:
+                return LatentCache(batch, capacity, latent_dims[index], rope_heads[index],
+                                   dim_head, device, dtype)
             return KVCache(batch, heads, capacity, dim_head, device, dtype, value_dim_head,
                            windows[index])
 

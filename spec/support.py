@@ -103,14 +103,16 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
 # Supported keywords that also take a list, one value per layer (x-transformers' per-layer
 # tuples): an `attn:` list has one value per self-attention layer, `cross_attn:` per
 # cross-attention layer, `ff:` per feedforward, `layer_dropout` and `shift_tokens` one per
-# layer of every kind (compiler/passes/check_per_layer_values.py checks the lengths). A list
-# for any other supported keyword is refused: a value the kv cache or the shared position ops
-# are sized by (kv_heads, value_dim_head, rotate_num_heads), or one that other options'
-# rules read whole (qk_norm, sparse_topk, talking heads), has one value for the stack.
+# layer of every kind (compiler/passes/check_per_layer_values.py checks the lengths). Each
+# layer's kv cache is allocated apart, so its window and latent may differ. A list for any
+# other supported keyword is refused: a value every layer's cache or the shared position ops
+# are sized by (kv_heads, value_dim_head, rotate_num_heads), or one that other options' rules
+# read whole (qk_norm, sparse_topk, talking heads), has one value for the stack.
 PER_LAYER_KEYWORDS: dict[str, frozenset[str]] = {
     "layers": frozenset({"layer_dropout", "shift_tokens"}),
     "attn": frozenset({"dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout",
-                       "max_attend_past"}),
+                       "max_attend_past", "use_latent_q", "dim_latent_q", "use_latent_kv",
+                       "dim_latent_kv", "latent_rope_subheads"}),
     "cross_attn": frozenset({"dropout", "sublayer_dropout"}),
     "ff": frozenset({"mult", "dropout", "glu", "post_act_ln"}),
 }

@@ -273,7 +273,21 @@ ATTENTION += token_rows("attention", {
     "latent_rope_xpos_k_rmsnorm": {"layers": {"rotary_pos_emb": True, "rotary_xpos": True},
                                    "attn": {**LATENT, "latent_rope_subheads": 1,
                                             "k_rmsnorm": True}},
-}, kinds=("Decoder",))
+}, kinds=("Decoder",)) + token_rows("attention", {
+    # per layer (DeepSeek-V2's dense first layers, a Gemma-like local layer): each layer's cache
+    # has its own form and size, a latent of its width, or a window's keys and values
+    "latent_per_layer": {"layers": {"rotary_pos_emb": True, "depth": 3}, "attn": {
+        "use_latent_kv": [True, False, True], "dim_latent_kv": [12, None, 16],
+        "latent_rope_subheads": [1, None, 2], "use_latent_q": [False, False, True],
+        "dim_latent_q": 8, "max_attend_past": [None, 3, None]}},
+}) + token_rows("attention", {
+    "latent_kv_per_layer": {"attn": {"use_latent_kv": [False, True], "dim_latent_kv": 12}},
+}, reference_cache=False) + token_rows("attention", {
+    # an execution order runs the latent layer twice: each run has its own latent cache
+    "latent_custom_layout": {"layers": {"custom_layers": ["a", "f", "a", "f"], "depth": None,
+                                        "layers_execute_order": [0, 1, 2, 3, 2, 3]},
+                             "attn": {"use_latent_kv": [False, True], "dim_latent_kv": 12}},
+}, reference_cache=False, kinds=("Decoder",))
 
 # options that work on the score matrix itself: never flash
 EXPLICIT = token_rows("explicit", {

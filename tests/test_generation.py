@@ -122,6 +122,8 @@ def test_a_generator_makes_sampling_reproducible():
     # multi-head latent attention: keys and values re-projected from the cached latent
     "attention-latent_kv", "attention-latent_rope_subheads",
     "attention-latent_rope_qk_norm_mem_kv", "attention-latent_rope_xpos_k_rmsnorm",
+    # per layer: a latent in some layers, keys and values (or a window's) in the others
+    "attention-latent_per_layer", "attention-latent_kv_per_layer", "attention-latent_custom_layout",
 ])
 def test_cached_logits_equal_full_sequence_logits(name, masked):
     """A prompt, then one token at a time through the cache, gives the whole sequence's logits

@@ -17,10 +17,11 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT
-from features import FEATURES, feature, feature_spec, layers, spec_of
+from features import DIM_HEAD, FEATURES, HEADS, feature, feature_spec, layers, spec_of
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from xtc.compiler import compile_graph
+from xtc.compiler.inspect_format import render
 from xtc.compiler.inspection import inspect
 from xtc.compiler.ir import Graph, OpKind, scope_prefix
 from xtc.compiler.models import models
@@ -147,6 +148,24 @@ def test_what_the_cache_carries_beside_keys_and_values(row):
     extra = sum(t.numel() * t.element_size() for kv in cache.self_attn for t in kv.extra.values())
     assert figures.cache_bytes(8) == kept
     assert extra > 0 and figures.cache_carried
+
+
+def test_per_layer_caches_are_figured_layer_by_layer():
+    """Per-layer values give each layer's cache its own form: a latent of its width (and rope
+    key heads), or keys and values (a window's). inspect figures each layer as new_cache
+    allocates it, and says which keep a latent."""
+    spec = feature_spec(feature("attention-latent_per_layer"), "Decoder", flash=False)
+    figures = inspect(spec, compile_graph(spec))
+    cache = xtc.build(spec).new_cache(1, 1)  # one position: each layer's bytes per position
+    assert figures.cache_layer_bytes == tuple(sum(t.numel() * t.element_size() for t in kv.buffers)
+                                              for kv in cache.self_attn)
+    assert figures.cache_layer_bytes == ((12 + 1 * DIM_HEAD) * 4, HEADS * 2 * DIM_HEAD * 4,
+                                         (16 + 2 * DIM_HEAD) * 4)
+    text, _ = render(spec, compile_graph(spec))
+    assert "per layer            112, 512, 192 B float32 per token" in text
+    assert "2 of 3 layers keep a latent (12 wide + 1 rope key head, 16 wide + 2 rope key heads)" in text
+    assert json.loads(render(spec, compile_graph(spec), "json")[0])["kv_cache"]["latents"] == [
+        {"width": 12, "rope_heads": 1}, None, {"width": 16, "rope_heads": 2}]
 
 
 @pytest.mark.parametrize("row", [row for row in FEATURES if "max_mem_len" in row.model],

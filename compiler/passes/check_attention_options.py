@@ -40,7 +40,7 @@ from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 from xtc.spec.support import SUPPORTED_KEYWORDS
 
-from ..resolve import CAUSAL_LAYERS, CrossOptions, key_value_heads, output_projection
+from ..resolve import CAUSAL_LAYERS, CrossOptions, LayerOptions, key_value_heads, output_projection
 from .modules import diagnostic, each_value, layer_modules, option
 
 ID = "check-attention-options"
@@ -417,27 +417,45 @@ def check_inverted_attention(spec: Spec, layers) -> list[Diagnostic]:
         "recomputes the whole sequence at each step (no kv cache)", "warning")]
 
 
+LATENT_KEYWORDS = ("use_latent_q", "dim_latent_q", "use_latent_kv", "dim_latent_kv",
+                   "latent_rope_subheads")
+
+
 def check_latent_attention(spec: Spec, layers) -> list[Diagnostic]:
-    attn, key, found = layers.section("attn"), f"{layers.key}.attn", []
-    given = layers.sections_given.get("attn", ())
+    """Multi-head latent attention, layer by layer: its keywords may be per-layer lists."""
+    attn = layers.section("attn")
+    lists = [attn[name] for name in LATENT_KEYWORDS if isinstance(attn[name], tuple)]
+    count = len(lists[0]) if lists else 1  # check-per-layer-values made the lengths agree
+    found = []
+    for index in range(count):
+        where = f" (self-attention layer {index + 1})" if lists else ""
+        options = LayerOptions(attn, index)
+        found += latent_width_problems(spec, layers, options, where)
+        found += rope_subhead_problems(spec, layers, options, where)
+    return list(dict.fromkeys(found))
+
+
+def latent_width_problems(spec: Spec, layers, attn, where: str) -> list[Diagnostic]:
+    """use_latent_q / _kv need their width; a width no layer uses does nothing (a warning)."""
+    key, found = f"{layers.key}.attn", []
     for part, what in (("q", "queries"), ("kv", "keys and values")):
         used, width = attn[f"use_latent_{part}"], attn[f"dim_latent_{part}"]
         if used and width is None:
             found.append(diagnostic(
                 spec, f"{key}.use_latent_{part}", "latent-needs-width",
                 f"attn.use_latent_{part} projects the {what} from a latent: set its width, "
-                f"attn.dim_latent_{part} (x-transformers asserts it)"))
-        elif not used and f"dim_latent_{part}" in given:
+                f"attn.dim_latent_{part}{where} (x-transformers asserts it)"))
+        elif width is not None and not any(each_value(attn.options[f"use_latent_{part}"])):
             found.append(diagnostic(
                 spec, f"{key}.dim_latent_{part}", "latent-width-without-latent",
                 f"attn.dim_latent_{part} has no effect without attn.use_latent_{part}: true",
                 "warning"))
-    return found + rope_subhead_problems(spec, layers)
+    return found
 
 
-def rope_subhead_problems(spec: Spec, layers) -> list[Diagnostic]:
+def rope_subhead_problems(spec: Spec, layers, attn, where: str) -> list[Diagnostic]:
     """latent_rope_subheads: key heads from the input, beside the latent's, that get rotary."""
-    attn, key = layers.section("attn"), f"{layers.key}.attn.latent_rope_subheads"
+    key = f"{layers.key}.attn.latent_rope_subheads"
     count, heads, found = attn["latent_rope_subheads"], layers["heads"], []
     if count is None:
         return []
@@ -445,7 +463,7 @@ def rope_subhead_problems(spec: Spec, layers) -> list[Diagnostic]:
         found.append(diagnostic(
             spec, key, "rope-subheads-need-latent-kv",
             f"attn.latent_rope_subheads ({count}) splits key heads off the keys' latent: set "
-            "attn.use_latent_kv (x-transformers fails in the forward without it)"))
+            f"attn.use_latent_kv{where} (x-transformers fails in the forward without it)"))
     if not (layers["rotary_pos_emb"] or layers["rotary_xpos"]):
         found.append(diagnostic(
             spec, key, "rope-subheads-need-rotary",

@@ -4,7 +4,8 @@ Most rows say what `flash: true` excludes: the flash kernel never materialises t
 matrix, so nothing that reads or rewrites that matrix can run with it. The rows follow
 x-transformers' own asserts (Attend.__init__ in attend.py, Attention.__init__ and
 AttentionLayers.__init__ in x_transformers.py) and the options it silently ignores under flash
-(gumbel_softmax: Attend.forward never reaches it on the flash path).
+(gumbel_softmax: Attend.forward never reaches it on the flash path). Two per-layer lists of
+one section exclude each other only where one layer takes both.
 
 >>> import xtc
 >>> xtc.loads_spec('''
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from xtc.spec import Diagnostic, ModuleSpec, Spec
 
 from .check_attention_options import cross_attends, cross_key, cross_option
-from .modules import all_modules, diagnostic, is_set, layer_modules
+from .modules import all_modules, diagnostic, is_set, layer_modules, set_in_one_layer
 
 ID = "check-exclusive-features"
 
@@ -86,8 +87,8 @@ RULES = (
               "the next layer's (x-transformers 2.31.10 fails from the second attention layer)"),
     Exclusion("window-excludes-latent-kv", "attn.max_attend_past", ("attn.use_latent_kv",),
               "xtc's sliding-window cache keeps keys and values, and latent attention's cache "
-              "keeps the latent instead: the two are not combined yet (one of them keeps the "
-              "cache small on its own)"),
+              "keeps the latent instead: the two are not combined in one layer yet (one of them "
+              "keeps the layer's cache small on its own; different layers may each take one)"),
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
               "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),
@@ -257,7 +258,7 @@ def rule_violations(spec: Spec, module: ModuleSpec, rule: Exclusion) -> list[Dia
     for excluded in rule.excluded:
         if excluded.startswith("attn.") and not builds_attention(module):
             continue  # the reference checks these where it builds an attention module
-        if is_set(module, excluded):
+        if set_in_one_layer(module, rule.feature, excluded):
             key = f"{module.key}.{excluded}"
             line, col = spec.location(key)
             message = (f"{rule.feature} (line {feature_line}) cannot be combined with {excluded} "

@@ -26,7 +26,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 
 from ..resolve import positions
-from .modules import all_modules, diagnostic
+from .modules import all_modules, diagnostic, each_value
 
 ID = "check-recurrence"
 
@@ -94,7 +94,7 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                     "x-transformers projects the segment's outputs against "
                                     "values that include the memory's, longer than the segment, "
                                     "and its forward fails"))
-    if layers.section("attn")["use_latent_kv"]:
+    if any(each_value(layers.section("attn")["use_latent_kv"])):
         found.append(diagnostic(spec, at, "memory-with-latent-kv",
                                 "max_mem_len with attn.use_latent_kv is not supported by xtc "
                                 "yet: x-transformers projects the memory's keys and values "

@@ -55,7 +55,23 @@ def option(module: ModuleSpec, key: str) -> object:
 
 def is_set(module: ModuleSpec, key: str) -> bool:
     """An option is set when it differs from off: True, a number, a list (never None/False/0)."""
-    value = option(module, key)
+    return is_on(option(module, key))
+
+
+def set_in_one_layer(module: ModuleSpec, first: str, second: str) -> bool:
+    """Whether two options are both set (is_set), in one layer where both are per-layer lists
+    of one section (`attn.max_attend_past: [null, 4]` with `attn.use_latent_kv: [true,
+    false]` never meet); lists of different sections count different layers, and meet where
+    each is set anywhere."""
+    values = option(module, first), option(module, second)
+    lists = [value for value in values if isinstance(value, tuple)]
+    if not lists or first.rpartition(".")[0] != second.rpartition(".")[0]:
+        return is_set(module, first) and is_set(module, second)
+    return any(all(is_on(value[index] if isinstance(value, tuple) else value) for value in values)
+               for index in range(len(lists[0])))
+
+
+def is_on(value) -> bool:
     return value is not None and value is not False and value != 0 and value != ()
 
 
