@@ -174,6 +174,7 @@ class AttentionClass(ReadsConfig):
         parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if a.rotary else []
         parameters += ["bias: Tensor | None = None"] if a.bias else []
         parameters += ["prev_scores: Tensor | None = None"] if a.residual else []
+        parameters += ["first_values: Tensor | None = None"] if a.value_residual else []
         parameters += ["memory: Tensor | None = None"] if a.memory else []
         parameters += [str(ATTN_LSE)] if a.z_loss else []
         return (*parameters, *([f"cache: {self.cache_class} | None = None"] if self.cache else []))
@@ -186,6 +187,10 @@ class AttentionClass(ReadsConfig):
     @property
     def returns(self) -> str:
         return attention_returns(self.attrs)
+
+    @property
+    def handed_on(self) -> tuple[str, ...]:
+        return handed_on(self.attrs)
 
     @property
     def description(self) -> str:
@@ -217,9 +222,17 @@ class AttentionClass(ReadsConfig):
 
 
 def attention_returns(attrs: AttentionAttrs | CrossAttentionAttrs) -> str:
-    """An attention's output, then what it hands on: its residual scores, the z-loss's sum."""
-    count = 1 + attrs.residual + attrs.z_loss
+    """An attention's output, then what it hands on (handed_on)."""
+    count = 1 + len(handed_on(attrs))
     return f"tuple[{', '.join(['Tensor'] * count)}]" if count > 1 else "Tensor"
+
+
+def handed_on(attrs: AttentionAttrs | CrossAttentionAttrs) -> tuple[str, ...]:
+    """What an attention returns beside its output, for the layers after it: its residual
+    scores, the first layer's values (value residual), the z-loss's running sum."""
+    return (*(["scores"] if attrs.residual else []),
+            *(["first_values"] if attrs.value_residual else []),
+            *(["attn_lse"] if attrs.z_loss else []))
 
 
 @dataclass(frozen=True)
@@ -235,6 +248,10 @@ class CrossAttentionClass(ReadsConfig):
     @property
     def returns(self) -> str:
         return attention_returns(self.attrs)
+
+    @property
+    def handed_on(self) -> tuple[str, ...]:
+        return handed_on(self.attrs)
 
     def imports(self) -> set[Import]:
         a = self.attrs
@@ -413,6 +430,7 @@ class ResidualStep:
     arguments: tuple[tuple[str, str], ...] = ()  # the sublayer's, after its input: (keyword or "", value)
     shift_mask: bool = False  # a token-shifted input keeps its padding mask (attention's)
     scores: str = ""  # residual attention: the block's scores the sublayer adds and replaces
+    values: str = ""  # value residual: the block's first values the sublayer mixes in or sets
     attn_lse: bool = False  # the attention z-loss: the sublayer adds to the block's attn_lse
     post_norm: str = ""  # sandwich norm: a norm on the sublayer's output
     post_norm_init: str = ""
@@ -438,7 +456,8 @@ class ResidualStep:
     @property
     def returned(self) -> tuple[str, ...]:
         """What the sublayer hands back beside its output: the block variables it replaces."""
-        return (*([self.scores] if self.scores else []), *(["attn_lse"] if self.attn_lse else []))
+        return (*([self.scores] if self.scores else []), *([self.values] if self.values else []),
+                *(["attn_lse"] if self.attn_lse else []))
 
     @property
     def branch_scale(self) -> str:

@@ -105,6 +105,7 @@ def attention_parameters(a) -> int:
     count += (a.heads + kv_heads) * a.dim_head if a.qk_norm_dim_scale else 0
     count += value_gates_parameters(a, a.heads * value_dim)
     count += a.heads if a.head_scale else 0
+    count += (a.dim + 1) * a.heads if a.value_residual == "learned" else 0  # the mix's gate
     count += (a.heads * a.q_rmsnorm + kv_heads * a.k_rmsnorm + a.heads * a.value_rmsnorm) * a.dim_head
     count += a.heads if a.head_learned_sink else 0
     count += a.cope_max_pos * a.dim_head + a.cope_talking_heads * a.heads**2 if a.use_cope else 0
@@ -534,6 +535,8 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
         products += [Product(2 * a.heads * n * a.cope_max_pos * a.dim_head, 2, scores=True)]
         products += [Product(2 * a.heads * a.heads * n * keys, 2)] * a.cope_talking_heads
     products += value_gates_products(a, n, a.heads * value_dim, input_grad)
+    if a.value_residual == "learned":  # the gate of its own values, per token and head
+        products += [linear(n, a.dim, a.heads, input_grad)]
     if a.data_dependent_alibi_per_row:  # the gates' queries and keys, then their products
         width = a.data_dependent_alibi_per_row_dim_head
         products += [linear(n, a.dim, 2 * a.heads * width, input_grad),

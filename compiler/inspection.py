@@ -8,7 +8,7 @@ siblings in this module turn the `Inspection` into text, JSON, DOT or Mermaid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from xtc.spec import Spec
 
@@ -234,8 +234,16 @@ def op_products(graph: Graph, op: Op, lengths: dict[str, int], grads: dict[str, 
     before = graph[op.inputs[0]] if op.inputs else None
     memory_grad = (before is not None and before.kind is OpKind.NORM
                    and before.block == op.block and costs.op_parameters(before) > 0)
+    if op.kind is OpKind.ATTENTION and op.attrs.value_residual and op.name == first_run(graph, op).name:
+        # the first attention run sets the values the later ones mix in: it computes no mix
+        op = replace(op, attrs=replace(op.attrs, value_residual="half"))
     return costs.op_products(op, costs.Lengths(sequence, context, memory.get(op.name, 0)),
                              input_grad, context_grad, memory_grad)
+
+
+def first_run(graph: Graph, op: Op) -> Op:
+    """The first op of op's kind its model runs."""
+    return next(o for o in graph.ops() if o.scope == op.scope and o.kind is op.kind)
 
 
 # -- parameters ---------------------------------------------------------------------------------

@@ -256,6 +256,10 @@ class AttentionAttrs:
     softclamp_logits: bool = False  # Gemma 2: value * tanh(scores / value) before the softmax
     logit_softclamp_value: float = 50.0
     residual: bool = False  # adds the previous self-attention's scores (RealFormer)
+    # value residual learning (ResFormer): the first attention layer run hands its values on,
+    # each later run mixes them into its own, by half ("half") or by a learned per-token, per-head
+    # gate ("learned"; never the first layer built, which runs first)
+    value_residual: str = ""
     fused_qkv: bool = False  # one projection to queries, keys and values (the fuse-qkv pass)
     memory: bool = False  # Transformer-XL: keys and values also read the layer's memory, its
     # input over earlier segments (the wrapper's max_mem_len)
@@ -389,6 +393,7 @@ class CrossAttentionAttrs:
     output_gate_headwise: bool = False
     low_rank_silu_gates: bool = True
     residual: bool = False  # adds the previous cross-attention's scores
+    value_residual: bool = False  # mixes in the first cross-attention's values, by half
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
     zero_init_output: bool = False  # to_out starts at zero
     sublayer_dropout: float = 0.0  # on the branch's output, in training
@@ -440,6 +445,7 @@ class ResidualAttrs:
     branch: str = ""  # the sublayer's role ("attn", "ff"), which names the block's parameters
     layerscale: float | None = None  # LayerScale's initial value, when used
     scale_residual: bool = False  # a learned per-feature scale of the residual
+    residual_constant: float = 1.0  # a constant scale of the residual (scale_residual_constant)
     gated: bool = False  # a GRU instead of the sum (GTrXL)
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)

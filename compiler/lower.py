@@ -795,12 +795,25 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
         parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
     parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
     parameters += [replace(optional(name), returned=True) for name in scores]
+    parameters += [replace(optional(name), returned=True) for name in first_values(model)]
     parameters += [optional("memory")] if attention is not None and attention.memory else []
     z_losses = (a is not None and a.z_loss for a in (attention, cross_attention))
     parameters += [ATTN_LSE] if any(z_losses) else []  # the attention z-loss's running sum
     cache_class = "ModelCache" if model.attrs.custom_layout else "LayerCache"  # one block: all
     parameters += [Parameter("cache", f"{cache_class} | None", "None")] if cache else []
     return BlockSignature(tuple(parameters))
+
+
+def first_values(model: Model) -> list[str]:
+    """The values the first self- and cross-attention hand to the later ones (value
+    residual), as the block's variables."""
+    attention, cross = model.shared(OpKind.ATTENTION), model.shared(OpKind.CROSS_ATTENTION)
+    return ([VALUES[OpKind.ATTENTION]] if attention is not None and attention.value_residual else []) + \
+        ([VALUES[OpKind.CROSS_ATTENTION]] if cross is not None and cross.value_residual else [])
+
+
+# the block's variable with the first values each kind of attention hands on (value residual)
+VALUES = {OpKind.ATTENTION: "first_values", OpKind.CROSS_ATTENTION: "first_cross_values"}
 
 
 def first_definitions(steps: list[ResidualStep]) -> list[ResidualStep]:
@@ -842,6 +855,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         arguments=sublayer_arguments(branch, signature, run),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
+        values=VALUES[branch.kind] if branch.kind is not OpKind.FEEDFORWARD and branch.attrs.value_residual else "",
         attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
         post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "")
@@ -874,6 +888,7 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
         found = [("", "context"), ("", "mask"), ("", "context_mask")]
         found += [("", "cross_cache" if run is None else f"cross_caches[{run}]")] if cache else []
         found += [("prev_scores", "prev_cross_scores")] if branch.attrs.residual else []
+        found += [("first_values", "first_cross_values")] if branch.attrs.value_residual else []
         return tuple(found + ([("attn_lse", "attn_lse")] if branch.attrs.z_loss else []))
     a = branch.attrs
     found = [("mask", "mask")]
@@ -883,6 +898,7 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
     found += [("memory", "memory")] if a.memory else []
     found += [("cache", "self_cache" if run is None else f"self_caches[{run}]")] if cache else []
     found += [("prev_scores", "prev_scores")] if a.residual else []
+    found += [("first_values", "first_values")] if a.value_residual else []
     return tuple(found + ([("attn_lse", "attn_lse")] if a.z_loss else []))
 
 
@@ -930,7 +946,15 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         "blocks": tuple((name, takes_layer[name]) for name in names),
         "single": single, "attn_lse": "attn_lse" in signature,
         "tied": any(op.weights_of is not None for op in model.ops),
-        "arguments": signature.arguments(values), "scores": scores})
+        "call": functools.partial(block_call, ("h", *scores), signature.arguments(values)),
+        "scores": scores})
+
+
+def block_call(targets: tuple[str, ...], arguments: tuple[tuple[str, str], ...], callee: str,
+               indent: int) -> str:
+    """`h, <what the blocks hand on> = <callee>(<arguments>)`, wrapped as ruff would."""
+    written = [f"{keyword}={value}" if keyword else value for keyword, value in arguments]
+    return call_statement(f"{', '.join(targets)} = ", callee, written, indent)
 
 
 def top_level_op(model: Model, op: Op, imports: set, generative: bool,

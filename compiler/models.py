@@ -25,7 +25,8 @@ from .ir import Graph, ModelAttrs, Op, OpKind
 PER_LAYER_FIELDS = {
     OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout",
                        "max_attend_past", "dim_latent_q", "dim_latent_kv", "latent_rope_subheads",
-                       "rotate_heads", "fused_qkv"),  # (a latent layer's projections are not fused)
+                       "rotate_heads", "fused_qkv",  # (a latent layer's projections are not fused)
+                       "value_residual"),  # (the first layer has no learned mix)
     OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout"),
     OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln"),
     OpKind.RESIDUAL: ("layer_dropout", "token_shifts"),
@@ -104,13 +105,17 @@ class Model:
         then projects the newest position alone: its uncached tokens are the model's).
         Selective attention's penalties sum over every earlier query: the cache carries the
         sum (x-transformers' can_cache_kv is false for it). Inverted cross-attention takes a
-        softmax over every query, so it recomputes them all too."""
+        softmax over every query, so it recomputes them all too. Value residuals mix each
+        step's values with the first layer's before the cache keeps them, but a latent cache
+        re-projects every past value at each step: without their mixes, so it recomputes."""
         attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
         inverted = any(op.attrs.inverted_attention for op in self.ops
                        if op.kind is OpKind.CROSS_ATTENTION)
+        latent_mixed = any(op.attrs.value_residual for op in attention) and any(
+            op.attrs.dim_latent_kv for op in attention)
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and bool(attention)
                 and not any(op.attrs.orthog_copies for op in attention)
-                and not inverted)
+                and not inverted and not latent_mixed)
 
     @property
     def recurrent(self) -> bool:

@@ -460,6 +460,8 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
         layer_dropout=layer_value(layers["layer_dropout"], index),
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
         scale_residual=layers["scale_residual"],
+        # a GRU gate replaces the sum, and with it the constant (a warning says so)
+        residual_constant=1.0 if layers["gate_residual"] else float(layers["scale_residual_constant"]),
         gated=layers["gate_residual"],
         token_shifts=token_shifts(layers, index),
         pre_norm=layers["pre_norm"],
@@ -597,6 +599,7 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         sparse_topk_straight_through=(  # without sparse_topk it does nothing: a warning says so
             bool(attn["sparse_topk"]) and attn["sparse_topk_straight_through"]),
         residual=layers["residual_attn"],
+        value_residual=value_residual_mix(layers, index),
         **value_gates(attn, layers.section("attn")),
         q_rmsnorm=attn["qk_rmsnorm"],
         k_rmsnorm=attn["qk_rmsnorm"] or attn["k_rmsnorm"],
@@ -610,6 +613,16 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         **forget_gates(attn),
         **latents(attn),
     )
+
+
+def value_residual_mix(layers: ModuleSpec, index: int) -> str:
+    """How self-attention layer `index` mixes in the first layer's values: "" without value
+    residuals, "learned" by a gate of its input (not the first layer built, which has none,
+    nor any run of it: tied weights run it at every depth), else "half"."""
+    if not layers["add_value_residual"]:
+        return ""
+    learned = layers["learned_value_residual_mix"] and not layers["weight_tie_layers"]
+    return "learned" if learned and index > 0 else "half"
 
 
 def latents(attn: Mapping[str, object]) -> dict[str, object]:
@@ -682,6 +695,7 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         heads=layers["heads"],
         project_out=output_projection(cross, layers["heads"]),
         residual=layers["cross_residual_attn"],
+        value_residual=layers["add_value_residual"],  # by half: the reference learns no mix here
         **value_gates(cross, CrossOptions(layers)),
         q_rmsnorm=cross["qk_rmsnorm"],
         k_rmsnorm=cross["qk_rmsnorm"] or cross["k_rmsnorm"],

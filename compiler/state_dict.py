@@ -132,6 +132,8 @@ def attention_parameters(attrs) -> list[tuple]:
         pairs += [("qk_norm_q_scale", "q_scale"), ("qk_norm_k_scale", "k_scale")]
     pairs += value_gate_parameters(attrs)
     pairs += [("head_scale_params", "head_scale")] if getattr(attrs, "head_scale", False) else []
+    if getattr(attrs, "value_residual", "") == "learned":  # the reference's Sequential(Linear, ...)
+        pairs += [(f"to_value_residual_mix.0.{p}", f"to_value_residual_mix.{p}") for p in ("weight", "bias")]
     for used, (name, reference, _) in zip(getattr(attrs, "talking_heads", ()), TALKING_HEADS):
         pairs += [(f"attend.{reference}.weight", f"{name}.weight")] if used else []
     pairs += [("attend.head_attn_sink", "attn_sink")] if getattr(attrs, "head_learned_sink", False) else []

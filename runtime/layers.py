@@ -52,16 +52,21 @@ class Residual(torch.nn.Module):
     """out + x for a sublayer's output and its input, with the residual options the spec
     uses: a learned per-feature scale of x (NormFormer, https://arxiv.org/abs/2110.09456) and
     a GRU gate instead of the sum (GTrXL, Parisotto et al. 2019, https://arxiv.org/abs/1910.06764).
+    `constant` scales x too (scale_residual_constant), beside the learned scale.
     """
 
-    def __init__(self, dim: int, *, scale_residual: bool = False, gated: bool = False) -> None:
+    def __init__(self, dim: int, *, scale_residual: bool = False, constant: float = 1.0,
+                 gated: bool = False) -> None:
         super().__init__()
         self.residual_scale = torch.nn.Parameter(torch.ones(dim)) if scale_residual else None
+        self.constant = constant
         self.gru = torch.nn.GRUCell(dim, dim) if gated else None
 
     def forward(self, out: Tensor, x: Tensor) -> Tensor:
         if self.residual_scale is not None:
             x = x * self.residual_scale
+        if self.constant != 1.0:
+            x = x * self.constant
         if self.gru is None:
             return out + x
         return self.gru(out.flatten(0, -2), x.flatten(0, -2)).view_as(out)  # per token

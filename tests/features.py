@@ -396,6 +396,39 @@ WINDOWS = token_rows("window", {
                   "layers": {"rotary_pos_emb": True}, "attn": {"max_attend_past": 4}},
 }, recurrent=True)
 
+# the residual scaled by a constant, alone, with post-norm, and beside the learned scale
+RESIDUAL_SCALES = token_rows("residual_scale", {
+    "constant": {"layers": {"scale_residual_constant": 0.5}},
+    "constant_post_norm": {"layers": {"scale_residual_constant": 2.0, "pre_norm": False}},
+    "constant_learned": {"layers": {"scale_residual_constant": 0.5, "scale_residual": True}},
+})
+
+# value residual learning (ResFormer): the first attention's values mixed into the later ones',
+# by a learned gate per token and head or by half; cross-attention mixes its own first's by half
+VALUE_RESIDUALS = token_rows("value_residual", {
+    "learned": {"layers": {"add_value_residual": True, "depth": 3}},
+    "half_gqa": {"layers": {"add_value_residual": True, "learned_value_residual_mix": False},
+                 "attn": {"kv_heads": 2}},
+    "memory_kv_rotary": {"layers": {"add_value_residual": True, "rotary_pos_emb": True},
+                         "attn": {"num_mem_kv": 2, "value_rmsnorm": True}},
+    "cross_attend": {"layers": {"add_value_residual": True, "cross_attend": True}},
+    "post_norm_flash_qk_norm": {"layers": {"add_value_residual": True, "pre_norm": False},
+                                "attn": {"qk_norm": True, "gate_values": True}},
+}) + token_rows("value_residual", {
+    # an execution order runs a learned-mix layer first: it sets the values, mixing none
+    "custom_layout": {"layers": {"add_value_residual": True, "custom_layers": ["a", "f", "a", "f"],
+                                 "depth": None, "layers_execute_order": [2, 3, 0, 1, 2, 3]}},
+    # a latent cache re-projects past values without their mixes: generate recomputes
+    "latent_kv": {"layers": {"add_value_residual": True, "depth": 3},
+                  "attn": {"use_latent_kv": [False, True, True], "dim_latent_kv": 12}},
+    "tied_weights": {"layers": {"add_value_residual": True, "weight_tie_layers": True}},
+}, kinds=("Decoder",), reference_cache=False) + [
+    # each side mixes its own first values; the decoder's cross-attentions theirs
+    row("xtransformer", "value_residual", model={"encoder": {"add_value_residual": True},
+                                                 "decoder": {"add_value_residual": True}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+]
+
 # residual attention adds one layer's scores to the next: the score matrix again
 RESIDUAL = token_rows("residual", {
     "residual_attn_post_norm": {"layers": {"pre_norm": False, "residual_attn": True}},
@@ -667,6 +700,7 @@ RECURRENCE = token_rows("recurrence", {
 }, recurrent=True, flash=False)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
+                           + VALUE_RESIDUALS + RESIDUAL_SCALES
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}

@@ -84,6 +84,14 @@ XTC_RULES = {
                                               "long as the sequence",
     "memory-with-orthog-projection": "the reference's forward fails once it is given memories "
                                      "(the values hold the memory's positions too)",
+    "data-dependent-alibi-excludes-position-bias": "the reference drops the dynamic position "
+                                                   "bias under data_dependent_alibi without a word",
+    "memory-with-data-dependent-alibi": "the reference's forward fails once it is given "
+                                        "memories (its bias spans the segment alone)",
+    "memory-with-latent-kv": "not compiled yet: the reference projects the memory's keys and "
+                             "values through the latent too",
+    "memory-with-value-residual": "not compiled yet: the memory's values would be mixed too "
+                                  "(the reference fails with the learned mix once given memories)",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }

@@ -32,6 +32,9 @@ and the CPU flash kernel's own limit, as located errors.
   forward without), rotary positions to apply, no rotate_num_heads beside it (the reference
   asserts), every query head's own key head (the reference asserts that partial rotary does not
   go with grouped-query attention), and a key head left to the latent.
+- Value residuals (add_value_residual): the learned mix gates each query head's values, so not
+  with grouped key / value heads (the reference's forward fails); the fixed half mix goes with
+  them.
 """
 
 from __future__ import annotations
@@ -58,7 +61,23 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
         found += check_inverted_attention(spec, layers)
         found += check_data_dependent_alibi(spec, layers)
         found += check_latent_attention(spec, layers)
+        found += check_value_residual(spec, layers)
     return found
+
+
+def check_value_residual(spec: Spec, layers) -> list[Diagnostic]:
+    """The learned mix of value residuals gates each query head's values: grouped key / value
+    heads have fewer (the reference's forward fails)."""
+    kv_heads, heads = key_value_heads(layers), layers["heads"]
+    if not (layers["add_value_residual"] and layers["learned_value_residual_mix"]) or kv_heads == heads:
+        return []
+    if layers["custom_layers"] is None and layers["depth"] == 1:
+        return []  # one attention layer: the first, which learns no mix
+    return [diagnostic(
+        spec, f"{layers.key}.add_value_residual", "learned-value-mix-with-gqa",
+        f"add_value_residual's learned mix gates each of the {heads} query heads' values, and "
+        f"grouped key / value heads give {kv_heads} (x-transformers fails in the forward): set "
+        "learned_value_residual_mix: false for a fixed half mix")]
 
 
 # data_dependent_alibi_kwargs: the keywords of the reference's class past those Attention sets

@@ -47,6 +47,23 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{layers.key}.attn.laser_softclamp_value", "laser-value-without-laser",
                 "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
         found += ignored_value_gate_options(spec, layers)
+        if (layers.type == "Decoder" and layers["add_value_residual"]
+                and any(each_value(attn["use_latent_kv"]))):
+            found.append(diagnostic(
+                spec, f"{layers.key}.add_value_residual", "value-residual-disables-kv-cache",
+                "add_value_residual with attn.use_latent_kv: the latent cache re-projects every "
+                "past value at each step, without the mix it had, so generate() recomputes the "
+                "whole sequence for each new token (no kv cache)", "warning"))
+        if layers["gate_residual"] and "scale_residual_constant" in layers.given:
+            found.append(diagnostic(
+                spec, f"{layers.key}.scale_residual_constant", "residual-constant-with-gate",
+                "scale_residual_constant has no effect with gate_residual: the GRU gate takes "
+                "the residual as it is", "warning"))
+        if not layers["add_value_residual"] and "learned_value_residual_mix" in layers.given:
+            found.append(diagnostic(
+                spec, f"{layers.key}.learned_value_residual_mix", "value-mix-without-value-residual",
+                "learned_value_residual_mix has no effect without add_value_residual: true",
+                "warning"))
         for name in ("data_dependent_alibi_per_row", "data_dependent_alibi_per_row_dim_head",
                      "data_dependent_alibi_kwargs"):
             if not attn["data_dependent_alibi"] and name in layers.sections_given.get("attn", ()):

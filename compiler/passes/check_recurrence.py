@@ -18,7 +18,8 @@ XValTransformerWrapper (which have no shift), what they need and what xtc compil
   then hold the memory's positions too: the reference's forward fails, refused; so does
   data-dependent ALiBi, whose bias spans the segment alone.
 - Multi-head latent attention's keys and values (attn.use_latent_kv) would read the memory
-  through their latent: not compiled yet, refused.
+  through their latent: not compiled yet, refused. So are value residuals (add_value_residual),
+  whose mix would take in the memory's values too (the reference fails with the learned mix).
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                     "x-transformers projects the segment's outputs against "
                                     "values that include the memory's, longer than the segment, "
                                     "and its forward fails"))
+    if layers["add_value_residual"]:
+        found.append(diagnostic(spec, at, "memory-with-value-residual",
+                                "max_mem_len with add_value_residual is not supported by xtc "
+                                "yet: the memory's values would be mixed with the first "
+                                "layer's memory values too, which xtc's memory path does not "
+                                "(x-transformers fails with the learned mix)"))
     if any(each_value(layers.section("attn")["use_latent_kv"])):
         found.append(diagnostic(spec, at, "memory-with-latent-kv",
                                 "max_mem_len with attn.use_latent_kv is not supported by xtc "
