@@ -485,7 +485,8 @@ class Builder:
         if layers.execute_order:  # run the layout's sublayers in this order; repeats share weights
             for step, index in enumerate(layers.execute_order):
                 hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden,
-                                       *sublayers[index], name=f"block{block}_step{step}_{sublayers[index][0]}")
+                                       *sublayers[index], name=f"block{block}_step{step}_{sublayers[index][0]}",
+                                       init_depth=init_depth(layers, index, 1))
             return hidden
         width = len(sublayers) // layers.depth
         for offset in range(width):
@@ -493,13 +494,16 @@ class Builder:
             # (AttentionLayers.__init__)
             index = (0 if layers.weight_tie else block) * width + offset
             hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden,
-                                   *sublayers[block * width + offset])
+                                   *sublayers[block * width + offset],
+                                   init_depth=init_depth(layers, index, 1 if layers.layout else width))
         return hidden
 
     def sublayer(self, layers: ResolvedLayers, block: int, ref: str, hidden: str, role: str,
                  kind: OpKind, attrs: object, extra_inputs: tuple, residual: ResidualAttrs,
-                 name: str = "") -> str:
-        """One residual sublayer, pre-norm `x + f(norm(x))` or post-norm `norm(x + f(x))`."""
+                 name: str = "", init_depth: int = 0) -> str:
+        """One residual sublayer, pre-norm `x + f(norm(x))` or post-norm `norm(x + f(x))`;
+        `init_depth`: its output projection's, for a depth-scaled initialisation (0: none)."""
+        attrs = depth_scaled(attrs, init_depth)
         name = name or f"block{block}_{role}"
         norm = NormAttrs(layers.norm, layers.dim)
         provenance = {"spec_key": layers.key, "block": block}
@@ -507,8 +511,10 @@ class Builder:
         if layers.pre_norm:
             branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (hidden,),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
-        # LayerScale wraps the sublayer in the reference: its parameters move under `.1.fn`
-        branch_ref = f"{ref}.1.fn" if residual.layerscale is not None else f"{ref}.1"
+        # a Scale of depth_scale_residual wraps the sublayer in the reference, LayerScale in
+        # it: each moves the parameters under one `.fn` more
+        branch_ref = f"{ref}.1" + ".fn" * (residual.depth_scale != 1.0)
+        branch_ref += ".fn" if residual.layerscale is not None else ""
         branch_ref += ".fn" if residual.token_shifts else ""  # ShiftTokens wraps it too
         macaron = layers.macaron and kind is OpKind.FEEDFORWARD
         branch_ref += ".fn" if macaron else ""  # and Scale(0.5, ...) wraps macaron feedforwards
@@ -525,6 +531,23 @@ class Builder:
             out = self.add(f"{name}_norm", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
                            role=f"{role}_norm", **provenance)
         return out
+
+
+def init_depth(layers: ResolvedLayers, index: int, block_width: int) -> int:
+    """The depth a depth-scaled initialisation gives the sublayer the reference builds
+    `index`-th: that of its block of `block_width` sublayers (a layout counts each sublayer a
+    block); 0 without depth_scale_residual: true."""
+    return index // block_width + 1 if layers.depth_scaled_init else 0
+
+
+def depth_scaled(attrs: object, depth: int) -> object:
+    """A sublayer's payload with its output projection's init depth, where it has a projection
+    that does not start at zero (zero_init_output wins, as in the reference)."""
+    if not depth or not hasattr(attrs, "output_init_depth") or attrs.zero_init_output:
+        return attrs
+    if getattr(attrs, "project_out", True) is False:
+        return attrs
+    return replace(attrs, output_init_depth=depth)
 
 
 def stack_sublayers(layers: ResolvedLayers, mask, context, context_mask,

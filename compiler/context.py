@@ -460,8 +460,13 @@ class ResidualStep:
                 *(["attn_lse"] if self.attn_lse else []))
 
     @property
+    def output_scale(self) -> float:
+        """What the branch's output is scaled by: macaron's half, depth_scale_residual's."""
+        return self.residual.branch_scale * self.residual.depth_scale
+
+    @property
     def branch_scale(self) -> str:
-        return repr(self.residual.branch_scale)
+        return repr(self.output_scale)
 
     @property
     def layerscale(self) -> str:

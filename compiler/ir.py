@@ -265,6 +265,7 @@ class AttentionAttrs:
     # input over earlier segments (the wrapper's max_mem_len)
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
     zero_init_output: bool = False  # to_out starts at zero
+    output_init_depth: int = 0  # to_out drawn depth-scaled for this depth (0: PyTorch's init)
     sublayer_dropout: float = 0.0  # on the branch's output, in training
     # belief attention: the output made orthogonal to the values, each batch row flattened whole
     # (so over every position); with both, the two projections are concatenated
@@ -396,6 +397,7 @@ class CrossAttentionAttrs:
     value_residual: bool = False  # mixes in the first cross-attention's values, by half
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
     zero_init_output: bool = False  # to_out starts at zero
+    output_init_depth: int = 0  # to_out drawn depth-scaled for this depth (0: PyTorch's init)
     sublayer_dropout: float = 0.0  # on the branch's output, in training
     q_rmsnorm: bool = False  # as AttentionAttrs'
     k_rmsnorm: bool = False
@@ -437,6 +439,8 @@ class FeedForwardAttrs:
     bias: bool = True
     dropout: float = 0.0
     post_act_ln: bool = False
+    zero_init_output: bool = False  # proj_out starts at zero (zero_init_branch_output)
+    output_init_depth: int = 0  # proj_out drawn depth-scaled for this depth (0: PyTorch's init)
 
 
 @dataclass(frozen=True)
@@ -446,6 +450,7 @@ class ResidualAttrs:
     layerscale: float | None = None  # LayerScale's initial value, when used
     scale_residual: bool = False  # a learned per-feature scale of the residual
     residual_constant: float = 1.0  # a constant scale of the residual (scale_residual_constant)
+    depth_scale: float = 1.0  # the branch's output scaled (depth_scale_residual as a number)
     gated: bool = False  # a GRU instead of the sum (GTrXL)
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)

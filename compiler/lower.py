@@ -947,7 +947,34 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         "single": single, "attn_lse": "attn_lse" in signature,
         "tied": any(op.weights_of is not None for op in model.ops),
         "call": functools.partial(block_call, ("h", *scores), signature.arguments(values)),
-        "scores": scores})
+        "scores": scores, **depth_scaled_outputs(model)})
+
+
+# the attribute of each sublayer's output projection
+OUTPUT_PROJECTIONS = {OpKind.ATTENTION: "to_out", OpKind.CROSS_ATTENTION: "to_out",
+                      OpKind.FEEDFORWARD: "proj_out"}
+
+
+def depth_scaled_outputs(model: Model) -> dict:
+    """What reset_parameters draws depth-scaled (depth_scale_residual: true): the output
+    projections of every block's sublayers, by their block's depth (`depth_roles`), or in one
+    custom layout's block each at its own (`depth_pairs`: (depth, path))."""
+    ops = [op for op in model.ops if op.kind in OUTPUT_PROJECTIONS and op.weights_of is None
+           and op.attrs.output_init_depth]
+    if not ops:
+        return {"reset": False, "depth_roles": "", "depth_pairs": ""}
+    if model.attrs.custom_layout:
+        pairs = sorted({(op.attrs.output_init_depth, f"self.block.{op.role}.{OUTPUT_PROJECTIONS[op.kind]}")
+                        for op in ops})
+        return {"reset": True, "depth_roles": "",
+                "depth_pairs": code_tuple([f"({d}, {path})" for d, path in pairs])}
+    paths = [f"block.{op.role}.{OUTPUT_PROJECTIONS[op.kind]}" for op in ops if op.block == 0]
+    return {"reset": True, "depth_roles": code_tuple(paths), "depth_pairs": ""}
+
+
+def code_tuple(items: list[str]) -> str:
+    """A tuple literal of code items: `(a,)`, `(a, b)`."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
 
 
 def block_call(targets: tuple[str, ...], arguments: tuple[tuple[str, str], ...], callee: str,

@@ -26,9 +26,10 @@ PER_LAYER_FIELDS = {
     OpKind.ATTENTION: ("dropout", "qk_norm_scale", "head_scale", "gate_values", "sublayer_dropout",
                        "max_attend_past", "dim_latent_q", "dim_latent_kv", "latent_rope_subheads",
                        "rotate_heads", "fused_qkv",  # (a latent layer's projections are not fused)
-                       "value_residual"),  # (the first layer has no learned mix)
-    OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout"),
-    OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln"),
+                       "value_residual",  # (the first layer has no learned mix)
+                       "output_init_depth"),  # (depth_scale_residual: true)
+    OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout", "output_init_depth"),
+    OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln", "output_init_depth"),
     OpKind.RESIDUAL: ("layer_dropout", "token_shifts"),
 }
 

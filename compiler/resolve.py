@@ -69,6 +69,7 @@ class ResolvedLayers:
     sandwich_norm: bool = False  # a norm on each sublayer's output too
     macaron: bool = False  # a half-step feedforward before attention too
     weight_tie: bool = False  # one block's weights for every block (ALBERT)
+    depth_scaled_init: bool = False  # output projections drawn by their block's depth
     types: tuple[str, ...] = ()  # every layer's type ('a', 'c', 'f'), in order
     layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
     execute_order: tuple[int, ...] = ()  # layers_execute_order: layout indices, repeats share
@@ -438,6 +439,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         sandwich_norm=layers["sandwich_norm"],
         macaron=layers["macaron"],
         weight_tie=layers["weight_tie_layers"],
+        depth_scaled_init=depth_scaled_init(layers),
         types=types,
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
@@ -462,10 +464,24 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
         scale_residual=layers["scale_residual"],
         # a GRU gate replaces the sum, and with it the constant (a warning says so)
         residual_constant=1.0 if layers["gate_residual"] else float(layers["scale_residual_constant"]),
+        depth_scale=output_scale(layers),
         gated=layers["gate_residual"],
         token_shifts=token_shifts(layers, index),
         pre_norm=layers["pre_norm"],
     )
+
+
+def output_scale(layers: ModuleSpec) -> float:
+    """depth_scale_residual as a number scales every branch's output; `true` (or `false`)
+    changes initialisation only (depth_scaled_init)."""
+    scale = layers["depth_scale_residual"]
+    return 1.0 if isinstance(scale, bool) else float(scale)
+
+
+def depth_scaled_init(layers: ModuleSpec) -> bool:
+    """depth_scale_residual: true draws the output projections with std 1 / sqrt(2 * fan_in *
+    depth), the depth that of the block (OLMo's "mitchell" init)."""
+    return layers["depth_scale_residual"] is True
 
 
 def layer_value(value: object, index: int) -> object:
@@ -600,6 +616,7 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
             bool(attn["sparse_topk"]) and attn["sparse_topk_straight_through"]),
         residual=layers["residual_attn"],
         value_residual=value_residual_mix(layers, index),
+        zero_init_output=attn["zero_init_output"] or layers["zero_init_branch_output"],
         **value_gates(attn, layers.section("attn")),
         q_rmsnorm=attn["qk_rmsnorm"],
         k_rmsnorm=attn["qk_rmsnorm"] or attn["k_rmsnorm"],
@@ -696,6 +713,7 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         project_out=output_projection(cross, layers["heads"]),
         residual=layers["cross_residual_attn"],
         value_residual=layers["add_value_residual"],  # by half: the reference learns no mix here
+        zero_init_output=cross["zero_init_output"] or layers["zero_init_branch_output"],
         **value_gates(cross, CrossOptions(layers)),
         q_rmsnorm=cross["qk_rmsnorm"],
         k_rmsnorm=cross["qk_rmsnorm"] or cross["k_rmsnorm"],
@@ -723,4 +741,5 @@ def resolve_feedforward(layers: ModuleSpec, index: int = 0) -> FeedForwardAttrs:
         inner_dim=int(layers["dim"] * ff["mult"]),
         activation=activation,
         bias=not ff["no_bias"],
+        zero_init_output=layers["zero_init_branch_output"],
     )

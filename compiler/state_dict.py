@@ -178,9 +178,11 @@ def qkv_rows(attrs) -> list[tuple]:
 
 
 def residual_parameters(attrs) -> list[tuple[str, str, bool]]:
-    """LayerScale's gain (`.1.gamma`, stored minus one) and the residual module's (`.2.*`)."""
+    """LayerScale's gain (`.1.gamma`, stored minus one; `.1.fn.gamma` in depth_scale_residual's
+    Scale) and the residual module's (`.2.*`)."""
     role = attrs.branch
-    found = [("1.gamma", f"{role}_layerscale", True)] if attrs.layerscale is not None else []
+    scaled = ".fn" if attrs.depth_scale != 1.0 else ""  # under depth_scale_residual's Scale
+    found = [(f"1{scaled}.gamma", f"{role}_layerscale", True)] if attrs.layerscale is not None else []
     if attrs.scale_residual:
         found.append(("2.residual_scale", f"{role}_residual.residual_scale", False))
     if attrs.gated:

@@ -57,7 +57,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "dynamic_pos_bias", "dynamic_pos_bias_log_distance", "dynamic_pos_bias_mlp_depth",
         "rotate_num_heads", "dynamic_pos_bias_norm", "residual_attn",
         "cross_residual_attn", "add_value_residual", "learned_value_residual_mix",
-        "scale_residual_constant",
+        "scale_residual_constant", "depth_scale_residual", "zero_init_branch_output",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

@@ -401,7 +401,17 @@ RESIDUAL_SCALES = token_rows("residual_scale", {
     "constant": {"layers": {"scale_residual_constant": 0.5}},
     "constant_post_norm": {"layers": {"scale_residual_constant": 2.0, "pre_norm": False}},
     "constant_learned": {"layers": {"scale_residual_constant": 0.5, "scale_residual": True}},
-})
+    # depth_scale_residual as a number scales each branch's output (inside the sandwich norm)
+    "depth_scale": {"layers": {"depth_scale_residual": 0.5}},
+    # initialisation only: parity holds with the reference's weights loaded
+    "depth_scaled_init": {"layers": {"depth_scale_residual": True, "cross_attend": True}},
+    "zero_init_branch_output": {"layers": {"zero_init_branch_output": True}},
+}) + token_rows("residual_scale", {
+    # (token shifting: the reference's cache shifts in zeros, its uncached tokens are the oracle)
+    "depth_scale_macaron_layerscale_shift": {"layers": {
+        "depth_scale_residual": 2.0, "macaron": True, "use_layerscale": True, "shift_tokens": 1,
+        "sandwich_norm": True}},
+}, reference_cache=False)
 
 # value residual learning (ResFormer): the first attention's values mixed into the later ones',
 # by a learned gate per token and head or by half; cross-attention mixes its own first's by half

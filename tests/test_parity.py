@@ -77,6 +77,43 @@ def test_initialisation_matches_the_reference_distributions():
     assert ours.blocks[0].attn.to_qkv.weight.abs().max().item() <= bound
 
 
+def init_spec(**options) -> xtc.Spec:
+    return spec_of({"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+                    "attn_layers": layers("Decoder", dim=64, heads=4, **options)})
+
+
+@pytest.mark.parametrize("layout", [{"depth": 3}, {"custom_layers": ["a", "f", "a", "f"]}],
+                         ids=["blocks", "custom-layout"])
+def test_depth_scale_residual_draws_the_output_projections_by_depth(layout):
+    """depth_scale_residual: true draws each output projection with std 1 / sqrt(2 * fan_in *
+    depth), the depth its block's (a layout counts each sublayer a block), as the reference."""
+    from reference import reference_model
+
+    spec = init_spec(depth_scale_residual=True, **layout)
+    torch.manual_seed(0)
+    ours, reference = xtc.build(spec), reference_model(spec)
+    if "custom_layers" in layout:
+        outputs = [ours.block.attn0.to_out, ours.block.ff1.proj_out, ours.block.attn2.to_out,
+                   ours.block.ff3.proj_out]
+    else:
+        outputs = [out for block in ours.blocks for out in (block.attn.to_out, block.ff.proj_out)]
+    theirs = [layer[1].to_out if hasattr(layer[1], "to_out") else layer[1].ff[-1]
+              for layer in reference.attn_layers.layers]
+    width = 2 if "custom_layers" not in layout else 1  # sublayers per depth
+    for index, (out, their) in enumerate(zip(outputs, theirs)):
+        std = (2 * out.in_features * (index // width + 1)) ** -0.5
+        assert out.weight.std().item() == pytest.approx(std, rel=0.1), index
+        assert their.weight.std().item() == pytest.approx(std, rel=0.1), index
+
+
+def test_zero_init_branch_output_starts_every_branch_at_zero():
+    model = xtc.build(init_spec(zero_init_branch_output=True, cross_attend=True))
+    for block in model.blocks:
+        for out in (block.attn.to_out, block.cross_attn.to_out, block.ff.proj_out):
+            assert all(torch.count_nonzero(p) == 0 for p in out.parameters())
+        assert torch.count_nonzero(block.ff.proj_in.weight) > 0
+
+
 def test_dropouts_are_active_in_training_and_off_in_eval():
     spec = feature_spec(feature("options-combined_pre_norm"), "Decoder", flash=False)
     _, model = paired_models(spec)

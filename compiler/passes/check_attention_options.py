@@ -120,8 +120,9 @@ CAUSAL_ONLY = {"use_cope": "CoPE was designed for causal attention",
 def check_causal_only(spec: Spec, layers) -> list[Diagnostic]:
     """A causal-only option in a stack whose self-attention is not causal (an Encoder); on
     cross-attention, which is never causal, spec/support.py refuses them."""
-    if CAUSAL_LAYERS.get(layers.type, False):
-        return []
+    custom = layers["custom_layers"]
+    if CAUSAL_LAYERS.get(layers.type, False) or (custom is not None and "a" not in custom):
+        return []  # (a layout without self-attention builds none to assert on)
     attn = layers.section("attn")
     return [diagnostic(spec, f"{layers.key}.attn.{name}", "needs-causal-attention",
                        f"attn.{name} needs causal self-attention (a Decoder), and "
@@ -335,7 +336,8 @@ ORTHOG = ("orthog_projected_values", "orthog_projected_values_per_head")
 def check_output_projection(spec: Spec, layers) -> list[Diagnostic]:
     """project_out: false leaves the heads' output as it is, so it must be dim wide (the
     residual add fails otherwise); zero_init_output zeroes to_out's weight, which the reference
-    reads off a Linear only (init_zero_ fails on no projection, and on on_attn's gated one);
+    reads off a Linear only (init_zero_ fails on no projection, and on on_attn's gated one), as
+    do the layers' zero_init_branch_output and depth_scale_residual: true (a depth-scaled draw);
     on_attn gates the projection, so without one it does nothing. A keyword cross-attention
     inherits and gets wrong for both attentions is said once, at the keyword."""
     places = [] if layers.type == "CrossAttender" else [("attn", layers.section("attn"))]
@@ -384,18 +386,34 @@ def projection_problems(spec: Spec, layers, place: str, options) -> list[Diagnos
             spec, where("on_attn"), "on-attn-without-output-projection",
             "attn.on_attn has no effect with attn.project_out: false: it gates the output "
             "projection, and there is none", "warning"))
-    if options["zero_init_output"] and not projects:
-        found.append(diagnostic(
-            spec, where("zero_init_output"), "zero-init-without-output-projection",
-            f"{place}.zero_init_output zeroes the output projection, and this attention has "
-            f"none ({'project_out: false' if written else 'heads: 1'}); x-transformers fails "
-            "building it"))
-    elif options["zero_init_output"] and on_attn:
-        found.append(diagnostic(
-            spec, where("zero_init_output"), "zero-init-with-on-attn",
-            "attn.zero_init_output cannot be combined with attn.on_attn: x-transformers "
-            "zeroes a Linear's weight and fails on the gated projection of on_attn"))
+    for key, name, code, verb in output_inits(layers, place, options, where):
+        if not projects:
+            found.append(diagnostic(
+                spec, key, f"{code}-without-output-projection",
+                f"{name} {verb} the output projection, and this attention has none "
+                f"({'project_out: false' if written else 'heads: 1'}); x-transformers fails "
+                "building it"))
+        elif on_attn:
+            found.append(diagnostic(
+                spec, key, f"{code}-with-on-attn",
+                f"{name} cannot be combined with attn.on_attn: x-transformers {verb} a "
+                "Linear's weight and fails on the gated projection of on_attn"))
     return found
+
+
+def output_inits(layers, place: str, options, where) -> list[tuple[str, str, str, str]]:
+    """(key, name, code prefix, what it does) of what initialises an attention's output
+    projection: its zero_init_output, else the layers' zero_init_branch_output, else
+    depth_scale_residual: true (zeroing wins, as in the reference)."""
+    if options["zero_init_output"]:
+        return [(where("zero_init_output"), f"{place}.zero_init_output", "zero-init", "zeroes")]
+    if layers["zero_init_branch_output"]:
+        return [(f"{layers.key}.zero_init_branch_output", "zero_init_branch_output", "zero-init",
+                 "zeroes")]
+    if layers["depth_scale_residual"] is True:
+        return [(f"{layers.key}.depth_scale_residual", "depth_scale_residual: true",
+                 "depth-scaled-init", "draws")]
+    return []
 
 
 def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
