@@ -433,7 +433,23 @@ class ResidualStep:
         """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
         r = self.residual
         return bool(self.returned or self.post_norm or r.layerscale is not None
-                    or r.scale_residual or r.gated)
+                    or self.residual_module)
+
+    @property
+    def residual_module(self) -> str:
+        """The constructor of the module that joins the output to x, where a sum does not:
+        `Residual(config.dim, gated=True)`, `MeanSplitResidual(config.dim)`; else ""."""
+        r = self.residual
+        if r.mv_split:
+            alpha, beta = r.mv_split_init
+            options = [f"init_alpha={alpha!r}"] if alpha != 0.0 else []
+            options += [f"init_beta={beta!r}"] if beta != 0.03 else []
+            options += ["learned=True"] if r.mv_split_learned else []
+            return f"MeanSplitResidual({', '.join(['config.dim', *options])})"
+        options = [name for name in ("scale_residual", "gated", "orthogonal") if getattr(r, name)]
+        if not options:
+            return ""
+        return f"Residual({', '.join(['config.dim', *(f'{name}=True' for name in options)])})"
 
     @property
     def returned(self) -> tuple[str, ...]:
@@ -517,8 +533,9 @@ class BlockClass:
         wanted |= {runtime("layers", "layer_drop")} if self.layer_dropout else set()
         wanted |= {runtime("layers", "shift_tokens")} if self.token_shifts else set()
         wanted |= {TORCH} if any(r.layerscale is not None for r in residuals) else set()
-        if any(r.scale_residual or r.gated for r in residuals):
-            wanted.add(runtime("layers", "Residual"))
+        for step in self.steps:
+            if step.residual_module:
+                wanted.add(runtime("layers", step.residual_module.split("(")[0]))
         return wanted
 
 

@@ -441,6 +441,10 @@ class ResidualAttrs:
     layerscale: float | None = None  # LayerScale's initial value, when used
     scale_residual: bool = False  # a learned per-feature scale of the residual
     gated: bool = False  # a GRU instead of the sum (GTrXL)
+    orthogonal: bool = False  # x plus the output's part orthogonal to x (each row flattened)
+    mv_split: bool = False  # the mean / variance split update (MVSplitResidualUpdate)
+    mv_split_init: tuple = (0.0, 0.03)  # its gains' initial values: alpha (means), beta (centered)
+    mv_split_learned: bool = False  # its gains computed from the output's mean by two Linears
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)
     pre_norm: bool = True  # x + f(norm(x)); False: norm(x + f(x)), the norm after the sum

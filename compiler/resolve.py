@@ -455,12 +455,19 @@ def training_loss(model: ModuleSpec) -> LossAttrs | None:
 
 
 def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
-    """The residual around layer `index` (of every kind)."""
+    """The residual around layer `index` (of every kind). residual_fn_kwargs hold the
+    mean / variance split's own keywords (check-residual-options); that update has no residual
+    scale (x-transformers' MVSplitResidualUpdate drops scale_residual)."""
+    mv_split, kwargs = bool(layers["mv_split_residual"]), layers["residual_fn_kwargs"] or {}
     return ResidualAttrs(
         layer_dropout=layer_value(layers["layer_dropout"], index),
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
-        scale_residual=layers["scale_residual"],
+        scale_residual=layers["scale_residual"] and not mv_split,
         gated=layers["gate_residual"],
+        orthogonal=layers["orthog_residual"],
+        mv_split=mv_split,
+        mv_split_init=(float(kwargs.get("init_alpha", 0.0)), float(kwargs.get("init_beta", 0.03))),
+        mv_split_learned=bool(mv_split and kwargs.get("learned", False)),
         token_shifts=token_shifts(layers, index),
         pre_norm=layers["pre_norm"],
     )

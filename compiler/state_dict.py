@@ -184,6 +184,10 @@ def residual_parameters(attrs) -> list[tuple[str, str, bool]]:
     if attrs.gated:
         found += [(f"2.gru.{p}", f"{role}_residual.gru.{p}", False)
                   for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    if attrs.mv_split:
+        names = ([f"{gain}.{p}" for gain in ("to_alpha", "to_beta") for p in ("weight", "bias")]
+                 if attrs.mv_split_learned else ["alpha", "beta"])
+        found += [(f"2.{name}", f"{role}_residual.{name}", False) for name in names]
     return found
 
 

@@ -401,7 +401,27 @@ RESIDUAL = token_rows("residual", {
     "residual_attn_post_norm": {"layers": {"pre_norm": False, "residual_attn": True}},
     "residual_attn_memory_alibi": {"layers": {"residual_attn": True, "alibi_pos_bias": True},
                                    "attn": {"num_mem_kv": 2}},
-}, flash=False)
+}, flash=False) + token_rows("residual", {
+    # the orthogonal update projects each row flattened whole and the mean / variance split
+    # averages over the sequence (the padding mask's real tokens): no kv cache, and
+    # x-transformers' cached generation reads the newest position alone, so its uncached
+    # tokens are the model's
+    "orthog": {"layers": {"orthog_residual": True}},
+    "orthog_scaled_post_norm": {"layers": {"orthog_residual": True, "scale_residual": True,
+                                           "pre_norm": False}},
+    "orthog_sandwich_macaron_layerscale": {"layers": {
+        "orthog_residual": True, "sandwich_norm": True, "macaron": True, "use_layerscale": True,
+        "layerscale_init_value": 0.5, "scale_residual": True}},
+    "mv_split": {"layers": {"mv_split_residual": True}},
+    "mv_split_learned": {"layers": {"mv_split_residual": True, "residual_fn_kwargs": {
+        "learned": True, "init_alpha": 0.5, "init_beta": 0.25}}},
+    "mv_split_post_norm_memory": {"layers": {"mv_split_residual": True, "pre_norm": False,
+                                             "residual_fn_kwargs": {"init_alpha": 0.1}},
+                                  "model": {"num_memory_tokens": 2}},
+    "mv_split_sandwich_macaron_layerscale": {"layers": {
+        "mv_split_residual": True, "sandwich_norm": True, "macaron": True, "use_layerscale": True,
+        "layerscale_init_value": 0.5, "residual_fn_kwargs": {"learned": True}}},
+}, reference_cache=False)
 
 # -- norms, residuals and feedforward variants (issue #10) -----------------------------------
 

@@ -84,6 +84,11 @@ XTC_RULES = {
                                               "long as the sequence",
     "memory-with-orthog-projection": "the reference's forward fails once it is given memories "
                                      "(the values hold the memory's positions too)",
+    "memory-with-whole-row-residual": "the reference's segment-wise generation caches inside a "
+                                      "segment, where these updates would read the newest "
+                                      "position alone; xtc's needs the cache",
+    "residual-fn-kwargs": "the reference ignores a residual_fn_kwargs key its residual update "
+                          "does not take (a typo changes nothing)",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
