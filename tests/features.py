@@ -662,6 +662,12 @@ OTHER_MODELS = [
     row("xtransformer", "cross_attn_tokens_dropout", model={
         "tie_token_emb": True, "cross_attn_tokens_dropout": 0.5},
         wrapper="XTransformer", kinds=("XTransformer",)),
+    # residual updates over the whole row: the decoder's cross-attention sublayers too (no kv
+    # cache: the reference's uncached tokens)
+    row("xtransformer", "whole_row_residuals", model={
+        "encoder": {"orthog_residual": True},
+        "decoder": {"mv_split_residual": True, "residual_fn_kwargs": {"learned": True}}},
+        wrapper="XTransformer", kinds=("XTransformer",), reference_cache=False),
 ]
 
 # -- Transformer-XL recurrence (issue #38): segments of 8, so generation crosses boundaries --
