@@ -418,6 +418,12 @@ RESIDUAL = token_rows("residual", {
     "mv_split_post_norm_memory": {"layers": {"mv_split_residual": True, "pre_norm": False,
                                              "residual_fn_kwargs": {"init_alpha": 0.1}},
                                   "model": {"num_memory_tokens": 2}},
+    # an execution order runs a sublayer twice, with its one residual module
+    "mv_split_execute_order": {"layers": {"mv_split_residual": True, "depth": None,
+                                          "custom_layers": ["a", "f", "a", "f"],
+                                          "layers_execute_order": [0, 1, 2, 3, 2, 3]}},
+    "orthog_weight_tied_shift": {"layers": {"orthog_residual": True, "weight_tie_layers": True,
+                                            "shift_tokens": 1}},
     "mv_split_sandwich_macaron_layerscale": {"layers": {
         "mv_split_residual": True, "sandwich_norm": True, "macaron": True, "use_layerscale": True,
         "layerscale_init_value": 0.5, "residual_fn_kwargs": {"learned": True}}},

@@ -84,6 +84,8 @@ XTC_RULES = {
                                               "long as the sequence",
     "memory-with-orthog-projection": "the reference's forward fails once it is given memories "
                                      "(the values hold the memory's positions too)",
+    "memory-with-data-dependent-alibi": "the reference's forward fails once it is given "
+                                        "memories (its bias spans the segment alone)",
     "memory-with-whole-row-residual": "the reference's segment-wise generation caches inside a "
                                       "segment, where these updates would read the newest "
                                       "position alone; xtc's needs the cache",
