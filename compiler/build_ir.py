@@ -31,6 +31,7 @@ from xtc.spec import Spec
 
 from .ir import (
     AddAttrs,
+    AggregateAttrs,
     DropoutAttrs,
     Feed,
     Graph,
@@ -504,8 +505,14 @@ class Builder:
         norm = NormAttrs(layers.norm, layers.dim)
         provenance = {"spec_key": layers.key, "block": block}
         branch_input = hidden
+        if layers.aggregate_rank:  # AttentionLayers.layer_integrators, one per layer
+            integrators = ref.rpartition("layers.")
+            branch_input = self.add(f"{name}_aggregate", OpKind.AGGREGATE,
+                                    AggregateAttrs(layers.dim, layers.aggregate_rank), (hidden,),
+                                    ref_path=f"{integrators[0]}layer_integrators.{integrators[2]}",
+                                    role=f"{role}_aggregate", **provenance)
         if layers.pre_norm:
-            branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (hidden,),
+            branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (branch_input,),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
         # LayerScale wraps the sublayer in the reference: its parameters move under `.1.fn`
         branch_ref = f"{ref}.1.fn" if residual.layerscale is not None else f"{ref}.1"

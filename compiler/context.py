@@ -418,6 +418,8 @@ class ResidualStep:
     post_norm_init: str = ""
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
     shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
+    aggregate: str = ""  # attn_aggregated_residuals: the attribute of its LayerAttention
+    aggregate_rank: int = 0
 
     layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
     drop: str = "self.layer_dropout"  # its layer dropout probability
@@ -536,6 +538,8 @@ class BlockClass:
         for step in self.steps:
             if step.residual_module:
                 wanted.add(runtime("layers", step.residual_module.split("(")[0]))
+        if any(step.aggregate for step in self.steps):
+            wanted.add(runtime("layers", "LayerAttention"))
         return wanted
 
 

@@ -43,6 +43,7 @@ class OpKind(Enum):
     CROSS_ATTENTION = "cross_attention"
     FEEDFORWARD = "feedforward"
     RESIDUAL = "residual"  # x + branch(x)
+    AGGREGATE = "aggregate"  # a sublayer's input: attention over every sublayer's input so far
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -451,6 +452,15 @@ class ResidualAttrs:
 
 
 @dataclass(frozen=True)
+class AggregateAttrs:
+    """x-transformers' AttentionResidual (attn_aggregated_residuals): a sublayer's input is a
+    softmax-weighted sum of the inputs of every sublayer so far (its own last), its query
+    the latest plus a low-rank map of it."""
+    dim: int
+    lora_rank: int
+
+
+@dataclass(frozen=True)
 class LogitsAttrs:
     dim: int
     num_tokens: int
@@ -524,6 +534,7 @@ ATTRS = {
     OpKind.CROSS_ATTENTION: CrossAttentionAttrs,
     OpKind.FEEDFORWARD: FeedForwardAttrs,
     OpKind.RESIDUAL: ResidualAttrs,
+    OpKind.AGGREGATE: AggregateAttrs,
     OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
@@ -550,6 +561,7 @@ ARITY = {
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 2),
+    OpKind.AGGREGATE: (1, 1),  # the latest input (the earlier ones are the block's hiddens)
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,

@@ -72,6 +72,9 @@ class ResolvedLayers:
     types: tuple[str, ...] = ()  # every layer's type ('a', 'c', 'f'), in order
     layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
     execute_order: tuple[int, ...] = ()  # layers_execute_order: layout indices, repeats share
+    # attn_aggregated_residuals: each sublayer's input attends over every sublayer's input so
+    # far (AttentionResidual), with a query of this low-rank update (0: no aggregation)
+    aggregate_rank: int = 0
 
     @property
     def causal(self) -> bool:
@@ -441,7 +444,21 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         types=types,
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
+        aggregate_rank=aggregate_rank(layers),
     )
+
+
+# x-transformers' DEFAULT_ATTN_RESIDUAL_LORA_RANK
+AGGREGATE_LORA_RANK = 64
+
+
+def aggregate_rank(layers: ModuleSpec) -> int:
+    """The LoRA rank of attn_aggregated_residuals' queries (its kwargs' lora_rank, or the
+    reference's default); 0 without it."""
+    if not layers["attn_aggregated_residuals"]:
+        return 0
+    rank = (layers["attn_aggregated_residual_kwargs"] or {}).get("lora_rank")
+    return AGGREGATE_LORA_RANK if rank is None else rank
 
 
 def with_memory(layers: ResolvedLayers) -> ResolvedLayers:

@@ -110,6 +110,31 @@ class MeanSplitResidual(torch.nn.Module):
         return x + (out - mean_out) * beta + (mean_out - mean_x) * alpha
 
 
+class LayerAttention(nn.Module):
+    """Attention over the layers (x-transformers' AttentionResidual;
+    https://arxiv.org/abs/2601.21582, https://arxiv.org/abs/2603.15031): a sublayer's input is,
+    at each position, a softmax-weighted sum of the inputs of every sublayer so far. The query
+    is the latest input plus a low-rank map of it (zero at first), normed; the keys are the
+    normed inputs.
+    """
+
+    def __init__(self, dim: int, rank: int) -> None:
+        super().__init__()
+        self.key_norm = nn.RMSNorm(dim)
+        self.query_norm = nn.RMSNorm(dim)
+        self.down = nn.Linear(dim, rank, bias=False)
+        self.up = nn.Linear(rank, dim, bias=False)
+        nn.init.zeros_(self.up.weight)
+        self.norm = nn.RMSNorm(dim)
+
+    def forward(self, hiddens: list[Tensor]) -> Tensor:
+        stacked, latest = torch.stack(hiddens), hiddens[-1]  # (L, B, T, C), (B, T, C)
+        query = self.norm(latest + self.up(self.down(self.query_norm(latest))))
+        scores = (query * self.key_norm(stacked)).sum(dim=-1) * latest.shape[-1] ** -0.5
+        weights = scores.softmax(dim=0)  # (L, B, T): over the layers
+        return (weights[..., None] * stacked).sum(dim=0)  # (B, T, C)
+
+
 def sequence_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     """The mean of x (B, T, C) over its real positions (mask (B, T), True where real):
     (B, 1, C). A row without any real position gives zeros."""

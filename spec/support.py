@@ -57,6 +57,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "dynamic_pos_bias", "dynamic_pos_bias_log_distance", "dynamic_pos_bias_mlp_depth",
         "rotate_num_heads", "dynamic_pos_bias_norm", "residual_attn",
         "cross_residual_attn", "mv_split_residual", "orthog_residual", "residual_fn_kwargs",
+        "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

@@ -428,6 +428,19 @@ RESIDUAL = token_rows("residual", {
         "mv_split_residual": True, "sandwich_norm": True, "macaron": True, "use_layerscale": True,
         "layerscale_init_value": 0.5, "residual_fn_kwargs": {"learned": True}}},
 }, reference_cache=False)
+# attention over every sublayer's input so far (AttentionResidual), position by position: the
+# kv cache serves it
+AGGREGATED = {"attn_aggregated_residuals": True, "attn_aggregated_residual_kwargs": {"lora_rank": 8}}
+RESIDUAL += token_rows("residual", {
+    "aggregated": {"layers": AGGREGATED},
+    "aggregated_post_norm_rmsnorm": {"layers": {**AGGREGATED, "pre_norm": False, "use_rmsnorm": True}},
+    "aggregated_sandwich_macaron_tied": {"layers": {**AGGREGATED, "sandwich_norm": True,
+                                                    "macaron": True, "weight_tie_layers": True,
+                                                    "scale_residual": True}},
+    "aggregated_execute_order": {"layers": {**AGGREGATED, "depth": None,
+                                            "custom_layers": ["a", "f", "a", "f"],
+                                            "layers_execute_order": [0, 1, 2, 3, 2, 3]}},
+})
 
 # -- norms, residuals and feedforward variants (issue #10) -----------------------------------
 
@@ -674,6 +687,13 @@ OTHER_MODELS = [
         "encoder": {"orthog_residual": True},
         "decoder": {"mv_split_residual": True, "residual_fn_kwargs": {"learned": True}}},
         wrapper="XTransformer", kinds=("XTransformer",), reference_cache=False),
+    # each side attends over its own sublayers' inputs, the decoder's cross-attention's too
+    row("xtransformer", "aggregated_residuals", model={
+        "encoder": {"attn_aggregated_residuals": True,
+                    "attn_aggregated_residual_kwargs": {"lora_rank": 4}},
+        "decoder": {"attn_aggregated_residuals": True,
+                    "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 
 # -- Transformer-XL recurrence (issue #38): segments of 8, so generation crosses boundaries --
@@ -696,7 +716,13 @@ RECURRENCE = token_rows("recurrence", {
     # flash kernel, as in the attention rows)
     "rel_proj_pos_bias": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
                           "attn": {"use_rel_proj_pos_bias": True, "rel_proj_max_dist": 10}},
-}, recurrent=True, flash=False)
+}, recurrent=True, flash=False) + token_rows("recurrence", {
+    # a segment's sublayers attend over their inputs in this segment
+    "aggregated_residuals": {"model": {"max_seq_len": 8, "max_mem_len": 6,
+                                       "use_abs_pos_emb": False},
+                             "layers": {"rotary_pos_emb": True, "attn_aggregated_residuals": True,
+                                        "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
+}, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING

@@ -91,6 +91,11 @@ XTC_RULES = {
                                       "position alone; xtc's needs the cache",
     "residual-fn-kwargs": "the reference ignores a residual_fn_kwargs key its residual update "
                           "does not take (a typo changes nothing)",
+    "attn-aggregated-residual-kwargs": "without attn_aggregated_residuals the reference ignores "
+                                       "its kwargs",
+    "aggregated-residuals-exclude-layer-dropout": "the reference builds it; xtc's layer dropout "
+                                                  "would keep a dropped sublayer's input among "
+                                                  "those the next ones attend over",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }

@@ -6,6 +6,12 @@
   (`residual-fn-kwargs`), where a typo would otherwise change nothing.
 - The mean / variance split has no residual scale: `scale_residual` beside it does nothing (a
   warning; x-transformers' MVSplitResidualUpdate drops it).
+- `attn_aggregated_residual_kwargs` take `lora_rank`, an int from 0 to below `dim` (x-transformers
+  asserts it, its default of 64 included: `aggregated-residual-lora-rank`); its
+  `lora_activation` is a module, which a spec cannot give; without `attn_aggregated_residuals`
+  they do nothing (`attn-aggregated-residual-kwargs`, errors). In training a dropped sublayer's
+  input would still join the inputs attended over (x-transformers leaves it out): layer_dropout
+  beside them is refused (`aggregated-residuals-exclude-layer-dropout`).
 - The orthogonal update (`orthog_residual`) projects each batch row flattened whole, and the
   mean / variance split averages over the sequence: in a Decoder each output reads the later
   tokens (`breaks-causality`, a warning; generate() recomputes the whole sequence at each
@@ -18,8 +24,8 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 
-from ..resolve import CAUSAL_LAYERS
-from .modules import diagnostic, layer_modules
+from ..resolve import AGGREGATE_LORA_RANK, CAUSAL_LAYERS
+from .modules import diagnostic, each_value, layer_modules
 
 ID = "check-residual-options"
 
@@ -34,6 +40,7 @@ def check_residual_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_residual_fn_kwargs(spec, layers) + check_whole_row_updates(spec, layers)
+        found += check_aggregated_residuals(spec, layers)
     return found
 
 
@@ -80,3 +87,34 @@ def check_whole_row_updates(spec: Spec, layers) -> list[Diagnostic]:
                            f"{what}: padded tokens change the outputs of real ones, whatever the "
                            "mask", "warning")]
     return []
+
+
+def check_aggregated_residuals(spec: Spec, layers) -> list[Diagnostic]:
+    key, kwargs = f"{layers.key}.attn_aggregated_residual_kwargs", layers[
+        "attn_aggregated_residual_kwargs"] or {}
+    on, found = bool(layers["attn_aggregated_residuals"]), []
+    for name, value in kwargs.items():
+        if not on or name != "lora_rank":
+            why = ("they do nothing without attn_aggregated_residuals" if not on else
+                   "x-transformers' AttentionResidual takes lora_rank and lora_activation, a "
+                   "module, which a spec cannot give")
+            found.append(diagnostic(spec, f"{key}.{name}", "attn-aggregated-residual-kwargs",
+                                    f"attn_aggregated_residual_kwargs takes lora_rank; got "
+                                    f"{name}: {scalar(value)} ({why})"))
+    if not on:
+        return found
+    rank, where = kwargs.get("lora_rank"), f"{key}.lora_rank"
+    if rank is None:
+        rank, where = AGGREGATE_LORA_RANK, f"{layers.key}.attn_aggregated_residuals"
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < layers["dim"]:
+        found.append(diagnostic(spec, where, "aggregated-residual-lora-rank",
+                                f"attn_aggregated_residuals' lora_rank ({scalar(rank)}) must be an "
+                                f"int from 0 to below dim ({layers['dim']}); its default is "
+                                f"{AGGREGATE_LORA_RANK} (x-transformers asserts it)"))
+    if any(each_value(layers["layer_dropout"])):
+        found.append(diagnostic(spec, f"{layers.key}.layer_dropout",
+                                "aggregated-residuals-exclude-layer-dropout",
+                                "layer_dropout with attn_aggregated_residuals is not supported by "
+                                "xtc: x-transformers leaves a dropped sublayer's input out of "
+                                "the inputs the next ones attend over"))
+    return found
