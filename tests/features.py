@@ -625,6 +625,8 @@ OTHER_MODELS = [
     row("bare", "decoder_with_cross_attention", layers={"cross_attend": True},
         cross_attn={"dim_context": 20}, wrapper=None, kinds=("Decoder",), generates=False),
     row("bare", "cross_attender", wrapper=None, kinds=("CrossAttender",), generates=False),
+    row("bare", "cross_attender_aggregated", layers=AGGREGATED, wrapper=None,
+        kinds=("CrossAttender",), generates=False),
     row("vit", "plain", wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
     row("vit", "registers_post_norm_dropout", model={
         "num_register_tokens": 3, "post_emb_norm": True, "emb_dropout": 0.1, "channels": 1},
