@@ -93,6 +93,8 @@ XTC_RULES = {
                           "does not take (a typo changes nothing)",
     "attn-aggregated-residual-kwargs": "without attn_aggregated_residuals the reference ignores "
                                        "its kwargs",
+    "aggregated-residual-lora-rank": "the reference asserts lora_rank < dim; xtc also refuses a "
+                                     "rank of 0 (a query map of no width), which it builds",
     "aggregated-residuals-exclude-layer-dropout": "the reference builds it; xtc's layer dropout "
                                                   "would keep a dropped sublayer's input among "
                                                   "those the next ones attend over",

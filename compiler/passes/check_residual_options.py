@@ -6,10 +6,11 @@
   (`residual-fn-kwargs`), where a typo would otherwise change nothing.
 - The mean / variance split has no residual scale: `scale_residual` beside it does nothing (a
   warning; x-transformers' MVSplitResidualUpdate drops it).
-- `attn_aggregated_residual_kwargs` take `lora_rank`, an int from 0 to below `dim` (x-transformers
-  asserts it, its default of 64 included: `aggregated-residual-lora-rank`); its
-  `lora_activation` is a module, which a spec cannot give; without `attn_aggregated_residuals`
-  they do nothing (`attn-aggregated-residual-kwargs`, errors). In training a dropped sublayer's
+- `attn_aggregated_residual_kwargs` take `lora_rank`, a positive int below `dim`
+  (`aggregated-residual-lora-rank`: x-transformers asserts it is below, its default of 64
+  included; a rank of 0, a query map of no width, is xtc's own refusal); its `lora_activation`
+  is a module, which a spec cannot give; without `attn_aggregated_residuals` they do nothing
+  (`attn-aggregated-residual-kwargs`, errors). In training a dropped sublayer's
   input would still join the inputs attended over (x-transformers leaves it out): layer_dropout
   beside them is refused (`aggregated-residuals-exclude-layer-dropout`).
 - The orthogonal update (`orthog_residual`) projects each batch row flattened whole, and the
@@ -106,11 +107,11 @@ def check_aggregated_residuals(spec: Spec, layers) -> list[Diagnostic]:
     rank, where = kwargs.get("lora_rank"), f"{key}.lora_rank"
     if rank is None:
         rank, where = AGGREGATE_LORA_RANK, f"{layers.key}.attn_aggregated_residuals"
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < layers["dim"]:
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 < rank < layers["dim"]:
         found.append(diagnostic(spec, where, "aggregated-residual-lora-rank",
-                                f"attn_aggregated_residuals' lora_rank ({scalar(rank)}) must be an "
-                                f"int from 0 to below dim ({layers['dim']}); its default is "
-                                f"{AGGREGATE_LORA_RANK} (x-transformers asserts it)"))
+                                f"attn_aggregated_residuals' lora_rank ({scalar(rank)}) must be a "
+                                f"positive int below dim ({layers['dim']}); its default is "
+                                f"{AGGREGATE_LORA_RANK} (x-transformers asserts it is below dim)"))
     if any(each_value(layers["layer_dropout"])):
         found.append(diagnostic(spec, f"{layers.key}.layer_dropout",
                                 "aggregated-residuals-exclude-layer-dropout",
