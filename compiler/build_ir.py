@@ -31,6 +31,7 @@ from xtc.spec import Spec
 
 from .ir import (
     AddAttrs,
+    AggregateAttrs,
     DropoutAttrs,
     Feed,
     Graph,
@@ -508,8 +509,14 @@ class Builder:
         norm = NormAttrs(layers.norm, layers.dim)
         provenance = {"spec_key": layers.key, "block": block}
         branch_input = hidden
+        if layers.aggregate_rank:  # AttentionLayers.layer_integrators, one per layer
+            integrators = ref.rpartition("layers.")
+            branch_input = self.add(f"{name}_aggregate", OpKind.AGGREGATE,
+                                    AggregateAttrs(layers.dim, layers.aggregate_rank), (hidden,),
+                                    ref_path=f"{integrators[0]}layer_integrators.{integrators[2]}",
+                                    role=f"{role}_aggregate", **provenance)
         if layers.pre_norm:
-            branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (hidden,),
+            branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (branch_input,),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
         # a Scale of depth_scale_residual wraps the sublayer in the reference, LayerScale in
         # it: each moves the parameters under one `.fn` more

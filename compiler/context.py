@@ -436,6 +436,8 @@ class ResidualStep:
     post_norm_init: str = ""
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
     shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
+    aggregate: str = ""  # attn_aggregated_residuals: the attribute of its LayerAttention
+    aggregate_rank: int = 0
 
     layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
     drop: str = "self.layer_dropout"  # its layer dropout probability
@@ -451,7 +453,24 @@ class ResidualStep:
         """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
         r = self.residual
         return bool(self.returned or self.post_norm or r.layerscale is not None
-                    or r.scale_residual or r.gated)
+                    or self.residual_module)
+
+    @property
+    def residual_module(self) -> str:
+        """The constructor of the module that joins the output to x, where a sum does not:
+        `Residual(config.dim, gated=True)`, `MeanSplitResidual(config.dim)`; else ""."""
+        r = self.residual
+        if r.mv_split:
+            alpha, beta = r.mv_split_init
+            options = [f"init_alpha={alpha!r}"] if alpha != 0.0 else []
+            options += [f"init_beta={beta!r}"] if beta != 0.03 else []
+            options += ["learned=True"] if r.mv_split_learned else []
+            return f"MeanSplitResidual({', '.join(['config.dim', *options])})"
+        options = ["scale_residual=True"] if r.scale_residual else []
+        # (a constant without the learned scale is written into the sum: x * c + f(x))
+        options += [f"constant={r.residual_constant!r}"] if r.scale_residual and r.residual_constant != 1.0 else []
+        options += [f"{name}=True" for name in ("gated", "orthogonal") if getattr(r, name)]
+        return f"Residual({', '.join(['config.dim', *options])})" if options else ""
 
     @property
     def returned(self) -> tuple[str, ...]:
@@ -541,8 +560,11 @@ class BlockClass:
         wanted |= {runtime("layers", "layer_drop")} if self.layer_dropout else set()
         wanted |= {runtime("layers", "shift_tokens")} if self.token_shifts else set()
         wanted |= {TORCH} if any(r.layerscale is not None for r in residuals) else set()
-        if any(r.scale_residual or r.gated for r in residuals):
-            wanted.add(runtime("layers", "Residual"))
+        for step in self.steps:
+            if step.residual_module:
+                wanted.add(runtime("layers", step.residual_module.split("(")[0]))
+        if any(step.aggregate for step in self.steps):
+            wanted.add(runtime("layers", "LayerAttention"))
         return wanted
 
 

@@ -90,6 +90,8 @@ def op_parameters(op: Op) -> int:
             a.dim if a.bias else 0)
     if kind is OpKind.RESIDUAL:
         return residual_parameters(op)
+    if kind is OpKind.AGGREGATE:  # three RMSNorm gains, the query's low-rank down and up maps
+        return 3 * a.dim + 2 * a.dim * a.lora_rank
     if kind is OpKind.LOGITS:
         return 0 if a.tied else a.dim * a.num_tokens + (a.num_tokens if a.bias else 0)
     return 0
@@ -164,6 +166,8 @@ def residual_parameters(op: Op) -> int:
     a, dim = op.attrs, op.shape[-1] if op.shape else 0
     count = dim if a.layerscale is not None else 0
     count += dim if a.scale_residual else 0
+    if a.mv_split:  # two gains: vectors, or Linear(dim, dim) maps of the output's mean
+        count += 2 * (dim * dim + dim if a.mv_split_learned else dim)
     return count + (2 * 3 * dim * dim + 2 * 3 * dim if a.gated else 0)  # GRUCell(dim, dim)
 
 
@@ -225,7 +229,8 @@ class Contributor:
 
 # The group of a sublayer kind inside the blocks, named like the block's attribute.
 BLOCK_GROUPS = {OpKind.ATTENTION: "attn", OpKind.CROSS_ATTENTION: "cross_attn",
-                OpKind.FEEDFORWARD: "ff", OpKind.NORM: "norms", OpKind.RESIDUAL: "residuals"}
+                OpKind.FEEDFORWARD: "ff", OpKind.NORM: "norms", OpKind.RESIDUAL: "residuals",
+                OpKind.AGGREGATE: "aggregates"}
 
 
 def contributors(graph: Graph) -> list[Contributor]:
@@ -294,7 +299,10 @@ def block_factors(op: Op, stack: StackKeys) -> tuple[Factor, ...]:
                 *((context,) if a.dim_context != a.dim else ()))
     if op.kind is OpKind.FEEDFORWARD:  # inner_dim is int(dim * mult)
         return dim, Factor(f"{keys}.ff.mult", "ff.mult", a.inner_dim / a.dim)
-    if op.kind is OpKind.RESIDUAL and a.gated:  # a GRU cell of dim x dim matrices
+    if op.kind is OpKind.AGGREGATE:  # the query's low-rank maps, dim x lora_rank each
+        return dim, Factor(f"{keys}.attn_aggregated_residual_kwargs.lora_rank", "lora_rank",
+                           a.lora_rank)
+    if op.kind is OpKind.RESIDUAL and (a.gated or a.mv_split_learned):  # dim x dim matrices
         return dim, dim
     return (dim,)  # norm gains, LayerScale and residual scales: one value per feature
 
@@ -508,6 +516,10 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
                 linear(n, a.inner_dim, a.dim, True)]
     if kind is OpKind.RESIDUAL and a.gated:  # GRUCell: input and hidden products, 3 gates each
         return [linear(n, op.shape[-1], 3 * op.shape[-1], True)] * 2
+    if kind is OpKind.AGGREGATE:  # the query's low-rank update (the softmax over layers: no matmul)
+        return [linear(n, a.dim, a.lora_rank, True), linear(n, a.lora_rank, a.dim, True)]
+    if kind is OpKind.RESIDUAL and a.mv_split_learned:  # the two gains of the output's mean
+        return [linear(1, op.shape[-1], op.shape[-1], True)] * 2
     if kind is OpKind.LOGITS:
         return [linear(n, a.dim, a.num_tokens, input_grad)]
     if kind is OpKind.POSITION_BIAS and a.scheme == "dynamic":

@@ -43,6 +43,7 @@ class OpKind(Enum):
     CROSS_ATTENTION = "cross_attention"
     FEEDFORWARD = "feedforward"
     RESIDUAL = "residual"  # x + branch(x)
+    AGGREGATE = "aggregate"  # a sublayer's input: attention over every sublayer's input so far
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -452,9 +453,22 @@ class ResidualAttrs:
     residual_constant: float = 1.0  # a constant scale of the residual (scale_residual_constant)
     depth_scale: float = 1.0  # the branch's output scaled (depth_scale_residual as a number)
     gated: bool = False  # a GRU instead of the sum (GTrXL)
+    orthogonal: bool = False  # x plus the output's part orthogonal to x (each row flattened)
+    mv_split: bool = False  # the mean / variance split update (MVSplitResidualUpdate)
+    mv_split_init: tuple = (0.0, 0.03)  # its gains' initial values: alpha (means), beta (centered)
+    mv_split_learned: bool = False  # its gains computed from the output's mean by two Linears
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)
     pre_norm: bool = True  # x + f(norm(x)); False: norm(x + f(x)), the norm after the sum
+
+
+@dataclass(frozen=True)
+class AggregateAttrs:
+    """x-transformers' AttentionResidual (attn_aggregated_residuals): a sublayer's input is a
+    softmax-weighted sum of the inputs of every sublayer so far (its own last), its query
+    the latest plus a low-rank map of it."""
+    dim: int
+    lora_rank: int
 
 
 @dataclass(frozen=True)
@@ -531,6 +545,7 @@ ATTRS = {
     OpKind.CROSS_ATTENTION: CrossAttentionAttrs,
     OpKind.FEEDFORWARD: FeedForwardAttrs,
     OpKind.RESIDUAL: ResidualAttrs,
+    OpKind.AGGREGATE: AggregateAttrs,
     OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
@@ -557,6 +572,7 @@ ARITY = {
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 2),
+    OpKind.AGGREGATE: (1, 1),  # the latest input (the earlier ones are the block's hiddens)
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,

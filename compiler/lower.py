@@ -797,6 +797,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     parameters += [replace(optional(name), returned=True) for name in scores]
     parameters += [replace(optional(name), returned=True) for name in first_values(model)]
     parameters += [optional("memory")] if attention is not None and attention.memory else []
+    if model.find(OpKind.AGGREGATE) is not None:  # every sublayer's input so far, appended to
+        parameters.append(Parameter("hiddens", "list[Tensor] | None", "None"))
     z_losses = (a is not None and a.z_loss for a in (attention, cross_attention))
     parameters += [ATTN_LSE] if any(z_losses) else []  # the attention z-loss's running sum
     cache_class = "ModelCache" if model.attrs.custom_layout else "LayerCache"  # one block: all
@@ -847,6 +849,8 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     # the norm is on the branch's input (pre-norm) or on the sum (post-norm)
     norm = graph[branch.inputs[0]] if residual.attrs.pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
+    branch_input = graph[(norm if residual.attrs.pre_norm else branch).inputs[0]]
+    aggregate = branch_input if branch_input.kind is OpKind.AGGREGATE else None
     class_name = BRANCH_CLASSES[branch.kind]
     return ResidualStep(
         residual=residual.attrs, branch=branch.role, branch_class=class_name,
@@ -858,7 +862,9 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         values=VALUES[branch.kind] if branch.kind is not OpKind.FEEDFORWARD and branch.attrs.value_residual else "",
         attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
-        post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "")
+        post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "",
+        aggregate=aggregate.role if aggregate else "",
+        aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0)
 
 
 def norm_init(norm_type: str, width: str = "dim") -> str:
@@ -944,7 +950,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         "extend": model.attrs.type == "TransformerWrapper",
         # each block's class, and whether it is built with its index (per-layer values)
         "blocks": tuple((name, takes_layer[name]) for name in names),
-        "single": single, "attn_lse": "attn_lse" in signature,
+        "single": single, "attn_lse": "attn_lse" in signature, "hiddens": "hiddens" in signature,
         "tied": any(op.weights_of is not None for op in model.ops),
         "call": functools.partial(block_call, ("h", *scores), signature.arguments(values)),
         "scores": scores, **depth_scaled_outputs(model)})

@@ -106,17 +106,22 @@ class Model:
         then projects the newest position alone: its uncached tokens are the model's).
         Selective attention's penalties sum over every earlier query: the cache carries the
         sum (x-transformers' can_cache_kv is false for it). Inverted cross-attention takes a
-        softmax over every query, so it recomputes them all too. Value residuals mix each
-        step's values with the first layer's before the cache keeps them, but a latent cache
-        re-projects every past value at each step: without their mixes, so it recomputes."""
+        softmax over every query, so it recomputes them all too, as do the orthogonal and the
+        mean / variance split residual updates, which read every position of the row
+        (x-transformers caches them and then reads the newest position alone). Value residuals
+        mix each step's values with the first layer's before the cache keeps them, but a
+        latent cache re-projects every past value at each step: without their mixes, so it
+        recomputes."""
         attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
-        inverted = any(op.attrs.inverted_attention for op in self.ops
-                       if op.kind is OpKind.CROSS_ATTENTION)
+        reads_whole_rows = any(
+            op.kind is OpKind.CROSS_ATTENTION and op.attrs.inverted_attention
+            or op.kind is OpKind.RESIDUAL and (op.attrs.orthogonal or op.attrs.mv_split)
+            for op in self.ops)
         latent_mixed = any(op.attrs.value_residual for op in attention) and any(
             op.attrs.dim_latent_kv for op in attention)
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and bool(attention)
                 and not any(op.attrs.orthog_copies for op in attention)
-                and not inverted and not latent_mixed)
+                and not reads_whole_rows and not latent_mixed)
 
     @property
     def recurrent(self) -> bool:

@@ -73,6 +73,9 @@ class ResolvedLayers:
     types: tuple[str, ...] = ()  # every layer's type ('a', 'c', 'f'), in order
     layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
     execute_order: tuple[int, ...] = ()  # layers_execute_order: layout indices, repeats share
+    # attn_aggregated_residuals: each sublayer's input attends over every sublayer's input so
+    # far (AttentionResidual), with a query of this low-rank update (0: no aggregation)
+    aggregate_rank: int = 0
 
     @property
     def causal(self) -> bool:
@@ -443,7 +446,21 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         types=types,
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
+        aggregate_rank=aggregate_rank(layers),
     )
+
+
+# x-transformers' DEFAULT_ATTN_RESIDUAL_LORA_RANK
+AGGREGATE_LORA_RANK = 64
+
+
+def aggregate_rank(layers: ModuleSpec) -> int:
+    """The LoRA rank of attn_aggregated_residuals' queries (its kwargs' lora_rank, or the
+    reference's default); 0 without it."""
+    if not layers["attn_aggregated_residuals"]:
+        return 0
+    rank = (layers["attn_aggregated_residual_kwargs"] or {}).get("lora_rank")
+    return AGGREGATE_LORA_RANK if rank is None else rank
 
 
 def with_memory(layers: ResolvedLayers) -> ResolvedLayers:
@@ -457,15 +474,23 @@ def training_loss(model: ModuleSpec) -> LossAttrs | None:
 
 
 def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
-    """The residual around layer `index` (of every kind)."""
+    """The residual around layer `index` (of every kind). residual_fn_kwargs hold the
+    mean / variance split's own keywords (check-residual-options); that update has no residual
+    scale (x-transformers' MVSplitResidualUpdate drops scale_residual)."""
+    mv_split, kwargs = bool(layers["mv_split_residual"]), layers["residual_fn_kwargs"] or {}
     return ResidualAttrs(
         layer_dropout=layer_value(layers["layer_dropout"], index),
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
-        scale_residual=layers["scale_residual"],
-        # a GRU gate replaces the sum, and with it the constant (a warning says so)
-        residual_constant=1.0 if layers["gate_residual"] else float(layers["scale_residual_constant"]),
+        scale_residual=layers["scale_residual"] and not mv_split,
+        # a GRU gate and the whole-row updates replace the sum, and with it the constant (a
+        # warning says so)
+        residual_constant=1.0 if replaces_sum(layers) else float(layers["scale_residual_constant"]),
         depth_scale=output_scale(layers),
         gated=layers["gate_residual"],
+        orthogonal=layers["orthog_residual"],
+        mv_split=mv_split,
+        mv_split_init=(float(kwargs.get("init_alpha", 0.0)), float(kwargs.get("init_beta", 0.03))),
+        mv_split_learned=bool(mv_split and kwargs.get("learned", False)),
         token_shifts=token_shifts(layers, index),
         pre_norm=layers["pre_norm"],
     )
@@ -473,15 +498,24 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
 
 def output_scale(layers: ModuleSpec) -> float:
     """depth_scale_residual as a number scales every branch's output; `true` (or `false`)
-    changes initialisation only (depth_scaled_init)."""
+    changes initialisation only (depth_scaled_init). Aggregated residuals ignore both (the
+    reference's AttentionLayers.__init__; a warning says so)."""
     scale = layers["depth_scale_residual"]
-    return 1.0 if isinstance(scale, bool) else float(scale)
+    if isinstance(scale, bool) or layers["attn_aggregated_residuals"]:
+        return 1.0
+    return float(scale)
 
 
 def depth_scaled_init(layers: ModuleSpec) -> bool:
     """depth_scale_residual: true draws the output projections with std 1 / sqrt(2 * fan_in *
     depth), the depth that of the block (OLMo's "mitchell" init)."""
-    return layers["depth_scale_residual"] is True
+    return layers["depth_scale_residual"] is True and not layers["attn_aggregated_residuals"]
+
+
+def replaces_sum(layers: ModuleSpec) -> bool:
+    """Whether the residual is joined by a GRU gate or a whole-row update, which take it as it
+    is: scale_residual_constant does nothing there (a warning says so)."""
+    return bool(layers["gate_residual"] or layers["orthog_residual"] or layers["mv_split_residual"])
 
 
 def layer_value(value: object, index: int) -> object:

@@ -70,6 +70,10 @@ def parameter_names(op: Op) -> list[tuple]:
         return [(gain, "weight", attrs.unit_offset)]
     if op.kind is OpKind.RESIDUAL:
         return residual_parameters(attrs)
+    if op.kind is OpKind.AGGREGATE:  # AttentionResidual: to_query is Sequential(RMSNorm, LoRALinear)
+        pairs = (("to_keys", "key_norm"), ("to_query.0", "query_norm"),
+                 ("to_query.1.down", "down"), ("to_query.1.up", "up"), ("norm", "norm"))
+        return [(f"{ours}.weight", f"{theirs}.weight", False) for ours, theirs in pairs]
     if op.kind is OpKind.PROJECT:
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
     if op.kind is OpKind.PATCH_EMBEDDING:
@@ -188,6 +192,10 @@ def residual_parameters(attrs) -> list[tuple[str, str, bool]]:
     if attrs.gated:
         found += [(f"2.gru.{p}", f"{role}_residual.gru.{p}", False)
                   for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    if attrs.mv_split:
+        names = ([f"{gain}.{p}" for gain in ("to_alpha", "to_beta") for p in ("weight", "bias")]
+                 if attrs.mv_split_learned else ["alpha", "beta"])
+        found += [(f"2.{name}", f"{role}_residual.{name}", False) for name in names]
     return found
 
 

@@ -102,10 +102,10 @@ def next_token(temperature: float, top_k: int | None, top_p: float | None,
 def warn_without_cache(cache: bool, cacheable: bool) -> None:
     if cache and not cacheable:
         warnings.warn("this model cannot use a kv cache (memory tokens prepended at every "
-                      "step, belief or inverted attention over the whole sequence, value "
-                      "residuals with a latent cache: `xtc validate` says which), so generate "
-                      "recomputes the whole sequence for each new token; pass cache=False to "
-                      "say so and silence this",
+                      "step, or an option that reads the whole sequence, such as belief "
+                      "attention, or value residuals with a latent cache: `xtc validate` says "
+                      "which), so generate recomputes the whole sequence for each new token; "
+                      "pass cache=False to say so and silence this",
                       stacklevel=3)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .attention import orthogonal_part
+
 
 def layer_drop(new: Tensor, old: Tensor, p: float, training: bool) -> Tensor:
     """Stochastic depth: in training, keep the sublayer's result with probability 1 - p, else
@@ -50,26 +52,101 @@ def forgetful_mask(batch: int, length: int, p: float, device: torch.device | str
 
 class Residual(torch.nn.Module):
     """out + x for a sublayer's output and its input, with the residual options the spec
-    uses: a learned per-feature scale of x (NormFormer, https://arxiv.org/abs/2110.09456) and
-    a GRU gate instead of the sum (GTrXL, Parisotto et al. 2019, https://arxiv.org/abs/1910.06764).
-    `constant` scales x too (scale_residual_constant), beside the learned scale.
+    uses: a learned per-feature scale of x (NormFormer, https://arxiv.org/abs/2110.09456), a
+    constant one (scale_residual_constant), a GRU gate instead of the sum (GTrXL, Parisotto et
+    al. 2019, https://arxiv.org/abs/1910.06764) or x plus the part of out orthogonal to x (Oh et
+    al. 2025, https://arxiv.org/abs/2505.11881), each batch row flattened whole as
+    x-transformers' orthog_project does: every position of a row, later and padded ones
+    included, shapes each output.
     """
 
     def __init__(self, dim: int, *, scale_residual: bool = False, constant: float = 1.0,
-                 gated: bool = False) -> None:
+                 gated: bool = False, orthogonal: bool = False) -> None:
         super().__init__()
         self.residual_scale = torch.nn.Parameter(torch.ones(dim)) if scale_residual else None
         self.constant = constant
         self.gru = torch.nn.GRUCell(dim, dim) if gated else None
+        self.orthogonal = orthogonal
 
     def forward(self, out: Tensor, x: Tensor) -> Tensor:
         if self.residual_scale is not None:
             x = x * self.residual_scale
         if self.constant != 1.0:
             x = x * self.constant
+        if self.orthogonal:
+            return x + orthogonal_part(out, x)
         if self.gru is None:
             return out + x
         return self.gru(out.flatten(0, -2), x.flatten(0, -2)).view_as(out)  # per token
+
+
+class MeanSplitResidual(torch.nn.Module):
+    """The mean / variance split residual update (Lu 2026, https://arxiv.org/abs/2605.06169;
+    x-transformers' MVSplitResidualUpdate): the sublayer's output is split along the sequence
+    into its mean and the centered rest, which join x with their own per-feature gains,
+
+        x + beta * (out - mean(out)) + alpha * (mean(out) - mean(x))
+
+    the means over each row's real tokens (the padding mask). alpha and beta are learned
+    vectors, or (`learned`) Linear maps of mean(out). A mean reads every position of the row:
+    in a Decoder each output reads later tokens.
+    """
+
+    def __init__(self, dim: int, *, init_alpha: float = 0.0, init_beta: float = 0.03,
+                 learned: bool = False) -> None:
+        super().__init__()
+        if learned:  # zero weights: the biases hold the initial gains
+            self.to_alpha, self.to_beta = nn.Linear(dim, dim), nn.Linear(dim, dim)
+            for gain, value in ((self.to_alpha, init_alpha), (self.to_beta, init_beta)):
+                nn.init.zeros_(gain.weight)
+                nn.init.constant_(gain.bias, value)
+        else:
+            self.alpha = nn.Parameter(torch.full((dim,), float(init_alpha)))
+            self.beta = nn.Parameter(torch.full((dim,), float(init_beta)))
+        self.learned = learned
+
+    def forward(self, out: Tensor, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        mean_out, mean_x = sequence_mean(out, mask), sequence_mean(x, mask)  # (B, 1, C)
+        if self.learned:
+            alpha, beta = self.to_alpha(mean_out), self.to_beta(mean_out)
+        else:
+            alpha, beta = self.alpha, self.beta
+        return x + (out - mean_out) * beta + (mean_out - mean_x) * alpha
+
+
+class LayerAttention(nn.Module):
+    """Attention over the layers (x-transformers' AttentionResidual;
+    https://arxiv.org/abs/2601.21582, https://arxiv.org/abs/2603.15031): a sublayer's input is,
+    at each position, a softmax-weighted sum of the inputs of every sublayer so far. The query
+    is the latest input plus a low-rank map of it (zero at first), normed; the keys are the
+    normed inputs.
+    """
+
+    def __init__(self, dim: int, rank: int) -> None:
+        super().__init__()
+        self.key_norm = nn.RMSNorm(dim)
+        self.query_norm = nn.RMSNorm(dim)
+        self.down = nn.Linear(dim, rank, bias=False)
+        self.up = nn.Linear(rank, dim, bias=False)
+        nn.init.zeros_(self.up.weight)
+        self.norm = nn.RMSNorm(dim)
+
+    def forward(self, hiddens: list[Tensor]) -> Tensor:
+        stacked, latest = torch.stack(hiddens), hiddens[-1]  # (L, B, T, C), (B, T, C)
+        query = self.norm(latest + self.up(self.down(self.query_norm(latest))))
+        scores = (query * self.key_norm(stacked)).sum(dim=-1) * latest.shape[-1] ** -0.5
+        weights = scores.softmax(dim=0)  # (L, B, T): over the layers
+        return (weights[..., None] * stacked).sum(dim=0)  # (B, T, C)
+
+
+def sequence_mean(x: Tensor, mask: Tensor | None) -> Tensor:
+    """The mean of x (B, T, C) over its real positions (mask (B, T), True where real):
+    (B, 1, C). A row without any real position gives zeros."""
+    if mask is None:
+        return x.mean(dim=-2, keepdim=True)
+    kept = mask[..., None].to(x.dtype)  # (B, T, 1)
+    count = kept.sum(dim=-2, keepdim=True).clamp(min=1e-5)
+    return (x * kept).sum(dim=-2, keepdim=True) / count
 
 
 def shift_tokens(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None = None,

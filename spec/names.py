@@ -35,7 +35,7 @@ IMPORTED_NAMES = frozenset({
     "ModelCache", "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias", "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",
-    "LatentCache", "PositionCache",
+    "LatentCache", "PositionCache", "LayerAttention", "MeanSplitResidual",
     "LossBreakdown", "NamedTuple", "NumberGeneration",
 })
 

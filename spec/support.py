@@ -58,6 +58,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "rotate_num_heads", "dynamic_pos_bias_norm", "residual_attn",
         "cross_residual_attn", "add_value_residual", "learned_value_residual_mix",
         "scale_residual_constant", "depth_scale_residual", "zero_init_branch_output",
+        "mv_split_residual", "orthog_residual", "residual_fn_kwargs",
+        "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

@@ -444,7 +444,54 @@ RESIDUAL = token_rows("residual", {
     "residual_attn_post_norm": {"layers": {"pre_norm": False, "residual_attn": True}},
     "residual_attn_memory_alibi": {"layers": {"residual_attn": True, "alibi_pos_bias": True},
                                    "attn": {"num_mem_kv": 2}},
-}, flash=False)
+}, flash=False) + token_rows("residual", {
+    # the orthogonal update projects each row flattened whole and the mean / variance split
+    # averages over the sequence (the padding mask's real tokens): no kv cache, and
+    # x-transformers' cached generation reads the newest position alone, so its uncached
+    # tokens are the model's
+    "orthog": {"layers": {"orthog_residual": True}},
+    "orthog_scaled_post_norm": {"layers": {"orthog_residual": True, "scale_residual": True,
+                                           "pre_norm": False}},
+    "orthog_sandwich_macaron_layerscale": {"layers": {
+        "orthog_residual": True, "sandwich_norm": True, "macaron": True, "use_layerscale": True,
+        "layerscale_init_value": 0.5, "scale_residual": True}},
+    "mv_split": {"layers": {"mv_split_residual": True}},
+    "mv_split_learned": {"layers": {"mv_split_residual": True, "residual_fn_kwargs": {
+        "learned": True, "init_alpha": 0.5, "init_beta": 0.25}}},
+    "mv_split_post_norm_memory": {"layers": {"mv_split_residual": True, "pre_norm": False,
+                                             "residual_fn_kwargs": {"init_alpha": 0.1}},
+                                  "model": {"num_memory_tokens": 2}},
+    # an execution order runs a sublayer twice, with its one residual module
+    "mv_split_execute_order": {"layers": {"mv_split_residual": True, "depth": None,
+                                          "custom_layers": ["a", "f", "a", "f"],
+                                          "layers_execute_order": [0, 1, 2, 3, 2, 3]}},
+    "orthog_weight_tied_shift": {"layers": {"orthog_residual": True, "weight_tie_layers": True,
+                                            "shift_tokens": 1}},
+    "mv_split_sandwich_macaron_layerscale": {"layers": {
+        "mv_split_residual": True, "sandwich_norm": True, "macaron": True, "use_layerscale": True,
+        "layerscale_init_value": 0.5, "residual_fn_kwargs": {"learned": True}}},
+    # a depth scale and value residuals beside a whole-row update
+    "orthog_depth_scale_value_residual": {"layers": {
+        "orthog_residual": True, "depth_scale_residual": 0.5, "add_value_residual": True}},
+}, reference_cache=False)
+# attention over every sublayer's input so far (AttentionResidual), position by position: the
+# kv cache serves it
+AGGREGATED = {"attn_aggregated_residuals": True, "attn_aggregated_residual_kwargs": {"lora_rank": 8}}
+RESIDUAL += token_rows("residual", {
+    "aggregated": {"layers": AGGREGATED},
+    "aggregated_post_norm_rmsnorm": {"layers": {**AGGREGATED, "pre_norm": False, "use_rmsnorm": True}},
+    "aggregated_sandwich_macaron_tied": {"layers": {**AGGREGATED, "sandwich_norm": True,
+                                                    "macaron": True, "weight_tie_layers": True,
+                                                    "scale_residual": True}},
+    "aggregated_execute_order": {"layers": {**AGGREGATED, "depth": None,
+                                            "custom_layers": ["a", "f", "a", "f"],
+                                            "layers_execute_order": [0, 1, 2, 3, 2, 3]}},
+    # the residual streams together: value residuals beside the aggregate (whose reference
+    # leaves a depth scale out), a residual constant beside the learned scale
+    "aggregated_value_residual_depth_scale": {"layers": {
+        **AGGREGATED, "add_value_residual": True, "depth_scale_residual": 0.5,
+        "scale_residual_constant": 0.5, "scale_residual": True}},
+})
 
 # -- norms, residuals and feedforward variants (issue #10) -----------------------------------
 
@@ -629,6 +676,8 @@ OTHER_MODELS = [
     row("bare", "decoder_with_cross_attention", layers={"cross_attend": True},
         cross_attn={"dim_context": 20}, wrapper=None, kinds=("Decoder",), generates=False),
     row("bare", "cross_attender", wrapper=None, kinds=("CrossAttender",), generates=False),
+    row("bare", "cross_attender_aggregated", layers=AGGREGATED, wrapper=None,
+        kinds=("CrossAttender",), generates=False),
     row("vit", "plain", wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
     row("vit", "registers_post_norm_dropout", model={
         "num_register_tokens": 3, "post_emb_norm": True, "emb_dropout": 0.1, "channels": 1},
@@ -685,6 +734,19 @@ OTHER_MODELS = [
     row("xtransformer", "cross_attn_tokens_dropout", model={
         "tie_token_emb": True, "cross_attn_tokens_dropout": 0.5},
         wrapper="XTransformer", kinds=("XTransformer",)),
+    # residual updates over the whole row: the decoder's cross-attention sublayers too (no kv
+    # cache: the reference's uncached tokens)
+    row("xtransformer", "whole_row_residuals", model={
+        "encoder": {"orthog_residual": True},
+        "decoder": {"mv_split_residual": True, "residual_fn_kwargs": {"learned": True}}},
+        wrapper="XTransformer", kinds=("XTransformer",), reference_cache=False),
+    # each side attends over its own sublayers' inputs, the decoder's cross-attention's too
+    row("xtransformer", "aggregated_residuals", model={
+        "encoder": {"attn_aggregated_residuals": True,
+                    "attn_aggregated_residual_kwargs": {"lora_rank": 4}},
+        "decoder": {"attn_aggregated_residuals": True,
+                    "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 
 # -- Transformer-XL recurrence (issue #38): segments of 8, so generation crosses boundaries --
@@ -707,7 +769,13 @@ RECURRENCE = token_rows("recurrence", {
     # flash kernel, as in the attention rows)
     "rel_proj_pos_bias": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
                           "attn": {"use_rel_proj_pos_bias": True, "rel_proj_max_dist": 10}},
-}, recurrent=True, flash=False)
+}, recurrent=True, flash=False) + token_rows("recurrence", {
+    # a segment's sublayers attend over their inputs in this segment
+    "aggregated_residuals": {"model": {"max_seq_len": 8, "max_mem_len": 6,
+                                       "use_abs_pos_emb": False},
+                             "layers": {"rotary_pos_emb": True, "attn_aggregated_residuals": True,
+                                        "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
+}, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + VALUE_RESIDUALS + RESIDUAL_SCALES

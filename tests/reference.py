@@ -209,11 +209,15 @@ def assert_same_xval_generation(spec: Spec, prompt: torch.Tensor, numbers: torch
 
 
 def assert_same_seq2seq_tokens(spec: Spec, source: torch.Tensor, start: torch.Tensor, steps: int,
-                               *, cache: bool = True, **kwargs) -> None:
+                               *, cache: bool = True, reference_cache: bool | None = None,
+                               **kwargs) -> None:
     """An encoder-decoder's greedy tokens from the same weights equal the reference's
-    XTransformer.generate (kwargs: the source `mask`)."""
+    XTransformer.generate (kwargs: the source `mask`; reference_cache as for
+    assert_same_greedy_tokens)."""
     reference, ours = paired_models(spec)
-    expected = reference.generate(source, start, steps, temperature=0.0, cache_kv=cache, **kwargs)
+    expected = reference.generate(source, start, steps, temperature=0.0,
+                                  cache_kv=cache if reference_cache is None else reference_cache,
+                                  **kwargs)
     actual = ours.generate(source, start, steps, temperature=0, cache=cache, **kwargs)
     assert actual.shape == (source.shape[0], steps)
     assert torch.equal(actual, expected)

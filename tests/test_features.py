@@ -125,6 +125,7 @@ def test_greedy_generation(feature, flash, cache):
         inputs = make_inputs(spec, PROMPT_BATCH, SOURCE_LENGTH, masked=True)
         source, target = inputs.args
         assert_same_seq2seq_tokens(spec, source, target[:, :1], NEW_TOKENS, cache=cache,
+                                   reference_cache=cache and feature.reference_cache,
                                    mask=inputs.kwargs["mask"])
         return
     if feature.wrapper == "ContinuousTransformerWrapper":  # vectors: the means, if sampled

@@ -92,6 +92,18 @@ XTC_RULES = {
                              "values through the latent too",
     "memory-with-value-residual": "not compiled yet: the memory's values would be mixed too "
                                   "(the reference fails with the learned mix once given memories)",
+    "memory-with-whole-row-residual": "the reference's segment-wise generation caches inside a "
+                                      "segment, where these updates would read the newest "
+                                      "position alone; xtc's needs the cache",
+    "residual-fn-kwargs": "the reference ignores a residual_fn_kwargs key its residual update "
+                          "does not take (a typo changes nothing)",
+    "attn-aggregated-residual-kwargs": "without attn_aggregated_residuals the reference ignores "
+                                       "its kwargs",
+    "aggregated-residual-lora-rank": "the reference asserts lora_rank < dim; xtc also refuses a "
+                                     "rank of 0 (a query map of no width), which it builds",
+    "aggregated-residuals-exclude-layer-dropout": "the reference builds it; xtc's layer dropout "
+                                                  "would keep a dropped sublayer's input among "
+                                                  "those the next ones attend over",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }

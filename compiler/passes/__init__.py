@@ -30,6 +30,7 @@ from .check_model_structure import check_model_structure
 from .check_per_layer_values import check_per_layer_values
 from .check_position_options import check_position_options
 from .check_recurrence import check_recurrence
+from .check_residual_options import check_residual_options
 from .check_resource_budget import ResourceBudget, check_resource_budget
 from .check_single_head_projection import check_single_head_projection
 from .check_sizes import check_sizes
@@ -47,6 +48,7 @@ SPEC_CHECKS: tuple[SpecCheck, ...] = (
     check_single_head_projection,
     check_position_options,
     check_attention_options,
+    check_residual_options,
     check_embedding_options,
     check_model_structure,
     check_layer_layout,

@@ -54,11 +54,19 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "add_value_residual with attn.use_latent_kv: the latent cache re-projects every "
                 "past value at each step, without the mix it had, so generate() recomputes the "
                 "whole sequence for each new token (no kv cache)", "warning"))
-        if layers["gate_residual"] and "scale_residual_constant" in layers.given:
+        joined_by = next((name for name in ("gate_residual", "orthog_residual", "mv_split_residual")
+                          if layers[name]), None)
+        if joined_by and "scale_residual_constant" in layers.given:
             found.append(diagnostic(
-                spec, f"{layers.key}.scale_residual_constant", "residual-constant-with-gate",
-                "scale_residual_constant has no effect with gate_residual: the GRU gate takes "
-                "the residual as it is", "warning"))
+                spec, f"{layers.key}.scale_residual_constant", "residual-constant-ignored",
+                f"scale_residual_constant has no effect with {joined_by}: it joins the "
+                "residual as it is", "warning"))
+        if layers["attn_aggregated_residuals"] and "depth_scale_residual" in layers.given:
+            found.append(diagnostic(
+                spec, f"{layers.key}.depth_scale_residual", "depth-scale-with-aggregated-residuals",
+                "depth_scale_residual has no effect with attn_aggregated_residuals: "
+                "x-transformers leaves the outputs and their initialisation unscaled there",
+                "warning"))
         if not layers["add_value_residual"] and "learned_value_residual_mix" in layers.given:
             found.append(diagnostic(
                 spec, f"{layers.key}.learned_value_residual_mix", "value-mix-without-value-residual",

@@ -17,6 +17,9 @@ XValTransformerWrapper (which have no shift), what they need and what xtc compil
 - Belief attention (attn.orthog_projected_values) projects the outputs against the values, which
   then hold the memory's positions too: the reference's forward fails, refused; so does
   data-dependent ALiBi, whose bias spans the segment alone.
+- The orthogonal and the mean / variance split residual updates read the whole segment, so
+  generation cannot keep the kv cache that the segment-wise generation needs: not compiled yet,
+  refused.
 - Multi-head latent attention's keys and values (attn.use_latent_kv) would read the memory
   through their latent: not compiled yet, refused. So are value residuals (add_value_residual),
   whose mix would take in the memory's values too (the reference fails with the learned mix).
@@ -27,6 +30,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 
 from ..resolve import positions
+from .check_residual_options import WHOLE_ROW
 from .modules import all_modules, diagnostic, each_value
 
 ID = "check-recurrence"
@@ -42,6 +46,14 @@ MEMORY_TOKENS_WHY = {
 
 ORTHOG_KEYWORDS = ("orthog_projected_values", "orthog_projected_values_per_head")
 LAYOUT_KEYWORDS = ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order", "macaron")
+# layer keywords xtc does not compile beside memories yet: (code, why)
+LAYOUT_WHY = "a block's memory is its input, which its attention must read first"
+WHOLE_ROW_WHY = ("the update reads the whole segment, so generation cannot keep the kv cache "
+                 "that xtc's segment-wise generation needs")
+NOT_YET_WITH_MEMORY = {
+    **dict.fromkeys(LAYOUT_KEYWORDS, ("memory-with-custom-layout", LAYOUT_WHY)),
+    **dict.fromkeys(WHOLE_ROW, ("memory-with-whole-row-residual", WHOLE_ROW_WHY)),
+}
 
 
 def check_recurrence(spec: Spec) -> list[Diagnostic]:
@@ -111,12 +123,10 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                 "max_mem_len cannot be combined with attn.data_dependent_alibi: "
                                 "x-transformers sizes its bias by the segment alone, the keys "
                                 "include the memory's, and its forward fails"))
-    for name in LAYOUT_KEYWORDS:
+    for name, (code, why) in NOT_YET_WITH_MEMORY.items():
         if layers[name]:
-            found.append(diagnostic(spec, at, "memory-with-custom-layout",
-                                    f"max_mem_len with {name} is not supported by xtc yet: a "
-                                    "block's memory is its input, which its attention must read "
-                                    "first"))
+            found.append(diagnostic(spec, at, code,
+                                    f"max_mem_len with {name} is not supported by xtc yet: {why}"))
     if layers.type == "CrossAttender":
         found.append(diagnostic(spec, at, "memory-without-self-attention",
                                 "max_mem_len needs self-attention: a CrossAttender has none to "

@@ -1,0 +1,121 @@
+"""Rules of the residual updates of a layer stack (how a sublayer's output joins its input).
+
+- `residual_fn_kwargs` are the keywords of the residual update the stack uses: the mean /
+  variance split (`mv_split_residual`) takes `init_alpha`, `init_beta` (numbers) and `learned`
+  (a flag); the others take none. x-transformers drops unknown keys silently; xtc refuses them
+  (`residual-fn-kwargs`), where a typo would otherwise change nothing.
+- The mean / variance split has no residual scale: `scale_residual` beside it does nothing (a
+  warning; x-transformers' MVSplitResidualUpdate drops it).
+- `attn_aggregated_residual_kwargs` take `lora_rank`, a positive int below `dim`
+  (`aggregated-residual-lora-rank`: x-transformers asserts it is below, its default of 64
+  included; a rank of 0, a query map of no width, is xtc's own refusal); its `lora_activation`
+  is a module, which a spec cannot give; without `attn_aggregated_residuals` they do nothing
+  (`attn-aggregated-residual-kwargs`, errors). In training a dropped sublayer's
+  input would still join the inputs attended over (x-transformers leaves it out): layer_dropout
+  beside them is refused (`aggregated-residuals-exclude-layer-dropout`).
+- The orthogonal update (`orthog_residual`) projects each batch row flattened whole, and the
+  mean / variance split averages over the sequence: in a Decoder each output reads the later
+  tokens (`breaks-causality`, a warning; generate() recomputes the whole sequence at each
+  step). The orthogonal projection reads padded tokens too, whatever the mask (a warning); the
+  split's means skip them.
+"""
+
+from __future__ import annotations
+
+from xtc.spec import Diagnostic, Spec
+from xtc.spec.model import scalar
+
+from ..resolve import AGGREGATE_LORA_RANK, CAUSAL_LAYERS
+from .modules import diagnostic, each_value, layer_modules
+
+ID = "check-residual-options"
+
+# residual_fn_kwargs: the keywords of each residual update past those the layers set, and
+# whether each takes a flag (else a number)
+RESIDUAL_FN_KWARGS = {
+    "mv_split_residual": {"init_alpha": False, "init_beta": False, "learned": True},
+}
+
+
+def check_residual_options(spec: Spec) -> list[Diagnostic]:
+    found = []
+    for layers in layer_modules(spec):
+        found += check_residual_fn_kwargs(spec, layers) + check_whole_row_updates(spec, layers)
+        found += check_aggregated_residuals(spec, layers)
+    return found
+
+
+def check_residual_fn_kwargs(spec: Spec, layers) -> list[Diagnostic]:
+    kind = next((name for name in RESIDUAL_FN_KWARGS if layers[name]), None)
+    allowed = RESIDUAL_FN_KWARGS.get(kind, {})
+    takes = (f"{', '.join(allowed)} for {kind} (flags: "
+             f"{', '.join(name for name, flag in allowed.items() if flag)}, else numbers)"
+             if kind else "nothing for the plain, gated or orthogonal residual")
+    found = []
+    for name, value in (layers["residual_fn_kwargs"] or {}).items():
+        if name not in allowed or isinstance(value, bool) != allowed[name] or not isinstance(
+                value, (bool, int, float)):
+            found.append(diagnostic(spec, f"{layers.key}.residual_fn_kwargs.{name}",
+                                    "residual-fn-kwargs",
+                                    f"residual_fn_kwargs takes {takes}; got {name}: "
+                                    f"{scalar(value)} (x-transformers ignores an unknown key)"))
+    if kind == "mv_split_residual" and layers["scale_residual"]:
+        found.append(diagnostic(spec, f"{layers.key}.scale_residual", "mv-split-drops-scale",
+                                "scale_residual does nothing beside mv_split_residual: the mean / "
+                                "variance split has no residual scale (x-transformers drops it)",
+                                "warning"))
+    return found
+
+
+WHOLE_ROW = {"orthog_residual": "projects the output against the residual, each batch row "
+                                "flattened whole (every position at once)",
+             "mv_split_residual": "splits the output by its mean over the sequence"}
+
+
+def check_whole_row_updates(spec: Spec, layers) -> list[Diagnostic]:
+    name = next((name for name in WHOLE_ROW if layers[name]), None)
+    if name is None:
+        return []
+    key, what = f"{layers.key}.{name}", f"{name} {WHOLE_ROW[name]}"
+    if CAUSAL_LAYERS.get(layers.type, False):
+        padding = ", and padded tokens change the outputs of real ones" if name == "orthog_residual" else ""
+        return [diagnostic(spec, key, "breaks-causality",
+                           f"{what}: each position's output reads later tokens, so this Decoder "
+                           f"leaks the future{padding}; generate() recomputes the whole "
+                           "sequence at each step (no kv cache)", "warning")]
+    if name == "orthog_residual":
+        return [diagnostic(spec, key, "orthog-projection-reads-padding",
+                           f"{what}: padded tokens change the outputs of real ones, whatever the "
+                           "mask", "warning")]
+    return []
+
+
+def check_aggregated_residuals(spec: Spec, layers) -> list[Diagnostic]:
+    key, kwargs = f"{layers.key}.attn_aggregated_residual_kwargs", layers[
+        "attn_aggregated_residual_kwargs"] or {}
+    on, found = bool(layers["attn_aggregated_residuals"]), []
+    for name, value in kwargs.items():
+        if not on or name != "lora_rank":
+            why = ("they do nothing without attn_aggregated_residuals" if not on else
+                   "x-transformers' AttentionResidual takes lora_rank and lora_activation, a "
+                   "module, which a spec cannot give")
+            found.append(diagnostic(spec, f"{key}.{name}", "attn-aggregated-residual-kwargs",
+                                    f"attn_aggregated_residual_kwargs takes lora_rank; got "
+                                    f"{name}: {scalar(value)} ({why})"))
+    if not on:
+        return found
+    rank, where = kwargs.get("lora_rank"), f"{key}.lora_rank"
+    if rank is None:
+        rank, where = AGGREGATE_LORA_RANK, f"{layers.key}.attn_aggregated_residuals"
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 0 < rank < layers["dim"]:
+        found.append(diagnostic(spec, where, "aggregated-residual-lora-rank",
+                                f"attn_aggregated_residuals' lora_rank ({scalar(rank)}) must be a "
+                                f"positive int below dim ({layers['dim']}); its default is "
+                                f"{AGGREGATE_LORA_RANK} (x-transformers asserts it is below dim)"))
+    if any(each_value(layers["layer_dropout"])):
+        found.append(diagnostic(spec, f"{layers.key}.layer_dropout",
+                                "aggregated-residuals-exclude-layer-dropout",
+                                "layer_dropout with attn_aggregated_residuals is not supported by "
+                                "xtc: x-transformers leaves a dropped sublayer's input out of "
+                                "the inputs the next ones attend over"))
+    return found
