@@ -147,6 +147,7 @@ class Builder:
     ref: str = ""
     fed: dict = field(default_factory=dict)
     tied: bool = False  # the blocks being built share block 0's weights
+    inject: str | None = None  # reinject_input: the op every sublayer's input takes added
 
     def name(self, local: str) -> str:
         """The graph name of this builder's op `local`."""
@@ -456,10 +457,14 @@ class Builder:
         """The shared position ops, the blocks of an Encoder / Decoder / CrossAttender, then its
         final norm."""
         positions = self.relative_positions(layers, hidden, ref)
+        if layers.reinject is not None:  # AttentionLayers.reinject_input_proj (and its gate)
+            self.inject = self.add("reinject", OpKind.REINJECT, layers.reinject, (hidden,),
+                                   spec_key=f"{layers.key}.reinject_input",
+                                   ref_path=ref.rstrip("."), role="reinject")
         self.tied = layers.weight_tie
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
-        self.tied = False
+        self.tied, self.inject = False, None
         if layers.pre_norm:  # post-norm stacks have no final norm (AttentionLayers.__init__)
             hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
@@ -515,6 +520,10 @@ class Builder:
                                     AggregateAttrs(layers.dim, layers.aggregate_rank), (hidden,),
                                     ref_path=f"{integrators[0]}layer_integrators.{integrators[2]}",
                                     role=f"{role}_aggregate", **provenance)
+        if self.inject is not None:  # after the aggregate, before the norm (the residual: as it was)
+            branch_input = self.add(f"{name}_reinject", OpKind.ADD, AddAttrs(),
+                                    (branch_input, self.inject), role=f"{role}_reinject",
+                                    **provenance)
         if layers.pre_norm:
             branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (branch_input,),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)

@@ -438,6 +438,7 @@ class ResidualStep:
     shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
     aggregate: str = ""  # attn_aggregated_residuals: the attribute of its LayerAttention
     aggregate_rank: int = 0
+    reinject: bool = False  # reinject_input: its input takes the block's `inject` added
 
     layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
     drop: str = "self.layer_dropout"  # its layer dropout probability

@@ -90,6 +90,8 @@ def op_parameters(op: Op) -> int:
             a.dim if a.bias else 0)
     if kind is OpKind.RESIDUAL:
         return residual_parameters(op)
+    if kind is OpKind.REINJECT:  # the input's projection, and its gate's
+        return a.dim * a.dim + (a.dim if a.gated else 0)
     if kind is OpKind.AGGREGATE:  # three RMSNorm gains, the query's low-rank down and up maps
         return 3 * a.dim + 2 * a.dim * a.lora_rank
     if kind is OpKind.LOGITS:
@@ -516,6 +518,8 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
                 linear(n, a.inner_dim, a.dim, True)]
     if kind is OpKind.RESIDUAL and a.gated:  # GRUCell: input and hidden products, 3 gates each
         return [linear(n, op.shape[-1], 3 * op.shape[-1], True)] * 2
+    if kind is OpKind.REINJECT:  # the input's projection, and its gate's
+        return [linear(n, a.dim, a.dim, input_grad)] + ([linear(n, a.dim, 1, input_grad)] if a.gated else [])
     if kind is OpKind.AGGREGATE:  # the query's low-rank update (the softmax over layers: no matmul)
         return [linear(n, a.dim, a.lora_rank, True), linear(n, a.lora_rank, a.dim, True)]
     if kind is OpKind.RESIDUAL and a.mv_split_learned:  # the two gains of the output's mean

@@ -249,13 +249,17 @@ def first_run(graph: Graph, op: Op) -> Op:
 # -- parameters ---------------------------------------------------------------------------------
 
 
+# ops outside the blocks that belong to the layer stack: its shared positions, its reinjection
+STACK_OPS = (OpKind.ROTARY, OpKind.POSITION_BIAS, OpKind.REINJECT)
+
+
 def parameters_by_part(graph: Graph, own: dict[str, int], model: str) -> dict[str, dict[str, int]]:
     """component -> {"embeddings", "blocks", "head"} -> parameters, in graph order."""
     result: dict[str, dict[str, int]] = {}
     seen_blocks: set[str] = set()
     for op in graph.ops():
         component = op.component or model
-        if op.block is not None or op.kind in (OpKind.ROTARY, OpKind.POSITION_BIAS):
+        if op.block is not None or op.kind in STACK_OPS:
             part = "blocks"
             seen_blocks.add(op.scope)
         else:

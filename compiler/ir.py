@@ -44,6 +44,7 @@ class OpKind(Enum):
     FEEDFORWARD = "feedforward"
     RESIDUAL = "residual"  # x + branch(x)
     AGGREGATE = "aggregate"  # a sublayer's input: attention over every sublayer's input so far
+    REINJECT = "reinject"  # the stack's input, projected (and gated), for every sublayer's input
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -463,6 +464,15 @@ class ResidualAttrs:
 
 
 @dataclass(frozen=True)
+class ReinjectAttrs:
+    """reinject_input: the layer stack's input, projected (dim x dim, no bias) and, with
+    learned_reinject_input_gate, gated per position by a sigmoid of it; each sublayer's input
+    takes it added (an ADD op before its norm), the residual its own input as it was."""
+    dim: int
+    gated: bool = False
+
+
+@dataclass(frozen=True)
 class AggregateAttrs:
     """x-transformers' AttentionResidual (attn_aggregated_residuals): a sublayer's input is a
     softmax-weighted sum of the inputs of every sublayer so far (its own last), its query
@@ -546,6 +556,7 @@ ATTRS = {
     OpKind.FEEDFORWARD: FeedForwardAttrs,
     OpKind.RESIDUAL: ResidualAttrs,
     OpKind.AGGREGATE: AggregateAttrs,
+    OpKind.REINJECT: ReinjectAttrs,
     OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
@@ -572,7 +583,8 @@ ARITY = {
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 2),
-    OpKind.AGGREGATE: (1, 1),  # the latest input (the earlier ones are the block's hiddens)
+    OpKind.AGGREGATE: (1, 1),
+    OpKind.REINJECT: (1, 1),  # the stack's input  # the latest input (the earlier ones are the block's hiddens)
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,

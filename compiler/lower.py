@@ -788,6 +788,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     scores += ["prev_cross_scores"] if cross_attention is not None and cross_attention.residual else []
     parameters = [Parameter("x", "Tensor", keyword=False)]
     parameters += [Parameter("context", "Tensor", keyword=False)] if cross else []
+    # reinject_input: the stack's input, projected, which every sublayer's input takes added
+    parameters += [Parameter("inject", "Tensor")] if model.find(OpKind.REINJECT) else []
     parameters += [optional("mask")]
     parameters += [optional("context_mask")] if cross else []
     parameters += [optional("attn_mask")] if attn_mask else []
@@ -850,6 +852,9 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     norm = graph[branch.inputs[0]] if residual.attrs.pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
     branch_input = graph[(norm if residual.attrs.pre_norm else branch).inputs[0]]
+    reinject = (branch_input.kind is OpKind.ADD  # reinject_input: x + inject
+                and graph[branch_input.inputs[1]].kind is OpKind.REINJECT)
+    branch_input = graph[branch_input.inputs[0]] if reinject else branch_input
     aggregate = branch_input if branch_input.kind is OpKind.AGGREGATE else None
     class_name = BRANCH_CLASSES[branch.kind]
     return ResidualStep(
@@ -864,6 +869,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         post_norm=post_norm.role if post_norm else "",
         post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "",
         aggregate=aggregate.role if aggregate else "",
+        reinject=reinject,
         aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0)
 
 
@@ -1053,6 +1059,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         imports.add(runtime("positions", "RotaryEmbedding"))
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
                                                  "memory": model.recurrent})
+    if kind is OpKind.REINJECT:
+        imports.add(runtime("layers", "Reinjection"))
+        return OpContext("ops/reinject.py.jinja", {"gated": attrs.gated})
     if kind is OpKind.POSITION_BIAS:
         imports.add(runtime("biases", POSITION_BIASES[attrs.scheme]))
         return OpContext("ops/position_bias.py.jinja", {"attrs": attrs, "keys": keys,

@@ -33,6 +33,7 @@ from .ir import (
     FeedForwardAttrs,
     LossAttrs,
     PositionBiasAttrs,
+    ReinjectAttrs,
     ResidualAttrs,
     RotaryAttrs,
 )
@@ -70,6 +71,7 @@ class ResolvedLayers:
     macaron: bool = False  # a half-step feedforward before attention too
     weight_tie: bool = False  # one block's weights for every block (ALBERT)
     depth_scaled_init: bool = False  # output projections drawn by their block's depth
+    reinject: ReinjectAttrs | None = None  # the stack's input added to every sublayer's input
     types: tuple[str, ...] = ()  # every layer's type ('a', 'c', 'f'), in order
     layout: tuple[str, ...] = ()  # custom_layers / sandwich_coef / par_ratio: one block of these
     execute_order: tuple[int, ...] = ()  # layers_execute_order: layout indices, repeats share
@@ -443,6 +445,8 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         macaron=layers["macaron"],
         weight_tie=layers["weight_tie_layers"],
         depth_scaled_init=depth_scaled_init(layers),
+        reinject=ReinjectAttrs(layers["dim"], layers["learned_reinject_input_gate"])
+        if layers["reinject_input"] else None,
         types=types,
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),

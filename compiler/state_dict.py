@@ -70,6 +70,9 @@ def parameter_names(op: Op) -> list[tuple]:
         return [(gain, "weight", attrs.unit_offset)]
     if op.kind is OpKind.RESIDUAL:
         return residual_parameters(attrs)
+    if op.kind is OpKind.REINJECT:  # AttentionLayers' reinject_input_proj, and its gate
+        pairs = [("reinject_input_proj", "proj")] + ([("learned_reinject_input_gate", "gate")] if attrs.gated else [])
+        return [(f"{ours}.weight", f"{theirs}.weight", False) for ours, theirs in pairs]
     if op.kind is OpKind.AGGREGATE:  # AttentionResidual: to_query is Sequential(RMSNorm, LoRALinear)
         pairs = (("to_keys", "key_norm"), ("to_query.0", "query_norm"),
                  ("to_query.1.down", "down"), ("to_query.1.up", "up"), ("norm", "norm"))

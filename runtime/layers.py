@@ -139,6 +139,21 @@ class LayerAttention(nn.Module):
         return (weights[..., None] * stacked).sum(dim=0)  # (B, T, C)
 
 
+class Reinjection(nn.Module):
+    """The layer stack's input, projected and, `gated`, scaled per position by a learned
+    sigmoid of it: every sublayer's input takes it added (input reinjection, DEQ,
+    https://arxiv.org/abs/1909.01377; x-transformers' reinject_input)."""
+
+    def __init__(self, dim: int, *, gated: bool = False) -> None:
+        super().__init__()
+        self.proj = nn.Linear(dim, dim, bias=False)
+        self.gate = nn.Linear(dim, 1, bias=False) if gated else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        inject = self.proj(x)
+        return inject if self.gate is None else inject * self.gate(x).sigmoid()
+
+
 def sequence_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     """The mean of x (B, T, C) over its real positions (mask (B, T), True where real):
     (B, 1, C). A row without any real position gives zeros."""

@@ -36,6 +36,7 @@ IMPORTED_NAMES = frozenset({
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias", "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",
     "LatentCache", "PositionCache", "LayerAttention", "MeanSplitResidual",
+    "Reinjection",
     "LossBreakdown", "NamedTuple", "NumberGeneration",
 })
 

@@ -60,6 +60,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "scale_residual_constant", "depth_scale_residual", "zero_init_branch_output",
         "mv_split_residual", "orthog_residual", "residual_fn_kwargs",
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
+        "reinject_input", "learned_reinject_input_gate",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

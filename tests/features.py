@@ -413,7 +413,22 @@ RESIDUAL_SCALES = token_rows("residual_scale", {
         "sandwich_norm": True}},
 }, reference_cache=False)
 
-# value residual learning (ResFormer): the first attention's values mixed into the later ones',
+# the stack's input, projected (and gated), added to every sublayer's input
+REINJECTION = token_rows("reinject", {
+    "input": {"layers": {"reinject_input": True}},
+    "gated_post_norm_cross": {"layers": {"reinject_input": True, "learned_reinject_input_gate": True,
+                                         "pre_norm": False, "cross_attend": True}},
+    "gated_aggregated_macaron": {"layers": {"reinject_input": True,
+                                            "learned_reinject_input_gate": True,
+                                            "macaron": True, "attn_aggregated_residuals": True,
+                                            "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
+    "custom_layout_memory_tokens": {"layers": {"reinject_input": True, "depth": None,
+                                               "custom_layers": ["a", "f", "a", "f"],
+                                               "layers_execute_order": [0, 1, 2, 3, 2, 3]},
+                                    "model": {"num_memory_tokens": 2}},
+})
+
+# value residual learning (ResFormer): the first attention's values mixed into the later ones
 # by a learned gate per token and head or by half; cross-attention mixes its own first's by half
 VALUE_RESIDUALS = token_rows("value_residual", {
     "learned": {"layers": {"add_value_residual": True, "depth": 3}},
@@ -778,7 +793,7 @@ RECURRENCE = token_rows("recurrence", {
 }, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
-                           + VALUE_RESIDUALS + RESIDUAL_SCALES
+                           + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}

@@ -95,6 +95,8 @@ XTC_RULES = {
     "memory-with-whole-row-residual": "the reference's segment-wise generation caches inside a "
                                       "segment, where these updates would read the newest "
                                       "position alone; xtc's needs the cache",
+    "reinject-gate-without-reinject": "the reference builds the gate without the reinjected "
+                                      "input, and never runs it",
     "residual-fn-kwargs": "the reference ignores a residual_fn_kwargs key its residual update "
                           "does not take (a typo changes nothing)",
     "attn-aggregated-residual-kwargs": "without attn_aggregated_residuals the reference ignores "

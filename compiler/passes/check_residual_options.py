@@ -18,6 +18,8 @@
   tokens (`breaks-causality`, a warning; generate() recomputes the whole sequence at each
   step). The orthogonal projection reads padded tokens too, whatever the mask (a warning); the
   split's means skip them.
+- `learned_reinject_input_gate` gates the reinjected input: without `reinject_input` there is
+  none (x-transformers builds the gate and never runs it: `reinject-gate-without-reinject`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def check_residual_options(spec: Spec) -> list[Diagnostic]:
     for layers in layer_modules(spec):
         found += check_residual_fn_kwargs(spec, layers) + check_whole_row_updates(spec, layers)
         found += check_aggregated_residuals(spec, layers)
+        if layers["learned_reinject_input_gate"] and not layers["reinject_input"]:
+            found.append(diagnostic(
+                spec, f"{layers.key}.learned_reinject_input_gate", "reinject-gate-without-reinject",
+                "learned_reinject_input_gate gates the reinjected input, and there is none: set "
+                "reinject_input: true (x-transformers builds the gate and never runs it)"))
     return found
 
 
