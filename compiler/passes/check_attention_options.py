@@ -157,8 +157,8 @@ def cross_attends(layers) -> bool:
     custom = layers["custom_layers"]
     if custom is not None:  # a layout builds the sublayers it names, cross_attend or not
         return "c" in custom
-    k, depth = layers["sandwich_coef"], layers["depth"]
-    if layers["par_ratio"] is None and k is not None and depth is not None and k >= depth > 0:
+    k = layers["sandwich_coef"]
+    if k is not None and layers["par_ratio"] is None and k >= (layers["depth"] or k + 1) > 0:
         return False  # the sandwich is all self-attention, then feedforwards
     return bool(layers["cross_attend"])
 
