@@ -811,9 +811,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
 def first_values(model: Model) -> list[str]:
     """The values the first self- and cross-attention hand to the later ones (value
     residual), as the block's variables."""
-    attention, cross = model.shared(OpKind.ATTENTION), model.shared(OpKind.CROSS_ATTENTION)
-    return ([VALUES[OpKind.ATTENTION]] if attention is not None and attention.value_residual else []) + \
-        ([VALUES[OpKind.CROSS_ATTENTION]] if cross is not None and cross.value_residual else [])
+    return [name for kind, name in VALUES.items()
+            if model.shared(kind) is not None and model.shared(kind).value_residual]
 
 
 # the block's variable with the first values each kind of attention hands on (value residual)
@@ -864,7 +863,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         arguments=sublayer_arguments(branch, signature, run),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
-        values=VALUES[branch.kind] if branch.kind is not OpKind.FEEDFORWARD and branch.attrs.value_residual else "",
+        values=handed_values(branch),
         attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
         post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "",
@@ -879,6 +878,13 @@ def norm_init(norm_type: str, width: str = "dim") -> str:
     if norm_type == "layernorm":
         return f"nn.LayerNorm(config.{width}, bias=False)"
     return f"{NORM_NAME[norm_type]}(config.{width})"
+
+
+def handed_values(branch: Op) -> str:
+    """The block's variable with the first values a value-residual attention sets or mixes in."""
+    if branch.kind is OpKind.FEEDFORWARD or not branch.attrs.value_residual:
+        return ""
+    return VALUES[branch.kind]
 
 
 def residual_scores(branch: Op) -> str:
@@ -976,17 +982,23 @@ def depth_scaled_outputs(model: Model) -> dict:
     if not ops:
         return {"reset": False, "depth_roles": "", "depth_pairs": ""}
     if model.attrs.custom_layout:
-        pairs = sorted({(op.attrs.output_init_depth, f"self.block.{op.role}.{OUTPUT_PROJECTIONS[op.kind]}")
-                        for op in ops})
+        pairs = sorted({(op.attrs.output_init_depth,
+                         f"self.block.{op.role}.{OUTPUT_PROJECTIONS[op.kind]}") for op in ops})
         return {"reset": True, "depth_roles": "",
-                "depth_pairs": code_tuple([f"({d}, {path})" for d, path in pairs])}
+                "depth_pairs": for_header("depth, out", [f"({d}, {path})" for d, path in pairs], 8)}
     paths = [f"block.{op.role}.{OUTPUT_PROJECTIONS[op.kind]}" for op in ops if op.block == 0]
-    return {"reset": True, "depth_roles": code_tuple(paths), "depth_pairs": ""}
+    return {"reset": True, "depth_roles": for_header("out", paths, 12), "depth_pairs": ""}
 
 
-def code_tuple(items: list[str]) -> str:
-    """A tuple literal of code items: `(a,)`, `(a, b)`."""
-    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+def for_header(targets: str, items: list[str], indent: int) -> str:
+    """`for <targets> in <a tuple of the items>:` at `indent`, one item a line where the line
+    would pass 100 columns (as ruff formats it)."""
+    written = f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    line = f"for {targets} in {written}:"
+    if indent + len(line) <= 100:
+        return line
+    inner = "".join(f"\n{' ' * (indent + 4)}{item}," for item in items)
+    return f"for {targets} in ({inner}\n{' ' * indent}):"
 
 
 def block_call(targets: tuple[str, ...], arguments: tuple[tuple[str, str], ...], callee: str,
