@@ -21,7 +21,7 @@ from features import DIM_HEAD, FEATURES, HEADS, feature, feature_spec, layers, s
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from xtc.compiler import compile_graph
-from xtc.compiler.inspect_format import render
+from xtc.compiler.inspect_format import render, render_figures
 from xtc.compiler.inspection import inspect
 from xtc.compiler.ir import Graph, OpKind, scope_prefix
 from xtc.compiler.models import models
@@ -89,6 +89,10 @@ def assert_figures_match(spec: xtc.Spec, memory: int = M) -> None:
     torch.manual_seed(0)
     model = xtc.build(spec)
     assert figures.total_parameters == sum(p.numel() for p in model.parameters())
+    # the CLI's views render the same figures (its text names the largest contributors)
+    assert f"{figures.total_parameters:,}" in render_figures(figures, "text", spec)
+    contributors = json.loads(render_figures(figures, "json", spec))["parameters"]["contributors"]
+    assert sum(c["parameters"] for c in contributors) == figures.total_parameters
     keys = [entry.key for entry in figures.state_dict]
     assert len(keys) == len(set(keys)) and set(keys) == set(model.state_dict())
     args, kwargs = sample_inputs(graph)
