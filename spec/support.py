@@ -187,12 +187,18 @@ COVERAGE_KINDS = ("compiled", "set by the layers", "refused with a reason", "cod
                   "not compiled yet")
 
 
+# The layer stacks' own keywords (AttentionLayers'): `causal` and `only_cross` are set by the
+# stack's type (Decoder, CrossAttender), as its docs say.
+LAYERS_ROUTE = {"class": "AttentionLayers", "exclude": ("causal", "only_cross")}
+
+
 def section_coverage(table, section: str) -> dict[str, list[str]]:
-    """The keywords of the class behind `attn:` (or `cross_attn:`, `ff:`), by COVERAGE_KINDS:
-    compiled (some accepted with a warning that they change nothing), set by the layers (the
-    reference raises on them there; an unknown key whose hint names the layers option),
-    refused with a reason, taking a Python object, and the rest."""
-    route = table.routing[section]
+    """The keywords of the class behind `attn:` (or `cross_attn:`, `ff:`, or the layer stacks'
+    own, "layers"), by COVERAGE_KINDS: compiled (some accepted with a warning that they change
+    nothing), set by the layers (the reference raises on them there; an unknown key whose hint
+    names the layers option; for the stacks, set by their type), refused with a reason, taking
+    a Python object, and the rest."""
+    route = LAYERS_ROUTE if section == "layers" else table.routing[section]
     keywords = table.classes[route["class"]]
     kinds: dict[str, list[str]] = {kind: [] for kind in COVERAGE_KINDS}
     for name, keyword in keywords.items():
