@@ -78,6 +78,7 @@ class ResolvedLayers:
     # attn_aggregated_residuals: each sublayer's input attends over every sublayer's input so
     # far (AttentionResidual), with a query of this low-rank update (0: no aggregation)
     aggregate_rank: int = 0
+    streams: int = 1  # num_residual_streams: above 1, hyper-connections join every sublayer
 
     @property
     def causal(self) -> bool:
@@ -451,6 +452,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
         aggregate_rank=aggregate_rank(layers),
+        streams=layers["num_residual_streams"],
     )
 
 
@@ -480,12 +482,14 @@ def training_loss(model: ModuleSpec) -> LossAttrs | None:
 def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
     """The residual around layer `index` (of every kind). residual_fn_kwargs hold the
     mean / variance split's own keywords (check-residual-options); that update has no residual
-    scale (x-transformers' MVSplitResidualUpdate drops scale_residual)."""
+    scale (x-transformers' MVSplitResidualUpdate drops scale_residual), nor the hyper-connections
+    (its HyperConnection drops both residual scales)."""
     mv_split, kwargs = bool(layers["mv_split_residual"]), layers["residual_fn_kwargs"] or {}
+    streams = layers["num_residual_streams"]
     return ResidualAttrs(
         layer_dropout=layer_value(layers["layer_dropout"], index),
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
-        scale_residual=layers["scale_residual"] and not mv_split,
+        scale_residual=layers["scale_residual"] and not mv_split and streams == 1,
         # a GRU gate and the whole-row updates replace the sum, and with it the constant (a
         # warning says so)
         residual_constant=1.0 if replaces_sum(layers) else float(layers["scale_residual_constant"]),
@@ -495,6 +499,7 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
         mv_split=mv_split,
         mv_split_init=(float(kwargs.get("init_alpha", 0.0)), float(kwargs.get("init_beta", 0.03))),
         mv_split_learned=bool(mv_split and kwargs.get("learned", False)),
+        streams=streams,
         token_shifts=token_shifts(layers, index),
         pre_norm=layers["pre_norm"],
     )
@@ -517,9 +522,10 @@ def depth_scaled_init(layers: ModuleSpec) -> bool:
 
 
 def replaces_sum(layers: ModuleSpec) -> bool:
-    """Whether the residual is joined by a GRU gate or a whole-row update, which take it as it
-    is: scale_residual_constant does nothing there (a warning says so)."""
-    return bool(layers["gate_residual"] or layers["orthog_residual"] or layers["mv_split_residual"])
+    """Whether the residual is joined by a GRU gate, a whole-row update or hyper-connections,
+    which take it as it is: scale_residual_constant does nothing there (a warning says so)."""
+    return bool(layers["gate_residual"] or layers["orthog_residual"] or layers["mv_split_residual"]
+                or layers["num_residual_streams"] > 1)
 
 
 def layer_value(value: object, index: int) -> object:

@@ -154,6 +154,46 @@ class Reinjection(nn.Module):
         return inject if self.gate is None else inject * self.gate(x).sigmoid()
 
 
+class HyperConnection(nn.Module):
+    """A sublayer's connection to S residual streams (hyper-connections, Zhu et al. 2024,
+    https://arxiv.org/abs/2409.19606, their dynamic form; x-transformers' HyperConnection).
+
+    `read` gives the sublayer's input: a mix of the streams, its weights per position a sigmoid
+    of a learned constant plus a small learned map of the normed streams (one mix per view:
+    three views give attention's queries, keys and values their own). `forward` writes the
+    output back: every stream becomes the sum of all the streams plus the output times its own
+    per-position gate, in (0, 2). The sum is what x-transformers 2.31.10 computes: its
+    Sinkhorn-normalised stream mixing always comes out all ones.
+    """
+
+    def __init__(self, dim: int, *, streams: int, views: int = 1, layer: int = 0) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, bias=False)
+        read = torch.zeros(streams, views)
+        read[layer % streams] = 1.0  # at first each view reads the layer's own stream
+        self.read = nn.Parameter(read)
+        self.read_proj = nn.Parameter(torch.zeros(dim, views))
+        self.read_scale = nn.Parameter(torch.tensor(1e-2))
+        self.write = nn.Parameter(torch.ones(streams))
+        self.write_proj = nn.Parameter(torch.zeros(dim))
+        self.write_scale = nn.Parameter(torch.tensor(1e-2))
+        self.views = views
+
+    def prepare(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, T, S, C) -> the sublayer's input (B, T, C), or (V, B, T, C) for V views; the
+        streams' sum (B, T, 1, C); the write gates (B, T, S)."""
+        normed = self.norm(x)
+        weights = (self.read + normed @ self.read_proj * self.read_scale).sigmoid()  # (B, T, S, V)
+        mixed = (weights.unsqueeze(-1) * x.unsqueeze(-2)).sum(dim=-3)  # (B, T, V, C)
+        mixed = mixed.squeeze(-2) if self.views == 1 else mixed.movedim(-2, 0)
+        gates = (self.write + (normed @ self.write_proj).sigmoid() * 2 * self.write_scale).sigmoid() * 2
+        return mixed, x.sum(dim=-2, keepdim=True), gates
+
+    def forward(self, out: Tensor, summed: Tensor, gates: Tensor) -> Tensor:
+        """out: (B, T, C), the sublayer's output -> the streams (B, T, S, C)."""
+        return summed + out.unsqueeze(-2) * gates.unsqueeze(-1)
+
+
 def sequence_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     """The mean of x (B, T, C) over its real positions (mask (B, T), True where real):
     (B, 1, C). A row without any real position gives zeros."""

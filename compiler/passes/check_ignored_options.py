@@ -56,6 +56,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "whole sequence for each new token (no kv cache)", "warning"))
         joined_by = next((name for name in ("gate_residual", "orthog_residual", "mv_split_residual")
                           if layers[name]), None)
+        joined_by = joined_by or ("num_residual_streams" if layers["num_residual_streams"] > 1 else None)
         if joined_by and "scale_residual_constant" in layers.given:
             found.append(diagnostic(
                 spec, f"{layers.key}.scale_residual_constant", "residual-constant-ignored",

@@ -18,6 +18,14 @@
   tokens (`breaks-causality`, a warning; generate() recomputes the whole sequence at each
   step). The orthogonal projection reads padded tokens too, whatever the mask (a warning); the
   split's means skip them.
+- Hyper-connections (`num_residual_streams` above 1) replace the residual sum: beside a GRU gate
+  or a whole-row update x-transformers asserts (`streams-exclude-residual-kinds`); beside
+  `reinject_input` its forward adds the reinjected input of every stream to the mix of them,
+  and fails (`streams-exclude-reinject`); with `attn_aggregated_residuals` it would aggregate
+  the mixes, which xtc does not compile yet (`streams-exclude-aggregated-residuals`). They have
+  no residual scale: `scale_residual` does nothing (`hyper-connections-drop-scale`, a warning).
+  `hyper_conn_sinkhorn_iters` does nothing in 2.31.10, whose Sinkhorn step runs on a 1 x S
+  matrix and always gives all ones (`sinkhorn-iters-no-effect`, a warning).
 - `learned_reinject_input_gate` gates the reinjected input: without `reinject_input` there is
   none (x-transformers builds the gate and never runs it: `reinject-gate-without-reinject`).
 """
@@ -44,11 +52,47 @@ def check_residual_options(spec: Spec) -> list[Diagnostic]:
     for layers in layer_modules(spec):
         found += check_residual_fn_kwargs(spec, layers) + check_whole_row_updates(spec, layers)
         found += check_aggregated_residuals(spec, layers)
+        found += check_streams(spec, layers)
         if layers["learned_reinject_input_gate"] and not layers["reinject_input"]:
             found.append(diagnostic(
                 spec, f"{layers.key}.learned_reinject_input_gate", "reinject-gate-without-reinject",
                 "learned_reinject_input_gate gates the reinjected input, and there is none: set "
                 "reinject_input: true (x-transformers builds the gate and never runs it)"))
+    return found
+
+
+# what replaces the residual sum besides hyper-connections: (code, why)
+NOT_WITH_STREAMS = {
+    **dict.fromkeys(("gate_residual", "orthog_residual", "mv_split_residual"), (
+        "streams-exclude-residual-kinds",
+        "each replaces the residual sum (x-transformers 2.31.10 refuses this too)")),
+    "reinject_input": ("streams-exclude-reinject", (
+        "x-transformers adds the reinjected input of every stream to each sublayer's mix of "
+        "them, and its forward fails")),
+    "attn_aggregated_residuals": ("streams-exclude-aggregated-residuals",
+                                  "aggregating the mixes of the streams is not compiled by xtc yet"),
+}
+
+
+def check_streams(spec: Spec, layers) -> list[Diagnostic]:
+    key, found = f"{layers.key}.num_residual_streams", []
+    if "hyper_conn_sinkhorn_iters" in layers.given:
+        found.append(diagnostic(
+            spec, f"{layers.key}.hyper_conn_sinkhorn_iters", "sinkhorn-iters-no-effect",
+            "hyper_conn_sinkhorn_iters has no effect: x-transformers 2.31.10 runs its Sinkhorn "
+            "step on a 1 x S matrix, which always gives all ones (every stream adds the sum of "
+            "the streams)", "warning"))
+    if layers["num_residual_streams"] <= 1:
+        return found
+    for name, (code, why) in NOT_WITH_STREAMS.items():
+        if layers[name]:
+            found.append(diagnostic(spec, key, code, f"num_residual_streams above 1 (hyper-"
+                                    f"connections) cannot be combined with {name}: {why}"))
+    if layers["scale_residual"]:
+        found.append(diagnostic(spec, f"{layers.key}.scale_residual", "hyper-connections-drop-scale",
+                                "scale_residual does nothing beside num_residual_streams above "
+                                "1: hyper-connections have no residual scale (x-transformers "
+                                "drops it)", "warning"))
     return found
 
 
