@@ -463,7 +463,7 @@ class Builder:
             self.inject = self.add("reinject", OpKind.REINJECT, layers.reinject, (hidden,),
                                    spec_key=f"{layers.key}.reinject_input",
                                    ref_path=ref.rstrip("."), role="reinject")
-        if layers.streams > 1:  # hyper-connections: S copies of the input, each its embedding added
+        if layers.streams:  # hyper-connections: S copies of the input, each its embedding added
             hidden = self.add("streams", OpKind.STREAMS, StreamsAttrs(layers.dim, layers.streams),
                               (hidden,), spec_key=f"{layers.key}.num_residual_streams",
                               ref_path=ref.rstrip("."), role="stream_emb")
@@ -471,11 +471,12 @@ class Builder:
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied, self.inject = False, None
-        if layers.streams > 1:  # the streams summed back (AttentionLayers.forward, before its norm)
+        if layers.streams:  # the streams summed back (AttentionLayers.forward, before its norm)
             hidden = self.add("merge_streams", OpKind.STREAMS,
                               StreamsAttrs(layers.dim, layers.streams, merge=True), (hidden,),
                               spec_key=f"{layers.key}.num_residual_streams", role="merge_streams")
-        if layers.pre_norm:  # post-norm stacks have no final norm (AttentionLayers.__init__)
+        # post-norm stacks have no final norm, but for gated_multi_residual (AttentionLayers.__init__)
+        if layers.pre_norm or layers.read_gate_rank:
             hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         return hidden
@@ -530,9 +531,10 @@ class Builder:
                                     AggregateAttrs(layers.dim, layers.aggregate_rank), (hidden,),
                                     ref_path=f"{integrators[0]}layer_integrators.{integrators[2]}",
                                     role=f"{role}_aggregate", **provenance)
-        if layers.streams > 1:  # HyperConnection.prepare: the sublayer reads a mix of the streams
-            branch_input = self.add(f"{name}_streams", OpKind.STREAM_MIX,
-                                    StreamMixAttrs(layers.dim, layers.streams, layer=layer_index(ref)),
+        if layers.streams:  # HyperConnection.prepare: the sublayer reads a mix of the streams
+            mix = StreamMixAttrs(layers.dim, layers.streams, layer=layer_index(ref),
+                                 rank=layers.read_gate_rank)
+            branch_input = self.add(f"{name}_streams", OpKind.STREAM_MIX, mix,
                                     (hidden,), ref_path=f"{ref}.2", role=f"{role}_streams",
                                     **provenance)
         if self.inject is not None:  # after the aggregate, before the norm (the residual: as it was)

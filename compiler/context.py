@@ -442,6 +442,7 @@ class ResidualStep:
     streams: str = ""  # hyper-connections: the attribute of its HyperConnection
     stream_count: int = 0
     stream_layer: str = "0"  # the sublayer's index in the stack: the stream it reads at first
+    stream_rank: int = 0  # gated_multi_residual: its GatedMultiResidual's rank (0: HyperConnection)
 
     layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
     drop: str = "self.layer_dropout"  # its layer dropout probability
@@ -570,7 +571,8 @@ class BlockClass:
         if any(step.aggregate for step in self.steps):
             wanted.add(runtime("layers", "LayerAttention"))
         if self.streams:
-            wanted.add(runtime("layers", "HyperConnection"))
+            gated = self.steps[0].stream_rank
+            wanted.add(runtime("layers", "GatedMultiResidual" if gated else "HyperConnection"))
         return wanted
 
     @property

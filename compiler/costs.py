@@ -95,7 +95,11 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.AGGREGATE:  # three RMSNorm gains, the query's low-rank down and up maps
         return 3 * a.dim + 2 * a.dim * a.lora_rank
     if kind is OpKind.STREAMS:  # the streams' embeddings (summing them back has none)
-        return 0 if a.merge else a.streams * a.dim
+        return 0 if a.merge or a.streams == 1 else a.streams * a.dim
+    if kind is OpKind.STREAM_MIX and a.rank:  # GatedMultiResidual: gains, the gates' constants,
+        # the shared bottleneck and the read and write maps out of it, a scale
+        width = a.streams * a.dim
+        return width + a.views * width + a.streams + width * a.rank + a.rank * a.views * width + a.rank * a.streams + 1
     if kind is OpKind.STREAM_MIX:  # HyperConnection: a norm's gain, the read's constant, map and
         # scale, the write's constant, map and scale
         return 2 * a.dim + a.streams * a.views + a.dim * a.views + a.streams + 2
@@ -527,6 +531,10 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
         return [linear(n, op.shape[-1], 3 * op.shape[-1], True)] * 2
     if kind is OpKind.REINJECT:  # the input's projection, and its gate's
         return [linear(n, a.dim, a.dim, input_grad)] + ([linear(n, a.dim, 1, input_grad)] if a.gated else [])
+    if kind is OpKind.STREAM_MIX and a.rank:  # the shared bottleneck, the read and write gates' maps
+        width = a.streams * a.dim
+        return [linear(n, width, a.rank, input_grad), linear(n, a.rank, a.views * width, True),
+                linear(n, a.rank, a.streams, True)]
     if kind is OpKind.STREAM_MIX:  # the read's map of each stream (the mix itself: elementwise)
         return [linear(n * a.streams, a.dim, a.views, input_grad)]
     if kind is OpKind.AGGREGATE:  # the query's low-rank update (the softmax over layers: no matmul)

@@ -477,9 +477,10 @@ class ReinjectAttrs:
 
 @dataclass(frozen=True)
 class StreamsAttrs:
-    """num_residual_streams > 1 (hyper-connections): the stack's input copied into `streams`
-    residual streams, each with a learned embedding added (x-transformers' stream_emb), or,
-    `merge`, the streams summed back before the final norm."""
+    """num_residual_streams > 1 (hyper-connections) or gated_multi_residual: the stack's input
+    copied into `streams` residual streams, each with a learned embedding added where there are
+    several (x-transformers' stream_emb), or, `merge`, the streams summed back before the final
+    norm."""
     dim: int
     streams: int
     merge: bool = False
@@ -495,6 +496,7 @@ class StreamMixAttrs:
     streams: int
     views: int = 1
     layer: int = 0
+    rank: int = 0  # gated_multi_residual: its gates' read_gate_rank (x-transformers' GatedMultiResidual)
 
 
 @dataclass(frozen=True)

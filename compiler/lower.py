@@ -875,7 +875,8 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0,
         streams=streams.role if streams else "",
         stream_count=streams.attrs.streams if streams else 0,
-        stream_layer=str(streams.attrs.layer) if streams else "0")
+        stream_layer=str(streams.attrs.layer) if streams else "0",
+        stream_rank=streams.attrs.rank if streams else 0)
 
 
 def norm_init(norm_type: str, width: str = "dim") -> str:
@@ -1078,7 +1079,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
                                                  "memory": model.recurrent})
     if kind is OpKind.STREAMS:  # hyper-connections: the residual streams made, then summed
-        imports |= set() if attrs.merge else {TORCH}
+        imports |= set() if attrs.merge or attrs.streams == 1 else {TORCH}
         return OpContext("ops/streams.py.jinja", {"merge": attrs.merge, "streams": attrs.streams})
     if kind is OpKind.REINJECT:
         imports.add(runtime("layers", "Reinjection"))

@@ -79,7 +79,7 @@ def parameter_names(op: Op) -> list[tuple]:
         pairs = [("reinject_input_proj", "proj")] + ([("learned_reinject_input_gate", "gate")] if attrs.gated else [])
         return [(f"{ours}.weight", f"{theirs}.weight", False) for ours, theirs in pairs]
     if op.kind is OpKind.STREAMS:  # AttentionLayers.stream_emb (merging has no parameters)
-        return [] if attrs.merge else [("stream_emb", "", False)]
+        return [] if attrs.merge or attrs.streams == 1 else [("stream_emb", "", False)]
     if op.kind is OpKind.STREAM_MIX:
         return stream_mix_parameters(attrs)
     if op.kind is OpKind.AGGREGATE:  # AttentionResidual: to_query is Sequential(RMSNorm, LoRALinear)
@@ -194,9 +194,14 @@ def qkv_rows(attrs) -> list[tuple]:
 
 
 def stream_mix_parameters(attrs) -> list[tuple]:
-    """HyperConnection's: the read's static and dynamic weights are the first `views` columns
+    """GatedMultiResidual's (`rank`), or HyperConnection's: the read's static and dynamic weights are the first `views` columns
     of static_alpha and dynamic_alpha_fn; the rest, the stream mixing's, 2.31.10 never reads
     (its Sinkhorn step makes that mixing all ones)."""
+    if attrs.rank:
+        return [(theirs, ours, False) for theirs, ours in (
+            ("read_gain", "read_gain"), ("static_read_logit", "read"), ("static_write_logit", "write"),
+            ("to_bottleneck.weight", "down.weight"), ("to_read_gate.weight", "to_read.weight"),
+            ("to_write_gate.weight", "to_write.weight"), ("dynamic_gate_scale", "scale"))]
     found = [("norm.weight", "norm.weight", False)]
     found += [(theirs, ours, False, None, attrs.views) for theirs, ours in (
         ("static_alpha", "read"), ("dynamic_alpha_fn", "read_proj"))]

@@ -59,7 +59,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "cross_residual_attn", "add_value_residual", "learned_value_residual_mix",
         "scale_residual_constant", "depth_scale_residual", "zero_init_branch_output",
         "mv_split_residual", "orthog_residual", "residual_fn_kwargs", "num_residual_streams",
-        "hyper_conn_sinkhorn_iters",
+        "hyper_conn_sinkhorn_iters", "gated_multi_residual",
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
         "reinject_input", "learned_reinject_input_gate",
     }),

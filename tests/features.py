@@ -442,9 +442,27 @@ STREAMS = token_rows("streams", {
                                                "layers_execute_order": [0, 1, 2, 3, 2, 3]}},
     "macaron_rotary_shift": {"layers": {"num_residual_streams": 4, "macaron": True,
                                         "rotary_pos_emb": True, "shift_tokens": 1}},
-}) + [
+    # gated_multi_residual: one stream or several; it drops the pre-norm for norms after the sum
+    "gated_one_stream": {"layers": {"gated_multi_residual": True,
+                                    "residual_fn_kwargs": {"read_gate_rank": 4}}},
+    "gated_cross_layerscale": {"layers": {"gated_multi_residual": True, "num_residual_streams": 3,
+                                          "residual_fn_kwargs": {"read_gate_rank": 8},
+                                          "cross_attend": True, "use_layerscale": True}},
+}) + token_rows("streams", {
+    # (the reference's cache with token shifts is wrong: its uncached tokens)
+    "gated_custom_layout_shift": {"layers": {"gated_multi_residual": True, "num_residual_streams": 2,
+                                             "residual_fn_kwargs": {"read_gate_rank": 2},
+                                             "depth": None, "custom_layers": ["a", "f", "a", "f"],
+                                             "layers_execute_order": [0, 1, 2, 3, 2, 3],
+                                             "shift_tokens": 1}},
+}, reference_cache=False) + [
     row("streams", "xtransformer", model={"encoder": {"num_residual_streams": 2},
                                           "decoder": {"num_residual_streams": 3}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+    row("streams", "xtransformer_gated", model={
+        "encoder": {"gated_multi_residual": True, "residual_fn_kwargs": {"read_gate_rank": 4}},
+        "decoder": {"gated_multi_residual": True, "num_residual_streams": 2,
+                    "residual_fn_kwargs": {"read_gate_rank": 4}}},
         wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 

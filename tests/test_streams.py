@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 from x_transformers import Decoder, TransformerWrapper
+from x_transformers.x_transformers import GatedMultiResidual as Reference
 from x_transformers.x_transformers import HyperConnection as ReferenceHyperConnection
-from xtc.runtime.layers import HyperConnection
+from xtc.runtime.layers import GatedMultiResidual, HyperConnection
 
 B, T, S, C = 2, 5, 3, 8
 
@@ -69,3 +70,26 @@ def test_streams_sinkhorn_iterations_and_mixing_columns_change_nothing():
             if name.endswith(("static_alpha", "dynamic_alpha_fn")):
                 parameter[..., 1:].normal_()  # the mixing columns: never read
         torch.testing.assert_close(five(tokens), expected)
+
+
+@pytest.mark.parametrize("streams", [1, 3])
+def test_streams_gated_multi_residual_matches_the_reference(streams):
+
+    torch.manual_seed(0)
+    reference = Reference(C, layer_index=4, num_residual_streams=streams, num_input_views=3,
+                          read_gate_rank=4)
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.normal_()
+    ours = GatedMultiResidual(C, streams=streams, rank=4, views=3, layer=4)
+    ours.load_state_dict({
+        "read_gain": reference.read_gain, "read": reference.static_read_logit,
+        "write": reference.static_write_logit, "down.weight": reference.to_bottleneck.weight,
+        "to_read.weight": reference.to_read_gate.weight,
+        "to_write.weight": reference.to_write_gate.weight, "scale": reference.dynamic_gate_scale})
+    x, out = torch.randn(B, T, streams, C), torch.randn(B, T, C)
+    mixed, residuals, kwargs = reference.prepare(x.transpose(1, 2).reshape(B * streams, T, C))
+    expected = reference(out, residuals, **kwargs).view(B, streams, T, C).transpose(1, 2)
+    ours_mixed, kept, gates = ours.prepare(x)
+    torch.testing.assert_close(ours_mixed, mixed)
+    torch.testing.assert_close(ours(out, kept, gates), expected)

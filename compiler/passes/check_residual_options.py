@@ -24,6 +24,9 @@
   and fails (`streams-exclude-reinject`); with `attn_aggregated_residuals` it would aggregate
   the mixes, which xtc does not compile yet (`streams-exclude-aggregated-residuals`). They have
   no residual scale: `scale_residual` does nothing (`hyper-connections-drop-scale`, a warning).
+  `gated_multi_residual` (one stream or several) needs `residual_fn_kwargs: {read_gate_rank: r}`,
+  a positive int (`gated-multi-residual-rank`: x-transformers asserts it is given); it drops the
+  pre-norm, and sandwich_norm with it fails in x-transformers (`gated-multi-residual-sandwich`).
   `hyper_conn_sinkhorn_iters` does nothing in 2.31.10, whose Sinkhorn step runs on a 1 x S
   matrix and always gives all ones (`sinkhorn-iters-no-effect`, a warning).
 - `learned_reinject_input_gate` gates the reinjected input: without `reinject_input` there is
@@ -44,6 +47,7 @@ ID = "check-residual-options"
 # whether each takes a flag (else a number)
 RESIDUAL_FN_KWARGS = {
     "mv_split_residual": {"init_alpha": False, "init_beta": False, "learned": True},
+    "gated_multi_residual": {"read_gate_rank": False},
 }
 
 
@@ -82,17 +86,41 @@ def check_streams(spec: Spec, layers) -> list[Diagnostic]:
             "hyper_conn_sinkhorn_iters has no effect: x-transformers 2.31.10 runs its Sinkhorn "
             "step on a 1 x S matrix, which always gives all ones (every stream adds the sum of "
             "the streams)", "warning"))
-    if layers["num_residual_streams"] <= 1:
+    gated = layers["gated_multi_residual"]
+    if gated:
+        found += check_gated_multi_residual(spec, layers)
+    if layers["num_residual_streams"] <= 1 and not gated:
         return found
     for name, (code, why) in NOT_WITH_STREAMS.items():
-        if layers[name]:
+        # (beside gated_multi_residual the other residual kinds are at-most-one-residual-kind)
+        if layers[name] and layers["num_residual_streams"] > 1 and not (gated and code == "streams-exclude-residual-kinds"):
             found.append(diagnostic(spec, key, code, f"num_residual_streams above 1 (hyper-"
                                     f"connections) cannot be combined with {name}: {why}"))
     if layers["scale_residual"]:
         found.append(diagnostic(spec, f"{layers.key}.scale_residual", "hyper-connections-drop-scale",
                                 "scale_residual does nothing beside num_residual_streams above "
-                                "1: hyper-connections have no residual scale (x-transformers "
-                                "drops it)", "warning"))
+                                "1 or gated_multi_residual: their streams have no residual scale "
+                                "(x-transformers drops it)", "warning"))
+    return found
+
+
+def check_gated_multi_residual(spec: Spec, layers) -> list[Diagnostic]:
+    """Its read_gate_rank is required (x-transformers asserts), a positive int; it drops the
+    pre-norm, so sandwich_norm fails in the reference."""
+    found, rank = [], (layers["residual_fn_kwargs"] or {}).get("read_gate_rank")
+    if rank is None:
+        found.append(diagnostic(spec, f"{layers.key}.gated_multi_residual", "gated-multi-residual-rank",
+                                "gated_multi_residual needs residual_fn_kwargs: {read_gate_rank: "
+                                "r}, the rank of its gates' bottleneck (x-transformers asserts it)"))
+    elif isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        found.append(diagnostic(spec, f"{layers.key}.residual_fn_kwargs.read_gate_rank",
+                                "gated-multi-residual-rank",
+                                f"residual_fn_kwargs.read_gate_rank ({scalar(rank)}) must be a "
+                                "positive int: the rank of gated_multi_residual's gates"))
+    if layers["sandwich_norm"]:
+        found.append(diagnostic(spec, f"{layers.key}.sandwich_norm", "gated-multi-residual-sandwich",
+                                "sandwich_norm cannot be combined with gated_multi_residual, which "
+                                "drops the pre-norm (x-transformers 2.31.10 refuses this too)"))
     return found
 
 
