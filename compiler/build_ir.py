@@ -51,6 +51,8 @@ from .ir import (
     PrependAttrs,
     ProjectAttrs,
     ResidualAttrs,
+    StreamMixAttrs,
+    StreamsAttrs,
     StripAttrs,
     TokenEmbeddingAttrs,
     scope_prefix,
@@ -461,11 +463,20 @@ class Builder:
             self.inject = self.add("reinject", OpKind.REINJECT, layers.reinject, (hidden,),
                                    spec_key=f"{layers.key}.reinject_input",
                                    ref_path=ref.rstrip("."), role="reinject")
+        if layers.streams:  # hyper-connections: S copies of the input, each its embedding added
+            hidden = self.add("streams", OpKind.STREAMS, StreamsAttrs(layers.dim, layers.streams),
+                              (hidden,), spec_key=f"{layers.key}.num_residual_streams",
+                              ref_path=ref.rstrip("."), role="stream_emb")
         self.tied = layers.weight_tie
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied, self.inject = False, None
-        if layers.pre_norm:  # post-norm stacks have no final norm (AttentionLayers.__init__)
+        if layers.streams:  # the streams summed back (AttentionLayers.forward, before its norm)
+            hidden = self.add("merge_streams", OpKind.STREAMS,
+                              StreamsAttrs(layers.dim, layers.streams, merge=True), (hidden,),
+                              spec_key=f"{layers.key}.num_residual_streams", role="merge_streams")
+        # post-norm stacks have no final norm, but for gated_multi_residual (AttentionLayers.__init__)
+        if layers.pre_norm or layers.read_gate_rank:
             hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         return hidden
@@ -520,6 +531,12 @@ class Builder:
                                     AggregateAttrs(layers.dim, layers.aggregate_rank), (hidden,),
                                     ref_path=f"{integrators[0]}layer_integrators.{integrators[2]}",
                                     role=f"{role}_aggregate", **provenance)
+        if layers.streams:  # HyperConnection.prepare: the sublayer reads a mix of the streams
+            mix = StreamMixAttrs(layers.dim, layers.streams, layer=layer_index(ref),
+                                 rank=layers.read_gate_rank)
+            branch_input = self.add(f"{name}_streams", OpKind.STREAM_MIX, mix,
+                                    (hidden,), ref_path=f"{ref}.2", role=f"{role}_streams",
+                                    **provenance)
         if self.inject is not None:  # after the aggregate, before the norm (the residual: as it was)
             branch_input = self.add(f"{name}_reinject", OpKind.ADD, AddAttrs(),
                                     (branch_input, self.inject), role=f"{role}_reinject",
@@ -547,6 +564,11 @@ class Builder:
             out = self.add(f"{name}_norm", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
                            role=f"{role}_norm", **provenance)
         return out
+
+
+def layer_index(ref: str) -> int:
+    """The index of the reference's layer at `ref` (`...layers.3`) in its stack."""
+    return int(ref.rpartition("layers.")[2])
 
 
 def init_depth(layers: ResolvedLayers, index: int, block_width: int) -> int:

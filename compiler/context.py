@@ -439,6 +439,10 @@ class ResidualStep:
     aggregate: str = ""  # attn_aggregated_residuals: the attribute of its LayerAttention
     aggregate_rank: int = 0
     reinject: bool = False  # reinject_input: its input takes the block's `inject` added
+    streams: str = ""  # hyper-connections: the attribute of its HyperConnection
+    stream_count: int = 0
+    stream_layer: str = "0"  # the sublayer's index in the stack: the stream it reads at first
+    stream_rank: int = 0  # gated_multi_residual: its GatedMultiResidual's rank (0: HyperConnection)
 
     layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
     drop: str = "self.layer_dropout"  # its layer dropout probability
@@ -454,7 +458,7 @@ class ResidualStep:
         """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
         r = self.residual
         return bool(self.returned or self.post_norm or r.layerscale is not None
-                    or self.residual_module)
+                    or self.residual_module or self.streams)
 
     @property
     def residual_module(self) -> str:
@@ -566,7 +570,15 @@ class BlockClass:
                 wanted.add(runtime("layers", step.residual_module.split("(")[0]))
         if any(step.aggregate for step in self.steps):
             wanted.add(runtime("layers", "LayerAttention"))
+        if self.streams:
+            gated = self.steps[0].stream_rank
+            wanted.add(runtime("layers", "GatedMultiResidual" if gated else "HyperConnection"))
         return wanted
+
+    @property
+    def streams(self) -> int:
+        """Hyper-connections: how many residual streams x holds (0: x is the one stream)."""
+        return self.steps[0].stream_count
 
 
 # -- model classes and their top-level ops ------------------------------------------------------

@@ -94,6 +94,15 @@ def op_parameters(op: Op) -> int:
         return a.dim * a.dim + (a.dim if a.gated else 0)
     if kind is OpKind.AGGREGATE:  # three RMSNorm gains, the query's low-rank down and up maps
         return 3 * a.dim + 2 * a.dim * a.lora_rank
+    if kind is OpKind.STREAMS:  # the streams' embeddings (summing them back has none)
+        return 0 if a.merge or a.streams == 1 else a.streams * a.dim
+    if kind is OpKind.STREAM_MIX and a.rank:  # GatedMultiResidual: gains, the gates' constants,
+        # the shared bottleneck and the read and write maps out of it, a scale
+        width = a.streams * a.dim
+        return width + a.views * width + a.streams + width * a.rank + a.rank * a.views * width + a.rank * a.streams + 1
+    if kind is OpKind.STREAM_MIX:  # HyperConnection: a norm's gain, the read's constant, map and
+        # scale, the write's constant, map and scale
+        return 2 * a.dim + a.streams * a.views + a.dim * a.views + a.streams + 2
     if kind is OpKind.LOGITS:
         return 0 if a.tied else a.dim * a.num_tokens + (a.num_tokens if a.bias else 0)
     return 0
@@ -232,7 +241,7 @@ class Contributor:
 # The group of a sublayer kind inside the blocks, named like the block's attribute.
 BLOCK_GROUPS = {OpKind.ATTENTION: "attn", OpKind.CROSS_ATTENTION: "cross_attn",
                 OpKind.FEEDFORWARD: "ff", OpKind.NORM: "norms", OpKind.RESIDUAL: "residuals",
-                OpKind.AGGREGATE: "aggregates"}
+                OpKind.AGGREGATE: "aggregates", OpKind.STREAM_MIX: "streams"}
 
 
 def contributors(graph: Graph) -> list[Contributor]:
@@ -349,6 +358,8 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
         return (outer, dim) if into else (dim, outer)
     if kind is OpKind.MEMORY_TOKENS:
         return Factor(op.spec_key, own, a.count), dim
+    if kind is OpKind.STREAMS:  # one embedding per residual stream
+        return Factor(op.spec_key, own, a.streams), dim
     if kind is OpKind.POSITION_BIAS:
         return position_bias_factors(a, stack)
     if op.role == "post_emb_norm":  # a norm's gains, at the embeddings' width or the stack's
@@ -520,6 +531,12 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
         return [linear(n, op.shape[-1], 3 * op.shape[-1], True)] * 2
     if kind is OpKind.REINJECT:  # the input's projection, and its gate's
         return [linear(n, a.dim, a.dim, input_grad)] + ([linear(n, a.dim, 1, input_grad)] if a.gated else [])
+    if kind is OpKind.STREAM_MIX and a.rank:  # the shared bottleneck, the read and write gates' maps
+        width = a.streams * a.dim
+        return [linear(n, width, a.rank, input_grad), linear(n, a.rank, a.views * width, True),
+                linear(n, a.rank, a.streams, True)]
+    if kind is OpKind.STREAM_MIX:  # the read's map of each stream (the mix itself: elementwise)
+        return [linear(n * a.streams, a.dim, a.views, input_grad)]
     if kind is OpKind.AGGREGATE:  # the query's low-rank update (the softmax over layers: no matmul)
         return [linear(n, a.dim, a.lora_rank, True), linear(n, a.lora_rank, a.dim, True)]
     if kind is OpKind.RESIDUAL and a.mv_split_learned:  # the two gains of the output's mean

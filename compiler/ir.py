@@ -45,6 +45,8 @@ class OpKind(Enum):
     RESIDUAL = "residual"  # x + branch(x)
     AGGREGATE = "aggregate"  # a sublayer's input: attention over every sublayer's input so far
     REINJECT = "reinject"  # the stack's input, projected (and gated), for every sublayer's input
+    STREAMS = "streams"  # hyper-connections: the hidden states as S residual streams, or summed back
+    STREAM_MIX = "stream_mix"  # a sublayer's input: a learned mix of the residual streams
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -458,6 +460,7 @@ class ResidualAttrs:
     mv_split: bool = False  # the mean / variance split update (MVSplitResidualUpdate)
     mv_split_init: tuple = (0.0, 0.03)  # its gains' initial values: alpha (means), beta (centered)
     mv_split_learned: bool = False  # its gains computed from the output's mean by two Linears
+    streams: int = 1  # hyper-connections: the output written to this many residual streams
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)
     pre_norm: bool = True  # x + f(norm(x)); False: norm(x + f(x)), the norm after the sum
@@ -470,6 +473,30 @@ class ReinjectAttrs:
     takes it added (an ADD op before its norm), the residual its own input as it was."""
     dim: int
     gated: bool = False
+
+
+@dataclass(frozen=True)
+class StreamsAttrs:
+    """num_residual_streams > 1 (hyper-connections) or gated_multi_residual: the stack's input
+    copied into `streams` residual streams, each with a learned embedding added where there are
+    several (x-transformers' stream_emb), or, `merge`, the streams summed back before the final
+    norm."""
+    dim: int
+    streams: int
+    merge: bool = False
+
+
+@dataclass(frozen=True)
+class StreamMixAttrs:
+    """x-transformers' HyperConnection.prepare: a sublayer's input, a learned per-position mix
+    of the streams (`views` of them: three give attention's queries, keys and values their
+    own). Its residual op (ResidualAttrs.streams) writes the output back. `layer`: the
+    sublayer's index in the stack, whose stream each view reads at initialisation."""
+    dim: int
+    streams: int
+    views: int = 1
+    layer: int = 0
+    rank: int = 0  # gated_multi_residual: its gates' read_gate_rank (x-transformers' GatedMultiResidual)
 
 
 @dataclass(frozen=True)
@@ -557,6 +584,8 @@ ATTRS = {
     OpKind.RESIDUAL: ResidualAttrs,
     OpKind.AGGREGATE: AggregateAttrs,
     OpKind.REINJECT: ReinjectAttrs,
+    OpKind.STREAMS: StreamsAttrs,
+    OpKind.STREAM_MIX: StreamMixAttrs,
     OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
@@ -583,8 +612,10 @@ ARITY = {
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 2),
-    OpKind.AGGREGATE: (1, 1),
-    OpKind.REINJECT: (1, 1),  # the stack's input  # the latest input (the earlier ones are the block's hiddens)
+    OpKind.AGGREGATE: (1, 1),  # the latest input (the earlier ones are the block's hiddens)
+    OpKind.REINJECT: (1, 1),  # the stack's input
+    OpKind.STREAMS: (1, 1),
+    OpKind.STREAM_MIX: (1, 1),  # the streams
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,

@@ -717,7 +717,7 @@ def stack_blocks(model: Model, prefix: str, config: str, signature: BlockSignatu
         steps = block_steps(model, pairs, per_layer, "cache" in signature)
         cls = BlockClass("", config, tuple(first_definitions(steps)), signature, imports,
                          runs=layout_runs, per_layer=per_layer, width=0 if custom else len(steps),
-                         takes_layer=not custom and (bool(per_layer) or any(s.layer for s in steps)))
+                         takes_layer=not custom and (bool(per_layer) or any(s.layer or s.streams for s in steps)))
         body = code_of(cls)
         if body not in named:
             named[body] = replace(cls, name=f"{prefix}Block{len(named) + 1 if named else ''}")
@@ -751,6 +751,8 @@ def block_steps(model: Model, pairs: list, per_layer: tuple[str, ...],
             layer = str(layer_number(model, step)) if model.attrs.custom_layout else \
                 index_expression(counts[step.branch_class], seen[step.branch_class])
         seen[step.branch_class] += 1
+        if step.streams and not model.attrs.custom_layout:  # its index among all the sublayers
+            step = replace(step, stream_layer=index_expression(len(pairs), position))
         result.append(replace(
             step, layer=layer,
             drop=f"self.layer_dropout[{place}]" if "layer_dropout" in per_layer else step.drop,
@@ -855,6 +857,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
                 and graph[branch_input.inputs[1]].kind is OpKind.REINJECT)
     branch_input = graph[branch_input.inputs[0]] if reinject else branch_input
     aggregate = branch_input if branch_input.kind is OpKind.AGGREGATE else None
+    streams = branch_input if branch_input.kind is OpKind.STREAM_MIX else None
     class_name = BRANCH_CLASSES[branch.kind]
     return ResidualStep(
         residual=residual.attrs, branch=branch.role, branch_class=class_name,
@@ -869,7 +872,11 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "",
         aggregate=aggregate.role if aggregate else "",
         reinject=reinject,
-        aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0)
+        aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0,
+        streams=streams.role if streams else "",
+        stream_count=streams.attrs.streams if streams else 0,
+        stream_layer=str(streams.attrs.layer) if streams else "0",
+        stream_rank=streams.attrs.rank if streams else 0)
 
 
 def norm_init(norm_type: str, width: str = "dim") -> str:
@@ -1071,6 +1078,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         imports.add(runtime("positions", "RotaryEmbedding"))
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
                                                  "memory": model.recurrent})
+    if kind is OpKind.STREAMS:  # hyper-connections: the residual streams made, then summed
+        imports |= set() if attrs.merge or attrs.streams == 1 else {TORCH}
+        return OpContext("ops/streams.py.jinja", {"merge": attrs.merge, "streams": attrs.streams})
     if kind is OpKind.REINJECT:
         imports.add(runtime("layers", "Reinjection"))
         return OpContext("ops/reinject.py.jinja", {"gated": attrs.gated})

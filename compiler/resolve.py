@@ -78,6 +78,8 @@ class ResolvedLayers:
     # attn_aggregated_residuals: each sublayer's input attends over every sublayer's input so
     # far (AttentionResidual), with a query of this low-rank update (0: no aggregation)
     aggregate_rank: int = 0
+    streams: int = 0  # residual streams passed between sublayers (hyper-connections, gated); 0: none
+    read_gate_rank: int = 0  # gated_multi_residual: its gates' rank (its streams, 1 or more)
 
     @property
     def causal(self) -> bool:
@@ -451,6 +453,8 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
         aggregate_rank=aggregate_rank(layers),
+        streams=stream_count(layers),
+        read_gate_rank=read_gate_rank(layers),
     )
 
 
@@ -467,6 +471,18 @@ def aggregate_rank(layers: ModuleSpec) -> int:
     return AGGREGATE_LORA_RANK if rank is None else rank
 
 
+def stream_count(layers: ModuleSpec) -> int:
+    """The residual streams the blocks pass on: num_residual_streams, or 0 for none (one
+    stream without gated_multi_residual is the plain residual)."""
+    streams = layers["num_residual_streams"]
+    return streams if streams > 1 or layers["gated_multi_residual"] else 0
+
+
+def read_gate_rank(layers: ModuleSpec) -> int:
+    """gated_multi_residual's read_gate_rank (check-residual-options requires it); 0 without."""
+    return (layers["residual_fn_kwargs"] or {}).get("read_gate_rank", 0) if layers["gated_multi_residual"] else 0
+
+
 def with_memory(layers: ResolvedLayers) -> ResolvedLayers:
     """Transformer-XL: every self-attention layer also reads its memory."""
     return replace(layers, attentions=tuple(replace(a, memory=True) for a in layers.attentions))
@@ -480,12 +496,14 @@ def training_loss(model: ModuleSpec) -> LossAttrs | None:
 def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
     """The residual around layer `index` (of every kind). residual_fn_kwargs hold the
     mean / variance split's own keywords (check-residual-options); that update has no residual
-    scale (x-transformers' MVSplitResidualUpdate drops scale_residual)."""
+    scale (x-transformers' MVSplitResidualUpdate drops scale_residual), nor the hyper-connections
+    (its HyperConnection drops both residual scales)."""
     mv_split, kwargs = bool(layers["mv_split_residual"]), layers["residual_fn_kwargs"] or {}
+    streams = stream_count(layers)
     return ResidualAttrs(
         layer_dropout=layer_value(layers["layer_dropout"], index),
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
-        scale_residual=layers["scale_residual"] and not mv_split,
+        scale_residual=layers["scale_residual"] and not mv_split and not streams,
         # a GRU gate and the whole-row updates replace the sum, and with it the constant (a
         # warning says so)
         residual_constant=1.0 if replaces_sum(layers) else float(layers["scale_residual_constant"]),
@@ -495,8 +513,10 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
         mv_split=mv_split,
         mv_split_init=(float(kwargs.get("init_alpha", 0.0)), float(kwargs.get("init_beta", 0.03))),
         mv_split_learned=bool(mv_split and kwargs.get("learned", False)),
+        streams=max(streams, 1),
         token_shifts=token_shifts(layers, index),
-        pre_norm=layers["pre_norm"],
+        # the gated read normalises: the reference drops the pre-norm, and norms after the sum
+        pre_norm=layers["pre_norm"] and not layers["gated_multi_residual"],
     )
 
 
@@ -517,9 +537,10 @@ def depth_scaled_init(layers: ModuleSpec) -> bool:
 
 
 def replaces_sum(layers: ModuleSpec) -> bool:
-    """Whether the residual is joined by a GRU gate or a whole-row update, which take it as it
-    is: scale_residual_constant does nothing there (a warning says so)."""
-    return bool(layers["gate_residual"] or layers["orthog_residual"] or layers["mv_split_residual"])
+    """Whether the residual is joined by a GRU gate, a whole-row update or hyper-connections,
+    which take it as it is: scale_residual_constant does nothing there (a warning says so)."""
+    return bool(layers["gate_residual"] or layers["orthog_residual"] or layers["mv_split_residual"]
+                or stream_count(layers))
 
 
 def layer_value(value: object, index: int) -> object:

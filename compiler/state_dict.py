@@ -26,10 +26,15 @@ class Rule:
     emitted: str
     add_one: bool = False  # the reference stores gamma - 1
     rows: tuple[int, int] | None = None  # the reference tensor is these rows of the emitted one
+    columns: int | None = None  # the emitted tensor is the reference's first columns (the rest unread)
 
     def part(self, emitted):
         """The part of an emitted tensor (or its gradient) that this rule's reference tensor is."""
         return emitted if self.rows is None else emitted[self.rows[0]:self.rows[1]]
+
+    def read(self, reference):
+        """The part of a reference tensor (or its gradient) that the emitted tensor holds."""
+        return reference if self.columns is None else reference[..., :self.columns]
 
 
 def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
@@ -73,6 +78,10 @@ def parameter_names(op: Op) -> list[tuple]:
     if op.kind is OpKind.REINJECT:  # AttentionLayers' reinject_input_proj, and its gate
         pairs = [("reinject_input_proj", "proj")] + ([("learned_reinject_input_gate", "gate")] if attrs.gated else [])
         return [(f"{ours}.weight", f"{theirs}.weight", False) for ours, theirs in pairs]
+    if op.kind is OpKind.STREAMS:  # AttentionLayers.stream_emb (merging has no parameters)
+        return [] if attrs.merge or attrs.streams == 1 else [("stream_emb", "", False)]
+    if op.kind is OpKind.STREAM_MIX:
+        return stream_mix_parameters(attrs)
     if op.kind is OpKind.AGGREGATE:  # AttentionResidual: to_query is Sequential(RMSNorm, LoRALinear)
         pairs = (("to_keys", "key_norm"), ("to_query.0", "query_norm"),
                  ("to_query.1.down", "down"), ("to_query.1.up", "up"), ("norm", "norm"))
@@ -182,6 +191,23 @@ def qkv_rows(attrs) -> list[tuple]:
         parts.append((f"to_{part}.weight", "to_qkv.weight", False, (start, start + width)))
         start += width
     return parts
+
+
+def stream_mix_parameters(attrs) -> list[tuple]:
+    """GatedMultiResidual's (`rank`), or HyperConnection's: the read's static and dynamic weights are the first `views` columns
+    of static_alpha and dynamic_alpha_fn; the rest, the stream mixing's, 2.31.10 never reads
+    (its Sinkhorn step makes that mixing all ones)."""
+    if attrs.rank:
+        return [(theirs, ours, False) for theirs, ours in (
+            ("read_gain", "read_gain"), ("static_read_logit", "read"), ("static_write_logit", "write"),
+            ("to_bottleneck.weight", "down.weight"), ("to_read_gate.weight", "to_read.weight"),
+            ("to_write_gate.weight", "to_write.weight"), ("dynamic_gate_scale", "scale"))]
+    found = [("norm.weight", "norm.weight", False)]
+    found += [(theirs, ours, False, None, attrs.views) for theirs, ours in (
+        ("static_alpha", "read"), ("dynamic_alpha_fn", "read_proj"))]
+    return found + [(theirs, ours, False) for theirs, ours in (
+        ("dynamic_alpha_scale", "read_scale"), ("static_beta", "write"),
+        ("dynamic_beta_fn", "write_proj"), ("dynamic_beta_scale", "write_scale"))]
 
 
 def residual_parameters(attrs) -> list[tuple[str, str, bool]]:

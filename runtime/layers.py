@@ -154,6 +154,91 @@ class Reinjection(nn.Module):
         return inject if self.gate is None else inject * self.gate(x).sigmoid()
 
 
+class HyperConnection(nn.Module):
+    """A sublayer's connection to S residual streams (hyper-connections, Zhu et al. 2024,
+    https://arxiv.org/abs/2409.19606, their dynamic form; x-transformers' HyperConnection).
+
+    `read` gives the sublayer's input: a mix of the streams, its weights per position a sigmoid
+    of a learned constant plus a small learned map of the normed streams (one mix per view:
+    three views give attention's queries, keys and values their own). `forward` writes the
+    output back: every stream becomes the sum of all the streams plus the output times its own
+    per-position gate, in (0, 2). The sum is what x-transformers 2.31.10 computes: its
+    Sinkhorn-normalised stream mixing always comes out all ones.
+    """
+
+    def __init__(self, dim: int, *, streams: int, views: int = 1, layer: int = 0) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, bias=False)
+        read = torch.zeros(streams, views)
+        read[layer % streams] = 1.0  # at first each view reads the layer's own stream
+        self.read = nn.Parameter(read)
+        self.read_proj = nn.Parameter(torch.zeros(dim, views))
+        self.read_scale = nn.Parameter(torch.tensor(1e-2))
+        self.write = nn.Parameter(torch.ones(streams))
+        self.write_proj = nn.Parameter(torch.zeros(dim))
+        self.write_scale = nn.Parameter(torch.tensor(1e-2))
+        self.views = views
+
+    def prepare(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, T, S, C) -> the sublayer's input (B, T, C), or (V, B, T, C) for V views; the
+        streams' sum (B, T, 1, C); the write gates (B, T, S)."""
+        normed = self.norm(x)
+        weights = (self.read + normed @ self.read_proj * self.read_scale).sigmoid()  # (B, T, S, V)
+        mixed = (weights.unsqueeze(-1) * x.unsqueeze(-2)).sum(dim=-3)  # (B, T, V, C)
+        mixed = mixed.squeeze(-2) if self.views == 1 else mixed.movedim(-2, 0)
+        gates = (self.write + (normed @ self.write_proj).sigmoid() * 2 * self.write_scale).sigmoid() * 2
+        return mixed, x.sum(dim=-2, keepdim=True), gates
+
+    def forward(self, out: Tensor, summed: Tensor, gates: Tensor) -> Tensor:
+        """out: (B, T, C), the sublayer's output -> the streams (B, T, S, C)."""
+        return write_streams(out, summed, gates)
+
+
+class GatedMultiResidual(nn.Module):
+    """A sublayer's connection to S residual streams through gates (x-transformers'
+    GatedMultiResidual, after Qwen's gated residual): `read` gives the sublayer's input, the mean
+    over the streams of the RMS-normed streams (a learned gain per stream and feature) times an
+    elementwise sigmoid gate, a learned constant plus a low-rank map of them (one gate per view);
+    `forward` adds the output to each stream times its own per-position gate in (0, 2). The
+    read and write gates share the low-rank bottleneck; their maps start at zero.
+    """
+
+    def __init__(self, dim: int, *, streams: int, rank: int, views: int = 1, layer: int = 0) -> None:
+        super().__init__()
+        self.read_norm = nn.RMSNorm(dim, elementwise_affine=False)
+        self.read_gain = nn.Parameter(torch.ones(streams, dim))
+        read = torch.zeros(views, streams, dim)
+        read[:, layer % streams] = 1.0  # at first each view leans on the layer's own stream
+        self.read = nn.Parameter(read)
+        self.write = nn.Parameter(torch.zeros(streams))  # gates of 1 at first
+        self.down = nn.Linear(streams * dim, rank, bias=False)
+        self.to_read = nn.Linear(rank, views * streams * dim, bias=False)
+        self.to_write = nn.Linear(rank, streams, bias=False)
+        nn.init.zeros_(self.to_read.weight)
+        nn.init.zeros_(self.to_write.weight)
+        self.scale = nn.Parameter(torch.tensor(1e-2))
+
+    def prepare(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """x: (B, T, S, C) -> the sublayer's input (B, T, C), or (V, B, T, C) for V views; the
+        streams as they are; the write gates (B, T, S)."""
+        streams = x.shape[-2]
+        normed = self.read_norm(x) * self.read_gain
+        shared = torch.nn.functional.silu(self.down(normed.flatten(-2) / streams)) * self.scale
+        gates = (self.to_read(shared).unflatten(-1, self.read.shape) + self.read).sigmoid()  # (B, T, V, S, C)
+        mixed = (gates * normed.unsqueeze(-3)).sum(dim=-2) / streams  # (B, T, V, C)
+        mixed = mixed.squeeze(-2) if self.read.shape[0] == 1 else mixed.movedim(-2, 0)
+        return mixed, x, (self.to_write(shared) + self.write).sigmoid() * 2
+
+    def forward(self, out: Tensor, x: Tensor, gates: Tensor) -> Tensor:
+        """out: (B, T, C), the sublayer's output -> the streams (B, T, S, C)."""
+        return write_streams(out, x, gates)
+
+
+def write_streams(out: Tensor, streams: Tensor, gates: Tensor) -> Tensor:
+    """Each stream (B, T, S, C) plus the output (B, T, C) times its own gate (B, T, S)."""
+    return streams + out.unsqueeze(-2) * gates.unsqueeze(-1)
+
+
 def sequence_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     """The mean of x (B, T, C) over its real positions (mask (B, T), True where real):
     (B, 1, C). A row without any real position gives zeros."""

@@ -37,6 +37,7 @@ IMPORTED_NAMES = frozenset({
     "DataDependentAlibi", "PerRowDataDependentAlibi",
     "LatentCache", "PositionCache", "LayerAttention", "MeanSplitResidual",
     "Reinjection",
+    "HyperConnection", "GatedMultiResidual",
     "LossBreakdown", "NamedTuple", "NumberGeneration",
 })
 

@@ -428,6 +428,44 @@ REINJECTION = token_rows("reinject", {
                                     "model": {"num_memory_tokens": 2}},
 })
 
+# hyper-connections: S residual streams, each sublayer reading a learned mix of them and writing
+# its output to each, gated; hyper_conn_sinkhorn_iters does nothing in 2.31.10 (a warning)
+STREAMS = token_rows("streams", {
+    "hyper": {"layers": {"num_residual_streams": 3}},
+    "sinkhorn_post_norm_cross": {"layers": {"num_residual_streams": 2, "hyper_conn_sinkhorn_iters": 2,
+                                            "pre_norm": False, "cross_attend": True}},
+    "sandwich_layerscale_dropout": {"layers": {"num_residual_streams": 2, "sandwich_norm": True,
+                                               "use_layerscale": True, "layer_dropout": 0.1,
+                                               "scale_residual": True}},
+    "custom_layout_order_macaron": {"layers": {"num_residual_streams": 2, "depth": None,
+                                               "custom_layers": ["a", "f", "a", "f"],
+                                               "layers_execute_order": [0, 1, 2, 3, 2, 3]}},
+    "macaron_rotary_shift": {"layers": {"num_residual_streams": 4, "macaron": True,
+                                        "rotary_pos_emb": True, "shift_tokens": 1}},
+    # gated_multi_residual: one stream or several; it drops the pre-norm for norms after the sum
+    "gated_one_stream": {"layers": {"gated_multi_residual": True,
+                                    "residual_fn_kwargs": {"read_gate_rank": 4}}},
+    "gated_cross_layerscale": {"layers": {"gated_multi_residual": True, "num_residual_streams": 3,
+                                          "residual_fn_kwargs": {"read_gate_rank": 8},
+                                          "cross_attend": True, "use_layerscale": True}},
+}) + token_rows("streams", {
+    # (the reference's cache with token shifts is wrong: its uncached tokens)
+    "gated_custom_layout_shift": {"layers": {"gated_multi_residual": True, "num_residual_streams": 2,
+                                             "residual_fn_kwargs": {"read_gate_rank": 2},
+                                             "depth": None, "custom_layers": ["a", "f", "a", "f"],
+                                             "layers_execute_order": [0, 1, 2, 3, 2, 3],
+                                             "shift_tokens": 1}},
+}, reference_cache=False) + [
+    row("streams", "xtransformer", model={"encoder": {"num_residual_streams": 2},
+                                          "decoder": {"num_residual_streams": 3}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+    row("streams", "xtransformer_gated", model={
+        "encoder": {"gated_multi_residual": True, "residual_fn_kwargs": {"read_gate_rank": 4}},
+        "decoder": {"gated_multi_residual": True, "num_residual_streams": 2,
+                    "residual_fn_kwargs": {"read_gate_rank": 4}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+]
+
 # value residual learning (ResFormer): the first attention's values mixed into the later ones
 # by a learned gate per token and head or by half; cross-attention mixes its own first's by half
 VALUE_RESIDUALS = token_rows("value_residual", {
@@ -793,7 +831,7 @@ RECURRENCE = token_rows("recurrence", {
 }, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
-                           + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION
+                           + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE)
 BY_ID = {f.id: f for f in FEATURES}

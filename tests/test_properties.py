@@ -103,6 +103,12 @@ XTC_RULES = {
                                        "its kwargs",
     "aggregated-residual-lora-rank": "the reference asserts lora_rank < dim; xtc also refuses a "
                                      "rank of 0 (a query map of no width), which it builds",
+    "memory-with-residual-streams": "the reference's first segment runs; its next, given the "
+                                    "remembered streams (B * S rows), fails",
+    "memory-with-gated-multi-residual": "not compiled yet: the memory would be the residual "
+                                        "stream",
+    "streams-exclude-aggregated-residuals": "the reference aggregates each sublayer's mix of "
+                                            "the streams; xtc does not compile it yet",
     "aggregated-residuals-exclude-layer-dropout": "the reference builds it; xtc's layer dropout "
                                                   "would keep a dropped sublayer's input among "
                                                   "those the next ones attend over",

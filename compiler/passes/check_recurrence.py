@@ -20,6 +20,9 @@ XValTransformerWrapper (which have no shift), what they need and what xtc compil
 - The orthogonal and the mean / variance split residual updates read the whole segment, so
   generation cannot keep the kv cache that the segment-wise generation needs: not compiled yet,
   refused.
+- Hyper-connections (num_residual_streams above 1): x-transformers remembers the residual
+  streams, B * S rows, and its next forward fails on them: refused; gated_multi_residual's one
+  stream is not compiled with memories yet, refused.
 - Multi-head latent attention's keys and values (attn.use_latent_kv) would read the memory
   through their latent: not compiled yet, refused. So are value residuals (add_value_residual),
   whose mix would take in the memory's values too (the reference fails with the learned mix).
@@ -127,6 +130,15 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
         if layers[name]:
             found.append(diagnostic(spec, at, code,
                                     f"max_mem_len with {name} is not supported by xtc yet: {why}"))
+    if layers["gated_multi_residual"] and layers["num_residual_streams"] == 1:
+        found.append(diagnostic(spec, at, "memory-with-gated-multi-residual",
+                                "max_mem_len with gated_multi_residual is not supported by xtc "
+                                "yet: its memory would be the residual stream"))
+    if layers["num_residual_streams"] > 1:
+        found.append(diagnostic(spec, at, "memory-with-residual-streams",
+                                "max_mem_len cannot be combined with num_residual_streams above "
+                                "1: x-transformers remembers the streams, B * S rows, and its "
+                                "next forward fails on them"))
     if layers.type == "CrossAttender":
         found.append(diagnostic(spec, at, "memory-without-self-attention",
                                 "max_mem_len needs self-attention: a CrossAttender has none to "

@@ -18,6 +18,17 @@
   tokens (`breaks-causality`, a warning; generate() recomputes the whole sequence at each
   step). The orthogonal projection reads padded tokens too, whatever the mask (a warning); the
   split's means skip them.
+- Hyper-connections (`num_residual_streams` above 1) replace the residual sum: beside a GRU gate
+  or a whole-row update x-transformers asserts (`streams-exclude-residual-kinds`); beside
+  `reinject_input` its forward adds the reinjected input of every stream to the mix of them,
+  and fails (`streams-exclude-reinject`); with `attn_aggregated_residuals` it would aggregate
+  the mixes, which xtc does not compile yet (`streams-exclude-aggregated-residuals`). They have
+  no residual scale: `scale_residual` does nothing (`hyper-connections-drop-scale`, a warning).
+  `gated_multi_residual` (one stream or several) needs `residual_fn_kwargs: {read_gate_rank: r}`,
+  a positive int (`gated-multi-residual-rank`: x-transformers asserts it is given); it drops the
+  pre-norm, and sandwich_norm with it fails in x-transformers (`gated-multi-residual-sandwich`).
+  `hyper_conn_sinkhorn_iters` does nothing in 2.31.10, whose Sinkhorn step runs on a 1 x S
+  matrix and always gives all ones (`sinkhorn-iters-no-effect`, a warning).
 - `learned_reinject_input_gate` gates the reinjected input: without `reinject_input` there is
   none (x-transformers builds the gate and never runs it: `reinject-gate-without-reinject`).
 """
@@ -36,6 +47,7 @@ ID = "check-residual-options"
 # whether each takes a flag (else a number)
 RESIDUAL_FN_KWARGS = {
     "mv_split_residual": {"init_alpha": False, "init_beta": False, "learned": True},
+    "gated_multi_residual": {"read_gate_rank": False},
 }
 
 
@@ -44,11 +56,71 @@ def check_residual_options(spec: Spec) -> list[Diagnostic]:
     for layers in layer_modules(spec):
         found += check_residual_fn_kwargs(spec, layers) + check_whole_row_updates(spec, layers)
         found += check_aggregated_residuals(spec, layers)
+        found += check_streams(spec, layers)
         if layers["learned_reinject_input_gate"] and not layers["reinject_input"]:
             found.append(diagnostic(
                 spec, f"{layers.key}.learned_reinject_input_gate", "reinject-gate-without-reinject",
                 "learned_reinject_input_gate gates the reinjected input, and there is none: set "
                 "reinject_input: true (x-transformers builds the gate and never runs it)"))
+    return found
+
+
+# what replaces the residual sum besides hyper-connections: (code, why)
+NOT_WITH_STREAMS = {
+    **dict.fromkeys(("gate_residual", "orthog_residual", "mv_split_residual"), (
+        "streams-exclude-residual-kinds",
+        "each replaces the residual sum (x-transformers 2.31.10 refuses this too)")),
+    "reinject_input": ("streams-exclude-reinject", (
+        "x-transformers adds the reinjected input of every stream to each sublayer's mix of "
+        "them, and its forward fails")),
+    "attn_aggregated_residuals": ("streams-exclude-aggregated-residuals",
+                                  "aggregating the mixes of the streams is not compiled by xtc yet"),
+}
+
+
+def check_streams(spec: Spec, layers) -> list[Diagnostic]:
+    key, found = f"{layers.key}.num_residual_streams", []
+    if "hyper_conn_sinkhorn_iters" in layers.given:
+        found.append(diagnostic(
+            spec, f"{layers.key}.hyper_conn_sinkhorn_iters", "sinkhorn-iters-no-effect",
+            "hyper_conn_sinkhorn_iters has no effect: x-transformers 2.31.10 runs its Sinkhorn "
+            "step on a 1 x S matrix, which always gives all ones (every stream adds the sum of "
+            "the streams)", "warning"))
+    gated = layers["gated_multi_residual"]
+    if gated:
+        found += check_gated_multi_residual(spec, layers)
+    if layers["num_residual_streams"] <= 1 and not gated:
+        return found
+    for name, (code, why) in NOT_WITH_STREAMS.items():
+        # (beside gated_multi_residual the other residual kinds are at-most-one-residual-kind)
+        if layers[name] and layers["num_residual_streams"] > 1 and not (gated and code == "streams-exclude-residual-kinds"):
+            found.append(diagnostic(spec, key, code, f"num_residual_streams above 1 (hyper-"
+                                    f"connections) cannot be combined with {name}: {why}"))
+    if layers["scale_residual"]:
+        found.append(diagnostic(spec, f"{layers.key}.scale_residual", "hyper-connections-drop-scale",
+                                "scale_residual does nothing beside num_residual_streams above "
+                                "1 or gated_multi_residual: their streams have no residual scale "
+                                "(x-transformers drops it)", "warning"))
+    return found
+
+
+def check_gated_multi_residual(spec: Spec, layers) -> list[Diagnostic]:
+    """Its read_gate_rank is required (x-transformers asserts), a positive int; it drops the
+    pre-norm, so sandwich_norm fails in the reference."""
+    found, rank = [], (layers["residual_fn_kwargs"] or {}).get("read_gate_rank")
+    if rank is None:
+        found.append(diagnostic(spec, f"{layers.key}.gated_multi_residual", "gated-multi-residual-rank",
+                                "gated_multi_residual needs residual_fn_kwargs: {read_gate_rank: "
+                                "r}, the rank of its gates' bottleneck (x-transformers asserts it)"))
+    elif isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+        found.append(diagnostic(spec, f"{layers.key}.residual_fn_kwargs.read_gate_rank",
+                                "gated-multi-residual-rank",
+                                f"residual_fn_kwargs.read_gate_rank ({scalar(rank)}) must be a "
+                                "positive int: the rank of gated_multi_residual's gates"))
+    if layers["sandwich_norm"]:
+        found.append(diagnostic(spec, f"{layers.key}.sandwich_norm", "gated-multi-residual-sandwich",
+                                "sandwich_norm cannot be combined with gated_multi_residual, which "
+                                "drops the pre-norm (x-transformers 2.31.10 refuses this too)"))
     return found
 
 

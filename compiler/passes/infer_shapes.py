@@ -55,6 +55,12 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (*source[:-1], attrs.num_tokens)
     if kind is OpKind.LOSS:
         return ()
+    if kind is OpKind.STREAMS and not attrs.merge:  # (B, T, S, C): S residual streams
+        return (*source[:-1], attrs.streams, source[-1])
+    if kind is OpKind.STREAMS or kind is OpKind.STREAM_MIX and attrs.views == 1:  # streams mixed
+        return (*source[:-2], source[-1])
+    if kind is OpKind.STREAM_MIX:  # one mix per view: (V, B, T, C)
+        return (attrs.views, *source[:-2], source[-1])
     return source  # norm, add, dropout, residual, output keep their input's shape
 
 
