@@ -10,7 +10,7 @@ and receive the same gradients.
 >>> _ = g.add("n", OpKind.NORM, NormAttrs("layernorm", 8), ref_path="attn_layers.layers.0.0.0",
 ...           block=0, role="attn_norm")
 >>> parameter_rules(g)
-[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', add_one=True, rows=None)]
+[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', add_one=True, rows=None, columns=None)]
 """
 
 from __future__ import annotations
