@@ -44,7 +44,7 @@ from xtc.spec.model import scalar
 from xtc.spec.support import SUPPORTED_KEYWORDS
 
 from ..resolve import CAUSAL_LAYERS, CrossOptions, LayerOptions, key_value_heads, output_projection
-from .modules import diagnostic, each_value, layer_modules, option
+from .modules import diagnostic, each_value, layer_modules, never_padded, option
 
 ID = "check-attention-options"
 
@@ -436,6 +436,8 @@ def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
             "output reads later tokens, so this Decoder leaks the future, and padded tokens "
             "change the outputs of real ones; generate() recomputes the whole sequence at each "
             "step (no kv cache)", "warning")]
+    if never_padded(spec, layers):
+        return []
     return [diagnostic(
         spec, key, "orthog-projection-reads-padding",
         f"attn.{name} projects the outputs against the values of the whole sequence "

@@ -39,7 +39,7 @@ from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 
 from ..resolve import AGGREGATE_LORA_RANK, CAUSAL_LAYERS
-from .modules import diagnostic, each_value, layer_modules
+from .modules import diagnostic, each_value, layer_modules, never_padded
 
 ID = "check-residual-options"
 
@@ -162,7 +162,7 @@ def check_whole_row_updates(spec: Spec, layers) -> list[Diagnostic]:
                            f"{what}: each position's output reads later tokens, so this Decoder "
                            f"leaks the future{padding}; generate() recomputes the whole "
                            "sequence at each step (no kv cache)", "warning")]
-    if name == "orthog_residual":
+    if name == "orthog_residual" and not never_padded(spec, layers):
         return [diagnostic(spec, key, "orthog-projection-reads-padding",
                            f"{what}: padded tokens change the outputs of real ones, whatever the "
                            "mask", "warning")]

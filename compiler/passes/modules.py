@@ -30,6 +30,14 @@ def layer_modules(spec: Spec) -> Iterator[ModuleSpec]:
     return (module for module in all_modules(spec) if module.type in LAYER_TYPES)
 
 
+def never_padded(spec: Spec, layers: ModuleSpec) -> bool:
+    """Whether a layer stack's inputs are never padded: a ViTransformerWrapper's (its patches
+    are all real) takes no padding mask."""
+    return any(module.type == "ViTransformerWrapper"
+               and any(child.key == layers.key for child in module.children.values())
+               for module in all_modules(spec))
+
+
 def wrapper_modules(spec: Spec) -> Iterator[ModuleSpec]:
     """Every TransformerWrapper in the spec, with its layer stack as `children["attn_layers"]`."""
     return (module for module in all_modules(spec) if module.type == "TransformerWrapper")
