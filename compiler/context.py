@@ -461,6 +461,14 @@ class ResidualStep:
                     or self.residual_module or self.streams)
 
     @property
+    def residual_class(self) -> str:
+        """The runtime class that joins the output to x ("" where a sum does): the streams'
+        HyperConnection or GatedMultiResidual, else residual_module's."""
+        if self.streams:
+            return "GatedMultiResidual" if self.stream_rank else "HyperConnection"
+        return self.residual_module.partition("(")[0]
+
+    @property
     def residual_module(self) -> str:
         """The constructor of the module that joins the output to x, where a sum does not:
         `Residual(config.dim, gated=True)`, `MeanSplitResidual(config.dim)`; else ""."""
@@ -565,14 +573,10 @@ class BlockClass:
         wanted |= {runtime("layers", "layer_drop")} if self.layer_dropout else set()
         wanted |= {runtime("layers", "shift_tokens")} if self.token_shifts else set()
         wanted |= {TORCH} if any(r.layerscale is not None for r in residuals) else set()
-        for step in self.steps:
-            if step.residual_module:
-                wanted.add(runtime("layers", step.residual_module.split("(")[0]))
+        wanted |= {runtime("layers", step.residual_class) for step in self.steps
+                   if step.residual_class}
         if any(step.aggregate for step in self.steps):
             wanted.add(runtime("layers", "LayerAttention"))
-        if self.streams:
-            gated = self.steps[0].stream_rank
-            wanted.add(runtime("layers", "GatedMultiResidual" if gated else "HyperConnection"))
         return wanted
 
     @property

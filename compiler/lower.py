@@ -813,8 +813,9 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
 def first_values(model: Model) -> list[str]:
     """The values the first self- and cross-attention hand to the later ones (value
     residual), as the block's variables."""
+    payloads = {kind: model.shared(kind) for kind in VALUES}
     return [name for kind, name in VALUES.items()
-            if model.shared(kind) is not None and model.shared(kind).value_residual]
+            if payloads[kind] is not None and payloads[kind].value_residual]
 
 
 # the block's variable with the first values each kind of attention hands on (value residual)

@@ -506,7 +506,7 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
         scale_residual=layers["scale_residual"] and not mv_split and not streams,
         # a GRU gate and the whole-row updates replace the sum, and with it the constant (a
         # warning says so)
-        residual_constant=1.0 if replaces_sum(layers) else float(layers["scale_residual_constant"]),
+        residual_constant=1.0 if sum_replaced_by(layers) else float(layers["scale_residual_constant"]),
         depth_scale=output_scale(layers),
         gated=layers["gate_residual"],
         orthogonal=layers["orthog_residual"],
@@ -536,11 +536,13 @@ def depth_scaled_init(layers: ModuleSpec) -> bool:
     return layers["depth_scale_residual"] is True and not layers["attn_aggregated_residuals"]
 
 
-def replaces_sum(layers: ModuleSpec) -> bool:
-    """Whether the residual is joined by a GRU gate, a whole-row update or hyper-connections,
-    which take it as it is: scale_residual_constant does nothing there (a warning says so)."""
-    return bool(layers["gate_residual"] or layers["orthog_residual"] or layers["mv_split_residual"]
-                or stream_count(layers))
+def sum_replaced_by(layers: ModuleSpec) -> str | None:
+    """The keyword whose module joins the residual instead of a sum, taking it as it is (a
+    GRU gate, a whole-row update, residual streams), or None: scale_residual_constant does
+    nothing beside one (a warning says so)."""
+    joined_by = next((name for name in ("gate_residual", "orthog_residual", "mv_split_residual",
+                                        "gated_multi_residual") if layers[name]), None)
+    return joined_by or ("num_residual_streams" if stream_count(layers) else None)
 
 
 def layer_value(value: object, index: int) -> object:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import CrossOptions, generates_vectors
+from ..resolve import CrossOptions, generates_vectors, sum_replaced_by
 from .check_attention_options import cross_attends
 from .modules import all_modules, diagnostic, each_value, layer_modules, token_models
 
@@ -54,9 +54,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "add_value_residual with attn.use_latent_kv: the latent cache re-projects every "
                 "past value at each step, without the mix it had, so generate() recomputes the "
                 "whole sequence for each new token (no kv cache)", "warning"))
-        joined_by = next((name for name in ("gate_residual", "orthog_residual", "mv_split_residual",
-                                            "gated_multi_residual") if layers[name]), None)
-        joined_by = joined_by or ("num_residual_streams" if layers["num_residual_streams"] > 1 else None)
+        joined_by = sum_replaced_by(layers)
         if joined_by and "scale_residual_constant" in layers.given:
             found.append(diagnostic(
                 spec, f"{layers.key}.scale_residual_constant", "residual-constant-ignored",
