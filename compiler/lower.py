@@ -973,7 +973,8 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         "single": single, "attn_lse": "attn_lse" in signature, "hiddens": "hiddens" in signature,
         "tied": any(op.weights_of is not None for op in model.ops),
         "call": functools.partial(block_call, ("h", *scores), signature.arguments(values)),
-        "scores": scores, **depth_scaled_outputs(model)})
+        "scores": scores, "values": tuple(name for name in scores if name in VALUES.values()),
+        **depth_scaled_outputs(model)})
 
 
 # the attribute of each sublayer's output projection
