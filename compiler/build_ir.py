@@ -525,14 +525,18 @@ class Builder:
         norm = NormAttrs(layers.norm, layers.dim)
         provenance = {"spec_key": layers.key, "block": block}
         branch_input = hidden
+        # qkv_receive_diff_residuals: self-attention reads three mixes, for q, k and v
+        views = 3 if kind is OpKind.ATTENTION and attrs.qkv_views else 1
         if layers.aggregate_rank:  # AttentionLayers.layer_integrators, one per layer
             integrators = ref.rpartition("layers.")
-            branch_input = self.add(f"{name}_aggregate", OpKind.AGGREGATE,
-                                    AggregateAttrs(layers.dim, layers.aggregate_rank), (hidden,),
+            # (with residual streams they mix the views: the aggregate reads one input)
+            aggregate = AggregateAttrs(layers.dim, layers.aggregate_rank,
+                                       views=1 if layers.streams else views)
+            branch_input = self.add(f"{name}_aggregate", OpKind.AGGREGATE, aggregate, (hidden,),
                                     ref_path=f"{integrators[0]}layer_integrators.{integrators[2]}",
                                     role=f"{role}_aggregate", **provenance)
         if layers.streams:  # HyperConnection.prepare: the sublayer reads a mix of the streams
-            mix = StreamMixAttrs(layers.dim, layers.streams, layer=layer_index(ref),
+            mix = StreamMixAttrs(layers.dim, layers.streams, views=views, layer=layer_index(ref),
                                  rank=layers.read_gate_rank)
             branch_input = self.add(f"{name}_streams", OpKind.STREAM_MIX, mix,
                                     (hidden,), ref_path=f"{ref}.2", role=f"{role}_streams",

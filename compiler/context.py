@@ -443,6 +443,7 @@ class ResidualStep:
     stream_count: int = 0
     stream_layer: str = "0"  # the sublayer's index in the stack: the stream it reads at first
     stream_rank: int = 0  # gated_multi_residual: its GatedMultiResidual's rank (0: HyperConnection)
+    views: int = 1  # qkv_receive_diff_residuals: the mixes its streams or aggregate give (3: q, k, v)
 
     layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
     drop: str = "self.layer_dropout"  # its layer dropout probability
@@ -583,6 +584,11 @@ class BlockClass:
     def streams(self) -> int:
         """Hyper-connections: how many residual streams x holds (0: x is the one stream)."""
         return self.steps[0].stream_count
+
+    @property
+    def views(self) -> bool:
+        """Whether self-attention reads three mixes (qkv_receive_diff_residuals)."""
+        return any(step.views > 1 for step in self.steps)
 
 
 # -- model classes and their top-level ops ------------------------------------------------------

@@ -93,7 +93,7 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.REINJECT:  # the input's projection, and its gate's
         return a.dim * a.dim + (a.dim if a.gated else 0)
     if kind is OpKind.AGGREGATE:  # three RMSNorm gains, the query's low-rank down and up maps
-        return 3 * a.dim + 2 * a.dim * a.lora_rank
+        return 3 * a.dim + a.dim * a.lora_rank + a.lora_rank * a.views * a.dim
     if kind is OpKind.STREAMS:  # the streams' embeddings (summing them back has none)
         return 0 if a.merge or a.streams == 1 else a.streams * a.dim
     if kind is OpKind.STREAM_MIX and a.rank:  # GatedMultiResidual: gains, the gates' constants,
@@ -476,9 +476,9 @@ def activation_values(graph: Graph, lengths: dict[str, int],
         if op.kind in (OpKind.INPUT, OpKind.OUTPUT) or not op.shape:
             continue
         size = 1
-        for i, extent in enumerate(op.shape):
-            size *= extent if isinstance(extent, int) else (1 if i == 0 and extent == "B"
-                                                            else lengths[op.name])
+        for extent in op.shape:
+            # (B leads, but for the views of attention's q, k and v: (3, B, T, C))
+            size *= extent if isinstance(extent, int) else 1 if extent == "B" else lengths[op.name]
         total += size
         if op.kind in ATTENTION_KINDS:
             keys = score_keys(op, lengths) + memory.get(op.name, 0)
@@ -538,7 +538,7 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
     if kind is OpKind.STREAM_MIX:  # the read's map of each stream (the mix itself: elementwise)
         return [linear(n * a.streams, a.dim, a.views, input_grad)]
     if kind is OpKind.AGGREGATE:  # the query's low-rank update (the softmax over layers: no matmul)
-        return [linear(n, a.dim, a.lora_rank, True), linear(n, a.lora_rank, a.dim, True)]
+        return [linear(n, a.dim, a.lora_rank, True), linear(n, a.lora_rank, a.views * a.dim, True)]
     if kind is OpKind.RESIDUAL and a.mv_split_learned:  # the two gains of the output's mean
         return [linear(1, op.shape[-1], op.shape[-1], True)] * 2
     if kind is OpKind.LOGITS:

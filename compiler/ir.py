@@ -265,6 +265,9 @@ class AttentionAttrs:
     # gate ("learned"; never the first layer built, which runs first)
     value_residual: str = ""
     fused_qkv: bool = False  # one projection to queries, keys and values (the fuse-qkv pass)
+    # qkv_receive_diff_residuals: the input is three views (3, B, T, C), the queries', keys' and
+    # values' own mixes of the residual streams (or of the layers' inputs), each projected apart
+    qkv_views: bool = False
     memory: bool = False  # Transformer-XL: keys and values also read the layer's memory, its
     # input over earlier segments (the wrapper's max_mem_len)
     z_loss: bool = False  # adds its scores' log-sum-exp to the running sum the z-loss squares
@@ -503,9 +506,11 @@ class StreamMixAttrs:
 class AggregateAttrs:
     """x-transformers' AttentionResidual (attn_aggregated_residuals): a sublayer's input is a
     softmax-weighted sum of the inputs of every sublayer so far (its own last), its query
-    the latest plus a low-rank map of it."""
+    the latest plus a low-rank map of it (`views` queries, each its own sum: three give
+    attention's queries, keys and values their own)."""
     dim: int
     lora_rank: int
+    views: int = 1
 
 
 @dataclass(frozen=True)
@@ -764,6 +769,8 @@ class Graph:
             if not masks:
                 continue
             hidden, mask = self._ops[op.inputs[0]].shape, masks[0].shape
+            if hidden is not None and op.attrs.qkv_views:
+                hidden = hidden[1:]  # (3, B, T, C): the views of q, k and v
             if hidden is not None and mask is not None and hidden[:2] != mask[:2]:
                 raise GraphError(f"%{op.name}: mask {mask} does not cover the sequence {hidden}\n{self}")
 

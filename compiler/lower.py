@@ -877,7 +877,8 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         streams=streams.role if streams else "",
         stream_count=streams.attrs.streams if streams else 0,
         stream_layer=str(streams.attrs.layer) if streams else "0",
-        stream_rank=streams.attrs.rank if streams else 0)
+        stream_rank=streams.attrs.rank if streams else 0,
+        views=(streams or aggregate).attrs.views if streams or aggregate else 1)
 
 
 def norm_init(norm_type: str, width: str = "dim") -> str:

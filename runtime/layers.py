@@ -119,24 +119,30 @@ class LayerAttention(nn.Module):
     https://arxiv.org/abs/2601.21582, https://arxiv.org/abs/2603.15031): a sublayer's input is,
     at each position, a softmax-weighted sum of the inputs of every sublayer so far. The query
     is the latest input plus a low-rank map of it (zero at first), normed; the keys are the
-    normed inputs.
+    normed inputs. `views` queries give as many sums (three: attention's queries, keys and
+    values each read their own).
     """
 
-    def __init__(self, dim: int, rank: int) -> None:
+    def __init__(self, dim: int, rank: int, views: int = 1) -> None:
         super().__init__()
         self.key_norm = nn.RMSNorm(dim)
         self.query_norm = nn.RMSNorm(dim)
         self.down = nn.Linear(dim, rank, bias=False)
-        self.up = nn.Linear(rank, dim, bias=False)
+        self.up = nn.Linear(rank, views * dim, bias=False)
         nn.init.zeros_(self.up.weight)
         self.norm = nn.RMSNorm(dim)
+        self.views = views
 
     def forward(self, hiddens: list[Tensor]) -> Tensor:
+        """-> (B, T, C), or (V, B, T, C) for V views."""
         stacked, latest = torch.stack(hiddens), hiddens[-1]  # (L, B, T, C), (B, T, C)
-        query = self.norm(latest + self.up(self.down(self.query_norm(latest))))
-        scores = (query * self.key_norm(stacked)).sum(dim=-1) * latest.shape[-1] ** -0.5
-        weights = scores.softmax(dim=0)  # (L, B, T): over the layers
-        return (weights[..., None] * stacked).sum(dim=0)  # (B, T, C)
+        update = self.up(self.down(self.query_norm(latest))).unflatten(-1, (self.views, -1))
+        query = self.norm(latest.unsqueeze(-2) + update).movedim(-2, 0)  # (V, B, T, C)
+        keys = self.key_norm(stacked)  # (L, B, T, C)
+        scores = (query[:, None] * keys).sum(dim=-1) * latest.shape[-1] ** -0.5  # (V, L, B, T)
+        weights = scores.softmax(dim=1)  # over the layers
+        mixed = (weights[..., None] * stacked).sum(dim=1)  # (V, B, T, C)
+        return mixed[0] if self.views == 1 else mixed
 
 
 class Reinjection(nn.Module):
@@ -266,7 +272,8 @@ def shift_tokens(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None = None,
 
 def shift_after(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None,
                 past: dict[int, Tensor], sublayer: int) -> Tensor:
-    """shift_tokens of x (B, T, C) following the cached positions (causal shifts only)."""
+    """shift_tokens of x (B, T, C), or (V, B, T, C), following the cached positions (causal
+    shifts only)."""
     keep = max(shifts)
     if keep == 0:
         return x
@@ -274,9 +281,9 @@ def shift_after(x: Tensor, shifts: tuple[int, ...], mask: Tensor | None,
     current = x if mask is None else x.masked_fill(~mask[:, -length:, None], 0.0)
     before = past.get(sublayer)
     if before is None:  # the first step: zeros before the sequence, as without a cache
-        before = x.new_zeros(x.shape[0], keep, x.shape[-1])
+        before = x.new_zeros(*x.shape[:-2], keep, x.shape[-1])
     joined = torch.cat((before, current), dim=-2)  # (B, keep + T, C)
-    past[sublayer] = joined[:, -keep:]
+    past[sublayer] = joined[..., -keep:, :]
     width = x.shape[-1] // len(shifts)
     chunks, joined_chunks = x.split(width, dim=-1), joined.split(width, dim=-1)
     moved = [chunk if amount == 0 else whole.narrow(-2, keep - amount, length)

@@ -61,7 +61,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "mv_split_residual", "orthog_residual", "residual_fn_kwargs", "num_residual_streams",
         "hyper_conn_sinkhorn_iters", "gated_multi_residual",
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
-        "reinject_input", "learned_reinject_input_gate",
+        "reinject_input", "learned_reinject_input_gate", "qkv_receive_diff_residuals",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

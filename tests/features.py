@@ -448,8 +448,31 @@ STREAMS = token_rows("streams", {
     "gated_cross_layerscale": {"layers": {"gated_multi_residual": True, "num_residual_streams": 3,
                                           "residual_fn_kwargs": {"read_gate_rank": 8},
                                           "cross_attend": True, "use_layerscale": True}},
+    # qkv_receive_diff_residuals: self-attention's queries, keys and values read their own
+    # mixes of the streams (of the aggregated inputs with one stream)
+    "qkv_views": {"layers": {"num_residual_streams": 2, "qkv_receive_diff_residuals": True}},
+    "qkv_views_gqa_value_residual_rotary": {
+        "layers": {"num_residual_streams": 3, "qkv_receive_diff_residuals": True,
+                   "add_value_residual": True, "learned_value_residual_mix": False,
+                   "rotary_pos_emb": True, "sandwich_norm": True},
+        "attn": {"kv_heads": 1, "qk_norm": True}},
+    "qkv_views_post_norm_cross": {"layers": {"num_residual_streams": 2,
+                                             "qkv_receive_diff_residuals": True,
+                                             "pre_norm": False, "cross_attend": True}},
+    "qkv_views_gated_one_stream": {"layers": {"gated_multi_residual": True,
+                                              "qkv_receive_diff_residuals": True,
+                                              "residual_fn_kwargs": {"read_gate_rank": 4},
+                                              "add_value_residual": True}},
+    "qkv_views_aggregated_reinject": {"layers": {
+        "attn_aggregated_residuals": True, "attn_aggregated_residual_kwargs": {"lora_rank": 8},
+        "qkv_receive_diff_residuals": True, "reinject_input": True}},
 }) + token_rows("streams", {
     # (the reference's cache with token shifts is wrong: its uncached tokens)
+    "qkv_views_custom_layout_shift": {"layers": {"num_residual_streams": 2, "depth": None,
+                                                 "qkv_receive_diff_residuals": True,
+                                                 "custom_layers": ["a", "f", "a", "f"],
+                                                 "layers_execute_order": [0, 1, 2, 3, 2, 3],
+                                                 "shift_tokens": 1}},
     "gated_custom_layout_shift": {"layers": {"gated_multi_residual": True, "num_residual_streams": 2,
                                              "residual_fn_kwargs": {"read_gate_rank": 2},
                                              "depth": None, "custom_layers": ["a", "f", "a", "f"],
@@ -462,7 +485,8 @@ STREAMS = token_rows("streams", {
     row("streams", "xtransformer_gated", model={
         "encoder": {"gated_multi_residual": True, "residual_fn_kwargs": {"read_gate_rank": 4}},
         "decoder": {"gated_multi_residual": True, "num_residual_streams": 2,
-                    "residual_fn_kwargs": {"read_gate_rank": 4}}},
+                    "residual_fn_kwargs": {"read_gate_rank": 4},
+                    "qkv_receive_diff_residuals": True}},
         wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 
@@ -828,6 +852,12 @@ RECURRENCE = token_rows("recurrence", {
                                        "use_abs_pos_emb": False},
                              "layers": {"rotary_pos_emb": True, "attn_aggregated_residuals": True,
                                         "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
+    # the memory is the keys' and values' both, whatever views they read
+    "aggregated_qkv_views": {"model": {"max_seq_len": 8, "max_mem_len": 6,
+                                       "use_abs_pos_emb": False},
+                             "layers": {"attn_aggregated_residuals": True,
+                                        "attn_aggregated_residual_kwargs": {"lora_rank": 8},
+                                        "qkv_receive_diff_residuals": True}},
 }, recurrent=True)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 import torch
 from x_transformers import Decoder, TransformerWrapper
+from x_transformers.x_transformers import AttentionResidual
 from x_transformers.x_transformers import GatedMultiResidual as Reference
 from x_transformers.x_transformers import HyperConnection as ReferenceHyperConnection
-from xtc.runtime.layers import GatedMultiResidual, HyperConnection
+from xtc.runtime.layers import GatedMultiResidual, HyperConnection, LayerAttention
 
 B, T, S, C = 2, 5, 3, 8
 
@@ -93,3 +94,23 @@ def test_streams_gated_multi_residual_matches_the_reference(streams):
     ours_mixed, kept, gates = ours.prepare(x)
     torch.testing.assert_close(ours_mixed, mixed)
     torch.testing.assert_close(ours(out, kept, gates), expected)
+
+
+@pytest.mark.parametrize("views", [1, 3])
+def test_streams_layer_attention_matches_the_reference(views):
+    """attn_aggregated_residuals' sums over the inputs so far, one per view
+    (qkv_receive_diff_residuals gives attention's queries, keys and values their own)."""
+    torch.manual_seed(0)
+    reference = AttentionResidual(C, num_views=views, lora_rank=4)
+    with torch.no_grad():
+        for parameter in reference.parameters():
+            parameter.normal_()
+    ours = LayerAttention(C, rank=4, views=views)
+    ours.load_state_dict({
+        "key_norm.weight": reference.to_keys.weight, "query_norm.weight": reference.to_query[0].weight,
+        "down.weight": reference.to_query[1].down.weight, "up.weight": reference.to_query[1].up.weight,
+        "norm.weight": reference.norm.weight})
+    hiddens = [torch.randn(B, T, C) for _ in range(4)]
+    expected = reference(hiddens[-1], hiddens)
+    assert expected.shape == ((views, B, T, C) if views > 1 else (B, T, C))
+    torch.testing.assert_close(ours(hiddens), expected)

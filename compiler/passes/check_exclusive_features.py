@@ -89,6 +89,15 @@ RULES = (
               "xtc's sliding-window cache keeps keys and values, and latent attention's cache "
               "keeps the latent instead: the two are not combined in one layer yet (one of them "
               "keeps the layer's cache small on its own; different layers may each take one)"),
+    # qkv_receive_diff_residuals gives self-attention three inputs, one each for q, k and v
+    Exclusion("qkv-views-exclude-latent-kv", "qkv_receive_diff_residuals", ("attn.use_latent_kv",),
+              "latent attention projects keys and values from one latent of one input, and "
+              "here keys and values read different inputs (x-transformers 2.31.10 asserts)"),
+    Exclusion("qkv-views-exclude-input-readers", "qkv_receive_diff_residuals",
+              ("attn.data_dependent_alibi", "attn.gate_values", "attn.gate_value_heads",
+               "attn.num_mem_kv"),
+              "x-transformers 2.31.10 reads the attention's whole input there, the three views "
+              "stacked, as one (B, T, C) input, and its forward fails"),
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
               "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),

@@ -56,7 +56,7 @@ def check_residual_options(spec: Spec) -> list[Diagnostic]:
     for layers in layer_modules(spec):
         found += check_residual_fn_kwargs(spec, layers) + check_whole_row_updates(spec, layers)
         found += check_aggregated_residuals(spec, layers)
-        found += check_streams(spec, layers)
+        found += check_streams(spec, layers) + check_qkv_views(spec, layers)
         if layers["learned_reinject_input_gate"] and not layers["reinject_input"]:
             found.append(diagnostic(
                 spec, f"{layers.key}.learned_reinject_input_gate", "reinject-gate-without-reinject",
@@ -102,6 +102,30 @@ def check_streams(spec: Spec, layers) -> list[Diagnostic]:
                                 "1 or gated_multi_residual: their streams have no residual scale "
                                 "(x-transformers drops it)", "warning"))
     return found
+
+
+# what gives self-attention's queries, keys and values their own inputs
+def check_qkv_views(spec: Spec, layers) -> list[Diagnostic]:
+    """qkv_receive_diff_residuals needs views to receive: several residual streams, the gated
+    multi-residual or the aggregated residuals mix them (x-transformers' integrate_layers too,
+    which xtc does not compile yet); without, the reference fails with a bare assert."""
+    key = f"{layers.key}.qkv_receive_diff_residuals"
+    if not layers["qkv_receive_diff_residuals"]:
+        return []
+    if not (layers["num_residual_streams"] > 1 or layers["gated_multi_residual"]
+            or layers["attn_aggregated_residuals"]):
+        return [diagnostic(
+            spec, key, "qkv-views-need-several-residuals",
+            "qkv_receive_diff_residuals gives queries, keys and values their own mix of several "
+            "residuals, and there is one: set num_residual_streams above 1 (or "
+            "gated_multi_residual, or attn_aggregated_residuals; x-transformers' "
+            "integrate_layers, not compiled yet, gives them too). x-transformers 2.31.10 fails at "
+            "forward with a bare assertion")]
+    if layers.type == "CrossAttender" and "a" not in (layers["custom_layers"] or ()):
+        return [diagnostic(spec, key, "qkv-views-without-self-attention",
+                           "qkv_receive_diff_residuals does nothing in a CrossAttender: only "
+                           "self-attention takes three views", "warning")]
+    return []
 
 
 def check_gated_multi_residual(spec: Spec, layers) -> list[Diagnostic]:

@@ -6,8 +6,10 @@ same numbers with one matrix product, one weight read and one module call instea
 a cached decoding step, where each product is one token against a weight matrix, the
 benchmark's GPT generated 1.12x as fast with it (A/A 1.05x) and its llama-style config 1.06x
 (A/A 1.02x; `benchmarks/bench.py --rewrites`, docs/performance.md). Cross-attention keeps its
-projections apart: its keys and values read the context, its queries the sequence; so does
-multi-head latent attention, whose projections read latents of the input.
+projections apart: its keys and values read the context, its queries the sequence; so do
+multi-head latent attention, whose projections read latents of the input, and attention whose
+queries, keys and values read their own mixes of the residual streams
+(qkv_receive_diff_residuals).
 
 Checkpoints keep working: the emitted attention registers a load hook that concatenates the
 `to_q`, `to_k` and `to_v` weights of a state dict saved before, and state_dict.py maps the
@@ -33,8 +35,10 @@ ID = "fuse-qkv"
 def fuse_qkv(graph: Graph) -> Graph:
     for op in graph.ops():
         # with a Transformer-XL memory, keys and values read more positions than the queries;
-        # multi-head latent attention projects them from latents, not from the input
-        if op.kind is OpKind.ATTENTION and not op.attrs.memory and not latent(op.attrs):
+        # multi-head latent attention projects them from latents, not from the input; with
+        # qkv_receive_diff_residuals each reads its own input
+        if (op.kind is OpKind.ATTENTION and not op.attrs.memory and not latent(op.attrs)
+                and not op.attrs.qkv_views):
             graph.replace(replace(op, attrs=replace(op.attrs, fused_qkv=True)))
     return graph
 

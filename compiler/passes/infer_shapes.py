@@ -36,6 +36,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (*source[:2], attrs.dim)
     if kind is OpKind.PROJECT and attrs.probabilistic:  # stacked means and variances
         return (2, *source[:-1], attrs.dim // 2)
+    if kind is OpKind.ATTENTION and attrs.qkv_views:  # three views in, (B, T, C) out
+        return (*source[1:-1], attrs.dim)
     if kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION, OpKind.FEEDFORWARD, OpKind.PROJECT):
         return (*source[:-1], attrs.dim)
     if kind in (OpKind.MEMORY_TOKENS, OpKind.PAD_MASK, OpKind.PREPEND):
@@ -61,6 +63,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (*source[:-2], source[-1])
     if kind is OpKind.STREAM_MIX:  # one mix per view: (V, B, T, C)
         return (attrs.views, *source[:-2], source[-1])
+    if kind is OpKind.AGGREGATE and attrs.views > 1:  # one sum per view: (V, B, T, C)
+        return (attrs.views, *source)
     return source  # norm, add, dropout, residual, output keep their input's shape
 
 
