@@ -150,6 +150,7 @@ class Builder:
     fed: dict = field(default_factory=dict)
     tied: bool = False  # the blocks being built share block 0's weights
     inject: str | None = None  # reinject_input: the op every sublayer's input takes added
+    condition: str | None = None  # the CONDITION op that adaptive norms and layer scales read
 
     def name(self, local: str) -> str:
         """The graph name of this builder's op `local`."""
@@ -459,6 +460,12 @@ class Builder:
         """The shared position ops, the blocks of an Encoder / Decoder / CrossAttender, then its
         final norm."""
         positions = self.relative_positions(layers, hidden, ref)
+        if layers.condition is not None:  # adaptive norms / layer scales (DiT)
+            given = self.input("condition", "condition", ("B", layers.condition.dim),
+                               key=f"{layers.key}.dim_condition")
+            self.condition = self.add("condition_mlp", OpKind.CONDITION, layers.condition,
+                                      (given,), spec_key=f"{layers.key}.adaptive_condition_mlp",
+                                      ref_path=f"{ref}adaptive_mlp", role="condition_mlp")
         if layers.reinject is not None:  # AttentionLayers.reinject_input_proj (and its gate)
             self.inject = self.add("reinject", OpKind.REINJECT, layers.reinject, (hidden,),
                                    spec_key=f"{layers.key}.reinject_input",
@@ -471,13 +478,15 @@ class Builder:
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied, self.inject = False, None
+        condition, self.condition = self.condition, None
         if layers.streams:  # the streams summed back (AttentionLayers.forward, before its norm)
             hidden = self.add("merge_streams", OpKind.STREAMS,
                               StreamsAttrs(layers.dim, layers.streams, merge=True), (hidden,),
                               spec_key=f"{layers.key}.num_residual_streams", role="merge_streams")
         # post-norm stacks have no final norm, but for gated_multi_residual (AttentionLayers.__init__)
         if layers.pre_norm or layers.read_gate_rank:
-            hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
+            final = norm_attrs(layers)
+            hidden = self.add("norm", OpKind.NORM, final, (hidden, condition if final.condition else None),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         return hidden
 
@@ -522,7 +531,7 @@ class Builder:
         `init_depth`: its output projection's, for a depth-scaled initialisation (0: none)."""
         attrs = depth_scaled(attrs, init_depth)
         name = name or f"block{block}_{role}"
-        norm = NormAttrs(layers.norm, layers.dim)
+        norm, condition = norm_attrs(layers), self.condition if norm_attrs(layers).condition else None
         provenance = {"spec_key": layers.key, "block": block}
         branch_input = hidden
         # qkv_receive_diff_residuals: self-attention reads three mixes, for q, k and v
@@ -546,12 +555,12 @@ class Builder:
                                     (branch_input, self.inject), role=f"{role}_reinject",
                                     **provenance)
         if layers.pre_norm:
-            branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (branch_input,),
+            branch_input = self.add(f"{name}_norm", OpKind.NORM, norm, (branch_input, condition),
                                     ref_path=f"{ref}.0.0", role=f"{role}_norm", **provenance)
         # a Scale of depth_scale_residual wraps the sublayer in the reference, LayerScale in
         # it: each moves the parameters under one `.fn` more
         branch_ref = f"{ref}.1" + ".fn" * (residual.depth_scale != 1.0)
-        branch_ref += ".fn" if residual.layerscale is not None else ""
+        branch_ref += ".fn" if residual.layerscale is not None or residual.layerscale_condition else ""
         branch_ref += ".fn" if residual.token_shifts else ""  # ShiftTokens wraps it too
         macaron = layers.macaron and kind is OpKind.FEEDFORWARD
         branch_ref += ".fn" if macaron else ""  # and Scale(0.5, ...) wraps macaron feedforwards
@@ -559,15 +568,23 @@ class Builder:
                           spec_key=f"{layers.key}.{role}", ref_path=branch_ref, block=block,
                           role=role)
         if layers.sandwich_norm:
-            branch = self.add(f"{name}_post_norm", OpKind.NORM, norm, (branch,),
+            branch = self.add(f"{name}_post_norm", OpKind.NORM, norm, (branch, condition),
                               ref_path=f"{ref}.0.1", role=f"{role}_post_norm", **provenance)
         residual = replace(residual, branch=role, branch_scale=0.5 if macaron else 1.0)
-        out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch),
+        gate = self.condition if residual.layerscale_condition else None  # adaLN-Zero's
+        out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch, gate),
                        ref_path=ref, **provenance)
         if not layers.pre_norm:
-            out = self.add(f"{name}_norm", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
+            out = self.add(f"{name}_norm", OpKind.NORM, norm, (out, condition), ref_path=f"{ref}.0.2",
                            role=f"{role}_norm", **provenance)
         return out
+
+
+def norm_attrs(layers: ResolvedLayers) -> NormAttrs:
+    """The payload of every norm of a layer stack; an adaptive one reads the condition."""
+    adaptive = layers.norm.startswith("adaptive_") and layers.condition is not None
+    width = layers.condition.hidden or layers.condition.dim if adaptive else 0
+    return NormAttrs(layers.norm, layers.dim, condition=width)
 
 
 def layer_index(ref: str) -> int:

@@ -444,6 +444,8 @@ class ResidualStep:
     stream_layer: str = "0"  # the sublayer's index in the stack: the stream it reads at first
     stream_rank: int = 0  # gated_multi_residual: its GatedMultiResidual's rank (0: HyperConnection)
     views: int = 1  # qkv_receive_diff_residuals: the mixes its streams or aggregate give (3: q, k, v)
+    condition: str = ""  # adaptive norms: the Config field with the condition's width they read
+    gate_condition: str = ""  # use_adaptive_layerscale: that of its output gate
 
     layer: str = ""  # what its class takes as `layer` (per-layer values): "2 * layer + 1", "3"
     drop: str = "self.layer_dropout"  # its layer dropout probability
@@ -459,7 +461,7 @@ class ResidualStep:
         """Whether the sublayer's output needs a name (`out`) before the residual takes it."""
         r = self.residual
         return bool(self.returned or self.post_norm or r.layerscale is not None
-                    or self.residual_module or self.streams)
+                    or self.residual_module or self.streams or self.gate_condition)
 
     @property
     def residual_class(self) -> str:
@@ -690,6 +692,7 @@ class ModelClass(DefaultConfig):
     recurrent: bool = False  # Transformer-XL memories: forward takes and returns them
     numbers: bool = False  # an xVal model: numbers in and out beside the tokens
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
+    conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
 
     @property
     def returns(self) -> str:
@@ -722,7 +725,9 @@ class ModelClass(DefaultConfig):
 
     @property
     def context_parameters(self) -> tuple[Parameter, ...]:
-        return (optional("context"), optional("context_mask")) if self.cross else ()
+        """What the layers read beside the sequence: the context, the adaptive norms' condition."""
+        context = (optional("context"), optional("context_mask")) if self.cross else ()
+        return context + ((optional("condition"),) if self.conditioned else ())
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
@@ -738,6 +743,7 @@ class ModelClass(DefaultConfig):
     def loss_call(self) -> str:
         forgotten = ", attn_mask=attn_mask" if self.forgetful else ""
         context = ", context=context, context_mask=context_mask" if self.cross else ""
+        context += ", condition=condition" if self.conditioned else ""
         inputs = "x[:, :-1], x_num[:, :-1], mask=mask" if self.numbers else "inputs, mask=mask"
         return f"{inputs}{context}{forgotten}"
 
@@ -755,7 +761,7 @@ class ModelClass(DefaultConfig):
     @property
     def generate_signature(self) -> tuple[Parameter, ...]:
         if self.continuous is not None:
-            return self.continuous.generate_signature
+            return self.continuous.generate_signature + (optional("condition"),) * self.conditioned
         if self.segmented:  # XLAutoregressiveWrapper.generate: always cached, whole prompts
             sampling = tuple(p for p in SAMPLING if p.name not in ("cache", "compile", "prompt_lens"))
             return (PROMPT, MAX_NEW_TOKENS, KEYWORD_ONLY, *sampling, MEMS,
@@ -767,12 +773,12 @@ class ModelClass(DefaultConfig):
 
     @property
     def generate_arguments(self) -> tuple[str, ...]:
-        context = ("context=context", "context_mask=context_mask") if self.cross else ()
-        return (*context, *(["prepend_embeds=prepend_embeds"] if self.prefixed else []))
+        return (*self.context_arguments, *(["prepend_embeds=prepend_embeds"] if self.prefixed else []))
 
     @property
     def context_arguments(self) -> tuple[str, ...]:
-        return ("context=context", "context_mask=context_mask") if self.cross else ()
+        context = ("context=context", "context_mask=context_mask") if self.cross else ()
+        return context + (("condition=condition",) if self.conditioned else ())
 
     @property
     def has_reset(self) -> bool:

@@ -26,7 +26,7 @@ Conventions, chosen so that the figures can be checked against PyTorch's own cou
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .ir import Graph, Op, OpKind
 from .models import models
@@ -65,8 +65,12 @@ def op_parameters(op: Op) -> int:
         return a.num_tokens * a.dim
     if kind is OpKind.POSITION_EMBEDDING:
         return 1 if a.scheme == "scaled_sinusoidal" else a.max_seq_len * a.dim
+    if kind is OpKind.NORM and a.condition:  # an adaptive norm's gain: a map of the condition
+        return a.condition * a.dim
     if kind is OpKind.NORM:
         return {"simple_rmsnorm": 0, "scalenorm": 1}.get(a.norm_type, a.dim)
+    if kind is OpKind.CONDITION:  # its MLP's Linear, without a bias
+        return a.dim * a.hidden
     if kind is OpKind.PROJECT:
         return a.dim_in * a.dim + (a.dim if a.bias else 0)
     if kind is OpKind.PATCH_EMBEDDING:  # LayerNorm (gain), Linear with bias, LayerNorm (gain)
@@ -176,6 +180,7 @@ def position_bias_parameters(a) -> int:
 def residual_parameters(op: Op) -> int:
     a, dim = op.attrs, op.shape[-1] if op.shape else 0
     count = dim if a.layerscale is not None else 0
+    count += a.layerscale_condition * dim + dim if a.layerscale_condition else 0  # adaLN-Zero's gate
     count += dim if a.scale_residual else 0
     if a.mv_split:  # two gains: vectors, or Linear(dim, dim) maps of the output's mean
         count += 2 * (dim * dim + dim if a.mv_split_learned else dim)
@@ -527,6 +532,16 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
     if kind is OpKind.FEEDFORWARD:
         return [linear(n, a.dim, a.inner_dim * (2 if a.glu else 1), input_grad),
                 linear(n, a.inner_dim, a.dim, True)]
+    # the condition's maps run once per sequence (a (B, D) condition; `context_grad`: it needs
+    # a gradient, having passed its MLP)
+    if kind is OpKind.NORM and a.condition:  # an adaptive norm's gain
+        return [linear(1, a.condition, a.dim, context_grad)]
+    if kind is OpKind.RESIDUAL and a.layerscale_condition:  # adaLN-Zero's gate, then the join's
+        gate = linear(1, a.layerscale_condition, op.shape[-1], context_grad)
+        return [gate, *op_products(replace(op, attrs=replace(a, layerscale_condition=0)), lengths,
+                                   input_grad)]
+    if kind is OpKind.CONDITION and a.hidden:  # the condition's MLP
+        return [linear(1, a.dim, a.hidden, False)]
     if kind is OpKind.RESIDUAL and a.gated:  # GRUCell: input and hidden products, 3 gates each
         return [linear(n, op.shape[-1], 3 * op.shape[-1], True)] * 2
     if kind is OpKind.REINJECT:  # the input's projection, and its gate's

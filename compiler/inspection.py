@@ -228,6 +228,9 @@ def op_products(graph: Graph, op: Op, lengths: dict[str, int], grads: dict[str, 
     sequence = lengths[rows]
     context = lengths[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else 0
     context_grad = grads[op.inputs[1]] if op.kind is OpKind.CROSS_ATTENTION else False
+    # an adaptive norm's or layer scale's condition: through its MLP it needs a gradient
+    condition = next((i for i in op.inputs[1:] if graph[i].kind is OpKind.CONDITION), None)
+    context_grad = grads[condition] if condition is not None else context_grad
     input_grad = grads[op.inputs[0]] if op.inputs else False
     # a memory (data, detached) passes the attention's own pre-norm (in its block: a post-norm
     # before it belongs to the block before): a gain makes it need a gradient

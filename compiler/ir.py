@@ -47,6 +47,7 @@ class OpKind(Enum):
     REINJECT = "reinject"  # the stack's input, projected (and gated), for every sublayer's input
     STREAMS = "streams"  # hyper-connections: the hidden states as S residual streams, or summed back
     STREAM_MIX = "stream_mix"  # a sublayer's input: a learned mix of the residual streams
+    CONDITION = "condition"  # what adaptive norms and layer scales read, through its optional MLP
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -90,9 +91,12 @@ class AddAttrs:
 
 @dataclass(frozen=True)
 class NormAttrs:
-    norm_type: str  # "layernorm", "rmsnorm" or "scalenorm"
+    norm_type: str  # "layernorm", "rmsnorm", "scalenorm", "simple_rmsnorm", "adaptive_layernorm", ...
     dim: int
     unit_offset: bool = True  # the reference stores the gain minus one (inside its layer stacks)
+    # adaptive norms (DiT): the width of the condition their gain is computed from (a second
+    # input, the CONDITION op); 0: a learned gain
+    condition: int = 0
 
 
 @dataclass(frozen=True)
@@ -455,6 +459,9 @@ class ResidualAttrs:
     layer_dropout: float = 0.0  # stochastic depth: in training, skip the sublayer with this p
     branch: str = ""  # the sublayer's role ("attn", "ff"), which names the block's parameters
     layerscale: float | None = None  # LayerScale's initial value, when used
+    # use_adaptive_layerscale (DiT's adaLN-Zero gate): the output scaled by a sigmoid of a map
+    # of the condition (its width here; a third input, the CONDITION op); 0: none
+    layerscale_condition: int = 0
     scale_residual: bool = False  # a learned per-feature scale of the residual
     residual_constant: float = 1.0  # a constant scale of the residual (scale_residual_constant)
     depth_scale: float = 1.0  # the branch's output scaled (depth_scale_residual as a number)
@@ -511,6 +518,15 @@ class AggregateAttrs:
     dim: int
     lora_rank: int
     views: int = 1
+
+
+@dataclass(frozen=True)
+class ConditionAttrs:
+    """The condition of adaptive norms and layer scales (x-transformers' `condition`): (B, D)
+    for a whole sequence, taken as (B, 1, D), or (B, T, D) per token; with
+    adaptive_condition_mlp it passes Linear(D, hidden) and SiLU first (hidden: 0 for none)."""
+    dim: int
+    hidden: int = 0
 
 
 @dataclass(frozen=True)
@@ -591,6 +607,7 @@ ATTRS = {
     OpKind.REINJECT: ReinjectAttrs,
     OpKind.STREAMS: StreamsAttrs,
     OpKind.STREAM_MIX: StreamMixAttrs,
+    OpKind.CONDITION: ConditionAttrs,
     OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
@@ -603,7 +620,7 @@ ARITY = {
     OpKind.TOKEN_EMBEDDING: (1, 2),  # token ids, and an xVal model's numbers
     OpKind.POSITION_EMBEDDING: (1, 1),
     OpKind.ADD: (2, 2),
-    OpKind.NORM: (1, 1),
+    OpKind.NORM: (1, 2),  # hidden states, and an adaptive norm's condition
     OpKind.DROPOUT: (1, 1),
     OpKind.PROJECT: (1, 1),
     OpKind.PATCH_EMBEDDING: (1, 1),
@@ -616,11 +633,12 @@ ARITY = {
     OpKind.ATTENTION: (1, 4),  # hidden states, then optional mask, rotary angles, bias
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
-    OpKind.RESIDUAL: (2, 2),
+    OpKind.RESIDUAL: (2, 3),  # the residual, the branch, and an adaptive layer scale's condition
     OpKind.AGGREGATE: (1, 1),  # the latest input (the earlier ones are the block's hiddens)
     OpKind.REINJECT: (1, 1),  # the stack's input
     OpKind.STREAMS: (1, 1),
     OpKind.STREAM_MIX: (1, 1),  # the streams
+    OpKind.CONDITION: (1, 1),  # the condition input
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,
@@ -733,6 +751,12 @@ class Graph:
             "block" if single else f"blocks.{owner}" if op.block is not None else "", op.role)
             if part)
         return ".".join(part for part in (op.scope, local) if part)
+
+    def shared_input(self, op: Op, kind: OpKind):
+        """The payload of the op of `kind` among op's inputs after its first (an adaptive
+        norm's CONDITION), or None."""
+        return next((self._ops[name].attrs for name in op.inputs[1:]
+                     if self._ops[name].kind is kind), None)
 
     def users(self, name: str) -> list[Op]:
         return [op for op in self._ops.values() if name in op.inputs]

@@ -58,9 +58,14 @@ from .models import Model, role_index
 from .share import blanked_body, share_classes
 
 NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
-             "simple_rmsnorm": "SimpleRMSNorm"}
+             "simple_rmsnorm": "SimpleRMSNorm", "adaptive_layernorm": "AdaptiveLayerNorm",
+             "adaptive_rmsnorm": "AdaptiveRMSNorm"}
 NORM_IMPORTS = {"rmsnorm": runtime("norms", "RMSNorm"), "scalenorm": runtime("norms", "ScaleNorm"),
-                "simple_rmsnorm": runtime("norms", "SimpleRMSNorm")}
+                "simple_rmsnorm": runtime("norms", "SimpleRMSNorm"),
+                "adaptive_layernorm": runtime("norms", "AdaptiveLayerNorm"),
+                "adaptive_rmsnorm": runtime("norms", "AdaptiveRMSNorm")}
+# the Config field with the width adaptive modules read: the condition, or its MLP's output
+CONDITION_WIDTH = {False: "dim_condition", True: "dim_condition_hidden"}
 POSITION_BIASES = {"alibi": "AlibiBias", "t5": "T5RelativeBias", "dynamic": "DynamicPositionBias"}
 
 
@@ -237,6 +242,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [optional("context"), optional("context_mask")] if cross else []
     parameters += [optional("attn_mask")] if "attn_mask" in signature else []
     parameters += [optional("prepend_embeds")] if has_prepend else []
+    parameters += condition_parameters(model)
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
@@ -248,6 +254,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
                *(["check_numbers(x_num, x)"] if numbers else []), f"check_mask(mask, x{cached})"]
     checks += context_checks() if cross else []
+    checks += condition_checks(model)
     checks += memory_checks(model) if model.recurrent else []
     if has_prepend:
         checks.append(f"check_context(prepend_embeds, self.config.{embedding_width(model)[0]}, "
@@ -273,7 +280,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
-                     z_loss=z_loss(model), **cache_shape(model))
+                     z_loss=z_loss(model), conditioned=conditioned(model), **cache_shape(model))
     stack = "Decoder" if model.causal else "Encoder"
     kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
     article = "a" if model.causal else "an"
@@ -300,11 +307,25 @@ def xval_class(model: Model, class_name: str, config: str, parameters: list, che
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports),
                      step_parameters=step, generative=generative, cacheable=cacheable,
                      cross=takes_context(model), length_limit=length_limit(model),
-                     **cache_shape(model), numbers=True, recurrent=model.recurrent)
+                     **cache_shape(model), numbers=True, recurrent=model.recurrent,
+                     conditioned=conditioned(model))
     stack = "Decoder" if model.causal else "Encoder"
     summary = f"an xVal transformer over tokens and numbers, x-transformers " \
               f"XValTransformerWrapper + {stack}."
     return cls, wrapper_config(model), summary
+
+
+def conditioned(model: Model) -> bool:
+    """Whether the model's adaptive norms or layer scales read a condition."""
+    return model.find(OpKind.CONDITION) is not None
+
+
+def condition_parameters(model: Model) -> list[Parameter]:
+    return [optional("condition")] if conditioned(model) else []
+
+
+def condition_checks(model: Model) -> list[str]:
+    return ["check_condition(condition, self.config.dim_condition, x)"] if conditioned(model) else []
 
 
 def length_limit(model: Model) -> str:
@@ -318,8 +339,10 @@ def bare_model(model: Model, prefix: str, class_name: str, config: str,
     cross = takes_context(model)
     parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask")]
     parameters += [optional("context"), optional("context_mask")] if cross else []
+    parameters += condition_parameters(model)
     checks = ["check_features(x, self.config.dim)", "check_mask(mask, x)"]
     checks += context_checks() if cross else []
+    checks += condition_checks(model)
     ops, imports = top_level_ops(model, prefix, signature)
     ops.insert(0, OpContext("ops/input.py.jinja"))
     ops.append(OpContext("ops/return_hidden.py.jinja"))
@@ -356,7 +379,8 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
     outputs are as wide as its inputs has decode_step, new_cache, loss and generate."""
     dim_in, dim_out = continuous_widths(model)
     generative, cacheable = model.generative, model.cacheable
-    parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), RETURN_EMBEDDINGS]
+    parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"),
+                  *condition_parameters(model), RETURN_EMBEDDINGS]
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     limit = "self.config.max_seq_len" if model.length_limit else "None"
@@ -366,6 +390,7 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
         checks = ["cached = 0 if cache is None else cache.length",
                   f"check_features(x, self.config.{width}, {limit}, cached=cached)",
                   "check_mask(mask, x, cached)"]
+    checks += condition_checks(model)
     checks += memory_checks(model) if model.recurrent else []
     ops, imports = top_level_ops(model, prefix, signature)
     if dim_in is None:
@@ -387,7 +412,7 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
                      doc, tuple(parameters), tuple(checks), tuple(ops),
                      frozenset(imports), step_parameters=step, generative=generative,
                      cacheable=cacheable, length_limit=limit, cache_like="next(self.parameters())",
-                     **cache_shape(model), recurrent=model.recurrent,
+                     **cache_shape(model), recurrent=model.recurrent, conditioned=conditioned(model),
                      continuous=ContinuousDecoder(loss.attrs, probabilistic) if loss else None)
     return cls, continuous_config(model), \
         "a transformer over vectors, x-transformers ContinuousTransformerWrapper."
@@ -792,6 +817,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     parameters += [Parameter("context", "Tensor", keyword=False)] if cross else []
     # reinject_input: the stack's input, projected, which every sublayer's input takes added
     parameters += [Parameter("inject", "Tensor")] if model.find(OpKind.REINJECT) else []
+    # adaptive norms / layer scales: the condition, (B, 1, D) or (B, T, D)
+    parameters += [Parameter("condition", "Tensor")] if model.find(OpKind.CONDITION) else []
     parameters += [optional("mask")]
     parameters += [optional("context_mask")] if cross else []
     parameters += [optional("attn_mask")] if attn_mask else []
@@ -863,14 +890,16 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     return ResidualStep(
         residual=residual.attrs, branch=branch.role, branch_class=class_name,
         branch_type=f"{prefix}{class_name}", norm=norm.role,
-        norm_init=norm_init(norm.attrs.norm_type), norm_name=NORM_NAME[norm.attrs.norm_type],
+        norm_init=norm_constructor(graph, norm), norm_name=NORM_NAME[norm.attrs.norm_type],
+        condition=condition_field(graph.shared_input(norm, OpKind.CONDITION)),
+        gate_condition=condition_field(graph.shared_input(residual, OpKind.CONDITION)),
         arguments=sublayer_arguments(branch, signature, run),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
         values=handed_values(branch),
         attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
-        post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "",
+        post_norm_init=norm_constructor(graph, post_norm) if post_norm else "",
         aggregate=aggregate.role if aggregate else "",
         reinject=reinject,
         aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0,
@@ -881,12 +910,26 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         views=(streams or aggregate).attrs.views if streams or aggregate else 1)
 
 
-def norm_init(norm_type: str, width: str = "dim") -> str:
+def norm_init(norm_type: str, width: str = "dim", condition: str = "") -> str:
     """A norm's constructor, over the Config field `width` (the norms inside the layers are
-    LayerNorms without a bias, as x-transformers' own)."""
+    LayerNorms without a bias, as x-transformers' own); an adaptive norm's gain is a map of
+    the Config field `condition` wide condition."""
     if norm_type == "layernorm":
         return f"nn.LayerNorm(config.{width}, bias=False)"
+    if condition:
+        return f"{NORM_NAME[norm_type]}(config.{width}, config.{condition})"
     return f"{NORM_NAME[norm_type]}(config.{width})"
+
+
+def norm_constructor(graph: Graph, norm: Op, width: str = "dim") -> str:
+    """A NORM op's constructor; an adaptive norm reads the CONDITION op among its inputs."""
+    condition = graph.shared_input(norm, OpKind.CONDITION)
+    return norm_init(norm.attrs.norm_type, width, condition_field(condition))
+
+
+def condition_field(attrs) -> str:
+    """The Config field of the condition an adaptive norm (NormAttrs) or layer scale reads."""
+    return CONDITION_WIDTH[attrs.hidden > 0] if attrs is not None else ""
 
 
 def handed_values(branch: Op) -> str:
@@ -1046,7 +1089,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         if attrs.norm_type in NORM_IMPORTS:
             imports.add(NORM_IMPORTS[attrs.norm_type])
         return OpContext("ops/norm.py.jinja", {
-            "name": op.role, "init": norm_init(attrs.norm_type, norm_width)})
+            "name": op.role, "init": norm_constructor(model.graph, op, norm_width),
+            "condition": len(op.inputs) > 1})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
@@ -1087,6 +1131,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.REINJECT:
         imports.add(runtime("layers", "Reinjection"))
         return OpContext("ops/reinject.py.jinja", {"gated": attrs.gated})
+    if kind is OpKind.CONDITION:
+        return OpContext("ops/condition.py.jinja", {"mlp": attrs.hidden > 0})
     if kind is OpKind.POSITION_BIAS:
         imports.add(runtime("biases", POSITION_BIASES[attrs.scheme]))
         return OpContext("ops/position_bias.py.jinja", {"attrs": attrs, "keys": keys,
@@ -1133,7 +1179,7 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
     """The Config fields of a layer stack, each from the payload of the ops that read it."""
     attn, cross = model.shared(OpKind.ATTENTION), model.shared(OpKind.CROSS_ATTENTION)
     rotary = model.shared(OpKind.ROTARY)
-    bias = model.shared(OpKind.POSITION_BIAS)
+    bias, condition = model.shared(OpKind.POSITION_BIAS), model.shared(OpKind.CONDITION)
     (drops, separate_drops), (shifts, separate_shifts) = residual_values(model).values()
     heads = next((a.heads for a in (attn, cross, bias) if a is not None), None)
     dim_head = next((a.dim_head for a in (attn, rotary) if a is not None),
@@ -1190,6 +1236,10 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          attn and attn.gate_values_rank, "the low-rank input gate's width"),
         (attn is not None and attn.output_gate_rank > 0, "output_gate_rank", "int",
          attn and attn.output_gate_rank, "the low-rank output gate's width"),
+        (condition is not None, "dim_condition", "int", condition and condition.dim,
+         "the condition of the adaptive norms / layer scales"),
+        (condition is not None and condition.hidden > 0, "dim_condition_hidden", "int",
+         condition and condition.hidden, "what the adaptive modules read: the condition's MLP"),
         (context is not None, "dim_context", "int", context, "cross-attention"),
         (cross is not None, "cross_dim_head", "int", cross and cross.dim_head, ""),
         layer_row(model, OpKind.CROSS_ATTENTION, "cross_attn_dropout", "float", ""),

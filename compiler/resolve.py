@@ -29,6 +29,7 @@ from xtc.spec import ModuleSpec, Spec
 
 from .ir import (
     AttentionAttrs,
+    ConditionAttrs,
     CrossAttentionAttrs,
     FeedForwardAttrs,
     LossAttrs,
@@ -79,6 +80,8 @@ class ResolvedLayers:
     # far (AttentionResidual), with a query of this low-rank update (0: no aggregation)
     aggregate_rank: int = 0
     streams: int = 0  # residual streams passed between sublayers (hyper-connections, gated); 0: none
+    # adaptive norms or layer scales: the condition they read (dim_condition, its MLP); None: none
+    condition: ConditionAttrs | None = None
     read_gate_rank: int = 0  # gated_multi_residual: its gates' rank (its streams, 1 or more)
 
     @property
@@ -455,7 +458,33 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         aggregate_rank=aggregate_rank(layers),
         streams=stream_count(layers),
         read_gate_rank=read_gate_rank(layers),
+        condition=resolve_condition(layers),
     )
+
+
+def resolve_condition(layers: ModuleSpec) -> ConditionAttrs | None:
+    """What adaptive norms and layer scales read: a condition dim_condition wide (dim where
+    null), through Linear(D, D * expansion) and SiLU with adaptive_condition_mlp; None where
+    nothing reads one (its options then do nothing: a warning says so)."""
+    if not needs_condition(layers):
+        return None
+    dim = layers["dim_condition"] or layers["dim"]
+    hidden = dim * layers["adaptive_condition_mlp_expansion"] if layers["adaptive_condition_mlp"] else 0
+    return ConditionAttrs(dim, hidden)
+
+
+# the options that make a layer stack read a condition
+ADAPTIVE = ("use_adaptive_layernorm", "use_adaptive_rmsnorm", "use_adaptive_layerscale")
+
+
+def needs_condition(layers: ModuleSpec) -> bool:
+    return any(layers[name] for name in ADAPTIVE)
+
+
+def condition_width(layers: ModuleSpec) -> int:
+    """The width of what the adaptive modules read: the condition, or its MLP's output."""
+    condition = resolve_condition(layers)
+    return 0 if condition is None else condition.hidden or condition.dim
 
 
 # x-transformers' DEFAULT_ATTN_RESIDUAL_LORA_RANK
@@ -503,6 +532,7 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
     return ResidualAttrs(
         layer_dropout=layer_value(layers["layer_dropout"], index),
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
+        layerscale_condition=condition_width(layers) if layers["use_adaptive_layerscale"] else 0,
         scale_residual=layers["scale_residual"] and not mv_split and not streams,
         # a GRU gate and the whole-row updates replace the sum, and with it the constant (a
         # warning says so)
@@ -640,6 +670,10 @@ def resolve_bias(layers: ModuleSpec) -> PositionBiasAttrs | None:
 
 
 def norm_type(layers: ModuleSpec) -> str:
+    if layers["use_adaptive_layernorm"]:
+        return "adaptive_layernorm"
+    if layers["use_adaptive_rmsnorm"]:
+        return "adaptive_rmsnorm"
     if layers["use_simple_rmsnorm"]:
         return "simple_rmsnorm"
     if layers["use_rmsnorm"]:

@@ -71,6 +71,8 @@ def parameter_names(op: Op) -> list[tuple]:
     if op.kind is OpKind.NORM:
         if attrs.norm_type == "simple_rmsnorm":
             return []
+        if attrs.condition:  # AdaptiveLayerNorm / AdaptiveRMSNorm: the gain's map of the condition
+            return [("to_gamma.weight", "to_gain.weight", False)]
         gain = "gamma" if attrs.norm_type == "layernorm" else "g"
         return [(gain, "weight", attrs.unit_offset)]
     if op.kind is OpKind.RESIDUAL:
@@ -78,6 +80,8 @@ def parameter_names(op: Op) -> list[tuple]:
     if op.kind is OpKind.REINJECT:  # AttentionLayers' reinject_input_proj, and its gate
         pairs = [("reinject_input_proj", "proj")] + ([("learned_reinject_input_gate", "gate")] if attrs.gated else [])
         return [(f"{ours}.weight", f"{theirs}.weight", False) for ours, theirs in pairs]
+    if op.kind is OpKind.CONDITION:  # AttentionLayers.adaptive_mlp: Sequential(Linear, SiLU)
+        return [("0.weight", "0.weight", False)] if attrs.hidden else []
     if op.kind is OpKind.STREAMS:  # AttentionLayers.stream_emb (merging has no parameters)
         return [] if attrs.merge or attrs.streams == 1 else [("stream_emb", "", False)]
     if op.kind is OpKind.STREAM_MIX:
@@ -216,6 +220,8 @@ def residual_parameters(attrs) -> list[tuple[str, str, bool]]:
     role = attrs.branch
     scaled = ".fn" if attrs.depth_scale != 1.0 else ""  # under depth_scale_residual's Scale
     found = [(f"1{scaled}.gamma", f"{role}_layerscale", True)] if attrs.layerscale is not None else []
+    if attrs.layerscale_condition:  # AdaptiveLayerScale's to_gamma: adaLN-Zero's gate
+        found += [(f"1{scaled}.to_gamma.{p}", f"{role}_gate.{p}", False) for p in ("weight", "bias")]
     if attrs.scale_residual:
         found.append(("2.residual_scale", f"{role}_residual.residual_scale", False))
     if attrs.gated:

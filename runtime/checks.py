@@ -86,6 +86,22 @@ def check_context(context: object, dim: int, batch: int, name: str = "context",
         raise ValueError(f"{name} must be ({batch}, length, {dim}), got shape {tuple(context.shape)}")
 
 
+def check_condition(condition: object, dim: int, x: Tensor) -> None:
+    """What adaptive norms and layer scales read: a floating tensor (batch, dim) for the whole
+    sequence, or (batch, length, dim) with one per token of x."""
+    if torch.compiler.is_compiling():
+        return
+    if condition is None:
+        raise TypeError("condition is required: this model's norms or layer scales are adaptive "
+                        f"(pass condition=, shaped ({x.shape[0]}, {dim}))")
+    check_float_tensor(condition, "condition")
+    whole = condition.ndim == 2 and tuple(condition.shape) == (x.shape[0], dim)
+    per_token = condition.ndim == 3 and tuple(condition.shape) == (*x.shape[:2], dim)
+    if not (whole or per_token):
+        raise ValueError(f"condition must be ({x.shape[0]}, {dim}) or, one per token, "
+                         f"({x.shape[0]}, {x.shape[1]}, {dim}); got shape {tuple(condition.shape)}")
+
+
 def check_image(img: object, channels: int, size: int) -> None:
     """Images: a floating tensor (B, channels, size, size) with B > 0."""
     if torch.compiler.is_compiling():

@@ -71,10 +71,11 @@ def generate_numbers(model, prompt: Tensor, numbers: Tensor, max_new_tokens: int
 def generate_vectors(model, start: Tensor, n: int, *, temperature: float = 1.0,
                      cache: bool = True, generator: torch.Generator | None = None,
                      max_seq_len: int | None = None, cacheable: bool = True,
-                     probabilistic: bool = False) -> Tensor:
+                     probabilistic: bool = False, **forward_kwargs) -> Tensor:
     """n new vectors (B, n, d) after `start` (B, t, d), or (n, d) after (t, d): each step's
     last output is the next input. A probabilistic model's outputs are means and variances
-    (2, B, T, d), sampled with the standard deviation times temperature (0: the mean)."""
+    (2, B, T, d), sampled with the standard deviation times temperature (0: the mean).
+    forward_kwargs go to every step (a condition)."""
     batched = start.ndim != 2
     start = start if batched else start[None]  # (1, t, d)
     check_generate_arguments(start, n, None, max_seq_len, vectors=True)
@@ -86,7 +87,7 @@ def generate_vectors(model, start: Tensor, n: int, *, temperature: float = 1.0,
         mean, variance = out[:, :, -1:]
         return sample_normal(mean, variance, temperature, generator)
 
-    new, _ = decode(model, start, n, choose, None, cache and cacheable, None, False, {})
+    new, _ = decode(model, start, n, choose, None, cache and cacheable, None, False, forward_kwargs)
     return new.clone() if batched else new[0].clone()
 
 

@@ -66,3 +66,31 @@ class HeadRMSNorm(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return unit(x) * self.scale * self.weight
+
+
+class AdaptiveLayerNorm(nn.Module):
+    """LayerNorm whose gain comes from a condition (DiT's adaptive LayerNorm, Peebles & Xie
+    2022, https://arxiv.org/abs/2212.09748): 1 + a linear map of it, zero at first, so the norm
+    starts as a plain LayerNorm. condition: (B, 1, D) for the whole sequence, or (B, T, D)."""
+
+    def __init__(self, dim: int, dim_condition: int) -> None:
+        super().__init__()
+        self.to_gain = nn.Linear(dim_condition, dim, bias=False)
+        nn.init.zeros_(self.to_gain.weight)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        normed = nn.functional.layer_norm(x, x.shape[-1:])
+        return normed * (self.to_gain(condition) + 1.0)
+
+
+class AdaptiveRMSNorm(nn.Module):
+    """RMSNorm whose gain comes from a condition, as AdaptiveLayerNorm's."""
+
+    def __init__(self, dim: int, dim_condition: int) -> None:
+        super().__init__()
+        self.scale = dim**0.5
+        self.to_gain = nn.Linear(dim_condition, dim, bias=False)
+        nn.init.zeros_(self.to_gain.weight)
+
+    def forward(self, x: Tensor, condition: Tensor) -> Tensor:
+        return unit(x) * self.scale * (self.to_gain(condition) + 1.0)

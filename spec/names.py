@@ -33,7 +33,7 @@ IMPORTED_NAMES = frozenset({
     "F", "Tensor", "Callable",
     "AlibiBias", "ContextCache", "ContextualPositions", "DynamicPositionBias", "HeadRMSNorm", "KVCache", "LayerCache",
     "ModelCache", "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
-    "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "T5RelativeBias", "ProjectedDistanceBias",
+    "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "AdaptiveLayerNorm", "AdaptiveRMSNorm", "T5RelativeBias", "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",
     "LatentCache", "PositionCache", "LayerAttention", "MeanSplitResidual",
     "Reinjection",

@@ -62,6 +62,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "hyper_conn_sinkhorn_iters", "gated_multi_residual",
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
         "reinject_input", "learned_reinject_input_gate", "qkv_receive_diff_residuals",
+        "use_adaptive_layernorm", "use_adaptive_rmsnorm", "use_adaptive_layerscale",
+        "dim_condition", "adaptive_condition_mlp", "adaptive_condition_mlp_expansion",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

@@ -860,10 +860,32 @@ RECURRENCE = token_rows("recurrence", {
                                         "qkv_receive_diff_residuals": True}},
 }, recurrent=True)
 
+# adaptive norms and layer scales (DiT): a condition (B, dim_condition) given to every method
+CONDITIONED = token_rows("conditioned", {
+    "adaptive_layernorm": {"layers": {"use_adaptive_layernorm": True}},
+    "adaptive_rmsnorm_mlp": {"layers": {"use_adaptive_rmsnorm": True, "dim_condition": 12,
+                                        "adaptive_condition_mlp": True,
+                                        "adaptive_condition_mlp_expansion": 2}},
+    "adaptive_layerscale_sandwich_cross": {"layers": {
+        "use_adaptive_layerscale": True, "dim_condition": 8, "sandwich_norm": True,
+        "cross_attend": True}},
+    "adaptive_layernorm_layerscale_post_norm": {"layers": {
+        "use_adaptive_layernorm": True, "use_adaptive_layerscale": True, "pre_norm": False,
+        "adaptive_condition_mlp": True, "depth_scale_residual": 0.5}},
+}) + [
+    # DiT-style: vectors in and out, the condition (a timestep's or a class's embedding) given
+    row("conditioned", "continuous_dit", wrapper="ContinuousTransformerWrapper",
+        model={"dim_in": 6, "dim_out": 6}, layers={
+            "use_adaptive_layernorm": True, "use_adaptive_layerscale": True, "dim_condition": 8,
+            "adaptive_condition_mlp": True, "rotary_pos_emb": True}),
+    row("conditioned", "xval", wrapper="XValTransformerWrapper",
+        layers={"use_adaptive_rmsnorm": True, "dim_condition": 8}),
+]
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
-                           + OTHER_MODELS + RECURRENCE)
+                           + OTHER_MODELS + RECURRENCE + CONDITIONED)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

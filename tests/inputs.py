@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from xtc.compiler.resolve import ADAPTIVE  # what makes a layer stack read a condition
 
 import xtc
 
@@ -20,6 +21,7 @@ class Inputs:
     args: tuple
     kwargs: dict = field(default_factory=dict)
     lengths: dict = field(default_factory=dict)
+
 
 
 def make_inputs(spec: xtc.Spec, batch: int, length: int, *, masked: bool = False,
@@ -75,6 +77,9 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int, generator: to
         width = layers.section("cross_attn").get("dim_context") or dim
         kwargs["context"] = torch.randn(batch, context_length, width, generator=generator)
         lengths["S"] = context_length
+    if any(layers.options.get(name) for name in ADAPTIVE):  # one condition per sequence
+        width = layers.options.get("dim_condition") or dim
+        kwargs["condition"] = torch.randn(batch, width, generator=generator)
     if module.type == "TransformerWrapper":
         tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
         return (tokens,), kwargs, lengths

@@ -165,22 +165,23 @@ def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, c
 
 def assert_same_vectors(spec: Spec, start: torch.Tensor, steps: int, *, cache: bool = True,
                         reference_cache: bool | None = None, temperature: float = 0.0,
-                        seed: int | None = None) -> None:
+                        seed: int | None = None, **kwargs) -> None:
     """A continuous decoder's generated vectors from the same weights equal those of the
     reference's ContinuousAutoregressiveWrapper, to float32 rounding (the two sum in different
     orders). A probabilistic model samples: at temperature 0 both give the means; otherwise
     `seed` seeds torch's global generator before each, so that both draw the same noise.
-    reference_cache: as assert_same_greedy_tokens'."""
+    reference_cache: as assert_same_greedy_tokens'; kwargs (a condition) go to both."""
     reference, ours = paired_models(spec)
     wrapper = x_transformers.continuous.ContinuousAutoregressiveWrapper(reference)
     sampling = {"temperature": temperature} if reference.probabilistic else {}
     if seed is not None:
         torch.manual_seed(seed)
     expected = wrapper.generate(start, steps, temperature=temperature,
-                                cache_kv=cache if reference_cache is None else reference_cache)
+                                cache_kv=cache if reference_cache is None else reference_cache,
+                                **kwargs)
     if seed is not None:
         torch.manual_seed(seed)
-    actual = ours.generate(start, steps, cache=cache, **sampling)
+    actual = ours.generate(start, steps, cache=cache, **sampling, **kwargs)
     assert actual.shape == (*start.shape[:-2], steps, start.shape[-1])
     torch.testing.assert_close(actual, expected, **TOLERANCE)
 

@@ -130,12 +130,13 @@ def test_greedy_generation(feature, flash, cache):
         return
     if feature.wrapper == "ContinuousTransformerWrapper":  # vectors: the means, if sampled
         inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=False)
+        condition = {k: v for k, v in inputs.kwargs.items() if k == "condition"}
         assert_same_vectors(spec, inputs.args[0], NEW_TOKENS, cache=cache,
-                            reference_cache=cache and feature.reference_cache)
+                            reference_cache=cache and feature.reference_cache, **condition)
         return
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=True,
                          context_length=CONTEXT_LENGTH)
-    context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask")}
+    context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask", "condition")}
     if feature.recurrent:
         assert_same_xl_tokens(spec, inputs.args[0], NEW_TOKENS, **context)
         return
@@ -157,6 +158,27 @@ def test_loss(feature, masked):
     ignored = 1 if spec.model.trainer == "XLAutoregressiveWrapper" else 3
     tokens[1, -ignored:] = spec.model.training["ignore_index"]
     assert_same_loss(spec, tokens, **inputs.kwargs)
+
+
+CONDITIONED = [f for f in FEATURES if f.group == "conditioned"]
+
+
+@pytest.mark.parametrize("feature", CONDITIONED, ids=lambda feature: feature.id)
+def test_a_condition_per_token(feature):
+    """Adaptive norms and layer scales also take a condition per token (B, T, dim_condition),
+    with a padding mask; without one the model names what it needs."""
+    spec = feature_spec(feature, feature.kinds[0], flash=False)
+    inputs = make_inputs(spec, BATCH, LENGTH, masked=feature.takes_mask)
+    whole = inputs.kwargs["condition"]
+    generator = torch.Generator().manual_seed(1)
+    tokens = inputs.args[0].shape[1]
+    per_token = torch.randn(BATCH, tokens, whole.shape[-1], generator=generator)
+    assert_parity(spec, *inputs.args, **(inputs.kwargs | {"condition": per_token}))
+    model, rest = xtc.build(spec), {k: v for k, v in inputs.kwargs.items() if k != "condition"}
+    with pytest.raises(TypeError, match="condition is required"):
+        model(*inputs.args, **rest)
+    with pytest.raises(ValueError, match="condition must be"):
+        model(*inputs.args, **rest, condition=per_token[:, :1])
 
 
 @pytest.mark.parametrize("feature", FEATURES, ids=lambda feature: feature.id)

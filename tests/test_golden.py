@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, check_snapshot
+from xtc.compiler.resolve import needs_condition
 
 import xtc
 
@@ -75,6 +76,8 @@ def sample_inputs(spec: xtc.Spec) -> tuple[tuple, dict, tuple]:
     dim = layers["dim"]
     cross = layers.type == "CrossAttender" or layers["cross_attend"]
     kwargs = {"context": torch.randn(2, 5, dim)} if cross else {}
+    if needs_condition(layers):  # adaptive norms: one condition per sequence
+        kwargs["condition"] = torch.randn(2, layers["dim_condition"] or dim)
     if model.type == "TransformerWrapper":
         return (torch.randint(0, model["num_tokens"], (2, 8)),), kwargs, (2, 8, model["num_tokens"])
     if model.type == "ContinuousTransformerWrapper":

@@ -51,6 +51,8 @@ def sample_inputs(graph: Graph) -> tuple[list, dict]:
             args.append(torch.randn(1, length, generator=gen))
         elif a.role == "image":
             args.append(torch.randn(1, *a.shape[1:], generator=gen))
+        elif a.role == "condition":  # one per sequence
+            kwargs[scope_prefix(op.scope) + a.name] = torch.randn(1, a.shape[1], generator=gen)
         elif a.role == "context":
             kwargs[scope_prefix(op.scope) + a.name] = torch.randn(1, S, a.shape[2], generator=gen)
         else:

@@ -184,7 +184,7 @@ def test_lint_catches_broken_graphs():
     broken = {
         "reads before defined": graph(tokens, ("n", OpKind.NORM, NormAttrs("layernorm", 16), ("emb",)), emb, out),
         "wrong payload": graph(tokens, ("emb", OpKind.TOKEN_EMBEDDING, NormAttrs("layernorm", 16), ("tokens",)), out),
-        "wrong arity": graph(tokens, emb, ("n", OpKind.NORM, NormAttrs("layernorm", 16), ("emb", "tokens")), out),
+        "wrong arity": graph(tokens, emb, ("n", OpKind.NORM, NormAttrs("layernorm", 16), ("emb", "tokens", "tokens")), out),
         "no output": graph(tokens, emb),
         "feature size": graph(tokens, emb, ("a", OpKind.ATTENTION,
                                             AttentionAttrs(32, 2, 8, True, False, True), ("emb",)),

@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from inputs import padding_mask
 from reference import assert_parity
 from strategies import VOCAB, documents
+from xtc.compiler.resolve import ADAPTIVE
 from xtc.spec.constraints import NON_NEGATIVE, POSITIVE
 from xtc.spec.keywords import keyword_table
 
@@ -116,6 +117,9 @@ XTC_RULES = {
                      "qkv-views-exclude-input-readers"),
                     "the reference fails in the forward of a self-attention, so it runs where "
                     "none runs (an execution order of feedforwards only)"),
+    "condition-not-reaching-layers": "not compiled yet with a Transformer-XL memory (the "
+                                     "reference's memory passes the conditioned norms) or in "
+                                     "a composite",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }
@@ -172,9 +176,11 @@ def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
         return (tokens(), tokens()), mask
     if model["type"] == "ViTransformerWrapper":
         return (torch.randn(2, 3, 8, 8, generator=gen),), {}
+    layers = model.get("attn_layers", {})
+    if any(layers.get(name) for name in ADAPTIVE):  # adaptive norms: a condition per sequence
+        mask["condition"] = torch.randn(2, layers.get("dim_condition") or layers["dim"], generator=gen)
     if model["type"] == "ContinuousTransformerWrapper":
         return (torch.randn(2, 10, 6, generator=gen),), mask
-    layers = model["attn_layers"]
     if layers.get("cross_attend"):
         width = layers.get("cross_attn", {}).get("dim_context", layers["dim"])
         mask["context"] = torch.randn(2, 6, width, generator=gen)

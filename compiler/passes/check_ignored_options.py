@@ -9,11 +9,23 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import CrossOptions, generates_vectors, sum_replaced_by
+from ..resolve import CrossOptions, generates_vectors, needs_condition, sum_replaced_by
 from .check_attention_options import cross_attends
 from .modules import all_modules, diagnostic, each_value, layer_modules, token_models
 
 ID = "check-ignored-options"
+
+
+def ignored_condition_options(spec: Spec, layers) -> list[Diagnostic]:
+    """The condition's width and MLP do nothing where no adaptive norm or layer scale reads it."""
+    if needs_condition(layers):
+        return []
+    return [diagnostic(spec, f"{layers.key}.{name}", "condition-option-without-adaptive",
+                       f"{name} has no effect without use_adaptive_layernorm, "
+                       "use_adaptive_rmsnorm or use_adaptive_layerscale: nothing reads the "
+                       "condition", "warning")
+            for name in ("dim_condition", "adaptive_condition_mlp", "adaptive_condition_mlp_expansion")
+            if name in layers.given]
 
 
 def check_ignored_options(spec: Spec) -> list[Diagnostic]:
@@ -46,7 +58,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.laser_softclamp_value", "laser-value-without-laser",
                 "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
-        found += ignored_value_gate_options(spec, layers)
+        found += ignored_value_gate_options(spec, layers) + ignored_condition_options(spec, layers)
         if (layers.type == "Decoder" and layers["add_value_residual"]
                 and any(each_value(attn["use_latent_kv"]))):
             found.append(diagnostic(

@@ -10,6 +10,8 @@
   (AttentionLayers.__init__).
 - A continuous model's `autoregressive:` options set a loss that compares each output with the
   next input: its outputs must be as wide as its inputs.
+- Adaptive norms and layer scales need a `condition` from the model's forward: ViT's and
+  XTransformer's forward give their layers none.
 - A `probabilistic` continuous model projects to a mean and a log-variance per output: it needs
   `dim_out`. Without it x-transformers has no projection and splits the hidden state in half,
   so its outputs are half as wide as its inputs and its generate fails at the first step.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import generates_vectors
+from ..resolve import ADAPTIVE, generates_vectors, needs_condition
 from .modules import all_modules, diagnostic
 
 ID = "check-model-structure"
@@ -48,6 +50,33 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
                 "the hidden state in half, and cannot generate)"))
         if module.type == "ContinuousTransformerWrapper" and module.training_given:
             found += check_continuous_training(spec, module)
+        found += check_condition_reaches(spec, module)
+    return found
+
+
+def check_condition_reaches(spec: Spec, model) -> list[Diagnostic]:
+    """Adaptive norms and layer scales read a `condition` that the model's forward must hand
+    its layers: ViTransformerWrapper's and XTransformer's do not (x-transformers 2.31.10
+    fails at forward, missing it); a Transformer-XL memory and a composite's connections do
+    not carry one in xtc yet."""
+    found = []
+    for layers in model.children.values():
+        if layers.type not in ("Encoder", "Decoder", "CrossAttender") or not needs_condition(layers):
+            continue
+        key = f"{layers.key}.{next(name for name in ADAPTIVE if layers[name])}"
+        why = None
+        if model.type in ("ViTransformerWrapper", "XTransformer"):
+            why = (f"{model.type}'s forward hands its layers no condition (x-transformers "
+                   "2.31.10 fails at forward: 'condition needs to be passed in')")
+        elif model.options.get("max_mem_len"):
+            why = ("with max_mem_len the memory passes the conditioned norms too: not compiled "
+                   "yet")
+        elif spec.model is None:
+            why = "a composite's components take no condition yet: not compiled yet"
+        if why:
+            found.append(diagnostic(spec, key, "condition-not-reaching-layers",
+                                    f"{key.rpartition('.')[2]} reads a condition, and here "
+                                    f"nothing gives one: {why}"))
     return found
 
 
