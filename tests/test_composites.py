@@ -181,3 +181,33 @@ def test_pali_generates_with_one_call_like_the_manual_path(masked):
                                                   context_mask=context_mask, temperature=0.0)
     actual = ours.generate(img, src, start, 8, pali_mask=mask, temperature=0)
     assert actual.shape == (2, 8) and torch.equal(actual, expected)
+
+
+CONDITIONED_DECODER = {**CAPTION_DECODER, "attn_layers": {
+    **CAPTION_DECODER["attn_layers"], "use_adaptive_layernorm": True, "use_adaptive_layerscale": True,
+    "dim_condition": 8}}
+
+
+def test_a_conditioned_component_takes_its_condition_by_name():
+    """A component's condition is the composite's `<component>_condition`: in forward, loss and
+    generate, as the reference decoder takes it after the encoder."""
+    spec = composite({"encoder": VIT, "decoder": CONDITIONED_DECODER},
+                     [{"from": "encoder", "to": "decoder.context"}])
+    condition = torch.randn(2, 8, generator=torch.Generator().manual_seed(3))
+
+    def by_hand(ref, img, x, decoder_condition=None):
+        context = ref["encoder"](img, return_embeddings=True)
+        return ref["decoder"](x, context=context, condition=decoder_condition)
+
+    img, text = floats(2, 3, 16, 16), tokens()
+    assert_parity(spec, img, text, reference=HandWired(spec, by_hand), decoder_condition=condition)
+    reference, ours = paired_models(spec, reference=HandWired(spec, None))
+    context = reference["encoder"](img, return_embeddings=True)
+    decoder = AutoregressiveWrapper(reference["decoder"])
+    expected = decoder.generate(text[:, :3], 6, context=context, condition=condition,
+                                temperature=0.0)
+    assert torch.equal(ours.generate(img, text[:, :3], 6, temperature=0, decoder_condition=condition),
+                       expected)
+    torch.testing.assert_close(ours.loss(img, text, decoder_condition=condition),
+                               decoder(text, context=context, condition=condition),
+                               rtol=1e-4, atol=1e-5)

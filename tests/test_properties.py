@@ -118,8 +118,7 @@ XTC_RULES = {
                     "the reference fails in the forward of a self-attention, so it runs where "
                     "none runs (an execution order of feedforwards only)"),
     "condition-not-reaching-layers": "not compiled yet with a Transformer-XL memory (the "
-                                     "reference's memory passes the conditioned norms) or in "
-                                     "a composite",
+                                     "reference's memory passes the conditioned norms)",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "
                          "keys (the CPU kernel refuses others)",
 }

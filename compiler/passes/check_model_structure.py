@@ -57,8 +57,8 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
 def check_condition_reaches(spec: Spec, model) -> list[Diagnostic]:
     """Adaptive norms and layer scales read a `condition` that the model's forward must hand
     its layers: ViTransformerWrapper's and XTransformer's do not (x-transformers 2.31.10
-    fails at forward, missing it); a Transformer-XL memory and a composite's connections do
-    not carry one in xtc yet."""
+    fails at forward, missing it); a Transformer-XL memory does not carry one in xtc yet. (In
+    a composite, a component's condition is the composite's `<component>_condition`.)"""
     found = []
     for layers in model.children.values():
         if layers.type not in ("Encoder", "Decoder", "CrossAttender") or not needs_condition(layers):
@@ -71,8 +71,6 @@ def check_condition_reaches(spec: Spec, model) -> list[Diagnostic]:
         elif model.options.get("max_mem_len"):
             why = ("with max_mem_len the memory passes the conditioned norms too: not compiled "
                    "yet")
-        elif spec.model is None:
-            why = "a composite's components take no condition yet: not compiled yet"
         if why:
             found.append(diagnostic(spec, key, "condition-not-reaching-layers",
                                     f"{key.rpartition('.')[2]} reads a condition, and here "
