@@ -185,7 +185,8 @@ def positions_off_reason(model: ModuleSpec, layers: ModuleSpec, prefix: str) -> 
 def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | None]:
     """A layer stack's keywords, sections dotted (`attn.kv_heads`)."""
     return (position_values(layers, r) | attention_values(layers, r) | layout_values(layers)
-            | {"ff.dim_out": (r.dim, "dim"),
+            | {"dim_condition": r.condition and (r.condition.dim, "dim"),
+               "ff.dim_out": (r.dim, "dim"),
                "ff.swish": (r.feedforward.activation == "silu", "ff.relu_squared")})
 
 

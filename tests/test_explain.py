@@ -145,6 +145,9 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      f"rotate_num_heads: null{DEFAULT} 4 (heads: every head is rotated)"),
     ("alibi_num_heads", lm(alibi_pos_bias=True), f"{LAYERS}.alibi_num_heads",
      f"alibi_num_heads: null{DEFAULT} 4 (heads)"),
+    # resolve_condition
+    ("dim_condition", lm(use_adaptive_rmsnorm=True), f"{LAYERS}.dim_condition",
+     f"dim_condition: null{DEFAULT} 32 (dim)"),
     # resolve_attention, key_value_heads
     ("attn.kv_heads", lm(attn={"dim_head": 8, "one_kv_head": True}), f"{LAYERS}.attn.kv_heads",
      f"kv_heads: null{DEFAULT} 1 (attn.one_kv_head)"),
@@ -225,7 +228,8 @@ def test_explain_shows_what_the_compiler_makes_of_each_option(keyword, model, ke
     shift_mem_down without max_mem_len,
     use_abs_pos_emb and scaled_sinu_pos_emb under max_seq_len and drops_absolute_positions),
     resolve_rotary (rotary_xpos turns rotary on; its width and heads), resolve_bias
-    (alibi_num_heads), drops_absolute_positions (disable_abs_pos_emb), resolve_attention and
+    (alibi_num_heads), resolve_condition (dim_condition), drops_absolute_positions
+    (disable_abs_pos_emb), resolve_attention and
     key_value_heads (kv_heads, value_dim_head, project_out, qk_norm_groups and
     qk_norm_dim_scale without qk_norm), resolve_cross_attention (attn: inherited, dim_context,
     project_out), resolve_feedforward (relu_squared over swish) and layer_layout (custom_layers
