@@ -475,9 +475,8 @@ class Builder:
             hidden = self.add("merge_streams", OpKind.STREAMS,
                               StreamsAttrs(layers.dim, layers.streams, merge=True), (hidden,),
                               spec_key=f"{layers.key}.num_residual_streams", role="merge_streams")
-        # post-norm stacks have no final norm, but for gated_multi_residual (AttentionLayers.__init__)
-        if layers.pre_norm or layers.read_gate_rank:
-            hidden = self.add("norm", OpKind.NORM, NormAttrs(layers.norm, layers.dim), (hidden,),
+        if layers.final_norm:  # resolve.final_norm: not under post-norm, nor pre_and_post_norm
+            hidden = self.add("norm", OpKind.NORM, layers.norm, (hidden,),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         return hidden
 
@@ -522,7 +521,7 @@ class Builder:
         `init_depth`: its output projection's, for a depth-scaled initialisation (0: none)."""
         attrs = depth_scaled(attrs, init_depth)
         name = name or f"block{block}_{role}"
-        norm = NormAttrs(layers.norm, layers.dim)
+        norm = layers.norm
         provenance = {"spec_key": layers.key, "block": block}
         branch_input = hidden
         # qkv_receive_diff_residuals: self-attention reads three mixes, for q, k and v
@@ -564,9 +563,10 @@ class Builder:
         residual = replace(residual, branch=role, branch_scale=0.5 if macaron else 1.0)
         out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch),
                        ref_path=ref, **provenance)
-        if not layers.pre_norm:
-            out = self.add(f"{name}_norm", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
-                           role=f"{role}_norm", **provenance)
+        if residual.sum_norm:  # post-norm, or pre_and_post_norm's norm after the sum
+            after = "post_main_norm" if layers.pre_norm else "norm"
+            out = self.add(f"{name}_{after}", OpKind.NORM, norm, (out,), ref_path=f"{ref}.0.2",
+                           role=f"{role}_{after}", **provenance)
         return out
 
 

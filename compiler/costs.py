@@ -66,7 +66,9 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.POSITION_EMBEDDING:
         return 1 if a.scheme == "scaled_sinusoidal" else a.max_seq_len * a.dim
     if kind is OpKind.NORM:
-        return {"simple_rmsnorm": 0, "scalenorm": 1}.get(a.norm_type, a.dim)
+        # DyT: alpha, a gain and a bias; Derf: alpha, a shift, a gain and a bias
+        return {"simple_rmsnorm": 0, "scalenorm": 1, "dynamic_tanh": 1 + 2 * a.dim,
+                "derf": 2 + 2 * a.dim}.get(a.norm_type, a.dim)
     if kind is OpKind.PROJECT:
         return a.dim_in * a.dim + (a.dim if a.bias else 0)
     if kind is OpKind.PATCH_EMBEDDING:  # LayerNorm (gain), Linear with bias, LayerNorm (gain)

@@ -90,9 +90,13 @@ class AddAttrs:
 
 @dataclass(frozen=True)
 class NormAttrs:
-    norm_type: str  # "layernorm", "rmsnorm" or "scalenorm"
+    # "layernorm", "rmsnorm", "scalenorm", "simple_rmsnorm", "dynamic_tanh" (DyT) or "derf"
+    norm_type: str
     dim: int
-    unit_offset: bool = True  # the reference stores the gain minus one (inside its layer stacks)
+    # the reference stores the gains minus their identity value (inside its layer stacks, but
+    # for norm_add_unit_offset: false)
+    unit_offset: bool = True
+    init_alpha: float = 1.0  # DyT's alpha at init
 
 
 @dataclass(frozen=True)
@@ -455,6 +459,8 @@ class ResidualAttrs:
     layer_dropout: float = 0.0  # stochastic depth: in training, skip the sublayer with this p
     branch: str = ""  # the sublayer's role ("attn", "ff"), which names the block's parameters
     layerscale: float | None = None  # LayerScale's initial value, when used
+    # the reference stores LayerScale's gain minus one (but for norm_add_unit_offset: false)
+    layerscale_offset: bool = True
     scale_residual: bool = False  # a learned per-feature scale of the residual
     residual_constant: float = 1.0  # a constant scale of the residual (scale_residual_constant)
     depth_scale: float = 1.0  # the branch's output scaled (depth_scale_residual as a number)
@@ -467,6 +473,7 @@ class ResidualAttrs:
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)
     pre_norm: bool = True  # x + f(norm(x)); False: norm(x + f(x)), the norm after the sum
+    sum_norm: bool = False  # a norm after the sum: post-norm, or pre_and_post_norm beside pre_norm
 
 
 @dataclass(frozen=True)

@@ -53,14 +53,14 @@ from .context import (
     returns_of,
     runtime,
 )
-from .ir import Feed, Graph, LossAttrs, Op, OpKind
+from .ir import Feed, Graph, LossAttrs, NormAttrs, Op, OpKind
 from .models import Model, role_index
 from .share import blanked_body, share_classes
 
 NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
-             "simple_rmsnorm": "SimpleRMSNorm"}
-NORM_IMPORTS = {"rmsnorm": runtime("norms", "RMSNorm"), "scalenorm": runtime("norms", "ScaleNorm"),
-                "simple_rmsnorm": runtime("norms", "SimpleRMSNorm")}
+             "simple_rmsnorm": "SimpleRMSNorm", "dynamic_tanh": "DynamicTanh", "derf": "Derf"}
+NORM_IMPORTS = {norm_type: runtime("norms", name) for norm_type, name in NORM_NAME.items()
+                if norm_type != "layernorm"}
 POSITION_BIASES = {"alibi": "AlibiBias", "t5": "T5RelativeBias", "dynamic": "DynamicPositionBias"}
 
 
@@ -266,8 +266,9 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
+    parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else []))
     cls = ModelClass(class_name, config,
-                     f"The {what}: embeddings, blocks, final norm{' and the logits head' if has_logits else ''}.",
+                     f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
                      "where x is real.",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
@@ -853,6 +854,8 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     # the norm is on the branch's input (pre-norm) or on the sum (post-norm)
     norm = graph[branch.inputs[0]] if residual.attrs.pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
+    # pre_and_post_norm: a second norm, after the sum
+    main_norm = graph.users(residual.name)[0] if residual.attrs.pre_norm and residual.attrs.sum_norm else None
     branch_input = graph[(norm if residual.attrs.pre_norm else branch).inputs[0]]
     reinject = (branch_input.kind is OpKind.ADD  # reinject_input: x + inject
                 and graph[branch_input.inputs[1]].kind is OpKind.REINJECT)
@@ -863,14 +866,15 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     return ResidualStep(
         residual=residual.attrs, branch=branch.role, branch_class=class_name,
         branch_type=f"{prefix}{class_name}", norm=norm.role,
-        norm_init=norm_init(norm.attrs.norm_type), norm_name=NORM_NAME[norm.attrs.norm_type],
+        norm_init=norm_init(norm.attrs), norm_name=NORM_NAME[norm.attrs.norm_type],
         arguments=sublayer_arguments(branch, signature, run),
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
         values=handed_values(branch),
         attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
-        post_norm_init=norm_init(post_norm.attrs.norm_type) if post_norm else "",
+        post_norm_init=norm_init(post_norm.attrs) if post_norm else "",
+        main_norm=main_norm.role if main_norm else "",
         aggregate=aggregate.role if aggregate else "",
         reinject=reinject,
         aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0,
@@ -881,12 +885,14 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         views=(streams or aggregate).attrs.views if streams or aggregate else 1)
 
 
-def norm_init(norm_type: str, width: str = "dim") -> str:
+def norm_init(attrs: NormAttrs, width: str = "dim") -> str:
     """A norm's constructor, over the Config field `width` (the norms inside the layers are
-    LayerNorms without a bias, as x-transformers' own)."""
-    if norm_type == "layernorm":
+    LayerNorms without a bias, as x-transformers' own; DyT's alpha starts where the spec says)."""
+    if attrs.norm_type == "layernorm":
         return f"nn.LayerNorm(config.{width}, bias=False)"
-    return f"{NORM_NAME[norm_type]}(config.{width})"
+    if attrs.norm_type == "dynamic_tanh" and attrs.init_alpha != 1.0:
+        return f"DynamicTanh(config.{width}, init_alpha={attrs.init_alpha!r})"
+    return f"{NORM_NAME[attrs.norm_type]}(config.{width})"
 
 
 def handed_values(branch: Op) -> str:
@@ -1046,7 +1052,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         if attrs.norm_type in NORM_IMPORTS:
             imports.add(NORM_IMPORTS[attrs.norm_type])
         return OpContext("ops/norm.py.jinja", {
-            "name": op.role, "init": norm_init(attrs.norm_type, norm_width)})
+            "name": op.role, "init": norm_init(attrs, norm_width)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
