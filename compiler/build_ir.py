@@ -51,6 +51,7 @@ from .ir import (
     PrependAttrs,
     ProjectAttrs,
     ResidualAttrs,
+    SoftclampAttrs,
     StreamMixAttrs,
     StreamsAttrs,
     StripAttrs,
@@ -471,6 +472,10 @@ class Builder:
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied, self.inject = False, None
+        if layers.softclamp is not None:  # on each residual stream, before they are summed
+            hidden = self.add("softclamp", OpKind.SOFTCLAMP, SoftclampAttrs(layers.softclamp),
+                              (hidden,), spec_key=f"{layers.key}.softclamp_output",
+                              role="softclamp_output")
         if layers.streams:  # the streams summed back (AttentionLayers.forward, before its norm)
             hidden = self.add("merge_streams", OpKind.STREAMS,
                               StreamsAttrs(layers.dim, layers.streams, merge=True), (hidden,),

@@ -47,6 +47,7 @@ class OpKind(Enum):
     REINJECT = "reinject"  # the stack's input, projected (and gated), for every sublayer's input
     STREAMS = "streams"  # hyper-connections: the hidden states as S residual streams, or summed back
     STREAM_MIX = "stream_mix"  # a sublayer's input: a learned mix of the residual streams
+    SOFTCLAMP = "softclamp"  # the stack's output capped smoothly: value * tanh(x / value)
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -97,6 +98,13 @@ class NormAttrs:
     # for norm_add_unit_offset: false)
     unit_offset: bool = True
     init_alpha: float = 1.0  # DyT's alpha at init
+
+
+@dataclass(frozen=True)
+class SoftclampAttrs:
+    """softclamp_output: the layer stack's output kept within +-value, value * tanh(x / value),
+    before its final norm (Gemma 2)."""
+    value: float
 
 
 @dataclass(frozen=True)
@@ -598,6 +606,7 @@ ATTRS = {
     OpKind.REINJECT: ReinjectAttrs,
     OpKind.STREAMS: StreamsAttrs,
     OpKind.STREAM_MIX: StreamMixAttrs,
+    OpKind.SOFTCLAMP: SoftclampAttrs,
     OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
@@ -628,6 +637,7 @@ ARITY = {
     OpKind.REINJECT: (1, 1),  # the stack's input
     OpKind.STREAMS: (1, 1),
     OpKind.STREAM_MIX: (1, 1),  # the streams
+    OpKind.SOFTCLAMP: (1, 1),
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,

@@ -1055,6 +1055,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "name": op.role, "init": norm_init(attrs, norm_width)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.SOFTCLAMP:
+        return OpContext("ops/softclamp.py.jinja", {"value": attrs.value})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
         return OpContext("ops/numerical_head.py.jinja", {"memory": model.recurrent})
     if kind is OpKind.PROJECT:

@@ -58,6 +58,7 @@ class ResolvedLayers:
     depth: int
     norm: NormAttrs  # every norm of the stack's
     final_norm: bool  # a norm on the stack's output
+    softclamp: float | None  # softclamp_output: the output kept within +-this before that norm
     # One payload per layer of the kind, in the order the layers are built: a per-layer list
     # (x-transformers' tuple-valued keywords) gives each its own value. No self-attention
     # for a CrossAttender, no cross-attention without cross_attend.
@@ -438,6 +439,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         norm=NormAttrs(norm_type(layers), layers["dim"], unit_offset=layers["norm_add_unit_offset"],
                        init_alpha=float(layers["dynamic_tanh_init_alpha"])),
         final_norm=final_norm(layers),
+        softclamp=float(layers["softclamp_output_value"]) if layers["softclamp_output"] else None,
         attentions=tuple(resolve_attention(layers, rotary, bias, index)
                          for index in range(types.count("a") if attention else 0)),
         cross_attentions=tuple(resolve_cross_attention(layers, index)

@@ -63,7 +63,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
         "reinject_input", "learned_reinject_input_gate", "qkv_receive_diff_residuals",
         "use_dynamic_tanh", "dynamic_tanh_init_alpha", "use_derf", "norm_add_unit_offset",
-        "pre_norm_has_final_norm", "pre_and_post_norm",
+        "pre_norm_has_final_norm", "pre_and_post_norm", "softclamp_output",
+        "softclamp_output_value",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

@@ -633,6 +633,11 @@ LAYERS = token_rows("layers", {
                                              "num_residual_streams": 2}},
     "pre_and_post_norm_layout": {"layers": {"pre_and_post_norm": True,
                                             "custom_layers": ["a", "f", "a", "f", "f"]}},
+    "softclamp_output": {"layers": {"softclamp_output": True, "softclamp_output_value": 1.0}},
+    # on each stream, before the streams are summed; a post-norm stack has no final norm
+    "softclamp_output_streams": {"layers": {"softclamp_output": True, "num_residual_streams": 2}},
+    "softclamp_output_post_norm": {"layers": {"softclamp_output": True, "pre_norm": False,
+                                              "softclamp_output_value": 2.0}},
     "derf_gated_multi_residual": {"layers": {"use_derf": True, "gated_multi_residual": True,
                                              "num_residual_streams": 2,
                                              "residual_fn_kwargs": {"read_gate_rank": 8}}},
@@ -859,7 +864,8 @@ OTHER_MODELS = [
         wrapper="XTransformer", kinds=("XTransformer",)),
     # each side its own norms (issue #43)
     row("xtransformer", "norms", model={
-        "encoder": {"use_derf": True, "pre_norm_has_final_norm": False},
+        "encoder": {"use_derf": True, "pre_norm_has_final_norm": False,
+                    "softclamp_output": True, "softclamp_output_value": 2.0},
         "decoder": {"use_dynamic_tanh": True, "pre_and_post_norm": True,
                     "norm_add_unit_offset": False}},
         wrapper="XTransformer", kinds=("XTransformer",)),

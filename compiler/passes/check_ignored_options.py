@@ -237,7 +237,8 @@ def ignored_gumbel_options(spec: Spec, layers) -> list[Diagnostic]:
 
 
 def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
-    """The norm keywords that change nothing where they are: DyT's alpha without DyT; a final
+    """The norm keywords that change nothing where they are: the output's softclamp value
+    without softclamp_output; DyT's alpha without DyT; a final
     norm's switch where no plain pre-norm stack decides it (post-norm has none, gated_multi_residual
     always one, pre_and_post_norm none); pre_and_post_norm where every sum is normed already
     (post-norm, and gated_multi_residual, which drops the pre-norms); unit offsets where nothing
@@ -249,6 +250,9 @@ def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
             found.append(diagnostic(spec, f"{layers.key}.{name}", code,
                                     f"{name} has no effect {why}", "warning"))
 
+    if not layers["softclamp_output"]:
+        ignored("softclamp_output_value", "softclamp-value-without-softclamp",
+                "without softclamp_output: true")
     if not layers["use_dynamic_tanh"]:
         ignored("dynamic_tanh_init_alpha", "dynamic-tanh-alpha-without-dynamic-tanh",
                 "without use_dynamic_tanh: true")
