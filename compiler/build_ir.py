@@ -51,6 +51,7 @@ from .ir import (
     PrependAttrs,
     ProjectAttrs,
     ResidualAttrs,
+    SoftclampAttrs,
     StreamMixAttrs,
     StreamsAttrs,
     StripAttrs,
@@ -479,14 +480,17 @@ class Builder:
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied, self.inject = False, None
         condition, self.condition = self.condition, None
+        if layers.softclamp is not None:  # on each residual stream, before they are summed
+            hidden = self.add("softclamp", OpKind.SOFTCLAMP, SoftclampAttrs(layers.softclamp),
+                              (hidden,), spec_key=f"{layers.key}.softclamp_output",
+                              role="softclamp_output")
         if layers.streams:  # the streams summed back (AttentionLayers.forward, before its norm)
             hidden = self.add("merge_streams", OpKind.STREAMS,
                               StreamsAttrs(layers.dim, layers.streams, merge=True), (hidden,),
                               spec_key=f"{layers.key}.num_residual_streams", role="merge_streams")
-        # post-norm stacks have no final norm, but for gated_multi_residual (AttentionLayers.__init__)
-        if layers.pre_norm or layers.read_gate_rank:
-            final = norm_attrs(layers)
-            hidden = self.add("norm", OpKind.NORM, final, (hidden, condition if final.condition else None),
+        if layers.final_norm:  # resolve.final_norm: not under post-norm, nor pre_and_post_norm
+            norm = layers.norm
+            hidden = self.add("norm", OpKind.NORM, norm, (hidden, condition if norm.condition else None),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         return hidden
 
@@ -531,7 +535,7 @@ class Builder:
         `init_depth`: its output projection's, for a depth-scaled initialisation (0: none)."""
         attrs = depth_scaled(attrs, init_depth)
         name = name or f"block{block}_{role}"
-        norm, condition = norm_attrs(layers), self.condition if norm_attrs(layers).condition else None
+        norm, condition = layers.norm, self.condition if layers.norm.condition else None
         provenance = {"spec_key": layers.key, "block": block}
         branch_input = hidden
         # qkv_receive_diff_residuals: self-attention reads three mixes, for q, k and v
@@ -574,17 +578,11 @@ class Builder:
         gate = self.condition if residual.layerscale_condition else None  # adaLN-Zero's
         out = self.add(f"{name}_residual", OpKind.RESIDUAL, residual, (hidden, branch, gate),
                        ref_path=ref, **provenance)
-        if not layers.pre_norm:
-            out = self.add(f"{name}_norm", OpKind.NORM, norm, (out, condition), ref_path=f"{ref}.0.2",
-                           role=f"{role}_norm", **provenance)
+        if residual.sum_norm:  # post-norm, or pre_and_post_norm's norm after the sum
+            after = "post_main_norm" if layers.pre_norm else "norm"
+            out = self.add(f"{name}_{after}", OpKind.NORM, norm, (out, condition), ref_path=f"{ref}.0.2",
+                           role=f"{role}_{after}", **provenance)
         return out
-
-
-def norm_attrs(layers: ResolvedLayers) -> NormAttrs:
-    """The payload of every norm of a layer stack; an adaptive one reads the condition."""
-    adaptive = layers.norm.startswith("adaptive_") and layers.condition is not None
-    width = layers.condition.hidden or layers.condition.dim if adaptive else 0
-    return NormAttrs(layers.norm, layers.dim, condition=width)
 
 
 def layer_index(ref: str) -> int:

@@ -434,6 +434,7 @@ class ResidualStep:
     attn_lse: bool = False  # the attention z-loss: the sublayer adds to the block's attn_lse
     post_norm: str = ""  # sandwich norm: a norm on the sublayer's output
     post_norm_init: str = ""
+    main_norm: str = ""  # pre_and_post_norm: the norm after the sum, beside the pre-norm
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
     shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
     aggregate: str = ""  # attn_aggregated_residuals: the attribute of its LayerAttention
@@ -462,6 +463,12 @@ class ResidualStep:
         r = self.residual
         return bool(self.returned or self.post_norm or r.layerscale is not None
                     or self.residual_module or self.streams or self.gate_condition)
+
+    @property
+    def sum_norm(self) -> str:
+        """The attribute of the norm after the residual sum ("" where none): post-norm's own,
+        or pre_and_post_norm's second."""
+        return self.main_norm or ("" if self.residual.pre_norm else self.norm)
 
     @property
     def residual_class(self) -> str:
@@ -542,6 +549,13 @@ class BlockClass:
     @property
     def pre_norm(self) -> bool:
         return self.steps[0].residual.pre_norm
+
+    @property
+    def norm_placement(self) -> str:
+        """Where the block norms: "pre", "post", or "pre- and post" (pre_and_post_norm)."""
+        if not self.pre_norm:
+            return "post"
+        return "pre- and post" if self.steps[0].main_norm else "pre"
 
     @property
     def layer_dropout(self) -> bool:

@@ -68,7 +68,9 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.NORM and a.condition:  # an adaptive norm's gain: a map of the condition
         return a.condition * a.dim
     if kind is OpKind.NORM:
-        return {"simple_rmsnorm": 0, "scalenorm": 1}.get(a.norm_type, a.dim)
+        # DyT: alpha, a gain and a bias; Derf: alpha, a shift, a gain and a bias
+        return {"simple_rmsnorm": 0, "scalenorm": 1, "dynamic_tanh": 1 + 2 * a.dim,
+                "derf": 2 + 2 * a.dim}.get(a.norm_type, a.dim)
     if kind is OpKind.CONDITION:  # its MLP's Linear, without a bias
         return a.dim * a.hidden
     if kind is OpKind.PROJECT:

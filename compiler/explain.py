@@ -185,6 +185,7 @@ def positions_off_reason(model: ModuleSpec, layers: ModuleSpec, prefix: str) -> 
 def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | None]:
     """A layer stack's keywords, sections dotted (`attn.kv_heads`)."""
     return (position_values(layers, r) | attention_values(layers, r) | layout_values(layers)
+            | {"pre_norm_has_final_norm": (r.final_norm, final_norm_reason(layers))}
             | {"dim_condition": r.condition and (r.condition.dim, "dim"),
                "ff.dim_out": (r.dim, "dim"),
                "ff.swish": (r.feedforward.activation == "silu", "ff.relu_squared")})
@@ -233,6 +234,13 @@ def attention_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived
         "attn.qk_norm_groups": (attn.qk_norm_groups, "attn.qk_norm is off"),
         "attn.qk_norm_dim_scale": (attn.qk_norm_dim_scale, "attn.qk_norm is off"),
     }
+
+
+def final_norm_reason(layers: ModuleSpec) -> str:
+    """What decides the final norm where pre_norm_has_final_norm does not (resolve.final_norm)."""
+    if layers["gated_multi_residual"]:
+        return "gated_multi_residual keeps it"
+    return "pre_norm: false" if not layers["pre_norm"] else "pre_and_post_norm"
 
 
 def projection_reason(attention: AttentionAttrs | CrossAttentionAttrs) -> str:

@@ -48,6 +48,7 @@ class OpKind(Enum):
     STREAMS = "streams"  # hyper-connections: the hidden states as S residual streams, or summed back
     STREAM_MIX = "stream_mix"  # a sublayer's input: a learned mix of the residual streams
     CONDITION = "condition"  # what adaptive norms and layer scales read, through its optional MLP
+    SOFTCLAMP = "softclamp"  # the stack's output capped smoothly: value * tanh(x / value)
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -91,12 +92,24 @@ class AddAttrs:
 
 @dataclass(frozen=True)
 class NormAttrs:
-    norm_type: str  # "layernorm", "rmsnorm", "scalenorm", "simple_rmsnorm", "adaptive_layernorm", ...
+    # "layernorm", "rmsnorm", "scalenorm", "simple_rmsnorm", "dynamic_tanh" (DyT), "derf",
+    # "adaptive_layernorm" or "adaptive_rmsnorm"
+    norm_type: str
     dim: int
-    unit_offset: bool = True  # the reference stores the gain minus one (inside its layer stacks)
+    # the reference stores the gains minus their identity value (inside its layer stacks, but
+    # for norm_add_unit_offset: false)
+    unit_offset: bool = True
+    init_alpha: float = 1.0  # DyT's alpha at init
     # adaptive norms (DiT): the width of the condition their gain is computed from (a second
     # input, the CONDITION op); 0: a learned gain
     condition: int = 0
+
+
+@dataclass(frozen=True)
+class SoftclampAttrs:
+    """softclamp_output: the layer stack's output kept within +-value, value * tanh(x / value),
+    before its final norm (Gemma 2)."""
+    value: float
 
 
 @dataclass(frozen=True)
@@ -462,6 +475,8 @@ class ResidualAttrs:
     # use_adaptive_layerscale (DiT's adaLN-Zero gate): the output scaled by a sigmoid of a map
     # of the condition (its width here; a third input, the CONDITION op); 0: none
     layerscale_condition: int = 0
+    # the reference stores LayerScale's gain minus one (but for norm_add_unit_offset: false)
+    layerscale_offset: bool = True
     scale_residual: bool = False  # a learned per-feature scale of the residual
     residual_constant: float = 1.0  # a constant scale of the residual (scale_residual_constant)
     depth_scale: float = 1.0  # the branch's output scaled (depth_scale_residual as a number)
@@ -474,6 +489,7 @@ class ResidualAttrs:
     token_shifts: tuple = ()  # the sublayer's input is token-shifted
     branch_scale: float = 1.0  # macaron: each feedforward counts half (x-transformers' Scale)
     pre_norm: bool = True  # x + f(norm(x)); False: norm(x + f(x)), the norm after the sum
+    sum_norm: bool = False  # a norm after the sum: post-norm, or pre_and_post_norm beside pre_norm
 
 
 @dataclass(frozen=True)
@@ -608,6 +624,7 @@ ATTRS = {
     OpKind.STREAMS: StreamsAttrs,
     OpKind.STREAM_MIX: StreamMixAttrs,
     OpKind.CONDITION: ConditionAttrs,
+    OpKind.SOFTCLAMP: SoftclampAttrs,
     OpKind.POOL: PoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
@@ -639,6 +656,7 @@ ARITY = {
     OpKind.STREAMS: (1, 1),
     OpKind.STREAM_MIX: (1, 1),  # the streams
     OpKind.CONDITION: (1, 1),  # the condition input
+    OpKind.SOFTCLAMP: (1, 1),
     OpKind.POOL: (1, 1),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,

@@ -53,17 +53,15 @@ from .context import (
     returns_of,
     runtime,
 )
-from .ir import Feed, Graph, LossAttrs, Op, OpKind
+from .ir import Feed, Graph, LossAttrs, NormAttrs, Op, OpKind
 from .models import Model, role_index
 from .share import blanked_body, share_classes
 
 NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "ScaleNorm",
-             "simple_rmsnorm": "SimpleRMSNorm", "adaptive_layernorm": "AdaptiveLayerNorm",
-             "adaptive_rmsnorm": "AdaptiveRMSNorm"}
-NORM_IMPORTS = {"rmsnorm": runtime("norms", "RMSNorm"), "scalenorm": runtime("norms", "ScaleNorm"),
-                "simple_rmsnorm": runtime("norms", "SimpleRMSNorm"),
-                "adaptive_layernorm": runtime("norms", "AdaptiveLayerNorm"),
-                "adaptive_rmsnorm": runtime("norms", "AdaptiveRMSNorm")}
+             "simple_rmsnorm": "SimpleRMSNorm", "dynamic_tanh": "DynamicTanh", "derf": "Derf",
+             "adaptive_layernorm": "AdaptiveLayerNorm", "adaptive_rmsnorm": "AdaptiveRMSNorm"}
+NORM_IMPORTS = {norm_type: runtime("norms", name) for norm_type, name in NORM_NAME.items()
+                if norm_type != "layernorm"}
 # the Config field with the width adaptive modules read: the condition, or its MLP's output
 CONDITION_WIDTH = {False: "dim_condition", True: "dim_condition_hidden"}
 POSITION_BIASES = {"alibi": "AlibiBias", "t5": "T5RelativeBias", "dynamic": "DynamicPositionBias"}
@@ -273,8 +271,9 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
+    parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else []))
     cls = ModelClass(class_name, config,
-                     f"The {what}: embeddings, blocks, final norm{' and the logits head' if has_logits else ''}.",
+                     f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
                      "where x is real.",
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
@@ -880,6 +879,8 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     # the norm is on the branch's input (pre-norm) or on the sum (post-norm)
     norm = graph[branch.inputs[0]] if residual.attrs.pre_norm else graph.users(residual.name)[0]
     assert norm.kind is OpKind.NORM and norm.block == residual.block
+    # pre_and_post_norm: a second norm, after the sum
+    main_norm = graph.users(residual.name)[0] if residual.attrs.pre_norm and residual.attrs.sum_norm else None
     branch_input = graph[(norm if residual.attrs.pre_norm else branch).inputs[0]]
     reinject = (branch_input.kind is OpKind.ADD  # reinject_input: x + inject
                 and graph[branch_input.inputs[1]].kind is OpKind.REINJECT)
@@ -900,6 +901,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
         post_norm_init=norm_constructor(graph, post_norm) if post_norm else "",
+        main_norm=main_norm.role if main_norm else "",
         aggregate=aggregate.role if aggregate else "",
         reinject=reinject,
         aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0,
@@ -910,21 +912,23 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         views=(streams or aggregate).attrs.views if streams or aggregate else 1)
 
 
-def norm_init(norm_type: str, width: str = "dim", condition: str = "") -> str:
+def norm_init(attrs: NormAttrs, width: str = "dim", condition: str = "") -> str:
     """A norm's constructor, over the Config field `width` (the norms inside the layers are
-    LayerNorms without a bias, as x-transformers' own); an adaptive norm's gain is a map of
-    the Config field `condition` wide condition."""
-    if norm_type == "layernorm":
+    LayerNorms without a bias, as x-transformers' own; DyT's alpha starts where the spec says);
+    an adaptive norm's gain is a map of the Config field `condition` wide condition."""
+    if attrs.norm_type == "layernorm":
         return f"nn.LayerNorm(config.{width}, bias=False)"
+    if attrs.norm_type == "dynamic_tanh" and attrs.init_alpha != 1.0:
+        return f"DynamicTanh(config.{width}, init_alpha={attrs.init_alpha!r})"
     if condition:
-        return f"{NORM_NAME[norm_type]}(config.{width}, config.{condition})"
-    return f"{NORM_NAME[norm_type]}(config.{width})"
+        return f"{NORM_NAME[attrs.norm_type]}(config.{width}, config.{condition})"
+    return f"{NORM_NAME[attrs.norm_type]}(config.{width})"
 
 
 def norm_constructor(graph: Graph, norm: Op, width: str = "dim") -> str:
     """A NORM op's constructor; an adaptive norm reads the CONDITION op among its inputs."""
     condition = graph.shared_input(norm, OpKind.CONDITION)
-    return norm_init(norm.attrs.norm_type, width, condition_field(condition))
+    return norm_init(norm.attrs, width, condition_field(condition))
 
 
 def condition_field(attrs) -> str:
@@ -1093,6 +1097,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "condition": len(op.inputs) > 1})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.SOFTCLAMP:
+        return OpContext("ops/softclamp.py.jinja", {"value": attrs.value})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
         return OpContext("ops/numerical_head.py.jinja", {"memory": model.recurrent})
     if kind is OpKind.PROJECT:

@@ -14,7 +14,7 @@ value as written (`payload`), so a plain new option needs no code here.
 ...         attn_layers: {type: Decoder, dim: 32, depth: 2, heads: 4, use_rmsnorm: true}}
 ... ''')
 >>> r = resolve(spec)
->>> (r.layers.attention.dim_head, r.layers.causal, r.layers.feedforward.inner_dim, r.layers.norm)
+>>> (r.layers.attention.dim_head, r.layers.causal, r.layers.feedforward.inner_dim, r.layers.norm.norm_type)
 (64, True, 128, 'rmsnorm')
 >>> (r.positions, r.emb_dim, r.tie_embedding)
 ('learned', 32, False)
@@ -33,6 +33,7 @@ from .ir import (
     CrossAttentionAttrs,
     FeedForwardAttrs,
     LossAttrs,
+    NormAttrs,
     PositionBiasAttrs,
     ReinjectAttrs,
     ResidualAttrs,
@@ -56,7 +57,9 @@ class ResolvedLayers:
     type: str  # "Encoder", "Decoder" or "CrossAttender"
     dim: int
     depth: int
-    norm: str  # "layernorm", "rmsnorm", "scalenorm" or "simple_rmsnorm"
+    norm: NormAttrs  # every norm of the stack's
+    final_norm: bool  # a norm on the stack's output
+    softclamp: float | None  # softclamp_output: the output kept within +-this before that norm
     # One payload per layer of the kind, in the order the layers are built: a per-layer list
     # (x-transformers' tuple-valued keywords) gives each its own value. No self-attention
     # for a CrossAttender, no cross-attention without cross_attend.
@@ -436,7 +439,11 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         type=layers.type,
         dim=layers["dim"],
         depth=1 if layout else layers["depth"],
-        norm=norm_type(layers),
+        norm=NormAttrs(norm_type(layers), layers["dim"], unit_offset=layers["norm_add_unit_offset"],
+                       init_alpha=float(layers["dynamic_tanh_init_alpha"]),
+                       condition=condition_width(layers) if norm_type(layers).startswith("adaptive_") else 0),
+        final_norm=final_norm(layers),
+        softclamp=float(layers["softclamp_output_value"]) if layers["softclamp_output"] else None,
         attentions=tuple(resolve_attention(layers, rotary, bias, index)
                          for index in range(types.count("a") if attention else 0)),
         cross_attentions=tuple(resolve_cross_attention(layers, index)
@@ -533,6 +540,7 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
         layer_dropout=layer_value(layers["layer_dropout"], index),
         layerscale=layers["layerscale_init_value"] if layers["use_layerscale"] else None,
         layerscale_condition=condition_width(layers) if layers["use_adaptive_layerscale"] else 0,
+        layerscale_offset=layers["norm_add_unit_offset"],
         scale_residual=layers["scale_residual"] and not mv_split and not streams,
         # a GRU gate and the whole-row updates replace the sum, and with it the constant (a
         # warning says so)
@@ -545,9 +553,24 @@ def resolve_residual(layers: ModuleSpec, index: int) -> ResidualAttrs:
         mv_split_learned=bool(mv_split and kwargs.get("learned", False)),
         streams=max(streams, 1),
         token_shifts=token_shifts(layers, index),
-        # the gated read normalises: the reference drops the pre-norm, and norms after the sum
-        pre_norm=layers["pre_norm"] and not layers["gated_multi_residual"],
+        pre_norm=pre_norm(layers),
+        # pre_and_post_norm: a norm after the sum too (the post-norm stacks have it already)
+        sum_norm=not pre_norm(layers) or layers["pre_and_post_norm"],
     )
+
+
+def pre_norm(layers: ModuleSpec) -> bool:
+    """Whether the sublayers' inputs are normed: not under post-norm, nor gated_multi_residual,
+    whose gated read normalises (the reference drops the pre-norm, and norms after the sum)."""
+    return layers["pre_norm"] and not layers["gated_multi_residual"]
+
+
+def final_norm(layers: ModuleSpec) -> bool:
+    """A pre-norm stack ends in a norm, but for pre_norm_has_final_norm: false and
+    pre_and_post_norm (which norms every sum instead); gated_multi_residual's always does
+    (AttentionLayers.__init__)."""
+    plain = pre_norm(layers) and layers["pre_norm_has_final_norm"] and not layers["pre_and_post_norm"]
+    return plain or bool(layers["gated_multi_residual"])
 
 
 def output_scale(layers: ModuleSpec) -> float:
@@ -670,10 +693,15 @@ def resolve_bias(layers: ModuleSpec) -> PositionBiasAttrs | None:
 
 
 def norm_type(layers: ModuleSpec) -> str:
+    """The one norm of the stack (check-exclusive-features refuses two)."""
     if layers["use_adaptive_layernorm"]:
         return "adaptive_layernorm"
     if layers["use_adaptive_rmsnorm"]:
         return "adaptive_rmsnorm"
+    if layers["use_dynamic_tanh"]:
+        return "dynamic_tanh"
+    if layers["use_derf"]:
+        return "derf"
     if layers["use_simple_rmsnorm"]:
         return "simple_rmsnorm"
     if layers["use_rmsnorm"]:

@@ -10,7 +10,7 @@ and receive the same gradients.
 >>> _ = g.add("n", OpKind.NORM, NormAttrs("layernorm", 8), ref_path="attn_layers.layers.0.0.0",
 ...           block=0, role="attn_norm")
 >>> parameter_rules(g)
-[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', add_one=True, rows=None, columns=None)]
+[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', offset=1.0, rows=None, columns=None)]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .ir import TALKING_HEADS, Graph, Op, OpKind
 class Rule:
     reference: str
     emitted: str
-    add_one: bool = False  # the reference stores gamma - 1
+    offset: float = 0.0  # the reference stores the value minus this (norm_add_unit_offset)
     rows: tuple[int, int] | None = None  # the reference tensor is these rows of the emitted one
     columns: int | None = None  # the emitted tensor is the reference's first columns (the rest unread)
 
@@ -45,7 +45,9 @@ def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
         prefix = graph.module_path(op)
         component = op.component if components else ""
         for reference, emitted, *how in parameter_names(op):
-            rule = Rule(join(component, op.ref_path, reference), join(prefix, emitted), *how)
+            offset, *how = how
+            rule = Rule(join(component, op.ref_path, reference), join(prefix, emitted),
+                        float(offset), *how)
             if rule not in rules:  # tied weights: every block names the same parameters
                 rules.append(rule)
     return rules
@@ -56,7 +58,8 @@ def join(*parts: str) -> str:
 
 
 def parameter_names(op: Op) -> list[tuple]:
-    """(reference suffix, emitted suffix, add one[, rows]) for each parameter an op owns."""
+    """(reference suffix, emitted suffix, offset[, rows]) for each parameter an op owns: the
+    offset a number the reference subtracts, or True for one, False for none."""
     attrs = op.attrs
     if op.kind is OpKind.TOKEN_EMBEDDING:
         return [("weight", "weight", False)]
@@ -69,19 +72,14 @@ def parameter_names(op: Op) -> list[tuple]:
             return []
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
     if op.kind is OpKind.NORM:
-        if attrs.norm_type == "simple_rmsnorm":
-            return []
-        if attrs.condition:  # AdaptiveLayerNorm / AdaptiveRMSNorm: the gain's map of the condition
-            return [("to_gamma.weight", "to_gain.weight", False)]
-        gain = "gamma" if attrs.norm_type == "layernorm" else "g"
-        return [(gain, "weight", attrs.unit_offset)]
+        return norm_parameters(attrs)
     if op.kind is OpKind.RESIDUAL:
         return residual_parameters(attrs)
     if op.kind is OpKind.REINJECT:  # AttentionLayers' reinject_input_proj, and its gate
         pairs = [("reinject_input_proj", "proj")] + ([("learned_reinject_input_gate", "gate")] if attrs.gated else [])
         return [(f"{ours}.weight", f"{theirs}.weight", False) for ours, theirs in pairs]
     if op.kind is OpKind.CONDITION:  # AttentionLayers.adaptive_mlp: Sequential(Linear, SiLU)
-        return [("0.weight", "0.weight", False)] if attrs.hidden else []
+        return [("0.weight", "0.weight", 0.0)] if attrs.hidden else []
     if op.kind is OpKind.STREAMS:  # AttentionLayers.stream_emb (merging has no parameters)
         return [] if attrs.merge or attrs.streams == 1 else [("stream_emb", "", False)]
     if op.kind is OpKind.STREAM_MIX:
@@ -108,6 +106,23 @@ def parameter_names(op: Op) -> list[tuple]:
     if op.kind is OpKind.FEEDFORWARD:
         return feedforward_parameters(attrs)
     return []
+
+
+def norm_parameters(attrs) -> list[tuple[str, str, float]]:
+    """A norm's gains, which the reference stores minus their identity value where
+    unit_offset: one for gains, DyT's initial alpha for its alpha, one for Derf's alpha."""
+    unit = 1.0 if attrs.unit_offset else 0.0
+    if attrs.condition:  # AdaptiveLayerNorm / AdaptiveRMSNorm: the gain's map of the condition
+        return [("to_gamma.weight", "to_gain.weight", 0.0)]
+    if attrs.norm_type == "dynamic_tanh":
+        return [("pre_tanh_scale", "alpha", attrs.init_alpha if attrs.unit_offset else 0.0),
+                ("gamma", "weight", unit), ("beta", "bias", 0.0)]
+    if attrs.norm_type == "derf":
+        return [("alpha", "alpha", unit), ("s", "shift", 0.0), ("gamma", "weight", unit),
+                ("beta", "bias", 0.0)]
+    if attrs.norm_type == "simple_rmsnorm":
+        return []
+    return [("gamma" if attrs.norm_type == "layernorm" else "g", "weight", unit)]
 
 
 def position_bias_parameters(attrs) -> list[tuple[str, str, bool]]:
@@ -219,9 +234,10 @@ def residual_parameters(attrs) -> list[tuple[str, str, bool]]:
     Scale) and the residual module's (`.2.*`)."""
     role = attrs.branch
     scaled = ".fn" if attrs.depth_scale != 1.0 else ""  # under depth_scale_residual's Scale
-    found = [(f"1{scaled}.gamma", f"{role}_layerscale", True)] if attrs.layerscale is not None else []
+    found = [(f"1{scaled}.gamma", f"{role}_layerscale", attrs.layerscale_offset)
+             ] if attrs.layerscale is not None else []
     if attrs.layerscale_condition:  # AdaptiveLayerScale's to_gamma: adaLN-Zero's gate
-        found += [(f"1{scaled}.to_gamma.{p}", f"{role}_gate.{p}", False) for p in ("weight", "bias")]
+        found += [(f"1{scaled}.to_gamma.{p}", f"{role}_gate.{p}", 0.0) for p in ("weight", "bias")]
     if attrs.scale_residual:
         found.append(("2.residual_scale", f"{role}_residual.residual_scale", False))
     if attrs.gated:

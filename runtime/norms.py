@@ -94,3 +94,32 @@ class AdaptiveRMSNorm(nn.Module):
 
     def forward(self, x: Tensor, condition: Tensor) -> Tensor:
         return unit(x) * self.scale * (self.to_gain(condition) + 1.0)
+
+
+class DynamicTanh(nn.Module):
+    """tanh(alpha * x) * weight + bias, one learned scalar alpha, in place of a norm (DyT: Zhu
+    et al. 2025, "Transformers without Normalization", https://arxiv.org/abs/2503.10622)."""
+
+    def __init__(self, dim: int, init_alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.tensor(init_alpha))
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x * self.alpha).tanh() * self.weight + self.bias
+
+
+class Derf(nn.Module):
+    """erf(alpha * x + shift) * weight + bias, learned scalars alpha and shift, in place of a
+    norm (Derf, https://arxiv.org/abs/2512.10938)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.tensor(0.5))
+        self.shift = nn.Parameter(torch.tensor(0.0))
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.erf(x * self.alpha + self.shift) * self.weight + self.bias

@@ -37,7 +37,7 @@ IMPORTED_NAMES = frozenset({
     "DataDependentAlibi", "PerRowDataDependentAlibi",
     "LatentCache", "PositionCache", "LayerAttention", "MeanSplitResidual",
     "Reinjection",
-    "HyperConnection", "GatedMultiResidual",
+    "HyperConnection", "GatedMultiResidual", "DynamicTanh", "Derf",
     "LossBreakdown", "NamedTuple", "NumberGeneration",
 })
 

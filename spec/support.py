@@ -64,6 +64,9 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "reinject_input", "learned_reinject_input_gate", "qkv_receive_diff_residuals",
         "use_adaptive_layernorm", "use_adaptive_rmsnorm", "use_adaptive_layerscale",
         "dim_condition", "adaptive_condition_mlp", "adaptive_condition_mlp_expansion",
+        "use_dynamic_tanh", "dynamic_tanh_init_alpha", "use_derf", "norm_add_unit_offset",
+        "pre_norm_has_final_norm", "pre_and_post_norm", "softclamp_output",
+        "softclamp_output_value",
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

@@ -603,7 +603,45 @@ LAYERS = token_rows("layers", {
     "shift_tokens_rotary_layerscale": {"layers": {"shift_tokens": 2, "rotary_pos_emb": True,
                                                   "use_layerscale": True,
                                                   "layerscale_init_value": 0.3}},
-}, reference_cache=False)
+}, reference_cache=False) + token_rows("layers", {
+    # norms in place of norms (issue #43): DyT (pre-norm only, as the reference asserts), Derf
+    "dynamic_tanh": {"layers": {"use_dynamic_tanh": True, "dynamic_tanh_init_alpha": 0.5}},
+    "dynamic_tanh_sandwich_layerscale": {"layers": {"use_dynamic_tanh": True,
+                                                    "sandwich_norm": True, "use_layerscale": True,
+                                                    "layerscale_init_value": 0.2}},
+    "derf": {"layers": {"use_derf": True}},
+    "derf_post_norm_cross": {"layers": {"use_derf": True, "pre_norm": False,
+                                        "cross_attend": True}},
+    # gains stored as themselves: the norms', LayerScale's, DyT's alpha
+    "no_unit_offset": {"layers": {"norm_add_unit_offset": False, "use_layerscale": True,
+                                  "layerscale_init_value": 0.3}},
+    "no_unit_offset_scalenorm": {"layers": {"norm_add_unit_offset": False,
+                                            "use_scalenorm": True}},
+    "no_unit_offset_rmsnorm_dynamic_tanh": {"layers": {"norm_add_unit_offset": False,
+                                                       "use_dynamic_tanh": True,
+                                                       "dynamic_tanh_init_alpha": 0.7}},
+    "no_unit_offset_derf": {"layers": {"norm_add_unit_offset": False, "use_derf": True}},
+    "no_final_norm": {"layers": {"pre_norm_has_final_norm": False}},
+    "pre_and_post_norm": {"layers": {"pre_and_post_norm": True}},
+    "pre_and_post_norm_sandwich_rmsnorm": {"layers": {"pre_and_post_norm": True,
+                                                      "sandwich_norm": True, "use_rmsnorm": True,
+                                                      "macaron": True}},
+    "pre_and_post_norm_dynamic_tanh_cross": {"layers": {"pre_and_post_norm": True,
+                                                        "use_dynamic_tanh": True,
+                                                        "cross_attend": True}},
+    "pre_and_post_norm_streams": {"layers": {"pre_and_post_norm": True,
+                                             "num_residual_streams": 2}},
+    "pre_and_post_norm_layout": {"layers": {"pre_and_post_norm": True,
+                                            "custom_layers": ["a", "f", "a", "f", "f"]}},
+    "softclamp_output": {"layers": {"softclamp_output": True, "softclamp_output_value": 1.0}},
+    # on each stream, before the streams are summed; a post-norm stack has no final norm
+    "softclamp_output_streams": {"layers": {"softclamp_output": True, "num_residual_streams": 2}},
+    "softclamp_output_post_norm": {"layers": {"softclamp_output": True, "pre_norm": False,
+                                              "softclamp_output_value": 2.0}},
+    "derf_gated_multi_residual": {"layers": {"use_derf": True, "gated_multi_residual": True,
+                                             "num_residual_streams": 2,
+                                             "residual_fn_kwargs": {"read_gate_rank": 8}}},
+})
 
 # -- positional schemes (issue #8) -----------------------------------------------------------
 
@@ -761,6 +799,8 @@ OTHER_MODELS = [
         wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
     row("vit", "without_a_head", model={"image_size": 8, "num_classes": None},
         wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
+    row("vit", "derf_pre_and_post_norm", layers={"use_derf": True, "pre_and_post_norm": True},
+        wrapper="ViTransformerWrapper", kinds=("Encoder",), generates=False),
     row("continuous", "projections", model={"dim_in": 12, "dim_out": 7, "max_seq_len": 16},
         wrapper="ContinuousTransformerWrapper", generates=False),
     row("continuous", "no_positions", model={"dim_in": 12, "use_abs_pos_emb": False},
@@ -771,6 +811,10 @@ OTHER_MODELS = [
         wrapper="ContinuousTransformerWrapper", reference_cache=False),
     row("continuous", "decoder", model={"dim_in": 8, "dim_out": 8, "max_seq_len": 16},
         attn={"kv_heads": 2}, wrapper="ContinuousTransformerWrapper"),
+    row("continuous", "dynamic_tanh_softclamp", model={"dim_in": 8, "dim_out": 8, "max_seq_len": 16},
+        layers={"use_dynamic_tanh": True, "softclamp_output": True, "softclamp_output_value": 1.0,
+                "norm_add_unit_offset": False},
+        wrapper="ContinuousTransformerWrapper"),
     row("continuous", "probabilistic", model={
         "dim_in": 8, "dim_out": 8, "max_seq_len": 16, "probabilistic": True},
         layers={"rotary_pos_emb": True}, wrapper="ContinuousTransformerWrapper"),
@@ -824,6 +868,13 @@ OTHER_MODELS = [
         "decoder": {"attn_aggregated_residuals": True,
                     "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
         wrapper="XTransformer", kinds=("XTransformer",)),
+    # each side its own norms (issue #43)
+    row("xtransformer", "norms", model={
+        "encoder": {"use_derf": True, "pre_norm_has_final_norm": False,
+                    "softclamp_output": True, "softclamp_output_value": 2.0},
+        "decoder": {"use_dynamic_tanh": True, "pre_and_post_norm": True,
+                    "norm_add_unit_offset": False}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 
 # -- Transformer-XL recurrence (issue #38): segments of 8, so generation crosses boundaries --
@@ -841,6 +892,11 @@ RECURRENCE = token_rows("recurrence", {
     "rmsnorms_zero_kv": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
                          "layers": {"rotary_pos_emb": True},
                          "attn": {"qk_rmsnorm": True, "value_rmsnorm": True, "add_zero_kv": True}},
+    # the memory goes through DyT as the attention's input does; every sum normed
+    "dynamic_tanh_pre_and_post_norm": {"model": {"max_seq_len": 8, "max_mem_len": 6,
+                                                 "use_abs_pos_emb": False},
+                                       "layers": {"use_dynamic_tanh": True,
+                                                  "pre_and_post_norm": True}},
 }, recurrent=True) + token_rows("recurrence", {
     # the projected distance bias spans the memory's positions too (a learned float bias: no
     # flash kernel, as in the attention rows)

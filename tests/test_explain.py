@@ -139,6 +139,15 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
     # resolve_rotary, resolve_bias
     ("rotary_pos_emb", lm(rotary_xpos=True), f"{LAYERS}.rotary_pos_emb",
      f"rotary_pos_emb: false{DEFAULT} on (rotary_xpos)"),
+    # the final norm: resolve.final_norm
+    ("pre_norm_has_final_norm", lm(pre_and_post_norm=True), f"{LAYERS}.pre_norm_has_final_norm",
+     f"pre_norm_has_final_norm: true{DEFAULT} off (pre_and_post_norm)"),
+    ("pre_norm_has_final_norm", lm(pre_norm=False), f"{LAYERS}.pre_norm_has_final_norm",
+     f"pre_norm_has_final_norm: true{DEFAULT} off (pre_norm: false)"),
+    ("pre_norm_has_final_norm", lm(pre_norm_has_final_norm=False, gated_multi_residual=True,
+                                   residual_fn_kwargs={"read_gate_rank": 8}),
+     f"{LAYERS}.pre_norm_has_final_norm",
+     "pre_norm_has_final_norm: false  # computed: on (gated_multi_residual keeps it)"),
     ("rotary_emb_dim", lm(rotary_pos_emb=True), f"{LAYERS}.rotary_emb_dim",
      f"rotary_emb_dim: null{DEFAULT} 4 (attn.dim_head // 2)"),
     ("rotate_num_heads", lm(rotary_pos_emb=True), f"{LAYERS}.rotate_num_heads",

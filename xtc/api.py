@@ -132,7 +132,7 @@ def converted_by_rules(rules: list, state_dict: Mapping[str, Any]) -> dict[str, 
     converted: dict[str, Any] = {}
     for rule in rules:
         value = rule.read(state_dict[rule.reference])
-        value = value + 1 if rule.add_one else value
+        value = value + rule.offset if rule.offset else value
         if rule.rows is None:
             converted[rule.emitted] = value
         else:  # rows of one emitted tensor (a fused projection), in order

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import CrossOptions, generates_vectors, needs_condition, sum_replaced_by
+from ..resolve import CrossOptions, generates_vectors, needs_condition, pre_norm, sum_replaced_by
 from .check_attention_options import cross_attends
 from .modules import all_modules, diagnostic, each_value, layer_modules, token_models
 
@@ -59,6 +59,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{layers.key}.attn.laser_softclamp_value", "laser-value-without-laser",
                 "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
         found += ignored_value_gate_options(spec, layers) + ignored_condition_options(spec, layers)
+        found += ignored_norm_options(spec, layers)
         if (layers.type == "Decoder" and layers["add_value_residual"]
                 and any(each_value(attn["use_latent_kv"]))):
             found.append(diagnostic(
@@ -244,4 +245,39 @@ def ignored_gumbel_options(spec: Spec, layers) -> list[Diagnostic]:
                     spec, f"{layers.key}.{section}.{name}", "gumbel-option-without-gumbel-softmax",
                     f"{section}.{name} has no effect without {section}.gumbel_softmax: true",
                     "warning"))
+    return found
+
+
+def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
+    """The norm keywords that change nothing where they are: the output's softclamp value
+    without softclamp_output; DyT's alpha without DyT; a final
+    norm's switch where no plain pre-norm stack decides it (post-norm has none, gated_multi_residual
+    always one, pre_and_post_norm none); pre_and_post_norm where every sum is normed already
+    (post-norm, and gated_multi_residual, which drops the pre-norms); unit offsets where nothing
+    has a gain (use_simple_rmsnorm without LayerScale)."""
+    found = []
+
+    def ignored(name: str, code: str, why: str) -> None:
+        if name in layers.given:
+            found.append(diagnostic(spec, f"{layers.key}.{name}", code,
+                                    f"{name} has no effect {why}", "warning"))
+
+    if not layers["softclamp_output"]:
+        ignored("softclamp_output_value", "softclamp-value-without-softclamp",
+                "without softclamp_output: true")
+    if not layers["use_dynamic_tanh"]:
+        ignored("dynamic_tanh_init_alpha", "dynamic-tanh-alpha-without-dynamic-tanh",
+                "without use_dynamic_tanh: true")
+    if not pre_norm(layers):
+        without = "pre_norm: false" if not layers["pre_norm"] else "gated_multi_residual"
+        ignored("pre_and_post_norm", "pre-and-post-norm-without-pre-norm",
+                f"with {without}: every residual sum is normed already")
+    if not pre_norm(layers) or layers["pre_and_post_norm"]:
+        decides = ("gated_multi_residual" if layers["gated_multi_residual"]
+                   else "pre_norm: false" if not layers["pre_norm"] else "pre_and_post_norm")
+        ignored("pre_norm_has_final_norm", "final-norm-option-ignored",
+                f"with {decides}, which decides the final norm")
+    if layers["use_simple_rmsnorm"] and not layers["use_layerscale"]:
+        ignored("norm_add_unit_offset", "unit-offset-without-gains",
+                "with use_simple_rmsnorm and no LayerScale: no gain is stored")
     return found

@@ -8,6 +8,8 @@
   need the same vocabulary: otherwise the decoder's ids index past the table.
 - `sandwich_norm` adds norms to pre-norm sublayers: not with `pre_norm: false`
   (AttentionLayers.__init__).
+- DyT (`use_dynamic_tanh`) replaces pre-norms: not with `pre_norm: false`, nor with
+  `gated_multi_residual`, which drops the pre-norms (AttentionLayers.__init__ asserts it).
 - A continuous model's `autoregressive:` options set a loss that compares each output with the
   next input: its outputs must be as wide as its inputs.
 - Adaptive norms and layer scales need a `condition` from the model's forward: ViT's and
@@ -37,6 +39,8 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
                 "sandwich_norm adds a norm after each pre-norm sublayer; it cannot be combined "
                 "with pre_norm: false (x-transformers 2.31.10 refuses this too: 'sandwich norm "
                 "cannot be used when not using prenorm')"))
+        if module.type in ("Encoder", "Decoder", "CrossAttender") and module["use_dynamic_tanh"]:
+            found += check_dynamic_tanh(spec, module)
         if module.type == "ViTransformerWrapper":
             found += check_patches(spec, module)
         elif module.type == "XTransformer":
@@ -76,6 +80,20 @@ def check_condition_reaches(spec: Spec, model) -> list[Diagnostic]:
                                     f"{key.rpartition('.')[2]} reads a condition, and here "
                                     f"nothing gives one: {why}"))
     return found
+
+
+def check_dynamic_tanh(spec: Spec, layers) -> list[Diagnostic]:
+    """DyT is tried in pre-norm stacks only: the reference asserts it, after gated_multi_residual
+    has dropped the pre-norms too."""
+    without = ("pre_norm: false" if not layers["pre_norm"]
+               else "gated_multi_residual" if layers["gated_multi_residual"] else None)
+    if without is None:
+        return []
+    return [diagnostic(
+        spec, f"{layers.key}.use_dynamic_tanh", "dynamic-tanh-needs-pre-norm",
+        f"use_dynamic_tanh replaces the norms of a pre-norm stack; it cannot be combined with "
+        f"{without} (x-transformers 2.31.10 refuses this too: 'dynamic tanh norm only tested "
+        "for pre-norm')")]
 
 
 def check_continuous_training(spec: Spec, model) -> list[Diagnostic]:
