@@ -186,7 +186,8 @@ def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | N
     """A layer stack's keywords, sections dotted (`attn.kv_heads`)."""
     return (position_values(layers, r) | attention_values(layers, r) | layout_values(layers)
             | {"ff.dim_out": (r.dim, "dim"),
-               "ff.swish": (r.feedforward.activation == "silu", "ff.relu_squared")})
+               "ff.swish": (r.feedforward.activation == "silu",
+                            "ff.solu" if r.feedforward.activation == "solu" else "ff.relu_squared")})
 
 
 def rotated_heads(layers: ModuleSpec, r: ResolvedLayers) -> Derived:
