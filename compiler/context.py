@@ -268,6 +268,7 @@ ACTIVATIONS = {
     "gelu": ("nn.GELU()", "GELU"),
     "silu": ("nn.SiLU()", "SiLU"),
     "relu_squared": ("ReluSquared()", "ReLU²"),
+    "solu": ("SoLU({inner_dim})", "SoLU"),  # its LayerNorm is inner_dim wide
 }
 
 
@@ -280,13 +281,22 @@ class FeedForwardClass(ReadsConfig):
     attrs: FeedForwardAttrs
     per_layer: tuple[str, ...] = ()
 
+    def activation(self, inner_dim: str) -> str:
+        """The activation's constructor, given the expression of the hidden width."""
+        return ACTIVATIONS[self.attrs.activation][0].format(inner_dim=inner_dim)
+
     @property
-    def activation(self) -> str:
-        return ACTIVATIONS[self.attrs.activation][0]
+    def gate_nonlinearity(self) -> str:
+        """glu_softclamp: what multiplies the gate's soft-capped linear factor, GELU's Phi(gate)
+        or SiLU's sigmoid(gate) (the reference allows only those two activations there)."""
+        return "torch.special.ndtr(gate)" if self.attrs.activation == "gelu" else "gate.sigmoid()"
 
     @property
     def description(self) -> str:
         name = ACTIVATIONS[self.attrs.activation][1]
+        if self.attrs.glu_softclamp:
+            return (f"Gated MLP with soft caps (SiTU-GLU): softclamp(value) * softclamp(gate) * "
+                    f"{name}'s nonlinearity of the gate -> Linear.")
         if self.attrs.glu:
             return (f"Gated MLP: value * {name}(gate) -> Linear "
                     "(Shazeer 2020, https://arxiv.org/abs/2002.05202).")
@@ -297,8 +307,13 @@ class FeedForwardClass(ReadsConfig):
         return "" if self.attrs.bias else ", bias=False"
 
     def imports(self) -> set[Import]:
-        relu_squared = self.attrs.activation == "relu_squared"
-        return {NN} | ({runtime("activations", "ReluSquared")} if relu_squared else set())
+        a = self.attrs
+        wanted = {NN}
+        if not a.glu_softclamp and a.activation in ("relu_squared", "solu"):
+            wanted.add(runtime("activations", {"relu_squared": "ReluSquared", "solu": "SoLU"}[a.activation]))
+        if a.glu_softclamp or a.softclamp_value is not None:
+            wanted.add(runtime("activations", "softclamp"))
+        return wanted | ({TORCH} if a.mult_bias or a.glu_softclamp else set())
 
 
 @dataclass(frozen=True)

@@ -92,8 +92,8 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.FEEDFORWARD:
         into = a.dim * a.inner_dim * (2 if a.glu else 1) + (a.inner_dim * (2 if a.glu else 1)
                                                              if a.glu or a.bias else 0)
-        return into + (a.inner_dim if a.post_act_ln else 0) + a.inner_dim * a.dim + (
-            a.dim if a.bias else 0)
+        gains = a.post_act_ln + a.mult_bias + (a.activation == "solu")  # each inner_dim wide
+        return into + gains * a.inner_dim + a.inner_dim * a.dim + (a.dim if a.bias else 0)
     if kind is OpKind.RESIDUAL:
         return residual_parameters(op)
     if kind is OpKind.REINJECT:  # the input's projection, and its gate's

@@ -188,7 +188,8 @@ def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | N
             | {"pre_norm_has_final_norm": (r.final_norm, final_norm_reason(layers))}
             | {"dim_condition": r.condition and (r.condition.dim, "dim"),
                "ff.dim_out": (r.dim, "dim"),
-               "ff.swish": (r.feedforward.activation == "silu", "ff.relu_squared")})
+               "ff.swish": (r.feedforward.activation == "silu",
+                            "ff.solu" if r.feedforward.activation == "solu" else "ff.relu_squared")})
 
 
 def rotated_heads(layers: ModuleSpec, r: ResolvedLayers) -> Derived:

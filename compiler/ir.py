@@ -458,11 +458,17 @@ class CrossAttentionAttrs:
 class FeedForwardAttrs:
     dim: int
     inner_dim: int
-    activation: str  # "gelu", "silu" or "relu_squared"
+    activation: str  # "gelu", "silu", "relu_squared" or "solu"
     glu: bool = False
     bias: bool = True
     dropout: float = 0.0
     post_act_ln: bool = False
+    mult_bias: bool = False  # GLU: a learned per-feature multiplier of the product (ones at init)
+    softclamp_value: float | None = None  # no GLU: pre-activations soft-capped at +-this
+    glu_softclamp: bool = False  # GLU: the up half and the gate's linear factor soft-capped
+    glu_gate_softclamp_value: float = 4.0  # the gate's cap (glu_softclamp)
+    glu_up_softclamp_value: float = 25.0  # the up half's cap (glu_softclamp)
+    sublayer_dropout: float = 0.0  # on the branch's output, in training
     zero_init_output: bool = False  # proj_out starts at zero (zero_init_branch_output)
     output_init_depth: int = 0  # proj_out drawn depth-scaled for this depth (0: PyTorch's init)
 

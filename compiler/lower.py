@@ -635,6 +635,13 @@ PER_LAYER_CONFIG = {
     OpKind.FEEDFORWARD: {
         "ff_inner_dim": (lambda a: a.inner_dim, lambda a: True),
         "ff_dropout": (lambda a: a.dropout, lambda a: a.dropout > 0),
+        "ff_sublayer_dropout": (lambda a: a.sublayer_dropout, lambda a: a.sublayer_dropout > 0),
+        "ff_softclamp_value": (lambda a: a.softclamp_value and float(a.softclamp_value),
+                               lambda a: a.softclamp_value is not None),
+        "ff_glu_gate_softclamp_value": (lambda a: float(a.glu_gate_softclamp_value),
+                                        lambda a: a.glu_softclamp),
+        "ff_glu_up_softclamp_value": (lambda a: float(a.glu_up_softclamp_value),
+                                      lambda a: a.glu_softclamp),
     },
 }
 
@@ -1202,6 +1209,14 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
         layer_row(model, OpKind.ATTENTION, "attn_sublayer_dropout", "float",
                   "on the attention branch's output"),
         layer_row(model, OpKind.FEEDFORWARD, "ff_dropout", "float", "after the activation"),
+        layer_row(model, OpKind.FEEDFORWARD, "ff_sublayer_dropout", "float",
+                  "on the feedforward branch's output"),
+        layer_row(model, OpKind.FEEDFORWARD, "ff_softclamp_value", "float",
+                  "feedforward pre-activations soft-capped at +-this"),
+        layer_row(model, OpKind.FEEDFORWARD, "ff_glu_gate_softclamp_value", "float",
+                  "the GLU gate's linear factor soft-capped at +-this"),
+        layer_row(model, OpKind.FEEDFORWARD, "ff_glu_up_softclamp_value", "float",
+                  "the GLU's up half soft-capped at +-this"),
         (bool(drops), "layer_dropout", "tuple[float, ...]" if separate_drops else "float", drops,
          "stochastic depth" + (", per sublayer" if separate_drops else "")),
         (attn is not None and attn.num_mem_kv > 0, "num_mem_kv", "int", attn and attn.num_mem_kv,

@@ -29,7 +29,8 @@ PER_LAYER_FIELDS = {
                        "value_residual",  # (the first layer has no learned mix)
                        "output_init_depth"),  # (depth_scale_residual: true)
     OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout", "output_init_depth"),
-    OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln", "output_init_depth"),
+    OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln", "sublayer_dropout",
+                         "output_init_depth"),
     OpKind.RESIDUAL: ("layer_dropout", "token_shifts"),
 }
 

@@ -857,13 +857,21 @@ def output_projection(attn, heads: int) -> bool:
 def resolve_feedforward(layers: ModuleSpec, index: int = 0) -> FeedForwardAttrs:
     """Feedforward layer `index`."""
     ff = LayerOptions(layers.section("ff"), index)
-    # x-transformers picks relu_squared, then swish, then GELU (FeedForward.__init__).
-    activation = "relu_squared" if ff["relu_squared"] else "silu" if ff["swish"] else "gelu"
+    # x-transformers picks relu_squared, then SoLU, then swish, then GELU (FeedForward.__init__).
+    activation = ("relu_squared" if ff["relu_squared"] else "solu" if ff["solu"]
+                  else "silu" if ff["swish"] else "gelu")
+    glu, glu_softclamp = ff["glu"], ff["glu"] and ff["glu_softclamp"]
     return payload(
         FeedForwardAttrs, ff,
         dim=layers["dim"],
         inner_dim=int(layers["dim"] * ff["mult"]),
         activation=activation,
         bias=not ff["no_bias"],
-        zero_init_output=layers["zero_init_branch_output"],
+        zero_init_output=ff["zero_init_output"] or layers["zero_init_branch_output"],
+        # each companion only where its flag acts (check_ignored_options warns of the rest)
+        mult_bias=glu and ff["glu_mult_bias"],
+        softclamp_value=None if glu else ff["softclamp_value"],
+        glu_softclamp=glu_softclamp,
+        glu_gate_softclamp_value=ff["glu_gate_softclamp_value"] if glu_softclamp else 4.0,
+        glu_up_softclamp_value=ff["glu_up_softclamp_value"] if glu_softclamp else 25.0,
     )

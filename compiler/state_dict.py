@@ -251,13 +251,20 @@ def residual_parameters(attrs) -> list[tuple[str, str, bool]]:
 
 
 def feedforward_parameters(attrs) -> list[tuple[str, str, bool]]:
-    """x-transformers nests the input projection: `ff.0.proj` (GLU, always with a bias) or
-    `ff.0.0` (Linear before the activation); the output projection is `ff.2`."""
+    """x-transformers nests the input projection: `ff.0.proj` (GLU, always with a bias, its
+    activation `ff.0.act`) or `ff.0.0` (Linear before the activation); the output projection
+    is `ff.2`."""
     if attrs.glu:
         pairs = [("ff.0.proj.weight", "proj_in.weight"), ("ff.0.proj.bias", "proj_in.bias")]
+        pairs += [("ff.0.mult_bias", "mult_bias")] if attrs.mult_bias else []
+        activation = "ff.0.act"
     else:
         pairs = [("ff.0.0.weight", "proj_in.weight")]
         pairs += [("ff.0.0.bias", "proj_in.bias")] if attrs.bias else []
+        # the soft cap, when used, is ff.0.1 and moves the activation to ff.0.2
+        activation = "ff.0.1" if attrs.softclamp_value is None else "ff.0.2"
+    if attrs.activation == "solu":  # SoLU's LayerNorm gain
+        pairs += [(f"{activation}.norm.gamma", "act.norm.weight")]
     out = "ff.2"
     if getattr(attrs, "post_act_ln", False):  # the norm takes ff.1 and moves proj_out to ff.3
         pairs += [("ff.1.gamma", "post_act_norm.weight")]

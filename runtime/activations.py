@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -12,3 +13,20 @@ class ReluSquared(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x) ** 2
+
+
+def softclamp(t: Tensor, value: float) -> Tensor:
+    """t smoothly capped at +-value: value * tanh(t / value) (Gemma 2's soft-capping)."""
+    return value * torch.tanh(t / value)
+
+
+class SoLU(nn.Module):
+    """x * softmax(x) over the features, then a bias-free LayerNorm. Elhage et al. 2022,
+    "Softmax Linear Units", https://transformer-circuits.pub/2022/solu/index.html."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.norm(x * x.softmax(dim=-1))

@@ -35,6 +35,7 @@ POSITIVE_REAL = frozenset({
     "qk_norm_scale", "logit_softclamp_value", "softclamp_output_value", "gumbel_softmax_temp",
     "laser_softclamp_value", "tie_embedding_scale", "rotary_interpolation_factor",
     "rotary_base_rescale_factor", "scale_residual_constant", "mult", "rotary_xpos_scale_base",
+    "softclamp_value", "glu_gate_softclamp_value", "glu_up_softclamp_value",
 })
 
 

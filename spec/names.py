@@ -32,8 +32,9 @@ MAX_NAME_LENGTH = 64
 IMPORTED_NAMES = frozenset({
     "F", "Tensor", "Callable",
     "AlibiBias", "ContextCache", "ContextualPositions", "DynamicPositionBias", "HeadRMSNorm", "KVCache", "LayerCache",
-    "ModelCache", "RMSNorm", "ReluSquared", "Residual", "RotaryEmbedding", "ScaleNorm",
-    "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "AdaptiveLayerNorm", "AdaptiveRMSNorm", "T5RelativeBias", "ProjectedDistanceBias",
+    "ModelCache", "RMSNorm", "ReluSquared", "SoLU", "softclamp", "Residual", "RotaryEmbedding", "ScaleNorm",
+    "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "AdaptiveLayerNorm", "AdaptiveRMSNorm", "T5RelativeBias",
+    "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",
     "LatentCache", "PositionCache", "LayerAttention", "MeanSplitResidual",
     "Reinjection",

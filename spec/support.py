@@ -106,7 +106,10 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "inverted_attention",
         "onnxable", "attend_sdp_kwargs", "flash_pack_seq",
     }),
-    "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln"}),
+    "ff": frozenset({"mult", "dropout", "glu", "swish", "no_bias", "relu_squared", "post_act_ln",
+                     "solu", "glu_mult_bias", "softclamp_value", "glu_softclamp",
+                     "glu_gate_softclamp_value", "glu_up_softclamp_value", "zero_init_output",
+                     "sublayer_dropout"}),
 }
 
 
@@ -124,7 +127,7 @@ PER_LAYER_KEYWORDS: dict[str, frozenset[str]] = {
                        "max_attend_past", "use_latent_q", "dim_latent_q", "use_latent_kv",
                        "dim_latent_kv", "latent_rope_subheads"}),
     "cross_attn": frozenset({"dropout", "sublayer_dropout"}),
-    "ff": frozenset({"mult", "dropout", "glu", "post_act_ln"}),
+    "ff": frozenset({"mult", "dropout", "glu", "post_act_ln", "sublayer_dropout"}),
 }
 # Keywords the reference reads whole at the top level, so that a list is never split per
 # layer there: dim_head (`dim_head // 2` raises on a tuple), flash, data_dependent_alibi and
@@ -170,6 +173,10 @@ REFUSED_KEYWORDS: dict[str, dict[str, str]] = {
         **HYBRID_COMPANIONS,
         **{name: CAUSAL_ONLY for name in ("use_cope", "cope_max_pos", "cope_talking_heads",
                                           "cope_soft_onehot_pos", "selective")},
+    },
+    "ff": {
+        "dim_out": "x-transformers builds the feedforward dim_out wide and then fails adding it "
+                   "to the residual stream, which is dim wide",
     },
 }
 

@@ -938,10 +938,37 @@ CONDITIONED = token_rows("conditioned", {
         layers={"use_adaptive_rmsnorm": True, "dim_condition": 8}),
 ]
 
+# -- feedforward options (issue #43): SoLU, the GLU's learned gain and soft caps, the
+# pre-activation soft cap, the output projection's zero init, dropout on the branch's output
+
+FEEDFORWARDS = token_rows("feedforward", {
+    "glu_mult_bias_softclamps": {"ff": {"glu": True, "glu_mult_bias": True, "glu_softclamp": True,
+                                        "glu_gate_softclamp_value": 1.0,
+                                        "glu_up_softclamp_value": 2.0}},
+    "swiglu_softclamp": {"ff": {"glu": True, "swish": True, "glu_softclamp": True}},
+    "solu": {"ff": {"solu": True}},
+    "solu_glu_mult_bias": {"ff": {"solu": True, "glu": True, "glu_mult_bias": True,
+                                  "post_act_ln": True}},
+    "softclamp_relu_squared": {"ff": {"softclamp_value": 1.0, "relu_squared": True}},
+    "softclamp_solu": {"ff": {"softclamp_value": 2.0, "solu": True, "no_bias": True}},
+    # zero_init_output wins over the depth-scaled init of the feedforward's output projection
+    "zero_init_depth_scaled": {"layers": {"depth_scale_residual": True},
+                               "ff": {"zero_init_output": True}},
+    "sublayer_dropout": {"ff": {"sublayer_dropout": 0.1, "dropout": 0.1}},
+    "per_layer": {"ff": {"sublayer_dropout": [0.1, 0.0], "glu": [True, False],
+                         "glu_softclamp": True, "glu_mult_bias": True, "softclamp_value": 3.0}},
+}) + [
+    row("feedforward", "xtransformer", model={
+        "encoder": {"ff": {"solu": True, "sublayer_dropout": 0.1}},
+        "decoder": {"ff": {"glu": True, "glu_mult_bias": True, "glu_softclamp": True,
+                           "zero_init_output": True}}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
+]
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
-                           + OTHER_MODELS + RECURRENCE + CONDITIONED)
+                           + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

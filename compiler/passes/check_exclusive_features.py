@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from xtc.spec import Diagnostic, ModuleSpec, Spec
 
 from .check_attention_options import cross_attends, cross_key, cross_option
-from .modules import all_modules, diagnostic, is_set, layer_modules, set_in_one_layer
+from .modules import all_modules, diagnostic, each_value, is_set, layer_modules, set_in_one_layer
 
 ID = "check-exclusive-features"
 
@@ -101,6 +101,8 @@ RULES = (
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
               "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),
+    Exclusion("relu-squared-excludes-solu", "ff.relu_squared", ("ff.solu",),
+              "each replaces the feedforward's activation (x-transformers asserts at most one)"),
 )
 
 
@@ -142,9 +144,27 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
             found += group_violations(spec, module, group)
         found += cross_sink_violations(spec, module)
         found += cross_score_violations(spec, module)
+        found += activation_violations(spec, module)
     for model in all_modules(spec):
         found += z_loss_violations(spec, model)
     return found
+
+
+GLU_SOFTCLAMP_CODE = "glu-softclamp-needs-gelu-or-swish"  # acts only beside glu
+
+
+def activation_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:
+    """The GLU's soft caps (glu_softclamp, acting only where a layer has glu) cap the linear
+    factor of GELU or SiLU: x-transformers asserts it building the GLU."""
+    ff = layers.section("ff")
+    if not (ff["glu_softclamp"] and any(each_value(ff["glu"]))):
+        return []
+    other = "relu_squared" if ff["relu_squared"] else "solu" if ff["solu"] else None
+    if other is None:
+        return []
+    return [diagnostic(spec, f"{layers.key}.ff.glu_softclamp", GLU_SOFTCLAMP_CODE,
+                       f"ff.glu_softclamp cannot be combined with ff.{other}: it caps the linear "
+                       "factor of GELU or SiLU only (x-transformers asserts it)")]
 
 
 def cross_sink_violations(spec: Spec, layers: ModuleSpec) -> list[Diagnostic]:

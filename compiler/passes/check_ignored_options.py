@@ -114,6 +114,11 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{layers.key}.ff.swish", "swish-ignored-with-relu-squared",
                 "ff.swish has no effect: ff.relu_squared takes precedence", "warning"))
+        elif ff["solu"] and ff["swish"]:
+            found.append(diagnostic(
+                spec, f"{layers.key}.ff.swish", "swish-ignored-with-solu",
+                "ff.swish has no effect: ff.solu takes precedence", "warning"))
+        found += feedforward_companions(spec, layers)
     for layers in layer_modules(spec):
         deciding = next((k for k in ("custom_layers", "par_ratio") if layers[k] is not None), None)
         for later in ("par_ratio", "sandwich_coef"):
@@ -280,4 +285,32 @@ def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
     if layers["use_simple_rmsnorm"] and not layers["use_layerscale"]:
         ignored("norm_add_unit_offset", "unit-offset-without-gains",
                 "with use_simple_rmsnorm and no LayerScale: no gain is stored")
+    return found
+
+
+# ff: values that act only beside a flag (FeedForward.__init__ and GLU): the value, the flag
+# it needs (one that is set when the value acts), and the warning's code.
+FF_COMPANIONS = (
+    ("glu_mult_bias", ("glu",), "glu-option-without-glu"),
+    ("glu_softclamp", ("glu",), "glu-option-without-glu"),
+    ("glu_gate_softclamp_value", ("glu", "glu_softclamp"), "glu-softclamp-value-without-glu-softclamp"),
+    ("glu_up_softclamp_value", ("glu", "glu_softclamp"), "glu-softclamp-value-without-glu-softclamp"),
+)
+
+
+def feedforward_companions(spec: Spec, layers) -> list[Diagnostic]:
+    """Warnings for ff: values the reference never reads: the GLU's options without glu (in no
+    layer), its soft caps' values without glu_softclamp, softclamp_value beside glu (the GLU
+    path has no pre-activation cap)."""
+    ff, given, found = layers.section("ff"), layers.sections_given.get("ff", ()), []
+    for name, needs, code in FF_COMPANIONS:
+        if name in given and not all(any(each_value(ff[flag])) for flag in needs):
+            flags = " and ".join(f"ff.{flag}: true" for flag in needs)
+            found.append(diagnostic(spec, f"{layers.key}.ff.{name}", code,
+                                    f"ff.{name} has no effect without {flags}", "warning"))
+    if ff["softclamp_value"] is not None and all(each_value(ff["glu"])):
+        found.append(diagnostic(
+            spec, f"{layers.key}.ff.softclamp_value", "softclamp-value-ignored-with-glu",
+            "ff.softclamp_value has no effect with ff.glu: x-transformers caps only the "
+            "ungated feedforward's pre-activations (glu_softclamp caps the GLU)", "warning"))
     return found
