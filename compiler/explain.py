@@ -71,6 +71,8 @@ def module_lines(name: str, module: ModuleSpec, depth: int,
         if not expressible(keywords.get(key)):
             continue
         mark = note(key in module.given, value, computed.get(key)) + per_layer_note("", key, value)
+        if key in NO_EFFECT and module.type in LAYER_TYPES:
+            mark += f"; {NO_EFFECT[key]}" if mark else f"  # {NO_EFFECT[key]}"
         lines.append(f"{pad}{key}: {scalar(value)}{mark}")
     for section, options in module.sections.items():
         given = module.sections_given.get(section, ())
@@ -179,6 +181,8 @@ def positions_off_reason(model: ModuleSpec, layers: ModuleSpec, prefix: str) -> 
         return "use_abs_pos_emb: false"
     if not model["max_seq_len"]:
         return f"max_seq_len: {scalar(model['max_seq_len'])}"
+    if layers["disable_abs_pos_emb"] is not None:  # written: it decides
+        return f"{prefix}disable_abs_pos_emb" if layers["disable_abs_pos_emb"] else ""
     return next((prefix + key for key in DROP_ABSOLUTE_POSITIONS if layers[key]), "")
 
 
@@ -270,6 +274,10 @@ def note(given: bool, value: object, computed: Derived | None) -> str:
         marks.append(f"computed: {shown(value, effective)} ({why})")
     return f"  # {'; '.join(marks)}" if marks else ""
 
+
+# Layer options the reference reads for itself alone, noted whatever their value.
+NO_EFFECT = {"verbose": "no effect on the emitted model (x-transformers only silences its own "
+                        "warning about the rotary width)"}
 
 # What an option makes the model do that its value does not say, noted where it is on.
 BEHAVIOURS = {

@@ -85,6 +85,7 @@ class ResolvedLayers:
     streams: int = 0  # residual streams passed between sublayers (hyper-connections, gated); 0: none
     # adaptive norms or layer scales: the condition they read (dim_condition, its MLP); None: none
     condition: ConditionAttrs | None = None
+    drops_absolute_positions: bool = False  # the wrapper builds none (drops_absolute_positions())
     read_gate_rank: int = 0  # gated_multi_residual: its gates' rank (its streams, 1 or more)
 
     @property
@@ -114,12 +115,6 @@ class ResolvedLayers:
         """False: post-norm, x = norm(x + f(x)), and no final norm."""
         return self.residual.pre_norm
 
-    @property
-    def drops_absolute_positions(self) -> bool:
-        """x-transformers' disable_abs_pos_emb default: T5 bias or rotary
-        (AttentionLayers.__init__)."""
-        return self.rotary is not None or (self.position_bias is not None
-                                           and self.position_bias.scheme == "t5")
 
 
 @dataclass(frozen=True)
@@ -466,7 +461,17 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         streams=stream_count(layers),
         read_gate_rank=read_gate_rank(layers),
         condition=resolve_condition(layers),
+        drops_absolute_positions=drops_absolute_positions(layers),
     )
+
+
+def drops_absolute_positions(layers: ModuleSpec) -> bool:
+    """x-transformers' disable_abs_pos_emb: as written, else on under rotary positions (xPos
+    turns them on) or the T5 bias (AttentionLayers.__init__), which give positions of their own."""
+    written = layers["disable_abs_pos_emb"]
+    if written is not None:
+        return bool(written)
+    return bool(layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["rel_pos_bias"])
 
 
 def resolve_condition(layers: ModuleSpec) -> ConditionAttrs | None:

@@ -675,6 +675,13 @@ POSITIONS = token_rows("positions", {
                             "attn": {"num_mem_kv": 2}},
 }, reference_cache=False)
 
+# disable_abs_pos_emb as written: absolute positions beside rotary, or none at all
+POSITIONS += token_rows("positions", {
+    "absolute_beside_rotary": {"layers": {"disable_abs_pos_emb": False, "rotary_pos_emb": True,
+                                          "verbose": False}},
+    "no_positions_at_all": {"layers": {"disable_abs_pos_emb": True}},
+})
+
 # -- layer structure (issue #11): one block of sublayers, each attention run with its own kv
 # cache; the reference's cached tokens agree with its full forward for these layouts
 

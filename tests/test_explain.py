@@ -115,6 +115,8 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
     # absolute positions: resolve.positions and ResolvedLayers.drops_absolute_positions
     ("use_abs_pos_emb", lm(rotary_pos_emb=True), "model.use_abs_pos_emb",
      f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.rotary_pos_emb)"),
+    ("use_abs_pos_emb", lm(disable_abs_pos_emb=True), "model.use_abs_pos_emb",
+     f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.disable_abs_pos_emb)"),
     ("use_abs_pos_emb", lm(rotary_xpos=True), "model.use_abs_pos_emb",
      f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.rotary_xpos)"),
     ("use_abs_pos_emb", lm(rel_pos_bias=True), "model.use_abs_pos_emb",
@@ -290,3 +292,12 @@ def test_a_sampling_option_says_that_the_model_samples():
     assert ("gumbel_softmax: true  # the attention weights are sampled, in eval mode too: "
             "outputs and generation are random") in text
     assert "gumbel_softmax: true  # from attn" in text  # cross-attention inherits it
+
+
+def test_verbose_is_noted_as_changing_nothing():
+    """verbose only silences the reference's own warning: explain says it changes nothing, and
+    the emitted code is the same either way (check-ignored-options' fixtures: no warning)."""
+    quiet = xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": lm(verbose=False)}))
+    loud = xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": lm()}))
+    assert "verbose: false  # no effect on the emitted model" in xtc.explain(quiet)
+    assert without_header(compile_spec(quiet)) == without_header(compile_spec(loud))

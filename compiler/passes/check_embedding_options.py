@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
+from ..resolve import drops_absolute_positions
 from .modules import all_modules, diagnostic, wrapper_modules
 
 ID = "check-embedding-options"
@@ -80,10 +81,8 @@ def check_token_embedding(spec: Spec, model) -> list[Diagnostic]:
 
 def absolute_positions(model) -> bool:
     """Whether the wrapper builds absolute positions: asked for, a max_seq_len, and not turned
-    off by the layers' rotary or T5 bias (the reference's disable_abs_pos_emb, in
-    AttentionLayers.__init__)."""
-    layers = model.children["attn_layers"]
-    disabled = layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["rel_pos_bias"]
+    off by the layers (disable_abs_pos_emb, by default under rotary or the T5 bias)."""
+    disabled = drops_absolute_positions(model.children["attn_layers"])
     return bool(model["use_abs_pos_emb"] and model["max_seq_len"] and not disabled)
 
 

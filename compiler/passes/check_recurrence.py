@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import positions
+from ..resolve import drops_absolute_positions, positions
 from .check_residual_options import WHOLE_ROW
 from .modules import all_modules, diagnostic, each_value
 
@@ -144,8 +144,7 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                 "max_mem_len needs self-attention: a CrossAttender has none to "
                                 "remember for"))
     # rotary and the T5 bias turn absolute positions off (AttentionLayers.disable_abs_pos_emb)
-    drops_absolute = layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["rel_pos_bias"]
-    if not drops_absolute and positions(module) != "none":
+    if not drops_absolute_positions(layers) and positions(module) != "none":
         found.append(diagnostic(spec, at, "memory-with-absolute-positions",
                                 "max_mem_len with absolute positions: they restart at 0 in each "
                                 "segment, so the memory's tokens and the segment's share "
