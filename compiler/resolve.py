@@ -388,15 +388,23 @@ def positions(model: ModuleSpec) -> str:
 
 def default_block(layers: ModuleSpec) -> tuple[str, ...]:
     """The sublayer types of one default block (AttentionLayers.__init__): ('a', ['c',] 'f'), a
-    CrossAttender's ('c', 'f'), with macaron's half-step feedforward in front."""
+    CrossAttender's ('c', 'f'), with macaron's half-step feedforward in front; only_attn drops
+    the feedforwards."""
     block = (("c",) if layers.type == "CrossAttender" else
              ("a", "c") if layers["cross_attend"] else ("a",)) + ("f",)
-    return ("f",) + block if layers["macaron"] else block
+    block = ("f",) + block if layers["macaron"] else block
+    return tuple(kind for kind in block if kind != "f") if layers["only_attn"] else block
 
 
 def layer_layout(layers: ModuleSpec) -> tuple[str, ...]:
     """The sublayer types ('a', 'c', 'f') of a custom layout, as x-transformers derives them
-    (AttentionLayers.__init__), or () for the default repeated block."""
+    (AttentionLayers.__init__), or () for the default repeated block; only_attn drops every
+    feedforward of it."""
+    layout = derived_layout(layers)
+    return tuple(kind for kind in layout if kind != "f") if layers["only_attn"] else layout
+
+
+def derived_layout(layers: ModuleSpec) -> tuple[str, ...]:
     if layers["custom_layers"] is not None:
         return tuple(layers["custom_layers"])
     default = default_block(layers)

@@ -63,7 +63,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
         "reinject_input", "learned_reinject_input_gate", "qkv_receive_diff_residuals",
         "verbose",  # the reference's own rotary-width warning: accepted, no effect (explain)
-        "disable_abs_pos_emb",
+        "disable_abs_pos_emb", "only_attn",
         "use_adaptive_layernorm", "use_adaptive_rmsnorm", "use_adaptive_layerscale",
         "dim_condition", "adaptive_condition_mlp", "adaptive_condition_mlp_expansion",
         "use_dynamic_tanh", "dynamic_tanh_init_alpha", "use_derf", "norm_add_unit_offset",

@@ -675,6 +675,14 @@ POSITIONS = token_rows("positions", {
                             "attn": {"num_mem_kv": 2}},
 }, reference_cache=False)
 
+# only_attn: blocks without feedforwards, in default blocks and the derived layouts
+LAYOUTS_ONLY_ATTN = token_rows("layout", {
+    "only_attn": {"layers": {"only_attn": True}},
+    "only_attn_cross_macaron": {"layers": {"only_attn": True, "cross_attend": True, "macaron": True}},
+    "only_attn_par_ratio": {"layers": {"only_attn": True, "par_ratio": 2, "depth": 4}},
+    "only_attn_sandwich": {"layers": {"only_attn": True, "sandwich_coef": 1, "depth": 3}},
+})
+
 # disable_abs_pos_emb as written: absolute positions beside rotary, or none at all
 POSITIONS += token_rows("positions", {
     "absolute_beside_rotary": {"layers": {"disable_abs_pos_emb": False, "rotary_pos_emb": True,
@@ -975,7 +983,8 @@ FEEDFORWARDS = token_rows("feedforward", {
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
-                           + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS)
+                           + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
+                           + LAYOUTS_ONLY_ATTN)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

@@ -29,6 +29,24 @@ def check_layer_layout(spec: Spec) -> list[Diagnostic]:
     for layers in layer_modules(spec):
         found += check_custom(spec, layers) + check_sandwich(spec, layers) + check_par(spec, layers)
         found += check_execute_order(spec, layers) + check_reads_context(spec, layers)
+        found += check_only_attn(spec, layers)
+    return found
+
+
+def check_only_attn(spec: Spec, layers) -> list[Diagnostic]:
+    """only_attn drops the feedforwards of the default blocks: a layout that writes one, or an
+    execution order over sublayers, contradicts it (x-transformers 2.31.10 asserts both)."""
+    if not layers["only_attn"]:
+        return []
+    found = []
+    if "f" in (layers["custom_layers"] or ()):
+        found.append(diagnostic(spec, f"{layers.key}.only_attn", "only-attn-with-feedforward-layers",
+                                "only_attn drops every feedforward, and custom_layers writes one "
+                                "(x-transformers 2.31.10 refuses this too)"))
+    if layers["layers_execute_order"] is not None:
+        found.append(diagnostic(spec, f"{layers.key}.only_attn", "only-attn-with-execute-order",
+                                "only_attn cannot be combined with layers_execute_order "
+                                "(x-transformers 2.31.10 refuses this too)"))
     return found
 
 
