@@ -259,7 +259,7 @@ def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
     norm's switch where no plain pre-norm stack decides it (post-norm has none, gated_multi_residual
     always one, pre_and_post_norm none); pre_and_post_norm where every sum is normed already
     (post-norm, and gated_multi_residual, which drops the pre-norms); unit offsets where nothing
-    has a gain (use_simple_rmsnorm without LayerScale)."""
+    has a gain (use_simple_rmsnorm or an adaptive norm, without LayerScale)."""
     found = []
 
     def ignored(name: str, code: str, why: str) -> None:
@@ -282,9 +282,11 @@ def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
                    else "pre_norm: false" if not layers["pre_norm"] else "pre_and_post_norm")
         ignored("pre_norm_has_final_norm", "final-norm-option-ignored",
                 f"with {decides}, which decides the final norm")
-    if layers["use_simple_rmsnorm"] and not layers["use_layerscale"]:
+    gainless = next((name for name in ("use_simple_rmsnorm", "use_adaptive_layernorm",
+                                       "use_adaptive_rmsnorm") if layers[name]), None)
+    if gainless and not layers["use_layerscale"]:
         ignored("norm_add_unit_offset", "unit-offset-without-gains",
-                "with use_simple_rmsnorm and no LayerScale: no gain is stored")
+                f"with {gainless} and no LayerScale: no gain is stored")
     return found
 
 
