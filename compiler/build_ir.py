@@ -479,7 +479,6 @@ class Builder:
         for block in range(layers.depth):
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied, self.inject = False, None
-        condition, self.condition = self.condition, None
         if layers.softclamp is not None:  # on each residual stream, before they are summed
             hidden = self.add("softclamp", OpKind.SOFTCLAMP, SoftclampAttrs(layers.softclamp),
                               (hidden,), spec_key=f"{layers.key}.softclamp_output",
@@ -489,9 +488,10 @@ class Builder:
                               StreamsAttrs(layers.dim, layers.streams, merge=True), (hidden,),
                               spec_key=f"{layers.key}.num_residual_streams", role="merge_streams")
         if layers.final_norm:  # resolve.final_norm: not under post-norm, nor pre_and_post_norm
-            norm = layers.norm
-            hidden = self.add("norm", OpKind.NORM, norm, (hidden, condition if norm.condition else None),
+            condition = self.condition if layers.norm.condition else None
+            hidden = self.add("norm", OpKind.NORM, layers.norm, (hidden, condition),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
+        self.condition = None
         return hidden
 
     def relative_positions(self, layers: ResolvedLayers, hidden: str, ref: str) -> tuple:

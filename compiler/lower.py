@@ -1101,10 +1101,11 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             imports.add(NORM_IMPORTS[attrs.norm_type])
         return OpContext("ops/norm.py.jinja", {
             "name": op.role, "init": norm_constructor(model.graph, op, norm_width),
-            "condition": len(op.inputs) > 1})
+            "condition": bool(attrs.condition)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
     if kind is OpKind.SOFTCLAMP:
+        imports.add(runtime("activations", "softclamp"))
         return OpContext("ops/softclamp.py.jinja", {"value": attrs.value})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
         return OpContext("ops/numerical_head.py.jinja", {"memory": model.recurrent})

@@ -442,9 +442,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         type=layers.type,
         dim=layers["dim"],
         depth=1 if layout else layers["depth"],
-        norm=NormAttrs(norm_type(layers), layers["dim"], unit_offset=layers["norm_add_unit_offset"],
-                       init_alpha=float(layers["dynamic_tanh_init_alpha"]),
-                       condition=condition_width(layers) if norm_type(layers).startswith("adaptive_") else 0),
+        norm=resolve_norm(layers),
         final_norm=final_norm(layers),
         softclamp=float(layers["softclamp_output_value"]) if layers["softclamp_output"] else None,
         attentions=tuple(resolve_attention(layers, rotary, bias, index)
@@ -703,6 +701,15 @@ def resolve_bias(layers: ModuleSpec) -> PositionBiasAttrs | None:
     if layers["alibi_pos_bias"]:
         return PositionBiasAttrs("alibi", heads, alibi_heads=layers["alibi_num_heads"] or heads)
     return None
+
+
+def resolve_norm(layers: ModuleSpec) -> NormAttrs:
+    """Every norm of the stack: its kind, how the reference stores its gains, DyT's alpha, and
+    an adaptive norm's condition width."""
+    kind = norm_type(layers)
+    return NormAttrs(kind, layers["dim"], unit_offset=layers["norm_add_unit_offset"],
+                     init_alpha=float(layers["dynamic_tanh_init_alpha"]),
+                     condition=condition_width(layers) if kind.startswith("adaptive_") else 0)
 
 
 def norm_type(layers: ModuleSpec) -> str:

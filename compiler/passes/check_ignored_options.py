@@ -16,18 +16,6 @@ from .modules import all_modules, diagnostic, each_value, layer_modules, token_m
 ID = "check-ignored-options"
 
 
-def ignored_condition_options(spec: Spec, layers) -> list[Diagnostic]:
-    """The condition's width and MLP do nothing where no adaptive norm or layer scale reads it."""
-    if needs_condition(layers):
-        return []
-    return [diagnostic(spec, f"{layers.key}.{name}", "condition-option-without-adaptive",
-                       f"{name} has no effect without use_adaptive_layernorm, "
-                       "use_adaptive_rmsnorm or use_adaptive_layerscale: nothing reads the "
-                       "condition", "warning")
-            for name in ("dim_condition", "adaptive_condition_mlp", "adaptive_condition_mlp_expansion")
-            if name in layers.given]
-
-
 def check_ignored_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
@@ -58,7 +46,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{layers.key}.attn.laser_softclamp_value", "laser-value-without-laser",
                 "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
-        found += ignored_value_gate_options(spec, layers) + ignored_condition_options(spec, layers)
+        found += ignored_value_gate_options(spec, layers)
         found += ignored_norm_options(spec, layers)
         if (layers.type == "Decoder" and layers["add_value_residual"]
                 and any(each_value(attn["use_latent_kv"]))):
@@ -255,7 +243,8 @@ def ignored_gumbel_options(spec: Spec, layers) -> list[Diagnostic]:
 
 def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
     """The norm keywords that change nothing where they are: the output's softclamp value
-    without softclamp_output; DyT's alpha without DyT; a final
+    without softclamp_output; DyT's alpha without DyT; the condition's width and MLP where no
+    adaptive norm or layer scale reads it; a final
     norm's switch where no plain pre-norm stack decides it (post-norm has none, gated_multi_residual
     always one, pre_and_post_norm none); pre_and_post_norm where every sum is normed already
     (post-norm, and gated_multi_residual, which drops the pre-norms); unit offsets where nothing
@@ -282,6 +271,11 @@ def ignored_norm_options(spec: Spec, layers) -> list[Diagnostic]:
                    else "pre_norm: false" if not layers["pre_norm"] else "pre_and_post_norm")
         ignored("pre_norm_has_final_norm", "final-norm-option-ignored",
                 f"with {decides}, which decides the final norm")
+    if not needs_condition(layers):
+        for name in ("dim_condition", "adaptive_condition_mlp", "adaptive_condition_mlp_expansion"):
+            ignored(name, "condition-option-without-adaptive",
+                    "without use_adaptive_layernorm, use_adaptive_rmsnorm or "
+                    "use_adaptive_layerscale: nothing reads the condition")
     gainless = next((name for name in ("use_simple_rmsnorm", "use_adaptive_layernorm",
                                        "use_adaptive_rmsnorm") if layers[name]), None)
     if gainless and not layers["use_layerscale"]:
