@@ -446,6 +446,7 @@ class ResidualStep:
     shift_mask: bool = False  # a token-shifted input keeps its padding mask (attention's)
     scores: str = ""  # residual attention: the block's scores the sublayer adds and replaces
     values: str = ""  # value residual: the block's first values the sublayer mixes in or sets
+    drop_context: bool = False  # cross_attn_tokens_dropout: context tokens dropped first, in training
     attn_lse: bool = False  # the attention z-loss: the sublayer adds to the block's attn_lse
     post_norm: str = ""  # sandwich norm: a norm on the sublayer's output
     post_norm_init: str = ""
@@ -558,8 +559,15 @@ class BlockClass:
 
     @property
     def returns(self) -> str:
-        scores = self.signature.scores
-        return f"tuple[{', '.join(['Tensor'] * (1 + len(scores)))}]" if scores else "Tensor"
+        # what the block hands on is set by then, but for a context without its padding mask
+        returned = [p.annotation if p.name == "context_mask" else "Tensor"
+                    for p in self.parameters if p.returned]
+        return f"tuple[{', '.join(['Tensor', *returned])}]" if returned else "Tensor"
+
+    @property
+    def drops_context(self) -> bool:
+        """cross_attn_tokens_dropout: whether a cross-attention drops context tokens first."""
+        return any(step.drop_context for step in self.steps)
 
     @property
     def pre_norm(self) -> bool:
@@ -604,6 +612,7 @@ class BlockClass:
         wanted |= {runtime("kv_cache", cache_class)} if self.cache else set()
         wanted |= {runtime("layers", "layer_drop")} if self.layer_dropout else set()
         wanted |= {runtime("layers", "shift_tokens")} if self.token_shifts else set()
+        wanted |= {runtime("layers", "drop_tokens")} if self.drops_context else set()
         wanted |= {TORCH} if any(r.layerscale is not None for r in residuals) else set()
         wanted |= {runtime("layers", step.residual_class) for step in self.steps
                    if step.residual_class}
@@ -707,6 +716,7 @@ class ModelClass(DefaultConfig):
     cross: bool = False
     length_limit: str = "None"
     cache_heads: str = "heads"  # the Config field with the number of key / value heads
+    cache_dim_head: str = "dim_head"  # and the one with their width
     cache_value_dim: bool = False  # values have their own width
     cache_windows: str = ""  # sliding windows that size the caches (code), "" for none
     cache_latent: str = ""  # multi-head latent attention: the latent widths its cache keeps (code)

@@ -257,12 +257,17 @@ def projection_reason(attention: AttentionAttrs | CrossAttentionAttrs) -> str:
 
 def layout_values(layers: ModuleSpec) -> dict[str, Derived | None]:
     """custom_layers, else par_ratio, else sandwich_coef makes the layout (resolve.layer_layout):
-    a later one written next to an earlier one has no effect."""
+    a later one written next to an earlier one has no effect; only_cross shapes the default
+    block of layers that cross-attend (resolve.cross_only)."""
     custom, par = (layers[key] is not None for key in ("custom_layers", "par_ratio"))
-    return {
+    values = {
         "par_ratio": (None, "custom_layers") if custom else None,
         "sandwich_coef": (None, "custom_layers" if custom else "par_ratio") if custom or par else None,
     }
+    if layers.type != "CrossAttender":  # (which sets only_cross itself)
+        idle = "no cross_attend" if not layers["cross_attend"] else "custom_layers" if custom else ""
+        values["only_cross"] = (False, idle) if idle and layers["only_cross"] else None
+    return values
 
 
 def note(given: bool, value: object, computed: Derived | None) -> str:

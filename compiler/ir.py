@@ -423,6 +423,9 @@ class CrossAttentionAttrs:
     zero_init_output: bool = False  # to_out starts at zero
     output_init_depth: int = 0  # to_out drawn depth-scaled for this depth (0: PyTorch's init)
     sublayer_dropout: float = 0.0  # on the branch's output, in training
+    # in training, the context keeps a random (1 - p) of its tokens before this layer, and the
+    # later layers read what is left (cross_attn_tokens_dropout)
+    tokens_dropout: float = 0.0
     q_rmsnorm: bool = False  # as AttentionAttrs'
     k_rmsnorm: bool = False
     value_rmsnorm: bool = False

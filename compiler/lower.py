@@ -449,6 +449,8 @@ def cache_shape(model: Model) -> dict:
     each run's cache: its sliding window, or its latent (multi-head latent attention)."""
     attention = model.shared(OpKind.ATTENTION)
     return {"cache_heads": "kv_heads" if attention and attention.kv_heads else "heads",
+            # (without self-attention only the contexts' keys are kept, whatever the width)
+            "cache_dim_head": "dim_head" if attention else "cross_dim_head",
             "cache_value_dim": bool(attention and attention.value_dim_head),
             "cache_layers": cache_layers(model),
             "cache_windows": cache_windows(model), **latent_cache(model)}
@@ -489,8 +491,9 @@ def cache_layers(model: Model) -> tuple[str, str]:
         runs = Counter(op.kind for op in model.ops)
         cross = runs[OpKind.CROSS_ATTENTION]
         return str(runs[OpKind.ATTENTION]), str(cross) if cross else ""
+    attention = model.find(OpKind.ATTENTION) is not None
     cross = model.find(OpKind.CROSS_ATTENTION) is not None
-    return "self.config.depth", "self.config.depth" if cross else ""
+    return "self.config.depth" if attention else "0", "self.config.depth" if cross else ""
 
 
 def takes_context(model: Model) -> bool:
@@ -819,14 +822,17 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     scores = ["prev_scores"] if attention is not None and attention.residual else []
     cross_attention = model.shared(OpKind.CROSS_ATTENTION)
     scores += ["prev_cross_scores"] if cross_attention is not None and cross_attention.residual else []
+    # cross_attn_tokens_dropout: each cross-attention drops context tokens in training, and the
+    # block hands what is left to the next
+    dropped = any(op.attrs.tokens_dropout > 0 for op in model.layer_ops(OpKind.CROSS_ATTENTION))
     parameters = [Parameter("x", "Tensor", keyword=False)]
-    parameters += [Parameter("context", "Tensor", keyword=False)] if cross else []
+    parameters += [Parameter("context", "Tensor", keyword=False, returned=dropped)] if cross else []
     # reinject_input: the stack's input, projected, which every sublayer's input takes added
     parameters += [Parameter("inject", "Tensor")] if model.find(OpKind.REINJECT) else []
     # adaptive norms / layer scales: the condition, (B, 1, D) or (B, T, D)
     parameters += [Parameter("condition", "Tensor")] if model.find(OpKind.CONDITION) else []
     parameters += [optional("mask")]
-    parameters += [optional("context_mask")] if cross else []
+    parameters += [replace(optional("context_mask"), returned=dropped)] if cross else []
     parameters += [optional("attn_mask")] if attn_mask else []
     if model.find(OpKind.ROTARY) is not None:
         parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
@@ -853,6 +859,8 @@ def first_values(model: Model) -> list[str]:
 
 # the block's variable with the first values each kind of attention hands on (value residual)
 VALUES = {OpKind.ATTENTION: "first_values", OpKind.CROSS_ATTENTION: "first_cross_values"}
+# the stack's variables with the scores residual attention hands on, self and cross
+RESIDUAL_SCORES = ("scores", "cross_scores")
 
 
 def first_definitions(steps: list[ResidualStep]) -> list[ResidualStep]:
@@ -905,6 +913,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         shift_mask=branch.kind is not OpKind.FEEDFORWARD,  # attention passes its mask on
         scores=residual_scores(branch),
         values=handed_values(branch),
+        drop_context=branch.kind is OpKind.CROSS_ATTENTION and branch.attrs.tokens_dropout > 0,
         attn_lse=branch.kind is not OpKind.FEEDFORWARD and branch.attrs.z_loss,
         post_norm=post_norm.role if post_norm else "",
         post_norm_init=norm_constructor(graph, post_norm) if post_norm else "",
@@ -1026,9 +1035,12 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         # each block's class, and whether it is built with its index (per-layer values)
         "blocks": tuple((name, takes_layer[name]) for name in names),
         "single": single, "attn_lse": "attn_lse" in signature, "hiddens": "hiddens" in signature,
+        # no self-attention cache counts the positions: the model's cache does
+        "counts": "cache" in signature and not model.layer_ops(OpKind.ATTENTION),
         "tied": any(op.weights_of is not None for op in model.ops),
         "call": functools.partial(block_call, ("h", *scores), signature.arguments(values)),
         "scores": scores, "values": tuple(name for name in scores if name in VALUES.values()),
+        "residual": tuple(name for name in scores if name in RESIDUAL_SCORES),
         **depth_scaled_outputs(model)})
 
 
@@ -1264,6 +1276,8 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          condition and condition.hidden, "what the adaptive modules read: the condition's MLP"),
         (context is not None, "dim_context", "int", context, "cross-attention"),
         (cross is not None, "cross_dim_head", "int", cross and cross.dim_head, ""),
+        (cross is not None and cross.tokens_dropout > 0, "cross_attn_tokens_dropout", "float",
+         cross and cross.tokens_dropout, "context tokens dropped at each cross-attention"),
         layer_row(model, OpKind.CROSS_ATTENTION, "cross_attn_dropout", "float", ""),
         layer_row(model, OpKind.CROSS_ATTENTION, "cross_attn_sublayer_dropout", "float",
                   "on the cross-attention branch's output"),

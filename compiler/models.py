@@ -101,8 +101,8 @@ class Model:
         cache of past keys cannot serve them (x-transformers' can_cache_kv, in
         TransformerWrapper.__init__). Token shifting reads earlier inputs: the cache keeps the
         last ones of each sublayer (x-transformers' cache does not, and shifts in zeros). A
-        custom layout caches each attention sublayer run; one without self-attention has
-        nothing to cache. Belief attention (orthog_projected_values) projects every position
+        custom layout caches each attention sublayer run; layers without self-attention keep
+        their contexts' keys and count the positions (ModelCache.advance). Belief attention (orthog_projected_values) projects every position
         against the whole sequence, so each step recomputes it (x-transformers caches and
         then projects the newest position alone: its uncached tokens are the model's).
         Selective attention's penalties sum over every earlier query: the cache carries the
@@ -120,7 +120,8 @@ class Model:
             for op in self.ops)
         latent_mixed = any(op.attrs.value_residual for op in attention) and any(
             op.attrs.dim_latent_kv for op in attention)
-        return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and bool(attention)
+        attends = bool(attention) or self.find(OpKind.CROSS_ATTENTION) is not None
+        return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and attends
                 and not any(op.attrs.orthog_copies for op in attention)
                 and not reads_whole_rows and not latent_mixed)
 

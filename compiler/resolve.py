@@ -386,11 +386,17 @@ def positions(model: ModuleSpec) -> str:
     return "scaled_sinusoidal" if model["scaled_sinu_pos_emb"] else "learned"
 
 
+def cross_only(layers: ModuleSpec) -> bool:
+    """Whether the default block cross-attends without self-attention: a CrossAttender's, or
+    layers with only_cross and cross_attend (only_cross alone changes nothing)."""
+    return layers.type == "CrossAttender" or bool(layers["cross_attend"] and layers["only_cross"])
+
+
 def default_block(layers: ModuleSpec) -> tuple[str, ...]:
-    """The sublayer types of one default block (AttentionLayers.__init__): ('a', ['c',] 'f'), a
-    CrossAttender's ('c', 'f'), with macaron's half-step feedforward in front; only_attn drops
-    the feedforwards."""
-    block = (("c",) if layers.type == "CrossAttender" else
+    """The sublayer types of one default block (AttentionLayers.__init__): ('a', ['c',] 'f'),
+    ('c', 'f') where it cross-attends only, with macaron's half-step feedforward in front;
+    only_attn drops the feedforwards."""
+    block = (("c",) if cross_only(layers) else
              ("a", "c") if layers["cross_attend"] else ("a",)) + ("f",)
     block = ("f",) + block if layers["macaron"] else block
     return tuple(kind for kind in block if kind != "f") if layers["only_attn"] else block
@@ -432,7 +438,7 @@ def layer_types(layers: ModuleSpec) -> tuple[str, ...]:
 
 
 def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
-    only_cross = layers.type == "CrossAttender"
+    only_cross = cross_only(layers)
     layout, types = layer_layout(layers), layer_types(layers)
     cross = only_cross or layers["cross_attend"] or "c" in layout
     rotary, bias = resolve_rotary(layers), resolve_bias(layers)
@@ -858,6 +864,7 @@ def resolve_cross_attention(layers: ModuleSpec, index: int = 0) -> CrossAttentio
         residual=layers["cross_residual_attn"],
         value_residual=layers["add_value_residual"],  # by half: the reference learns no mix here
         zero_init_output=cross["zero_init_output"] or layers["zero_init_branch_output"],
+        tokens_dropout=layers["cross_attn_tokens_dropout"],
         **value_gates(cross, CrossOptions(layers)),
         q_rmsnorm=cross["qk_rmsnorm"],
         k_rmsnorm=cross["qk_rmsnorm"] or cross["k_rmsnorm"],

@@ -159,11 +159,17 @@ class ModelCache:
     def __init__(self, layers: list[LayerCache]) -> None:
         self.layers = layers
         self.prefix = 0  # positions in front of the tokens: embeddings prepended at the first step
+        self.counted = 0  # the positions seen, where no self-attention cache holds them
         self.shifted: dict[int, Tensor] = {}  # a custom layout's token shifting, as LayerCache's
 
     @property
     def length(self) -> int:
-        return self.layers[0].self_attn.length
+        first = self.layers[0].self_attn
+        return first.length if first is not None else self.counted
+
+    def advance(self, positions: int) -> None:
+        """Count positions that layers without self-attention saw (they keep no keys)."""
+        self.counted += positions
 
     @property
     def self_attn(self) -> list[PositionCache]:

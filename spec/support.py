@@ -63,7 +63,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
         "reinject_input", "learned_reinject_input_gate", "qkv_receive_diff_residuals",
         "verbose",  # the reference's own rotary-width warning: accepted, no effect (explain)
-        "disable_abs_pos_emb", "only_attn",
+        "disable_abs_pos_emb", "only_attn", "only_cross", "cross_attn_tokens_dropout",
         "use_adaptive_layernorm", "use_adaptive_rmsnorm", "use_adaptive_layerscale",
         "dim_condition", "adaptive_condition_mlp", "adaptive_condition_mlp_expansion",
         "use_dynamic_tanh", "dynamic_tanh_init_alpha", "use_derf", "norm_add_unit_offset",
@@ -202,9 +202,10 @@ COVERAGE_KINDS = ("compiled", "set by the layers", "refused with a reason", "cod
                   "not compiled yet")
 
 
-# The layer stacks' own keywords (AttentionLayers'): `causal` and `only_cross` are set by the
-# stack's type (Decoder, CrossAttender), as its docs say.
-LAYERS_ROUTE = {"class": "AttentionLayers", "exclude": ("causal", "only_cross")}
+# The layer stacks' own keywords (AttentionLayers'): `causal` is set by the stack's type
+# (Encoder, Decoder), as its docs say. (A CrossAttender sets `only_cross` too: its own
+# exclusions in keywords.json refuse it there.)
+LAYERS_ROUTE = {"class": "AttentionLayers", "exclude": ("causal",)}
 
 
 def section_coverage(table, section: str) -> dict[str, list[str]]:

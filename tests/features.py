@@ -683,6 +683,23 @@ LAYOUTS_ONLY_ATTN = token_rows("layout", {
     "only_attn_sandwich": {"layers": {"only_attn": True, "sandwich_coef": 1, "depth": 3}},
 })
 
+# only_cross: cross-attention without self-attention in the default block ('c', 'f'), and the
+# layouts derived from it; cross_attn_tokens_dropout changes nothing in eval (its training draws:
+# test_layouts)
+LAYOUTS_ONLY_CROSS = token_rows("layout", {
+    "only_cross": {"layers": {"cross_attend": True, "only_cross": True}},
+    "only_cross_only_attn": {"layers": {"cross_attend": True, "only_cross": True,
+                                        "only_attn": True}},
+    "only_cross_execute_order": {"layers": {"cross_attend": True, "only_cross": True,
+                                            "layers_execute_order": [0, 1, 0, 1, 2, 3]}},
+    "only_cross_par_ratio": {"layers": {"cross_attend": True, "only_cross": True,
+                                        "par_ratio": 2, "depth": 4}},
+    "cross_tokens_dropout": {"layers": {"cross_attend": True, "cross_attn_tokens_dropout": 0.5}},
+    "cross_tokens_dropout_custom": {"layers": {
+        "cross_attend": True, "cross_attn_tokens_dropout": 0.25, "depth": None,
+        "custom_layers": ["a", "c", "c", "f"]}},
+})
+
 # disable_abs_pos_emb as written: absolute positions beside rotary, or none at all
 POSITIONS += token_rows("positions", {
     "absolute_beside_rotary": {"layers": {"disable_abs_pos_emb": False, "rotary_pos_emb": True,
@@ -984,7 +1001,7 @@ FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WI
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
-                           + LAYOUTS_ONLY_ATTN)
+                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

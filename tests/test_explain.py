@@ -197,6 +197,10 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      "sandwich_coef: 1  # computed: off (custom_layers)"),
     ("sandwich_coef", lm(depth=4, par_ratio=2, sandwich_coef=1), f"{LAYERS}.sandwich_coef",
      "sandwich_coef: 1  # computed: off (par_ratio)"),
+    ("only_cross", lm(only_cross=True), f"{LAYERS}.only_cross",
+     "only_cross: true  # computed: off (no cross_attend)"),
+    ("only_cross", lm(cross_attend=True, only_cross=True, custom_layers=["c", "f"]),
+     f"{LAYERS}.only_cross", "only_cross: true  # computed: off (custom_layers)"),
     # resolve_wrapper
     ("emb_dim", lm(), "model.emb_dim", f"emb_dim: null{DEFAULT} 32 (attn_layers.dim)"),
     ("num_memory_tokens", lm(), "model.num_memory_tokens",

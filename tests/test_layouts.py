@@ -10,6 +10,7 @@ import pytest
 import torch
 from features import FEATURES, feature, feature_spec
 from inputs import make_inputs
+from reference import assert_same_gradients, drawn, paired_models
 
 import xtc
 
@@ -56,3 +57,25 @@ def test_graph_shows_the_arrangement_and_shared_sublayers():
     runs = [n for n, d in graph.nodes(data=True) if d["kind"] == "attention"]
     assert len(runs) == 2  # attn0 runs twice
     assert {graph.nodes[n]["parameters"] for n in runs} == {"block.attn0"}
+
+
+@pytest.mark.parametrize("name", ["cross_tokens_dropout", "cross_tokens_dropout_custom"])
+def test_cross_attn_tokens_dropout_draws_as_the_reference_in_training(name):
+    """In training each cross-attention keeps a random share of the context tokens it is given
+    and hands them on: with torch's generator seeded alike, the reference and xtc keep the
+    same tokens (a padding mask keeps real tokens first), so the outputs and gradients agree;
+    in eval nothing is dropped."""
+    spec = layout_spec(name, "Decoder")
+    inputs = make_inputs(spec, 2, 8, masked=True, context_length=12)
+    reference, ours = paired_models(spec)
+    outputs = []
+    for model in (reference.train(), ours.train()):
+        outputs.append(drawn(model, *inputs.args, **inputs.kwargs))
+        outputs[-1].mean().backward()
+    torch.testing.assert_close(outputs[1], outputs[0])
+    assert_same_gradients(spec, ours, reference)
+    with torch.no_grad():
+        evaluated = ours.eval()(*inputs.args, **inputs.kwargs)
+        expected = reference.eval()(*inputs.args, **inputs.kwargs)
+    torch.testing.assert_close(evaluated, expected)
+    assert not torch.allclose(outputs[1].detach(), evaluated)  # training dropped tokens

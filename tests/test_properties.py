@@ -65,7 +65,7 @@ XTC_RULES = {
                                  "first: not compiled for custom layouts and macaron yet",
     "memory-needs-top-level-wrapper": "no segment-wise methods inside an XTransformer or a "
                                       "composite yet",
-    "memory-without-self-attention": "a CrossAttender has no self-attention to remember for",
+    "memory-without-self-attention": "layers without self-attention have nothing to remember for",
     "cross-attend-without-cross-layer": "the reference builds layers that cross-attend with no "
                                         "cross-attention sublayer, and ignores the context",
     "per-layer-length": "the reference passes a list of another length whole to every layer (a "

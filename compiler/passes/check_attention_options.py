@@ -43,7 +43,14 @@ from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 from xtc.spec.support import SUPPORTED_KEYWORDS
 
-from ..resolve import CAUSAL_LAYERS, CrossOptions, LayerOptions, key_value_heads, output_projection
+from ..resolve import (
+    CAUSAL_LAYERS,
+    CrossOptions,
+    LayerOptions,
+    cross_only,
+    key_value_heads,
+    output_projection,
+)
 from .modules import diagnostic, each_value, layer_modules, never_padded, option
 
 ID = "check-attention-options"
@@ -152,7 +159,7 @@ CROSS_ATTENTION_OPTIONS = SUPPORTED_KEYWORDS["cross_attn"]
 
 
 def cross_attends(layers) -> bool:
-    if layers.type == "CrossAttender":
+    if cross_only(layers):
         return True
     custom = layers["custom_layers"]
     if custom is not None:  # a layout builds the sublayers it names, cross_attend or not
@@ -343,7 +350,7 @@ def check_output_projection(spec: Spec, layers) -> list[Diagnostic]:
     do the layers' zero_init_branch_output and depth_scale_residual: true (a depth-scaled draw);
     on_attn gates the projection, so without one it does nothing. A keyword cross-attention
     inherits and gets wrong for both attentions is said once, at the keyword."""
-    places = [] if layers.type == "CrossAttender" else [("attn", layers.section("attn"))]
+    places = [] if cross_only(layers) else [("attn", layers.section("attn"))]
     places += [("cross_attn", CrossOptions(layers))] if cross_attends(layers) else []
     found, seen = [], set()
     for place, options in places:
@@ -425,7 +432,7 @@ def check_orthog_projection(spec: Spec, layers) -> list[Diagnostic]:
     later and padded position. Accepted, as the reference computes it, with a warning."""
     attn = layers.section("attn")
     name = next((name for name in ORTHOG if attn[name]), None)
-    if name is None or layers.type == "CrossAttender":
+    if name is None or cross_only(layers):
         return []
     key = f"{layers.key}.attn.{name}"
     if CAUSAL_LAYERS.get(layers.type, False):

@@ -108,6 +108,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "ff.swish has no effect: ff.solu takes precedence", "warning"))
         found += feedforward_companions(spec, layers)
     for layers in layer_modules(spec):
+        found += ignored_only_cross(spec, layers)
         deciding = next((k for k in ("custom_layers", "par_ratio") if layers[k] is not None), None)
         for later in ("par_ratio", "sandwich_coef"):
             if deciding and later != deciding and layers[later] is not None:
@@ -143,6 +144,23 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "logits_dim has no effect with tie_embedding: the tied output layer gives one "
                 "logit per token (num_tokens)", "warning"))
     return found + kernel_options(spec)
+
+
+def ignored_only_cross(spec: Spec, layers) -> list[Diagnostic]:
+    """only_cross drops self-attention from the default block of layers that cross-attend:
+    without cross_attend, or where custom_layers names the sublayers, it does nothing."""
+    if layers.type == "CrossAttender" or not layers["only_cross"]:
+        return []
+    key = f"{layers.key}.only_cross"
+    if not layers["cross_attend"]:
+        return [diagnostic(spec, key, "only-cross-without-cross-attend",
+                           "only_cross has no effect without cross_attend: true (x-transformers "
+                           "then builds self-attention blocks as usual)", "warning")]
+    if layers["custom_layers"] is not None:
+        return [diagnostic(spec, key, "layout-option-ignored",
+                           "only_cross has no effect: custom_layers decides the layout",
+                           "warning")]
+    return []
 
 
 # Attention keywords about how x-transformers calls its kernels, which change nothing in the

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import drops_absolute_positions, positions
+from ..resolve import drops_absolute_positions, layer_types, positions
 from .check_residual_options import WHOLE_ROW
 from .modules import all_modules, diagnostic, each_value
 
@@ -139,9 +139,9 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
                                 "max_mem_len cannot be combined with num_residual_streams above "
                                 "1: x-transformers remembers the streams, B * S rows, and its "
                                 "next forward fails on them"))
-    if layers.type == "CrossAttender":
+    if layers.type == "CrossAttender" or "a" not in layer_types(layers):
         found.append(diagnostic(spec, at, "memory-without-self-attention",
-                                "max_mem_len needs self-attention: a CrossAttender has none to "
+                                "max_mem_len needs self-attention: these layers have none to "
                                 "remember for"))
     # rotary and the T5 bias turn absolute positions off (AttentionLayers.disable_abs_pos_emb)
     if not drops_absolute_positions(layers) and positions(module) != "none":

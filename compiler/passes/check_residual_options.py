@@ -38,7 +38,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 
-from ..resolve import AGGREGATE_LORA_RANK, CAUSAL_LAYERS
+from ..resolve import AGGREGATE_LORA_RANK, CAUSAL_LAYERS, cross_only
 from .modules import diagnostic, each_value, layer_modules, never_padded
 
 ID = "check-residual-options"
@@ -121,10 +121,10 @@ def check_qkv_views(spec: Spec, layers) -> list[Diagnostic]:
             "gated_multi_residual, or attn_aggregated_residuals; x-transformers' "
             "integrate_layers, not compiled yet, gives them too). x-transformers 2.31.10 fails at "
             "forward with a bare assertion")]
-    if layers.type == "CrossAttender" and "a" not in (layers["custom_layers"] or ()):
+    if cross_only(layers) and "a" not in (layers["custom_layers"] or ()):
         return [diagnostic(spec, key, "qkv-views-without-self-attention",
-                           "qkv_receive_diff_residuals does nothing in a CrossAttender: only "
-                           "self-attention takes three views", "warning")]
+                           "qkv_receive_diff_residuals does nothing in layers that only "
+                           "cross-attend: only self-attention takes three views", "warning")]
     return []
 
 
