@@ -657,7 +657,7 @@ def cache_bytes_per_token(op: Op, dtype_bytes: int) -> int:
     (grouped-query attention stores the kv heads only), and what some scores carry beside them;
     cross-attention's per context token."""
     a = op.attrs
-    if op.kind is OpKind.ATTENTION and a.causal:
+    if op.kind is OpKind.ATTENTION and a.decodes:
         if a.dim_latent_kv:  # multi-head latent attention: the latent and the rope key heads
             widths = a.dim_latent_kv + a.latent_rope_subheads * a.dim_head
         else:

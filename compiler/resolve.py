@@ -54,7 +54,7 @@ class ResolvedLayers:
     position ops they share, and how the blocks repeat."""
 
     key: str
-    type: str  # "Encoder", "Decoder" or "CrossAttender"
+    type: str  # "Encoder", "Decoder", "PrefixDecoder" or "CrossAttender"
     dim: int
     depth: int
     norm: NormAttrs  # every norm of the stack's
@@ -743,6 +743,7 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         dim=layers["dim"],
         heads=heads,
         causal=CAUSAL_LAYERS.get(layers.type, False),
+        prefix=layers.type == "PrefixDecoder",
         project_out=output_projection(attn, heads),
         on_attn=attn["on_attn"] and output_projection(attn, heads),  # gates the projection
         rotary=rotary is not None,

@@ -136,7 +136,8 @@ def test_greedy_generation(feature, flash, cache):
         return
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=True,
                          context_length=CONTEXT_LENGTH)
-    context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask", "condition")}
+    context = {k: v for k, v in inputs.kwargs.items()
+               if k in ("context", "context_mask", "condition", "prefix_attn_len")}
     if feature.recurrent:
         assert_same_xl_tokens(spec, inputs.args[0], NEW_TOKENS, **context)
         return
