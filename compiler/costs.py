@@ -444,7 +444,7 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
     a, kind = op.attrs, op.kind
     first = lengths[op.inputs[0]] if op.inputs else 0
     if kind is OpKind.INPUT:
-        return 0 if a.role == "image" else bindings.get(a.shape[1], 0)
+        return 0 if a.role in ("image", "prefix_length") else bindings.get(a.shape[1], 0)
     if kind is OpKind.PATCH_EMBEDDING:
         _, _, height, width = graph[op.inputs[0]].attrs.shape
         return (height // a.patch_size) * (width // a.patch_size)

@@ -59,7 +59,7 @@ class OpKind(Enum):
 class InputAttrs:
     name: str  # the forward argument's name
     role: str  # "tokens", "numbers", "mask", "features", "image", "context", "context_mask",
-    # "embeds"
+    # "embeds", "condition", "prefix_length" (a PrefixDecoder's prefix_attn_len)
     optional: bool = False
     shape: tuple = ("B", "T")  # symbolic: batch, length, then sizes
 
@@ -663,7 +663,8 @@ ARITY = {
     OpKind.STRIP: (1, 2),  # hidden states, and (chunked) the sequence the tokens were added to
     OpKind.ROTARY: (1, 1),  # the hidden states whose positions it covers
     OpKind.POSITION_BIAS: (1, 1),
-    OpKind.ATTENTION: (1, 4),  # hidden states, then optional mask, rotary angles, bias
+    OpKind.ATTENTION: (1, 5),  # hidden states, then optional mask, rotary angles, bias, prefix
+    # length (a PrefixDecoder's)
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 3),  # the residual, the branch, and an adaptive layer scale's condition
