@@ -241,8 +241,10 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters = [Parameter("x", "Tensor"), *([X_NUM] if numbers else []), KEYWORD_ONLY,
                   optional("mask")]
     parameters += [optional("context"), optional("context_mask")] if cross else []
-    # (a PrefixDecoder's stack builds its own from prefix_attn_len)
-    parameters += [optional("attn_mask")] if "attn_mask" in signature and not model.prefix_lm else []
+    # the loss's forgotten keys, or an XTransformer's mask; a PrefixDecoder's stack builds its
+    # own from prefix_attn_len
+    given_mask = forgets(model) or "attn_mask" in signature and not model.prefix_lm
+    parameters += [optional("attn_mask")] if given_mask else []
     parameters += [optional("prepend_embeds")] if has_prepend else []
     parameters += condition_parameters(model)
     parameters += prefix_parameters(model)

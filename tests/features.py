@@ -996,6 +996,9 @@ PREFIX_DECODERS = token_rows("prefix", {
     "explicit": {"attn": {"pre_talking_heads": True, "sparse_topk": 4}},
 }, kinds=("PrefixDecoder",), reference_cache=False, flash=False) + [
     row("prefix", "bare", layers={"rotary_pos_emb": True}, wrapper=None, kinds=("PrefixDecoder",)),
+    # forgetful causal masking: the forgotten keys are masked within the prefix too
+    row("prefix", "forgetful", autoregressive={"mask_prob": 0.3}, kinds=("PrefixDecoder",),
+        reference_cache=False),
 ]
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
