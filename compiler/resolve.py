@@ -40,7 +40,9 @@ from .ir import (
     RotaryAttrs,
 )
 
-CAUSAL_LAYERS = {"Decoder": True, "Encoder": False}
+# (a PrefixDecoder is built bidirectional, as the reference builds it: its forward's mask makes
+# it causal after the prefix)
+CAUSAL_LAYERS = {"Decoder": True, "Encoder": False, "PrefixDecoder": False}
 # The layer type each routed section's per-layer list has one value per, and what those
 # layers are called; `layer_dropout` and `shift_tokens` have one per layer of every type.
 SECTION_LAYERS = {"attn": ("a", "self-attention"), "cross_attn": ("c", "cross-attention"),

@@ -350,3 +350,11 @@ def test_prefix_decoder_refuses_a_prefix_beyond_the_prompt(prefix_attn_len):
     model = xtc.build(feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False))
     with pytest.raises(ValueError, match=r"prefix_attn_len \(7\) must be at most the prompt's"):
         model.generate(tokens(length=6), 3, prefix_attn_len=prefix_attn_len)
+
+
+def test_prefix_decoder_generates_from_prompts_of_different_lengths():
+    """Left-aligned prompts (prompt_lens): the prefix counts the aligned positions, padding
+    included, as the reference's does."""
+    spec = feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)
+    assert_same_greedy_tokens(spec, tokens(length=6), 4, reference_cache=False,
+                              prompt_lens=torch.tensor([4, 6]), prefix_attn_len=3)

@@ -63,7 +63,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
         found += ignored_value_gate_options(spec, layers)
         found += ignored_norm_options(spec, layers)
-        if (layers.type == "Decoder" and layers["add_value_residual"]
+        if (layers.type in ("Decoder", "PrefixDecoder") and layers["add_value_residual"]
                 and any(each_value(attn["use_latent_kv"]))):
             found.append(diagnostic(
                 spec, f"{layers.key}.add_value_residual", "value-residual-disables-kv-cache",
