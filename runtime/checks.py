@@ -110,8 +110,8 @@ def check_prefix_within_prompt(prefix_attn_len: object, length: int) -> None:
     longest = int(prefix_attn_len.max()) if isinstance(prefix_attn_len, Tensor) else prefix_attn_len
     if isinstance(longest, int) and longest > length:
         raise ValueError(f"prefix_attn_len ({longest}) must be at most the prompt's length "
-                         f"({length}): tokens generated inside the two-way prefix would change "
-                         "the outputs before them")
+                         f"({length}, with any prepended embeddings): tokens generated inside the "
+                         "two-way prefix would change the outputs before them")
 
 
 def check_condition(condition: object, dim: int, x: Tensor) -> None:

@@ -358,3 +358,14 @@ def test_prefix_decoder_generates_from_prompts_of_different_lengths():
     spec = feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)
     assert_same_greedy_tokens(spec, tokens(length=6), 4, reference_cache=False,
                               prompt_lens=torch.tensor([4, 6]), prefix_attn_len=3)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_prefix_decoder_after_prepended_embeddings(masked):
+    """PaLI-style: embeddings in front of the tokens count in the prefix, as the reference's."""
+    spec = feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)
+    kwargs = {"mask": padding_mask(2, 10)} if masked else {}
+    assert_parity(spec, tokens(), prepend_embeds=floats(2, 3, 32),
+                  prefix_attn_len=torch.tensor([5, 3]), **kwargs)
+    assert_same_greedy_tokens(spec, tokens(length=4), 4, reference_cache=False,
+                              prepend_embeds=floats(2, 3, 32), prefix_attn_len=7)
