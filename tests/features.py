@@ -991,6 +991,8 @@ PREFIX_DECODERS = token_rows("prefix", {
     "grouped_zero_kv": {"attn": {"kv_heads": 2, "add_zero_kv": True}},
     "memory_tokens": {"model": {"num_memory_tokens": 2}},  # counted in the prefix, as there
     "token_shifts": {"layers": {"shift_tokens": 1}},  # two-way: generate recomputes
+    "custom_layers": {"layers": {"custom_layers": ["a", "f", "a", "f"]}},  # one block's mask
+    "cross_attend": {"layers": {"cross_attend": True}},  # a context beside the prefix
 }, kinds=("PrefixDecoder",), reference_cache=False) + token_rows("prefix", {
     "t5": {"layers": {"rel_pos_bias": True}},
     "explicit": {"attn": {"pre_talking_heads": True, "sparse_topk": 4}},
