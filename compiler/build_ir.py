@@ -152,6 +152,7 @@ class Builder:
     tied: bool = False  # the blocks being built share block 0's weights
     inject: str | None = None  # reinject_input: the op every sublayer's input takes added
     condition: str | None = None  # the CONDITION op that adaptive norms and layer scales read
+    prefix_length: str | None = None  # a PrefixDecoder's: the input its self-attentions mask by
 
     def name(self, local: str) -> str:
         """The graph name of this builder's op `local`."""
@@ -461,6 +462,9 @@ class Builder:
         """The shared position ops, the blocks of an Encoder / Decoder / CrossAttender, then its
         final norm."""
         positions = self.relative_positions(layers, hidden, ref)
+        if layers.type == "PrefixDecoder":  # the keys every query sees: one length, or per row
+            self.prefix_length = self.input("prefix_attn_len", "prefix_length", ("B",),
+                                            optional=True, key=layers.key)
         if layers.condition is not None:  # adaptive norms / layer scales (DiT)
             given = self.input("condition", "condition", ("B", layers.condition.dim),
                                key=f"{layers.key}.dim_condition")
@@ -491,7 +495,7 @@ class Builder:
             condition = self.condition if layers.norm.condition else None
             hidden = self.add("norm", OpKind.NORM, layers.norm, (hidden, condition),
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
-        self.condition = None
+        self.condition = self.prefix_length = None
         return hidden
 
     def relative_positions(self, layers: ResolvedLayers, hidden: str, ref: str) -> tuple:
@@ -511,7 +515,8 @@ class Builder:
 
     def block(self, layers: ResolvedLayers, block: int, hidden: str, mask: str | None,
               context: str | None, context_mask: str | None, ref: str, positions: tuple) -> str:
-        sublayers = stack_sublayers(layers, mask, context, context_mask, positions)
+        sublayers = stack_sublayers(layers, mask, context, context_mask, positions,
+                                    self.prefix_length)
         if layers.execute_order:  # run the layout's sublayers in this order; repeats share weights
             for step, index in enumerate(layers.execute_order):
                 hidden = self.sublayer(layers, block, f"{ref}layers.{index}", hidden,
@@ -608,14 +613,15 @@ def depth_scaled(attrs: object, depth: int) -> object:
 
 
 def stack_sublayers(layers: ResolvedLayers, mask, context, context_mask,
-                    positions: tuple) -> list[tuple]:
+                    positions: tuple, prefix_length: str | None = None) -> list[tuple]:
     """(role, kind, attrs, extra inputs, residual) of every sublayer of the stack, in the
     reference's order ('a', 'c', 'f' per block; AttentionLayers.__init__), each with its own
     layer's payloads. A block's roles are attn, cross_attn, ff (macaron_ff before them); a
     custom layout's one block numbers its sublayers (attn0, ff1). Rotary and position biases
-    reach self-attention only."""
+    reach self-attention only, as a PrefixDecoder's prefix length does."""
     rotary, bias = positions
-    kinds = {"a": ("attn", OpKind.ATTENTION, iter(layers.attentions), (mask, rotary, bias)),
+    kinds = {"a": ("attn", OpKind.ATTENTION, iter(layers.attentions),
+                   (mask, rotary, bias, prefix_length)),
              "c": ("cross_attn", OpKind.CROSS_ATTENTION, iter(layers.cross_attentions),
                    (context, mask, context_mask)),
              "f": ("ff", OpKind.FEEDFORWARD, iter(layers.feedforwards), ())}

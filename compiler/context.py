@@ -380,6 +380,10 @@ def optional(name: str) -> Parameter:
     return Parameter(name, "Tensor | None", "None")
 
 
+# a PrefixDecoder's: the keys every query sees, one length or one per row (B,)
+PREFIX_ATTN_LEN = Parameter("prefix_attn_len", "int | Tensor | None", "None")
+
+
 # generate(): what it decodes from, then the sampling options every generating model takes
 PROMPT = Parameter("prompt", "Tensor", keyword=False)
 START_TOKENS = Parameter("start_tokens", "Tensor", keyword=False)  # an xVal model's prompt
@@ -732,6 +736,7 @@ class ModelClass(DefaultConfig):
     numbers: bool = False  # an xVal model: numbers in and out beside the tokens
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
+    prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
 
     @property
     def returns(self) -> str:
@@ -766,7 +771,8 @@ class ModelClass(DefaultConfig):
     def context_parameters(self) -> tuple[Parameter, ...]:
         """What the layers read beside the sequence: the context, the adaptive norms' condition."""
         context = (optional("context"), optional("context_mask")) if self.cross else ()
-        return context + ((optional("condition"),) if self.conditioned else ())
+        context += (optional("condition"),) if self.conditioned else ()
+        return context + ((PREFIX_ATTN_LEN,) if self.prefix_lm else ())
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
@@ -783,6 +789,7 @@ class ModelClass(DefaultConfig):
         forgotten = ", attn_mask=attn_mask" if self.forgetful else ""
         context = ", context=context, context_mask=context_mask" if self.cross else ""
         context += ", condition=condition" if self.conditioned else ""
+        context += ", prefix_attn_len=prefix_attn_len" if self.prefix_lm else ""
         inputs = "x[:, :-1], x_num[:, :-1], mask=mask" if self.numbers else "inputs, mask=mask"
         return f"{inputs}{context}{forgotten}"
 
@@ -817,7 +824,8 @@ class ModelClass(DefaultConfig):
     @property
     def context_arguments(self) -> tuple[str, ...]:
         context = ("context=context", "context_mask=context_mask") if self.cross else ()
-        return context + (("condition=condition",) if self.conditioned else ())
+        context += ("condition=condition",) if self.conditioned else ()
+        return context + (("prefix_attn_len=prefix_attn_len",) if self.prefix_lm else ())
 
     @property
     def has_reset(self) -> bool:

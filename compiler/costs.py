@@ -444,7 +444,7 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
     a, kind = op.attrs, op.kind
     first = lengths[op.inputs[0]] if op.inputs else 0
     if kind is OpKind.INPUT:
-        return 0 if a.role == "image" else bindings.get(a.shape[1], 0)
+        return 0 if a.role in ("image", "prefix_length") else bindings.get(a.shape[1], 0)
     if kind is OpKind.PATCH_EMBEDDING:
         _, _, height, width = graph[op.inputs[0]].attrs.shape
         return (height // a.patch_size) * (width // a.patch_size)
@@ -657,7 +657,7 @@ def cache_bytes_per_token(op: Op, dtype_bytes: int) -> int:
     (grouped-query attention stores the kv heads only), and what some scores carry beside them;
     cross-attention's per context token."""
     a = op.attrs
-    if op.kind is OpKind.ATTENTION and a.causal:
+    if op.kind is OpKind.ATTENTION and a.decodes:
         if a.dim_latent_kv:  # multi-head latent attention: the latent and the rope key heads
             widths = a.dim_latent_kv + a.latent_rope_subheads * a.dim_head
         else:

@@ -29,7 +29,7 @@ from .resolve import (
 )
 
 INDENT = "  "
-LAYER_TYPES = frozenset({"Decoder", "Encoder", "CrossAttender", "AttentionLayers"})
+LAYER_TYPES = frozenset({"Decoder", "Encoder", "PrefixDecoder", "CrossAttender", "AttentionLayers"})
 # The layer options that switch absolute positions off (x-transformers' disable_abs_pos_emb,
 # resolve.ResolvedLayers.drops_absolute_positions), in the order a reason names them.
 DROP_ABSOLUTE_POSITIONS = ("rotary_pos_emb", "rotary_xpos", "rel_pos_bias")

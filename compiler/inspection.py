@@ -102,7 +102,7 @@ def carried_bytes(attention: list[Op]) -> dict[str, int]:
     what it is: float32 bytes summed over the layers."""
     carried: dict[str, int] = {}
     for op in attention:
-        if op.attrs.causal:
+        if op.attrs.decodes:
             for what, count in costs.carried_per_position(op.attrs).items():
                 carried[what] = carried.get(what, 0) + 4 * count
     return carried
@@ -339,6 +339,9 @@ def flash_obstacles(graph: Graph, op: Op) -> list[str]:
         if a.max_attend_past is not None:
             found.append("the sliding window is a boolean band mask (a decoding step over the "
                          "window's cache needs none)")
+        if a.prefix:
+            found.append("the prefix language model's mask (two-way within the prefix, causal "
+                         "after it) is a boolean tensor")
         if a.causal and a.num_mem_kv:
             found.append("memory keys make keys longer than queries: the causal mask is a tensor")
         if a.causal and a.add_zero_kv:

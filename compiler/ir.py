@@ -59,7 +59,7 @@ class OpKind(Enum):
 class InputAttrs:
     name: str  # the forward argument's name
     role: str  # "tokens", "numbers", "mask", "features", "image", "context", "context_mask",
-    # "embeds"
+    # "embeds", "condition", "prefix_length" (a PrefixDecoder's prefix_attn_len)
     optional: bool = False
     shape: tuple = ("B", "T")  # symbolic: batch, length, then sizes
 
@@ -235,6 +235,10 @@ class AttentionAttrs:
     causal: bool
     flash: bool  # the spec asked for the flash kernel; the checks proved it possible
     project_out: bool  # the reference has no output projection for one head of width dim
+    # a PrefixDecoder's (a prefix language model): causal False, as the reference builds it;
+    # the stack's mask lets each query see the prefix forward names (prefix_attn_len) and the
+    # keys up to its own position, so generation keeps a kv cache as a Decoder's does
+    prefix: bool = False
     dropout: float = 0.0
     num_mem_kv: int = 0
     rotary: bool = False  # reads the shared rotary angles
@@ -295,6 +299,11 @@ class AttentionAttrs:
     # (so over every position); with both, the two projections are concatenated
     orthog_projected_values: bool = False
     orthog_projected_values_per_head: bool = False
+
+    @property
+    def decodes(self) -> bool:
+        """Whether each query sees no later key beyond a prefix, so decoding keeps a kv cache."""
+        return self.causal or self.prefix
 
     @property
     def orthog_copies(self) -> int:
@@ -589,7 +598,8 @@ class ModelAttrs:
 
     type: str  # x-transformers' class ("TransformerWrapper", "Decoder", ...) or "composite"
     key: str  # its spec key: "model", "model.encoder", "components.vit"
-    layers: str = ""  # the class of its layer stack: "Encoder", "Decoder" or "CrossAttender"
+    layers: str = ""  # the class of its layer stack: "Encoder", "Decoder", "PrefixDecoder" or
+    # "CrossAttender"
     max_seq_len: int | None = None  # a wrapper's: a Config field, with or without positions
     custom_layout: bool = False  # one block of custom_layers, par_ratio, sandwich_coef or
     # layers_execute_order sublayers, instead of depth identical blocks
@@ -656,7 +666,8 @@ ARITY = {
     OpKind.STRIP: (1, 2),  # hidden states, and (chunked) the sequence the tokens were added to
     OpKind.ROTARY: (1, 1),  # the hidden states whose positions it covers
     OpKind.POSITION_BIAS: (1, 1),
-    OpKind.ATTENTION: (1, 4),  # hidden states, then optional mask, rotary angles, bias
+    OpKind.ATTENTION: (1, 5),  # hidden states, then optional mask, rotary angles, bias, prefix
+    # length (a PrefixDecoder's)
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 3),  # the residual, the branch, and an adaptive layer scale's condition

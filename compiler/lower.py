@@ -27,6 +27,7 @@ from .context import (
     FUNCTIONAL,
     GENERATOR,
     KEYWORD_ONLY,
+    PREFIX_ATTN_LEN,
     REARRANGE,
     SAMPLING,
     TORCH,
@@ -184,7 +185,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
         return lower_xtransformer(model, prefix, class_name)
     config = f"{prefix}Config"
     # forgetful causal masking gives the loss an attention mask to pass
-    signature = block_signature(model, attn_mask=forgets(model), cache=model.cacheable)
+    # a PrefixDecoder's stack builds the mask of its prefix and gives it to the blocks
+    signature = block_signature(model, attn_mask=forgets(model) or model.prefix_lm,
+                                cache=model.cacheable)
     classes = stack_classes(model, prefix, config, signature)
     blocks, dim = f"{model.depth} x Block", model.dim
     if kind in ("TransformerWrapper", "XValTransformerWrapper"):
@@ -238,9 +241,13 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters = [Parameter("x", "Tensor"), *([X_NUM] if numbers else []), KEYWORD_ONLY,
                   optional("mask")]
     parameters += [optional("context"), optional("context_mask")] if cross else []
-    parameters += [optional("attn_mask")] if "attn_mask" in signature else []
+    # the loss's forgotten keys, or an XTransformer's mask; a PrefixDecoder's stack builds its
+    # own from prefix_attn_len
+    given_mask = forgets(model) or "attn_mask" in signature and not model.prefix_lm
+    parameters += [optional("attn_mask")] if given_mask else []
     parameters += [optional("prepend_embeds")] if has_prepend else []
     parameters += condition_parameters(model)
+    parameters += prefix_parameters(model)
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
@@ -253,6 +260,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                *(["check_numbers(x_num, x)"] if numbers else []), f"check_mask(mask, x{cached})"]
     checks += context_checks() if cross else []
     checks += condition_checks(model)
+    checks += prefix_checks(model)
     checks += memory_checks(model) if model.recurrent else []
     if has_prepend:
         checks.append(f"check_context(prepend_embeds, self.config.{embedding_width(model)[0]}, "
@@ -267,7 +275,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     imports |= {runtime("recurrence", "next_memories")} if model.recurrent else set()
     if numbers:
         return xval_class(model, class_name, config, parameters, checks, ops, imports)
-    what = "causal language model" if model.causal else "bidirectional encoder"
+    what = ("prefix language model" if model.prefix_lm else
+            "causal language model" if model.causal else "bidirectional encoder")
     returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
@@ -279,11 +288,9 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
-                     z_loss=z_loss(model), conditioned=conditioned(model), **cache_shape(model))
-    stack = "Decoder" if model.causal else "Encoder"
-    kind = "decoder-only (GPT-style)" if model.causal else "encoder-only (BERT-style)"
-    article = "a" if model.causal else "an"
-    summary = f"{article} {kind} transformer, x-transformers TransformerWrapper + {stack}."
+                     z_loss=z_loss(model), conditioned=conditioned(model),
+                     prefix_lm=model.prefix_lm, **cache_shape(model))
+    summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
     return cls, wrapper_config(model), summary
 
 
@@ -314,6 +321,22 @@ def xval_class(model: Model, class_name: str, config: str, parameters: list, che
     return cls, wrapper_config(model), summary
 
 
+def wrapper_kind(model: Model) -> str:
+    """What a TransformerWrapper's stack makes of it, with its article."""
+    if model.prefix_lm:  # Raffel et al. 2019 (https://arxiv.org/abs/1910.10683), section 3.2.1
+        return "a prefix language model (two-way attention within a prefix, causal after it)"
+    kind = "a decoder-only (GPT-style)" if model.causal else "an encoder-only (BERT-style)"
+    return f"{kind} transformer"
+
+
+def prefix_parameters(model: Model) -> list[Parameter]:
+    return [PREFIX_ATTN_LEN] if model.prefix_lm else []
+
+
+def prefix_checks(model: Model) -> list[str]:
+    return ["check_prefix_attn_len(prefix_attn_len, x)"] if model.prefix_lm else []
+
+
 def conditioned(model: Model) -> bool:
     """Whether the model's adaptive norms or layer scales read a condition."""
     return model.find(OpKind.CONDITION) is not None
@@ -339,9 +362,11 @@ def bare_model(model: Model, prefix: str, class_name: str, config: str,
     parameters = [Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask")]
     parameters += [optional("context"), optional("context_mask")] if cross else []
     parameters += condition_parameters(model)
+    parameters += prefix_parameters(model)
     checks = ["check_features(x, self.config.dim)", "check_mask(mask, x)"]
     checks += context_checks() if cross else []
     checks += condition_checks(model)
+    checks += prefix_checks(model)
     ops, imports = top_level_ops(model, prefix, signature)
     ops.insert(0, OpContext("ops/input.py.jinja"))
     ops.append(OpContext("ops/return_hidden.py.jinja"))
@@ -1009,6 +1034,7 @@ def top_level_ops(model: Model, prefix: str, signature: BlockSignature, mask: bo
                                  {"memory": "memory" in signature}))
         elif op.block is not None and not blocks_seen:
             ops.append(blocks_op(model, prefix, signature, mask))
+            imports |= {runtime("attention", "prefix_mask")} if model.prefix_lm else set()
             blocks_seen = True
         elif op.block is None:
             context = top_level_op(model, op, imports, generative, cacheable)
@@ -1037,6 +1063,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         "single": single, "attn_lse": "attn_lse" in signature, "hiddens": "hiddens" in signature,
         # no self-attention cache counts the positions: the model's cache does
         "counts": "cache" in signature and not model.layer_ops(OpKind.ATTENTION),
+        "prefix": model.prefix_lm, "forgetful": forgets(model),
         "tied": any(op.weights_of is not None for op in model.ops),
         "call": functools.partial(block_call, ("h", *scores), signature.arguments(values)),
         "scores": scores, "values": tuple(name for name in scores if name in VALUES.values()),

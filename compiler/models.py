@@ -87,13 +87,19 @@ class Model:
         return self.attrs.layers == "Decoder"
 
     @property
+    def prefix_lm(self) -> bool:
+        """A PrefixDecoder's stack: forward takes prefix_attn_len, the keys every query sees."""
+        return self.attrs.layers == "PrefixDecoder"
+
+    @property
     def generative(self) -> bool:
-        """A TransformerWrapper or an xVal model around a Decoder, or a continuous decoder whose
-        outputs are as wide as its inputs (build_ir gives it a loss op): it has loss() and
-        generate()."""
+        """A TransformerWrapper or an xVal model around a Decoder (or a PrefixDecoder), or a
+        continuous decoder whose outputs are as wide as its inputs (build_ir gives it a loss op):
+        it has loss() and generate()."""
         if self.attrs.type == "ContinuousTransformerWrapper":
             return self.find(OpKind.LOSS) is not None
-        return self.attrs.type in ("TransformerWrapper", "XValTransformerWrapper") and self.causal
+        return self.attrs.type in ("TransformerWrapper", "XValTransformerWrapper") and (
+            self.causal or self.prefix_lm)
 
     @property
     def cacheable(self) -> bool:
@@ -112,8 +118,12 @@ class Model:
         (x-transformers caches them and then reads the newest position alone). Value residuals
         mix each step's values with the first layer's before the cache keeps them, but a
         latent cache re-projects every past value at each step: without their mixes, so it
-        recomputes."""
+        recomputes. A PrefixDecoder is built bidirectional: its token shifts and data-dependent
+        ALiBi read later positions too, so those recompute."""
         attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
+        reads_later = self.prefix_lm and any(
+            op.kind is OpKind.RESIDUAL and op.attrs.token_shifts
+            or op.kind is OpKind.ATTENTION and op.attrs.data_dependent_alibi for op in self.ops)
         reads_whole_rows = any(
             op.kind is OpKind.CROSS_ATTENTION and op.attrs.inverted_attention
             or op.kind is OpKind.RESIDUAL and (op.attrs.orthogonal or op.attrs.mv_split)
@@ -123,7 +133,7 @@ class Model:
         attends = bool(attention) or self.find(OpKind.CROSS_ATTENTION) is not None
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and attends
                 and not any(op.attrs.orthog_copies for op in attention)
-                and not reads_whole_rows and not latent_mixed)
+                and not reads_whole_rows and not latent_mixed and not reads_later)
 
     @property
     def recurrent(self) -> bool:

@@ -40,7 +40,9 @@ from .ir import (
     RotaryAttrs,
 )
 
-CAUSAL_LAYERS = {"Decoder": True, "Encoder": False}
+# (a PrefixDecoder is built bidirectional, as the reference builds it: its forward's mask makes
+# it causal after the prefix)
+CAUSAL_LAYERS = {"Decoder": True, "Encoder": False, "PrefixDecoder": False}
 # The layer type each routed section's per-layer list has one value per, and what those
 # layers are called; `layer_dropout` and `shift_tokens` have one per layer of every type.
 SECTION_LAYERS = {"attn": ("a", "self-attention"), "cross_attn": ("c", "cross-attention"),
@@ -54,7 +56,7 @@ class ResolvedLayers:
     position ops they share, and how the blocks repeat."""
 
     key: str
-    type: str  # "Encoder", "Decoder" or "CrossAttender"
+    type: str  # "Encoder", "Decoder", "PrefixDecoder" or "CrossAttender"
     dim: int
     depth: int
     norm: NormAttrs  # every norm of the stack's
@@ -749,6 +751,7 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         dim=layers["dim"],
         heads=heads,
         causal=CAUSAL_LAYERS.get(layers.type, False),
+        prefix=layers.type == "PrefixDecoder",
         project_out=output_projection(attn, heads),
         on_attn=attn["on_attn"] and output_projection(attn, heads),  # gates the projection
         rotary=rotary is not None,

@@ -107,6 +107,23 @@ def causal_mask(T: int, S: int, device: torch.device) -> Tensor:
     return torch.arange(S, device=device) <= queries[:, None]
 
 
+def prefix_mask(T: int, past: int, prefix_attn_len: int | Tensor | None,
+                device: torch.device) -> Tensor:
+    """A prefix language model's mask over the S = past + T keys, True where query i may see
+    key j: the causal mask, and every key within the first prefix_attn_len positions (an int,
+    or one per row (B,)), which all queries see (x-transformers' PrefixDecoder). (T, S), or
+    (B, 1, T, S) for lengths per row."""
+    S = past + T
+    allowed = causal_mask(T, S, device)
+    if prefix_attn_len is None:
+        return allowed
+    keys = torch.arange(S, device=device)
+    if isinstance(prefix_attn_len, int):
+        return allowed | (keys < prefix_attn_len)
+    within = keys < prefix_attn_len.to(device)[:, None]  # (B, S)
+    return allowed | within[:, None, None, :]
+
+
 def sliding_window(T: int, S: int, past: int, device: torch.device,
                    slots: int = 0) -> Tensor | None:
     """(T, S) boolean, True where query i may see key j under a sliding window: key j at most

@@ -86,6 +86,34 @@ def check_context(context: object, dim: int, batch: int, name: str = "context",
         raise ValueError(f"{name} must be ({batch}, length, {dim}), got shape {tuple(context.shape)}")
 
 
+def check_prefix_attn_len(prefix_attn_len: object, x: Tensor) -> None:
+    """A PrefixDecoder's prefix: an int, or an integer tensor with one length per row of x."""
+    if torch.compiler.is_compiling() or prefix_attn_len is None:
+        return
+    if isinstance(prefix_attn_len, bool) or not isinstance(prefix_attn_len, (int, Tensor)):
+        raise TypeError("prefix_attn_len must be an int or an integer tensor (batch,), got "
+                        f"{type(prefix_attn_len).__name__}")
+    if isinstance(prefix_attn_len, Tensor) and (
+            prefix_attn_len.is_floating_point() or prefix_attn_len.is_complex()
+            or prefix_attn_len.dtype == torch.bool
+            or tuple(prefix_attn_len.shape) != (x.shape[0],)):
+        raise ValueError(f"prefix_attn_len must be an integer tensor ({x.shape[0]},), one length "
+                         f"per row; got {prefix_attn_len.dtype} of shape "
+                         f"{tuple(prefix_attn_len.shape)}")
+
+
+def check_prefix_within_prompt(prefix_attn_len: object, length: int) -> None:
+    """generate's prefix must lie within the prompt: a new token inside a two-way prefix would
+    change the outputs of the positions before it."""
+    if prefix_attn_len is None:
+        return
+    longest = int(prefix_attn_len.max()) if isinstance(prefix_attn_len, Tensor) else prefix_attn_len
+    if isinstance(longest, int) and longest > length:
+        raise ValueError(f"prefix_attn_len ({longest}) must be at most the prompt's length "
+                         f"({length}, with any prepended embeddings): tokens generated inside the "
+                         "two-way prefix would change the outputs before them")
+
+
 def check_condition(condition: object, dim: int, x: Tensor) -> None:
     """What adaptive norms and layer scales read: a floating tensor (batch, dim) for the whole
     sequence, or (batch, length, dim) with one per token of x."""

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_prefix_within_prompt
 from .compiled import compiled_decode_step
 from .numbers import NumberGeneration
 from .sampling import sample, sample_normal
@@ -36,6 +37,9 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
     bound); cacheable says whether the model can use a kv cache (memory tokens prevent it).
     """
     check_generate_arguments(prompt, max_new_tokens, prompt_lens, max_seq_len)
+    prepended = forward_kwargs.get("prepend_embeds")  # in front of the prompt: in the prefix too
+    check_prefix_within_prompt(forward_kwargs.get("prefix_attn_len"),
+                               prompt.shape[1] + (0 if prepended is None else prepended.shape[1]))
     warn_without_cache(cache, cacheable)
     choose = next_token(temperature, top_k, top_p, min_p, generator)
     new, _ = decode(model, prompt, max_new_tokens, choose, eos_token, cache and cacheable,

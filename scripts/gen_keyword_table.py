@@ -93,10 +93,11 @@ ROUTING = {
     "ff": {"class": "FeedForward", "exclude": ["dim", "output_proj_depth"]},
 }
 
-# The layer classes (Encoder, Decoder, CrossAttender) fix some AttentionLayers keywords themselves.
+# The layer classes (Encoder, Decoder, PrefixDecoder, CrossAttender) fix some AttentionLayers keywords themselves.
 LAYER_CLASSES = {
     "Encoder": {"exclude": ["causal"]},
     "Decoder": {"exclude": ["causal"]},
+    "PrefixDecoder": {"exclude": ["causal"]},
     "CrossAttender": {"exclude": ["cross_attend", "only_cross"]},
 }
 

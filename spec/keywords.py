@@ -24,7 +24,7 @@ from importlib import resources
 
 WRAPPERS = ("TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
             "XValTransformerWrapper")
-LAYER_TYPES = ("Encoder", "Decoder", "CrossAttender")
+LAYER_TYPES = ("Encoder", "Decoder", "PrefixDecoder", "CrossAttender")
 MODEL_TYPES = (*WRAPPERS, "XTransformer", *LAYER_TYPES)
 ROUTED_SECTIONS = ("attn", "cross_attn", "ff")
 XTRANSFORMER_SIDES = ("encoder", "decoder")
@@ -50,7 +50,7 @@ def trainer_of(type_name: str, layer_type: str | None, max_mem_len: object = 0) 
     >>> trainer_of("TransformerWrapper", "Decoder", max_mem_len=16)
     'XLAutoregressiveWrapper'
     """
-    if layer_type != "Decoder" or type_name not in TRAINERS:
+    if layer_type not in ("Decoder", "PrefixDecoder") or type_name not in TRAINERS:
         return None
     recurrent = type_name == "TransformerWrapper" and isinstance(max_mem_len, int) and max_mem_len > 0
     return RECURRENT_TRAINER if recurrent else TRAINERS[type_name]

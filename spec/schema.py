@@ -50,12 +50,13 @@ SPEC_VERSION = 1
 DOCUMENT_KEYS = ("xtc", "name", "description", "model", "components", "connections")
 MAX_DESCRIPTION = 2000
 
-# Which layer classes each wrapper's `attn_layers` may be (ViT asserts an Encoder).
+# Which layer classes each wrapper's `attn_layers` may be (ViT asserts an Encoder; xtc builds a
+# PrefixDecoder, a prefix language model, in a TransformerWrapper or alone).
 ATTN_LAYERS_TYPES = {
     "TransformerWrapper": LAYER_TYPES,
     "ViTransformerWrapper": ("Encoder",),
-    "ContinuousTransformerWrapper": LAYER_TYPES,
-    "XValTransformerWrapper": LAYER_TYPES,
+    "ContinuousTransformerWrapper": ("Encoder", "Decoder", "CrossAttender"),
+    "XValTransformerWrapper": ("Encoder", "Decoder", "CrossAttender"),
 }
 TYPE_WORDS = {
     "int": "integer", "float": "number", "bool": "boolean", "str": "string", "dict": "mapping",

@@ -14,9 +14,9 @@ from __future__ import annotations
 # Model types a spec may name under `type:`, per place.
 SUPPORTED_MODEL_TYPES = frozenset({
     "TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
-    "XValTransformerWrapper", "XTransformer", "Encoder", "Decoder", "CrossAttender",
+    "XValTransformerWrapper", "XTransformer", "Encoder", "Decoder", "PrefixDecoder", "CrossAttender",
 })
-SUPPORTED_LAYER_TYPES = frozenset({"Encoder", "Decoder", "CrossAttender"})
+SUPPORTED_LAYER_TYPES = frozenset({"Encoder", "Decoder", "PrefixDecoder", "CrossAttender"})
 
 # Supported keywords per place in the spec: a wrapper class, "layers" (Encoder / Decoder /
 # CrossAttender), or a routed section ("attn", "cross_attn", "ff").

@@ -997,11 +997,34 @@ FEEDFORWARDS = token_rows("feedforward", {
         wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 
+# -- the prefix language model (issue #44): a PrefixDecoder, built bidirectional, masked causal
+# after the prefix its forward names (tests/inputs.py gives one length per row). The reference's
+# cached generation asserts: its uncached tokens are the reference.
+
+PREFIX_DECODERS = token_rows("prefix", {
+    "plain": {},
+    "rotary": {"layers": {"rotary_pos_emb": True}},
+    "alibi": {"layers": {"alibi_pos_bias": True}},
+    "grouped_zero_kv": {"attn": {"kv_heads": 2, "add_zero_kv": True}},
+    "memory_tokens": {"model": {"num_memory_tokens": 2}},  # counted in the prefix, as there
+    "token_shifts": {"layers": {"shift_tokens": 1}},  # two-way: generate recomputes
+    "custom_layers": {"layers": {"custom_layers": ["a", "f", "a", "f"]}},  # one block's mask
+    "cross_attend": {"layers": {"cross_attend": True}},  # a context beside the prefix
+}, kinds=("PrefixDecoder",), reference_cache=False) + token_rows("prefix", {
+    "t5": {"layers": {"rel_pos_bias": True}},
+    "explicit": {"attn": {"pre_talking_heads": True, "sparse_topk": 4}},
+}, kinds=("PrefixDecoder",), reference_cache=False, flash=False) + [
+    row("prefix", "bare", layers={"rotary_pos_emb": True}, wrapper=None, kinds=("PrefixDecoder",)),
+    # forgetful causal masking: the forgotten keys are masked within the prefix too
+    row("prefix", "forgetful", autoregressive={"mask_prob": 0.3}, kinds=("PrefixDecoder",),
+        reference_cache=False),
+]
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
-                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS)
+                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 
@@ -1072,8 +1095,11 @@ def without_none(node):
 
 
 def generated_kinds(feature: Feature) -> tuple[str, ...]:
-    """The kinds of a row that generate: its Decoder, or an XTransformer."""
-    return tuple(k for k in feature.kinds if k in ("Decoder", "XTransformer")) if feature.generates else ()
+    """The kinds of a row that generate: its Decoder or PrefixDecoder in a TransformerWrapper,
+    or an XTransformer."""
+    generating = ("Decoder", "XTransformer") if feature.wrapper is None else (
+        "Decoder", "PrefixDecoder", "XTransformer")
+    return tuple(k for k in feature.kinds if k in generating) if feature.generates else ()
 
 
 # -- option values, for the property tests' strategies ---------------------------------------

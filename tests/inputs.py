@@ -80,6 +80,8 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int, generator: to
     if any(layers.options.get(name) for name in ADAPTIVE):  # one condition per sequence
         width = layers.options.get("dim_condition") or dim
         kwargs["condition"] = torch.randn(batch, width, generator=generator)
+    if layers.type == "PrefixDecoder":  # the prefix: one length per row, within the sequence
+        kwargs["prefix_attn_len"] = prefix_lengths(batch, T)
     if module.type == "TransformerWrapper":
         tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
         return (tokens,), kwargs, lengths
@@ -97,6 +99,16 @@ def xval_inputs(module: xtc.ModuleSpec, batch: int, length: int,
     tokens[:, ::3] = module["numerical_token_id"]
     numbers = torch.randn(batch, length, generator=generator)
     return tokens, numbers.masked_fill(tokens != module["numerical_token_id"], float("nan"))
+
+
+def prefix_lengths(batch: int, length: int) -> torch.Tensor:
+    """(B,) a PrefixDecoder's prefix per row: half the sequence, then a quarter, the whole, none,
+    and so on.
+
+    >>> prefix_lengths(5, 8)
+    tensor([4, 2, 8, 0, 4])
+    """
+    return torch.tensor([length // 2, length // 4, length, 0])[torch.arange(batch) % 4]
 
 
 def padding_mask(batch: int, length: int) -> torch.Tensor:

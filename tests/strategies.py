@@ -90,7 +90,7 @@ def some(draw, options: dict, most: int) -> dict:
 @st.composite
 def layer_stacks(draw, kind: str, dim: int | None = None, cross: bool | None = None,
                  per_layer: bool = True) -> dict:
-    """An Encoder or Decoder with a few options of its own and of its attn / ff sections, and
+    """An Encoder, Decoder or PrefixDecoder with a few options of its own and of its attn / ff sections, and
     now and then a per-layer list (not in an XTransformer's sides, whose layers the side's
     mapping does not show: the decoder cross-attends)."""
     stack = {"type": kind}
@@ -133,11 +133,11 @@ def per_layer_list(draw, stack: dict) -> None:
 
 @st.composite
 def token_models(draw) -> dict:
-    kind = draw(st.sampled_from(["Decoder", "Encoder"]))
+    kind = draw(st.sampled_from(["Decoder", "Encoder", "Decoder", "Encoder", "PrefixDecoder"]))
     model = {"type": "TransformerWrapper", "num_tokens": VOCAB, "max_seq_len": LENGTH,
              **draw(some(WRAPPER_OPTIONS, 3)),
              "attn_layers": draw(layer_stacks(kind, draw(DIMS)))}
-    training = draw(some(TRAINING_OPTIONS, 2)) if kind == "Decoder" else {}
+    training = draw(some(TRAINING_OPTIONS, 2)) if kind in ("Decoder", "PrefixDecoder") else {}
     return {**model, "autoregressive": training} if training else model
 
 

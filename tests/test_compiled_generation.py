@@ -17,7 +17,7 @@ PROMPT_BATCH, PROMPT_LENGTH, NEW_TOKENS, CONTEXT_LENGTH = 2, 5, 10, 7
 
 def eager_and_compiled(row: str, cache: bool = True, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy tokens of a row's model, eager then compiled, with the same arguments."""
-    (kind,) = feature(row).kinds if row.startswith("xtransformer") else ("Decoder",)
+    (kind,) = feature(row).kinds if row.startswith(("xtransformer", "prefix")) else ("Decoder",)
     spec = feature_spec(feature(row), kind, flash=feature(row).flash)
     _, model = paired_models(spec)
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, context_length=CONTEXT_LENGTH)
@@ -47,7 +47,7 @@ def test_compiled_steps_give_the_eager_tokens_and_compile_once():
 @pytest.mark.parametrize("row", ["decoder-llama", "positions-alibi", "positions-xpos",
                                  "positions-t5", "layout-custom_residual_attn_shift",
                                  "cross-plain", "xtransformer-readme",
-                                 "attention-latent_rope_subheads"])
+                                 "attention-latent_rope_subheads", "prefix-rotary"])
 def test_every_kind_of_decoding_step_compiles_to_the_eager_tokens(row):
     eager, compiled = eager_and_compiled(row)
     assert torch.equal(compiled, eager)

@@ -93,7 +93,8 @@ def loss_cases() -> list:
     """The rows with training-wrapper options, by default; every other token decoder, slow."""
     cases = []
     for feature in FEATURES:
-        if feature.wrapper != "TransformerWrapper" or "Decoder" not in generated_kinds(feature):
+        if feature.wrapper != "TransformerWrapper" or not set(generated_kinds(feature)) & {
+                "Decoder", "PrefixDecoder"}:
             continue
         marks = () if feature.autoregressive else pytest.mark.slow
         cases.append(pytest.param(feature, False, marks=marks, id=feature.id))
@@ -136,7 +137,8 @@ def test_greedy_generation(feature, flash, cache):
         return
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=True,
                          context_length=CONTEXT_LENGTH)
-    context = {k: v for k, v in inputs.kwargs.items() if k in ("context", "context_mask", "condition")}
+    context = {k: v for k, v in inputs.kwargs.items()
+               if k in ("context", "context_mask", "condition", "prefix_attn_len")}
     if feature.recurrent:
         assert_same_xl_tokens(spec, inputs.args[0], NEW_TOKENS, **context)
         return
@@ -151,7 +153,8 @@ def test_greedy_generation(feature, flash, cache):
 def test_loss(feature, masked):
     """Next-token loss and its gradients equal the training wrapper's; the targets hold the
     ignored id at the end of one row."""
-    spec = feature_spec(feature, "Decoder", flash=feature.flash)
+    (kind,) = generated_kinds(feature)
+    spec = feature_spec(feature, kind, flash=feature.flash)
     inputs = make_inputs(spec, BATCH, LENGTH, masked=masked, context_length=CONTEXT_LENGTH)
     tokens = inputs.args[0]
     # XLAutoregressiveWrapper feeds inputs as they are: there the ignored id is only a label

@@ -155,6 +155,12 @@ BAD_INPUTS = [
      lambda: ((floats(2, 10, 32),), {}), ValueError, "exceeds max_seq_len 8"),
     ("bare stack tokens", layers("Encoder"),
      lambda: ((tokens(),), {}), TypeError, "floating-point"),
+    ("prefix length type", {"type": "TransformerWrapper", "num_tokens": 64, "max_seq_len": 16,
+                            "attn_layers": layers("PrefixDecoder")},
+     lambda: ((tokens(),), {"prefix_attn_len": 2.5}), TypeError, "prefix_attn_len must be an int"),
+    ("prefix lengths per row", layers("PrefixDecoder"),
+     lambda: ((floats(2, 10, 32),), {"prefix_attn_len": torch.tensor([1, 2, 3])}), ValueError,
+     r"prefix_attn_len must be an integer tensor \(2,\)"),
 ]
 
 
@@ -304,3 +310,62 @@ def test_the_example_runner_reports_every_output_of_an_xval_model():
     runner = runpy.run_path(str(ROOT / "scripts" / "run_examples.py"))
     line = runner["run"](ROOT / "examples" / "xval.yaml")
     assert line.endswith("-> (2, 16, 4), (2, 16)"), line
+
+
+# -- the prefix language model (PrefixDecoder): the forms of prefix_attn_len, and generate's rule
+
+
+PREFIX_LM = "prefix-rotary"  # its rows give one length per row (tests/inputs.py)
+
+
+@pytest.mark.parametrize("prefix_attn_len", [None, 0, 4, 10], ids=["none", "zero", "four", "whole"])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_prefix_attn_len_as_an_int_or_none(prefix_attn_len, masked):
+    """Without it the stack is causal (the reference's mask alone); an int is every row's."""
+    spec = feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)
+    kwargs = {"mask": padding_mask(2, 10)} if masked else {}
+    assert_parity(spec, tokens(), prefix_attn_len=prefix_attn_len, **kwargs)
+
+
+def test_a_prefix_decoder_without_a_prefix_is_a_decoder():
+    """Without prefix_attn_len the outputs are a Decoder's with the same weights."""
+    prefixed = xtc.build(feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)).eval()
+    causal = xtc.build(feature_spec(feature(PREFIX_LM), "Decoder", flash=False)).eval()
+    causal.load_state_dict(prefixed.state_dict())
+    x = tokens()
+    torch.testing.assert_close(prefixed(x), causal(x), **TOLERANCE)
+    assert not torch.allclose(prefixed(x, prefix_attn_len=5), causal(x))
+
+
+@pytest.mark.parametrize("prefix_attn_len", [3, torch.tensor([2, 6])], ids=["int", "per-row"])
+def test_prefix_decoder_generates_after_an_int_or_per_row_prefix(prefix_attn_len):
+    """The cached tokens equal the reference's uncached ones (its cached path asserts)."""
+    spec = feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)
+    assert_same_greedy_tokens(spec, tokens(length=6), 5, reference_cache=False,
+                              prefix_attn_len=prefix_attn_len)
+
+
+@pytest.mark.parametrize("prefix_attn_len", [7, torch.tensor([2, 7])], ids=["int", "per-row"])
+def test_prefix_decoder_refuses_a_prefix_beyond_the_prompt(prefix_attn_len):
+    model = xtc.build(feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False))
+    with pytest.raises(ValueError, match=r"prefix_attn_len \(7\) must be at most the prompt's"):
+        model.generate(tokens(length=6), 3, prefix_attn_len=prefix_attn_len)
+
+
+def test_prefix_decoder_generates_from_prompts_of_different_lengths():
+    """Left-aligned prompts (prompt_lens): the prefix counts the aligned positions, padding
+    included, as the reference's does."""
+    spec = feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)
+    assert_same_greedy_tokens(spec, tokens(length=6), 4, reference_cache=False,
+                              prompt_lens=torch.tensor([4, 6]), prefix_attn_len=3)
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_prefix_decoder_after_prepended_embeddings(masked):
+    """PaLI-style: embeddings in front of the tokens count in the prefix, as the reference's."""
+    spec = feature_spec(feature(PREFIX_LM), "PrefixDecoder", flash=False)
+    kwargs = {"mask": padding_mask(2, 10)} if masked else {}
+    assert_parity(spec, tokens(), prepend_embeds=floats(2, 3, 32),
+                  prefix_attn_len=torch.tensor([5, 3]), **kwargs)
+    assert_same_greedy_tokens(spec, tokens(length=4), 4, reference_cache=False,
+                              prepend_embeds=floats(2, 3, 32), prefix_attn_len=7)

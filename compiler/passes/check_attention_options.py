@@ -32,6 +32,10 @@ and the CPU flash kernel's own limit, as located errors.
   forward without), rotary positions to apply, no rotate_num_heads beside it (the reference
   asserts), every query head's own key head (the reference asserts that partial rotary does not
   go with grouped-query attention), and a key head left to the latent.
+- A PrefixDecoder masks its attention itself, with a mask over the sequence's positions:
+  memory key / values (num_mem_kv) make the keys longer than it (the reference's forward fails,
+  with or without prefix_attn_len). Causal-only options are refused on it as on an Encoder: the
+  reference builds it bidirectional.
 - Value residuals (add_value_residual): the learned mix gates each query head's values, so not
   with grouped key / value heads (the reference's forward fails); the fixed half mix goes with
   them.
@@ -64,7 +68,7 @@ def check_attention_options(spec: Spec) -> list[Diagnostic]:
         found += check_value_gates(spec, layers)
         found += check_sdp_kwargs(spec, layers)
         found += check_output_projection(spec, layers) + check_orthog_projection(spec, layers)
-        found += check_causal_only(spec, layers)
+        found += check_causal_only(spec, layers) + check_prefix_memory_kv(spec, layers)
         found += check_inverted_attention(spec, layers)
         found += check_data_dependent_alibi(spec, layers)
         found += check_latent_attention(spec, layers)
@@ -133,8 +137,26 @@ def check_causal_only(spec: Spec, layers) -> list[Diagnostic]:
     attn = layers.section("attn")
     return [diagnostic(spec, f"{layers.key}.attn.{name}", "needs-causal-attention",
                        f"attn.{name} needs causal self-attention (a Decoder), and "
-                       f"{layers.type} attends both ways: x-transformers asserts it ('{why}')")
+                       f"{layers.type} {both_ways(layers.type)}: x-transformers asserts it ('{why}')")
             for name, why in CAUSAL_ONLY.items() if any(each_value(attn[name]))]
+
+
+def both_ways(layer_type: str) -> str:
+    """How a stack that is not causal attends, for messages."""
+    if layer_type == "PrefixDecoder":
+        return "is built bidirectional (its forward masks the attention causal after the prefix)"
+    return "attends both ways"
+
+
+def check_prefix_memory_kv(spec: Spec, layers) -> list[Diagnostic]:
+    """A PrefixDecoder's mask covers the sequence's positions, and memory key / values come
+    before them."""
+    if layers.type != "PrefixDecoder" or not any(each_value(layers.section("attn")["num_mem_kv"])):
+        return []
+    return [diagnostic(spec, f"{layers.key}.attn.num_mem_kv", "prefix-decoder-memory-kv",
+                       "attn.num_mem_kv cannot go with a PrefixDecoder: its mask covers the "
+                       "sequence's positions and the memory keys come before them, so "
+                       "x-transformers' forward fails (with or without prefix_attn_len)")]
 
 
 SDP_KERNELS = ("enable_flash", "enable_mem_efficient", "enable_math", "enable_cudnn")

@@ -22,8 +22,8 @@ ID = "check-connections"
 CONNECTABLE = {
     "TransformerWrapper": ("context", "prepend_embeds"),
     "XTransformer": ("src_prepend_embeds",),
-    "Encoder": ("context",), "Decoder": ("context",), "CrossAttender": ("context",),
-    "ViTransformerWrapper": (), "ContinuousTransformerWrapper": (),
+    "Encoder": ("context",), "Decoder": ("context",), "PrefixDecoder": ("context",),
+    "CrossAttender": ("context",), "ViTransformerWrapper": (), "ContinuousTransformerWrapper": (),
     "XValTransformerWrapper": ("context",),
 }
 ARGUMENTS = {
@@ -32,6 +32,7 @@ ARGUMENTS = {
     "XTransformer": ("src", "tgt", "mask", "attn_mask", "src_prepend_embeds"),
     "Encoder": ("x", "mask", "context", "context_mask"),
     "Decoder": ("x", "mask", "context", "context_mask"),
+    "PrefixDecoder": ("x", "mask", "context", "context_mask", "prefix_attn_len"),
     "CrossAttender": ("x", "mask", "context", "context_mask"),
     "ViTransformerWrapper": ("img", "return_embeddings"),
     "ContinuousTransformerWrapper": ("x", "mask", "return_embeddings"),

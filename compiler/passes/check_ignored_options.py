@@ -16,6 +16,21 @@ from .modules import all_modules, diagnostic, each_value, layer_modules, token_m
 ID = "check-ignored-options"
 
 
+def prefix_reads_later(spec: Spec, model, layers) -> list[Diagnostic]:
+    """A PrefixDecoder is built bidirectional: two-way token shifts and data-dependent ALiBi read
+    later positions, so a new token changes earlier outputs and generate() cannot cache them."""
+    if model.type != "TransformerWrapper" or layers.type != "PrefixDecoder":
+        return []
+    readers = {"shift_tokens": any(each_value(layers["shift_tokens"])),
+               "attn.data_dependent_alibi": any(each_value(layers.section("attn")["data_dependent_alibi"]))}
+    return [diagnostic(spec, f"{layers.key}.{name}", "prefix-decoder-disables-kv-cache",
+                       f"{name} in a PrefixDecoder, which is built bidirectional, reads later "
+                       "positions too: each new token changes the outputs before it, so generate() "
+                       "cannot use a kv cache and recomputes the whole sequence for each new token",
+                       "warning")
+            for name, used in readers.items() if used]
+
+
 def check_ignored_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
@@ -48,7 +63,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "attn.laser_softclamp_value has no effect without attn.laser: true", "warning"))
         found += ignored_value_gate_options(spec, layers)
         found += ignored_norm_options(spec, layers)
-        if (layers.type == "Decoder" and layers["add_value_residual"]
+        if (layers.type in ("Decoder", "PrefixDecoder") and layers["add_value_residual"]
                 and any(each_value(attn["use_latent_kv"]))):
             found.append(diagnostic(
                 spec, f"{layers.key}.add_value_residual", "value-residual-disables-kv-cache",
@@ -128,11 +143,13 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "autoregressive.use_l1_loss has no effect: a probabilistic model's loss is the "
                 "Gaussian negative log-likelihood of its mean and variance", "warning"))
     for model in (*token_models(spec), *continuous_decoders(spec)):
-        if model["num_memory_tokens"] and model.children["attn_layers"].type == "Decoder":
+        layers = model.children["attn_layers"]
+        if model["num_memory_tokens"] and layers.type in ("Decoder", "PrefixDecoder"):
             found.append(diagnostic(
                 spec, f"{model.key}.num_memory_tokens", "memory-tokens-disable-kv-cache",
                 "memory tokens are prepended at every step, so generate() cannot use a kv "
                 "cache and recomputes the whole sequence for each new token", "warning"))
+        found += prefix_reads_later(spec, model, layers)
         if model["scaled_sinu_pos_emb"] and not model["use_abs_pos_emb"]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",

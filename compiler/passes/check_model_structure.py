@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
+from xtc.spec.keywords import LAYER_TYPES
 
 from ..resolve import ADAPTIVE, generates_vectors, needs_condition
 from .modules import all_modules, diagnostic
@@ -32,14 +33,14 @@ ID = "check-model-structure"
 def check_model_structure(spec: Spec) -> list[Diagnostic]:
     found = []
     for module in all_modules(spec):
-        if module.type in ("Encoder", "Decoder", "CrossAttender") and module["sandwich_norm"] \
+        if module.type in LAYER_TYPES and module["sandwich_norm"] \
                 and not module["pre_norm"]:
             found.append(diagnostic(
                 spec, f"{module.key}.sandwich_norm", "sandwich-norm-needs-pre-norm",
                 "sandwich_norm adds a norm after each pre-norm sublayer; it cannot be combined "
                 "with pre_norm: false (x-transformers 2.31.10 refuses this too: 'sandwich norm "
                 "cannot be used when not using prenorm')"))
-        if module.type in ("Encoder", "Decoder", "CrossAttender") and module["use_dynamic_tanh"]:
+        if module.type in LAYER_TYPES and module["use_dynamic_tanh"]:
             found += check_dynamic_tanh(spec, module)
         if module.type == "ViTransformerWrapper":
             found += check_patches(spec, module)
@@ -65,7 +66,7 @@ def check_condition_reaches(spec: Spec, model) -> list[Diagnostic]:
     a composite, a component's condition is the composite's `<component>_condition`.)"""
     found = []
     for layers in model.children.values():
-        if layers.type not in ("Encoder", "Decoder", "CrossAttender") or not needs_condition(layers):
+        if layers.type not in LAYER_TYPES or not needs_condition(layers):
             continue
         key = f"{layers.key}.{next(name for name in ADAPTIVE if layers[name])}"
         why = None

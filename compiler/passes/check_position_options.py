@@ -35,9 +35,10 @@ def check_rotary(spec: Spec, layers) -> list[Diagnostic]:
     (AttentionLayers.__init__, Attention.__init__)."""
     found, key = [], layers.key
     if layers["rotary_xpos"] and layers.type != "Decoder":
+        built = " (built so; its forward masks the attention)" if layers.type == "PrefixDecoder" else ""
         found.append(diagnostic(spec, f"{key}.rotary_xpos", "xpos-needs-causal",
                                 f"rotary_xpos is defined for causal attention only; {layers.type} "
-                                "is bidirectional"))
+                                f"is bidirectional{built}"))
     dim_head = layers.section("attn")["dim_head"]
     if layers["rotary_emb_dim"] is not None and layers["rotary_emb_dim"] > dim_head:
         found.append(diagnostic(spec, f"{key}.rotary_emb_dim", "rotary-dim-exceeds-head",
