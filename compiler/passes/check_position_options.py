@@ -40,9 +40,13 @@ def check_position_options(spec: Spec) -> list[Diagnostic]:
 
 
 def check_polar(spec: Spec, layers) -> list[Diagnostic]:
-    if not layers["polar_pos_emb"]:
-        return []
     found, key, attn = [], layers.key, layers.section("attn")
+    if not layers["polar_pos_emb"]:
+        if "polar_bias_uniform_init" in layers.given:
+            found.append(diagnostic(spec, f"{key}.polar_bias_uniform_init", "polar-init-without-polar",
+                                    "polar_bias_uniform_init has no effect without polar_pos_emb: "
+                                    "true", "warning"))
+        return found
     if layers["rotary_pos_emb"] or layers["rotary_xpos"]:
         found.append(diagnostic(spec, f"{key}.polar_pos_emb", "polar-with-rotary",
                                 "polar_pos_emb and rotary positions (rotary_pos_emb, rotary_xpos) "
