@@ -4,7 +4,6 @@ MLP over distances. Each returns (heads, T, S) for T queries that are the last T
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +20,7 @@ class AlibiBias(nn.Module):
     """-slope_h * |i - j| for the first `alibi_heads` heads, 0 for the rest (Press et al. 2021,
     https://arxiv.org/abs/2108.12409); the slopes are the paper's unless given, one per head."""
 
-    def __init__(self, heads: int, alibi_heads: int, slopes: Sequence[float] | None = None) -> None:
+    def __init__(self, heads: int, alibi_heads: int, slopes: tuple[float, ...] | None = None) -> None:
         super().__init__()
         self.heads = heads
         slopes = alibi_slopes(alibi_heads) if slopes is None else list(slopes)
