@@ -690,8 +690,8 @@ POSITIONS += token_rows("positions", {
     "no_positions_at_all": {"layers": {"disable_abs_pos_emb": True}},
 })
 
-# polar positions (PoPE): queries and keys 2 D wide against D-wide values, which the CPU flash
-# kernel refuses (flash: true is allowed: test_positions runs it through SDPA's choice)
+# polar positions (PoPE): queries and keys 2 D wide against D-wide values, which the flash
+# kernel refuses (flash-needs-equal-value-width), unless the values are 2 D wide too
 POLAR = {"polar_pos_emb": True}
 POSITIONS += token_rows("positions", {
     "polar": {"layers": POLAR},
@@ -710,6 +710,7 @@ POSITIONS += token_rows("positions", {
     "polar_alibi": {"layers": {**POLAR, "alibi_pos_bias": True}},
     "polar_latent_kv": {"layers": POLAR, "attn": {"use_latent_kv": True, "dim_latent_kv": 12}},
 }, flash=False, reference_cache=False) + token_rows("positions", {
+    "polar_wide_values": {"layers": POLAR, "attn": {"value_dim_head": 2 * DIM_HEAD}},
     # rel_pos_kwargs: ALiBi's slopes as given, one per ALiBi head
     "alibi_slopes": {"layers": {"alibi_pos_bias": True, "alibi_num_heads": 2,
                                 "rel_pos_kwargs": {"slopes": [0.5, 0.25]}}},

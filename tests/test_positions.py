@@ -11,7 +11,7 @@ import pytest
 import torch
 from features import feature, feature_spec, frozen
 from inputs import make_inputs
-from reference import assert_parity, paired_models
+from reference import paired_models
 from x_transformers import AutoregressiveWrapper
 
 import xtc
@@ -48,16 +48,6 @@ def test_relative_positions_generate_past_max_seq_len(name):
     expected = AutoregressiveWrapper(reference).generate(prompt, 20, temperature=0.0)
     assert torch.equal(cached, uncached)
     assert torch.equal(cached[:, : 12 - 5], expected[:, : 12 - 5])
-
-
-@pytest.mark.parametrize("kind", ["Decoder", "Encoder"])
-def test_polar_with_flash_true_through_sdpa_choice(kind):
-    """flash: true with polar positions: queries and keys 2 D wide against D-wide values, which
-    the CPU flash kernel refuses (the feature rows run without it), so SDPA picks its kernel, as
-    the reference's does."""
-    spec = feature_spec(feature("positions-polar"), kind, True)
-    inputs = make_inputs(spec, 2, 12, masked=True)
-    assert_parity(spec, *inputs.args, **inputs.kwargs)
 
 
 def test_polar_uniform_init_builds_without_no_grad():
