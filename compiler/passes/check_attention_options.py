@@ -270,7 +270,8 @@ def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
     persistent memory values dim_head wide."""
     attn, found = layers.section("attn"), []
     width = attn["value_dim_head"]
-    if layers["polar_pos_emb"] and attn["flash"] and width != 2 * attn["dim_head"]:
+    polar = layers["polar_pos_emb"] and attn["flash"]  # (flash read only under polar)
+    if polar and width != 2 * attn["dim_head"]:
         found.append(diagnostic(spec, f"{layers.key}.attn.flash", "flash-needs-equal-value-width",
                                 "attn.flash cannot be combined with polar_pos_emb: queries are "
                                 f"then 2 * attn.dim_head ({2 * attn['dim_head']}) wide, values "
@@ -279,7 +280,7 @@ def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
     if width is None or width == attn["dim_head"]:
         return found
     key = f"{layers.key}.attn.value_dim_head"
-    if attn["flash"] and not layers["polar_pos_emb"]:
+    if attn["flash"] and not polar:
         found.append(diagnostic(spec, key, "flash-needs-equal-value-width",
                                 f"attn.flash cannot be combined with attn.value_dim_head ({width}) "
                                 f"other than attn.dim_head ({attn['dim_head']}): the flash kernel "
