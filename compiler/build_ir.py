@@ -499,12 +499,18 @@ class Builder:
         return hidden
 
     def relative_positions(self, layers: ResolvedLayers, hidden: str, ref: str) -> tuple:
-        """Rotary angles and a relative position bias, computed once for all the layers."""
+        """Rotary or polar angles and a relative position bias, computed once for all the
+        layers. Polar angles take rotary's place among self-attention's inputs (the two
+        exclude each other)."""
         rotary = bias = None
         if layers.rotary is not None:
             rotary = self.add("rotary", OpKind.ROTARY, layers.rotary, (hidden,),
                               spec_key=f"{layers.key}.rotary_pos_emb",
                               ref_path=f"{ref}rotary_pos_emb", role="rotary")
+        if layers.polar is not None:
+            rotary = self.add("polar", OpKind.POLAR, layers.polar, (hidden,),
+                              spec_key=f"{layers.key}.polar_pos_emb",
+                              ref_path=f"{ref}polar_pos_emb", role="polar")
         if layers.position_bias is not None:
             scheme = layers.position_bias.scheme
             key = {"alibi": "alibi_pos_bias", "t5": "rel_pos_bias", "dynamic": "dynamic_pos_bias"}

@@ -134,6 +134,12 @@ class AttentionClass(ReadsConfig):
         return self.attrs.rotary and not self.xpos and not (self.attrs.dim_latent_kv and self.cache)
 
     @property
+    def fixed_scale(self) -> bool:
+        """Scores scaled by self.scale, not by SDPA's 1 / sqrt(width of q): qk-norm's fixed
+        scale, or a head's 1 / sqrt(dim_head) where polar positions make q and k 2 D wide."""
+        return self.attrs.qk_norm and not self.attrs.qk_norm_dim_scale or self.attrs.polar
+
+    @property
     def grouped_qk_norm(self) -> bool:
         """qk-norm in config.qk_norm_groups groups."""
         return self.attrs.qk_norm_groups > 1
@@ -172,6 +178,7 @@ class AttentionClass(ReadsConfig):
         parameters = ["x: Tensor", "mask: Tensor | None = None"]
         parameters += ["attn_mask: Tensor | None = None"] if self.attn_mask else []
         parameters += ["rotary: tuple[Tensor, Tensor, Tensor | float] | None = None"] if a.rotary else []
+        parameters += ["polar: tuple[Tensor, Tensor] | None = None"] if a.polar else []
         parameters += ["bias: Tensor | None = None"] if a.bias else []
         parameters += ["prev_scores: Tensor | None = None"] if a.residual else []
         parameters += ["first_values: Tensor | None = None"] if a.value_residual else []
@@ -201,6 +208,7 @@ class AttentionClass(ReadsConfig):
         wanted = attention_imports(a)
         wanted |= {runtime("kv_cache", self.cache_class)} if self.cache else set()
         wanted |= {runtime("positions", "apply_rotary")} if a.rotary else set()
+        wanted |= {runtime("positions", "apply_polar")} if a.polar else set()
         wanted |= {TORCH} if a.rotate_heads or a.qk_norm_dim_scale or a.head_scale else set()
         wanted |= {runtime("attention", "l2norm")} if a.qk_norm else set()
         norms = a.q_rmsnorm or a.k_rmsnorm or a.value_rmsnorm

@@ -81,6 +81,8 @@ def op_parameters(op: Op) -> int:
         return a.count * a.dim
     if kind is OpKind.POSITION_BIAS:
         return position_bias_parameters(a)
+    if kind is OpKind.POLAR:  # the keys' phases
+        return a.heads * a.dim_head
     if kind is OpKind.ATTENTION:
         return attention_parameters(a)
     if kind is OpKind.CROSS_ATTENTION:
@@ -369,6 +371,9 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
         return Factor(op.spec_key, own, a.streams), dim
     if kind is OpKind.POSITION_BIAS:
         return position_bias_factors(a, stack)
+    if kind is OpKind.POLAR:  # the keys' phases: one per head and feature
+        return (Factor(f"{stack.layers}.heads", "heads", a.heads),
+                Factor(f"{stack.layers}.attn.dim_head", "attn.dim_head", a.dim_head))
     if op.role == "post_emb_norm":  # a norm's gains, at the embeddings' width or the stack's
         return (embedding_width(graph, op, stack),)
     return (dim,)
@@ -579,7 +584,8 @@ def attention_products(a, n: int, input_grad: bool, memory: int = 0,
     if memory:
         products += [linear(memory, a.dim, kv_heads * a.dim_head, memory_grad),
                      linear(memory, a.dim, kv_heads * value_dim, memory_grad)]
-    products += scores_products(a.heads, n, keys, a.dim_head, value_dim)
+    # polar positions make queries and keys 2 D wide: (m cos, m sin) of each feature
+    products += scores_products(a.heads, n, keys, a.dim_head * (2 if a.polar else 1), value_dim)
     products += [Product(2 * a.heads * a.heads * n * keys, 2)] * sum(a.talking_heads)
     if a.use_cope:  # each query's logit of every position; its talking heads mix the scores
         products += [Product(2 * a.heads * n * a.cope_max_pos * a.dim_head, 2, scores=True)]

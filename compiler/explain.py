@@ -32,7 +32,7 @@ INDENT = "  "
 LAYER_TYPES = frozenset({"Decoder", "Encoder", "PrefixDecoder", "CrossAttender", "AttentionLayers"})
 # The layer options that switch absolute positions off (x-transformers' disable_abs_pos_emb,
 # resolve.ResolvedLayers.drops_absolute_positions), in the order a reason names them.
-DROP_ABSOLUTE_POSITIONS = ("rotary_pos_emb", "rotary_xpos", "rel_pos_bias")
+DROP_ABSOLUTE_POSITIONS = ("rotary_pos_emb", "rotary_xpos", "polar_pos_emb", "rel_pos_bias")
 
 # (the value the compiler uses, read from the resolved model; the option that decided it).
 # A rule gives None where it has nothing to claim (no rotary: no rotary width).
@@ -218,7 +218,7 @@ def position_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived 
         "rotate_num_heads": rotary and rotated_heads(layers, r),
         "alibi_num_heads": (bias.alibi_heads, "heads") if bias and bias.alibi_heads else None,
         "disable_abs_pos_emb": (r.drops_absolute_positions,
-                                dropped_by or "no rotary_pos_emb, rotary_xpos or rel_pos_bias"),
+                                dropped_by or "no rotary_pos_emb, rotary_xpos, polar_pos_emb or rel_pos_bias"),
     }
 
 

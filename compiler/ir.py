@@ -38,6 +38,7 @@ class OpKind(Enum):
     PAD_MASK = "pad_mask"  # the padding mask, extended over added tokens
     STRIP = "strip"  # drop added tokens again
     ROTARY = "rotary"  # rotation angles for every key position, shared by the layers
+    POLAR = "polar"  # PoPE: angles for every key position and the keys' phases, shared
     POSITION_BIAS = "position_bias"  # a relative position bias (H, T, S), shared by the layers
     ATTENTION = "attention"
     CROSS_ATTENTION = "cross_attention"
@@ -198,10 +199,19 @@ class RotaryAttrs:
 
 
 @dataclass(frozen=True)
+class PolarAttrs:
+    dim_head: int  # one angle per feature of a head
+    heads: int  # the keys' learned phases: one per head and feature
+    bias_uniform_init: bool = False  # phases start uniform in [-2 pi, 0] rather than at 0
+
+
+@dataclass(frozen=True)
 class PositionBiasAttrs:
     scheme: str  # "alibi", "t5" or "dynamic"
     heads: int
     alibi_heads: int = 0
+    alibi_slopes: tuple[float, ...] = ()  # rel_pos_kwargs' slopes, one per ALiBi head (): the
+    # geometric series of Press et al.
     num_buckets: int = 32
     max_distance: int = 128
     causal: bool = False
@@ -242,6 +252,7 @@ class AttentionAttrs:
     dropout: float = 0.0
     num_mem_kv: int = 0
     rotary: bool = False  # reads the shared rotary angles
+    polar: bool = False  # reads the shared polar angles (in rotary's place): q and k 2 D wide
     bias: bool = False  # adds the shared relative position bias
     rotate_heads: int = 0  # rotary on the last heads only (0: every head)
     kv_heads: int = 0  # grouped-query attention (0: as many as heads)
@@ -633,6 +644,7 @@ ATTRS = {
     OpKind.PAD_MASK: PadMaskAttrs,
     OpKind.STRIP: StripAttrs,
     OpKind.ROTARY: RotaryAttrs,
+    OpKind.POLAR: PolarAttrs,
     OpKind.POSITION_BIAS: PositionBiasAttrs,
     OpKind.ATTENTION: AttentionAttrs,
     OpKind.CROSS_ATTENTION: CrossAttentionAttrs,
@@ -665,9 +677,10 @@ ARITY = {
     OpKind.PAD_MASK: (1, 2),  # the mask, and what was put in front when its length varies
     OpKind.STRIP: (1, 2),  # hidden states, and (chunked) the sequence the tokens were added to
     OpKind.ROTARY: (1, 1),  # the hidden states whose positions it covers
+    OpKind.POLAR: (1, 1),  # likewise
     OpKind.POSITION_BIAS: (1, 1),
-    OpKind.ATTENTION: (1, 5),  # hidden states, then optional mask, rotary angles, bias, prefix
-    # length (a PrefixDecoder's)
+    OpKind.ATTENTION: (1, 5),  # hidden states, then optional mask, rotary or polar angles, bias,
+    # prefix length (a PrefixDecoder's)
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 3),  # the residual, the branch, and an adaptive layer scale's condition

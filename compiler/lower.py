@@ -451,9 +451,16 @@ def memory_checks(model: Model) -> list[str]:
     """The check of the memories a recurrent model is given and, where rotary angles or a
     position bias span its keys, the count of the memory's positions before the tokens."""
     checks = ["check_memories(mems, x, self.config.depth, self.config.dim)"]
-    if model.find(OpKind.ROTARY) is not None or model.find(OpKind.POSITION_BIAS) is not None:
+    if spans_keys(model):
         checks.append("remembered = mems[0].shape[1] if mems is not None else 0  # before x")
     return checks
+
+
+def spans_keys(model: Model) -> bool:
+    """Whether the model computes something for every key position: rotary or polar angles,
+    a position bias."""
+    return any(model.find(kind) is not None
+               for kind in (OpKind.ROTARY, OpKind.POLAR, OpKind.POSITION_BIAS))
 
 
 def cached_positions(model: Model) -> list[str]:
@@ -462,7 +469,7 @@ def cached_positions(model: Model) -> list[str]:
     embeddings, then the tokens)."""
     if model.find(OpKind.PREPEND) is None:
         return ["cached = 0 if cache is None else cache.length"]
-    if model.find(OpKind.ROTARY) is None and model.find(OpKind.POSITION_BIAS) is None:
+    if not spans_keys(model):
         return ["cached = cache.length - cache.prefix if cache is not None else 0  # its tokens"]
     return ["past = cache.length if cache is not None else 0  # cached: a prefix, then tokens",
             "cached = past - cache.prefix if cache is not None else 0  # the tokens"]
@@ -861,6 +868,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     parameters += [optional("attn_mask")] if attn_mask else []
     if model.find(OpKind.ROTARY) is not None:
         parameters.append(Parameter("rotary", "tuple[Tensor, Tensor, Tensor | float] | None", "None"))
+    if model.find(OpKind.POLAR) is not None:
+        parameters.append(Parameter("polar", "tuple[Tensor, Tensor] | None", "None"))
     parameters += [optional("bias")] if model.find(OpKind.POSITION_BIAS) else []
     parameters += [replace(optional(name), returned=True) for name in scores]
     parameters += [replace(optional(name), returned=True) for name in first_values(model)]
@@ -1009,6 +1018,7 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
     found = [("mask", "mask")]
     found += [("attn_mask", "attn_mask")] if "attn_mask" in signature else []
     found += [("rotary", "rotary")] if a.rotary else []
+    found += [("polar", "polar")] if a.polar else []
     found += [("bias", "bias")] if a.bias else []
     found += [("memory", "memory")] if a.memory else []
     found += [("cache", "self_cache" if run is None else f"self_caches[{run}]")] if cache else []
@@ -1178,6 +1188,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         imports.add(runtime("positions", "RotaryEmbedding"))
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
                                                  "memory": model.recurrent})
+    if kind is OpKind.POLAR:
+        imports.add(runtime("positions", "PolarEmbedding"))
+        return OpContext("ops/polar.py.jinja", {"attrs": attrs, "keys": keys})
     if kind is OpKind.STREAMS:  # hyper-connections: the residual streams made, then summed
         imports |= set() if attrs.merge or attrs.streams == 1 else {TORCH}
         return OpContext("ops/streams.py.jinja", {"merge": attrs.merge, "streams": attrs.streams})
@@ -1235,7 +1248,7 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
     bias, condition = model.shared(OpKind.POSITION_BIAS), model.shared(OpKind.CONDITION)
     (drops, separate_drops), (shifts, separate_shifts) = residual_values(model).values()
     heads = next((a.heads for a in (attn, cross, bias) if a is not None), None)
-    dim_head = next((a.dim_head for a in (attn, rotary) if a is not None),
+    dim_head = next((a.dim_head for a in (attn, rotary, model.shared(OpKind.POLAR)) if a is not None),
                     bias.dim_head if bias is not None and bias.scheme == "t5" else None)
     context = cross.dim_context if cross is not None else context_width(model)
     scheme = bias.scheme if bias else ""
@@ -1327,6 +1340,8 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
          "float", rotary and rotary.xpos_scale_base, "xPos"),
         layer_row(model, OpKind.ATTENTION, "rotate_num_heads", "int", "heads that get rotary"),
         (scheme == "alibi", "alibi_heads", "int", bias and bias.alibi_heads, "heads with ALiBi"),
+        (scheme == "alibi" and bool(bias.alibi_slopes), "alibi_slopes", "tuple[float, ...]",
+         bias and bias.alibi_slopes, "one per ALiBi head (rel_pos_kwargs)"),
         (scheme == "t5", "rel_pos_num_buckets", "int", bias and bias.num_buckets, ""),
         (scheme == "t5", "rel_pos_max_distance", "int", bias and bias.max_distance, ""),
         (scheme == "dynamic", "dynamic_pos_bias_mlp_depth", "int", bias and bias.mlp_depth, ""),

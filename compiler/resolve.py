@@ -34,6 +34,7 @@ from .ir import (
     FeedForwardAttrs,
     LossAttrs,
     NormAttrs,
+    PolarAttrs,
     PositionBiasAttrs,
     ReinjectAttrs,
     ResidualAttrs,
@@ -72,6 +73,7 @@ class ResolvedLayers:
     residuals: tuple[ResidualAttrs, ...]
     context_dim: int | None = None  # the width of the context it takes (cross_attend), if any
     rotary: RotaryAttrs | None = None
+    polar: PolarAttrs | None = None
     position_bias: PositionBiasAttrs | None = None
     sandwich_norm: bool = False  # a norm on each sublayer's output too
     macaron: bool = False  # a half-step feedforward before attention too
@@ -461,6 +463,7 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         residuals=tuple(resolve_residual(layers, index) for index in range(len(types))),
         context_dim=resolve_cross_attention(layers).dim_context if cross else None,
         rotary=rotary,
+        polar=resolve_polar(layers),
         position_bias=bias,
         sandwich_norm=layers["sandwich_norm"],
         macaron=layers["macaron"],
@@ -480,12 +483,14 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
 
 
 def drops_absolute_positions(layers: ModuleSpec) -> bool:
-    """x-transformers' disable_abs_pos_emb: as written, else on under rotary positions (xPos
-    turns them on) or the T5 bias (AttentionLayers.__init__), which give positions of their own."""
+    """x-transformers' disable_abs_pos_emb: as written, else on under rotary or polar positions
+    (xPos turns rotary on) or the T5 bias (AttentionLayers.__init__), which give positions of
+    their own."""
     written = layers["disable_abs_pos_emb"]
     if written is not None:
         return bool(written)
-    return bool(layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["rel_pos_bias"])
+    return bool(layers["rotary_pos_emb"] or layers["rotary_xpos"] or layers["polar_pos_emb"]
+                or layers["rel_pos_bias"])
 
 
 def resolve_condition(layers: ModuleSpec) -> ConditionAttrs | None:
@@ -693,6 +698,13 @@ def resolve_rotary(layers: ModuleSpec) -> RotaryAttrs | None:
     )
 
 
+def resolve_polar(layers: ModuleSpec) -> PolarAttrs | None:
+    if not layers["polar_pos_emb"]:
+        return None
+    return PolarAttrs(layers.section("attn")["dim_head"], layers["heads"],
+                      bias_uniform_init=layers["polar_bias_uniform_init"])
+
+
 def resolve_bias(layers: ModuleSpec) -> PositionBiasAttrs | None:
     """T5 first, then dynamic, then ALiBi, as x-transformers picks them
     (AttentionLayers.__init__). One bias is shared by every self-attention layer."""
@@ -707,7 +719,9 @@ def resolve_bias(layers: ModuleSpec) -> PositionBiasAttrs | None:
                                  log_distance=layers["dynamic_pos_bias_log_distance"],
                                  norm=layers["dynamic_pos_bias_norm"])
     if layers["alibi_pos_bias"]:
-        return PositionBiasAttrs("alibi", heads, alibi_heads=layers["alibi_num_heads"] or heads)
+        slopes = tuple(float(s) for s in (layers["rel_pos_kwargs"] or {}).get("slopes", ()))
+        return PositionBiasAttrs("alibi", heads, alibi_heads=layers["alibi_num_heads"] or heads,
+                                 alibi_slopes=slopes)
     return None
 
 
@@ -755,6 +769,7 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
         project_out=output_projection(attn, heads),
         on_attn=attn["on_attn"] and output_projection(attn, heads),  # gates the projection
         rotary=rotary is not None,
+        polar=bool(layers["polar_pos_emb"]),
         bias=bias is not None,
         rotate_heads=0 if rotary is None or rotate_heads in (None, heads) else rotate_heads,
         kv_heads=0 if kv_heads == heads else kv_heads,

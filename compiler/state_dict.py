@@ -99,6 +99,8 @@ def parameter_names(op: Op) -> list[tuple]:
     if op.kind is OpKind.ROTARY:  # persistent buffers in the reference too
         return [("inv_freq", "inv_freq", False)] + (
             [("scale", "scale", False)] if attrs.xpos_scale_base is not None else [])
+    if op.kind is OpKind.POLAR:  # inv_freq is a persistent buffer in the reference
+        return [("inv_freq", "inv_freq", False), ("learned_bias", "learned_bias", False)]
     if op.kind is OpKind.POSITION_BIAS:
         return position_bias_parameters(attrs)
     if op.kind in (OpKind.ATTENTION, OpKind.CROSS_ATTENTION):

@@ -18,13 +18,15 @@ def distances(queries: int, keys: int, device: torch.device) -> Tensor:
 
 class AlibiBias(nn.Module):
     """-slope_h * |i - j| for the first `alibi_heads` heads, 0 for the rest (Press et al. 2021,
-    https://arxiv.org/abs/2108.12409)."""
+    https://arxiv.org/abs/2108.12409); the slopes are the paper's unless given, one per head."""
 
-    def __init__(self, heads: int, alibi_heads: int) -> None:
+    def __init__(self, heads: int, alibi_heads: int, slopes: tuple[float, ...] | None = None) -> None:
         super().__init__()
         self.heads = heads
-        self.register_buffer("slopes", torch.tensor(alibi_slopes(alibi_heads))[:, None, None],
-                             persistent=False)
+        slopes = alibi_slopes(alibi_heads) if slopes is None else list(slopes)
+        if len(slopes) != alibi_heads:
+            raise ValueError(f"{len(slopes)} ALiBi slopes for {alibi_heads} heads")
+        self.register_buffer("slopes", torch.tensor(slopes)[:, None, None], persistent=False)
 
     def forward(self, queries: int, keys: int) -> Tensor:
         bias = -distances(queries, keys, self.slopes.device).abs() * self.slopes  # (A, T, S)

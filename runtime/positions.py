@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -91,6 +93,36 @@ def apply_rotary(t: Tensor, cos: Tensor, sin: Tensor, scale: Tensor | float = 1.
         scale = scale[-length:]
         return t * cos * scale + swap_pairs(t) * sin * scale
     return t * cos + swap_pairs(t) * sin
+
+
+class PolarEmbedding(nn.Module):
+    """Polar position embedding (PoPE: Gopalakrishnan et al. 2025, https://arxiv.org/abs/2509.10534).
+    Each of a head's D features gets an angle, position * base ** (-d / D), and its softplus
+    magnitude: a query or key becomes 2 D wide, (m cos angle, m sin angle). A key's angles are
+    shifted by a learned phase per head and feature, kept within [-2 pi, 0], so a score is
+    sum_d m_q m_k cos(angle_q - angle_k - phase): it depends on the distance alone."""
+
+    def __init__(self, dim_head: int, heads: int, bias_uniform_init: bool = False,
+                 base: float = 10000.0) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", base ** -(torch.arange(dim_head).float() / dim_head))
+        self.learned_bias = nn.Parameter(torch.zeros(heads, 1, dim_head))
+        if bias_uniform_init:  # phases spread over the whole circle instead of all 0
+            nn.init.uniform_(self.learned_bias, -2 * math.pi, 0.0)
+
+    def forward(self, length: int) -> tuple[Tensor, Tensor]:
+        """The angles of positions 0..length-1 (length, D) and the keys' phases (H, 1, D)."""
+        positions = torch.arange(length, device=self.inv_freq.device).type_as(self.inv_freq)
+        return positions[:, None] * self.inv_freq, self.learned_bias.clamp(-2 * math.pi, 0.0)
+
+
+def apply_polar(t: Tensor, angles: Tensor) -> Tensor:
+    """t (B, H, N, D) -> (B, H, N, 2 D): softplus(t) at the angles of the last N positions,
+    (..., N, D) (a key's: shifted by its head's phases, (H, N, D)); in float32, as the reference
+    computes it whatever the input's type."""
+    angles = angles[..., -t.shape[-2] :, :]
+    magnitude = F.softplus(t.float())
+    return torch.cat((magnitude * angles.cos(), magnitude * angles.sin()), dim=-1).type(t.dtype)
 
 
 class ContextualPositions(nn.Module):

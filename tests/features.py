@@ -707,6 +707,32 @@ POSITIONS += token_rows("positions", {
     "no_positions_at_all": {"layers": {"disable_abs_pos_emb": True}},
 })
 
+# polar positions (PoPE): queries and keys 2 D wide against D-wide values, which the flash
+# kernel refuses (flash-needs-equal-value-width), unless the values are 2 D wide too
+POLAR = {"polar_pos_emb": True}
+POSITIONS += token_rows("positions", {
+    "polar": {"layers": POLAR},
+    "polar_uniform_init": {"layers": {**POLAR, "polar_bias_uniform_init": True}},
+    "polar_odd_head_k_rmsnorm": {"layers": POLAR, "attn": {"dim_head": 33, "k_rmsnorm": True}},
+    "polar_memory_tokens": {"model": {"num_memory_tokens": 2}, "layers": POLAR},
+    # one key head: its keys take every query head's phases, so they become H heads
+    "polar_one_kv_head": {"layers": POLAR, "attn": {"one_kv_head": True}},
+    "polar_cross": {"layers": {**POLAR, "cross_attend": True}},
+    "polar_zero_kv_sink_l2": {"layers": POLAR, "attn": {"add_zero_kv": True,
+                                                        "head_learned_sink": True,
+                                                        "l2_distance": True}},
+}, flash=False) + token_rows("positions", {
+    # the reference's cached steps fail here (ALiBi over polar's positions, a latent cache):
+    # its uncached tokens are the reference
+    "polar_alibi": {"layers": {**POLAR, "alibi_pos_bias": True}},
+    "polar_latent_kv": {"layers": POLAR, "attn": {"use_latent_kv": True, "dim_latent_kv": 12}},
+}, flash=False, reference_cache=False) + token_rows("positions", {
+    "polar_wide_values": {"layers": POLAR, "attn": {"value_dim_head": 2 * DIM_HEAD}},
+    # rel_pos_kwargs: ALiBi's slopes as given, one per ALiBi head
+    "alibi_slopes": {"layers": {"alibi_pos_bias": True, "alibi_num_heads": 2,
+                                "rel_pos_kwargs": {"slopes": [0.5, 0.25]}}},
+})
+
 # -- layer structure (issue #11): one block of sublayers, each attention run with its own kv
 # cache; the reference's cached tokens agree with its full forward for these layouts
 

@@ -35,6 +35,14 @@ def reference_kwargs(module: ModuleSpec, prefix: str = "") -> dict:
 
 
 def reference_model(spec: Spec) -> torch.nn.Module:
+    """Built under torch.no_grad(): with polar_bias_uniform_init, x-transformers' PolarEmbedding
+    initialises its learned bias in place, which autograd refuses outside it (building is
+    otherwise the same)."""
+    with torch.no_grad():
+        return built_reference(spec)
+
+
+def built_reference(spec: Spec) -> torch.nn.Module:
     model = spec.model
     if model.type == "XTransformer":
         sides = {**reference_kwargs(model.children["encoder"], "enc_"),

@@ -136,8 +136,11 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      f"disable_abs_pos_emb: null{DEFAULT} true (rotary_xpos)"),
     ("disable_abs_pos_emb", lm(rel_pos_bias=True), f"{LAYERS}.disable_abs_pos_emb",
      f"disable_abs_pos_emb: null{DEFAULT} true (rel_pos_bias)"),
+    ("disable_abs_pos_emb", lm(polar_pos_emb=True), f"{LAYERS}.disable_abs_pos_emb",
+     f"disable_abs_pos_emb: null{DEFAULT} true (polar_pos_emb)"),
     ("disable_abs_pos_emb", lm(), f"{LAYERS}.disable_abs_pos_emb",
-     f"disable_abs_pos_emb: null{DEFAULT} false (no rotary_pos_emb, rotary_xpos or rel_pos_bias)"),
+     (f"disable_abs_pos_emb: null{DEFAULT} false "
+      "(no rotary_pos_emb, rotary_xpos, polar_pos_emb or rel_pos_bias)")),
     # resolve_rotary, resolve_bias
     ("rotary_pos_emb", lm(rotary_xpos=True), f"{LAYERS}.rotary_pos_emb",
      f"rotary_pos_emb: false{DEFAULT} on (rotary_xpos)"),

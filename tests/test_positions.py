@@ -5,6 +5,7 @@ rotary logits, and generating past max_seq_len. Their parity and generation case
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from features import feature, feature_spec, frozen
 from inputs import make_inputs
 from reference import paired_models
 from x_transformers import AutoregressiveWrapper
+
+import xtc
 
 
 def test_rotary_and_t5_drop_absolute_positions_alibi_keeps_them():
@@ -45,3 +48,12 @@ def test_relative_positions_generate_past_max_seq_len(name):
     expected = AutoregressiveWrapper(reference).generate(prompt, 20, temperature=0.0)
     assert torch.equal(cached, uncached)
     assert torch.equal(cached[:, : 12 - 5], expected[:, : 12 - 5])
+
+
+def test_polar_uniform_init_builds_without_no_grad():
+    """The reference draws the keys' phases in place on a leaf parameter, which autograd
+    refuses outside torch.no_grad(); xtc's model builds as any other, its phases in [-2 pi, 0]."""
+    spec = feature_spec(feature("positions-polar_uniform_init"), "Decoder", False)
+    phases = xtc.build(spec).polar.learned_bias
+    assert phases.requires_grad and phases.min() >= -2 * math.pi and phases.max() <= 0
+    assert phases.std() > 1  # drawn, not all 0

@@ -43,6 +43,8 @@ SETTINGS = settings(max_examples=PROPERTY_EXAMPLES, derandomize=SEED is None, de
 # Rules xtc adds where the reference builds a model anyway (docs/options.md, "Rules"): each
 # code names a combination the reference accepts without meaning it.
 XTC_RULES = {
+    "rel-pos-kwargs": "the reference builds ALiBi slopes of another length than its ALiBi heads: "
+                      "fewer bias the first heads alone, more are cut to the heads",
     "cross-attention-inherits-option": "the reference applies attn: options to cross-attention "
                                        "too; xtc compiles a few of them there, and refuses the "
                                        "rest rather than apply them to one attention of two",

@@ -295,12 +295,21 @@ def check_rmsnorms(spec: Spec, layers) -> list[Diagnostic]:
 
 
 def check_value_width(spec: Spec, layers) -> list[Diagnostic]:
-    attn = layers.section("attn")
+    """Values as wide as queries under flash (polar positions make queries 2 * dim_head wide);
+    persistent memory values dim_head wide."""
+    attn, found = layers.section("attn"), []
     width = attn["value_dim_head"]
+    polar = layers["polar_pos_emb"] and attn["flash"]  # (flash read only under polar)
+    if polar and width != 2 * attn["dim_head"]:
+        found.append(diagnostic(spec, f"{layers.key}.attn.flash", "flash-needs-equal-value-width",
+                                "attn.flash cannot be combined with polar_pos_emb: queries are "
+                                f"then 2 * attn.dim_head ({2 * attn['dim_head']}) wide, values "
+                                f"{width or attn['dim_head']}, and the flash kernel needs values "
+                                "as wide as queries"))
     if width is None or width == attn["dim_head"]:
-        return []
-    key, found = f"{layers.key}.attn.value_dim_head", []
-    if attn["flash"]:
+        return found
+    key = f"{layers.key}.attn.value_dim_head"
+    if attn["flash"] and not polar:
         found.append(diagnostic(spec, key, "flash-needs-equal-value-width",
                                 f"attn.flash cannot be combined with attn.value_dim_head ({width}) "
                                 f"other than attn.dim_head ({attn['dim_head']}): the flash kernel "

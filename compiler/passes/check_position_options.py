@@ -10,15 +10,23 @@
 - T5 buckets: rel_pos_num_buckets <= rel_pos_max_distance (even with the bias off, as the
   reference asserts it; so are the two rules above for rotary width and xPos).
 - ALiBi on some heads: alibi_num_heads <= heads.
+- Polar positions (PoPE) exclude rotary (asserted); the reference fails in the forward beside
+  the T5 or dynamic bias, grouped key / value heads (2 <= kv_heads < heads), persistent memory
+  and CoPE (keys 2 D wide against D-wide memory keys and position embeddings).
+- rel_pos_kwargs go to the bias' class beside the keywords AttentionLayers passes: T5's and the
+  dynamic bias' take none; ALiBi's takes `slopes`, one number per ALiBi head (other lengths:
+  xtc refuses them), and swallows any other key (a warning); without a bias they do nothing.
 (At most one of ALiBi, T5 and dynamic bias is check-exclusive-features' `at-most-one-position-bias`.)
 """
 
 from __future__ import annotations
 
+import math
+
 from xtc.spec import Diagnostic, Spec
 
 from ..resolve import key_value_heads
-from .modules import diagnostic, layer_modules
+from .modules import diagnostic, each_value, layer_modules
 
 ID = "check-position-options"
 
@@ -27,7 +35,87 @@ def check_position_options(spec: Spec) -> list[Diagnostic]:
     found = []
     for layers in layer_modules(spec):
         found += check_rotary(spec, layers) + check_biases(spec, layers)
+        found += check_polar(spec, layers) + check_rel_pos_kwargs(spec, layers)
     return found
+
+
+def check_polar(spec: Spec, layers) -> list[Diagnostic]:
+    found, key, attn = [], layers.key, layers.section("attn")
+    if not layers["polar_pos_emb"]:
+        if "polar_bias_uniform_init" in layers.given:
+            found.append(diagnostic(spec, f"{key}.polar_bias_uniform_init", "polar-init-without-polar",
+                                    "polar_bias_uniform_init has no effect without polar_pos_emb: "
+                                    "true", "warning"))
+        return found
+    if layers["rotary_pos_emb"] or layers["rotary_xpos"]:
+        found.append(diagnostic(spec, f"{key}.polar_pos_emb", "polar-with-rotary",
+                                "polar_pos_emb and rotary positions (rotary_pos_emb, rotary_xpos) "
+                                "exclude each other: x-transformers asserts it"))
+    for bias in ("rel_pos_bias", "dynamic_pos_bias"):
+        if layers[bias]:
+            found.append(diagnostic(spec, f"{key}.{bias}", "polar-with-relative-bias",
+                                    f"polar positions cannot be combined with {bias}: "
+                                    "x-transformers passes their positions to it, and only ALiBi "
+                                    "takes them (it fails in the forward)"))
+    kv_heads, heads = key_value_heads(layers), layers["heads"]
+    if 1 < kv_heads < heads:
+        found.append(diagnostic(spec, f"{key}.attn.kv_heads", "polar-with-grouped-kv-heads",
+                                f"polar positions give each of the {heads} query heads its keys' "
+                                f"phases, which {kv_heads} key heads cannot take (x-transformers "
+                                "fails in the forward; one key head, or as many as heads, can)"))
+    for name, what in (("num_mem_kv", "persistent memory keys"),
+                       ("use_cope", "CoPE's position embeddings")):
+        if any(each_value(attn[name])):
+            found.append(diagnostic(spec, f"{key}.attn.{name}", "polar-key-width",
+                                    f"polar positions make keys 2 * dim_head wide, and {what} "
+                                    "stay dim_head wide: x-transformers fails in the forward"))
+    return found
+
+
+# the keywords AttentionLayers passes to each bias' class itself (rel_pos_kwargs may not repeat
+# them), and those the class takes besides
+BIAS_KWARGS = {"rel_pos_bias": ("RelativePositionBias", ()),
+               "dynamic_pos_bias": ("DynamicPositionBias", ()),
+               "alibi_pos_bias": ("AlibiPositionalBias", ("slopes",))}
+
+
+def check_rel_pos_kwargs(spec: Spec, layers) -> list[Diagnostic]:
+    kwargs, key = layers["rel_pos_kwargs"] or {}, f"{layers.key}.rel_pos_kwargs"
+    if not kwargs:
+        return []
+    scheme = next((name for name in BIAS_KWARGS if layers[name]), None)
+    if scheme is None:
+        return [diagnostic(spec, key, "rel-pos-kwargs-ignored",
+                           "rel_pos_kwargs has no effect without a position bias (alibi_pos_bias, "
+                           "rel_pos_bias or dynamic_pos_bias)", "warning")]
+    cls, takes = BIAS_KWARGS[scheme]
+    found = []
+    for name, value in kwargs.items():
+        if name in takes:
+            found += check_alibi_slopes(spec, layers, f"{key}.{name}", value)
+        elif scheme == "alibi_pos_bias" and name not in ("heads", "total_heads"):
+            found.append(diagnostic(spec, f"{key}.{name}", "rel-pos-kwargs-ignored",
+                                    f"rel_pos_kwargs.{name} has no effect: {cls} takes only "
+                                    "slopes (and swallows other keys)", "warning"))
+        else:
+            allowed = f"takes only {', '.join(takes)}" if takes else "takes none"
+            found.append(diagnostic(spec, f"{key}.{name}", "rel-pos-kwargs",
+                                    f"rel_pos_kwargs.{name}: with {scheme}, rel_pos_kwargs {allowed} "
+                                    f"(x-transformers sets {cls}'s other keywords itself, and fails "
+                                    "building it)"))
+    return found
+
+
+def check_alibi_slopes(spec: Spec, layers, key: str, value) -> list[Diagnostic]:
+    """One finite number per ALiBi head (alibi_num_heads, else heads)."""
+    alibi_heads = layers["alibi_num_heads"] or layers["heads"]
+    numbers = isinstance(value, (list, tuple)) and all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in value)
+    if numbers and len(value) == alibi_heads:
+        return []
+    return [diagnostic(spec, key, "rel-pos-kwargs",
+                       f"rel_pos_kwargs.slopes must be a list of {alibi_heads} finite numbers, one "
+                       "per ALiBi head (alibi_num_heads, else heads)")]
 
 
 def check_rotary(spec: Spec, layers) -> list[Diagnostic]:

@@ -16,7 +16,7 @@ XValTransformerWrapper (which have no shift), what they need and what xtc compil
   segment-wise methods there), and stacks without self-attention (nothing to remember).
 - Belief attention (attn.orthog_projected_values) projects the outputs against the values, which
   then hold the memory's positions too: the reference's forward fails, refused; so does
-  data-dependent ALiBi, whose bias spans the segment alone.
+  data-dependent ALiBi, whose bias spans the segment alone, and polar positions, whose angles do.
 - The orthogonal and the mean / variance split residual updates read the whole segment, so
   generation cannot keep the kv cache that the segment-wise generation needs: not compiled yet,
   refused.
@@ -134,6 +134,11 @@ def memory_conflicts(spec: Spec, module, layers, outer) -> list[Diagnostic]:
         found.append(diagnostic(spec, at, "memory-with-gated-multi-residual",
                                 "max_mem_len with gated_multi_residual is not supported by xtc "
                                 "yet: its memory would be the residual stream"))
+    if layers["polar_pos_emb"]:
+        found.append(diagnostic(spec, at, "memory-with-polar-positions",
+                                "max_mem_len cannot be combined with polar_pos_emb: x-transformers "
+                                "gives polar angles to the segment's positions alone, the keys "
+                                "include the memory's, and its forward fails"))
     if layers["num_residual_streams"] > 1:
         found.append(diagnostic(spec, at, "memory-with-residual-streams",
                                 "max_mem_len cannot be combined with num_residual_streams above "

@@ -49,6 +49,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (source[0], source[1].replace(added, "", 1), *source[2:])
     if kind is OpKind.ROTARY:
         return ("S", attrs.dim)
+    if kind is OpKind.POLAR:  # the angles; the keys' phases are (heads, 1, dim_head)
+        return ("S", attrs.dim_head)
     if kind is OpKind.POSITION_BIAS:
         return (attrs.heads, "T", "S")
     if kind is OpKind.POOL:
