@@ -36,7 +36,7 @@ IMPORTED_NAMES = frozenset({
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "AdaptiveLayerNorm", "AdaptiveRMSNorm", "T5RelativeBias",
     "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",
-    "LatentCache", "PositionCache", "LayerAttention", "MeanSplitResidual",
+    "LatentCache", "PositionCache", "LayerAttention", "LayerMix", "SkipCombine", "MeanSplitResidual",
     "Reinjection",
     "HyperConnection", "GatedMultiResidual", "DynamicTanh", "Derf",
     "LossBreakdown", "NamedTuple", "NumberGeneration",

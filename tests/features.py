@@ -570,6 +570,26 @@ RESIDUAL += token_rows("residual", {
         "scale_residual_constant": 0.5, "scale_residual": True}},
 })
 
+# U-Net skips between the halves of the stack, and each sublayer's input a learned weighting
+# of every sublayer's input so far (#44): position by position, the kv cache serves both
+STRUCTURE = token_rows("structure", {
+    "unet_skips": {"layers": {"unet_skips": True}},
+    "unet_skips_depth_5_rmsnorm": {"layers": {"unet_skips": True, "depth": 5,
+                                              "use_rmsnorm": True}},
+    "unet_skips_macaron_depth_3_rotary": {"layers": {"unet_skips": True, "macaron": True,
+                                                     "depth": 3, "rotary_pos_emb": True}},
+    "integrate_layers": {"layers": {"integrate_layers": True}},
+    "integrate_layers_relu_post_norm": {"layers": {"integrate_layers": True, "pre_norm": False,
+                                                   "layer_integrate_use_softmax": False}},
+    # both written: the same model (integrate_layers turns qkv_receive_diff_residuals on)
+    "integrate_layers_qkv_views_unet_depth_3": {"layers": {
+        "integrate_layers": True, "qkv_receive_diff_residuals": True, "unet_skips": True,
+        "depth": 3}},
+    "integrate_layers_custom_reinject": {"layers": {"integrate_layers": True, "depth": None,
+                                                    "custom_layers": ["f", "a", "a", "f"],
+                                                    "reinject_input": True}},
+})
+
 # -- norms, residuals and feedforward variants (issue #10) -----------------------------------
 
 LAYERS = token_rows("layers", {
@@ -980,7 +1000,7 @@ FEEDFORWARDS = token_rows("feedforward", {
         wrapper="XTransformer", kinds=("XTransformer",)),
 ]
 
-FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
+FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL + STRUCTURE
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
