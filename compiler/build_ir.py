@@ -513,7 +513,7 @@ class Builder:
         return self.add(f"skip_combine{block}", OpKind.SKIP_COMBINE,
                         SkipCombineAttrs(layers.dim, mirror), (hidden, skip),
                         spec_key=f"{layers.key}.unet_skips",
-                        ref_path=f"{ref}skip_combines.{index}", role="skip_combines")
+                        ref_path=f"{ref}skip_combines.{index}", role=f"skip_combines.{mirror}")
 
     def relative_positions(self, layers: ResolvedLayers, hidden: str, ref: str) -> tuple:
         """Rotary angles and a relative position bias, computed once for all the layers."""

@@ -273,7 +273,9 @@ def contributors(graph: Graph) -> list[Contributor]:
 
 
 def contributor_name(op: Op) -> str:
-    local = f"blocks.{BLOCK_GROUPS[op.kind]}" if op.block is not None else op.role or op.kind.value
+    # (a module of a list outside the blocks, `skip_combines.1`, counts with the list)
+    local = (f"blocks.{BLOCK_GROUPS[op.kind]}" if op.block is not None
+             else (op.role or op.kind.value).partition(".")[0])
     return ".".join(part for part in (op.scope, local) if part)
 
 
@@ -568,9 +570,10 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
         return [linear(1, op.shape[-1], op.shape[-1], True)] * 2
     if kind is OpKind.LOGITS:
         return [linear(n, a.dim, a.num_tokens, input_grad)]
-    if kind is OpKind.LAYER_MIX:  # the weights' map, then the weighted sum over the layers
-        return [linear(n, a.dim, a.views * a.layers, True),
-                Product(2 * n * a.views * a.layers * a.dim, 2)]
+    if kind is OpKind.LAYER_MIX:  # the weights' map, then the weighted sum over the layers: a
+        # batched product, counted with the attention's (over one layer einsum only scales it)
+        return [linear(n, a.dim, a.views * a.layers, True)] + (
+            [Product(2 * n * a.views * a.layers * a.dim, 2, scores=True)] if a.layers > 1 else [])
     if kind is OpKind.SKIP_COMBINE:
         return [linear(n, 2 * a.dim, a.dim, True)]
     if kind is OpKind.POSITION_BIAS and a.scheme == "dynamic":
