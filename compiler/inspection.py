@@ -253,7 +253,7 @@ def first_run(graph: Graph, op: Op) -> Op:
 
 
 # ops outside the blocks that belong to the layer stack: its shared positions, its reinjection,
-# its residual streams
+# its residual streams, its U-Net skips
 STACK_OPS = (OpKind.ROTARY, OpKind.POSITION_BIAS, OpKind.REINJECT, OpKind.STREAMS,
              OpKind.SKIP_COMBINE)
 
