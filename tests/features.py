@@ -588,6 +588,12 @@ STRUCTURE = token_rows("structure", {
     "integrate_layers_custom_reinject": {"layers": {"integrate_layers": True, "depth": None,
                                                     "custom_layers": ["f", "a", "a", "f"],
                                                     "reinject_input": True}},
+    # cross-attention reads one input; blocks of three sublayers mirror at depth 3
+    "integrate_layers_cross_gate_residual": {"layers": {"integrate_layers": True,
+                                                        "cross_attend": True,
+                                                        "gate_residual": True}},
+    "unet_skips_cross_depth_3_layer_dropout": {"layers": {"unet_skips": True, "cross_attend": True,
+                                                          "depth": 3, "layer_dropout": 0.1}},
 })
 
 # -- norms, residuals and feedforward variants (issue #10) -----------------------------------

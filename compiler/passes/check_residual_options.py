@@ -76,8 +76,6 @@ NOT_WITH_STREAMS = {
         "them, and its forward fails")),
     "attn_aggregated_residuals": ("streams-exclude-aggregated-residuals",
                                   "aggregating the mixes of the streams is not compiled by xtc yet"),
-    "integrate_layers": ("streams-exclude-aggregated-residuals",
-                         "weighing the mixes of the streams is not compiled by xtc yet"),
 }
 
 # what makes the stack other than blocks of the default one, which unet_skips mirrors
@@ -262,7 +260,8 @@ def check_unet_skips(spec: Spec, layers) -> list[Diagnostic]:
 def check_integrated_layers(spec: Spec, layers) -> list[Diagnostic]:
     """integrate_layers sizes each sublayer's weights for the sublayers built before it: an
     execution order or tied weights run others (the reference's forward asserts), and in
-    training a dropped sublayer's input is left out (it asserts too). Beside
+    training a dropped sublayer's input is left out (it asserts too). Weighing the mixes of
+    several residual streams is not compiled (`integrate-layers-exclude-streams`). Beside
     attn_aggregated_residuals the reference drops the aggregate for it without a word."""
     if not layers["integrate_layers"]:
         return []
@@ -278,6 +277,12 @@ def check_integrated_layers(spec: Spec, layers) -> list[Diagnostic]:
                                 "layer_dropout with integrate_layers: a dropped sublayer's input is "
                                 "left out of the inputs the next ones weigh, and x-transformers "
                                 "2.31.10 fails in training (its hiddens count asserts)"))
+    streams = "gated_multi_residual" if layers["gated_multi_residual"] else \
+        "num_residual_streams" if layers["num_residual_streams"] > 1 else None
+    if streams:
+        found.append(diagnostic(spec, f"{layers.key}.{streams}", "integrate-layers-exclude-streams",
+                                f"integrate_layers beside {streams}: weighing each sublayer's "
+                                "mix of the residual streams is not compiled by xtc yet"))
     if layers["attn_aggregated_residuals"]:
         found.append(diagnostic(spec, f"{layers.key}.attn_aggregated_residuals",
                                 "integrate-layers-exclude-aggregated-residuals",
