@@ -31,6 +31,9 @@
   matrix and always gives all ones (`sinkhorn-iters-no-effect`, a warning).
 - `learned_reinject_input_gate` gates the reinjected input: without `reinject_input` there is
   none (x-transformers builds the gate and never runs it: `reinject-gate-without-reinject`).
+- `integrate_layers` weighs the inputs of the sublayers built before each one (its rules:
+  check_integrated_layers), and `unet_skips` joins the blocks of the second half with their
+  mirrors (check_unet_skips): what else makes a sublayer's input or its block.
 """
 
 from __future__ import annotations
@@ -237,6 +240,10 @@ def check_unet_skips(spec: Spec, layers) -> list[Diagnostic]:
     if not layers["unet_skips"]:
         return []
     key = f"{layers.key}.unet_skips"
+    if layers["only_attn"]:
+        return [diagnostic(spec, f"{layers.key}.only_attn", "only-attn-with-unet-skips",
+                           "only_attn cannot be combined with unet_skips (x-transformers 2.31.10 "
+                           "refuses this too)")]
     given = next((name for name in NOT_DEFAULT_BLOCKS if layers[name] is not None), None)
     if given:
         return [diagnostic(spec, f"{layers.key}.{given}", "unet-skips-need-default-blocks",
