@@ -452,7 +452,7 @@ class ResidualStep:
     main_norm: str = ""  # pre_and_post_norm: the norm after the sum, beside the pre-norm
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
     shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
-    aggregate: str = ""  # attn_aggregated_residuals: the attribute of its LayerAttention
+    aggregate: str = ""  # the attribute of its LayerAttention (attn_aggregated_residuals) or LayerMix
     aggregate_rank: int = 0
     mix_layers: str = ""  # integrate_layers: how many inputs its LayerMix weighs ("2 * layer + 1")
     mix_softmax: bool = True

@@ -595,6 +595,14 @@ STRUCTURE = token_rows("structure", {
     "unet_skips_cross_depth_3_layer_dropout": {"layers": {"unet_skips": True, "cross_attend": True,
                                                           "depth": 3, "layer_dropout": 0.1}},
 })
+STRUCTURE += token_rows("structure", {
+    # each segment's memory is a self-attention's input: after the skip's join, unweighed
+    "unet_skips_memory": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                          "layers": {"unet_skips": True, "depth": 4, "rotary_pos_emb": True}},
+    "integrate_layers_memory": {"model": {"max_seq_len": 8, "max_mem_len": 6,
+                                          "use_abs_pos_emb": False},
+                                "layers": {"integrate_layers": True, "rotary_pos_emb": True}},
+}, recurrent=True)
 
 # -- norms, residuals and feedforward variants (issue #10) -----------------------------------
 
