@@ -117,9 +117,9 @@ XTC_RULES = {
                      "qkv-views-exclude-input-readers"),
                     "the reference fails in the forward of a self-attention, so it runs where "
                     "none runs (an execution order of feedforwards only)"),
-    "unet-skips-need-default-blocks": "the reference builds a layout of two or three "
-                                      "sublayers, joining a sublayer's input with itself (from "
-                                      "four it fails)",
+    "unet-skips-need-default-blocks": "the reference builds an execution order, or a layout "
+                                      "of two or three sublayers, joining inputs of the wrong "
+                                      "sublayers (a layout of four or more fails)",
     "integrate-layers-need-build-order": "the reference runs an execution order or tied "
                                          "weights that repeat the build order, and layer "
                                          "dropout until training drops a sublayer",

@@ -269,9 +269,15 @@ def check_integrated_layers(spec: Spec, layers) -> list[Diagnostic]:
     execution order or tied weights run others (the reference's forward asserts), and in
     training a dropped sublayer's input is left out (it asserts too). Weighing the mixes of
     several residual streams is not compiled (`integrate-layers-exclude-streams`). Beside
-    attn_aggregated_residuals the reference drops the aggregate for it without a word."""
+    attn_aggregated_residuals the reference drops the aggregate for it without a word. Alone,
+    layer_integrate_use_softmax does nothing (a warning)."""
     if not layers["integrate_layers"]:
-        return []
+        if "layer_integrate_use_softmax" not in layers.given:
+            return []
+        return [diagnostic(spec, f"{layers.key}.layer_integrate_use_softmax",
+                           "layer-integrate-softmax-without-integrate-layers",
+                           "layer_integrate_use_softmax has no effect without integrate_layers: "
+                           "it chooses how integrate_layers normalises its weights", "warning")]
     found = []
     for name in ("layers_execute_order", "weight_tie_layers"):
         if layers[name]:
