@@ -917,6 +917,12 @@ OTHER_MODELS = [
         "decoder": {"attn_aggregated_residuals": True,
                     "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
         wrapper="XTransformer", kinds=("XTransformer",)),
+    # U-Net skips in the encoder; the decoder weighs its sublayers' inputs, its
+    # cross-attentions' too (#44)
+    row("xtransformer", "unet_skips_integrate_layers", model={
+        "encoder": {"unet_skips": True},
+        "decoder": {"integrate_layers": True, "layer_integrate_use_softmax": False}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
     # each side its own norms (issue #43)
     row("xtransformer", "norms", model={
         "encoder": {"use_derf": True, "pre_norm_has_final_norm": False,
