@@ -588,6 +588,9 @@ STRUCTURE = token_rows("structure", {
     "integrate_layers_custom_reinject": {"layers": {"integrate_layers": True, "depth": None,
                                                     "custom_layers": ["f", "a", "a", "f"],
                                                     "reinject_input": True}},
+    # the learned value-residual mix reads the queries' sum
+    "integrate_layers_learned_value_residual": {"layers": {"integrate_layers": True,
+                                                           "learned_value_residual_mix": True}},
     # cross-attention reads one input; blocks of three sublayers mirror at depth 3
     "integrate_layers_cross_gate_residual": {"layers": {"integrate_layers": True,
                                                         "cross_attend": True,
