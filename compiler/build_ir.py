@@ -36,6 +36,7 @@ from .ir import (
     Feed,
     Graph,
     InputAttrs,
+    LayerMixAttrs,
     LogitsAttrs,
     LossAttrs,
     MemoryTokensAttrs,
@@ -51,6 +52,7 @@ from .ir import (
     PrependAttrs,
     ProjectAttrs,
     ResidualAttrs,
+    SkipCombineAttrs,
     SoftclampAttrs,
     StreamMixAttrs,
     StreamsAttrs,
@@ -153,6 +155,7 @@ class Builder:
     inject: str | None = None  # reinject_input: the op every sublayer's input takes added
     condition: str | None = None  # the CONDITION op that adaptive norms and layer scales read
     prefix_length: str | None = None  # a PrefixDecoder's: the input its self-attentions mask by
+    block_inputs: list[str] = field(default_factory=list)  # the stack's being built, in order
 
     def name(self, local: str) -> str:
         """The graph name of this builder's op `local`."""
@@ -480,7 +483,10 @@ class Builder:
                               (hidden,), spec_key=f"{layers.key}.num_residual_streams",
                               ref_path=ref.rstrip("."), role="stream_emb")
         self.tied = layers.weight_tie
+        self.block_inputs = []
         for block in range(layers.depth):
+            self.block_inputs.append(hidden)
+            hidden = self.skip_combine(layers, block, hidden, ref)
             hidden = self.block(layers, block, hidden, mask, context, context_mask, ref, positions)
         self.tied, self.inject = False, None
         if layers.softclamp is not None:  # on each residual stream, before they are summed
@@ -497,6 +503,21 @@ class Builder:
                               spec_key=layers.key, ref_path=f"{ref}final_norm", role="norm")
         self.condition = self.prefix_length = None
         return hidden
+
+    def skip_combine(self, layers: ResolvedLayers, block: int, hidden: str, ref: str) -> str:
+        """unet_skips: a block of the second half reads its input concatenated after the input
+        of its mirror in the first half, projected back to dim (the blocks of the middle and
+        the first half read theirs as it is)."""
+        if not layers.unet_skips or block < layers.depth - layers.depth // 2:
+            return hidden
+        mirror = layers.depth - 1 - block
+        skip = self.block_inputs[mirror]
+        # x-transformers keeps one module per sublayer, the combine under the block's first
+        index = block * len(layers.types) // layers.depth
+        return self.add(f"skip_combine{block}", OpKind.SKIP_COMBINE,
+                        SkipCombineAttrs(layers.dim, mirror), (hidden, skip),
+                        spec_key=f"{layers.key}.unet_skips",
+                        ref_path=f"{ref}skip_combines.{index}", role=f"skip_combines.{mirror}")
 
     def relative_positions(self, layers: ResolvedLayers, hidden: str, ref: str) -> tuple:
         """Rotary or polar angles and a relative position bias, computed once for all the
@@ -551,6 +572,12 @@ class Builder:
         branch_input = hidden
         # qkv_receive_diff_residuals: self-attention reads three mixes, for q, k and v
         views = 3 if kind is OpKind.ATTENTION and attrs.qkv_views else 1
+        if layers.integrate:  # AttentionLayers.layer_integrators: DynamicLIMe, one per layer
+            integrators = ref.rpartition("layers.")
+            mix = LayerMixAttrs(layers.dim, layer_index(ref) + 1, views, layers.integrate_softmax)
+            branch_input = self.add(f"{name}_mix", OpKind.LAYER_MIX, mix, (hidden,),
+                                    ref_path=f"{integrators[0]}layer_integrators.{integrators[2]}",
+                                    role=f"{role}_mix", **provenance)
         if layers.aggregate_rank:  # AttentionLayers.layer_integrators, one per layer
             integrators = ref.rpartition("layers.")
             # (with residual streams they mix the views: the aggregate reads one input)

@@ -465,8 +465,10 @@ class ResidualStep:
     main_norm: str = ""  # pre_and_post_norm: the norm after the sum, beside the pre-norm
     defines: bool = True  # defines the sublayer's modules (an execution order runs some twice)
     shift_cache: int | None = None  # decoding with token shifting: its place among the block's runs
-    aggregate: str = ""  # attn_aggregated_residuals: the attribute of its LayerAttention
+    aggregate: str = ""  # the attribute of its LayerAttention (attn_aggregated_residuals) or LayerMix
     aggregate_rank: int = 0
+    mix_layers: str = ""  # integrate_layers: how many inputs its LayerMix weighs ("2 * layer + 1")
+    mix_softmax: bool = True
     reinject: bool = False  # reinject_input: its input takes the block's `inject` added
     streams: str = ""  # hyper-connections: the attribute of its HyperConnection
     stream_count: int = 0
@@ -628,8 +630,8 @@ class BlockClass:
         wanted |= {TORCH} if any(r.layerscale is not None for r in residuals) else set()
         wanted |= {runtime("layers", step.residual_class) for step in self.steps
                    if step.residual_class}
-        if any(step.aggregate for step in self.steps):
-            wanted.add(runtime("layers", "LayerAttention"))
+        wanted |= {runtime("layers", "LayerMix" if step.mix_layers else "LayerAttention")
+                   for step in self.steps if step.aggregate}
         return wanted
 
     @property

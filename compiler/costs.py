@@ -102,6 +102,10 @@ def op_parameters(op: Op) -> int:
         return a.dim * a.dim + (a.dim if a.gated else 0)
     if kind is OpKind.AGGREGATE:  # three RMSNorm gains, the query's low-rank down and up maps
         return 3 * a.dim + a.dim * a.lora_rank + a.lora_rank * a.views * a.dim
+    if kind is OpKind.LAYER_MIX:  # an RMSNorm gain, the weights' map with its bias
+        return a.dim + (a.dim + 1) * a.views * a.layers
+    if kind is OpKind.SKIP_COMBINE:  # the projection from 2 * dim to dim, without a bias
+        return 2 * a.dim * a.dim
     if kind is OpKind.STREAMS:  # the streams' embeddings (summing them back has none)
         return 0 if a.merge or a.streams == 1 else a.streams * a.dim
     if kind is OpKind.STREAM_MIX and a.rank:  # GatedMultiResidual: gains, the gates' constants,
@@ -250,7 +254,8 @@ class Contributor:
 # The group of a sublayer kind inside the blocks, named like the block's attribute.
 BLOCK_GROUPS = {OpKind.ATTENTION: "attn", OpKind.CROSS_ATTENTION: "cross_attn",
                 OpKind.FEEDFORWARD: "ff", OpKind.NORM: "norms", OpKind.RESIDUAL: "residuals",
-                OpKind.AGGREGATE: "aggregates", OpKind.STREAM_MIX: "streams"}
+                OpKind.AGGREGATE: "aggregates", OpKind.LAYER_MIX: "layer_mixes",
+                OpKind.STREAM_MIX: "streams"}
 
 
 def contributors(graph: Graph) -> list[Contributor]:
@@ -270,7 +275,9 @@ def contributors(graph: Graph) -> list[Contributor]:
 
 
 def contributor_name(op: Op) -> str:
-    local = f"blocks.{BLOCK_GROUPS[op.kind]}" if op.block is not None else op.role or op.kind.value
+    # (a module of a list outside the blocks, `skip_combines.1`, counts with the list)
+    local = (f"blocks.{BLOCK_GROUPS[op.kind]}" if op.block is not None
+             else (op.role or op.kind.value).partition(".")[0])
     return ".".join(part for part in (op.scope, local) if part)
 
 
@@ -369,6 +376,9 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
         return Factor(op.spec_key, own, a.count), dim
     if kind is OpKind.STREAMS:  # one embedding per residual stream
         return Factor(op.spec_key, own, a.streams), dim
+    if kind is OpKind.SKIP_COMBINE:  # one 2 * dim x dim projection per block of the second half
+        skips = sum(1 for other in graph.ops(kind) if other.scope == op.scope)
+        return dim, dim, Factor("", "blocks of the second half", skips)
     if kind is OpKind.POSITION_BIAS:
         return position_bias_factors(a, stack)
     if kind is OpKind.POLAR:  # the keys' phases: one per head and feature
@@ -565,6 +575,12 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
         return [linear(1, op.shape[-1], op.shape[-1], True)] * 2
     if kind is OpKind.LOGITS:
         return [linear(n, a.dim, a.num_tokens, input_grad)]
+    if kind is OpKind.LAYER_MIX:  # the weights' map, then the weighted sum over the layers: a
+        # batched product, counted with the attention's (over one layer einsum only scales it)
+        return [linear(n, a.dim, a.views * a.layers, True)] + (
+            [Product(2 * n * a.views * a.layers * a.dim, 2, scores=True)] if a.layers > 1 else [])
+    if kind is OpKind.SKIP_COMBINE:
+        return [linear(n, 2 * a.dim, a.dim, True)]
     if kind is OpKind.POSITION_BIAS and a.scheme == "dynamic":
         return dynamic_bias_products(a, lengths.memory + n)
     return []

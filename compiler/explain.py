@@ -190,6 +190,8 @@ def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | N
     """A layer stack's keywords, sections dotted (`attn.kv_heads`)."""
     return (position_values(layers, r) | attention_values(layers, r) | layout_values(layers)
             | {"pre_norm_has_final_norm": (r.final_norm, final_norm_reason(layers))}
+            | {"qkv_receive_diff_residuals": (layers["qkv_receive_diff_residuals"] or r.integrate,
+                                              "integrate_layers")}
             | {"dim_condition": r.condition and (r.condition.dim, "dim"),
                "ff.dim_out": (r.dim, "dim"),
                "ff.swish": (r.feedforward.activation == "silu",

@@ -253,9 +253,9 @@ def first_run(graph: Graph, op: Op) -> Op:
 
 
 # ops outside the blocks that belong to the layer stack: its shared positions, its reinjection,
-# its residual streams
+# its residual streams, its U-Net skips
 STACK_OPS = (OpKind.ROTARY, OpKind.POLAR, OpKind.POSITION_BIAS, OpKind.REINJECT,
-             OpKind.STREAMS)
+             OpKind.STREAMS, OpKind.SKIP_COMBINE)
 
 
 def parameters_by_part(graph: Graph, own: dict[str, int], model: str) -> dict[str, dict[str, int]]:

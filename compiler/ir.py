@@ -45,6 +45,8 @@ class OpKind(Enum):
     FEEDFORWARD = "feedforward"
     RESIDUAL = "residual"  # x + branch(x)
     AGGREGATE = "aggregate"  # a sublayer's input: attention over every sublayer's input so far
+    LAYER_MIX = "layer_mix"  # a sublayer's input: a weighted sum of every sublayer's input so far
+    SKIP_COMBINE = "skip_combine"  # U-Net: a block's input joined with its mirror's, projected
     REINJECT = "reinject"  # the stack's input, projected (and gated), for every sublayer's input
     STREAMS = "streams"  # hyper-connections: the hidden states as S residual streams, or summed back
     STREAM_MIX = "stream_mix"  # a sublayer's input: a learned mix of the residual streams
@@ -566,6 +568,27 @@ class AggregateAttrs:
 
 
 @dataclass(frozen=True)
+class LayerMixAttrs:
+    """x-transformers' DynamicLIMe (integrate_layers): a sublayer's input is a weighted sum of
+    the inputs of the `layers` sublayers so far (its own last), the weights a linear map of the
+    normed latest, normalised over the layers by a softmax (else a ReLU); `views` weightings,
+    each its own sum (three give attention's queries, keys and values their own)."""
+    dim: int
+    layers: int
+    views: int = 1
+    softmax: bool = True
+
+
+@dataclass(frozen=True)
+class SkipCombineAttrs:
+    """x-transformers' ConcatCombine (unet_skips): a block of the second half reads its input
+    concatenated after the input of its mirror in the first half (`skip`: that block's index),
+    projected from 2 * dim back to dim."""
+    dim: int
+    skip: int
+
+
+@dataclass(frozen=True)
 class ConditionAttrs:
     """The condition of adaptive norms and layer scales (x-transformers' `condition`): (B, D)
     for a whole sequence, taken as (B, 1, D), or (B, T, D) per token; with
@@ -651,6 +674,8 @@ ATTRS = {
     OpKind.FEEDFORWARD: FeedForwardAttrs,
     OpKind.RESIDUAL: ResidualAttrs,
     OpKind.AGGREGATE: AggregateAttrs,
+    OpKind.LAYER_MIX: LayerMixAttrs,
+    OpKind.SKIP_COMBINE: SkipCombineAttrs,
     OpKind.REINJECT: ReinjectAttrs,
     OpKind.STREAMS: StreamsAttrs,
     OpKind.STREAM_MIX: StreamMixAttrs,
@@ -685,6 +710,8 @@ ARITY = {
     OpKind.FEEDFORWARD: (1, 1),
     OpKind.RESIDUAL: (2, 3),  # the residual, the branch, and an adaptive layer scale's condition
     OpKind.AGGREGATE: (1, 1),  # the latest input (the earlier ones are the block's hiddens)
+    OpKind.LAYER_MIX: (1, 1),  # likewise
+    OpKind.SKIP_COMBINE: (2, 2),  # the block's input, its mirror's
     OpKind.REINJECT: (1, 1),  # the stack's input
     OpKind.STREAMS: (1, 1),
     OpKind.STREAM_MIX: (1, 1),  # the streams

@@ -783,7 +783,7 @@ def stack_blocks(model: Model, prefix: str, config: str, signature: BlockSignatu
         steps = block_steps(model, pairs, per_layer, "cache" in signature)
         cls = BlockClass("", config, tuple(first_definitions(steps)), signature, imports,
                          runs=layout_runs, per_layer=per_layer, width=0 if custom else len(steps),
-                         takes_layer=not custom and (bool(per_layer) or any(s.layer or s.streams for s in steps)))
+                         takes_layer=not custom and (bool(per_layer) or any(s.layer or s.streams or s.mix_layers for s in steps)))
         body = code_of(cls)
         if body not in named:
             named[body] = replace(cls, name=f"{prefix}Block{len(named) + 1 if named else ''}")
@@ -819,6 +819,8 @@ def block_steps(model: Model, pairs: list, per_layer: tuple[str, ...],
         seen[step.branch_class] += 1
         if step.streams and not model.attrs.custom_layout:  # its index among all the sublayers
             step = replace(step, stream_layer=index_expression(len(pairs), position))
+        if step.mix_layers and not model.attrs.custom_layout:  # the sublayers so far, its own too
+            step = replace(step, mix_layers=count_expression(len(pairs), position + 1))
         result.append(replace(
             step, layer=layer,
             drop=f"self.layer_dropout[{place}]" if "layer_dropout" in per_layer else step.drop,
@@ -834,6 +836,12 @@ def index_expression(count: int, offset: int) -> str:
     if count == 1:
         return "layer"
     return f"{count} * layer" + (f" + {offset}" if offset else "")
+
+
+def count_expression(count: int, offset: int) -> str:
+    """How many sublayers the stack runs up to a block's `offset`-th of its `count`: `2 * layer
+    + 1`."""
+    return f"{count} * layer + {offset}" if count > 1 else f"layer + {offset}"
 
 
 def layout_place(step: ResidualStep) -> int:
@@ -874,7 +882,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     parameters += [replace(optional(name), returned=True) for name in scores]
     parameters += [replace(optional(name), returned=True) for name in first_values(model)]
     parameters += [optional("memory")] if attention is not None and attention.memory else []
-    if model.find(OpKind.AGGREGATE) is not None:  # every sublayer's input so far, appended to
+    # every sublayer's input so far, appended to
+    if model.find(OpKind.AGGREGATE) is not None or model.find(OpKind.LAYER_MIX) is not None:
         parameters.append(Parameter("hiddens", "list[Tensor] | None", "None"))
     z_losses = (a is not None and a.z_loss for a in (attention, cross_attention))
     parameters += [ATTN_LSE] if any(z_losses) else []  # the attention z-loss's running sum
@@ -934,7 +943,8 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     reinject = (branch_input.kind is OpKind.ADD  # reinject_input: x + inject
                 and graph[branch_input.inputs[1]].kind is OpKind.REINJECT)
     branch_input = graph[branch_input.inputs[0]] if reinject else branch_input
-    aggregate = branch_input if branch_input.kind is OpKind.AGGREGATE else None
+    aggregate = branch_input if branch_input.kind in (OpKind.AGGREGATE, OpKind.LAYER_MIX) else None
+    mix = aggregate.attrs if aggregate and aggregate.kind is OpKind.LAYER_MIX else None
     streams = branch_input if branch_input.kind is OpKind.STREAM_MIX else None
     class_name = BRANCH_CLASSES[branch.kind]
     return ResidualStep(
@@ -954,7 +964,9 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
         main_norm=main_norm.role if main_norm else "",
         aggregate=aggregate.role if aggregate else "",
         reinject=reinject,
-        aggregate_rank=aggregate.attrs.lora_rank if aggregate else 0,
+        aggregate_rank=aggregate.attrs.lora_rank if aggregate and not mix else 0,
+        mix_layers=str(mix.layers) if mix else "",
+        mix_softmax=mix.softmax if mix else True,
         streams=streams.role if streams else "",
         stream_count=streams.attrs.streams if streams else 0,
         stream_layer=str(streams.attrs.layer) if streams else "0",
@@ -1046,6 +1058,8 @@ def top_level_ops(model: Model, prefix: str, signature: BlockSignature, mask: bo
             ops.append(blocks_op(model, prefix, signature, mask))
             imports |= {runtime("attention", "prefix_mask")} if model.prefix_lm else set()
             blocks_seen = True
+            if model.find(OpKind.SKIP_COMBINE) is not None:  # the blocks' loop joins them
+                imports.add(runtime("layers", "SkipCombine"))
         elif op.block is None:
             context = top_level_op(model, op, imports, generative, cacheable)
             ops += [context] if context is not None else []
@@ -1074,6 +1088,8 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         # no self-attention cache counts the positions: the model's cache does
         "counts": "cache" in signature and not model.layer_ops(OpKind.ATTENTION),
         "prefix": model.prefix_lm, "forgetful": forgets(model),
+        "hiddens_reader": "LayerMix" if model.find(OpKind.LAYER_MIX) is not None else "LayerAttention",
+        "skips": len([op for op in model.ops if op.kind is OpKind.SKIP_COMBINE]),
         "tied": any(op.weights_of is not None for op in model.ops),
         "call": functools.partial(block_call, ("h", *scores), signature.arguments(values)),
         "scores": scores, "values": tuple(name for name in scores if name in VALUES.values()),

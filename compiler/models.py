@@ -27,6 +27,7 @@ PER_LAYER_FIELDS = {
                        "max_attend_past", "dim_latent_q", "dim_latent_kv", "latent_rope_subheads",
                        "rotate_heads", "fused_qkv",  # (a latent layer's projections are not fused)
                        "value_residual",  # (the first layer has no learned mix)
+                       "qkv_views",  # (integrate_layers: the first self-attention reads one input)
                        "output_init_depth"),  # (depth_scale_residual: true)
     OpKind.CROSS_ATTENTION: ("dropout", "sublayer_dropout", "output_init_depth"),
     OpKind.FEEDFORWARD: ("inner_dim", "dropout", "glu", "post_act_ln", "sublayer_dropout",

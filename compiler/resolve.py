@@ -86,6 +86,11 @@ class ResolvedLayers:
     # attn_aggregated_residuals: each sublayer's input attends over every sublayer's input so
     # far (AttentionResidual), with a query of this low-rank update (0: no aggregation)
     aggregate_rank: int = 0
+    # integrate_layers: each sublayer's input a weighted sum of every sublayer's input so far,
+    # its weights a map of the latest (DynamicLIMe), normalised by a softmax, else a ReLU
+    integrate: bool = False
+    integrate_softmax: bool = True
+    unet_skips: bool = False  # the second half's blocks also read their mirror's input (U-Net)
     streams: int = 0  # residual streams passed between sublayers (hyper-connections, gated); 0: none
     # adaptive norms or layer scales: the condition they read (dim_condition, its MLP); None: none
     condition: ConditionAttrs | None = None
@@ -474,12 +479,23 @@ def resolve_layers(layers: ModuleSpec) -> ResolvedLayers:
         types=types,
         layout=layout,
         execute_order=tuple(layers["layers_execute_order"] or ()),
-        aggregate_rank=aggregate_rank(layers),
+        aggregate_rank=0 if layers["integrate_layers"] else aggregate_rank(layers),
+        integrate=layers["integrate_layers"],
+        integrate_softmax=layers["layer_integrate_use_softmax"],
+        unet_skips=layers["unet_skips"],
         streams=stream_count(layers),
         read_gate_rank=read_gate_rank(layers),
         condition=resolve_condition(layers),
         drops_absolute_positions=drops_absolute_positions(layers),
     )
+
+
+def qkv_views(layers: ModuleSpec, index: int) -> bool:
+    """Whether self-attention layer `index` reads three inputs, for q, k and v: under
+    qkv_receive_diff_residuals, which integrate_layers turns on but for the first self-attention
+    (x-transformers' AttentionLayers.__init__)."""
+    integrate = layers["integrate_layers"]
+    return bool(layers["qkv_receive_diff_residuals"] or integrate) and not (integrate and index == 0)
 
 
 def drops_absolute_positions(layers: ModuleSpec) -> bool:
@@ -783,7 +799,7 @@ def resolve_attention(layers: ModuleSpec, rotary: RotaryAttrs | None,
             bool(attn["sparse_topk"]) and attn["sparse_topk_straight_through"]),
         residual=layers["residual_attn"],
         value_residual=value_residual_mix(layers, index),
-        qkv_views=layers["qkv_receive_diff_residuals"],
+        qkv_views=qkv_views(layers, index),
         zero_init_output=attn["zero_init_output"] or layers["zero_init_branch_output"],
         **value_gates(attn, layers.section("attn")),
         q_rmsnorm=attn["qk_rmsnorm"],

@@ -88,6 +88,11 @@ def parameter_names(op: Op) -> list[tuple]:
         pairs = (("to_keys", "key_norm"), ("to_query.0", "query_norm"),
                  ("to_query.1.down", "down"), ("to_query.1.up", "up"), ("norm", "norm"))
         return [(f"{ours}.weight", f"{theirs}.weight", False) for ours, theirs in pairs]
+    if op.kind is OpKind.LAYER_MIX:  # DynamicLIMe: to_weights is Sequential(RMSNorm, Linear, ...)
+        return [("to_weights.0.g", "norm.weight", False), ("to_weights.1.weight", "to_weights.weight", False),
+                ("to_weights.1.bias", "to_weights.bias", False)]
+    if op.kind is OpKind.SKIP_COMBINE:  # ConcatCombine
+        return [("combine.weight", "proj.weight", False)]
     if op.kind is OpKind.PROJECT:
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
     if op.kind is OpKind.PATCH_EMBEDDING:

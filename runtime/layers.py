@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention import orthogonal_part
+from .norms import RMSNorm
 
 
 def layer_drop(new: Tensor, old: Tensor, p: float, training: bool) -> Tensor:
@@ -112,6 +113,42 @@ class MeanSplitResidual(torch.nn.Module):
         else:
             alpha, beta = self.alpha, self.beta
         return x + (out - mean_out) * beta + (mean_out - mean_x) * alpha
+
+
+class LayerMix(nn.Module):
+    """Layer-integrated memory (x-transformers' DynamicLIMe; Gerasimov et al. 2025,
+    https://arxiv.org/abs/2502.09245): a sublayer's input is, at each position, a weighted sum
+    of the inputs of the `layers` sublayers so far, the weights a linear map of the normed
+    latest, normalised over the layers by a softmax (else only kept non-negative, by a ReLU).
+    `views` weightings give as many sums (three: attention's queries, keys and values each
+    read their own).
+    """
+
+    def __init__(self, dim: int, layers: int, views: int = 1, softmax: bool = True) -> None:
+        super().__init__()
+        self.norm = RMSNorm(dim)
+        self.to_weights = nn.Linear(dim, views * layers)
+        self.views, self.softmax = views, softmax
+
+    def forward(self, hiddens: list[Tensor]) -> Tensor:
+        """-> (B, T, C), or (V, B, T, C) for V views."""
+        logits = self.to_weights(self.norm(hiddens[-1])).unflatten(-1, (self.views, -1))
+        weights = logits.softmax(dim=-1) if self.softmax else logits.relu()  # (B, T, V, L)
+        mixed = torch.einsum("lbtc,btvl->vbtc", torch.stack(hiddens), weights)
+        return mixed[0] if self.views == 1 else mixed
+
+
+class SkipCombine(nn.Module):
+    """A U-Net skip (x-transformers' ConcatCombine; unet_skips): a block of the stack's second
+    half reads its input concatenated after the input of its mirror in the first half,
+    projected from 2 * dim back to dim."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(2 * dim, dim, bias=False)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        return self.proj(torch.cat((skip, x), dim=-1))
 
 
 class LayerAttention(nn.Module):

@@ -63,6 +63,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "hyper_conn_sinkhorn_iters", "gated_multi_residual",
         "attn_aggregated_residuals", "attn_aggregated_residual_kwargs",
         "reinject_input", "learned_reinject_input_gate", "qkv_receive_diff_residuals",
+        "unet_skips", "integrate_layers", "layer_integrate_use_softmax",
         "verbose",  # the reference's own rotary-width warning: accepted, no effect (explain)
         "disable_abs_pos_emb", "only_attn", "only_cross", "cross_attn_tokens_dropout",
         "use_adaptive_layernorm", "use_adaptive_rmsnorm", "use_adaptive_layerscale",

@@ -570,6 +570,43 @@ RESIDUAL += token_rows("residual", {
         "scale_residual_constant": 0.5, "scale_residual": True}},
 })
 
+# U-Net skips between the halves of the stack, and each sublayer's input a learned weighting
+# of every sublayer's input so far (#44): position by position, the kv cache serves both
+STRUCTURE = token_rows("structure", {
+    "unet_skips": {"layers": {"unet_skips": True}},
+    "unet_skips_depth_5_rmsnorm": {"layers": {"unet_skips": True, "depth": 5,
+                                              "use_rmsnorm": True}},
+    "unet_skips_macaron_depth_3_rotary": {"layers": {"unet_skips": True, "macaron": True,
+                                                     "depth": 3, "rotary_pos_emb": True}},
+    "integrate_layers": {"layers": {"integrate_layers": True}},
+    "integrate_layers_relu_post_norm": {"layers": {"integrate_layers": True, "pre_norm": False,
+                                                   "layer_integrate_use_softmax": False}},
+    # both written: the same model (integrate_layers turns qkv_receive_diff_residuals on)
+    "integrate_layers_qkv_views_unet_depth_3": {"layers": {
+        "integrate_layers": True, "qkv_receive_diff_residuals": True, "unet_skips": True,
+        "depth": 3}},
+    "integrate_layers_custom_reinject": {"layers": {"integrate_layers": True, "depth": None,
+                                                    "custom_layers": ["f", "a", "a", "f"],
+                                                    "reinject_input": True}},
+    # the learned value-residual mix reads the queries' sum
+    "integrate_layers_learned_value_residual": {"layers": {"integrate_layers": True,
+                                                           "learned_value_residual_mix": True}},
+    # cross-attention reads one input; blocks of three sublayers mirror at depth 3
+    "integrate_layers_cross_gate_residual": {"layers": {"integrate_layers": True,
+                                                        "cross_attend": True,
+                                                        "gate_residual": True}},
+    "unet_skips_cross_depth_3_layer_dropout": {"layers": {"unet_skips": True, "cross_attend": True,
+                                                          "depth": 3, "layer_dropout": 0.1}},
+})
+STRUCTURE += token_rows("structure", {
+    # each segment's memory is a self-attention's input: after the skip's join, unweighed
+    "unet_skips_memory": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                          "layers": {"unet_skips": True, "depth": 4, "rotary_pos_emb": True}},
+    "integrate_layers_memory": {"model": {"max_seq_len": 8, "max_mem_len": 6,
+                                          "use_abs_pos_emb": False},
+                                "layers": {"integrate_layers": True, "rotary_pos_emb": True}},
+}, recurrent=True)
+
 # -- norms, residuals and feedforward variants (issue #10) -----------------------------------
 
 LAYERS = token_rows("layers", {
@@ -926,6 +963,12 @@ OTHER_MODELS = [
         "decoder": {"attn_aggregated_residuals": True,
                     "attn_aggregated_residual_kwargs": {"lora_rank": 8}}},
         wrapper="XTransformer", kinds=("XTransformer",)),
+    # U-Net skips in the encoder; the decoder weighs its sublayers' inputs, its
+    # cross-attentions' too (#44)
+    row("xtransformer", "unet_skips_integrate_layers", model={
+        "encoder": {"unet_skips": True},
+        "decoder": {"integrate_layers": True, "layer_integrate_use_softmax": False}},
+        wrapper="XTransformer", kinds=("XTransformer",)),
     # each side its own norms (issue #43)
     row("xtransformer", "norms", model={
         "encoder": {"use_derf": True, "pre_norm_has_final_norm": False,
@@ -1047,6 +1090,7 @@ PREFIX_DECODERS = token_rows("prefix", {
 ]
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
+                           + STRUCTURE
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS

@@ -153,6 +153,9 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
                                    residual_fn_kwargs={"read_gate_rank": 8}),
      f"{LAYERS}.pre_norm_has_final_norm",
      "pre_norm_has_final_norm: false  # computed: on (gated_multi_residual keeps it)"),
+    # integrate_layers turns qkv_receive_diff_residuals on (resolve.qkv_views)
+    ("qkv_receive_diff_residuals", lm(integrate_layers=True), f"{LAYERS}.qkv_receive_diff_residuals",
+     f"qkv_receive_diff_residuals: false{DEFAULT} on (integrate_layers)"),
     ("rotary_emb_dim", lm(rotary_pos_emb=True), f"{LAYERS}.rotary_emb_dim",
      f"rotary_emb_dim: null{DEFAULT} 4 (attn.dim_head // 2)"),
     ("rotate_num_heads", lm(rotary_pos_emb=True), f"{LAYERS}.rotate_num_heads",
@@ -249,7 +252,8 @@ def test_explain_shows_what_the_compiler_makes_of_each_option(keyword, model, ke
     (alibi_num_heads), resolve_condition (dim_condition), drops_absolute_positions
     (disable_abs_pos_emb), resolve_attention and
     key_value_heads (kv_heads, value_dim_head, project_out, qk_norm_groups and
-    qk_norm_dim_scale without qk_norm), resolve_cross_attention (attn: inherited, dim_context,
+    qk_norm_dim_scale without qk_norm), qkv_views (integrate_layers turns
+    qkv_receive_diff_residuals on), resolve_cross_attention (attn: inherited, dim_context,
     project_out), resolve_feedforward (relu_squared over swish) and layer_layout (custom_layers
     over par_ratio over sandwich_coef). The other precedences there cannot be reached: two norms,
     two position biases, kv_heads with one_kv_head, 'c' in custom_layers without cross_attend

@@ -119,6 +119,16 @@ XTC_RULES = {
                      "qkv-views-exclude-input-readers"),
                     "the reference fails in the forward of a self-attention, so it runs where "
                     "none runs (an execution order of feedforwards only)"),
+    "unet-skips-need-default-blocks": "the reference builds an execution order, or a layout "
+                                      "of two or three sublayers, joining inputs of the wrong "
+                                      "sublayers (a layout of four or more fails)",
+    "integrate-layers-need-build-order": "the reference runs an execution order or tied "
+                                         "weights that repeat the build order, and layer "
+                                         "dropout until training drops a sublayer",
+    "integrate-layers-exclude-streams": "the reference weighs each sublayer's mix of the "
+                                        "streams; xtc does not compile it yet",
+    "integrate-layers-exclude-aggregated-residuals": "the reference drops the aggregate for "
+                                                     "integrate_layers without a word",
     "condition-not-reaching-layers": "not compiled yet with a Transformer-XL memory (the "
                                      "reference's memory passes the conditioned norms)",
     "flash-needs-equal-value-width": "flash: true promises the flash kernel, which needs values as wide as "

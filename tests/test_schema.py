@@ -86,7 +86,7 @@ def test_every_problem_is_reported_in_one_run_sorted_by_line():
     (("max_seq_len: 128", "max_seq_len: 128\n  emb_dropout: -0.1"), "model.emb_dropout", "out-of-range"),
     (("max_seq_len: 128", "max_seq_len: 0"), "model.max_seq_len", "out-of-range"),
     (("type: Decoder", "type: Decodr"), "model.attn_layers.type", "unknown-type"),
-    (("depth: 2", "depth: 2\n    unet_skips: true"), "model.attn_layers.unet_skips",
+    (("max_seq_len: 128", "max_seq_len: 128\n  recycling: true"), "model.recycling",
      "unsupported-option"),
     (("type: TransformerWrapper", "type: 7"), "model.type", "unknown-type"),
     (("name: tiny_lm", "name: Tiny"), "name", "invalid-name"),

@@ -98,6 +98,15 @@ RULES = (
                "attn.num_mem_kv"),
               "x-transformers 2.31.10 reads the attention's whole input there, the three views "
               "stacked, as one (B, T, C) input, and its forward fails"),
+    # integrate_layers turns qkv_receive_diff_residuals on (x-transformers' AttentionLayers)
+    Exclusion("qkv-views-exclude-latent-kv", "integrate_layers", ("attn.use_latent_kv",),
+              "integrate_layers gives keys and values their own inputs, and latent attention "
+              "projects both from one latent of one input (x-transformers 2.31.10 asserts)"),
+    Exclusion("qkv-views-exclude-input-readers", "integrate_layers",
+              ("attn.data_dependent_alibi", "attn.gate_values", "attn.gate_value_heads",
+               "attn.num_mem_kv"),
+              "integrate_layers gives self-attention three views, and x-transformers 2.31.10 "
+              "reads the attention's whole input there as one (B, T, C) input: its forward fails"),
     Exclusion("weight-tie-excludes-custom-layouts", "weight_tie_layers",
               ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order"),
               "tied weights repeat one default block (x-transformers 2.31.10 refuses this too)"),

@@ -31,6 +31,9 @@
   matrix and always gives all ones (`sinkhorn-iters-no-effect`, a warning).
 - `learned_reinject_input_gate` gates the reinjected input: without `reinject_input` there is
   none (x-transformers builds the gate and never runs it: `reinject-gate-without-reinject`).
+- `integrate_layers` weighs the inputs of the sublayers built before each one (its rules:
+  check_integrated_layers), and `unet_skips` joins the blocks of the second half with their
+  mirrors (check_unet_skips): what else makes a sublayer's input or its block.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.model import scalar
 
-from ..resolve import AGGREGATE_LORA_RANK, CAUSAL_LAYERS, cross_only
+from ..resolve import AGGREGATE_LORA_RANK, CAUSAL_LAYERS, cross_only, default_block
 from .modules import diagnostic, each_value, layer_modules, never_padded
 
 ID = "check-residual-options"
@@ -57,6 +60,7 @@ def check_residual_options(spec: Spec) -> list[Diagnostic]:
         found += check_residual_fn_kwargs(spec, layers) + check_whole_row_updates(spec, layers)
         found += check_aggregated_residuals(spec, layers)
         found += check_streams(spec, layers) + check_qkv_views(spec, layers)
+        found += check_unet_skips(spec, layers) + check_integrated_layers(spec, layers)
         if layers["learned_reinject_input_gate"] and not layers["reinject_input"]:
             found.append(diagnostic(
                 spec, f"{layers.key}.learned_reinject_input_gate", "reinject-gate-without-reinject",
@@ -76,6 +80,9 @@ NOT_WITH_STREAMS = {
     "attn_aggregated_residuals": ("streams-exclude-aggregated-residuals",
                                   "aggregating the mixes of the streams is not compiled by xtc yet"),
 }
+
+# what makes the stack other than blocks of the default one, which unet_skips mirrors
+NOT_DEFAULT_BLOCKS = ("custom_layers", "par_ratio", "sandwich_coef", "layers_execute_order")
 
 
 def check_streams(spec: Spec, layers) -> list[Diagnostic]:
@@ -107,20 +114,19 @@ def check_streams(spec: Spec, layers) -> list[Diagnostic]:
 # what gives self-attention's queries, keys and values their own inputs
 def check_qkv_views(spec: Spec, layers) -> list[Diagnostic]:
     """qkv_receive_diff_residuals needs views to receive: several residual streams, the gated
-    multi-residual or the aggregated residuals mix them (x-transformers' integrate_layers too,
-    which xtc does not compile yet); without, the reference fails with a bare assert."""
+    multi-residual, the aggregated residuals or integrate_layers mix them; without, the
+    reference fails with a bare assert."""
     key = f"{layers.key}.qkv_receive_diff_residuals"
     if not layers["qkv_receive_diff_residuals"]:
         return []
     if not (layers["num_residual_streams"] > 1 or layers["gated_multi_residual"]
-            or layers["attn_aggregated_residuals"]):
+            or layers["attn_aggregated_residuals"] or layers["integrate_layers"]):
         return [diagnostic(
             spec, key, "qkv-views-need-several-residuals",
             "qkv_receive_diff_residuals gives queries, keys and values their own mix of several "
             "residuals, and there is one: set num_residual_streams above 1 (or "
-            "gated_multi_residual, or attn_aggregated_residuals; x-transformers' "
-            "integrate_layers, not compiled yet, gives them too). x-transformers 2.31.10 fails at "
-            "forward with a bare assertion")]
+            "gated_multi_residual, attn_aggregated_residuals or integrate_layers). x-transformers "
+            "2.31.10 fails at forward with a bare assertion")]
     if cross_only(layers) and "a" not in (layers["custom_layers"] or ()):
         return [diagnostic(spec, key, "qkv-views-without-self-attention",
                            "qkv_receive_diff_residuals does nothing in layers that only "
@@ -221,4 +227,79 @@ def check_aggregated_residuals(spec: Spec, layers) -> list[Diagnostic]:
                                 "layer_dropout with attn_aggregated_residuals is not supported by "
                                 "xtc: x-transformers leaves a dropped sublayer's input out of "
                                 "the inputs the next ones attend over"))
+    return found
+
+
+def check_unet_skips(spec: Spec, layers) -> list[Diagnostic]:
+    """unet_skips joins block i of the second half with block depth - 1 - i of the first. The
+    reference counts its skips as depth // (sublayers per block): under one block (tied
+    weights) it asserts, and where the second half has more blocks than that it fails
+    building (`unet-skips-depth`). A custom layout or an execution order makes each sublayer a
+    block, whose skips the reference reads from the sublayers so far or past them
+    (`unet-skips-need-default-blocks`)."""
+    if not layers["unet_skips"]:
+        return []
+    key = f"{layers.key}.unet_skips"
+    if layers["only_attn"]:
+        return [diagnostic(spec, f"{layers.key}.only_attn", "only-attn-with-unet-skips",
+                           "only_attn cannot be combined with unet_skips (x-transformers 2.31.10 "
+                           "refuses this too)")]
+    given = next((name for name in NOT_DEFAULT_BLOCKS if layers[name] is not None), None)
+    if given:
+        return [diagnostic(spec, f"{layers.key}.{given}", "unet-skips-need-default-blocks",
+                           f"unet_skips mirrors blocks of the default layout, and {given} makes "
+                           "every sublayer a block: x-transformers 2.31.10 then joins sublayers "
+                           "with themselves or with inputs not computed yet (and fails), which "
+                           "xtc does not compile")]
+    width = len(default_block(layers))
+    depth = 1 if layers["weight_tie_layers"] else layers["depth"]
+    if depth // width == 0 or depth // width < depth // 2:
+        return [diagnostic(spec, key, "unet-skips-depth",
+                           f"unet_skips needs as many skips as blocks in the second half: "
+                           f"x-transformers 2.31.10 makes depth // (sublayers per block) = "
+                           f"{depth} // {width} of them, and "
+                           + ("asserts there are some (weight_tie_layers counts one block)"
+                              if depth // width == 0 else
+                              f"fails building with {depth // 2} blocks in the second half"))]
+    return []
+
+
+def check_integrated_layers(spec: Spec, layers) -> list[Diagnostic]:
+    """integrate_layers sizes each sublayer's weights for the sublayers built before it: an
+    execution order or tied weights run others (the reference's forward asserts), and in
+    training a dropped sublayer's input is left out (it asserts too). Weighing the mixes of
+    several residual streams is not compiled (`integrate-layers-exclude-streams`). Beside
+    attn_aggregated_residuals the reference drops the aggregate for it without a word. Alone,
+    layer_integrate_use_softmax does nothing (a warning)."""
+    if not layers["integrate_layers"]:
+        if "layer_integrate_use_softmax" not in layers.given:
+            return []
+        return [diagnostic(spec, f"{layers.key}.layer_integrate_use_softmax",
+                           "layer-integrate-softmax-without-integrate-layers",
+                           "layer_integrate_use_softmax has no effect without integrate_layers: "
+                           "it chooses how integrate_layers normalises its weights", "warning")]
+    found = []
+    for name in ("layers_execute_order", "weight_tie_layers"):
+        if layers[name]:
+            found.append(diagnostic(spec, f"{layers.key}.{name}", "integrate-layers-need-build-order",
+                                    f"integrate_layers weighs the inputs of the sublayers built "
+                                    f"before each, and {name} runs others: x-transformers 2.31.10 "
+                                    "fails at forward (its hiddens count asserts)"))
+    if any(each_value(layers["layer_dropout"])):
+        found.append(diagnostic(spec, f"{layers.key}.layer_dropout", "integrate-layers-need-build-order",
+                                "layer_dropout with integrate_layers: a dropped sublayer's input is "
+                                "left out of the inputs the next ones weigh, and x-transformers "
+                                "2.31.10 fails in training (its hiddens count asserts)"))
+    streams = "gated_multi_residual" if layers["gated_multi_residual"] else \
+        "num_residual_streams" if layers["num_residual_streams"] > 1 else None
+    if streams:
+        found.append(diagnostic(spec, f"{layers.key}.{streams}", "integrate-layers-exclude-streams",
+                                f"integrate_layers beside {streams}: weighing each sublayer's "
+                                "mix of the residual streams is not compiled by xtc yet"))
+    if layers["attn_aggregated_residuals"]:
+        found.append(diagnostic(spec, f"{layers.key}.attn_aggregated_residuals",
+                                "integrate-layers-exclude-aggregated-residuals",
+                                "integrate_layers and attn_aggregated_residuals each make a "
+                                "sublayer's input from the inputs so far: x-transformers 2.31.10 "
+                                "keeps integrate_layers and drops the aggregate without a word"))
     return found

@@ -65,7 +65,7 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (*source[:-2], source[-1])
     if kind is OpKind.STREAM_MIX:  # one mix per view: (V, B, T, C)
         return (attrs.views, *source[:-2], source[-1])
-    if kind is OpKind.AGGREGATE and attrs.views > 1:  # one sum per view: (V, B, T, C)
+    if kind in (OpKind.AGGREGATE, OpKind.LAYER_MIX) and attrs.views > 1:  # one sum per view: (V, B, T, C)
         return (attrs.views, *source)
     if kind is OpKind.CONDITION:  # one per sequence (per token: (B, T, D), T the sequence's)
         return (source[0], 1, attrs.hidden or attrs.dim)
