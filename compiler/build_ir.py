@@ -206,7 +206,8 @@ class Builder:
                              key=model.key)
         hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend)
         self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
-        if model.loss is not None:  # what `loss` computes beside forward
+        # what `loss` computes beside forward (a pooled model's loss reads class labels instead)
+        if model.loss is not None and not model.average_pool_embed:
             self.add("loss", OpKind.LOSS, model.loss, (hidden, tokens),
                      spec_key=f"{model.key}.autoregressive")
 
@@ -391,11 +392,14 @@ class Builder:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
                               (hidden,), spec_key=f"{key}.emb_dim", ref_path="project_emb",
                               role="project_emb")
-        embedded = hidden
+        embedded, real = hidden, mask  # real: the positions a mean pool averages
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
                                           key, every)
         hidden = self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
         hidden = self.strip_memory(model.num_memory_tokens, hidden, key, every, embedded)
+        if model.average_pool_embed:  # return_embeddings gives the pooled ones too
+            hidden = self.add("pool", OpKind.POOL, PoolAttrs(masked=True), (hidden, real),
+                              spec_key=f"{key}.average_pool_embed")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
         return self.logits(model, hidden) if logits else hidden
 

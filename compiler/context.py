@@ -747,6 +747,7 @@ class ModelClass(DefaultConfig):
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
     prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
+    classifier: bool = False  # pooled class logits: loss(x, labels) is their cross entropy
 
     @property
     def returns(self) -> str:
@@ -793,6 +794,18 @@ class ModelClass(DefaultConfig):
                     optional("mask"), *self.context_parameters,
                     Parameter("return_loss_breakdown", "bool", "False"))
         return (Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), *self.context_parameters)
+
+    @property
+    def classifier_loss_signature(self) -> tuple[Parameter, ...]:
+        """loss(x, labels, *, mask, ...): a class id per sequence."""
+        return (Parameter("x", "Tensor"), Parameter("labels", "Tensor"), KEYWORD_ONLY,
+                optional("mask"), *self.context_parameters)
+
+    @property
+    def classifier_call(self) -> str:
+        """The classifier loss's call of forward, formatted as ruff would (indented 8)."""
+        arguments = ["x", "mask=mask", *self.context_arguments]
+        return call_statement("logits = ", "self", arguments, indent=8)
 
     @property
     def loss_call(self) -> str:
@@ -854,6 +867,8 @@ class ModelClass(DefaultConfig):
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", generate)}
         if self.forgetful:
             wanted.add(runtime("layers", "forgetful_mask"))
+        if self.classifier:
+            wanted.add(FUNCTIONAL)
         return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())
 
 

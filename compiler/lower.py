@@ -193,7 +193,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     if kind in ("TransformerWrapper", "XValTransformerWrapper"):
         top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
         tokens = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
-        diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {tokens})"
+        pool = " -> mean over the real positions" if model.pooled else ""
+        logits = f"(B, {tokens})" if model.pooled else f"(B, T, {tokens})"
+        diagram = f"tokens (B, T) -> embeddings -> {blocks}{pool} -> logits {logits}"
         if model.numerical_token_id is not None:
             logits = model.find(OpKind.LOGITS).attrs.num_tokens
             diagram = (f"tokens (B, T) scaled by numbers (B, T) -> {blocks} -> logits "
@@ -277,10 +279,13 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
         return xval_class(model, class_name, config, parameters, checks, ops, imports)
     what = ("prefix language model" if model.prefix_lm else
             "causal language model" if model.causal else "bidirectional encoder")
-    returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
+    positions = "" if model.pooled else "T, "
+    returns = (f"logits (B, {positions}num_tokens)" if has_logits
+               else f"embeddings (B, {positions}dim)")
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
-    parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else []))
+    parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else [])
+                      + (["mean pool"] if model.pooled else []))
     cls = ModelClass(class_name, config,
                      f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
@@ -289,7 +294,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), conditioned=conditioned(model),
-                     prefix_lm=model.prefix_lm, **cache_shape(model))
+                     prefix_lm=model.prefix_lm, classifier=model.pooled and has_logits,
+                     **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
     return cls, wrapper_config(model), summary
 
@@ -1192,11 +1198,17 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
         return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end,
                                                 "every": attrs.every is not None})
+    if kind is OpKind.POOL and attrs.masked:  # (a ViT's pools in its head: pool_head)
+        imports.add(runtime("layers", "sequence_mean"))
+        memory = model.find(OpKind.MEMORY_TOKENS)  # the mask still has their positions
+        return OpContext("ops/mean_pool.py.jinja",
+                         {"memory": memory is not None and memory.attrs.every is None})
     if kind is OpKind.LOGITS:
         numbers = model.numerical_token_id is not None
         vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
         width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
+                                                 "positions": "" if model.pooled else "T, ",
                                                  "width": width, "numbers": numbers,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model)})

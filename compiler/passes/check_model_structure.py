@@ -17,6 +17,9 @@
 - A `probabilistic` continuous model projects to a mean and a log-variance per output: it needs
   `dim_out`. Without it x-transformers has no projection and splits the hidden state in half,
   so its outputs are half as wide as its inputs and its generate fails at the first step.
+- A pooled TransformerWrapper (`average_pool_embed`) returns one vector of logits per
+  sequence: there is no next token for `autoregressive:` to train (x-transformers'
+  AutoregressiveWrapper fails on its output); its `loss(x, labels)` takes class labels.
 """
 
 from __future__ import annotations
@@ -55,6 +58,14 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
                 "the hidden state in half, and cannot generate)"))
         if module.type == "ContinuousTransformerWrapper" and module.training_given:
             found += check_continuous_training(spec, module)
+        if module.type == "TransformerWrapper" and module.training_given \
+                and module.options.get("average_pool_embed"):
+            found.append(diagnostic(
+                spec, f"{module.key}.autoregressive", "pooled-model-predicts-no-next-token",
+                "autoregressive: trains next-token prediction, but average_pool_embed makes "
+                "the model return one vector of class logits per sequence (x-transformers' "
+                "AutoregressiveWrapper fails on it); its loss(x, labels) takes a class id per "
+                "sequence instead"))
         found += check_condition_reaches(spec, module)
     return found
 
