@@ -481,9 +481,13 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
 
 
 def output_tokens(graph: Graph, lengths: dict[str, int]) -> int:
-    """Positions of the model's final embeddings (the sink's): what per-token figures divide by."""
+    """Positions of the model's final embeddings (the sink's): what per-token figures divide by.
+    Pooled embeddings count the positions they are the mean of."""
     outputs = [op for op in graph.ops(OpKind.OUTPUT) if op.attrs.name == "embeddings"]
-    return max(1, lengths[outputs[-1].inputs[0]])
+    final = graph[outputs[-1].inputs[0]]
+    if final.kind is OpKind.POOL:
+        final = graph[final.inputs[0]]
+    return max(1, lengths[final.name])
 
 
 def activation_values(graph: Graph, lengths: dict[str, int],
