@@ -747,7 +747,9 @@ class ModelClass(DefaultConfig):
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
     prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
-    classifier: bool = False  # pooled class logits: loss(x, labels) is their cross entropy
+    # pooled class logits: loss(x, labels) is their cross entropy; the axes of the logits
+    # between batch and classes ("" or "num_cls_tokens, "); None: no such loss
+    classifier: str | None = None
 
     @property
     def returns(self) -> str:
@@ -867,7 +869,7 @@ class ModelClass(DefaultConfig):
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", generate)}
         if self.forgetful:
             wanted.add(runtime("layers", "forgetful_mask"))
-        if self.classifier:
+        if self.classifier is not None:
             wanted.add(FUNCTIONAL)
         return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())
 

@@ -476,7 +476,7 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
     if kind is OpKind.STRIP:
         return first - a.count if a.every is None else lengths[op.inputs[1]]
     if kind is OpKind.POOL:
-        return 1
+        return a.first or 1
     return first
 
 

@@ -168,6 +168,7 @@ class StripAttrs:
 
 @dataclass(frozen=True)
 class PoolAttrs:
+    first: int = 0  # the outputs of the first this many positions (CLS tokens), not a mean
     masked: bool = False  # the mean over the real positions (its second input, the padding
     # mask: TransformerWrapper's average_pool_embed); else over all (ViT's patches)
 

@@ -104,9 +104,16 @@ class Model:
 
     @property
     def pooled(self) -> bool:
-        """Whether its output is one vector per sequence (average_pool_embed): class logits,
+        """Whether its output is one vector per sequence (average_pool_embed; use_cls_token: one
+        per CLS token): class logits,
         not a next-token distribution, so it neither generates nor learns the next token."""
         return self.find(OpKind.POOL) is not None
+
+    @property
+    def pooled_by(self) -> str | None:
+        """"mean" (average_pool_embed) or "cls" (use_cls_token); None where not pooled."""
+        pool = self.find(OpKind.POOL)
+        return None if pool is None else "cls" if pool.attrs.first else "mean"
 
     @property
     def cacheable(self) -> bool:

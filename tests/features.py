@@ -1095,7 +1095,12 @@ POOLING = token_rows("pooling", {
     "average_pool_embed": {"model": {"average_pool_embed": True}},
     # the mask keeps the memory tokens' positions until the pool
     "average_pool_memory": {"model": {"average_pool_embed": True, "num_memory_tokens": 2}},
-}, generates=False)
+}, generates=False) + token_rows("pooling", {
+    "use_cls_token": {"model": {"use_cls_token": True}},
+    # behind the memory tokens; forward returns (B, N, num_tokens)
+    "num_cls_tokens": {"model": {"use_cls_token": True, "num_cls_tokens": 2,
+                                 "num_memory_tokens": 2}},
+}, kinds=("Encoder",), generates=False)
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE

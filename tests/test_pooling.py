@@ -17,22 +17,32 @@ import xtc
 BATCH, LENGTH = 3, 12
 
 
-def pooled_spec(kind: str, **options) -> xtc.Spec:
+MEAN = {"average_pool_embed": True}
+POOLS = {"mean": MEAN, "cls": {"use_cls_token": True},
+         "two_cls": {"use_cls_token": True, "num_cls_tokens": 2}}
+
+
+def pooled_spec(kind: str, pool: dict = MEAN) -> xtc.Spec:
     return spec_of({"type": "TransformerWrapper", "num_tokens": NUM_TOKENS, "max_seq_len": 32,
-                    "average_pool_embed": True, **options, "attn_layers": layers(kind)})
+                    **pool, "attn_layers": layers(kind)})
 
 
-@pytest.mark.parametrize("kind", ["Encoder", "Decoder"])
+@pytest.mark.parametrize("kind, pool", [("Encoder", "mean"), ("Decoder", "mean"),
+                                        ("Encoder", "cls"), ("Encoder", "two_cls")])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
-def test_loss_is_the_cross_entropy_of_the_reference_logits(kind, masked):
-    spec = pooled_spec(kind)
+def test_loss_is_the_cross_entropy_of_the_reference_logits(kind, pool, masked):
+    """Labels (B,), or (B, num_cls_tokens): a class for each CLS token, averaged over all."""
+    spec = pooled_spec(kind, POOLS[pool])
     reference, ours = paired_models(spec)
     tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([3, 0, 63])
+    if pool == "two_cls":
+        labels = torch.stack((labels, labels.flip(0)), dim=1)  # (B, 2)
     mask = padding_mask(BATCH, LENGTH) if masked else None
     actual = ours.loss(tokens, labels, mask=mask)
     actual.backward()
-    expected = F.cross_entropy(reference(tokens, mask=mask), labels)
+    logits = reference(tokens, mask=mask)  # (B, num_tokens) or (B, 2, num_tokens)
+    expected = F.cross_entropy(logits.flatten(0, -2), labels.flatten())
     expected.backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     assert_same_gradients(spec, ours, reference)
@@ -45,8 +55,11 @@ def test_a_pooled_decoder_does_not_generate():
     assert "Logits (B, num_tokens)" in type(model).forward.__doc__
 
 
-def test_the_embeddings_are_pooled_too():
-    """return_embeddings gives the mean, as the reference's (B, dim)."""
-    model = xtc.build(pooled_spec("Encoder"))
+@pytest.mark.parametrize("pool, shape", [("mean", (BATCH, 32)), ("two_cls", (BATCH, 2, 32))])
+def test_the_embeddings_are_pooled_too(pool, shape):
+    """return_embeddings gives the mean or the CLS tokens' outputs, as the reference does."""
+    model = xtc.build(pooled_spec("Encoder", POOLS[pool]))
     tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH))
-    assert model(tokens, return_embeddings=True).shape == (BATCH, 32)
+    assert model(tokens, return_embeddings=True).shape == shape
+    if pool == "two_cls":
+        assert "Logits (B, num_cls_tokens, num_tokens)" in type(model).forward.__doc__
