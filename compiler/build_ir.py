@@ -206,7 +206,8 @@ class Builder:
                              key=model.key)
         hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend)
         self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
-        if model.loss is not None:  # what `loss` computes beside forward
+        # what `loss` computes beside forward (a pooled model's loss reads class labels instead)
+        if model.loss is not None and not (model.average_pool_embed or model.num_cls_tokens):
             self.add("loss", OpKind.LOSS, model.loss, (hidden, tokens),
                      spec_key=f"{model.key}.autoregressive")
 
@@ -391,11 +392,20 @@ class Builder:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
                               (hidden,), spec_key=f"{key}.emb_dim", ref_path="project_emb",
                               role="project_emb")
-        embedded = hidden
+        if model.num_cls_tokens:  # in front of the tokens, behind any memory tokens
+            hidden, mask = self.memory_tokens(model.num_cls_tokens, model.layers.dim, hidden, mask,
+                                              key, role="cls_token")
+        embedded, real = hidden, mask  # real: the positions a mean pool averages
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
                                           key, every)
         hidden = self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
         hidden = self.strip_memory(model.num_memory_tokens, hidden, key, every, embedded)
+        if model.average_pool_embed:  # return_embeddings gives the pooled ones too
+            hidden = self.add("pool", OpKind.POOL, PoolAttrs(masked=True), (hidden, real),
+                              spec_key=f"{key}.average_pool_embed")
+        if model.num_cls_tokens:
+            hidden = self.add("pool", OpKind.POOL, PoolAttrs(first=model.num_cls_tokens), (hidden,),
+                              spec_key=f"{key}.use_cls_token")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
         return self.logits(model, hidden) if logits else hidden
 
@@ -426,18 +436,19 @@ class Builder:
                         role=role)
 
     def memory_tokens(self, count: int, dim: int, hidden: str, mask: str | None,
-                      key: str, every: int | None = None) -> tuple[str, str | None]:
+                      key: str, every: int | None = None,
+                      role: str = "memory_tokens") -> tuple[str, str | None]:
         """Memory tokens in front of the sequence, or in front of every chunk of `every`
-        positions (which take no mask)."""
+        positions (which take no mask); role "cls_token": a TransformerWrapper's CLS tokens."""
         if not count:
             return hidden, mask
-        hidden = self.add("memory_tokens", OpKind.MEMORY_TOKENS,
+        spec_key = f"{key}.num_memory_tokens" if role == "memory_tokens" else f"{key}.use_cls_token"
+        hidden = self.add(role, OpKind.MEMORY_TOKENS,
                           MemoryTokensAttrs(count, dim, every=every), (hidden,),
-                          spec_key=f"{key}.num_memory_tokens", ref_path="memory_tokens",
-                          role="memory_tokens")
+                          spec_key=spec_key, ref_path=role, role=role)
         if mask is not None:
-            mask = self.add("memory_mask", OpKind.PAD_MASK, PadMaskAttrs(count), (mask,),
-                            spec_key=f"{key}.num_memory_tokens")
+            mask = self.add(f"{role.removesuffix('_tokens')}_mask", OpKind.PAD_MASK,
+                            PadMaskAttrs(count), (mask,), spec_key=spec_key)
         return hidden, mask
 
     def strip_memory(self, count: int, hidden: str, key: str, every: int | None = None,

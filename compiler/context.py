@@ -747,6 +747,9 @@ class ModelClass(DefaultConfig):
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
     prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
+    # pooled class logits: loss(x, labels) is their cross entropy; the axes of the logits
+    # between batch and classes ("" or "num_cls_tokens, "); None: no such loss
+    classifier: str | None = None
 
     @property
     def returns(self) -> str:
@@ -793,6 +796,18 @@ class ModelClass(DefaultConfig):
                     optional("mask"), *self.context_parameters,
                     Parameter("return_loss_breakdown", "bool", "False"))
         return (Parameter("x", "Tensor"), KEYWORD_ONLY, optional("mask"), *self.context_parameters)
+
+    @property
+    def classifier_loss_signature(self) -> tuple[Parameter, ...]:
+        """loss(x, labels, *, mask, ...): a class id per sequence."""
+        return (Parameter("x", "Tensor"), Parameter("labels", "Tensor"), KEYWORD_ONLY,
+                optional("mask"), *self.context_parameters)
+
+    @property
+    def classifier_call(self) -> str:
+        """The classifier loss's call of forward, formatted as ruff would (indented 8)."""
+        arguments = ["x", "mask=mask", *self.context_arguments]
+        return call_statement("logits = ", "self", arguments, indent=8)
 
     @property
     def loss_call(self) -> str:
@@ -854,6 +869,8 @@ class ModelClass(DefaultConfig):
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", generate)}
         if self.forgetful:
             wanted.add(runtime("layers", "forgetful_mask"))
+        if self.classifier is not None:
+            wanted.add(FUNCTIONAL)
         return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())
 
 

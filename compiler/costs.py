@@ -476,14 +476,18 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
     if kind is OpKind.STRIP:
         return first - a.count if a.every is None else lengths[op.inputs[1]]
     if kind is OpKind.POOL:
-        return 1
+        return a.first or 1
     return first
 
 
 def output_tokens(graph: Graph, lengths: dict[str, int]) -> int:
-    """Positions of the model's final embeddings (the sink's): what per-token figures divide by."""
+    """Positions of the model's final embeddings (the sink's): what per-token figures divide by.
+    Pooled embeddings count the positions they are the mean of."""
     outputs = [op for op in graph.ops(OpKind.OUTPUT) if op.attrs.name == "embeddings"]
-    return max(1, lengths[outputs[-1].inputs[0]])
+    final = graph[outputs[-1].inputs[0]]
+    if final.kind is OpKind.POOL:
+        final = graph[final.inputs[0]]
+    return max(1, lengths[final.name])
 
 
 def activation_values(graph: Graph, lengths: dict[str, int],

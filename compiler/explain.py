@@ -165,6 +165,7 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             if r.tie_embedding else None,
             "logits_dim": (r.num_tokens, "num_tokens"),
             "shift_mem_down": (r.shift_mem_down, "max_mem_len is 0: no memories to shift"),
+            "num_cls_tokens": (r.num_cls_tokens, "use_cls_token is false: no CLS tokens"),
         }
     if isinstance(r, ResolvedXVal):  # no projection: the embedding is as wide as the layers
         found |= {

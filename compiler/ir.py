@@ -168,7 +168,9 @@ class StripAttrs:
 
 @dataclass(frozen=True)
 class PoolAttrs:
-    pass
+    first: int = 0  # the outputs of the first this many positions (CLS tokens), not a mean
+    masked: bool = False  # the mean over the real positions (its second input, the padding
+    # mask: TransformerWrapper's average_pool_embed); else over all (ViT's patches)
 
 
 @dataclass(frozen=True)
@@ -717,7 +719,7 @@ ARITY = {
     OpKind.STREAM_MIX: (1, 1),  # the streams
     OpKind.CONDITION: (1, 1),  # the condition input
     OpKind.SOFTCLAMP: (1, 1),
-    OpKind.POOL: (1, 1),
+    OpKind.POOL: (1, 2),
     OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,
     # [target numbers]

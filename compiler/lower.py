@@ -193,7 +193,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     if kind in ("TransformerWrapper", "XValTransformerWrapper"):
         top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
         tokens = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
-        diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {tokens})"
+        pool = POOL_DIAGRAM.get(model.pooled_by, "")
+        logits = f"(B, {sequence_axes(model)}{tokens})"
+        diagram = f"tokens (B, T) -> embeddings -> {blocks}{pool} -> logits {logits}"
         if model.numerical_token_id is not None:
             logits = model.find(OpKind.LOGITS).attrs.num_tokens
             diagram = (f"tokens (B, T) scaled by numbers (B, T) -> {blocks} -> logits "
@@ -277,10 +279,13 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
         return xval_class(model, class_name, config, parameters, checks, ops, imports)
     what = ("prefix language model" if model.prefix_lm else
             "causal language model" if model.causal else "bidirectional encoder")
-    returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
+    positions = sequence_axes(model)
+    returns = (f"logits (B, {positions}num_tokens)" if has_logits
+               else f"embeddings (B, {positions}dim)")
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
-    parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else []))
+    parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else [])
+                      + ([POOL_PART[model.pooled_by]] if model.pooled else []))
     cls = ModelClass(class_name, config,
                      f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
@@ -289,12 +294,27 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), conditioned=conditioned(model),
-                     prefix_lm=model.prefix_lm, **cache_shape(model))
+                     prefix_lm=model.prefix_lm,
+                     classifier=sequence_axes(model) if model.pooled and has_logits else None,
+                     **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
     return cls, wrapper_config(model), summary
 
 
 X_NUM = Parameter("x_num", "Tensor")
+
+# how a pooled model (Model.pooled_by) makes one output per sequence
+POOL_DIAGRAM = {"mean": " -> mean over the real positions", "cls": " -> the CLS tokens' outputs"}
+POOL_PART = {"mean": "mean pool", "cls": "CLS tokens"}
+
+
+def sequence_axes(model: Model) -> str:
+    """The axes of the output between the batch and the features: a position each, one CLS
+    token's or a mean (none), or several CLS tokens'."""
+    if not model.pooled:
+        return "T, "
+    pool = model.find(OpKind.POOL)
+    return "num_cls_tokens, " if pool.attrs.first > 1 else ""
 
 
 def xval_class(model: Model, class_name: str, config: str, parameters: list, checks: list,
@@ -589,7 +609,7 @@ def count(model: Model, kind: OpKind, role: str | None = None) -> int:
 
 def memory_every(model: Model) -> int | None:
     """How many positions each chunk between memory tokens holds (None: one block in front)."""
-    op = model.find(OpKind.MEMORY_TOKENS)
+    op = model.find(OpKind.MEMORY_TOKENS, "memory_tokens")
     return None if op is None else op.attrs.every
 
 
@@ -1180,8 +1200,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return project_op(op, model.recurrent)
     if kind is OpKind.MEMORY_TOKENS:
         imports |= {TORCH} | ({FUNCTIONAL} if not attrs.at_end else set())
+        count = "num_cls_tokens" if op.role == "cls_token" else f"num_{op.role}"
         return OpContext("ops/memory_tokens.py.jinja", {
-            "name": op.role, "count": f"num_{op.role}", "at_end": attrs.at_end,
+            "name": op.role, "count": count, "at_end": attrs.at_end,
             "every": attrs.every is not None})
     if kind is OpKind.PREPEND:
         imports |= {TORCH, FUNCTIONAL}
@@ -1190,13 +1211,22 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/prepend.py.jinja", {"cache": cacheable, "generative": generative})
     if kind is OpKind.STRIP:
         count = "num_register_tokens" if attrs.at_end else "num_memory_tokens"
-        return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end,
+        rest = "N + T" if model.find(OpKind.MEMORY_TOKENS, "cls_token") else "T"
+        return OpContext("ops/strip.py.jinja", {"count": count, "at_end": attrs.at_end, "rest": rest,
                                                 "every": attrs.every is not None})
+    if kind is OpKind.POOL and attrs.masked:  # (a ViT's pools in its head: pool_head)
+        imports.add(runtime("layers", "sequence_mean"))
+        memory = model.find(OpKind.MEMORY_TOKENS, "memory_tokens")  # the mask still has them
+        return OpContext("ops/mean_pool.py.jinja",
+                         {"memory": memory is not None and memory.attrs.every is None})
+    if kind is OpKind.POOL and attrs.first:
+        return OpContext("ops/cls_pool.py.jinja", {"count": attrs.first})
     if kind is OpKind.LOGITS:
         numbers = model.numerical_token_id is not None
         vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
         width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
+                                                 "positions": sequence_axes(model),
                                                  "width": width, "numbers": numbers,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model)})
@@ -1400,8 +1430,10 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
          embedding.numerical_token_id, "its embedding is scaled by its number"),
         (embedding.dim != model.dim, "emb_dim", "int", embedding.dim, "embedding width"),
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
-        (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
-         count(model, OpKind.MEMORY_TOKENS), ""),
+        (count(model, OpKind.MEMORY_TOKENS, "memory_tokens") > 0, "num_memory_tokens", "int",
+         count(model, OpKind.MEMORY_TOKENS, "memory_tokens"), ""),
+        (count(model, OpKind.MEMORY_TOKENS, "cls_token") > 0, "num_cls_tokens", "int",
+         count(model, OpKind.MEMORY_TOKENS, "cls_token"), "learned tokens whose outputs are pooled"),
         (memory_every(model) is not None, "memory_tokens_interspersed_every", "int",
          memory_every(model), "positions between memory tokens"),
         (tied, "tie_embedding_scale", "float", tied and logits.attrs.scale, ""),

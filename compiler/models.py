@@ -96,11 +96,24 @@ class Model:
     def generative(self) -> bool:
         """A TransformerWrapper or an xVal model around a Decoder (or a PrefixDecoder), or a
         continuous decoder whose outputs are as wide as its inputs (build_ir gives it a loss op):
-        it has loss() and generate()."""
+        it has loss() and generate(), unless pooled."""
         if self.attrs.type == "ContinuousTransformerWrapper":
             return self.find(OpKind.LOSS) is not None
         return self.attrs.type in ("TransformerWrapper", "XValTransformerWrapper") and (
-            self.causal or self.prefix_lm)
+            self.causal or self.prefix_lm) and not self.pooled
+
+    @property
+    def pooled(self) -> bool:
+        """Whether its output is one vector per sequence (average_pool_embed; use_cls_token: one
+        per CLS token): class logits,
+        not a next-token distribution, so it neither generates nor learns the next token."""
+        return self.find(OpKind.POOL) is not None
+
+    @property
+    def pooled_by(self) -> str | None:
+        """"mean" (average_pool_embed) or "cls" (use_cls_token); None where not pooled."""
+        pool = self.find(OpKind.POOL)
+        return None if pool is None else "cls" if pool.attrs.first else "mean"
 
     @property
     def cacheable(self) -> bool:

@@ -146,6 +146,8 @@ class ResolvedWrapper:
     shift_mem_down: int = 0  # ERNIE-Doc: layer l reads the memory of layer l + shift_mem_down
     loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
     memory_tokens_interspersed_every: int | None = None  # memory tokens before every n positions
+    average_pool_embed: bool = False  # the head reads the mean over the real positions: (B, C)
+    num_cls_tokens: int = 0  # learned tokens prepended; the head reads their outputs alone
 
 
 @dataclass(frozen=True)
@@ -279,6 +281,9 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         shift_mem_down=(model["shift_mem_down"] or 0) if model["max_mem_len"] else 0,
         loss=loss,
         memory_tokens_interspersed_every=model["memory_tokens_interspersed_every"],
+        # (an XTransformer side has no such keyword)
+        average_pool_embed=bool(model.options.get("average_pool_embed")),
+        num_cls_tokens=model.options.get("num_cls_tokens", 1) if model.options.get("use_cls_token") else 0,
     )
 
 

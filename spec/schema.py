@@ -269,6 +269,7 @@ class SchemaChecker:
             training = {name: kw.default for name, kw in self.table.trainer(trainer).items()}
             return replace(module, trainer=trainer, training=training)
         key, pos = f"{module.key}.{AUTOREGRESSIVE}", (entry.key_line, entry.key_col)
+        self.locations[key] = pos
         if trainer is None:
             self.error(pos, key, "no-training-wrapper", no_trainer_message(module, layers))
             return module

@@ -1089,12 +1089,25 @@ PREFIX_DECODERS = token_rows("prefix", {
         reference_cache=False),
 ]
 
+# -- pooled heads (issue #45): one output per sequence, class logits; nothing to generate ------
+
+POOLING = token_rows("pooling", {
+    "average_pool_embed": {"model": {"average_pool_embed": True}},
+    # the mask keeps the memory tokens' positions until the pool
+    "average_pool_memory": {"model": {"average_pool_embed": True, "num_memory_tokens": 2}},
+}, generates=False) + token_rows("pooling", {
+    "use_cls_token": {"model": {"use_cls_token": True}},
+    # behind the memory tokens; forward returns (B, N, num_tokens)
+    "num_cls_tokens": {"model": {"use_cls_token": True, "num_cls_tokens": 2,
+                                 "num_memory_tokens": 2}},
+}, kinds=("Encoder",), generates=False)
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
-                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS)
+                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

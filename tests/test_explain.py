@@ -216,6 +216,8 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
     ("logits_dim", lm(), "model.logits_dim", f"logits_dim: null{DEFAULT} 64 (num_tokens)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
+    ("num_cls_tokens", lm(), "model.num_cls_tokens",
+     f"num_cls_tokens: 1{DEFAULT} 0 (use_cls_token is false: no CLS tokens)"),
     # resolve_xval: no projection, and a tied head gives num_tokens logits
     ("emb_dim", XVAL, "model.emb_dim", f"emb_dim: null{DEFAULT} 32 (attn_layers.dim)"),
     ("logits_dim", XVAL, "model.logits_dim", f"logits_dim: null{DEFAULT} 64 (num_tokens)"),
@@ -246,7 +248,7 @@ def test_explain_shows_what_the_compiler_makes_of_each_option(keyword, model, ke
     cause. The rows are complete because each comes from a place in compiler/resolve.py where a
     resolved field depends on an option other than its own keyword: resolve_wrapper /
     resolve_continuous / positions (emb_dim, num_memory_tokens, tie_embedding_scale, logits_dim,
-    shift_mem_down without max_mem_len,
+    shift_mem_down without max_mem_len, num_cls_tokens without use_cls_token,
     use_abs_pos_emb and scaled_sinu_pos_emb under max_seq_len and drops_absolute_positions),
     resolve_rotary (rotary_xpos turns rotary on; its width and heads), resolve_bias
     (alibi_num_heads), resolve_condition (dim_condition), drops_absolute_positions

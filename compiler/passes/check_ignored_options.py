@@ -150,6 +150,10 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "memory tokens are prepended at every step, so generate() cannot use a kv "
                 "cache and recomputes the whole sequence for each new token", "warning"))
         found += prefix_reads_later(spec, model, layers)
+        if "num_cls_tokens" in model.given and not model.options.get("use_cls_token"):
+            found.append(diagnostic(
+                spec, f"{model.key}.num_cls_tokens", "cls-tokens-without-use-cls-token",
+                "num_cls_tokens has no effect: use_cls_token is false", "warning"))
         if model["scaled_sinu_pos_emb"] and not model["use_abs_pos_emb"]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",

@@ -17,6 +17,11 @@
 - A `probabilistic` continuous model projects to a mean and a log-variance per output: it needs
   `dim_out`. Without it x-transformers has no projection and splits the hidden state in half,
   so its outputs are half as wide as its inputs and its generate fails at the first step.
+- A pooled TransformerWrapper (`average_pool_embed`, `use_cls_token`) returns one vector of
+  logits per sequence (or per CLS token): there is no next token for `autoregressive:` to
+  train (x-transformers' AutoregressiveWrapper fails on its output); its `loss(x, labels)`
+  takes class labels. It pools one way: the mean or the CLS tokens (TransformerWrapper.__init__
+  asserts at most one).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
                 "the hidden state in half, and cannot generate)"))
         if module.type == "ContinuousTransformerWrapper" and module.training_given:
             found += check_continuous_training(spec, module)
+        if module.type == "TransformerWrapper":
+            found += check_pooling(spec, module)
         found += check_condition_reaches(spec, module)
     return found
 
@@ -80,6 +87,24 @@ def check_condition_reaches(spec: Spec, model) -> list[Diagnostic]:
             found.append(diagnostic(spec, key, "condition-not-reaching-layers",
                                     f"{key.rpartition('.')[2]} reads a condition, and here "
                                     f"nothing gives one: {why}"))
+    return found
+
+
+def check_pooling(spec: Spec, model) -> list[Diagnostic]:
+    """One way to pool, and no next-token training for a pooled model."""
+    pools = [name for name in ("average_pool_embed", "use_cls_token") if model.options.get(name)]
+    found = []
+    if len(pools) > 1:
+        found.append(diagnostic(
+            spec, f"{model.key}.use_cls_token", "one-pooling",
+            "average_pool_embed and use_cls_token each make the sequence's output: set one "
+            "(x-transformers 2.31.10 asserts at most one)"))
+    if pools and model.training_given:
+        found.append(diagnostic(
+            spec, f"{model.key}.autoregressive", "pooled-model-predicts-no-next-token",
+            f"autoregressive: trains next-token prediction, but {pools[0]} makes the model "
+            "return class logits per sequence (x-transformers' AutoregressiveWrapper fails on "
+            "them); its loss(x, labels) takes class ids instead"))
     return found
 
 

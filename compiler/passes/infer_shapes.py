@@ -53,6 +53,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return ("S", attrs.dim_head)
     if kind is OpKind.POSITION_BIAS:
         return (attrs.heads, "T", "S")
+    if kind is OpKind.POOL and attrs.first > 1:  # the CLS tokens' outputs
+        return (source[0], attrs.first, source[-1])
     if kind is OpKind.POOL:
         return (source[0], source[-1])
     if kind is OpKind.LOGITS:

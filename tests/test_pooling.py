@@ -1,0 +1,65 @@
+"""Pooled heads (issue #45): a model whose output is one vector per sequence, class logits.
+Forward parity is in the feature matrix (tests/features.py, group `pooling`); here its `loss`,
+the cross entropy of those logits against a class id per sequence, against the reference's
+logits put through torch's cross entropy, and the methods it has and has not."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from features import NUM_TOKENS, layers, spec_of
+from inputs import padding_mask
+from reference import TOLERANCE, assert_same_gradients, paired_models
+
+import xtc
+
+BATCH, LENGTH = 3, 12
+
+
+MEAN = {"average_pool_embed": True}
+POOLS = {"mean": MEAN, "cls": {"use_cls_token": True},
+         "two_cls": {"use_cls_token": True, "num_cls_tokens": 2}}
+
+
+def pooled_spec(kind: str, pool: dict = MEAN) -> xtc.Spec:
+    return spec_of({"type": "TransformerWrapper", "num_tokens": NUM_TOKENS, "max_seq_len": 32,
+                    **pool, "attn_layers": layers(kind)})
+
+
+@pytest.mark.parametrize("kind, pool", [("Encoder", "mean"), ("Decoder", "mean"),
+                                        ("Encoder", "cls"), ("Encoder", "two_cls")])
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_loss_is_the_cross_entropy_of_the_reference_logits(kind, pool, masked):
+    """Labels (B,), or (B, num_cls_tokens): a class for each CLS token, averaged over all."""
+    spec = pooled_spec(kind, POOLS[pool])
+    reference, ours = paired_models(spec)
+    tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([3, 0, 63])
+    if pool == "two_cls":
+        labels = torch.stack((labels, labels.flip(0)), dim=1)  # (B, 2)
+    mask = padding_mask(BATCH, LENGTH) if masked else None
+    actual = ours.loss(tokens, labels, mask=mask)
+    actual.backward()
+    logits = reference(tokens, mask=mask)  # (B, num_tokens) or (B, 2, num_tokens)
+    expected = F.cross_entropy(logits.flatten(0, -2), labels.flatten())
+    expected.backward()
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    assert_same_gradients(spec, ours, reference)
+
+
+def test_a_pooled_decoder_does_not_generate():
+    """The reference's generate fails on the pooled logits (census): xtc emits none."""
+    model = xtc.build(pooled_spec("Decoder"))
+    assert not hasattr(model, "generate") and not hasattr(model, "decode_step")
+    assert "Logits (B, num_tokens)" in type(model).forward.__doc__
+
+
+@pytest.mark.parametrize("pool, shape", [("mean", (BATCH, 32)), ("two_cls", (BATCH, 2, 32))])
+def test_the_embeddings_are_pooled_too(pool, shape):
+    """return_embeddings gives the mean or the CLS tokens' outputs, as the reference does."""
+    model = xtc.build(pooled_spec("Encoder", POOLS[pool]))
+    tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH))
+    assert model(tokens, return_embeddings=True).shape == shape
+    if pool == "two_cls":
+        assert "Logits (B, num_cls_tokens, num_tokens)" in type(model).forward.__doc__
