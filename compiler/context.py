@@ -812,9 +812,7 @@ class ModelClass(DefaultConfig):
     @property
     def loss_call(self) -> str:
         forgotten = ", attn_mask=attn_mask" if self.forgetful else ""
-        context = ", context=context, context_mask=context_mask" if self.cross else ""
-        context += ", condition=condition" if self.conditioned else ""
-        context += ", prefix_attn_len=prefix_attn_len" if self.prefix_lm else ""
+        context = "".join(f", {argument}" for argument in self.context_arguments)
         inputs = "x[:, :-1], x_num[:, :-1], mask=mask" if self.numbers else "inputs, mask=mask"
         return f"{inputs}{context}{forgotten}"
 

@@ -105,8 +105,8 @@ class Model:
     @property
     def pooled(self) -> bool:
         """Whether its output is one vector per sequence (average_pool_embed; use_cls_token: one
-        per CLS token): class logits,
-        not a next-token distribution, so it neither generates nor learns the next token."""
+        per CLS token): class logits, not a next-token distribution, so it neither generates
+        nor learns the next token."""
         return self.find(OpKind.POOL) is not None
 
     @property
@@ -122,9 +122,10 @@ class Model:
         TransformerWrapper.__init__). Token shifting reads earlier inputs: the cache keeps the
         last ones of each sublayer (x-transformers' cache does not, and shifts in zeros). A
         custom layout caches each attention sublayer run; layers without self-attention keep
-        their contexts' keys and count the positions (ModelCache.advance). Belief attention (orthog_projected_values) projects every position
-        against the whole sequence, so each step recomputes it (x-transformers caches and
-        then projects the newest position alone: its uncached tokens are the model's).
+        their contexts' keys and count the positions (ModelCache.advance). Belief attention
+        (orthog_projected_values) projects every position against the whole sequence, so each
+        step recomputes it (x-transformers caches and then projects the newest position
+        alone: its uncached tokens are the model's).
         Selective attention's penalties sum over every earlier query: the cache carries the
         sum (x-transformers' can_cache_kv is false for it). Inverted cross-attention takes a
         softmax over every query, so it recomputes them all too, as do the orthogonal and the
