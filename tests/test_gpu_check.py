@@ -37,7 +37,9 @@ CAPTION = {"components": {"encoder": VIT_ENCODER, "decoder": CAPTION_DECODER},
            "connections": [{"from": "encoder", "to": "decoder.context"}]}
 PALI = {"components": {"vit": VIT_ENCODER, "pali": SEQ2SEQ},
         "connections": [{"from": "vit", "to": "pali.src_prepend_embeds"}]}
-TINY = {"gpt": {"model": GPT}, "bert": {"model": BERT}, "vit": {"model": VIT},
+XVAL = {"type": "XValTransformerWrapper", "num_tokens": 8, "numerical_token_id": 3,
+        "max_seq_len": 16, "attn_layers": {"type": "Decoder", **LAYERS}}
+TINY = {"gpt": {"model": GPT}, "xval": {"model": XVAL}, "bert": {"model": BERT}, "vit": {"model": VIT},
         "seq2seq": {"model": SEQ2SEQ}, "cross": {"model": CROSS},
         "continuous": {"model": CONTINUOUS}, "caption": CAPTION, "pali": PALI}
 DECODER_EXAMPLES = {"gpt", "char_gpt", "custom_layers", "dropouts", "flash", "scalenorm"}
@@ -142,7 +144,8 @@ def test_inputs_run_through_each_kind_of_model(gpu_check, name):
     for masked in (False, True) if gpu_check.takes_padding_mask(spec) else (False,):
         inputs = gpu_check.make_inputs(spec, 2, 8, masked=masked)
         with torch.inference_mode():
-            assert torch.isfinite(model(*inputs.args, **inputs.kwargs)).all()
+            outputs = gpu_check.output_tensors(model(*inputs.args, **inputs.kwargs))
+        assert all(torch.isfinite(t).all() for t in outputs)
 
 
 def test_the_verdict_allows_twice_the_references_error_and_two_rounding_steps(gpu_check):
@@ -177,6 +180,19 @@ def test_a_perturbed_weight_fails_parity(gpu_check, settings):
     row = gpu_check.parity_case(spec, reference, ours, False, settings)[0]
     assert not row["ok"]
     assert row["ours_error"] > row["tolerance"] > row["reference_error"]
+
+
+def test_every_output_of_a_tuple_is_checked(gpu_check, settings):
+    # xVal returns (logits, numbers): a wrong number head fails though the logits agree
+    spec = tiny("xval")
+    reference, ours = gpu_check.build_pair(spec)
+    copies = (gpu_check.on_device(model, "cpu") for model in (reference, ours))  # cast in place
+    assert gpu_check.parity_case(spec, *copies, False, settings)[0]["ok"]
+    with torch.no_grad():
+        weight = dict(ours.named_parameters())["to_numerical_output.weight"]
+        weight.add_(0.2 * weight.std() * torch.randn_like(weight))
+    row = gpu_check.parity_case(spec, reference, ours, False, settings)[0]
+    assert not row["ok"] and row["ours_error"] > row["tolerance"]
 
 
 def test_a_composite_is_checked_against_its_own_float32_output(gpu_check, settings):
