@@ -211,12 +211,12 @@ def write_examples(tmp_path, names):
         (tmp_path / f"tiny_{name}.yaml").write_text(document)
 
 
-def run_main(gpu_check, monkeypatch, tmp_path, names):
+def run_main(gpu_check, monkeypatch, tmp_path, names, compile_example=""):
     write_examples(tmp_path, names)
     monkeypatch.setattr(gpu_check, "EXAMPLES", tmp_path)
     out = tmp_path / "out.json"
     status = gpu_check.main(["--device", "cpu", "--batch", "2", "--seq-len", "8", "--repeats", "1",
-                             "--new-tokens", "2", "--json", str(out),
+                             "--new-tokens", "2", "--json", str(out), "--compile", compile_example,
                              "--examples", ",".join(f"tiny_{n}" for n in names)])
     return status, json.loads(out.read_text())
 
@@ -254,6 +254,18 @@ def test_an_example_that_raises_is_an_error_row_and_exit_1(gpu_check, monkeypatc
     assert "RuntimeError: no reference for this" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("same_in_float32", [True, False])
+def test_compiled_generation_fails_the_check_only_where_float32_differs(
+        gpu_check, monkeypatch, tmp_path, capsys, same_in_float32):
+    row = {"example": "tiny_gpt", "new_tokens": 2, "prompt": [2, 4], "compile_s": 1.0,
+           "same_tokens": False, "first_difference": 1, "same_tokens_float32": same_in_float32,
+           "compiled_tokens_per_s": 2.0, "eager_tokens_per_s": 1.0}
+    monkeypatch.setattr(gpu_check, "compiled_generation", lambda *args: row)
+    status, report = run_main(gpu_check, monkeypatch, tmp_path, ["gpt"], compile_example="tiny_gpt")
+    assert status == (0 if same_in_float32 else 1) and report["compiled"] == row
+    assert "the same tokens up to new token 1" in capsys.readouterr().out
+
+
 def test_cuda_asked_for_without_cuda_exits_2_with_one_line(gpu_check, monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert gpu_check.main(["--device", "cuda"]) == 2
@@ -266,6 +278,7 @@ def test_cuda_asked_for_without_cuda_exits_2_with_one_line(gpu_check, monkeypatc
 def test_compiled_generation_is_timed_and_checked_against_eager(gpu_check, settings,
                                                                eager_compile):
     row = gpu_check.compiled_generation("tiny_gpt", tiny("gpt"), settings)
-    assert row["same_tokens"] and row["new_tokens"] == settings.new_tokens
+    assert row["same_tokens"] and row["same_tokens_float32"] and row["first_difference"] is None
+    assert row["new_tokens"] == settings.new_tokens
     assert min(row["compile_s"], row["compiled_tokens_per_s"], row["eager_tokens_per_s"]) > 0
     assert gpu_check.compiled_line(row).startswith("generate(compile=True), tiny_gpt, prompt (2, ")
