@@ -204,8 +204,10 @@ class Builder:
         context, context_mask = self.context_inputs(layers)
         prepend = self.input("prepend_embeds", "embeds", ("B", "P", layers.dim), optional=True,
                              key=model.key)
-        hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend)
-        self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
+        head = model.logits_dim is not None
+        hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend, logits=head)
+        if head:  # without one (return_only_embed) the embeddings are the output
+            self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
         if model.loss is not None:  # what `loss` computes beside forward
             self.add("loss", OpKind.LOSS, model.loss, (hidden, tokens),
                      spec_key=f"{model.key}.autoregressive")
@@ -457,8 +459,10 @@ class Builder:
             token_emb = f"{self.scope}_token_emb" if self.scope else "token_emb"
             return self.add("logits", OpKind.LOGITS, attrs, (hidden, token_emb),
                             spec_key=f"{key}.tie_embedding", role="to_logits")
-        return self.add("logits", OpKind.LOGITS, LogitsAttrs(dim, model.num_tokens), (hidden,),
-                        spec_key=f"{key}.num_tokens", ref_path="to_logits", role="to_logits")
+        attrs = LogitsAttrs(dim, model.logits_dim, squeeze=model.squeeze_out_last_dim)
+        width_key = "num_tokens" if model.logits_dim == model.num_tokens else "logits_dim"
+        return self.add("logits", OpKind.LOGITS, attrs, (hidden,), spec_key=f"{key}.{width_key}",
+                        ref_path="to_logits", role="to_logits")
 
     def layers(self, layers: ResolvedLayers, hidden: str, mask: str | None, context: str | None,
                context_mask: str | None, ref: str) -> str:

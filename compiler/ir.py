@@ -604,6 +604,7 @@ class LogitsAttrs:
     tied: bool = False  # reuse the token embedding, scaled
     scale: float = 1.0
     bias: bool = False  # xVal's head has one
+    squeeze: bool = False  # squeeze_out_last_dim: a head of width 1 gives (B, T)
 
 
 @dataclass(frozen=True)

@@ -192,8 +192,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     blocks, dim = f"{model.depth} x Block", model.dim
     if kind in ("TransformerWrapper", "XValTransformerWrapper"):
         top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
-        tokens = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
-        diagram = f"tokens (B, T) -> embeddings -> {blocks} -> logits (B, T, {tokens})"
+        output = (f"logits {logits_shape(model, sizes=True)}" if model.find(OpKind.LOGITS)
+                  else f"embeddings (B, T, {dim})")
+        diagram = f"tokens (B, T) -> embeddings -> {blocks} -> {output}"
         if model.numerical_token_id is not None:
             logits = model.find(OpKind.LOGITS).attrs.num_tokens
             diagram = (f"tokens (B, T) scaled by numbers (B, T) -> {blocks} -> logits "
@@ -277,7 +278,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
         return xval_class(model, class_name, config, parameters, checks, ops, imports)
     what = ("prefix language model" if model.prefix_lm else
             "causal language model" if model.causal else "bidirectional encoder")
-    returns = "logits (B, T, num_tokens)" if has_logits else "embeddings (B, T, dim)"
+    returns = f"logits {logits_shape(model)}" if has_logits else "embeddings (B, T, dim)"
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
     parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else []))
@@ -292,6 +293,16 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      prefix_lm=model.prefix_lm, **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
     return cls, wrapper_config(model), summary
+
+
+def logits_shape(model: Model, sizes: bool = False) -> str:
+    """The shape of a TransformerWrapper's logits, named by its config field (or sized)."""
+    logits = model.find(OpKind.LOGITS).attrs
+    if logits.squeeze:
+        return "(B, T)"
+    vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
+    width = "num_tokens" if logits.num_tokens == vocabulary else "logits_dim"
+    return f"(B, T, {logits.num_tokens if sizes else width})"
 
 
 X_NUM = Parameter("x_num", "Tensor")
@@ -1198,6 +1209,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
                                                  "width": width, "numbers": numbers,
+                                                 "squeeze": attrs.squeeze,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model)})
     if kind is OpKind.ROTARY:

@@ -100,7 +100,17 @@ class Model:
         if self.attrs.type == "ContinuousTransformerWrapper":
             return self.find(OpKind.LOSS) is not None
         return self.attrs.type in ("TransformerWrapper", "XValTransformerWrapper") and (
-            self.causal or self.prefix_lm)
+            self.causal or self.prefix_lm) and self.next_token_head
+
+    @property
+    def next_token_head(self) -> bool:
+        """Whether the output gives one logit per token of the vocabulary (a TransformerWrapper
+        may have a head of another width, logits_dim, or none, return_only_embed)."""
+        if self.attrs.type != "TransformerWrapper":
+            return True
+        logits = self.find(OpKind.LOGITS)
+        return logits is not None and not logits.attrs.squeeze and \
+            logits.attrs.num_tokens == self.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
 
     @property
     def cacheable(self) -> bool:

@@ -146,6 +146,14 @@ class ResolvedWrapper:
     shift_mem_down: int = 0  # ERNIE-Doc: layer l reads the memory of layer l + shift_mem_down
     loss: LossAttrs | None = None  # a decoder's training options (None for an encoder)
     memory_tokens_interspersed_every: int | None = None  # memory tokens before every n positions
+    logits_dim: int | None = None  # the logits head's width; None: no head (return_only_embed)
+    squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
+
+    @property
+    def next_token_head(self) -> bool:
+        """Whether the output is one logit per token of the vocabulary: what `loss` and
+        `generate` read."""
+        return self.logits_dim == self.num_tokens
 
 
 @dataclass(frozen=True)
@@ -255,7 +263,10 @@ def resolve_module(model: ModuleSpec) -> Resolved:
 
 
 def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapper:
-    loss = training_loss(model)
+    """A model without a next-token head (logits_dim other than num_tokens, return_only_embed)
+    has no loss: its output is not a distribution over the next token."""
+    width = head_width(model)
+    loss = training_loss(model) if width == model["num_tokens"] else None
     layers = resolve_layers(layers_spec)
     if loss is not None and loss.add_attn_z_loss:
         layers = with_z_loss(layers)
@@ -279,7 +290,19 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         shift_mem_down=(model["shift_mem_down"] or 0) if model["max_mem_len"] else 0,
         loss=loss,
         memory_tokens_interspersed_every=model["memory_tokens_interspersed_every"],
+        logits_dim=width,
+        squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
     )
+
+
+def head_width(model: ModuleSpec) -> int | None:
+    """The logits head's width (TransformerWrapper.__init__): none with return_only_embed, one
+    per token when tied (logits_dim is ignored then: a warning says so), else logits_dim."""
+    if model["return_only_embed"]:
+        return None
+    if model["tie_embedding"]:
+        return model["num_tokens"]
+    return model["logits_dim"] or model["num_tokens"]
 
 
 def with_z_loss(layers: ResolvedLayers) -> ResolvedLayers:
@@ -383,7 +406,8 @@ def with_dim(side: ModuleSpec, dim: int) -> ModuleSpec:
 WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
-    "memory_tokens_interspersed_every": None,
+    "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
+    "squeeze_out_last_dim": False,
 }
 
 

@@ -25,7 +25,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "num_tokens", "max_seq_len", "attn_layers", "emb_dim", "emb_dropout", "tie_embedding",
         "tie_embedding_scale", "use_abs_pos_emb", "scaled_sinu_pos_emb", "l2norm_embed",
         "post_emb_norm", "num_memory_tokens", "max_mem_len", "shift_mem_down",
-        "memory_tokens_interspersed_every",
+        "memory_tokens_interspersed_every", "logits_dim", "return_only_embed",
+        "squeeze_out_last_dim",
     }),
     "ViTransformerWrapper": frozenset({
         "image_size", "patch_size", "attn_layers", "channels", "num_classes", "post_emb_norm",

@@ -1089,12 +1089,21 @@ PREFIX_DECODERS = token_rows("prefix", {
         reference_cache=False),
 ]
 
+# the wrapper's heads (issue #45): a head that does not give one logit per token, or none, has
+# forward only
+OUTPUT_HEADS = token_rows("heads", {
+    "logits_dim": {"model": {"logits_dim": 10}},
+    "logits_dim_wider": {"model": {"logits_dim": 80}},
+    "return_only_embed": {"model": {"return_only_embed": True}},
+    "squeeze_out_last_dim": {"model": {"logits_dim": 1, "squeeze_out_last_dim": True}},
+}, generates=False) + [row("heads", "logits_dim_tied", model={"logits_dim": 10, "tie_embedding": True})]
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
-                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS)
+                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + OUTPUT_HEADS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

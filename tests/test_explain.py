@@ -214,6 +214,12 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
     ("tie_embedding_scale", lm({"tie_embedding": True}), "model.tie_embedding_scale",
      f"tie_embedding_scale: null{DEFAULT} {32 ** -0.5} (attn_layers.dim ** -0.5)"),
     ("logits_dim", lm(), "model.logits_dim", f"logits_dim: null{DEFAULT} 64 (num_tokens)"),
+    ("logits_dim", lm({"tie_embedding": True, "logits_dim": 10}), "model.logits_dim",
+     "logits_dim: 10  # computed: 64 (tie_embedding)"),
+    ("logits_dim", lm({"return_only_embed": True, "logits_dim": 10}), "model.logits_dim",
+     "logits_dim: 10  # computed: 0 (return_only_embed: no logits head)"),
+    ("squeeze_out_last_dim", lm({"squeeze_out_last_dim": True}), "model.squeeze_out_last_dim",
+     "squeeze_out_last_dim: true  # computed: off (the logits head is not 1 wide)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
     # resolve_xval: no projection, and a tied head gives num_tokens logits
