@@ -34,6 +34,7 @@ from .ir import (
     AggregateAttrs,
     DropoutAttrs,
     Feed,
+    GradientScaleAttrs,
     Graph,
     InputAttrs,
     LayerMixAttrs,
@@ -388,6 +389,10 @@ class Builder:
             if mask is not None:
                 mask = self.add("prepend_mask", OpKind.PAD_MASK, PadMaskAttrs(0), (mask, prepend),
                                 spec_key=key)
+        if model.emb_frac_gradient < 1:
+            hidden = self.add("emb_frac_gradient", OpKind.GRADIENT_SCALE,
+                              GradientScaleAttrs(model.emb_frac_gradient), (hidden,),
+                              spec_key=f"{key}.emb_frac_gradient", role="emb_frac_gradient")
         hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
         if emb_dim != model.layers.dim:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),

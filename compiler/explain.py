@@ -165,6 +165,7 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             if r.tie_embedding else None,
             "logits_dim": (r.logits_dim or 0, head_reason(model)),
             "squeeze_out_last_dim": (r.squeeze_out_last_dim, "the logits head is not 1 wide"),
+            "emb_frac_gradient": (r.emb_frac_gradient, "a share above 1 scales nothing"),
             "shift_mem_down": (r.shift_mem_down, "max_mem_len is 0: no memories to shift"),
         }
     if isinstance(r, ResolvedXVal):  # no projection: the embedding is as wide as the layers

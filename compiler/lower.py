@@ -609,6 +609,12 @@ def dropout(model: Model, role: str) -> float:
     return 0.0 if op is None else op.attrs.p
 
 
+def gradient_share(model: Model) -> float:
+    """The share of the gradient the embeddings get (emb_frac_gradient)."""
+    op = model.find(OpKind.GRADIENT_SCALE)
+    return 1.0 if op is None else op.attrs.fraction
+
+
 # -- XTransformer ------------------------------------------------------------------------------
 
 
@@ -1180,6 +1186,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "condition": bool(attrs.condition)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.GRADIENT_SCALE:
+        return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
     if kind is OpKind.SOFTCLAMP:
         imports.add(runtime("activations", "softclamp"))
         return OpContext("ops/softclamp.py.jinja", {"value": attrs.value})
@@ -1412,6 +1420,8 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
          embedding.numerical_token_id, "its embedding is scaled by its number"),
         (embedding.dim != model.dim, "emb_dim", "int", embedding.dim, "embedding width"),
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
+        (gradient_share(model) < 1, "emb_frac_gradient", "float", gradient_share(model),
+         "share of the gradient the embeddings get"),
         (count(model, OpKind.MEMORY_TOKENS) > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS), ""),
         (memory_every(model) is not None, "memory_tokens_interspersed_every", "int",

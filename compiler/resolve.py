@@ -148,6 +148,7 @@ class ResolvedWrapper:
     memory_tokens_interspersed_every: int | None = None  # memory tokens before every n positions
     logits_dim: int | None = None  # the logits head's width; None: no head (return_only_embed)
     squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
+    emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
 
     @property
     def next_token_head(self) -> bool:
@@ -292,6 +293,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         memory_tokens_interspersed_every=model["memory_tokens_interspersed_every"],
         logits_dim=width,
         squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
+        emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
     )
 
 
@@ -407,7 +409,8 @@ WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
-    "squeeze_out_last_dim": False,
+    "squeeze_out_last_dim": False, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "input_not_include_cache": False,
 }
 
 

@@ -1096,7 +1096,15 @@ OUTPUT_HEADS = token_rows("heads", {
     "logits_dim_wider": {"model": {"logits_dim": 80}},
     "return_only_embed": {"model": {"return_only_embed": True}},
     "squeeze_out_last_dim": {"model": {"logits_dim": 1, "squeeze_out_last_dim": True}},
-}, generates=False) + [row("heads", "logits_dim_tied", model={"logits_dim": 10, "tie_embedding": True})]
+}, generates=False) + token_rows("heads", {
+    "logits_dim_tied": {"model": {"logits_dim": 10, "tie_embedding": True}},
+    "emb_frac_gradient": {"model": {"emb_frac_gradient": 0.1}},  # changes gradients only
+    "emb_frac_gradient_projected": {"model": {"emb_frac_gradient": 0.5, "emb_dim": 24,
+                                            "emb_dropout": 0.1}},
+    # accepted, changing nothing (warnings say so)
+    "attn_z_loss_weight": {"model": {"attn_z_loss_weight": 0.01}},
+}) + [row("heads", "input_not_include_cache", model={"input_not_include_cache": True},
+          reference_cache=False)]  # the reference's cached generation is wrong with it
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE

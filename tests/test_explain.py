@@ -218,6 +218,8 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      "logits_dim: 10  # computed: 64 (tie_embedding)"),
     ("logits_dim", lm({"return_only_embed": True, "logits_dim": 10}), "model.logits_dim",
      "logits_dim: 10  # computed: 0 (return_only_embed: no logits head)"),
+    ("emb_frac_gradient", lm({"emb_frac_gradient": 2.0}), "model.emb_frac_gradient",
+     "emb_frac_gradient: 2.0  # computed: 1.0 (a share above 1 scales nothing)"),
     ("squeeze_out_last_dim", lm({"squeeze_out_last_dim": True}), "model.squeeze_out_last_dim",
      "squeeze_out_last_dim: true  # computed: off (the logits head is not 1 wide)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",

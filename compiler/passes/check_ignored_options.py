@@ -156,6 +156,12 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 "scaled_sinu_pos_emb has no effect: use_abs_pos_emb is false", "warning"))
         if model.type == "TransformerWrapper":
             found += ignored_head_options(spec, model)
+            found += ignored_wrapper_flags(spec, model)
+            if model["emb_frac_gradient"] > 1:
+                found.append(diagnostic(
+                    spec, f"{model.key}.emb_frac_gradient", "gradient-share-above-one",
+                    "emb_frac_gradient has no effect above 1: the reference scales the "
+                    "embeddings' gradient only by a share below 1", "warning"))
         elif model.type == "XValTransformerWrapper" and model["tie_embedding"] \
                 and model["logits_dim"] is not None:
             found.append(tied_logits_dim(spec, model))
@@ -196,6 +202,25 @@ def ignored_head_options(spec: Spec, model) -> list[Diagnostic]:
             f"autoregressive has no effect: the logits head is {given} wide, not one logit per "
             f"token ({model['num_tokens']}), so the model has forward only, no loss nor generate",
             "warning"))
+    return found
+
+
+def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
+    """TransformerWrapper flags that change nothing in xtc's model: attn_z_loss_weight is stored
+    nowhere by the reference; input_not_include_cache only changes how the reference's forward
+    reads the tokens passed with a cache, and xtc's decoding step always takes the new ones."""
+    found = []
+    if model["attn_z_loss_weight"] != 1e-4:
+        found.append(diagnostic(
+            spec, f"{model.key}.attn_z_loss_weight", "attn-z-loss-weight-unused",
+            "attn_z_loss_weight has no effect: x-transformers stores it nowhere; the attention "
+            "z-loss is `autoregressive: {add_attn_z_loss: true}`, weighted 1e-4", "warning"))
+    if model["input_not_include_cache"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.input_not_include_cache", "input-not-include-cache-unused",
+            "input_not_include_cache has no effect: it tells x-transformers' forward that the "
+            "tokens passed with a cache are only the new ones, which xtc's decoding step always "
+            "takes", "warning"))
     return found
 
 
