@@ -34,6 +34,7 @@ from .ir import (
     AggregateAttrs,
     DropoutAttrs,
     Feed,
+    GradientScaleAttrs,
     Graph,
     InputAttrs,
     LayerMixAttrs,
@@ -204,8 +205,10 @@ class Builder:
         context, context_mask = self.context_inputs(layers)
         prepend = self.input("prepend_embeds", "embeds", ("B", "P", layers.dim), optional=True,
                              key=model.key)
-        hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend)
-        self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
+        head = model.logits_dim is not None
+        hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend, logits=head)
+        if head:  # without one (return_only_embed) the embeddings are the output
+            self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
         # what `loss` computes beside forward (a pooled model's loss reads class labels instead)
         if model.loss is not None and not (model.average_pool_embed or model.num_cls_tokens):
             self.add("loss", OpKind.LOSS, model.loss, (hidden, tokens),
@@ -387,6 +390,10 @@ class Builder:
             if mask is not None:
                 mask = self.add("prepend_mask", OpKind.PAD_MASK, PadMaskAttrs(0), (mask, prepend),
                                 spec_key=key)
+        if model.emb_frac_gradient < 1:
+            hidden = self.add("emb_frac_gradient", OpKind.GRADIENT_SCALE,
+                              GradientScaleAttrs(model.emb_frac_gradient), (hidden,),
+                              spec_key=f"{key}.emb_frac_gradient", role="emb_frac_gradient")
         hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
         if emb_dim != model.layers.dim:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
@@ -468,8 +475,10 @@ class Builder:
             token_emb = f"{self.scope}_token_emb" if self.scope else "token_emb"
             return self.add("logits", OpKind.LOGITS, attrs, (hidden, token_emb),
                             spec_key=f"{key}.tie_embedding", role="to_logits")
-        return self.add("logits", OpKind.LOGITS, LogitsAttrs(dim, model.num_tokens), (hidden,),
-                        spec_key=f"{key}.num_tokens", ref_path="to_logits", role="to_logits")
+        attrs = LogitsAttrs(dim, model.logits_dim, squeeze=model.squeeze_out_last_dim)
+        width_key = "num_tokens" if model.logits_dim == model.num_tokens else "logits_dim"
+        return self.add("logits", OpKind.LOGITS, attrs, (hidden,), spec_key=f"{key}.{width_key}",
+                        ref_path="to_logits", role="to_logits")
 
     def layers(self, layers: ResolvedLayers, hidden: str, mask: str | None, context: str | None,
                context_mask: str | None, ref: str) -> str:

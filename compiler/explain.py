@@ -163,7 +163,9 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "emb_dim": (r.emb_dim, f"{prefix}dim"),
             "tie_embedding_scale": (r.tie_embedding_scale, f"{prefix}dim ** -0.5")
             if r.tie_embedding else None,
-            "logits_dim": (r.num_tokens, "num_tokens"),
+            "logits_dim": (r.logits_dim or 0, head_reason(model)),
+            "squeeze_out_last_dim": (r.squeeze_out_last_dim, "the logits head is not 1 wide"),
+            "emb_frac_gradient": (r.emb_frac_gradient, "a share above 1 scales nothing"),
             "shift_mem_down": (r.shift_mem_down, "max_mem_len is 0: no memories to shift"),
             "num_cls_tokens": (r.num_cls_tokens, "use_cls_token is false: no CLS tokens"),
         }
@@ -173,6 +175,13 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "logits_dim": (r.logits_dim, "tie_embedding" if r.tie_embedding else "num_tokens"),
         }
     return found
+
+
+def head_reason(model: ModuleSpec) -> str:
+    """What decides a TransformerWrapper's logits width (resolve.head_width)."""
+    if model["return_only_embed"]:
+        return "return_only_embed: no logits head"
+    return "tie_embedding" if model["tie_embedding"] else "num_tokens"
 
 
 def positions_off_reason(model: ModuleSpec, layers: ModuleSpec, prefix: str) -> str:

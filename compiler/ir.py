@@ -31,6 +31,7 @@ class OpKind(Enum):
     ADD = "add"  # token + position embeddings
     NORM = "norm"
     DROPOUT = "dropout"
+    GRADIENT_SCALE = "gradient_scale"  # identity forward; the gradient behind it scaled
     PROJECT = "project"  # a linear map between widths (emb_dim -> dim)
     PATCH_EMBEDDING = "patch_embedding"  # image -> patches -> norm, linear, norm
     MEMORY_TOKENS = "memory_tokens"  # learned tokens added to the sequence
@@ -118,6 +119,11 @@ class SoftclampAttrs:
 @dataclass(frozen=True)
 class DropoutAttrs:
     p: float
+
+
+@dataclass(frozen=True)
+class GradientScaleAttrs:
+    fraction: float  # the share of the gradient that flows on to the ops before it
 
 
 @dataclass(frozen=True)
@@ -606,6 +612,7 @@ class LogitsAttrs:
     tied: bool = False  # reuse the token embedding, scaled
     scale: float = 1.0
     bias: bool = False  # xVal's head has one
+    squeeze: bool = False  # squeeze_out_last_dim: a head of width 1 gives (B, T)
 
 
 @dataclass(frozen=True)
@@ -662,6 +669,7 @@ ATTRS = {
     OpKind.ADD: AddAttrs,
     OpKind.NORM: NormAttrs,
     OpKind.DROPOUT: DropoutAttrs,
+    OpKind.GRADIENT_SCALE: GradientScaleAttrs,
     OpKind.PROJECT: ProjectAttrs,
     OpKind.PATCH_EMBEDDING: PatchEmbeddingAttrs,
     OpKind.MEMORY_TOKENS: MemoryTokensAttrs,
@@ -697,6 +705,7 @@ ARITY = {
     OpKind.ADD: (2, 2),
     OpKind.NORM: (1, 2),  # hidden states, and an adaptive norm's condition
     OpKind.DROPOUT: (1, 1),
+    OpKind.GRADIENT_SCALE: (1, 1),
     OpKind.PROJECT: (1, 1),
     OpKind.PATCH_EMBEDDING: (1, 1),
     OpKind.MEMORY_TOKENS: (1, 1),

@@ -192,10 +192,10 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     blocks, dim = f"{model.depth} x Block", model.dim
     if kind in ("TransformerWrapper", "XValTransformerWrapper"):
         top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
-        tokens = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
         pool = POOL_DIAGRAM.get(model.pooled_by, "")
-        logits = f"(B, {sequence_axes(model)}{tokens})"
-        diagram = f"tokens (B, T) -> embeddings -> {blocks}{pool} -> logits {logits}"
+        output = (f"logits {logits_shape(model, sizes=True)}" if model.find(OpKind.LOGITS)
+                  else f"embeddings (B, {sequence_axes(model)}{dim})")
+        diagram = f"tokens (B, T) -> embeddings -> {blocks}{pool} -> {output}"
         if model.numerical_token_id is not None:
             logits = model.find(OpKind.LOGITS).attrs.num_tokens
             diagram = (f"tokens (B, T) scaled by numbers (B, T) -> {blocks} -> logits "
@@ -279,9 +279,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
         return xval_class(model, class_name, config, parameters, checks, ops, imports)
     what = ("prefix language model" if model.prefix_lm else
             "causal language model" if model.causal else "bidirectional encoder")
-    positions = sequence_axes(model)
-    returns = (f"logits (B, {positions}num_tokens)" if has_logits
-               else f"embeddings (B, {positions}dim)")
+    returns = (f"logits {logits_shape(model)}" if has_logits
+               else f"embeddings (B, {sequence_axes(model)}dim)")
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
     parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else [])
@@ -295,10 +294,29 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), conditioned=conditioned(model),
                      prefix_lm=model.prefix_lm,
-                     classifier=sequence_axes(model) if model.pooled and has_logits else None,
+                     classifier=sequence_axes(model) if classifies(model) else None,
                      **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
     return cls, wrapper_config(model), summary
+
+
+def logits_shape(model: Model, sizes: bool = False) -> str:
+    """The shape of a TransformerWrapper's logits, their width named by its config field (or
+    sized): a pooled model's have no position axis, squeeze_out_last_dim's no width."""
+    logits = model.find(OpKind.LOGITS).attrs
+    vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
+    width = "num_tokens" if logits.num_tokens == vocabulary else "logits_dim"
+    axes = ["B", *filter(None, [sequence_axes(model).removesuffix(", ")])]
+    if not logits.squeeze:
+        axes.append(str(logits.num_tokens) if sizes else width)
+    return f"({axes[0]},)" if len(axes) == 1 else f"({', '.join(axes)})"
+
+
+def classifies(model: Model) -> bool:
+    """Whether the output is class logits, one set per sequence (or per CLS token): what
+    loss(x, labels) reads. A pooled score (squeeze_out_last_dim) or embedding is not."""
+    logits = model.find(OpKind.LOGITS)
+    return model.pooled and logits is not None and not logits.attrs.squeeze
 
 
 X_NUM = Parameter("x_num", "Tensor")
@@ -616,6 +634,12 @@ def memory_every(model: Model) -> int | None:
 def dropout(model: Model, role: str) -> float:
     op = model.find(OpKind.DROPOUT, role)
     return 0.0 if op is None else op.attrs.p
+
+
+def gradient_share(model: Model) -> float:
+    """The share of the gradient the embeddings get (emb_frac_gradient)."""
+    op = model.find(OpKind.GRADIENT_SCALE)
+    return 1.0 if op is None else op.attrs.fraction
 
 
 # -- XTransformer ------------------------------------------------------------------------------
@@ -1068,8 +1092,7 @@ def top_level_ops(model: Model, prefix: str, signature: BlockSignature, mask: bo
     `mask`: whether the model's forward has a padding mask to give the blocks."""
     cacheable = "cache" in signature
     ops, imports, blocks_seen = [], set(), False
-    head = any(op.kind in (OpKind.LOGITS, OpKind.POOL) or op.role == "project_out"
-               for op in model.ops)
+    head = computes_past_embeddings(model)
     for op in model.ops:
         if op.kind is OpKind.OUTPUT and op.attrs.name == "embeddings" and head:
             ops.append(OpContext("ops/return_embeddings.py.jinja",
@@ -1084,6 +1107,17 @@ def top_level_ops(model: Model, prefix: str, signature: BlockSignature, mask: bo
             context = top_level_op(model, op, imports, generative, cacheable)
             ops += [context] if context is not None else []
     return ops, imports
+
+
+def computes_past_embeddings(model: Model) -> bool:
+    """Whether forward goes on past its embeddings (a head, a ViT's pool), so that
+    return_embeddings can stop it there. A model whose embeddings are its output has nothing
+    to skip."""
+    tops = [op for op in model.ops if op.block is None]
+    names = [op.attrs.name if op.kind is OpKind.OUTPUT else None for op in tops]
+    if "embeddings" not in names:
+        return False
+    return any(op.kind is not OpKind.OUTPUT for op in tops[names.index("embeddings") + 1:])
 
 
 def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) -> OpContext:
@@ -1189,6 +1223,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "condition": bool(attrs.condition)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.GRADIENT_SCALE:
+        return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
     if kind is OpKind.SOFTCLAMP:
         imports.add(runtime("activations", "softclamp"))
         return OpContext("ops/softclamp.py.jinja", {"value": attrs.value})
@@ -1226,8 +1262,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
         width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
-                                                 "positions": sequence_axes(model),
+                                                 "shape": logits_shape(model),
                                                  "width": width, "numbers": numbers,
+                                                 "squeeze": attrs.squeeze,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model)})
     if kind is OpKind.ROTARY:
@@ -1430,6 +1467,8 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
          embedding.numerical_token_id, "its embedding is scaled by its number"),
         (embedding.dim != model.dim, "emb_dim", "int", embedding.dim, "embedding width"),
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
+        (gradient_share(model) < 1, "emb_frac_gradient", "float", gradient_share(model),
+         "share of the gradient the embeddings get"),
         (count(model, OpKind.MEMORY_TOKENS, "memory_tokens") > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS, "memory_tokens"), ""),
         (count(model, OpKind.MEMORY_TOKENS, "cls_token") > 0, "num_cls_tokens", "int",

@@ -96,11 +96,11 @@ class Model:
     def generative(self) -> bool:
         """A TransformerWrapper or an xVal model around a Decoder (or a PrefixDecoder), or a
         continuous decoder whose outputs are as wide as its inputs (build_ir gives it a loss op):
-        it has loss() and generate(), unless pooled."""
+        it has loss() and generate(), unless pooled or its head is not one logit per token."""
         if self.attrs.type == "ContinuousTransformerWrapper":
             return self.find(OpKind.LOSS) is not None
         return self.attrs.type in ("TransformerWrapper", "XValTransformerWrapper") and (
-            self.causal or self.prefix_lm) and not self.pooled
+            self.causal or self.prefix_lm) and self.next_token_head and not self.pooled
 
     @property
     def pooled(self) -> bool:
@@ -114,6 +114,16 @@ class Model:
         """"mean" (average_pool_embed) or "cls" (use_cls_token); None where not pooled."""
         pool = self.find(OpKind.POOL)
         return None if pool is None else "cls" if pool.attrs.first else "mean"
+
+    @property
+    def next_token_head(self) -> bool:
+        """Whether the output gives one logit per token of the vocabulary (a TransformerWrapper
+        may have a head of another width, logits_dim, or none, return_only_embed)."""
+        if self.attrs.type != "TransformerWrapper":
+            return True
+        logits = self.find(OpKind.LOGITS)
+        return logits is not None and not logits.attrs.squeeze and \
+            logits.attrs.num_tokens == self.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
 
     @property
     def cacheable(self) -> bool:

@@ -148,6 +148,15 @@ class ResolvedWrapper:
     memory_tokens_interspersed_every: int | None = None  # memory tokens before every n positions
     average_pool_embed: bool = False  # the head reads the mean over the real positions: (B, C)
     num_cls_tokens: int = 0  # learned tokens prepended; the head reads their outputs alone
+    logits_dim: int | None = None  # the logits head's width; None: no head (return_only_embed)
+    squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
+    emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
+
+    @property
+    def next_token_head(self) -> bool:
+        """Whether the output is one logit per token of the vocabulary: what `loss` and
+        `generate` read."""
+        return self.logits_dim == self.num_tokens
 
 
 @dataclass(frozen=True)
@@ -257,7 +266,10 @@ def resolve_module(model: ModuleSpec) -> Resolved:
 
 
 def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapper:
-    loss = training_loss(model)
+    """A model without a next-token head (logits_dim other than num_tokens, return_only_embed)
+    has no loss: its output is not a distribution over the next token."""
+    width = head_width(model)
+    loss = training_loss(model) if width == model["num_tokens"] else None
     layers = resolve_layers(layers_spec)
     if loss is not None and loss.add_attn_z_loss:
         layers = with_z_loss(layers)
@@ -284,7 +296,20 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         # (an XTransformer side has no such keyword)
         average_pool_embed=bool(model.options.get("average_pool_embed")),
         num_cls_tokens=model.options.get("num_cls_tokens", 1) if model.options.get("use_cls_token") else 0,
+        logits_dim=width,
+        squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
+        emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
     )
+
+
+def head_width(model: ModuleSpec) -> int | None:
+    """The logits head's width (TransformerWrapper.__init__): none with return_only_embed, one
+    per token when tied (logits_dim is ignored then: a warning says so), else logits_dim."""
+    if model["return_only_embed"]:
+        return None
+    if model["tie_embedding"]:
+        return model["num_tokens"]
+    return model["logits_dim"] or model["num_tokens"]
 
 
 def with_z_loss(layers: ResolvedLayers) -> ResolvedLayers:
@@ -388,7 +413,9 @@ def with_dim(side: ModuleSpec, dim: int) -> ModuleSpec:
 WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
-    "memory_tokens_interspersed_every": None,
+    "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
+    "squeeze_out_last_dim": False, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "input_not_include_cache": False,
 }
 
 

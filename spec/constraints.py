@@ -36,6 +36,7 @@ POSITIVE_REAL = frozenset({
     "laser_softclamp_value", "tie_embedding_scale", "rotary_interpolation_factor",
     "rotary_base_rescale_factor", "scale_residual_constant", "mult", "rotary_xpos_scale_base",
     "softclamp_value", "glu_gate_softclamp_value", "glu_up_softclamp_value",
+    "emb_frac_gradient",  # the reference asserts it above 0 in forward
 })
 
 

@@ -26,6 +26,9 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "tie_embedding_scale", "use_abs_pos_emb", "scaled_sinu_pos_emb", "l2norm_embed",
         "post_emb_norm", "num_memory_tokens", "max_mem_len", "shift_mem_down",
         "memory_tokens_interspersed_every", "average_pool_embed", "use_cls_token", "num_cls_tokens",
+        "logits_dim", "return_only_embed", "squeeze_out_last_dim", "emb_frac_gradient",
+        # accepted, with a warning that they change nothing (check_ignored_options.py)
+        "attn_z_loss_weight", "input_not_include_cache",
     }),
     "ViTransformerWrapper": frozenset({
         "image_size", "patch_size", "attn_layers", "channels", "num_classes", "post_emb_norm",

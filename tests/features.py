@@ -1100,14 +1100,37 @@ POOLING = token_rows("pooling", {
     # behind the memory tokens; forward returns (B, N, num_tokens)
     "num_cls_tokens": {"model": {"use_cls_token": True, "num_cls_tokens": 2,
                                  "num_memory_tokens": 2}},
+    # a classifier: the CLS token's output through a head of logits_dim classes
+    "cls_classifier": {"model": {"use_cls_token": True, "logits_dim": 5}},
+    "average_pool_embeddings": {"model": {"average_pool_embed": True, "return_only_embed": True}},
+    "average_pool_score": {"model": {"average_pool_embed": True, "logits_dim": 1,
+                                     "squeeze_out_last_dim": True}},  # (B,)
 }, kinds=("Encoder",), generates=False)
+
+# the wrapper's heads (issue #45): a head that does not give one logit per token, or none, has
+# forward only
+OUTPUT_HEADS = token_rows("heads", {
+    "logits_dim": {"model": {"logits_dim": 10}},
+    "logits_dim_wider": {"model": {"logits_dim": 80}},
+    "return_only_embed": {"model": {"return_only_embed": True}},
+    "squeeze_out_last_dim": {"model": {"logits_dim": 1, "squeeze_out_last_dim": True}},
+}, generates=False) + token_rows("heads", {
+    "logits_dim_tied": {"model": {"logits_dim": 10, "tie_embedding": True}},
+    "emb_frac_gradient": {"model": {"emb_frac_gradient": 0.1}},  # changes gradients only
+    "emb_frac_gradient_projected": {"model": {"emb_frac_gradient": 0.5, "emb_dim": 24,
+                                            "emb_dropout": 0.1}},
+    # accepted, changing nothing (warnings say so)
+    "attn_z_loss_weight": {"model": {"attn_z_loss_weight": 0.01}},
+}) + [row("heads", "input_not_include_cache", model={"input_not_include_cache": True},
+          reference_cache=False)]  # the reference's cached generation is wrong with it
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
-                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING)
+                           + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING
+                           + OUTPUT_HEADS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

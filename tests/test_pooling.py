@@ -19,7 +19,8 @@ BATCH, LENGTH = 3, 12
 
 MEAN = {"average_pool_embed": True}
 POOLS = {"mean": MEAN, "cls": {"use_cls_token": True},
-         "two_cls": {"use_cls_token": True, "num_cls_tokens": 2}}
+         "two_cls": {"use_cls_token": True, "num_cls_tokens": 2},
+         "cls_classes": {"use_cls_token": True, "logits_dim": 5}}  # a head of 5 classes
 
 
 def pooled_spec(kind: str, pool: dict = MEAN) -> xtc.Spec:
@@ -28,14 +29,15 @@ def pooled_spec(kind: str, pool: dict = MEAN) -> xtc.Spec:
 
 
 @pytest.mark.parametrize("kind, pool", [("Encoder", "mean"), ("Decoder", "mean"),
-                                        ("Encoder", "cls"), ("Encoder", "two_cls")])
+                                        ("Encoder", "cls"), ("Encoder", "two_cls"),
+                                        ("Encoder", "cls_classes")])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_loss_is_the_cross_entropy_of_the_reference_logits(kind, pool, masked):
     """Labels (B,), or (B, num_cls_tokens): a class for each CLS token, averaged over all."""
     spec = pooled_spec(kind, POOLS[pool])
     reference, ours = paired_models(spec)
     tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
-    labels = torch.tensor([3, 0, 63])
+    labels = torch.tensor([3, 0, 4 if pool == "cls_classes" else 63])
     if pool == "two_cls":
         labels = torch.stack((labels, labels.flip(0)), dim=1)  # (B, 2)
     mask = padding_mask(BATCH, LENGTH) if masked else None
@@ -46,6 +48,18 @@ def test_loss_is_the_cross_entropy_of_the_reference_logits(kind, pool, masked):
     expected.backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     assert_same_gradients(spec, ours, reference)
+
+
+def test_a_pooled_score_or_embedding_has_no_class_loss():
+    """squeeze_out_last_dim's one score per sequence (B,), or return_only_embed's pooled
+    embeddings (B, dim), are no class logits: forward only."""
+    scores = xtc.build(pooled_spec("Encoder", {**MEAN, "logits_dim": 1, "squeeze_out_last_dim": True}))
+    embeddings = xtc.build(pooled_spec("Encoder", {**MEAN, "return_only_embed": True}))
+    tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH))
+    assert scores(tokens).shape == (BATCH,) and embeddings(tokens).shape == (BATCH, 32)
+    assert not hasattr(scores, "loss") and not hasattr(embeddings, "loss")
+    assert "Logits (B,) for" in type(scores).forward.__doc__
+    assert "Embeddings (B, dim) for" in type(embeddings).forward.__doc__
 
 
 def test_a_pooled_decoder_does_not_generate():

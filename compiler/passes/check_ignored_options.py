@@ -158,13 +158,74 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",
                 "scaled_sinu_pos_emb has no effect: use_abs_pos_emb is false", "warning"))
-        if model.type == "XValTransformerWrapper" and model["tie_embedding"] \
+        if model.type == "TransformerWrapper":
+            found += ignored_head_options(spec, model)
+            found += ignored_wrapper_flags(spec, model)
+            if model["emb_frac_gradient"] > 1:
+                found.append(diagnostic(
+                    spec, f"{model.key}.emb_frac_gradient", "gradient-share-above-one",
+                    "emb_frac_gradient has no effect above 1: the reference scales the "
+                    "embeddings' gradient only by a share below 1", "warning"))
+        elif model.type == "XValTransformerWrapper" and model["tie_embedding"] \
                 and model["logits_dim"] is not None:
-            found.append(diagnostic(
-                spec, f"{model.key}.logits_dim", "logits-dim-ignored-when-tied",
-                "logits_dim has no effect with tie_embedding: the tied output layer gives one "
-                "logit per token (num_tokens)", "warning"))
+            found.append(tied_logits_dim(spec, model))
     return found + kernel_options(spec)
+
+
+def tied_logits_dim(spec: Spec, model) -> Diagnostic:
+    return diagnostic(
+        spec, f"{model.key}.logits_dim", "logits-dim-ignored-when-tied",
+        "logits_dim has no effect with tie_embedding: the tied output layer gives one logit per "
+        "token (num_tokens)", "warning")
+
+
+def ignored_head_options(spec: Spec, model) -> list[Diagnostic]:
+    """A TransformerWrapper's head options that change nothing (TransformerWrapper.__init__ and
+    forward): any of them without a head (return_only_embed), logits_dim under a tied
+    embedding, the squeeze of a head wider than 1, and the training options of a model whose
+    output is not one logit per token (it has no loss nor generate)."""
+    if model["return_only_embed"]:
+        return [diagnostic(
+            spec, f"{model.key}.{name}", "no-logits-head",
+            f"{name} has no effect: return_only_embed leaves the model without a logits head",
+            "warning") for name in ("logits_dim", "tie_embedding", "squeeze_out_last_dim")
+            if model[name] not in (None, False)]
+    found = []
+    if model["tie_embedding"] and model["logits_dim"] is not None:
+        found.append(tied_logits_dim(spec, model))
+    # the width logits_dim gives; num_tokens is read only where it matters
+    given = None if model["tie_embedding"] else model["logits_dim"]
+    if model["squeeze_out_last_dim"] and given != 1:
+        found.append(diagnostic(
+            spec, f"{model.key}.squeeze_out_last_dim", "squeeze-needs-width-one",
+            f"squeeze_out_last_dim has no effect: it drops the last axis of a logits head of "
+            f"width 1, and this one is {given or model['num_tokens']} wide", "warning"))
+    if model.training_given and given is not None and given != model["num_tokens"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.autoregressive", "no-next-token-head",
+            f"autoregressive has no effect: the logits head is {given} wide, not one logit per "
+            f"token ({model['num_tokens']}), so the model has forward only, no loss nor generate",
+            "warning"))
+    return found
+
+
+def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
+    """TransformerWrapper flags that change nothing in xtc's model: attn_z_loss_weight is stored
+    nowhere by the reference; input_not_include_cache only changes how the reference's forward
+    reads the tokens passed with a cache, and xtc's decoding step always takes the new ones."""
+    found = []
+    if model["attn_z_loss_weight"] != 1e-4:
+        found.append(diagnostic(
+            spec, f"{model.key}.attn_z_loss_weight", "attn-z-loss-weight-unused",
+            "attn_z_loss_weight has no effect: x-transformers stores it nowhere; the attention "
+            "z-loss is `autoregressive: {add_attn_z_loss: true}`, weighted 1e-4", "warning"))
+    if model["input_not_include_cache"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.input_not_include_cache", "input-not-include-cache-unused",
+            "input_not_include_cache has no effect: it tells x-transformers' forward that the "
+            "tokens passed with a cache are only the new ones, which xtc's decoding step always "
+            "takes", "warning"))
+    return found
 
 
 def ignored_only_cross(spec: Spec, layers) -> list[Diagnostic]:

@@ -58,7 +58,7 @@ def shape_of(graph: Graph, op: Op) -> tuple:
     if kind is OpKind.POOL:
         return (source[0], source[-1])
     if kind is OpKind.LOGITS:
-        return (*source[:-1], attrs.num_tokens)
+        return tuple(source[:-1]) if attrs.squeeze else (*source[:-1], attrs.num_tokens)
     if kind is OpKind.LOSS:
         return ()
     if kind is OpKind.STREAMS and not attrs.merge:  # (B, T, S, C): S residual streams
