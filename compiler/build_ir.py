@@ -52,6 +52,7 @@ from .ir import (
     PositionEmbeddingAttrs,
     PrependAttrs,
     ProjectAttrs,
+    RecycleAttrs,
     ResidualAttrs,
     SkipCombineAttrs,
     SoftclampAttrs,
@@ -405,7 +406,7 @@ class Builder:
         embedded, real = hidden, mask  # real: the positions a mean pool averages
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
                                           key, every)
-        hidden = self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
+        hidden = self.recycled_layers(model, hidden, mask, context, context_mask)
         hidden = self.strip_memory(model.num_memory_tokens, hidden, key, every, embedded)
         if model.average_pool_embed:  # return_embeddings gives the pooled ones too
             hidden = self.add("pool", OpKind.POOL, PoolAttrs(masked=True), (hidden, real),
@@ -415,6 +416,23 @@ class Builder:
                               spec_key=f"{key}.use_cls_token")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
         return self.logits(model, hidden) if logits else hidden
+
+    def recycled_layers(self, model: ResolvedWrapper, hidden: str, mask: str | None,
+                        context: str | None, context_mask: str | None) -> str:
+        """The layers, run again on the embeddings plus a projection of their last output where
+        the model recycles (TransformerWrapper.forward's recycling loop)."""
+        if model.recycle_steps is None:
+            return self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
+        attrs = RecycleAttrs(model.layers.dim, model.recycle_steps)
+        # drawn in training where not given (1 to train_max_recycle_steps)
+        steps = self.input("recycle_steps", "passes", (), optional=True,
+                           key=f"{model.key}.train_max_recycle_steps")
+        start = self.add("recycle", OpKind.RECYCLE, attrs, (hidden, steps),
+                         spec_key=f"{model.key}.recycling", ref_path="recycled_proj",
+                         role="recycled_proj")
+        hidden = self.layers(model.layers, start, mask, context, context_mask, ref="attn_layers.")
+        return self.add("recycled", OpKind.RECYCLE, replace(attrs, end=True), (hidden, start),
+                        spec_key=f"{model.key}.recycling")
 
     def positions(self, scheme: str, max_seq_len: int | None, width: int, l2norm: bool,
                   hidden: str, source: str, key: str) -> str:

@@ -390,6 +390,8 @@ def optional(name: str) -> Parameter:
 
 # a PrefixDecoder's: the keys every query sees, one length or one per row (B,)
 PREFIX_ATTN_LEN = Parameter("prefix_attn_len", "int | Tensor | None", "None")
+# a recycling model's: how many times the layers run (drawn in training when not given)
+RECYCLE_STEPS = Parameter("recycle_steps", "int | None", "None")
 
 
 # generate(): what it decodes from, then the sampling options every generating model takes
@@ -747,6 +749,7 @@ class ModelClass(DefaultConfig):
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
     prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
+    recycled: bool = False  # recycling: every method takes recycle_steps
     # pooled class logits: loss(x, labels) is their cross entropy; the axes of the logits
     # between batch and classes ("" or "num_cls_tokens, "); None: no such loss
     classifier: str | None = None
@@ -785,7 +788,8 @@ class ModelClass(DefaultConfig):
         """What the layers read beside the sequence: the context, the adaptive norms' condition."""
         context = (optional("context"), optional("context_mask")) if self.cross else ()
         context += (optional("condition"),) if self.conditioned else ()
-        return context + ((PREFIX_ATTN_LEN,) if self.prefix_lm else ())
+        return (context + ((PREFIX_ATTN_LEN,) if self.prefix_lm else ())
+                + ((RECYCLE_STEPS,) if self.recycled else ()))
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
@@ -848,7 +852,8 @@ class ModelClass(DefaultConfig):
     def context_arguments(self) -> tuple[str, ...]:
         context = ("context=context", "context_mask=context_mask") if self.cross else ()
         context += ("condition=condition",) if self.conditioned else ()
-        return context + (("prefix_attn_len=prefix_attn_len",) if self.prefix_lm else ())
+        return (context + (("prefix_attn_len=prefix_attn_len",) if self.prefix_lm else ())
+                + (("recycle_steps=recycle_steps",) if self.recycled else ()))
 
     @property
     def has_reset(self) -> bool:

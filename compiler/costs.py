@@ -75,6 +75,8 @@ def op_parameters(op: Op) -> int:
         return a.dim * a.hidden
     if kind is OpKind.PROJECT:
         return a.dim_in * a.dim + (a.dim if a.bias else 0)
+    if kind is OpKind.RECYCLE:  # the start's recycled_proj, without a bias
+        return 0 if a.end else a.dim * a.dim
     if kind is OpKind.PATCH_EMBEDDING:  # LayerNorm (gain), Linear with bias, LayerNorm (gain)
         return a.patch_dim + a.patch_dim * a.dim + a.dim + a.dim
     if kind is OpKind.MEMORY_TOKENS:
@@ -368,6 +370,8 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
                 Factor(f"{wrapper}.channels", "channels", a.channels), dim)
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":  # one number per position
         return (dim,)
+    if kind is OpKind.RECYCLE:  # recycled_proj: dim x dim
+        return dim, dim
     if kind is OpKind.PROJECT:  # emb_dim / dim_in into the stack, or the stack out to its size
         into = op.role in ("project_emb", "project_in")
         outer = Factor(op.spec_key, own, a.dim_in if into else a.dim)
@@ -459,7 +463,7 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
     a, kind = op.attrs, op.kind
     first = lengths[op.inputs[0]] if op.inputs else 0
     if kind is OpKind.INPUT:
-        return 0 if a.role in ("image", "prefix_length") else bindings.get(a.shape[1], 0)
+        return 0 if a.role in ("image", "prefix_length", "passes") else bindings.get(a.shape[1], 0)
     if kind is OpKind.PATCH_EMBEDDING:
         _, _, height, width = graph[op.inputs[0]].attrs.shape
         return (height // a.patch_size) * (width // a.patch_size)

@@ -19,7 +19,7 @@ FLOP_CONVENTION = ("matrix products only, 2 FLOPs per multiply-add; attention ov
                    "T x S score square (masked scores included, as SDPA's math path computes "
                    "them); a training step is forward + backward, the optimizer not counted")
 NO_CACHE = ("kv cache: none (not a decoder language model, or generate() recomputes the "
-            "sequence: memory tokens, belief attention, inverted cross-attention)")
+            "sequence: memory tokens, belief attention, inverted cross-attention, recycling)")
 
 
 FORMATS = ("text", "json", "dot", "mermaid")
@@ -195,9 +195,12 @@ def flop_lines(inspection: Inspection) -> list[str]:
     per_token = inspection.tokens
     share = inspection.attention_flops / inspection.forward_flops if inspection.forward_flops else 0
     forward, training = inspection.forward_flops, inspection.training_flops
+    recycled = bool(inspection.graph.ops(OpKind.RECYCLE))
     return [
         ("FLOPs (matrix products, 2 per multiply-add; attention over the full T x S square;"
         " training step = forward + backward)"),
+        *(["  one recycling pass: recycle_steps n runs the layers n times, recycled_proj n - 1"]
+          if recycled else []),
         (f"  forward        {scaled(forward, 'FLOP'):>14} per sequence "
          f"{scaled(forward / per_token, 'FLOP'):>14} per token"
          f"   (attention scores and values {share:.1%})"),

@@ -32,6 +32,9 @@ class OpKind(Enum):
     NORM = "norm"
     DROPOUT = "dropout"
     GRADIENT_SCALE = "gradient_scale"  # identity forward; the gradient behind it scaled
+    # recycling: the ops from this one to its `end` twin run again on the embeddings plus a
+    # projection of their last output (AlphaFold 2's recycling)
+    RECYCLE = "recycle"
     PROJECT = "project"  # a linear map between widths (emb_dim -> dim)
     PATCH_EMBEDDING = "patch_embedding"  # image -> patches -> norm, linear, norm
     MEMORY_TOKENS = "memory_tokens"  # learned tokens added to the sequence
@@ -124,6 +127,16 @@ class DropoutAttrs:
 @dataclass(frozen=True)
 class GradientScaleAttrs:
     fraction: float  # the share of the gradient that flows on to the ops before it
+
+
+@dataclass(frozen=True)
+class RecycleAttrs:
+    """The start of the recycled ops (end False: it reads the embeddings and the number of
+    passes, and holds the projection of the last pass's output), or their end (end True: it
+    reads the layers' output and the start, the loop's back edge)."""
+    dim: int
+    train_max_steps: int  # in training without recycle_steps: 1 to this many passes
+    end: bool = False
 
 
 @dataclass(frozen=True)
@@ -670,6 +683,7 @@ ATTRS = {
     OpKind.NORM: NormAttrs,
     OpKind.DROPOUT: DropoutAttrs,
     OpKind.GRADIENT_SCALE: GradientScaleAttrs,
+    OpKind.RECYCLE: RecycleAttrs,
     OpKind.PROJECT: ProjectAttrs,
     OpKind.PATCH_EMBEDDING: PatchEmbeddingAttrs,
     OpKind.MEMORY_TOKENS: MemoryTokensAttrs,
@@ -706,6 +720,7 @@ ARITY = {
     OpKind.NORM: (1, 2),  # hidden states, and an adaptive norm's condition
     OpKind.DROPOUT: (1, 1),
     OpKind.GRADIENT_SCALE: (1, 1),
+    OpKind.RECYCLE: (2, 2),  # the start: embeddings, recycle_steps; the end: layers' output, start
     OpKind.PROJECT: (1, 1),
     OpKind.PATCH_EMBEDDING: (1, 1),
     OpKind.MEMORY_TOKENS: (1, 1),

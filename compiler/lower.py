@@ -29,6 +29,7 @@ from .context import (
     KEYWORD_ONLY,
     PREFIX_ATTN_LEN,
     REARRANGE,
+    RECYCLE_STEPS,
     SAMPLING,
     TORCH,
     AttentionClass,
@@ -250,6 +251,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [optional("prepend_embeds")] if has_prepend else []
     parameters += condition_parameters(model)
     parameters += prefix_parameters(model)
+    parameters += [RECYCLE_STEPS] if recycled(model) else []
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
@@ -293,7 +295,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), conditioned=conditioned(model),
-                     prefix_lm=model.prefix_lm,
+                     prefix_lm=model.prefix_lm, recycled=recycled(model),
                      classifier=sequence_axes(model) if classifies(model) else None,
                      **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
@@ -365,6 +367,17 @@ def wrapper_kind(model: Model) -> str:
         return "a prefix language model (two-way attention within a prefix, causal after it)"
     kind = "a decoder-only (GPT-style)" if model.causal else "an encoder-only (BERT-style)"
     return f"{kind} transformer"
+
+
+def recycled(model: Model) -> bool:
+    """Whether the model runs its layers again on their own output (recycling)."""
+    return model.find(OpKind.RECYCLE) is not None
+
+
+def recycle_limit(model: Model) -> int | None:
+    """In training without recycle_steps: at most this many passes (None: no recycling)."""
+    op = model.find(OpKind.RECYCLE)
+    return None if op is None else op.attrs.train_max_steps
 
 
 def prefix_parameters(model: Model) -> list[Parameter]:
@@ -1223,6 +1236,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "condition": bool(attrs.condition)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.RECYCLE:  # the start opens the loop over the passes, the end closes it
+        imports |= set() if attrs.end else {runtime("layers", "recycle_count")}
+        return OpContext("ops/recycle.py.jinja", {"opens": not attrs.end, "closes": attrs.end})
     if kind is OpKind.GRADIENT_SCALE:
         return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
     if kind is OpKind.SOFTCLAMP:
@@ -1469,6 +1485,8 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
         (gradient_share(model) < 1, "emb_frac_gradient", "float", gradient_share(model),
          "share of the gradient the embeddings get"),
+        (recycled(model), "train_max_recycle_steps", "int", recycle_limit(model),
+         "passes drawn in training without recycle_steps: 1 to this"),
         (count(model, OpKind.MEMORY_TOKENS, "memory_tokens") > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS, "memory_tokens"), ""),
         (count(model, OpKind.MEMORY_TOKENS, "cls_token") > 0, "num_cls_tokens", "int",

@@ -144,7 +144,9 @@ class Model:
         mix each step's values with the first layer's before the cache keeps them, but a
         latent cache re-projects every past value at each step: without their mixes, so it
         recomputes. A PrefixDecoder is built bidirectional: its token shifts and data-dependent
-        ALiBi read later positions too, so those recompute."""
+        ALiBi read later positions too, so those recompute. A recycling model's later passes
+        read the last pass's output at every position: each step recomputes them all, as
+        x-transformers does (its can_cache_kv is false)."""
         attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
         reads_later = self.prefix_lm and any(
             op.kind is OpKind.RESIDUAL and op.attrs.token_shifts
@@ -157,6 +159,7 @@ class Model:
             op.attrs.dim_latent_kv for op in attention)
         attends = bool(attention) or self.find(OpKind.CROSS_ATTENTION) is not None
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and attends
+                and self.find(OpKind.RECYCLE) is None
                 and not any(op.attrs.orthog_copies for op in attention)
                 and not reads_whole_rows and not latent_mixed and not reads_later)
 

@@ -93,6 +93,8 @@ def parameter_names(op: Op) -> list[tuple]:
                 ("to_weights.1.bias", "to_weights.bias", False)]
     if op.kind is OpKind.SKIP_COMBINE:  # ConcatCombine
         return [("combine.weight", "proj.weight", False)]
+    if op.kind is OpKind.RECYCLE:  # the start holds recycled_proj, a bias-free Linear
+        return [] if attrs.end else [("weight", "weight", False)]
     if op.kind is OpKind.PROJECT:
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
     if op.kind is OpKind.PATCH_EMBEDDING:

@@ -39,6 +39,19 @@ def drop_tokens(seq: Tensor, mask: Tensor | None, p: float) -> tuple[Tensor, Ten
     return seq, mask
 
 
+def recycle_count(recycle_steps: int | None, training: bool, train_max_steps: int) -> int:
+    """How many times a recycling model runs its layers: recycle_steps where given; in
+    training without it, 1 to train_max_steps drawn from torch's generator (so that
+    torch.manual_seed repeats it; x-transformers draws from Python's `random`)."""
+    if recycle_steps is None and training:
+        return int(torch.randint(1, train_max_steps + 1, ()))
+    if isinstance(recycle_steps, bool) or not isinstance(recycle_steps, int) or recycle_steps < 1:
+        got = "none" if recycle_steps is None else repr(recycle_steps)
+        raise ValueError(f"recycle_steps must be a positive int outside training (the passes "
+                         f"through the layers), got {got}")
+    return recycle_steps
+
+
 def forgetful_mask(batch: int, length: int, p: float, device: torch.device | str) -> Tensor:
     """Forgetful causal masking (Liu et al. 2022, https://arxiv.org/abs/2210.13432): a key mask
     (B, T), True where kept, that hides min(int(T * p), T - 1) keys of each row chosen

@@ -1107,6 +1107,13 @@ POOLING = token_rows("pooling", {
                                      "squeeze_out_last_dim": True}},  # (B,)
 }, kinds=("Encoder",), generates=False)
 
+# recycling (issue #45): the layers run again on their own output (forward given recycle_steps
+# 3); x-transformers keeps no cache for it, so neither model caches
+RECYCLING = token_rows("recycling", {
+    "recycling": {"model": {"recycling": True}},
+    "recycling_memory": {"model": {"recycling": True, "num_memory_tokens": 2}},
+})
+
 # the wrapper's heads (issue #45): a head that does not give one logit per token, or none, has
 # forward only
 OUTPUT_HEADS = token_rows("heads", {
@@ -1130,7 +1137,7 @@ FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WI
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
                            + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING
-                           + OUTPUT_HEADS)
+                           + OUTPUT_HEADS + RECYCLING)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

@@ -82,6 +82,8 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int, generator: to
         kwargs["condition"] = torch.randn(batch, width, generator=generator)
     if layers.type == "PrefixDecoder":  # the prefix: one length per row, within the sequence
         kwargs["prefix_attn_len"] = prefix_lengths(batch, T)
+    if module.options.get("recycling"):  # passes through the layers: given outside training
+        kwargs["recycle_steps"] = 3
     if module.type == "TransformerWrapper":
         tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
         return (tokens,), kwargs, lengths

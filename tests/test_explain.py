@@ -222,6 +222,8 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      "emb_frac_gradient: 2.0  # computed: 1.0 (a share above 1 scales nothing)"),
     ("squeeze_out_last_dim", lm({"squeeze_out_last_dim": True}), "model.squeeze_out_last_dim",
      "squeeze_out_last_dim: true  # computed: off (the logits head is not 1 wide)"),
+    ("train_max_recycle_steps", lm({"train_max_recycle_steps": 2}), "model.train_max_recycle_steps",
+     "train_max_recycle_steps: 2  # computed: 0 (recycling is off: one pass)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
     ("num_cls_tokens", lm(), "model.num_cls_tokens",

@@ -138,7 +138,7 @@ def test_greedy_generation(feature, flash, cache):
     inputs = make_inputs(spec, PROMPT_BATCH, PROMPT_LENGTH, masked=True,
                          context_length=CONTEXT_LENGTH)
     context = {k: v for k, v in inputs.kwargs.items()
-               if k in ("context", "context_mask", "condition", "prefix_attn_len")}
+               if k in ("context", "context_mask", "condition", "prefix_attn_len", "recycle_steps")}
     if feature.recurrent:
         assert_same_xl_tokens(spec, inputs.args[0], NEW_TOKENS, **context)
         return

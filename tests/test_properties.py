@@ -192,6 +192,8 @@ def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
     layers = model.get("attn_layers", {})
     if layers.get("type") == "PrefixDecoder":  # the prefix: 4 positions of the 10
         mask["prefix_attn_len"] = 4
+    if model.get("recycling"):  # the passes through the layers: given outside training
+        mask["recycle_steps"] = 2
     if any(layers.get(name) for name in ADAPTIVE):  # adaptive norms: a condition per sequence
         mask["condition"] = torch.randn(2, layers.get("dim_condition") or layers["dim"], generator=gen)
     if model["type"] == "ContinuousTransformerWrapper":

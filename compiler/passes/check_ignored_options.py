@@ -225,6 +225,11 @@ def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
             "input_not_include_cache has no effect: it tells x-transformers' forward that the "
             "tokens passed with a cache are only the new ones, which xtc's decoding step always "
             "takes", "warning"))
+    if "train_max_recycle_steps" in model.given and not model["recycling"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.train_max_recycle_steps", "recycle-steps-without-recycling",
+            "train_max_recycle_steps has no effect without recycling: true (the layers run once)",
+            "warning"))
     return found
 
 
