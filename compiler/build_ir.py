@@ -39,6 +39,7 @@ from .ir import (
     InputAttrs,
     LayerMixAttrs,
     LogitsAttrs,
+    LoopAttrs,
     LossAttrs,
     MemoryTokensAttrs,
     ModelAttrs,
@@ -52,7 +53,6 @@ from .ir import (
     PositionEmbeddingAttrs,
     PrependAttrs,
     ProjectAttrs,
-    RecycleAttrs,
     ResidualAttrs,
     SkipCombineAttrs,
     SoftclampAttrs,
@@ -406,7 +406,7 @@ class Builder:
         embedded, real = hidden, mask  # real: the positions a mean pool averages
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
                                           key, every)
-        hidden = self.recycled_layers(model, hidden, mask, context, context_mask)
+        hidden = self.repeated_layers(model, hidden, mask, context, context_mask)
         hidden = self.strip_memory(model.num_memory_tokens, hidden, key, every, embedded)
         if model.average_pool_embed:  # return_embeddings gives the pooled ones too
             hidden = self.add("pool", OpKind.POOL, PoolAttrs(masked=True), (hidden, real),
@@ -417,22 +417,24 @@ class Builder:
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
         return self.logits(model, hidden) if logits else hidden
 
-    def recycled_layers(self, model: ResolvedWrapper, hidden: str, mask: str | None,
+    def repeated_layers(self, model: ResolvedWrapper, hidden: str, mask: str | None,
                         context: str | None, context_mask: str | None) -> str:
-        """The layers, run again on the embeddings plus a projection of their last output where
-        the model recycles (TransformerWrapper.forward's recycling loop)."""
-        if model.recycle_steps is None:
+        """The layers, run several times where the model recycles (each pass on the embeddings
+        plus a projection of the last one's output) or loops (each pass on the last one's
+        output): TransformerWrapper.forward's recycling and looped branches."""
+        recycled = model.recycle_steps is not None
+        if not recycled and model.looped_steps is None:
             return self.layers(model.layers, hidden, mask, context, context_mask, ref="attn_layers.")
-        attrs = RecycleAttrs(model.layers.dim, model.recycle_steps)
-        # drawn in training where not given (1 to train_max_recycle_steps)
-        steps = self.input("recycle_steps", "passes", (), optional=True,
-                           key=f"{model.key}.train_max_recycle_steps")
-        start = self.add("recycle", OpKind.RECYCLE, attrs, (hidden, steps),
-                         spec_key=f"{model.key}.recycling", ref_path="recycled_proj",
-                         role="recycled_proj")
+        attrs = LoopAttrs(model.layers.dim, model.recycle_steps or model.looped_steps, recycled)
+        option, limit = ("recycling", "train_max_recycle_steps") if recycled else ("looped", "max_looped_steps")
+        # recycling draws the passes in training where not given; a looped LM has a default
+        steps = self.input(attrs.argument, "passes", (), optional=True, key=f"{model.key}.{limit}")
+        role = "recycled_proj" if recycled else "exit_gate"
+        start = self.add("loop", OpKind.LOOP, attrs, (hidden, steps), spec_key=f"{model.key}.{option}",
+                         ref_path=role, role=role)
         hidden = self.layers(model.layers, start, mask, context, context_mask, ref="attn_layers.")
-        return self.add("recycled", OpKind.RECYCLE, replace(attrs, end=True), (hidden, start),
-                        spec_key=f"{model.key}.recycling")
+        return self.add("loop_end", OpKind.LOOP, replace(attrs, end=True), (hidden, start),
+                        spec_key=f"{model.key}.{option}")
 
     def positions(self, scheme: str, max_seq_len: int | None, width: int, l2norm: bool,
                   hidden: str, source: str, key: str) -> str:

@@ -390,8 +390,11 @@ def optional(name: str) -> Parameter:
 
 # a PrefixDecoder's: the keys every query sees, one length or one per row (B,)
 PREFIX_ATTN_LEN = Parameter("prefix_attn_len", "int | Tensor | None", "None")
-# a recycling model's: how many times the layers run (drawn in training when not given)
-RECYCLE_STEPS = Parameter("recycle_steps", "int | None", "None")
+
+
+def passes(name: str) -> Parameter:
+    """How many times a model runs its layers (recycle_steps, looped_steps): None by default."""
+    return Parameter(name, "int | None", "None")
 
 
 # generate(): what it decodes from, then the sampling options every generating model takes
@@ -747,9 +750,11 @@ class ModelClass(DefaultConfig):
     recurrent: bool = False  # Transformer-XL memories: forward takes and returns them
     numbers: bool = False  # an xVal model: numbers in and out beside the tokens
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
+    looped: bool = False  # loss() reads every loop's logits and exit logits (a looped LM)
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
     prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
-    recycled: bool = False  # recycling: every method takes recycle_steps
+    # recycling's recycle_steps or a looped LM's looped_steps: every method takes it
+    loop_argument: str | None = None
     # pooled class logits: loss(x, labels) is their cross entropy; the axes of the logits
     # between batch and classes ("" or "num_cls_tokens, "); None: no such loss
     classifier: str | None = None
@@ -763,6 +768,8 @@ class ModelClass(DefaultConfig):
             return f"{returned} | tuple[{returned}, list[Tensor]]"
         if self.z_loss:
             return "Tensor | tuple[Tensor, Tensor]"
+        if self.looped:
+            return "Tensor | tuple[Tensor, Tensor, Tensor]"
         return self.returns_of("forward")
 
     @property
@@ -789,7 +796,7 @@ class ModelClass(DefaultConfig):
         context = (optional("context"), optional("context_mask")) if self.cross else ()
         context += (optional("condition"),) if self.conditioned else ()
         return (context + ((PREFIX_ATTN_LEN,) if self.prefix_lm else ())
-                + ((RECYCLE_STEPS,) if self.recycled else ()))
+                + ((passes(self.loop_argument),) if self.loop_argument else ()))
 
     @property
     def loss_signature(self) -> tuple[Parameter, ...]:
@@ -824,11 +831,13 @@ class ModelClass(DefaultConfig):
     def loss_forward(self) -> str:
         """loss's call of forward (with the z-loss, for the summed log-sum-exps too), formatted
         as ruff would (indented 8): the logits' shape as a comment where it fits on the line."""
-        lse = ["return_attn_lse=True"] if self.z_loss else []
-        targets = "logits, attn_lse = " if self.z_loss else "logits = "
-        line = call_statement(targets, "self", [*self.loss_call.split(", "), *lse], indent=8)
+        returned = (["return_attn_lse=True"] if self.z_loss
+                    else ["return_loops=True"] if self.looped else [])
+        targets = ("logits, attn_lse = " if self.z_loss
+                   else "_, loop_logits, exit_logits = " if self.looped else "logits = ")
+        line = call_statement(targets, "self", [*self.loss_call.split(", "), *returned], indent=8)
         comment = "  # (B, T, num_tokens)"
-        fits = "\n" not in line and 8 + len(line) + len(comment) <= 100 and not self.z_loss
+        fits = "\n" not in line and 8 + len(line) + len(comment) <= 100 and not returned
         return line + comment if fits else line
 
     @property
@@ -853,7 +862,7 @@ class ModelClass(DefaultConfig):
         context = ("context=context", "context_mask=context_mask") if self.cross else ()
         context += ("condition=condition",) if self.conditioned else ()
         return (context + (("prefix_attn_len=prefix_attn_len",) if self.prefix_lm else ())
-                + (("recycle_steps=recycle_steps",) if self.recycled else ()))
+                + ((f"{self.loop_argument}={self.loop_argument}",) if self.loop_argument else ()))
 
     @property
     def has_reset(self) -> bool:
@@ -872,6 +881,8 @@ class ModelClass(DefaultConfig):
             wanted |= {TORCH, FUNCTIONAL, runtime("generation", generate)}
         if self.forgetful:
             wanted.add(runtime("layers", "forgetful_mask"))
+        if self.looped and self.generative:
+            wanted.add(runtime("looped", "looped_loss"))
         if self.classifier is not None:
             wanted.add(FUNCTIONAL)
         return wanted | ({runtime("kv_cache", "ModelCache")} if self.cacheable else set())

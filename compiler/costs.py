@@ -75,8 +75,8 @@ def op_parameters(op: Op) -> int:
         return a.dim * a.hidden
     if kind is OpKind.PROJECT:
         return a.dim_in * a.dim + (a.dim if a.bias else 0)
-    if kind is OpKind.RECYCLE:  # the start's recycled_proj, without a bias
-        return 0 if a.end else a.dim * a.dim
+    if kind is OpKind.LOOP:  # the start's recycled_proj (dim x dim) or exit_gate (dim x 1)
+        return 0 if a.end else a.dim * (a.dim if a.recycled else 1)
     if kind is OpKind.PATCH_EMBEDDING:  # LayerNorm (gain), Linear with bias, LayerNorm (gain)
         return a.patch_dim + a.patch_dim * a.dim + a.dim + a.dim
     if kind is OpKind.MEMORY_TOKENS:
@@ -370,8 +370,8 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
                 Factor(f"{wrapper}.channels", "channels", a.channels), dim)
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":  # one number per position
         return (dim,)
-    if kind is OpKind.RECYCLE:  # recycled_proj: dim x dim
-        return dim, dim
+    if kind is OpKind.LOOP:  # recycled_proj: dim x dim; exit_gate: dim x 1
+        return (dim, dim) if a.recycled else (dim,)
     if kind is OpKind.PROJECT:  # emb_dim / dim_in into the stack, or the stack out to its size
         into = op.role in ("project_emb", "project_in")
         outer = Factor(op.spec_key, own, a.dim_in if into else a.dim)

@@ -169,6 +169,7 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "shift_mem_down": (r.shift_mem_down, "max_mem_len is 0: no memories to shift"),
             "num_cls_tokens": (r.num_cls_tokens, "use_cls_token is false: no CLS tokens"),
             "train_max_recycle_steps": (r.recycle_steps or 0, "recycling is off: one pass"),
+            "max_looped_steps": (r.looped_steps or 0, "looped is off: one pass"),
         }
     if isinstance(r, ResolvedXVal):  # no projection: the embedding is as wide as the layers
         found |= {

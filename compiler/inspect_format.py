@@ -191,16 +191,22 @@ def graph_lines(inspection: Inspection) -> list[str]:
     return lines
 
 
+# the figures are one pass's where the layers run several times (LOOP ops)
+LOOP_NOTES = {
+    True: "  one recycling pass: recycle_steps n runs the layers n times, recycled_proj n - 1",
+    False: "  one loop: looped_steps n (max_looped_steps by default) runs the layers n times",
+}
+
+
 def flop_lines(inspection: Inspection) -> list[str]:
     per_token = inspection.tokens
     share = inspection.attention_flops / inspection.forward_flops if inspection.forward_flops else 0
     forward, training = inspection.forward_flops, inspection.training_flops
-    recycled = bool(inspection.graph.ops(OpKind.RECYCLE))
+    loops = inspection.graph.ops(OpKind.LOOP)
     return [
         ("FLOPs (matrix products, 2 per multiply-add; attention over the full T x S square;"
         " training step = forward + backward)"),
-        *(["  one recycling pass: recycle_steps n runs the layers n times, recycled_proj n - 1"]
-          if recycled else []),
+        *[LOOP_NOTES[op.attrs.recycled] for op in loops if not op.attrs.end],
         (f"  forward        {scaled(forward, 'FLOP'):>14} per sequence "
          f"{scaled(forward / per_token, 'FLOP'):>14} per token"
          f"   (attention scores and values {share:.1%})"),

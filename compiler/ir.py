@@ -32,9 +32,9 @@ class OpKind(Enum):
     NORM = "norm"
     DROPOUT = "dropout"
     GRADIENT_SCALE = "gradient_scale"  # identity forward; the gradient behind it scaled
-    # recycling: the ops from this one to its `end` twin run again on the embeddings plus a
-    # projection of their last output (AlphaFold 2's recycling)
-    RECYCLE = "recycle"
+    # the ops from this one to its `end` twin run several times: on the embeddings plus a
+    # projection of their last output (recycling), or on their own last output (a looped LM)
+    LOOP = "loop"
     PROJECT = "project"  # a linear map between widths (emb_dim -> dim)
     PATCH_EMBEDDING = "patch_embedding"  # image -> patches -> norm, linear, norm
     MEMORY_TOKENS = "memory_tokens"  # learned tokens added to the sequence
@@ -130,13 +130,19 @@ class GradientScaleAttrs:
 
 
 @dataclass(frozen=True)
-class RecycleAttrs:
-    """The start of the recycled ops (end False: it reads the embeddings and the number of
-    passes, and holds the projection of the last pass's output), or their end (end True: it
+class LoopAttrs:
+    """The start of the repeated ops (end False: it reads the embeddings and the number of
+    passes, and holds recycled_proj or the looped LM's exit_gate), or their end (end True: it
     reads the layers' output and the start, the loop's back edge)."""
     dim: int
-    train_max_steps: int  # in training without recycle_steps: 1 to this many passes
+    steps: int  # recycling: at most this many passes, drawn in training; looped: the default
+    recycled: bool  # True: recycling; False: a looped LM
     end: bool = False
+
+    @property
+    def argument(self) -> str:
+        """The forward argument that gives the number of passes."""
+        return "recycle_steps" if self.recycled else "looped_steps"
 
 
 @dataclass(frozen=True)
@@ -210,6 +216,11 @@ class LossAttrs:
     equal_loss_weight_batch: bool = False  # a masked mean per sequence, then over the batch
     numerical_loss_weight: float = 1.0  # xVal: the weight of the numbers' squared error
     add_attn_z_loss: bool = False  # adds the attention z-loss of every attention's scores
+    # a looped LM's: each loop's loss weighted by the chance of exiting there, plus the exit
+    # gate's loss against a soft target (does the next loop lower the loss by the threshold?)
+    looped_loss_threshold_exit: float = 0.05
+    looped_loss_slope: float = 50.0
+    looped_exit_loss_weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -683,7 +694,7 @@ ATTRS = {
     OpKind.NORM: NormAttrs,
     OpKind.DROPOUT: DropoutAttrs,
     OpKind.GRADIENT_SCALE: GradientScaleAttrs,
-    OpKind.RECYCLE: RecycleAttrs,
+    OpKind.LOOP: LoopAttrs,
     OpKind.PROJECT: ProjectAttrs,
     OpKind.PATCH_EMBEDDING: PatchEmbeddingAttrs,
     OpKind.MEMORY_TOKENS: MemoryTokensAttrs,
@@ -720,7 +731,7 @@ ARITY = {
     OpKind.NORM: (1, 2),  # hidden states, and an adaptive norm's condition
     OpKind.DROPOUT: (1, 1),
     OpKind.GRADIENT_SCALE: (1, 1),
-    OpKind.RECYCLE: (2, 2),  # the start: embeddings, recycle_steps; the end: layers' output, start
+    OpKind.LOOP: (2, 2),  # the start: embeddings, the passes; the end: the layers' output, start
     OpKind.PROJECT: (1, 1),
     OpKind.PATCH_EMBEDDING: (1, 1),
     OpKind.MEMORY_TOKENS: (1, 1),

@@ -29,7 +29,6 @@ from .context import (
     KEYWORD_ONLY,
     PREFIX_ATTN_LEN,
     REARRANGE,
-    RECYCLE_STEPS,
     SAMPLING,
     TORCH,
     AttentionClass,
@@ -52,6 +51,7 @@ from .context import (
     defined_name,
     nested_config,
     optional,
+    passes,
     returns_of,
     runtime,
 )
@@ -228,6 +228,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
 RETURN_EMBEDDINGS = Parameter("return_embeddings", "bool", "False")
 # with the attention z-loss: also return the attentions' summed log-sum-exps, for `loss`
 RETURN_ATTN_LSE = Parameter("return_attn_lse", "bool", "False")
+# a looped LM's: also return every loop's logits and exit logits, for `loss`
+RETURN_LOOPS = Parameter("return_loops", "bool", "False")
 # what a decoding step takes besides forward's arguments: the kv cache, and where each
 # left-padded prompt starts; forward, the method users call, takes neither
 DECODING_ONLY = ("cache", "seq_start_pos")
@@ -251,10 +253,11 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [optional("prepend_embeds")] if has_prepend else []
     parameters += condition_parameters(model)
     parameters += prefix_parameters(model)
-    parameters += [RECYCLE_STEPS] if recycled(model) else []
+    parameters += [loop_parameter(model)] if repeats(model) else []
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
+    parameters += [RETURN_LOOPS] if loop_loss(model) else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
     parameters += [optional("seq_start_pos")] if generative else []
     limit = length_limit(model)
@@ -273,6 +276,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
         checks.append(f"check_memory_chunks(mask, {'prepend_embeds' if has_prepend else 'None'}, "
                       "self.config.memory_tokens_interspersed_every)")
     ops, imports = top_level_ops(model, prefix, signature, generative=generative)
+    ops = nested(ops)
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     imports.add(runtime("checks", check_imports(checks)))
@@ -294,8 +298,9 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
-                     z_loss=z_loss(model), conditioned=conditioned(model),
-                     prefix_lm=model.prefix_lm, recycled=recycled(model),
+                     z_loss=z_loss(model), looped=loop_loss(model), conditioned=conditioned(model),
+                     prefix_lm=model.prefix_lm,
+                     loop_argument=loop_parameter(model).name if repeats(model) else None,
                      classifier=sequence_axes(model) if classifies(model) else None,
                      **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
@@ -369,15 +374,27 @@ def wrapper_kind(model: Model) -> str:
     return f"{kind} transformer"
 
 
-def recycled(model: Model) -> bool:
-    """Whether the model runs its layers again on their own output (recycling)."""
-    return model.find(OpKind.RECYCLE) is not None
+def repeats(model: Model) -> bool:
+    """Whether the model runs its layers several times (recycling, a looped LM)."""
+    return model.find(OpKind.LOOP) is not None
 
 
-def recycle_limit(model: Model) -> int | None:
-    """In training without recycle_steps: at most this many passes (None: no recycling)."""
-    op = model.find(OpKind.RECYCLE)
-    return None if op is None else op.attrs.train_max_steps
+def loop_parameter(model: Model) -> Parameter:
+    """forward's number of passes: recycle_steps (drawn in training where not given) or
+    looped_steps (max_looped_steps where not given)."""
+    return passes(model.find(OpKind.LOOP).attrs.argument)
+
+
+def loop_loss(model: Model) -> bool:
+    """Whether `loss` reads every loop's logits and exit logits (a looped LM that learns the
+    next token)."""
+    return model.generative and loop_limit(model, False) is not None
+
+
+def loop_limit(model: Model, recycled: bool) -> int | None:
+    """train_max_recycle_steps or max_looped_steps (None: the model does not repeat so)."""
+    op = model.find(OpKind.LOOP)
+    return op.attrs.steps if op is not None and op.attrs.recycled == recycled else None
 
 
 def prefix_parameters(model: Model) -> list[Parameter]:
@@ -1122,6 +1139,16 @@ def top_level_ops(model: Model, prefix: str, signature: BlockSignature, mask: bo
     return ops, imports
 
 
+def nested(ops: list[OpContext]) -> list[OpContext]:
+    """Each op with its `nesting`: how many loops over the layers' passes it runs in (the ops
+    from a loop's start to its end, the end included: its last statement)."""
+    depth, result = 0, []
+    for op in ops:
+        result.append(OpContext(op.template, {**op.args, "nesting": depth}))
+        depth += op.args.get("opens", 0) - op.args.get("closes", 0)
+    return result
+
+
 def computes_past_embeddings(model: Model) -> bool:
     """Whether forward goes on past its embeddings (a head, a ViT's pool), so that
     return_embeddings can stop it there. A model whose embeddings are its output has nothing
@@ -1236,9 +1263,13 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "condition": bool(attrs.condition)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
-    if kind is OpKind.RECYCLE:  # the start opens the loop over the passes, the end closes it
-        imports |= set() if attrs.end else {runtime("layers", "recycle_count")}
-        return OpContext("ops/recycle.py.jinja", {"opens": not attrs.end, "closes": attrs.end})
+    if kind is OpKind.LOOP:  # the start opens the loop over the passes, the end closes it
+        imports |= {runtime("layers", "recycle_count")} if attrs.recycled and not attrs.end else set()
+        logits = model.find(OpKind.LOGITS)
+        loss = loop_loss(model) and ("h @ self.token_emb.weight.t() * self.config.tie_embedding_scale"
+                                     if logits.attrs.tied else "self.to_logits(h)")
+        return OpContext("ops/loop.py.jinja", {"opens": not attrs.end, "closes": attrs.end,
+                                               "recycled": attrs.recycled, "loss": loss})
     if kind is OpKind.GRADIENT_SCALE:
         return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
     if kind is OpKind.SOFTCLAMP:
@@ -1282,7 +1313,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                  "width": width, "numbers": numbers,
                                                  "squeeze": attrs.squeeze,
                                                  "memory": model.recurrent,
-                                                 "attn_lse": z_loss(model)})
+                                                 "attn_lse": z_loss(model),
+                                                 "loops": loop_loss(model)})
     if kind is OpKind.ROTARY:
         imports.add(runtime("positions", "RotaryEmbedding"))
         return OpContext("ops/rotary.py.jinja", {"attrs": attrs, "keys": keys,
@@ -1485,8 +1517,10 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
         (gradient_share(model) < 1, "emb_frac_gradient", "float", gradient_share(model),
          "share of the gradient the embeddings get"),
-        (recycled(model), "train_max_recycle_steps", "int", recycle_limit(model),
-         "passes drawn in training without recycle_steps: 1 to this"),
+        (loop_limit(model, True) is not None, "train_max_recycle_steps", "int",
+         loop_limit(model, True), "passes drawn in training without recycle_steps: 1 to this"),
+        (loop_limit(model, False) is not None, "max_looped_steps", "int", loop_limit(model, False),
+         "loops without looped_steps"),
         (count(model, OpKind.MEMORY_TOKENS, "memory_tokens") > 0, "num_memory_tokens", "int",
          count(model, OpKind.MEMORY_TOKENS, "memory_tokens"), ""),
         (count(model, OpKind.MEMORY_TOKENS, "cls_token") > 0, "num_cls_tokens", "int",
@@ -1499,11 +1533,12 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (model.recurrent and model.attrs.shift_mem_down > 0, "shift_mem_down", "int",
          model.attrs.shift_mem_down, "block l reads block l + this's memory"),
         *loss_config(loss.attrs if loss is not None else None,
-                     numbers=embedding.numerical_token_id is not None),
+                     numbers=embedding.numerical_token_id is not None,
+                     looped=loop_limit(model, False) is not None),
     ])
 
 
-def loss_config(loss: LossAttrs | None, numbers: bool = False) -> list[tuple]:
+def loss_config(loss: LossAttrs | None, numbers: bool = False, looped: bool = False) -> list[tuple]:
     """The Config rows of what `loss` reads: the training wrapper's options (an xVal model's
     loss feeds its inputs as they are: no pad_value)."""
     if loss is None:
@@ -1515,6 +1550,12 @@ def loss_config(loss: LossAttrs | None, numbers: bool = False) -> list[tuple]:
          "share of keys each row forgets in training"),
         (numbers, "numerical_loss_weight", "float", float(loss.numerical_loss_weight),
          "weight of the numbers' squared error"),
+        (looped, "looped_loss_threshold_exit", "float", float(loss.looped_loss_threshold_exit),
+         "a loop should lower the loss by this much, or exit"),
+        (looped, "looped_loss_slope", "float", float(loss.looped_loss_slope),
+         "sharpness of the exit gate's soft target"),
+        (looped, "looped_exit_loss_weight", "float", float(loss.looped_exit_loss_weight),
+         "weight of the exit gate's loss"),
     ]
 
 

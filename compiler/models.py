@@ -159,7 +159,7 @@ class Model:
             op.attrs.dim_latent_kv for op in attention)
         attends = bool(attention) or self.find(OpKind.CROSS_ATTENTION) is not None
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and attends
-                and self.find(OpKind.RECYCLE) is None
+                and self.find(OpKind.LOOP) is None
                 and not any(op.attrs.orthog_copies for op in attention)
                 and not reads_whole_rows and not latent_mixed and not reads_later)
 

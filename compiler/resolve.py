@@ -152,6 +152,7 @@ class ResolvedWrapper:
     squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
     recycle_steps: int | None = None  # recycling: at most this many passes in training
+    looped_steps: int | None = None  # a looped LM: this many passes by default
 
     @property
     def next_token_head(self) -> bool:
@@ -301,6 +302,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
+        looped_steps=model["max_looped_steps"] if model["looped"] else None,
     )
 
 
@@ -418,6 +420,7 @@ WRAPPER_DEFAULTS = {
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
     "squeeze_out_last_dim": False, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
+    "looped": False, "max_looped_steps": 4,
 }
 
 

@@ -93,7 +93,7 @@ def parameter_names(op: Op) -> list[tuple]:
                 ("to_weights.1.bias", "to_weights.bias", False)]
     if op.kind is OpKind.SKIP_COMBINE:  # ConcatCombine
         return [("combine.weight", "proj.weight", False)]
-    if op.kind is OpKind.RECYCLE:  # the start holds recycled_proj, a bias-free Linear
+    if op.kind is OpKind.LOOP:  # the start holds recycled_proj or exit_gate, bias-free Linears
         return [] if attrs.end else [("weight", "weight", False)]
     if op.kind is OpKind.PROJECT:
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])

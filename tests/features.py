@@ -1113,6 +1113,12 @@ RECYCLING = token_rows("recycling", {
     "recycling": {"model": {"recycling": True}},
     "recycling_memory": {"model": {"recycling": True, "num_memory_tokens": 2}},
 })
+# a looped LM (forward given looped_steps 3; max_looped_steps 2 by default): generation is
+# tests/test_looped.py's, since the reference's looped generate runs at batch 1 only
+LOOPED = token_rows("looped", {
+    "looped": {"model": {"looped": True, "max_looped_steps": 2},
+               "layers": {"pre_and_post_norm": True}},
+}, generates=False)
 
 # the wrapper's heads (issue #45): a head that does not give one logit per token, or none, has
 # forward only
@@ -1137,7 +1143,7 @@ FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WI
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
                            + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING
-                           + OUTPUT_HEADS + RECYCLING)
+                           + OUTPUT_HEADS + RECYCLING + LOOPED)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

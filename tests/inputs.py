@@ -84,6 +84,8 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int, generator: to
         kwargs["prefix_attn_len"] = prefix_lengths(batch, T)
     if module.options.get("recycling"):  # passes through the layers: given outside training
         kwargs["recycle_steps"] = 3
+    if module.options.get("looped"):  # loops of the layers (max_looped_steps by default)
+        kwargs["looped_steps"] = 3
     if module.type == "TransformerWrapper":
         tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
         return (tokens,), kwargs, lengths

@@ -224,6 +224,8 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      "squeeze_out_last_dim: true  # computed: off (the logits head is not 1 wide)"),
     ("train_max_recycle_steps", lm({"train_max_recycle_steps": 2}), "model.train_max_recycle_steps",
      "train_max_recycle_steps: 2  # computed: 0 (recycling is off: one pass)"),
+    ("max_looped_steps", lm({"max_looped_steps": 2}), "model.max_looped_steps",
+     "max_looped_steps: 2  # computed: 0 (looped is off: one pass)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
     ("num_cls_tokens", lm(), "model.num_cls_tokens",

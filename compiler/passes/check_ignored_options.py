@@ -230,7 +230,20 @@ def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
             spec, f"{model.key}.train_max_recycle_steps", "recycle-steps-without-recycling",
             "train_max_recycle_steps has no effect without recycling: true (the layers run once)",
             "warning"))
+    if "max_looped_steps" in model.given and not model["looped"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.max_looped_steps", "looped-steps-without-looped",
+            "max_looped_steps has no effect without looped: true (the layers run once)", "warning"))
+    looped_keys = [name for name in LOOPED_LOSS_KEYS if name in model.training_given]
+    if looped_keys and not model["looped"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.autoregressive.{looped_keys[0]}", "looped-loss-without-looped",
+            f"{', '.join(looped_keys)} weigh a looped LM's loss: no effect without looped: true",
+            "warning"))
     return found
+
+
+LOOPED_LOSS_KEYS = ("looped_loss_threshold_exit", "looped_loss_slope", "looped_exit_loss_weight")
 
 
 def ignored_only_cross(spec: Spec, layers) -> list[Diagnostic]:

@@ -62,6 +62,7 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
             found += check_continuous_training(spec, module)
         if module.type == "TransformerWrapper":
             found += check_pooling(spec, module)
+            found += check_repeated_layers(spec, module)
         found += check_condition_reaches(spec, module)
     return found
 
@@ -105,6 +106,34 @@ def check_pooling(spec: Spec, model) -> list[Diagnostic]:
             f"autoregressive: trains next-token prediction, but {pools[0]} makes the model "
             "return class logits per sequence (x-transformers' AutoregressiveWrapper fails on "
             "them); its loss(x, labels) takes class ids instead"))
+    return found
+
+
+def check_repeated_layers(spec: Spec, model) -> list[Diagnostic]:
+    """Recycling and a looped LM each run the layers several times: at most one of them, and a
+    looped LM's layers normalise each block's input and output (x-transformers 2.31.10 asserts
+    both: the looped LM of Zhu et al. is trained with pre_and_post_norm)."""
+    if not model.options.get("looped"):
+        return []
+    if model.options.get("recycling"):
+        return [diagnostic(spec, f"{model.key}.looped", "recycling-and-looped",
+                           "recycling and looped each run the layers several times: set one "
+                           "(x-transformers 2.31.10 asserts at most one)")]
+    layers, found = model.children["attn_layers"], []
+    if not layers["pre_and_post_norm"]:
+        found.append(diagnostic(spec, f"{model.key}.looped", "looped-needs-pre-and-post-norm",
+                                "looped needs attn_layers.pre_and_post_norm: true (x-transformers "
+                                "2.31.10 asserts it: the looped LM normalises each block's input "
+                                "and output so that the loops stay stable)"))
+    if model.options.get("num_memory_tokens"):
+        found.append(diagnostic(spec, f"{model.key}.num_memory_tokens", "looped-with-memory-tokens",
+                                "a looped LM with memory tokens is not compiled: x-transformers "
+                                "2.31.10's looped loss reads every loop's logits at the memory "
+                                "positions too, and fails on the shapes"))
+    if model.training.get("add_attn_z_loss"):
+        found.append(diagnostic(spec, f"{model.key}.autoregressive.add_attn_z_loss",
+                                "looped-with-z-loss", "the attention z-loss of a looped LM is not "
+                                "compiled yet (x-transformers 2.31.10 takes the last loop's scores)"))
     return found
 
 
