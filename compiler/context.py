@@ -392,6 +392,10 @@ def optional(name: str) -> Parameter:
 PREFIX_ATTN_LEN = Parameter("prefix_attn_len", "int | Tensor | None", "None")
 
 
+# a looped LM's decoding: a row leaves the loops once its summed exit chance reaches this
+EXIT_THRESHOLD = Parameter("looped_exit_prob_threshold", "float", "0.9")
+
+
 def passes(name: str) -> Parameter:
     """How many times a model runs its layers (recycle_steps, looped_steps): None by default."""
     return Parameter(name, "int | None", "None")
@@ -751,6 +755,7 @@ class ModelClass(DefaultConfig):
     numbers: bool = False  # an xVal model: numbers in and out beside the tokens
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
     looped: bool = False  # loss() reads every loop's logits and exit logits (a looped LM)
+    cache_class: str = "ModelCache"  # what new_cache allocates (LoopedCache: a looped LM's)
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
     prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
     # recycling's recycle_steps or a looped LM's looped_steps: every method takes it
@@ -850,12 +855,20 @@ class ModelClass(DefaultConfig):
                     *self.context_parameters, GENERATOR)
         prefix = (optional("prepend_embeds"),) if self.prefixed else ()
         prompt = (START_TOKENS, START_NUMBERS) if self.numbers else (PROMPT,)
+        exits = (EXIT_THRESHOLD,) if self.exits_early else ()
         return generate_signature((*prompt, MAX_NEW_TOKENS),
-                                  after=(*self.context_parameters, *prefix))
+                                  after=(*self.context_parameters, *exits, *prefix))
 
     @property
     def generate_arguments(self) -> tuple[str, ...]:
-        return (*self.context_arguments, *(["prepend_embeds=prepend_embeds"] if self.prefixed else []))
+        exits = [f"{EXIT_THRESHOLD.name}={EXIT_THRESHOLD.name}"] if self.exits_early else []
+        return (*self.context_arguments, *exits,
+                *(["prepend_embeds=prepend_embeds"] if self.prefixed else []))
+
+    @property
+    def exits_early(self) -> bool:
+        """A looped LM that decodes with its cache: each row leaves the loops early."""
+        return self.cache_class == "LoopedCache"
 
     @property
     def context_arguments(self) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from xtc.spec import Spec
 from .costs import contributors, percent
 from .inspection import Block, Inspection, inspect
 from .ir import Graph, Op, OpKind, scope_prefix
+from .models import models as graph_models
 
 FLOP_CONVENTION = ("matrix products only, 2 FLOPs per multiply-add; attention over the full "
                    "T x S score square (masked scores included, as SDPA's math path computes "
@@ -257,7 +258,10 @@ def cache_lines(inspection: Inspection) -> list[str]:
     per_token = inspection.cache_bytes_per_token
     if not per_token and not inspection.cross_cache_bytes_per_token:
         return [NO_CACHE]
-    lines = [f"kv cache ({inspection.cache_layers} self-attention layers)"]
+    loops = max((model.loops for model in graph_models(inspection.graph)), default=1)
+    runs = (f"{inspection.cache_layers // loops} self-attention layers, once per loop of {loops}"
+            if loops > 1 else f"{inspection.cache_layers} self-attention layers")
+    lines = [f"kv cache ({runs})"]
     if per_token:
         at = inspection.lengths.get("T", inspection.tokens)
         lines.append(f"  per generated token  {per_token:,} B float32, {per_token // 2:,} B bfloat16;"

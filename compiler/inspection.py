@@ -127,7 +127,9 @@ def inspect(spec: Spec, graph: Graph, seq_len: int | None = None,
     every = [p for op in graph.ops() for p in op_products(graph, op, lengths, grads, memory)]
     scopes = {model.scope for model in graph_models(graph) if model.cacheable}
     cached = [op for op in graph.ops() if op.scope in scopes and op.kind in ATTENTION_KINDS]
-    self_cached = [op for op in cached if op.kind is OpKind.ATTENTION]
+    loops = {model.scope: model.loops for model in graph_models(graph)}  # a looped LM's: per loop
+    self_cached = [op for op in cached if op.kind is OpKind.ATTENTION
+                   for _ in range(loops.get(op.scope, 1))]
     layer_bytes = tuple(costs.cache_bytes_per_token(op, 4) for op in self_cached)
     own = costs.parameters_by_owner(graph)
     recurrent = [model for model in graph_models(graph) if model.recurrent]

@@ -24,6 +24,7 @@ from xtc.spec.names import is_free_class_name
 
 from .context import (
     ATTN_LSE,
+    EXIT_THRESHOLD,
     FUNCTIONAL,
     GENERATOR,
     KEYWORD_ONLY,
@@ -232,7 +233,7 @@ RETURN_ATTN_LSE = Parameter("return_attn_lse", "bool", "False")
 RETURN_LOOPS = Parameter("return_loops", "bool", "False")
 # what a decoding step takes besides forward's arguments: the kv cache, and where each
 # left-padded prompt starts; forward, the method users call, takes neither
-DECODING_ONLY = ("cache", "seq_start_pos")
+DECODING_ONLY = ("cache", "seq_start_pos", "looped_exit_prob_threshold")
 
 
 def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
@@ -259,6 +260,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [RETURN_LOOPS] if loop_loss(model) else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
+    parameters += [EXIT_THRESHOLD] if cacheable and loop_loss(model) else []
     parameters += [optional("seq_start_pos")] if generative else []
     limit = length_limit(model)
     cached = ", cached" if cacheable else ""
@@ -279,6 +281,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     ops = nested(ops)
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
+    if cacheable and loop_loss(model):
+        imports.add(runtime("looped", "LoopedCache"))
     imports.add(runtime("checks", check_imports(checks)))
     imports |= {runtime("recurrence", "next_memories")} if model.recurrent else set()
     if numbers:
@@ -299,6 +303,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), looped=loop_loss(model), conditioned=conditioned(model),
+                     cache_class="LoopedCache" if cacheable and loop_loss(model) else "ModelCache",
                      prefix_lm=model.prefix_lm,
                      loop_argument=loop_parameter(model).name if repeats(model) else None,
                      classifier=sequence_axes(model) if classifies(model) else None,
@@ -1268,8 +1273,11 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         logits = model.find(OpKind.LOGITS)
         loss = loop_loss(model) and ("h @ self.token_emb.weight.t() * self.config.tie_embedding_scale"
                                      if logits.attrs.tied else "self.to_logits(h)")
+        exits = loss and model.cacheable  # decoding one token, rows leave the loops early
+        imports |= {runtime("looped", "EarlyExit")} if exits and not attrs.end else set()
         return OpContext("ops/loop.py.jinja", {"opens": not attrs.end, "closes": attrs.end,
-                                               "recycled": attrs.recycled, "loss": loss})
+                                               "recycled": attrs.recycled, "loss": loss,
+                                               "exits": exits})
     if kind is OpKind.GRADIENT_SCALE:
         return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
     if kind is OpKind.SOFTCLAMP:

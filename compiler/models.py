@@ -146,7 +146,8 @@ class Model:
         recomputes. A PrefixDecoder is built bidirectional: its token shifts and data-dependent
         ALiBi read later positions too, so those recompute. A recycling model's later passes
         read the last pass's output at every position: each step recomputes them all, as
-        x-transformers does (its can_cache_kv is false)."""
+        x-transformers does (its can_cache_kv is false); a looped LM caches per loop
+        (loops_cache_plainly)."""
         attention = [op for op in self.ops if op.kind is OpKind.ATTENTION]
         reads_later = self.prefix_lm and any(
             op.kind is OpKind.RESIDUAL and op.attrs.token_shifts
@@ -159,9 +160,32 @@ class Model:
             op.attrs.dim_latent_kv for op in attention)
         attends = bool(attention) or self.find(OpKind.CROSS_ATTENTION) is not None
         return (self.generative and self.find(OpKind.MEMORY_TOKENS) is None and attends
-                and self.find(OpKind.LOOP) is None
+                and self.loops_cache_plainly
                 and not any(op.attrs.orthog_copies for op in attention)
                 and not reads_whole_rows and not latent_mixed and not reads_later)
+
+    @property
+    def loops(self) -> int:
+        """How many times generation runs the layers by default, each with its own kv cache
+        (a looped LM's max_looped_steps); 1 for any other model."""
+        loop = self.find(OpKind.LOOP)
+        return 1 if loop is None or loop.attrs.recycled else loop.attrs.steps
+
+    @property
+    def loops_cache_plainly(self) -> bool:
+        """Whether the layers' repetition leaves a cache to keep: none for recycling (each pass
+        reads the last one's output at every position); a looped LM's LoopedCache keeps plain
+        keys and values per loop: not a sliding window, a latent, the scores' running sums or
+        token shifts' last inputs."""
+        loop = self.find(OpKind.LOOP)
+        if loop is None:
+            return True
+        if loop.attrs.recycled:
+            return False
+        return not any(
+            op.kind is OpKind.ATTENTION and (op.attrs.max_attend_past or op.attrs.dim_latent_kv
+                                             or op.attrs.selective or op.attrs.data_dependent_alibi)
+            or op.kind is OpKind.RESIDUAL and op.attrs.token_shifts for op in self.ops)
 
     @property
     def recurrent(self) -> bool:

@@ -46,7 +46,7 @@ def recycle_count(recycle_steps: int | None, training: bool, train_max_steps: in
     if recycle_steps is None and training:
         return int(torch.randint(1, train_max_steps + 1, ()))
     if isinstance(recycle_steps, bool) or not isinstance(recycle_steps, int) or recycle_steps < 1:
-        got = "none" if recycle_steps is None else repr(recycle_steps)
+        got = "none" if recycle_steps is None else f"{recycle_steps!r}"
         raise ValueError(f"recycle_steps must be a positive int outside training (the passes "
                          f"through the layers), got {got}")
     return recycle_steps

@@ -37,6 +37,7 @@ IMPORTED_NAMES = frozenset({
     "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",
     "LatentCache", "PositionCache", "PolarEmbedding", "LayerAttention", "LayerMix", "SkipCombine",
+    "LoopedCache", "EarlyExit",
     "MeanSplitResidual",
     "Reinjection",
     "HyperConnection", "GatedMultiResidual", "DynamicTanh", "Derf",

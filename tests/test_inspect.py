@@ -105,8 +105,10 @@ def assert_figures_match(spec: xtc.Spec, memory: int = M, training: bool = True)
     if training:
         assert figures.training_flops == counted_flops(model, inputs, True)[0]
     generators = [m for m in model.modules() if hasattr(m, "new_cache")]
-    allocated = sum(t.numel() * t.element_size() for m in generators
-                    for kv in m.new_cache(1, 8).self_attn for t in kv.buffers)
+    caches = [m.new_cache(1, 8) for m in generators]  # a looped LM's: per loop
+    allocated = sum(t.numel() * t.element_size() for cache in caches
+                    for layers in getattr(cache, "loops", [cache.layers])
+                    for layer in layers if layer.self_attn is not None for t in layer.self_attn.buffers)
     if figures.cache_carried:  # filled as it decodes: test_what_the_cache_carries_...
         assert figures.cache_bytes(8) > allocated
     else:

@@ -86,8 +86,9 @@ def test_every_problem_is_reported_in_one_run_sorted_by_line():
     (("max_seq_len: 128", "max_seq_len: 128\n  emb_dropout: -0.1"), "model.emb_dropout", "out-of-range"),
     (("max_seq_len: 128", "max_seq_len: 0"), "model.max_seq_len", "out-of-range"),
     (("type: Decoder", "type: Decodr"), "model.attn_layers.type", "unknown-type"),
-    (("max_seq_len: 128", "max_seq_len: 128\n  recycling: true"), "model.recycling",
-     "unsupported-option"),
+    # the XL wrapper's test-time training: a keyword xtc does not compile
+    (("max_seq_len: 128", "max_seq_len: 128\n  max_mem_len: 4\n  use_abs_pos_emb: false\n"
+      "  autoregressive: {ttt_lr: 0.1}"), "model.autoregressive.ttt_lr", "unsupported-option"),
     (("type: TransformerWrapper", "type: 7"), "model.type", "unknown-type"),
     (("name: tiny_lm", "name: Tiny"), "name", "invalid-name"),
     (("name: tiny_lm", "name: exception"), "name", "invalid-name"),

@@ -3,6 +3,7 @@ the ordinary module computes."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,8 @@ import textwrap
 import pytest
 import torch
 from conftest import ROOT
+from xtc.compiler.standalone import inline_runtime
+from xtc.compiler.verify import verify_source
 
 import xtc
 from xtc import cli
@@ -59,7 +62,20 @@ model:
   num_classes: 5
   attn_layers: {type: Encoder, dim: 32, depth: 1, heads: 2, use_rmsnorm: true}
 """
+# a looped LM: its loss and cached generation come from runtime/looped.py
+TINY_LOOPED = """\
+xtc: 1
+name: tiny_looped
+model:
+  type: TransformerWrapper
+  num_tokens: 50
+  max_seq_len: 32
+  looped: true
+  max_looped_steps: 3
+  attn_layers: {type: Decoder, dim: 32, depth: 1, heads: 2, pre_and_post_norm: true}
+"""
 CASES = {"gpt": (TINY_GPT, lambda: torch.randint(0, 50, (2, 12))),
+         "looped": (TINY_LOOPED, lambda: torch.randint(0, 50, (2, 12))),
          "vit": (TINY_VIT, lambda: torch.randn(2, 3, 16, 16))}
 
 
@@ -100,3 +116,17 @@ def test_every_example_compiles_standalone_to_valid_python(path, tmp_path):
     assert imported <= {"__future__", "dataclasses", "math", "torch", "torch.nn.functional",
                         "einops", "typing", "collections.abc", "warnings", "logging",
                         "time"}, imported
+
+
+@pytest.mark.parametrize("module", sorted(p.stem for p in (ROOT / "runtime").glob("*.py")
+                                          if p.stem != "__init__"))
+def test_every_runtime_definition_can_be_copied_into_a_module(module):
+    """--standalone copies runtime definitions into the emitted module, whose allowlist
+    (compiler/verify.py: no `with`, `while`, `getattr`, ...) they must keep too, whichever
+    option first reaches them."""
+    tree = ast.parse((ROOT / "runtime" / f"{module}.py").read_text())
+    names = [node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+             and not node.name.startswith("_")]
+    header = ("from __future__ import annotations\n\nimport torch\n"
+              "import torch.nn.functional as F\nfrom torch import Tensor, nn\n")
+    verify_source(inline_runtime(f"{header}from xtc.runtime.{module} import {', '.join(names)}\n"))
