@@ -87,8 +87,8 @@ def test_every_problem_is_reported_in_one_run_sorted_by_line():
     (("max_seq_len: 128", "max_seq_len: 0"), "model.max_seq_len", "out-of-range"),
     (("type: Decoder", "type: Decodr"), "model.attn_layers.type", "unknown-type"),
     # the XL wrapper's test-time training: a keyword xtc does not compile
-    (("max_seq_len: 128", "max_seq_len: 128\n  max_mem_len: 4\n  use_abs_pos_emb: false\n"
-      "  autoregressive: {ttt_lr: 0.1}"), "model.autoregressive.ttt_lr", "unsupported-option"),
+    (("max_seq_len: 128", ("max_seq_len: 128\n  max_mem_len: 4\n  use_abs_pos_emb: false\n"
+      "  autoregressive: {ttt_lr: 0.1}")), "model.autoregressive.ttt_lr", "unsupported-option"),
     (("type: TransformerWrapper", "type: 7"), "model.type", "unknown-type"),
     (("name: tiny_lm", "name: Tiny"), "name", "invalid-name"),
     (("name: tiny_lm", "name: exception"), "name", "invalid-name"),
