@@ -259,8 +259,9 @@ def cache_lines(inspection: Inspection) -> list[str]:
     if not per_token and not inspection.cross_cache_bytes_per_token:
         return [NO_CACHE]
     loops = max((model.loops for model in graph_models(inspection.graph)), default=1)
-    runs = (f"{inspection.cache_layers // loops} self-attention layers, once per loop of {loops}"
-            if loops > 1 else f"{inspection.cache_layers} self-attention layers")
+    layers = inspection.cache_layers // loops
+    runs = f"{layers} self-attention layer{'s' * (layers != 1)}"
+    runs += f", once per loop of {loops}" if loops > 1 else ""
     lines = [f"kv cache ({runs})"]
     if per_token:
         at = inspection.lengths.get("T", inspection.tokens)

@@ -216,12 +216,13 @@ LAYERS_ROUTE = {"class": "AttentionLayers", "exclude": ("causal",)}
 
 
 def section_coverage(table, section: str) -> dict[str, list[str]]:
-    """The keywords of the class behind `attn:` (or `cross_attn:`, `ff:`, or the layer stacks'
-    own, "layers"), by COVERAGE_KINDS: compiled (some accepted with a warning that they change
+    """The keywords of the class behind `attn:` (or `cross_attn:`, `ff:`, the layer stacks'
+    own, "layers", or a wrapper class's own, by its name), by COVERAGE_KINDS: compiled (some accepted with a warning that they change
     nothing), set by the layers (the reference raises on them there; an unknown key whose hint
     names the layers option; for the stacks, set by their type), refused with a reason, taking
     a Python object, and the rest."""
-    route = LAYERS_ROUTE if section == "layers" else table.routing[section]
+    route = (LAYERS_ROUTE if section == "layers" else table.routing.get(section)
+             or {"class": section, "exclude": ()})  # a wrapper's own keywords
     keywords = table.classes[route["class"]]
     kinds: dict[str, list[str]] = {kind: [] for kind in COVERAGE_KINDS}
     for name, keyword in keywords.items():

@@ -122,10 +122,12 @@ def coverage_table(section: str) -> str:
                       f"| all | {total} | |"])
 
 
-@pytest.mark.parametrize("section", ["attn", "ff", "layers"])
-def test_the_docs_give_the_coverage_of_attention_and_layer_keywords(section):
+@pytest.mark.parametrize("section", ["attn", "ff", "layers", "TransformerWrapper",
+                                     "ContinuousTransformerWrapper", "XValTransformerWrapper",
+                                     "ViTransformerWrapper", "XTransformer"])
+def test_the_docs_give_the_coverage_of_every_class(section):
     """docs/options.md states what xtc does with every keyword of x-transformers' Attention,
-    FeedForward and AttentionLayers."""
+    FeedForward, AttentionLayers and model classes."""
     table = coverage_table(section)
     assert table in (ROOT / "docs" / "options.md").read_text(), (
         "paste this under 'Coverage' in docs/options.md:\n" + table)
