@@ -491,11 +491,13 @@ class Builder:
     def logits(self, model: ResolvedWrapper, hidden: str) -> str:
         key, dim = model.key, model.layers.dim
         if model.tie_embedding:
-            attrs = LogitsAttrs(dim, model.num_tokens, tied=True, scale=model.tie_embedding_scale)
+            attrs = LogitsAttrs(dim, model.num_tokens, tied=True, scale=model.tie_embedding_scale,
+                                sigsoftmax=model.sigsoftmax)
             token_emb = f"{self.scope}_token_emb" if self.scope else "token_emb"
             return self.add("logits", OpKind.LOGITS, attrs, (hidden, token_emb),
                             spec_key=f"{key}.tie_embedding", role="to_logits")
-        attrs = LogitsAttrs(dim, model.logits_dim, squeeze=model.squeeze_out_last_dim)
+        attrs = LogitsAttrs(dim, model.logits_dim, squeeze=model.squeeze_out_last_dim,
+                            sigsoftmax=model.sigsoftmax)
         width_key = "num_tokens" if model.logits_dim == model.num_tokens else "logits_dim"
         return self.add("logits", OpKind.LOGITS, attrs, (hidden,), spec_key=f"{key}.{width_key}",
                         ref_path="to_logits", role="to_logits")

@@ -637,6 +637,7 @@ class LogitsAttrs:
     scale: float = 1.0
     bias: bool = False  # xVal's head has one
     squeeze: bool = False  # squeeze_out_last_dim: a head of width 1 gives (B, T)
+    sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
 
 
 @dataclass(frozen=True)

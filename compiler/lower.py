@@ -1313,6 +1313,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.POOL and attrs.first:
         return OpContext("ops/cls_pool.py.jinja", {"count": attrs.first})
     if kind is OpKind.LOGITS:
+        imports |= {FUNCTIONAL} if attrs.sigsoftmax else set()  # F.logsigmoid
         numbers = model.numerical_token_id is not None
         vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
         width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
@@ -1320,6 +1321,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                  "shape": logits_shape(model),
                                                  "width": width, "numbers": numbers,
                                                  "squeeze": attrs.squeeze,
+                                                 "sigsoftmax": attrs.sigsoftmax,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model),
                                                  "loops": loop_loss(model)})
