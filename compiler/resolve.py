@@ -151,6 +151,7 @@ class ResolvedWrapper:
     logits_dim: int | None = None  # the logits head's width; None: no head (return_only_embed)
     squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
     sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
+    mixture: int = 0  # mixture_of_softmax: this many softmaxes mixed; forward gives log-probs
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
     recycle_steps: int | None = None  # recycling: at most this many passes in training
     looped_steps: int | None = None  # a looped LM: this many passes by default
@@ -302,6 +303,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         logits_dim=width,
         squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
         sigsoftmax=model["sigsoftmax_logits"] and width is not None,
+        mixture=model["mixture_of_softmax_k"] if model["mixture_of_softmax"] and width else 0,
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
         looped_steps=model["max_looped_steps"] if model["looped"] else None,
@@ -420,7 +422,8 @@ WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
-    "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "mixture_of_softmax": False,
+    "mixture_of_softmax_k": 4, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,
 }

@@ -1141,7 +1141,13 @@ OUTPUT_HEADS = token_rows("heads", {
 OUTPUTS = token_rows("outputs", {
     "sigsoftmax_logits": {"model": {"sigsoftmax_logits": True}},
     "sigsoftmax_logits_tied": {"model": {"sigsoftmax_logits": True, "tie_embedding": True}},
+    # forward gives log-probabilities; the reference's loss reads them with nll_loss
+    "mixture_of_softmax": {"model": {"mixture_of_softmax": True}},
+    "mixture_of_softmax_k": {"model": {"mixture_of_softmax": True, "mixture_of_softmax_k": 2}},
+    "mixture_of_softmax_tied": {"model": {"mixture_of_softmax": True, "tie_embedding": True,
+                                          "sigsoftmax_logits": True}},
 }) + token_rows("outputs", {
+    "mixture_of_softmax_logits_dim": {"model": {"mixture_of_softmax": True, "logits_dim": 10}},
     "sigsoftmax_logits_squeezed": {"model": {"sigsoftmax_logits": True, "logits_dim": 1,
                                              "squeeze_out_last_dim": True}},
 }, generates=False)

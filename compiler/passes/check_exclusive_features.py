@@ -161,7 +161,7 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
 
 
 HEADLESS_TRANSFORM_CODE = "logit-transform-needs-head"
-LOGIT_TRANSFORMS = ("sigsoftmax_logits",)
+LOGIT_TRANSFORMS = ("sigsoftmax_logits", "mixture_of_softmax")
 
 
 def headless_logit_transforms(spec: Spec, model: ModuleSpec) -> list[Diagnostic]:
