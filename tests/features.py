@@ -1148,6 +1148,7 @@ OUTPUTS = token_rows("outputs", {
                                           "sigsoftmax_logits": True}},
 }) + token_rows("outputs", {
     "mixture_of_softmax_logits_dim": {"model": {"mixture_of_softmax": True, "logits_dim": 10}},
+    "mixture_of_softmax_pooled": {"model": {"mixture_of_softmax": True, "average_pool_embed": True}},
     "sigsoftmax_logits_squeezed": {"model": {"sigsoftmax_logits": True, "logits_dim": 1,
                                              "squeeze_out_last_dim": True}},
 }, generates=False)
