@@ -490,15 +490,32 @@ class Builder:
 
     def logits(self, model: ResolvedWrapper, hidden: str) -> str:
         key, dim = model.key, model.layers.dim
+        hidden, weights = self.mixture(model, hidden)
         if model.tie_embedding:
-            attrs = LogitsAttrs(dim, model.num_tokens, tied=True, scale=model.tie_embedding_scale)
+            attrs = LogitsAttrs(dim, model.num_tokens, tied=True, scale=model.tie_embedding_scale,
+                                sigsoftmax=model.sigsoftmax, mixture=model.mixture)
             token_emb = f"{self.scope}_token_emb" if self.scope else "token_emb"
-            return self.add("logits", OpKind.LOGITS, attrs, (hidden, token_emb),
+            return self.add("logits", OpKind.LOGITS, attrs, (hidden, token_emb, *weights),
                             spec_key=f"{key}.tie_embedding", role="to_logits")
-        attrs = LogitsAttrs(dim, model.logits_dim, squeeze=model.squeeze_out_last_dim)
+        attrs = LogitsAttrs(dim, model.logits_dim, squeeze=model.squeeze_out_last_dim,
+                            sigsoftmax=model.sigsoftmax, mixture=model.mixture)
         width_key = "num_tokens" if model.logits_dim == model.num_tokens else "logits_dim"
-        return self.add("logits", OpKind.LOGITS, attrs, (hidden,), spec_key=f"{key}.{width_key}",
-                        ref_path="to_logits", role="to_logits")
+        return self.add("logits", OpKind.LOGITS, attrs, (hidden, *weights),
+                        spec_key=f"{key}.{width_key}", ref_path="to_logits", role="to_logits")
+
+    def mixture(self, model: ResolvedWrapper, hidden: str) -> tuple[str, tuple[str, ...]]:
+        """A mixture of softmaxes' two bias-free maps: the hidden states into K components
+        (B, T, K, C), and the components' mixture weights (B, T, K); the logits op mixes."""
+        if not model.mixture:
+            return hidden, ()
+        key, dim, k = model.key, model.layers.dim, model.mixture
+        weights = self.add("combine_mixture", OpKind.PROJECT, ProjectAttrs(dim, k, bias=False),
+                           (hidden,), spec_key=f"{key}.mixture_of_softmax_k",
+                           ref_path="combine_mixture", role="combine_mixture")
+        components = self.add("to_mixture", OpKind.PROJECT, ProjectAttrs(dim, dim * k, bias=False),
+                              (hidden,), spec_key=f"{key}.mixture_of_softmax",
+                              ref_path="to_mixture.0", role="to_mixture")
+        return components, (weights,)
 
     def layers(self, layers: ResolvedLayers, hidden: str, mask: str | None, context: str | None,
                context_mask: str | None, ref: str) -> str:

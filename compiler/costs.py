@@ -370,6 +370,11 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
                 Factor(f"{wrapper}.channels", "channels", a.channels), dim)
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":  # one number per position
         return (dim,)
+    if kind is OpKind.PROJECT and op.role in ("to_mixture", "combine_mixture"):
+        # a mixture of softmaxes: dim x K components of dim, and dim x K mixture weights
+        k = Factor(f"{wrapper}.mixture_of_softmax_k", "mixture_of_softmax_k", a.dim // a.dim_in
+                   if op.role == "to_mixture" else a.dim)
+        return (dim, dim, k) if op.role == "to_mixture" else (dim, k)
     if kind is OpKind.LOOP:  # recycled_proj: dim x dim; exit_gate: dim x 1
         return (dim, dim) if a.recycled else (dim,)
     if kind is OpKind.PROJECT:  # emb_dim / dim_in into the stack, or the stack out to its size
@@ -581,8 +586,8 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
         return [linear(n, a.dim, a.lora_rank, True), linear(n, a.lora_rank, a.views * a.dim, True)]
     if kind is OpKind.RESIDUAL and a.mv_split_learned:  # the two gains of the output's mean
         return [linear(1, op.shape[-1], op.shape[-1], True)] * 2
-    if kind is OpKind.LOGITS:
-        return [linear(n, a.dim, a.num_tokens, input_grad)]
+    if kind is OpKind.LOGITS:  # (a mixture of softmaxes maps each of its K components)
+        return [linear(n * max(a.mixture, 1), a.dim, a.num_tokens, input_grad)]
     if kind is OpKind.LAYER_MIX:  # the weights' map, then the weighted sum over the layers: a
         # batched product, counted with the attention's (over one layer einsum only scales it)
         return [linear(n, a.dim, a.views * a.layers, True)] + (

@@ -170,6 +170,7 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "num_cls_tokens": (r.num_cls_tokens, "use_cls_token is false: no CLS tokens"),
             "train_max_recycle_steps": (r.recycle_steps or 0, "recycling is off: one pass"),
             "max_looped_steps": (r.looped_steps or 0, "looped is off: one pass"),
+            "mixture_of_softmax_k": (r.mixture, "mixture_of_softmax is off: one softmax"),
         }
     if isinstance(r, ResolvedXVal):  # no projection: the embedding is as wide as the layers
         found |= {

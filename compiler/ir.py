@@ -637,6 +637,8 @@ class LogitsAttrs:
     scale: float = 1.0
     bias: bool = False  # xVal's head has one
     squeeze: bool = False  # squeeze_out_last_dim: a head of width 1 gives (B, T)
+    sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
+    mixture: int = 0  # mixture_of_softmax: the softmaxes of this many components, mixed
 
 
 @dataclass(frozen=True)
@@ -755,7 +757,7 @@ ARITY = {
     OpKind.CONDITION: (1, 1),  # the condition input
     OpKind.SOFTCLAMP: (1, 1),
     OpKind.POOL: (1, 2),
-    OpKind.LOGITS: (1, 2),  # hidden states, and the token embedding when tied
+    OpKind.LOGITS: (1, 3),  # hidden states, the token embedding when tied, mixture weights
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,
     # [target numbers]
     OpKind.OUTPUT: (1, 1),

@@ -289,7 +289,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
         return xval_class(model, class_name, config, parameters, checks, ops, imports)
     what = ("prefix language model" if model.prefix_lm else
             "causal language model" if model.causal else "bidirectional encoder")
-    returns = (f"logits {logits_shape(model)}" if has_logits
+    returns = (f"{logits_name(model)} {logits_shape(model)}" if has_logits
                else f"embeddings (B, {sequence_axes(model)}dim)")
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
@@ -329,6 +329,21 @@ def classifies(model: Model) -> bool:
     loss(x, labels) reads. A pooled score (squeeze_out_last_dim) or embedding is not."""
     logits = model.find(OpKind.LOGITS)
     return model.pooled and logits is not None and not logits.attrs.squeeze
+
+
+def logits_name(model: Model) -> str:
+    """What the logits head gives: a mixture of softmaxes gives log-probabilities."""
+    return "log-probabilities" if model.find(OpKind.LOGITS).attrs.mixture else "logits"
+
+
+def mixture_shapes(model: Model) -> dict[str, str] | None:
+    """The shapes a mixture of softmaxes goes through, K components per position: its
+    components, their logits and the components' weights (None without a mixture)."""
+    if not model.find(OpKind.LOGITS).attrs.mixture:
+        return None
+    lead, _, width = logits_shape(model)[1:-1].rpartition(", ")
+    return {"components": f"({lead}, K, C)", "logits": f"({lead}, K, {width})",
+            "weights": f"({lead}, K)"}
 
 
 X_NUM = Parameter("x_num", "Tensor")
@@ -1285,6 +1300,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/softclamp.py.jinja", {"value": attrs.value})
     if kind is OpKind.PROJECT and op.role == "to_numerical_output":
         return OpContext("ops/numerical_head.py.jinja", {"memory": model.recurrent})
+    if kind is OpKind.PROJECT and op.role in ("to_mixture", "combine_mixture"):
+        return None  # the logits op holds and applies a mixture of softmaxes' maps
     if kind is OpKind.PROJECT:
         if attrs.probabilistic:
             imports.add(TORCH)  # torch.stack of the means and variances
@@ -1313,13 +1330,16 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.POOL and attrs.first:
         return OpContext("ops/cls_pool.py.jinja", {"count": attrs.first})
     if kind is OpKind.LOGITS:
+        imports |= {FUNCTIONAL} if attrs.sigsoftmax else set()  # F.logsigmoid
         numbers = model.numerical_token_id is not None
         vocabulary = model.find(OpKind.TOKEN_EMBEDDING).attrs.num_tokens
         width = "num_tokens" if attrs.num_tokens == vocabulary else "logits_dim"
         return OpContext("ops/logits.py.jinja", {"tied": attrs.tied, "bias": attrs.bias,
                                                  "shape": logits_shape(model),
+                                                 "mixture": mixture_shapes(model),
                                                  "width": width, "numbers": numbers,
                                                  "squeeze": attrs.squeeze,
+                                                 "sigsoftmax": attrs.sigsoftmax,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model),
                                                  "loops": loop_loss(model)})
@@ -1514,10 +1534,12 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
     embedding, logits = model.find(OpKind.TOKEN_EMBEDDING).attrs, model.find(OpKind.LOGITS)
     tied = logits is not None and logits.attrs.tied
     width = logits.attrs.num_tokens if logits is not None else embedding.num_tokens
+    mixture = logits.attrs.mixture if logits is not None else 0
     loss = model.find(OpKind.LOSS)
     return fields_from([
         (True, "num_tokens", "int", embedding.num_tokens, ""),
         (width != embedding.num_tokens, "logits_dim", "int", width, "logits per position"),
+        (mixture > 0, "mixture_of_softmax_k", "int", mixture, "softmaxes mixed for the output"),
         (True, "max_seq_len", "int", model.attrs.max_seq_len, ""),
         (embedding.numerical_token_id is not None, "numerical_token_id", "int",
          embedding.numerical_token_id, "its embedding is scaled by its number"),

@@ -150,6 +150,8 @@ class ResolvedWrapper:
     num_cls_tokens: int = 0  # learned tokens prepended; the head reads their outputs alone
     logits_dim: int | None = None  # the logits head's width; None: no head (return_only_embed)
     squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
+    sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
+    mixture: int = 0  # mixture_of_softmax: this many softmaxes mixed; forward gives log-probs
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
     recycle_steps: int | None = None  # recycling: at most this many passes in training
     looped_steps: int | None = None  # a looped LM: this many passes by default
@@ -300,6 +302,8 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         num_cls_tokens=model.options.get("num_cls_tokens", 1) if model.options.get("use_cls_token") else 0,
         logits_dim=width,
         squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
+        sigsoftmax=model["sigsoftmax_logits"] and width is not None,
+        mixture=model["mixture_of_softmax_k"] if model["mixture_of_softmax"] and width else 0,
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
         looped_steps=model["max_looped_steps"] if model["looped"] else None,
@@ -418,7 +422,8 @@ WRAPPER_DEFAULTS = {
     "emb_dim": None, "tie_embedding": False, "tie_embedding_scale": None, "l2norm_embed": False,
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
-    "squeeze_out_last_dim": False, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "mixture_of_softmax": False,
+    "mixture_of_softmax_k": 4, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,
 }

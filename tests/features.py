@@ -1137,13 +1137,29 @@ OUTPUT_HEADS = token_rows("heads", {
 }) + [row("heads", "input_not_include_cache", model={"input_not_include_cache": True},
           reference_cache=False)]  # the reference's cached generation is wrong with it
 
+# the wrapper's several outputs (issue #45): logits rewritten before they are returned
+OUTPUTS = token_rows("outputs", {
+    "sigsoftmax_logits": {"model": {"sigsoftmax_logits": True}},
+    "sigsoftmax_logits_tied": {"model": {"sigsoftmax_logits": True, "tie_embedding": True}},
+    # forward gives log-probabilities; the reference's loss reads them with nll_loss
+    "mixture_of_softmax": {"model": {"mixture_of_softmax": True}},
+    "mixture_of_softmax_k": {"model": {"mixture_of_softmax": True, "mixture_of_softmax_k": 2}},
+    "mixture_of_softmax_tied": {"model": {"mixture_of_softmax": True, "tie_embedding": True,
+                                          "sigsoftmax_logits": True}},
+}) + token_rows("outputs", {
+    "mixture_of_softmax_logits_dim": {"model": {"mixture_of_softmax": True, "logits_dim": 10}},
+    "mixture_of_softmax_pooled": {"model": {"mixture_of_softmax": True, "average_pool_embed": True}},
+    "sigsoftmax_logits_squeezed": {"model": {"sigsoftmax_logits": True, "logits_dim": 1,
+                                             "squeeze_out_last_dim": True}},
+}, generates=False)
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
                            + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING
-                           + OUTPUT_HEADS + RECYCLING + LOOPED)
+                           + OUTPUT_HEADS + RECYCLING + LOOPED + OUTPUTS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

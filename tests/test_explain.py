@@ -226,6 +226,8 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      "train_max_recycle_steps: 2  # computed: 0 (recycling is off: one pass)"),
     ("max_looped_steps", lm({"max_looped_steps": 2}), "model.max_looped_steps",
      "max_looped_steps: 2  # computed: 0 (looped is off: one pass)"),
+    ("mixture_of_softmax_k", lm({"mixture_of_softmax_k": 2}), "model.mixture_of_softmax_k",
+     "mixture_of_softmax_k: 2  # computed: 0 (mixture_of_softmax is off: one softmax)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
     ("num_cls_tokens", lm(), "model.num_cls_tokens",

@@ -65,9 +65,10 @@ def test_a_check_that_reads_nothing_rejected_still_reports():
 def test_an_unsupported_option_keeps_its_value_for_the_checks():
     """An option xtc does not compile yet leaves the other checks to run: flash beside top-k
     is a conflict worth reporting now. (Every attention option compiles since max_attend_past
-    and latent attention: the wrapper's mixture_of_softmax stands in, the conflict beside it.)"""
+    and latent attention: the XL wrapper's ttt_lr stands in, the conflict beside it.)"""
     text = GPT.replace("{dim_head: 16}", "{dim_head: 16, flash: true, sparse_topk: 2}").replace(
-        "max_seq_len: 64", "max_seq_len: 64\n  mixture_of_softmax: true")
+        "max_seq_len: 64", "max_seq_len: 64\n  max_mem_len: 4\n  use_abs_pos_emb: false\n"
+        "  autoregressive: {ttt_lr: 0.1}")
     assert "unsupported-option" in codes(text)
     assert any(code.startswith("flash-excludes") for code in codes(text))
     assert "checks-skipped" not in codes(text)

@@ -156,7 +156,24 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
         found += activation_violations(spec, module)
     for model in all_modules(spec):
         found += z_loss_violations(spec, model)
+        found += headless_logit_transforms(spec, model)
     return found
+
+
+HEADLESS_TRANSFORM_CODE = "logit-transform-needs-head"
+LOGIT_TRANSFORMS = ("sigsoftmax_logits", "mixture_of_softmax")
+
+
+def headless_logit_transforms(spec: Spec, model: ModuleSpec) -> list[Diagnostic]:
+    """A TransformerWrapper's options that rewrite its logits need a logits head: under
+    return_only_embed the reference's forward reads logits it never made (UnboundLocalError)."""
+    if model.type != "TransformerWrapper" or not model["return_only_embed"]:
+        return []
+    line = spec.location(f"{model.key}.return_only_embed")[0]
+    return [diagnostic(spec, f"{model.key}.{name}", HEADLESS_TRANSFORM_CODE,
+                       f"{name} cannot be combined with return_only_embed (line {line}): it "
+                       f"rewrites the logits, and return_only_embed leaves the model without a "
+                       f"logits head") for name in LOGIT_TRANSFORMS if model[name]]
 
 
 GLU_SOFTCLAMP_CODE = "glu-softclamp-needs-gelu-or-swish"  # acts only beside glu

@@ -234,6 +234,11 @@ def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
         found.append(diagnostic(
             spec, f"{model.key}.max_looped_steps", "looped-steps-without-looped",
             "max_looped_steps has no effect without looped: true (the layers run once)", "warning"))
+    if "mixture_of_softmax_k" in model.given and not model["mixture_of_softmax"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.mixture_of_softmax_k", "mixture-k-without-mixture",
+            "mixture_of_softmax_k has no effect without mixture_of_softmax: true (one softmax)",
+            "warning"))
     looped_keys = [name for name in LOOPED_LOSS_KEYS if name in model.training_given]
     if looped_keys and not model["looped"]:
         found.append(diagnostic(

@@ -34,6 +34,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return ("B", "N", attrs.dim)  # read from the image (B, C, H, W): one row per patch
     if kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
         return (*source[:2], attrs.dim)
+    if kind is OpKind.PROJECT and op.role == "to_mixture":  # K components of each position
+        return (*source[:-1], attrs.dim // attrs.dim_in, attrs.dim_in)
     if kind is OpKind.PROJECT and attrs.probabilistic:  # stacked means and variances
         return (2, *source[:-1], attrs.dim // 2)
     if kind is OpKind.ATTENTION and attrs.qkv_views:  # three views in, (B, T, C) out
@@ -57,8 +59,9 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (source[0], attrs.first, source[-1])
     if kind is OpKind.POOL:
         return (source[0], source[-1])
-    if kind is OpKind.LOGITS:
-        return tuple(source[:-1]) if attrs.squeeze else (*source[:-1], attrs.num_tokens)
+    if kind is OpKind.LOGITS:  # (a mixture's components, (..., K, C), mixed into one)
+        lead = source[:-2] if attrs.mixture else source[:-1]
+        return tuple(lead) if attrs.squeeze else (*lead, attrs.num_tokens)
     if kind is OpKind.LOSS:
         return ()
     if kind is OpKind.STREAMS and not attrs.merge:  # (B, T, S, C): S residual streams
