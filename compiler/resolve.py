@@ -151,6 +151,7 @@ class ResolvedWrapper:
     logits_dim: int | None = None  # the logits head's width; None: no head (return_only_embed)
     squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
+    ff_deep_embed: bool = False  # per-token gains of each block's feedforward output
     recycle_steps: int | None = None  # recycling: at most this many passes in training
     looped_steps: int | None = None  # a looped LM: this many passes by default
 
@@ -301,6 +302,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         logits_dim=width,
         squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
+        ff_deep_embed=model["ff_deep_embed"],
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
         looped_steps=model["max_looped_steps"] if model["looped"] else None,
     )
@@ -419,6 +421,7 @@ WRAPPER_DEFAULTS = {
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
     "squeeze_out_last_dim": False, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "ff_deep_embed": False,
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,
 }
