@@ -32,6 +32,7 @@ from xtc.spec import Spec
 from .ir import (
     AddAttrs,
     AggregateAttrs,
+    DeepEmbedAttrs,
     DropoutAttrs,
     Feed,
     GradientScaleAttrs,
@@ -157,6 +158,7 @@ class Builder:
     inject: str | None = None  # reinject_input: the op every sublayer's input takes added
     condition: str | None = None  # the CONDITION op that adaptive norms and layer scales read
     prefix_length: str | None = None  # a PrefixDecoder's: the input its self-attentions mask by
+    deep_embed: str | None = None  # ff_deep_embed: the DEEP_EMBED op the feedforwards read
     block_inputs: list[str] = field(default_factory=list)  # the stack's being built, in order
 
     def name(self, local: str) -> str:
@@ -204,8 +206,10 @@ class Builder:
         tokens = self.input("x", "tokens", ("B", "T"), key=model.key)
         mask = self.input("mask", "mask", ("B", "T"), optional=True, key=model.key)
         context, context_mask = self.context_inputs(layers)
-        prepend = self.input("prepend_embeds", "embeds", ("B", "P", layers.dim), optional=True,
-                             key=model.key)
+        prepend = None
+        if not model.ff_deep_embed:  # whose gains cover the tokens only: the reference fails
+            prepend = self.input("prepend_embeds", "embeds", ("B", "P", layers.dim),
+                                 optional=True, key=model.key)
         head = model.logits_dim is not None
         hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend, logits=head)
         if head:  # without one (return_only_embed) the embeddings are the output
@@ -406,7 +410,13 @@ class Builder:
         embedded, real = hidden, mask  # real: the positions a mean pool averages
         hidden, mask = self.memory_tokens(model.num_memory_tokens, model.layers.dim, hidden, mask,
                                           key, every)
+        if model.ff_deep_embed:  # TransformerWrapper.ff_deep_embed: (num_tokens, depth, dim)
+            self.deep_embed = self.add(
+                "ff_deep_embed", OpKind.DEEP_EMBED,
+                DeepEmbedAttrs(model.num_tokens, model.layers.depth, model.layers.dim), (tokens,),
+                spec_key=f"{key}.ff_deep_embed", ref_path="ff_deep_embed", role="ff_deep_embed")
         hidden = self.repeated_layers(model, hidden, mask, context, context_mask)
+        self.deep_embed = None
         hidden = self.strip_memory(model.num_memory_tokens, hidden, key, every, embedded)
         if model.average_pool_embed:  # return_embeddings gives the pooled ones too
             hidden = self.add("pool", OpKind.POOL, PoolAttrs(masked=True), (hidden, real),
@@ -663,6 +673,8 @@ class Builder:
         branch_ref += ".fn" if residual.token_shifts else ""  # ShiftTokens wraps it too
         macaron = layers.macaron and kind is OpKind.FEEDFORWARD
         branch_ref += ".fn" if macaron else ""  # and Scale(0.5, ...) wraps macaron feedforwards
+        if kind is OpKind.FEEDFORWARD and self.deep_embed is not None:  # ff_deep_embed
+            attrs, extra_inputs = replace(attrs, deep_embed=True), (self.deep_embed,)
         branch = self.add(name, kind, attrs, (branch_input, *extra_inputs),
                           spec_key=f"{layers.key}.{role}", ref_path=branch_ref, block=block,
                           role=role)

@@ -79,6 +79,8 @@ def op_parameters(op: Op) -> int:
         return 0 if a.end else a.dim * (a.dim if a.recycled else 1)
     if kind is OpKind.PATCH_EMBEDDING:  # LayerNorm (gain), Linear with bias, LayerNorm (gain)
         return a.patch_dim + a.patch_dim * a.dim + a.dim + a.dim
+    if kind is OpKind.DEEP_EMBED:
+        return a.num_tokens * a.depth * a.dim
     if kind is OpKind.MEMORY_TOKENS:
         return a.count * a.dim
     if kind is OpKind.POSITION_BIAS:
@@ -383,6 +385,9 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
         return (outer, dim) if into else (dim, outer)
     if kind is OpKind.MEMORY_TOKENS:
         return Factor(op.spec_key, own, a.count), dim
+    if kind is OpKind.DEEP_EMBED:  # a dim-wide gain per token and block
+        return (Factor(f"{wrapper}.num_tokens", "num_tokens", a.num_tokens),
+                Factor(f"{stack.layers}.depth", "depth", a.depth), dim)
     if kind is OpKind.STREAMS:  # one embedding per residual stream
         return Factor(op.spec_key, own, a.streams), dim
     if kind is OpKind.SKIP_COMBINE:  # one 2 * dim x dim projection per block of the second half

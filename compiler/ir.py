@@ -32,6 +32,7 @@ class OpKind(Enum):
     NORM = "norm"
     DROPOUT = "dropout"
     GRADIENT_SCALE = "gradient_scale"  # identity forward; the gradient behind it scaled
+    DEEP_EMBED = "deep_embed"  # per-token gains of each block's feedforward output (ff_deep_embed)
     # the ops from this one to its `end` twin run several times: on the embeddings plus a
     # projection of their last output (recycling), or on their own last output (a looped LM)
     LOOP = "loop"
@@ -143,6 +144,13 @@ class LoopAttrs:
     def argument(self) -> str:
         """The forward argument that gives the number of passes."""
         return "recycle_steps" if self.recycled else "looped_steps"
+
+
+@dataclass(frozen=True)
+class DeepEmbedAttrs:
+    num_tokens: int
+    depth: int  # one gain vector per block
+    dim: int
 
 
 @dataclass(frozen=True)
@@ -528,6 +536,7 @@ class FeedForwardAttrs:
     sublayer_dropout: float = 0.0  # on the branch's output, in training
     zero_init_output: bool = False  # proj_out starts at zero (zero_init_branch_output)
     output_init_depth: int = 0  # proj_out drawn depth-scaled for this depth (0: PyTorch's init)
+    deep_embed: bool = False  # the output is scaled by its tokens' gains (a second input, DEEP_EMBED)
 
 
 @dataclass(frozen=True)
@@ -696,6 +705,7 @@ ATTRS = {
     OpKind.NORM: NormAttrs,
     OpKind.DROPOUT: DropoutAttrs,
     OpKind.GRADIENT_SCALE: GradientScaleAttrs,
+    OpKind.DEEP_EMBED: DeepEmbedAttrs,
     OpKind.LOOP: LoopAttrs,
     OpKind.PROJECT: ProjectAttrs,
     OpKind.PATCH_EMBEDDING: PatchEmbeddingAttrs,
@@ -733,6 +743,7 @@ ARITY = {
     OpKind.NORM: (1, 2),  # hidden states, and an adaptive norm's condition
     OpKind.DROPOUT: (1, 1),
     OpKind.GRADIENT_SCALE: (1, 1),
+    OpKind.DEEP_EMBED: (1, 1),  # the token ids
     OpKind.LOOP: (2, 2),  # the start: embeddings, the passes; the end: the layers' output, start
     OpKind.PROJECT: (1, 1),
     OpKind.PATCH_EMBEDDING: (1, 1),
@@ -746,7 +757,7 @@ ARITY = {
     OpKind.ATTENTION: (1, 5),  # hidden states, then optional mask, rotary or polar angles, bias,
     # prefix length (a PrefixDecoder's)
     OpKind.CROSS_ATTENTION: (2, 4),  # hidden states, context, optional masks
-    OpKind.FEEDFORWARD: (1, 1),
+    OpKind.FEEDFORWARD: (1, 2),  # and ff_deep_embed's DEEP_EMBED
     OpKind.RESIDUAL: (2, 3),  # the residual, the branch, and an adaptive layer scale's condition
     OpKind.AGGREGATE: (1, 1),  # the latest input (the earlier ones are the block's hiddens)
     OpKind.LAYER_MIX: (1, 1),  # likewise
@@ -766,7 +777,8 @@ ARITY = {
 
 # Kinds whose `dim` is the width they produce, not the width they read.
 PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING,
-                              OpKind.PATCH_EMBEDDING, OpKind.ROTARY, OpKind.POSITION_BIAS})
+                              OpKind.PATCH_EMBEDDING, OpKind.ROTARY, OpKind.POSITION_BIAS,
+                              OpKind.DEEP_EMBED})
 
 
 @dataclass(frozen=True)

@@ -965,6 +965,8 @@ def block_signature(model: Model, attn_mask: bool, cache: bool) -> BlockSignatur
     parameters += [Parameter("inject", "Tensor")] if model.find(OpKind.REINJECT) else []
     # adaptive norms / layer scales: the condition, (B, 1, D) or (B, T, D)
     parameters += [Parameter("condition", "Tensor")] if model.find(OpKind.CONDITION) else []
+    # ff_deep_embed: the gains (B, T, C) of this block's feedforward for its tokens
+    parameters += [Parameter("deep_embed", "Tensor")] if model.find(OpKind.DEEP_EMBED) else []
     parameters += [optional("mask")]
     parameters += [replace(optional("context_mask"), returned=dropped)] if cross else []
     parameters += [optional("attn_mask")] if attn_mask else []
@@ -1112,8 +1114,8 @@ def sublayer_arguments(branch: Op, signature: BlockSignature,
     sublayer's forward takes (AttentionClass.parameters, cross_attention.py.jinja) from the
     block's own parameters; in a custom layout, the cache of the sublayer's `run`."""
     cache = "cache" in signature
-    if branch.kind is OpKind.FEEDFORWARD:
-        return ()
+    if branch.kind is OpKind.FEEDFORWARD:  # ff_deep_embed: the gains of its tokens
+        return (("", "deep_embed"),) if branch.attrs.deep_embed else ()
     if branch.kind is OpKind.CROSS_ATTENTION:
         found = [("", "context"), ("", "mask"), ("", "context_mask")]
         found += [("", "cross_cache" if run is None else f"cross_caches[{run}]")] if cache else []
@@ -1199,6 +1201,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
         # each block's class, and whether it is built with its index (per-layer values)
         "blocks": tuple((name, takes_layer[name]) for name in names),
         "single": single, "attn_lse": "attn_lse" in signature, "hiddens": "hiddens" in signature,
+        "deep_embeds": "deep_embed" in signature,
         # no self-attention cache counts the positions: the model's cache does
         "counts": "cache" in signature and not model.layer_ops(OpKind.ATTENTION),
         "prefix": model.prefix_lm, "forgetful": forgets(model),
@@ -1295,6 +1298,9 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                "exits": exits})
     if kind is OpKind.GRADIENT_SCALE:
         return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
+    if kind is OpKind.DEEP_EMBED:
+        imports.add(TORCH)
+        return OpContext("ops/deep_embed.py.jinja")
     if kind is OpKind.SOFTCLAMP:
         imports.add(runtime("activations", "softclamp"))
         return OpContext("ops/softclamp.py.jinja", {"value": attrs.value})

@@ -153,6 +153,7 @@ class ResolvedWrapper:
     sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
     mixture: int = 0  # mixture_of_softmax: this many softmaxes mixed; forward gives log-probs
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
+    ff_deep_embed: bool = False  # per-token gains of each block's feedforward output
     recycle_steps: int | None = None  # recycling: at most this many passes in training
     looped_steps: int | None = None  # a looped LM: this many passes by default
 
@@ -305,6 +306,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         sigsoftmax=model["sigsoftmax_logits"] and width is not None,
         mixture=model["mixture_of_softmax_k"] if model["mixture_of_softmax"] and width else 0,
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
+        ff_deep_embed=model["ff_deep_embed"],
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
         looped_steps=model["max_looped_steps"] if model["looped"] else None,
     )
@@ -424,6 +426,7 @@ WRAPPER_DEFAULTS = {
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
     "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "mixture_of_softmax": False,
     "mixture_of_softmax_k": 4, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "ff_deep_embed": False,
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,
 }

@@ -101,7 +101,7 @@ def parameter_names(op: Op) -> list[tuple]:
         # Sequential(LayerNorm, Linear, LayerNorm), plain gains (no unit offset) outside the layers
         return [("0.gamma", "0.weight", False), ("1.weight", "1.weight", False),
                 ("1.bias", "1.bias", False), ("2.gamma", "2.weight", False)]
-    if op.kind is OpKind.MEMORY_TOKENS:
+    if op.kind in (OpKind.MEMORY_TOKENS, OpKind.DEEP_EMBED):  # the parameter itself
         return [("", "", False)]
     if op.kind is OpKind.ROTARY:  # persistent buffers in the reference too
         return [("inv_freq", "inv_freq", False)] + (

@@ -1153,13 +1153,24 @@ OUTPUTS = token_rows("outputs", {
                                              "squeeze_out_last_dim": True}},
 }, generates=False)
 
+# extra embeddings (issue #45): ff_deep_embed scales each block's feedforward output by a gain
+# per token and block (ones at first: the rows perturb them)
+EMBEDDINGS = token_rows("embeddings", {
+    "ff_deep_embed": {"model": {"ff_deep_embed": True}},
+    "ff_deep_embed_glu": {"model": {"ff_deep_embed": True}, "ff": {"glu": True}},
+    "ff_deep_embed_recycling": {"model": {"ff_deep_embed": True, "recycling": True}},
+    "ff_deep_embed_sublayer_dropout": {"model": {"ff_deep_embed": True, "emb_dropout": 0.1},
+                                       "ff": {"sublayer_dropout": 0.1},
+                                       "layers": {"use_rmsnorm": True}},
+})
+
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE
                            + VALUE_RESIDUALS + RESIDUAL_SCALES + REINJECTION + STREAMS
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
                            + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING
-                           + OUTPUT_HEADS + RECYCLING + LOOPED + OUTPUTS)
+                           + OUTPUT_HEADS + RECYCLING + LOOPED + OUTPUTS + EMBEDDINGS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

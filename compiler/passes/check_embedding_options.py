@@ -17,6 +17,12 @@ Both hold only where absolute positions are built: rotary and the T5 bias turn t
   does nothing. It is for a Decoder only (asserted in TransformerWrapper.forward): the zeros
   that pad the last chunk come after every real position, where only causal attention
   ignores them.
+- `ff_deep_embed` scales each feedforward output by gains looked up for the tokens: memory or
+  CLS tokens lengthen the sequence past the tokens, and the reference fails in forward on the
+  lengths. It hands its `depth` rows of gains to the feedforwards in the order they run (one
+  row under weight tying) and leaves the others unscaled: xtc builds the one layout where
+  each block's feedforward gets its own row, and refuses the others (macaron, weight tying,
+  custom layouts).
 - Forgetful causal masking (`autoregressive: {mask_prob}`) hides random keys of the tokens: the
   reference's mask does not cover memory tokens, and its loss fails on the lengths.
 """
@@ -36,6 +42,8 @@ def check_embedding_options(spec: Spec) -> list[Diagnostic]:
     for model in wrapper_modules(spec):
         found += check_token_embedding(spec, model)
         found += check_memory_tokens(spec, model)
+        if model.type == "TransformerWrapper" and model["ff_deep_embed"]:
+            found += check_deep_embed(spec, model)
     for model in all_modules(spec):
         if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper",
                           "XValTransformerWrapper"):
@@ -117,4 +125,28 @@ def check_memory_tokens(spec: Spec, model) -> list[Diagnostic]:
             f"memory_tokens_interspersed_every needs a Decoder ({layers} here): x-transformers "
             "raises for any other stack, whose attention would see the zeros that pad the last "
             "chunk"))
+    return found
+
+
+# attn_layers keys under which the feedforwards are not one per block, each its own
+UNEVEN_FEEDFORWARDS = ("macaron", "weight_tie_layers", "custom_layers", "par_ratio",
+                       "sandwich_coef", "layers_execute_order")
+
+
+def check_deep_embed(spec: Spec, model) -> list[Diagnostic]:
+    key, found = f"{model.key}.ff_deep_embed", []
+    extra = [name for name in ("num_memory_tokens", "use_cls_token") if model[name]]
+    if extra:
+        found.append(diagnostic(
+            spec, key, "ff-deep-embed-extra-positions",
+            f"ff_deep_embed cannot be combined with {extra[0]}: its gains are looked up for the "
+            "tokens only, and x-transformers fails in forward on the longer sequence"))
+    layers = model.children["attn_layers"]
+    layout = [name for name in UNEVEN_FEEDFORWARDS if layers[name]]
+    if layout:
+        found.append(diagnostic(
+            spec, key, "ff-deep-embed-layout",
+            f"ff_deep_embed needs one feedforward per block, each its own (not {layout[0]}): "
+            "x-transformers hands its rows of gains to the feedforwards in the order they run "
+            "and leaves the rest unscaled, which xtc does not build"))
     return found

@@ -72,6 +72,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (attrs.views, *source[:-2], source[-1])
     if kind in (OpKind.AGGREGATE, OpKind.LAYER_MIX) and attrs.views > 1:  # one sum per view: (V, B, T, C)
         return (attrs.views, *source)
+    if kind is OpKind.DEEP_EMBED:  # each token's gains for every block
+        return (*source, attrs.depth, attrs.dim)
     if kind is OpKind.CONDITION:  # one per sequence (per token: (B, T, D), T the sequence's)
         return (source[0], 1, attrs.hidden or attrs.dim)
     return source  # norm, add, dropout, residual, output keep their input's shape
