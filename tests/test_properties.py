@@ -132,6 +132,8 @@ XTC_RULES = {
     "integrate-layers-exclude-aggregated-residuals": "the reference drops the aggregate for "
                                                      "integrate_layers without a word",
     "looped-with-memory-tokens": "the reference runs forward, and its looped loss fails",
+    "ff-deep-embed-layout": "the reference hands its rows of gains to the feedforwards in the "
+                            "order they run and leaves the rest unscaled: not built",
     "looped-with-z-loss": "not compiled yet (the reference adds the last loop's z-loss)",
     "condition-not-reaching-layers": "not compiled yet with a Transformer-XL memory (the "
                                      "reference's memory passes the conditioned norms)",
