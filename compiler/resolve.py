@@ -344,8 +344,8 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
     return ResolvedContinuous(
         key=model.key,
         max_seq_len=model["max_seq_len"],
-        dim_in=model["dim_in"],
-        dim_out=model["dim_out"],
+        dim_in=None if identity_in(model) else model["dim_in"],
+        dim_out=None if identity_out(model) else model["dim_out"],
         positions="none" if layers.drops_absolute_positions else positions(model),
         post_emb_norm=model["post_emb_norm"],
         emb_dropout=model["emb_dropout"],
@@ -356,6 +356,22 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         max_mem_len=model["max_mem_len"] or 0,
         generates=generates_vectors(model),
     )
+
+
+def identity_in(model: ModuleSpec) -> bool:
+    """use_identity_if_same_dim: no project_in where dim_in is the stack's dim (the reference
+    builds an nn.Identity, ContinuousTransformerWrapper.__init__)."""
+    dim = model.children["attn_layers"]["dim"]
+    return bool(model["use_identity_if_same_dim"]) and model["dim_in"] == dim
+
+
+def identity_out(model: ModuleSpec) -> bool:
+    """use_identity_if_same_dim: no project_out where its width (dim_out, twice that when
+    probabilistic) is the stack's dim."""
+    dim = model.children["attn_layers"]["dim"]
+    dim_out = model["dim_out"]
+    width = dim_out * (2 if model["probabilistic"] else 1) if dim_out is not None else None
+    return bool(model["use_identity_if_same_dim"]) and width == dim
 
 
 def generates_vectors(model: ModuleSpec) -> bool:
