@@ -199,6 +199,7 @@ class ResolvedContinuous:
     probabilistic: bool  # a mean and a variance per output (Gaussian, for its likelihood loss)
     layers: ResolvedLayers
     training: LossAttrs | None = None  # its training wrapper's options, where it has one
+    average_pool_embed: bool = False  # the output of the mean over the real positions: (B, dim_out)
     max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
     generates: bool = False  # generates_vectors: it has a loss and generates
 
@@ -351,6 +352,7 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
         probabilistic=model["probabilistic"],
+        average_pool_embed=bool(model["average_pool_embed"]),
         layers=with_memory(layers) if model["max_mem_len"] else layers,
         training=training_loss(model),
         max_mem_len=model["max_mem_len"] or 0,
@@ -376,11 +378,12 @@ def identity_out(model: ModuleSpec) -> bool:
 
 def generates_vectors(model: ModuleSpec) -> bool:
     """A continuous decoder whose outputs are as wide as its inputs, so that each output can be
-    the next input: it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
+    the next input (not one per sequence: average_pool_embed): it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
     fails on others). Read from the spec alone, so that checks can ask it of any spec."""
     layers = model.children["attn_layers"]
     dim = layers["dim"]
-    return layers.type == "Decoder" and (model["dim_in"] or dim) == (model["dim_out"] or dim)
+    return layers.type == "Decoder" and (model["dim_in"] or dim) == (model["dim_out"] or dim) \
+        and not model["average_pool_embed"]
 
 
 def resolve_xval(model: ModuleSpec) -> ResolvedXVal:

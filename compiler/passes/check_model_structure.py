@@ -11,7 +11,8 @@
 - DyT (`use_dynamic_tanh`) replaces pre-norms: not with `pre_norm: false`, nor with
   `gated_multi_residual`, which drops the pre-norms (AttentionLayers.__init__ asserts it).
 - A continuous model's `autoregressive:` options set a loss that compares each output with the
-  next input: its outputs must be as wide as its inputs.
+  next input: its outputs must be as wide as its inputs, and one per position (not pooled by
+  `average_pool_embed`).
 - Adaptive norms and layer scales need a `condition` from the model's forward: ViT's and
   XTransformer's forward give their layers none.
 - A `probabilistic` continuous model projects to a mean and a log-variance per output: it needs
@@ -164,6 +165,12 @@ def check_continuous_training(spec: Spec, model) -> list[Diagnostic]:
     its options need outputs as wide as the inputs."""
     if generates_vectors(model):
         return []
+    if model["average_pool_embed"]:
+        return [diagnostic(
+            spec, f"{model.key}.autoregressive", "pooled-model-predicts-no-next-token",
+            "autoregressive: trains a model to predict its next input, but average_pool_embed "
+            "makes it return one vector per sequence (x-transformers' "
+            "ContinuousAutoregressiveWrapper fails on it)")]
     dim = model.children["attn_layers"]["dim"]
     widths = f"dim_in {model['dim_in'] or dim} and dim_out {model['dim_out'] or dim}"
     return [diagnostic(
