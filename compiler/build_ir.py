@@ -278,10 +278,14 @@ class Builder:
         hidden = self.positions(model.positions, model.max_seq_len, layers.dim, False, hidden,
                                 features, key)
         hidden = self.post_emb_norm(model, hidden, layers.dim)
+        real = mask  # the positions a mean pool averages
         hidden, mask = self.memory_tokens(model.num_memory_tokens, layers.dim, hidden, mask, key)
         hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
         hidden = self.layers(layers, hidden, mask, None, None, ref="attn_layers.")
         hidden = self.strip_memory(model.num_memory_tokens, hidden, key)
+        if model.average_pool_embed:
+            hidden = self.add("pool", OpKind.POOL, PoolAttrs(masked=True), (hidden, real),
+                              spec_key=f"{key}.average_pool_embed")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
         if model.dim_out is not None:  # probabilistic: a mean and a log-variance per output
             hidden = self.add("project_out", OpKind.PROJECT,

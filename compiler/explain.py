@@ -21,6 +21,8 @@ from .resolve import (
     ResolvedLayers,
     ResolvedWrapper,
     ResolvedXVal,
+    identity_in,
+    identity_out,
     resolve_continuous,
     resolve_layers,
     resolve_wrapper,
@@ -172,6 +174,10 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "max_looped_steps": (r.looped_steps or 0, "looped is off: one pass"),
             "mixture_of_softmax_k": (r.mixture, "mixture_of_softmax is off: one softmax"),
         }
+    if isinstance(r, ResolvedContinuous):
+        found["use_identity_if_same_dim"] = (
+            identity_in(model) or identity_out(model),
+            "neither dim_in nor dim_out (times 2 when probabilistic) is the layers' dim")
     if isinstance(r, ResolvedXVal):  # no projection: the embedding is as wide as the layers
         found |= {
             "emb_dim": (r.layers.dim, f"{prefix}dim"),

@@ -212,7 +212,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
         top, fields, summary = continuous_model(model, prefix, class_name, config, signature)
         dim_in, dim_out = continuous_widths(model)
         stacked = "2, " if top.continuous and top.continuous.probabilistic else ""
-        diagram = f"x (B, T, {dim_in or dim}) -> {blocks} -> ({stacked}B, T, {dim_out or dim})"
+        pool = POOL_DIAGRAM.get(model.pooled_by, "")
+        diagram = f"x (B, T, {dim_in or dim}) -> {blocks}{pool} -> ({stacked}B, " \
+                  f"{sequence_axes(model)}{dim_out or dim})"
     else:
         top, fields, summary = bare_model(model, prefix, class_name, config, signature)
         diagram = f"x (B, T, {dim}) -> {blocks} -> (B, T, {dim})"
@@ -513,9 +515,10 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
     imports |= {runtime("recurrence", "next_memories")} if model.recurrent else set()
     project_out = model.find(OpKind.PROJECT, "project_out")
     probabilistic = project_out is not None and project_out.attrs.probabilistic
-    doc = ("Means and variances (2, B, T, dim_out) for x (B, T, dim_in); mask (B, T): x is real."
-           if probabilistic else "Outputs (B, T, dim_out) for inputs x (B, T, dim_in); mask (B, T) "
-           "is True where x is real.")
+    axes = sequence_axes(model)
+    doc = (f"Means and variances (2, B, {axes}dim_out) for x (B, T, dim_in); mask (B, T): x is "
+           "real." if probabilistic else f"Outputs (B, {axes}dim_out) for inputs x (B, T, dim_in); "
+           "mask (B, T) is True where x is real.")
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
     loss = model.find(OpKind.LOSS)
@@ -1311,7 +1314,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
     if kind is OpKind.PROJECT:
         if attrs.probabilistic:
             imports.add(TORCH)  # torch.stack of the means and variances
-        return project_op(op, model.recurrent)
+        return project_op(op, model.recurrent, sequence_axes(model))
     if kind is OpKind.MEMORY_TOKENS:
         imports |= {TORCH} | ({FUNCTIONAL} if not attrs.at_end else set())
         count = "num_cls_tokens" if op.role == "cls_token" else f"num_{op.role}"
@@ -1385,16 +1388,17 @@ def position_op(op: Op, width: str, symbol: str, imports: set, generative: bool,
         "cache": cacheable})
 
 
-def project_op(op: Op, memory: bool = False) -> OpContext:
+def project_op(op: Op, memory: bool = False, axes: str = "T, ") -> OpContext:
     """A linear map: the embedding projection, a continuous model's projections, ViT's head.
-    `memory`: the model returns its memories with its outputs (Transformer-XL)."""
+    `memory`: the model returns its memories with its outputs (Transformer-XL); `axes`: the
+    output's between the batch and the features (sequence_axes)."""
     fields = {"project_emb": ("emb_dim", "dim"), "project_in": ("dim_in", "dim"),
               "project_out": ("dim", "dim_out"), "mlp_head": ("dim", "num_classes")}
     dim_in, dim_out = fields[op.role]
     template = "ops/project_head.py.jinja" if op.role in ("project_out", "mlp_head") else "ops/project.py.jinja"
     return OpContext(template, {"name": op.role, "dim_in": dim_in, "dim_out": dim_out,
                                 "bias": op.attrs.bias, "probabilistic": op.attrs.probabilistic,
-                                "memory": memory})
+                                "memory": memory, "axes": axes})
 
 
 # -- configs ------------------------------------------------------------------------------------

@@ -202,6 +202,7 @@ class ResolvedContinuous:
     probabilistic: bool  # a mean and a variance per output (Gaussian, for its likelihood loss)
     layers: ResolvedLayers
     training: LossAttrs | None = None  # its training wrapper's options, where it has one
+    average_pool_embed: bool = False  # the output of the mean over the real positions: (B, dim_out)
     max_mem_len: int = 0  # Transformer-XL: positions of each layer's input kept as its memory
     generates: bool = False  # generates_vectors: it has a loss and generates
 
@@ -350,13 +351,14 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
     return ResolvedContinuous(
         key=model.key,
         max_seq_len=model["max_seq_len"],
-        dim_in=model["dim_in"],
-        dim_out=model["dim_out"],
+        dim_in=None if identity_in(model) else model["dim_in"],
+        dim_out=None if identity_out(model) else model["dim_out"],
         positions="none" if layers.drops_absolute_positions else positions(model),
         post_emb_norm=model["post_emb_norm"],
         emb_dropout=model["emb_dropout"],
         num_memory_tokens=model["num_memory_tokens"] or 0,
         probabilistic=model["probabilistic"],
+        average_pool_embed=bool(model["average_pool_embed"]),
         layers=with_memory(layers) if model["max_mem_len"] else layers,
         training=training_loss(model),
         max_mem_len=model["max_mem_len"] or 0,
@@ -364,13 +366,30 @@ def resolve_continuous(model: ModuleSpec) -> ResolvedContinuous:
     )
 
 
+def identity_in(model: ModuleSpec) -> bool:
+    """use_identity_if_same_dim: no project_in where dim_in is the stack's dim (the reference
+    builds an nn.Identity, ContinuousTransformerWrapper.__init__)."""
+    dim = model.children["attn_layers"]["dim"]
+    return bool(model["use_identity_if_same_dim"]) and model["dim_in"] == dim
+
+
+def identity_out(model: ModuleSpec) -> bool:
+    """use_identity_if_same_dim: no project_out where its width (dim_out, twice that when
+    probabilistic) is the stack's dim."""
+    dim = model.children["attn_layers"]["dim"]
+    dim_out = model["dim_out"]
+    width = dim_out * (2 if model["probabilistic"] else 1) if dim_out is not None else None
+    return bool(model["use_identity_if_same_dim"]) and width == dim
+
+
 def generates_vectors(model: ModuleSpec) -> bool:
     """A continuous decoder whose outputs are as wide as its inputs, so that each output can be
-    the next input: it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
+    the next input (not one per sequence: average_pool_embed): it has a loss and generates (x-transformers' ContinuousAutoregressiveWrapper
     fails on others). Read from the spec alone, so that checks can ask it of any spec."""
     layers = model.children["attn_layers"]
     dim = layers["dim"]
-    return layers.type == "Decoder" and (model["dim_in"] or dim) == (model["dim_out"] or dim)
+    return layers.type == "Decoder" and (model["dim_in"] or dim) == (model["dim_out"] or dim) \
+        and not model["average_pool_embed"]
 
 
 def resolve_xval(model: ModuleSpec) -> ResolvedXVal:

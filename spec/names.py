@@ -42,6 +42,7 @@ IMPORTED_NAMES = frozenset({
     "Reinjection",
     "HyperConnection", "GatedMultiResidual", "DynamicTanh", "Derf",
     "LossBreakdown", "NamedTuple", "NumberGeneration",
+    "AttentionPool", "PoolingAttention", "PoolingBlock",
 })
 
 

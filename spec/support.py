@@ -39,7 +39,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     "ContinuousTransformerWrapper": frozenset({
         "max_seq_len", "attn_layers", "dim_in", "dim_out", "emb_dropout", "use_abs_pos_emb",
         "post_emb_norm", "num_memory_tokens", "scaled_sinu_pos_emb", "probabilistic",
-        "max_mem_len",
+        "max_mem_len", "use_identity_if_same_dim", "average_pool_embed",
     }),
     # an emb_dim other than dim is refused by check_embedding_options (the reference's forward
     # fails with it)

@@ -904,6 +904,22 @@ OTHER_MODELS = [
     row("continuous", "identity_width", model={
         "max_seq_len": 16, "post_emb_norm": True, "emb_dropout": 0.1, "num_memory_tokens": 2},
         wrapper="ContinuousTransformerWrapper", reference_cache=False),
+    # average_pool_embed: one output per sequence, the mean over the real positions
+    row("continuous", "average_pool_embed", model={
+        "dim_in": 12, "dim_out": 7, "max_seq_len": 16, "average_pool_embed": True},
+        wrapper="ContinuousTransformerWrapper", generates=False),
+    row("continuous", "average_pool_memory_probabilistic", model={
+        "dim_in": 8, "dim_out": 8, "num_memory_tokens": 2, "average_pool_embed": True,
+        "probabilistic": True}, wrapper="ContinuousTransformerWrapper", generates=False),
+    row("continuous", "average_pool_no_projections", model={"average_pool_embed": True},
+        wrapper="ContinuousTransformerWrapper", generates=False),
+    # use_identity_if_same_dim: no projections where they would keep the width
+    row("continuous", "identity_if_same_dim", model={
+        "dim_in": DIM, "dim_out": DIM, "max_seq_len": 16, "use_identity_if_same_dim": True},
+        wrapper="ContinuousTransformerWrapper"),
+    row("continuous", "identity_in_only", model={
+        "dim_in": DIM, "dim_out": 8, "max_seq_len": 16, "use_identity_if_same_dim": True},
+        wrapper="ContinuousTransformerWrapper", generates=False),
     row("continuous", "decoder", model={"dim_in": 8, "dim_out": 8, "max_seq_len": 16},
         attn={"kv_heads": 2}, wrapper="ContinuousTransformerWrapper"),
     row("continuous", "dynamic_tanh_softclamp", model={"dim_in": 8, "dim_out": 8, "max_seq_len": 16},

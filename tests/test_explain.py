@@ -123,6 +123,11 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      f"use_abs_pos_emb: true{DEFAULT} off (attn_layers.rel_pos_bias)"),
     ("use_abs_pos_emb", CONTINUOUS, "model.use_abs_pos_emb",
      f"use_abs_pos_emb: true{DEFAULT} off (max_seq_len: null)"),
+    # use_identity_if_same_dim: resolve.identity_in and identity_out
+    ("use_identity_if_same_dim", {**CONTINUOUS, "dim_in": 8, "use_identity_if_same_dim": True},
+     "model.use_identity_if_same_dim",
+     ("use_identity_if_same_dim: true  # computed: off (neither dim_in nor dim_out (times 2 when "
+      "probabilistic) is the layers' dim)")),
     ("use_abs_pos_emb", XT_ROTARY, "model.encoder.use_abs_pos_emb",
      f"use_abs_pos_emb: true{DEFAULT} off (rotary_pos_emb)"),
     ("scaled_sinu_pos_emb", lm({"scaled_sinu_pos_emb": True}, rotary_pos_emb=True),
@@ -287,8 +292,11 @@ def test_explain_shows_what_the_compiler_makes_of_each_option(keyword, model, ke
 def test_every_rule_of_explain_has_a_row():
     spec = xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": lm(cross_attend=True)}))
     wrapper, layers = spec.model, spec.model.children["attn_layers"]
+    continuous = xtc.loads_spec(yaml.safe_dump({"xtc": 1, "name": "tiny", "model": CONTINUOUS}))
     rules = {*explain.wrapper_values(wrapper, layers, resolve(spec), ""),
-             *explain.layer_values(layers, resolve(spec).layers)}
+             *explain.layer_values(layers, resolve(spec).layers),
+             *explain.wrapper_values(continuous.model, continuous.model.children["attn_layers"],
+                                     resolve(continuous), "")}
     inherited = {row[0] for row in SWITCHES if row[3].endswith("# from attn")}
     assert {row[0] for row in SWITCHES} - inherited == rules
 

@@ -1,7 +1,8 @@
 """Pooled heads (issue #45): a model whose output is one vector per sequence, class logits.
-Forward parity is in the feature matrix (tests/features.py, group `pooling`); here its `loss`,
-the cross entropy of those logits against a class id per sequence, against the reference's
-logits put through torch's cross entropy, and the methods it has and has not."""
+Forward parity is in the feature matrix (tests/features.py, groups `pooling` and
+`continuous`); here its `loss`, the cross entropy of those logits against a class id per
+sequence, against the reference's logits put through torch's cross entropy, and the methods it
+has and has not."""
 
 from __future__ import annotations
 
@@ -77,3 +78,15 @@ def test_the_embeddings_are_pooled_too(pool, shape):
     assert model(tokens, return_embeddings=True).shape == shape
     if pool == "two_cls":
         assert "Logits (B, num_cls_tokens, num_tokens)" in type(model).forward.__doc__
+
+
+def test_a_pooled_continuous_decoder_neither_learns_nor_generates():
+    """ContinuousTransformerWrapper's average_pool_embed: one vector per sequence (B, dim_out),
+    the mean (B, dim) with return_embeddings; no next input to predict, so no loss, no generate."""
+    model = xtc.build(spec_of({"type": "ContinuousTransformerWrapper", "dim_in": 8, "dim_out": 6,
+                               "average_pool_embed": True, "attn_layers": layers("Decoder")}))
+    x = torch.randn(BATCH, LENGTH, 8)
+    assert model(x, mask=padding_mask(BATCH, LENGTH)).shape == (BATCH, 6)
+    assert model(x, return_embeddings=True).shape == (BATCH, 32)
+    assert not hasattr(model, "loss") and not hasattr(model, "generate")
+    assert "Outputs (B, dim_out) for" in type(model).forward.__doc__

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from xtc.spec import Diagnostic, Spec
 
-from ..resolve import CrossOptions, generates_vectors, needs_condition, pre_norm, sum_replaced_by
+from ..resolve import (
+    CrossOptions,
+    generates_vectors,
+    identity_in,
+    identity_out,
+    needs_condition,
+    pre_norm,
+    sum_replaced_by,
+)
 from .check_attention_options import cross_attends
 from .modules import all_modules, diagnostic, each_value, layer_modules, token_models
 
@@ -136,6 +144,12 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
                 spec, f"{model.key}.autoregressive.pad_value", "pad-value-unused-by-xval",
                 "autoregressive.pad_value has no effect: XValAutoregressiveWrapper takes it but "
                 "feeds the tokens as they are", "warning"))
+    for model in continuous_models(spec):
+        if model["use_identity_if_same_dim"] and not (identity_in(model) or identity_out(model)):
+            found.append(diagnostic(
+                spec, f"{model.key}.use_identity_if_same_dim", "identity-needs-same-dim",
+                "use_identity_if_same_dim has no effect: neither dim_in nor dim_out (times 2 "
+                "when probabilistic) is the layers' dim", "warning"))
     for model in continuous_decoders(spec):
         if model["probabilistic"] and model.training["use_l1_loss"]:
             found.append(diagnostic(
@@ -341,10 +355,13 @@ def value_gate_uses(options) -> dict[str, str]:
     }
 
 
+def continuous_models(spec: Spec) -> list:
+    return [model for model in all_modules(spec) if model.type == "ContinuousTransformerWrapper"]
+
+
 def continuous_decoders(spec: Spec) -> list:
     """The ContinuousTransformerWrappers that generate (resolve.generates_vectors)."""
-    return [model for model in all_modules(spec) if model.type == "ContinuousTransformerWrapper"
-            and generates_vectors(model)]
+    return [model for model in continuous_models(spec) if generates_vectors(model)]
 
 
 def ignored_gumbel_options(spec: Spec, layers) -> list[Diagnostic]:

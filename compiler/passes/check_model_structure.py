@@ -11,12 +11,14 @@
 - DyT (`use_dynamic_tanh`) replaces pre-norms: not with `pre_norm: false`, nor with
   `gated_multi_residual`, which drops the pre-norms (AttentionLayers.__init__ asserts it).
 - A continuous model's `autoregressive:` options set a loss that compares each output with the
-  next input: its outputs must be as wide as its inputs.
+  next input: its outputs must be as wide as its inputs, and one per position (not pooled by
+  `average_pool_embed`).
 - Adaptive norms and layer scales need a `condition` from the model's forward: ViT's and
   XTransformer's forward give their layers none.
 - A `probabilistic` continuous model projects to a mean and a log-variance per output: it needs
   `dim_out`. Without it x-transformers has no projection and splits the hidden state in half,
   so its outputs are half as wide as its inputs and its generate fails at the first step.
+  `use_identity_if_same_dim` with 2 * dim_out == dim drops that projection the same way.
 - A pooled TransformerWrapper (`average_pool_embed`, `use_cls_token`) returns one vector of
   logits per sequence (or per CLS token): there is no next token for `autoregressive:` to
   train (x-transformers' AutoregressiveWrapper fails on its output); its `loss(x, labels)`
@@ -29,7 +31,7 @@ from __future__ import annotations
 from xtc.spec import Diagnostic, Spec
 from xtc.spec.keywords import LAYER_TYPES
 
-from ..resolve import ADAPTIVE, generates_vectors, needs_condition
+from ..resolve import ADAPTIVE, generates_vectors, identity_out, needs_condition
 from .modules import all_modules, diagnostic
 
 ID = "check-model-structure"
@@ -58,6 +60,13 @@ def check_model_structure(spec: Spec) -> list[Diagnostic]:
                 "probabilistic outputs a mean and a variance per feature through a projection "
                 "of width 2 * dim_out: set dim_out (x-transformers 2.31.10 without it splits "
                 "the hidden state in half, and cannot generate)"))
+        elif module.type == "ContinuousTransformerWrapper" and module["probabilistic"] \
+                and identity_out(module):
+            found.append(diagnostic(
+                spec, f"{module.key}.use_identity_if_same_dim", "probabilistic-identity-output",
+                "use_identity_if_same_dim drops the projection to the means and variances, as "
+                "2 * dim_out is dim: x-transformers 2.31.10 then splits the hidden state in "
+                "half; set it to false or choose another dim_out"))
         if module.type == "ContinuousTransformerWrapper" and module.training_given:
             found += check_continuous_training(spec, module)
         if module.type == "TransformerWrapper":
@@ -156,6 +165,12 @@ def check_continuous_training(spec: Spec, model) -> list[Diagnostic]:
     its options need outputs as wide as the inputs."""
     if generates_vectors(model):
         return []
+    if model["average_pool_embed"]:
+        return [diagnostic(
+            spec, f"{model.key}.autoregressive", "pooled-model-predicts-no-next-token",
+            "autoregressive: trains a model to predict its next input, but average_pool_embed "
+            "makes it return one vector per sequence (x-transformers' "
+            "ContinuousAutoregressiveWrapper fails on it)")]
     dim = model.children["attn_layers"]["dim"]
     widths = f"dim_in {model['dim_in'] or dim} and dim_out {model['dim_out'] or dim}"
     return [diagnostic(
