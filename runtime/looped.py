@@ -56,7 +56,8 @@ class EarlyExit:
         self.exit_chance = torch.zeros(batch, device=device)  # summed over the loops so far
         self.go_on = torch.zeros(batch, device=device)  # log chance of having gone on so far
         self.loop = torch.full((batch,), -1, device=device)  # where each row left; -1: not yet
-        self.left: Tensor | None = None  # the outputs of the rows that have left (B, 1, C)
+        # the last loop's outputs (B, 1, C), each row that has left keeping its exit loop's
+        self.left: Tensor | None = None
 
     @property
     def all_left(self) -> bool:
