@@ -262,7 +262,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [RETURN_LOOPS] if loop_loss(model) else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
-    parameters += [EXIT_THRESHOLD] if cacheable and loop_loss(model) else []
+    parameters += [EXIT_THRESHOLD] if exits_early(model) else []
     parameters += [optional("seq_start_pos")] if generative else []
     limit = length_limit(model)
     cached = ", cached" if cacheable else ""
@@ -283,7 +283,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     ops = nested(ops)
     if not has_logits:
         ops.append(OpContext("ops/return_hidden.py.jinja"))
-    if cacheable and loop_loss(model):
+    if exits_early(model):
         imports.add(runtime("looped", "LoopedCache"))
     imports.add(runtime("checks", check_imports(checks)))
     imports |= {runtime("recurrence", "next_memories")} if model.recurrent else set()
@@ -305,7 +305,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), looped=loop_loss(model), conditioned=conditioned(model),
-                     cache_class="LoopedCache" if cacheable and loop_loss(model) else "ModelCache",
+                     cache_class="LoopedCache" if exits_early(model) else "ModelCache",
                      prefix_lm=model.prefix_lm,
                      loop_argument=loop_parameter(model).name if repeats(model) else None,
                      classifier=sequence_axes(model) if classifies(model) else None,
@@ -411,6 +411,12 @@ def loop_loss(model: Model) -> bool:
     """Whether `loss` reads every loop's logits and exit logits (a looped LM that learns the
     next token)."""
     return model.generative and loop_limit(model, False) is not None
+
+
+def exits_early(model: Model) -> bool:
+    """Whether a looped LM decodes with a cache per loop, each row leaving the loops on its own
+    (runtime LoopedCache, EarlyExit)."""
+    return loop_loss(model) and model.cacheable
 
 
 def loop_limit(model: Model, recycled: bool) -> int | None:
@@ -1294,7 +1300,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         logits = model.find(OpKind.LOGITS)
         loss = loop_loss(model) and ("h @ self.token_emb.weight.t() * self.config.tie_embedding_scale"
                                      if logits.attrs.tied else "self.to_logits(h)")
-        exits = loss and model.cacheable  # decoding one token, rows leave the loops early
+        exits = exits_early(model)
         imports |= {runtime("looped", "EarlyExit")} if exits and not attrs.end else set()
         return OpContext("ops/loop.py.jinja", {"opens": not attrs.end, "closes": attrs.end,
                                                "recycled": attrs.recycled, "loss": loss,

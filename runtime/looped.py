@@ -90,9 +90,9 @@ class LoopedCache(ModelCache):
     every loop of later tokens reads: the cache x-transformers' looped inference keeps for its
     one row (its prompt cache per loop, and each new token's from its exit loop)."""
 
-    def __init__(self, arguments: dict, loops: int) -> None:
-        self.arguments = arguments  # ModelCache.allocate's: one loop's layers
-        self.loops = [ModelCache.allocate(**arguments).layers for _ in range(loops)]
+    def __init__(self, args: tuple, kwargs: dict, loops: int) -> None:
+        self.args, self.kwargs = args, kwargs  # ModelCache.allocate's: one loop's layers
+        self.loops = [self.new_loop() for _ in range(loops)]
         self.shared = 0  # positions every loop holds alike (settled)
         super().__init__(self.loops[0])
 
@@ -100,15 +100,18 @@ class LoopedCache(ModelCache):
     def allocate(cls, *args, loops: int, **kwargs) -> LoopedCache:
         """ModelCache.allocate's arguments, for each of `loops` loops' layers (more are made
         if a generation runs more loops)."""
-        names = ("batch", "heads", "capacity", "dim_head", "device", "dtype")
-        return cls(dict(zip(names, args)) | kwargs, loops)
+        return cls(args, kwargs, loops)
+
+    def new_loop(self) -> list[LayerCache]:
+        """Empty caches for one loop's layers."""
+        return ModelCache.allocate(*self.args, **self.kwargs).layers
 
     def select(self, loop: int) -> None:
         """Read and write loop `loop`'s caches. A loop run for the first time after positions
         that every loop shares (settled one-token steps, as after a one-token prompt) starts
         with the first loop's of those."""
         for _ in range(len(self.loops), loop + 1):
-            self.loops.append(copied(self.loops[0], self.arguments, self.shared))
+            self.loops.append(copied(self.loops[0], self.new_loop(), self.shared))
         self.layers = self.loops[loop]
 
     def settle(self, exit_loop: Tensor) -> None:
@@ -128,9 +131,8 @@ class LoopedCache(ModelCache):
         self.shared = end if self.shared == end - 1 else self.shared
 
 
-def copied(layers: list[LayerCache], arguments: dict, positions: int) -> list[LayerCache]:
-    """A new loop's caches holding the first `positions` of what `layers` hold."""
-    fresh = ModelCache.allocate(**arguments).layers
+def copied(layers: list[LayerCache], fresh: list[LayerCache], positions: int) -> list[LayerCache]:
+    """`fresh`, a new loop's caches, holding the first `positions` of what `layers` hold."""
     for new, old in zip(fresh, layers, strict=True):
         for mine, theirs in zip(new.self_attn.buffers, old.self_attn.buffers, strict=True):
             mine.narrow(2, 0, positions).copy_(theirs.narrow(2, 0, positions))
