@@ -512,7 +512,8 @@ class Builder:
             return self.add("logits", OpKind.LOGITS, attrs, (hidden, token_emb, *weights),
                             spec_key=f"{key}.tie_embedding", role="to_logits")
         attrs = LogitsAttrs(dim, model.logits_dim, squeeze=model.squeeze_out_last_dim,
-                            sigsoftmax=model.sigsoftmax, mixture=model.mixture)
+                            sigsoftmax=model.sigsoftmax, mixture=model.mixture,
+                            heads=model.output_heads)
         width_key = "num_tokens" if model.logits_dim == model.num_tokens else "logits_dim"
         return self.add("logits", OpKind.LOGITS, attrs, (hidden, *weights),
                         spec_key=f"{key}.{width_key}", ref_path="to_logits", role="to_logits")

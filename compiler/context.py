@@ -394,6 +394,10 @@ PREFIX_ATTN_LEN = Parameter("prefix_attn_len", "int | Tensor | None", "None")
 
 # a looped LM's decoding: a row leaves the loops once its summed exit chance reaches this
 EXIT_THRESHOLD = Parameter("looped_exit_prob_threshold", "float", "0.9")
+# num_output_heads: forward's one head to compute (None: every head's, a tuple), and the head
+# whose logits generate samples from
+HEAD = Parameter("head", "int | None", "None")
+GENERATED_HEAD = Parameter("head", "int", "0")
 
 
 def passes(name: str) -> Parameter:
@@ -763,11 +767,14 @@ class ModelClass(DefaultConfig):
     # pooled class logits: loss(x, labels) is their cross entropy; the axes of the logits
     # between batch and classes ("" or "num_cls_tokens, "); None: no such loss
     classifier: str | None = None
+    heads: int = 1  # num_output_heads: forward returns a tuple of logits, or one head's (`head`)
 
     @property
     def returns(self) -> str:
         """forward's return annotation: with memories, with the attentions' summed log-sum-exps
-        (return_attn_lse), or an xVal model's logits and numbers."""
+        (return_attn_lse), several heads' logits, or an xVal model's logits and numbers."""
+        if self.heads > 1:  # (return_attn_lse's pair too)
+            return "Tensor | tuple[Tensor, ...]"
         if self.recurrent:
             returned = self.returns_of("forward")
             return f"{returned} | tuple[{returned}, list[Tensor]]"
@@ -822,8 +829,13 @@ class ModelClass(DefaultConfig):
     @property
     def classifier_call(self) -> str:
         """The classifier loss's call of forward, formatted as ruff would (indented 8)."""
-        arguments = ["x", "mask=mask", *self.context_arguments]
+        arguments = ["x", "mask=mask", *self.context_arguments, *self.first_head]
         return call_statement("logits = ", "self", arguments, indent=8)
+
+    @property
+    def first_head(self) -> tuple[str, ...]:
+        """What loss passes forward for the logits it reads: head 0's, of several."""
+        return ("head=0",) if self.heads > 1 else ()
 
     @property
     def loss_call(self) -> str:
@@ -840,7 +852,8 @@ class ModelClass(DefaultConfig):
                     else ["return_loops=True"] if self.looped else [])
         targets = ("logits, attn_lse = " if self.z_loss
                    else "_, loop_logits, exit_logits = " if self.looped else "logits = ")
-        line = call_statement(targets, "self", [*self.loss_call.split(", "), *returned], indent=8)
+        line = call_statement(targets, "self",
+                              [*self.loss_call.split(", "), *self.first_head, *returned], indent=8)
         comment = "  # (B, T, num_tokens)"
         fits = "\n" not in line and 8 + len(line) + len(comment) <= 100 and not returned
         return line + comment if fits else line
@@ -856,14 +869,16 @@ class ModelClass(DefaultConfig):
         prefix = (optional("prepend_embeds"),) if self.prefixed else ()
         prompt = (START_TOKENS, START_NUMBERS) if self.numbers else (PROMPT,)
         exits = (EXIT_THRESHOLD,) if self.exits_early else ()
+        head = (GENERATED_HEAD,) if self.heads > 1 else ()
         return generate_signature((*prompt, MAX_NEW_TOKENS),
-                                  after=(*self.context_parameters, *exits, *prefix))
+                                  after=(*self.context_parameters, *exits, *prefix, *head))
 
     @property
     def generate_arguments(self) -> tuple[str, ...]:
         exits = [f"{EXIT_THRESHOLD.name}={EXIT_THRESHOLD.name}"] if self.exits_early else []
         return (*self.context_arguments, *exits,
-                *(["prepend_embeds=prepend_embeds"] if self.prefixed else []))
+                *(["prepend_embeds=prepend_embeds"] if self.prefixed else []),
+                *(["head=head"] if self.heads > 1 else []))
 
     @property
     def exits_early(self) -> bool:

@@ -119,8 +119,8 @@ def op_parameters(op: Op) -> int:
     if kind is OpKind.STREAM_MIX:  # HyperConnection: a norm's gain, the read's constant, map and
         # scale, the write's constant, map and scale
         return 2 * a.dim + a.streams * a.views + a.dim * a.views + a.streams + 2
-    if kind is OpKind.LOGITS:
-        return 0 if a.tied else a.dim * a.num_tokens + (a.num_tokens if a.bias else 0)
+    if kind is OpKind.LOGITS:  # (num_output_heads: as many maps)
+        return 0 if a.tied else a.heads * a.dim * a.num_tokens + (a.num_tokens if a.bias else 0)
     return 0
 
 
@@ -365,6 +365,9 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
         if a.scheme != "learned":
             return ()
         return Factor(op.spec_key, own, a.max_seq_len), embedding_width(graph, op, stack)
+    if kind is OpKind.LOGITS and a.heads > 1:  # num_output_heads maps of dim x width
+        return (dim, Factor(op.spec_key, own, a.num_tokens),
+                Factor(f"{wrapper}.num_output_heads", "num_output_heads", a.heads))
     if kind is OpKind.LOGITS:
         return dim, Factor(op.spec_key, own, a.num_tokens)
     if kind is OpKind.PATCH_EMBEDDING:  # channels * patch_size^2 features per patch, to dim
@@ -591,8 +594,9 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
         return [linear(n, a.dim, a.lora_rank, True), linear(n, a.lora_rank, a.views * a.dim, True)]
     if kind is OpKind.RESIDUAL and a.mv_split_learned:  # the two gains of the output's mean
         return [linear(1, op.shape[-1], op.shape[-1], True)] * 2
-    if kind is OpKind.LOGITS:  # (a mixture of softmaxes maps each of its K components)
-        return [linear(n * max(a.mixture, 1), a.dim, a.num_tokens, input_grad)]
+    if kind is OpKind.LOGITS:  # (a mixture of softmaxes maps each of its K components; each of
+        # num_output_heads maps every position)
+        return [linear(n * max(a.mixture, 1), a.dim, a.num_tokens, input_grad)] * a.heads
     if kind is OpKind.LAYER_MIX:  # the weights' map, then the weighted sum over the layers: a
         # batched product, counted with the attention's (over one layer einsum only scales it)
         return [linear(n, a.dim, a.views * a.layers, True)] + (

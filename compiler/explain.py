@@ -173,6 +173,7 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "train_max_recycle_steps": (r.recycle_steps or 0, "recycling is off: one pass"),
             "max_looped_steps": (r.looped_steps or 0, "looped is off: one pass"),
             "mixture_of_softmax_k": (r.mixture, "mixture_of_softmax is off: one softmax"),
+            "num_output_heads": (r.output_heads, "return_only_embed: no logits head"),
         }
     if isinstance(r, ResolvedContinuous):
         found["use_identity_if_same_dim"] = (

@@ -648,6 +648,7 @@ class LogitsAttrs:
     squeeze: bool = False  # squeeze_out_last_dim: a head of width 1 gives (B, T)
     sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
     mixture: int = 0  # mixture_of_softmax: the softmaxes of this many components, mixed
+    heads: int = 1  # num_output_heads: this many maps of the same hidden states, each its logits
 
 
 @dataclass(frozen=True)

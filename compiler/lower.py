@@ -27,6 +27,7 @@ from .context import (
     EXIT_THRESHOLD,
     FUNCTIONAL,
     GENERATOR,
+    HEAD,
     KEYWORD_ONLY,
     PREFIX_ATTN_LEN,
     REARRANGE,
@@ -195,8 +196,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
     if kind in ("TransformerWrapper", "XValTransformerWrapper"):
         top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
         pool = POOL_DIAGRAM.get(model.pooled_by, "")
-        output = (f"logits {logits_shape(model, sizes=True)}" if model.find(OpKind.LOGITS)
-                  else f"embeddings (B, {sequence_axes(model)}{dim})")
+        heads = output_heads(model)
+        output = (f"{f'{heads} x ' if heads > 1 else ''}logits {logits_shape(model, sizes=True)}"
+                  if model.find(OpKind.LOGITS) else f"embeddings (B, {sequence_axes(model)}{dim})")
         diagram = f"tokens (B, T) -> embeddings -> {blocks}{pool} -> {output}"
         if model.numerical_token_id is not None:
             logits = model.find(OpKind.LOGITS).attrs.num_tokens
@@ -258,6 +260,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += prefix_parameters(model)
     parameters += [loop_parameter(model)] if repeats(model) else []
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
+    parameters += [HEAD] if output_heads(model) > 1 else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [RETURN_LOOPS] if loop_loss(model) else []
@@ -293,6 +296,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
             "causal language model" if model.causal else "bidirectional encoder")
     returns = (f"{logits_name(model)} {logits_shape(model)}" if has_logits
                else f"embeddings (B, {sequence_axes(model)}dim)")
+    if output_heads(model) > 1:
+        returns = f"a tuple of num_output_heads {returns}, one per head (given head, that\n        head's alone),"
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
     parts = ", ".join(["embeddings", "blocks"] + (["final norm"] if model.find(OpKind.NORM, "norm") else [])
@@ -309,7 +314,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      prefix_lm=model.prefix_lm,
                      loop_argument=loop_parameter(model).name if repeats(model) else None,
                      classifier=sequence_axes(model) if classifies(model) else None,
-                     **cache_shape(model))
+                     heads=output_heads(model), **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
     return cls, wrapper_config(model), summary
 
@@ -324,6 +329,12 @@ def logits_shape(model: Model, sizes: bool = False) -> str:
     if not logits.squeeze:
         axes.append(str(logits.num_tokens) if sizes else width)
     return f"({axes[0]},)" if len(axes) == 1 else f"({', '.join(axes)})"
+
+
+def output_heads(model: Model) -> int:
+    """How many logits heads forward runs (num_output_heads): more than one returns a tuple."""
+    logits = model.find(OpKind.LOGITS)
+    return 1 if logits is None else logits.attrs.heads
 
 
 def classifies(model: Model) -> bool:
@@ -1354,6 +1365,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                  "mixture": mixture_shapes(model),
                                                  "width": width, "numbers": numbers,
                                                  "squeeze": attrs.squeeze,
+                                                 "heads": attrs.heads,
                                                  "sigsoftmax": attrs.sigsoftmax,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model),
@@ -1556,6 +1568,8 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         (True, "num_tokens", "int", embedding.num_tokens, ""),
         (width != embedding.num_tokens, "logits_dim", "int", width, "logits per position"),
         (mixture > 0, "mixture_of_softmax_k", "int", mixture, "softmaxes mixed for the output"),
+        (output_heads(model) > 1, "num_output_heads", "int", output_heads(model),
+         "heads, each its own logits"),
         (True, "max_seq_len", "int", model.attrs.max_seq_len, ""),
         (embedding.numerical_token_id is not None, "numerical_token_id", "int",
          embedding.numerical_token_id, "its embedding is scaled by its number"),

@@ -152,6 +152,7 @@ class ResolvedWrapper:
     squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
     sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
     mixture: int = 0  # mixture_of_softmax: this many softmaxes mixed; forward gives log-probs
+    output_heads: int = 1  # num_output_heads: forward gives this many heads' logits, a tuple
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
     ff_deep_embed: bool = False  # per-token gains of each block's feedforward output
     recycle_steps: int | None = None  # recycling: at most this many passes in training
@@ -306,6 +307,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
         sigsoftmax=model["sigsoftmax_logits"] and width is not None,
         mixture=model["mixture_of_softmax_k"] if model["mixture_of_softmax"] and width else 0,
+        output_heads=model["num_output_heads"] if width is not None else 1,
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
         ff_deep_embed=model["ff_deep_embed"],
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
@@ -444,7 +446,7 @@ WRAPPER_DEFAULTS = {
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
     "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "mixture_of_softmax": False,
-    "mixture_of_softmax_k": 4, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "mixture_of_softmax_k": 4, "num_output_heads": 1, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
     "ff_deep_embed": False,
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,

@@ -70,6 +70,8 @@ def parameter_names(op: Op) -> list[tuple]:
     if op.kind is OpKind.LOGITS:
         if attrs.tied:
             return []
+        if attrs.heads > 1:  # a ModuleList of bias-free heads on both sides
+            return [(f"{head}.weight", f"{head}.weight", False) for head in range(attrs.heads)]
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
     if op.kind is OpKind.NORM:
         return norm_parameters(attrs)

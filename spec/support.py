@@ -27,7 +27,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "post_emb_norm", "num_memory_tokens", "max_mem_len", "shift_mem_down",
         "memory_tokens_interspersed_every", "average_pool_embed", "use_cls_token", "num_cls_tokens",
         "logits_dim", "return_only_embed", "squeeze_out_last_dim", "emb_frac_gradient",
-        "sigsoftmax_logits", "mixture_of_softmax", "mixture_of_softmax_k",
+        "sigsoftmax_logits", "mixture_of_softmax", "mixture_of_softmax_k", "num_output_heads",
         "recycling", "train_max_recycle_steps", "looped", "max_looped_steps", "ff_deep_embed",
         # accepted, with a warning that they change nothing (check_ignored_options.py)
         "attn_z_loss_weight", "input_not_include_cache",

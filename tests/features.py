@@ -1153,6 +1153,23 @@ OUTPUT_HEADS = token_rows("heads", {
 }) + [row("heads", "input_not_include_cache", model={"input_not_include_cache": True},
           reference_cache=False)]  # the reference's cached generation is wrong with it
 
+# several heads (issue #45): forward returns a tuple of logits, one per head; loss and generate
+# read head 0's (the reference's training wrapper fails on the tuple: reference.one_head)
+SEVERAL_HEADS = token_rows("heads", {
+    "num_output_heads": {"model": {"num_output_heads": 2}},
+}) + token_rows("heads", {  # the z-loss reads the scores: no flash
+    "num_output_heads_z_loss": {"model": {"num_output_heads": 2},
+                                "autoregressive": {"add_attn_z_loss": True}},
+}, kinds=("Decoder",), flash=False) + token_rows("heads", {
+    "num_output_heads_logits_dim": {"model": {"num_output_heads": 3, "logits_dim": 10}},
+    "num_output_heads_squeezed": {"model": {"num_output_heads": 2, "logits_dim": 1,
+                                            "squeeze_out_last_dim": True}},
+}, generates=False) + token_rows("heads", {
+    "num_output_heads_pooled": {"model": {"num_output_heads": 2, "average_pool_embed": True}},
+    "num_output_heads_cls": {"model": {"num_output_heads": 2, "use_cls_token": True,
+                                       "num_cls_tokens": 2}},
+}, kinds=("Encoder",), generates=False)
+
 # the wrapper's several outputs (issue #45): logits rewritten before they are returned
 OUTPUTS = token_rows("outputs", {
     "sigsoftmax_logits": {"model": {"sigsoftmax_logits": True}},
@@ -1186,7 +1203,7 @@ FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WI
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
                            + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING
-                           + OUTPUT_HEADS + RECYCLING + LOOPED + OUTPUTS + EMBEDDINGS)
+                           + OUTPUT_HEADS + SEVERAL_HEADS + RECYCLING + LOOPED + OUTPUTS + EMBEDDINGS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

@@ -8,7 +8,7 @@ its prefix put back.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 import x_transformers
@@ -158,7 +158,8 @@ def assert_same_loss(spec: Spec, tokens: torch.Tensor, **kwargs) -> None:
         wrapper.mask_prob = 0.0
     actual = drawn(ours.loss, tokens, **kwargs)  # seeded: the mask_prob draw, or a sampler's
     actual.backward()
-    expected = drawn(wrapper, tokens, **kwargs, **forgotten)
+    with one_head(reference):
+        expected = drawn(wrapper, tokens, **kwargs, **forgotten)
     expected.backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)
     assert_same_gradients(spec, ours, reference)
@@ -171,17 +172,39 @@ def mean_of(output) -> torch.Tensor:
 
 
 def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, cache: bool = True,
-                              reference_cache: bool | None = None, **kwargs) -> None:
+                              reference_cache: bool | None = None, head: int = 0,
+                              **kwargs) -> None:
     """Greedy generation from the same weights gives the reference's tokens. reference_cache:
     whether the reference uses its kv cache (default: as ours), for where its cached path is
-    known to be wrong and its uncached tokens are the right ones."""
+    known to be wrong and its uncached tokens are the right ones. head: of num_output_heads,
+    the one whose logits both sample (see one_head)."""
     reference, ours = paired_models(spec)
-    expected = drawn(x_transformers.AutoregressiveWrapper(reference).generate,
-                     prompt, steps, temperature=0.0,
-                     cache_kv=cache if reference_cache is None else reference_cache, **kwargs)
-    actual = drawn(ours.generate, prompt, steps, temperature=0, cache=cache, **kwargs)
+    with one_head(reference, head):
+        expected = drawn(x_transformers.AutoregressiveWrapper(reference).generate,
+                         prompt, steps, temperature=0.0,
+                         cache_kv=cache if reference_cache is None else reference_cache, **kwargs)
+    chosen = {"head": head} if head else {}
+    actual = drawn(ours.generate, prompt, steps, temperature=0, cache=cache, **chosen, **kwargs)
     assert actual.shape == (prompt.shape[0], steps)
     assert torch.equal(actual, expected)
+
+
+@contextmanager
+def one_head(reference: torch.nn.Module, head: int = 0):
+    """The reference with one of its num_output_heads alone, for as long as the block runs.
+    Its AutoregressiveWrapper's loss and generate read one tensor of logits and fail on the
+    tuple of several heads (where the reference cannot be the oracle): with the head's own
+    Linear as to_logits they compute what xtc's loss and generate(head=...) read, and the
+    gradients land on to_logits.{head}. A model of one head is left as it is."""
+    if not getattr(reference, "has_multiple_heads", False):
+        yield reference
+        return
+    heads = reference.to_logits
+    reference.to_logits, reference.has_multiple_heads = heads[head], False
+    try:
+        yield reference
+    finally:
+        reference.to_logits, reference.has_multiple_heads = heads, True
 
 
 def assert_same_vectors(spec: Spec, start: torch.Tensor, steps: int, *, cache: bool = True,

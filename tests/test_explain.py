@@ -233,6 +233,8 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      "max_looped_steps: 2  # computed: 0 (looped is off: one pass)"),
     ("mixture_of_softmax_k", lm({"mixture_of_softmax_k": 2}), "model.mixture_of_softmax_k",
      "mixture_of_softmax_k: 2  # computed: 0 (mixture_of_softmax is off: one softmax)"),
+    ("num_output_heads", lm({"return_only_embed": True, "num_output_heads": 2}),
+     "model.num_output_heads", "num_output_heads: 2  # computed: 1 (return_only_embed: no logits head)"),
     ("shift_mem_down", lm({"shift_mem_down": 1}), "model.shift_mem_down",
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
     ("num_cls_tokens", lm(), "model.num_cls_tokens",

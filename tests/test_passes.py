@@ -120,7 +120,8 @@ def test_every_exclusion_rule_has_a_fixture_case():
     covered = {e["code"] for case in fixture_cases("check-exclusive-features") for e in case["expect"]}
     assert covered == ({rule.code for rule in (*rules.RULES, *rules.AT_MOST_ONE)}
                        | {rules.Z_LOSS_CODE, rules.INVERTED_SINK_CODE, rules.GLU_SOFTCLAMP_CODE,
-                          rules.HEADLESS_TRANSFORM_CODE})
+                          rules.HEADLESS_TRANSFORM_CODE}
+                       | {code for code, _ in rules.ONE_HEAD_OPTIONS.values()})
 
 
 # The reference's source line numbers ("I:2931") mean nothing to a reader of xtc: messages quote

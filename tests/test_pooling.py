@@ -21,7 +21,8 @@ BATCH, LENGTH = 3, 12
 MEAN = {"average_pool_embed": True}
 POOLS = {"mean": MEAN, "cls": {"use_cls_token": True},
          "two_cls": {"use_cls_token": True, "num_cls_tokens": 2},
-         "cls_classes": {"use_cls_token": True, "logits_dim": 5}}  # a head of 5 classes
+         "cls_classes": {"use_cls_token": True, "logits_dim": 5},  # a head of 5 classes
+         "two_heads": {**MEAN, "num_output_heads": 2}}  # the loss reads head 0
 
 
 def pooled_spec(kind: str, pool: dict = MEAN) -> xtc.Spec:
@@ -31,7 +32,7 @@ def pooled_spec(kind: str, pool: dict = MEAN) -> xtc.Spec:
 
 @pytest.mark.parametrize("kind, pool", [("Encoder", "mean"), ("Decoder", "mean"),
                                         ("Encoder", "cls"), ("Encoder", "two_cls"),
-                                        ("Encoder", "cls_classes")])
+                                        ("Encoder", "cls_classes"), ("Encoder", "two_heads")])
 @pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
 def test_loss_is_the_cross_entropy_of_the_reference_logits(kind, pool, masked):
     """Labels (B,), or (B, num_cls_tokens): a class for each CLS token, averaged over all."""
@@ -45,6 +46,7 @@ def test_loss_is_the_cross_entropy_of_the_reference_logits(kind, pool, masked):
     actual = ours.loss(tokens, labels, mask=mask)
     actual.backward()
     logits = reference(tokens, mask=mask)  # (B, num_tokens) or (B, 2, num_tokens)
+    logits = logits[0] if isinstance(logits, tuple) else logits  # several heads: the first
     expected = F.cross_entropy(logits.flatten(0, -2), labels.flatten())
     expected.backward()
     torch.testing.assert_close(actual, expected, **TOLERANCE)

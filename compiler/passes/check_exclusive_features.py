@@ -157,7 +157,39 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
     for model in all_modules(spec):
         found += z_loss_violations(spec, model)
         found += headless_logit_transforms(spec, model)
+        found += several_heads_violations(spec, model)
     return found
+
+
+# options that read one tensor of logits, which num_output_heads makes a tuple of: (code, why)
+ONE_HEAD_OPTIONS = {
+    "tie_embedding": ("output-heads-exclude-logit-option",
+                      "the tied embedding is one head (x-transformers fails: TypeError)"),
+    "sigsoftmax_logits": ("output-heads-exclude-logit-option",
+                          ("sigsoftmax rewrites one tensor of logits (x-transformers fails on the "
+                           "tuple of heads)")),
+    "mixture_of_softmax": ("output-heads-exclude-logit-option",
+                           ("a mixture of softmaxes mixes one head's logits (x-transformers "
+                            "asserts one head)")),
+    "looped": ("output-heads-exclude-looped",
+               ("a looped LM maps every loop's output through one head (x-transformers' "
+                "training forward fails: a ModuleList has no forward)")),
+    "max_mem_len": ("output-heads-exclude-memories",
+                    ("Transformer-XL's segment-wise loss and generate read one tensor of logits "
+                     "(x-transformers' XLAutoregressiveWrapper fails on the tuple)")),
+}
+
+
+def several_heads_violations(spec: Spec, model: ModuleSpec) -> list[Diagnostic]:
+    """num_output_heads > 1 gives a tuple of logits: the options that read or make one tensor
+    of them cannot be combined with it."""
+    if model.type != "TransformerWrapper" or model["num_output_heads"] == 1 \
+            or model["return_only_embed"]:  # (no head at all: a warning)
+        return []
+    line = spec.location(f"{model.key}.num_output_heads")[0]
+    return [diagnostic(spec, f"{model.key}.{name}", code,
+                       f"{name} cannot be combined with num_output_heads (line {line}): {why}")
+            for name, (code, why) in ONE_HEAD_OPTIONS.items() if model[name]]
 
 
 HEADLESS_TRANSFORM_CODE = "logit-transform-needs-head"

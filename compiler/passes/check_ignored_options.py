@@ -253,6 +253,11 @@ def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
             spec, f"{model.key}.mixture_of_softmax_k", "mixture-k-without-mixture",
             "mixture_of_softmax_k has no effect without mixture_of_softmax: true (one softmax)",
             "warning"))
+    if model["num_output_heads"] > 1 and model["return_only_embed"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.num_output_heads", "output-heads-without-logits",
+            "num_output_heads has no effect with return_only_embed: true (no logits head: forward "
+            "returns the embeddings)", "warning"))
     looped_keys = [name for name in LOOPED_LOSS_KEYS if name in model.training_given]
     if looped_keys and not model["looped"]:
         found.append(diagnostic(
