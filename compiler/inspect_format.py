@@ -61,8 +61,13 @@ def local_name(op: Op) -> str:
     return op.name.removeprefix(scope_prefix(op.scope))
 
 
-def shape_text(op: Op) -> str:
-    return "(" + ", ".join(map(str, op.shape or ())) + ")"
+def shape_text(op: Op, graph: Graph) -> str:
+    """The op's shape: num_output_heads' logits, and the output that returns them, are one
+    tensor of it per head."""
+    shape = "(" + ", ".join(map(str, op.shape or ())) + ")"
+    logits = graph[op.inputs[0]] if op.kind is OpKind.OUTPUT else op
+    heads = logits.attrs.heads if logits.kind is OpKind.LOGITS else 1
+    return f"{heads} x {shape}" if heads > 1 else shape
 
 
 def component(op: Op, model: str) -> str:
@@ -167,7 +172,7 @@ def contributor_line(inspection: Inspection) -> str:
 def graph_lines(inspection: Inspection) -> list[str]:
     graph, runs = inspection.graph, runs_by_block(inspection)
     # 18 columns hold (B, P+T, 32); chunked lengths, such as 6*ceil((P+T)/4), widen them
-    width = max([18] + [len(shape_text(op)) + 2 for op in graph.ops()])
+    width = max([18] + [len(shape_text(op, graph)) + 2 for op in graph.ops()])
     lines = [f"{'graph':<54}{'shape':<{width}}{'parameters':>14}"]
     current, shown = None, set()
     for op in graph.ops():
@@ -179,7 +184,7 @@ def graph_lines(inspection: Inspection) -> list[str]:
         if op.block is None:
             label = local_name(op) + (" (optional)" if op.kind is OpKind.INPUT and op.attrs.optional else "")
             owned = f"{count:,}" if count else (f"shares {op.shares}" if op.shares else "")
-            lines.append(f"    {label:<30}{op.kind.value:<20}{shape_text(op):<{width}}{owned:>14}".rstrip())
+            lines.append(f"    {label:<30}{op.kind.value:<20}{shape_text(op, graph):<{width}}{owned:>14}".rstrip())
             continue
         run = runs[(op.scope, op.block)]
         if id(run) in shown:
@@ -427,7 +432,7 @@ def picture_nodes(inspection: Inspection) -> list[tuple[str, str, tuple[str, ...
         name = local_name(op)
         if op.block is not None:  # drawn once for the run: `attn`, not `block0_attn`
             name = name.removeprefix(f"block{op.block}_")
-        label = f"{name}: {op.kind.value} {shape_text(op)}"
+        label = f"{name}: {op.kind.value} {shape_text(op, graph)}"
         count = inspection.op_parameters.get(op.name, 0)
         label += f", {count:,} params" if count else ""
         nest = (component(op, inspection.name),)

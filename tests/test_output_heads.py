@@ -5,9 +5,13 @@ reference's, and what `head` returns."""
 
 from __future__ import annotations
 
+import re
+
 import torch
 from features import NUM_TOKENS, layers, spec_of
 from reference import TOLERANCE, assert_same_greedy_tokens
+from xtc.compiler import compile_graph
+from xtc.compiler.inspect_format import render
 
 import xtc
 
@@ -34,3 +38,11 @@ def test_head_returns_that_head_of_the_tuple():
     assert isinstance(every, tuple) and [t.shape for t in every] == [(BATCH, LENGTH)] * 3
     for head, logits in enumerate(every):
         torch.testing.assert_close(model(tokens, head=head), logits, **TOLERANCE)
+
+
+def test_inspect_shows_one_tensor_per_head():
+    """The graph's logits, and the output that returns them: a tuple of three tensors."""
+    spec = heads_spec()
+    text, _ = render(spec, compile_graph(spec))
+    assert re.search(r"\n +logits +logits +3 x \(B, P\+T, 64\)", text)
+    assert re.search(r"\n +output +output +3 x \(B, P\+T, 64\)", text)
