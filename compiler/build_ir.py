@@ -44,6 +44,7 @@ from .ir import (
     LossAttrs,
     MemoryTokensAttrs,
     ModelAttrs,
+    NextEmbedAttrs,
     NormAttrs,
     OpKind,
     Origin,
@@ -403,6 +404,10 @@ class Builder:
             hidden = self.add("emb_frac_gradient", OpKind.GRADIENT_SCALE,
                               GradientScaleAttrs(model.emb_frac_gradient), (hidden,),
                               spec_key=f"{key}.emb_frac_gradient", role="emb_frac_gradient")
+        initial = None
+        if model.next_embed:  # what the next-embedding head predicts, before dropout
+            initial = self.add("initial_embeddings", OpKind.OUTPUT, OutputAttrs("initial_embeddings"),
+                               (hidden,), spec_key=f"{key}.add_continuous_pred_head")
         hidden = self.dropout("emb_dropout", model.emb_dropout, hidden, key)
         if emb_dim != model.layers.dim:
             hidden = self.add("project_emb", OpKind.PROJECT, ProjectAttrs(emb_dim, model.layers.dim),
@@ -429,7 +434,14 @@ class Builder:
             hidden = self.add("pool", OpKind.POOL, PoolAttrs(first=model.num_cls_tokens), (hidden,),
                               spec_key=f"{key}.use_cls_token")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
-        return self.logits(model, hidden) if logits else hidden
+        if not logits:
+            return hidden
+        output = self.logits(model, hidden)
+        if initial is not None:  # TransformerWrapper.to_next_embed_pred
+            self.add("next_embed", OpKind.NEXT_EMBED, NextEmbedAttrs(model.layers.dim),
+                     (hidden, initial), spec_key=f"{key}.add_continuous_pred_head",
+                     ref_path="to_next_embed_pred", role="to_next_embed_pred")
+        return output
 
     def repeated_layers(self, model: ResolvedWrapper, hidden: str, mask: str | None,
                         context: str | None, context_mask: str | None) -> str:

@@ -768,6 +768,8 @@ class ModelClass(DefaultConfig):
     # between batch and classes ("" or "num_cls_tokens, "); None: no such loss
     classifier: str | None = None
     heads: int = 1  # num_output_heads: forward returns a tuple of logits, or one head's (`head`)
+    next_embed: bool = False  # add_continuous_pred_head: forward can return the next embeddings
+    # predicted and their targets (return_next_embed_pred), which loss adds the error of
 
     @property
     def returns(self) -> str:
@@ -775,6 +777,8 @@ class ModelClass(DefaultConfig):
         (return_attn_lse), several heads' logits, or an xVal model's logits and numbers."""
         if self.heads > 1:  # (return_attn_lse's pair too)
             return "Tensor | tuple[Tensor, ...]"
+        if self.next_embed:
+            return "Tensor | tuple[Tensor, tuple[Tensor, Tensor]]"
         if self.recurrent:
             returned = self.returns_of("forward")
             return f"{returned} | tuple[{returned}, list[Tensor]]"
@@ -849,9 +853,11 @@ class ModelClass(DefaultConfig):
         """loss's call of forward (with the z-loss, for the summed log-sum-exps too), formatted
         as ruff would (indented 8): the logits' shape as a comment where it fits on the line."""
         returned = (["return_attn_lse=True"] if self.z_loss
-                    else ["return_loops=True"] if self.looped else [])
+                    else ["return_loops=True"] if self.looped
+                    else ["return_next_embed_pred=True"] if self.next_embed else [])
         targets = ("logits, attn_lse = " if self.z_loss
-                   else "_, loop_logits, exit_logits = " if self.looped else "logits = ")
+                   else "_, loop_logits, exit_logits = " if self.looped
+                   else "logits, (predicted, embeddings) = " if self.next_embed else "logits = ")
         line = call_statement(targets, "self",
                               [*self.loss_call.split(", "), *self.first_head, *returned], indent=8)
         comment = "  # (B, T, num_tokens)"

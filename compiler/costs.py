@@ -81,6 +81,8 @@ def op_parameters(op: Op) -> int:
         return a.patch_dim + a.patch_dim * a.dim + a.dim + a.dim
     if kind is OpKind.DEEP_EMBED:
         return a.num_tokens * a.depth * a.dim
+    if kind is OpKind.NEXT_EMBED:  # two bias-free dim x dim maps
+        return 2 * a.dim * a.dim
     if kind is OpKind.MEMORY_TOKENS:
         return a.count * a.dim
     if kind is OpKind.POSITION_BIAS:
@@ -388,6 +390,8 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
         return (outer, dim) if into else (dim, outer)
     if kind is OpKind.MEMORY_TOKENS:
         return Factor(op.spec_key, own, a.count), dim
+    if kind is OpKind.NEXT_EMBED:  # two maps of dim x dim
+        return dim, dim
     if kind is OpKind.DEEP_EMBED:  # a dim-wide gain per token and block
         return (Factor(f"{wrapper}.num_tokens", "num_tokens", a.num_tokens),
                 Factor(f"{stack.layers}.depth", "depth", a.depth), dim)

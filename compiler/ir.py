@@ -59,6 +59,7 @@ class OpKind(Enum):
     SOFTCLAMP = "softclamp"  # the stack's output capped smoothly: value * tanh(x / value)
     POOL = "pool"  # mean over the sequence
     LOGITS = "logits"
+    NEXT_EMBED = "next_embed"  # the next position's initial embedding, predicted from the output
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
     OUTPUT = "output"
 
@@ -128,6 +129,14 @@ class DropoutAttrs:
 @dataclass(frozen=True)
 class GradientScaleAttrs:
     fraction: float  # the share of the gradient that flows on to the ops before it
+
+
+@dataclass(frozen=True)
+class NextEmbedAttrs:
+    """add_continuous_pred_head: Linear, SiLU, Linear (bias-free, dim to dim) on the final hidden
+    states, predicting each next position's initial embedding (its second input)."""
+
+    dim: int
 
 
 @dataclass(frozen=True)
@@ -229,6 +238,8 @@ class LossAttrs:
     looped_loss_threshold_exit: float = 0.05
     looped_loss_slope: float = 50.0
     looped_exit_loss_weight: float = 1.0
+    # with add_continuous_pred_head: the weight of the next embedding's mean absolute error
+    next_embed_loss_weight: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -706,6 +717,7 @@ ATTRS = {
     OpKind.NORM: NormAttrs,
     OpKind.DROPOUT: DropoutAttrs,
     OpKind.GRADIENT_SCALE: GradientScaleAttrs,
+    OpKind.NEXT_EMBED: NextEmbedAttrs,
     OpKind.DEEP_EMBED: DeepEmbedAttrs,
     OpKind.LOOP: LoopAttrs,
     OpKind.PROJECT: ProjectAttrs,
@@ -770,6 +782,7 @@ ARITY = {
     OpKind.SOFTCLAMP: (1, 1),
     OpKind.POOL: (1, 2),
     OpKind.LOGITS: (1, 3),  # hidden states, the token embedding when tied, mixture weights
+    OpKind.NEXT_EMBED: (2, 2),  # the final hidden states, the initial embeddings
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,
     # [target numbers]
     OpKind.OUTPUT: (1, 1),

@@ -235,6 +235,8 @@ RETURN_EMBEDDINGS = Parameter("return_embeddings", "bool", "False")
 RETURN_ATTN_LSE = Parameter("return_attn_lse", "bool", "False")
 # a looped LM's: also return every loop's logits and exit logits, for `loss`
 RETURN_LOOPS = Parameter("return_loops", "bool", "False")
+# add_continuous_pred_head's: also return the next embeddings predicted, and their targets
+RETURN_NEXT_EMBED = Parameter("return_next_embed_pred", "bool", "False")
 # what a decoding step takes besides forward's arguments: the kv cache, and where each
 # left-padded prompt starts; forward, the method users call, takes neither
 DECODING_ONLY = ("cache", "seq_start_pos", "looped_exit_prob_threshold")
@@ -261,6 +263,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [loop_parameter(model)] if repeats(model) else []
     parameters += [RETURN_EMBEDDINGS] if has_logits else []
     parameters += [HEAD] if output_heads(model) > 1 else []
+    parameters += [RETURN_NEXT_EMBED] if predicts_next_embed(model) else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [RETURN_LOOPS] if loop_loss(model) else []
@@ -314,7 +317,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      prefix_lm=model.prefix_lm,
                      loop_argument=loop_parameter(model).name if repeats(model) else None,
                      classifier=sequence_axes(model) if classifies(model) else None,
-                     heads=output_heads(model), **cache_shape(model))
+                     heads=output_heads(model), next_embed=predicts_next_embed(model),
+                     **cache_shape(model))
     summary = f"{wrapper_kind(model)}, x-transformers TransformerWrapper + {model.attrs.layers}."
     return cls, wrapper_config(model), summary
 
@@ -329,6 +333,17 @@ def logits_shape(model: Model, sizes: bool = False) -> str:
     if not logits.squeeze:
         axes.append(str(logits.num_tokens) if sizes else width)
     return f"({axes[0]},)" if len(axes) == 1 else f"({', '.join(axes)})"
+
+
+def predicts_next_embed(model: Model) -> bool:
+    """add_continuous_pred_head: forward(return_next_embed_pred=True) also returns each
+    position's prediction of the next one's initial embedding, and those embeddings."""
+    return model.find(OpKind.NEXT_EMBED) is not None
+
+
+def embedding_shape(model: Model) -> str:
+    """The shape of the embeddings before the layers, after any prepended embeddings."""
+    return f"(B, {'P + ' if model.find(OpKind.PREPEND) is not None else ''}T, C)"
 
 
 def output_heads(model: Model) -> int:
@@ -1306,6 +1321,10 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
             "condition": bool(attrs.condition)})
     if kind is OpKind.DROPOUT:
         return OpContext("ops/dropout.py.jinja", {"name": op.role})
+    if kind is OpKind.OUTPUT and attrs.name == "initial_embeddings":
+        return OpContext("ops/initial_embeddings.py.jinja", {"shape": embedding_shape(model)})
+    if kind is OpKind.NEXT_EMBED:  # its forward is the logits op's: returned beside the logits
+        return OpContext("ops/next_embed.py.jinja")
     if kind is OpKind.LOOP:  # the start opens the loop over the passes, the end closes it
         imports |= {runtime("layers", "recycle_count")} if attrs.recycled and not attrs.end else set()
         logits = model.find(OpKind.LOGITS)
@@ -1366,6 +1385,7 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                  "width": width, "numbers": numbers,
                                                  "squeeze": attrs.squeeze,
                                                  "heads": attrs.heads,
+                                                 "next_embed": predicts_next_embed(model),
                                                  "sigsoftmax": attrs.sigsoftmax,
                                                  "memory": model.recurrent,
                                                  "attn_lse": z_loss(model),
@@ -1594,11 +1614,13 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
          model.attrs.shift_mem_down, "block l reads block l + this's memory"),
         *loss_config(loss.attrs if loss is not None else None,
                      numbers=embedding.numerical_token_id is not None,
-                     looped=loop_limit(model, False) is not None),
+                     looped=loop_limit(model, False) is not None,
+                     next_embed=predicts_next_embed(model)),
     ])
 
 
-def loss_config(loss: LossAttrs | None, numbers: bool = False, looped: bool = False) -> list[tuple]:
+def loss_config(loss: LossAttrs | None, numbers: bool = False, looped: bool = False,
+                next_embed: bool = False) -> list[tuple]:
     """The Config rows of what `loss` reads: the training wrapper's options (an xVal model's
     loss feeds its inputs as they are: no pad_value)."""
     if loss is None:
@@ -1616,6 +1638,8 @@ def loss_config(loss: LossAttrs | None, numbers: bool = False, looped: bool = Fa
          "sharpness of the exit gate's soft target"),
         (looped, "looped_exit_loss_weight", "float", float(loss.looped_exit_loss_weight),
          "weight of the exit gate's loss"),
+        (next_embed, "next_embed_loss_weight", "float", float(loss.next_embed_loss_weight),
+         "weight of the next embedding's mean absolute error"),
     ]
 
 

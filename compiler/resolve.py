@@ -153,6 +153,7 @@ class ResolvedWrapper:
     sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
     mixture: int = 0  # mixture_of_softmax: this many softmaxes mixed; forward gives log-probs
     output_heads: int = 1  # num_output_heads: forward gives this many heads' logits, a tuple
+    next_embed: bool = False  # add_continuous_pred_head: predicts each next initial embedding
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
     ff_deep_embed: bool = False  # per-token gains of each block's feedforward output
     recycle_steps: int | None = None  # recycling: at most this many passes in training
@@ -308,6 +309,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         sigsoftmax=model["sigsoftmax_logits"] and width is not None,
         mixture=model["mixture_of_softmax_k"] if model["mixture_of_softmax"] and width else 0,
         output_heads=model["num_output_heads"] if width is not None else 1,
+        next_embed=model["add_continuous_pred_head"],
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
         ff_deep_embed=model["ff_deep_embed"],
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
@@ -446,7 +448,8 @@ WRAPPER_DEFAULTS = {
     "post_emb_norm": False, "num_memory_tokens": None, "max_mem_len": 0, "shift_mem_down": 0,
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
     "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "mixture_of_softmax": False,
-    "mixture_of_softmax_k": 4, "num_output_heads": 1, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
+    "mixture_of_softmax_k": 4, "num_output_heads": 1, "add_continuous_pred_head": False,
+    "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
     "ff_deep_embed": False,
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,

@@ -99,6 +99,8 @@ def parameter_names(op: Op) -> list[tuple]:
         return [] if attrs.end else [("weight", "weight", False)]
     if op.kind is OpKind.PROJECT:
         return [("weight", "weight", False)] + ([("bias", "bias", False)] if attrs.bias else [])
+    if op.kind is OpKind.NEXT_EMBED:  # Sequential(Linear, SiLU, Linear) on both sides
+        return [("0.weight", "0.weight", False), ("2.weight", "2.weight", False)]
     if op.kind is OpKind.PATCH_EMBEDDING:
         # Sequential(LayerNorm, Linear, LayerNorm), plain gains (no unit offset) outside the layers
         return [("0.gamma", "0.weight", False), ("1.weight", "1.weight", False),

@@ -28,6 +28,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "memory_tokens_interspersed_every", "average_pool_embed", "use_cls_token", "num_cls_tokens",
         "logits_dim", "return_only_embed", "squeeze_out_last_dim", "emb_frac_gradient",
         "sigsoftmax_logits", "mixture_of_softmax", "mixture_of_softmax_k", "num_output_heads",
+        "add_continuous_pred_head",
         "recycling", "train_max_recycle_steps", "looped", "max_looped_steps", "ff_deep_embed",
         # accepted, with a warning that they change nothing (check_ignored_options.py)
         "attn_z_loss_weight", "input_not_include_cache",
@@ -101,7 +102,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
     # the training wrappers, by the `autoregressive:` mapping of a model that generates
     "AutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "mask_prob",
                                         "add_attn_z_loss", "looped_loss_threshold_exit",
-                                        "looped_loss_slope", "looped_exit_loss_weight"}),
+                                        "looped_loss_slope", "looped_exit_loss_weight",
+                                        "next_embed_loss_weight"}),
     "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),

@@ -1186,6 +1186,20 @@ OUTPUTS = token_rows("outputs", {
                                              "squeeze_out_last_dim": True}},
 }, generates=False)
 
+# the continuous prediction head (issue #45): forward gives the logits alone unless asked
+# (tests/test_output_heads.py passes return_next_embed_pred); loss adds the next embedding's
+# error, weighted 0.1 unless next_embed_loss_weight says otherwise
+NEXT_EMBED = token_rows("next_embed", {
+    "add_continuous_pred_head": {"model": {"add_continuous_pred_head": True}},
+}) + token_rows("next_embed", {
+    "next_embed_loss_weight": {"model": {"add_continuous_pred_head": True},
+                               "autoregressive": {"next_embed_loss_weight": 0.5}},
+    # head 0's logits beside the prediction; the embeddings' gradient in part
+    "next_embed_heads": {"model": {"add_continuous_pred_head": True, "num_output_heads": 2,
+                                   "emb_frac_gradient": 0.5},
+                         "autoregressive": {"next_embed_loss_weight": 1.0}},
+}, kinds=("Decoder",))
+
 # extra embeddings (issue #45): ff_deep_embed scales each block's feedforward output by a gain
 # per token and block (ones at first: the rows perturb them)
 EMBEDDINGS = token_rows("embeddings", {
@@ -1203,7 +1217,7 @@ FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WI
                            + LAYERS + POSITIONS + LAYOUTS + PER_LAYER + CROSS + TRAINING
                            + OTHER_MODELS + RECURRENCE + CONDITIONED + FEEDFORWARDS
                            + LAYOUTS_ONLY_ATTN + LAYOUTS_ONLY_CROSS + PREFIX_DECODERS + POOLING
-                           + OUTPUT_HEADS + SEVERAL_HEADS + RECYCLING + LOOPED + OUTPUTS + EMBEDDINGS)
+                           + OUTPUT_HEADS + SEVERAL_HEADS + NEXT_EMBED + RECYCLING + LOOPED + OUTPUTS + EMBEDDINGS)
 BY_ID = {f.id: f for f in FEATURES}
 assert len(BY_ID) == len(FEATURES), "two rows share a group and a name"
 

@@ -166,9 +166,10 @@ def assert_same_loss(spec: Spec, tokens: torch.Tensor, **kwargs) -> None:
 
 
 def mean_of(output) -> torch.Tensor:
-    """What the gradients are taken of: the mean of the output, or the sum of the means of an
-    xVal model's logits and numbers."""
-    return sum(t.mean() for t in output) if isinstance(output, tuple) else output.mean()
+    """What the gradients are taken of: the mean of the output, or the sum of the means of the
+    tensors of a tuple (an xVal model's logits and numbers, several heads' logits, the next
+    embeddings predicted beside the logits), nested ones too."""
+    return sum(mean_of(t) for t in output) if isinstance(output, tuple) else output.mean()
 
 
 def assert_same_greedy_tokens(spec: Spec, prompt: torch.Tensor, steps: int, *, cache: bool = True,

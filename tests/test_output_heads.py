@@ -1,15 +1,18 @@
-"""Several output heads (num_output_heads, issue #45): forward returns a tuple of logits, one
-per head; `head` picks one. Forward, gradient, loss and head-0 generation parity are in the
-feature matrix (tests/features.py, group `heads`); here a later head's generation against the
-reference's, and what `head` returns."""
+"""The wrapper's extra heads (issue #45). Several output heads (num_output_heads): forward
+returns a tuple of logits, one per head; `head` picks one. Forward, gradient, loss and head-0
+generation parity are in the feature matrix (tests/features.py, group `heads`); here a later
+head's generation against the reference's, and what `head` returns. The continuous prediction
+head (add_continuous_pred_head, group `next_embed` there): here forward's extra output."""
 
 from __future__ import annotations
 
 import re
 
+import pytest
 import torch
-from features import NUM_TOKENS, layers, spec_of
-from reference import TOLERANCE, assert_same_greedy_tokens
+from features import DIM, NUM_TOKENS, layers, spec_of
+from inputs import padding_mask
+from reference import TOLERANCE, assert_parity, assert_same_greedy_tokens, assert_same_loss
 from xtc.compiler import compile_graph
 from xtc.compiler.inspect_format import render
 
@@ -46,3 +49,37 @@ def test_inspect_shows_one_tensor_per_head():
     text, _ = render(spec, compile_graph(spec))
     assert re.search(r"\n +logits +logits +3 x \(B, P\+T, 64\)", text)
     assert re.search(r"\n +output +output +3 x \(B, P\+T, 64\)", text)
+
+
+# -- the continuous prediction head (add_continuous_pred_head) ----------------------------------
+
+NEXT_EMBED_CASES = {
+    "decoder": ("Decoder", {}),
+    "encoder": ("Encoder", {}),
+    "pooled": ("Encoder", {"average_pool_embed": True}),  # predicted from the pooled output
+    "post_emb_norm": ("Decoder", {"post_emb_norm": True, "emb_frac_gradient": 0.5}),
+}
+
+
+@pytest.mark.parametrize("case", NEXT_EMBED_CASES)
+@pytest.mark.parametrize("masked", [False, True], ids=["no-mask", "mask"])
+def test_forward_returns_the_next_embeddings_predicted(case, masked):
+    """forward(return_next_embed_pred=True): (logits, (prediction, initial embeddings)), the
+    reference's, with its gradients; prepended embeddings are among the initial ones."""
+    kind, model = NEXT_EMBED_CASES[case]
+    spec = spec_of({"type": "TransformerWrapper", "num_tokens": NUM_TOKENS, "max_seq_len": 32,
+                    "add_continuous_pred_head": True, **model, "attn_layers": layers(kind)})
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, NUM_TOKENS, (3, LENGTH), generator=generator)
+    inputs = {"mask": padding_mask(3, LENGTH)} if masked else {}
+    if case == "decoder":
+        inputs["prepend_embeds"] = torch.randn(3, 2, DIM, generator=generator)
+    assert_parity(spec, tokens, return_next_embed_pred=True, **inputs)
+
+
+def test_loss_adds_the_next_embeddings_error_without_ignored_targets():
+    """The feature rows' loss holds ignored targets; here every target counts."""
+    spec = spec_of({"type": "TransformerWrapper", "num_tokens": NUM_TOKENS, "max_seq_len": 32,
+                    "add_continuous_pred_head": True, "attn_layers": layers("Decoder")})
+    tokens = torch.randint(0, NUM_TOKENS, (3, LENGTH), generator=torch.Generator().manual_seed(0))
+    assert_same_loss(spec, tokens, mask=padding_mask(3, LENGTH))

@@ -158,6 +158,39 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
         found += z_loss_violations(spec, model)
         found += headless_logit_transforms(spec, model)
         found += several_heads_violations(spec, model)
+        found += next_embed_violations(spec, model)
+    return found
+
+
+NEXT_EMBED_WIDTH_CODE = "continuous-pred-head-needs-model-width"
+NEXT_EMBED_OPTION_CODE = "continuous-pred-head-excludes-option"
+# what xtc does not compile beside add_continuous_pred_head yet: each returns its own extra
+# output from forward (or, return_only_embed, no logits to return the prediction beside)
+NEXT_EMBED_EXCLUDES = ("return_only_embed", "looped", "max_mem_len")
+
+
+def next_embed_violations(spec: Spec, model: ModuleSpec) -> list[Diagnostic]:
+    """add_continuous_pred_head predicts each next position's initial embedding from the
+    output, dim wide: the embeddings must be as wide (x-transformers' loss fails on emb_dim);
+    and xtc compiles it without the options that return other extra outputs."""
+    if model.type != "TransformerWrapper" or not model["add_continuous_pred_head"]:
+        return []
+    key, found = f"{model.key}.add_continuous_pred_head", []
+    width = model.children["attn_layers"]["dim"] if "attn_layers" in model.children else None
+    if model["emb_dim"] is not None and width is not None and model["emb_dim"] != width:
+        found.append(diagnostic(spec, f"{model.key}.emb_dim", NEXT_EMBED_WIDTH_CODE,
+                                f"emb_dim {model['emb_dim']} cannot be combined with "
+                                f"add_continuous_pred_head (line {spec.location(key)[0]}): the "
+                                f"head predicts embeddings {width} wide (the layers' dim), and "
+                                "x-transformers' loss fails on the two widths"))
+    line = spec.location(key)[0]
+    excluded = [name for name in NEXT_EMBED_EXCLUDES if model[name]]
+    if model.trainer is not None and model.training.get("add_attn_z_loss"):
+        excluded.append("autoregressive.add_attn_z_loss")
+    found += [diagnostic(spec, f"{model.key}.{name}", NEXT_EMBED_OPTION_CODE,
+                         f"{name} cannot be combined with add_continuous_pred_head (line {line}) "
+                         "in xtc yet: forward would return two extra outputs")
+              for name in excluded]
     return found
 
 

@@ -253,6 +253,11 @@ def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
             spec, f"{model.key}.mixture_of_softmax_k", "mixture-k-without-mixture",
             "mixture_of_softmax_k has no effect without mixture_of_softmax: true (one softmax)",
             "warning"))
+    if "next_embed_loss_weight" in model.training_given and not model["add_continuous_pred_head"]:
+        found.append(diagnostic(
+            spec, f"{model.key}.autoregressive.next_embed_loss_weight",
+            "next-embed-weight-without-head", "next_embed_loss_weight weighs the loss of "
+            "add_continuous_pred_head's prediction: no effect without it", "warning"))
     if model["num_output_heads"] > 1 and model["return_only_embed"]:
         found.append(diagnostic(
             spec, f"{model.key}.num_output_heads", "output-heads-without-logits",
