@@ -214,6 +214,8 @@ class Builder:
         hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend, logits=head)
         if head:  # without one (return_only_embed) the embeddings are the output
             self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
+        elif model.attention_pool is not None:
+            self.add("output", OpKind.OUTPUT, OutputAttrs("pooled"), (hidden,))
         # what `loss` computes beside forward (a pooled model's loss reads class labels instead)
         if model.loss is not None and not (model.average_pool_embed or model.num_cls_tokens):
             self.add("loss", OpKind.LOSS, model.loss, (hidden, tokens),
@@ -429,6 +431,10 @@ class Builder:
             hidden = self.add("pool", OpKind.POOL, PoolAttrs(first=model.num_cls_tokens), (hidden,),
                               spec_key=f"{key}.use_cls_token")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+        if model.attention_pool is not None:  # the reference's still makes logits, unread
+            return self.add("attn_pool", OpKind.ATTENTION_POOL, model.attention_pool,
+                            (hidden,) if real is None else (hidden, real), spec_key=f"{key}.attn_pool",
+                            ref_path="attn_pool", role="attn_pool")
         return self.logits(model, hidden) if logits else hidden
 
     def repeated_layers(self, model: ResolvedWrapper, hidden: str, mask: str | None,

@@ -58,6 +58,7 @@ class OpKind(Enum):
     CONDITION = "condition"  # what adaptive norms and layer scales read, through its optional MLP
     SOFTCLAMP = "softclamp"  # the stack's output capped smoothly: value * tanh(x / value)
     POOL = "pool"  # mean over the sequence
+    ATTENTION_POOL = "attention_pool"  # learned queries read the sequence by cross-attention
     LOGITS = "logits"
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
     OUTPUT = "output"
@@ -204,6 +205,21 @@ class PoolAttrs:
     first: int = 0  # the outputs of the first this many positions (CLS tokens), not a mean
     masked: bool = False  # the mean over the real positions (its second input, the padding
     # mask: TransformerWrapper's average_pool_embed); else over all (ViT's patches)
+
+
+@dataclass(frozen=True)
+class AttentionPoolAttrs:
+    """TransformerWrapper's attn_pool: `queries` learned queries, `dim` wide, cross-attend to
+    the final hidden states (dim_context wide) under the padding mask (its optional second
+    input); one cross-attention at depth 1, else pre-norm blocks and a final norm. heads and
+    dim_head are the layers'."""
+
+    dim: int  # dim_pooled_tokens: the width of each pooled token
+    dim_context: int
+    queries: int  # num_pooled_tokens
+    depth: int  # attn_pool_depth
+    heads: int
+    dim_head: int
 
 
 @dataclass(frozen=True)
@@ -729,6 +745,7 @@ ATTRS = {
     OpKind.CONDITION: ConditionAttrs,
     OpKind.SOFTCLAMP: SoftclampAttrs,
     OpKind.POOL: PoolAttrs,
+    OpKind.ATTENTION_POOL: AttentionPoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
     OpKind.OUTPUT: OutputAttrs,
@@ -768,6 +785,7 @@ ARITY = {
     OpKind.CONDITION: (1, 1),  # the condition input
     OpKind.SOFTCLAMP: (1, 1),
     OpKind.POOL: (1, 2),
+    OpKind.ATTENTION_POOL: (1, 2),  # the hidden states, and the padding mask
     OpKind.LOGITS: (1, 3),  # hidden states, the token embedding when tied, mixture weights
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,
     # [target numbers]
@@ -778,7 +796,7 @@ ARITY = {
 # Kinds whose `dim` is the width they produce, not the width they read.
 PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING,
                               OpKind.PATCH_EMBEDDING, OpKind.ROTARY, OpKind.POSITION_BIAS,
-                              OpKind.DEEP_EMBED})
+                              OpKind.DEEP_EMBED, OpKind.ATTENTION_POOL})
 
 
 @dataclass(frozen=True)

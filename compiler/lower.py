@@ -196,7 +196,8 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
         top, fields, summary = wrapper_model(model, prefix, class_name, config, signature)
         pool = POOL_DIAGRAM.get(model.pooled_by, "")
         output = (f"logits {logits_shape(model, sizes=True)}" if model.find(OpKind.LOGITS)
-                  else f"embeddings (B, {sequence_axes(model)}{dim})")
+                  else f"pooled tokens {pooled_tokens_shape(model, sizes=True)}"
+                  if model.pooled_by == "attention" else f"embeddings (B, {sequence_axes(model)}{dim})")
         diagram = f"tokens (B, T) -> embeddings -> {blocks}{pool} -> {output}"
         if model.numerical_token_id is not None:
             logits = model.find(OpKind.LOGITS).attrs.num_tokens
@@ -257,7 +258,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += condition_parameters(model)
     parameters += prefix_parameters(model)
     parameters += [loop_parameter(model)] if repeats(model) else []
-    parameters += [RETURN_EMBEDDINGS] if has_logits else []
+    parameters += [RETURN_EMBEDDINGS] if computes_past_embeddings(model) else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [RETURN_LOOPS] if loop_loss(model) else []
@@ -281,7 +282,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                       "self.config.memory_tokens_interspersed_every)")
     ops, imports = top_level_ops(model, prefix, signature, generative=generative)
     ops = nested(ops)
-    if not has_logits:
+    if not has_logits and model.pooled_by != "attention":
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     if exits_early(model):
         imports.add(runtime("looped", "LoopedCache"))
@@ -292,6 +293,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     what = ("prefix language model" if model.prefix_lm else
             "causal language model" if model.causal else "bidirectional encoder")
     returns = (f"{logits_name(model)} {logits_shape(model)}" if has_logits
+               else f"pooled tokens {pooled_tokens_shape(model)}" if model.pooled_by == "attention"
                else f"embeddings (B, {sequence_axes(model)}dim)")
     step = tuple(parameters) if generative else ()
     parameters = [p for p in parameters if p.name not in DECODING_ONLY]
@@ -326,6 +328,14 @@ def logits_shape(model: Model, sizes: bool = False) -> str:
     return f"({axes[0]},)" if len(axes) == 1 else f"({', '.join(axes)})"
 
 
+def pooled_tokens_shape(model: Model, sizes: bool = False) -> str:
+    """The shape of an attention-pooled model's output, named by its config fields (or sized)."""
+    pool = model.find(OpKind.ATTENTION_POOL).attrs
+    if sizes:
+        return f"(B, {pool.queries}, {pool.dim})"
+    return f"(B, num_pooled_tokens, {'dim_pooled_tokens' if pool.dim != model.dim else 'dim'})"
+
+
 def classifies(model: Model) -> bool:
     """Whether the output is class logits, one set per sequence (or per CLS token): what
     loss(x, labels) reads. A pooled score (squeeze_out_last_dim) or embedding is not."""
@@ -351,8 +361,9 @@ def mixture_shapes(model: Model) -> dict[str, str] | None:
 X_NUM = Parameter("x_num", "Tensor")
 
 # how a pooled model (Model.pooled_by) makes one output per sequence
-POOL_DIAGRAM = {"mean": " -> mean over the real positions", "cls": " -> the CLS tokens' outputs"}
-POOL_PART = {"mean": "mean pool", "cls": "CLS tokens"}
+POOL_DIAGRAM = {"mean": " -> mean over the real positions", "cls": " -> the CLS tokens' outputs",
+                "attention": " -> attention pool"}
+POOL_PART = {"mean": "mean pool", "cls": "CLS tokens", "attention": "attention pool"}
 
 
 def sequence_axes(model: Model) -> str:
@@ -360,6 +371,8 @@ def sequence_axes(model: Model) -> str:
     token's or a mean (none), or several CLS tokens'."""
     if not model.pooled:
         return "T, "
+    if model.pooled_by == "attention":  # several even where one
+        return "num_pooled_tokens, "
     pool = model.find(OpKind.POOL)
     return "num_cls_tokens, " if pool.attrs.first > 1 else ""
 
@@ -1344,6 +1357,13 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                          {"memory": memory is not None and memory.attrs.every is None})
     if kind is OpKind.POOL and attrs.first:
         return OpContext("ops/cls_pool.py.jinja", {"count": attrs.first})
+    if kind is OpKind.ATTENTION_POOL:
+        imports.add(runtime("pooling", "AttentionPool"))
+        memory = model.find(OpKind.MEMORY_TOKENS, "memory_tokens")  # the mask still has them
+        return OpContext("ops/attention_pool.py.jinja", {
+            "memory": memory is not None and memory.attrs.every is None,
+            "shape": pooled_tokens_shape(model), "blocks": attrs.depth > 1,
+            "width": "dim_pooled_tokens" if attrs.dim != model.dim else "dim"})
     if kind is OpKind.LOGITS:
         imports |= {FUNCTIONAL} if attrs.sigsoftmax else set()  # F.logsigmoid
         numbers = model.numerical_token_id is not None
@@ -1581,7 +1601,24 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
         *loss_config(loss.attrs if loss is not None else None,
                      numbers=embedding.numerical_token_id is not None,
                      looped=loop_limit(model, False) is not None),
+        *pool_config(model),
     ])
+
+
+def pool_config(model: Model) -> list[tuple]:
+    """The Config rows of an attention pool; its heads and head width are the layers' (rows of
+    their own only where the layers have none: no attention to read them from)."""
+    pool = model.find(OpKind.ATTENTION_POOL)
+    if pool is None:
+        return []
+    a, stack = pool.attrs, {field.name for field in stack_config(model)}
+    return [
+        (True, "num_pooled_tokens", "int", a.queries, "learned queries of the attention pool"),
+        (True, "attn_pool_depth", "int", a.depth, "its blocks (1: one cross-attention)"),
+        (a.dim != model.dim, "dim_pooled_tokens", "int", a.dim, "width of each pooled token"),
+        ("heads" not in stack, "heads", "int", a.heads, ""),
+        ("dim_head" not in stack, "dim_head", "int", a.dim_head, ""),
+    ]
 
 
 def loss_config(loss: LossAttrs | None, numbers: bool = False, looped: bool = False) -> list[tuple]:

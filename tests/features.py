@@ -1121,7 +1121,18 @@ POOLING = token_rows("pooling", {
     "average_pool_embeddings": {"model": {"average_pool_embed": True, "return_only_embed": True}},
     "average_pool_score": {"model": {"average_pool_embed": True, "logits_dim": 1,
                                      "squeeze_out_last_dim": True}},  # (B,)
-}, kinds=("Encoder",), generates=False)
+}, kinds=("Encoder",), generates=False) + token_rows("pooling", {
+    # an encoder's attention pool: learned queries read its outputs, (B, N, dim_pooled_tokens)
+    "attn_pool": {"model": {"attn_pool": True}},
+    "attn_pool_queries": {"model": {"attn_pool": True, "num_pooled_tokens": 3,
+                                    "dim_pooled_tokens": 16}},
+    "attn_pool_depth": {"model": {"attn_pool": True, "attn_pool_depth": 2}},
+}, kinds=("Encoder",), generates=False) + [
+    # the reference's pool reads the mask with the memory tokens' positions and fails:
+    # tests/test_pooling.py checks the masked pool against its pieces
+    row("pooling", "attn_pool_memory", model={"attn_pool": True, "num_memory_tokens": 2},
+        kinds=("Encoder",), generates=False, mask=False),
+]
 
 # recycling (issue #45): the layers run again on their own output (forward given recycle_steps
 # 3); x-transformers keeps no cache for it, so neither model caches

@@ -45,6 +45,9 @@ SETTINGS = settings(max_examples=PROPERTY_EXAMPLES, derandomize=SEED is None, de
 XTC_RULES = {
     "pooled-model-predicts-no-next-token": "the reference's forward runs; its training wrapper "
                                            "fails on the pooled logits",
+    "attn-pool-needs-encoder": "on a decoder the reference builds the pool and ignores it",
+    "attn-pool-returns-no-logits": "the reference computes the logits of an attention-pooled "
+                                   "model and drops them",
     "rel-pos-kwargs": "the reference builds ALiBi slopes of another length than its ALiBi heads: "
                       "fewer bias the first heads alone, more are cut to the heads",
     "cross-attention-inherits-option": "the reference applies attn: options to cross-attention "

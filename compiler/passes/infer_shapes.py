@@ -59,6 +59,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (source[0], attrs.first, source[-1])
     if kind is OpKind.POOL:
         return (source[0], source[-1])
+    if kind is OpKind.ATTENTION_POOL:  # one output per learned query
+        return (source[0], attrs.queries, attrs.dim)
     if kind is OpKind.LOGITS:  # (a mixture's components, (..., K, C), mixed into one)
         lead = source[:-2] if attrs.mixture else source[:-1]
         return tuple(lead) if attrs.squeeze else (*lead, attrs.num_tokens)
