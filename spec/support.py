@@ -29,6 +29,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "logits_dim", "return_only_embed", "squeeze_out_last_dim", "emb_frac_gradient",
         "sigsoftmax_logits", "mixture_of_softmax", "mixture_of_softmax_k",
         "recycling", "train_max_recycle_steps", "looped", "max_looped_steps", "ff_deep_embed",
+        "embed_num_tokens",
         # accepted, with a warning that they change nothing (check_ignored_options.py)
         "attn_z_loss_weight", "input_not_include_cache",
     }),
