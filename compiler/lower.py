@@ -304,7 +304,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     cls = ModelClass(class_name, config,
                      f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
-                     "where x is real.",
+                     "where x is real." + (NAMED_IDS_DOC if named_embeddings(model) else ""),
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
@@ -398,6 +398,11 @@ def wrapper_kind(model: Model) -> str:
         return "a prefix language model (two-way attention within a prefix, causal after it)"
     kind = "a decoder-only (GPT-style)" if model.causal else "an encoder-only (BERT-style)"
     return f"{kind} transformer"
+
+
+# forward's docstring, on the ids of embed_num_tokens' tables
+NAMED_IDS_DOC = ("\n        embed_ids maps each name of embed_num_tokens to its ids (B, T), whose "
+                 "embeddings are\n        added to the tokens'.")
 
 
 def named_embeddings(model: Model) -> bool:

@@ -62,8 +62,8 @@ def test_the_tables_are_the_references():
     model = xtc.build(spec())
     assert model.embeds["type_embed"].weight.shape == (4, 32)
     assert model.embeds["segment_embed"].weight.shape == (3, 32)
-    weights = torch.cat([table.weight.flatten() for table in model.embeds.values()])
-    assert 0.5 < float(weights.std()) < 1.5  # nn.Embedding's N(0, 1), kept as the reference does
+    weights = torch.cat([table.weight.detach().flatten() for table in model.embeds.values()])
+    assert 0.5 < weights.std().item() < 1.5  # nn.Embedding's N(0, 1), kept as the reference does
 
 
 @pytest.mark.parametrize(("given", "error", "message"), [
@@ -119,3 +119,15 @@ def test_left_padded_prompts_read_the_ids_of_their_own_positions(cache):
         expected = model.generate(prompts[row : row + 1, :length], new, temperature=0,
                                   cache=cache, embed_ids=alone)
         assert torch.equal(batched[row : row + 1], expected)
+
+
+@pytest.mark.slow
+def test_compiled_steps_read_the_ids_of_their_positions():
+    torch.manual_seed(0)
+    model = xtc.build(spec()).eval()
+    prompts, lengths = torch.randint(0, 64, (2, 5)), torch.tensor([5, 3])
+    given = ids(2, 11)
+    eager = model.generate(prompts, 6, temperature=0, prompt_lens=lengths, embed_ids=given)
+    compiled = model.generate(prompts, 6, temperature=0, prompt_lens=lengths, embed_ids=given,
+                              compile=True)
+    assert torch.equal(compiled, eager)
