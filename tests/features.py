@@ -1192,7 +1192,11 @@ EMBEDDINGS = token_rows("embeddings", {
                                              "emb_frac_gradient": 0.5}},
 }) + [row("embeddings", "embed_num_tokens_cls", model={"embed_num_tokens": {"type": 4},
                                                        "use_cls_token": True},
-          kinds=("Encoder",), generates=False)]
+          kinds=("Encoder",), generates=False),
+      # a looped LM decodes each row out of the loops on its own: no forward loop to compare
+      row("embeddings", "embed_num_tokens_looped",
+          model={"embed_num_tokens": {"type": 4}, "looped": True, "max_looped_steps": 2},
+          layers={"pre_and_post_norm": True}, generates=False)]
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE
