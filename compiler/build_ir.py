@@ -44,6 +44,7 @@ from .ir import (
     LossAttrs,
     MemoryTokensAttrs,
     ModelAttrs,
+    NamedEmbeddingsAttrs,
     NormAttrs,
     OpKind,
     Origin,
@@ -394,6 +395,7 @@ class Builder:
                           role="token_emb")
         hidden = self.positions(model.positions, model.max_seq_len, emb_dim, model.l2norm_embed,
                                 hidden, tokens, key)
+        hidden = self.named_embeddings(model, hidden)
         hidden = self.post_emb_norm(model, hidden, emb_dim)
         if prepend is not None:
             hidden = self.add("prepend", OpKind.PREPEND, PrependAttrs(emb_dim), (hidden, prepend),
@@ -466,6 +468,18 @@ class Builder:
                              ref_path="pos_emb.emb" if scheme == "learned" else "pos_emb",
                              role="pos_emb")
         return self.add("embed", OpKind.ADD, AddAttrs(), (hidden, positions), spec_key=key)
+
+    def named_embeddings(self, model: ResolvedWrapper, hidden: str) -> str:
+        """embed_num_tokens: one table per name, each looked up by its ids (the forward argument
+        embed_ids, a dict of name -> (B, T)) and added to the token and position embeddings."""
+        if not model.embed_num_tokens:
+            return hidden
+        key = f"{model.key}.embed_num_tokens"
+        ids = self.input("embed_ids", "embed_ids", ("B", "T"), key=key)
+        embedded = self.add("embeds", OpKind.NAMED_EMBEDDINGS,
+                            NamedEmbeddingsAttrs(model.embed_num_tokens, model.emb_dim), (ids,),
+                            spec_key=key, ref_path="embeds", role="embeds")
+        return self.add("embed_named", OpKind.ADD, AddAttrs(), (hidden, embedded), spec_key=key)
 
     def post_emb_norm(self, model, hidden: str, width: int) -> str:
         """A plain LayerNorm after the embeddings (gain stored as itself: outside the layers)."""

@@ -63,6 +63,8 @@ def op_parameters(op: Op) -> int:
     a, kind = op.attrs, op.kind
     if kind is OpKind.TOKEN_EMBEDDING:
         return a.num_tokens * a.dim
+    if kind is OpKind.NAMED_EMBEDDINGS:  # a table per name
+        return sum(size for _, size in a.sizes) * a.dim
     if kind is OpKind.POSITION_EMBEDDING:
         return 1 if a.scheme == "scaled_sinusoidal" else a.max_seq_len * a.dim
     if kind is OpKind.NORM and a.condition:  # an adaptive norm's gain: a map of the condition
@@ -370,6 +372,9 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
     dim = Factor(stack.dim, "dim", stack.width)
     if kind is OpKind.TOKEN_EMBEDDING:
         return Factor(op.spec_key, own, a.num_tokens), embedding_width(graph, op, stack)
+    if kind is OpKind.NAMED_EMBEDDINGS:  # the tables' rows, all names together
+        rows = sum(size for _, size in a.sizes)
+        return Factor(op.spec_key, f"{own} (summed)", rows), embedding_width(graph, op, stack)
     if kind is OpKind.POSITION_EMBEDDING and a.scheme == "patches":  # (image / patch)^2 positions
         image, patches = graph[op.inputs[0]].attrs.shape[2], patch_size(graph, op.scope)
         return (dim, Factor(op.spec_key, own, image),

@@ -27,6 +27,9 @@ from enum import Enum
 class OpKind(Enum):
     INPUT = "input"  # a forward argument: token ids, a padding mask
     TOKEN_EMBEDDING = "token_embedding"
+    # further embeddings looked up by ids given beside the tokens, one table per name
+    # (embed_num_tokens: say BERT's token types)
+    NAMED_EMBEDDINGS = "named_embeddings"
     POSITION_EMBEDDING = "position_embedding"
     ADD = "add"  # token + position embeddings
     NORM = "norm"
@@ -68,9 +71,16 @@ class OpKind(Enum):
 class InputAttrs:
     name: str  # the forward argument's name
     role: str  # "tokens", "numbers", "mask", "features", "image", "context", "context_mask",
-    # "embeds", "condition", "prefix_length" (a PrefixDecoder's prefix_attn_len)
+    # "embeds", "condition", "prefix_length" (a PrefixDecoder's prefix_attn_len), "embed_ids"
+    # (embed_num_tokens' ids: a dict of name -> (B, T))
     optional: bool = False
     shape: tuple = ("B", "T")  # symbolic: batch, length, then sizes
+
+
+@dataclass(frozen=True)
+class NamedEmbeddingsAttrs:
+    sizes: tuple[tuple[str, int], ...]  # (name, vocabulary size), in the spec's order
+    dim: int  # the embedding width (emb_dim)
 
 
 @dataclass(frozen=True)
@@ -716,6 +726,7 @@ class Origin:
 ATTRS = {
     OpKind.INPUT: InputAttrs,
     OpKind.TOKEN_EMBEDDING: TokenEmbeddingAttrs,
+    OpKind.NAMED_EMBEDDINGS: NamedEmbeddingsAttrs,
     OpKind.POSITION_EMBEDDING: PositionEmbeddingAttrs,
     OpKind.ADD: AddAttrs,
     OpKind.NORM: NormAttrs,
@@ -755,6 +766,7 @@ ATTRS = {
 ARITY = {
     OpKind.INPUT: (0, 0),
     OpKind.TOKEN_EMBEDDING: (1, 2),  # token ids, and an xVal model's numbers
+    OpKind.NAMED_EMBEDDINGS: (1, 1),  # the ids (embed_ids)
     OpKind.POSITION_EMBEDDING: (1, 1),
     OpKind.ADD: (2, 2),
     OpKind.NORM: (1, 2),  # hidden states, and an adaptive norm's condition
@@ -796,7 +808,8 @@ ARITY = {
 # Kinds whose `dim` is the width they produce, not the width they read.
 PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING,
                               OpKind.PATCH_EMBEDDING, OpKind.ROTARY, OpKind.POSITION_BIAS,
-                              OpKind.DEEP_EMBED, OpKind.ATTENTION_POOL})
+                              OpKind.DEEP_EMBED, OpKind.ATTENTION_POOL,
+                              OpKind.NAMED_EMBEDDINGS})
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from xtc.spec.names import is_free_class_name
 
 from .context import (
     ATTN_LSE,
+    EMBED_IDS,
     EXIT_THRESHOLD,
     FUNCTIONAL,
     GENERATOR,
@@ -249,6 +250,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     generative, cacheable = model.generative, model.cacheable
     parameters = [Parameter("x", "Tensor"), *([X_NUM] if numbers else []), KEYWORD_ONLY,
                   optional("mask")]
+    parameters += [EMBED_IDS] if named_embeddings(model) else []
     parameters += [optional("context"), optional("context_mask")] if cross else []
     # the loss's forgotten keys, or an XTransformer's mask; a PrefixDecoder's stack builds its
     # own from prefix_attn_len
@@ -270,6 +272,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     checks = cached_positions(model) if cacheable else []
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
                *(["check_numbers(x_num, x)"] if numbers else []), f"check_mask(mask, x{cached})"]
+    checks += ["check_embed_ids(embed_ids, self.config.embed_num_tokens, x)"] \
+        if named_embeddings(model) else []
     checks += context_checks() if cross else []
     checks += condition_checks(model)
     checks += prefix_checks(model)
@@ -302,13 +306,13 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     cls = ModelClass(class_name, config,
                      f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
-                     "where x is real.",
+                     "where x is real." + (NAMED_IDS_DOC if named_embeddings(model) else ""),
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), looped=loop_loss(model), conditioned=conditioned(model),
                      cache_class="LoopedCache" if exits_early(model) else "ModelCache",
-                     prefix_lm=model.prefix_lm,
+                     prefix_lm=model.prefix_lm, named_embeddings=named_embeddings(model),
                      loop_argument=loop_parameter(model).name if repeats(model) else None,
                      classifier=sequence_axes(model) if classifies(model) else None,
                      **cache_shape(model))
@@ -407,6 +411,16 @@ def wrapper_kind(model: Model) -> str:
         return "a prefix language model (two-way attention within a prefix, causal after it)"
     kind = "a decoder-only (GPT-style)" if model.causal else "an encoder-only (BERT-style)"
     return f"{kind} transformer"
+
+
+# forward's docstring, on the ids of embed_num_tokens' tables
+NAMED_IDS_DOC = ("\n        embed_ids maps each name of embed_num_tokens to its ids (B, T), whose "
+                 "embeddings are\n        added to the tokens'.")
+
+
+def named_embeddings(model: Model) -> bool:
+    """Whether the model adds further embeddings looked up by embed_ids (embed_num_tokens)."""
+    return model.find(OpKind.NAMED_EMBEDDINGS) is not None
 
 
 def repeats(model: Model) -> bool:
@@ -1320,6 +1334,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                "exits": exits})
     if kind is OpKind.GRADIENT_SCALE:
         return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
+    if kind is OpKind.NAMED_EMBEDDINGS:
+        return OpContext("ops/named_embeddings.py.jinja", {"width": width, "symbol": symbol})
     if kind is OpKind.DEEP_EMBED:
         imports.add(TORCH)
         return OpContext("ops/deep_embed.py.jinja")
@@ -1581,6 +1597,9 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
          embedding.numerical_token_id, "its embedding is scaled by its number"),
         (embedding.dim != model.dim, "emb_dim", "int", embedding.dim, "embedding width"),
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
+        (named_embeddings(model), "embed_num_tokens", "tuple[tuple[str, int], ...]",
+         named_embeddings(model) and model.find(OpKind.NAMED_EMBEDDINGS).attrs.sizes,
+         "further embeddings: (name, vocabulary size)"),
         (gradient_share(model) < 1, "emb_frac_gradient", "float", gradient_share(model),
          "share of the gradient the embeddings get"),
         (loop_limit(model, True) is not None, "train_max_recycle_steps", "int",

@@ -157,6 +157,8 @@ class ResolvedWrapper:
     mixture: int = 0  # mixture_of_softmax: this many softmaxes mixed; forward gives log-probs
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
     ff_deep_embed: bool = False  # per-token gains of each block's feedforward output
+    # embed_num_tokens: further embedding tables, (name, vocabulary size) in the spec's order
+    embed_num_tokens: tuple[tuple[str, int], ...] = ()
     recycle_steps: int | None = None  # recycling: at most this many passes in training
     looped_steps: int | None = None  # a looped LM: this many passes by default
 
@@ -312,6 +314,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         mixture=model["mixture_of_softmax_k"] if model["mixture_of_softmax"] and width else 0,
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
         ff_deep_embed=model["ff_deep_embed"],
+        embed_num_tokens=tuple((model["embed_num_tokens"] or {}).items()),
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
         looped_steps=model["max_looped_steps"] if model["looped"] else None,
     )
@@ -461,7 +464,7 @@ WRAPPER_DEFAULTS = {
     "memory_tokens_interspersed_every": None, "logits_dim": None, "return_only_embed": False,
     "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "mixture_of_softmax": False,
     "mixture_of_softmax_k": 4, "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
-    "ff_deep_embed": False,
+    "ff_deep_embed": False, "embed_num_tokens": {},
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,
 }

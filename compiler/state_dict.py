@@ -110,6 +110,8 @@ def parameter_names(op: Op) -> list[tuple]:
         # Sequential(LayerNorm, Linear, LayerNorm), plain gains (no unit offset) outside the layers
         return [("0.gamma", "0.weight", False), ("1.weight", "1.weight", False),
                 ("1.bias", "1.bias", False), ("2.gamma", "2.weight", False)]
+    if op.kind is OpKind.NAMED_EMBEDDINGS:  # a ModuleDict of nn.Embeddings, as the reference's
+        return [(f"{name}_embed.weight", f"{name}_embed.weight", False) for name, _ in attrs.sizes]
     if op.kind in (OpKind.MEMORY_TOKENS, OpKind.DEEP_EMBED):  # the parameter itself
         return [("", "", False)]
     if op.kind is OpKind.ROTARY:  # persistent buffers in the reference too

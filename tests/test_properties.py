@@ -72,6 +72,8 @@ XTC_RULES = {
                                  "first: not compiled for custom layouts and macaron yet",
     "memory-needs-top-level-wrapper": "no segment-wise methods inside an XTransformer or a "
                                       "composite yet",
+    "embed-num-tokens-with-memories": "the reference's forward runs; its XL training wrapper "
+                                      "hands embed_ids whole to every segment and fails",
     "memory-without-self-attention": "layers without self-attention have nothing to remember for",
     "cross-attend-without-cross-layer": "the reference builds layers that cross-attend with no "
                                         "cross-attention sublayer, and ignores the context",
@@ -207,6 +209,9 @@ def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
         mask["recycle_steps"] = 2
     if model.get("looped"):
         mask["looped_steps"] = 2
+    if model.get("embed_num_tokens"):  # each name's ids
+        mask["embed_ids"] = {name: torch.randint(0, size, (2, 10), generator=gen)
+                             for name, size in model["embed_num_tokens"].items()}
     if any(layers.get(name) for name in ADAPTIVE):  # adaptive norms: a condition per sequence
         mask["condition"] = torch.randn(2, layers.get("dim_condition") or layers["dim"], generator=gen)
     if model["type"] == "ContinuousTransformerWrapper":
