@@ -44,6 +44,7 @@ from .ir import (
     LossAttrs,
     MemoryTokensAttrs,
     ModelAttrs,
+    NamedEmbeddingsAttrs,
     NextEmbedAttrs,
     NormAttrs,
     OpKind,
@@ -215,6 +216,8 @@ class Builder:
         hidden = self.wrapper(model, tokens, mask, context, context_mask, prepend, logits=head)
         if head:  # without one (return_only_embed) the embeddings are the output
             self.add("output", OpKind.OUTPUT, OutputAttrs("logits"), (hidden,))
+        elif model.attention_pool is not None:
+            self.add("output", OpKind.OUTPUT, OutputAttrs("pooled"), (hidden,))
         # what `loss` computes beside forward (a pooled model's loss reads class labels instead)
         if model.loss is not None and not (model.average_pool_embed or model.num_cls_tokens):
             self.add("loss", OpKind.LOSS, model.loss, (hidden, tokens),
@@ -393,6 +396,7 @@ class Builder:
                           role="token_emb")
         hidden = self.positions(model.positions, model.max_seq_len, emb_dim, model.l2norm_embed,
                                 hidden, tokens, key)
+        hidden = self.named_embeddings(model, hidden)
         hidden = self.post_emb_norm(model, hidden, emb_dim)
         if prepend is not None:
             hidden = self.add("prepend", OpKind.PREPEND, PrependAttrs(emb_dim), (hidden, prepend),
@@ -434,6 +438,10 @@ class Builder:
             hidden = self.add("pool", OpKind.POOL, PoolAttrs(first=model.num_cls_tokens), (hidden,),
                               spec_key=f"{key}.use_cls_token")
         self.add("embeddings", OpKind.OUTPUT, OutputAttrs("embeddings"), (hidden,))
+        if model.attention_pool is not None:  # the reference's still makes logits, unread
+            return self.add("attn_pool", OpKind.ATTENTION_POOL, model.attention_pool,
+                            (hidden,) if real is None else (hidden, real), spec_key=f"{key}.attn_pool",
+                            ref_path="attn_pool", role="attn_pool")
         if not logits:
             return hidden
         output = self.logits(model, hidden)
@@ -472,6 +480,18 @@ class Builder:
                              ref_path="pos_emb.emb" if scheme == "learned" else "pos_emb",
                              role="pos_emb")
         return self.add("embed", OpKind.ADD, AddAttrs(), (hidden, positions), spec_key=key)
+
+    def named_embeddings(self, model: ResolvedWrapper, hidden: str) -> str:
+        """embed_num_tokens: one table per name, each looked up by its ids (the forward argument
+        embed_ids, a dict of name -> (B, T)) and added to the token and position embeddings."""
+        if not model.embed_num_tokens:
+            return hidden
+        key = f"{model.key}.embed_num_tokens"
+        ids = self.input("embed_ids", "embed_ids", ("B", "T"), key=key)
+        embedded = self.add("embeds", OpKind.NAMED_EMBEDDINGS,
+                            NamedEmbeddingsAttrs(model.embed_num_tokens, model.emb_dim), (ids,),
+                            spec_key=key, ref_path="embeds", role="embeds")
+        return self.add("embed_named", OpKind.ADD, AddAttrs(), (hidden, embedded), spec_key=key)
 
     def post_emb_norm(self, model, hidden: str, width: int) -> str:
         """A plain LayerNorm after the embeddings (gain stored as itself: outside the layers)."""

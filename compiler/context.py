@@ -392,6 +392,10 @@ def optional(name: str) -> Parameter:
 PREFIX_ATTN_LEN = Parameter("prefix_attn_len", "int | Tensor | None", "None")
 
 
+# embed_num_tokens: each name's ids (B, T) of its further embedding, required
+EMBED_IDS = Parameter("embed_ids", "dict[str, Tensor]")
+
+
 # a looped LM's decoding: a row leaves the loops once its summed exit chance reaches this
 EXIT_THRESHOLD = Parameter("looped_exit_prob_threshold", "float", "0.9")
 # num_output_heads: forward's one head to compute (None: every head's, a tuple), and the head
@@ -762,6 +766,7 @@ class ModelClass(DefaultConfig):
     cache_class: str = "ModelCache"  # what new_cache allocates (LoopedCache: a looped LM's)
     conditioned: bool = False  # adaptive norms / layer scales: every method takes a condition
     prefix_lm: bool = False  # a PrefixDecoder's: every method takes prefix_attn_len
+    named_embeddings: bool = False  # embed_num_tokens: every method takes embed_ids
     # recycling's recycle_steps or a looped LM's looped_steps: every method takes it
     loop_argument: str | None = None
     # pooled class logits: loss(x, labels) is their cross entropy; the axes of the logits
@@ -808,8 +813,10 @@ class ModelClass(DefaultConfig):
 
     @property
     def context_parameters(self) -> tuple[Parameter, ...]:
-        """What the layers read beside the sequence: the context, the adaptive norms' condition."""
-        context = (optional("context"), optional("context_mask")) if self.cross else ()
+        """What the model reads beside the sequence: the ids of further embeddings, the
+        context, the adaptive norms' condition."""
+        context = (EMBED_IDS,) if self.named_embeddings else ()
+        context += (optional("context"), optional("context_mask")) if self.cross else ()
         context += (optional("condition"),) if self.conditioned else ()
         return (context + ((PREFIX_ATTN_LEN,) if self.prefix_lm else ())
                 + ((passes(self.loop_argument),) if self.loop_argument else ()))
@@ -893,7 +900,8 @@ class ModelClass(DefaultConfig):
 
     @property
     def context_arguments(self) -> tuple[str, ...]:
-        context = ("context=context", "context_mask=context_mask") if self.cross else ()
+        context = ("embed_ids=embed_ids",) if self.named_embeddings else ()
+        context += ("context=context", "context_mask=context_mask") if self.cross else ()
         context += ("condition=condition",) if self.conditioned else ()
         return (context + (("prefix_attn_len=prefix_attn_len",) if self.prefix_lm else ())
                 + ((f"{self.loop_argument}={self.loop_argument}",) if self.loop_argument else ()))

@@ -63,6 +63,8 @@ def op_parameters(op: Op) -> int:
     a, kind = op.attrs, op.kind
     if kind is OpKind.TOKEN_EMBEDDING:
         return a.num_tokens * a.dim
+    if kind is OpKind.NAMED_EMBEDDINGS:  # a table per name
+        return sum(size for _, size in a.sizes) * a.dim
     if kind is OpKind.POSITION_EMBEDDING:
         return 1 if a.scheme == "scaled_sinusoidal" else a.max_seq_len * a.dim
     if kind is OpKind.NORM and a.condition:  # an adaptive norm's gain: a map of the condition
@@ -123,7 +125,20 @@ def op_parameters(op: Op) -> int:
         return 2 * a.dim + a.streams * a.views + a.dim * a.views + a.streams + 2
     if kind is OpKind.LOGITS:  # (num_output_heads: as many maps)
         return 0 if a.tied else a.heads * a.dim * a.num_tokens + (a.num_tokens if a.bias else 0)
+    if kind is OpKind.ATTENTION_POOL:
+        return attention_pool_parameters(a)
     return 0
+
+
+def attention_pool_parameters(a) -> int:
+    """The queries and a bias-free cross-attention; a deeper pool's blocks each add two norm
+    gains and a 4 * dim GELU feedforward with biases, and a final norm's gain."""
+    inner = a.heads * a.dim_head
+    attention = 2 * a.dim * inner + 2 * a.dim_context * inner
+    if a.depth == 1:
+        return a.queries * a.dim + attention
+    feedforward = 2 * 4 * a.dim * a.dim + 4 * a.dim + a.dim
+    return a.queries * a.dim + a.depth * (2 * a.dim + attention + feedforward) + a.dim
 
 
 def attention_parameters(a) -> int:
@@ -359,6 +374,9 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
     dim = Factor(stack.dim, "dim", stack.width)
     if kind is OpKind.TOKEN_EMBEDDING:
         return Factor(op.spec_key, own, a.num_tokens), embedding_width(graph, op, stack)
+    if kind is OpKind.NAMED_EMBEDDINGS:  # the tables' rows, all names together
+        rows = sum(size for _, size in a.sizes)
+        return Factor(op.spec_key, f"{own} (summed)", rows), embedding_width(graph, op, stack)
     if kind is OpKind.POSITION_EMBEDDING and a.scheme == "patches":  # (image / patch)^2 positions
         image, patches = graph[op.inputs[0]].attrs.shape[2], patch_size(graph, op.scope)
         return (dim, Factor(op.spec_key, own, image),
@@ -402,6 +420,11 @@ def module_factors(graph: Graph, op: Op, stack: StackKeys) -> tuple[Factor, ...]
         return dim, dim, Factor("", "blocks of the second half", skips)
     if kind is OpKind.POSITION_BIAS:
         return position_bias_factors(a, stack)
+    if kind is OpKind.ATTENTION_POOL:  # its cross-attentions (and feedforwards), depth of them
+        depth = Factor(f"{wrapper}.attn_pool_depth", "attn_pool_depth", a.depth)
+        return (dim, Factor(f"{stack.layers}.heads", "heads", a.heads),
+                Factor(f"{stack.layers}.attn.dim_head", "attn.dim_head", a.dim_head),
+                *((depth,) if a.depth > 1 else ()))
     if kind is OpKind.POLAR:  # the keys' phases: one per head and feature
         return (Factor(f"{stack.layers}.heads", "heads", a.heads),
                 Factor(f"{stack.layers}.attn.dim_head", "attn.dim_head", a.dim_head))
@@ -498,6 +521,8 @@ def length_of(graph: Graph, op: Op, lengths: dict[str, int], bindings: dict[str,
         return first - a.count if a.every is None else lengths[op.inputs[1]]
     if kind is OpKind.POOL:
         return a.first or 1
+    if kind is OpKind.ATTENTION_POOL:
+        return a.queries
     return first
 
 
@@ -609,7 +634,23 @@ def op_products(op: Op, lengths: Lengths, input_grad: bool, context_grad: bool =
         return [linear(n, 2 * a.dim, a.dim, True)]
     if kind is OpKind.POSITION_BIAS and a.scheme == "dynamic":
         return dynamic_bias_products(a, lengths.memory + n)
+    if kind is OpKind.ATTENTION_POOL:
+        return attention_pool_products(a, n, input_grad)
     return []
+
+
+def attention_pool_products(a, n: int, input_grad: bool) -> list[Product]:
+    """Each cross-attention of the pool: its queries (learned: they need a gradient) read the
+    n hidden states; a deeper pool's blocks add their feedforwards on the queries."""
+    inner, queries = a.heads * a.dim_head, a.queries
+    attention = [linear(queries, a.dim, inner, True), linear(n, a.dim_context, inner, input_grad),
+                 linear(n, a.dim_context, inner, input_grad),
+                 *scores_products(a.heads, queries, n, a.dim_head, a.dim_head),
+                 linear(queries, inner, a.dim, True)]
+    if a.depth == 1:
+        return attention
+    feedforward = [linear(queries, a.dim, 4 * a.dim, True), linear(queries, 4 * a.dim, a.dim, True)]
+    return (attention + feedforward) * a.depth
 
 
 def attention_products(a, n: int, input_grad: bool, memory: int = 0,

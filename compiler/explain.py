@@ -174,6 +174,7 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
             "max_looped_steps": (r.looped_steps or 0, "looped is off: one pass"),
             "mixture_of_softmax_k": (r.mixture, "mixture_of_softmax is off: one softmax"),
             "num_output_heads": (r.output_heads, "return_only_embed: no logits head"),
+            **pool_values(r.attention_pool, prefix),
         }
     if isinstance(r, ResolvedContinuous):
         found["use_identity_if_same_dim"] = (
@@ -187,10 +188,21 @@ def wrapper_values(model: ModuleSpec, layers: ModuleSpec,
     return found
 
 
+def pool_values(pool, prefix: str) -> dict[str, Derived]:
+    """The attention pool's sizes: none without attn_pool; its width is the layers' by default."""
+    if pool is None:
+        off = "attn_pool is false: no attention pool"
+        return {"num_pooled_tokens": (0, off), "attn_pool_depth": (0, off),
+                "dim_pooled_tokens": (0, off)}
+    return {"dim_pooled_tokens": (pool.dim, f"{prefix}dim")}
+
+
 def head_reason(model: ModuleSpec) -> str:
     """What decides a TransformerWrapper's logits width (resolve.head_width)."""
     if model["return_only_embed"]:
         return "return_only_embed: no logits head"
+    if model.options.get("attn_pool"):
+        return "attn_pool: the pooled tokens are the output"
     return "tie_embedding" if model["tie_embedding"] else "num_tokens"
 
 

@@ -27,6 +27,9 @@ from enum import Enum
 class OpKind(Enum):
     INPUT = "input"  # a forward argument: token ids, a padding mask
     TOKEN_EMBEDDING = "token_embedding"
+    # further embeddings looked up by ids given beside the tokens, one table per name
+    # (embed_num_tokens: say BERT's token types)
+    NAMED_EMBEDDINGS = "named_embeddings"
     POSITION_EMBEDDING = "position_embedding"
     ADD = "add"  # token + position embeddings
     NORM = "norm"
@@ -58,6 +61,7 @@ class OpKind(Enum):
     CONDITION = "condition"  # what adaptive norms and layer scales read, through its optional MLP
     SOFTCLAMP = "softclamp"  # the stack's output capped smoothly: value * tanh(x / value)
     POOL = "pool"  # mean over the sequence
+    ATTENTION_POOL = "attention_pool"  # learned queries read the sequence by cross-attention
     LOGITS = "logits"
     NEXT_EMBED = "next_embed"  # the next position's initial embedding, predicted from the output
     LOSS = "loss"  # next-token cross entropy, or a continuous decoder's next-vector error
@@ -68,9 +72,16 @@ class OpKind(Enum):
 class InputAttrs:
     name: str  # the forward argument's name
     role: str  # "tokens", "numbers", "mask", "features", "image", "context", "context_mask",
-    # "embeds", "condition", "prefix_length" (a PrefixDecoder's prefix_attn_len)
+    # "embeds", "condition", "prefix_length" (a PrefixDecoder's prefix_attn_len), "embed_ids"
+    # (embed_num_tokens' ids: a dict of name -> (B, T))
     optional: bool = False
     shape: tuple = ("B", "T")  # symbolic: batch, length, then sizes
+
+
+@dataclass(frozen=True)
+class NamedEmbeddingsAttrs:
+    sizes: tuple[tuple[str, int], ...]  # (name, vocabulary size), in the spec's order
+    dim: int  # the embedding width (emb_dim)
 
 
 @dataclass(frozen=True)
@@ -213,6 +224,21 @@ class PoolAttrs:
     first: int = 0  # the outputs of the first this many positions (CLS tokens), not a mean
     masked: bool = False  # the mean over the real positions (its second input, the padding
     # mask: TransformerWrapper's average_pool_embed); else over all (ViT's patches)
+
+
+@dataclass(frozen=True)
+class AttentionPoolAttrs:
+    """TransformerWrapper's attn_pool: `queries` learned queries, `dim` wide, cross-attend to
+    the final hidden states (dim_context wide) under the padding mask (its optional second
+    input); one cross-attention at depth 1, else pre-norm blocks and a final norm. heads and
+    dim_head are the layers'."""
+
+    dim: int  # dim_pooled_tokens: the width of each pooled token
+    dim_context: int
+    queries: int  # num_pooled_tokens
+    depth: int  # attn_pool_depth
+    heads: int
+    dim_head: int
 
 
 @dataclass(frozen=True)
@@ -712,6 +738,7 @@ class Origin:
 ATTRS = {
     OpKind.INPUT: InputAttrs,
     OpKind.TOKEN_EMBEDDING: TokenEmbeddingAttrs,
+    OpKind.NAMED_EMBEDDINGS: NamedEmbeddingsAttrs,
     OpKind.POSITION_EMBEDDING: PositionEmbeddingAttrs,
     OpKind.ADD: AddAttrs,
     OpKind.NORM: NormAttrs,
@@ -742,6 +769,7 @@ ATTRS = {
     OpKind.CONDITION: ConditionAttrs,
     OpKind.SOFTCLAMP: SoftclampAttrs,
     OpKind.POOL: PoolAttrs,
+    OpKind.ATTENTION_POOL: AttentionPoolAttrs,
     OpKind.LOGITS: LogitsAttrs,
     OpKind.LOSS: LossAttrs,
     OpKind.OUTPUT: OutputAttrs,
@@ -751,6 +779,7 @@ ATTRS = {
 ARITY = {
     OpKind.INPUT: (0, 0),
     OpKind.TOKEN_EMBEDDING: (1, 2),  # token ids, and an xVal model's numbers
+    OpKind.NAMED_EMBEDDINGS: (1, 1),  # the ids (embed_ids)
     OpKind.POSITION_EMBEDDING: (1, 1),
     OpKind.ADD: (2, 2),
     OpKind.NORM: (1, 2),  # hidden states, and an adaptive norm's condition
@@ -781,6 +810,7 @@ ARITY = {
     OpKind.CONDITION: (1, 1),  # the condition input
     OpKind.SOFTCLAMP: (1, 1),
     OpKind.POOL: (1, 2),
+    OpKind.ATTENTION_POOL: (1, 2),  # the hidden states, and the padding mask
     OpKind.LOGITS: (1, 3),  # hidden states, the token embedding when tied, mixture weights
     OpKind.NEXT_EMBED: (2, 2),  # the final hidden states, the initial embeddings
     OpKind.LOSS: (2, 4),  # logits (or predicted vectors), [predicted numbers,] targets,
@@ -792,7 +822,8 @@ ARITY = {
 # Kinds whose `dim` is the width they produce, not the width they read.
 PRODUCES_ITS_DIM = frozenset({OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING,
                               OpKind.PATCH_EMBEDDING, OpKind.ROTARY, OpKind.POSITION_BIAS,
-                              OpKind.DEEP_EMBED})
+                              OpKind.DEEP_EMBED, OpKind.ATTENTION_POOL,
+                              OpKind.NAMED_EMBEDDINGS})
 
 
 @dataclass(frozen=True)

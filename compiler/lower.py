@@ -24,6 +24,7 @@ from xtc.spec.names import is_free_class_name
 
 from .context import (
     ATTN_LSE,
+    EMBED_IDS,
     EXIT_THRESHOLD,
     FUNCTIONAL,
     GENERATOR,
@@ -198,7 +199,9 @@ def lower_component(model: Model, prefix: str, class_name: str) -> Component:
         pool = POOL_DIAGRAM.get(model.pooled_by, "")
         heads = output_heads(model)
         output = (f"{f'{heads} x ' if heads > 1 else ''}logits {logits_shape(model, sizes=True)}"
-                  if model.find(OpKind.LOGITS) else f"embeddings (B, {sequence_axes(model)}{dim})")
+                  if model.find(OpKind.LOGITS)
+                  else f"pooled tokens {pooled_tokens_shape(model, sizes=True)}"
+                  if model.pooled_by == "attention" else f"embeddings (B, {sequence_axes(model)}{dim})")
         diagram = f"tokens (B, T) -> embeddings -> {blocks}{pool} -> {output}"
         if model.numerical_token_id is not None:
             logits = model.find(OpKind.LOGITS).attrs.num_tokens
@@ -252,6 +255,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     generative, cacheable = model.generative, model.cacheable
     parameters = [Parameter("x", "Tensor"), *([X_NUM] if numbers else []), KEYWORD_ONLY,
                   optional("mask")]
+    parameters += [EMBED_IDS] if named_embeddings(model) else []
     parameters += [optional("context"), optional("context_mask")] if cross else []
     # the loss's forgotten keys, or an XTransformer's mask; a PrefixDecoder's stack builds its
     # own from prefix_attn_len
@@ -261,7 +265,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += condition_parameters(model)
     parameters += prefix_parameters(model)
     parameters += [loop_parameter(model)] if repeats(model) else []
-    parameters += [RETURN_EMBEDDINGS] if has_logits else []
+    parameters += [RETURN_EMBEDDINGS] if computes_past_embeddings(model) else []
     parameters += [HEAD] if output_heads(model) > 1 else []
     parameters += [RETURN_NEXT_EMBED] if predicts_next_embed(model) else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
@@ -275,6 +279,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     checks = cached_positions(model) if cacheable else []
     checks += [f"check_tokens(x, self.config.num_tokens, {limit}{cached})",
                *(["check_numbers(x_num, x)"] if numbers else []), f"check_mask(mask, x{cached})"]
+    checks += ["check_embed_ids(embed_ids, self.config.embed_num_tokens, x)"] \
+        if named_embeddings(model) else []
     checks += context_checks() if cross else []
     checks += condition_checks(model)
     checks += prefix_checks(model)
@@ -287,7 +293,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                       "self.config.memory_tokens_interspersed_every)")
     ops, imports = top_level_ops(model, prefix, signature, generative=generative)
     ops = nested(ops)
-    if not has_logits:
+    if not has_logits and model.pooled_by != "attention":
         ops.append(OpContext("ops/return_hidden.py.jinja"))
     if exits_early(model):
         imports.add(runtime("looped", "LoopedCache"))
@@ -298,6 +304,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     what = ("prefix language model" if model.prefix_lm else
             "causal language model" if model.causal else "bidirectional encoder")
     returns = (f"{logits_name(model)} {logits_shape(model)}" if has_logits
+               else f"pooled tokens {pooled_tokens_shape(model)}" if model.pooled_by == "attention"
                else f"embeddings (B, {sequence_axes(model)}dim)")
     if output_heads(model) > 1:
         returns = f"a tuple of num_output_heads {returns}, one per head (given head, that\n        head's alone),"
@@ -308,13 +315,13 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     cls = ModelClass(class_name, config,
                      f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
-                     "where x is real.",
+                     "where x is real." + (NAMED_IDS_DOC if named_embeddings(model) else ""),
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
                      z_loss=z_loss(model), looped=loop_loss(model), conditioned=conditioned(model),
                      cache_class="LoopedCache" if exits_early(model) else "ModelCache",
-                     prefix_lm=model.prefix_lm,
+                     prefix_lm=model.prefix_lm, named_embeddings=named_embeddings(model),
                      loop_argument=loop_parameter(model).name if repeats(model) else None,
                      classifier=sequence_axes(model) if classifies(model) else None,
                      heads=output_heads(model), next_embed=predicts_next_embed(model),
@@ -352,6 +359,14 @@ def output_heads(model: Model) -> int:
     return 1 if logits is None else logits.attrs.heads
 
 
+def pooled_tokens_shape(model: Model, sizes: bool = False) -> str:
+    """The shape of an attention-pooled model's output, named by its config fields (or sized)."""
+    pool = model.find(OpKind.ATTENTION_POOL).attrs
+    if sizes:
+        return f"(B, {pool.queries}, {pool.dim})"
+    return f"(B, num_pooled_tokens, {'dim_pooled_tokens' if pool.dim != model.dim else 'dim'})"
+
+
 def classifies(model: Model) -> bool:
     """Whether the output is class logits, one set per sequence (or per CLS token): what
     loss(x, labels) reads. A pooled score (squeeze_out_last_dim) or embedding is not."""
@@ -377,8 +392,9 @@ def mixture_shapes(model: Model) -> dict[str, str] | None:
 X_NUM = Parameter("x_num", "Tensor")
 
 # how a pooled model (Model.pooled_by) makes one output per sequence
-POOL_DIAGRAM = {"mean": " -> mean over the real positions", "cls": " -> the CLS tokens' outputs"}
-POOL_PART = {"mean": "mean pool", "cls": "CLS tokens"}
+POOL_DIAGRAM = {"mean": " -> mean over the real positions", "cls": " -> the CLS tokens' outputs",
+                "attention": " -> attention pool"}
+POOL_PART = {"mean": "mean pool", "cls": "CLS tokens", "attention": "attention pool"}
 
 
 def sequence_axes(model: Model) -> str:
@@ -386,6 +402,8 @@ def sequence_axes(model: Model) -> str:
     token's or a mean (none), or several CLS tokens'."""
     if not model.pooled:
         return "T, "
+    if model.pooled_by == "attention":  # several even where one
+        return "num_pooled_tokens, "
     pool = model.find(OpKind.POOL)
     return "num_cls_tokens, " if pool.attrs.first > 1 else ""
 
@@ -420,6 +438,16 @@ def wrapper_kind(model: Model) -> str:
         return "a prefix language model (two-way attention within a prefix, causal after it)"
     kind = "a decoder-only (GPT-style)" if model.causal else "an encoder-only (BERT-style)"
     return f"{kind} transformer"
+
+
+# forward's docstring, on the ids of embed_num_tokens' tables
+NAMED_IDS_DOC = ("\n        embed_ids maps each name of embed_num_tokens to its ids (B, T), whose "
+                 "embeddings are\n        added to the tokens'.")
+
+
+def named_embeddings(model: Model) -> bool:
+    """Whether the model adds further embeddings looked up by embed_ids (embed_num_tokens)."""
+    return model.find(OpKind.NAMED_EMBEDDINGS) is not None
 
 
 def repeats(model: Model) -> bool:
@@ -1337,6 +1365,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                "exits": exits})
     if kind is OpKind.GRADIENT_SCALE:
         return OpContext("ops/gradient_scale.py.jinja", {"name": op.role})
+    if kind is OpKind.NAMED_EMBEDDINGS:
+        return OpContext("ops/named_embeddings.py.jinja", {"width": width, "symbol": symbol})
     if kind is OpKind.DEEP_EMBED:
         imports.add(TORCH)
         return OpContext("ops/deep_embed.py.jinja")
@@ -1374,6 +1404,13 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                          {"memory": memory is not None and memory.attrs.every is None})
     if kind is OpKind.POOL and attrs.first:
         return OpContext("ops/cls_pool.py.jinja", {"count": attrs.first})
+    if kind is OpKind.ATTENTION_POOL:
+        imports.add(runtime("pooling", "AttentionPool"))
+        memory = model.find(OpKind.MEMORY_TOKENS, "memory_tokens")  # the mask still has them
+        return OpContext("ops/attention_pool.py.jinja", {
+            "memory": memory is not None and memory.attrs.every is None,
+            "shape": pooled_tokens_shape(model), "blocks": attrs.depth > 1,
+            "width": "dim_pooled_tokens" if attrs.dim != model.dim else "dim"})
     if kind is OpKind.LOGITS:
         imports |= {FUNCTIONAL} if attrs.sigsoftmax else set()  # F.logsigmoid
         numbers = model.numerical_token_id is not None
@@ -1595,6 +1632,9 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
          embedding.numerical_token_id, "its embedding is scaled by its number"),
         (embedding.dim != model.dim, "emb_dim", "int", embedding.dim, "embedding width"),
         (dropout(model, "emb_dropout") > 0, "emb_dropout", "float", dropout(model, "emb_dropout"), ""),
+        (named_embeddings(model), "embed_num_tokens", "tuple[tuple[str, int], ...]",
+         named_embeddings(model) and model.find(OpKind.NAMED_EMBEDDINGS).attrs.sizes,
+         "further embeddings: (name, vocabulary size)"),
         (gradient_share(model) < 1, "emb_frac_gradient", "float", gradient_share(model),
          "share of the gradient the embeddings get"),
         (loop_limit(model, True) is not None, "train_max_recycle_steps", "int",
@@ -1616,7 +1656,24 @@ def wrapper_config(model: Model) -> tuple[ConfigField, ...]:
                      numbers=embedding.numerical_token_id is not None,
                      looped=loop_limit(model, False) is not None,
                      next_embed=predicts_next_embed(model)),
+        *pool_config(model),
     ])
+
+
+def pool_config(model: Model) -> list[tuple]:
+    """The Config rows of an attention pool; its heads and head width are the layers' (rows of
+    their own only where the layers have none: no attention to read them from)."""
+    pool = model.find(OpKind.ATTENTION_POOL)
+    if pool is None:
+        return []
+    a, stack = pool.attrs, {field.name for field in stack_config(model)}
+    return [
+        (True, "num_pooled_tokens", "int", a.queries, "learned queries of the attention pool"),
+        (True, "attn_pool_depth", "int", a.depth, "its blocks (1: one cross-attention)"),
+        (a.dim != model.dim, "dim_pooled_tokens", "int", a.dim, "width of each pooled token"),
+        ("heads" not in stack, "heads", "int", a.heads, ""),
+        ("dim_head" not in stack, "dim_head", "int", a.dim_head, ""),
+    ]
 
 
 def loss_config(loss: LossAttrs | None, numbers: bool = False, looped: bool = False,

@@ -105,13 +105,16 @@ class Model:
     @property
     def pooled(self) -> bool:
         """Whether its output is one vector per sequence (average_pool_embed; use_cls_token: one
-        per CLS token): class logits, not a next-token distribution, so it neither generates
-        nor learns the next token."""
-        return self.find(OpKind.POOL) is not None
+        per CLS token; attn_pool: one per learned query): class logits or pooled embeddings,
+        not a next-token distribution, so it neither generates nor learns the next token."""
+        return self.pooled_by is not None
 
     @property
     def pooled_by(self) -> str | None:
-        """"mean" (average_pool_embed) or "cls" (use_cls_token); None where not pooled."""
+        """"mean" (average_pool_embed), "cls" (use_cls_token) or "attention" (attn_pool); None
+        where not pooled."""
+        if self.find(OpKind.ATTENTION_POOL) is not None:
+            return "attention"
         pool = self.find(OpKind.POOL)
         return None if pool is None else "cls" if pool.attrs.first else "mean"
 

@@ -29,6 +29,7 @@ from xtc.spec import ModuleSpec, Spec
 
 from .ir import (
     AttentionAttrs,
+    AttentionPoolAttrs,
     ConditionAttrs,
     CrossAttentionAttrs,
     FeedForwardAttrs,
@@ -148,6 +149,8 @@ class ResolvedWrapper:
     memory_tokens_interspersed_every: int | None = None  # memory tokens before every n positions
     average_pool_embed: bool = False  # the head reads the mean over the real positions: (B, C)
     num_cls_tokens: int = 0  # learned tokens prepended; the head reads their outputs alone
+    # attn_pool: learned queries read the final hidden states, their outputs the model's
+    attention_pool: AttentionPoolAttrs | None = None
     logits_dim: int | None = None  # the logits head's width; None: no head (return_only_embed)
     squeeze_out_last_dim: bool = False  # a head of width 1 gives (B, T)
     sigsoftmax: bool = False  # sigsoftmax_logits: each logit plus its log-sigmoid
@@ -156,6 +159,8 @@ class ResolvedWrapper:
     next_embed: bool = False  # add_continuous_pred_head: predicts each next initial embedding
     emb_frac_gradient: float = 1.0  # the share of the gradient the embeddings get
     ff_deep_embed: bool = False  # per-token gains of each block's feedforward output
+    # embed_num_tokens: further embedding tables, (name, vocabulary size) in the spec's order
+    embed_num_tokens: tuple[tuple[str, int], ...] = ()
     recycle_steps: int | None = None  # recycling: at most this many passes in training
     looped_steps: int | None = None  # a looped LM: this many passes by default
 
@@ -304,6 +309,7 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         # (an XTransformer side has no such keyword)
         average_pool_embed=bool(model.options.get("average_pool_embed")),
         num_cls_tokens=model.options.get("num_cls_tokens", 1) if model.options.get("use_cls_token") else 0,
+        attention_pool=attention_pool(model, layers_spec, layers.dim),
         logits_dim=width,
         squeeze_out_last_dim=model["squeeze_out_last_dim"] and width == 1,
         sigsoftmax=model["sigsoftmax_logits"] and width is not None,
@@ -312,15 +318,28 @@ def resolve_wrapper(model: ModuleSpec, layers_spec: ModuleSpec) -> ResolvedWrapp
         next_embed=model["add_continuous_pred_head"],
         emb_frac_gradient=min(model["emb_frac_gradient"], 1.0),
         ff_deep_embed=model["ff_deep_embed"],
+        embed_num_tokens=tuple((model["embed_num_tokens"] or {}).items()),
         recycle_steps=model["train_max_recycle_steps"] if model["recycling"] else None,
         looped_steps=model["max_looped_steps"] if model["looped"] else None,
     )
 
 
+def attention_pool(model: ModuleSpec, layers: ModuleSpec, dim: int) -> AttentionPoolAttrs | None:
+    """TransformerWrapper.__init__'s AttentionPool: the layers' heads and head width, None
+    without attn_pool (an XTransformer side has no such keyword)."""
+    if not model.options.get("attn_pool"):
+        return None
+    return AttentionPoolAttrs(model["dim_pooled_tokens"] or dim, dim, model["num_pooled_tokens"],
+                              model["attn_pool_depth"], layers["heads"],
+                              layers.section("attn")["dim_head"])
+
+
 def head_width(model: ModuleSpec) -> int | None:
     """The logits head's width (TransformerWrapper.__init__): none with return_only_embed, one
-    per token when tied (logits_dim is ignored then: a warning says so), else logits_dim."""
-    if model["return_only_embed"]:
+    per token when tied (logits_dim is ignored then: a warning says so), else logits_dim. An
+    attention-pooled model has none it returns: its output is the pooled tokens (the
+    reference computes logits it never returns)."""
+    if model["return_only_embed"] or model.options.get("attn_pool"):
         return None
     if model["tie_embedding"]:
         return model["num_tokens"]
@@ -450,7 +469,7 @@ WRAPPER_DEFAULTS = {
     "squeeze_out_last_dim": False, "sigsoftmax_logits": False, "mixture_of_softmax": False,
     "mixture_of_softmax_k": 4, "num_output_heads": 1, "add_continuous_pred_head": False,
     "emb_frac_gradient": 1.0, "attn_z_loss_weight": 1e-4,
-    "ff_deep_embed": False,
+    "ff_deep_embed": False, "embed_num_tokens": {},
     "input_not_include_cache": False, "recycling": False, "train_max_recycle_steps": 4,
     "looped": False, "max_looped_steps": 4,
 }

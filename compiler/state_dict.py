@@ -53,6 +53,15 @@ def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
     return rules
 
 
+def unread_parameters(graph: Graph, components: bool = False) -> list[str]:
+    """Reference parameters that the emitted model has no use for, so no rule: an
+    attention-pooled TransformerWrapper's logits head (the reference computes logits that its
+    forward never returns). Conversion accepts and drops them."""
+    return [join(op.component if components else "", op.ref_path.removesuffix("attn_pool"),
+                 "to_logits.weight")
+            for op in graph.ops(OpKind.ATTENTION_POOL)]
+
+
 def join(*parts: str) -> str:
     return ".".join(part for part in parts if part)
 
@@ -105,6 +114,8 @@ def parameter_names(op: Op) -> list[tuple]:
         # Sequential(LayerNorm, Linear, LayerNorm), plain gains (no unit offset) outside the layers
         return [("0.gamma", "0.weight", False), ("1.weight", "1.weight", False),
                 ("1.bias", "1.bias", False), ("2.gamma", "2.weight", False)]
+    if op.kind is OpKind.NAMED_EMBEDDINGS:  # a ModuleDict of nn.Embeddings, as the reference's
+        return [(f"{name}_embed.weight", f"{name}_embed.weight", False) for name, _ in attrs.sizes]
     if op.kind in (OpKind.MEMORY_TOKENS, OpKind.DEEP_EMBED):  # the parameter itself
         return [("", "", False)]
     if op.kind is OpKind.ROTARY:  # persistent buffers in the reference too
@@ -118,7 +129,30 @@ def parameter_names(op: Op) -> list[tuple]:
         return attention_parameters(attrs)
     if op.kind is OpKind.FEEDFORWARD:
         return feedforward_parameters(attrs)
+    if op.kind is OpKind.ATTENTION_POOL:
+        return attention_pool_parameters(attrs)
     return []
+
+
+def attention_pool_parameters(attrs) -> list[tuple]:
+    """x-transformers' AttentionPool: its `pooler` is one Attention at depth 1, else a
+    CrossAttender, whose layers alternate cross-attention and feedforward, each behind a norm
+    (gains stored minus one), and whose final norm ends it."""
+    projections = ("to_q", "to_k", "to_v", "to_out")
+    if attrs.depth == 1:
+        return [("queries", "queries", False)] + [
+            (f"pooler.{name}.weight", f"attn.{name}.weight", False) for name in projections]
+    found = [("queries", "queries", False)]
+    for block in range(attrs.depth):
+        attn, ff = f"pooler.layers.{2 * block}", f"pooler.layers.{2 * block + 1}"
+        ours = f"blocks.{block}"
+        found += [(f"{attn}.0.0.gamma", f"{ours}.attn_norm.weight", True)]
+        found += [(f"{attn}.1.{name}.weight", f"{ours}.attn.{name}.weight", False)
+                  for name in projections]
+        found += [(f"{ff}.0.0.gamma", f"{ours}.ff_norm.weight", True)]
+        found += [(f"{ff}.1.ff.{theirs}.{kind}", f"{ours}.ff.{index}.{kind}", False)
+                  for theirs, index in (("0.0", 0), ("2", 2)) for kind in ("weight", "bias")]
+    return found + [("pooler.final_norm.gamma", "norm.weight", True)]
 
 
 def norm_parameters(attrs) -> list[tuple[str, str, float]]:

@@ -31,7 +31,7 @@ ALLOWED_NODES = frozenset({
     "Module", "Import", "ImportFrom", "alias", "ClassDef", "FunctionDef", "arguments", "arg",
     "Return", "Assign", "AnnAssign", "AugAssign", "Expr", "If", "For", "Break", "Continue",
     "Pass", "Raise", "Try", "Call", "keyword", "Starred", "Name", "Attribute", "Subscript",
-    "Slice", "Constant", "JoinedStr", "FormattedValue", "Tuple", "List", "Dict", "ListComp",
+    "Slice", "Constant", "JoinedStr", "FormattedValue", "Tuple", "List", "Dict", "ListComp", "DictComp",
     "GeneratorExp", "comprehension", "IfExp", "BoolOp", "And", "Or", "BinOp", "Add", "Sub",
     "Mult", "MatMult", "Div", "FloorDiv", "Mod", "Pow", "BitAnd", "BitOr", "UnaryOp", "USub", "Not",
     "Invert", "Compare", "Eq", "NotEq", "Lt", "LtE", "Gt", "GtE", "Is", "IsNot", "In", "NotIn",

@@ -34,6 +34,46 @@ def check_tokens(x: object, num_tokens: int, max_seq_len: int | None = None, cac
         raise ValueError(f"token ids must be in [0, {num_tokens}); got min {low}, max {high}")
 
 
+def check_embed_ids(embed_ids: object, sizes: tuple[tuple[str, int], ...], x: Tensor) -> None:
+    """Ids of further embeddings (embed_num_tokens): a dict with exactly the model's names,
+    each an integer tensor shaped like the tokens x, ids in [0, that vocabulary's size)."""
+    if torch.compiler.is_compiling():
+        return
+    if not isinstance(embed_ids, dict):
+        raise TypeError(f"embed_ids must be a dict of name -> ids, got {type(embed_ids).__name__}")
+    names = [name for name, _ in sizes]
+    missing = [name for name in names if name not in embed_ids]
+    unexpected = [name for name in embed_ids if name not in names]
+    if missing or unexpected:
+        raise ValueError(f"embed_ids must hold exactly {names}: missing {missing}, unexpected "
+                         f"{[str(name)[:40] for name in unexpected]}")
+    for name, size in sizes:
+        ids = embed_ids[name]
+        if not isinstance(ids, Tensor) or ids.dtype == torch.bool or ids.is_floating_point() \
+                or ids.is_complex():
+            got = str(ids.dtype).removeprefix("torch.") if isinstance(ids, Tensor) else type(ids).__name__
+            raise TypeError(f"embed_ids[{name!r}] must be an integer tensor, got {got}")
+        if ids.shape != x.shape:
+            raise ValueError(f"embed_ids[{name!r}] must be shaped like the tokens "
+                             f"{tuple(x.shape)}, got {tuple(ids.shape)}")
+        low, high = (int(bound) for bound in torch.aminmax(ids))
+        if low < 0 or high >= size:
+            raise ValueError(f"embed_ids[{name!r}] must be in [0, {size}); got min {low}, max {high}")
+
+
+def check_future_embed_ids(embed_ids: object, batch: int, total: int) -> None:
+    """generate's embed_ids: each name's ids (batch, prompt length + max_new_tokens), the ids of
+    the positions to come given up front (the names and values are checked at each step)."""
+    if not isinstance(embed_ids, dict):
+        raise TypeError(f"embed_ids must be a dict of name -> ids, got {type(embed_ids).__name__}")
+    for name, ids in embed_ids.items():
+        if not isinstance(ids, Tensor) or tuple(ids.shape) != (batch, total):
+            got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+            raise ValueError(f"embed_ids[{str(name)[:40]!r}] must be (batch, prompt length + "
+                             f"max_new_tokens) = {(batch, total)}, the ids of the new positions "
+                             f"given up front; got {got}")
+
+
 def check_mask(mask: object, x: Tensor, cached: int = 0) -> None:
     """A padding mask: None, or a bool tensor shaped like the tokens (True = a real token); with
     a kv cache it covers the cached positions too, (B, cached + T)."""

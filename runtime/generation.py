@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_prefix_within_prompt
+from .checks import check_future_embed_ids, check_prefix_within_prompt
 from .compiled import compiled_decode_step
 from .numbers import NumberGeneration
 from .sampling import sample, sample_normal
@@ -37,6 +37,9 @@ def generate(model, prompt: Tensor, max_new_tokens: int, *, temperature: float =
     bound); cacheable says whether the model can use a kv cache (memory tokens prevent it).
     """
     check_generate_arguments(prompt, max_new_tokens, prompt_lens, max_seq_len)
+    if "embed_ids" in forward_kwargs:  # the ids of every position, the new ones' included
+        check_future_embed_ids(forward_kwargs["embed_ids"], prompt.shape[0],
+                               prompt.shape[1] + max_new_tokens)
     prepended = forward_kwargs.get("prepend_embeds")  # in front of the prompt: in the prefix too
     check_prefix_within_prompt(forward_kwargs.get("prefix_attn_len"),
                                prompt.shape[1] + (0 if prepended is None else prepended.shape[1]))
@@ -126,9 +129,15 @@ def decode(model, prompt: Tensor, max_new_tokens: int, choose: Callable[[Tensor]
     batch, length = prompt.shape[:2]
     total = length + max_new_tokens
     start, padding_mask = None, None
+    # embed_num_tokens: each name's ids (B, total), of which each step reads its positions'
+    embed_ids = forward_kwargs.pop("embed_ids", None)
     if prompt_lens is not None:
         if numbers is not None:  # scale 1 for the padding, whatever its token
             numbers, _ = align_right(numbers, prompt_lens, fill=1.0)
+        if embed_ids is not None:  # the prompt's ids move with its tokens, the new ones stay
+            embed_ids = {name: torch.cat((align_right(ids[:, :length], prompt_lens)[0],
+                                          ids[:, length:]), dim=1)
+                         for name, ids in embed_ids.items()}
         prompt, start = align_right(prompt, prompt_lens)
         padding_mask = torch.arange(total, device=prompt.device) >= start[:, None]  # (B, total)
     # embeddings in front of the prompt: cached with it at the first step, else given each step
@@ -149,6 +158,10 @@ def decode(model, prompt: Tensor, max_new_tokens: int, choose: Callable[[Tensor]
             step_kwargs["seq_start_pos"] = start
         if numbers is not None:  # an xVal model reads each token's number with it
             step_kwargs["x_num"] = numbers[:, -x.shape[1]:]
+        if embed_ids is not None:  # the ids of the positions this step runs
+            end = out.shape[1]
+            step_kwargs["embed_ids"] = {name: ids[:, end - x.shape[1] : end]
+                                        for name, ids in embed_ids.items()}
         decode_step = model.decode_step if step == 0 else later_step
         result = decode_step(x, mask=mask, **step_kwargs, **forward_kwargs)
         if numbers is not None:  # logits and numbers: the next token's number is its prediction

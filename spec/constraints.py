@@ -12,6 +12,9 @@ The reference checks almost none of these (it builds `depth: 0` and fails on `he
 from __future__ import annotations
 
 import math
+import re
+
+from .diagnostics import echo
 
 POSITIVE = frozenset({
     "num_tokens", "max_seq_len", "dim", "depth", "heads", "dim_head", "kv_heads", "emb_dim",
@@ -38,6 +41,33 @@ POSITIVE_REAL = frozenset({
     "softclamp_value", "glu_gate_softclamp_value", "glu_up_softclamp_value",
     "emb_frac_gradient",  # the reference asserts it above 0 in forward
 })
+
+
+# Keywords whose value maps names to sizes: embed_num_tokens, one embedding table per name. Each
+# name becomes a key of the forward argument `embed_ids` and a module `{name}_embed`, so it is
+# an ASCII identifier; each size is a vocabulary, a positive int.
+NAMED_SIZES = frozenset({"embed_num_tokens"})
+SIZE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_SIZE_NAME_LENGTH = 64
+
+
+def named_size_problem(name: object, size: object) -> str | None:
+    """Why one entry `name: size` of a NAMED_SIZES mapping is refused, or None.
+
+    >>> named_size_problem("type", 4) is None
+    True
+    >>> named_size_problem("token type", 4)
+    "name 'token type' must be an identifier: at most 64 ASCII letters, digits and _, not starting with a digit"
+    >>> named_size_problem("type", 0)
+    'size of type must be an int >= 1, got 0'
+    """
+    if not (isinstance(name, str) and SIZE_NAME.fullmatch(name)
+            and len(name) <= MAX_SIZE_NAME_LENGTH):
+        return (f"name {echo(name)} must be an identifier: at most {MAX_SIZE_NAME_LENGTH} ASCII "
+                "letters, digits and _, not starting with a digit")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        return f"size of {name} must be an int >= 1, got {echo(size)}"
+    return None
 
 
 def is_probability_keyword(name: str) -> bool:

@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import math
 
-from .constraints import NON_NEGATIVE, POSITIVE, POSITIVE_REAL, is_probability_keyword
+from .constraints import (
+    MAX_SIZE_NAME_LENGTH,
+    NAMED_SIZES,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_REAL,
+    SIZE_NAME,
+    is_probability_keyword,
+)
 from .keywords import (
     LAYER_TYPES,
     MODEL_TYPES,
@@ -170,6 +178,11 @@ def value_schema(type_name: str, keyword: str) -> dict:
         return {"type": "array", "minItems": 1, "items": {"enum": ["a", "c", "f"]}}
     if type_name == "int_list":
         return {"type": "array", "minItems": 1, "items": {"type": "integer"}}
+    if type_name == "dict" and keyword in NAMED_SIZES:  # names to positive sizes
+        return {"type": "object",
+                "propertyNames": {"pattern": f"^{SIZE_NAME.pattern}$",
+                                  "maxLength": MAX_SIZE_NAME_LENGTH},
+                "additionalProperties": {"type": "integer", "minimum": 1}}
     json_type = {"int": "integer", "float": "number", "bool": "boolean", "str": "string",
                  "dict": "object"}[type_name]
     schema: dict = {"type": json_type}

@@ -132,7 +132,8 @@ def scalar(value: object) -> str:
     >>> scalar((1, "a b")), scalar(None), scalar("yes")
     ('[1, a b]', 'null', "'yes'")
     """
-    text = yaml.safe_dump(plain(value), default_flow_style=True, width=10**6)
+    text = yaml.safe_dump(plain(value), default_flow_style=True, width=10**6,
+                          sort_keys=False)  # a mapping keeps its order (embed_num_tokens)
     return text.removesuffix("\n").removesuffix("\n...")
 
 

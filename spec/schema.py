@@ -20,7 +20,7 @@ import difflib
 import re
 from dataclasses import dataclass, replace
 
-from .constraints import range_problem
+from .constraints import NAMED_SIZES, named_size_problem, range_problem
 from .diagnostics import Diagnostic, echo
 from .keywords import (
     LAYER_TYPES,
@@ -425,6 +425,8 @@ class SchemaChecker:
 
     def value(self, node: Node, kw: Keyword, key: str, place: str | None) -> object:
         value = self.typed_value(node, kw, key)
+        if value is not INVALID and kw.name in NAMED_SIZES:
+            value = self.named_sizes(node, key)
         if value is INVALID:
             return kw.default
         for item in value if isinstance(value, tuple) and kw.per_layer else (value,):
@@ -439,6 +441,28 @@ class SchemaChecker:
             if isinstance(value, tuple) and kw.per_layer and not takes_per_layer(owner_place, kw.name):
                 return kw.default  # refused above: what follows never meets a list there
         return value
+
+    def named_sizes(self, node: Node, key: str) -> object:
+        """A mapping of names to sizes (embed_num_tokens), each entry located: every name an
+        identifier, every size a positive int. Empty is the default (none), which `xtc
+        explain` writes out."""
+        sizes = {}
+        for name, entry in node.entries.items():
+            child_key = f"{key}.{name}"
+            self.locations[child_key] = (entry.key_line, entry.key_col)
+            value = entry.value
+            if value.invalid:
+                return INVALID
+            size = value.value if value.kind == "scalar" else None
+            problem = named_size_problem(name, size)
+            if problem and value.kind != "scalar" and named_size_problem(name, 1) is None:
+                problem = f"size of {name} must be an int >= 1, got a {value.type_name()}"
+            if problem:  # at the name, or at the size where the name is sound
+                at = value if named_size_problem(name, 1) is None else (entry.key_line, entry.key_col)
+                self.error(at, child_key, "out-of-range", problem)
+                return INVALID
+            sizes[name] = size
+        return sizes
 
     def check_supported(self, node: Node, kw: Keyword, key: str, place: str, value: object) -> None:
         per_layer = kw.per_layer and isinstance(value, tuple)

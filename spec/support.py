@@ -30,6 +30,8 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "sigsoftmax_logits", "mixture_of_softmax", "mixture_of_softmax_k", "num_output_heads",
         "add_continuous_pred_head",
         "recycling", "train_max_recycle_steps", "looped", "max_looped_steps", "ff_deep_embed",
+        "attn_pool", "num_pooled_tokens", "attn_pool_depth", "dim_pooled_tokens",
+        "embed_num_tokens",
         # accepted, with a warning that they change nothing (check_ignored_options.py)
         "attn_z_loss_weight", "input_not_include_cache",
     }),

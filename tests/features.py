@@ -1121,7 +1121,18 @@ POOLING = token_rows("pooling", {
     "average_pool_embeddings": {"model": {"average_pool_embed": True, "return_only_embed": True}},
     "average_pool_score": {"model": {"average_pool_embed": True, "logits_dim": 1,
                                      "squeeze_out_last_dim": True}},  # (B,)
-}, kinds=("Encoder",), generates=False)
+}, kinds=("Encoder",), generates=False) + token_rows("pooling", {
+    # an encoder's attention pool: learned queries read its outputs, (B, N, dim_pooled_tokens)
+    "attn_pool": {"model": {"attn_pool": True}},
+    "attn_pool_queries": {"model": {"attn_pool": True, "num_pooled_tokens": 3,
+                                    "dim_pooled_tokens": 16}},
+    "attn_pool_depth": {"model": {"attn_pool": True, "attn_pool_depth": 2}},
+}, kinds=("Encoder",), generates=False) + [
+    # the reference's pool reads the mask with the memory tokens' positions and fails:
+    # tests/test_pooling.py checks the masked pool against its pieces
+    row("pooling", "attn_pool_memory", model={"attn_pool": True, "num_memory_tokens": 2},
+        kinds=("Encoder",), generates=False, mask=False),
+]
 
 # recycling (issue #45): the layers run again on their own output (forward given recycle_steps
 # 3); x-transformers keeps no cache for it, so neither model caches
@@ -1209,7 +1220,25 @@ EMBEDDINGS = token_rows("embeddings", {
     "ff_deep_embed_sublayer_dropout": {"model": {"ff_deep_embed": True, "emb_dropout": 0.1},
                                        "ff": {"sublayer_dropout": 0.1},
                                        "layers": {"use_rmsnorm": True}},
-})
+}) + token_rows("embeddings", {
+    # embed_num_tokens: a table per name, looked up by the forward argument embed_ids and added
+    # to the token and position embeddings (generation: the reference's forward, step by step)
+    "embed_num_tokens": {"model": {"embed_num_tokens": {"type": 4}}},
+    "embed_num_tokens_two_emb_dim": {"model": {"embed_num_tokens": {"type": 4, "segment": 7},
+                                               "emb_dim": 24, "post_emb_norm": True}},
+    "embed_num_tokens_memory": {"model": {"embed_num_tokens": {"type": 4},
+                                          "num_memory_tokens": 2}},
+    "embed_num_tokens_deep_embed": {"model": {"embed_num_tokens": {"type": 4},
+                                              "ff_deep_embed": True, "l2norm_embed": True}},
+    "embed_num_tokens_recycling": {"model": {"embed_num_tokens": {"type": 4}, "recycling": True,
+                                             "emb_frac_gradient": 0.5}},
+}) + [row("embeddings", "embed_num_tokens_cls", model={"embed_num_tokens": {"type": 4},
+                                                       "use_cls_token": True},
+          kinds=("Encoder",), generates=False),
+      # a looped LM decodes each row out of the loops on its own: no forward loop to compare
+      row("embeddings", "embed_num_tokens_looped",
+          model={"embed_num_tokens": {"type": 4}, "looped": True, "max_looped_steps": 2},
+          layers={"pre_and_post_norm": True}, generates=False)]
 
 FEATURES: list[Feature] = (OPTIONS + DECODERS + ATTENTION + EXPLICIT + COPE + WINDOWS + RESIDUAL
                            + STRUCTURE

@@ -88,11 +88,22 @@ def module_inputs(module: xtc.ModuleSpec, batch: int, length: int, generator: to
         kwargs["looped_steps"] = 3
     if module.type == "TransformerWrapper":
         tokens = torch.randint(0, module["num_tokens"], (batch, T), generator=generator)
+        kwargs.update(embed_ids(module, batch, T, generator))
         return (tokens,), kwargs, lengths
     if module.type == "XValTransformerWrapper":
         return xval_inputs(module, batch, T, generator), kwargs, lengths
     width = module.options.get("dim_in") or dim  # a continuous wrapper's input, or bare layers
     return (torch.randn(batch, T, width, generator=generator),), kwargs, lengths
+
+
+def embed_ids(module: xtc.ModuleSpec, batch: int, length: int,
+              generator: torch.Generator) -> dict:
+    """{"embed_ids": {name: ids (B, length)}} for a model with embed_num_tokens, else {}."""
+    sizes = module.options.get("embed_num_tokens") or {}
+    if not sizes:
+        return {}
+    return {"embed_ids": {name: torch.randint(0, size, (batch, length), generator=generator)
+                          for name, size in sizes.items()}}
 
 
 def xval_inputs(module: xtc.ModuleSpec, batch: int, length: int,

@@ -62,7 +62,10 @@ FF_OPTIONS = options_at("ff", {"mult": (1,), "dropout": (0.0,)})
 WRAPPER_OPTIONS = options_at("model", {
     "emb_dim": (12, 16), "emb_dropout": (0.0,), "num_memory_tokens": (1,), "max_mem_len": (0, 4),
     "shift_mem_down": (0, 2), "memory_tokens_interspersed_every": (1, 3),
-}, skip=STRUCTURE | {"max_seq_len"})  # the length the strategies' inputs fit
+}, skip=STRUCTURE | {"max_seq_len"},  # the length the strategies' inputs fit
+    # a mapping: names to vocabulary sizes, one or two tables
+    embed_num_tokens=st.dictionaries(st.sampled_from(["type", "segment"]), st.integers(1, 5),
+                                     min_size=1, max_size=2))
 TRAINING_OPTIONS = options_at("autoregressive", {"pad_value": (0,)})  # a decoder's
 VOCAB, LENGTH = 32, 16
 OPTIONS = {"layers": LAYER_OPTIONS, "attn": ATTN_OPTIONS, "cross_attn": CROSS_ATTN_OPTIONS,

@@ -101,6 +101,7 @@ def lm(wrapper: dict | None = None, **layer_options) -> dict:
 
 
 SINGLE_HEAD = {"heads": 1, "attn": {"dim_head": 32}}
+ENCODER = {"type": "Encoder", "dim": 32, "depth": 1, "heads": 4}
 CONTINUOUS = {"type": "ContinuousTransformerWrapper",
               "attn_layers": {"type": "Encoder", "dim": 32, "depth": 1, "heads": 4}}
 XT_ROTARY = {"type": "XTransformer", "dim": 32,
@@ -239,6 +240,17 @@ SWITCHES = [  # (keyword, model, dotted key in the explanation, the line explain
      "shift_mem_down: 1  # computed: 0 (max_mem_len is 0: no memories to shift)"),
     ("num_cls_tokens", lm(), "model.num_cls_tokens",
      f"num_cls_tokens: 1{DEFAULT} 0 (use_cls_token is false: no CLS tokens)"),
+    # resolve.attention_pool: no pool without attn_pool, its width the layers' by default
+    ("num_pooled_tokens", lm(), "model.num_pooled_tokens",
+     f"num_pooled_tokens: 1{DEFAULT} 0 (attn_pool is false: no attention pool)"),
+    ("attn_pool_depth", lm(), "model.attn_pool_depth",
+     f"attn_pool_depth: 1{DEFAULT} 0 (attn_pool is false: no attention pool)"),
+    ("dim_pooled_tokens", lm({"dim_pooled_tokens": 16}), "model.dim_pooled_tokens",
+     "dim_pooled_tokens: 16  # computed: 0 (attn_pool is false: no attention pool)"),
+    ("dim_pooled_tokens", {**lm({"attn_pool": True}), "attn_layers": ENCODER},
+     "model.dim_pooled_tokens", f"dim_pooled_tokens: null{DEFAULT} 32 (attn_layers.dim)"),
+    ("logits_dim", {**lm({"attn_pool": True}), "attn_layers": ENCODER}, "model.logits_dim",
+     f"logits_dim: null{DEFAULT} 0 (attn_pool: the pooled tokens are the output)"),
     # resolve_xval: no projection, and a tied head gives num_tokens logits
     ("emb_dim", XVAL, "model.emb_dim", f"emb_dim: null{DEFAULT} 32 (attn_layers.dim)"),
     ("logits_dim", XVAL, "model.logits_dim", f"logits_dim: null{DEFAULT} 64 (num_tokens)"),

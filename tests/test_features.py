@@ -15,7 +15,7 @@ import copy
 import pytest
 import torch
 from features import FEATURES, Feature, feature_spec, generated_kinds
-from inputs import Inputs, make_inputs, padding_mask
+from inputs import Inputs, embed_ids, make_inputs, padding_mask
 from reference import (
     assert_parity,
     assert_same_greedy_tokens,
@@ -139,6 +139,9 @@ def test_greedy_generation(feature, flash, cache):
                          context_length=CONTEXT_LENGTH)
     context = {k: v for k, v in inputs.kwargs.items()
                if k in ("context", "context_mask", "condition", "prefix_attn_len", "recycle_steps")}
+    # the ids of further embeddings: of the prompt and of every new position
+    context |= embed_ids(spec.model, PROMPT_BATCH, PROMPT_LENGTH + NEW_TOKENS,
+                         torch.Generator().manual_seed(0))
     if feature.recurrent:
         assert_same_xl_tokens(spec, inputs.args[0], NEW_TOKENS, **context)
         return

@@ -53,6 +53,10 @@ def sample_inputs(graph: Graph) -> tuple[list, dict]:
             args.append(torch.randn(1, length, generator=gen))
         elif a.role == "image":
             args.append(torch.randn(1, *a.shape[1:], generator=gen))
+        elif a.role == "embed_ids":  # embed_num_tokens: each name's ids
+            sizes = next(user.attrs.sizes for user in graph.users(op.name))
+            kwargs[a.name] = {name: torch.randint(0, size, (1, length), generator=gen)
+                              for name, size in sizes}
         elif a.role == "condition":  # one per sequence
             kwargs[scope_prefix(op.scope) + a.name] = torch.randn(1, a.shape[1], generator=gen)
         elif a.role == "context":

@@ -1,4 +1,5 @@
-"""Pooled heads (issue #45): a model whose output is one vector per sequence, class logits.
+"""Pooled heads (issue #45): a model whose output is one vector per sequence (class logits), or a
+few (an attention pool's).
 Forward parity is in the feature matrix (tests/features.py, groups `pooling` and
 `continuous`); here its `loss`, the cross entropy of those logits against a class id per
 sequence, against the reference's logits put through torch's cross entropy, and the methods it
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from features import NUM_TOKENS, layers, spec_of
 from inputs import padding_mask
-from reference import TOLERANCE, assert_same_gradients, paired_models
+from reference import TOLERANCE, assert_same_gradients, mean_of, paired_models, reference_model
 
 import xtc
 
@@ -92,3 +93,53 @@ def test_a_pooled_continuous_decoder_neither_learns_nor_generates():
     assert model(x, return_embeddings=True).shape == (BATCH, 32)
     assert not hasattr(model, "loss") and not hasattr(model, "generate")
     assert "Outputs (B, dim_out) for" in type(model).forward.__doc__
+
+
+# -- attn_pool: learned queries read an encoder's outputs ----------------------------------------
+
+ATTENTION = {"attn_pool": True, "num_pooled_tokens": 2}
+
+
+@pytest.mark.parametrize("extra", [{"num_memory_tokens": 2}, {}], ids=["memory", "prepend"])
+def test_the_attention_pool_reads_the_real_positions(extra):
+    """Under a padding mask the pool attends to the real positions alone. With memory tokens the
+    reference's pool is handed the mask extended over them and fails, so the oracle is its own
+    pieces: the embeddings it returns under the mask, pooled by its AttentionPool under the
+    mask as given (the same weights: its gradients are compared too). With prepended embeddings (whose mask both extend) the reference runs."""
+    spec = pooled_spec("Encoder", {**ATTENTION, **extra})
+    reference, ours = paired_models(spec)
+    tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH), generator=torch.Generator().manual_seed(0))
+    mask = padding_mask(BATCH, LENGTH)
+    kwargs = {"mask": mask}
+    if not extra:
+        kwargs["prepend_embeds"] = torch.randn(BATCH, 3, 32)
+    actual = ours(tokens, **kwargs)
+    mean_of(actual).backward()
+    if extra:  # (its forward runs the pool even for the embeddings: taken out meanwhile)
+        pool, reference.attn_pool = reference.attn_pool, None
+        expected = pool(reference(tokens, return_embeddings=True, **kwargs), mask=mask)
+        reference.attn_pool = pool
+    else:
+        expected = reference(tokens, **kwargs)
+    mean_of(expected).backward()
+    assert actual.shape == (BATCH, 2, 32)
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    assert_same_gradients(spec, ours, reference)
+
+
+def test_an_attention_pooled_model_returns_its_pooled_tokens_only():
+    """Its embeddings with return_embeddings, as the reference; no loss, no logits head, and the
+    reference's unread head (to_logits) is dropped on conversion while any other stray key is
+    still refused."""
+    spec = pooled_spec("Encoder", {**ATTENTION, "dim_pooled_tokens": 16})
+    model = xtc.build(spec)
+    tokens = torch.randint(0, NUM_TOKENS, (BATCH, LENGTH))
+    assert model(tokens).shape == (BATCH, 2, 16)
+    assert model(tokens, return_embeddings=True).shape == (BATCH, LENGTH, 32)
+    assert not hasattr(model, "loss") and not hasattr(model, "to_logits")
+    assert "Pooled tokens (B, num_pooled_tokens, dim_pooled_tokens) for" in type(model).forward.__doc__
+    state = reference_model(spec).state_dict()
+    assert "to_logits.weight" in state
+    model.load_state_dict(xtc.convert_state_dict(spec, state), strict=True)
+    with pytest.raises(ValueError, match="unexpected keys \\['stray'\\]"):
+        xtc.convert_state_dict(spec, {**state, "stray": state["to_logits.weight"]})

@@ -53,6 +53,9 @@ XTC_RULES = {
                                      "fails on the tuple of logits",
     "pooled-model-predicts-no-next-token": "the reference's forward runs; its training wrapper "
                                            "fails on the pooled logits",
+    "attn-pool-needs-encoder": "on a decoder the reference builds the pool and ignores it",
+    "attn-pool-returns-no-logits": "the reference computes the logits of an attention-pooled "
+                                   "model and drops them",
     "rel-pos-kwargs": "the reference builds ALiBi slopes of another length than its ALiBi heads: "
                       "fewer bias the first heads alone, more are cut to the heads",
     "cross-attention-inherits-option": "the reference applies attn: options to cross-attention "
@@ -77,6 +80,8 @@ XTC_RULES = {
                                  "first: not compiled for custom layouts and macaron yet",
     "memory-needs-top-level-wrapper": "no segment-wise methods inside an XTransformer or a "
                                       "composite yet",
+    "embed-num-tokens-with-memories": "the reference's forward runs; its XL training wrapper "
+                                      "hands embed_ids whole to every segment and fails",
     "memory-without-self-attention": "layers without self-attention have nothing to remember for",
     "cross-attend-without-cross-layer": "the reference builds layers that cross-attend with no "
                                         "cross-attention sublayer, and ignores the context",
@@ -166,10 +171,14 @@ def flattened(options: dict, prefix: str = "") -> dict:
 
 
 def reference_for(document: dict):
+    """The reference model of a drawn document, its weights drawn from torch's generator seeded
+    alike every time: hypothesis replays a failing draw, which must fail again (and a draw's
+    verdict may not depend on the draws before it)."""
     import x_transformers
     import x_transformers.continuous
     import x_transformers.xval
 
+    torch.manual_seed(0)
     model = dict(document["model"])
     kind = model.pop("type")
     if kind == "XTransformer":
@@ -208,6 +217,9 @@ def inputs_for(document: dict, masked: bool) -> tuple[tuple, dict]:
         mask["recycle_steps"] = 2
     if model.get("looped"):
         mask["looped_steps"] = 2
+    if model.get("embed_num_tokens"):  # each name's ids
+        mask["embed_ids"] = {name: torch.randint(0, size, (2, 10), generator=gen)
+                             for name, size in model["embed_num_tokens"].items()}
     if any(layers.get(name) for name in ADAPTIVE):  # adaptive norms: a condition per sequence
         mask["condition"] = torch.randn(2, layers.get("dim_condition") or layers["dim"], generator=gen)
     if model["type"] == "ContinuousTransformerWrapper":

@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from typing import Any
 
 from .compiler import CHECKS, compile_graph, compile_spec
-from .compiler.state_dict import parameter_rules
+from .compiler.state_dict import parameter_rules, unread_parameters
 from .spec import Spec
 from .spec import load as _load
 
@@ -114,10 +114,11 @@ def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[st
     if composite:
         state_dict = {f"{name}.{key}": value for name, part in state_dict.items()
                       for key, value in part.items()}
-    rules = parameter_rules(compile_graph(spec), components=composite)
+    graph = compile_graph(spec)
+    rules = parameter_rules(graph, components=composite)
     expected = {rule.reference for rule in rules}
     missing = sorted(expected - set(state_dict))
-    unexpected = sorted(set(state_dict) - expected)
+    unexpected = sorted(set(state_dict) - expected - set(unread_parameters(graph, composite)))
     if missing or unexpected:
         raise ValueError(f"state dict does not fit the spec: missing keys {missing}, "
                          f"unexpected keys {unexpected}")

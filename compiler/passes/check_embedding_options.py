@@ -23,6 +23,10 @@ Both hold only where absolute positions are built: rotary and the T5 bias turn t
   row under weight tying) and leaves the others unscaled: xtc builds the one layout where
   each block's feedforward gets its own row, and refuses the others (macaron, weight tying,
   custom layouts).
+- `embed_num_tokens` adds embeddings looked up by ids given beside the tokens (`embed_ids`):
+  with Transformer-XL memories (`max_mem_len`) training and generation run by segments, and
+  x-transformers' XLAutoregressiveWrapper hands the ids of the whole sequence to every
+  segment, failing on the lengths; xtc refuses the pair.
 - Forgetful causal masking (`autoregressive: {mask_prob}`) hides random keys of the tokens: the
   reference's mask does not cover memory tokens, and its loss fails on the lengths.
 """
@@ -44,6 +48,12 @@ def check_embedding_options(spec: Spec) -> list[Diagnostic]:
         found += check_memory_tokens(spec, model)
         if model.type == "TransformerWrapper" and model["ff_deep_embed"]:
             found += check_deep_embed(spec, model)
+        if model.type == "TransformerWrapper" and model["embed_num_tokens"] and model["max_mem_len"]:
+            found.append(diagnostic(
+                spec, f"{model.key}.embed_num_tokens", "embed-num-tokens-with-memories",
+                "embed_num_tokens cannot be combined with max_mem_len: training and generation "
+                "run by segments, and x-transformers' XLAutoregressiveWrapper hands embed_ids of "
+                "the whole sequence to every segment, failing on the lengths"))
     for model in all_modules(spec):
         if model.type in ("TransformerWrapper", "ContinuousTransformerWrapper",
                           "XValTransformerWrapper"):

@@ -165,8 +165,9 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
 NEXT_EMBED_WIDTH_CODE = "continuous-pred-head-needs-model-width"
 NEXT_EMBED_OPTION_CODE = "continuous-pred-head-excludes-option"
 # what xtc does not compile beside add_continuous_pred_head yet: each returns its own extra
-# output from forward (or, return_only_embed, no logits to return the prediction beside)
-NEXT_EMBED_EXCLUDES = ("return_only_embed", "looped", "max_mem_len")
+# output from forward (or, return_only_embed and attn_pool, no logits to return the prediction
+# beside)
+NEXT_EMBED_EXCLUDES = ("return_only_embed", "attn_pool", "looped", "max_mem_len")
 
 
 def next_embed_violations(spec: Spec, model: ModuleSpec) -> list[Diagnostic]:

@@ -168,6 +168,7 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
             found.append(diagnostic(
                 spec, f"{model.key}.num_cls_tokens", "cls-tokens-without-use-cls-token",
                 "num_cls_tokens has no effect: use_cls_token is false", "warning"))
+        found += pool_sizes_without_pool(spec, model)
         if model["scaled_sinu_pos_emb"] and not model["use_abs_pos_emb"]:
             found.append(diagnostic(
                 spec, f"{model.key}.scaled_sinu_pos_emb", "positions-switched-off",
@@ -186,6 +187,16 @@ def check_ignored_options(spec: Spec) -> list[Diagnostic]:
     return found + kernel_options(spec)
 
 
+def pool_sizes_without_pool(spec: Spec, model) -> list[Diagnostic]:
+    """The attention pool's sizes, given without attn_pool: TransformerWrapper builds no pool."""
+    if model.options.get("attn_pool"):
+        return []
+    return [diagnostic(spec, f"{model.key}.{name}", "pool-sizes-without-attn-pool",
+                       f"{name} has no effect: attn_pool is false", "warning")
+            for name in ("num_pooled_tokens", "attn_pool_depth", "dim_pooled_tokens")
+            if name in model.given]
+
+
 def tied_logits_dim(spec: Spec, model) -> Diagnostic:
     return diagnostic(
         spec, f"{model.key}.logits_dim", "logits-dim-ignored-when-tied",
@@ -197,7 +208,10 @@ def ignored_head_options(spec: Spec, model) -> list[Diagnostic]:
     """A TransformerWrapper's head options that change nothing (TransformerWrapper.__init__ and
     forward): any of them without a head (return_only_embed), logits_dim under a tied
     embedding, the squeeze of a head wider than 1, and the training options of a model whose
-    output is not one logit per token (it has no loss nor generate)."""
+    output is not one logit per token (it has no loss nor generate). (An attention-pooled
+    model has no head at all: check-model-structure refuses its options.)"""
+    if model.options.get("attn_pool"):
+        return []
     if model["return_only_embed"]:
         return [diagnostic(
             spec, f"{model.key}.{name}", "no-logits-head",

@@ -22,8 +22,14 @@
 - A pooled TransformerWrapper (`average_pool_embed`, `use_cls_token`) returns one vector of
   logits per sequence (or per CLS token): there is no next token for `autoregressive:` to
   train (x-transformers' AutoregressiveWrapper fails on its output); its `loss(x, labels)`
-  takes class labels. It pools one way: the mean or the CLS tokens (TransformerWrapper.__init__
-  asserts at most one).
+  takes class labels. It pools one way: the mean, the CLS tokens or an attention pool
+  (TransformerWrapper.__init__ asserts that CLS tokens and an attention pool are not both set;
+  a mean pool before an attention pool leaves it one vector to attend to, and its forward fails).
+- `attn_pool` pools an encoder's outputs: on a Decoder or PrefixDecoder x-transformers builds the
+  pool and ignores it (forward returns the logits, the pooled tokens only among its
+  intermediates). An attention-pooled model returns the pooled tokens, never logits: the
+  options of a logits head change nothing there, and `return_only_embed` makes the
+  reference's forward fail on the head it removed.
 """
 
 from __future__ import annotations
@@ -100,21 +106,52 @@ def check_condition_reaches(spec: Spec, model) -> list[Diagnostic]:
     return found
 
 
+# The options of a logits head: an attention-pooled model has none that it returns.
+HEAD_OPTIONS = ("tie_embedding", "logits_dim", "return_only_embed", "squeeze_out_last_dim",
+                "sigsoftmax_logits", "mixture_of_softmax", "num_output_heads")
+
+
 def check_pooling(spec: Spec, model) -> list[Diagnostic]:
     """One way to pool, and no next-token training for a pooled model."""
-    pools = [name for name in ("average_pool_embed", "use_cls_token") if model.options.get(name)]
+    pools = [name for name in ("average_pool_embed", "use_cls_token", "attn_pool")
+             if model.options.get(name)]
     found = []
     if len(pools) > 1:
         found.append(diagnostic(
-            spec, f"{model.key}.use_cls_token", "one-pooling",
-            "average_pool_embed and use_cls_token each make the sequence's output: set one "
-            "(x-transformers 2.31.10 asserts at most one)"))
+            spec, f"{model.key}.{pools[-1]}", "one-pooling",
+            f"{' and '.join(pools)} each make the sequence's output: set one (x-transformers "
+            "2.31.10 asserts that use_cls_token and attn_pool are not both set, and fails on an "
+            "attention pool of the mean)"))
+    if "attn_pool" in pools:
+        return found + check_attention_pool(spec, model)
     if pools and model.training_given:
         found.append(diagnostic(
             spec, f"{model.key}.autoregressive", "pooled-model-predicts-no-next-token",
             f"autoregressive: trains next-token prediction, but {pools[0]} makes the model "
             "return class logits per sequence (x-transformers' AutoregressiveWrapper fails on "
             "them); its loss(x, labels) takes class ids instead"))
+    return found
+
+
+def check_attention_pool(spec: Spec, model) -> list[Diagnostic]:
+    """An encoder's attention pool, and no logits head beside it."""
+    layers = model.children["attn_layers"]
+    found = []
+    if layers.type in ("Decoder", "PrefixDecoder"):
+        found.append(diagnostic(
+            spec, f"{model.key}.attn_pool", "attn-pool-needs-encoder",
+            f"attn_pool pools an encoder's outputs: on a {layers.type} x-transformers 2.31.10 "
+            "builds the pool and ignores it (forward returns the logits); use an Encoder, or "
+            "remove attn_pool"))
+    for name in HEAD_OPTIONS:
+        value = model.options.get(name)
+        if value and not (name == "num_output_heads" and value == 1):
+            found.append(diagnostic(
+                spec, f"{model.key}.{name}", "attn-pool-returns-no-logits",
+                f"{name} configures the logits head, and with attn_pool the model returns the "
+                "pooled tokens, never logits: remove it (x-transformers 2.31.10 computes the "
+                "logits and drops them" + (", and its forward fails without the head)"
+                                           if name == "return_only_embed" else ")")))
     return found
 
 

@@ -32,7 +32,7 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return attrs.shape
     if kind is OpKind.PATCH_EMBEDDING or getattr(attrs, "scheme", "") == "patches":
         return ("B", "N", attrs.dim)  # read from the image (B, C, H, W): one row per patch
-    if kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING):
+    if kind in (OpKind.TOKEN_EMBEDDING, OpKind.POSITION_EMBEDDING, OpKind.NAMED_EMBEDDINGS):
         return (*source[:2], attrs.dim)
     if kind is OpKind.PROJECT and op.role == "to_mixture":  # K components of each position
         return (*source[:-1], attrs.dim // attrs.dim_in, attrs.dim_in)
@@ -59,6 +59,8 @@ def shape_of(graph: Graph, op: Op) -> tuple:
         return (source[0], attrs.first, source[-1])
     if kind is OpKind.POOL:
         return (source[0], source[-1])
+    if kind is OpKind.ATTENTION_POOL:  # one output per learned query
+        return (source[0], attrs.queries, attrs.dim)
     if kind is OpKind.LOGITS:  # (a mixture's components, (..., K, C), mixed into one)
         lead = source[:-2] if attrs.mixture else source[:-1]
         return tuple(lead) if attrs.squeeze else (*lead, attrs.num_tokens)
