@@ -315,7 +315,8 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     cls = ModelClass(class_name, config,
                      f"The {what}: {parts}{' and the logits head' if has_logits else ''}.",
                      f"{returns[0].upper()}{returns[1:]} for token ids x (B, T); mask (B, T) is True "
-                     "where x is real." + (NAMED_IDS_DOC if named_embeddings(model) else ""),
+                     "where x is real." + (NAMED_IDS_DOC if named_embeddings(model) else "")
+                     + (NEXT_EMBED_DOC if predicts_next_embed(model) else ""),
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
@@ -441,6 +442,9 @@ def wrapper_kind(model: Model) -> str:
 
 
 # forward's docstring, on the ids of embed_num_tokens' tables
+# forward's docstring, on add_continuous_pred_head's extra output
+NEXT_EMBED_DOC = ("\n        With return_next_embed_pred: (those logits, (each position's prediction "
+                  "of the next\n        initial embedding, the initial embeddings)), each (B, T, dim).")
 NAMED_IDS_DOC = ("\n        embed_ids maps each name of embed_num_tokens to its ids (B, T), whose "
                  "embeddings are\n        added to the tokens'.")
 

@@ -443,26 +443,29 @@ class SchemaChecker:
         return value
 
     def named_sizes(self, node: Node, key: str) -> object:
-        """A mapping of names to sizes (embed_num_tokens), each entry located: every name an
-        identifier, every size a positive int. Empty is the default (none), which `xtc
-        explain` writes out."""
-        sizes = {}
+        """A mapping of names to sizes (embed_num_tokens), each entry located, every problem
+        reported: each name an identifier (an error at the name), each size a positive int (at
+        the size). Empty is the default (none), which `xtc explain` writes out."""
+        sizes, sound = {}, True
         for name, entry in node.entries.items():
             child_key = f"{key}.{name}"
             self.locations[child_key] = (entry.key_line, entry.key_col)
             value = entry.value
-            if value.invalid:
-                return INVALID
+            if value.invalid:  # reported where it was read
+                sound = False
+                continue
             size = value.value if value.kind == "scalar" else None
-            problem = named_size_problem(name, size)
-            if problem and value.kind != "scalar" and named_size_problem(name, 1) is None:
-                problem = f"size of {name} must be an int >= 1, got a {value.type_name()}"
-            if problem:  # at the name, or at the size where the name is sound
-                at = value if named_size_problem(name, 1) is None else (entry.key_line, entry.key_col)
+            problem = named_size_problem(name, 1)
+            at: object = (entry.key_line, entry.key_col)
+            if problem is None and named_size_problem(name, size) is not None:
+                at = value
+                problem = (named_size_problem(name, size) if value.kind == "scalar" else
+                           f"size of {name} must be an int >= 1, got a {value.type_name()}")
+            if problem is not None:
                 self.error(at, child_key, "out-of-range", problem)
-                return INVALID
+                sound = False
             sizes[name] = size
-        return sizes
+        return sizes if sound else INVALID
 
     def check_supported(self, node: Node, kw: Keyword, key: str, place: str, value: object) -> None:
         per_layer = kw.per_layer and isinstance(value, tuple)

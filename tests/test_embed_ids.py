@@ -53,6 +53,14 @@ def test_each_entry_is_checked_where_it_is_written(sizes, column, message):
     assert problem.key.startswith("model.embed_num_tokens.") and message in problem.message
 
 
+def test_every_entry_is_reported_at_once():
+    """A bad name (at the name) and a bad size (at the size), together."""
+    with pytest.raises(xtc.SpecError) as caught:
+        spec("{1st: 4, type: 0, segment: 3}")
+    errors = [(d.key, d.col) for d in caught.value.diagnostics if d.severity == "error"]
+    assert errors == [("model.embed_num_tokens.1st", 22), ("model.embed_num_tokens.type", 36)]
+
+
 def test_a_mapping_is_required():
     with pytest.raises(xtc.SpecError, match="expected mapping"):
         spec("4")
