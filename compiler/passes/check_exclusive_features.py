@@ -164,6 +164,7 @@ def check_exclusive_features(spec: Spec) -> list[Diagnostic]:
 
 NEXT_EMBED_WIDTH_CODE = "continuous-pred-head-needs-model-width"
 NEXT_EMBED_OPTION_CODE = "continuous-pred-head-excludes-option"
+NEXT_EMBED_MIXTURE_CODE = "continuous-pred-head-excludes-mixture"
 # what xtc does not compile beside add_continuous_pred_head yet: each returns its own extra
 # output from forward (or, return_only_embed and attn_pool, no logits to return the prediction
 # beside)
@@ -185,12 +186,20 @@ def next_embed_violations(spec: Spec, model: ModuleSpec) -> list[Diagnostic]:
                                 f"head predicts embeddings {width} wide (the layers' dim), and "
                                 "x-transformers' loss fails on the two widths"))
     line = spec.location(key)[0]
+    if model["mixture_of_softmax"]:
+        found.append(diagnostic(spec, f"{model.key}.mixture_of_softmax", NEXT_EMBED_MIXTURE_CODE,
+                                "mixture_of_softmax cannot be combined with "
+                                f"add_continuous_pred_head (line {line}): the head reads the "
+                                "mixture's K components of each position, (B, T, K, dim), and "
+                                "x-transformers' loss fails on them against (B, T, dim) embeddings"))
     excluded = [name for name in NEXT_EMBED_EXCLUDES if model[name]]
     if model.trainer is not None and model.training.get("add_attn_z_loss"):
         excluded.append("autoregressive.add_attn_z_loss")
     found += [diagnostic(spec, f"{model.key}.{name}", NEXT_EMBED_OPTION_CODE,
                          f"{name} cannot be combined with add_continuous_pred_head (line {line}) "
-                         "in xtc yet: forward would return two extra outputs")
+                         "in xtc yet: " + ("the model returns no logits to put the prediction "
+                                           "beside" if name in ("return_only_embed", "attn_pool")
+                                           else "forward would return two extra outputs"))
               for name in excluded]
     return found
 
