@@ -122,7 +122,8 @@ def test_every_exclusion_rule_has_a_fixture_case():
                        | {rules.Z_LOSS_CODE, rules.INVERTED_SINK_CODE, rules.GLU_SOFTCLAMP_CODE,
                           rules.HEADLESS_TRANSFORM_CODE}
                        | {code for code, _ in rules.ONE_HEAD_OPTIONS.values()}
-                       | {rules.NEXT_EMBED_WIDTH_CODE, rules.NEXT_EMBED_OPTION_CODE})
+                       | {rules.NEXT_EMBED_WIDTH_CODE, rules.NEXT_EMBED_OPTION_CODE,
+                          rules.NEXT_EMBED_MIXTURE_CODE})
 
 
 # The reference's source line numbers ("I:2931") mean nothing to a reader of xtc: messages quote
