@@ -760,6 +760,7 @@ class ModelClass(DefaultConfig):
     cache_like: str = "self.token_emb.weight"  # a parameter whose device and dtype the cache takes
     continuous: ContinuousDecoder | None = None  # a continuous decoder: vectors, not tokens
     recurrent: bool = False  # Transformer-XL memories: forward takes and returns them
+    tbptt: bool = False  # tbptt_steps above 1: loss keeps the memories' gradient across segments
     numbers: bool = False  # an xVal model: numbers in and out beside the tokens
     z_loss: bool = False  # loss() adds the attention z-loss; forward can return its input
     looped: bool = False  # loss() reads every loop's logits and exit logits (a looped LM)

@@ -266,6 +266,9 @@ class LossAttrs:
     looped_exit_loss_weight: float = 1.0
     # with add_continuous_pred_head: the weight of the next embedding's mean absolute error
     next_embed_loss_weight: float = 0.1
+    # Transformer-XL: the memories carry their gradient across this many segments before they
+    # are detached (truncated backpropagation through time); 1: detached after every segment
+    tbptt_steps: int = 1
 
 
 @dataclass(frozen=True)

@@ -269,6 +269,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
     parameters += [HEAD] if output_heads(model) > 1 else []
     parameters += [RETURN_NEXT_EMBED] if predicts_next_embed(model) else []
     parameters += list(MEMORY_PARAMETERS) if model.recurrent else []
+    parameters += [DETACH_MEMS] if tbptt_steps(model) > 1 else []
     parameters += [RETURN_ATTN_LSE] if z_loss(model) else []
     parameters += [RETURN_LOOPS] if loop_loss(model) else []
     parameters += [Parameter("cache", "ModelCache | None", "None")] if cacheable else []
@@ -320,6 +321,7 @@ def wrapper_model(model: Model, prefix: str, class_name: str, config: str,
                      tuple(parameters), tuple(checks), tuple(ops), frozenset(imports), step_parameters=step,
                      generative=generative, cacheable=cacheable, cross=cross, length_limit=limit,
                      prefixed=has_prepend, forgetful=forgets(model), recurrent=model.recurrent,
+                     tbptt=tbptt_steps(model) > 1,
                      z_loss=z_loss(model), looped=loop_loss(model), conditioned=conditioned(model),
                      cache_class="LoopedCache" if exits_early(model) else "ModelCache",
                      prefix_lm=model.prefix_lm, named_embeddings=named_embeddings(model),
@@ -600,6 +602,15 @@ def continuous_model(model: Model, prefix: str, class_name: str, config: str,
 # forward's Transformer-XL arguments: each block's memory, and whether to return the next ones
 MEMORY_PARAMETERS = (Parameter("mems", "list[Tensor] | None", "None"),
                      Parameter("return_mems", "bool", "False"))
+# with tbptt_steps: whether the next memories are detached (loss keeps the gradient through
+# all but every tbptt_steps-th segment's)
+DETACH_MEMS = Parameter("detach_mems", "bool", "True")
+
+
+def tbptt_steps(model: Model) -> int:
+    """The segments a Transformer-XL model's memories carry their gradient across in `loss`."""
+    loss = model.find(OpKind.LOSS)
+    return loss.attrs.tbptt_steps if loss is not None and model.recurrent else 1
 
 
 def memory_checks(model: Model) -> list[str]:
@@ -1263,6 +1274,7 @@ def blocks_op(model: Model, prefix: str, signature: BlockSignature, mask: bool) 
     return OpContext("ops/blocks.py.jinja", {
         "block": names[0], "cache": "cache" in signature,
         "memory": "memory" in signature, "shift": model.attrs.shift_mem_down > 0,
+        "detach": tbptt_steps(model) > 1,
         # the new memories continue those read (TransformerWrapper) or not (the others)
         "extend": model.attrs.type == "TransformerWrapper",
         # each block's class, and whether it is built with its index (per-layer values)
@@ -1699,6 +1711,8 @@ def loss_config(loss: LossAttrs | None, numbers: bool = False, looped: bool = Fa
          "sharpness of the exit gate's soft target"),
         (looped, "looped_exit_loss_weight", "float", float(loss.looped_exit_loss_weight),
          "weight of the exit gate's loss"),
+        (loss.tbptt_steps > 1, "tbptt_steps", "int", loss.tbptt_steps,
+         "segments the memories carry their gradient across"),
         (next_embed, "next_embed_loss_weight", "float", float(loss.next_embed_loss_weight),
          "weight of the next embedding's mean absolute error"),
     ]

@@ -18,25 +18,33 @@ from .sampling import sample
 
 
 def next_memories(memories: list[Tensor | None], inputs: list[Tensor], max_len: int,
-                  extend: bool = True) -> list[Tensor]:
+                  extend: bool = True, detach: bool = True) -> list[Tensor]:
     """Each layer's memory for the next segment: the memory it read (if any), then its inputs
-    (B, T, C) over this segment, the last max_len positions, detached. `extend=False`: its
-    inputs over this segment alone, as x-transformers' ContinuousTransformerWrapper and
+    (B, T, C) over this segment, the last max_len positions, detached (unless `detach` is
+    false: truncated backpropagation through several segments). `extend=False`: its inputs
+    over this segment alone, as x-transformers' ContinuousTransformerWrapper and
     XValTransformerWrapper keep (they drop the memory they read)."""
-    return [(x if memory is None or not extend else torch.cat((memory, x), dim=1))
-            [:, -max_len:].detach() for memory, x in zip(memories, inputs)]
+    kept = [(x if memory is None or not extend else torch.cat((memory, x), dim=1))[:, -max_len:]
+            for memory, x in zip(memories, inputs)]
+    return [memory.detach() for memory in kept] if detach else kept
 
 
 def segment_loss(model, x: Tensor, segment: int, ignore_index: int,
-                 mems: list[Tensor] | None = None, **forward_kwargs) -> Tensor:
+                 mems: list[Tensor] | None = None, tbptt_steps: int = 1,
+                 **forward_kwargs) -> Tensor:
     """Next-token cross entropy of x (B, T) over segments of `segment` inputs, each reading the
     memories of those before. As XLAutoregressiveWrapper: the loss of a segment is the mean of
     its rows' means over the predicted positions (ids equal to ignore_index are not predicted),
-    weighted by the segment's share of the sequence."""
+    weighted by the segment's share of the sequence. The memories are detached after every
+    `tbptt_steps`-th segment: until then the gradient flows back through them (a model built
+    with tbptt_steps above 1 takes detach_mems)."""
     inputs, targets = x[:, :-1], x[:, 1:]
     total = inputs.shape[1]
     loss = x.new_zeros((), dtype=torch.float32)
-    for chunk, labels in zip(inputs.split(segment, dim=1), targets.split(segment, dim=1)):
+    chunks = zip(inputs.split(segment, dim=1), targets.split(segment, dim=1))
+    for index, (chunk, labels) in enumerate(chunks):
+        if tbptt_steps > 1:
+            forward_kwargs["detach_mems"] = (index + 1) % tbptt_steps == 0
         logits, mems = model(chunk, mems=mems, return_mems=True, **forward_kwargs)
         predicted = labels != ignore_index  # (B, T)
         losses = F.cross_entropy(logits.transpose(1, 2), labels.masked_fill(~predicted, 0),

@@ -28,7 +28,7 @@ POSITIVE = frozenset({
     "gate_values_rank", "output_gate_rank", "dim_latent_q", "dim_latent_kv",
     "latent_rope_subheads", "cope_max_pos", "rel_proj_num_distance_basis", "rel_proj_max_dist",
     "data_dependent_alibi_per_row_dim_head", "hyper_conn_sinkhorn_iters",
-    "adaptive_condition_mlp_expansion",
+    "adaptive_condition_mlp_expansion", "tbptt_steps",
 })
 NON_NEGATIVE = frozenset({
     "num_mem_kv", "num_memory_tokens", "max_mem_len", "shift_mem_down", "shift_tokens",

@@ -106,7 +106,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
                                         "add_attn_z_loss", "looped_loss_threshold_exit",
                                         "looped_loss_slope", "looped_exit_loss_weight",
                                         "next_embed_loss_weight"}),
-    "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value"}),
+    "XLAutoregressiveWrapper": frozenset({"ignore_index", "pad_value", "tbptt_steps"}),
     "ContinuousAutoregressiveWrapper": frozenset({"use_l1_loss", "equal_loss_weight_batch"}),
     "XValAutoregressiveWrapper": frozenset({"ignore_index", "numerical_loss_weight", "pad_value"}),
     "cross_attn": frozenset({

@@ -997,6 +997,11 @@ OTHER_MODELS = [
 # -- Transformer-XL recurrence (issue #38): segments of 8, so generation crosses boundaries --
 
 RECURRENCE = token_rows("recurrence", {
+    # truncated backpropagation: the loss's gradient flows back through the first segment's
+    # memories into it (the rows' 11 inputs make two segments)
+    "tbptt_steps": {"model": {"max_seq_len": 8, "max_mem_len": 6, "use_abs_pos_emb": False},
+                    "layers": {"rotary_pos_emb": True}, "autoregressive": {"tbptt_steps": 2}},
+}, recurrent=True, kinds=("Decoder",)) + token_rows("recurrence", {
     "max_mem_len": {"model": {"max_seq_len": 8, "max_mem_len": 12, "use_abs_pos_emb": False},
                     "layers": {"rotary_pos_emb": True}},
     "shift_mem_down": {"model": {"max_seq_len": 8, "max_mem_len": 12, "shift_mem_down": 1,

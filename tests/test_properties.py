@@ -102,6 +102,8 @@ XTC_RULES = {
     "orthog-projection-with-cross-attention": "the reference's cross-attention then fails in "
                                               "the forward, unless the context is exactly as "
                                               "long as the sequence",
+    "memory-with-polar-positions": "the reference's first segment runs; given memories, its "
+                                   "polar angles cover the segment alone and its forward fails",
     "memory-with-orthog-projection": "the reference's forward fails once it is given memories "
                                      "(the values hold the memory's positions too)",
     "data-dependent-alibi-excludes-position-bias": "the reference drops the dynamic position "

@@ -11,9 +11,10 @@ from dataclasses import replace
 import pytest
 import torch
 from features import spec_of
-from reference import TOLERANCE, XLAutoregressiveWrapper, paired_models
+from reference import TOLERANCE, XLAutoregressiveWrapper, assert_same_gradients, paired_models
 from xtc.compiler import compile_graph
 from xtc.compiler.inspection import inspect
+from xtc.runtime.recurrence import segment_loss
 
 SEGMENT, MEMORY = 8, 12
 
@@ -97,6 +98,29 @@ def test_loss_matches_xl_wrapper(case):
     expected.backward()
     torch.testing.assert_close(ours.to_logits.weight.grad, reference.to_logits.weight.grad,
                                **TOLERANCE)
+
+
+@pytest.mark.parametrize("steps", [2, 3])
+def test_truncated_backpropagation_keeps_the_memories_gradient(steps):
+    """autoregressive: {tbptt_steps}: the memories carry their gradient across that many of
+    the 21 tokens' three segments, as XLAutoregressiveWrapper's; the first block's weights
+    then learn from later segments' losses too, so their gradient differs from the one with
+    the memories detached at every segment."""
+    spec = xl_spec({"use_abs_pos_emb": False, "autoregressive": {"tbptt_steps": steps}},
+                   {"rotary_pos_emb": True})
+    reference, ours = paired_models(spec)
+    x = torch.randint(0, 64, (2, 21), generator=torch.Generator().manual_seed(2))
+    expected = XLAutoregressiveWrapper(reference, tbptt_steps=steps)(x)
+    actual = ours.loss(x)
+    torch.testing.assert_close(actual, expected, **TOLERANCE)
+    actual.backward()
+    expected.backward()
+    assert_same_gradients(spec, ours, reference)
+    weight = ours.blocks[0].attn.to_q.weight
+    truncated = weight.grad.clone()
+    ours.zero_grad()
+    segment_loss(ours, x, SEGMENT, ignore_index=-100).backward()  # detached at every segment
+    assert not torch.allclose(weight.grad, truncated, rtol=1e-3, atol=1e-6)
 
 
 @pytest.mark.parametrize("prompt_length", [3, 8, 12, 16])
