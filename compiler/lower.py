@@ -367,7 +367,19 @@ def pooled_tokens_shape(model: Model, sizes: bool = False) -> str:
     pool = model.find(OpKind.ATTENTION_POOL).attrs
     if sizes:
         return f"(B, {pool.queries}, {pool.dim})"
-    return f"(B, num_pooled_tokens, {'dim_pooled_tokens' if pool.dim != model.dim else 'dim'})"
+    return f"(B, num_pooled_tokens, {pooled_width(model)})"
+
+
+def pooled_width(model: Model) -> str:
+    """The Config field of an attention pool's width: dim_pooled_tokens only where not dim."""
+    return "dim_pooled_tokens" if model.find(OpKind.ATTENTION_POOL).attrs.dim != model.dim else "dim"
+
+
+def mask_holds_memory(model: Model) -> bool:
+    """Whether the padding mask a pool reads still covers memory tokens in front (interleaved
+    ones take no mask), which the pool must cut off first."""
+    memory = model.find(OpKind.MEMORY_TOKENS, "memory_tokens")
+    return memory is not None and memory.attrs.every is None
 
 
 def classifies(model: Model) -> bool:
@@ -1415,18 +1427,14 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
                                                 "every": attrs.every is not None})
     if kind is OpKind.POOL and attrs.masked:  # (a ViT's pools in its head: pool_head)
         imports.add(runtime("layers", "sequence_mean"))
-        memory = model.find(OpKind.MEMORY_TOKENS, "memory_tokens")  # the mask still has them
-        return OpContext("ops/mean_pool.py.jinja",
-                         {"memory": memory is not None and memory.attrs.every is None})
+        return OpContext("ops/mean_pool.py.jinja", {"memory": mask_holds_memory(model)})
     if kind is OpKind.POOL and attrs.first:
         return OpContext("ops/cls_pool.py.jinja", {"count": attrs.first})
     if kind is OpKind.ATTENTION_POOL:
         imports.add(runtime("pooling", "AttentionPool"))
-        memory = model.find(OpKind.MEMORY_TOKENS, "memory_tokens")  # the mask still has them
         return OpContext("ops/attention_pool.py.jinja", {
-            "memory": memory is not None and memory.attrs.every is None,
-            "shape": pooled_tokens_shape(model), "blocks": attrs.depth > 1,
-            "width": "dim_pooled_tokens" if attrs.dim != model.dim else "dim"})
+            "memory": mask_holds_memory(model), "shape": pooled_tokens_shape(model),
+            "blocks": attrs.depth > 1, "width": pooled_width(model)})
     if kind is OpKind.LOGITS:
         imports |= {FUNCTIONAL} if attrs.sigsoftmax else set()  # F.logsigmoid
         numbers = model.numerical_token_id is not None

@@ -253,20 +253,10 @@ def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
             "input_not_include_cache has no effect: it tells x-transformers' forward that the "
             "tokens passed with a cache are only the new ones, which xtc's decoding step always "
             "takes", "warning"))
-    if "train_max_recycle_steps" in model.given and not model["recycling"]:
-        found.append(diagnostic(
-            spec, f"{model.key}.train_max_recycle_steps", "recycle-steps-without-recycling",
-            "train_max_recycle_steps has no effect without recycling: true (the layers run once)",
-            "warning"))
-    if "max_looped_steps" in model.given and not model["looped"]:
-        found.append(diagnostic(
-            spec, f"{model.key}.max_looped_steps", "looped-steps-without-looped",
-            "max_looped_steps has no effect without looped: true (the layers run once)", "warning"))
-    if "mixture_of_softmax_k" in model.given and not model["mixture_of_softmax"]:
-        found.append(diagnostic(
-            spec, f"{model.key}.mixture_of_softmax_k", "mixture-k-without-mixture",
-            "mixture_of_softmax_k has no effect without mixture_of_softmax: true (one softmax)",
-            "warning"))
+    found += [diagnostic(spec, f"{model.key}.{name}", code,
+                         f"{name} has no effect without {switch}: true ({instead})", "warning")
+              for name, switch, code, instead in SIZES_OF_SWITCHES
+              if name in model.given and not model[switch]]
     if "next_embed_loss_weight" in model.training_given and not model["add_continuous_pred_head"]:
         found.append(diagnostic(
             spec, f"{model.key}.autoregressive.next_embed_loss_weight",
@@ -286,6 +276,14 @@ def ignored_wrapper_flags(spec: Spec, model) -> list[Diagnostic]:
     return found
 
 
+# A TransformerWrapper's sizes of what a switch turns on: (size, switch, code, what the model
+# does with the switch off)
+SIZES_OF_SWITCHES = (
+    ("train_max_recycle_steps", "recycling", "recycle-steps-without-recycling",
+     "the layers run once"),
+    ("max_looped_steps", "looped", "looped-steps-without-looped", "the layers run once"),
+    ("mixture_of_softmax_k", "mixture_of_softmax", "mixture-k-without-mixture", "one softmax"),
+)
 LOOPED_LOSS_KEYS = ("looped_loss_threshold_exit", "looped_loss_slope", "looped_exit_loss_weight")
 
 
