@@ -92,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "max_mem_len, as after the first segment; 0: the first segment)")
     inspect.set_defaults(run=run_inspect)
     add_budget(inspect)
+    import_ = commands.add_parser("import", help="write the specs of the x-transformers models "
+                                                 "a Python file builds (never runs it)")
+    import_.add_argument("python", metavar="FILE.py", help="Python source that builds the models")
+    import_.add_argument("-o", "--output", metavar="OUT",
+                         help="write here: a spec file, or a folder for several specs (default: "
+                              "stdout, specs separated by ---)")
+    import_.add_argument("--model", metavar="NAME",
+                         help="only the spec of this name, or the one holding this variable")
+    import_.set_defaults(run=run_import)
+    add_budget(import_)
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec language")
     schema.add_argument("-o", "--output", metavar="OUT.json", help="write here (default: stdout)")
     schema.set_defaults(run=run_schema)
@@ -287,3 +297,63 @@ def check_output_path(output: str, spec_path: str) -> None:
     problem = output_path_problem(output, spec_path)
     if problem:
         raise UsageError(problem)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from .interop.python_import import import_python
+    from .interop.python_source import read_python_bytes
+
+    checks = spec_checks(args)
+    try:
+        data = read_python_bytes(args.python)
+    except SpecInputError as exc:
+        raise UsageError(one_line(exc)) from None
+    specs, problems = import_python(data, args.python, checks)
+    sys.stderr.write(render_text(problems))
+    if has_errors(problems):
+        return EXIT_REJECTED
+    if args.model is not None:
+        specs = chosen_spec(specs, args.model)
+    write_imported(specs, args.output)
+    return EXIT_OK
+
+
+def chosen_spec(specs: list, wanted: str) -> list:
+    """The spec named `wanted`, or the one holding a model bound to the variable `wanted`."""
+    chosen = [s for s in specs if s.name == wanted] or [s for s in specs if wanted in s.variables]
+    if not chosen:
+        names = ", ".join(s.name for s in specs)
+        raise UsageError(f"--model {printable(wanted)}: no spec of that name or variable (the "
+                         f"file builds: {names})")
+    return chosen[:1]
+
+
+def write_imported(specs: list, output: str | None) -> None:
+    """One spec to stdout or a file; several to stdout as one YAML stream, or into a folder,
+    one file each (the folder is made if its parent exists). Every path is checked before
+    anything is written."""
+    import os
+
+    from .output import output_path_problem, write_atomically
+
+    if output is None:
+        sys.stdout.write("---\n".join(spec.text for spec in specs))
+        return
+    into_folder = len(specs) > 1 or os.path.isdir(output)
+    if into_folder and os.path.exists(output) and not os.path.isdir(output):
+        raise UsageError(f"the file builds {len(specs)} specs: -o must name a folder, and "
+                         f"{printable(output)} is a file")
+    if into_folder and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+        raise UsageError(f"the folder for -o cannot be made: its parent does not exist: "
+                         f"{printable(output)}")
+    targets = [(os.path.join(output, f"{spec.name}.yaml") if into_folder else output, spec)
+               for spec in specs]
+    for path, _ in targets:
+        problem = os.path.isdir(os.path.dirname(os.path.abspath(path))) and output_path_problem(path)
+        if problem:
+            raise UsageError(problem)
+    if into_folder:
+        os.makedirs(output, exist_ok=True)
+    for path, spec in targets:
+        write_atomically(path, spec.text)
+        print(f"wrote {printable(path)}: spec {spec.name}", file=sys.stderr)
