@@ -20,12 +20,14 @@ import pytest
 from conftest import ROOT
 
 # Each folder's import name (pyproject.toml's package-dir).
-PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler", "runtime": "xtc.runtime"}
+PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler", "runtime": "xtc.runtime",
+            "interop": "xtc.interop"}
 
 ALLOWED = {  # beyond the standard library and the folder's own package
     "spec": {"yaml"},
     "compiler": {"yaml", "networkx", "jinja2", "xtc.spec"},
     "runtime": {"torch", "einops"},
+    "interop": {"yaml", "xtc.spec"},  # Python read and written as text; checks are handed in
 }
 
 
@@ -92,7 +94,8 @@ def test_folder_imports_only_what_it_may(folder):
 
 
 def test_no_top_level_package_named_spec_or_compiler():
-    for path in sorted(p for folder in ("xtc", "spec", "compiler", "runtime", "scripts", "tests")
+    for path in sorted(p for folder in ("xtc", "spec", "compiler", "runtime", "interop", "scripts",
+                                        "tests")
                        for p in (ROOT / folder).rglob("*.py")):
         for name in imported_modules(path):
             assert name.split(".")[0] not in {"spec", "compiler", "runtime"}, \
@@ -225,6 +228,13 @@ def test_validating_an_over_budget_spec_does_not_import_torch():
     """The parameter budget compiles the IR and refuses it before anything is allocated."""
     assert modules_after(["validate", str(ROOT / "examples" / "gpt.yaml"),
                           "--max-params", "1000"]) == ["1", "False", "False"]
+
+
+def test_import_does_not_import_torch(tmp_path):
+    (tmp_path / "gpt.py").write_text("from x_transformers import TransformerWrapper, Decoder\n"
+                                     "gpt = TransformerWrapper(num_tokens = 256, max_seq_len = 64,\n"
+                                     "    attn_layers = Decoder(dim = 64, depth = 1))\n")
+    assert modules_after(["import", str(tmp_path / "gpt.py")])[:2] == ["0", "False"]
 
 
 @pytest.mark.parametrize("command", ["explain", "schema", "inspect"])
