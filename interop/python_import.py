@@ -151,6 +151,7 @@ class Reader:
         self.classes: dict[str, str] = {}  # names bound to one of its classes -> class name
         self.shadowed: set[str] = set()  # names bound to something else
         self.values: dict[str, object] = {}  # names bound to literal values
+        self.imported: dict[str, str] = {}  # names imported from other modules -> the module
         self.models: dict[str, Model] = {}
         self.outputs: dict[str, Output] = {}
         self.built: list[Model] = []
@@ -195,6 +196,7 @@ class Reader:
             root = alias.name.partition(".")[0]
             bound = alias.asname or root
             self.forget(bound)
+            self.imported[bound] = alias.name
             if (alias.name if alias.asname else root) == REFERENCE_PACKAGE or (
                     alias.asname and alias.name.startswith(REFERENCE_PACKAGE + ".")):
                 self.modules.add(bound)
@@ -207,12 +209,13 @@ class Reader:
         for alias in statement.names:
             bound = alias.asname or alias.name
             self.forget(bound)
+            self.imported[bound] = "." * statement.level + module
             if ours:
                 self.classes[bound] = alias.name
                 self.shadowed.discard(bound)
 
     def forget(self, name: str) -> None:
-        for table in (self.values, self.models, self.outputs, self.classes):
+        for table in (self.values, self.models, self.outputs, self.classes, self.imported):
             table.pop(name, None)
         self.modules.discard(name)
         self.shadowed.add(name)
@@ -331,6 +334,10 @@ class Reader:
             value = literal_value(node, self.values)
         except NotALiteral as refused:
             named = "" if origin.python == path[-1] else f"`{origin.python}`: "
+            if isinstance(refused.node, ast.Name) and refused.node.id in self.imported:
+                refused.message = (f"`{refused.node.id}` is imported from "
+                                   f"{self.imported[refused.node.id]}, which xtc import does not "
+                                   "read: write the value, or bind it in this file")
             line, col = self.location(refused.node)
             model.refusals.append(Diagnostic(self.source.path, line, col, ".".join(path),
                                              "import-not-a-literal", named + refused.message))

@@ -205,6 +205,64 @@ def test_a_training_wrapper_writes_autoregressive_and_bound_layers_join_their_wr
     assert "autoregressive:\n    ignore_index: 0\n    mask_prob: 0.25\n" in imported_spec.text
 
 
+MORE_README_MODELS = {  # variable -> (source, inputs of its forward)
+    "seq2seq": ("""\
+        from x_transformers import XTransformer
+
+        seq2seq = XTransformer(
+            dim = 32,
+            enc_num_tokens = 64,
+            enc_depth = 1,
+            enc_heads = 2,
+            enc_max_seq_len = 16,
+            dec_num_tokens = 64,
+            dec_depth = 1,
+            dec_heads = 2,
+            dec_max_seq_len = 16,
+            tie_token_emb = True      # tie embeddings of encoder and decoder
+        )
+        """, lambda: (tokens(), tokens())),
+    "continuous": ("""\
+        from x_transformers import ContinuousTransformerWrapper, Decoder
+
+        continuous = ContinuousTransformerWrapper(
+            dim_in = 8,
+            dim_out = 4,
+            max_seq_len = 16,
+            attn_layers = Decoder(dim = 32, depth = 1, heads = 2, attn_kv_heads = 1)
+        )
+        """, lambda: (floats(2, 10, 8),)),
+    "prefix_lm": ("""\
+        import x_transformers
+
+        prefix_lm = x_transformers.TransformerWrapper(
+            num_tokens = 64,
+            max_seq_len = 16,
+            attn_layers = x_transformers.PrefixDecoder(dim = 32, depth = 1, heads = 2,
+                                                       ff_mult = 3 / 2 * 2, attn_dim_head = 2 * 8)
+        ).eval()
+        """, lambda: (tokens(),)),
+    "xl": ("""\
+        from x_transformers import TransformerWrapper, Decoder, XLAutoregressiveWrapper
+
+        xl = TransformerWrapper(num_tokens = 64, max_seq_len = 8, max_mem_len = 8,
+                                attn_layers = Decoder(dim = 32, depth = 1, heads = 2,
+                                                      rel_pos_bias = True))
+        xl = XLAutoregressiveWrapper(xl, ignore_index = -1)
+        """, lambda: (tokens(length=8),)),
+}
+
+
+@pytest.mark.parametrize("variable", sorted(MORE_README_MODELS))
+def test_more_readme_models_import_to_their_reference(variable):
+    source, inputs = MORE_README_MODELS[variable]
+    source = textwrap.dedent(source)
+    (imported_spec,) = imported(source)
+    reference = run_snippet(source)[variable]
+    assert imported_spec.name == variable
+    assert_parity(imported_spec.spec, *inputs(), reference=getattr(reference, "net", reference))
+
+
 def test_models_without_data_flow_are_specs_of_their_own():
     source = GPT + "\nencoder = TransformerWrapper(num_tokens = 8, max_seq_len = 4,\n" \
                    "    attn_layers = Encoder(dim = 16, depth = 1, heads = 2))\n"
