@@ -197,8 +197,7 @@ class Reader:
             bound = alias.asname or root
             self.forget(bound)
             self.imported[bound] = alias.name
-            if (alias.name if alias.asname else root) == REFERENCE_PACKAGE or (
-                    alias.asname and alias.name.startswith(REFERENCE_PACKAGE + ".")):
+            if root == REFERENCE_PACKAGE:  # the package, or a module of it under an alias
                 self.modules.add(bound)
                 self.shadowed.discard(bound)
 
@@ -210,9 +209,13 @@ class Reader:
             bound = alias.asname or alias.name
             self.forget(bound)
             self.imported[bound] = "." * statement.level + module
-            if ours:
+            if not ours:
+                continue
+            self.shadowed.discard(bound)
+            if alias.name[:1].islower():  # a module: `from x_transformers import xval`
+                self.modules.add(bound)
+            else:
                 self.classes[bound] = alias.name
-                self.shadowed.discard(bound)
 
     def forget(self, name: str) -> None:
         for table in (self.values, self.models, self.outputs, self.classes, self.imported):
@@ -236,6 +239,8 @@ class Reader:
     def read_expression(self, node: ast.expr, variable: str | None) -> Model | Output | None:
         """The model a constructor call builds, or the output of a model's forward, or None."""
         node = without_device_moves(node)
+        if isinstance(node, ast.Name) and node.id in self.models:  # `model = model.to(device)`
+            return self.models[node.id]
         if not isinstance(node, ast.Call):
             return None
         cls = self.reference_class(node.func)
@@ -492,7 +497,8 @@ class Reader:
         else:
             line = None if crowded else first
         after = comments.get(line) if line is not None else None
-        return (*reversed(above), *([after] if after is not None and not after.own_line else []))
+        found = (*reversed(above), *([after] if after is not None and not after.own_line else []))
+        return tuple(printable_comment(c) for c in found)
 
     def problem(self, node: ast.AST, key: str, code: str, message: str) -> None:
         line, col = self.location(node)
@@ -729,6 +735,12 @@ def bound_names(statement: ast.stmt) -> Iterator[str]:
     for node in ast.walk(statement):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             yield node.id
+
+
+def printable_comment(comment: Comment) -> Comment:
+    """A comment without the control characters a spec may not hold (a form feed, an escape)."""
+    text = "".join(ch for ch in comment.text if ch.isprintable() or ch == "\t")
+    return dataclasses.replace(comment, text=text)
 
 
 def describe(node: ast.expr) -> str:

@@ -279,6 +279,19 @@ def test_names_come_from_variables_and_files_and_are_always_valid():
     assert spec.name == "model_2_layer_model"
 
 
+def test_a_model_moved_to_a_device_keeps_its_connections():
+    source = CAPTIONER.replace("img = torch.randn", "encoder = encoder.to('cpu').eval()\nimg = torch.randn")
+    source = source.replace("from x_transformers import", "from x_transformers import xval\nfrom x_transformers import")
+    (imported_spec,) = imported(source, "captioner.py")
+    assert [c.source for c in imported_spec.spec.connections] == ["encoder"]
+
+
+def test_comments_lose_the_control_characters_a_spec_may_not_hold():
+    (spec,) = imported("from x_transformers import Encoder\nm = Encoder(dim = 16,  # wide\x1b[31m\n"
+                       "    depth = 1)\n")
+    assert "  dim: 16  # wide[31m" in spec.text.splitlines()
+
+
 # -- located errors ---------------------------------------------------------------------------
 
 
