@@ -20,12 +20,14 @@ import pytest
 from conftest import ROOT
 
 # Each folder's import name (pyproject.toml's package-dir).
-PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler", "runtime": "xtc.runtime"}
+PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler", "runtime": "xtc.runtime",
+            "interop": "xtc.interop"}
 
 ALLOWED = {  # beyond the standard library and the folder's own package
     "spec": {"yaml"},
     "compiler": {"yaml", "networkx", "jinja2", "xtc.spec"},
     "runtime": {"torch", "einops"},
+    "interop": {"xtc.spec", "xtc.compiler"},  # never torch: it reads and writes Python as text
 }
 
 
@@ -92,10 +94,11 @@ def test_folder_imports_only_what_it_may(folder):
 
 
 def test_no_top_level_package_named_spec_or_compiler():
-    for path in sorted(p for folder in ("xtc", "spec", "compiler", "runtime", "scripts", "tests")
+    folders = ("xtc", "spec", "compiler", "runtime", "interop", "scripts", "tests")
+    for path in sorted(p for folder in folders
                        for p in (ROOT / folder).rglob("*.py")):
         for name in imported_modules(path):
-            assert name.split(".")[0] not in {"spec", "compiler", "runtime"}, \
+            assert name.split(".")[0] not in {"spec", "compiler", "runtime", "interop"}, \
                 f"{path.relative_to(ROOT)} imports {name}: use xtc.{name} or a relative import"
 
 
@@ -225,6 +228,11 @@ def test_validating_an_over_budget_spec_does_not_import_torch():
     """The parameter budget compiles the IR and refuses it before anything is allocated."""
     assert modules_after(["validate", str(ROOT / "examples" / "gpt.yaml"),
                           "--max-params", "1000"]) == ["1", "False", "False"]
+
+
+def test_export_python_does_not_import_torch():
+    for example in ("gpt.yaml", "pali.yaml"):
+        assert modules_after(["export-python", str(ROOT / "examples" / example)])[:2] == ["0", "False"]
 
 
 @pytest.mark.parametrize("command", ["explain", "schema", "inspect"])
