@@ -22,7 +22,6 @@ import keyword
 import math
 from collections.abc import Mapping
 
-from xtc.compiler.resolve import needs_condition
 from xtc.spec import Connection, ModuleSpec, Spec
 
 INDENT = " " * 4
@@ -30,6 +29,9 @@ LINE_LIMIT = 100
 # An XTransformer's sides and the prefixes of their keywords.
 SIDES = (("encoder", "enc_"), ("decoder", "dec_"))
 BARE_LAYERS = ("Encoder", "Decoder", "PrefixDecoder", "CrossAttender")
+# The layers' switches that make them read a condition (compiler/resolve.py's ADAPTIVE; interop
+# imports spec/ alone).
+ADAPTIVE = ("use_adaptive_layernorm", "use_adaptive_rmsnorm", "use_adaptive_layerscale")
 # The sequence length of an example input where the spec sets none (bare layers; max_seq_len 0)
 EXAMPLE_LENGTH = 1024
 
@@ -275,7 +277,7 @@ def example_inputs(module: ModuleSpec, torch: str) -> list[tuple[str, str]]:
     else:  # vectors: a ContinuousTransformerWrapper's, or bare layers'
         width = module.options.get("dim_in") or layers["dim"]
         found = [("x", f"{torch}.randn(1, {length_of(module)}, {width})")]
-    if kind != "XTransformer" and needs_condition(layers):
+    if kind != "XTransformer" and any(layers.options.get(switch) for switch in ADAPTIVE):
         width = layers["dim_condition"] or layers["dim"]
         found.append(("condition", f"{torch}.randn(1, {width})"))
     return found
