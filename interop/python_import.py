@@ -396,7 +396,7 @@ class Reader:
                     embeddings = False
             elif keyword.arg in CONNECTING_ARGUMENTS:
                 self.connect(keyword, model)
-        return Output(model, embeddings)
+        return Output(model, embeddings)  # bare layers return their embeddings as they are
 
     def connect(self, keyword: ast.keyword, target: Model) -> None:
         value = without_device_moves(keyword.value)
@@ -407,7 +407,7 @@ class Reader:
             source = self.read_forward(value, self.model_called(value.func))
         if source is None:
             return  # a tensor from elsewhere: an input of the model, not a connection
-        if not source.embeddings:
+        if not source.embeddings and source.model.mapping["type"] not in LAYER_TYPES:
             self.problem(keyword.value, "", "import-connection-without-embeddings",
                          f"`{keyword.arg}` takes another model's output, which xtc connects as "
                          "its embeddings: call that model with `return_embeddings = True`")

@@ -94,11 +94,11 @@ def test_folder_imports_only_what_it_may(folder):
 
 
 def test_no_top_level_package_named_spec_or_compiler():
-    for path in sorted(p for folder in ("xtc", "spec", "compiler", "runtime", "interop", "scripts",
-                                        "tests")
+    folders = ("xtc", "spec", "compiler", "runtime", "interop", "scripts", "tests")
+    for path in sorted(p for folder in folders
                        for p in (ROOT / folder).rglob("*.py")):
         for name in imported_modules(path):
-            assert name.split(".")[0] not in {"spec", "compiler", "runtime"}, \
+            assert name.split(".")[0] not in {"spec", "compiler", "runtime", "interop"}, \
                 f"{path.relative_to(ROOT)} imports {name}: use xtc.{name} or a relative import"
 
 
@@ -235,6 +235,11 @@ def test_import_does_not_import_torch(tmp_path):
                                      "gpt = TransformerWrapper(num_tokens = 256, max_seq_len = 64,\n"
                                      "    attn_layers = Decoder(dim = 64, depth = 1))\n")
     assert modules_after(["import", str(tmp_path / "gpt.py")])[:2] == ["0", "False"]
+
+
+def test_export_python_does_not_import_torch():
+    for example in ("gpt.yaml", "pali.yaml"):
+        assert modules_after(["export-python", str(ROOT / "examples" / example)])[:2] == ["0", "False"]
 
 
 @pytest.mark.parametrize("command", ["explain", "schema", "inspect"])

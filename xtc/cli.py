@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only the spec of this name, or the one holding this variable")
     import_.set_defaults(run=run_import)
     add_budget(import_)
+    export = commands.add_parser("export-python",
+                                 help="print the x-transformers Python that builds a spec's model")
+    export.add_argument("spec", metavar="SPEC", help="the spec file")
+    export.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
+    export.set_defaults(run=run_export_python)
+    add_budget(export)
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec language")
     schema.add_argument("-o", "--output", metavar="OUT.json", help="write here (default: stdout)")
     schema.set_defaults(run=run_schema)
@@ -272,22 +278,41 @@ def run_schema(args: argparse.Namespace) -> int:
 
 def run_compile(args: argparse.Namespace) -> int:
     from .compiler import compile_spec
-    from .output import write_atomically
 
-    if args.output is not None:
-        check_output_path(args.output, args.spec)
-    spec = load_or_report(args)
+    spec = spec_to_write(args)
     if spec is None:
         return EXIT_REJECTED
-    source = compile_spec(spec, args.standalone)
-    if args.output is None:
-        sys.stdout.write(source)
-    else:
-        write_atomically(args.output, source)
-        # stdout stays empty: the module is in the file, and this says which file and class.
-        print(f"wrote {printable(args.output)}: {len(source.splitlines())} lines, "
-              f"class {spec.class_name}", file=sys.stderr)
+    write_source(args.output, compile_spec(spec, args.standalone), f", class {spec.class_name}")
     return EXIT_OK
+
+
+def run_export_python(args: argparse.Namespace) -> int:
+    from .interop.python_export import export_python
+
+    spec = spec_to_write(args)
+    if spec is None:
+        return EXIT_REJECTED
+    write_source(args.output, export_python(spec))
+    return EXIT_OK
+
+
+def spec_to_write(args: argparse.Namespace):
+    """The spec of a command that writes source (load_or_report's), its -o path checked first."""
+    if args.output is not None:
+        check_output_path(args.output, args.spec)
+    return load_or_report(args)
+
+
+def write_source(output: str | None, source: str, about: str = "") -> None:
+    """Source to stdout, or atomically to `output`. Then stdout stays empty: the source is in the
+    file, and a line on stderr says which file (and `about` it)."""
+    from .output import write_atomically
+
+    if output is None:
+        sys.stdout.write(source)
+        return
+    write_atomically(output, source)
+    print(f"wrote {printable(output)}: {len(source.splitlines())} lines{about}", file=sys.stderr)
 
 
 def check_output_path(output: str, spec_path: str) -> None:
