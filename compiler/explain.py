@@ -224,10 +224,18 @@ def layer_values(layers: ModuleSpec, r: ResolvedLayers) -> dict[str, Derived | N
             | {"pre_norm_has_final_norm": (r.final_norm, final_norm_reason(layers))}
             | {"qkv_receive_diff_residuals": (layers["qkv_receive_diff_residuals"] or r.integrate,
                                               "integrate_layers")}
-            | {"dim_condition": r.condition and (r.condition.dim, "dim"),
-               "ff.dim_out": (r.dim, "dim"),
-               "ff.swish": (r.feedforward.activation == "silu",
-                            "ff.solu" if r.feedforward.activation == "solu" else "ff.relu_squared")})
+            | {"dim_condition": r.condition and (r.condition.dim, "dim")}
+            | feedforward_values(r))
+
+
+def feedforward_values(r: ResolvedLayers) -> dict[str, Derived | None]:
+    """What the feedforwards compute from other keys; nothing where the stack has none (a
+    layout of attention alone)."""
+    if r.feedforward is None:
+        return {}
+    activation = r.feedforward.activation
+    return {"ff.dim_out": (r.dim, "dim"),
+            "ff.swish": (activation == "silu", "ff.solu" if activation == "solu" else "ff.relu_squared")}
 
 
 def rotated_heads(layers: ModuleSpec, r: ResolvedLayers) -> Derived:

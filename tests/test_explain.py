@@ -44,6 +44,17 @@ def test_the_explanation_is_a_spec_of_the_same_model(path):
     assert without_header(compile_spec(explained)) == without_header(compile_spec(spec))
 
 
+def test_a_stack_without_feedforwards_is_explained_without_their_computed_values():
+    """A layout of attention alone has no feedforward: explain leaves out what it would compute
+    (it failed on such specs before `xtc import`'s round trip found it)."""
+    from features import feature, feature_spec
+
+    spec = feature_spec(feature("layout-attention_only"), "Decoder", False)
+    text = xtc.explain(spec)
+    assert "    ff:\n      dim_out: null  # default\n" in text and "      swish: false  # default\n" in text
+    assert without_header(compile_spec(xtc.loads_spec(text))) == without_header(compile_spec(spec))
+
+
 def test_every_keyword_appears_with_its_value_and_defaults_are_marked():
     spec = xtc.load_spec(ROOT / "examples" / "gpt.yaml")
     text = xtc.explain(spec)

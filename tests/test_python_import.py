@@ -13,9 +13,14 @@ import textwrap
 
 import pytest
 import torch
+from conftest import ROOT
+from features import FEATURES, feature_spec
 from reference import assert_parity, reference_module
+from test_export_python import CASES as EXPORT_CASES
 from test_model_types import floats, tokens
 from xtc.compiler import CHECKS
+from xtc.compiler.explain import explain
+from xtc.interop.python_export import export_python
 from xtc.interop.python_import import import_python
 from xtc.spec.diagnostics import ERROR
 
@@ -416,3 +421,32 @@ def test_a_missing_or_oversized_file_is_a_usage_error(tmp_path):
     assert main(["import", str(tmp_path / "missing.py")]) == 2
     (tmp_path / "big.py").write_text("x = 1\n" * 50_000)
     assert main(["import", str(tmp_path / "big.py")]) == 2
+
+
+# -- export, then import: the same spec --------------------------------------------------------
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
+
+
+def assert_round_trip(spec: xtc.Spec) -> None:
+    """export-python, then import (from a file named after the spec, which names a composite):
+    equal `xtc explain` output, every keyword of every module with its value."""
+    (back,) = imported(export_python(spec), f"{spec.name}.py")
+    assert explain(back.spec) == explain(spec)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_example_exported_imports_back_to_itself(path):
+    assert_round_trip(xtc.load_spec(path))
+
+
+@pytest.mark.parametrize("case", sorted(EXPORT_CASES))
+def test_each_exported_mapping_imports_back(case):
+    assert_round_trip(EXPORT_CASES[case]())
+
+
+@pytest.mark.slow
+def test_every_feature_row_exported_imports_back():
+    for row in FEATURES:
+        for kind in row.kinds:
+            assert_round_trip(feature_spec(row, kind, False))
