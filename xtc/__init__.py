@@ -23,7 +23,9 @@ from .api import (
     compile,
     convert_state_dict,
     explain,
+    export_python,
     graph,
+    import_python,
     inspect,
     load_spec,
     loads_spec,
@@ -33,5 +35,6 @@ from .spec import Diagnostic, ModuleSpec, Spec, SpecError, SpecInputError
 __version__ = "0.1.0"
 __all__ = [
     "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "build", "compile",
-    "convert_state_dict", "explain", "graph", "inspect", "load_spec", "loads_spec",
+    "convert_state_dict", "explain", "export_python", "graph", "import_python", "inspect",
+    "load_spec", "loads_spec",
 ]

@@ -53,6 +53,26 @@ def explain(spec: SpecLike) -> str:
     return explain_spec(as_spec(spec))
 
 
+def import_python(path: str | os.PathLike) -> list[Spec]:
+    """The specs of the x-transformers models a Python file builds, read without running it
+    (`xtc import`); SpecError holds every diagnostic, located in the file."""
+    from .interop.python_import import import_python as read_python
+    from .interop.python_source import read_python_bytes
+    from .spec.diagnostics import SpecError, has_errors
+
+    specs, problems = read_python(read_python_bytes(path), os.fspath(path), CHECKS)
+    if has_errors(problems):
+        raise SpecError(problems)
+    return [imported.spec for imported in specs]
+
+
+def export_python(spec: SpecLike) -> str:
+    """The x-transformers code that builds the spec's model(s) (`xtc export-python`)."""
+    from .interop.python_export import export_python as write_python
+
+    return write_python(as_spec(spec))
+
+
 def inspect(spec: SpecLike, seq_len: int | None = None, context_len: int | None = None,
             mem_len: int | None = None) -> dict:
     """What `xtc inspect --format json` prints, as data: parameters per component, matmul FLOPs
