@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 # Folder -> package (the code folders install under xtc, docs/design.md).
-PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler"}
+PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler", "interop": "xtc.interop"}
 
 
 def modules() -> list[str]:

@@ -1,9 +1,9 @@
 """The import rules of docs/design.md ("Import rules"), checked by reading imports.
 
 spec/ imports only the standard library and PyYAML; compiler/ adds spec, networkx and jinja2,
-never torch; runtime/ imports only torch and einops. Within compiler/ imports run one way: spec
--> IR -> passes -> lowering -> the package, with the views reading the IR only. Validating never
-imports torch.
+never torch; runtime/ imports only torch and einops; interop/ only spec and PyYAML. Within
+compiler/ imports run one way: spec -> IR -> passes -> lowering -> the package, with the views
+reading the IR only. Validating never imports torch.
 
 Every import counts: absolute and relative (resolved to the module it names, `from . import costs`
 in compiler/ is `xtc.compiler.costs`), at the top of a file or inside a function.
@@ -20,12 +20,14 @@ import pytest
 from conftest import ROOT
 
 # Each folder's import name (pyproject.toml's package-dir).
-PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler", "runtime": "xtc.runtime"}
+PACKAGES = {"xtc": "xtc", "spec": "xtc.spec", "compiler": "xtc.compiler", "runtime": "xtc.runtime",
+            "interop": "xtc.interop"}
 
 ALLOWED = {  # beyond the standard library and the folder's own package
     "spec": {"yaml"},
     "compiler": {"yaml", "networkx", "jinja2", "xtc.spec"},
     "runtime": {"torch", "einops"},
+    "interop": {"yaml", "xtc.spec"},  # reads Python and writes specs as data, never torch
 }
 
 
