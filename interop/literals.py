@@ -37,6 +37,7 @@ MAX_CONTAINER_NESTING = 16
 # whatever tree is given (parse_python already refuses trees deeper than 100).
 MAX_EXPRESSION_DEPTH = 100
 
+TOO_LARGE = f"the result would be 2**{MAX_INT_BITS} or more in magnitude"
 EVALUATES = ("xtc import evaluates only literals, names bound to them earlier in the file, "
              "and arithmetic on them")
 
@@ -202,21 +203,26 @@ class Evaluator:
         return checked(node, result)
 
 
-def refuse_huge(node: ast.BinOp, left: int | float, right: int | float) -> None:
-    """Refuse an integer `*` or `**` whose result would exceed MAX_INT_BITS, from the operands'
-    bit lengths, before computing it (`+`, `-`, `/`, `//`, `%` of bounded ints stay small)."""
-    if not (isinstance(left, int) and isinstance(right, int)):
-        return  # a float result: computed by the FPU, overflow raises or gives inf
-    if isinstance(node.op, ast.Mult):
-        # |a| >= 2 ** (bits(a) - 1), so a * b has at least bits(a) + bits(b) - 1 bits
-        if left and right and left.bit_length() + right.bit_length() - 1 > MAX_INT_BITS:
-            raise NotALiteral(node, f"the result would be 2**{MAX_INT_BITS} or more in "
-                                    "magnitude")
-    elif isinstance(node.op, ast.Pow) and right > 0 and abs(left) > 1:
-        # |a| >= 2 ** (bits - 1), so |a ** b| >= 2 ** ((bits - 1) * b)
-        if (abs(left).bit_length() - 1) * right >= MAX_INT_BITS:
-            raise NotALiteral(node, f"the result would be 2**{MAX_INT_BITS} or more in "
-                                    "magnitude")
+def refuse_huge(node: ast.BinOp, left: float, right: float) -> None:
+    """Refuse an integer `*` or `**` whose result would exceed MAX_INT_BITS before computing it
+    (`+`, `-`, `/`, `//`, `%` of bounded ints stay small; float results cannot grow in memory)."""
+    if isinstance(left, int) and isinstance(right, int) and \
+            fewest_bits(node.op, left, right) > MAX_INT_BITS:
+        raise NotALiteral(node, TOO_LARGE)
+
+
+def fewest_bits(op: ast.operator, left: int, right: int) -> int:
+    """A lower bound of the bit length of `left OP right` from the operands' bit lengths alone,
+    since |a| >= 2 ** (bits(a) - 1); 0 for the operators that need none.
+
+    >>> fewest_bits(ast.Pow(), 10, 10 ** 9), fewest_bits(ast.Mult(), 2 ** 40, 2 ** 40)
+    (3000000001, 81)
+    """
+    if isinstance(op, ast.Mult) and left and right:
+        return left.bit_length() + right.bit_length() - 1
+    if isinstance(op, ast.Pow) and right > 0 and abs(left) > 1:
+        return (abs(left).bit_length() - 1) * right + 1
+    return 0
 
 
 def checked(node: ast.AST, value: object) -> object:
@@ -225,8 +231,7 @@ def checked(node: ast.AST, value: object) -> object:
         return value
     if isinstance(value, int):
         if value.bit_length() > MAX_INT_BITS:
-            raise NotALiteral(node, f"the result would be 2**{MAX_INT_BITS} or more in "
-                                    "magnitude")
+            raise NotALiteral(node, TOO_LARGE)
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -7,20 +7,25 @@ before the next stage can spend time or memory on the input:
    NUL bytes; a coding cookie naming another encoding is refused (xtc import reads UTF-8);
 2. tokens: at most MAX_TOKENS, brackets nested at most MAX_NESTING deep, and at most MAX_CHAIN
    operators in one expression without brackets or commas (`1+1+...`: CPython's parser builds
-   one node per operator and raises RecursionError near 3,000 of them);
+   one node per operator and raises RecursionError near 3,000 of them); an f-string's fields
+   count as tokens, at most MAX_FSTRING_FIELDS in one f-string;
 3. `ast.parse` (never compile, eval or exec), with RecursionError and MemoryError (the parser's
-   own stack limits) reported as located diagnostics, not tracebacks;
+   own stack limits) reported as located diagnostics, not tracebacks, and its warnings silenced;
 4. the tree at most MAX_TREE_DEPTH deep, so that whatever walks it recursively afterwards (the
    importer, `literal_value`) stays far below Python's recursion limit.
 
-Measured on the development machine (Python 3.11, 2 cores), `parse_python` on inputs of 250 KiB,
-with the time and peak RSS of the whole process (interpreter and imports included, ~25 MB):
-the worst case is the largest tree, a list literal of 100,000 tokens (0.6 s, 120 MB); 100,000
-tokens of `x = 1` lines, 0.6 s and 110 MB. Inputs refused by a bound cost less: the
-tokens over the limit are never parsed (250 KiB of `x = 1` lines: 0.3 s, 30 MB; 1,000 nested
-brackets and a chain of 100,000 `1+` are refused at the first token over the bound: 0.1 s).
-The issue's targets are 5 s and 512 MB for any input; tests/test_import_hostile.py runs each
-hostile input under a 512 MiB address-space limit.
+Measured on the development machine (Python 3.11, 2 cores): the time of parse_python, and the
+peak RSS of the whole process (interpreter and imports: 25 MB). The worst inputs found are
+those that pass every bound with the most work left: 8,000 f-strings of 9 fields each (0.8 s,
+173 MB: each field is a tree of its own); a 250 KiB hexadecimal literal (0.1 s, 160 MB: the
+tokenize module's regular expression keeps a backtracking record per digit); 100,000 tokens of
+`x = 1` lines (0.5 s, 81 MB) or of one list literal (0.4 s, 71 MB). What a bound refuses costs
+less, since the tokens over it are never parsed: 250 KiB of `x = 1` lines, 0.2 s and 25 MB;
+a chain of 100,000 `1+` or 1,000 nested brackets, refused at the first token over the bound
+(unbounded, the chain made the parser raise RecursionError after 0.5 s). Reading, parsing
+and evaluating every keyword argument, as tests/test_import_hostile.py does under a 512 MiB
+address-space limit, takes at most 1.3 s and 175 MB for any of these: the issue's targets are
+5 s and 512 MB.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import io
 import os
 import re
 import tokenize
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -96,7 +102,7 @@ def parse_python(data: bytes, path: str) -> tuple[PythonSource | None, list[Diag
     >>> problems, source.comments[1], type(source.tree.body[0].value).__name__
     ([], Comment(text='width', own_line=False), 'BinOp')
     >>> parse_python(b"x = (1,\\n", "m.py")[1][0].render()
-    "m.py:1:5: error[python-syntax] '(' is never closed"
+    "m.py:1:5: error[python-syntax] '(' was never closed"
     """
     text, problems = decode_python(data, path)
     if text is None:
@@ -177,59 +183,76 @@ def encoding_agrees(name: str, text: str) -> bool:
 
 
 def scan_tokens(text: str, path: str) -> tuple[dict[int, Comment], list[Diagnostic]]:
-    """Count tokens, bracket nesting and operator chains; collect comments. Stops at the first
-    token over a bound, so a hostile file costs at most MAX_TOKENS tokens of work."""
-    comments: dict[int, Comment] = {}
-    opened: list[tuple[int, int, str]] = []  # (line, col, bracket) of each open bracket
-    chain = [0]  # operators in the expression being read, for each open bracket and the line
-    count = 0
+    """Comments by line, or the first token over a bound: a hostile file costs at most
+    MAX_TOKENS tokens of work before the parser sees it."""
+    bounds = TokenBounds(path)
     tokens = tokenize.generate_tokens(io.StringIO(text).readline)
     try:
         for token in tokens:
-            line, col = token.start[0], token.start[1] + 1
-            fields = fstring_fields(token)
-            if fields > MAX_FSTRING_FIELDS:
-                return comments, [error(path, line, col, "python-too-complex",
-                                        f"an f-string with more than {MAX_FSTRING_FIELDS} "
-                                        "replacement fields")]
-            count += 1 + fields
-            if count > MAX_TOKENS:
-                return comments, [error(path, line, col, "python-too-many-tokens",
-                                        f"more than {MAX_TOKENS} tokens: a model-building "
-                                        "file has a few hundred")]
-            if token.type == tokenize.COMMENT:
-                comments[line] = Comment(token.string[1:].strip(),
-                                         own_line=not token.line[: token.start[1]].strip())
-            elif token.type == tokenize.NEWLINE:
-                chain = [0]
-            elif token.type == tokenize.OP and token.string in OPENING:
-                chain[-1] += 1  # a call or subscript nests what comes before it
-                opened.append((line, col, token.string))
-                chain.append(0)
-                if len(opened) > MAX_NESTING:
-                    return comments, [error(path, line, col, "python-too-deep",
-                                            f"brackets nested more than {MAX_NESTING} deep")]
-            elif token.type == tokenize.OP and token.string in CLOSING:
-                if opened:  # an unmatched one is the parser's to report
-                    opened.pop()
-                    chain.pop()
-            elif token.type == tokenize.OP and token.string in SEPARATORS:
-                chain[-1] = 0
-            elif token.type == tokenize.OP or (token.type == tokenize.NAME
-                                               and token.string in KEYWORD_OPERATORS):
-                chain[-1] += 1
-            if chain[-1] > MAX_CHAIN:
-                return comments, [error(path, line, col, "python-too-deep",
-                                        f"more than {MAX_CHAIN} operators in one expression "
-                                        "without brackets or commas")]
-    except tokenize.TokenError as exc:
-        return comments, [token_error(exc, opened, path)]
-    except SyntaxError as exc:  # IndentationError: a dedent to no outer level
-        return comments, [error(path, exc.lineno or 1, (exc.offset or 0) + 1, "python-syntax",
-                                plain(exc.msg))]
+            problem = bounds.check(token)
+            if problem:
+                return bounds.comments, [problem]
+    except tokenize.TokenError:
+        # The end of the file inside a string or brackets: every token was read within the
+        # bounds, so the parser may see the text and say what is unclosed, where.
+        pass
+    except SyntaxError as exc:  # IndentationError: a dedent to no outer level, mid-file
+        return bounds.comments, [error(path, exc.lineno or 1, (exc.offset or 0) + 1,
+                                       "python-syntax", plain(exc.msg))]
     finally:
         tokens.close()
-    return comments, []
+    return bounds.comments, []
+
+
+class TokenBounds:
+    """Step 2 over one file's tokens, in order: counts, nesting, chains, and the comments."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.comments: dict[int, Comment] = {}
+        self.count = 0
+        # Operators since the last comma in the logical line, then in each open bracket: the
+        # length is the bracket nesting plus one.
+        self.chain = [0]
+
+    def check(self, token: tokenize.TokenInfo) -> Diagnostic | None:
+        """Follow one token; the diagnostic of the bound it goes over, if any."""
+        line, col = token.start[0], token.start[1] + 1
+        fields = fstring_fields(token)
+        if fields > MAX_FSTRING_FIELDS:
+            return error(self.path, line, col, "python-too-complex",
+                         f"an f-string with more than {MAX_FSTRING_FIELDS} replacement fields")
+        self.count += 1 + fields
+        if self.count > MAX_TOKENS:
+            return error(self.path, line, col, "python-too-many-tokens",
+                         f"more than {MAX_TOKENS} tokens: a model-building file has a few hundred")
+        self.follow(token)
+        if len(self.chain) - 1 > MAX_NESTING:
+            return error(self.path, line, col, "python-too-deep",
+                         f"brackets nested more than {MAX_NESTING} deep")
+        if self.chain[-1] > MAX_CHAIN:
+            return error(self.path, line, col, "python-too-deep",
+                         f"more than {MAX_CHAIN} operators in one expression without brackets "
+                         "or commas")
+        return None
+
+    def follow(self, token: tokenize.TokenInfo) -> None:
+        kind, string = token.type, token.string
+        if kind == tokenize.COMMENT:
+            own_line = not token.line[: token.start[1]].strip()
+            self.comments[token.start[0]] = Comment(string[1:].strip(), own_line)
+        elif kind == tokenize.NEWLINE:  # tokenize sees the brackets balanced here, even after
+            self.chain = [0]  # a stray closing bracket (the parser reports that)
+        elif kind == tokenize.OP and string in OPENING:
+            self.chain[-1] += 1  # a call or subscript nests what comes before it
+            self.chain.append(0)
+        elif kind == tokenize.OP and string in CLOSING:
+            if len(self.chain) > 1:
+                self.chain.pop()
+        elif kind == tokenize.OP and string in SEPARATORS:
+            self.chain[-1] = 0
+        elif kind == tokenize.OP or (kind == tokenize.NAME and string in KEYWORD_OPERATORS):
+            self.chain[-1] += 1
 
 
 def fstring_fields(token: tokenize.TokenInfo) -> int:
@@ -245,26 +268,17 @@ def fstring_fields(token: tokenize.TokenInfo) -> int:
     return token.string.count("{") if "f" in prefix.lower() else 0
 
 
-def token_error(exc: tokenize.TokenError, opened: list[tuple[int, int, str]],
-                path: str) -> Diagnostic:
-    """The end of the file inside a string or a bracket, at the string's start or the bracket."""
-    message, (line, col) = exc.args
-    if "string" in message:
-        return error(path, line, col + 1, "python-syntax", "unterminated triple-quoted string")
-    if opened:
-        line, col, bracket = opened[-1]
-        return error(path, line, col, "python-syntax", f"{bracket!r} is never closed")
-    return error(path, max(line - 1, 1), 1, "python-syntax",
-                 "the file ends after a line continuation (\\)")
-
-
 # -- 3. text -> tree -----------------------------------------------------------------------------
 
 
 def parse_tree(text: str, path: str) -> tuple[ast.Module | None, list[Diagnostic]]:
-    """ast.parse, with every way it can fail as one located diagnostic."""
+    """ast.parse, with every way it can fail as one located diagnostic. The parser's warnings
+    (an invalid escape sequence, `1if`) are silenced: they would print the file's text to
+    stderr, and `-W error` would turn them into SyntaxErrors of valid code."""
     try:
-        return ast.parse(text, filename=path), []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ast.parse(text, filename=path), []
     except SyntaxError as exc:
         line, col = exc.lineno or 1, exc.offset or 1
         return None, [error(path, line, max(col, 1), "python-syntax", plain(exc.msg))]
