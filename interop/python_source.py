@@ -41,8 +41,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..spec.diagnostics import Diagnostic
-from ..spec.source import line_col, read_bounded_bytes, size_in_words
+from ..spec.diagnostics import Diagnostic, echo, printable
+from ..spec.source import line_col, read_bounded_bytes, size_in_words, undecodable_at
 
 MAX_PYTHON_BYTES = 256 * 1024  # a model-building script is a few KiB
 # x-transformers' own x_transformers.py, 3,700 lines and 170 KB, is 31,000 tokens; a file that
@@ -135,8 +135,7 @@ def decode_python(data: bytes, path: str) -> tuple[str | None, list[Diagnostic]]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        good = data[: exc.start].decode("utf-8").removeprefix("\ufeff")
-        line, col = line_col(good, len(good))
+        line, col = undecodable_at(data, exc)
         return None, [error(path, line, col, "python-not-utf8",
                             f"invalid UTF-8 at line {line}, column {col}: xtc import reads UTF-8")]
     text = text.removeprefix("\ufeff")
@@ -165,7 +164,7 @@ def cookie_problems(text: str, path: str) -> list[Diagnostic]:
             if encoding_agrees(name, text):
                 return []
             return [error(path, line_no, match.start(1) + 1, "python-not-utf8",
-                          f"the coding cookie names {shown(name)}: xtc import reads UTF-8 only")]
+                          f"the coding cookie names {echo(name)}: xtc import reads UTF-8 only")]
         if not BLANK_OR_COMMENT.match(line):
             return []
     return []
@@ -305,11 +304,6 @@ def check_tree_depth(tree: ast.AST, path: str) -> list[Diagnostic]:
 
 
 def plain(message: str) -> str:
-    """The parser's message as it may appear in a diagnostic: printable ASCII, bounded."""
-    if not (message.isascii() and message.isprintable()):
-        message = ascii(message)[1:-1]
-    return message[:MESSAGE_LIMIT]
-
-
-def shown(name: str) -> str:
-    return repr(name[:40]) if name.isascii() and name.isprintable() else ascii(name[:40])
+    """The parser's message as it may appear in a diagnostic: printable ASCII, bounded (it may
+    quote the file: "invalid character '\u20ac' (U+20AC)")."""
+    return printable(message)[:MESSAGE_LIMIT]

@@ -86,12 +86,17 @@ def decode_spec(data: bytes, path: str) -> tuple[str | None, list[Diagnostic]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        good = data[: exc.start].decode("utf-8")
-        line, col = line_col(good, len(good))
+        line, col = undecodable_at(data, exc)
         return None, [
             Diagnostic(path, line, col, "", "invalid-utf8", f"invalid UTF-8 at line {line}, column {col}")
         ]
     return text.removeprefix("\ufeff"), []
+
+
+def undecodable_at(data: bytes, exc: UnicodeDecodeError) -> tuple[int, int]:
+    """Line and column of the first byte that is not UTF-8 (a leading BOM takes no column)."""
+    good = data[: exc.start].decode("utf-8").removeprefix("\ufeff")
+    return line_col(good, len(good))
 
 
 def check_characters(text: str, path: str) -> list[Diagnostic]:
