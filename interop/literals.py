@@ -90,7 +90,9 @@ class NotALiteral(Exception):
 def literal_value(node: ast.expr, names: Mapping[str, object]) -> object:
     """The value of a literal expression; NotALiteral for anything else or anything too large.
 
-    `names` maps the names bound earlier in the file to their values (the importer's table).
+    `names` maps the names bound earlier in the file to values literal_value returned (the
+    importer's table); a container from it is returned as is, not copied, and counts with all
+    its elements toward the bounds of the value that names it.
     """
     return Evaluator(names).value(node, depth=0, nesting=0)
 

@@ -57,7 +57,7 @@ def run_contained(argv: list[str], cwd: Path | None = None) -> subprocess.Comple
 # The importer's stand-in: prints one JSON object. Only SpecInputError and NotALiteral are caught:
 # any other exception escapes, and the test sees a traceback and a non-zero exit.
 DRIVER = """
-import ast, json, resource, sys
+import ast, json, sys
 from xtc.interop.literals import NotALiteral, literal_value
 from xtc.interop.python_source import parse_python, read_python_bytes
 from xtc.spec.source import SpecInputError
@@ -92,7 +92,14 @@ else:
                     report["refused"].append([exc.node.lineno, exc.node.col_offset + 1,
                                               keyword.arg, exc.message])
 report["torch"] = "torch" in sys.modules
-report["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, the peak of this process's own memory: ru_maxrss would carry over the peak of the
+# process that started it (getrusage(2): it is kept across execve), here pytest's with torch.
+try:
+    with open("/proc/self/status") as status:
+        peak = [line.split()[1] for line in status if line.startswith("VmHWM:")]
+except OSError:  # not Linux: the address-space limit still holds
+    peak = []
+report["peak_rss"] = int(peak[0]) * 1024 if peak else 0
 print(json.dumps(report))
 """
 
