@@ -17,7 +17,8 @@ import pytest
 from conftest import ROOT
 
 # The code folders and the package each installs as (pyproject.toml's package-dir).
-INSTALLS_AS = {"xtc": "xtc", "spec": "xtc/spec", "compiler": "xtc/compiler", "runtime": "xtc/runtime"}
+INSTALLS_AS = {"xtc": "xtc", "spec": "xtc/spec", "compiler": "xtc/compiler", "runtime": "xtc/runtime",
+               "interop": "xtc/interop"}
 NOT_SHIPPED = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", "build", "dist",
                                      "*.egg-info", ".pytest_cache", ".hypothesis", ".ruff_cache")
 
