@@ -25,31 +25,51 @@ class SpecInputError(OSError):
 
 
 def read_spec_bytes(path: str | os.PathLike) -> bytes:
-    """Read a spec file after checking that it is a regular file of at most MAX_SPEC_BYTES.
+    """Read a spec file after checking that it is a regular file of at most MAX_SPEC_BYTES."""
+    return read_bounded_bytes(path, MAX_SPEC_BYTES, "spec")
+
+
+def read_bounded_bytes(path: str | os.PathLike, limit: int, noun: str) -> bytes:
+    """Read a file after checking that it is a regular file of at most `limit` bytes; `noun`
+    names what the file should be in messages ("spec", "Python file").
 
     The size is checked on the open descriptor and again while reading, so a file that grows
     (or a FIFO that never ends) cannot make xtc read without bound.
     """
+    where = os.fspath(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise SpecInputError(f"{os.fspath(path)}: no such file") from None
+        raise SpecInputError(f"{where}: no such file") from None
     except IsADirectoryError:
-        raise SpecInputError(f"{os.fspath(path)}: is a directory, not a spec file") from None
+        raise SpecInputError(f"{where}: is a directory, not a {noun}") from None
     except OSError as exc:
-        raise SpecInputError(f"{os.fspath(path)}: cannot open: {exc.strerror}") from None
+        raise SpecInputError(f"{where}: cannot open: {exc.strerror}") from None
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
-        raise SpecInputError(f"{os.fspath(path)}: not a regular file")
-    if info.st_size > MAX_SPEC_BYTES:
+        raise SpecInputError(f"{where}: not a regular file")
+    too_large = f"{noun} larger than {size_in_words(limit)}"
+    if info.st_size > limit:
         os.close(fd)
-        raise SpecInputError(f"{os.fspath(path)}: spec larger than 1 MiB ({info.st_size} bytes)")
+        raise SpecInputError(f"{where}: {too_large} ({info.st_size} bytes)")
     with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_SPEC_BYTES + 1)
-    if len(data) > MAX_SPEC_BYTES:
-        raise SpecInputError(f"{os.fspath(path)}: spec larger than 1 MiB")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise SpecInputError(f"{where}: {too_large}")
     return data
+
+
+def size_in_words(size: int) -> str:
+    """A limit in bytes as messages say it.
+
+    >>> size_in_words(1 << 20), size_in_words(256 * 1024), size_in_words(1000)
+    ('1 MiB', '256 KiB', '1000 bytes')
+    """
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
 
 
 def line_col(text: str, offset: int) -> tuple[int, int]:
@@ -66,12 +86,17 @@ def decode_spec(data: bytes, path: str) -> tuple[str | None, list[Diagnostic]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        good = data[: exc.start].decode("utf-8")
-        line, col = line_col(good, len(good))
+        line, col = undecodable_at(data, exc)
         return None, [
             Diagnostic(path, line, col, "", "invalid-utf8", f"invalid UTF-8 at line {line}, column {col}")
         ]
     return text.removeprefix("\ufeff"), []
+
+
+def undecodable_at(data: bytes, exc: UnicodeDecodeError) -> tuple[int, int]:
+    """Line and column of the first byte that is not UTF-8 (a leading BOM takes no column)."""
+    good = data[: exc.start].decode("utf-8").removeprefix("\ufeff")
+    return line_col(good, len(good))
 
 
 def check_characters(text: str, path: str) -> list[Diagnostic]:

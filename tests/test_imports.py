@@ -1,9 +1,9 @@
 """The import rules of docs/design.md ("Import rules"), checked by reading imports.
 
 spec/ imports only the standard library and PyYAML; compiler/ adds spec, networkx and jinja2,
-never torch; runtime/ imports only torch and einops. Within compiler/ imports run one way: spec
--> IR -> passes -> lowering -> the package, with the views reading the IR only. Validating never
-imports torch.
+never torch; runtime/ imports only torch and einops; interop/ only spec and PyYAML. Within
+compiler/ imports run one way: spec -> IR -> passes -> lowering -> the package, with the views
+reading the IR only. Validating never imports torch.
 
 Every import counts: absolute and relative (resolved to the module it names, `from . import costs`
 in compiler/ is `xtc.compiler.costs`), at the top of a file or inside a function.
