@@ -15,6 +15,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -38,6 +39,8 @@ from xtc.interop.python_source import (
 )
 from xtc.spec.source import SpecInputError
 
+from xtc.cli import main
+
 ADDRESS_SPACE = 512 * 2**20  # the issue's bound; nothing here imports torch
 TIMEOUT = 120  # generous: the bound is 5 s, and no assertion is timed
 CANARY = "CANARY"
@@ -60,6 +63,7 @@ DRIVER = """
 import ast, json, sys
 from xtc.interop.literals import NotALiteral, literal_value
 from xtc.interop.python_source import parse_python, read_python_bytes
+from xtc.cli import main
 from xtc.spec.source import SpecInputError
 
 CONSTRUCTORS = {"TransformerWrapper", "Decoder", "Encoder"}
@@ -260,6 +264,31 @@ def test_hostile_file_is_read_or_refused_within_bounds(tmp_path, name, make):
         assert report["input_error"] is None and report["diagnostics"] == [], report
         refused = [message for *_, message in report["refused"]]
         assert (not refused) if kind == "read" else any(expected in m for m in refused), refused
+
+
+# What `xtc import` itself does with each file: exit 0 with a spec that validates, or 1 with
+# located diagnostics, or 2 for a file it will not read; never 3, never the canary.
+EXIT_OF = {"read": {0, 1}, "refused": {1}, "diagnostic": {1}, "input-error": {2}}
+LOCATED = re.compile(r"^.*model\.py:\d+:\d+: (error|warning|note)\[[a-z0-9-]+\] ")
+
+
+@pytest.mark.parametrize(("name", "make"), HOSTILE_PYTHON, ids=[name for name, _ in HOSTILE_PYTHON])
+def test_xtc_import_contains_every_hostile_file(tmp_path, name, make):
+    path = tmp_path / "model.py"
+    path.write_bytes(make(tmp_path))
+    out = tmp_path / "model.yaml"
+    result = run_contained([sys.executable, "-m", "xtc", "import", str(path), "-o", str(out)],
+                           cwd=tmp_path)
+    assert not (tmp_path / CANARY).exists()
+    assert result.returncode in EXIT_OF[OUTCOMES[name][0]], result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    if result.returncode == 0:
+        assert out.exists() and main(["validate", str(out)]) == 0
+    elif result.returncode == 1:
+        assert lines and all(LOCATED.match(line) for line in lines), lines
+        assert not out.exists()
+    else:
+        assert len(lines) == 1 and lines[0].startswith("xtc: error: ") and not out.exists()
 
 
 # The files whose code writes the canary when run: running them shows the canary check can fail.
