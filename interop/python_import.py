@@ -288,12 +288,7 @@ class Reader:
             self.problem(argument, "", "import-positional",
                          f"{cls} takes keyword arguments only (`{cls}(dim = 512, ...)`); "
                          f"this argument has no keyword")
-        for keyword in call.keywords:
-            if keyword.arg is None:
-                self.problem(keyword, "", "import-not-a-literal",
-                             f"`**{unparsed(keyword.value)}`: xtc import reads keyword arguments "
-                             f"written out, not unpacked from a mapping")
-                continue
+        for keyword in self.written_keywords(call):
             path = key_path(cls, keyword.arg)
             origin = self.origin(keyword, keyword.arg)
             if cls in WRAPPERS and keyword.arg == "attn_layers":
@@ -302,6 +297,16 @@ class Reader:
                 self.place_value(model, path, keyword.value, origin)
         self.built.append(model)
         return model
+
+    def written_keywords(self, call: ast.Call) -> Iterator[ast.keyword]:
+        """A call's keyword arguments; `**options` is refused, since its keys are not in the file."""
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                self.problem(keyword, "", "import-not-a-literal",
+                             f"`**{unparsed(keyword.value)}`: xtc import reads keyword arguments "
+                             f"written out, not unpacked from a mapping")
+            else:
+                yield keyword
 
     def place_layers(self, model: Model, keyword: ast.keyword, origin: Origin) -> None:
         """A wrapper's attn_layers: a layers constructor, written there or bound to a name."""
@@ -373,12 +378,7 @@ class Reader:
             self.problem(extra, "", "import-positional",
                          f"{cls} takes its options as keyword arguments")
         model.trainer = (cls, call)
-        for keyword in call.keywords:
-            if keyword.arg is None:
-                self.problem(keyword, "", "import-not-a-literal",
-                             f"`**{unparsed(keyword.value)}`: xtc import reads keyword arguments "
-                             f"written out, not unpacked from a mapping")
-                continue
+        for keyword in self.written_keywords(call):
             self.place_value(model, (TRAINING_KEY, keyword.arg), keyword.value,
                              self.origin(keyword, keyword.arg))
         return model
