@@ -27,6 +27,7 @@ from .api import (
     graph,
     import_python,
     inspect,
+    load_reference_checkpoint,
     load_spec,
     loads_spec,
 )
@@ -36,5 +37,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "build", "compile",
     "convert_state_dict", "explain", "export_python", "graph", "import_python", "inspect",
-    "load_spec", "loads_spec",
+    "load_reference_checkpoint", "load_spec", "loads_spec",
 ]

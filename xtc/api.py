@@ -145,6 +145,21 @@ def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[st
     return converted_by_rules(rules, state_dict)
 
 
+def load_reference_checkpoint(spec: SpecLike, path: str | os.PathLike, *, key: str | None = None,
+                              prefix: str | None = None, device: Any = None):
+    """The built model with the weights of an x-transformers checkpoint (`.pt`, read with
+    weights_only=True, or `.safetensors`; a composite's `{component: state_dict}`): under `key`
+    in the file's mapping if given, an AutoregressiveWrapper's `net.` prefix (or `prefix`)
+    taken off, loaded strictly. Raises ValueError naming every key that does not fit."""
+    from .checkpoints import load_checkpoint_into, read_checkpoint, reference_to_xtc
+
+    spec = as_spec(spec)
+    state = read_checkpoint(path, key, spec.components if spec.model is None else ())
+    model = build(spec, device)
+    load_checkpoint_into(model, reference_to_xtc(spec, state, prefix))
+    return model
+
+
 def converted_by_rules(rules: list, state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """The emitted model's state dict from the reference's, by `rules` (compiler/state_dict.py):
     norm gains un-offset, the reference tensors of one stacked tensor concatenated in order."""

@@ -108,6 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output", metavar="OUT.py", help="write here (default: stdout)")
     export.set_defaults(run=run_export_python)
     add_budget(export)
+    convert = commands.add_parser("convert", help="convert a checkpoint between x-transformers' "
+                                                  "names and xtc's (.pt or .safetensors)")
+    convert.add_argument("spec", metavar="SPEC", help="the spec of the checkpoint's model")
+    convert.add_argument("checkpoint", metavar="CHECKPOINT",
+                         help="a state dict: .pt (read with weights_only=True) or .safetensors")
+    convert.add_argument("-o", "--output", metavar="OUT", required=True,
+                         help="write here, as its extension says (.pt or .safetensors)")
+    convert.add_argument("--to", choices=("xtc", "reference"), default="xtc",
+                         help="xtc: from an x-transformers checkpoint to xtc's model (default); "
+                              "reference: from xtc's to x-transformers'")
+    convert.add_argument("--key", metavar="KEY",
+                         help="the key of a .pt file's mapping that holds the state dict")
+    convert.add_argument("--prefix", metavar="PREFIX",
+                         help="a wrapper's prefix of every key: taken off the input with --to xtc "
+                              "(default: an AutoregressiveWrapper's 'net.' where every key has "
+                              "it), put on the output with --to reference")
+    convert.set_defaults(run=run_convert)
+    add_budget(convert)
     schema = commands.add_parser("schema", help="print the JSON Schema of the spec language")
     schema.add_argument("-o", "--output", metavar="OUT.json", help="write here (default: stdout)")
     schema.set_defaults(run=run_schema)
@@ -382,3 +400,50 @@ def write_imported(specs: list, output: str | None) -> None:
     for path, spec in targets:
         write_atomically(path, spec.text)
         print(f"wrote {printable(path)}: spec {spec.name}", file=sys.stderr)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    """Exit 1 for a rejected spec or a checkpoint that does not fit it (every key named),
+    2 for paths and formats; the output is written only when everything converted."""
+    import os
+
+    from .checkpoints import (
+        CheckpointError,
+        checkpoint_format,
+        read_checkpoint,
+        reference_to_xtc,
+        write_checkpoint,
+        xtc_to_reference,
+    )
+    from .output import output_path_problem
+
+    for path in (args.checkpoint, args.output):
+        try:
+            checkpoint_format(path)
+        except ValueError as exc:
+            raise UsageError(one_line(exc)) from None
+    if not os.path.isfile(args.checkpoint):
+        raise UsageError(f"{printable(args.checkpoint)}: no such file")
+    problem = output_path_problem(args.output, args.checkpoint) or output_path_problem(args.output, args.spec)
+    if problem:
+        raise UsageError(problem)
+    spec = load_or_report(args)
+    if spec is None:
+        return EXIT_REJECTED
+    composite = spec.model is None
+    to_reference = args.to == "reference"
+    try:
+        state = read_checkpoint(args.checkpoint, args.key,
+                                spec.components if composite and not to_reference else ())
+        if to_reference:
+            converted = xtc_to_reference(spec, state, args.prefix or "")
+        else:
+            converted = reference_to_xtc(spec, state, args.prefix)
+    except (CheckpointError, ValueError) as exc:
+        print(f"xtc: error: {exc}", file=sys.stderr)
+        return EXIT_REJECTED
+    write_checkpoint(args.output, converted, composite=composite and to_reference)
+    count = sum(len(part) for part in converted.values()) if composite and to_reference else len(converted)
+    whose = "x-transformers'" if to_reference else f"xtc's (class {spec.class_name})"
+    print(f"wrote {printable(args.output)}: {count} tensors, {whose} names", file=sys.stderr)
+    return EXIT_OK

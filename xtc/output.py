@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 
 
 def output_path_problem(output: str, spec_path: str | None = None) -> str | None:
@@ -25,12 +26,22 @@ def output_path_problem(output: str, spec_path: str | None = None) -> str | None
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(prefix=".xtc-", suffix=".py.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    """Write text to a temporary file beside `path`, then rename it over `path`."""
+    def write(temporary: str) -> None:
+        with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
+
+    replace_atomically(path, write)
+
+
+def replace_atomically(path: str | os.PathLike, write: Callable[[str], None]) -> None:
+    """write(temporary) beside `path`, then rename it over `path`; a failure leaves `path` as
+    it was and no temporary file behind."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, temporary = tempfile.mkstemp(prefix=".xtc-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        write(temporary)
         os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
