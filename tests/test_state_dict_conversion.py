@@ -99,6 +99,21 @@ def test_a_small_example_round_trips(path):
     assert_round_trip(small(path))
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_an_example_at_its_real_size_converts_on_the_meta_device(path):
+    """Shapes only (no memory, no time): both ways give the reference's keys and shapes."""
+    spec = xtc.load_spec(path)
+    with torch.device("meta"):
+        state = (reference_model(spec).state_dict() if spec.model is not None else
+                 {name: reference_module(module).state_dict()
+                  for name, module in spec.components.items()})
+    back = xtc.reference_state_dict(spec, xtc.convert_state_dict(spec, state))
+    if spec.model is None:
+        state, back = flattened(state), flattened(back)
+    assert {key: value.shape for key, value in back.items()} == \
+        {key: value.shape for key, value in state.items()}
+
+
 @pytest.mark.parametrize("row_id, kind", ROWS, ids=[row_id for row_id, _ in ROWS])
 def test_a_feature_row_round_trips(row_id, kind):
     assert_round_trip(feature_spec(feature(row_id), kind, False))
