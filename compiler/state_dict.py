@@ -69,7 +69,8 @@ def unread_parameters(graph: Graph, components: bool = False) -> dict[str, tuple
     logits_dim and tie_embedding beside attn_pool). Conversion accepts and drops them."""
     found = {}
     for op in graph.ops(OpKind.ATTENTION_POOL):
-        num_tokens = next(embedding.attrs.num_tokens for embedding in graph.ops(OpKind.TOKEN_EMBEDDING)
+        num_tokens = next(embedding.attrs.num_tokens
+                          for embedding in graph.ops(OpKind.TOKEN_EMBEDDING)
                           if embedding.scope == op.scope)
         name = join(op.component if components else "", op.ref_path.removesuffix("attn_pool"),
                     "to_logits.weight")
@@ -284,7 +285,8 @@ def stream_mix_parameters(attrs) -> list[tuple]:
             ("to_bottleneck.weight", "down.weight"), ("to_read_gate.weight", "to_read.weight"),
             ("to_write_gate.weight", "to_write.weight"), ("dynamic_gate_scale", "scale"))]
     found = [("norm.weight", "norm.weight", False)]
-    found += [(theirs, ours, False, None, attrs.views, attrs.views + attrs.streams) for theirs, ours in (
+    width = attrs.views + attrs.streams
+    found += [(theirs, ours, False, None, attrs.views, width) for theirs, ours in (
         ("static_alpha", "read"), ("dynamic_alpha_fn", "read_proj"))]
     return found + [(theirs, ours, False) for theirs, ours in (
         ("dynamic_alpha_scale", "read_scale"), ("static_beta", "write"),

@@ -6,6 +6,8 @@ a training wrapper's `net.` prefix is recognised."""
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 import torch
 import x_transformers
@@ -153,10 +155,11 @@ def test_a_reference_state_dict_that_does_not_fit_is_refused_with_every_problem_
     assert error.unexpected == ["stray"]
     assert error.wrong_shape == [("attn_layers.layers.0.2.static_alpha", (2, 3), (2, 5)),
                                  ("token_emb.emb.weight", (65, 32), (64, 32))]
+    assert pickle.loads(pickle.dumps(error)).wrong_shape == error.wrong_shape
     assert str(error) == (
         "state dict does not fit the spec: missing keys ['attn_layers.final_norm.gamma']; "
-        "unexpected keys ['stray']; wrong shapes [attn_layers.layers.0.2.static_alpha: [2, 3], "
-        "expected [2, 5], token_emb.emb.weight: [65, 32], expected [64, 32]]")
+        "unexpected keys ['stray']; wrong shapes ['attn_layers.layers.0.2.static_alpha' [2, 3] "
+        "(expected [2, 5]), 'token_emb.emb.weight' [65, 32] (expected [64, 32])]")
 
 
 def test_an_unread_reference_tensor_is_optional_but_its_shape_is_checked():

@@ -31,11 +31,14 @@ class StateDictMismatch(ValueError):
         self.wrong_shape = sorted(wrong_shape)
         super().__init__(self.describe())
 
+    def __reduce__(self):  # pickles (across processes) by its fields, not its message
+        return type(self), (self.missing, self.unexpected, self.wrong_shape)
+
     def describe(self) -> str:
         parts = [f"missing keys {self.missing}"] if self.missing else []
         parts += [f"unexpected keys {self.unexpected}"] if self.unexpected else []
         parts += ["wrong shapes [" + ", ".join(
-            f"{key}: {list(got)}, expected {list(expected)}"
+            f"{key!r} {list(got)} (expected {list(expected)})"
             for key, got, expected in self.wrong_shape) + "]"] if self.wrong_shape else []
         return "state dict does not fit the spec: " + "; ".join(parts)
 
