@@ -10,7 +10,7 @@ and receive the same gradients.
 >>> _ = g.add("n", OpKind.NORM, NormAttrs("layernorm", 8), ref_path="attn_layers.layers.0.0.0",
 ...           block=0, role="attn_norm")
 >>> parameter_rules(g)
-[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', offset=1.0, rows=None, columns=None)]
+[Rule(reference='attn_layers.layers.0.0.0.gamma', emitted='blocks.0.attn_norm.weight', offset=1.0, rows=None, columns=None, reference_columns=None)]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class Rule:
     offset: float = 0.0  # the reference stores the value minus this (norm_add_unit_offset)
     rows: tuple[int, int] | None = None  # the reference tensor is these rows of the emitted one
     columns: int | None = None  # the emitted tensor is the reference's first columns (the rest unread)
+    reference_columns: int | None = None  # with `columns`: the reference tensor's full width
 
     def part(self, emitted):
         """The part of an emitted tensor (or its gradient) that this rule's reference tensor is."""
@@ -35,6 +36,14 @@ class Rule:
     def read(self, reference):
         """The part of a reference tensor (or its gradient) that the emitted tensor holds."""
         return reference if self.columns is None else reference[..., :self.columns]
+
+    def reference_shape(self, emitted: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the reference tensor, from the emitted tensor's."""
+        if self.rows is not None:
+            return (self.rows[1] - self.rows[0], *emitted[1:])
+        if self.columns is not None:
+            return (*emitted[:-1], self.reference_columns)
+        return tuple(emitted)
 
 
 def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
@@ -53,13 +62,20 @@ def parameter_rules(graph: Graph, components: bool = False) -> list[Rule]:
     return rules
 
 
-def unread_parameters(graph: Graph, components: bool = False) -> list[str]:
-    """Reference parameters that the emitted model has no use for, so no rule: an
-    attention-pooled TransformerWrapper's logits head (the reference computes logits that its
-    forward never returns). Conversion accepts and drops them."""
-    return [join(op.component if components else "", op.ref_path.removesuffix("attn_pool"),
-                 "to_logits.weight")
-            for op in graph.ops(OpKind.ATTENTION_POOL)]
+def unread_parameters(graph: Graph, components: bool = False) -> dict[str, tuple[int, int]]:
+    """Reference parameters that the emitted model has no use for, so no rule, and their shapes:
+    an attention-pooled TransformerWrapper's logits head, LinearNoBias(dim, num_tokens) (the
+    reference computes logits that its forward never returns; check-model-structure refuses
+    logits_dim and tie_embedding beside attn_pool). Conversion accepts and drops them."""
+    found = {}
+    for op in graph.ops(OpKind.ATTENTION_POOL):
+        num_tokens = next(embedding.attrs.num_tokens
+                          for embedding in graph.ops(OpKind.TOKEN_EMBEDDING)
+                          if embedding.scope == op.scope)
+        name = join(op.component if components else "", op.ref_path.removesuffix("attn_pool"),
+                    "to_logits.weight")
+        found[name] = (num_tokens, op.attrs.dim_context)
+    return found
 
 
 def join(*parts: str) -> str:
@@ -261,15 +277,16 @@ def qkv_rows(attrs) -> list[tuple]:
 
 def stream_mix_parameters(attrs) -> list[tuple]:
     """GatedMultiResidual's (`rank`), or HyperConnection's: the read's static and dynamic weights are the first `views` columns
-    of static_alpha and dynamic_alpha_fn; the rest, the stream mixing's, 2.31.10 never reads
-    (its Sinkhorn step makes that mixing all ones)."""
+    of static_alpha and dynamic_alpha_fn (`views + streams` wide); the rest, the stream
+    mixing's, 2.31.10 never reads (its Sinkhorn step makes that mixing all ones)."""
     if attrs.rank:
         return [(theirs, ours, False) for theirs, ours in (
             ("read_gain", "read_gain"), ("static_read_logit", "read"), ("static_write_logit", "write"),
             ("to_bottleneck.weight", "down.weight"), ("to_read_gate.weight", "to_read.weight"),
             ("to_write_gate.weight", "to_write.weight"), ("dynamic_gate_scale", "scale"))]
     found = [("norm.weight", "norm.weight", False)]
-    found += [(theirs, ours, False, None, attrs.views) for theirs, ours in (
+    width = attrs.views + attrs.streams
+    found += [(theirs, ours, False, None, attrs.views, width) for theirs, ours in (
         ("static_alpha", "read"), ("dynamic_alpha_fn", "read_proj"))]
     return found + [(theirs, ours, False) for theirs, ours in (
         ("dynamic_alpha_scale", "read_scale"), ("static_beta", "write"),

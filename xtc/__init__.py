@@ -30,12 +30,15 @@ from .api import (
     load_reference_checkpoint,
     load_spec,
     loads_spec,
+    reference_state_dict,
 )
 from .spec import Diagnostic, ModuleSpec, Spec, SpecError, SpecInputError
+from .state_dicts import StateDictMismatch
 
 __version__ = "0.1.0"
 __all__ = [
-    "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "build", "compile",
-    "convert_state_dict", "explain", "export_python", "graph", "import_python", "inspect",
-    "load_reference_checkpoint", "load_spec", "loads_spec",
+    "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "StateDictMismatch",
+    "build", "compile", "convert_state_dict", "explain", "export_python", "graph",
+    "import_python", "inspect", "load_reference_checkpoint", "load_spec", "loads_spec",
+    "reference_state_dict",
 ]

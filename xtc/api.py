@@ -1,7 +1,7 @@
 """The public calls (docs/cli.md, "From Python"), behind `xtc.*`.
 
-torch is imported only inside the calls that need it (`build`, `convert_state_dict`): loading,
-validating and compiling a spec must not pay its import.
+torch is imported only inside the calls that need it (`build`, the state-dict conversions):
+loading, validating and compiling a spec must not pay its import.
 """
 
 from __future__ import annotations
@@ -19,6 +19,16 @@ from .compiler import CHECKS, compile_graph, compile_spec
 from .compiler.state_dict import parameter_rules, unread_parameters
 from .spec import Spec
 from .spec import load as _load
+from .state_dicts import (
+    by_component,
+    check_fits,
+    converted_by_rules,
+    flattened,
+    reference_shapes,
+    stripped_of_wrapper,
+    written_by_rules,
+    zeros_like_state,
+)
 
 SpecLike = Spec | str | os.PathLike
 
@@ -125,23 +135,18 @@ def build(spec: SpecLike, device: Any = None, dtype: Any = None):
 
 def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[str, Any]:
     """The reference model's state dict, renamed (and norm gains un-offset) for `build(spec)`.
-    For a composite, pass `{component: state_dict}`.
+    For a composite, pass `{component: state_dict}`. Dtypes are kept.
 
-    Raises ValueError listing the missing and unexpected keys when it does not fit the spec.
+    Raises StateDictMismatch (a ValueError) listing every missing key, unexpected key and
+    tensor of the wrong shape when it does not fit the spec.
     """
     spec = as_spec(spec)
     composite = spec.model is None
-    if composite:
-        state_dict = {f"{name}.{key}": value for name, part in state_dict.items()
-                      for key, value in part.items()}
+    state_dict = flattened(state_dict) if composite else state_dict
     graph = compile_graph(spec)
     rules = parameter_rules(graph, components=composite)
-    expected = {rule.reference for rule in rules}
-    missing = sorted(expected - set(state_dict))
-    unexpected = sorted(set(state_dict) - expected - set(unread_parameters(graph, composite)))
-    if missing or unexpected:
-        raise ValueError(f"state dict does not fit the spec: missing keys {missing}, "
-                         f"unexpected keys {unexpected}")
+    check_fits(state_dict, reference_shapes(rules, emitted_shapes(spec)),
+               optional=unread_parameters(graph, composite))
     return converted_by_rules(rules, state_dict)
 
 
@@ -160,18 +165,44 @@ def load_reference_checkpoint(spec: SpecLike, path: str | os.PathLike, *, key: s
     return model
 
 
-def converted_by_rules(rules: list, state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """The emitted model's state dict from the reference's, by `rules` (compiler/state_dict.py):
-    norm gains un-offset, the reference tensors of one stacked tensor concatenated in order."""
-    import torch
+def reference_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """The inverse of convert_state_dict: from the state dict of `build(spec)`, the reference
+    model's (`{component: state_dict}` for a composite), with exactly its keys and shapes, and
+    the dtypes given. What the reference holds and never reads is written as zeros: a
+    hyper-connection's stream-mixing columns, an attention-pooled model's logits head.
 
-    converted: dict[str, Any] = {}
-    for rule in rules:
-        value = rule.read(state_dict[rule.reference])
-        value = value + rule.offset if rule.offset else value
-        if rule.rows is None:
-            converted[rule.emitted] = value
-        else:  # rows of one emitted tensor (a fused projection), in order
-            converted.setdefault(rule.emitted, []).append(value)
-    return {name: torch.cat(value) if isinstance(value, list) else value
-            for name, value in converted.items()}
+    Raises StateDictMismatch unless the state dict has exactly the built model's keys and shapes.
+    """
+    spec = as_spec(spec)
+    composite = spec.model is None
+    check_fits(state_dict, emitted_shapes(spec))
+    graph = compile_graph(spec)
+    written = written_by_rules(parameter_rules(graph, components=composite), state_dict)
+    written.update(zeros_like_state(unread_parameters(graph, composite), state_dict))
+    return by_component(written, spec.components) if composite else written
+
+
+def emitted_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    """The shape of each tensor of the emitted model's state dict (built on the meta device)."""
+    return {name: tuple(value.shape)
+            for name, value in build(spec, device="meta").state_dict().items()}
+
+
+def without_wrapper_prefix(spec: SpecLike, state_dict: Mapping[str, Any]) -> tuple[dict, str]:
+    """A reference state dict saved from a training wrapper (AutoregressiveWrapper's `net.`
+    before every key) as the model's own, and the prefix taken off ("" where there was none:
+    the state dict is returned as it is). A composite's `{component: state_dict}` is looked at
+    component by component; the prefix is returned where any had it."""
+    spec = as_spec(spec)
+    graph = compile_graph(spec)
+    composite = spec.model is None
+    expected = {rule.reference for rule in parameter_rules(graph, components=composite)}
+    expected |= set(unread_parameters(graph, composite))
+    if not composite:
+        return stripped_of_wrapper(state_dict, expected)
+    parts, found = {}, ""
+    for name, part in state_dict.items():
+        own = {key.removeprefix(f"{name}.") for key in expected if key.startswith(f"{name}.")}
+        parts[name], prefix = stripped_of_wrapper(part, own)
+        found = found or prefix
+    return parts, found

@@ -131,12 +131,6 @@ def nested(state: Mapping[str, Any], components: tuple[str, ...]) -> dict[str, d
     return parts
 
 
-def flat(state: Mapping[str, Any], composite: bool) -> dict[str, Any]:
-    if not composite:
-        return dict(state)
-    return {f"{name}.{key}": tensor for name, part in state.items() for key, tensor in part.items()}
-
-
 # -- ties ----------------------------------------------------------------------------------------
 
 def tie_groups(state: Mapping[str, Any]) -> list[list[str]]:
@@ -170,7 +164,10 @@ def write_checkpoint(path: str | os.PathLike, state: Mapping[str, Any], composit
     """A state dict (a composite's `{component: state_dict}`) to `path`, atomically, in the
     format its extension names. Dtypes are kept; a tie is written once to a .safetensors file."""
     if checkpoint_format(path) == SAFETENSORS:
-        replace_atomically(path, lambda temporary: write_safetensors(temporary, flat(state, composite)))
+        from .state_dicts import flattened
+
+        tensors = flattened(state) if composite else state
+        replace_atomically(path, lambda temporary: write_safetensors(temporary, tensors))
     else:
         import torch
 
@@ -215,29 +212,22 @@ def with_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
     return {f"{prefix}{name}": tensor for name, tensor in state.items()}
 
 
-def without_prefix(state: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """The state dict of the model inside a wrapper whose keys all start with `prefix`."""
-    stray = [name for name in state if not name.startswith(prefix)]
-    if stray:
-        raise CheckpointError(f"--prefix {prefix!a}: {len(stray)} keys do not start with it "
-                              f"({', '.join(map(ascii, stray[:5]))})")
-    return {name.removeprefix(prefix): tensor for name, tensor in state.items()}
-
-
 def reference_to_xtc(spec, state: Mapping[str, Any], prefix: str | None = None) -> dict[str, Any]:
     """A reference checkpoint's state dict (a composite's `{component: state_dict}`) as xtc's:
     a wrapper's prefix taken off (`prefix`, else an AutoregressiveWrapper's `net.` where every
     key has it), ties that the file holds once filled in, then convert_state_dict (strict about
     names and shapes)."""
     from .api import convert_state_dict, without_wrapper_prefix
+    from .state_dicts import by_component, flattened, strip_prefix
 
     composite = spec.model is None
-    if composite:
-        parts = {name: without_prefix(part, prefix) if prefix else part for name, part in state.items()}
-        filled = fill_ties(flat(parts, True), reference_ties(spec))
-        return convert_state_dict(spec, nested(filled, tuple(spec.components)))
-    state = without_prefix(state, prefix) if prefix else without_wrapper_prefix(spec, state)[0]
-    return convert_state_dict(spec, fill_ties(state, reference_ties(spec)))
+    if prefix:
+        state = ({name: strip_prefix(part, prefix) for name, part in state.items()} if composite
+                 else strip_prefix(state, prefix))
+    else:
+        state, _ = without_wrapper_prefix(spec, state)
+    filled = fill_ties(flattened(state) if composite else state, reference_ties(spec))
+    return convert_state_dict(spec, by_component(filled, spec.components) if composite else filled)
 
 
 def xtc_to_reference(spec, state: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
