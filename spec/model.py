@@ -59,6 +59,11 @@ class ModuleSpec:
             given = self.sections_given.get(name, ())
             if given:
                 out[name] = {key: plain(section[key]) for key in given}
+        for name, child in self.children.items():  # an XTransformer's sides: no `type` of their own
+            if name not in self.given:
+                side = child.to_dict()
+                del side["type"]
+                out[name] = side
         if self.training_given:
             out[AUTOREGRESSIVE] = {key: plain(self.training[key]) for key in self.training_given}
         return out

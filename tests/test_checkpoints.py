@@ -74,7 +74,9 @@ def test_a_reference_checkpoint_converts_and_converts_back(tmp_path, suffix, tie
     ours = xtc.build(spec).to(dtype).eval()
     load_checkpoint_into(ours, state)
     x = tokens()
-    tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype is torch.float32 else {"rtol": 0, "atol": 0}
+    # bf16: xtc stores a norm's gain as round(g + 1), the reference g, adding 1 in float32 once
+    # both models run in float32: one bf16 rounding step (2^-8) apart, no more
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype is torch.float32 else {"rtol": 0, "atol": 2e-2}
     torch.testing.assert_close(logits(ours, dtype, x), logits(reference, dtype, x), **tolerance)
 
     back = tmp_path / f"back{suffix}"
@@ -87,8 +89,8 @@ def test_a_reference_checkpoint_converts_and_converts_back(tmp_path, suffix, tie
         again.load_state_dict(torch.load(back, weights_only=True), strict=True)
     else:
         safetensors.torch.load_model(again, str(back), strict=True)
-    torch.testing.assert_close(logits(again, dtype, x), logits(a_reference(spec, dtype), dtype, x),
-                               rtol=0, atol=0)
+    with torch.no_grad():  # in the checkpoint's dtype, where the gains' + 1 rounds alike
+        torch.testing.assert_close(again(x), a_reference(spec, dtype)(x), rtol=0, atol=0)
 
 
 def test_a_tie_is_written_once_to_safetensors_and_restored_on_reading(tmp_path):

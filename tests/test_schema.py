@@ -54,6 +54,16 @@ def test_spec_round_trips_through_yaml():
     assert again.model == spec.model
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_example_round_trips_through_to_dict(path):
+    """An XTransformer's sides too (to_dict once left them out: they have no `type`)."""
+    spec = xtc.load_spec(path)
+    again = xtc.loads_spec(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    assert (again.model, again.components) == (spec.model, spec.components)
+    assert [(c.source, c.target, c.argument) for c in again.connections] == [
+        (c.source, c.target, c.argument) for c in spec.connections]
+
+
 def test_examples_are_valid_with_distinct_names():
     names = [xtc.load_spec(example).name for example in sorted((ROOT / "examples").glob("*.yaml"))]
     assert len(set(names)) == len(names) > 0
