@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -77,15 +78,21 @@ def read_pickled(path: str | os.PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        why = next((line for line in first if "Unsupported" in line or "global" in line.lower()),
-                   first[0] if first else "")
-        raise CheckpointError(f"refused to load {os.fspath(path)!a}: it is not only tensors "
-                              f"and plain containers, and xtc never unpickles other objects "
-                              f"(torch.load with weights_only=True): {why[:200]}") from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise CheckpointError(f"cannot read {os.fspath(path)!a} as a torch checkpoint: "
+                                  f"{first_line(exc)}") from None
+        raise CheckpointError(f"refused to load {os.fspath(path)!a}: it holds {found[1]!a}, not "
+                              "only tensors and plain containers, and xtc never unpickles other "
+                              "objects (torch.load with weights_only=True)") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {os.fspath(path)!a} as a torch checkpoint: "
-                              f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__}") from None
+                              f"{first_line(exc)}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, Any]:
@@ -96,7 +103,7 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, Any]:
         return load_file(os.fspath(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"cannot read {os.fspath(path)!a} as safetensors: "
-                              f"{str(exc)[:200]}") from None
+                              f"{first_line(exc)}") from None
 
 
 def tensors_of(value: Any, what: str) -> dict[str, Any]:
