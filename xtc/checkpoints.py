@@ -79,9 +79,9 @@ def read_pickled(path: str | os.PathLike) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if found is None:
-            raise CheckpointError(f"cannot read {os.fspath(path)!a} as a torch checkpoint: "
-                                  f"{first_line(exc)}") from None
+        if found is None:  # not a pickle that torch.save wrote (torch's own text advises unsafe loading)
+            raise CheckpointError(f"cannot read {os.fspath(path)!a}: it is not a checkpoint "
+                                  "written by torch.save") from None
         raise CheckpointError(f"refused to load {os.fspath(path)!a}: it holds {found[1]!a}, not "
                               "only tensors and plain containers, and xtc never unpickles other "
                               "objects (torch.load with weights_only=True)") from None
