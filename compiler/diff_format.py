@@ -242,7 +242,7 @@ def diff_data(diff: SpecDiff) -> dict:
         "breaking": diff.breaking,
         "lengths": {"before": diff.before_figures.lengths, "after": diff.after_figures.lengths},
         "keywords": [keyword_data(change) for change in diff.keywords],
-        "figures": {figure.name: figure_data(figure) for figure in diff.figures},
+        "figures": {figure.key: figure_data(figure) for figure in diff.figures},
         "components": {c.name: component_data(c) for c in diff.components},
     }
 
@@ -258,8 +258,12 @@ def component_data(component: ComponentDiff) -> dict:
     }
 
 
-def shape_data(entry) -> list[int] | None:
-    return None if entry is None or entry.shape is None else list(entry.shape)
+def shape_data(entry) -> dict | None:
+    """A key's shape (None where xtc does not compute it) and its layer's parameters."""
+    if entry is None:
+        return None
+    return {"shape": None if entry.shape is None else list(entry.shape),
+            "layer_parameters": entry.owner_parameters}
 
 
 def keyword_data(change: KeywordChange) -> dict:
@@ -337,8 +341,8 @@ def render_github(diff: SpecDiff) -> str:
         line, _ = after.location(change.key)
         lines.append(workflow_command("notice", path, line, keyword_text(change).strip(),
                                       title=ANNOTATION_TITLE))
-    summary = "; ".join(f"{label.strip()}: {figure_value(f, f.before)} -> {figure_value(f, f.after)} "
-                        f"({change_text(f)})" for label, f in figure_rows(diff))
+    summary = "; ".join(f"{label.strip()}: {figure_value(f, f.before)} -> {figure_value(f, f.after)}, "
+                        f"{change_text(f)}" for label, f in figure_rows(diff))
     lines.append(workflow_command("notice", path, 1, summary, title=ANNOTATION_TITLE))
     for component in diff.components:
         line, _ = after.location(component_key(after, component.name))

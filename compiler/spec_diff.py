@@ -39,7 +39,8 @@ class KeywordChange:
 class Figure:
     """One figure of `xtc inspect`, before and after."""
 
-    name: str
+    key: str  # its name in JSON: `forward_flops_per_token`
+    name: str  # for people: `forward FLOPs per token`
     before: float
     after: float
 
@@ -174,15 +175,17 @@ def model_figures(old: Inspection, new: Inspection) -> list[Figure]:
     """Parameters, FLOPs per token (forward, training step) and float32 cache bytes per token,
     as `xtc inspect` computes them (at each spec's default lengths)."""
     figures = [
-        Figure("parameters", old.total_parameters, new.total_parameters),
-        Figure("forward FLOPs per token", old.forward_flops / old.tokens,
-               new.forward_flops / new.tokens),
-        Figure("training FLOPs per token", old.training_flops / old.tokens,
-               new.training_flops / new.tokens),
-        Figure("kv-cache bytes per token (float32)", old.cache_bytes_per_token, new.cache_bytes_per_token),
+        Figure("parameters", "parameters", old.total_parameters, new.total_parameters),
+        Figure("forward_flops_per_token", "forward FLOPs per token",
+               old.forward_flops / old.tokens, new.forward_flops / new.tokens),
+        Figure("training_flops_per_token", "training FLOPs per token",
+               old.training_flops / old.tokens, new.training_flops / new.tokens),
+        Figure("kv_cache_bytes_per_token", "kv-cache bytes per token (float32)",
+               old.cache_bytes_per_token, new.cache_bytes_per_token),
     ]
     if old.cross_cache_bytes_per_token or new.cross_cache_bytes_per_token:
-        figures.append(Figure("cross-attention cache bytes per context token (float32)",
+        figures.append(Figure("cross_attention_cache_bytes_per_context_token",
+                              "cross-attention cache bytes per context token (float32)",
                               old.cross_cache_bytes_per_token, new.cross_cache_bytes_per_token))
     return figures
 
@@ -192,7 +195,7 @@ def parameter_figure(name: str, before: Spec, old: Inspection, after: Spec,
     counts = [component_parameters(figures, spec, name) for spec, figures in ((before, old), (after, new))]
     if None in counts:
         return None
-    return Figure("parameters", *counts)
+    return Figure("parameters", "parameters", *counts)
 
 
 def component_parameters(figures: Inspection, spec: Spec, name: str) -> int | None:
