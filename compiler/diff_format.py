@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-from xtc.spec import Spec
 from xtc.spec.diagnostics import workflow_command
 from xtc.spec.model import plain, scalar
 
@@ -158,8 +157,7 @@ def render_text(diff: SpecDiff) -> str:
 
 def keyword_lines(diff: SpecDiff) -> list[str]:
     lines = ["keywords (defaults filled in; computed: what the compiler uses, and why)"]
-    every = diff.keywords + [change for c in diff.components for change in c.keywords]
-    return lines + [f"  {keyword_text(change)}" for change in every]
+    return lines + [f"  {keyword_text(change)}" for change in diff.every_keyword]
 
 
 def figure_rows(diff: SpecDiff) -> list[tuple[str, Figure]]:
@@ -214,16 +212,15 @@ def state_dict_lines(diff: SpecDiff) -> list[str]:
 
 
 def key_rows(diff: SpecDiff) -> list[tuple[str, str, str]]:
+    return [row for component in diff.components for row in component_key_rows(component)]
+
+
+def component_key_rows(component: ComponentDiff) -> list[tuple[str, str, str]]:
     """(change, key, shapes) per folded key; a component on one side only in one row."""
-    rows = []
-    for component in diff.components:
-        if component.parameters is None and component.state_dict:
-            count = len(component.state_dict)
-            rows.append((component.state_dict[0].change, f"{component.name}.*",
-                         f"every key of the component ({count})"))
-            continue
-        rows += [(c.change, key, key_change_text(c)) for key, c in folded_keys(component.state_dict)]
-    return rows
+    changes = component.state_dict
+    if component.parameters is None and changes:
+        return [(changes[0].change, f"{component.name}.*", f"every key of the component ({len(changes)})")]
+    return [(c.change, key, key_change_text(c)) for key, c in folded_keys(changes)]
 
 
 # -- JSON ------------------------------------------------------------------------------------------
@@ -304,7 +301,7 @@ def render_markdown(diff: SpecDiff) -> str:
     lines += ["", f"Figures as `xtc inspect` computes them{note}.", ""]
     lines += ["<details open><summary>Keywords (defaults filled in)</summary>", "",
               "| key | before | after |", "| --- | --- | --- |"]
-    for change in diff.keywords + [k for c in diff.components for k in c.keywords]:
+    for change in diff.every_keyword:
         lines.append(f"| `{change.key}` | {cell(described(change.before))} | "
                      f"{cell(described(change.after))} |")
     lines += ["", "</details>", ""]
@@ -337,7 +334,7 @@ def render_github(diff: SpecDiff) -> str:
     if diff.identical:
         return workflow_command("notice", path, 1, identical_line(diff), title=ANNOTATION_TITLE) + "\n"
     lines = []
-    for change in diff.keywords + [k for c in diff.components for k in c.keywords]:
+    for change in diff.every_keyword:
         line, _ = after.location(change.key)
         lines.append(workflow_command("notice", path, line, keyword_text(change).strip(),
                                       title=ANNOTATION_TITLE))
@@ -345,21 +342,16 @@ def render_github(diff: SpecDiff) -> str:
                         f"{change_text(f)}" for label, f in figure_rows(diff))
     lines.append(workflow_command("notice", path, 1, summary, title=ANNOTATION_TITLE))
     for component in diff.components:
-        line, _ = after.location(component_key(after, component.name))
+        line, _ = after.location(MODEL if component.name == MODEL else f"components.{component.name}")
         for layers, change in folded_paths(component.attention):
             lines.append(workflow_command(
                 "notice", path, line, f"attention {layers}: {path_text(change.before)} -> "
                 f"{path_text(change.after)}; {path_reason(change)}", title=ANNOTATION_TITLE))
         if component.state_dict:
-            keys = "\n".join(f"{change} {key} {shape}".rstrip() for change, key, shape
-                             in key_rows(diff) if key.split(".")[0] == component.name
-                             or component.name == MODEL)
+            keys = "\n".join(f"{change} {key} {shape}".rstrip()
+                             for change, key, shape in component_key_rows(component))
             lines.append(workflow_command(
                 "warning", path, line, f"checkpoints of {diff.before.path} stop loading:\n{keys}",
                 title="xtc diff: breaking"))
     return "".join(line + "\n" for line in lines)
-
-
-def component_key(spec: Spec, name: str) -> str:
-    return MODEL if name == MODEL else f"components.{name}"
 

@@ -97,7 +97,12 @@ class SpecDiff:
     @property
     def identical(self) -> bool:
         """The same model once defaults are filled in (whatever either spec writes out)."""
-        return not self.keywords and not any(c.keywords for c in self.components)
+        return not self.every_keyword
+
+    @property
+    def every_keyword(self) -> list[KeywordChange]:
+        """The spec's own keyword changes, then each component's."""
+        return self.keywords + [change for c in self.components for change in c.keywords]
 
     @property
     def state_dict(self) -> list[KeyChange]:

@@ -187,7 +187,8 @@ def test_the_import_graph_sees_relative_and_deferred_imports():
 
 def test_imports_in_compiler_run_one_way():
     """spec -> IR (ir, resolve, build_ir, costs, models) -> passes -> lowering (lower, context, render,
-    verify, standalone) -> the package; views (inspection, inspect_format, explain, state_dict)
+    verify, standalone) -> the package; views (inspection, inspect_format, explain, state_dict,
+    spec_diff, diff_format)
     read spec/ and the IR, and only the package and xtc/ import them. Nothing imports
     xtc.runtime (standalone.py reads it as text)."""
     wrong = {}
