@@ -187,6 +187,12 @@ def test_an_invalid_spec_on_either_side_exits_1_with_its_diagnostics(side, capsy
     assert capsys.readouterr().out.startswith("::error file=")
 
 
+def test_the_parameter_budget_rejects_as_validate_does(capsys):
+    gpt = str(ROOT / "examples" / "gpt.yaml")
+    assert cli.main(["diff", gpt, gpt, "--max-params", "1000"]) == 1
+    assert "error[parameter-budget]" in capsys.readouterr().err
+
+
 def test_usage_errors_exit_2(capsys):
     assert cli.main(["diff", str(ROOT / "examples" / "gpt.yaml"), "missing.yaml"]) == 2
     assert cli.main(["diff", str(ROOT / "examples" / "gpt.yaml")]) == 2
