@@ -11,6 +11,8 @@ cannot disagree; comments only, so the output still compiles to the same module.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..spec.keywords import XTRANSFORMER_SIDES, Keyword, keyword_table
 from ..spec.model import AUTOREGRESSIVE, ModuleSpec, Spec, scalar
 from .ir import AttentionAttrs, CrossAttentionAttrs
@@ -41,67 +43,123 @@ DROP_ABSOLUTE_POSITIONS = ("rotary_pos_emb", "rotary_xpos", "polar_pos_emb", "re
 Derived = tuple[object, str]
 
 
+HEADER = object()  # the value of an entry that opens a mapping (`attn:`)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of the explanation: a keyword with its value, or the header of a mapping. `xtc
+    diff` compares specs entry by entry, so both read the same values and reasons."""
+
+    depth: int
+    name: str  # as written: `kv_heads`, or the header `attn`
+    key: str  # the dotted key of the spec: `model.attn_layers.attn.kv_heads`
+    value: object = HEADER
+    given: bool = True  # written by the author
+    computed: Derived | None = None  # what the compiler uses instead of value, and why
+    comment: str = ""  # `  # default; computed: 8 (heads)`
+    item: str = ""  # a list item's flow mapping (a composite's connections)
+
+    @property
+    def is_header(self) -> bool:
+        return self.value is HEADER
+
+    @property
+    def effective(self) -> object:
+        """The value the compiler uses."""
+        return self.value if self.computed is None else self.computed[0]
+
+    @property
+    def text(self) -> str:
+        pad = INDENT * self.depth
+        if self.item:
+            return f"{pad}- {self.item}"
+        if self.is_header:
+            return f"{pad}{self.name}:{self.comment}"
+        return f"{pad}{self.name}: {scalar(self.value)}{self.comment}"
+
+
 def explain(spec: Spec) -> str:
     """The spec as YAML, every keyword present, defaults and computed values marked."""
     lines = [f"# {spec.name}: every keyword of every module but those that take a Python object.",
-             "# '# default': not written in the spec; 'computed': what the compiler uses, and why.",
-             f"xtc: {spec.version}", f"name: {scalar(spec.name)}"]
+             "# '# default': not written in the spec; 'computed': what the compiler uses, and why."]
+    return "\n".join(lines + [entry.text for entry in explanation(spec)]) + "\n"
+
+
+def explanation(spec: Spec) -> list[Entry]:
+    """Every line of the explanation, in order, as data."""
+    entries = [Entry(0, "xtc", "xtc", spec.version), Entry(0, "name", "name", spec.name)]
     if spec.description is not None:
-        lines.append(f"description: {scalar(spec.description)}")
+        entries.append(Entry(0, "description", "description", spec.description))
     if spec.model is not None:
-        lines += module_lines("model", spec.model, 0)
+        entries += module_entries("model", spec.model, 0)
     if spec.components:
-        lines.append("components:")
+        entries.append(Entry(0, "components", "components"))
         for name, component in spec.components.items():
-            lines += module_lines(name, component, 1)
-        lines.append("connections:")
-        lines += [f"{INDENT}- {{from: {c.source}, to: {c.target}.{c.argument}}}"
-                  for c in spec.connections]
-    return "\n".join(lines) + "\n"
+            entries += module_entries(name, component, 1)
+        entries.append(Entry(0, "connections", "connections"))
+        entries += [Entry(1, "", f"connections.{c.target}.{c.argument}", c.source,
+                          item=f"{{from: {c.source}, to: {c.target}.{c.argument}}}")
+                    for c in spec.connections]
+    return entries
 
 
-def module_lines(name: str, module: ModuleSpec, depth: int,
-                 xtransformer: ModuleSpec | None = None) -> list[str]:
+def keyword_entry(depth: int, name: str, key: str, value: object, given: bool,
+                  computed: Derived | None, comment: str) -> Entry:
+    """An entry whose computed value is kept where it differs from the one shown (`note`)."""
+    differs = computed is not None and computed[0] != value
+    return Entry(depth, name, key, value, given, computed if differs else None, comment)
+
+
+def module_entries(name: str, module: ModuleSpec, depth: int,
+                   xtransformer: ModuleSpec | None = None) -> list[Entry]:
     """`xtransformer`: the parent of XTransformer's encoder or decoder, a flat mapping without
     `type`."""
     side = xtransformer is not None
-    pad = INDENT * (depth + 1)
-    lines = [f"{INDENT * depth}{name}:"] + ([] if side else [f"{pad}type: {module.type}"])
+    entries = [Entry(depth, name, module.key)]
+    if not side:
+        entries.append(Entry(depth + 1, "type", f"{module.key}.type", module.type))
     computed = computed_values(module, xtransformer)
     keywords = module_keywords(module, name if side else None)
     for key, value in module.options.items():
         if not expressible(keywords.get(key)):
             continue
-        mark = note(key in module.given, value, computed.get(key)) + per_layer_note("", key, value)
+        given = key in module.given
+        mark = note(given, value, computed.get(key)) + per_layer_note("", key, value)
         if key in NO_EFFECT and module.type in LAYER_TYPES:
             mark += f"; {NO_EFFECT[key]}" if mark else f"  # {NO_EFFECT[key]}"
-        lines.append(f"{pad}{key}: {scalar(value)}{mark}")
+        entries.append(keyword_entry(depth + 1, key, f"{module.key}.{key}", value, given,
+                                     computed.get(key), mark))
     for section, options in module.sections.items():
-        given = module.sections_given.get(section, ())
+        given_keys = module.sections_given.get(section, ())
         inherited = inherited_from_attn(module, xtransformer) if section == "cross_attn" else {}
-        lines.append(f"{pad}{section}:")
+        entries.append(Entry(depth + 1, section, f"{module.key}.{section}"))
         routed = keyword_table().routed(section)
         for key, value in options.items():
             if not expressible(routed.get(key)):
                 continue
-            if key in inherited and key not in given:
-                lines.append(f"{pad}{INDENT}{key}: {scalar(inherited[key])}  # from attn")
+            where = f"{module.key}.{section}.{key}"
+            if key in inherited and key not in given_keys:
+                entries.append(Entry(depth + 2, key, where, inherited[key], False,
+                                     comment="  # from attn"))
                 continue
-            mark = note(key in given, value, computed.get(f"{section}.{key}"))
-            mark += per_layer_note(section, key, value)
+            given, found = key in given_keys, computed.get(f"{section}.{key}")
+            mark = note(given, value, found) + per_layer_note(section, key, value)
             mark += behaviour_note(section, key, value, bool(mark))
-            lines.append(f"{pad}{INDENT}{key}: {scalar(value)}{mark}")
+            entries.append(keyword_entry(depth + 2, key, where, value, given, found, mark))
     if module.trainer is not None:
-        lines.append(f"{pad}{AUTOREGRESSIVE}:  # the keywords of {module.trainer}")
+        entries.append(Entry(depth + 1, AUTOREGRESSIVE, f"{module.key}.{AUTOREGRESSIVE}",
+                             comment=f"  # the keywords of {module.trainer}"))
         keywords = keyword_table().trainer(module.trainer)
         for key, value in module.training.items():
             if expressible(keywords.get(key)):
-                mark = note(key in module.training_given, value, None)
-                lines.append(f"{pad}{INDENT}{key}: {scalar(value)}{mark}")
+                given = key in module.training_given
+                entries.append(Entry(depth + 2, key, f"{module.key}.{AUTOREGRESSIVE}.{key}", value,
+                                     given, comment=note(given, value, None)))
     for child_name, child in module.children.items():
         is_side = module.type == "XTransformer" and child_name in XTRANSFORMER_SIDES
-        lines += module_lines(child_name, child, depth + 1, module if is_side else None)
-    return lines
+        entries += module_entries(child_name, child, depth + 1, module if is_side else None)
+    return entries
 
 
 def inherited_from_attn(module: ModuleSpec, xtransformer: ModuleSpec | None) -> dict[str, object]:

@@ -393,7 +393,8 @@ def inspection_data(inspection: Inspection) -> dict:
                                 "bfloat16": inspection.memory_bytes_per_layer // 2},
         },
         "attention": [vars(path) for path in inspection.attention],
-        "state_dict": [{"key": entry.key, "reference": list(entry.reference)}
+        "state_dict": [{"key": entry.key, "reference": list(entry.reference),
+                        "shape": None if entry.shape is None else list(entry.shape)}
                        for entry in inspection.state_dict],
         "blocks": [{"scope": run.scope, "first": run.first, "last": run.last,
                     "parameters": run.parameters, "shape": run.shape,

@@ -21,7 +21,7 @@ from .costs import (
 )
 from .ir import Graph, Op, OpKind
 from .models import models as graph_models
-from .state_dict import parameter_rules
+from .state_dict import join, parameter_names, parameter_rules, parameter_shapes
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ class StateKey:
 
     key: str
     reference: tuple[str, ...]
+    shape: tuple[int, ...] | None = None  # None: one xtc does not compute (state_dict.parameter_shapes)
+    owner_parameters: int = 0  # the parameters of the op that holds it (stands in for the shape)
 
 
 @dataclass
@@ -168,7 +170,15 @@ def state_keys(graph: Graph, composite: bool) -> list[StateKey]:
     held: dict[str, list[str]] = {}
     for rule in parameter_rules(graph, components=composite):
         held.setdefault(rule.emitted, []).append(rule.reference)
-    return [StateKey(key, tuple(reference)) for key, reference in held.items()]
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    owners: dict[str, int] = {}
+    for op in graph.ops():
+        prefix, known = graph.module_path(op), parameter_shapes(op)
+        for _, emitted, *_ in parameter_names(op):
+            shapes.setdefault(join(prefix, emitted), known.get(emitted))
+            owners.setdefault(join(prefix, emitted), costs.op_parameters(op))
+    return [StateKey(key, tuple(reference), shapes.get(key), owners.get(key, 0))
+            for key, reference in held.items()]
 
 
 # -- lengths ------------------------------------------------------------------------------------

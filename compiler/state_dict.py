@@ -336,3 +336,107 @@ def feedforward_parameters(attrs) -> list[tuple[str, str, bool]]:
     pairs += [(f"{out}.weight", "proj_out.weight")]
     pairs += [(f"{out}.bias", "proj_out.bias")] if attrs.bias else []
     return [(reference, emitted, False) for reference, emitted in pairs]
+
+
+# -- shapes -------------------------------------------------------------------------------------
+
+Shape = tuple[int, ...]
+
+
+def parameter_shapes(op: Op) -> dict[str, Shape]:
+    """Emitted suffix -> shape of the parameters an op owns, for the common ops: embeddings,
+    norms, projections, attention and feedforward weights, LayerScale. A parameter not listed
+    has a shape xtc does not compute (`xtc diff` then compares its op's parameter count);
+    tests/test_inspect.py checks every listed one against the built model."""
+    a, kind = op.attrs, op.kind
+    if kind is OpKind.TOKEN_EMBEDDING:
+        return {"weight": (a.num_tokens, a.dim)}
+    if kind is OpKind.NAMED_EMBEDDINGS:
+        return {f"{name}_embed.weight": (size, a.dim) for name, size in a.sizes}
+    if kind is OpKind.POSITION_EMBEDDING:
+        return {"weight": (a.max_seq_len, a.dim)} if a.scheme == "learned" else {}
+    if kind is OpKind.NORM:
+        return norm_shapes(a)
+    if kind is OpKind.LOGITS:
+        if a.heads > 1:
+            return {f"{head}.weight": (a.num_tokens, a.dim) for head in range(a.heads)}
+        return {"weight": (a.num_tokens, a.dim), "bias": (a.num_tokens,)}
+    if kind is OpKind.PROJECT:
+        return {"weight": (a.dim, a.dim_in), "bias": (a.dim,)}
+    if kind is OpKind.MEMORY_TOKENS:
+        return {"": (a.count, a.dim)}
+    if kind is OpKind.PATCH_EMBEDDING:
+        return {"0.weight": (a.patch_dim,), "1.weight": (a.dim, a.patch_dim), "1.bias": (a.dim,),
+                "2.weight": (a.dim,)}
+    if kind is OpKind.ROTARY:
+        return {"inv_freq": (a.dim // 2,), "scale": (a.dim // 2,)}
+    if kind is OpKind.POSITION_BIAS and a.scheme == "t5":
+        return {"relative_attention_bias.weight": (a.num_buckets, a.heads)}
+    if kind is OpKind.ATTENTION:
+        return attention_shapes(a)
+    if kind is OpKind.CROSS_ATTENTION:
+        inner = a.heads * a.dim_head
+        return head_shapes(a, a.heads) | {
+            "to_q.weight": (inner, a.dim), "to_k.weight": (inner, a.dim_context),
+            "to_v.weight": (inner, a.dim_context), "to_out.weight": (a.dim, inner),
+            "mem_k": (a.heads, a.num_mem_kv, a.dim_head), "mem_v": (a.heads, a.num_mem_kv, a.dim_head)}
+    if kind is OpKind.FEEDFORWARD:
+        into = a.inner_dim * (2 if a.glu else 1)
+        return {"proj_in.weight": (into, a.dim), "proj_in.bias": (into,),
+                "proj_out.weight": (a.dim, a.inner_dim), "proj_out.bias": (a.dim,),
+                "mult_bias": (a.inner_dim,), "post_act_norm.weight": (a.inner_dim,),
+                "act.norm.weight": (a.inner_dim,)}
+    if kind is OpKind.RESIDUAL and op.shape:
+        return residual_shapes(a, op.shape[-1])
+    if kind in (OpKind.REINJECT, OpKind.LOOP) and not getattr(a, "end", False):
+        return {"proj.weight": (a.dim, a.dim)} if kind is OpKind.REINJECT else \
+            {"weight": (a.dim if a.recycled else 1, a.dim)}
+    if kind is OpKind.SKIP_COMBINE:
+        return {"proj.weight": (a.dim, 2 * a.dim)}
+    if kind is OpKind.POLAR:
+        return {"inv_freq": (a.dim_head,), "learned_bias": (a.heads, 1, a.dim_head)}
+    return {}
+
+
+def residual_shapes(a, dim: int) -> dict[str, Shape]:
+    """LayerScale's gain, the residual's scale and GTrXL's GRU cell."""
+    role = a.branch
+    return {f"{role}_layerscale": (dim,), f"{role}_residual.residual_scale": (dim,),
+            f"{role}_residual.gru.weight_ih": (3 * dim, dim),
+            f"{role}_residual.gru.weight_hh": (3 * dim, dim),
+            f"{role}_residual.gru.bias_ih": (3 * dim,), f"{role}_residual.gru.bias_hh": (3 * dim,)}
+
+
+def head_shapes(a, kv_heads: int) -> dict[str, Shape]:
+    """What attention keeps per head: RMSNorm gains of queries, keys and values, a learned
+    sink, a head scale, talking-heads convolutions."""
+    return {"q_rmsnorm.weight": (a.heads, 1, a.dim_head), "k_rmsnorm.weight": (kv_heads, 1, a.dim_head),
+            "value_rmsnorm.weight": (a.heads, 1, a.dim_head), "attn_sink": (a.heads,),
+            "head_scale": (1, a.heads, 1, 1)} | {
+            f"{name}.weight": (a.heads, a.heads, 1, 1) for name in getattr(a, "talking_head_names", ())}
+
+
+def norm_shapes(a) -> dict[str, Shape]:
+    if a.condition:
+        return {"to_gain.weight": (a.dim, a.condition)}
+    if a.norm_type == "scalenorm":
+        return {"weight": (1,)}
+    return {"weight": (a.dim,), "bias": (a.dim,), "alpha": (), "shift": ()}
+
+
+def attention_shapes(a) -> dict[str, Shape]:
+    """Self-attention's projections (fused or apart, with multi-head latent attention's), its
+    output projection and memory keys and values."""
+    q, k, v = a.qkv_widths
+    rope = a.latent_rope_subheads * a.dim_head
+    q_in, kv_in = a.dim_latent_q or a.dim, a.dim_latent_kv or a.dim
+    kv_heads, value_dim = a.kv_heads or a.heads, a.value_dim_head or a.dim_head
+    out = (2 * a.dim if a.on_attn else a.dim, a.out_width)
+    return head_shapes(a, kv_heads) | {"to_qkv.weight": (q + k + v, a.dim), "to_q.weight": (q, q_in),
+            "to_k.weight": (k - rope, kv_in), "to_v.weight": (v, kv_in),
+            "to_latent_q.weight": (a.dim_latent_q, a.dim),
+            "to_latent_kv.weight": (a.dim_latent_kv, a.dim),
+            "to_rotateable_k.weight": (rope, a.dim),
+            "to_out.weight": out, "to_out.0.weight": out,
+            "mem_k": (kv_heads, a.num_mem_kv, a.dim_head),
+            "mem_v": (kv_heads, a.num_mem_kv, value_dim)}

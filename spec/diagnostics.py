@@ -104,3 +104,22 @@ def render_text(diagnostics: list[Diagnostic]) -> str:
 
 def render_json(diagnostics: list[Diagnostic]) -> str:
     return json.dumps([d.as_dict() for d in in_output_order(diagnostics)], indent=2) + "\n"
+
+
+def workflow_command(level: str, path: str, line: int, message: str, col: int | None = None,
+                     title: str = "") -> str:
+    """A GitHub Actions workflow command (`::notice file=...,line=N::message`), shown inline
+    on the pull request: the message's line breaks and percent signs escaped, and the
+    properties' colons and commas too."""
+    where = f"file={escape_property(path)},line={line}"
+    where += f",col={col}" if col is not None else ""
+    where += f",title={escape_property(title)}" if title else ""
+    return f"::{level} {where}::{escape_data(message)}"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")

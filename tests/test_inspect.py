@@ -103,6 +103,9 @@ def assert_figures_match(spec: xtc.Spec, memory: int = M, training: bool = True)
     assert sum(c["parameters"] for c in contributors) == figures.total_parameters
     keys = [entry.key for entry in figures.state_dict]
     assert len(keys) == len(set(keys)) and set(keys) == set(model.state_dict())
+    state = model.state_dict()
+    assert {e.key: e.shape for e in figures.state_dict if e.shape is not None} == \
+        {e.key: tuple(state[e.key].shape) for e in figures.state_dict if e.shape is not None}
     args, kwargs = sample_inputs(graph)
     inputs = args, kwargs | sample_memories(graph, memory)
     assert (figures.forward_flops, figures.attention_flops) == counted_flops(model, inputs, False)

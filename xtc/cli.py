@@ -13,7 +13,14 @@ from collections.abc import Sequence
 
 from .compiler import checks
 from .spec import Diagnostic, SpecInputError
-from .spec.diagnostics import has_errors, in_output_order, printable, render_json, render_text
+from .spec.diagnostics import (
+    has_errors,
+    in_output_order,
+    printable,
+    render_json,
+    render_text,
+    workflow_command,
+)
 from .spec.load import read_spec
 from .spec.source import read_spec_bytes
 
@@ -92,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "max_mem_len, as after the first segment; 0: the first segment)")
     inspect.set_defaults(run=run_inspect)
     add_budget(inspect)
+    diff = commands.add_parser("diff", help="what changing a spec does to the model: keywords, "
+                                             "parameters, FLOPs, cache, attention paths, checkpoints")
+    diff.add_argument("before", metavar="A", help="the spec before the change")
+    diff.add_argument("after", metavar="B", help="the spec after the change")
+    diff.add_argument("--format", choices=("text", "json", "markdown", "github"), default="text",
+                      help="text: for people (default); json: the same, with `breaking`, for "
+                           "tools; markdown: a pull-request comment; github: GitHub Actions "
+                           "annotations at the changed keys of B")
+    diff.set_defaults(run=run_diff)
+    add_budget(diff)
     import_ = commands.add_parser("import", help="write the specs of the x-transformers models "
                                                  "a Python file builds (never runs it)")
     import_.add_argument("python", metavar="FILE.py", help="Python source that builds the models")
@@ -226,17 +243,9 @@ def emit(diagnostics: list[Diagnostic], fmt: str) -> None:
 
 def github_annotation(d: Diagnostic) -> str:
     """A GitHub Actions workflow command, so problems show inline on the pull request."""
-    def prop(text: str) -> str:
-        return escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
     level = {"error": "error", "warning": "warning"}.get(d.severity, "notice")
-    where = f"file={prop(d.path)},line={d.line},col={d.col},title={prop(d.code)}"
     message = f"{d.key}: {d.message}" if d.key else d.message
-    return f"::{level} {where}::{escape_data(message)}"
-
-
-def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return workflow_command(level, d.path, d.line, message, d.col, d.code)
 
 
 def load_or_report(args: argparse.Namespace):
@@ -273,6 +282,33 @@ def run_inspect(args: argparse.Namespace) -> int:
     for warning in warnings:  # the figures stand; the lengths they assume would be refused
         print(f"xtc: warning: {warning}", file=sys.stderr)
     sys.stdout.write(text)
+    return EXIT_OK
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """Exit codes as validate's: 1 where either spec is rejected (its diagnostics printed as
+    validate prints them), else 0 whatever the difference."""
+    from .compiler import compile_graph
+    from .compiler.diff_format import render
+    from .compiler.spec_diff import spec_diff
+
+    checks, code, specs, everything = spec_checks(args), EXIT_OK, [], []
+    for path in (args.before, args.after):
+        try:
+            data = read_spec_bytes(path)
+        except SpecInputError as exc:
+            raise UsageError(one_line(exc)) from None
+        spec, problems = read_spec(data, path, checks)
+        code = max(code, EXIT_REJECTED if spec is None else EXIT_OK)
+        specs.append(spec)
+        everything += problems
+    if code != EXIT_OK:
+        emit(everything, args.format if args.format in ("json", "github") else "text")
+        return code
+    sys.stderr.write(render_text(everything))  # warnings: stdout is the difference
+    before, after = specs
+    sys.stdout.write(render(spec_diff(before, compile_graph(before), after, compile_graph(after)),
+                            args.format))
     return EXIT_OK
 
 
