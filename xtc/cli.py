@@ -248,14 +248,19 @@ def github_annotation(d: Diagnostic) -> str:
     return workflow_command(level, d.path, d.line, message, d.col, d.code)
 
 
+def input_bytes(read, path: str) -> bytes:
+    """An input file's bytes by `read` (bounded), or a usage error: missing, not a regular
+    file, too large."""
+    try:
+        return read(path)
+    except SpecInputError as exc:
+        raise UsageError(one_line(exc)) from None
+
+
 def load_or_report(args: argparse.Namespace):
     """The spec at args.spec, its diagnostics printed; None when it is rejected."""
     checks = spec_checks(args)
-    try:
-        data = read_spec_bytes(args.spec)
-    except SpecInputError as exc:
-        raise UsageError(one_line(exc)) from None
-    spec, problems = read_spec(data, args.spec, checks)
+    spec, problems = read_spec(input_bytes(read_spec_bytes, args.spec), args.spec, checks)
     sys.stderr.write(render_text(problems))
     return spec
 
@@ -383,11 +388,7 @@ def run_import(args: argparse.Namespace) -> int:
     from .interop.python_source import read_python_bytes
 
     checks = spec_checks(args)
-    try:
-        data = read_python_bytes(args.python)
-    except SpecInputError as exc:
-        raise UsageError(one_line(exc)) from None
-    specs, problems = import_python(data, args.python, checks)
+    specs, problems = import_python(input_bytes(read_python_bytes, args.python), args.python, checks)
     sys.stderr.write(render_text(problems))
     if has_errors(problems):
         return EXIT_REJECTED
