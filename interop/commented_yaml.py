@@ -6,7 +6,7 @@ line, and every value in flow style by `spec.model.scalar`, which gives YAML tha
 the same value. Keys are keyword and component names (identifiers), so they need no quoting.
 
 >>> spec = Block(xtc=1, name="gpt", model=Block(type="Decoder", dim=64, heads=(4, 8)))
->>> print(dump(spec, {("model", "dim"): (Comment("width", own_line=False),)}), end="")
+>>> print(text_of(dump_lines(spec, {("model", "dim"): (Comment("width", own_line=False),)})), end="")
 xtc: 1
 name: gpt
 model:
@@ -39,8 +39,9 @@ Path = tuple[str, ...]
 Comments = Mapping[Path, tuple[Comment, ...]]  # key path -> the comments on its key
 
 
-def dump(spec: Block, comments: Comments, header: str = "") -> str:
-    return "".join(f"{text}\n" for text, _ in dump_lines(spec, comments, header))
+def text_of(lines: list[tuple[str, Path]]) -> str:
+    """The YAML text of dump_lines' lines."""
+    return "".join(f"{text}\n" for text, _ in lines)
 
 
 def dump_lines(spec: Block, comments: Comments, header: str = "") -> list[tuple[str, Path]]:

@@ -47,7 +47,7 @@ from xtc.spec.load import Check, read_spec
 from xtc.spec.model import Spec
 from xtc.spec.names import MAX_NAME_LENGTH, component_name_problem, name_problem
 
-from .commented_yaml import Block, Items, dump_lines
+from .commented_yaml import Block, Items, dump_lines, text_of
 from .literals import NotALiteral, literal_value
 from .python_source import Comment, PythonSource, parse_python
 
@@ -131,10 +131,10 @@ def import_python(data: bytes, path: str, checks: Iterable[Check] = ()) -> tuple
     specs = []
     for draft in drafts:
         problems += draft.refusals
-        spec, found = draft.check(tuple(checks))
+        text, spec, found = draft.check(tuple(checks))
         problems += found
         if spec is not None:
-            specs.append(ImportedSpec(draft.name, draft.text, spec, draft.variables))
+            specs.append(ImportedSpec(draft.name, text, spec, draft.variables))
     if any(d.severity == ERROR for d in problems):
         return [], problems
     return specs, problems
@@ -556,18 +556,15 @@ class SpecDraft:
         return dump_lines(self.mapping, comments,
                           header=f"Imported by `xtc import` from {os.path.basename(self.path)}.")
 
-    @property
-    def text(self) -> str:
-        return "".join(f"{text}\n" for text, _ in self.lines())
-
-    def check(self, checks: tuple[Check, ...]) -> tuple[Spec | None, list[Diagnostic]]:
-        """The spec as `xtc validate` checks it, its diagnostics moved to the Python."""
+    def check(self, checks: tuple[Check, ...]) -> tuple[str, Spec | None, list[Diagnostic]]:
+        """The spec's YAML, and the spec as `xtc validate` checks it, its diagnostics moved to
+        the Python."""
         lines = self.lines()
-        text = "".join(f"{line}\n" for line, _ in lines)
+        text = text_of(lines)
         spec, problems = read_spec(text, f"{self.name}.yaml", checks)
         written = [path for _, path in lines]
         moved = [self.located(d, written) for d in problems if not self.about_unread(d.key)]
-        return spec, moved
+        return text, spec, moved
 
     def about_unread(self, key: str) -> bool:
         """Whether a diagnostic is about a value already refused (a required key missing

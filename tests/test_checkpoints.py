@@ -199,3 +199,13 @@ def test_usage_errors_exit_2(tmp_path):
     assert convert(path, tmp_path / "ref.pt", "-o", tmp_path / "ref.pt") == 2
     assert convert(path, tmp_path / "ref.pt", "--key", "model", "-o", tmp_path / "out.pt") == 1
 
+
+
+def test_a_composites_safetensors_name_that_is_no_component_is_refused(tmp_path):
+    spec = composite({"encoder": VIT, "decoder": CAPTION_DECODER},
+                     [{"from": "encoder", "to": "decoder.context"}])
+    safetensors.torch.save_file({"encoder.w": torch.zeros(1), "stray": torch.zeros(1)},
+                                tmp_path / "parts.safetensors")
+    with pytest.raises(xtc.StateDictMismatch) as caught:
+        read_checkpoint(tmp_path / "parts.safetensors", components=spec.components)
+    assert caught.value.unexpected == ["stray"]

@@ -3,7 +3,8 @@
 A checkpoint is a state dict in a `.pt` file (`torch.save`; read with `weights_only=True`, so a
 pickle of anything but tensors and plain containers is refused, never run) or a `.safetensors`
 file. A composite's is `{component: state_dict}`: nested in a `.pt` file, and flattened to
-`component.key` names in a `.safetensors` file, which holds one flat mapping of tensors.
+`component.key` names in a `.safetensors` file, which holds one flat mapping of tensors (a name
+of no component is refused as an unexpected key).
 
 Tied weights are one tensor under several names (an XTransformer's shared token embedding,
 `weight_tie_layers`). safetensors refuses tensors that share memory, so a tie is written once,
@@ -53,8 +54,10 @@ def read_checkpoint(path: str | os.PathLike, key: str | None = None,
         if key is not None:
             raise CheckpointError("--key reads a mapping in a .pt file; a .safetensors file holds "
                                   "one flat mapping of tensors")
+        from .state_dicts import by_component
+
         state = read_safetensors(path)
-        return nested(state, components) if components else state
+        return by_component(state, components) if components else state
     loaded = read_pickled(path)
     if key is not None:
         if not isinstance(loaded, Mapping) or key not in loaded:
@@ -120,22 +123,6 @@ def tensors_of(value: Any, what: str) -> dict[str, Any]:
                               f"({', '.join(map(ascii, wrong[:5]))}); name the key that holds the "
                               "state dict with --key")
     return dict(value)
-
-
-def nested(state: Mapping[str, Any], components: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """`component.key` names back to `{component: {key: tensor}}`."""
-    parts: dict[str, dict[str, Any]] = {name: {} for name in components}
-    stray = []
-    for name, tensor in state.items():
-        component, _, key = name.partition(".")
-        if component in parts and key:
-            parts[component][key] = tensor
-        else:
-            stray.append(name)
-    if stray:
-        raise CheckpointError(f"{len(stray)} tensors of the composite's checkpoint name no "
-                              f"component ({', '.join(components)}): {', '.join(map(ascii, stray[:5]))}")
-    return parts
 
 
 # -- ties ----------------------------------------------------------------------------------------

@@ -117,11 +117,18 @@ def flattened(parts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 def by_component(state: Mapping[str, Any], components: Iterable[str]) -> dict[str, dict]:
     """The inverse of `flattened`: one state dict per component (component names hold no dot),
-    each component present even where it holds no tensor."""
+    each component present even where it holds no tensor. Keys that name no component (a
+    checkpoint file's, say) are refused together, as unexpected keys."""
     parts: dict[str, dict] = {name: {} for name in components}
+    stray = []
     for key, value in state.items():
-        component, rest = key.split(".", 1)
-        parts[component][rest] = value
+        component, _, rest = key.partition(".")
+        if component in parts and rest:
+            parts[component][rest] = value
+        else:
+            stray.append(key)
+    if stray:
+        raise StateDictMismatch(unexpected=stray)
     return parts
 
 
