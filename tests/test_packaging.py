@@ -6,6 +6,7 @@ wheel installed into a fresh virtual environment is run by .ci/check-install."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -80,3 +81,19 @@ def test_the_distributions_carry_the_version_written_in_xtc(distributions):
 
     assert distributions["wheel"].name.startswith(f"xtc-{__version__}-")
     assert distributions["sdist"].name == f"xtc-{__version__}.tar.gz"
+
+
+def test_the_light_install_takes_no_torch_and_the_torch_extra_takes_what_runs_models(distributions):
+    """`pip install xtc` is enough to validate, compile and inspect; `xtc[torch]` runs models."""
+    with zipfile.ZipFile(distributions["wheel"]) as wheel:
+        metadata = next(wheel.read(name).decode() for name in wheel.namelist()
+                        if name.endswith(".dist-info/METADATA"))
+    requires = [line.removeprefix("Requires-Dist: ") for line in metadata.splitlines()
+                if line.startswith("Requires-Dist: ")]
+
+    def names(marker: str | None) -> list[str]:
+        return sorted(re.match(r"[\w.-]+", line)[0] for line in requires
+                      if (marker in line if marker else ";" not in line))
+
+    assert names(None) == ["jinja2", "networkx", "pyyaml"]
+    assert names('extra == "torch"') == ["einops", "numpy", "safetensors", "torch"]

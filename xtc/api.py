@@ -17,6 +17,7 @@ from typing import Any
 
 from .compiler import CHECKS, compile_graph, compile_spec
 from .compiler.state_dict import parameter_rules, unread_parameters
+from .extras import EINOPS, TORCH, require
 from .spec import Spec
 from .spec import load as _load
 from .state_dicts import (
@@ -124,6 +125,7 @@ def module_for(spec: Spec) -> types.ModuleType:
 
 def build(spec: SpecLike, device: Any = None, dtype: Any = None):
     """An instance of the emitted class, initialised as the reference initialises."""
+    require("xtc.build", TORCH, EINOPS)
     import torch
 
     spec = as_spec(spec)
@@ -140,6 +142,7 @@ def convert_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[st
     Raises StateDictMismatch (a ValueError) listing every missing key, unexpected key and
     tensor of the wrong shape when it does not fit the spec.
     """
+    require("xtc.convert_state_dict", TORCH, EINOPS)
     spec = as_spec(spec)
     composite = spec.model is None
     state_dict = flattened(state_dict) if composite else state_dict
@@ -156,8 +159,9 @@ def load_reference_checkpoint(spec: SpecLike, path: str | os.PathLike, *, key: s
     weights_only=True, or `.safetensors`; a composite's `{component: state_dict}`): under `key`
     in the file's mapping if given, an AutoregressiveWrapper's `net.` prefix (or `prefix`)
     taken off, loaded strictly. Raises ValueError naming every key that does not fit."""
-    from .checkpoints import load_checkpoint_into, read_checkpoint, reference_to_xtc
+    from .checkpoints import load_checkpoint_into, packages_for, read_checkpoint, reference_to_xtc
 
+    require("xtc.load_reference_checkpoint", TORCH, EINOPS, *packages_for(path))
     spec = as_spec(spec)
     state = read_checkpoint(path, key, spec.components if spec.model is None else ())
     model = build(spec, device)
@@ -173,6 +177,7 @@ def reference_state_dict(spec: SpecLike, state_dict: Mapping[str, Any]) -> dict[
 
     Raises StateDictMismatch unless the state dict has exactly the built model's keys and shapes.
     """
+    require("xtc.reference_state_dict", TORCH, EINOPS)
     spec = as_spec(spec)
     composite = spec.model is None
     check_fits(state_dict, emitted_shapes(spec))

@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from . import extras
 from .output import replace_atomically
 
 SAFETENSORS = ".safetensors"
@@ -41,6 +42,14 @@ def checkpoint_format(path: str | os.PathLike) -> str:
         raise ValueError(f"{os.fspath(path)!a}: a checkpoint is {', '.join(FORMATS)} "
                          f"(by its extension), not {suffix or 'a file without one'!a}")
     return SAFETENSORS if suffix == SAFETENSORS else ".pt"
+
+
+def packages_for(path: str | os.PathLike, writing: bool = False) -> tuple[str, ...]:
+    """The packages of the torch extra that reading (or writing) a checkpoint at `path` needs:
+    safetensors writes through numpy, and a pickle needs torch alone."""
+    if checkpoint_format(path) != SAFETENSORS:
+        return (extras.TORCH,)
+    return (extras.TORCH, extras.SAFETENSORS, *((extras.NUMPY,) if writing else ()))
 
 
 # -- reading -------------------------------------------------------------------------------------

@@ -447,11 +447,13 @@ def run_convert(args: argparse.Namespace) -> int:
     from .checkpoints import (
         CheckpointError,
         checkpoint_format,
+        packages_for,
         read_checkpoint,
         reference_to_xtc,
         write_checkpoint,
         xtc_to_reference,
     )
+    from .extras import EINOPS, TORCH, MissingExtra, require
     from .output import output_path_problem
 
     for path in (args.checkpoint, args.output):
@@ -459,6 +461,11 @@ def run_convert(args: argparse.Namespace) -> int:
             checkpoint_format(path)
         except ValueError as exc:
             raise UsageError(one_line(exc)) from None
+    try:
+        require("xtc convert", TORCH, EINOPS, *packages_for(args.checkpoint),
+                *packages_for(args.output, writing=True))
+    except MissingExtra as exc:
+        raise UsageError(str(exc)) from None
     if not os.path.isfile(args.checkpoint):
         raise UsageError(f"{printable(args.checkpoint)}: no such file")
     problem = output_path_problem(args.output, args.checkpoint) or output_path_problem(args.output, args.spec)
