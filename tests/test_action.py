@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -57,13 +57,23 @@ REPLACED = {"actions/setup-python@v5": setup_python}
 
 
 @dataclass
+class ActionRun:
+    returncode: int  # the last step's
+    stdout: str  # the last step's, stderr included, as the job's log shows it
+    outputs: dict[str, str]  # the action's outputs, where every step passed
+
+
+@dataclass
 class Runner:
     action_path: Path  # GITHUB_ACTION_PATH: the action's checkout
     temp: Path  # RUNNER_TEMP: kept for the whole job, so for the whole module here
+    # `steps.ID.outputs.NAME` of the steps run so far: kept, as RUNNER_TEMP is, so that a run
+    # that starts at a later step finds what the installation said
+    step_outputs: dict[str, str] = field(default_factory=dict)
 
-    def run(self, workspace: Path, inputs: dict[str, str] | None = None, start_at: str = "python"):
-        """The action's steps from the one whose id is `start_at` until one fails: the last
-        step's exit code and output (stdout and stderr together, as the job's log has them)."""
+    def run(self, workspace: Path, inputs: dict[str, str] | None = None,
+            start_at: str = "python") -> ActionRun:
+        """The action's steps from the one whose id is `start_at` until one fails."""
         unknown = set(inputs or {}) - set(ACTION["inputs"])
         assert not unknown, f"inputs the action does not declare: {unknown}"
         context = {f"inputs.{name}": str((inputs or {}).get(name, spec.get("default", "")))
@@ -74,33 +84,48 @@ class Runner:
         for number, step in enumerate(steps[first:]):
             assert set(step) <= STEP_KEYS, f"step keys the emulated runner ignores: {set(step)}"
             if "uses" in step:
-                with_ = {key: evaluate(value, context) for key, value in step["with"].items()}
+                with_ = {key: evaluate(value, {**context, **self.step_outputs})
+                         for key, value in step["with"].items()}
                 outputs = REPLACED[step["uses"]](with_)
-                context.update({f"steps.{step['id']}.outputs.{key}": value
-                                for key, value in outputs.items()})
-                continue
-            result = self.run_script(step, number, workspace, context)
-            if result.returncode != 0:
-                break
-        return result
+            else:
+                result, outputs = self.run_script(step, number, workspace, context)
+                if result.returncode != 0:
+                    return ActionRun(result.returncode, result.stdout, {})
+            self.step_outputs.update({f"steps.{step.get('id')}.outputs.{key}": value
+                                      for key, value in outputs.items()})
+        return ActionRun(0, result.stdout, {  # the action ends with a `run:` step
+            name: evaluate(output["value"], self.step_outputs)
+            for name, output in ACTION["outputs"].items()})
 
     def run_script(self, step: dict, number: int, workspace: Path, context: dict[str, str]):
+        """A `run:` step: its exit code and output, and the outputs it wrote."""
         assert step["shell"] == "bash", step
         assert "${{" not in step["run"], "an expression in `run:` (pass it through `env:`)"
-        files = self.temp / "_runner_files"
-        files.mkdir(parents=True, exist_ok=True)
-        script = files / f"step{number}.sh"
-        script.write_text(step["run"])
+        files = self.temp / "_runner_files" / f"step{number}"
+        shutil.rmtree(files, ignore_errors=True)
+        files.mkdir(parents=True)
+        (files / "script.sh").write_text(step["run"])
         env = clean_environment(
             CI="true", GITHUB_ACTIONS="true", RUNNER_OS="Linux", RUNNER_TEMP=str(self.temp),
             GITHUB_WORKSPACE=str(workspace), GITHUB_ACTION_PATH=str(self.action_path),
             GITHUB_OUTPUT=str(files / "output"), GITHUB_ENV=str(files / "env"),
             GITHUB_PATH=str(files / "path"), GITHUB_STEP_SUMMARY=str(files / "summary"),
-            **{name: evaluate(value, context) for name, value in step.get("env", {}).items()})
-        return run([*BASH, str(script)], cwd=workspace, env=env)
+            **{name: evaluate(value, {**context, **self.step_outputs})
+               for name, value in step.get("env", {}).items()})
+        result = run([*BASH, str(files / "script.sh")], cwd=workspace, env=env)
+        written = (files / "output").read_text() if (files / "output").exists() else ""
+        return result, dict(step_output(line) for line in written.splitlines())
 
     def venv_python(self) -> Path:
         return self.temp / "xtc-action-venv" / "bin" / "python"
+
+
+def step_output(line: str) -> tuple[str, str]:
+    """One `NAME=VALUE` line of GITHUB_OUTPUT (the multi-line `NAME<<DELIMITER` form is not
+    modelled, and fails here)."""
+    name, equals, value = line.partition("=")
+    assert equals and "<<" not in name, f"a GITHUB_OUTPUT line the emulation does not read: {line}"
+    return name, value
 
 
 def workspace_with(folder: Path, files: dict[str, str]) -> Path:
@@ -159,6 +184,7 @@ def test_the_action_is_a_composite_with_its_inputs():
     # What the marketplace asks for: a name, a description of at most 125 characters, branding.
     assert ACTION["name"] and len(ACTION["description"]) <= 125
     assert set(ACTION["branding"]) == {"icon", "color"}
+    assert set(ACTION["outputs"]) == {"xtc"}
     assert STEPS["python"]["uses"] == "actions/setup-python@v5"
     assert STEPS["python"]["with"]["python-version"] == "${{ inputs.python-version }}"
 
@@ -181,6 +207,14 @@ def test_every_example_passes(examples_run):
     assert examples_run.returncode == 0, examples_run.stdout
     assert checked(examples_run.stdout) == [f"examples/{path.name}" for path in EXAMPLES]
     assert annotations(examples_run.stdout) == []
+
+
+def test_its_xtc_output_serves_later_steps(examples_run, tmp_path):
+    """What the workflow in docs/cli.md does with it: `xtc diff` without a second install."""
+    xtc = examples_run.outputs["xtc"]
+    diff = run([xtc, "diff", str(ROOT / "examples/gpt.yaml"), str(ROOT / "examples/flash.yaml"),
+                "--format", "markdown"], cwd=tmp_path)
+    assert diff.returncode == 0 and "| key | before | after |" in diff.stdout, diff.stdout
 
 
 def test_the_venv_it_made_is_the_light_install(runner, examples_run):
