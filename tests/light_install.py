@@ -59,29 +59,29 @@ def git(*args: str, cwd: Path) -> str:
     return result.stdout
 
 
-def checkout_files() -> list[str] | None:
-    """The files of the working tree that git does not ignore (tracked or not, deleted ones left
-    out), or None where the checkout is no git repository of its own."""
+def checkout_files(source: Path) -> list[str] | None:
+    """The files of the working tree at `source` that git does not ignore (tracked or not,
+    deleted ones left out), or None where `source` is no git repository of its own."""
     if shutil.which("git") is None:
         return None
-    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=ROOT, capture_output=True,
-                         text=True, check=False)
-    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != ROOT:
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=source,
+                         capture_output=True, text=True, check=False)
+    if top.returncode != 0 or Path(top.stdout.strip()).resolve() != source.resolve():
         return None
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [name for name in listed.split("\0") if name and (ROOT / name).is_file()]
+                            cwd=source, capture_output=True, text=True, check=True).stdout
+    return [name for name in listed.split("\0") if name and (source / name).is_file()]
 
 
-def copy_checkout(destination: Path) -> Path:
-    """The working tree copied to `destination` (which must not exist yet)."""
-    files = checkout_files()
+def copy_checkout(destination: Path, source: Path = ROOT) -> Path:
+    """The working tree at `source` copied to `destination` (which must not exist yet)."""
+    files = checkout_files(source)
     if files is None:
-        shutil.copytree(ROOT, destination, ignore=NOT_SOURCE)
+        shutil.copytree(source, destination, ignore=NOT_SOURCE)
         return destination
     for name in files:
         (destination / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, destination / name)
+        shutil.copy2(source / name, destination / name)
     return destination
 
 

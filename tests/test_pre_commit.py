@@ -24,8 +24,10 @@ from conftest import FIXTURES, ROOT
 from light_install import (
     LIGHT,
     TORCH_EXTRA,
+    checkout_files,
     clean_environment,
     committed_checkout,
+    copy_checkout,
     git,
     installed,
     run,
@@ -147,3 +149,21 @@ def test_the_hook_environment_is_the_light_install(home):
     assert {module: found[module] for module in TORCH_EXTRA} == dict.fromkeys(TORCH_EXTRA)
     for module in LIGHT:
         assert found[module] and Path(found[module]).is_relative_to(environment), (module, found)
+
+
+def test_a_checkout_that_is_no_git_repository_is_copied_the_same(tmp_path):
+    """The hook repository of a checkout without git (an unpacked sdist or tarball): its files
+    are those of a git checkout, build outputs and caches left out."""
+    from_git = copy_checkout(tmp_path / "from-git")
+    left_behind = {"build/lib/xtc/cli.py", "xtc/__pycache__/cli.cpython-311.pyc"}  # pip, Python
+    for name in left_behind:
+        (from_git / name).parent.mkdir(parents=True, exist_ok=True)
+        (from_git / name).write_text("")
+    without_git = copy_checkout(tmp_path / "without-git", source=from_git)
+
+    def files(root: Path) -> set[str]:
+        return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+    assert checkout_files(from_git) is None  # the fallback is what ran
+    assert files(without_git) == files(from_git) - left_behind
+    assert "pyproject.toml" in files(without_git) and ".pre-commit-hooks.yaml" in files(without_git)
