@@ -30,7 +30,10 @@ from xtc import cli
 EDITOR = ROOT / "tests" / "editor"
 SERVER = EDITOR / "node_modules" / "yaml-language-server" / "bin" / "yaml-language-server"
 INSTALL = "run `npm ci --prefix tests/editor` to install the YAML language server"
-SETTINGS = {"yaml": {"validate": True, "completion": True, "hover": True, "format": {"enable": False}}}
+# What docs/cli.md tells editors: validation, completion and hover on, and xtc's schema for the
+# specs under specs/ (a path relative to the workspace), beside the modeline.
+SETTINGS = {"yaml": {"validate": True, "completion": True, "hover": True,
+                     "schemas": {"./xtc.schema.json": "specs/*.yaml"}}}
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
 
@@ -130,6 +133,15 @@ def test_a_wrong_type_an_unknown_key_and_a_missing_key_are_reported_at_their_lin
     # loader the mapping itself (its first line)
     assert found.get('Missing property "num_tokens".') == 4 == loader["missing-key"] - 1, found
     assert len(diagnostics) == 3, found
+
+
+def test_the_settings_give_the_schema_to_specs_without_a_modeline(server, workspace):
+    """`yaml.schemas` in the settings (VS Code's settings.json, Neovim's yamlls settings)."""
+    (workspace / "specs").mkdir()
+    in_specs = server.open(workspace / "specs" / "version.yaml", "xtc: 2\nname: m\nmodel: {}\n")
+    elsewhere = server.open(workspace / "version.yaml", "xtc: 2\nname: m\nmodel: {}\n")
+    assert any(d["range"]["start"]["line"] == 0 for d in server.diagnostics_of(in_specs))
+    assert server.diagnostics_of(elsewhere) == []  # no schema: no problems, none to report
 
 
 # -- completion, place by place ----------------------------------------------------------------
