@@ -1,9 +1,13 @@
 """JSON Schema (draft-07) of the spec language, generated from the keyword table.
 
 Editors that speak the YAML language server give completion, hover docs and red squiggles from
-it. It states structure, types, enums and value ranges; what only the loader can see (YAML-level
-rejections such as duplicate keys or tags, cross-key rules, options xtc does not compile yet)
-stays the loader's, so a spec the schema accepts can still be rejected by `xtc validate`.
+it. It states structure, types, enums and value ranges, and what xtc compiles where: a keyword
+it does not compile at a place (spec/support.py) is left out of completion there (the language
+server's `doNotSuggest`) and takes only the reference's default (which `xtc explain` writes out),
+any other value reported with the loader's own message (`errorMessage`); a list takes one value
+per layer only where xtc does. What only the loader can see (YAML-level rejections such as
+duplicate keys or tags, cross-key rules) stays the loader's, so a spec the schema accepts can
+still be rejected by `xtc validate`.
 
 >>> schema = spec_schema()
 >>> schema["required"], schema["definitions"]["ff"]["properties"]["dropout"]["anyOf"][0]
@@ -34,10 +38,10 @@ from .keywords import (
     Keyword,
     keyword_table,
 )
-from .model import AUTOREGRESSIVE
+from .model import AUTOREGRESSIVE, scalar
 from .names import MAX_NAME_LENGTH, NAME_PATTERN
 from .schema import ATTN_LAYERS_TYPES, CONNECTION_TARGET, MAX_DESCRIPTION, SPEC_VERSION, TRAINED
-from .support import NOT_PER_LAYER
+from .support import not_compiled, support_place, takes_per_layer
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -86,18 +90,20 @@ def connection_schema() -> dict:
 def definitions() -> dict:
     table = keyword_table()
     found: dict = {"model": one_of(MODEL_TYPES), "layers": one_of(LAYER_TYPES)}
+    # each mapping with its place in spec/support.py's sets (a wrapper's own, "layers", a section)
     for type_name in WRAPPERS:
-        found[type_name] = class_schema(type_name, table.wrapper(type_name), ())
-    found["XTransformer"] = class_schema("XTransformer", table.wrapper("XTransformer"), (),
-                                         sides=XTRANSFORMER_SIDES)
+        found[type_name] = class_schema(type_name, table.wrapper(type_name), type_name, ())
+    found["XTransformer"] = class_schema("XTransformer", table.wrapper("XTransformer"),
+                                         "XTransformer", (), sides=XTRANSFORMER_SIDES)
     for type_name in LAYER_TYPES:
-        found[type_name] = class_schema(type_name, table.layers(type_name), ROUTED_SECTIONS)
+        found[type_name] = class_schema(type_name, table.layers(type_name), "layers",
+                                        ROUTED_SECTIONS)
     for side in XTRANSFORMER_SIDES:
-        found[f"XTransformer.{side}"] = mapping_schema(table.side(side), ROUTED_SECTIONS)
+        found[f"XTransformer.{side}"] = mapping_schema(table.side(side), "layers", ROUTED_SECTIONS)
     for section in ROUTED_SECTIONS:
-        found[section] = mapping_schema(table.routed(section), ())
+        found[section] = mapping_schema(table.routed(section), section, ())
     for trainer in TRAINED:
-        found[trainer] = mapping_schema(table.trainer(trainer), ())
+        found[trainer] = mapping_schema(table.trainer(trainer), trainer, ())
     for type_name, trainer in TRAINERS.items():
         if type_name in found:  # a model that generates takes its training wrapper's keywords
             found[type_name]["properties"][AUTOREGRESSIVE] = trainer_schema(type_name, trainer)
@@ -106,9 +112,11 @@ def definitions() -> dict:
 
 def trainer_schema(type_name: str, trainer: str) -> dict:
     """A model's `autoregressive:`; a TransformerWrapper's is XLAutoregressiveWrapper's with
-    memories (which only the loader can tell, as it can the layers' type)."""
+    memories (which only the loader can tell, as it can the layers' type). Any of them, not one
+    of them: keywords both take (ignore_index) match both."""
     trainers = [trainer, RECURRENT_TRAINER] if type_name == "TransformerWrapper" else [trainer]
-    schema = one_of(tuple(trainers)) if len(trainers) > 1 else {"$ref": f"#/definitions/{trainer}"}
+    schema = ({"anyOf": [{"$ref": f"#/definitions/{name}"} for name in trainers]}
+              if len(trainers) > 1 else {"$ref": f"#/definitions/{trainer}"})
     names = " or ".join(trainers)
     return {**schema, "description": f"the keywords of its training wrapper, {names}"}
 
@@ -117,17 +125,19 @@ def one_of(type_names: tuple[str, ...]) -> dict:
     return {"oneOf": [{"$ref": f"#/definitions/{name}"} for name in type_names]}
 
 
-def class_schema(type_name: str, keywords: dict[str, Keyword], sections: tuple[str, ...],
-                 sides: tuple[str, ...] = ()) -> dict:
-    schema = mapping_schema(keywords, sections, sides)
-    schema["properties"] = {"type": {"const": type_name}, **schema["properties"]}
+def class_schema(type_name: str, keywords: dict[str, Keyword], place: str,
+                 sections: tuple[str, ...], sides: tuple[str, ...] = ()) -> dict:
+    schema = mapping_schema(keywords, place, sections, sides)
+    type_schema = {"const": type_name, "description": f"the x-transformers class, {type_name}"}
+    schema["properties"] = {"type": type_schema, **schema["properties"]}
     schema["required"] = ["type", *schema["required"]]
     return schema
 
 
-def mapping_schema(keywords: dict[str, Keyword], sections: tuple[str, ...],
+def mapping_schema(keywords: dict[str, Keyword], place: str, sections: tuple[str, ...],
                    sides: tuple[str, ...] = ()) -> dict:
-    """A closed mapping: every expressible keyword, the nested sections, XTransformer's sides."""
+    """A closed mapping: every expressible keyword, the nested sections, XTransformer's sides.
+    place names the mapping's support set in spec/support.py."""
     properties: dict = {}
     required: list[str] = []
     for name, kw in keywords.items():
@@ -137,36 +147,76 @@ def mapping_schema(keywords: dict[str, Keyword], sections: tuple[str, ...],
             properties[name] = attn_layers_schema(kw.owner)
             required.append(name)
             continue
-        properties[name] = keyword_schema(kw)
+        properties[name] = keyword_schema(kw, support_place(place, kw.owner))
         if kw.required:
             required.append(name)
     for section in sections:
-        properties[section] = {"$ref": f"#/definitions/{section}"}
+        properties[section] = described_ref(section, SECTION_DOCS[section])
     for side in sides:
-        properties[side] = {"$ref": f"#/definitions/XTransformer.{side}"}
+        properties[side] = described_ref(f"XTransformer.{side}", SIDE_DOCS[side])
         required.append(side)
     return {"type": "object", "properties": properties, "required": required,
             "additionalProperties": False}
 
 
+SECTION_DOCS = {
+    "attn": "self-attention options: the keywords of x-transformers' Attention (its attn_ "
+            "keywords without the prefix)",
+    "cross_attn": "cross-attention options: the keywords of x-transformers' Attention (its "
+                  "cross_attn_ keywords without the prefix)",
+    "ff": "feedforward options: the keywords of x-transformers' FeedForward (its ff_ keywords "
+          "without the prefix)",
+}
+SIDE_DOCS = {
+    "encoder": "the encoder: TransformerWrapper and Encoder keywords together (XTransformer's "
+               "enc_ keywords without the prefix)",
+    "decoder": "the decoder: TransformerWrapper and Decoder keywords together (XTransformer's "
+               "dec_ keywords without the prefix)",
+}
+
+
+def described_ref(definition: str, description: str) -> dict:
+    """A reference with the text completion shows for its key: draft-07 ignores a $ref's
+    siblings, so the description sits beside it in an allOf."""
+    return {"allOf": [{"$ref": f"#/definitions/{definition}"}], "description": description}
+
+
 def attn_layers_schema(owner: str) -> dict:
     allowed = ATTN_LAYERS_TYPES[owner]
-    return one_of(allowed) if len(allowed) > 1 else {"$ref": f"#/definitions/{allowed[0]}"}
+    schema = one_of(allowed) if len(allowed) > 1 else {"allOf": [{"$ref": f"#/definitions/{allowed[0]}"}]}
+    return {**schema, "description": f"{owner}.attn_layers: the layer stack, a mapping whose "
+                                     f"`type` is {' or '.join(allowed)}"}
 
 
-def keyword_schema(kw: Keyword) -> dict:
-    """A keyword's values: its types with their ranges, per-layer lists, null where allowed."""
+def keyword_schema(kw: Keyword, place: str) -> dict:
+    """A keyword's values at place: its types with their ranges, per-layer lists where xtc takes
+    them, null where allowed; only the default where xtc does not compile the keyword."""
+    problem = not_compiled(place, kw.owner, kw.name)
+    if problem:
+        return not_compiled_schema(kw, problem[1])
     choices = [value_schema(t, kw.name) for t in kw.types]
-    # the reference reads NOT_PER_LAYER's attention keywords whole: a list is never one per layer
-    if kw.per_layer and not (kw.owner == "Attention" and kw.name in NOT_PER_LAYER):
-        choices.append({"type": "array", "minItems": 1, "items": first_or_any_of(choices)})
     if kw.nullable:
         choices.append({"type": "null"})
+    per_layer = kw.per_layer and takes_per_layer(place, kw.name)
+    if per_layer:  # a layer's null is the keyword's own default, as the loader reads it
+        choices.append({"type": "array", "minItems": 1, "items": first_or_any_of(list(choices))})
     schema = dict(first_or_any_of(choices))
-    schema["description"] = f"{kw.owner}.{kw.name} (default: {kw.default!r})"
+    schema["description"] = (f"{kw.owner}.{kw.name} (default: {scalar(kw.default)})"
+                             + ("; a list gives one value per layer" if per_layer else ""))
     if is_json_value(kw.default):
-        schema["default"] = list(kw.default) if isinstance(kw.default, tuple) else kw.default
+        schema["default"] = json_value(kw.default)
     return schema
+
+
+def not_compiled_schema(kw: Keyword, message: str) -> dict:
+    """A keyword xtc does not compile here: xtc accepts it at the reference's default only, so
+    completion leaves it out (`doNotSuggest`, which the YAML language server honours) and any
+    other value is reported with the loader's message (`errorMessage`). A default JSON cannot
+    write is left to the loader."""
+    schema = ({"const": json_value(kw.default)} if is_json_value(kw.default)
+              else first_or_any_of([value_schema(t, kw.name) for t in kw.types]))
+    return {**schema, "doNotSuggest": True, "errorMessage": message,
+            "description": f"{message} (xtc accepts only its default, {scalar(kw.default)})"}
 
 
 def first_or_any_of(choices: list[dict]) -> dict:
@@ -209,4 +259,15 @@ def is_json_value(value: object) -> bool:
         return math.isfinite(value)
     if isinstance(value, (tuple, list)):
         return all(is_json_value(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_json_value(v) for k, v in value.items())
     return value is None or isinstance(value, (bool, int, str))
+
+
+def json_value(value: object) -> object:
+    """A default as JSON holds it: tuples as lists."""
+    if isinstance(value, (tuple, list)):
+        return [json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: json_value(v) for k, v in value.items()}
+    return value

@@ -40,8 +40,8 @@ from .support import (
     NOT_PER_LAYER,
     SUPPORTED_LAYER_TYPES,
     SUPPORTED_MODEL_TYPES,
-    is_supported,
-    refusal,
+    not_compiled,
+    support_place,
     takes_per_layer,
 )
 from .yaml_loader import Node, scalar_type_name
@@ -435,8 +435,7 @@ class SchemaChecker:
                 self.error(node, key, "out-of-range", problem)
                 return kw.default
         if place is not None and value != kw.default:
-            # XTransformer's flat sides hold TransformerWrapper keywords beside the layers' own
-            owner_place = "TransformerWrapper" if kw.owner == "TransformerWrapper" else place
+            owner_place = support_place(place, kw.owner)
             self.check_supported(node, kw, key, owner_place, value)
             if isinstance(value, tuple) and kw.per_layer and not takes_per_layer(owner_place, kw.name):
                 return kw.default  # refused above: what follows never meets a list there
@@ -473,12 +472,8 @@ class SchemaChecker:
             self.error(node, key, "not-per-layer",
                        f"{kw.name} takes one value for all layers, not a list: "
                        f"{NOT_PER_LAYER[kw.name]}")
-        elif refusal(place, kw.name):
-            self.error(node, key, "refused-option",
-                       f"xtc does not compile {kw.owner}.{kw.name}: {refusal(place, kw.name)}")
-        elif not is_supported(place, kw.name):
-            self.error(node, key, "unsupported-option",
-                       f"x-transformers option {kw.owner}.{kw.name} not supported by xtc yet")
+        elif problem := not_compiled(place, kw.owner, kw.name):
+            self.error(node, key, *problem)
         elif per_layer and not takes_per_layer(place, kw.name):
             self.error(node, key, "unsupported-option",
                        f"per-layer values (a list) for {kw.owner}.{kw.name} are not supported by "

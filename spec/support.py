@@ -204,6 +204,34 @@ def is_supported(place: str, keyword: str) -> bool:
     return keyword in SUPPORTED_KEYWORDS.get(place, frozenset())
 
 
+def support_place(place: str, owner: str) -> str:
+    """Where a keyword's support is looked up: XTransformer's flat `encoder:` / `decoder:` hold
+    TransformerWrapper keywords beside the layers' own.
+
+    >>> support_place("layers", "TransformerWrapper"), support_place("layers", "AttentionLayers")
+    ('TransformerWrapper', 'layers')
+    """
+    return "TransformerWrapper" if owner == "TransformerWrapper" else place
+
+
+def not_compiled(place: str, owner: str, keyword: str) -> tuple[str, str] | None:
+    """The diagnostic code and message for a value other than the reference's default of a
+    keyword xtc does not compile at place (the loader's, and the JSON Schema's for editors), or
+    None where xtc compiles it.
+
+    >>> not_compiled("attn", "Attention", "flash") is None
+    True
+    >>> not_compiled("cross_attn", "Attention", "kv_heads")
+    ('unsupported-option', 'x-transformers option Attention.kv_heads not supported by xtc yet')
+    """
+    reason = refusal(place, keyword)
+    if reason:
+        return "refused-option", f"xtc does not compile {owner}.{keyword}: {reason}"
+    if not is_supported(place, keyword):
+        return "unsupported-option", f"x-transformers option {owner}.{keyword} not supported by xtc yet"
+    return None
+
+
 def takes_per_layer(place: str, keyword: str) -> bool:
     """Whether a supported keyword takes a list of values, one per layer, at place."""
     return keyword in PER_LAYER_KEYWORDS.get(place, frozenset())
