@@ -25,7 +25,7 @@ EVERY_LIGHT_COMMAND = """
 import contextlib, io, json, os, sys
 from xtc.cli import main
 
-examples, work = sys.argv[1:-1], sys.argv[-1]
+examples, hf_configs, work = sys.argv[1:-2], sys.argv[-2], sys.argv[-1]
 failed = []
 
 def run(*argv):
@@ -47,6 +47,8 @@ for index, spec in enumerate(examples):
     run("diff", spec, examples[(index + 1) % len(examples)])
     run("export-python", spec, "-o", stem + "_reference.py")
     run("import", stem + "_reference.py")
+for folder in ("tinyllama", "mistral_7b"):  # a Hugging Face checkpoint's config.json
+    run("import-hf", os.path.join(hf_configs, folder), "-o", os.path.join(work, folder + ".yaml"))
 loaded = sorted(name for name, module in sys.modules.items()
                 if name.split(".")[0] in TORCH_EXTRA and module is not None)
 print(json.dumps({"failed": failed, "loaded": loaded}))
@@ -62,7 +64,8 @@ def without_torch_extra(code: str, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_every_light_command_works_on_every_example_without_the_torch_extra(tmp_path):
-    result = without_torch_extra(EVERY_LIGHT_COMMAND, *EXAMPLES, str(tmp_path))
+    result = without_torch_extra(EVERY_LIGHT_COMMAND, *EXAMPLES, str(ROOT / "tests" / "fixtures" / "hf"),
+                                 str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.splitlines()[-1])
     assert report == {"failed": [], "loaded": []}

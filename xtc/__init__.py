@@ -25,6 +25,7 @@ from .api import (
     explain,
     export_python,
     graph,
+    import_hf,
     import_python,
     inspect,
     load_reference_checkpoint,
@@ -39,6 +40,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "StateDictMismatch",
     "build", "compile", "convert_state_dict", "explain", "export_python", "graph",
-    "import_python", "inspect", "load_reference_checkpoint", "load_spec", "loads_spec",
+    "import_hf", "import_python", "inspect", "load_reference_checkpoint", "load_spec", "loads_spec",
     "reference_state_dict",
 ]

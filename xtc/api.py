@@ -77,6 +77,19 @@ def import_python(path: str | os.PathLike) -> list[Spec]:
     return [imported.spec for imported in specs]
 
 
+def import_hf(folder: str | os.PathLike) -> Spec:
+    """The spec of a Hugging Face Llama-family checkpoint folder, from its config.json, read as
+    data (`xtc import-hf`); SpecError holds every diagnostic, located in config.json."""
+    from .interop.hf_config import import_hf as read_config
+    from .interop.hf_config import read_config_bytes
+    from .spec.diagnostics import SpecError, has_errors
+
+    imported, problems = read_config(os.fspath(folder), read_config_bytes(folder), CHECKS)
+    if has_errors(problems):
+        raise SpecError(problems)
+    return imported.spec
+
+
 def export_python(spec: SpecLike) -> str:
     """The x-transformers code that builds the spec's model(s) (`xtc export-python`)."""
     from .interop.python_export import export_python as write_python

@@ -8,6 +8,7 @@ applicable code wins.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -119,6 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only the spec of this name, or the one holding this variable")
     import_.set_defaults(run=run_import)
     add_budget(import_)
+    import_hf = commands.add_parser("import-hf", help="write the spec of a Hugging Face "
+                                                      "Llama-family checkpoint folder (reads "
+                                                      "config.json; never runs or downloads)")
+    import_hf.add_argument("folder", metavar="DIR",
+                           help="a local folder with config.json (and the *.safetensors weights "
+                                "for --weights)")
+    import_hf.add_argument("-o", "--output", metavar="SPEC", help="write the spec here (default: "
+                                                                  "stdout)")
+    import_hf.add_argument("--weights", metavar="OUT.safetensors",
+                           help="also convert the folder's safetensors weights to xtc's state "
+                                "dict for the spec, one tensor at a time")
+    import_hf.set_defaults(run=run_import_hf)
+    add_budget(import_hf)
     export = commands.add_parser("export-python",
                                  help="print the x-transformers Python that builds a spec's model")
     export.add_argument("spec", metavar="SPEC", help="the spec file")
@@ -398,6 +412,53 @@ def run_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_import_hf(args: argparse.Namespace) -> int:
+    """Exit 1 for a config (or checkpoint) xtc cannot import, every problem located; nothing is
+    written unless everything converted."""
+    from .interop.hf_config import import_hf, read_config_bytes
+
+    checks = spec_checks(args)
+    for path in filter(None, (args.output, args.weights)):
+        check_output_path(path, os.path.join(args.folder, "config.json"))
+    if args.weights is not None:
+        require_for_weights(args.weights)
+    imported, problems = import_hf(args.folder, input_bytes(read_config_bytes, args.folder), checks)
+    sys.stderr.write(render_text(problems))
+    if has_errors(problems):
+        return EXIT_REJECTED
+    if args.weights is not None and not write_hf_weights(imported.spec, args.folder, args.weights):
+        return EXIT_REJECTED
+    write_source(args.output, imported.text, f", spec {imported.name}")
+    return EXIT_OK
+
+
+def require_for_weights(output: str) -> None:
+    from . import extras
+
+    if not output.endswith(".safetensors"):
+        raise UsageError(f"--weights {printable(output)}: xtc writes the weights as .safetensors "
+                         "(name the file so)")
+    try:
+        extras.require("xtc import-hf --weights", extras.TORCH, extras.EINOPS)
+    except extras.MissingExtra as exc:
+        raise UsageError(str(exc)) from None
+
+
+def write_hf_weights(spec, folder: str, output: str) -> bool:
+    """The checkpoint converted, streamed; False after printing why it could not be."""
+    from .checkpoints import CheckpointError
+    from .hf_weights import convert_hf_checkpoint
+
+    try:
+        count = convert_hf_checkpoint(spec, folder, output)
+    except (CheckpointError, ValueError) as exc:
+        print(f"xtc: error: {exc}", file=sys.stderr)
+        return False
+    print(f"wrote {printable(output)}: {count} tensors, xtc's names (class {spec.class_name})",
+          file=sys.stderr)
+    return True
+
+
 def chosen_spec(specs: list, wanted: str) -> list:
     """The spec named `wanted`, or the one holding a model bound to the variable `wanted`."""
     chosen = [s for s in specs if s.name == wanted] or [s for s in specs if wanted in s.variables]
@@ -412,8 +473,6 @@ def write_imported(specs: list, output: str | None) -> None:
     """One spec to stdout or a file; several to stdout as one YAML stream, or into a folder,
     one file each (the folder is made if its parent exists). Every path is checked before
     anything is written."""
-    import os
-
     from .output import output_path_problem, write_atomically
 
     if output is None:
@@ -442,8 +501,6 @@ def write_imported(specs: list, output: str | None) -> None:
 def run_convert(args: argparse.Namespace) -> int:
     """Exit 1 for a rejected spec or a checkpoint that does not fit it (every key named),
     2 for paths and formats; the output is written only when everything converted."""
-    import os
-
     from .checkpoints import (
         CheckpointError,
         checkpoint_format,
