@@ -134,8 +134,8 @@ def sharded_files(folder: str, weight_map: Mapping[str, str]) -> dict[str, Safet
 @dataclass(frozen=True)
 class Part:
     """A reference tensor, made from Hugging Face tensors (`inputs`, each of its shape in
-    `shapes`) by `make`, which is given them in order. A part with no inputs is computed: its
-    dtype is `dtype`, or that of the `dtype_of` tensors."""
+    `shapes`) by `make`, which is given them in order. A part with no inputs is computed (in
+    float32) and written in `dtype`, or in the dtype of the `dtype_of` tensors."""
 
     reference: str
     make: Callable[[list], Any]
@@ -203,17 +203,17 @@ def plan_conversion(spec, checkpoint: HFCheckpoint) -> list[Planned]:
     problems = Problems()
     problems.other += [f"the spec's {rule.emitted!a} (the reference's {rule.reference!a}) has "
                        "no Hugging Face tensor to come from" for rule in rules if rule.reference not in parts]
-    problems.other += [f"the spec's {rule.emitted!a} reads part of the reference's "
-                       f"{rule.reference!a}, which a Llama checkpoint never asks"
-                       for rule in rules if rule.columns is not None]
+    problems.other += [f"the spec's {rule.emitted!a} is part of the reference's {rule.reference!a}, "
+                       "a layout no Llama-family model has" for rule in rules if rule.columns is not None]
     check_inputs(parts.values(), checkpoint, problems)
     ignored = ignored_tensors(checkpoint, dims)
     read = {name for part in parts.values() for name in part.inputs}
     problems.unread |= checkpoint.files.keys() - read - ignored
     problems.raise_any(checkpoint)
-    plan = planned_tensors(rules, parts, shapes, checkpoint, problems)
+    once = {name: shape for name, shape in shapes.items() if name not in aliases}  # a tie once
+    plan = planned_tensors(rules, parts, once, checkpoint, problems)
     problems.raise_any(checkpoint)
-    return [planned for planned in plan if planned.layout.name not in aliases]  # a tie once
+    return plan
 
 
 def llama_dims(graph) -> Dims:
@@ -403,14 +403,19 @@ def part_dtype(part: Part, checkpoint: HFCheckpoint) -> str:
 # -- converting ------------------------------------------------------------------------------------
 
 def produced(plan: Sequence[Planned], checkpoint: HFCheckpoint) -> Iterator[Any]:
-    """Each planned tensor in turn, made only when asked for: its inputs read, transformed and
-    stacked, then dropped when the next is asked for."""
+    """Each planned tensor in turn, made only when asked for (the generator keeps nothing of
+    the one before: `made` returns)."""
+    for planned in plan:
+        yield made(planned, checkpoint)
+
+
+def made(planned: Planned, checkpoint: HFCheckpoint) -> Any:
+    """A planned tensor: its inputs read, transformed and stacked by rows."""
     import torch
 
-    for planned in plan:
-        dtype = getattr(torch, DTYPES[planned.layout.dtype][1])
-        made = [made_part(part, checkpoint, dtype) for part in planned.parts]
-        yield made[0] if len(made) == 1 else torch.cat(made)
+    dtype = getattr(torch, DTYPES[planned.layout.dtype][1])
+    parts = [made_part(part, checkpoint, dtype) for part in planned.parts]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def made_part(part: Part, checkpoint: HFCheckpoint, dtype) -> Any:

@@ -236,6 +236,7 @@ def write_streamed(path: str | os.PathLike, layouts: Sequence[TensorLayout],
                 if tensor is None:
                     raise CheckpointError(f"no tensor came for {layout.name!a}")
                 write_tensor(handle, layout, tensor)
+                del tensor  # before the next is made: one tensor in memory at a time
             if next(produced, None) is not None:
                 raise CheckpointError(f"more tensors came than the {len(layouts)} laid out")
 
