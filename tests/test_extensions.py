@@ -84,11 +84,14 @@ def test_the_epsilon_changes_a_norm_by_eps_over_twice_the_mean_square():
 # -- the model --------------------------------------------------------------------------------
 
 
-def with_norm_eps(eps: float, state: dict) -> tuple[torch.nn.Module, list[torch.Tensor]]:
-    """xtc's tiny Llama with norm_eps and the given weights, and a list that each forward fills
-    with the mean square of every norm's input."""
-    model = xtc.build(xtc.loads_spec(llama_text(norm_eps=eps))).eval()
-    model.load_state_dict(state, strict=True)  # norm_eps adds no parameter, renames none
+def with_norm_eps(eps: float, reference: torch.nn.Module) -> tuple[torch.nn.Module, list]:
+    """xtc's tiny Llama with norm_eps and the reference's weights, converted by the rules of the
+    spec with it, and a list that each forward fills with the mean square of every norm's
+    input."""
+    spec = xtc.loads_spec(llama_text(norm_eps=eps))
+    model = xtc.build(spec).eval()
+    # norm_eps adds no parameter and renames none: the reference's weights load as they are
+    model.load_state_dict(xtc.convert_state_dict(spec, reference.state_dict()), strict=True)
     squares: list[torch.Tensor] = []
     for module in model.modules():
         if type(module).__name__ == "EpsRMSNorm":
@@ -108,7 +111,7 @@ def test_norm_eps_moves_logits_by_the_epsilon_and_no_more():
         expected = reference(tokens)
         assert torch.allclose(ours(tokens), expected, **TOLERANCE)
         for eps in (1e-12, 1e-6, 1e-5):
-            model, squares = with_norm_eps(eps, ours.state_dict())
+            model, squares = with_norm_eps(eps, reference)
             changes[eps] = ((model(tokens) - expected).abs().max() / expected.abs().max()).item()
             predicted = max((eps / (2 * square)).max().item() for square in squares)
             if eps > 1e-12:
