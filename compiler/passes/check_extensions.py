@@ -2,8 +2,8 @@
 
 `norm_eps` puts an epsilon inside the root of the stack's RMSNorms (Hugging Face's
 rms_norm_eps). The other norms are refused rather than given a meaning no checkpoint needs:
-LayerNorm's epsilon is torch's (1e-5) on both sides already, ScaleNorm and the simple RMSNorm
-divide by a norm without a root of a mean, and DyT and Derf have no denominator at all. The
+LayerNorm's epsilon is torch's (1e-5) on both sides already, ScaleNorm, the simple RMSNorm and
+the adaptive norms have no Hugging Face counterpart, and DyT and Derf divide by nothing. The
 norms outside the stack's (qk_rmsnorm, k_rmsnorm and value_rmsnorm on heads, post_emb_norm, the
 pooling and residual-mixing norms) keep the reference's computation under it.
 """
