@@ -43,6 +43,9 @@ DROP_ABSOLUTE_POSITIONS = ("rotary_pos_emb", "rotary_xpos", "polar_pos_emb", "re
 Derived = tuple[object, str]
 
 
+# the mark of a keyword x-transformers lacks (spec/extensions.py)
+EXTENSION_NOTE = "an xtc extension: x-transformers has no such keyword"
+
 HEADER = object()  # the value of an entry that opens a mapping (`attn:`)
 
 
@@ -128,6 +131,8 @@ def module_entries(name: str, module: ModuleSpec, depth: int,
         mark = note(given, value, computed.get(key)) + per_layer_note("", key, value)
         if key in NO_EFFECT and module.type in LAYER_TYPES:
             mark += f"; {NO_EFFECT[key]}" if mark else f"  # {NO_EFFECT[key]}"
+        if key in keywords and keywords[key].extension:
+            mark += f"; {EXTENSION_NOTE}" if mark else f"  # {EXTENSION_NOTE}"
         entries.append(keyword_entry(depth + 1, key, f"{module.key}.{key}", value, given,
                                      computed.get(key), mark))
     for section, options in module.sections.items():

@@ -123,6 +123,9 @@ class NormAttrs:
     # adaptive norms (DiT): the width of the condition their gain is computed from (a second
     # input, the CONDITION op); 0: a learned gain
     condition: int = 0
+    # norm_eps, an xtc extension (an RMSNorm only): x * rsqrt(mean(x^2) + eps) * weight in
+    # float32, as Hugging Face's Llama-family models; None: the reference's norm, without one
+    eps: float | None = None
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from .context import (
     ContinuousDecoder,
     CrossAttentionClass,
     FeedForwardClass,
+    Import,
     ModelClass,
     ModuleContext,
     OpContext,
@@ -67,6 +68,8 @@ NORM_NAME = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm", "scalenorm": "Scale
              "adaptive_layernorm": "AdaptiveLayerNorm", "adaptive_rmsnorm": "AdaptiveRMSNorm"}
 NORM_IMPORTS = {norm_type: runtime("norms", name) for norm_type, name in NORM_NAME.items()
                 if norm_type != "layernorm"}
+# norm_eps (an xtc extension): Hugging Face's RMSNorm, an epsilon inside the root, in float32
+EPS_RMSNORM = "EpsRMSNorm"
 # the Config field with the width adaptive modules read: the condition, or its MLP's output
 CONDITION_WIDTH = {False: "dim_condition", True: "dim_condition_hidden"}
 POSITION_BIASES = {"alibi": "AlibiBias", "t5": "T5RelativeBias", "dynamic": "DynamicPositionBias"}
@@ -956,9 +959,8 @@ def stack_blocks(model: Model, prefix: str, config: str, signature: BlockSignatu
             step = residual_step(model.graph, op, prefix, signature, run)
             steps_of.setdefault(op.block, []).append((replace(step, branch_type=cls.name), cls))
     per_layer = tuple(name for name, (_, separate) in residual_values(model).items() if separate)
-    norm_types = {op.attrs.norm_type for op in model.ops
-                  if op.kind is OpKind.NORM and op.block is not None}
-    imports = frozenset(NORM_IMPORTS[t] for t in norm_types if t in NORM_IMPORTS)
+    imports = frozenset(filter(None, (norm_import(op.attrs) for op in model.ops
+                                      if op.kind is OpKind.NORM and op.block is not None)))
     custom = model.attrs.custom_layout
     layout_runs = (runs[OpKind.ATTENTION], runs[OpKind.CROSS_ATTENTION]) if custom else ()
     named: dict[str, BlockClass] = {}  # the code of a class, its name blanked -> the class
@@ -1136,7 +1138,7 @@ def residual_step(graph: Graph, residual: Op, prefix: str, signature: BlockSigna
     return ResidualStep(
         residual=residual.attrs, branch=branch.role, branch_class=class_name,
         branch_type=f"{prefix}{class_name}", norm=norm.role,
-        norm_init=norm_constructor(graph, norm), norm_name=NORM_NAME[norm.attrs.norm_type],
+        norm_init=norm_constructor(graph, norm), norm_name=norm_class(norm.attrs),
         condition=condition_field(graph.shared_input(norm, OpKind.CONDITION)),
         gate_condition=condition_field(graph.shared_input(residual, OpKind.CONDITION)),
         arguments=sublayer_arguments(branch, signature, run),
@@ -1164,6 +1166,9 @@ def norm_init(attrs: NormAttrs, width: str = "dim", condition: str = "") -> str:
     """A norm's constructor, over the Config field `width` (the norms inside the layers are
     LayerNorms without a bias, as x-transformers' own; DyT's alpha starts where the spec says);
     an adaptive norm's gain is a map of the Config field `condition` wide condition."""
+    if attrs.eps is not None:
+        assert attrs.norm_type == "rmsnorm", "check-extensions allows norm_eps on RMSNorm only"
+        return f"{EPS_RMSNORM}(config.{width}, config.norm_eps)"
     if attrs.norm_type == "layernorm":
         return f"nn.LayerNorm(config.{width}, bias=False)"
     if attrs.norm_type == "dynamic_tanh" and attrs.init_alpha != 1.0:
@@ -1171,6 +1176,18 @@ def norm_init(attrs: NormAttrs, width: str = "dim", condition: str = "") -> str:
     if condition:
         return f"{NORM_NAME[attrs.norm_type]}(config.{width}, config.{condition})"
     return f"{NORM_NAME[attrs.norm_type]}(config.{width})"
+
+
+def norm_class(attrs: NormAttrs) -> str:
+    """The class of a norm: "LayerNorm", "RMSNorm", ..., "EpsRMSNorm" under norm_eps."""
+    return EPS_RMSNORM if attrs.eps is not None else NORM_NAME[attrs.norm_type]
+
+
+def norm_import(attrs: NormAttrs) -> Import | None:
+    """The runtime import a norm's class needs (None: torch's own LayerNorm)."""
+    if attrs.eps is not None:
+        return runtime("norms", EPS_RMSNORM)
+    return NORM_IMPORTS.get(attrs.norm_type)
 
 
 def norm_constructor(graph: Graph, norm: Op, width: str = "dim") -> str:
@@ -1370,8 +1387,8 @@ def top_level_op(model: Model, op: Op, imports: set, generative: bool,
         return OpContext("ops/patch_embedding.py.jinja")
     if kind is OpKind.NORM:
         norm_width = width if op.role == "post_emb_norm" else "dim"
-        if attrs.norm_type in NORM_IMPORTS:
-            imports.add(NORM_IMPORTS[attrs.norm_type])
+        if norm_import(attrs) is not None:
+            imports.add(norm_import(attrs))
         return OpContext("ops/norm.py.jinja", {
             "name": op.role, "init": norm_constructor(model.graph, op, norm_width),
             "condition": bool(attrs.condition)})
@@ -1520,9 +1537,13 @@ def stack_config(model: Model) -> tuple[ConfigField, ...]:
                     bias.dim_head if bias is not None and bias.scheme == "t5" else None)
     context = cross.dim_context if cross is not None else context_width(model)
     scheme = bias.scheme if bias else ""
+    norm_eps = next((op.attrs.eps for op in model.ops
+                     if op.kind is OpKind.NORM and op.attrs.eps is not None), None)
     return fields_from([
         (True, "dim", "int", model.dim, ""),
         (not model.attrs.custom_layout, "depth", "int", model.depth, ""),  # else one block
+        (norm_eps is not None, "norm_eps", "float", norm_eps,
+         "inside the RMSNorms' root (an xtc extension)"),
         (heads is not None, "heads", "int", heads, ""),
         (dim_head is not None, "dim_head", "int", dim_head, ""),
         layer_row(model, OpKind.FEEDFORWARD, "ff_inner_dim", "int", "feedforward width"),

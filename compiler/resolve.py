@@ -830,12 +830,15 @@ def resolve_bias(layers: ModuleSpec) -> PositionBiasAttrs | None:
 
 
 def resolve_norm(layers: ModuleSpec) -> NormAttrs:
-    """Every norm of the stack: its kind, how the reference stores its gains, DyT's alpha, and
-    an adaptive norm's condition width."""
+    """Every norm of the stack: its kind, how the reference stores its gains, DyT's alpha, an
+    adaptive norm's condition width, and the epsilon of norm_eps (an xtc extension, which
+    check-extensions allows on RMSNorm only)."""
     kind = norm_type(layers)
+    eps = layers["norm_eps"]
     return NormAttrs(kind, layers["dim"], unit_offset=layers["norm_add_unit_offset"],
                      init_alpha=float(layers["dynamic_tanh_init_alpha"]),
-                     condition=condition_width(layers) if kind.startswith("adaptive_") else 0)
+                     condition=condition_width(layers) if kind.startswith("adaptive_") else 0,
+                     eps=None if eps is None else float(eps))
 
 
 def norm_type(layers: ModuleSpec) -> str:

@@ -22,8 +22,8 @@ import keyword
 import math
 from collections.abc import Mapping
 
-from xtc.spec import Connection, ModuleSpec, Spec
-from xtc.spec.keywords import LAYER_TYPES
+from xtc.spec import Connection, Diagnostic, ModuleSpec, Spec, SpecError
+from xtc.spec.keywords import LAYER_TYPES, keyword_table
 
 INDENT = " " * 4
 LINE_LIMIT = 100
@@ -37,10 +37,60 @@ EXAMPLE_LENGTH = 1024
 
 
 def export_python(spec: Spec) -> str:
-    """The Python source that builds the spec's model(s) with x-transformers."""
+    """The Python source that builds the spec's model(s) with x-transformers; SpecError where
+    the spec sets what x-transformers cannot express (`export_problems`)."""
+    problems = export_problems(spec)
+    if problems:
+        raise SpecError(problems)
     if spec.model is not None:
         return single_model(spec)
     return Composite(spec).source()
+
+
+# -- what x-transformers cannot express ----------------------------------------------------------
+
+def export_problems(spec: Spec) -> list[Diagnostic]:
+    """An `export-extension` error at each xtc extension (spec/extensions.py) the spec sets to
+    other than its default: x-transformers has no such keyword. One written at its default (as
+    `xtc explain` writes `norm_eps: null`) is left out of the code instead."""
+    roots = [spec.model] if spec.model is not None else list(spec.components.values())
+    problems = []
+    for module in (found for root in roots for found in modules_in(root)):
+        for section, name, value in given_values(module):
+            kw = keyword_table().extension(module.type, name, section)
+            if kw is not None and value != kw.default:
+                key = ".".join(filter(None, (module.key, section, name)))
+                line, col = spec.location(key)
+                problems.append(Diagnostic(
+                    spec.path, line, col, key, "export-extension",
+                    f"{name} is an xtc extension, a keyword x-transformers does not have, so "
+                    f"the code cannot say it: remove it to export (the exported model then "
+                    f"computes without it)"))
+    return problems
+
+
+def modules_in(module: ModuleSpec):
+    """A module and the modules inside it (attn_layers, an XTransformer's sides), outermost
+    first."""
+    yield module
+    for child in module.children.values():
+        yield from modules_in(child)
+
+
+def given_values(module: ModuleSpec):
+    """(section, keyword, value) of every key the author wrote: section "" for the module's own."""
+    for name in module.given:
+        if name not in module.children:
+            yield "", name, module.options[name]
+    for section, given in module.sections_given.items():
+        for name in given:
+            yield section, name, module.sections[section][name]
+
+
+def is_extension(module: ModuleSpec, name: str, section: str = "") -> bool:
+    """Whether a written key is an xtc extension; then it is at its default (export_problems
+    refused the rest) and the code leaves it out."""
+    return keyword_table().extension(module.type, name, section) is not None
 
 
 # -- values and constructor calls --------------------------------------------------------------
@@ -81,7 +131,8 @@ def keyword_arguments(module: ModuleSpec) -> list[tuple[str, str]]:
     nested module as its constructor, then the prefixed section keys; an XTransformer's sides
     flat after its own."""
     arguments = [(name, constructor(module.children[name]) if name in module.children
-                  else literal(module.options[name])) for name in module.given]
+                  else literal(module.options[name])) for name in module.given
+                 if not is_extension(module, name)]
     arguments += section_arguments(module, "")
     if module.type == "XTransformer":
         for side, prefix in SIDES:
@@ -92,12 +143,14 @@ def keyword_arguments(module: ModuleSpec) -> list[tuple[str, str]]:
 def section_arguments(module: ModuleSpec, prefix: str) -> list[tuple[str, str]]:
     """`attn: {flash: true}` -> `attn_flash = True` (with an XTransformer side's prefix)."""
     return [(f"{prefix}{section}_{name}", literal(module.sections[section][name]))
-            for section, given in module.sections_given.items() for name in given]
+            for section, given in module.sections_given.items() for name in given
+            if not is_extension(module, name, section)]
 
 
 def side_arguments(side: ModuleSpec, prefix: str) -> list[tuple[str, str]]:
     """An XTransformer's `encoder:` or `decoder:` keys as `enc_`/`dec_` keywords."""
-    own = [(f"{prefix}{name}", literal(side.options[name])) for name in side.given]
+    own = [(f"{prefix}{name}", literal(side.options[name])) for name in side.given
+           if not is_extension(side, name)]
     return own + section_arguments(side, prefix)
 
 

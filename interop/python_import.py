@@ -291,12 +291,24 @@ class Reader:
         for keyword in self.written_keywords(call):
             path = key_path(cls, keyword.arg)
             origin = self.origin(keyword, keyword.arg)
-            if cls in WRAPPERS and keyword.arg == "attn_layers":
+            if is_extension(cls, path):
+                self.refuse_extension(model, keyword, cls, path)
+            elif cls in WRAPPERS and keyword.arg == "attn_layers":
                 self.place_layers(model, keyword, origin)
             else:
                 self.place_value(model, path, keyword.value, origin)
         self.built.append(model)
         return model
+
+    def refuse_extension(self, model: Model, keyword: ast.keyword, cls: str, path: Path) -> None:
+        """`Decoder(norm_eps = 1e-6)`: x-transformers has no such keyword (the call fails with
+        it), though the spec language has one of that name, an xtc extension."""
+        line, col = self.location(keyword)
+        model.refusals.append(Diagnostic(
+            self.source.path, line, col, ".".join(path), "import-extension",
+            f"x-transformers' {cls} has no keyword {keyword.arg} (the call fails with it); "
+            f"{path[-1]} is an xtc extension, which only a spec can set"))
+        model.unread.add(path)
 
     def written_keywords(self, call: ast.Call) -> Iterator[ast.keyword]:
         """A call's keyword arguments; `**options` is refused, since its keys are not in the file."""
@@ -617,6 +629,24 @@ def key_path(cls: str, keyword: str) -> Path:
     if cls in LAYER_TYPES:
         return layer_key_path(keyword, table.classes["AttentionLayers"])
     return (keyword,)
+
+
+def is_extension(cls: str, path: Path) -> bool:
+    """Whether a keyword's spec key path names an xtc extension (spec/extensions.py), which
+    x-transformers' classes do not take.
+
+    >>> is_extension("Decoder", ("norm_eps",)), is_extension("XTransformer", ("decoder", "norm_eps"))
+    (True, True)
+    >>> is_extension("Decoder", ("attn", "norm_eps")), is_extension("Decoder", ("use_rmsnorm",))
+    (False, False)
+    """
+    table = keyword_table()
+    if cls == "XTransformer" and len(path) > 1 and path[0] in table.sides:
+        cls, path = table.sides[path[0]]["layers"], path[1:]
+    section = path[0] if len(path) == 2 and path[0] in ROUTED_SECTIONS else ""
+    if len(path) != (2 if section else 1):
+        return False
+    return table.extension(cls, path[-1], section) is not None
 
 
 def layer_key_path(keyword: str, own: Iterable[str]) -> Path:

@@ -123,3 +123,19 @@ class Derf(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.erf(x * self.alpha + self.shift) * self.weight + self.bias
+
+
+class EpsRMSNorm(nn.Module):
+    """x * rsqrt(mean(x^2) + eps) * weight: the mean and the root in float32, the result cast
+    back to the input's dtype before the gain, as Hugging Face's LlamaRMSNorm computes it (its
+    rms_norm_eps). What norm_eps, an xtc extension, makes of every RMSNorm of a stack."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.square().mean(dim=-1, keepdim=True) + self.eps)
+        return self.weight * normed.to(x.dtype)

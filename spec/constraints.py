@@ -40,6 +40,7 @@ POSITIVE_REAL = frozenset({
     "rotary_base_rescale_factor", "scale_residual_constant", "mult", "rotary_xpos_scale_base",
     "softclamp_value", "glu_gate_softclamp_value", "glu_up_softclamp_value",
     "emb_frac_gradient",  # the reference asserts it above 0 in forward
+    "norm_eps",  # an xtc extension: an epsilon inside a root
 })
 
 

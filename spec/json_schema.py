@@ -201,11 +201,20 @@ def keyword_schema(kw: Keyword, place: str) -> dict:
     if per_layer:  # a layer's null is the keyword's own default, as the loader reads it
         choices.append({"type": "array", "minItems": 1, "items": first_or_any_of(list(choices))})
     schema = dict(first_or_any_of(choices))
-    schema["description"] = (f"{kw.owner}.{kw.name} (default: {scalar(kw.default)})"
+    schema["description"] = (keyword_description(kw)
                              + ("; a list gives one value per layer" if per_layer else ""))
     if is_json_value(kw.default):
         schema["default"] = json_value(kw.default)
     return schema
+
+
+def keyword_description(kw: Keyword) -> str:
+    """`Attention.flash (default: false)`; an extension says that x-transformers lacks it."""
+    default = f"(default: {scalar(kw.default)})"
+    if kw.extension:
+        return (f"{kw.name}: an xtc extension, which x-transformers lacks: {kw.extension} "
+                f"{default}")
+    return f"{kw.owner}.{kw.name} {default}"
 
 
 def not_compiled_schema(kw: Keyword, message: str) -> dict:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from .extensions import EXTENSIONS
+
 WRAPPERS = ("TransformerWrapper", "ViTransformerWrapper", "ContinuousTransformerWrapper",
             "XValTransformerWrapper")
 LAYER_TYPES = ("Encoder", "Decoder", "PrefixDecoder", "CrossAttender")
@@ -71,6 +73,8 @@ class Keyword:
     default: object
     required: bool = False
     per_layer: bool = False
+    # an xtc extension (spec/extensions.py): what it computes and why; "" for the reference's
+    extension: str = ""
 
     @property
     def nullable(self) -> bool:
@@ -96,36 +100,57 @@ class Section:
 
 
 class KeywordTable:
-    def __init__(self, data: dict):
+    """The reference's keywords (`classes`, exactly keywords.json) and xtc's extensions
+    (`extensions`, spec/extensions.py); the mappings a spec writes (`layers()`, `side()`, ...)
+    take both."""
+
+    def __init__(self, data: dict, extensions: dict[str, dict[str, dict]] | None = None):
         self.reference = data["reference"]
         self.classes = {
             owner: {name: keyword(owner, name, entry) for name, entry in keywords.items()}
             for owner, keywords in data["classes"].items()
         }
+        self.extensions = {
+            owner: {name: keyword(owner, name, entry) for name, entry in keywords.items()}
+            for owner, keywords in (extensions or {}).items()
+        }
         self.routing = data["routing"]
         self.layer_classes = data["layer_classes"]
         self.sides = data["xtransformer_sides"]
 
+    def keywords(self, owner: str) -> dict[str, Keyword]:
+        """A class's keywords as a spec writes them: the reference's, then xtc's extensions."""
+        return {**self.classes[owner], **self.extensions.get(owner, {})}
+
+    def extension(self, module_type: str, name: str, section: str = "") -> Keyword | None:
+        """The extension keyword `name` of a module of class module_type (of its routed
+        `section` where given: "attn", "ff"), or None where the name is none there."""
+        if section:
+            owner = self.routing[section]["class"]
+        else:
+            owner = "AttentionLayers" if module_type in LAYER_TYPES else module_type
+        return self.extensions.get(owner, {}).get(name)
+
     def wrapper(self, type_name: str) -> dict[str, Keyword]:
         """Keywords of TransformerWrapper, ViTransformerWrapper, ContinuousTransformerWrapper,
         XValTransformerWrapper or XTransformer (its own keywords only; `encoder`/`decoder` are `side()`)."""
-        return self.classes[type_name]
+        return self.keywords(type_name)
 
     def layers(self, layer_type: str) -> dict[str, Keyword]:
         """AttentionLayers keywords that Encoder / Decoder / CrossAttender accept."""
         excluded = set(self.layer_classes[layer_type]["exclude"])
-        return {n: k for n, k in self.classes["AttentionLayers"].items() if n not in excluded}
+        return {n: k for n, k in self.keywords("AttentionLayers").items() if n not in excluded}
 
     def routed(self, section: str) -> dict[str, Keyword]:
         """Keywords of the nested `attn:`, `cross_attn:` or `ff:` mapping (prefix stripped)."""
         route = self.routing[section]
         excluded = set(route["exclude"])
-        return {n: k for n, k in self.classes[route["class"]].items() if n not in excluded}
+        return {n: k for n, k in self.keywords(route["class"]).items() if n not in excluded}
 
     def trainer(self, trainer: str) -> dict[str, Keyword]:
         """The keywords a spec's `autoregressive:` may hold for that training wrapper (its `net`
         is the model itself; Python objects have no spec form)."""
-        return {n: k for n, k in self.classes[trainer].items() if "object" not in k.types}
+        return {n: k for n, k in self.keywords(trainer).items() if "object" not in k.types}
 
     def side(self, side: str) -> dict[str, Keyword]:
         """Keywords of XTransformer's flat `encoder:` / `decoder:` mapping."""
@@ -133,8 +158,8 @@ class KeywordTable:
         wrapper = self.classes["TransformerWrapper"]
         own = {name: wrapper[name] for name in rule["wrapper_keys"]}
         excluded = set(rule["exclude"])
-        layer = {n: k for n, k in self.classes["AttentionLayers"].items() if n not in excluded}
-        return {**own, **layer}
+        layers = self.keywords("AttentionLayers")
+        return {**own, **{n: k for n, k in layers.items() if n not in excluded}}
 
     def sections(self, type_name: str, layer_type: str | None = None) -> tuple[Section, ...]:
         """Every mapping of one model of class type_name, its own first, with the keys each
@@ -150,7 +175,7 @@ class KeywordTable:
 
     def layer_sections(self, path: tuple[str, ...], layer_type: str | None) -> tuple[Section, ...]:
         """The layers at path and their attn: / cross_attn: / ff: (any layer class if None)."""
-        keywords = self.layers(layer_type) if layer_type else self.classes["AttentionLayers"]
+        keywords = self.layers(layer_type) if layer_type else self.keywords("AttentionLayers")
         fixed = self.layer_classes[layer_type]["exclude"] if layer_type else ()
         layers = Section(path, "layers", frozenset([*keywords, *ROUTED_SECTIONS]),
                          fixed=frozenset(fixed), owner=layer_type or "")
@@ -178,10 +203,11 @@ def keyword(owner: str, name: str, entry: dict) -> Keyword:
         default=entry["default"],
         required=entry.get("required", False),
         per_layer=entry.get("per_layer", False),
+        extension=entry.get("extension", ""),
     )
 
 
 @cache
 def keyword_table() -> KeywordTable:
     text = resources.files(__package__).joinpath("keywords.json").read_text(encoding="utf-8")
-    return KeywordTable(json.loads(text))
+    return KeywordTable(json.loads(text), EXTENSIONS)

@@ -79,6 +79,7 @@ SUPPORTED_KEYWORDS: dict[str, frozenset[str]] = {
         "use_dynamic_tanh", "dynamic_tanh_init_alpha", "use_derf", "norm_add_unit_offset",
         "pre_norm_has_final_norm", "pre_and_post_norm", "softclamp_output",
         "softclamp_output_value",
+        "norm_eps",  # an xtc extension (spec/extensions.py)
     }),
     "attn": frozenset({
         "dim_head", "flash", "dropout", "num_mem_kv", "kv_heads", "one_kv_head", "qk_norm",

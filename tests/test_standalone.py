@@ -74,7 +74,20 @@ model:
   max_looped_steps: 3
   attn_layers: {type: Decoder, dim: 32, depth: 1, heads: 2, pre_and_post_norm: true}
 """
+# norm_eps, an xtc extension: the copied RMSNorm is Hugging Face's, with its epsilon
+TINY_LLAMA = """\
+xtc: 1
+name: tiny_llama
+model:
+  type: TransformerWrapper
+  num_tokens: 50
+  max_seq_len: 32
+  use_abs_pos_emb: false
+  attn_layers: {type: Decoder, dim: 32, depth: 2, heads: 4, use_rmsnorm: true, norm_eps: 1.0e-5,
+                rotary_pos_emb: true, attn: {kv_heads: 2}, ff: {glu: true, swish: true}}
+"""
 CASES = {"gpt": (TINY_GPT, lambda: torch.randint(0, 50, (2, 12))),
+         "llama": (TINY_LLAMA, lambda: torch.randint(0, 50, (2, 12))),
          "looped": (TINY_LOOPED, lambda: torch.randint(0, 50, (2, 12))),
          "vit": (TINY_VIT, lambda: torch.randn(2, 3, 16, 16))}
 

@@ -360,10 +360,14 @@ def run_compile(args: argparse.Namespace) -> int:
 
 
 def run_export_python(args: argparse.Namespace) -> int:
-    from .interop.python_export import export_python
+    from .interop.python_export import export_problems, export_python
 
     spec = spec_to_write(args)
     if spec is None:
+        return EXIT_REJECTED
+    problems = export_problems(spec)  # what x-transformers cannot express
+    if problems:
+        sys.stderr.write(render_text(problems))
         return EXIT_REJECTED
     write_source(args.output, export_python(spec))
     return EXIT_OK

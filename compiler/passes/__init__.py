@@ -24,6 +24,7 @@ from .check_connections import check_connections
 from .check_depth_given import check_depth_given
 from .check_embedding_options import check_embedding_options
 from .check_exclusive_features import check_exclusive_features
+from .check_extensions import check_extensions
 from .check_ignored_options import check_ignored_options
 from .check_layer_layout import check_layer_layout
 from .check_model_structure import check_model_structure
@@ -54,6 +55,7 @@ SPEC_CHECKS: tuple[SpecCheck, ...] = (
     check_layer_layout,
     check_connections,
     check_recurrence,
+    check_extensions,
     check_ignored_options,
 )
 GRAPH_PASSES = (infer_shapes, fuse_qkv)
