@@ -236,7 +236,8 @@ def layer_fields(config: Config, draft: Draft) -> None:
     draft.set(layers, "use_rmsnorm", True, None, "LlamaRMSNorm")
     draft.set(layers, "norm_add_unit_offset", False, None, "HF stores the gain, not gain - 1")
     draft.set(layers, "norm_eps", config.positive("rms_norm_eps", float, 1e-6), "rms_norm_eps")
-    head_dim = config.positive("head_dim", int, dim // heads if dim and heads else None)
+    head_dim = (config.positive("head_dim", int, dim // heads if dim and heads else None)
+                if dim and heads or "head_dim" in config.values else None)
     draft.head_source = "head_dim" if "head_dim" in config.values else "hidden_size / num_attention_heads"
     draft.set(layers, "rotary_pos_emb", True, None, "RoPE")
     draft.set(layers, "rotary_emb_dim", head_dim, draft.head_source, "HF rotates the whole head")
@@ -271,7 +272,12 @@ def rope_theta(config: Config) -> tuple[float | None, str]:
             return None, name
     if isinstance(parameters, dict) and "rope_theta" in parameters:
         source = "rope_parameters.rope_theta"
-        return config.checked_positive(source, parameters["rope_theta"], float), source
+        theta = config.checked_positive(source, parameters["rope_theta"], float)
+        top = config.get("rope_theta", theta)
+        if theta is not None and top != theta:
+            config.problem("rope_theta", "hf-bad-value",
+                           f"rope_theta {top!r} is not rope_parameters.rope_theta {theta!r}")
+        return theta, source
     return config.positive("rope_theta", float, ROTARY_BASE), "rope_theta"
 
 
@@ -323,10 +329,10 @@ def feedforward_fields(config: Config, draft: Draft) -> None:
 
 def exact_multiplier(inner: int, dim: int) -> float:
     """The smallest float `mult` with int(dim * mult) == inner, the width x-transformers
-    builds (inner / dim itself can fall a hair short: 1536 / 576 gives 1535).
+    builds (inner / dim itself can fall a hair short: 704 * (960 / 704) is 959.99...).
 
-    >>> exact_multiplier(176, 64), exact_multiplier(1536, 576)
-    (2.75, 2.666666666666667)
+    >>> exact_multiplier(176, 64), exact_multiplier(960, 704), int(704 * (960 / 704))
+    (2.75, 1.3636363636363638, 959)
     """
     mult = inner / dim
     while int(dim * mult) < inner:

@@ -71,8 +71,8 @@ def test_the_spec_says_each_field_beside_its_key(tmp_path):
     assert spec.name == "tiny_llama"
     layers = spec.spec.model.children["attn_layers"]
     assert (layers["dim"], layers["depth"], layers["heads"], layers["norm_eps"]) == (64, 2, 4, 1e-5)
-    assert layers.children["attn"]["kv_heads"] == 2
-    assert layers.children["ff"]["mult"] == 2.75
+    assert layers.section("attn")["kv_heads"] == 2
+    assert layers.section("ff")["mult"] == 2.75
     assert "    dim: 64  # hidden_size\n" in spec.text
     assert "      kv_heads: 2  # num_key_value_heads\n" in spec.text
     assert "# rope_theta: base 500000\n" in spec.text
@@ -83,7 +83,7 @@ def test_the_spec_says_each_field_beside_its_key(tmp_path):
 def test_rope_theta_is_the_reference_base_rescaled(where, tmp_path):
     """transformers 4 writes rope_theta at the top level, transformers 5 in rope_parameters."""
     fields = ({"rope_theta": 500000.0} if where == "top level" else
-              {"rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}})
+              {"rope_theta": None, "rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"}})
     spec, problems = imported(llama(**fields), tmp_path)
     assert problems == []
     factor = spec.spec.model.children["attn_layers"]["rotary_base_rescale_factor"]
@@ -101,7 +101,7 @@ def test_mistral_sliding_window_is_max_attend_past_one_less(tmp_path):
     config = llama(model_type="mistral", architectures=["MistralForCausalLM"], sliding_window=8)
     spec, problems = imported(config, tmp_path)
     assert problems == []
-    assert spec.spec.model.children["attn_layers"].children["attn"]["max_attend_past"] == 7
+    assert spec.spec.model.children["attn_layers"].section("attn")["max_attend_past"] == 7
 
 
 def test_tied_embeddings_are_not_scaled(tmp_path):
@@ -110,7 +110,8 @@ def test_tied_embeddings_are_not_scaled(tmp_path):
 
 
 @pytest.mark.parametrize(("inner", "dim"), [(176, 64), (1536, 576), (5632, 2048), (11008, 4096),
-                                           (14336, 4096), (8192, 3072), (2816, 1024)])
+                                           (14336, 4096), (8192, 3072), (2816, 1024),
+                                           (960, 704), (3392, 1216)])
 def test_the_feedforward_multiplier_gives_intermediate_size_exactly(inner, dim):
     assert int(dim * exact_multiplier(inner, dim)) == inner
 
