@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from xtc.spec.diagnostics import ERROR, WARNING, Diagnostic
+from xtc.spec.diagnostics import ERROR, WARNING, Diagnostic, printable
 from xtc.spec.load import Check, read_spec
 from xtc.spec.model import Spec
 from xtc.spec.source import SpecInputError, read_bounded_bytes
@@ -31,6 +32,7 @@ MAX_CONFIG_BYTES = 1 << 20  # a config.json of the family is a few kB
 ROTARY_BASE = 10000  # x-transformers' rotary base, which rotary_base_rescale_factor rescales
 
 ARCHITECTURES = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
+DTYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")  # float32, bfloat16: carried in the description
 # Families built almost like Llama, and the part a spec cannot say.
 UNLIKE_LLAMA = {
     "qwen2": "its q, k and v projections have biases, which x-transformers' attention lacks",
@@ -354,14 +356,14 @@ def note_unread(config: Config) -> None:
     for name in config.values:
         if name not in config.read and name not in NOT_THE_MODEL:
             config.problem(name, "hf-unknown-field",
-                           f"`{name}` is not a field xtc knows for {config.values.get('model_type')!r}; "
-                           "it was not read: check that it does not change the model",
-                           severity=WARNING)
+                           f"`{name}` is not a field xtc knows for this architecture; it was not "
+                           "read: check that it does not change the model", severity=WARNING)
 
 
 # -- the spec ----------------------------------------------------------------------------------
 
-def import_hf(folder: str, data: bytes, checks: Iterable[Check] = ()) -> tuple[HFSpec | None, list[Diagnostic]]:
+def import_hf(folder: str, data: bytes,
+              checks: Iterable[Check] = ()) -> tuple[HFSpec | None, list[Diagnostic]]:
     """The spec of the model whose config.json holds `data`, checked as `xtc validate` checks
     it; diagnostics are located in config.json."""
     path = os.path.join(folder, "config.json")
@@ -375,7 +377,7 @@ def import_hf(folder: str, data: bytes, checks: Iterable[Check] = ()) -> tuple[H
     mapping = Block(xtc=1, name=name, description=description(config), model=draft.model)
     comments = {path: (Comment(text, own_line=False),) for path, text in draft.comments.items()}
     text = text_of(dump_lines(mapping, comments,
-                              header=f"Imported by `xtc import-hf` from {path}."))
+                              header=f"Imported by `xtc import-hf` from {printable(path)}."))
     spec, found = read_spec(text, f"{name}.yaml", tuple(checks))
     moved = [located_in_config(d, draft, config) for d in found if d.code not in SAID_IN_COMMENTS]
     return HFSpec(name, text, spec), config.problems + moved
@@ -386,14 +388,22 @@ def description(config: Config) -> str:
     weights' dtype and the tokenizer's special ids."""
     facts = [ARCHITECTURES[config.values["model_type"]]]
     dtype = config.values.get("dtype", config.values.get("torch_dtype"))
-    if isinstance(dtype, str):
+    if isinstance(dtype, str) and DTYPE_NAME.fullmatch(dtype):
         facts.append(f"weights in {dtype}")
-    ids = [f"{name.removesuffix('_token_id')} {config.values[name]}"
+    ids = [f"{name.removesuffix('_token_id')} {token_ids(config.values[name])}"
            for name in ("bos_token_id", "eos_token_id", "pad_token_id")
-           if config.values.get(name) is not None]
+           if token_ids(config.values.get(name))]
     if ids:
         facts.append("token ids: " + ", ".join(ids))
-    return "; ".join(str(fact)[:200] for fact in facts)
+    return "; ".join(facts)
+
+
+def token_ids(value: object) -> str:
+    """A token id, or a list of them (Llama 3's eos), as text; "" for anything else, which is
+    left out of the spec rather than carried into it."""
+    if isinstance(value, list) and 0 < len(value) <= 8:
+        return f"[{', '.join(map(token_ids, value))}]" if all(map(token_ids, value)) else ""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else ""
 
 
 def located_in_config(diagnostic: Diagnostic, draft: Draft, config: Config) -> Diagnostic:

@@ -187,3 +187,12 @@ def test_the_cli_writes_the_spec_and_refuses_to_download(tmp_path, capsys):
     assert cli.main(["import-hf", str(HF / "llama_3_1_8b"), "-o", str(tmp_path / "no.yaml")]) == 1
     assert not (tmp_path / "no.yaml").exists()
     assert "config.json:21:3: error[hf-not-expressible] rope_scaling" in capsys.readouterr().err
+
+
+def test_only_plain_ids_and_dtypes_reach_the_spec(tmp_path):
+    """The description carries token ids and a dtype name; other values there (text, a bidi
+    control) are left out rather than written into the spec."""
+    spec, problems = imported(llama(eos_token_id=[2, 32000], bos_token_id="\u202e1",
+                                    torch_dtype="float16\n# injected"), tmp_path)
+    assert problems == []
+    assert spec.spec.description == "LlamaForCausalLM; token ids: eos [2, 32000]"
