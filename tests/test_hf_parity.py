@@ -136,3 +136,13 @@ def test_bf16_weights_stay_bf16(tmp_path):
     dtypes = {name: t.dtype for name, t in load_file(weights).items()}
     # the rotary frequencies are a buffer xtc computes in float32, as HF does
     assert {dtype for name, dtype in dtypes.items() if not name.endswith("inv_freq")} == {torch.bfloat16}
+
+
+def test_the_python_api_converts_as_the_command_does(converted, tmp_path):
+    _, ours, spec_path, weights = converted
+    folder = next(spec_path.parent.glob("tiny-*"))
+    again = tmp_path / "again.safetensors"
+    count = xtc.convert_hf_checkpoint(xtc.import_hf(folder), folder, again)
+    assert count == len(ours.state_dict())
+    assert load_file(again).keys() == load_file(weights).keys()
+    assert all(torch.equal(load_file(again)[k], v) for k, v in load_file(weights).items())

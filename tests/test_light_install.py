@@ -105,3 +105,14 @@ for name, call in calls.items():
         f"out: {INSTALL}"
         for call in ("build", "convert_state_dict", "reference_state_dict",
                      "load_reference_checkpoint")]
+
+
+def test_import_hf_writes_the_spec_but_its_weights_need_the_torch_extra(tmp_path):
+    result = without_torch_extra("from xtc.cli import main; raise SystemExit(main(sys.argv[1:]))",
+                                 "import-hf", str(ROOT / "tests" / "fixtures" / "hf" / "tinyllama"),
+                                 "-o", str(tmp_path / "spec.yaml"),
+                                 "--weights", str(tmp_path / "w.safetensors"))
+    assert result.returncode == 2
+    assert result.stderr == ("xtc: error: xtc import-hf --weights needs torch, einops and numpy, "
+                             f"which the light install of xtc leaves out: {INSTALL}\n")
+    assert not (tmp_path / "spec.yaml").exists()

@@ -21,6 +21,7 @@ from __future__ import annotations
 from .api import (
     build,
     compile,
+    convert_hf_checkpoint,
     convert_state_dict,
     explain,
     export_python,
@@ -39,7 +40,7 @@ from .state_dicts import StateDictMismatch
 __version__ = "0.1.0"
 __all__ = [
     "Diagnostic", "ModuleSpec", "Spec", "SpecError", "SpecInputError", "StateDictMismatch",
-    "build", "compile", "convert_state_dict", "explain", "export_python", "graph",
-    "import_hf", "import_python", "inspect", "load_reference_checkpoint", "load_spec", "loads_spec",
-    "reference_state_dict",
+    "build", "compile", "convert_hf_checkpoint", "convert_state_dict", "explain",
+    "export_python", "graph", "import_hf", "import_python", "inspect",
+    "load_reference_checkpoint", "load_spec", "loads_spec", "reference_state_dict",
 ]

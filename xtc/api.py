@@ -90,6 +90,17 @@ def import_hf(folder: str | os.PathLike) -> Spec:
     return imported.spec
 
 
+def convert_hf_checkpoint(spec: SpecLike, folder: str | os.PathLike,
+                          output: str | os.PathLike) -> int:
+    """A Hugging Face checkpoint folder's safetensors weights as the state dict of `build(spec)`
+    (the spec `import_hf` wrote), written to `output` (.safetensors) one tensor at a time
+    (`xtc import-hf --weights`); the number of tensors. Raises CheckpointError (a ValueError)
+    naming every tensor that does not fit, before anything is written."""
+    from .hf_weights import convert_hf_checkpoint as convert
+
+    return convert(as_spec(spec), folder, output)
+
+
 def export_python(spec: SpecLike) -> str:
     """The x-transformers code that builds the spec's model(s) (`xtc export-python`)."""
     from .interop.python_export import export_python as write_python

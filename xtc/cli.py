@@ -443,7 +443,7 @@ def require_for_weights(output: str) -> None:
         raise UsageError(f"--weights {printable(output)}: xtc writes the weights as .safetensors "
                          "(name the file so)")
     try:
-        extras.require("xtc import-hf --weights", extras.TORCH, extras.EINOPS)
+        extras.require("xtc import-hf --weights", extras.TORCH, extras.EINOPS, extras.NUMPY)
     except extras.MissingExtra as exc:
         raise UsageError(str(exc)) from None
 
