@@ -32,7 +32,7 @@ MAX_NAME_LENGTH = 64
 IMPORTED_NAMES = frozenset({
     "F", "Tensor", "Callable",
     "AlibiBias", "ContextCache", "ContextualPositions", "DynamicPositionBias", "HeadRMSNorm", "KVCache", "LayerCache",
-    "ModelCache", "RMSNorm", "ReluSquared", "SoLU", "softclamp", "Residual", "RotaryEmbedding", "ScaleNorm",
+    "ModelCache", "RMSNorm", "EpsRMSNorm", "ReluSquared", "SoLU", "softclamp", "Residual", "RotaryEmbedding", "ScaleNorm",
     "ScaledSinusoidalEmbedding", "SimpleRMSNorm", "AdaptiveLayerNorm", "AdaptiveRMSNorm", "T5RelativeBias",
     "ProjectedDistanceBias",
     "DataDependentAlibi", "PerRowDataDependentAlibi",
