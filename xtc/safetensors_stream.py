@@ -20,6 +20,7 @@ import math
 import os
 import stat
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -141,8 +142,7 @@ def read_header_bytes(handle, path: str, file_size: int) -> bytes:
 
 def parse_header(header_bytes: bytes, path: str) -> dict:
     def no_duplicates(pairs):
-        keys = [key for key, _ in pairs]
-        twice = sorted({key for key in keys if keys.count(key) > 1})
+        twice = repeated(key for key, _ in pairs)
         if twice:
             raise CheckpointError(f"{path!a}: the header names {', '.join(map(ascii, twice))} "
                                   "more than once")
@@ -181,6 +181,12 @@ def stored_tensor(name: str, entry: Any, data_start: int, problems: list[str]) -
                         f"{list(shape)} is {layout.nbytes}")
         return None
     return StoredTensor(layout, data_start + offsets[0])
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names given more than once, sorted (counted in one pass: a header may list a
+    great many tensors)."""
+    return sorted(name for name, count in Counter(names).items() if count > 1)
 
 
 def natural(value: Any) -> bool:
@@ -222,8 +228,7 @@ def write_streamed(path: str | os.PathLike, layouts: Sequence[TensorLayout],
     when the previous one is written) to a safetensors file at `path`, atomically; the number
     of tensors written. A tensor whose dtype or shape is not its layout's is a CheckpointError,
     and `path` stays as it was."""
-    names = [layout.name for layout in layouts]
-    twice = sorted({name for name in names if names.count(name) > 1})
+    twice = repeated(layout.name for layout in layouts)
     if twice:
         raise CheckpointError(f"cannot write {', '.join(map(ascii, twice))} twice to one file")
 
