@@ -13,11 +13,11 @@ import subprocess
 import sys
 
 from conftest import ROOT
+from light_install import TORCH_EXTRA
 
 from xtc.extras import INSTALL
 
 EXAMPLES = sorted(str(path) for path in (ROOT / "examples").glob("*.yaml"))
-TORCH_EXTRA = ("torch", "einops", "safetensors", "numpy")
 
 # Every command of the light install on every example, with one process for all of them; prints
 # the commands that did not exit 0, and the torch-extra modules that got imported anyway.

@@ -437,13 +437,17 @@ def run_import_hf(args: argparse.Namespace) -> int:
 
 
 def require_for_weights(output: str) -> None:
+    """Before any work: an output named as what is written, and the packages converting needs
+    (those convert_hf_checkpoint asks for itself)."""
     from . import extras
+    from .checkpoints import SAFETENSORS
+    from .hf_weights import REQUIRED
 
-    if not output.endswith(".safetensors"):
-        raise UsageError(f"--weights {printable(output)}: xtc writes the weights as .safetensors "
+    if not output.endswith(SAFETENSORS):
+        raise UsageError(f"--weights {printable(output)}: xtc writes the weights as {SAFETENSORS} "
                          "(name the file so)")
     try:
-        extras.require("xtc import-hf --weights", extras.TORCH, extras.EINOPS, extras.NUMPY)
+        extras.require("xtc import-hf --weights", *REQUIRED)
     except extras.MissingExtra as exc:
         raise UsageError(str(exc)) from None
 

@@ -48,6 +48,9 @@ SINGLE_FILE = "model.safetensors"
 INDEX_FILE = "model.safetensors.index.json"
 MAX_INDEX_BYTES = 50_000_000  # a real index is about 100 bytes a tensor
 PICKLED_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# what converting needs of the torch extra: torch, einops (the model built on meta to plan) and
+# numpy (the writer hands each tensor's bytes to the file through it)
+REQUIRED = (TORCH, EINOPS, NUMPY)
 
 Shape = tuple[int, ...]
 
@@ -429,7 +432,7 @@ def convert_hf_checkpoint(spec, folder: str | os.PathLike, output: str | os.Path
     xtc's state dict for `spec` (a Spec or a spec path), written to `output` (.safetensors),
     one tensor at a time and atomically; the number of tensors written. Dtypes are kept.
     CheckpointError names every tensor that does not fit, before anything is written."""
-    require("xtc.convert_hf_checkpoint", TORCH, EINOPS, NUMPY)
+    require("xtc.convert_hf_checkpoint", *REQUIRED)
     from .api import as_spec
 
     problem = output_path_problem(os.fspath(output))
