@@ -19,7 +19,8 @@ from pathlib import Path
 from conftest import ROOT
 
 # What a copy of a checkout that is no git repository (an unpacked sdist or tarball) leaves out:
-# the environments, build outputs and caches that git would ignore.
+# the environments, build outputs and caches that git would ignore (tests/test_packaging.py
+# builds its distributions from such a copy too).
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "venv", "build", "dist", "*.egg-info",
                                     "node_modules", "__pycache__", "*.pyc", ".pytest_cache",
                                     ".hypothesis", ".ruff_cache", ".mypy_cache")

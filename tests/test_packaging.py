@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from light_install import NOT_SOURCE
 
 # The code folders and the package each installs as (pyproject.toml's package-dir).
 INSTALLS_AS = {"xtc": "xtc", "spec": "xtc/spec", "compiler": "xtc/compiler", "runtime": "xtc/runtime",
                "interop": "xtc/interop"}
-NOT_SHIPPED = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.pyc", "build", "dist",
-                                     "*.egg-info", ".pytest_cache", ".hypothesis", ".ruff_cache")
 
 
 def package_files() -> dict[str, str]:
@@ -42,7 +41,7 @@ def distributions(tmp_path_factory) -> dict[str, Path]:
     the checkout, so that the build leaves nothing in the checkout."""
     work = tmp_path_factory.mktemp("dist")
     source = work / "source"
-    shutil.copytree(ROOT, source, ignore=NOT_SHIPPED)
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
     built = {}
     for kind in ("wheel", "sdist"):
         result = subprocess.run(
